@@ -1,0 +1,193 @@
+"""The DuckDB catalog: images, annotations, taxa, models, embeddings, prototypes.
+
+DuckDB allows one writing process or many reading ones, never both, so every
+operation opens the file for its own duration (:meth:`Catalog.read` /
+:meth:`Catalog.write`), writes inside one transaction, and retries a lock held
+by another process briefly before raising :class:`CatalogBusy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from index.errors import CatalogBusy, NotFound
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS image_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS annotation_ids START 1;
+CREATE TABLE IF NOT EXISTS images (
+    image_id BIGINT PRIMARY KEY DEFAULT nextval('image_ids'),
+    source VARCHAR NOT NULL,          -- synthetic | coco | folders | fathomnet | added
+    source_id VARCHAR NOT NULL,       -- the image's id within its source
+    sha256 VARCHAR NOT NULL,          -- content hash; the stored file is named by it
+    path VARCHAR NOT NULL,            -- relative to the home folder
+    width INTEGER NOT NULL,           -- after EXIF orientation
+    height INTEGER NOT NULL,
+    depth_m DOUBLE,
+    latitude DOUBLE,
+    longitude DOUBLE,
+    "timestamp" TIMESTAMP,
+    temperature_c DOUBLE,
+    salinity DOUBLE,
+    oxygen_ml_l DOUBLE,
+    imaging_type VARCHAR,
+    url VARCHAR,
+    added_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE UNIQUE INDEX IF NOT EXISTS images_source_key ON images (source, source_id);
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_id BIGINT PRIMARY KEY DEFAULT nextval('annotation_ids'),
+    image_id BIGINT NOT NULL,
+    concept VARCHAR NOT NULL,
+    x DOUBLE NOT NULL, y DOUBLE NOT NULL, w DOUBLE NOT NULL, h DOUBLE NOT NULL,
+    source_id VARCHAR,                -- the box's id in its source
+    group_key VARCHAR NOT NULL,       -- near-duplicates share a key; splits never cut one
+    crop_path VARCHAR,                -- relative to home; NULL until cut
+    split VARCHAR,                    -- train | val | test | holdout | support | NULL
+    split_pinned BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS taxa (
+    concept VARCHAR PRIMARY KEY,
+    rank VARCHAR,
+    parent VARCHAR,
+    holdout_hint VARCHAR              -- set by the synthetic reef: near | far | other
+);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS models (
+    model_id VARCHAR PRIMARY KEY,
+    config_hash VARCHAR NOT NULL,
+    dim INTEGER NOT NULL,
+    backbone VARCHAR,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    annotation_id BIGINT NOT NULL,
+    model_id VARCHAR NOT NULL,
+    vector FLOAT[] NOT NULL,          -- L2-normalised, length = models.dim
+    PRIMARY KEY (annotation_id, model_id)
+);
+CREATE TABLE IF NOT EXISTS prototypes (
+    model_id VARCHAR NOT NULL,
+    concept VARCHAR NOT NULL,
+    k INTEGER NOT NULL,               -- sub-centre number within the concept
+    origin VARCHAR NOT NULL,          -- train | added
+    vector FLOAT[] NOT NULL,
+    PRIMARY KEY (model_id, concept, k)
+);
+CREATE OR REPLACE VIEW crop_meta AS
+SELECT a.annotation_id, a.image_id, a.concept AS species,
+       g.concept AS genus, f.concept AS family,
+       i.depth_m, i."timestamp", i.latitude, i.longitude,
+       a.split, i.source, a.crop_path, a.group_key, i.path AS image_path,
+       i.imaging_type
+FROM annotations a
+JOIN images i USING (image_id)
+LEFT JOIN taxa t ON t.concept = a.concept
+LEFT JOIN taxa g ON g.concept = t.parent AND g.rank = 'genus'
+LEFT JOIN taxa f ON f.concept = coalesce(g.parent, t.parent) AND f.rank = 'family';
+"""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text or "held" in text)
+
+
+class Catalog:
+    """A DuckDB catalog file; each operation opens and closes its own connection.
+
+    ``busy_timeout`` is how long (seconds) to keep retrying when another process
+    holds the file before raising :class:`CatalogBusy`.
+    """
+
+    def __init__(self, path: Path | str, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._ready = False
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise CatalogBusy(
+                        f"catalog is busy: {self.path} is locked by another process"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def ensure_schema(self) -> None:
+        """Create the file and its tables if missing (idempotent)."""
+        if self._ready:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect(read_only=False)
+        try:
+            con.execute(SCHEMA)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+        finally:
+            con.close()
+        self._ready = True
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        self.ensure_schema()
+        con = self._connect(read_only=False)
+        try:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection (many readers may hold one at once)."""
+        if not self.path.exists():
+            raise NotFound(
+                f"no catalog at {self.path}",
+                hint="ingest data first, e.g. `oceanid ingest synthetic` or `oceanid demo`",
+            )
+        con = self._connect(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- small helpers used by several commands ---------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        if not self.exists():
+            return None
+        with self.read() as con:
+            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])

@@ -1,0 +1,60 @@
+"""Typed errors raised by the oceanid library.
+
+The library raises these and never prints or exits; the CLI maps each type to
+one line that says what to do next (exit code 1).
+"""
+
+from __future__ import annotations
+
+
+class OceanidError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+    hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class CatalogBusy(OceanidError):
+    """Another process holds the DuckDB catalog for writing."""
+
+    hint = "another oceanid process is writing; wait for it and try again"
+
+
+class NotFound(OceanidError):
+    """A named thing (model, species, crop, generation, file) does not exist."""
+
+
+class InvalidInput(OceanidError):
+    """User input (a box, an image, a JSON file, a filter, an option) is unusable."""
+
+
+class BadImage(InvalidInput):
+    """An image file is corrupt, truncated, not an image, or over the pixel limit."""
+
+
+class FilterError(InvalidInput):
+    """A metadata filter expression does not parse or names an unknown column."""
+
+
+class IndexMismatch(OceanidError):
+    """An index generation does not match its manifest, its model, or its file hash."""
+
+    hint = "rebuild it with `oceanid index rebuild`"
+
+
+class EmptyIndex(OceanidError):
+    """A query needs vectors, prototypes or a model that do not exist yet."""
+
+    hint = "run `oceanid demo`, or ingest, train, embed and `oceanid index build` first"
+
+
+class SourceError(OceanidError):
+    """A data source (FathomNet, COCO file, folder) could not be read at all."""
+
+
+class ModelError(OceanidError):
+    """A model folder, backbone name or weights file is missing or invalid."""

@@ -1,0 +1,84 @@
+"""Normalised records every source produces before they reach the catalog.
+
+A source turns its own format (FathomNet DTOs, COCO JSON, class folders, the
+synthetic reef) into :class:`ImageRecord` + :class:`BoxRecord` lists; the
+catalog and the crop cutter only ever see these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BoxRecord:
+    """One annotated object: a concept and a pixel box (top-left x, y, width, height)."""
+
+    concept: str
+    x: float
+    y: float
+    w: float
+    h: float
+    group_key: str | None = None  # near-duplicates share a key; splits never cut a group
+    source_id: str | None = None  # the box's id in its source (FathomNet uuid, COCO id)
+    split: str | None = None  # pinned split ('train'|'val'|'test') or None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One source frame stored locally, with the metadata FathomNet carries."""
+
+    source: str  # 'synthetic' | 'coco' | 'folders' | 'fathomnet'
+    source_id: str  # the image's id within its source (uuid, relative path, COCO id)
+    path: Path  # local file holding the bytes
+    boxes: tuple[BoxRecord, ...] = ()
+    depth_m: float | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    timestamp: datetime | None = None
+    temperature_c: float | None = None
+    salinity: float | None = None
+    oxygen_ml_l: float | None = None
+    imaging_type: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Taxon:
+    """A node of the taxonomy: a concept, its rank and its parent concept."""
+
+    concept: str
+    rank: str | None = None  # 'species' | 'genus' | 'family' | ...
+    parent: str | None = None
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: counts, and one line per skipped item with its reason."""
+
+    source: str
+    images_added: int = 0
+    images_existing: int = 0
+    crops_added: int = 0
+    crops_existing: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, one-line reason)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # ingested, but worth a line
+
+    def skip(self, item: str, reason: str) -> None:
+        self.skipped.append((item, reason))
+
+    def note(self, item: str, text: str) -> None:
+        self.notes.append((item, text))
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "images_added": self.images_added,
+            "images_existing": self.images_existing,
+            "crops_added": self.crops_added,
+            "crops_existing": self.crops_existing,
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+            "notes": [{"item": i, "note": n} for i, n in self.notes],
+        }

@@ -1,0 +1,142 @@
+"""COCO detection JSON: ``images``, ``annotations`` (``bbox`` = x, y, w, h) and ``categories``.
+
+Optional extra fields are read when present: on images ``depth_m``,
+``latitude``, ``longitude``, ``timestamp`` (ISO 8601), ``temperature_c``,
+``salinity``, ``oxygen_ml_l``, ``imaging_type``; on categories ``genus``,
+``family`` (else ``supercategory`` is taken as the parent) and ``holdout`` /
+``holdout_kind`` (the synthetic reef's suggested held-out species).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from index.errors import InvalidInput, SourceError
+from index.records import BoxRecord, ImageRecord, Taxon
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CocoSource:
+    """The plan of a COCO ingest: records, taxa, hints, and what was skipped up front."""
+
+    records: list[ImageRecord]
+    taxa: list[Taxon]
+    holdout_hints: dict[str, str] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _number(value) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _timestamp(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=None) if stamp.tzinfo else stamp
+
+
+def _load(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: malformed JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: a COCO file is a JSON object, found {type(data).__name__}")
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
+    if missing:
+        raise InvalidInput(f"{path}: incomplete COCO JSON, missing list(s): {', '.join(missing)}")
+    return data
+
+
+def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon], dict[str, str]]:
+    names: dict[int, str] = {}
+    taxa: dict[str, Taxon] = {}
+    hints: dict[str, str] = {}
+    for cat in categories:
+        if not isinstance(cat, dict) or "id" not in cat or not str(cat.get("name", "")).strip():
+            skipped.append((f"category {cat!r:.60}", "category without id or name"))
+            continue
+        name = str(cat["name"]).strip()
+        names[cat["id"]] = name
+        genus, family = cat.get("genus"), cat.get("family") or cat.get("supercategory")
+        if family:
+            taxa.setdefault(family, Taxon(family, "family", None))
+        if genus:
+            taxa.setdefault(genus, Taxon(genus, "genus", family))
+        taxa[name] = Taxon(name, "species" if genus else None, genus or family or None)
+        if cat.get("holdout"):
+            hints[name] = str(cat.get("holdout_kind") or "other")
+    return names, list(taxa.values()), hints
+
+
+def read_coco(annotations: Path, images_dir: Path | None = None, split: str | None = None,
+              source: str = "coco", id_prefix: str | None = None) -> CocoSource:
+    """Plan the ingest of a COCO file; frames are looked up under ``images_dir``
+    (default: the JSON's folder).
+
+    Raises SourceError/InvalidInput when the file itself is unusable; bad
+    entries (unknown category, missing image, malformed bbox) are skipped with a reason.
+    """
+    annotations = Path(annotations)
+    if split is not None and split not in SPLITS:
+        raise InvalidInput(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    data = _load(annotations)
+    images_dir = Path(images_dir) if images_dir else annotations.parent
+    if not images_dir.is_dir():
+        raise SourceError(f"{images_dir}: images folder not found")
+    prefix = id_prefix if id_prefix is not None else str(annotations.resolve())
+    skipped: list[tuple[str, str]] = []
+    names, taxa, hints = _taxa(data["categories"], skipped)
+    boxes: dict[object, list[BoxRecord]] = {}
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            skipped.append((f"annotation {ann!r:.60}", "annotation without image_id"))
+            continue
+        item = f"annotation {ann.get('id', '?')}"
+        if ann.get("category_id") not in names:
+            skipped.append((item, f"unknown category id {ann.get('category_id')!r}"))
+            continue
+        bbox = ann.get("bbox")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) is not None for v in bbox)):
+            skipped.append((item, f"bbox must be [x, y, w, h] numbers, got {bbox!r:.60}"))
+            continue
+        boxes.setdefault(ann["image_id"], []).append(BoxRecord(
+            names[ann["category_id"]], *(float(v) for v in bbox),
+            source_id=str(ann.get("id")) if ann.get("id") is not None else None, split=split,
+        ))
+    records = []
+    for img in data["images"]:
+        if not isinstance(img, dict) or "id" not in img or not img.get("file_name"):
+            skipped.append((f"image {img!r:.60}", "image entry without id or file_name"))
+            continue
+        path = images_dir / str(img["file_name"])
+        if not path.is_file():
+            skipped.append((str(img["file_name"]), f"image file not found under {images_dir}"))
+            continue
+        records.append(ImageRecord(
+            source=source, source_id=f"{prefix}::{img['id']}", path=path,
+            boxes=tuple(boxes.pop(img["id"], [])),
+            depth_m=_number(img.get("depth_m")), latitude=_number(img.get("latitude")),
+            longitude=_number(img.get("longitude")), timestamp=_timestamp(img.get("timestamp")),
+            temperature_c=_number(img.get("temperature_c")), salinity=_number(img.get("salinity")),
+            oxygen_ml_l=_number(img.get("oxygen_ml_l")), imaging_type=img.get("imaging_type"),
+        ))
+    for image_id, orphan in boxes.items():
+        skipped.append((f"image id {image_id}", f"{len(orphan)} annotation(s) for an image not in 'images'"))
+    return CocoSource(records, taxa, hints, skipped)

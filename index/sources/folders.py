@@ -1,0 +1,92 @@
+"""Class folders: ``DIR/<class>/<image>``, one crop per file.
+
+The class is the folder name unless ``DIR/species.csv`` (columns folder,
+species, genus, family) names it and its taxa. ``group_pattern``'s first regex
+group on the file name is the group key that keeps near-duplicate frames
+together in one split (``fish_(\\d+)_`` for fish4knowledge tracks).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index.errors import InvalidInput, SourceError
+from index.imaging import is_image_name
+from index.records import BoxRecord, ImageRecord, Taxon
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class FolderSource:
+    """The plan of a folder ingest: records to write, taxa, and items skipped up front."""
+
+    records: list[ImageRecord]
+    taxa: list[Taxon]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SourceError(f"{path}: cannot read species.csv ({exc})") from None
+    if not rows or "folder" not in rows[0] or "species" not in rows[0]:
+        raise SourceError(f"{path}: species.csv needs the columns folder,species[,genus,family]")
+    return {r["folder"]: r for r in rows if r.get("folder")}
+
+
+def read_folders(root: Path, group_pattern: str | None = None, split: str | None = None) -> FolderSource:
+    """Plan the ingest of class folders under ``root``.
+
+    Raises SourceError when ``root`` is missing or holds no class folder with an
+    image, InvalidInput for a bad regex or split name. Files that are not images
+    by extension are listed as skipped; their content is checked at ingest.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SourceError(f"{root}: no such folder")
+    if split is not None and split not in SPLITS:
+        raise InvalidInput(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    try:
+        pattern = re.compile(group_pattern) if group_pattern else None
+    except re.error as exc:
+        raise InvalidInput(f"--group-pattern {group_pattern!r} is not a valid regex ({exc})") from None
+    if pattern is not None and pattern.groups < 1:
+        raise InvalidInput(f"--group-pattern {group_pattern!r} needs one capturing group, e.g. 'fish_(\\d+)_'")
+    names = _read_species_csv(root / "species.csv") if (root / "species.csv").exists() else {}
+    records: list[ImageRecord] = []
+    taxa: dict[str, Taxon] = {}
+    skipped: list[tuple[str, str]] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        info = names.get(folder.name, {})
+        concept = (info.get("species") or folder.name).strip()
+        genus, family = (info.get("genus") or "").strip(), (info.get("family") or "").strip()
+        if family:
+            taxa.setdefault(family, Taxon(family, "family", None))
+        if genus:
+            taxa.setdefault(genus, Taxon(genus, "genus", family or None))
+        taxa[concept] = Taxon(concept, "species" if info else None, genus or family or None)
+        for file in sorted(folder.rglob("*")):
+            if not file.is_file() or file.name.startswith("."):
+                continue
+            rel = file.relative_to(root).as_posix()
+            if not is_image_name(file):
+                skipped.append((rel, "not an image file name (extension); skipped"))
+                continue
+            group = None
+            if pattern is not None:
+                match = pattern.search(file.name)
+                group = f"{root.name}:{match.group(1)}" if match else None
+            records.append(ImageRecord(
+                source="folders", source_id=f"{root.resolve()}::{rel}", path=file,
+                boxes=(BoxRecord(concept, 0, 0, 1e12, 1e12, group_key=group, split=split),),
+            ))
+    if not records:
+        raise SourceError(f"{root}: no images found (expected one sub-folder of images per class)")
+    return FolderSource(records, list(taxa.values()), skipped)

@@ -1,0 +1,63 @@
+"""The survey behind ``oceanid stats``: what the catalog holds, like a database survey."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from index.catalog import Catalog
+
+
+@dataclass
+class Survey:
+    images: int = 0
+    crops: int = 0
+    species: int = 0
+    per_species: dict[str, int] = field(default_factory=dict)  # crops per species, most first
+    crops_per_species: dict[str, float] = field(default_factory=dict)  # total, mean, median, max, min
+    per_split: dict[str, int] = field(default_factory=dict)
+    per_source: dict[str, int] = field(default_factory=dict)
+    depth: dict[str, float | int | None] = field(default_factory=dict)  # count, min, median, max
+    depth_histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (from, to, crops)
+    depths: list[float] = field(default_factory=list)  # raw crop depths, for plots
+
+    def to_dict(self, with_raw: bool = False) -> dict:
+        out = asdict(self)
+        if not with_raw:
+            out.pop("depths")
+        return out
+
+
+def survey(catalog: Catalog, bins: int = 10) -> Survey:
+    """Counts per species, split and source, and the depth distribution of crops."""
+    out = Survey()
+    with catalog.read() as con:
+        out.images = con.execute("SELECT count(*) FROM images").fetchone()[0]
+        out.per_species = dict(con.execute(
+            "SELECT concept, count(*) n FROM annotations GROUP BY concept ORDER BY n DESC, concept"
+        ).fetchall())
+        out.per_split = dict(con.execute(
+            "SELECT coalesce(split, 'unassigned'), count(*) FROM annotations GROUP BY 1 ORDER BY 1"
+        ).fetchall())
+        out.per_source = dict(con.execute(
+            "SELECT source, count(*) FROM annotations JOIN images USING (image_id) GROUP BY 1 ORDER BY 1"
+        ).fetchall())
+        out.depths = [r[0] for r in con.execute(
+            "SELECT depth_m FROM annotations JOIN images USING (image_id) WHERE depth_m IS NOT NULL"
+        ).fetchall()]
+    counts = np.array(list(out.per_species.values()), dtype=np.int64)
+    out.crops = int(counts.sum()) if counts.size else 0
+    out.species = len(counts)
+    if counts.size:
+        out.crops_per_species = {
+            "total": int(counts.sum()), "mean": float(counts.mean()), "median": float(np.median(counts)),
+            "max": int(counts.max()), "min": int(counts.min()),
+        }
+    depths = np.asarray(out.depths, dtype=np.float64)
+    out.depth = {"count": int(depths.size)}
+    if depths.size:
+        out.depth.update(min=float(depths.min()), median=float(np.median(depths)), max=float(depths.max()))
+        hist, edges = np.histogram(depths, bins=bins)
+        out.depth_histogram = [(float(a), float(b), int(n)) for a, b, n in zip(edges[:-1], edges[1:], hist)]
+    return out
