@@ -103,7 +103,8 @@ class _Known:
 
 
 def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, report: IngestReport) -> _Pending | None:
-    name = record.source_id.rsplit("::", 1)[-1]
+    tail = record.source_id.rsplit("::", 1)[-1]
+    name = tail if tail.endswith(Path(record.path).name) else f"{Path(record.path).name} (id {tail})"
     existing = known.images.get(record.source_id)
     try:
         image = open_image(record.path)

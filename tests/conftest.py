@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny images and workspaces built in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+FISH4K = REPO.parent / "shared" / "data" / "fish4knowledge"
+
+
+def write_image(path: Path, size=(64, 48), mode="RGB", seed=0, fmt=None) -> Path:
+    """A small noisy image of a given mode, saved to path."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(arr, "RGB")
+    if mode == "I;16":
+        image = Image.fromarray((rng.integers(0, 65535, (size[1], size[0]))).astype(np.uint16))
+    elif mode != "RGB":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def workspace(home: Path):
+    from app.workspace import Workspace
+
+    return Workspace(home)
+
+
+@pytest.fixture
+def class_folders(tmp_path: Path) -> Path:
+    """Three classes, four groups each of two near-identical frames."""
+    root = tmp_path / "folders"
+    for c, name in enumerate(["alpha", "beta", "gamma"]):
+        for g in range(4):
+            for f in range(2):
+                write_image(root / name / f"fish_{c}{g}_{f}.png", seed=100 * c + 10 * g + f)
+    return root
+
+
+def write_coco(folder: Path, images: list[dict], annotations: list[dict], categories: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path
+
+
+@pytest.fixture
+def coco_file(tmp_path: Path) -> Path:
+    folder = tmp_path / "coco"
+    images, annotations = [], []
+    for i in range(6):
+        write_image(folder / "frames" / f"{i}.png", size=(120, 90), seed=i)
+        images.append({"id": i, "file_name": f"frames/{i}.png", "width": 120, "height": 90,
+                       "depth_m": 100.0 * i, "timestamp": f"202{i}-01-02T03:04:05"})
+        annotations.append({"id": 2 * i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 20]})
+        annotations.append({"id": 2 * i + 1, "image_id": i, "category_id": 2, "bbox": [60, 40, 40, 30]})
+    categories = [{"id": 1, "name": "Aurelia aurita", "supercategory": "Ulmaridae", "genus": "Aurelia"},
+                  {"id": 2, "name": "Asterias rubens", "supercategory": "Asteriidae"}]
+    return write_coco(folder, images, annotations, categories)

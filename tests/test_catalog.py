@@ -1,0 +1,76 @@
+"""The catalog: schema, short-lived connections, and the busy-catalog error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from index.catalog import Catalog
+from index.errors import CatalogBusy, NotFound
+
+
+def test_schema_is_idempotent(tmp_path):
+    catalog = Catalog(tmp_path / "c.duckdb")
+    catalog.ensure_schema()
+    Catalog(tmp_path / "c.duckdb").ensure_schema()
+    with catalog.read() as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"images", "annotations", "taxa", "models", "embeddings", "prototypes", "crop_meta"} <= tables
+
+
+def test_read_missing_catalog_says_what_to_do(tmp_path):
+    with pytest.raises(NotFound, match="no catalog"):
+        with Catalog(tmp_path / "none.duckdb").read():
+            pass
+
+
+def test_failed_write_rolls_back(tmp_path):
+    catalog = Catalog(tmp_path / "c.duckdb")
+    with pytest.raises(RuntimeError):
+        with catalog.write() as con:
+            con.execute("INSERT INTO meta VALUES ('k', 'v')")
+            raise RuntimeError("boom")
+    assert catalog.get_meta("k") is None
+
+
+def test_busy_catalog_gives_clear_error(tmp_path):
+    path = tmp_path / "c.duckdb"
+    Catalog(path).ensure_schema()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(30)",
+         str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with pytest.raises(CatalogBusy, match="catalog is busy"):
+            with Catalog(path, busy_timeout=0.5).write():
+                pass
+        assert time.monotonic() - start < 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_busy_catalog_retries_until_free(tmp_path):
+    path = tmp_path / "c.duckdb"
+    Catalog(path).ensure_schema()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(1.0)",
+         str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        catalog = Catalog(path, busy_timeout=20)
+        catalog.set_meta("after", "wait")
+        assert catalog.get_meta("after") == "wait"
+    finally:
+        holder.kill()
+        holder.wait()
