@@ -122,6 +122,7 @@ class Workspace:
             min_depth=min_depth, max_depth=max_depth, have=lambda uuid: uuid in have, progress=progress,
         )
         report = IngestReport("fathomnet")
+        report.images_existing += len(result.existing)
         for item, reason in result.failures:
             report.skip(item, reason)
         upsert_taxa(self.catalog, result.taxa)
