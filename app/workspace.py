@@ -45,6 +45,7 @@ class Workspace:
         self.home = resolve_home(home).expanduser().absolute()
         self.crop = crop
         self.catalog = Catalog(self.home / "catalog.duckdb", busy_timeout=busy_timeout)
+        self._engines: dict = {}  # engine_key -> loaded Engine (one at a time)
 
     # -- folders ---------------------------------------------------------------
     @property
@@ -135,3 +136,95 @@ class Workspace:
 
     def split(self, config: SplitConfig = SplitConfig()) -> SplitSummary:
         return make_splits(self.catalog, config)
+
+    # -- models, vectors, index --------------------------------------------------------
+    def current_model(self, model: str | None = None) -> str:
+        """``model`` if given, else the last trained one. Raises EmptyIndex when none."""
+        from index.errors import EmptyIndex
+
+        chosen = model or self.catalog.get_meta("current_model")
+        if not chosen:
+            raise EmptyIndex("no model trained yet")
+        return chosen
+
+    def train(self, config, model: str | None = None, resume: bool = False, progress: bool = False):
+        """Train an encoder on the train split; returns embedder's TrainResult."""
+        from app.pipeline import train_model
+
+        model_id = model or f"{config.backbone}-{config.loss}-d{config.dim}"
+        if resume and not model:
+            model_id = self.catalog.get_meta("current_model") or model_id
+        return train_model(self.catalog, self.home, model_id, config, resume=resume, progress=progress)
+
+    def embed(self, model: str | None = None, batch_size: int = 64, device: str = "auto", progress: bool = False):
+        from app.pipeline import embed_crops
+
+        return embed_crops(self.catalog, self.home, self.current_model(model), batch_size, device, progress)
+
+    def index_build(self, model: str | None = None, kind: str = "auto", device: str = "cpu",
+                    rebuild: bool = True) -> dict:
+        """Build a new index generation from stored vectors (``rebuild=False``: only if stale)."""
+        from app.pipeline import build_index
+
+        self._engines.clear()
+        return build_index(self.catalog, self.home, self.current_model(model), kind, device,
+                           only_if_stale=not rebuild)
+
+    def index_verify(self, model: str | None = None, generation: str | None = None) -> dict:
+        from index.embeddings import model_record
+        from index.generations import current_generation, model_dir, verify
+
+        model_id = self.current_model(model)
+        record = model_record(self.catalog, model_id)
+        name = generation or current_generation(self.home, model_id)
+        if name is None:
+            from index.errors import EmptyIndex
+
+            raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
+        manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        return {"generation": name, "ok": True, **manifest.to_dict()}
+
+    # -- queries ------------------------------------------------------------------------
+    def engine_key(self, model: str | None = None) -> tuple:
+        """(model, live generation, prototypes version): changes whenever answers may change."""
+        from index.generations import current_generation
+
+        model_id = self.current_model(model)
+        return (model_id, current_generation(self.home, model_id),
+                self.catalog.get_meta(f"prototypes_version:{model_id}"))
+
+    def engine(self, model: str | None = None):
+        """The loaded query engine, cached until the live generation or prototypes change."""
+        from app.engine import load_engine
+
+        key = self.engine_key(model)
+        if key not in self._engines:
+            self._engines.clear()
+            self._engines[key] = load_engine(self.catalog, self.home, key[0])
+        return self._engines[key]
+
+    def identify(self, images, k: int = 5, model: str | None = None, names=None):
+        from app.queries import identify
+
+        return identify(self.engine(model), list(images), names=names, k=k)
+
+    def search(self, query, k: int = 10, where: str | None = None, model: str | None = None):
+        from app.queries import search
+
+        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
+
+    def species_add(self, name: str, images, genus: str | None = None, family: str | None = None,
+                    model: str | None = None) -> dict:
+        from app.species import add_species
+
+        result = add_species(self.engine(model), self.catalog, self.home, name, list(images), genus, family,
+                             self.crop)
+        self._engines.clear()
+        return result
+
+    def species_remove(self, name: str, model: str | None = None) -> dict:
+        from app.species import remove_species
+
+        result = remove_species(self.engine(model), self.catalog, self.home, name)
+        self._engines.clear()
+        return result

@@ -1,0 +1,54 @@
+"""Add species: a name, optional genus and family, a few example images -> the
+species joins the prototypes and the index without retraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.explorer import state
+
+
+def _catalog_examples(ws) -> dict[str, Path]:
+    """Catalog crops offered as examples (label -> crop file), held-out species first."""
+    crops = sorted(state.crop_choices(ws), key=lambda c: (c.split != "holdout", c.species, c.annotation_id))
+    return {f"#{c.annotation_id} · {c.species} · {c.split or '—'}": c.crop for c in crops if c.crop}
+
+
+def render(ws, status) -> None:
+    st.header("Add a species")
+    if not status.has_index:
+        st.warning(status.message)
+        return
+    st.caption("A few example images are enough: their embeddings become the species' prototype and join "
+               "the index. Nothing is retrained; Identify recognises the species at once.")
+    added = st.session_state.get("added_species")
+    if added:
+        st.success(f"Added **{added['species']}** from {added['examples']} example(s) "
+                   f"(index generation {added.get('generation', '?')}).")
+        for item in added.get("skipped", []):
+            st.warning(f"skipped {item['item']}: {item['reason']}")
+    examples = _catalog_examples(ws)
+    with st.form("add_species"):
+        name = st.text_input("Species name", placeholder="Glaucichthys melanurus")
+        left, right = st.columns(2)
+        genus = left.text_input("Genus (optional)")
+        family = right.text_input("Family (optional)")
+        uploads = st.file_uploader("Example images", accept_multiple_files=True, key="add_uploads")
+        picked = st.multiselect("…or example crops from the catalog", list(examples), key="add_picked")
+        submitted = st.form_submit_button("Add species", type="primary")
+    if not submitted:
+        return
+    images: list[Path | bytes] = [u.getvalue() for u in uploads or []] + [examples[p] for p in picked]
+    if not name.strip():
+        st.error("Give the species a name.")
+        return
+    if not images:
+        st.error("Add at least one example image (upload, or pick crops from the catalog).")
+        return
+    with st.spinner(f"Adding {name.strip()}…"):
+        result = ws.species_add(name.strip(), images, genus=genus.strip() or None, family=family.strip() or None)
+    state.forget()
+    st.session_state["added_species"] = result
+    st.rerun()

@@ -1,0 +1,48 @@
+"""Species: every species with its count and status; for one, its examples, the
+crops nearest its prototype and its most confusable neighbours."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.explorer import state
+from app.explorer.widgets import image_row
+
+STATUS_NOTE = {
+    "known": "learned in training",
+    "holdout": "held out of training: the system should call it unknown",
+    "added": "added from a few examples, without retraining",
+    "excluded": "left out of the split",
+}
+
+
+def render(ws, status) -> None:
+    st.header("Species")
+    if not status.has_index:
+        st.warning(status.message)
+        return
+    infos = state.species_summary(ws)
+    if not infos:
+        st.info("No species yet.")
+        return
+    table = pd.DataFrame([{"species": i.name, "genus": i.genus, "family": i.family, "crops": i.count,
+                           "status": i.status} for i in infos])
+    st.dataframe(table, hide_index=True, width="stretch")
+    names = [i.name for i in infos]
+    chosen = st.selectbox("Look at one species", names, key="species_pick")
+    info = infos[names.index(chosen)]
+    st.subheader(info.name)
+    taxonomy = " · ".join(x for x in (info.genus, info.family) if x)
+    st.caption(f"{taxonomy + ' · ' if taxonomy else ''}{info.count} crops · {info.status}: "
+               f"{STATUS_NOTE.get(info.status, '')}")
+    st.markdown("**Examples**")
+    image_row(info.examples)
+    st.markdown("**Nearest its prototype** (the most typical crops)")
+    image_row(info.nearest)
+    st.markdown("**Most confusable with**")
+    if info.confusable:
+        st.dataframe(pd.DataFrame(info.confusable, columns=["species", "prototype similarity"]),
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("no other species to compare with")
