@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from app import cli_data, cli_index, cli_ingest, cli_model, cli_query
+from app import cli_data, cli_eval, cli_index, cli_ingest, cli_model, cli_query
 from app.cli_common import setup_logging
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ cli_data.register(app)
 cli_model.register(app)
 app.add_typer(cli_index.app, name="index")
 cli_query.register(app)
+cli_eval.register(app)
 
 
 def main() -> None:

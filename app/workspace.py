@@ -228,3 +228,28 @@ class Workspace:
         result = remove_species(self.engine(model), self.catalog, self.home, name)
         self._engines.clear()
         return result
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
+                 seed: int = 0) -> dict:
+        """Evaluate the live model and write the report folder (default reports/latest)."""
+        from app.evaluation import evaluate
+        from app.report import write_report
+
+        summary, raw = evaluate(self.engine(model), self.catalog, seed=seed)
+        folder = Path(report) if report else self.reports_dir / "latest"
+        write_report(summary, raw, folder, map_method)
+        summary["report_dir"] = str(folder.absolute())
+        self.catalog.set_meta("last_report", str(folder.absolute()))
+        return summary
+
+    def last_evaluation(self) -> dict | None:
+        """The JSON of the last `oceanid evaluate`, with ``report_dir``; None if never run."""
+        import json
+
+        folder = self.catalog.get_meta("last_report")
+        if not folder or not (Path(folder) / "eval.json").is_file():
+            return None
+        data = json.loads((Path(folder) / "eval.json").read_text())
+        data["report_dir"] = folder
+        return data
