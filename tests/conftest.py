@@ -70,3 +70,21 @@ def coco_file(tmp_path: Path) -> Path:
     categories = [{"id": 1, "name": "Aurelia aurita", "supercategory": "Ulmaridae", "genus": "Aurelia"},
                   {"id": 2, "name": "Asterias rubens", "supercategory": "Asteriidae"}]
     return write_coco(folder, images, annotations, categories)
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory) -> Path:
+    """A trained, embedded and indexed tiny workspace, built once; copy it before writing."""
+    from tiny_workspace import build_tiny_workspace
+
+    home = tmp_path_factory.mktemp("tiny") / "home"
+    build_tiny_workspace(home)
+    return home
+
+
+@pytest.fixture
+def tiny_ws(tiny_home, tmp_path):
+    """A private copy of the tiny workspace that a test may change."""
+    from tiny_workspace import copy_workspace
+
+    return copy_workspace(tiny_home, tmp_path / "ws")

@@ -1,0 +1,382 @@
+"""FAISS vector index keyed by catalog ids: flat, IVF or HNSW, on CPU or GPU.
+
+Vectors are float32 ``(n, d)`` and L2-normalised, so inner product is cosine
+similarity. FAISS ids are catalog primary keys (int64 >= 0), never row
+positions. Search results are ``list[list[Hit]]``: one list per query, best
+first, never padded (a query may get fewer than ``k`` hits when the collection
+or the allowed set is smaller than ``k``).
+
+This is the only module that moves an index to or from a GPU. The CPU index is
+always kept as the authoritative copy (save, add, remove and filtered searches
+use it); with ``device="cuda"`` a GPU clone serves unfiltered searches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import faiss
+import numpy as np
+
+from index.errors import EmptyIndex, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+KINDS = ("flat", "ivf", "hnsw")
+DEVICES = ("auto", "cpu", "cuda")
+_NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
+
+
+class Hit(NamedTuple):
+    """One search result: a catalog id and its cosine similarity."""
+
+    id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How to build an index. Defaults follow bench/search_speed.py."""
+
+    kind: str = "auto"  # 'auto' | 'flat' | 'ivf' | 'hnsw'
+    auto_threshold: int = 200_000  # 'auto' builds flat below this many vectors
+    large_kind: str = "ivf"  # what 'auto' builds at or above the threshold
+    nlist: int | None = None  # IVF lists; None -> 4 * sqrt(n)
+    nprobe: int = 32  # IVF lists visited per query
+    train_size: int = 100_000  # IVF k-means trains on at most this many vectors
+    hnsw_m: int = 32  # HNSW neighbours per node
+    ef_construction: int = 64  # HNSW build beam width
+    ef_search: int = 64  # HNSW search beam width
+    seed: int = 0  # IVF training subsample and k-means seed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        return cls(**data)
+
+
+def gpu_available() -> bool:
+    """True when the installed faiss has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def resolve_device(device: str) -> str:
+    """Turn 'auto' | 'cpu' | 'cuda' into 'cpu' or 'cuda'.
+
+    Raises:
+        InvalidInput: unknown name, or 'cuda' without GPU faiss or a visible GPU.
+    """
+    if device not in DEVICES:
+        raise InvalidInput(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
+    if device == "cpu":
+        chosen = "cpu"
+    elif device == "cuda":
+        if not gpu_available():
+            raise InvalidInput(
+                "device 'cuda' requested but faiss has no GPU support or sees no GPU "
+                "(install faiss-gpu-cu12, or use --device cpu)"
+            )
+        chosen = "cuda"
+    else:
+        chosen = "cuda" if gpu_available() else "cpu"
+    log.info("faiss device: %s (asked for %s)", chosen, device)
+    return chosen
+
+
+def check_vectors(vectors: np.ndarray, dim: int | None = None, name: str = "vectors") -> None:
+    """Check ``vectors`` is float32 ``(n, dim)``, finite and L2-normalised.
+
+    Raises:
+        InvalidInput: wrong type, dtype, shape, dim, non-finite or non-unit rows.
+    """
+    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
+        raise InvalidInput(f"{name} must be a 2-D numpy array (n, d)")
+    if vectors.dtype != np.float32:
+        raise InvalidInput(f"{name} must be float32, got {vectors.dtype}")
+    if dim is not None and vectors.shape[1] != dim:
+        raise InvalidInput(f"{name} have dim {vectors.shape[1]}, the index has dim {dim}")
+    if vectors.shape[0] == 0:
+        return
+    if not np.isfinite(vectors).all():
+        raise InvalidInput(f"{name} contain NaN or infinity")
+    norms = np.linalg.norm(vectors, axis=1)
+    if np.abs(norms - 1.0).max() > _NORM_TOL:
+        raise InvalidInput(f"{name} must be L2-normalised (found a row with norm {norms.max():.4g})")
+
+
+def _check_ids(ids: np.ndarray, n: int) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or ids.shape[0] != n:
+        raise InvalidInput(f"ids must be 1-D with one id per vector ({n}), got shape {ids.shape}")
+    if n and not np.issubdtype(ids.dtype, np.integer):
+        raise InvalidInput(f"ids must be integers, got {ids.dtype}")
+    ids = ids.astype(np.int64, copy=False)
+    if n and ids.min() < 0:
+        raise InvalidInput("ids must be >= 0 (catalog keys)")
+    if np.unique(ids).shape[0] != n:
+        raise InvalidInput("ids contain duplicates")
+    return np.ascontiguousarray(ids)
+
+
+def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
+    if kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if kind == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = cfg.ef_construction
+        hnsw.hnsw.efSearch = cfg.ef_search
+        return faiss.IndexIDMap(hnsw)
+    nlist = cfg.nlist or max(1, int(round(4 * math.sqrt(max(n, 1)))))
+    nlist = min(nlist, max(1, n))
+    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    ivf.nprobe = min(cfg.nprobe, nlist)
+    ivf.cp.seed = cfg.seed
+    ivf.cp.min_points_per_centroid = 5  # train_size caps the sample; no faiss warning below 39/list
+    return ivf
+
+
+def _kind_of(index: faiss.Index) -> str:
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            return "hnsw"
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat"
+    raise InvalidInput(f"unsupported faiss index type {type(index).__name__}")
+
+
+class VectorIndex:
+    """A FAISS index over L2-normalised float32 vectors, addressed by int64 ids."""
+
+    def __init__(self, index: faiss.Index, device: str = "cpu") -> None:
+        """Wrap an existing CPU faiss index (see :meth:`build` / :func:`load`)."""
+        self._cpu = index
+        self.kind = _kind_of(index)
+        self.device = resolve_device(device)
+        self._gpu: faiss.Index | None = None
+        self._gpu_res: Any = None
+        if self.device == "cuda":
+            self._to_gpu()
+
+    # ---- construction -------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        kind: str = "auto",
+        device: str = "cpu",
+        config: IndexConfig | None = None,
+    ) -> VectorIndex:
+        """Build an index from ``vectors`` (n, d) float32 with catalog ``ids`` (n,) int64.
+
+        ``kind`` overrides ``config.kind``; 'auto' picks flat below
+        ``config.auto_threshold`` vectors, else ``config.large_kind``.
+
+        Raises:
+            InvalidInput: bad vectors/ids, unknown kind, or too few vectors for IVF.
+        """
+        cfg = config or IndexConfig()
+        kind = kind if kind != "auto" else cfg.kind
+        check_vectors(vectors)
+        n, dim = vectors.shape
+        if dim == 0:
+            raise InvalidInput("vectors must have at least one dimension")
+        ids = _check_ids(ids, n)
+        if kind == "auto":
+            kind = "flat" if n < cfg.auto_threshold else cfg.large_kind
+        if kind not in KINDS:
+            raise InvalidInput(f"unknown index kind {kind!r}; valid: auto, {', '.join(KINDS)}")
+        index = _new_index(kind, dim, n, cfg)
+        if kind == "ivf":
+            if n < index.nlist:
+                raise InvalidInput(f"IVF with {index.nlist} lists needs at least that many vectors, got {n}")
+            rng = np.random.default_rng(cfg.seed)
+            sample = vectors if n <= cfg.train_size else vectors[np.sort(rng.choice(n, cfg.train_size, replace=False))]
+            index.train(np.ascontiguousarray(sample))
+        if n:
+            index.add_with_ids(np.ascontiguousarray(vectors), ids)
+        log.info("built %s index: %d vectors, dim %d", kind, n, dim)
+        return cls(index, device=device)
+
+    # ---- properties ---------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        """Number of vectors in the index."""
+        return int(self._cpu.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return int(self._cpu.d)
+
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The authoritative CPU faiss index (do not mutate it directly)."""
+        return self._cpu
+
+    def ids(self) -> np.ndarray:
+        """All ids in the index, (ntotal,) int64, in no particular order."""
+        if self.kind != "ivf":
+            return faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
+        invlists = self._cpu.invlists
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+            for i in range(invlists.nlist)
+            if invlists.list_size(i)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+
+    # ---- mutation -----------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add ``vectors`` (n, d) float32 under new ``ids`` (n,) int64.
+
+        Raises:
+            InvalidInput: bad vectors, dim mismatch, or an id already present.
+        """
+        check_vectors(vectors, self.dim)
+        ids = _check_ids(ids, vectors.shape[0])
+        clash = np.intersect1d(ids, self.ids())
+        if clash.size:
+            raise InvalidInput(f"{clash.size} ids already in the index (first: {int(clash[0])})")
+        if ids.size:
+            self._cpu.add_with_ids(np.ascontiguousarray(vectors), ids)
+            self._refresh_gpu()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the given ids (missing ids are ignored); returns how many were removed.
+
+        HNSW cannot delete in place, so it is rebuilt from the remaining
+        vectors (O(n log n)); flat and IVF remove in place.
+        """
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if ids.size == 0 or self.ntotal == 0:
+            return 0
+        if self.kind != "hnsw":
+            removed = int(self._cpu.remove_ids(faiss.IDSelectorBatch(ids)))
+        else:
+            current = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
+            keep = ~np.isin(current, ids)
+            removed = int((~keep).sum())
+            if removed:
+                inner = faiss.downcast_index(self._cpu.index)
+                kept = inner.reconstruct_n(0, inner.ntotal)[keep]
+                fresh = faiss.IndexHNSWFlat(self.dim, inner.hnsw.nb_neighbors(1), faiss.METRIC_INNER_PRODUCT)
+                fresh.hnsw.efConstruction = inner.hnsw.efConstruction
+                fresh.hnsw.efSearch = inner.hnsw.efSearch
+                rebuilt = faiss.IndexIDMap(fresh)
+                if keep.any():
+                    rebuilt.add_with_ids(kept, current[keep])
+                self._cpu = rebuilt
+                log.info("rebuilt HNSW index after removing %d vectors", removed)
+        self._refresh_gpu()
+        return removed
+
+    # ---- search -------------------------------------------------------
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed_ids: np.ndarray | None = None,
+    ) -> list[list[Hit]]:
+        """Return the ``k`` most similar ids for each query, best first.
+
+        Args:
+            queries: (m, d) float32, L2-normalised.
+            k: hits wanted per query (>= 1); fewer come back when fewer exist.
+            allowed_ids: optional (a,) int64 catalog ids; applied inside faiss
+                as an IDSelectorBatch so the filtered answer is the exact top-k
+                of the allowed set for flat (IVF/HNSW stay approximate).
+
+        Returns:
+            ``m`` lists of :class:`Hit` (id, cosine score), no padding.
+
+        Raises:
+            EmptyIndex: the index holds no vectors.
+            InvalidInput: bad queries (dtype, shape, dim, not normalised) or k < 1.
+        """
+        if self.ntotal == 0:
+            raise EmptyIndex("the vector index is empty")
+        check_vectors(queries, self.dim, name="queries")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidInput(f"k must be a positive integer, got {k!r}")
+        m = queries.shape[0]
+        q = np.ascontiguousarray(queries)
+        if allowed_ids is None:
+            kk = min(int(k), self.ntotal)
+            index = self._gpu if self._gpu is not None else self._cpu
+            scores, found = index.search(q, kk)
+        else:
+            allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
+            kk = min(int(k), self.ntotal, int(allowed.size))
+            if kk == 0 or m == 0:
+                return [[] for _ in range(m)]
+            selector = faiss.IDSelectorBatch(allowed)
+            # pytorch-metric-learning imports faiss.contrib.torch_utils, whose replacement
+            # `search` drops `params`; the original numpy method is kept as `search_numpy`.
+            raw_search = getattr(self._cpu, "search_numpy", self._cpu.search)
+            scores, found = raw_search(q, kk, params=self._params(selector))
+        return [
+            [Hit(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0]
+            for row_i, row_s in zip(found, scores)
+        ]
+
+    def _params(self, selector: faiss.IDSelector) -> faiss.SearchParameters:
+        if self.kind == "ivf":
+            return faiss.SearchParametersIVF(sel=selector, nprobe=self._cpu.nprobe)
+        if self.kind == "hnsw":
+            ef = faiss.downcast_index(self._cpu.index).hnsw.efSearch
+            return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+        return faiss.SearchParameters(sel=selector)
+
+    def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Tune recall/speed: IVF ``nprobe`` or HNSW ``ef_search`` (others ignored)."""
+        if nprobe is not None and self.kind == "ivf":
+            self._cpu.nprobe = int(nprobe)
+        if ef_search is not None and self.kind == "hnsw":
+            faiss.downcast_index(self._cpu.index).hnsw.efSearch = int(ef_search)
+        self._refresh_gpu()
+
+    # ---- persistence and devices ---------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the CPU index to ``path`` with faiss.write_index (not atomic; see generations)."""
+        faiss.write_index(self._cpu, str(path))
+
+    def _to_gpu(self) -> None:
+        if self.kind == "hnsw":
+            raise InvalidInput("HNSW indexes cannot run on the GPU; use --device cpu or a flat/ivf index")
+        self._gpu_res = faiss.StandardGpuResources()
+        self._gpu = faiss.index_cpu_to_gpu(self._gpu_res, 0, self._cpu)
+        log.info("moved %s index (%d vectors) to GPU 0", self.kind, self.ntotal)
+
+    def _refresh_gpu(self) -> None:
+        if self._gpu is not None:
+            self._gpu = faiss.index_cpu_to_gpu(self._gpu_res, 0, self._cpu)
+
+    def __repr__(self) -> str:
+        return f"VectorIndex(kind={self.kind!r}, ntotal={self.ntotal}, dim={self.dim}, device={self.device!r})"
+
+
+def load(path: str | Path, device: str = "cpu") -> VectorIndex:
+    """Read an index written by :meth:`VectorIndex.save`.
+
+    Raises:
+        NotFound: the file is missing.
+        InvalidInput: the file is not a faiss index of a kind we support.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NotFound(f"index file not found: {path}")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise InvalidInput(f"cannot read faiss index {path}: {str(exc).splitlines()[0]}") from exc
+    return VectorIndex(index, device=device)
