@@ -57,7 +57,7 @@ def split(
     min_images: int = typer.Option(1, "--min-images", help="Leave out species with fewer crops."),
     max_images: int = typer.Option(None, "--max-images", help="Keep at most this many crops per species."),
     classes: int = typer.Option(None, "--classes", help="Keep the N species with the most crops."),
-    holdout: list[str] = typer.Option(None, "--holdout", help="Species held out as unknown (name, repeatable) or a count N."),
+    holdout: list[str] = typer.Option(None, "--holdout", help="Species held out as unknown: a name (repeatable), a count N, or 'rest' (all not kept by --classes)."),
     seed: int = typer.Option(0, help="Random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the split summary as JSON."),
 ) -> None:
@@ -65,7 +65,7 @@ def split(
 
     With no --holdout, the synthetic reef's suggested held-out species are used.
 
-    Example: oceanid split --classes 15 --holdout "Zanclus cornutus" --seed 0
+    Example: oceanid split --classes 15 --holdout rest --seed 0
     """
     config = SplitConfig(train=train, val=val, test=test, min_images=min_images, max_images=max_images,
                          classes=classes, holdout=tuple(holdout or ()), seed=seed)

@@ -35,7 +35,7 @@ class SplitConfig:
     min_images: int = 1  # species with fewer crops are left out (split NULL)
     max_images: int | None = None  # keep at most this many crops per species (whole groups)
     classes: int | None = None  # keep only the N species with most crops
-    holdout: tuple[str, ...] = ()  # species names, or one integer N (pick N at random)
+    holdout: tuple[str, ...] = ()  # species names, one integer N (N at random), or "rest" (all not kept by classes)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -108,10 +108,13 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
         raise EmptyIndex("nothing to split: the catalog has no crops")
     per_species = Counter(r[1] for r in rows)
     species = sorted(s for s, n in per_species.items() if n >= config.min_images)
-    held = _choose_holdout(config, species, hints, rng)
+    rest = tuple(config.holdout) == ("rest",)
+    held = [] if rest else _choose_holdout(config, species, hints, rng)
     known = [s for s in species if s not in held]
     if config.classes is not None:
         known = sorted(sorted(known, key=lambda s: (-per_species[s], s))[: config.classes])
+    if rest:
+        held = sorted(set(species) - set(known))
     summary = SplitSummary(held_out=held, excluded=sorted(set(per_species) - set(known) - set(held)))
     keep = set(known)
     groups: dict[str, Counter] = defaultdict(Counter)

@@ -64,6 +64,12 @@ def test_holdout_by_name_and_count(many):
         many.split(SplitConfig(holdout=("zebra",)))
 
 
+def test_holdout_rest_holds_out_what_classes_leaves(many):
+    summary = many.split(SplitConfig(classes=3, holdout=("rest",)))
+    assert len(summary.held_out) == 2 and summary.excluded == []
+    assert {r[3] for r in assignments(many) if r[1] in summary.held_out} == {"holdout"}
+
+
 def test_holdout_hints_are_the_default(many):
     upsert_taxa(many.catalog, [Taxon("c")], hints={"c": "far"})
     assert many.split(SplitConfig()).held_out == ["c"]

@@ -1,0 +1,167 @@
+"""Compare metric losses (and backbones / input sizes) at one training budget.
+
+    .venv/bin/python bench/train_losses.py [--dataset fish4knowledge|synthetic]
+        [--losses softmax arcface subcenter-arcface triplet quadruplet]
+        [--backbones cnn] [--image-sizes 64] [--epochs 6] [--workers 1]
+
+fish4knowledge: the 15 most frequent species; train/val/test split by track
+(group key ``fish_(\\d+)_``) with StratifiedGroupKFold so no track crosses splits.
+synthetic: the reef of index/sources/synthetic.py (16 species, 4 held out, 400
+frames), known species only, boxes cropped with PIL, split by frame.
+
+Each run trains with embedder.training.train (best epoch by val F1-macro), then
+classifies the test split by nearest prototype (class means of the train split):
+top-1, top-5, F1-macro, plus training throughput (crops/s) and wall time.
+Prints one table; writes bench/results/train_losses.json (one key per dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
+
+from embedder.encoding import encode_paths  # noqa: E402
+from embedder.evaluation import prototype_metrics  # noqa: E402
+from embedder.losses import LOSSES  # noqa: E402
+from embedder.model import load_model  # noqa: E402
+from embedder.training import TrainConfig, train  # noqa: E402
+
+TRACK = re.compile(r"fish_(\d+)_")
+
+
+def fish4knowledge(root: Path, species: int = 15) -> tuple[list[Path], list[str], list[str]]:
+    """(paths, labels, groups) of the ``species`` most frequent folders."""
+    folders = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: -len(list(d.glob("*.png"))))
+    paths, labels, groups = [], [], []
+    for folder in folders[:species]:
+        for path in sorted(folder.glob("*.png")):
+            paths.append(path)
+            labels.append(folder.name)
+            groups.append(TRACK.match(path.name).group(1))
+    return paths, labels, groups
+
+
+def synthetic(work: Path) -> tuple[list[Path], list[str], list[str]]:
+    """Crops of the known (not held-out) species of a fresh synthetic reef, grouped by frame."""
+    from index.sources.synthetic import generate_reef
+
+    coco = json.loads(generate_reef(work / "reef", species=16, holdout=4, frames=400, seed=0).read_text())
+    known = {c["id"]: c["name"] for c in coco["categories"] if not c.get("holdout")}
+    files = {im["id"]: work / "reef" / im["file_name"] for im in coco["images"]}
+    (work / "crops").mkdir(exist_ok=True)
+    paths, labels, groups = [], [], []
+    for ann in coco["annotations"]:
+        if ann["category_id"] not in known:
+            continue
+        x, y, w, h = ann["bbox"]
+        if w < 4 or h < 4:
+            continue
+        with Image.open(files[ann["image_id"]]) as frame:
+            crop = frame.convert("RGB").crop((int(x), int(y), int(x + w), int(y + h)))
+        path = work / "crops" / f"{ann['id']:06d}.png"
+        crop.save(path)
+        paths.append(path)
+        labels.append(known[ann["category_id"]])
+        groups.append(str(ann["image_id"]))
+    return paths, labels, groups
+
+
+def split(labels: list[str], groups: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (train, val, test): test one fold of 5, val one fold of 5 of the rest."""
+    y, g = np.array(labels), np.array(groups)
+    outer = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    rest, test = next(outer.split(np.zeros(len(y)), y, g))
+    inner = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    tr, va = next(inner.split(np.zeros(len(rest)), y[rest], g[rest]))
+    return rest[tr], rest[va], test
+
+
+def run_one(config: TrainConfig, paths, labels, idx, work: Path) -> dict:
+    train_idx, val_idx, test_idx = idx
+    items = lambda ix: [(paths[i], labels[i]) for i in ix]  # noqa: E731
+    out = work / f"{config.backbone}-{config.image_size}-{config.loss}"
+    t0 = time.perf_counter()
+    result = train(config, items(train_idx), items(val_idx), out, progress=False)
+    seconds = time.perf_counter() - t0
+    model = load_model(out)
+    classes = {name: i for i, name in enumerate(model.config.class_names)}
+    ref = encode_paths(model, [paths[i] for i in train_idx], workers=config.workers, device="cpu", progress=False)
+    query_idx = [i for i in test_idx if labels[i] in classes]
+    query = encode_paths(model, [paths[i] for i in query_idx], workers=config.workers, device="cpu", progress=False)
+    metrics = prototype_metrics(
+        ref.vectors, np.array([classes[labels[train_idx[j]]] for j in ref.ok]),
+        query.vectors, np.array([classes[labels[query_idx[j]]] for j in query.ok]), len(classes))
+    rates = [h["train_crops_s"] for h in result.history if h.get("train_crops_s")]
+    return {"loss": config.loss, "backbone": config.backbone, "image_size": config.image_size,
+            "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+            "test_top1": round(metrics["top1"], 4), "test_top5": round(metrics["top5"], 4),
+            "test_f1_macro": round(metrics["f1_macro"], 4), "val_f1_macro": round(result.best_metrics["f1_macro"], 4),
+            "train_crops_s": round(float(np.median(rates)), 1), "seconds": round(seconds, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", choices=("fish4knowledge", "synthetic"), default="fish4knowledge")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/fish4knowledge")
+    ap.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
+    ap.add_argument("--backbones", nargs="+", default=[TrainConfig.backbone])
+    ap.add_argument("--image-sizes", type=int, nargs="+", default=[TrainConfig.image_size])
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=TrainConfig.workers)
+    ap.add_argument("--augment", default=TrainConfig.augment)
+    ap.add_argument("--tag", default="", help="suffix of the results key (keeps earlier runs)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="oceanid-bench-") as tmp:
+        work = Path(tmp)
+        if args.dataset == "fish4knowledge":
+            paths, labels, groups = fish4knowledge(args.data)
+        else:
+            paths, labels, groups = synthetic(work)
+        idx = split(labels, groups)
+        assert not set(np.array(groups)[idx[0]]) & set(np.array(groups)[idx[2]]), "a group crosses train/test"
+        sizes = [len(i) for i in idx]
+        print(f"{args.dataset}: {len(set(labels))} classes, train/val/test = {sizes[0]}/{sizes[1]}/{sizes[2]} crops, "
+              f"{args.epochs} epochs, cpus {os.cpu_count()}, torch threads {torch.get_num_threads()}", flush=True)
+        rows = []
+        for backbone, size, loss in itertools.product(args.backbones, args.image_sizes, args.losses):
+            config = TrainConfig(backbone=backbone, image_size=size, loss=loss, epochs=args.epochs,
+                                 patience=args.epochs, workers=args.workers, augment=args.augment, device="cpu")
+            rows.append(run_one(config, paths, labels, idx, work))
+            r = rows[-1]
+            print(f"  {backbone:>9} {size:>4} {loss:>18}  top1 {r['test_top1']:.3f}  top5 {r['test_top5']:.3f}  "
+                  f"F1 {r['test_f1_macro']:.3f}  {r['train_crops_s']:>6.1f} crops/s  {r['seconds']:>6.0f} s", flush=True)
+
+    print(f"\n{'backbone':>9} {'px':>4} {'loss':>18} {'top1':>6} {'top5':>6} {'F1-mac':>6} {'crops/s':>8} {'s':>6}")
+    for r in rows:
+        print(f"{r['backbone']:>9} {r['image_size']:>4} {r['loss']:>18} {r['test_top1']:>6.3f} {r['test_top5']:>6.3f} "
+              f"{r['test_f1_macro']:>6.3f} {r['train_crops_s']:>8.1f} {r['seconds']:>6.0f}")
+    result_file = ROOT / "bench/results/train_losses.json"
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(result_file.read_text()) if result_file.exists() else {}
+    results[args.dataset + (f"-{args.tag}" if args.tag else "")] = {
+        "classes": len(set(labels)), "train_val_test": sizes, "epochs": args.epochs, "augment": args.augment,
+        "cpus": os.cpu_count(), "per_class_train": dict(Counter(labels[i] for i in idx[0])), "rows": rows}
+    result_file.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
