@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from app import cli_data, cli_eval, cli_index, cli_ingest, cli_model, cli_query
+from app import cli_app, cli_data, cli_eval, cli_index, cli_ingest, cli_model, cli_query
 from app.cli_common import setup_logging
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ cli_model.register(app)
 app.add_typer(cli_index.app, name="index")
 cli_query.register(app)
 cli_eval.register(app)
+app.command("app")(cli_app.app_command)
 
 
 def main() -> None:

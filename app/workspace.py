@@ -253,3 +253,25 @@ class Workspace:
         data = json.loads((Path(folder) / "eval.json").read_text())
         data["report_dir"] = folder
         return data
+
+    # -- browsing (the explorer) ------------------------------------------------------
+    def status(self):
+        """What the workspace holds and what to do next (app.browse.WorkspaceStatus)."""
+        from app.browse import status
+
+        return status(self)
+
+    def crops(self, model: str | None = None, limit: int = 5000):
+        from app.browse import crops
+
+        return crops(self, model, limit)
+
+    def species_summary(self, model: str | None = None):
+        from app.browse import species_summary
+
+        return species_summary(self, model)
+
+    def embedding_map(self, method: str = "pca", max_points: int = 3000, model: str | None = None):
+        from app.browse import embedding_map
+
+        return embedding_map(self, method, max_points, model)
