@@ -180,3 +180,17 @@ def test_cli_identify_csv_search_json(tiny_home, tmp_path):
     result = runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--where", "colour=red"])
     assert result.exit_code == 1 and "allowed columns" in result.stderr
     assert ws.index_verify()["ok"]
+
+
+def test_browse_status_species_and_map(tiny_home, tmp_path):
+    ws = Workspace(tiny_home)
+    status = ws.status()
+    assert status.has_index and status.model_id == "tiny" and status.crops > 0 and not status.message
+    infos = {i.name: i for i in ws.species_summary()}
+    assert {i.status for i in infos.values()} == {"known", "holdout"}
+    known = next(i for i in infos.values() if i.status == "known")
+    assert known.examples and known.nearest and len(known.confusable) == 3
+    assert all(p.is_file() for p in known.nearest)
+    points = ws.embedding_map(max_points=40)
+    assert len(points) == 40 and {"x", "y", "species", "status", "split", "crop"} <= set(points[0])
+    assert "demo" in Workspace(tmp_path / "none").status().message
