@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,11 +20,13 @@ def streamlit_command(port: int) -> list[str]:
     """The ``streamlit run`` command line for the explorer on 127.0.0.1:``port``."""
     return [sys.executable, "-m", "streamlit", "run", str(SCRIPT),
             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
 
 
 def port_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:``port`` (connections in TIME_WAIT don't count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -51,8 +54,19 @@ def app_command(
     console.print(f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)",
                   markup=False, highlight=False)
     env = {**os.environ, "OCEANID_HOME": str(resolved)}
+    raise typer.Exit(serve(streamlit_command(port), env))
+
+
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the server until it exits; Ctrl-C reaches it through the terminal and
+    SIGTERM is passed on, so stopping ``oceanid app`` never leaves it behind."""
+    proc = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
     try:
-        code = subprocess.call(streamlit_command(port), env=env)
+        return proc.wait()
     except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+        proc.terminate()
+        proc.wait()
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

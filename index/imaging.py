@@ -21,6 +21,10 @@ from index.errors import BadImage
 #: as possible decompression bombs instead of being decoded.
 MAX_PIXELS = 180_000_000
 
+# PIL warns above its own limit (89 Mpx) and refuses at twice that; make its limit ours
+# so images up to MAX_PIXELS decode and bigger ones are refused before decoding.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
+COLOUR = "#2a7fb8"
 
-def _bar(counts: dict, index: str, value: str = "crops", horizontal: bool = False) -> None:
-    frame = pd.DataFrame({index: list(counts), value: list(counts.values())}).set_index(index)
-    st.bar_chart(frame, horizontal=horizontal, sort=False,
-                 height=max(240, 22 * len(counts)) if horizontal else 260)
+
+def _bars(counts: dict, name: str, horizontal: bool = True) -> None:
+    """One bar per key in the given order, labels never cut."""
+    frame = pd.DataFrame({name: list(counts), "crops": list(counts.values())})
+    axis = alt.Axis(labelLimit=400, title=None)
+    category = (alt.Y if horizontal else alt.X)(f"{name}:N", sort=None, axis=axis)
+    value = (alt.X if horizontal else alt.Y)("crops:Q")
+    height = alt.Step(26) if horizontal else 260  # one 26-px row per bar: every label shows
+    chart = (alt.Chart(frame).mark_bar(color=COLOUR)
+             .encode(category, value, tooltip=[f"{name}:N", "crops:Q"]).properties(height=height))
+    st.altair_chart(chart, width="stretch")
 
 
 def render(ws, status) -> None:
@@ -24,20 +33,19 @@ def render(ws, status) -> None:
         st.caption(f"crops per species: mean {c['mean']:.1f}, median {c['median']:.1f}, "
                    f"max {c['max']}, min {c['min']}")
     st.subheader("Crops per species")
-    _bar(s.per_species, "species", horizontal=True)
+    _bars(s.per_species, "species")
     left, right = st.columns(2)
     with left:
         st.subheader("Splits")
-        _bar(s.per_split, "split")
+        _bars(s.per_split, "split", horizontal=False)
     with right:
         st.subheader("Sources")
-        _bar(s.per_source, "source")
+        _bars(s.per_source, "source", horizontal=False)
     if s.depth_histogram:
         d = s.depth
         st.subheader("Depth distribution")
         st.caption(f"{d['count']} crops with a depth: min {d['min']:.0f} m, median {d['median']:.0f} m, "
                    f"max {d['max']:.0f} m")
-        hist = pd.DataFrame([{"depth (m)": f"{a:.0f}–{b:.0f}", "crops": n} for a, b, n in s.depth_histogram])
-        st.bar_chart(hist.set_index("depth (m)"), horizontal=True, sort=False, height=300)
+        _bars({f"{a:.0f}–{b:.0f} m": n for a, b, n in s.depth_histogram}, "depth")
     with st.expander("The survey as JSON (`oceanid stats --json`)"):
         st.json(s.to_dict(), expanded=False)

@@ -16,30 +16,46 @@ def _scalars(data: dict) -> dict:
     return {k: v for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def _rows(data) -> pd.DataFrame | None:
+    """A dict of dicts (name -> numbers) as a table, one row per name; None otherwise."""
+    if isinstance(data, dict) and data and all(isinstance(v, dict) and _scalars(v) for v in data.values()):
+        return pd.DataFrame({k: _scalars(v) for k, v in data.items()}).T
+    return None
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
 def _show(value) -> None:
-    """Numbers as metrics, a dict of dicts or a list of dicts as a table, the rest as JSON."""
-    if isinstance(value, dict):
-        scalars = _scalars(value)
-        if scalars:
-            cols = st.columns(min(len(scalars), 5))
-            for n, (key, number) in enumerate(scalars.items()):
-                cols[n % len(cols)].metric(key.replace("_", " "), f"{number:.3f}" if isinstance(number, float)
-                                           else str(number))
-        nested = {k: v for k, v in value.items() if isinstance(v, dict)}
-        if nested and all(_scalars(v) for v in nested.values()):
-            st.dataframe(pd.DataFrame({k: _scalars(v) for k, v in nested.items()}).T, width="stretch")
-        rest = {k: v for k, v in value.items() if k not in scalars and not (nested and k in nested)}
-        for key, item in rest.items():
-            if isinstance(item, list) and item and all(isinstance(r, dict) for r in item):
-                st.markdown(f"*{key.replace('_', ' ')}*")
-                st.dataframe(pd.DataFrame(item), hide_index=True, width="stretch")
-            elif item not in (None, [], {}):
-                with st.expander(key.replace("_", " ")):
-                    st.json(item, expanded=False)
-    elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        st.dataframe(pd.DataFrame(value), hide_index=True, width="stretch")
-    else:
+    """A section of the report: numbers as metrics, name -> numbers as tables, the rest folded."""
+    table = _rows(value)
+    if table is not None:
+        st.dataframe(table, width="stretch")
+        for row, item in value.items():  # deeper tables inside rows (e.g. few-shot per species)
+            for key, sub in item.items():
+                if _rows(sub) is not None:
+                    with st.expander(f"{_label(key)} — {_label(row)}"):
+                        st.dataframe(_rows(sub), width="stretch")
+        return
+    if not isinstance(value, dict):
         st.json(value, expanded=False)
+        return
+    scalars = _scalars(value)
+    if scalars:
+        cols = st.columns(min(len(scalars), 6))
+        for n, (key, number) in enumerate(scalars.items()):
+            cols[n % len(cols)].metric(_label(key), f"{number:.3f}" if isinstance(number, float) else str(number))
+    for key, item in value.items():
+        if key in scalars or item in (None, [], {}):
+            continue
+        sub = _rows(item)
+        if sub is not None or (isinstance(item, list) and all(isinstance(r, dict) for r in item)):
+            with st.expander(_label(key)):
+                st.dataframe(sub if sub is not None else pd.DataFrame(item), width="stretch")
+        else:
+            with st.expander(_label(key)):
+                st.json(item, expanded=False)
 
 
 def _plots(folder: Path, pattern: str) -> list[Path]:
@@ -53,20 +69,29 @@ def render(ws, status) -> None:
         st.info("No evaluation yet: run `oceanid evaluate` (or `oceanid demo`) and reload this page.")
         return
     folder = Path(report.get("report_dir") or "")
-    st.caption(f"report folder: {folder}" if str(folder) not in ("", ".") else "")
+    counts = report.get("counts") or {}
+    line = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
+    held = ", ".join(counts.get("held_out_species") or []) or "none"
+    st.caption(f"model `{report.get('model', '?')}` · index `{report.get('generation', '?')}` · {line} · "
+               f"held out: {held} · report folder `{folder}`")
     for key, title in SECTIONS:
         if key not in report:
             continue
         st.subheader(title)
         _show(report[key])
         if key == "classification":
+            if report.get("confusable"):
+                st.markdown("*most confusable species pairs*")
+                st.dataframe(pd.DataFrame(report["confusable"]), hide_index=True, width="stretch")
             for png in _plots(folder, "confusion*.png"):
                 st.image(str(png), caption=png.stem.replace("_", " "))
+        if key == "ood" and report.get("ood_decision_scorer"):
+            st.caption(f"`{report['ood_decision_scorer']}` decides \"unknown\" in Identify")
         if key == "ood":
             rocs = _plots(folder, "roc*.png")
             cols = st.columns(min(len(rocs), 2)) if rocs else []
             for n, png in enumerate(rocs):
-                cols[n % len(cols)].image(str(png), caption=png.stem.replace("_", " "), width="stretch")
+                cols[n % len(cols)].image(str(png), caption=png.stem.replace("_", " "), width=720)
     shown = {p for pattern in ("confusion*.png", "roc*.png") for p in _plots(folder, pattern)}
     others = [p for p in _plots(folder, "*.png") if p not in shown]
     if others:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.explorer import state
 from app.explorer.widgets import filter_sidebar, gallery
+from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
 CATALOG = "Pick a crop from the catalog"
@@ -23,7 +24,7 @@ def _query_from_catalog(ws) -> tuple[object, object, str] | None:
     labels = {c.annotation_id: f"#{c.annotation_id} · {c.species} · {c.split or '—'}" for c in crops}
     chosen = st.selectbox("Crop", list(labels), format_func=labels.get, key="identify_crop")
     crop = next(c for c in crops if c.annotation_id == chosen)
-    return crop.crop, crop.annotation_id, labels[chosen]
+    return crop.crop, crop.annotation_id, f"crop #{chosen}"
 
 
 def _query_from_upload() -> tuple[object, object, str] | None:
@@ -67,13 +68,14 @@ def render(ws, status) -> None:
     if picked is None:
         return
     image, query, label = picked
-    result = ws.identify([image], k=5)[0]
+    result = ws.identify([image], k=5, names=[label])[0]
     if result.error:
         st.error(f"Cannot read this image: {result.error}")
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(image if isinstance(image, bytes) else str(image), caption=label, width="stretch")
+        shown = decode_bytes(image, label) if isinstance(image, bytes) else str(image)  # any mode -> RGB
+        st.image(shown, caption=label, width="stretch")
     with right:
         _verdict(result)
     st.divider()

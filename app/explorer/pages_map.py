@@ -32,7 +32,8 @@ def render(ws, status) -> None:
         .mark_point(filled=True, size=45, opacity=0.8)
         .encode(
             x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-            color=alt.Color("species:N", legend=alt.Legend(columns=1, symbolLimit=60)),
+            color=alt.Color("species:N", scale=alt.Scale(scheme="tableau20"),
+                            legend=alt.Legend(columns=1, symbolLimit=60)),
             shape=alt.Shape("status:N", scale=alt.Scale(domain=shapes, range=[SHAPES[s] for s in shapes])),
             tooltip=["species:N", "status:N", "split:N", "image:N"],
         )

@@ -1,10 +1,12 @@
 """What the explorer caches, and how it shows errors.
 
-Heavy objects (the model, the CPU index, the prototypes) live inside a
-``Workspace``; one Workspace is cached per home folder and *engine key*
-(model id, index generation, prototypes version), so a rebuild from the CLI
-(a new ``CURRENT``) or an added species gives a new key and a fresh load on the
-next rerun, without restarting the explorer.
+Heavy objects (the model, the CPU index, the prototypes, the fitted OOD
+scorers) live inside a ``Workspace``, which loads them once per *engine key*
+(model id, live index generation, prototypes version) and reloads them when the
+key changes. One Workspace is cached per home folder for all sessions, so a
+rebuild from the CLI (a new ``CURRENT``) or an added species is picked up on the
+next rerun, without restarting the explorer. Answers that take a moment (the
+species summary, the 2-D map, the crop list) are cached under the same key.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def crop_choices(ws: Workspace) -> list:
     return _crop_choices(ws, str(ws.home), engine_key(ws))
 
 
-def _data_url(path: Path, side: int = 72) -> str:
+def _data_url(path: Path, side: int = 128) -> str:
     """A small JPEG thumbnail as a data: URL, for the map's hover tooltip."""
     from PIL import Image
 
@@ -86,7 +88,7 @@ def _data_url(path: Path, side: int = 72) -> str:
 def _embedding_frame(_ws: Workspace, home_dir: str, key: tuple, method: str, max_points: int) -> pd.DataFrame:
     frame = pd.DataFrame(_ws.embedding_map(method=method, max_points=max_points))
     if not frame.empty:
-        frame["image"] = [_data_url(Path(p)) for p in frame["crop"]]
+        frame["image"] = [_data_url(Path(p)) if p else "" for p in frame["crop"]]
         frame["crop"] = frame["crop"].astype(str)
     return frame
 
