@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 KINDS = ("flat", "ivf", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
 _NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
+_MAX_FILTERED_EF = 1024  # cap on the widened HNSW beam of a filtered search
 
 
 class Hit(NamedTuple):
@@ -141,6 +142,37 @@ def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
     return ivf
 
 
+# faiss.contrib.torch_utils (imported by pytorch-metric-learning) monkeypatches the
+# Python methods of every faiss index (search loses ``params``, reconstruct returns
+# tensors). These helpers call the SWIG ``*_c`` methods, which it leaves alone.
+def faiss_search(
+    index: faiss.Index, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw faiss search: q (n, d) float32 C-contiguous -> (scores (n, k) float32, ids (n, k) int64, -1 = none)."""
+    n = q.shape[0]
+    scores = np.empty((n, k), dtype=np.float32)
+    found = np.empty((n, k), dtype=np.int64)
+    index.search_c(n, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(found), params)
+    return scores, found
+
+
+def _add(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> None:
+    x, ids = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+    index.add_with_ids_c(x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(ids))
+
+
+def _train(index: faiss.Index, x: np.ndarray) -> None:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    index.train_c(x.shape[0], faiss.swig_ptr(x))
+
+
+def _reconstruct_all(index: faiss.Index) -> np.ndarray:
+    out = np.empty((index.ntotal, index.d), dtype=np.float32)
+    if index.ntotal:
+        index.reconstruct_n_c(0, index.ntotal, faiss.swig_ptr(out))
+    return out
+
+
 def _kind_of(index: faiss.Index) -> str:
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
@@ -151,6 +183,33 @@ def _kind_of(index: faiss.Index) -> str:
         if isinstance(inner, faiss.IndexFlat):
             return "flat"
     raise InvalidInput(f"unsupported faiss index type {type(index).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class AllowedIds:
+    """A prepared id filter for :meth:`VectorIndex.search`; build it once with
+    :meth:`of` and reuse it while the filter stays the same (it costs O(a) to build).
+
+    Uses an IDSelectorBitmap when the ids are small enough for the bitmap to
+    stay under ~8 bytes per allowed id + 128 KiB (cheap to build and test),
+    else a hashed IDSelectorBatch.
+    """
+
+    ids: np.ndarray  # (a,) int64, as given (duplicates and unknown ids are harmless)
+    selector: Any  # faiss.IDSelector
+    bitmap: np.ndarray | None = None  # bytes the bitmap selector points into; keeps them alive
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> AllowedIds:
+        """Prepare ``ids`` (a,) integer catalog ids."""
+        ids = np.ascontiguousarray(np.asarray(ids).ravel(), dtype=np.int64)
+        top = int(ids.max()) if ids.size else -1
+        if 0 <= top < 64 * ids.size + (1 << 20):
+            mask = np.zeros(top + 1, dtype=bool)
+            mask[ids[ids >= 0]] = True
+            bits = np.packbits(mask, bitorder="little")
+            return cls(ids, faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits)), bits)
+        return cls(ids, faiss.IDSelectorBatch(ids))
 
 
 class VectorIndex:
@@ -201,9 +260,9 @@ class VectorIndex:
                 raise InvalidInput(f"IVF with {index.nlist} lists needs at least that many vectors, got {n}")
             rng = np.random.default_rng(cfg.seed)
             sample = vectors if n <= cfg.train_size else vectors[np.sort(rng.choice(n, cfg.train_size, replace=False))]
-            index.train(np.ascontiguousarray(sample))
+            _train(index, sample)
         if n:
-            index.add_with_ids(np.ascontiguousarray(vectors), ids)
+            _add(index, vectors, ids)
         log.info("built %s index: %d vectors, dim %d", kind, n, dim)
         return cls(index, device=device)
 
@@ -248,7 +307,7 @@ class VectorIndex:
         if clash.size:
             raise InvalidInput(f"{clash.size} ids already in the index (first: {int(clash[0])})")
         if ids.size:
-            self._cpu.add_with_ids(np.ascontiguousarray(vectors), ids)
+            _add(self._cpu, vectors, ids)
             self._refresh_gpu()
 
     def remove(self, ids: np.ndarray) -> int:
@@ -261,20 +320,20 @@ class VectorIndex:
         if ids.size == 0 or self.ntotal == 0:
             return 0
         if self.kind != "hnsw":
-            removed = int(self._cpu.remove_ids(faiss.IDSelectorBatch(ids)))
+            removed = int(self._cpu.remove_ids_c(faiss.IDSelectorBatch(ids)))
         else:
             current = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
             keep = ~np.isin(current, ids)
             removed = int((~keep).sum())
             if removed:
                 inner = faiss.downcast_index(self._cpu.index)
-                kept = inner.reconstruct_n(0, inner.ntotal)[keep]
+                kept = _reconstruct_all(inner)[keep]
                 fresh = faiss.IndexHNSWFlat(self.dim, inner.hnsw.nb_neighbors(1), faiss.METRIC_INNER_PRODUCT)
                 fresh.hnsw.efConstruction = inner.hnsw.efConstruction
                 fresh.hnsw.efSearch = inner.hnsw.efSearch
                 rebuilt = faiss.IndexIDMap(fresh)
                 if keep.any():
-                    rebuilt.add_with_ids(kept, current[keep])
+                    _add(rebuilt, kept, current[keep])
                 self._cpu = rebuilt
                 log.info("rebuilt HNSW index after removing %d vectors", removed)
         self._refresh_gpu()
@@ -285,15 +344,16 @@ class VectorIndex:
         self,
         queries: np.ndarray,
         k: int,
-        allowed_ids: np.ndarray | None = None,
+        allowed_ids: np.ndarray | AllowedIds | None = None,
     ) -> list[list[Hit]]:
         """Return the ``k`` most similar ids for each query, best first.
 
         Args:
             queries: (m, d) float32, L2-normalised.
             k: hits wanted per query (>= 1); fewer come back when fewer exist.
-            allowed_ids: optional (a,) int64 catalog ids; applied inside faiss
-                as an IDSelectorBatch so the filtered answer is the exact top-k
+            allowed_ids: optional (a,) int64 catalog ids, or an :class:`AllowedIds`
+                prepared from them; applied inside faiss as an IDSelector so
+                the filtered answer is the exact top-k
                 of the allowed set for flat (IVF/HNSW stay approximate).
 
         Returns:
@@ -313,27 +373,27 @@ class VectorIndex:
         if allowed_ids is None:
             kk = min(int(k), self.ntotal)
             index = self._gpu if self._gpu is not None else self._cpu
-            scores, found = index.search(q, kk)
+            scores, found = faiss_search(index, q, kk)
         else:
-            allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
-            kk = min(int(k), self.ntotal, int(allowed.size))
+            allowed = allowed_ids if isinstance(allowed_ids, AllowedIds) else AllowedIds.of(allowed_ids)
+            kk = min(int(k), self.ntotal, int(allowed.ids.size))
             if kk == 0 or m == 0:
                 return [[] for _ in range(m)]
-            selector = faiss.IDSelectorBatch(allowed)
-            # pytorch-metric-learning imports faiss.contrib.torch_utils, whose replacement
-            # `search` drops `params`; the original numpy method is kept as `search_numpy`.
-            raw_search = getattr(self._cpu, "search_numpy", self._cpu.search)
-            scores, found = raw_search(q, kk, params=self._params(selector))
+            fraction = min(1.0, allowed.ids.size / self.ntotal)
+            scores, found = faiss_search(self._cpu, q, kk, self._params(allowed.selector, fraction))
         return [
             [Hit(int(i), float(s)) for i, s in zip(row_i, row_s) if i >= 0]
             for row_i, row_s in zip(found, scores)
         ]
 
-    def _params(self, selector: faiss.IDSelector) -> faiss.SearchParameters:
+    def _params(self, selector: faiss.IDSelector, fraction: float) -> faiss.SearchParameters:
         if self.kind == "ivf":
             return faiss.SearchParametersIVF(sel=selector, nprobe=self._cpu.nprobe)
         if self.kind == "hnsw":
+            # HNSW only keeps allowed nodes it walks past: widen the beam as the filter
+            # narrows, by 1/sqrt(fraction) (bench: 10% filter, recall 0.81 -> 0.98 at ~2x cost)
             ef = faiss.downcast_index(self._cpu.index).hnsw.efSearch
+            ef = int(min(ef / math.sqrt(max(fraction, 1e-6)), max(ef, _MAX_FILTERED_EF)))
             return faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
         return faiss.SearchParameters(sel=selector)
 

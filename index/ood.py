@@ -1,0 +1,215 @@
+"""Out-of-distribution scorers and threshold calibration.
+
+Every scorer's ``score`` returns (m,) float64 where HIGHER means MORE
+in-distribution (more like the training classes). A crop is called unknown
+when its score falls below a threshold calibrated on known validation crops
+(:func:`calibrate`: by default 95% of them are accepted).
+
+Scorers (``SCORERS``, a plain name -> class dict):
+
+- ``prototype``: max cosine to the class prototypes.
+- ``knn``: cosine to the k-th nearest training vector (faiss flat IP, k=5).
+- ``mahalanobis``: minus the smallest Mahalanobis distance to a class mean,
+  with one shared covariance shrunk by Ledoit-Wolf (Lee et al., 2018).
+- ``msp``: maximum softmax probability over prototype cosines times a
+  temperature (Hendrycks & Gimpel, 2017), the field's baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import faiss
+import numpy as np
+from scipy.special import softmax
+from sklearn.covariance import LedoitWolf
+
+from index.errors import EmptyIndex, InvalidInput
+from index.prototypes import Prototypes
+from index.vectors import check_vectors, faiss_search
+
+log = logging.getLogger(__name__)
+
+Labels = Sequence[str] | np.ndarray
+
+
+class Scorer(Protocol):
+    """Fit on training vectors, then score queries (higher = more in-distribution)."""
+
+    name: str
+
+    def fit(self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None) -> Scorer: ...
+
+    def score(self, queries: np.ndarray) -> np.ndarray: ...
+
+
+def _check_train(vectors: np.ndarray, labels: Labels) -> np.ndarray:
+    check_vectors(vectors, name="train_vectors")
+    labels = np.asarray([str(x) for x in labels])
+    if vectors.shape[0] == 0 or labels.shape[0] != vectors.shape[0]:
+        raise InvalidInput(f"need one label per training vector, got {labels.shape[0]} for {vectors.shape[0]}")
+    return labels
+
+
+class _PrototypeBased:
+    name = "prototype-based"
+
+    def __init__(self) -> None:
+        self.prototypes: Prototypes | None = None
+
+    def fit(self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None) -> Any:
+        """Use ``prototypes`` if given, else class means of the training vectors."""
+        if prototypes is None:
+            labels = _check_train(train_vectors, train_labels)
+            prototypes = Prototypes.fit(train_vectors, labels)
+        self.prototypes = prototypes
+        return self
+
+    def _sims(self, queries: np.ndarray) -> np.ndarray:
+        if self.prototypes is None:
+            raise EmptyIndex(f"OOD scorer {self.name!r} is not fitted")
+        return self.prototypes.similarities(queries).astype(np.float64)
+
+
+class PrototypeScorer(_PrototypeBased):
+    """Max cosine similarity to any class prototype."""
+
+    name = "prototype"
+
+    def score(self, queries: np.ndarray) -> np.ndarray:
+        """queries (m, d) float32 -> (m,) float64 in [-1, 1]."""
+        return self._sims(queries).max(axis=1)
+
+
+class MspScorer(_PrototypeBased):
+    """Max softmax probability of ``temperature * per-class max cosine``."""
+
+    name = "msp"
+
+    def __init__(self, temperature: float = 20.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise InvalidInput("temperature must be > 0")
+        self.temperature = float(temperature)  # cosine logits scale, like a normalised-softmax loss
+
+    def score(self, queries: np.ndarray) -> np.ndarray:
+        """queries (m, d) float32 -> (m,) float64 in [1/C, 1]."""
+        return softmax(self.temperature * self._sims(queries), axis=1).max(axis=1)
+
+
+class KnnScorer:
+    """Cosine similarity to the k-th nearest training vector (Sun et al., 2022)."""
+
+    name = "knn"
+
+    def __init__(self, k: int = 5) -> None:
+        if k < 1:
+            raise InvalidInput("k must be >= 1")
+        self.k = int(k)
+        self.index: faiss.IndexFlatIP | None = None
+
+    def fit(self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None) -> KnnScorer:
+        """Index the training vectors (labels and prototypes are unused)."""
+        _check_train(train_vectors, train_labels)
+        self.index = faiss.IndexFlatIP(train_vectors.shape[1])
+        x = np.ascontiguousarray(train_vectors)
+        self.index.add_c(x.shape[0], faiss.swig_ptr(x))  # *_c: immune to faiss.contrib.torch_utils
+        if self.index.ntotal < self.k:
+            log.warning("knn scorer: %d training vectors < k=%d; using k=%d", self.index.ntotal, self.k, self.index.ntotal)
+        return self
+
+    def score(self, queries: np.ndarray) -> np.ndarray:
+        """queries (m, d) float32 -> (m,) float64 in [-1, 1]."""
+        if self.index is None:
+            raise EmptyIndex("OOD scorer 'knn' is not fitted")
+        check_vectors(queries, self.index.d, name="queries")
+        k = min(self.k, self.index.ntotal)
+        sims, _ = faiss_search(self.index, np.ascontiguousarray(queries), k)
+        return sims[:, k - 1].astype(np.float64)
+
+
+class MahalanobisScorer:
+    """Minus the min Mahalanobis distance to class means, Ledoit-Wolf shared covariance."""
+
+    name = "mahalanobis"
+
+    def __init__(self) -> None:
+        self.means: np.ndarray | None = None  # (C, d) float64
+        self.precision: np.ndarray | None = None  # (d, d) float64
+
+    def fit(
+        self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None
+    ) -> MahalanobisScorer:
+        """Class means and shrunk shared covariance of the training vectors."""
+        labels = _check_train(train_vectors, train_labels)
+        x = train_vectors.astype(np.float64)
+        classes, inverse = np.unique(labels, return_inverse=True)
+        counts = np.bincount(inverse)
+        means = np.zeros((classes.size, x.shape[1]))
+        np.add.at(means, inverse, x)
+        means /= counts[:, None]
+        lw = LedoitWolf(assume_centered=True).fit(x - means[inverse])
+        self.means, self.precision = means, lw.precision_
+        return self
+
+    def distances(self, queries: np.ndarray) -> np.ndarray:
+        """(m, C) float64 Mahalanobis distances from each query to each class mean."""
+        if self.means is None or self.precision is None:
+            raise EmptyIndex("OOD scorer 'mahalanobis' is not fitted")
+        check_vectors(queries, self.means.shape[1], name="queries")
+        q = queries.astype(np.float64)
+        qp = q @ self.precision
+        mp = self.means @ self.precision
+        d2 = (qp * q).sum(1)[:, None] - 2 * qp @ self.means.T + (mp * self.means).sum(1)[None, :]
+        return np.sqrt(np.maximum(d2, 0.0))
+
+    def score(self, queries: np.ndarray) -> np.ndarray:
+        """queries (m, d) float32 -> (m,) float64, <= 0."""
+        return -self.distances(queries).min(axis=1)
+
+
+SCORERS: dict[str, type] = {
+    "prototype": PrototypeScorer,
+    "knn": KnnScorer,
+    "mahalanobis": MahalanobisScorer,
+    "msp": MspScorer,
+}
+
+
+def make_scorer(name: str, **kwargs: Any) -> Scorer:
+    """Instantiate scorer ``name`` with its keyword options.
+
+    Raises:
+        InvalidInput: unknown name (lists the valid ones) or bad options.
+    """
+    if name not in SCORERS:
+        raise InvalidInput(f"unknown OOD scorer {name!r}; valid: {', '.join(SCORERS)}")
+    try:
+        return SCORERS[name](**kwargs)
+    except TypeError as exc:
+        raise InvalidInput(f"bad options for OOD scorer {name!r}: {exc}") from exc
+
+
+def calibrate(scores_on_known_val: np.ndarray, tpr: float = 0.95) -> float:
+    """Threshold accepting at least ``tpr`` of the known validation scores.
+
+    Returns the largest observed score t with mean(scores >= t) >= tpr.
+
+    Raises:
+        InvalidInput: empty or non-finite scores, or tpr outside (0, 1].
+    """
+    scores = np.sort(np.asarray(scores_on_known_val, dtype=np.float64).ravel())
+    if scores.size == 0 or not np.isfinite(scores).all():
+        raise InvalidInput("calibration needs at least one finite score")
+    if not 0.0 < tpr <= 1.0:
+        raise InvalidInput(f"tpr must be in (0, 1], got {tpr}")
+    j = int(np.floor(scores.size * (1.0 - tpr) + 1e-9))
+    return float(scores[min(j, scores.size - 1)])
+
+
+def is_unknown(score: float | np.ndarray, threshold: float) -> bool | np.ndarray:
+    """True where ``score`` is below ``threshold`` (the crop is out of distribution)."""
+    result = np.asarray(score) < threshold
+    return bool(result) if result.ndim == 0 else result
