@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/train_losses.py [--dataset fish4knowledge|synthetic]
         [--losses softmax arcface subcenter-arcface triplet quadruplet]
-        [--backbones cnn] [--image-sizes 64] [--epochs 6] [--workers 1]
+        [--backbones cnn] [--image-sizes 64] [--epochs 5] [--workers 1]
 
 fish4knowledge: the 15 most frequent species; train/val/test split by track
 (group key ``fish_(\\d+)_``) with StratifiedGroupKFold so no track crosses splits.
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -93,13 +94,19 @@ def split(labels: list[str], groups: list[str], seed: int = 0) -> tuple[np.ndarr
     return rest[tr], rest[va], test
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (DataLoader workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_one(config: TrainConfig, paths, labels, idx, work: Path) -> dict:
     train_idx, val_idx, test_idx = idx
     items = lambda ix: [(paths[i], labels[i]) for i in ix]  # noqa: E731
     out = work / f"{config.backbone}-{config.image_size}-{config.loss}"
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     result = train(config, items(train_idx), items(val_idx), out, progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     model = load_model(out)
     classes = {name: i for i, name in enumerate(model.config.class_names)}
     ref = encode_paths(model, [paths[i] for i in train_idx], workers=config.workers, device="cpu", progress=False)
@@ -113,7 +120,8 @@ def run_one(config: TrainConfig, paths, labels, idx, work: Path) -> dict:
             "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
             "test_top1": round(metrics["top1"], 4), "test_top5": round(metrics["top5"], 4),
             "test_f1_macro": round(metrics["f1_macro"], 4), "val_f1_macro": round(result.best_metrics["f1_macro"], 4),
-            "train_crops_s": round(float(np.median(rates)), 1), "seconds": round(seconds, 1)}
+            "train_crops_s": round(float(np.median(rates)), 1), "seconds": round(seconds, 1),
+            "cpu_seconds": round(cpu, 1)}
 
 
 def main() -> None:
@@ -123,7 +131,7 @@ def main() -> None:
     ap.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
     ap.add_argument("--backbones", nargs="+", default=[TrainConfig.backbone])
     ap.add_argument("--image-sizes", type=int, nargs="+", default=[TrainConfig.image_size])
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--workers", type=int, default=TrainConfig.workers)
     ap.add_argument("--augment", default=TrainConfig.augment)
     ap.add_argument("--tag", default="", help="suffix of the results key (keeps earlier runs)")
@@ -148,12 +156,13 @@ def main() -> None:
             rows.append(run_one(config, paths, labels, idx, work))
             r = rows[-1]
             print(f"  {backbone:>9} {size:>4} {loss:>18}  top1 {r['test_top1']:.3f}  top5 {r['test_top5']:.3f}  "
-                  f"F1 {r['test_f1_macro']:.3f}  {r['train_crops_s']:>6.1f} crops/s  {r['seconds']:>6.0f} s", flush=True)
+                  f"F1 {r['test_f1_macro']:.3f}  {r['train_crops_s']:>6.1f} crops/s  {r['seconds']:>6.0f} s "
+                  f"(cpu {r['cpu_seconds']:.0f} s)", flush=True)
 
-    print(f"\n{'backbone':>9} {'px':>4} {'loss':>18} {'top1':>6} {'top5':>6} {'F1-mac':>6} {'crops/s':>8} {'s':>6}")
+    print(f"\n{'backbone':>9} {'px':>4} {'loss':>18} {'top1':>6} {'top5':>6} {'F1-mac':>6} {'crops/s':>8} {'s':>6} {'cpu s':>6}")
     for r in rows:
         print(f"{r['backbone']:>9} {r['image_size']:>4} {r['loss']:>18} {r['test_top1']:>6.3f} {r['test_top5']:>6.3f} "
-              f"{r['test_f1_macro']:>6.3f} {r['train_crops_s']:>8.1f} {r['seconds']:>6.0f}")
+              f"{r['test_f1_macro']:>6.3f} {r['train_crops_s']:>8.1f} {r['seconds']:>6.0f} {r['cpu_seconds']:>6.0f}")
     result_file = ROOT / "bench/results/train_losses.json"
     result_file.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(result_file.read_text()) if result_file.exists() else {}

@@ -1,0 +1,155 @@
+"""Encoding crops into vectors: files (with failures reported, never fatal) and
+in-memory PIL images (uploads).
+
+Pipeline per batch: DataLoader workers read + decode + transform (the model's
+own eval transform), the main process runs the forward pass; pinned memory and
+non-blocking copies on CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from embedder.device import amp_dtype, resolve_device
+from embedder.images import open_rgb, to_rgb
+from embedder.model import EmbeddingModel
+from embedder.transforms import Transform, eval_transform
+from index.errors import BadImage, InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """DataLoader workers for encoding: one per core beyond the first, at most 4
+    (on 2 cores, 1 worker decodes while the main process runs the forward pass)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """Vectors for the paths that decoded, and a reason for each that did not."""
+
+    vectors: np.ndarray  # (n_ok, d) float32, L2-normalised; row i belongs to paths[ok[i]]
+    ok: list[int] = field(default_factory=list)  # indices into the input paths
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+
+
+class _PathDataset(Dataset):
+    def __init__(self, paths: Sequence[Path | str], transform: Transform) -> None:
+        self.paths = list(paths)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
+        path = self.paths[i]
+        try:
+            return self.transform(open_rgb(path)), i, None
+        except BadImage as exc:
+            return None, i, str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad crop must not end the batch
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            return None, i, f"{Path(path).name}: {type(exc).__name__} {detail}".strip()
+
+
+def _collate(batch: list[tuple[torch.Tensor | None, int, str | None]]):
+    good = [(t, i) for t, i, _ in batch if t is not None]
+    bad = [(i, r) for t, i, r in batch if t is None]
+    tensor = torch.stack([t for t, _ in good]) if good else None
+    return tensor, [i for _, i in good], bad
+
+
+@torch.inference_mode()
+def _forward(model: EmbeddingModel, images: torch.Tensor, device: torch.device) -> np.ndarray:
+    images = images.to(device, non_blocking=True)
+    dtype = amp_dtype(device)
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        out = model(images)
+    return out.float().cpu().numpy()
+
+
+def encode_paths(
+    model: EmbeddingModel,
+    paths: Sequence[Path | str],
+    *,
+    batch_size: int = 64,
+    workers: int | None = None,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> EncodeResult:
+    """Embed crop files with the model's eval transform.
+
+    Unreadable or corrupt files are skipped and listed in ``failed``; they never
+    stop the run. The model is moved to ``device`` and left in eval mode.
+
+    Returns:
+        EncodeResult with ``vectors: (n_ok, dim) float32`` L2-normalised rows in
+        the order of ``ok``.
+
+    Raises:
+        ModelError: device ``cuda`` without CUDA.
+        InvalidInput: ``batch_size < 1``.
+    """
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    workers = default_workers() if workers is None else workers
+    loader = DataLoader(
+        _PathDataset(paths, eval_transform(model.config)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=dev.type == "cuda",
+    )
+    chunks, ok, failed = [], [], []
+    bar = tqdm(total=len(paths), desc="embed", unit="crop", disable=not progress, leave=False)
+    for tensor, idx, bad in loader:
+        if tensor is not None:
+            chunks.append(_forward(model, tensor, dev))
+            ok.extend(idx)
+        failed.extend((str(paths[i]), reason) for i, reason in bad)
+        bar.update(len(idx) + len(bad))
+    bar.close()
+    for path, reason in failed:
+        log.warning("skipped %s", reason)
+    log.debug("embedded %d crops, %d failed", len(ok), len(failed))
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.config.dim), np.float32)
+    return EncodeResult(np.ascontiguousarray(vectors, dtype=np.float32), ok, failed)
+
+
+def encode_images(
+    model: EmbeddingModel,
+    images: Sequence[Image.Image],
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
+    """Embed in-memory PIL images (any mode; converted to RGB).
+
+    Returns:
+        ``(n, dim) float32`` L2-normalised, row i for ``images[i]``.
+
+    Raises:
+        ModelError: device ``cuda`` without CUDA.
+    """
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    transform = eval_transform(model.config)
+    out = [np.zeros((0, model.config.dim), np.float32)]
+    for start in range(0, len(images), batch_size):
+        batch = [transform(to_rgb(im)) for im in images[start:start + batch_size]]
+        out.append(_forward(model, torch.stack(batch), dev))
+    return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)

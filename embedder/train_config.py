@@ -1,0 +1,87 @@
+"""Training configuration and result (frozen dataclasses, JSON round-trip).
+
+Defaults are sized for a 2-core CPU: about 3,000 crops of 64-96 px train in
+under 10 minutes. They were chosen by measurement (bench/train_losses.py), see
+the numbers recorded in bench/results/train_losses*.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index.errors import InvalidInput
+
+SCHEDULES = ("cosine", "plateau")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train an embedding model; passed down explicitly, never mutated."""
+
+    backbone: str = "cnn"
+    weights: str = "none"  # none | imagenet | PATH (initial backbone weights)
+    freeze: str = "none"  # none | partial (last stage + head train) | all (head only)
+    dim: int = 128  # embedding size
+    image_size: int = 64  # square input side in pixels
+    loss: str = "arcface"  # see embedder.losses.LOSSES
+    epochs: int = 20
+    batch_p: int = 8  # classes per batch
+    batch_k: int = 4  # crops per class per batch
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine (per step, 1 warm-up epoch) | plateau (on val F1)
+    grad_clip: float = 5.0  # max gradient L2 norm; 0 disables
+    patience: int = 6  # epochs without a better val F1-macro before stopping
+    seed: int = 0
+    augment: str = "underwater"  # see embedder.transforms.AUGMENT_PRESETS
+    workers: int = 1  # DataLoader worker processes (1 fits a 2-core CPU)
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16)
+    device: str = "auto"  # auto | cpu | cuda
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Raises InvalidInput on keys that are not fields."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise InvalidInput(f"unknown training options: {sorted(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        """Raises InvalidInput naming the first unusable value."""
+        from embedder.losses import LOSSES
+        from embedder.transforms import AUGMENT_PRESETS
+
+        checks = [
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.device in DEVICES or self.device.startswith("cuda:"), f"device must be one of {', '.join(DEVICES)}"),
+            (self.loss in LOSSES, f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}"),
+            (self.augment in AUGMENT_PRESETS, f"unknown augment preset {self.augment!r}; valid: {', '.join(AUGMENT_PRESETS)}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_p >= 2 and self.batch_k >= 2, "batch_p and batch_k must be >= 2"),
+            (self.dim >= 1 and self.image_size >= 8, "dim must be >= 1 and image_size >= 8"),
+            (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip >= 0, "lr must be > 0, weight_decay and grad_clip >= 0"),
+            (self.patience >= 1 and self.workers >= 0, "patience must be >= 1 and workers >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InvalidInput(message)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or early-stopped) training run produced."""
+
+    out_dir: Path  # holds the best model (config.json + weights.safetensors)
+    best_epoch: int  # 1-based
+    best_metrics: dict[str, float]  # top1, top5, f1_macro, n on validation
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0

@@ -1,0 +1,82 @@
+"""Image transforms: augmentation presets for underwater crops and the eval
+transform derived from a model's config (resize + centre crop + normalise).
+
+Every transform maps an RGB PIL image to a ``(3, S, S)`` float32 tensor
+normalised with the model's own mean/std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from embedder.model import ModelConfig
+from index.errors import InvalidInput
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+def _to_tensor(config: ModelConfig) -> list[v2.Transform]:
+    return [
+        v2.ToImage(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(config.mean), std=list(config.std)),
+    ]
+
+
+def eval_transform(config: ModelConfig) -> Transform:
+    """Resize the shorter side to ``image_size``, centre-crop a square, normalise."""
+    size = config.image_size
+    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), *_to_tensor(config)])
+
+
+def _none(config: ModelConfig) -> Transform:
+    return eval_transform(config)
+
+
+def _light(config: ModelConfig) -> Transform:
+    size = config.image_size
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+        *_to_tensor(config),
+    ])
+
+
+def _underwater(config: ModelConfig) -> Transform:
+    """Crops vary in framing, orientation, turbidity and colour cast (depth-dependent
+    light absorption), so: crop/scale, flips, small rotations, colour jitter
+    including hue, TrivialAugmentWide, and random erasing (occlusion)."""
+    size = config.image_size
+    return v2.Compose([
+        v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(p=0.1),
+        v2.RandomRotation(15),
+        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+        v2.TrivialAugmentWide(),
+        *_to_tensor(config),
+        v2.RandomErasing(p=0.25, scale=(0.02, 0.15)),
+    ])
+
+
+AUGMENT_PRESETS: dict[str, Callable[[ModelConfig], Transform]] = {
+    "none": _none,
+    "light": _light,
+    "underwater": _underwater,
+}
+
+
+def train_transform(config: ModelConfig, preset: str = "underwater") -> Transform:
+    """The training transform for ``preset``.
+
+    Raises:
+        InvalidInput: unknown preset (the message lists the valid ones).
+    """
+    if preset not in AUGMENT_PRESETS:
+        raise InvalidInput(f"unknown augment preset {preset!r}; valid: {', '.join(AUGMENT_PRESETS)}")
+    return AUGMENT_PRESETS[preset](config)
