@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--kinds", default="flat,ivf", help="comma list of flat, ivf, hnsw (hnsw takes minutes)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(1000, args.dim)).astype(np.float32)
@@ -49,7 +50,7 @@ def main() -> None:
         t0 = time.perf_counter()
         store_embeddings(catalog, "bench", np.arange(1, args.n + 1), vectors)
         t_store = time.perf_counter() - t0
-        for kind in ("flat", "ivf", "hnsw"):
+        for kind in args.kinds.split(","):
             t0 = time.perf_counter()
             ids, loaded = load_embeddings(catalog, "bench")
             t_load = time.perf_counter() - t0

@@ -46,9 +46,9 @@ class IndexConfig:
     kind: str = "auto"  # 'auto' | 'flat' | 'ivf' | 'hnsw'
     auto_threshold: int = 200_000  # 'auto' builds flat below this many vectors
     large_kind: str = "ivf"  # what 'auto' builds at or above the threshold
-    nlist: int | None = None  # IVF lists; None -> 4 * sqrt(n)
+    nlist: int | None = None  # IVF lists; None -> sqrt(n) (1M: 1000; bench/rebuild_1m.py)
     nprobe: int = 32  # IVF lists visited per query
-    train_size: int = 100_000  # IVF k-means trains on at most this many vectors
+    train_size: int = 50_000  # IVF k-means trains on at most this many vectors (~50 per list at 1M)
     hnsw_m: int = 32  # HNSW neighbours per node
     ef_construction: int = 64  # HNSW build beam width
     ef_search: int = 64  # HNSW search beam width
@@ -133,7 +133,7 @@ def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
         hnsw.hnsw.efConstruction = cfg.ef_construction
         hnsw.hnsw.efSearch = cfg.ef_search
         return faiss.IndexIDMap(hnsw)
-    nlist = cfg.nlist or max(1, int(round(4 * math.sqrt(max(n, 1)))))
+    nlist = cfg.nlist or max(1, int(round(math.sqrt(max(n, 1)))))
     nlist = min(nlist, max(1, n))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.nprobe = min(cfg.nprobe, nlist)
