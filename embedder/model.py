@@ -137,11 +137,9 @@ def build_model(
 
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """sha256 hex of a file's bytes."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:

@@ -70,12 +70,9 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 hex of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """sha256 hex of a file's bytes."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def model_dir(root: str | Path, model_id: str) -> Path:

@@ -46,11 +46,9 @@ class _Pending:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """sha256 hex of a file's bytes."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _store_frame(path: Path, sha: str, home: Path) -> str:
