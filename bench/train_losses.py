@@ -18,6 +18,7 @@ Prints one table; writes bench/results/train_losses.json (one key per dataset).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -124,10 +125,41 @@ def run_one(config: TrainConfig, paths, labels, idx, work: Path) -> dict:
             "cpu_seconds": round(cpu, 1)}
 
 
+def defaults_run(args, paths, labels, idx, work: Path) -> None:
+    """Time the shipped defaults on ~3,000 crops (train+val folds), validating on the test fold."""
+    config = dataclasses.replace(TrainConfig(), device="cpu")
+    train_idx, test_idx = np.concatenate(idx[:2]), idx[2]
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    result = train(config, [(paths[i], labels[i]) for i in train_idx], [(paths[i], labels[i]) for i in test_idx],
+                   work / "defaults", progress=False)
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+    rates = [h["train_crops_s"] for h in result.history]
+    row = {"config": config.to_dict(), "train_crops": len(train_idx), "val_crops": len(test_idx),
+           "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "epochs_run": result.epochs_run,
+           "best_epoch": result.best_epoch, "best": result.best_metrics,
+           "train_crops_s_median": float(np.median(rates)), "train_crops_s_max": float(np.max(rates)),
+           "history": result.history}
+    print(f"defaults ({config.backbone} {config.image_size}px {config.loss} {config.epochs} epochs) on "
+          f"{len(train_idx)} train crops: {seconds:.0f} s wall ({cpu:.0f} s cpu), best epoch {result.best_epoch}: "
+          f"top1 {result.best_metrics['top1']:.3f} top5 {result.best_metrics['top5']:.3f} "
+          f"F1-macro {result.best_metrics['f1_macro']:.3f}; train crops/s median {row['train_crops_s_median']:.0f} "
+          f"max {row['train_crops_s_max']:.0f}")
+    _store(f"{args.dataset}-defaults" + (f"-{args.tag}" if args.tag else ""), row)
+
+
+def _store(key: str, value: dict) -> None:
+    result_file = ROOT / "bench/results/train_losses.json"
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(result_file.read_text()) if result_file.exists() else {}
+    results[key] = value
+    result_file.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=("fish4knowledge", "synthetic"), default="fish4knowledge")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/fish4knowledge")
+    ap.add_argument("--species", type=int, default=15, help="fish4knowledge: most frequent N species")
     ap.add_argument("--losses", nargs="+", default=list(LOSSES), choices=list(LOSSES))
     ap.add_argument("--backbones", nargs="+", default=[TrainConfig.backbone])
     ap.add_argument("--image-sizes", type=int, nargs="+", default=[TrainConfig.image_size])
@@ -135,13 +167,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=TrainConfig.workers)
     ap.add_argument("--augment", default=TrainConfig.augment)
     ap.add_argument("--tag", default="", help="suffix of the results key (keeps earlier runs)")
+    ap.add_argument("--defaults", action="store_true",
+                    help="one timing run of TrainConfig() as shipped: train on train+val, validate on test")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     with tempfile.TemporaryDirectory(prefix="oceanid-bench-") as tmp:
         work = Path(tmp)
         if args.dataset == "fish4knowledge":
-            paths, labels, groups = fish4knowledge(args.data)
+            paths, labels, groups = fish4knowledge(args.data, args.species)
         else:
             paths, labels, groups = synthetic(work)
         idx = split(labels, groups)
@@ -149,6 +183,8 @@ def main() -> None:
         sizes = [len(i) for i in idx]
         print(f"{args.dataset}: {len(set(labels))} classes, train/val/test = {sizes[0]}/{sizes[1]}/{sizes[2]} crops, "
               f"{args.epochs} epochs, cpus {os.cpu_count()}, torch threads {torch.get_num_threads()}", flush=True)
+        if args.defaults:
+            return defaults_run(args, paths, labels, idx, work)
         rows = []
         for backbone, size, loss in itertools.product(args.backbones, args.image_sizes, args.losses):
             config = TrainConfig(backbone=backbone, image_size=size, loss=loss, epochs=args.epochs,
@@ -163,13 +199,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['backbone']:>9} {r['image_size']:>4} {r['loss']:>18} {r['test_top1']:>6.3f} {r['test_top5']:>6.3f} "
               f"{r['test_f1_macro']:>6.3f} {r['train_crops_s']:>8.1f} {r['seconds']:>6.0f} {r['cpu_seconds']:>6.0f}")
-    result_file = ROOT / "bench/results/train_losses.json"
-    result_file.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(result_file.read_text()) if result_file.exists() else {}
-    results[args.dataset + (f"-{args.tag}" if args.tag else "")] = {
+    _store(args.dataset + (f"-{args.tag}" if args.tag else ""), {
         "classes": len(set(labels)), "train_val_test": sizes, "epochs": args.epochs, "augment": args.augment,
-        "cpus": os.cpu_count(), "per_class_train": dict(Counter(labels[i] for i in idx[0])), "rows": rows}
-    result_file.write_text(json.dumps(results, indent=2) + "\n")
+        "cpus": os.cpu_count(), "per_class_train": dict(Counter(labels[i] for i in idx[0])), "rows": rows})
 
 
 if __name__ == "__main__":

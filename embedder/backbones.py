@@ -160,8 +160,9 @@ def load_into(module: nn.Module, path: Path | str, ignore: tuple[str, ...] = ())
     state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(ignore)}
     try:
         result = module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
-        raise ModelError(f"{Path(path).name} does not fit this backbone: {str(exc).splitlines()[1:2]}") from None
+    except RuntimeError as exc:  # shape mismatches; the first detail line names the tensor
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise ModelError(f"{Path(path).name} does not fit this backbone: {lines[min(1, len(lines) - 1)]}") from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelError(
             f"{Path(path).name} does not fit this backbone: missing {result.missing_keys[:5]}, "

@@ -22,13 +22,13 @@ DEVICES = ("auto", "cpu", "cuda")
 class TrainConfig:
     """How to train an embedding model; passed down explicitly, never mutated."""
 
-    backbone: str = "cnn"
+    backbone: str = "resnet18"  # from scratch; beat "cnn" at equal budget (bench/train_losses.py)
     weights: str = "none"  # none | imagenet | PATH (initial backbone weights)
     freeze: str = "none"  # none | partial (last stage + head train) | all (head only)
     dim: int = 128  # embedding size
     image_size: int = 64  # square input side in pixels
     loss: str = "arcface"  # see embedder.losses.LOSSES
-    epochs: int = 20
+    epochs: int = 15  # ~6-9 min for ~3,000 crops at 64 px on 2 cores (measured)
     batch_p: int = 8  # classes per batch
     batch_k: int = 4  # crops per class per batch
     lr: float = 2e-3
