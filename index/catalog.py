@@ -114,6 +114,7 @@ class Catalog:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._ready = False
+        self._meta: tuple[tuple, dict[str, str]] | None = None  # (file stamp, meta table)
 
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
@@ -181,12 +182,27 @@ class Catalog:
 
     # -- small helpers used by several commands ---------------------------------
 
+    def _stamp(self) -> tuple:
+        """Changes whenever any process writes (the file or its write-ahead log)."""
+        out = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = path.stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
     def get_meta(self, key: str) -> str | None:
+        """A value of the meta table; re-read only when the catalog file changed
+        (queries ask for the live model on every call, and opening DuckDB costs ms)."""
         if not self.exists():
             return None
-        with self.read() as con:
-            row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else row[0]
+        stamp = self._stamp()
+        if self._meta is None or self._meta[0] != stamp:
+            with self.read() as con:
+                self._meta = (stamp, dict(con.execute("SELECT key, value FROM meta").fetchall()))
+        return self._meta[1].get(key)
 
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as con:
