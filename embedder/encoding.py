@@ -1,9 +1,10 @@
 """Encoding crops into vectors: files (with failures reported, never fatal) and
 in-memory PIL images (uploads).
 
-Pipeline per batch: DataLoader workers read + decode + transform (the model's
-own eval transform), the main process runs the forward pass; pinned memory and
-non-blocking copies on CUDA.
+Pipeline per batch: DataLoader workers read + decode + resize/crop to uint8
+(the model's own eval geometry), the main process normalises the whole batch on
+the device and runs the forward pass; pinned memory and non-blocking copies on
+CUDA.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from embedder.device import amp_dtype, resolve_device
 from embedder.images import open_rgb, to_rgb
 from embedder.model import EmbeddingModel
-from embedder.transforms import Transform, eval_transform
+from embedder.transforms import eval_geometry, normalize_batch
 from index.errors import BadImage, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class EncodeResult:
 
 
 class _PathDataset(Dataset):
-    def __init__(self, paths: Sequence[Path | str], transform: Transform) -> None:
+    def __init__(self, paths: Sequence[Path | str], transform) -> None:
         self.paths = list(paths)
         self.transform = transform
 
@@ -72,7 +73,8 @@ def _collate(batch: list[tuple[torch.Tensor | None, int, str | None]]):
 
 @torch.inference_mode()
 def _forward(model: EmbeddingModel, images: torch.Tensor, device: torch.device) -> np.ndarray:
-    images = images.to(device, non_blocking=True)
+    """``images: (n, 3, S, S) uint8`` -> ``(n, dim) float32`` unit vectors."""
+    images = normalize_batch(model.config, images.to(device, non_blocking=True))
     dtype = amp_dtype(device)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         out = model(images)
@@ -107,7 +109,7 @@ def encode_paths(
     model.to(dev).eval()
     workers = default_workers() if workers is None else workers
     loader = DataLoader(
-        _PathDataset(paths, eval_transform(model.config)),
+        _PathDataset(paths, eval_geometry(model.config)),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -147,7 +149,7 @@ def encode_images(
     """
     dev = resolve_device(device)
     model.to(dev).eval()
-    transform = eval_transform(model.config)
+    transform = eval_geometry(model.config)
     out = [np.zeros((0, model.config.dim), np.float32)]
     for start in range(0, len(images), batch_size):
         batch = [transform(to_rgb(im)) for im in images[start:start + batch_size]]

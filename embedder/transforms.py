@@ -33,6 +33,24 @@ def eval_transform(config: ModelConfig) -> Transform:
     return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), *_to_tensor(config)])
 
 
+def eval_geometry(config: ModelConfig) -> Callable[[Image.Image], torch.Tensor]:
+    """The pixel part of :func:`eval_transform`: RGB PIL -> ``(3, S, S)`` uint8.
+
+    Encoding ships uint8 crops out of the DataLoader workers (4x less to copy)
+    and normalises whole batches with :func:`normalize_batch`.
+    """
+    size = config.image_size
+    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.PILToTensor()])
+
+
+def normalize_batch(config: ModelConfig, images: torch.Tensor) -> torch.Tensor:
+    """``(n, 3, S, S)`` uint8 -> float32 scaled to [0, 1] and normalised with the
+    model's mean/std, on the tensor's own device (equals :func:`eval_transform`)."""
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
 def _none(config: ModelConfig) -> Transform:
     return eval_transform(config)
 
