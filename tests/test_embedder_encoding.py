@@ -108,3 +108,13 @@ def test_open_rgb_raises_bad_image(tmp_path):
     path.write_bytes(b"\xff\xd8\xff\xe0 not really")
     with pytest.raises(BadImage, match="junk.jpg"):
         open_rgb(path)
+
+
+def test_batched_normalisation_equals_the_eval_transform(model, crops):
+    from embedder.transforms import eval_geometry, eval_transform, normalize_batch
+
+    image = open_rgb(crops[0])
+    single = eval_transform(model.config)(image)
+    batched = normalize_batch(model.config, eval_geometry(model.config)(image)[None])[0]
+    assert single.shape == batched.shape == (3, 16, 16)
+    torch.testing.assert_close(single, batched, atol=1e-5, rtol=0)
