@@ -1,7 +1,7 @@
 """Embedding pipeline throughput vs the bare forward pass (CPU).
 
     .venv/bin/python bench/embed_throughput.py [--data ../shared/data/fish4knowledge]
-        [--backbone cnn] [--image-size 64] [--batch-size 64] [--workers 0 1 2] [--n 2000] [--repeats 3]
+        [--backbone resnet18] [--image-size 64] [--batch-size 64] [--workers 0 1 2] [--n 2000] [--repeats 3]
 
 Pipeline = read + decode + eval transform + forward (embedder.encoding.encode_paths);
 bare = forward only, on the same model and batch size, over a pre-built batch.
@@ -42,7 +42,7 @@ def bare_forward(model, batch: torch.Tensor, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/fish4knowledge")
-    ap.add_argument("--backbone", default="cnn")
+    ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=int, nargs="+", default=None)

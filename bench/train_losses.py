@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/train_losses.py [--dataset fish4knowledge|synthetic]
         [--losses softmax arcface subcenter-arcface triplet quadruplet]
-        [--backbones cnn] [--image-sizes 64] [--epochs 5] [--workers 1]
+        [--backbones resnet18] [--image-sizes 64] [--epochs 5] [--workers N] [--species 15]
+        [--defaults]   (one timing run of TrainConfig() as shipped)
 
 fish4knowledge: the 15 most frequent species; train/val/test split by track
 (group key ``fish_(\\d+)_``) with StratifiedGroupKFold so no track crosses splits.
@@ -110,7 +111,8 @@ def run_one(config: TrainConfig, paths, labels, idx, work: Path) -> dict:
     seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     model = load_model(out)
     classes = {name: i for i, name in enumerate(model.config.class_names)}
-    ref = encode_paths(model, [paths[i] for i in train_idx], workers=config.workers, device="cpu", progress=False)
+    ref = encode_paths(model, [paths[i] for i in train_idx], workers=config.workers, device="cpu",
+                       progress=False)
     query_idx = [i for i in test_idx if labels[i] in classes]
     query = encode_paths(model, [paths[i] for i in query_idx], workers=config.workers, device="cpu", progress=False)
     metrics = prototype_metrics(
@@ -164,7 +166,7 @@ def main() -> None:
     ap.add_argument("--backbones", nargs="+", default=[TrainConfig.backbone])
     ap.add_argument("--image-sizes", type=int, nargs="+", default=[TrainConfig.image_size])
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--workers", type=int, default=TrainConfig.workers)
+    ap.add_argument("--workers", type=int, default=TrainConfig.workers, help="default: automatic")
     ap.add_argument("--augment", default=TrainConfig.augment)
     ap.add_argument("--tag", default="", help="suffix of the results key (keeps earlier runs)")
     ap.add_argument("--defaults", action="store_true",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
-    """DataLoader workers for encoding: one per core beyond the first, at most 4
-    (on 2 cores, 1 worker decodes while the main process runs the forward pass)."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """DataLoader workers for encoding: the cores beyond two, at most 4.
+
+    The forward pass keeps two cores busy; on a 2-core CPU a decoding worker only
+    competes with it (bench/embed_throughput.py: 0 workers >= 1 worker there)."""
+    return max(0, min(4, (os.cpu_count() or 1) - 2))
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class EncodeResult:
 
 
 class _PathDataset(Dataset):
-    def __init__(self, paths: Sequence[Path | str], transform) -> None:
+    def __init__(self, paths: Sequence[Path | str], transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.paths = list(paths)
         self.transform = transform
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from embedder.checkpoint import load_checkpoint, read_loop_state, restore_rng, rng_snapshot, save_checkpoint
 from embedder.curves import write_history
 from embedder.device import amp_dtype, resolve_device
+from embedder.encoding import default_workers
 from embedder.losses import build_loss
 from embedder.model import build_model, save_model
 from embedder.sampling import PKSampler, epoch_seed
@@ -88,6 +89,7 @@ class _Run:
     def __init__(self, config: TrainConfig, data: TrainData, out_dir: Path, progress: bool) -> None:
         self.config, self.data, self.out_dir, self.progress = config, data, out_dir, progress
         self.device = resolve_device(config.device)
+        self.workers = default_workers() if config.workers is None else config.workers
         classes = len(data.classes)
         self.p, self.k = min(config.batch_p, classes), config.batch_k
         if self.p < config.batch_p:
@@ -149,7 +151,7 @@ class _Run:
         self.saved_rng = None
         self.sampler.set_epoch(epoch, state["step"])
         loader = DataLoader(self.dataset, batch_size=self.p * self.k, sampler=self.sampler,
-                            num_workers=config.workers, pin_memory=self.device.type == "cuda", drop_last=True,
+                            num_workers=self.workers, pin_memory=self.device.type == "cuda", drop_last=True,
                             generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch)))
         self.model.train()
         bar = tqdm(total=self.steps, initial=state["step"], desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -178,7 +180,7 @@ class _Run:
 
     def _end_epoch(self, seen: int, train_seconds: float) -> None:
         state, epoch, t0 = self.state, self.state["epoch"], time.perf_counter()
-        metrics = validate(self.model, self.data, self.device, self.config.workers)
+        metrics = validate(self.model, self.data, self.device, self.workers)
         f1 = metrics["f1_macro"]
         if self.config.schedule == "plateau":
             self.scheduler.step(f1)
