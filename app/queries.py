@@ -6,7 +6,6 @@ Thin compositions over :mod:`app.engine`; the maths lives in ``index`` and
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,8 +170,3 @@ def search(engine: Engine, catalog: Catalog, home: Path, query, k: int = 10,
 def image_bytes_name(item: ImageInput, n: int) -> str:
     return Path(item).name if isinstance(item, (str, Path)) else f"example {n + 1}"
 
-
-def to_png_bytes(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from index.catalog import Catalog
@@ -32,13 +31,9 @@ def resolve_home(home: Path | str | None = None) -> Path:
     return Path(env) if env else DEFAULT_HOME
 
 
-@dataclass
 class Workspace:
     """A home folder: ``catalog.duckdb``, ``images/``, ``crops/``, ``models/``,
     ``indexes/``, ``reports/`` and ``sources/`` (drawn or downloaded inputs)."""
-
-    home: Path
-    crop: CropConfig = CropConfig()
 
     def __init__(self, home: Path | str | None = None, crop: CropConfig = CropConfig(),
                  busy_timeout: float = 10.0) -> None:

@@ -151,8 +151,6 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
             },
             crop_image,
         ))
-    if box_count := len(record.boxes):
-        log.debug("%s: %d boxes", name, box_count)
     return pending
 
 

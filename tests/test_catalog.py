@@ -36,17 +36,23 @@ def test_failed_write_rolls_back(tmp_path):
     assert catalog.get_meta("k") is None
 
 
+def hold_lock(path, seconds: float) -> subprocess.Popen:
+    """Another process that opens the catalog for writing and keeps it for ``seconds``."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(float(sys.argv[2]))", str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_busy_catalog_gives_clear_error(tmp_path):
     path = tmp_path / "c.duckdb"
     Catalog(path).ensure_schema()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(30)",
-         str(path)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    holder = hold_lock(path, 30)
     try:
-        assert holder.stdout.readline().strip() == "held"
         start = time.monotonic()
         with pytest.raises(CatalogBusy, match="catalog is busy"):
             with Catalog(path, busy_timeout=0.5).write():
@@ -60,14 +66,8 @@ def test_busy_catalog_gives_clear_error(tmp_path):
 def test_busy_catalog_retries_until_free(tmp_path):
     path = tmp_path / "c.duckdb"
     Catalog(path).ensure_schema()
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(1.0)",
-         str(path)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    holder = hold_lock(path, 1.0)
     try:
-        assert holder.stdout.readline().strip() == "held"
         catalog = Catalog(path, busy_timeout=20)
         catalog.set_meta("after", "wait")
         assert catalog.get_meta("after") == "wait"
