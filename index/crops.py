@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from index.errors import InvalidInput
+from index.files import atomic_writer
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +75,12 @@ def cut_crop(image: Image.Image, box: tuple[float, float, float, float], config:
 
 
 def save_atomic(image: Image.Image, path: Path) -> None:
-    """Write a PNG via a temporary file and rename, so a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    image.save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    """Write a PNG via a temporary file and rename, so a killed run leaves no half file.
+
+    Not fsynced: the crop cache is re-cut by ``ingest.repair_crops`` when a file is lost.
+    """
+    with atomic_writer(path, durable=False) as fh:
+        image.save(fh, format="PNG", compress_level=1)
 
 
 def crop_relpath(annotation_id: int) -> str:

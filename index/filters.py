@@ -3,9 +3,17 @@
 Examples (column names and keywords are case-insensitive)::
 
     species="Chromis chrysura"
+    species=Chromis chrysura and depth<50
     genus=Chromis and depth=100..500
     family in (Pomacentridae, 'Chaetodontidae'), date>=2020-06
     (split=val or split=test) and lat<-10.5
+
+A value is a quoted string (``"..."`` or ``'...'``; a doubled quote inside
+stands for one, as in SQL) or bare words: words separated by spaces up to the
+next operator, comma, parenthesis or ``and`` / ``or`` form one value (each
+word after the first is letters, digits, ``_ . -``), so
+``species in (Aurelia aurita, Chrysaora fuscescens)`` needs no quotes. A name
+that holds ``and``/``or`` or punctuation needs quotes; :func:`quote` writes them.
 
 Clauses are joined by ``and`` (or ``,``) and ``or``, with parentheses.
 Comparisons: ``= != < <= > >=``, ``in (a, b, "c d")`` and inclusive ranges
@@ -32,11 +40,13 @@ from index.errors import FilterError
 COLUMN_TYPES = ("text", "number", "date")
 _MAX_LENGTH = 2000  # characters in one filter
 _MAX_DEPTH = 20  # nested parentheses
+_KEYWORDS = frozenset({"and", "or"})  # end a bare multi-word value
+_NAME_WORD = re.compile(r"^[^\W_][\w.\-]*$")  # a word that may continue a bare multi-word name
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _TOKEN = re.compile(
     r"""\s*(?:
-      (?P<str>"[^"]*"|'[^']*')
+      (?P<str>"(?:[^"]|"")*"|'(?:[^']|'')*')
     | (?P<op><=|>=|!=|<>|==|=|<|>)
     | (?P<lp>\() | (?P<rp>\)) | (?P<comma>,) | (?P<dots>\.\.)
     | (?P<word>(?:[^\s()=!<>,'".]|\.(?!\.))+)
@@ -100,7 +110,9 @@ def _tokenise(text: str, fail: Any) -> list[_Tok]:
             fail(f"{what} at position {len(text) - len(rest) + 1}")
         kind = match.lastgroup or "word"
         value = match.group(kind)
-        tokens.append(_Tok(kind, value[1:-1] if kind == "str" else value, match.start(kind) + 1))
+        if kind == "str":
+            value = value[1:-1].replace(value[0] * 2, value[0])
+        tokens.append(_Tok(kind, value, match.start(kind) + 1))
         pos = match.end()
     tokens.append(_Tok("end", "", len(text) + 1))
     return tokens
@@ -160,6 +172,9 @@ class _Parser:
     def parse(self) -> str:
         sql = self.parse_or(0)
         tok = self.peek()
+        if tok.kind == "op":
+            self.fail(f"unexpected {tok.text!r} at position {tok.pos} (a bare name runs to the next and/or/comma;"
+                      ' join clauses with and, or quote the name: species="Chromis chrysura")')
         if tok.kind != "end":
             self.fail(f"unexpected {tok.text!r} at position {tok.pos}")
         return sql
@@ -190,8 +205,14 @@ class _Parser:
 
     def value(self, required: bool = True) -> str | None:
         tok = self.peek()
-        if tok.kind in ("str", "word"):
+        if tok.kind == "str":
             return self.take().text
+        if tok.kind == "word":
+            words = [self.take().text]
+            while (self.peek().kind == "word" and self.peek().text.lower() not in _KEYWORDS
+                   and _NAME_WORD.match(self.peek().text)):
+                words.append(self.take().text)
+            return " ".join(words)
         if required:
             self.fail(f"expected a value at position {tok.pos}, got {tok.text or 'end of filter'!r}")
         return None
@@ -283,6 +304,15 @@ class _Parser:
             self.fail(f"empty range {low}..{high} on {name}")
         sql = "(" + " AND ".join(parts) + ")"
         return f"NOT {sql}" if negate else sql
+
+
+def quote(value: object) -> str:
+    """A literal the grammar reads back as exactly ``str(value)``.
+
+    Double quotes around it and every double quote inside doubled, as SQL does.
+    """
+    text = str(value)
+    return '"' + text.replace('"', '""') + '"'
 
 
 def parse_filter(text: str, columns: Mapping[str, Column] = DEFAULT_COLUMNS) -> SqlFilter:

@@ -29,6 +29,7 @@ from typing import Any
 
 from index import vectors
 from index.errors import EmptyIndex, IndexMismatch, InvalidInput, NotFound
+from index.files import file_sha256, fsync_path, write_durable
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,6 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 hex of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def model_dir(root: str | Path, model_id: str) -> Path:
     """``<root>/indexes/<model_id>``; raises InvalidInput for unsafe model ids."""
     if not _MODEL_ID_RE.match(model_id or ""):
@@ -106,21 +101,6 @@ def current_generation(root: str | Path, model_id: str) -> str | None:
     return name
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def _stage(hook: StageHook | None, name: str) -> None:
     log.debug("generation stage: %s", name)
     if hook is not None:
@@ -133,10 +113,10 @@ def set_current(root: str | Path, model_id: str, name: str, on_stage: StageHook 
     if not _GEN_RE.match(name) or not (folder / name).is_dir():
         raise NotFound(f"generation {name!r} does not exist under {folder}")
     tmp = folder / f".tmp-CURRENT-{os.getpid()}"
-    _write_durable(tmp, f"{name}\n".encode("utf-8"))
+    write_durable(tmp, f"{name}\n".encode("utf-8"))
     _stage(on_stage, "current_tmp_written")
     os.replace(tmp, folder / CURRENT_FILE)
-    _fsync_path(folder)
+    fsync_path(folder)
     _stage(on_stage, "current_swapped")
     log.info("CURRENT for %s -> %s", model_id, name)
 
@@ -163,7 +143,7 @@ def publish(
     folder = model_dir(root, model_id)
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
-        _fsync_path(folder.parent)
+        fsync_path(folder.parent)
     existing = [int(_GEN_RE.match(n).group(1)) for n in list_generations(root, model_id)]
     number = max(existing, default=0) + 1
     tmp = folder / f".tmp-gen-{number:04d}-{os.getpid()}"
@@ -171,7 +151,7 @@ def publish(
     _stage(on_stage, "tmp_created")
     index_path = tmp / INDEX_FILE
     index.save(index_path)
-    _fsync_path(index_path)
+    fsync_path(index_path)
     _stage(on_stage, "index_written")
     manifest = Manifest(
         model_id=model_id,
@@ -182,8 +162,8 @@ def publish(
         sha256=file_sha256(index_path),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    _write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
-    _fsync_path(tmp)
+    write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
+    fsync_path(tmp)
     _stage(on_stage, "manifest_written")
     while True:  # another publisher may have taken this number meanwhile
         name = f"gen-{number:04d}"
@@ -194,7 +174,7 @@ def publish(
             if not (folder / name).exists():
                 raise
             number += 1
-    _fsync_path(folder)
+    fsync_path(folder)
     _stage(on_stage, "renamed")
     verify(folder / name, model_id=model_id, model_config_hash=model_config_hash)
     _stage(on_stage, "verified")

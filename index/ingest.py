@@ -11,10 +11,7 @@ re-running it (crops missing from an earlier run are cut then).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ from tqdm import tqdm
 from index.catalog import Catalog
 from index.crops import CropConfig, clip_box, crop_relpath, cut_crop, save_atomic
 from index.errors import BadImage, InvalidInput
+from index.files import copy_atomic, file_sha256
 from index.imaging import open_image
 from index.records import ImageRecord, IngestReport, Taxon
 
@@ -45,21 +43,12 @@ class _Pending:
     boxes: list[tuple[dict, Image.Image]]  # annotation row + its cut crop
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 hex of a file's bytes."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _store_frame(path: Path, sha: str, home: Path) -> str:
     """Copy a frame into images/ named by its hash (atomically); return the relative path."""
     rel = f"images/{sha[:2]}/{sha}{path.suffix.lower() or '.img'}"
     dest = home / rel
     if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+        copy_atomic(path, dest)
     return rel
 
 

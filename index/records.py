@@ -12,6 +12,17 @@ from datetime import datetime
 from pathlib import Path
 
 
+SEQUENCE_KEYS = ("video_id", "sequence_id", "seq_id", "dive_id", "dive", "video", "sequence")
+"""Metadata names (COCO image fields, FathomNet tag keys) that tie frames of one dive / video / sequence."""
+
+
+def sequence_group(source: str, scope: str, value: object) -> str | None:
+    """The group key shared by frames of one sequence, or None when ``value`` is empty."""
+    if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+        return None
+    return f"{source}:sequence:{scope}:{str(value).strip()}"
+
+
 @dataclass(frozen=True)
 class BoxRecord:
     """One annotated object: a concept and a pixel box (top-left x, y, width, height)."""

@@ -5,6 +5,11 @@ ignore classes (GroupShuffleSplit); we need arbitrary fractions, stratified by
 species, with groups kept whole and frames holding several species, so the
 assignment below is a small greedy fill: groups in a seeded random order, each
 to the split whose species are furthest below their targets.
+
+Groups are the connected components of "same group key" and "same bytes"
+(sha256 of the frame): a picture stored twice, by two sources or twice in one,
+is one group, so it can never sit in train and in test. Sources put a shared
+dive / video / sequence id into the group key (see ``index/sources/coco.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from index.catalog import Catalog
 from index.errors import EmptyIndex, InvalidInput
@@ -48,6 +55,8 @@ class SplitSummary:
     held_out: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     pinned: int = 0
+    duplicate_frames: int = 0  # frames whose bytes equal an earlier frame's (same sha256)
+    groups_merged: int = 0  # group keys folded into another group because they share a frame
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +97,28 @@ def _assign(groups: dict[str, Counter], fractions: dict[str, float], rng: np.ran
     return out
 
 
+def merge_groups(group_keys: list[str], hashes: list[str]) -> tuple[list[int], int]:
+    """Connected components of rows linked by an equal group key or an equal sha256.
+
+    Returns (component label per row, how many group keys were merged away).
+    """
+    n = len(group_keys)
+    if n == 0:
+        return [], 0
+    _, key_ids = np.unique(np.asarray(group_keys, dtype=object), return_inverse=True)
+    _, sha_ids = np.unique(np.asarray(hashes, dtype=object), return_inverse=True)
+    n_keys = int(key_ids.max()) + 1
+    rows = np.arange(n)
+    # bipartite graph: row -> its key node, row -> its hash node
+    src = np.concatenate([rows, rows])
+    dst = np.concatenate([n + key_ids, n + n_keys + sha_ids])
+    size = n + n_keys + int(sha_ids.max()) + 1
+    graph = coo_matrix((np.ones(2 * n, dtype=np.int8), (src, dst)), shape=(size, size))
+    _, labels = connected_components(graph, directed=False)
+    labels = labels[:n]
+    return labels.tolist(), n_keys - len(np.unique(labels))
+
+
 def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
     """Assign every unpinned crop a split; deterministic for a given config and catalog.
 
@@ -100,12 +131,21 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
     rng = np.random.default_rng(config.seed)
     with catalog.read() as con:
         rows = con.execute(
-            "SELECT annotation_id, concept, group_key, split_pinned FROM annotations "
-            "WHERE coalesce(split, '') <> 'support' ORDER BY annotation_id"
+            "SELECT annotation_id, concept, group_key, split_pinned, sha256, split FROM annotations "
+            "JOIN images USING (image_id) WHERE coalesce(split, '') <> 'support' ORDER BY annotation_id"
         ).fetchall()
+        frames = con.execute("SELECT count(*) - count(DISTINCT sha256) FROM images").fetchone()[0]
         hints = dict(con.execute("SELECT concept, holdout_hint FROM taxa WHERE holdout_hint IS NOT NULL").fetchall())
     if not rows:
         raise EmptyIndex("nothing to split: the catalog has no crops")
+    labels, merged = merge_groups([r[2] for r in rows], [r[4] for r in rows])
+    # a component that holds a pinned crop follows its pinned split (the most common one)
+    pins: dict[int, Counter] = defaultdict(Counter)
+    for label, r in zip(labels, rows):
+        if r[3] and r[5] in SPLITS:
+            pins[label][r[5]] += 1
+    forced = {label: c.most_common(1)[0][0] for label, c in pins.items()}
+    rows = [(r[0], r[1], f"component:{label}", r[3]) for label, r in zip(labels, rows)]
     per_species = Counter(r[1] for r in rows)
     species = sorted(s for s, n in per_species.items() if n >= config.min_images)
     rest = tuple(config.holdout) == ("rest",)
@@ -115,11 +155,12 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
         known = sorted(sorted(known, key=lambda s: (-per_species[s], s))[: config.classes])
     if rest:
         held = sorted(set(species) - set(known))
-    summary = SplitSummary(held_out=held, excluded=sorted(set(per_species) - set(known) - set(held)))
+    summary = SplitSummary(held_out=held, excluded=sorted(set(per_species) - set(known) - set(held)),
+                           duplicate_frames=int(frames), groups_merged=merged)
     keep = set(known)
     groups: dict[str, Counter] = defaultdict(Counter)
     for _, concept, group, pinned in rows:
-        if concept in keep and not pinned:
+        if concept in keep and not pinned and int(group.split(":")[1]) not in forced:
             groups[group][concept] += 1
     if config.max_images is not None:
         groups = _cap(groups, config.max_images, rng)
@@ -129,9 +170,12 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
         if pinned:
             summary.pinned += 1
             continue
+        label = int(group.split(":")[1])
         split = "holdout" if concept in held else assignment.get(group) if concept in keep else None
         if split is not None and concept in keep and group not in groups:
             split = None
+        if concept in keep and label in forced:
+            split = forced[label]
         ids.append(aid)
         splits.append(split)
         summary.counts.setdefault(concept, Counter())[split or "unused"] += 1

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from index.catalog import Catalog
+from index.splits import merge_groups
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Survey:
     depth: dict[str, float | int | None] = field(default_factory=dict)  # count, min, median, max
     depth_histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (from, to, crops)
     depths: list[float] = field(default_factory=list)  # raw crop depths, for plots
+    duplicate_frames: int = 0  # frames whose bytes equal an earlier frame's (same sha256)
+    groups_merged: int = 0  # group keys a split folds into another group because they share a frame
 
     def to_dict(self, with_raw: bool = False) -> dict:
         out = asdict(self)
@@ -46,6 +49,9 @@ def survey(catalog: Catalog, bins: int = 10) -> Survey:
         out.depths = [r[0] for r in con.execute(
             "SELECT depth_m FROM annotations JOIN images USING (image_id) WHERE depth_m IS NOT NULL"
         ).fetchall()]
+        out.duplicate_frames = con.execute("SELECT count(*) - count(DISTINCT sha256) FROM images").fetchone()[0]
+        keys = con.execute("SELECT a.group_key, i.sha256 FROM annotations a JOIN images i USING (image_id)").fetchall()
+    out.groups_merged = merge_groups([k for k, _ in keys], [h for _, h in keys])[1]
     counts = np.array(list(out.per_species.values()), dtype=np.int64)
     out.crops = int(counts.sum()) if counts.size else 0
     out.species = len(counts)

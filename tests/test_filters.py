@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from index.errors import FilterError
-from index.filters import DEFAULT_COLUMNS, Column, SqlFilter, parse_filter
+from index.filters import DEFAULT_COLUMNS, Column, SqlFilter, parse_filter, quote
 
 ALLOWED = "species, genus, family, depth, date, lat, lon, split, source"
 
@@ -72,6 +74,16 @@ VALID = [
     ("(split=val or source=coco) AND depth>100", '((lower("split") = ? OR lower("source") = ?) AND "depth_m" > ?)',
      ["val", "coco", 100], [2, 5]),
     ("species=\"it's\"", 'lower("species") = ?', ["it's"], []),
+    # bare multi-word names, up to the next operator, comma, parenthesis, and/or
+    ("species=Chromis chrysura", 'lower("species") = ?', ["chromis chrysura"], [1, 2]),
+    ("species in (Chromis chrysura, \"Chaetodon lunulatus\")", 'lower("species") IN (?, ?)',
+     ["chromis chrysura", "chaetodon lunulatus"], [1, 2, 4]),
+    ("species = Chaetodon   trifascialis or depth<10", '(lower("species") = ? OR "depth_m" < ?)',
+     ["chaetodon trifascialis", 10], [1, 5]),
+    ("species!=Chromis chrysura and species!=Unknown fish,split=train", '(lower("species") <> ? AND '
+     'lower("species") <> ? AND lower("split") = ?)', ["chromis chrysura", "unknown fish", "train"], [4, 5]),
+    ('species="say ""hi"""', 'lower("species") = ?', ['say "hi"'], []),
+    ("species='it''s'", 'lower("species") = ?', ["it's"], []),
 ]
 
 
@@ -105,6 +117,9 @@ MALFORMED = [
     ("family in Pomacentridae", "expected '(' after in"),
     ("family in (a, b", "closing the in list"),
     ("depth ! 5", "unexpected character '!'"),
+    ("species=Chromis chrysura genus=Chromis", "unexpected '=' at position 31 (a bare name runs to the next"),
+    ("species=Chromis chrysura)", "unexpected ')'"),
+    ("depth=100 200", "depth expects a number"),
     ("(" * 30 + "depth=1" + ")" * 30, "nested parentheses"),
     ("species=" + "a" * 3000, "longer than"),
 ]
@@ -151,6 +166,44 @@ def test_hostile_quoted_values_stay_values(con, text):
     assert "DROP" not in f.sql and "OR" not in f.sql
     assert select(con, f) == []
     assert con.execute("SELECT count(*) FROM crop_meta").fetchone()[0] == len(ROWS)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_filters() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    quoted = re.findall(r"""--where ["'](.+?)["']\s*$""", text, flags=re.M)
+    section = text.split("### Filters", 1)[1].split("###", 1)[0]
+    inline = [f for f in re.findall(r"`([^`]+)`", section) if re.search(r"[=<>]| in \(", f)]
+    return quoted + inline
+
+
+def test_readme_has_filter_examples():
+    examples = _readme_filters()
+    assert 'species in (Aurelia aurita, "Chrysaora fuscescens")' in examples
+    assert len(examples) >= 6
+
+
+@pytest.mark.parametrize("text", _readme_filters())
+def test_every_readme_filter_example_parses_and_runs(con, text):
+    f = parse_filter(text)
+    assert f.sql.count("?") == len(f.params) > 0
+    select(con, f)  # DuckDB accepts the SQL with its parameters
+
+
+@pytest.mark.parametrize("value", ["Chromis chrysura", 'say "hi"', "it's", "a and b", "x) or (1=1", "", "  pad  ",
+                                   "Ünïcode fish", '"', "''", "depth=1..2", "a, b"])
+def test_quote_reads_back_as_the_same_value(con, value):
+    f = parse_filter(f"species={quote(value)}")
+    assert f.params == [value.lower()]
+    assert f.sql == 'lower("species") = ?'
+    f = parse_filter(f"genus in ({quote(value)}, {quote(value + 'x')})")
+    assert f.params == [value.lower(), (value + "x").lower()]
+
+
+def test_quote_finds_the_row_it_names(con):
+    assert select(con, parse_filter("species=" + quote("Dascyllus reticulatus"))) == [3]
 
 
 def test_default_columns_are_exactly_the_documented_set():

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from index.errors import InvalidInput
-from index.sources.reef_draw import BODY_PLANS, BOX_ALPHA, draw_species, opaque_box, organism_sprite
-from index.sources.reef_scene import make_water, place_sprite
-from index.sources.reef_species import CATALOGUE, MAX_SPECIES, select_species
+from index.sources.reef.sprite import BODY_PLANS, BOX_ALPHA, draw_species, opaque_box, organism_sprite
+from index.sources.reef.scene import make_water, place_sprite
+from index.sources.reef.species import CATALOGUE, MAX_SPECIES, select_species
 from index.sources.synthetic import SITES, generate_reef
 
 FRAMES = 40

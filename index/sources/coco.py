@@ -5,6 +5,9 @@ Optional extra fields are read when present: on images ``depth_m``,
 ``salinity``, ``oxygen_ml_l``, ``imaging_type``; on categories ``genus``,
 ``family`` (else ``supercategory`` is taken as the parent) and ``holdout`` /
 ``holdout_kind`` (the synthetic reef's suggested held-out species).
+Frames that share a ``video_id`` / ``sequence_id`` / ``seq_id`` / ``dive_id``
+(see :data:`index.records.SEQUENCE_KEYS`) share a group key, so a split never
+cuts one sequence.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
-from index.records import BoxRecord, ImageRecord, Taxon
+from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, Taxon, sequence_group
 
 SPLITS = ("train", "val", "test")
 
@@ -47,6 +50,18 @@ def _timestamp(value) -> datetime | None:
     except ValueError:
         return None
     return stamp.replace(tzinfo=None) if stamp.tzinfo else stamp
+
+
+def _hashable(value) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _sequence(img: dict, source: str, prefix: str) -> str | None:
+    for key in SEQUENCE_KEYS:
+        group = sequence_group(source, prefix, img.get(key))
+        if group is not None:
+            return group
+    return None
 
 
 def _load(path: Path) -> dict:
@@ -104,8 +119,10 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
     skipped: list[tuple[str, str]] = []
     names, taxa, hints = _taxa(data["categories"], skipped)
     boxes: dict[object, list[BoxRecord]] = {}
+    sequences = {img["id"]: _sequence(img, source, prefix) for img in data["images"]
+                 if isinstance(img, dict) and _hashable(img.get("id"))}
     for ann in data["annotations"]:
-        if not isinstance(ann, dict) or "image_id" not in ann:
+        if not isinstance(ann, dict) or "image_id" not in ann or not _hashable(ann["image_id"]):
             skipped.append((f"annotation {ann!r:.60}", "annotation without image_id"))
             continue
         item = f"annotation {ann.get('id', '?')}"
@@ -119,6 +136,7 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
         boxes.setdefault(ann["image_id"], []).append(BoxRecord(
             names[ann["category_id"]], *(float(v) for v in bbox),
             source_id=str(ann.get("id")) if ann.get("id") is not None else None, split=split,
+            group_key=sequences.get(ann["image_id"]),
         ))
     records = []
     for img in data["images"]:

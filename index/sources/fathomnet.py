@@ -35,7 +35,7 @@ from fathomnet.api import images as fn_images
 from fathomnet.api import worms as fn_worms
 
 from index.errors import InvalidInput, SourceError
-from index.records import BoxRecord, ImageRecord, Taxon
+from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, Taxon, sequence_group
 from index.sources.downloads import (DownloadJob, FetchError, download_many, existing_file,
                                      request_with_retries)
 
@@ -134,6 +134,16 @@ def _timestamp(text: str | None) -> datetime | None:
     return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
+def _group(im: dto.AImageDTO) -> str:
+    """The image's group key: its dive / video / sequence tag when it has one, else its uuid."""
+    tags = {str(t.key).strip().lower(): t.value for t in im.tags or [] if t.key}
+    for key in SEQUENCE_KEYS:
+        group = sequence_group("fathomnet", "tag", tags.get(key))
+        if group is not None:
+            return group
+    return im.uuid
+
+
 def _boxes(im: dto.AImageDTO) -> tuple[BoxRecord, ...]:
     """All usable boxes of the image: concept set, positive size, not rejected by a reviewer."""
     out = []
@@ -141,7 +151,7 @@ def _boxes(im: dto.AImageDTO) -> tuple[BoxRecord, ...]:
         if (b.concept and not b.rejected and None not in (b.x, b.y, b.width, b.height)
                 and b.width > 0 and b.height > 0):
             out.append(BoxRecord(concept=b.concept, x=float(b.x), y=float(b.y), w=float(b.width),
-                                 h=float(b.height), group_key=im.uuid, source_id=b.uuid))
+                                 h=float(b.height), group_key=_group(im), source_id=b.uuid))
     return tuple(out)
 
 

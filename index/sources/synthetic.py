@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import InvalidInput
-from index.sources.reef_draw import BENTHIC
-from index.sources.reef_scene import make_water, render_frame
-from index.sources.reef_species import MAX_SPECIES, ReefSpecies, select_species
+from index.sources.reef.sprite import BENTHIC
+from index.sources.reef.scene import make_water, render_frame
+from index.sources.reef.species import MAX_SPECIES, ReefSpecies, select_species
 
 log = logging.getLogger(__name__)
 

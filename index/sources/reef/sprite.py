@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from index.errors import InvalidInput
-from index.sources.reef_benthos import BENTHOS
-from index.sources.reef_species import Species
-from index.sources.reef_swimmers import SWIMMERS
+from index.sources.reef.benthos import BENTHOS
+from index.sources.reef.species import Species
+from index.sources.reef.swimmers import SWIMMERS
 
 BODY_PLANS = {**SWIMMERS, **BENTHOS}
 

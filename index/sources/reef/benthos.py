@@ -1,7 +1,7 @@
 """Drawers for the reef's bottom-living body plans: sea star, urchin, coral,
 sponge, nudibranch, crab, anemone, sea cucumber.
 
-Same contract as :mod:`index.sources.reef_swimmers`: species + morph +
+Same contract as :mod:`index.sources.reef.swimmers`: species + morph +
 generator -> transparent RGBA sprite in canonical pose (upright; crab and
 star seen from above), long side about 180 px.
 """
@@ -13,8 +13,8 @@ import math
 import numpy as np
 from PIL import Image, ImageChops
 
-from index.sources.reef_paint import Sprite, circle, draw_tube, jitter, mix, pattern, shade
-from index.sources.reef_species import Morph, Species
+from index.sources.reef.paint import Sprite, circle, draw_tube, jitter, mix, pattern, shade
+from index.sources.reef.species import Morph, Species
 
 
 def _colours(morph: Morph, rng: np.random.Generator):

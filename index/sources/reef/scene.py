@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from index.sources.reef_draw import BENTHIC, WATER_TINT, Water, opaque_box, organism_sprite
-from index.sources.reef_species import ReefSpecies
+from index.sources.reef.sprite import BENTHIC, WATER_TINT, Water, opaque_box, organism_sprite
+from index.sources.reef.species import ReefSpecies
 
 WATER_SHALLOW = {"blue": (0.28, 0.64, 0.80), "green": (0.36, 0.62, 0.50)}
 WATER_DEEP = {"blue": (0.01, 0.07, 0.18), "green": (0.02, 0.11, 0.10)}
