@@ -41,7 +41,7 @@ from PIL import Image  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
 from embedder.encoding import encode_paths  # noqa: E402
-from embedder.evaluation import prototype_metrics  # noqa: E402
+from embedder.validation import prototype_metrics  # noqa: E402
 from embedder.losses import LOSSES  # noqa: E402
 from embedder.model import load_model  # noqa: E402
 from embedder.training import TrainConfig, train  # noqa: E402
