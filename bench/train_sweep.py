@@ -123,6 +123,12 @@ def evaluate_run(model, paths, labels, idx: dict[str, np.ndarray], workers: int)
                 "per_class_f1": dict(zip(names.tolist(), f1_score(y[s], pred, average=None, labels=np.arange(len(names)),
                                                                   zero_division=0).round(3).tolist()))}
 
+    centres = {}
+    for k in (2, 3):  # sub-centre prototypes (k-means per class) for the same embeddings
+        sub = Prototypes.fit(vec["train"], lab["train"], n_centres=k)
+        pred = sub.similarities(vec["test"]).argmax(1)
+        centres[f"test_{k}_centres"] = {"top1": float((pred == y["test"]).mean()),
+                                       "f1_macro": float(f1_score(y["test"], pred, average="macro", zero_division=0))}
     ood = {}
     for name in SCORERS:
         scorer = make_scorer(name).fit(vec["train"], lab["train"], prototypes=protos)
@@ -132,7 +138,7 @@ def evaluate_run(model, paths, labels, idx: dict[str, np.ndarray], workers: int)
                      "unknown_flagged": r.unknown_accuracy, "threshold": r.threshold}
     choice = choose_scorer(vec["train"], lab["train"], vec["val"], vec["unknown_val"], prototypes=protos)
     calib = fit_temperature(sims["val"], y["val"]).evaluated(sims["test"], y["test"])
-    return {"val": cls("val"), "test": cls("test"), "ood_test": ood, "choice": choice.to_dict(),
+    return {"val": cls("val"), "test": cls("test"), **centres, "ood_test": ood, "choice": choice.to_dict(),
             "calibration": calib.to_dict(), "n": {k: int(len(v)) for k, v in idx.items()}}
 
 
@@ -171,20 +177,62 @@ def store(key: str, row: dict) -> None:
     FIGURES.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def report() -> None:
+def _label(c: dict) -> str:
+    return f"{c['backbone']}:{c['weights']} {c['freeze']} {c['image_size']}px {c['loss']} {c['epochs']}ep lr {c['lr']:g}"
+
+
+def report(default_key: dict[str, str] | None = None) -> None:
+    """Markdown tables of every stored run (best validation F1-macro first) and the OOD table of the best run."""
     data = load()
     for dataset in sorted({r["dataset"] for r in data.values()}):
-        rows = sorted((r for r in data.values() if r["dataset"] == dataset), key=lambda r: -r["val"]["f1_macro"])
-        print(f"\n{dataset}")
-        print("| backbone | freeze | px | loss | ep | lr | val F1 | test top1 | top5 | F1 | ECE raw->T | "
-              + " | ".join(f"AUROC {s}" for s in SCORERS) + " | train s | crops/s |")
-        for r in rows:
-            c, t, cal = r["config"], r["test"], r["calibration"]
-            print(f"| {c['backbone']}:{c['weights']} | {c['freeze']} | {c['image_size']} | {c['loss']} | {c['epochs']} "
-                  f"| {c['lr']:g} | {r['val']['f1_macro']:.3f} | {t['top1']:.3f} | {t['top5']:.3f} | {t['f1_macro']:.3f} "
-                  f"| {cal['ece_test_uncalibrated']:.3f}->{cal['ece_test']:.3f} | "
-                  + " | ".join(f"{r['ood_test'][s]['auroc']:.3f}" for s in SCORERS if s in r["ood_test"])
+        rows = sorted(((k, r) for k, r in data.items() if r["dataset"] == dataset), key=lambda kr: -kr[1]["val"]["f1_macro"])
+        print(f"\n### {dataset}: runs by validation F1-macro\n")
+        print("| run | val F1-macro | test top-1 | test top-5 | test F1-macro | F1 2 / 3 sub-centres | ECE raw -> T | "
+              + " | ".join(f"AUROC {s}" for s in SCORERS) + " | train s | train crops/s |")
+        print("|" + "---|" * (9 + len(SCORERS)))
+        for _, r in rows:
+            t, cal = r["test"], r["calibration"]
+            sub = "/".join(f"{r[f'test_{k}_centres']['f1_macro']:.3f}" if f"test_{k}_centres" in r else "-" for k in (2, 3))
+            print(f"| {_label(r['config'])} | {r['val']['f1_macro']:.3f} | {t['top1']:.3f} | {t['top5']:.3f} "
+                  f"| {t['f1_macro']:.3f} | {sub} | {cal['ece_test_uncalibrated']:.3f} -> {cal['ece_test']:.3f} | "
+                  + " | ".join(f"{r['ood_test'][s]['auroc']:.3f}" if s in r["ood_test"] else "-" for s in SCORERS)
                   + f" | {r['train_seconds']:.0f} | {r['train_crops_s']:.0f} |")
+        key, best = rows[0]
+        if default_key and dataset in default_key:
+            key, best = default_key[dataset], data[default_key[dataset]]
+        print(f"\n### {dataset}: OOD scorers, run {_label(best['config'])}\n")
+        print(f"Test known {best['n']['test']} crops vs held-out species {best['n']['unknown_test']} crops; "
+              "threshold accepts 95% of known validation crops.\n")
+        print("| scorer | AUROC | FPR@95 | known kept | unknown flagged | threshold | val AUROC (choice) |")
+        print("|---|---|---|---|---|---|---|")
+        for s, o in best["ood_test"].items():
+            v = best["choice"]["per_scorer"].get(s, {}).get("auroc")
+            print(f"| {s} | {o['auroc']:.3f} | {o['fpr95']:.3f} | {o['known_kept']:.3f} | {o['unknown_flagged']:.3f} "
+                  f"| {o['threshold']:.4f} | {'-' if v is None else f'{v:.3f}'} |")
+        cal = best["calibration"]
+        print(f"\nchoose_scorer on validation picks **{best['choice']['scorer']}**; temperature {cal['temperature']:.4f}, "
+              f"test ECE {cal['ece_test_uncalibrated']:.3f} (T=1) -> {cal['ece_test']:.3f}; per-class test F1: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in best["test"]["per_class_f1"].items()))
+
+
+def finalist(epochs: int, budget_s: float, crops: int) -> dict:
+    """The fish4knowledge screening run with the best validation F1-macro whose training, scaled to
+    ``crops`` crops and ``epochs`` epochs, fits ``budget_s`` (ties within 0.005 F1: higher validation
+    AUROC of the chosen scorer). Returns its config dict."""
+    runs = [r for r in load().values() if r["dataset"] == "fish4knowledge"]
+
+    def cost(r: dict) -> float:
+        return r["train_seconds"] / r["config"]["epochs"] * epochs * crops / r["n"]["train"]
+
+    fits = [r for r in runs if cost(r) <= budget_s]
+    if not fits:
+        raise SystemExit(f"no screened run fits {budget_s:.0f} s at {epochs} epochs")
+    top = max(r["val"]["f1_macro"] for r in fits)
+    near = [r for r in fits if r["val"]["f1_macro"] >= top - 0.005]
+    best = max(near, key=lambda r: r["choice"]["per_scorer"][r["choice"]["scorer"]].get("auroc", 0.0))
+    print(f"finalist: {_label(best['config'])} (val F1 {best['val']['f1_macro']:.3f}; "
+          f"{cost(best):.0f} s estimated for {crops} crops x {epochs} epochs)", flush=True)
+    return best["config"]
 
 
 def main() -> None:
@@ -203,11 +251,19 @@ def main() -> None:
     ap.add_argument("--lock", type=Path, default=None, help="take this flock around each run")
     ap.add_argument("--force", action="store_true", help="rerun keys already stored")
     ap.add_argument("--report", action="store_true")
+    ap.add_argument("--confirm", type=int, default=None, metavar="EPOCHS",
+                    help="rerun the best fish4knowledge screening run (see finalist()) at EPOCHS on --dataset")
+    ap.add_argument("--budget-s", type=float, default=600.0, help="--confirm: training budget for --budget-crops")
+    ap.add_argument("--budget-crops", type=int, default=3000)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.report:
         return report()
     bp, bk = (int(x) for x in args.batch.split("x")) if args.batch else (TrainConfig.batch_p, TrainConfig.batch_k)
+    if args.confirm:
+        c = finalist(args.confirm, args.budget_s, args.budget_crops)
+        args.backbones, args.freeze, args.sizes = [f"{c['backbone']}:{c['weights']}"], [c["freeze"]], [c["image_size"]]
+        args.losses, args.epochs, args.lrs, (bp, bk) = [c["loss"]], [args.confirm], [c["lr"]], (c["batch_p"], c["batch_k"])
     with tempfile.TemporaryDirectory(prefix="oceanid-sweep-") as tmp:
         work = Path(tmp)
         if args.dataset == "fish4knowledge":
