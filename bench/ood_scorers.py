@@ -4,7 +4,14 @@ Chooses the default OOD scorer (best mean AUROC over both data sets) and the
 number of prototype sub-centres. fish4knowledge: the 15 most frequent species
 are known, the other 8 held out; tracks never cross splits.
 
+Every scorer of index.ood.SCORERS (relative_mahalanobis included): AUROC,
+FPR@95 and, at the shipped operating point (threshold accepting 95% of the
+known validation crops), known-kept / unknown-flagged on the test crops.
+Per-configuration OOD figures of the training sweep come from
+bench/train_sweep.py (same scorers, same splits for every run).
+
 Run: .venv/bin/python bench/ood_scorers.py [--epochs N]
+Writes bench/results/ood_scorers.json and the tracked copy bench/figures/ood_scorers.json.
 """
 
 from __future__ import annotations
@@ -87,9 +94,12 @@ def main() -> None:
     print()
     print(table(centre_rows))
     print(f"\nbest mean AUROC: {best}")
-    write_result("ood_scorers", {"config": config.to_dict(), "summary": summary, "ood": rows,
+    path = write_result("ood_scorers", {"config": config.to_dict(), "summary": summary, "ood": rows,
                                  "sub_centres": centre_rows, "best_scorer": best,
                                  "evaluations": [r["eval"] for r, _ in runs]})
+    tracked = path.parents[1] / "figures" / path.name
+    tracked.parent.mkdir(exist_ok=True)
+    tracked.write_text(path.read_text())
 
 
 if __name__ == "__main__":

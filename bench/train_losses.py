@@ -41,7 +41,7 @@ from PIL import Image  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
 from embedder.encoding import encode_paths  # noqa: E402
-from embedder.evaluation import prototype_metrics  # noqa: E402
+from embedder.validation import prototype_metrics  # noqa: E402
 from embedder.losses import LOSSES  # noqa: E402
 from embedder.model import load_model  # noqa: E402
 from embedder.training import TrainConfig, train  # noqa: E402
@@ -61,18 +61,17 @@ def fish4knowledge(root: Path, species: int = 15) -> tuple[list[Path], list[str]
     return paths, labels, groups
 
 
-def synthetic(work: Path) -> tuple[list[Path], list[str], list[str]]:
-    """Crops of the known (not held-out) species of a fresh synthetic reef, grouped by frame."""
+def synthetic_reef(work: Path) -> tuple[list[Path], list[str], list[str], set[str]]:
+    """(paths, labels, frame groups, known species) of every crop of a fresh synthetic reef (4 species held out)."""
     from index.sources.synthetic import generate_reef
 
     coco = json.loads(generate_reef(work / "reef", species=16, holdout=4, frames=400, seed=0).read_text())
-    known = {c["id"]: c["name"] for c in coco["categories"] if not c.get("holdout")}
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    known = {c["name"] for c in coco["categories"] if not c.get("holdout")}
     files = {im["id"]: work / "reef" / im["file_name"] for im in coco["images"]}
     (work / "crops").mkdir(exist_ok=True)
     paths, labels, groups = [], [], []
     for ann in coco["annotations"]:
-        if ann["category_id"] not in known:
-            continue
         x, y, w, h = ann["bbox"]
         if w < 4 or h < 4:
             continue
@@ -81,9 +80,16 @@ def synthetic(work: Path) -> tuple[list[Path], list[str], list[str]]:
         path = work / "crops" / f"{ann['id']:06d}.png"
         crop.save(path)
         paths.append(path)
-        labels.append(known[ann["category_id"]])
+        labels.append(names[ann["category_id"]])
         groups.append(str(ann["image_id"]))
-    return paths, labels, groups
+    return paths, labels, groups, known
+
+
+def synthetic(work: Path) -> tuple[list[Path], list[str], list[str]]:
+    """Crops of the known (not held-out) species of a fresh synthetic reef, grouped by frame."""
+    paths, labels, groups, known = synthetic_reef(work)
+    keep = [i for i, label in enumerate(labels) if label in known]
+    return [paths[i] for i in keep], [labels[i] for i in keep], [groups[i] for i in keep]
 
 
 def split(labels: list[str], groups: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,10 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from embedder.device import amp_dtype, resolve_device
-from embedder.images import open_rgb, to_rgb
 from embedder.model import EmbeddingModel
 from embedder.transforms import eval_geometry, normalize_batch
 from index.errors import BadImage, InvalidInput
+from index.imaging import open_image, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class _PathDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
         path = self.paths[i]
         try:
-            return self.transform(open_rgb(path)), i, None
+            return self.transform(open_image(path)), i, None
         except BadImage as exc:
             return None, i, str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad crop must not end the batch

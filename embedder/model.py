@@ -26,7 +26,7 @@ from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_model as save_safetensors_model
 from torch import nn
 
-from embedder.backbones import Backbone, apply_freeze, create_backbone
+from embedder.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, apply_freeze, create_backbone
 from index.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ class ModelConfig:
     weights: str = "none"  # where the backbone's initial weights came from (a record)
     dim: int = 128
     image_size: int = 64  # square input side, pixels
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = IMAGENET_MEAN  # the backbone's own, set by build_model
+    std: tuple[float, ...] = IMAGENET_STD
     freeze: str = "none"
     class_names: tuple[str, ...] = ()
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()

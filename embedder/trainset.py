@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from embedder.encoding import encode_paths
-from embedder.evaluation import prototype_metrics
-from embedder.images import open_rgb
+from embedder.validation import prototype_metrics
+from index.imaging import open_image
 from embedder.model import EmbeddingModel
 from embedder.transforms import Transform
 from index.errors import InvalidInput
@@ -78,7 +78,7 @@ class CropDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.transform(open_rgb(self.paths[i])), int(self.labels[i])
+        return self.transform(open_image(self.paths[i])), int(self.labels[i])
 
 
 def validate(model: EmbeddingModel, data: TrainData, device: torch.device, workers: int) -> dict[str, float]:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from embedder.encoding import EncodeResult, encode_images, encode_paths
-from embedder.images import open_rgb
+from index.imaging import open_image
 from embedder.model import build_model
 from index.errors import BadImage, InvalidInput
 
@@ -80,7 +80,7 @@ def test_batch_size_must_be_positive(model, crops):
         encode_paths(model, crops, batch_size=0, device="cpu")
 
 
-def test_open_rgb_applies_exif_orientation(tmp_path):
+def test_open_image_applies_exif_orientation(tmp_path):
     pixels = np.zeros((10, 30, 3), np.uint8)  # 30 wide, 10 high; left third red
     pixels[:, :10] = (255, 0, 0)
     image = Image.fromarray(pixels)
@@ -88,32 +88,32 @@ def test_open_rgb_applies_exif_orientation(tmp_path):
     exif[0x0112] = 6  # "rotate 90 CW to display"
     path = tmp_path / "rotated.jpg"
     image.save(path, exif=exif, quality=95)
-    upright = open_rgb(path)
+    upright = open_image(path)
     assert upright.size == (10, 30) and upright.mode == "RGB"
     assert np.asarray(upright)[2, 5, 0] > 200  # red moved to the top
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16"])
-def test_open_rgb_converts_every_mode(tmp_path, mode):
+def test_open_image_converts_every_mode(tmp_path, mode):
     base = Image.fromarray(np.random.default_rng(1).integers(0, 255, (12, 9, 3), dtype=np.uint8))
     image = base.convert("L").convert("I;16") if mode == "I;16" else base.convert(mode)
     path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
     image.save(path)
-    out = open_rgb(path)
+    out = open_image(path)
     assert out.mode == "RGB" and out.size == (9, 12)
 
 
-def test_open_rgb_raises_bad_image(tmp_path):
+def test_open_image_raises_bad_image(tmp_path):
     path = tmp_path / "junk.jpg"
     path.write_bytes(b"\xff\xd8\xff\xe0 not really")
     with pytest.raises(BadImage, match="junk.jpg"):
-        open_rgb(path)
+        open_image(path)
 
 
 def test_batched_normalisation_equals_the_eval_transform(model, crops):
     from embedder.transforms import eval_geometry, eval_transform, normalize_batch
 
-    image = open_rgb(crops[0])
+    image = open_image(crops[0])
     single = eval_transform(model.config)(image)
     batched = normalize_batch(model.config, eval_geometry(model.config)(image)[None])[0]
     assert single.shape == batched.shape == (3, 16, 16)

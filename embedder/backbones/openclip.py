@@ -2,9 +2,12 @@
 
 Names (the part after ``openclip:``) are open_clip's own:
 
-- a built-in config, e.g. ``ViT-B-16``; ``weights`` is ``none``, a local
-  checkpoint file (``open_clip.create_model(name, pretrained=PATH)``) or an
-  open_clip pretrained tag such as ``openai`` (downloads; never in tests);
+- a built-in config, e.g. ``ViT-B-16``; ``weights`` is an open_clip
+  pretrained TAG such as ``openai`` or ``laion2b_s34b_b88k`` (downloads once;
+  never in tests; ``open_clip.list_pretrained_tags_by_model(name)`` lists them),
+  a local checkpoint file (``open_clip.create_model(name, pretrained=PATH)``),
+  or ``none``: RANDOM initialisation (a ViT trained from scratch; logged as a
+  warning because it is rarely what a user wants);
 - ``hf-hub:org/repo``, e.g. ``hf-hub:imageomics/bioclip``; offline, pass the
   downloaded repo folder (holding ``open_clip_config.json`` and the weights) as
   ``weights`` and it is opened as ``local-dir:`` instead of the Hub; ``weights``
@@ -21,14 +24,12 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from embedder.backbones._registry import Backbone, register_prefix
 from index.errors import ModelError
-
-if TYPE_CHECKING:
-    from embedder.backbones import Backbone
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,28 @@ def resolve_source(name: str, weights: str) -> tuple[str, str | None, dict[str, 
     if weights == "none":
         return name, None, None
     if weights == "imagenet":
-        raise ModelError("open_clip towers take a pretrained tag (e.g. openai) or a path, not 'imagenet'")
+        raise ModelError(
+            f"open_clip towers take a pretrained tag ({_tags_hint(name)}), a file or 'none', not 'imagenet'"
+        )
+    if weights != "pretrained":
+        tags = _known_tags(name)
+        if tags is not None and weights not in tags:
+            raise ModelError(f"unknown open_clip pretrained tag {weights!r} for {name}; valid: {_tags_hint(name)}")
     return name, (None if weights == "pretrained" else weights), None
+
+
+def _known_tags(name: str) -> list[str] | None:
+    """open_clip's pretrained tags for a built-in ``name``; None when open_clip knows none
+    (a config added at run time, whose tags cannot be checked here)."""
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    return tags or None
+
+
+def _tags_hint(name: str) -> str:
+    tags = _known_tags(name)
+    return ", ".join(tags[:6]) + (", ..." if len(tags) > 6 else "") if tags else "e.g. openai"
 
 
 def _tower_arch(open_name: str, local_cfg: dict[str, Any] | None, model: Any) -> dict[str, Any]:
@@ -131,15 +152,16 @@ def create_openclip_backbone(
     Raises:
         ModelError: see :func:`resolve_source`; or open_clip failing to build/load.
     """
-    from embedder.backbones import Backbone
+    import open_clip
 
     try:
-        import open_clip
 
         if arch is not None:
             model = _rebuild(arch)
         else:
             open_name, pretrained, local_cfg = resolve_source(name, weights)
+            if pretrained is None and local_cfg is None and not open_name.startswith(HF_HUB):
+                log.warning("open_clip tower %s with weights 'none': random initialisation", open_name)
             log.info("open_clip tower %s (pretrained=%s)", open_name, pretrained)
             model = open_clip.create_model(open_name, pretrained=pretrained, pretrained_text=False)
             arch = _tower_arch(open_name, local_cfg, model)
@@ -160,9 +182,12 @@ def create_openclip_backbone(
     return Backbone(
         module=visual,
         feature_dim=int(out_dim),
-        mean=tuple(float(v) for v in pre.get("mean", (0.48145466, 0.4578275, 0.40821073))),
-        std=tuple(float(v) for v in pre.get("std", (0.26862954, 0.26130258, 0.27577711))),
+        mean=tuple(float(v) for v in pre.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=tuple(float(v) for v in pre.get("std", open_clip.OPENAI_DATASET_STD)),
         last_stage=_last_stage(visual),
         image_size=size,
         arch=arch,
     )
+
+
+register_prefix("openclip", create_openclip_backbone)

@@ -1,4 +1,4 @@
-"""Backbone registry, freeze modes and weight loading (embedder.backbones, openclip_tower)."""
+"""Backbone registry, freeze modes and weight loading (embedder.backbones, its open_clip family)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from embedder.backbones import FREEZE_MODES, apply_freeze, available_backbones, create_backbone, read_state_dict
-from embedder.openclip_tower import resolve_source
+from embedder.backbones.openclip import resolve_source
 from index.errors import ModelError
 
 
