@@ -207,7 +207,7 @@ class _Parser:
         tok = self.peek()
         if tok.kind == "str":
             return self.take().text
-        if tok.kind == "word":
+        if tok.kind == "word" and tok.text.lower() not in _KEYWORDS:  # 'depth=1.. and ...': no high end
             words = [self.take().text]
             while (self.peek().kind == "word" and self.peek().text.lower() not in _KEYWORDS
                    and _NAME_WORD.match(self.peek().text)):

@@ -52,8 +52,21 @@ def _timestamp(value) -> datetime | None:
     return stamp.replace(tzinfo=None) if stamp.tzinfo else stamp
 
 
-def _hashable(value) -> bool:
-    return isinstance(value, (str, int, float, bool)) or value is None
+def _is_id(value) -> bool:
+    """A usable COCO id: a string or a number (JSON lists, objects, booleans and null are not)."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _show(name: str) -> str:
+    """A file name for a one-line report (control characters escaped)."""
+    return name if name.isprintable() else repr(name)
+
+
+def _text(value) -> str | None:
+    """A metadata text: stripped string or number as text; None for empty or structured values."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return str(value).strip() or None
 
 
 def _sequence(img: dict, source: str, prefix: str) -> str | None:
@@ -84,19 +97,19 @@ def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon],
     taxa: dict[str, Taxon] = {}
     hints: dict[str, str] = {}
     for cat in categories:
-        if not isinstance(cat, dict) or "id" not in cat or not str(cat.get("name", "")).strip():
+        if not isinstance(cat, dict) or not _is_id(cat.get("id")) or _text(cat.get("name")) is None:
             skipped.append((f"category {cat!r:.60}", "category without id or name"))
             continue
-        name = str(cat["name"]).strip()
+        name = _text(cat["name"])
         names[cat["id"]] = name
-        genus, family = cat.get("genus"), cat.get("family") or cat.get("supercategory")
+        genus, family = _text(cat.get("genus")), _text(cat.get("family")) or _text(cat.get("supercategory"))
         if family:
             taxa.setdefault(family, Taxon(family, "family", None))
         if genus:
             taxa.setdefault(genus, Taxon(genus, "genus", family))
         taxa[name] = Taxon(name, "species" if genus else None, genus or family or None)
         if cat.get("holdout"):
-            hints[name] = str(cat.get("holdout_kind") or "other")
+            hints[name] = _text(cat.get("holdout_kind")) or "other"
     return names, list(taxa.values()), hints
 
 
@@ -120,13 +133,13 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
     names, taxa, hints = _taxa(data["categories"], skipped)
     boxes: dict[object, list[BoxRecord]] = {}
     sequences = {img["id"]: _sequence(img, source, prefix) for img in data["images"]
-                 if isinstance(img, dict) and _hashable(img.get("id"))}
+                 if isinstance(img, dict) and _is_id(img.get("id"))}
     for ann in data["annotations"]:
-        if not isinstance(ann, dict) or "image_id" not in ann or not _hashable(ann["image_id"]):
+        if not isinstance(ann, dict) or not _is_id(ann.get("image_id")):
             skipped.append((f"annotation {ann!r:.60}", "annotation without image_id"))
             continue
         item = f"annotation {ann.get('id', '?')}"
-        if ann.get("category_id") not in names:
+        if not _is_id(ann.get("category_id")) or ann["category_id"] not in names:
             skipped.append((item, f"unknown category id {ann.get('category_id')!r}"))
             continue
         bbox = ann.get("bbox")
@@ -140,12 +153,21 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
         ))
     records = []
     for img in data["images"]:
-        if not isinstance(img, dict) or "id" not in img or not img.get("file_name"):
+        if not isinstance(img, dict) or not _is_id(img.get("id")) or _text(img.get("file_name")) is None:
             skipped.append((f"image {img!r:.60}", "image entry without id or file_name"))
             continue
-        path = images_dir / str(img["file_name"])
-        if not path.is_file():
-            skipped.append((str(img["file_name"]), f"image file not found under {images_dir}"))
+        file_name = str(img["file_name"])
+        path = images_dir / file_name
+        try:
+            inside = path.resolve().is_relative_to(images_dir.resolve())
+            found = inside and path.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+            inside, found = True, False
+        if not inside:
+            skipped.append((_show(file_name), f"file_name points outside the images folder {images_dir}"))
+            continue
+        if not found:
+            skipped.append((_show(file_name), f"image file not found under {images_dir}"))
             continue
         records.append(ImageRecord(
             source=source, source_id=f"{prefix}::{img['id']}", path=path,
@@ -153,7 +175,7 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
             depth_m=_number(img.get("depth_m")), latitude=_number(img.get("latitude")),
             longitude=_number(img.get("longitude")), timestamp=_timestamp(img.get("timestamp")),
             temperature_c=_number(img.get("temperature_c")), salinity=_number(img.get("salinity")),
-            oxygen_ml_l=_number(img.get("oxygen_ml_l")), imaging_type=img.get("imaging_type"),
+            oxygen_ml_l=_number(img.get("oxygen_ml_l")), imaging_type=_text(img.get("imaging_type")),
         ))
     for image_id, orphan in boxes.items():
         skipped.append((f"image id {image_id}", f"{len(orphan)} annotation(s) for an image not in 'images'"))

@@ -65,7 +65,7 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
     skipped: list[tuple[str, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         info = names.get(folder.name, {})
-        concept = (info.get("species") or folder.name).strip()
+        concept = (info.get("species") or "").strip() or folder.name.strip()  # a blank cell names nothing
         genus, family = (info.get("genus") or "").strip(), (info.get("family") or "").strip()
         if family:
             taxa.setdefault(family, Taxon(family, "family", None))
