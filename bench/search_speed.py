@@ -1,13 +1,22 @@
-"""Search speed of index.vectors: flat vs scikit-learn, IVF/HNSW vs flat, filtered vs unfiltered.
+"""Search speed of index.vectors: flat vs numpy vs scikit-learn, and filtered vs unfiltered IVF/HNSW.
 
-Usage:
-    .venv/bin/python bench/search_speed.py            # default run (a few minutes, 2 threads)
-    .venv/bin/python bench/search_speed.py --full     # also HNSW at the full large size
-    .venv/bin/python bench/search_speed.py --large-n 200000 --hnsw-n 200000   # quick
+Usage (always under the shared CPU lock):
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/search_speed.py             # ~5 min, 2 threads
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/search_speed.py --large-n 200000 --hnsw-n 50000  # quick
+
+Sections:
+1. flat, ``--small-n`` x 128: oceanid vs numpy (GEMM + argpartition; mat-vec for one
+   query) vs scikit-learn brute cosine, batched and one query at a time; asserts
+   oceanid's top-10 equals the exact numpy top-10.
+2. planner crossover, IVF at ``--large-n``: the exact plan and the index plan timed
+   on the same allowed sets; the crossover is where the index plan starts to win
+   (index/planner.py ``PlannerConfig.exact_max`` comes from here).
+3. filtered vs unfiltered at shipped defaults, IVF at ``--large-n`` and HNSW at
+   ``--hnsw-n``: latency ratio and recall@10 against brute force on the allowed set.
 
 Data are clustered random unit vectors (cluster centre + low-rank within-cluster
 variation + small isotropic noise), a stand-in for learned embeddings; queries
-are fresh draws from the same distribution. Writes bench/results/search_speed.json.
+are fresh draws from the same distribution. Writes bench/figures/search_speed.json.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared cores
 
 import argparse
+import datetime
 import json
 import logging
 import math
@@ -32,10 +42,14 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from index.planner import PlannerConfig  # noqa: E402
 from index.vectors import AllowedIds, IndexConfig, VectorIndex  # noqa: E402
 
 K = 10
-RESULTS = Path(__file__).resolve().parent / "results" / "search_speed.json"
+RESULTS = Path(__file__).resolve().parent / "figures" / "search_speed.json"
+SELECTIVITIES = [1, 10, 100, 1000, 0.01, 0.10, 0.50]  # ints: allowed ids; floats: fraction of n
+ALWAYS_EXACT = PlannerConfig(exact_max=10**12)
+ALWAYS_INDEX = PlannerConfig(exact_max=0, exact_fraction=0.0)
 
 
 def clustered(n: int, d: int, n_clusters: int, rng: np.random.Generator, spread: float = 0.2) -> np.ndarray:
@@ -70,7 +84,7 @@ def ids_of(hits) -> np.ndarray:
     return np.array([[h.id for h in row] + [-1] * (K - len(row)) for row in hits])
 
 
-def timed(fn, repeat: int = 1):
+def best_of(fn, repeat: int):
     best, out = math.inf, None
     for _ in range(repeat):
         t = time.perf_counter()
@@ -79,108 +93,112 @@ def timed(fn, repeat: int = 1):
     return best, out
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
-
-
-def single_query_ms(index: VectorIndex, q: np.ndarray, allowed: np.ndarray | None) -> float:
+def median_ms(fn, rows: np.ndarray) -> float:
+    """Median latency of ``fn(row[None])`` over rows, in ms (one warm-up call first)."""
+    fn(rows[:1])
     times = []
-    for row in q:
+    for i in range(rows.shape[0]):
         t = time.perf_counter()
-        index.search(row[None, :], K, allowed_ids=allowed)
+        fn(rows[i : i + 1])
         times.append(time.perf_counter() - t)
     return 1000 * statistics.median(times)
 
 
-def flat_vs_sklearn(n: int, d: int, m: int, rng: np.random.Generator) -> dict:
+def numpy_topk(x: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
+    """The numpy one-liner: GEMM (mat-vec for one query) + argpartition, (m, k) row numbers, unordered."""
+    sims = x @ q[0] if q.shape[0] == 1 else q @ x.T
+    return np.argpartition(-sims, k, axis=-1)[..., :k]
+
+
+def exact_topk(x: np.ndarray, q: np.ndarray, k: int = K, block: int = 100) -> np.ndarray:
+    """Exact top-k row numbers, (m, k), best first, in query blocks (bounded memory)."""
+    out = []
+    for i in range(0, q.shape[0], block):
+        sims = q[i : i + block] @ x.T
+        part = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1)
+        out.append(np.take_along_axis(part, order, axis=1))
+    return np.concatenate(out)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]))
+
+
+def flat_side_by_side(n: int, d: int, m: int, m_single: int, rng: np.random.Generator) -> dict:
     x, q = split(clustered(n + m, d, 100, rng), m)
     ids = rng.permutation(n).astype(np.int64) * 7 + 3  # catalog keys, not rows
     index = VectorIndex.build(ids, x, kind="flat")
-    t_faiss, hits = timed(lambda: index.search(q, K), repeat=5)  # best-of: the cores are shared
     nn = NearestNeighbors(n_neighbors=K, metric="cosine", algorithm="brute").fit(x)
-    t_sk, (_, rows) = timed(lambda: nn.kneighbors(q), repeat=3)
-    agree = float(np.mean([set(a) == set(b) for a, b in zip(ids_of(hits), ids[rows])]))
+    t_oc, hits = best_of(lambda: index.search(q, K), 5)  # best-of: the cores are shared
+    t_np, _ = best_of(lambda: numpy_topk(x, q), 5)
+    t_sk, _ = best_of(lambda: nn.kneighbors(q), 2)
+    truth = ids[exact_topk(x, q)]
+    same = float(np.mean([set(a) == set(b) for a, b in zip(ids_of(hits), truth)]))
+    assert same == 1.0, f"flat top-10 differs from exact numpy for {1 - same:.1%} of queries"
+    qs = q[:m_single]
+    single = {
+        "oceanid_ms": median_ms(lambda r: index.search(r, K), qs),
+        "numpy_matvec_ms": median_ms(lambda r: numpy_topk(x, r), qs),
+        "sklearn_ms": median_ms(lambda r: nn.kneighbors(r), qs[: max(5, m_single // 5)]),
+    }
+    batched = {"oceanid_qps": m / t_oc, "numpy_gemm_qps": m / t_np, "sklearn_brute_qps": m / t_sk}
     return {
-        "n": n, "d": d, "queries": m,
-        "faiss_flat_qps": m / t_faiss, "sklearn_brute_qps": m / t_sk,
-        "speedup": t_sk / t_faiss, "same_top10_fraction": agree,
+        "n": n, "d": d, "queries": m, "single_queries": m_single, "batched": batched, "single": single,
+        "batched_x_numpy": batched["oceanid_qps"] / batched["numpy_gemm_qps"],
+        "batched_x_sklearn": batched["oceanid_qps"] / batched["sklearn_brute_qps"],
+        "single_vs_numpy": single["oceanid_ms"] / single["numpy_matvec_ms"],
+        "same_top10_as_exact": same,
     }
 
 
-def tune(index: VectorIndex, q: np.ndarray, truth: np.ndarray, knob: str, values: list[int], target: float) -> dict:
-    tried = []
-    for v in values:
-        index.set_search_params(**{knob: v})
-        seconds, hits = timed(lambda: index.search(q, K), repeat=2)
-        rec = recall_at_k(ids_of(hits), truth)
-        tried.append({knob: v, "recall@10": rec, "qps": len(q) / seconds})
-        if rec >= target:
-            break
-    return {"chosen": tried[-1], "tried": tried}
+def allowed_of(sel, n: int, rng: np.random.Generator) -> np.ndarray:
+    size = sel if isinstance(sel, int) else int(sel * n)
+    return np.sort(rng.choice(n, size, replace=False)).astype(np.int64)
 
 
-def filtered(index: VectorIndex, q: np.ndarray, allowed: np.ndarray, truth: np.ndarray | None, m_single: int) -> dict:
-    t_unf, _ = timed(lambda: index.search(q, K), repeat=1)
-    t_fil, hits = timed(lambda: index.search(q, K, allowed_ids=allowed), repeat=1)
-    single_unf = single_query_ms(index, q[:m_single], None)
-    single_fil = single_query_ms(index, q[:m_single], allowed)
-    prepared = AllowedIds.of(allowed)
-    single_prep = single_query_ms(index, q[:m_single], prepared)
-    out = {
-        "selector": type(prepared.selector).__name__,
-        "single_query_ms_unfiltered": single_unf, "single_query_ms_filtered": single_fil,
-        "single_query_ratio": single_fil / single_unf,
-        "single_query_ms_filtered_prepared": single_prep,
-        "single_query_ratio_prepared": single_prep / single_unf,
-        "batch_qps_unfiltered": len(q) / t_unf, "batch_qps_filtered": len(q) / t_fil,
-        "batch_ratio": t_fil / t_unf,
-    }
-    if truth is not None:
-        out["filtered_recall@10_vs_exact"] = recall_at_k(ids_of(hits), truth)
-    return out
+def crossover(index: VectorIndex, q: np.ndarray, sizes: list[int], rng: np.random.Generator) -> dict:
+    """Single-query latency of the exact and the index plan on the same allowed sets."""
+    rows = []
+    for size in sizes:
+        prepared = AllowedIds.of(allowed_of(size, index.ntotal, rng))
+        row = {"allowed": size}
+        for name, cfg in (("exact_ms", ALWAYS_EXACT), ("index_ms", ALWAYS_INDEX)):
+            index.planner = cfg
+            row[name] = median_ms(lambda r: index.search(r, K, allowed_ids=prepared), q)
+        rows.append(row)
+        logging.info("crossover %s", row)
+    index.planner = PlannerConfig()
+    wins = [r["allowed"] for r in rows if r["index_ms"] < r["exact_ms"]]
+    return {"rows": rows, "index_plan_first_wins_at": wins[0] if wins else None}
 
 
-def large(n: int, hnsw_n: int, d: int, m: int, rng: np.random.Generator, m_single: int) -> dict:
-    x, q = split(clustered(n + m, d, max(100, n // 1000), rng), m)
-    ids = np.arange(n, dtype=np.int64)
-    allowed = np.sort(rng.choice(ids, n // 10, replace=False))  # 10% selectivity
-    out: dict = {"n": n, "d": d, "queries": m}
-
-    t_build, flat = timed(lambda: VectorIndex.build(ids, x, kind="flat"))
-    t_search, hits = timed(lambda: flat.search(q, K))
-    truth = ids_of(hits)
-    truth_filtered = ids_of(flat.search(q, K, allowed_ids=allowed))
-    out["flat"] = {"build_s": t_build, "qps": m / t_search,
-                   "filtered": filtered(flat, q, allowed, None, m_single)}
-    logging.info("flat: %.0f qps", m / t_search)
-
-    cfg = IndexConfig()
-    t_build, ivf = timed(lambda: VectorIndex.build(ids, x, kind="ivf", config=cfg))
-    res = tune(ivf, q, truth, "nprobe", [1, 2, 4, 8, 16, 32, 64, 128, 256], 0.95)
-    out["ivf"] = {"build_s": t_build, "nlist": int(ivf.faiss_index.nlist), **res,
-                  "qps_ratio_vs_flat": res["chosen"]["qps"] / out["flat"]["qps"],
-                  "filtered": filtered(ivf, q, allowed, truth_filtered, m_single)}
-    logging.info("ivf: %s", res["chosen"])
-    del ivf
-
-    if hnsw_n == n:
-        hx, hq, htruth = x, q, truth
-        h_allowed, h_truth_f, flat_qps = allowed, truth_filtered, out["flat"]["qps"]
-    else:  # a smaller HNSW run, compared with flat at the same size
-        hx, hq, h_ids = x[:hnsw_n], q, ids[:hnsw_n]
-        small = VectorIndex.build(h_ids, hx, kind="flat")
-        t_s, hits = timed(lambda: small.search(hq, K))
-        htruth, flat_qps = ids_of(hits), m / t_s
-        h_allowed = allowed[allowed < hnsw_n]
-        h_truth_f = ids_of(small.search(hq, K, allowed_ids=h_allowed))
-        del small
-    t_build, hnsw = timed(lambda: VectorIndex.build(np.arange(hnsw_n), hx, kind="hnsw", config=cfg))
-    res = tune(hnsw, hq, htruth, "ef_search", [8, 16, 32, 64, 128, 256, 512], 0.95)
-    out["hnsw"] = {"n": hnsw_n, "build_s": t_build, "M": cfg.hnsw_m, "ef_construction": cfg.ef_construction,
-                   **res, "flat_qps_same_n": flat_qps,
-                   "qps_ratio_vs_flat": res["chosen"]["qps"] / flat_qps,
-                   "filtered": filtered(hnsw, hq, h_allowed, h_truth_f, m_single)}
-    logging.info("hnsw: %s", res["chosen"])
+def filtered_table(index: VectorIndex, x: np.ndarray, q: np.ndarray, m_single: int, rng: np.random.Generator) -> dict:
+    """Shipped defaults: per selectivity, latency vs unfiltered and recall@10 vs brute force."""
+    n = index.ntotal
+    qs = q[:m_single]
+    unf_ms = median_ms(lambda r: index.search(r, K), qs)
+    t_unf, hits = best_of(lambda: index.search(q, K), 2)
+    out = {"unfiltered": {"single_ms": unf_ms, "batch_qps": len(q) / t_unf,
+                          "recall@10": recall_at_k(ids_of(hits), exact_topk(x, q))}, "rows": []}
+    for sel in SELECTIVITIES:
+        allowed = allowed_of(sel, n, rng)
+        prepared = AllowedIds.of(allowed)
+        fil_ms = median_ms(lambda r: index.search(r, K, allowed_ids=prepared), qs)
+        t_fil, hits = best_of(lambda: index.search(q, K, allowed_ids=prepared), 1)
+        truth = np.full((len(q), K), -1)
+        exact = allowed[exact_topk(x[allowed], q, min(K, allowed.size))] if allowed.size > K else np.tile(allowed, (len(q), 1))
+        truth[:, : exact.shape[1]] = exact
+        found = ids_of(hits)
+        plan = index.plan(allowed.size, min(K, allowed.size))
+        out["rows"].append({
+            "selectivity": sel, "allowed": int(allowed.size), "plan": plan.mode, "probe": plan.probe,
+            "single_ms": fil_ms, "single_ratio": fil_ms / unf_ms,
+            "batch_qps": len(q) / t_fil, "batch_ratio": t_fil / t_unf,
+            "recall@10": recall_at_k(found, truth),
+            "min_hits": int((found >= 0).sum(axis=1).min()),
+        })
+        logging.info("%s filtered %s", index.kind, out["rows"][-1])
     return out
 
 
@@ -188,11 +206,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small-n", type=int, default=100_000)
     p.add_argument("--large-n", type=int, default=1_000_000)
-    p.add_argument("--hnsw-n", type=int, default=250_000, help="HNSW collection size (build is the slow part)")
-    p.add_argument("--full", action="store_true", help="HNSW at --large-n too")
+    p.add_argument("--hnsw-n", type=int, default=200_000, help="HNSW collection size (its build is the slow part)")
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--single", type=int, default=50, help="queries timed one at a time")
+    p.add_argument("--single", type=int, default=200, help="queries timed one at a time")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -200,45 +217,65 @@ def main() -> None:
     logging.getLogger("index.vectors").setLevel(logging.WARNING)
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    hnsw_n = args.large_n if args.full else min(args.hnsw_n, args.large_n)
-    with threadpool_limits(args.threads):
-        started = time.perf_counter()
-        small = flat_vs_sklearn(args.small_n, args.dim, args.queries, rng)
-        logging.info("flat vs sklearn: %.1fx", small["speedup"])
-        big = large(args.large_n, hnsw_n, args.dim, args.queries, rng, args.single)
-    result = {
-        "machine": {"threads": args.threads, "python": platform.python_version(), "faiss": faiss.__version__,
-                    "processor": platform.processor() or platform.machine()},
-        "flat_vs_sklearn": small, "large": big, "total_s": time.perf_counter() - started,
+    started = time.perf_counter()
+    result: dict = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["bench/search_speed.py", *sys.argv[1:]]),
+        "machine": {"threads": args.threads, "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "faiss": faiss.__version__, "processor": platform.processor() or platform.machine()},
+        "planner": PlannerConfig().to_dict(), "index_config": IndexConfig().to_dict(),
     }
+    with threadpool_limits(args.threads):
+        result["flat"] = flat_side_by_side(args.small_n, args.dim, args.queries, args.single, rng)
+        logging.info("flat: %s", result["flat"])
+        n = args.large_n
+        x, q = split(clustered(n + args.queries, args.dim, max(100, n // 1000), rng), args.queries)
+        ivf = VectorIndex.build(np.arange(n), x, kind="ivf")
+        result["ivf"] = {"n": n, "nlist": int(ivf.faiss_index.nlist), "nprobe": int(ivf.faiss_index.nprobe),
+                         "crossover": crossover(ivf, q[:50], [1000, 5000, 10_000, 20_000, 50_000, 100_000], rng),
+                         **filtered_table(ivf, x, q, args.single, rng)}
+        del ivf
+        hn = min(args.hnsw_n, n)
+        t0 = time.perf_counter()
+        hnsw = VectorIndex.build(np.arange(hn), x[:hn], kind="hnsw")
+        result["hnsw"] = {"n": hn, "build_s": time.perf_counter() - t0,
+                          "crossover": crossover(hnsw, q[:50], [1000, 5000, 10_000, 20_000, 50_000], rng),
+                          **filtered_table(hnsw, x[:hn], q, args.single, rng)}
+    result["total_s"] = time.perf_counter() - started
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))
-    print_table(result)
+    print(markdown(result))
 
 
-def print_table(r: dict) -> None:
-    s, b = r["flat_vs_sklearn"], r["large"]
-    print(f"\nflat vs sklearn brute cosine, {s['n']:,} x {s['d']}, {s['queries']} queries")
-    print(f"  faiss flat {s['faiss_flat_qps']:>10,.0f} qps | sklearn {s['sklearn_brute_qps']:>8,.0f} qps | "
-          f"{s['speedup']:.1f}x | same top-10 {s['same_top10_fraction']:.3f}")
-    print(f"\n{b['n']:,} x {b['d']} (hnsw at {b['hnsw']['n']:,}), {b['queries']} queries, k={K}")
-    print(f"  {'kind':6} {'build s':>8} {'param':>14} {'recall@10':>9} {'qps':>9} {'x flat':>7}")
-    print(f"  {'flat':6} {b['flat']['build_s']:8.1f} {'':>14} {1.0:9.3f} {b['flat']['qps']:9,.0f} {1.0:7.1f}")
-    for kind, knob in (("ivf", "nprobe"), ("hnsw", "ef_search")):
-        c = b[kind]["chosen"]
-        print(f"  {kind:6} {b[kind]['build_s']:8.1f} {knob + '=' + str(c[knob]):>14} {c['recall@10']:9.3f} "
-              f"{c['qps']:9,.0f} {b[kind]['qps_ratio_vs_flat']:7.1f}")
-    print("\nfiltered search, 10% selectivity (IDSelectorBitmap inside faiss; HNSW beam widened)")
-    print(f"  {'kind':6} {'1q ms unf':>10} {'1q ms filt':>11} {'ratio':>6} {'prepared':>9} {'ratio':>6} "
-          f"{'batch ratio':>12} {'recall vs exact':>16}")
-    for kind in ("flat", "ivf", "hnsw"):
-        f = b[kind]["filtered"]
-        rec = f.get("filtered_recall@10_vs_exact", 1.0)
-        print(f"  {kind:6} {f['single_query_ms_unfiltered']:10.2f} {f['single_query_ms_filtered']:11.2f} "
-              f"{f['single_query_ratio']:6.2f} {f['single_query_ms_filtered_prepared']:9.2f} "
-              f"{f['single_query_ratio_prepared']:6.2f} {f['batch_ratio']:12.2f} {rec:16.3f}")
-    print("  (1q = one query per call, median; 'prepared' reuses an AllowedIds; batch = 1000 queries per call)")
-    print(f"\ntotal {r['total_s']:.0f} s; wrote {RESULTS}")
+def markdown(r: dict) -> str:
+    f, b, s = r["flat"], r["flat"]["batched"], r["flat"]["single"]
+    lines = [f"`{r['command']}` ({r['date']}, {r['machine']['threads']} threads, faiss {r['machine']['faiss']})", "",
+             f"Flat, {f['n']:,} x {f['d']} clustered unit vectors, k={K}; same top-10 as exact: {f['same_top10_as_exact']:.3f}", "",
+             "| | oceanid | numpy | scikit-learn | oceanid vs numpy | oceanid vs sklearn |", "|---|---|---|---|---|---|",
+             f"| batched, {f['queries']} queries (q/s) | {b['oceanid_qps']:,.0f} | {b['numpy_gemm_qps']:,.0f} (GEMM+argpartition) | "
+             f"{b['sklearn_brute_qps']:,.0f} | {f['batched_x_numpy']:.2f}x | {f['batched_x_sklearn']:.2f}x |",
+             f"| one query (median ms) | {s['oceanid_ms']:.2f} | {s['numpy_matvec_ms']:.2f} (mat-vec+argpartition) | "
+             f"{s['sklearn_ms']:.1f} | {f['single_vs_numpy']:.2f}x the time | |", ""]
+    for kind in ("ivf", "hnsw"):
+        t = r[kind]
+        u = t["unfiltered"]
+        extra = f"nlist {t['nlist']}, nprobe {t['nprobe']}" if kind == "ivf" else f"build {t['build_s']:.0f} s"
+        lines += [f"{kind.upper()} at {t['n']:,} x {f['d']} ({extra}), shipped defaults; unfiltered: {u['single_ms']:.2f} ms/query, "
+                  f"{u['batch_qps']:,.0f} q/s batched, recall@10 {u['recall@10']:.3f}", "",
+                  "| filter | allowed | plan (probe) | ms/query | x unfiltered | batched x unfiltered | recall@10 vs brute force | min hits |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in t["rows"]:
+            sel = row["selectivity"]
+            name = f"{sel} ids" if isinstance(sel, int) else f"{sel:.0%}"
+            probe = f" ({row['probe']})" if row["probe"] else ""
+            lines.append(f"| {name} | {row['allowed']:,} | {row['plan']}{probe} | {row['single_ms']:.2f} | {row['single_ratio']:.2f} | "
+                         f"{row['batch_ratio']:.2f} | {row['recall@10']:.4f} | {row['min_hits']} |")
+        c = t["crossover"]
+        lines += ["", f"{kind.upper()} planner crossover (ms/query, exact plan vs index plan): "
+                  + ", ".join(f"{x['allowed']:,}: {x['exact_ms']:.2f} vs {x['index_ms']:.2f}" for x in c["rows"])
+                  + f"; index plan first wins at {c['index_plan_first_wins_at']}", ""]
+    lines.append(f"total {r['total_s']:.0f} s")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,18 @@ _NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
 _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (see _flat_numpy)
 
 
+def _tune_faiss_blas_blocks() -> None:
+    # faiss's exhaustive IP search runs one sgemm per (query block x 1,024 database rows); at
+    # 1,024 the per-call overhead dominates on 2 cores. 16,384 rows measured 1.6x faster batched
+    # (100k x 128, 1,000 queries: 2,380 -> 3,906 q/s); query blocks of 1,024 keep the score
+    # buffer at 64 MiB. These are faiss process-wide settings, set once here.
+    faiss.cvar.distance_compute_blas_database_bs = 16_384
+    faiss.cvar.distance_compute_blas_query_bs = 1_024
+
+
+_tune_faiss_blas_blocks()
+
+
 class Hit(NamedTuple):
     """One search result: a catalog id and its cosine similarity."""
 
@@ -470,7 +482,9 @@ class VectorIndex:
     def _flat_numpy(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         # faiss scans fewer queries than its BLAS threshold with one thread per query, so a
         # single query uses one core; numpy's BLAS mat-vec uses them all (bench: single query)
-        scores, rows = _top_k(q @ self._storage().T, None, k)
+        storage = self._storage()
+        sims = (storage @ q[0])[None, :] if q.shape[0] == 1 else q @ storage.T  # m=1: BLAS gemv, not gemm
+        scores, rows = _top_k(sims, None, k)
         if self._row_ids is None:
             self._row_ids = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
         return scores, self._row_ids[rows]
@@ -506,7 +520,7 @@ class VectorIndex:
 def _top_k(sims: np.ndarray, labels: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` columns of sims (m, c), best first: (scores (m, k) float32, labels[col] or col (m, k) int64)."""
     if k < sims.shape[1]:
-        cols = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        cols = np.argpartition(sims, -k, axis=1)[:, -k:]  # no negated copy of sims
         part = np.take_along_axis(sims, cols, axis=1)
     else:
         cols, part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape), sims
