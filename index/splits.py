@@ -19,10 +19,10 @@ import pyarrow as pa
 
 from index.catalog import Catalog
 from index.errors import EmptyIndex, InvalidInput
+from index.records import SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
