@@ -46,13 +46,14 @@ def main() -> None:
     except Exception:  # no trained workspace there: build a small one
         tmp = tempfile.TemporaryDirectory()
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from tiny_workspace import build_tiny_workspace
+        from conftest import build_tiny_workspace
 
         ws = build_tiny_workspace(Path(tmp.name) / "home")
     engine = ws.engine()
     torch.set_num_threads(torch.get_num_threads())
-    with ws.catalog.read() as con:
-        path = ws.home / con.execute("SELECT crop_path FROM annotations WHERE split = 'test' LIMIT 1").fetchone()[0]
+    from index.embeddings import crop_rows
+
+    path = ws.paths.resolve(crop_rows(ws.catalog, split="test", limit=1)[0].crop_path)
     image = __import__("index.imaging", fromlist=["open_image"]).open_image(path)
     tensor = eval_transform(engine.model.config)(image).unsqueeze(0)
     engine.model.eval()

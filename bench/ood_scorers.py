@@ -35,7 +35,8 @@ def run(name: str, ws, ingest, split, config) -> dict:
     ws.embed("bench", progress=False)
     ws.index_build("bench")
     s = ws.evaluate(model="bench")
-    return {"dataset": name, "seconds": time.perf_counter() - t0, "train_seconds": trained.seconds, "eval": s}
+    return {"dataset": name, "seconds": time.perf_counter() - t0, "train_seconds": trained.seconds,
+            "eval": s.to_dict()}
 
 
 def centres(ws, n_centres: int) -> float:

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
+# meta keys (read and written only through the typed methods of Catalog)
+CURRENT_MODEL = "current_model"
+PROTOTYPES_VERSION = "prototypes_version:"  # + model id
+LAST_REPORT = "last_report"
+
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS image_ids START 1;
 CREATE SEQUENCE IF NOT EXISTS annotation_ids START 1;
@@ -178,6 +183,7 @@ class Catalog:
             con.close()
 
     def exists(self) -> bool:
+        """True once the catalog file has been created."""
         return self.path.exists()
 
     # -- small helpers used by several commands ---------------------------------
@@ -205,5 +211,48 @@ class Catalog:
         return self._meta[1].get(key)
 
     def set_meta(self, key: str, value: str) -> None:
+        """Set one key of the meta table (one short write transaction)."""
         with self.write() as con:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    # -- the meta keys, typed: the only place their names are written ------------
+
+    def current_model(self) -> str | None:
+        """The model the commands use when ``--model`` is not given (the last trained)."""
+        return self.get_meta(CURRENT_MODEL)
+
+    def set_current_model(self, model_id: str) -> None:
+        self.set_meta(CURRENT_MODEL, model_id)
+
+    def prototypes_version(self, model_id: str) -> int:
+        """A counter bumped whenever the model's prototypes change (0 = never)."""
+        return int(self.get_meta(PROTOTYPES_VERSION + model_id) or 0)
+
+    def bump_prototypes_version(self, model_id: str, con: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Increment the prototypes version; inside ``con``'s transaction when given. Returns it."""
+        if con is None:
+            with self.write() as own:
+                return self.bump_prototypes_version(model_id, own)
+        key = PROTOTYPES_VERSION + model_id
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        version = int(row[0]) + 1 if row else 1
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(version)])
+        return version
+
+    def set_prototypes_version(self, model_id: str, version: int, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Set the prototypes version (0 removes it); inside ``con``'s transaction when given."""
+        if con is None:
+            with self.write() as own:
+                return self.set_prototypes_version(model_id, version, own)
+        key = PROTOTYPES_VERSION + model_id
+        if version:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(version)])
+        else:
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+
+    def last_report(self) -> str | None:
+        """The folder of the last ``oceanid evaluate`` report, if any."""
+        return self.get_meta(LAST_REPORT)
+
+    def set_last_report(self, folder: str) -> None:
+        self.set_meta(LAST_REPORT, folder)

@@ -58,3 +58,14 @@ class SourceError(OceanidError):
 
 class ModelError(OceanidError):
     """A model folder, backbone name or weights file is missing or invalid."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one line, with its hint when it has one: what both faces show.
+
+    The first line of the message (or the type name when it has none), then
+    `` — hint``. Used by the CLI (``error: ...`` on stderr) and the explorer (``st.error``).
+    """
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    hint = getattr(exc, "hint", "")
+    return f"{text} — {hint}" if hint else text

@@ -10,7 +10,9 @@ Layout under a home folder ``root``::
 files and the folder, renames it into place, verifies it (reload, count,
 sha256) and only then swaps ``CURRENT`` (temp file, fsync, ``os.replace``).
 A crash at any point leaves the previous generation live; leftovers are
-``.tmp-*`` entries that :func:`prune` removes.
+``.tmp-*`` entries that :func:`prune` removes. The workspace prunes after each
+publish, keeping the newest :data:`DEFAULT_KEEP`; :func:`rollback` makes the
+generation before the live one live again, verified like any load.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
 METRIC = "inner_product"
+DEFAULT_KEEP = 3  # generations kept by prune (the live one is always kept)
 _GEN_RE = re.compile(r"^gen-(\d{4,})$")
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 StageHook = Callable[[str], None]
@@ -55,6 +58,7 @@ class Manifest:
     created: str  # ISO-8601 UTC
     metric: str = METRIC
     format_version: int = 1
+    content: str = ""  # index.embeddings.content_digest of the ids + vectors ("" = not recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,10 +68,6 @@ class Manifest:
         return cls(**dict(data))
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """sha256 hex of a JSON-able config, key order independent."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def model_dir(root: str | Path, model_id: str) -> Path:
@@ -127,8 +127,12 @@ def publish(
     index: vectors.VectorIndex,
     model_config_hash: str,
     on_stage: StageHook | None = None,
+    content: str = "",
 ) -> tuple[str, Manifest]:
     """Write ``index`` as a new generation, verify it, and make it live.
+
+    ``content`` (a digest of the ids and vectors indexed) goes into the manifest,
+    so a later build can tell whether the live generation is up to date.
 
     ``on_stage`` is called with each stage name ('tmp_created', 'index_written',
     'manifest_written', 'renamed', 'verified', 'current_tmp_written',
@@ -161,6 +165,7 @@ def publish(
         count=index.ntotal,
         sha256=file_sha256(index_path),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        content=content,
     )
     write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
     fsync_path(tmp)
@@ -282,7 +287,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def prune(root: str | Path, model_id: str, keep: int = 2) -> list[str]:
+def prune(root: str | Path, model_id: str, keep: int = DEFAULT_KEEP) -> list[str]:
     """Delete all but the newest ``keep`` generations (never the live one) and dead temp entries.
 
     Returns:
@@ -308,3 +313,29 @@ def prune(root: str | Path, model_id: str, keep: int = 2) -> list[str]:
     if doomed:
         log.info("pruned %s/%s", model_id, ", ".join(doomed))
     return doomed
+
+
+def rollback(root: str | Path, model_id: str, model_config_hash: str | None = None,
+             dim: int | None = None) -> str:
+    """Make the generation before the live one live again, after verifying it.
+
+    Returns:
+        The name now in ``CURRENT``.
+
+    Raises:
+        EmptyIndex: no generation is live.
+        NotFound: the live generation is the oldest one kept.
+        IndexMismatch: the previous generation fails verification (CURRENT untouched).
+    """
+    live = current_generation(root, model_id)
+    if live is None:
+        raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
+    number = int(_GEN_RE.match(live).group(1))
+    older = [n for n in list_generations(root, model_id) if int(_GEN_RE.match(n).group(1)) < number]
+    if not older:
+        raise NotFound(f"no generation before {live} for model {model_id}",
+                       hint="older generations are pruned; `oceanid index rebuild` writes a new one")
+    previous = older[-1]
+    verify(model_dir(root, model_id) / previous, model_id, model_config_hash, dim)
+    set_current(root, model_id, previous)
+    return previous

@@ -24,8 +24,9 @@ from index.catalog import Catalog
 from index.crops import CropConfig, clip_box, crop_relpath, cut_crop, save_atomic
 from index.errors import BadImage, InvalidInput
 from index.files import copy_atomic, file_sha256
+from index.home import Home
 from index.imaging import open_image
-from index.records import ImageRecord, IngestReport, Taxon
+from index.records import SUPPORT, BoxRecord, ImageRecord, IngestReport, Taxon
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +255,44 @@ def repair_crops(catalog: Catalog, home: Path, crop: CropConfig, report: IngestR
             )
         log.info("re-cut %d crops left over by an earlier run", len(done))
     return len(done)
+
+
+def taxa_rows(catalog: Catalog, concepts: Iterable[str]) -> list[tuple]:
+    """The taxa rows (concept, rank, parent, holdout_hint) of ``concepts`` that exist."""
+    with catalog.read() as con:
+        return con.execute("SELECT concept, rank, parent, holdout_hint FROM taxa WHERE concept IN "
+                           "(SELECT unnest(?)) ORDER BY concept", [list(concepts)]).fetchall()
+
+
+def restore_taxa(catalog: Catalog, concepts: Iterable[str], rows: list[tuple]) -> None:
+    """Put the taxa rows of ``concepts`` back to ``rows`` (what :func:`taxa_rows` read), in one
+    transaction: undoes an :func:`upsert_taxa` of them."""
+    with catalog.write() as con:
+        con.execute("DELETE FROM taxa WHERE concept IN (SELECT unnest(?))", [list(concepts)])
+        if rows:
+            con.executemany("INSERT INTO taxa VALUES (?, ?, ?, ?)", [list(r) for r in rows])
+
+
+ADDED = "added"  # the source of the examples of a species added without retraining
+FULL_FRAME = (0.0, 0.0, 1e12, 1e12)  # clipped to the image: the whole example is the crop
+
+
+def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]],
+                         taxa: Iterable[Taxon] = (), crop: CropConfig = CropConfig()) -> IngestReport:
+    """Store the example images of a species added without retraining as ``support`` crops.
+
+    Each (label, decoded image) is saved as a PNG under ``sources/added/<slug>/`` and
+    ingested as one whole-frame crop of ``concept`` (source ``added``, split ``support``,
+    one group per species). Returns the ingest report; the crops are then listed by
+    :func:`index.embeddings.support_crops`.
+    """
+    folder = Home(Path(home)).added_examples(concept)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for _label, image in examples:
+        path = folder / f"{len(list(folder.iterdir())):04d}.png"
+        save_atomic(image, path)
+        records.append(ImageRecord(ADDED, f"{folder.name}::{path.name}", path, boxes=(
+            BoxRecord(concept, *FULL_FRAME, group_key=f"{ADDED}:{concept}", split=SUPPORT),)))
+    upsert_taxa(catalog, taxa)
+    return ingest_records(catalog, home, ADDED, records, crop=crop)

@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
+    accuracy_score,
     average_precision_score,
     confusion_matrix,
     precision_recall_fscore_support,
     roc_auc_score,
     roc_curve,
+    top_k_accuracy_score,
 )
 
 from index.errors import InvalidInput
@@ -28,7 +30,7 @@ class ClassificationReport:
     """Top-k accuracies, per-class and averaged precision/recall/F1, confusion matrix."""
 
     top1: float
-    top5: float
+    top5: float | None  # None when there are 5 classes or fewer (every answer would be in the top 5)
     classes: tuple[str, ...]
     precision: tuple[float, ...]  # per class, in ``classes`` order
     recall: tuple[float, ...]
@@ -59,15 +61,21 @@ class OodReport:
 
 
 def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
-    """Fraction of rows whose true column index is among the ``k`` highest scores.
+    """Fraction of rows whose true column index is among the ``k`` highest scores (scikit-learn).
 
     Args:
         y_true: (n,) int, column index of the true class.
         scores: (n, C) float, higher = more likely.
+
+    ``k >= C`` is trivially 1.0; ``k = 1`` is the accuracy of the argmax (scikit-learn's
+    top-k treats two columns as a binary problem with a probability threshold).
     """
-    k = min(k, scores.shape[1])
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return float((top == y_true[:, None]).any(axis=1).mean())
+    n_classes = scores.shape[1]
+    if k >= n_classes:
+        return 1.0
+    if k == 1:
+        return float(accuracy_score(y_true, np.argmax(scores, axis=1)))
+    return float(top_k_accuracy_score(y_true, scores, k=k, labels=np.arange(n_classes)))
 
 
 def classification_metrics(
@@ -80,7 +88,7 @@ def classification_metrics(
         scores: (n, C) float similarity per class (e.g. ``Prototypes.similarities``).
         classes: (C,) class names, the columns of ``scores``.
 
-    ``top5`` is 1.0 when there are 5 classes or fewer.
+    ``top5`` is None (not applicable) when there are 5 classes or fewer.
 
     Raises:
         InvalidInput: shape mismatch, no rows, or a true label not in ``classes``.
@@ -105,7 +113,7 @@ def classification_metrics(
     cm = confusion_matrix(y_idx, pred, labels=labels)
     return ClassificationReport(
         top1=top_k_accuracy(y_idx, scores, 1),
-        top5=top_k_accuracy(y_idx, scores, 5),
+        top5=top_k_accuracy(y_idx, scores, 5) if len(classes) > 5 else None,
         classes=classes,
         precision=tuple(map(float, p)),
         recall=tuple(map(float, r)),

@@ -8,12 +8,9 @@ one. Rows are grouped by class (owners non-decreasing), which lets
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -159,30 +156,27 @@ class Prototypes:
             tuple(n for n in self.names if n != name), self.vectors[keep], owners - (owners > drop)
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (vectors as nested lists)."""
-        return {"names": list(self.names), "vectors": self.vectors.tolist(), "owners": self.owners.tolist()}
+    def class_similarities(self) -> np.ndarray:
+        """(C, C) float32: for each pair of classes, the cosine of their closest prototype rows.
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Prototypes:
-        vectors = np.asarray(data["vectors"], dtype=np.float32).reshape(len(data["owners"]), -1)
-        return cls(tuple(data["names"]), vectors, np.asarray(data["owners"], dtype=np.int64))
+        The diagonal is ``-inf`` (a class is not confusable with itself).
+        """
+        starts = np.flatnonzero(np.r_[True, np.diff(self.owners) != 0])
+        sims = self.vectors @ self.vectors.T
+        per_class = np.maximum.reduceat(np.maximum.reduceat(sims, starts, axis=1), starts, axis=0)
+        np.fill_diagonal(per_class, -np.inf)
+        return per_class
 
-    def save(self, path: str | Path) -> None:
-        """Write ``path`` (.npz: vectors, owners) and ``path`` with suffix .json (names)."""
-        path = Path(path)
-        np.savez(path, vectors=self.vectors, owners=self.owners)
-        meta = {"names": list(self.names), "dim": self.dim, "rows": int(self.vectors.shape[0])}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    def confusable_pairs(self, top: int = 10) -> list[tuple[str, str, float]]:
+        """The ``top`` most similar pairs of classes (a before b in ``names``), most similar first."""
+        sims = self.class_similarities()
+        a, b = np.triu_indices(len(self.names), 1)
+        order = np.argsort(-sims[a, b], kind="stable")[:top]
+        return [(self.names[a[i]], self.names[b[i]], float(sims[a[i], b[i]])) for i in order]
 
-    @classmethod
-    def load(cls, path: str | Path) -> Prototypes:
-        """Read what :meth:`save` wrote (no pickle). Raises NotFound / InvalidInput."""
-        path = Path(path)
-        npz, meta = path.with_suffix(".npz"), path.with_suffix(".json")
-        if not npz.is_file() or not meta.is_file():
-            raise NotFound(f"prototype files {npz} / {meta} not found")
-        with np.load(npz, allow_pickle=False) as arrays:
-            vectors, owners = arrays["vectors"], arrays["owners"]
-        names = json.loads(meta.read_text(encoding="utf-8"))["names"]
-        return cls(tuple(names), vectors.astype(np.float32), owners.astype(np.int64))
+    def confusable_with(self, name: str, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` classes most similar to ``name``, most similar first. Raises NotFound."""
+        self.rows_of(name)
+        row = self.class_similarities()[self.names.index(name)]
+        order = [j for j in np.argsort(-row, kind="stable") if j != self.names.index(name)][:top]
+        return [(self.names[j], float(row[j])) for j in order]

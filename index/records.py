@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+#: The split vocabulary, written once. ``SPLITS`` are the fractions ``oceanid split``
+#: assigns (and a source may pin); held-out species get ``HOLDOUT``; the few
+#: examples of a species added without retraining get ``SUPPORT``.
+TRAIN, VAL, TEST = "train", "val", "test"
+SPLITS = (TRAIN, VAL, TEST)
+HOLDOUT = "holdout"
+SUPPORT = "support"
+ALL_SPLITS = (*SPLITS, HOLDOUT, SUPPORT)
+
 
 SEQUENCE_KEYS = ("video_id", "sequence_id", "seq_id", "dive_id", "dive", "video", "sequence")
 """Metadata names (COCO image fields, FathomNet tag keys) that tie frames of one dive / video / sequence."""
@@ -63,6 +72,21 @@ class Taxon:
     concept: str
     rank: str | None = None  # 'species' | 'genus' | 'family' | ...
     parent: str | None = None
+
+
+@dataclass
+class SourcePlan:
+    """What a source reader returns: the records to ingest, their taxa, and what it skipped.
+
+    Every reader (COCO, class folders, FathomNet, the synthetic reef through COCO)
+    returns one, so the Workspace ingests them all the same way.
+    """
+
+    records: list[ImageRecord]
+    taxa: list[Taxon]
+    holdout_hints: dict[str, str] = field(default_factory=dict)  # concept -> near | far | other
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, one-line reason)
+    existing: list[str] = field(default_factory=list)  # source ids left out because already catalogued
 
 
 @dataclass

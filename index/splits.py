@@ -26,10 +26,10 @@ from scipy.sparse.csgraph import connected_components
 
 from index.catalog import Catalog
 from index.errors import EmptyIndex, InvalidInput
+from index.records import SPLITS
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,13 @@ import numpy as np
 
 from index.catalog import Catalog
 from index.splits import merge_groups
+from index.records import HOLDOUT
 
 
 @dataclass
 class Survey:
+    """The survey behind ``oceanid stats``."""
+
     images: int = 0
     crops: int = 0
     species: int = 0
@@ -67,3 +70,51 @@ def survey(catalog: Catalog, bins: int = 10) -> Survey:
         hist, edges = np.histogram(depths, bins=bins)
         out.depth_histogram = [(float(a), float(b), int(n)) for a, b, n in zip(edges[:-1], edges[1:], hist)]
     return out
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What ``status`` reports: images, crops and species in the catalog."""
+
+    images: int
+    crops: int
+    species: int
+
+
+def counts(catalog: Catalog) -> Counts:
+    """Images, crops (annotations) and distinct species in the catalog."""
+    with catalog.read() as con:
+        images = con.execute("SELECT count(*) FROM images").fetchone()[0]
+        crops, species = con.execute("SELECT count(*), count(DISTINCT concept) FROM annotations").fetchone()
+    return Counts(int(images), int(crops), int(species))
+
+
+@dataclass(frozen=True)
+class SpeciesRow:
+    """One species of the catalog for the species browser (crop paths relative to the home)."""
+
+    name: str
+    genus: str | None
+    family: str | None
+    count: int
+    examples: list[str]  # the first crops, by id
+    held_out: bool  # some crop is in the holdout split
+    in_split: bool  # some crop has a split at all
+
+
+def species_rows(catalog: Catalog, examples: int = 4) -> list[SpeciesRow]:
+    """Every species with its taxa, crop count, first ``examples`` crops and split flags."""
+    with catalog.read() as con:
+        rows = con.execute(
+            "SELECT species, any_value(genus), any_value(family), count(*), "
+            "list(crop_path ORDER BY annotation_id)[1:?], bool_or(split = ?), bool_or(split IS NOT NULL) "
+            "FROM crop_meta GROUP BY species ORDER BY species", [examples, HOLDOUT]).fetchall()
+    return [SpeciesRow(n, g, f, int(c), [p for p in ex if p], bool(h), bool(u)) for n, g, f, c, ex, h, u in rows]
+
+
+def source_ids(catalog: Catalog, source: str) -> set[str]:
+    """The ids (within their source) of the images already catalogued from ``source``."""
+    if not catalog.exists():
+        return set()
+    with catalog.read() as con:
+        return {r[0] for r in con.execute("SELECT source_id FROM images WHERE source = ?", [source]).fetchall()}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]  # conftest.py sits in tests/
 FISH4K = REPO.parent / "shared" / "data" / "fish4knowledge"
 
 
@@ -72,11 +72,26 @@ def coco_file(tmp_path: Path) -> Path:
     return write_coco(folder, images, annotations, categories)
 
 
+def build_tiny_workspace(home: Path, frames: int = 48, epochs: int = 2):
+    """THE tiny trained workspace every test shares: the synthetic reef (8 species, 2 held
+    out, ``frames`` frames), split, a tiny 32-d encoder trained ``epochs`` epochs, embedded,
+    one index generation and an evaluation report; built with the real Workspace methods."""
+    from app.workspace import SplitConfig, TrainConfig, Workspace
+
+    ws = Workspace(home)
+    ws.ingest_synthetic(species=8, holdout=2, frames=frames, seed=1)
+    ws.split(SplitConfig(seed=0))
+    ws.train(TrainConfig(backbone="tiny", epochs=epochs, image_size=32, dim=32, batch_p=4, batch_k=4,
+                         workers=0, seed=0, device="cpu"), model="tiny")
+    ws.embed("tiny", device="cpu", progress=False)
+    ws.index_build("tiny")
+    ws.evaluate()
+    return ws
+
+
 @pytest.fixture(scope="session")
 def tiny_home(tmp_path_factory) -> Path:
-    """A trained, embedded and indexed tiny workspace, built once; copy it before writing."""
-    from tiny_workspace import build_tiny_workspace
-
+    """The tiny trained workspace (see build_tiny_workspace), built once; copy it before writing."""
     home = tmp_path_factory.mktemp("tiny") / "home"
     build_tiny_workspace(home)
     return home
@@ -85,6 +100,9 @@ def tiny_home(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_ws(tiny_home, tmp_path):
     """A private copy of the tiny workspace that a test may change."""
-    from tiny_workspace import copy_workspace
+    import shutil
 
-    return copy_workspace(tiny_home, tmp_path / "ws")
+    from app.workspace import Workspace
+
+    shutil.copytree(tiny_home, tmp_path / "ws")
+    return Workspace(tmp_path / "ws")

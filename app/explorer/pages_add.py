@@ -8,11 +8,12 @@ from pathlib import Path
 import streamlit as st
 
 from app.explorer import state
+from index.records import HOLDOUT
 
 
 def _catalog_examples(ws) -> dict[str, Path]:
     """Catalog crops offered as examples (label -> crop file), held-out species first."""
-    crops = sorted(state.crop_choices(ws), key=lambda c: (c.split != "holdout", c.species, c.annotation_id))
+    crops = sorted(state.crop_choices(ws), key=lambda c: (c.split != HOLDOUT, c.species, c.annotation_id))
     return {f"#{c.annotation_id} · {c.species} · {c.split or '—'}": c.crop for c in crops if c.crop}
 
 
@@ -25,10 +26,10 @@ def render(ws, status) -> None:
                "the index. Nothing is retrained; Identify recognises the species at once.")
     added = st.session_state.get("added_species")
     if added:
-        st.success(f"Added **{added['species']}** from {added['examples']} example(s) "
-                   f"(index generation {added.get('generation', '?')}).")
-        for item in added.get("skipped", []):
-            st.warning(f"skipped {item['item']}: {item['reason']}")
+        st.success(f"Added **{added.species}** from {added.examples} example(s) "
+                   f"(index generation {added.generation}).")
+        for item, reason in added.skipped:
+            st.warning(f"skipped {item}: {reason}")
     examples = _catalog_examples(ws)
     with st.form("add_species"):
         name = st.text_input("Species name", placeholder="Glaucichthys melanurus")

@@ -64,29 +64,32 @@ def _plots(folder: Path, pattern: str) -> list[Path]:
 
 def render(ws, status) -> None:
     st.header("Evaluation")
-    report = ws.last_evaluation()
-    if not report:
+    summary = ws.last_evaluation()
+    if summary is None:
         st.info("No evaluation yet: run `oceanid evaluate` (or `oceanid demo`) and reload this page.")
         return
-    folder = Path(report.get("report_dir") or "")
-    counts = report.get("counts") or {}
+    report = summary.to_dict()
+    folder = Path(summary.report_dir or "")
+    counts = report["counts"]
     line = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
-    held = ", ".join(counts.get("held_out_species") or []) or "none"
-    st.caption(f"model `{report.get('model', '?')}` · index `{report.get('generation', '?')}` · {line} · "
+    held = ", ".join(summary.counts.held_out_species) or "none"
+    st.caption(f"model `{summary.model}` · index `{summary.generation}` · {line} · "
                f"held out: {held} · report folder `{folder}`")
+    if summary.classification.top5 is None:
+        st.caption("top-5 accuracy: n/a (5 trained species or fewer)")
     for key, title in SECTIONS:
-        if key not in report:
+        if not report.get(key):
             continue
         st.subheader(title)
         _show(report[key])
         if key == "classification":
-            if report.get("confusable"):
+            if report["confusable"]:
                 st.markdown("*most confusable species pairs*")
                 st.dataframe(pd.DataFrame(report["confusable"]), hide_index=True, width="stretch")
             for png in _plots(folder, "confusion*.png"):
                 st.image(str(png), caption=png.stem.replace("_", " "))
-        if key == "ood" and report.get("ood_decision_scorer"):
-            st.caption(f"`{report['ood_decision_scorer']}` decides \"unknown\" in Identify")
+        if key == "ood" and summary.ood_decision_scorer:
+            st.caption(f"`{summary.ood_decision_scorer}` decides \"unknown\" in Identify")
         if key == "ood":
             rocs = _plots(folder, "roc*.png")
             cols = st.columns(min(len(rocs), 2)) if rocs else []

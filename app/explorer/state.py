@@ -23,14 +23,14 @@ import pandas as pd
 import streamlit as st
 
 from app.workspace import Workspace, resolve_home
-from index.errors import OceanidError
+from index.errors import OceanidError, describe
 
 log = logging.getLogger(__name__)
 
 
 def home() -> Path:
     """The home folder: ``$OCEANID_HOME`` (set by ``oceanid app``), else ``./data``."""
-    return resolve_home(None).expanduser().absolute()
+    return resolve_home(None)
 
 
 @st.cache_resource(max_entries=4)
@@ -42,6 +42,7 @@ def _workspace(home_dir: str) -> Workspace:
 
 
 def workspace() -> Workspace:
+    """The cached Workspace of this server's home folder."""
     return _workspace(str(home()))
 
 
@@ -86,7 +87,7 @@ def _data_url(path: Path, side: int = 128) -> str:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _embedding_frame(_ws: Workspace, home_dir: str, key: tuple, method: str, max_points: int) -> pd.DataFrame:
-    frame = pd.DataFrame(_ws.embedding_map(method=method, max_points=max_points))
+    frame = pd.DataFrame([p.to_dict() for p in _ws.embedding_map(method=method, max_points=max_points)])
     if not frame.empty:
         frame["image"] = [_data_url(Path(p)) if p else "" for p in frame["crop"]]
         frame["crop"] = frame["crop"].astype(str)
@@ -104,13 +105,6 @@ def forget() -> None:
         cached.clear()
 
 
-def one_line(exc: BaseException) -> str:
-    """An error as one line, with its hint when the library gave one."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    hint = getattr(exc, "hint", "")
-    return f"{text} — {hint}" if hint else text
-
-
 @contextmanager
 def guard() -> Iterator[None]:
     """Show library errors as one ``st.error`` line; anything else too, logged with
@@ -118,9 +112,9 @@ def guard() -> Iterator[None]:
     try:
         yield
     except OceanidError as exc:
-        st.error(one_line(exc))
+        st.error(describe(exc))
     except Exception as exc:  # a page must never show a traceback
         if os.environ.get("OCEANID_DEBUG", "") not in ("", "0"):
             raise
         log.exception("explorer page failed")
-        st.error(f"unexpected error: {type(exc).__name__}: {one_line(exc)}")
+        st.error(f"unexpected error: {type(exc).__name__}: {describe(exc)}")

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import streamlit as st
 
-SPLITS = ("train", "val", "test", "holdout", "support")
-
-
-def _quote(value: str) -> str:
-    return f"'{value}'" if '"' in value else f'"{value}"'
+from index.filters import quote
+from index.records import ALL_SPLITS
 
 
 def _in(column: str, values: Sequence[str]) -> str:
-    return f"{column} in ({', '.join(_quote(v) for v in values)})"
+    return f"{column} in ({', '.join(quote(v) for v in values)})"
 
 
 def filter_sidebar(survey, key: str = "filter") -> str | None:
@@ -37,7 +34,7 @@ def filter_sidebar(survey, key: str = "filter") -> str | None:
     dates = bar.date_input("Date range", value=(), min_value=date(1900, 1, 1), key=f"{key}_date")
     if isinstance(dates, Sequence) and len(dates) == 2:
         parts.append(f"date={dates[0].isoformat()}..{dates[1].isoformat()}")
-    splits = bar.multiselect("Split", [s for s in survey.per_split if s != "unassigned"] or list(SPLITS),
+    splits = bar.multiselect("Split", [s for s in survey.per_split if s != "unassigned"] or list(ALL_SPLITS),
                              key=f"{key}_split")
     if splits:
         parts.append(_in("split", splits))

@@ -14,24 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
-from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, Taxon, sequence_group
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class CocoSource:
-    """The plan of a COCO ingest: records, taxa, hints, and what was skipped up front."""
-
-    records: list[ImageRecord]
-    taxa: list[Taxon]
-    holdout_hints: dict[str, str] = field(default_factory=dict)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+from index.records import SEQUENCE_KEYS, SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
 
 
 def _number(value) -> float | None:
@@ -114,7 +101,7 @@ def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon],
 
 
 def read_coco(annotations: Path, images_dir: Path | None = None, split: str | None = None,
-              source: str = "coco", id_prefix: str | None = None) -> CocoSource:
+              source: str = "coco", id_prefix: str | None = None) -> SourcePlan:
     """Plan the ingest of a COCO file; frames are looked up under ``images_dir``
     (default: the JSON's folder).
 
@@ -179,4 +166,4 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
         ))
     for image_id, orphan in boxes.items():
         skipped.append((f"image id {image_id}", f"{len(orphan)} annotation(s) for an image not in 'images'"))
-    return CocoSource(records, taxa, hints, skipped)
+    return SourcePlan(records, taxa, hints, skipped)

@@ -22,7 +22,6 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from fathomnet.api import images as fn_images
 from fathomnet.api import worms as fn_worms
 
 from index.errors import InvalidInput, SourceError
-from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, Taxon, sequence_group
+from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
 from index.sources.downloads import (DownloadJob, FetchError, download_many, existing_file,
                                      request_with_retries)
 
@@ -43,16 +42,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # images asked for per query request
 _SAFE_UUID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # uuids become file names
-
-
-@dataclass
-class FathomNetResult:
-    """What :func:`fetch_fathomnet` brought back."""
-
-    images: list[ImageRecord]  # frames on disk (downloaded now or already there), query order
-    taxa: list[Taxon]  # every concept seen (requested or on a box) and its WoRMS ancestors
-    failures: list[tuple[str, str]]  # (image uuid | URL | concept, one-line reason)
-    existing: list[str] = field(default_factory=list)  # uuids skipped because have(uuid) was True
 
 
 def _bind(cls: type[EndpointManager], root: str) -> type[EndpointManager]:
@@ -213,7 +202,7 @@ def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept:
                     have: Callable[[str], bool] = lambda uuid: False,
                     retries: int = 4, backoff: float = 0.5, timeout: float = 20.0,
                     progress: bool = False, api_url: str | None = None,
-                    worms_url: str | None = None) -> FathomNetResult:
+                    worms_url: str | None = None) -> SourcePlan:
     """Find FathomNet images of ``concepts``, download their frames, look up their taxa.
 
     Each image keeps *all* its usable boxes, including boxes of concepts not
@@ -232,8 +221,10 @@ def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept:
             ``FATHOMNET_WORMS_API_URL`` read now (else the public servers).
 
     Returns:
-        FathomNetResult. Per-image problems (404, retries spent, unsafe uuid, no
-        URL) and WoRMS lookup problems are lines in ``failures``; the rest lands.
+        SourcePlan: the frames on disk as ``records`` (query order), every concept
+        seen and its WoRMS ancestors as ``taxa``, the uuids already catalogued as
+        ``existing``. Per-image problems (404, retries spent, unsafe uuid, no URL)
+        and WoRMS lookup problems are lines in ``skipped``; the rest lands.
 
     Raises:
         SourceError: a query could not be answered (server down, HTTP error after
@@ -289,4 +280,4 @@ def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept:
     wanted = list(dict.fromkeys([*concepts, *(b.concept for r in records for b in r.boxes)]))
     taxa = _lookup_taxa(worms_ep, wanted, workers, failures, **http)
     log.info("FathomNet: %d images landed, %d taxa, %d failures", len(records), len(taxa), len(failures))
-    return FathomNetResult(images=records, taxa=taxa, failures=failures, existing=existing)
+    return SourcePlan(records=records, taxa=taxa, skipped=failures, existing=existing)

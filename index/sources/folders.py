@@ -11,23 +11,11 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
 from index.imaging import is_image_name
-from index.records import BoxRecord, ImageRecord, Taxon
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class FolderSource:
-    """The plan of a folder ingest: records to write, taxa, and items skipped up front."""
-
-    records: list[ImageRecord]
-    taxa: list[Taxon]
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+from index.records import SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon
 
 
 def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -41,7 +29,7 @@ def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
     return {r["folder"]: r for r in rows if r.get("folder")}
 
 
-def read_folders(root: Path, group_pattern: str | None = None, split: str | None = None) -> FolderSource:
+def read_folders(root: Path, group_pattern: str | None = None, split: str | None = None) -> SourcePlan:
     """Plan the ingest of class folders under ``root``.
 
     Raises SourceError when ``root`` is missing or holds no class folder with an
@@ -89,4 +77,4 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
             ))
     if not records:
         raise SourceError(f"{root}: no images found (expected one sub-folder of images per class)")
-    return FolderSource(records, list(taxa.values()), skipped)
+    return SourcePlan(records, list(taxa.values()), skipped=skipped)

@@ -1,0 +1,68 @@
+"""The ``oceanid`` command line (face 1): noun groups and verbs over one Workspace.
+
+::
+
+    oceanid [--home H] [-v]
+      ingest synthetic|coco|folders|fathomnet   ingest.py
+      stats, split                               data.py
+      train, embed                               train.py
+      index build|rebuild|verify|prune|rollback  index.py
+      identify, search                           query.py
+      species add|remove                         species.py
+      evaluate                                   evaluate.py
+      demo                                       demo.py
+      app                                        serve.py (serves the explorer)
+
+Every module holds one ``typer.Typer`` named ``app`` and is registered the same
+way below (a group under its name, verbs merged into the root). Shared options
+live in ``options.py``; ``common.py`` turns library errors into one line and
+exit code 1. Commands parse input, make one Workspace call and print its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from app.cli import data, demo, evaluate, index, ingest, options, query, serve, species, train
+from app.cli.common import setup_logging
+
+app = typer.Typer(
+    name="oceanid",
+    help="Identify marine organisms by searching an embedding space.\n\n"
+    "Example: oceanid demo   (offline, end to end, on the built-in synthetic reef)",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Path = options.HOME,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per stage."),
+) -> None:
+    """Identify marine organisms by searching an embedding space.
+
+    Example: oceanid --home ~/reef demo
+    """
+    setup_logging(verbose)
+    ctx.obj = {"home": home}
+
+
+#: (module, group name); None merges the module's verbs into the root.
+GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
+          (species, "species"), (evaluate, None), (demo, None), (serve, None))
+for module, name in GROUPS:
+    app.add_typer(module.app, name=name)
+
+
+def main() -> None:
+    """The ``oceanid`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""``oceanid evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from app.cli import options
+from app.cli.common import cli_errors, console, print_json, workspace
+
+app = typer.Typer()
+
+
+def figure(value: float | None) -> str:
+    """A figure to 3 decimals, or ``n/a`` when it does not apply."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command("evaluate")
+@cli_errors
+def evaluate(
+    ctx: typer.Context,
+    report: Path = typer.Option(None, "--report", help="Report folder (default: <home>/reports/latest)."),
+    map_method: str = typer.Option("pca", "--map", help="Embedding map projection: pca | umap"),
+    model: str = options.MODEL,
+    as_json: bool = options.JSON,
+) -> None:
+    """Measure classification, unknown-species detection, retrieval and few-shot on the test split.
+
+    Example: oceanid evaluate --report reports/run1 --json
+    """
+    s = workspace(ctx).evaluate(report, model, map_method)
+    if as_json:
+        print_json(s)
+        return
+    c, r = s.classification, s.retrieval
+    console.print(f"classification: top-1 {c.top1:.3f}, top-5 {figure(c.top5)}, F1-macro {c.f1_macro:.3f}",
+                  markup=False)
+    console.print(f"retrieval: R@1 {r.recall_at_1:.3f}, R@5 {r.recall_at_5:.3f}, R@10 {r.recall_at_10:.3f}, "
+                  f"MAP@R {r.map_at_r:.3f}", markup=False)
+    for name, o in s.ood.items():
+        console.print(f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr95:.3f}, AUPR {o.aupr:.3f}", markup=False)
+    for shots, f in s.few_shot.items():
+        console.print(f"few-shot {shots}: recall {f.recall:.3f}, known top-1 change "
+                      f"{f.known_accuracy_change:+.3f}", markup=False)
+    console.print(f"report: {s.report_dir}/summary.md", markup=False)

@@ -1,0 +1,94 @@
+"""``oceanid index build|rebuild|verify|prune|rollback``: the FAISS index generations."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import options
+from app.cli.common import cli_errors, console, print_json, workspace
+
+app = typer.Typer(help="FAISS index generations built from the catalog's vectors.", no_args_is_help=True)
+
+KIND = typer.Option("auto", "--kind", help="auto (flat below 200k vectors, else IVF) | flat | ivf | hnsw")
+DEVICE = typer.Option("cpu", "--device", help="auto | cpu | cuda (FAISS GPU when installed; never a silent fallback)")
+
+
+def _show(result, as_json: bool) -> None:
+    if as_json:
+        print_json(result)
+        return
+    m = result.manifest
+    verb = "built" if result.built else "up to date:"
+    console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}, dim {m.dim}, "
+                  f"sha256 {m.sha256[:12]}", markup=False)
+
+
+@app.command("build")
+@cli_errors
+def build(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
+          as_json: bool = options.JSON) -> None:
+    """Build an index generation from stored vectors if the live one is missing or stale
+    (stale = other vectors than the stored ones); otherwise write nothing.
+
+    Example: oceanid index build --kind flat
+    """
+    _show(workspace(ctx).index_build(model, kind, device, rebuild=False), as_json)
+
+
+@app.command("rebuild")
+@cli_errors
+def rebuild(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
+            as_json: bool = options.JSON) -> None:
+    """Always write a new generation (no re-embedding), verify it, and swap CURRENT atomically.
+
+    Example: oceanid index rebuild --kind hnsw
+    """
+    _show(workspace(ctx).index_build(model, kind, device, rebuild=True), as_json)
+
+
+@app.command("verify")
+@cli_errors
+def verify(ctx: typer.Context, model: str = options.MODEL,
+           generation: str = typer.Option(None, "--generation", help="gen-NNNN (default: the live one)."),
+           as_json: bool = options.JSON) -> None:
+    """Check a generation against its manifest (files, sha256, count, model).
+
+    Example: oceanid index verify --generation gen-0003
+    """
+    result = workspace(ctx).index_verify(model, generation)
+    if as_json:
+        print_json(result)
+        return
+    m = result.manifest
+    console.print(f"{m.model_id} {result.generation}: ok ({m.count} vectors, sha256 {m.sha256[:12]})", markup=False)
+
+
+@app.command("prune")
+@cli_errors
+def prune(ctx: typer.Context, model: str = options.MODEL,
+          keep: int = typer.Option(3, "--keep", min=1, help="Generations to keep (the live one always stays)."),
+          as_json: bool = options.JSON) -> None:
+    """Delete old index generations (and leftovers of crashed builds), keeping the newest ones.
+
+    Example: oceanid index prune --keep 2
+    """
+    result = workspace(ctx).index_prune(model, keep)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{result.model_id}: removed {', '.join(result.removed) or 'nothing'}; live {result.current}",
+                  markup=False)
+
+
+@app.command("rollback")
+@cli_errors
+def rollback(ctx: typer.Context, model: str = options.MODEL, as_json: bool = options.JSON) -> None:
+    """Make the generation before the live one live again (verified first).
+
+    Example: oceanid index rollback
+    """
+    result = workspace(ctx).index_rollback(model)
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"{result.model_id}: {result.current} is live again", markup=False)

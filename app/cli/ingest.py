@@ -1,0 +1,105 @@
+"""``oceanid ingest synthetic|coco|folders|fathomnet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from app.cli import options
+from app.cli.common import cli_errors, console, print_json, workspace
+
+app = typer.Typer(help="Bring images and boxes into the catalog (and cut crops).", no_args_is_help=True)
+
+SHOW_SKIPPED = 20
+
+
+def show_report(report, as_json: bool) -> None:
+    """An IngestReport as JSON, or one summary line plus the first skipped items."""
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"{report.source}: {report.images_added} images added ({report.images_existing} already there), "
+        f"{report.crops_added} crops added ({report.crops_existing} already there), "
+        f"{len(report.skipped)} skipped" + (f", {len(report.notes)} notes" if report.notes else ""),
+        markup=False,
+    )
+    for item, reason in report.skipped[:SHOW_SKIPPED]:
+        console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
+    if len(report.skipped) > SHOW_SKIPPED:
+        console.print(f"  ... and {len(report.skipped) - SHOW_SKIPPED} more (use --json for all)", markup=False)
+
+
+
+@app.command("synthetic")
+@cli_errors
+def synthetic(
+    ctx: typer.Context,
+    species: int = typer.Option(16, help="Number of species drawn (known + held out)."),
+    holdout: int = typer.Option(4, help="Species flagged as held out (a near sibling and a far body plan among them)."),
+    frames: int = typer.Option(400, help="Number of frames drawn."),
+    seed: int = typer.Option(0, help="Random seed; the same seed draws the same reef."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Draw the built-in offline synthetic reef and ingest it.
+
+    Example: oceanid ingest synthetic --species 16 --holdout 4 --frames 400 --seed 0
+    """
+    report = workspace(ctx).ingest_synthetic(species, holdout, frames, seed, progress=not as_json)
+    show_report(report, as_json)
+
+
+@app.command("coco")
+@cli_errors
+def coco(
+    ctx: typer.Context,
+    annotations: Path = typer.Argument(..., help="COCO annotations JSON."),
+    images: Path = typer.Option(None, "--images", help="Folder the file_name entries are relative to (default: the JSON's folder)."),
+    split: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Ingest a COCO detection file (boxes become crops).
+
+    Example: oceanid ingest coco survey/annotations.json --images survey/frames --split test
+    """
+    show_report(workspace(ctx).ingest_coco(annotations, images, split, progress=not as_json), as_json)
+
+
+@app.command("folders")
+@cli_errors
+def folders(
+    ctx: typer.Context,
+    root: Path = typer.Argument(..., help="Folder with one sub-folder of images per class (optional species.csv)."),
+    group_pattern: str = typer.Option(None, "--group-pattern", help="Regex whose first group on the file name keeps near-duplicates together."),
+    split: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Ingest class folders: one folder per species, every file a crop.
+
+    Example: oceanid ingest folders ../shared/data/fish4knowledge --group-pattern 'fish_(\\d+)_'
+    """
+    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json)
+    show_report(report, as_json)
+
+
+@app.command("fathomnet")
+@cli_errors
+def fathomnet(
+    ctx: typer.Context,
+    concept: list[str] = typer.Option(..., "--concept", help="Concept to fetch (repeat for several)."),
+    max_per_concept: int = typer.Option(None, "--max-per-concept", help="At most this many images per concept."),
+    workers: int = typer.Option(16, help="Parallel downloads."),
+    min_depth: float = typer.Option(None, "--min-depth", help="Only frames at least this deep (m)."),
+    max_depth: float = typer.Option(None, "--max-depth", help="Only frames at most this deep (m)."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Find FathomNet images by concept, download them (resuming) and ingest their boxes.
+
+    Set FATHOMNET_API_URL to use another server.
+
+    Example: oceanid ingest fathomnet --concept Aurelia --concept "Chrysaora fuscescens" --max-per-concept 200
+    """
+    report = workspace(ctx).ingest_fathomnet(list(concept), max_per_concept, workers, min_depth, max_depth,
+                                             progress=not as_json)
+    show_report(report, as_json)

@@ -1,0 +1,80 @@
+"""``oceanid train`` and ``oceanid embed``: the encoder and the vectors it makes."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import options
+from app.cli.common import cli_errors, console, print_json, workspace
+from app.workspace import TrainConfig
+
+app = typer.Typer()
+
+
+@app.command("train")
+@cli_errors
+def train(
+    ctx: typer.Context,
+    model: str = options.NEW_MODEL,
+    backbone: str = typer.Option(None, help="cnn | tiny | resnet18 | resnet50 | resnext101_32x8d | openclip:NAME"),
+    weights: str = typer.Option(None, help="Initial backbone weights: none | imagenet | PATH (a local file)."),
+    freeze: str = typer.Option(None, help="none | partial (last stage + head) | all (head only)."),
+    loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
+    epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
+    dim: int = typer.Option(None, help="Embedding size."),
+    image_size: int = typer.Option(None, "--image-size", help="Square input side in pixels."),
+    batch_p: int = typer.Option(None, "--batch-p", help="Species per batch (P of P x K)."),
+    batch_k: int = typer.Option(None, "--batch-k", help="Crops per species per batch (K of P x K)."),
+    lr: float = typer.Option(None, help="AdamW learning rate."),
+    schedule: str = typer.Option(None, help="cosine | plateau"),
+    patience: int = typer.Option(None, help="Epochs without a better val F1-macro before stopping."),
+    device: str = typer.Option(None, help="auto | cpu | cuda"),
+    seed: int = typer.Option(None, help="Random seed."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the model's last checkpoint."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Train a metric-learned encoder on the train split (best checkpoint by val F1-macro).
+
+    Ctrl-C saves a resumable checkpoint; continue with --resume.
+
+    Example: oceanid train --backbone resnet18 --weights imagenet --loss arcface --epochs 30
+    """
+    given = dict(backbone=backbone, weights=weights, freeze=freeze, loss=loss, epochs=epochs, dim=dim,
+                   image_size=image_size, batch_p=batch_p, batch_k=batch_k, lr=lr, schedule=schedule,
+                   patience=patience, device=device, seed=seed)
+    config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+    result = workspace(ctx).train(config, model=model, resume=resume, progress=not as_json)
+    summary = {"model": result.out_dir.name, "folder": str(result.out_dir), "best_epoch": result.best_epoch,
+               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+               "val": result.best_metrics, "seconds": round(result.seconds, 1)}
+    if as_json:
+        print_json(summary)
+        return
+    m = result.best_metrics
+    console.print(f"model {summary['model']}: best epoch {result.best_epoch}/{result.epochs_run}, val top-1 "
+                  f"{m.get('top1', 0):.3f}, top-5 {m.get('top5', 0):.3f}, F1-macro {m.get('f1_macro', 0):.3f} "
+                  f"({result.seconds:.0f} s) -> {result.out_dir}", markup=False)
+    console.print("next: oceanid embed && oceanid index build", markup=False)
+
+
+@app.command("embed")
+@cli_errors
+def embed(
+    ctx: typer.Context,
+    model: str = options.MODEL,
+    batch_size: int = typer.Option(64, "--batch-size", help="Crops per forward pass."),
+    device: str = options.DEVICE_TORCH,
+    as_json: bool = options.JSON,
+) -> None:
+    """Embed every crop that has no vector for the model yet and store the vectors in the catalog.
+
+    Example: oceanid embed --model cnn-arcface-d128 --batch-size 128
+    """
+    report = workspace(ctx).embed(model, batch_size, device, progress=not as_json)
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"{report.model_id}: embedded {report.embedded} crops ({report.already} already), "
+                  f"{len(report.failed)} unreadable", markup=False)
+    for item, reason in report.failed[:20]:
+        console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)

@@ -1,0 +1,121 @@
+"""The evaluation report folder: summary.md, eval.json and PNG plots (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from app.report.plots import plt
+from index.projection import project_2d
+
+if TYPE_CHECKING:
+    from app.workspace.evaluation import RawFigures
+    from app.workspace.results import EvaluationSummary
+
+
+def _confusion(raw: RawFigures, path: Path) -> None:
+    cm = raw.confusion.astype(float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    n = len(raw.classes)
+    fig, ax = plt.subplots(figsize=(max(5, 0.4 * n + 2), max(4, 0.4 * n + 1.5)))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), raw.classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), raw.classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (row-normalised, test split)")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _roc(raw: RawFigures, summary: EvaluationSummary, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, (known, unknown) in raw.roc.items():
+        y = np.r_[np.ones(len(known)), np.zeros(len(unknown))]
+        fpr, tpr, _ = roc_curve(y, np.r_[known, unknown])
+        ax.plot(fpr, tpr, label=f"{name} (AUROC {summary.ood[name].auroc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.axhline(0.95, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("false positive rate (unknown accepted)")
+    ax.set_ylabel("true positive rate (known accepted)")
+    ax.set_title("OOD detection: known test vs held-out species")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _map(raw: RawFigures, path: Path, method: str) -> None:
+    test_v, test_l = raw.test
+    held_v, held_l = raw.held
+    vectors = np.concatenate([test_v, held_v]) if len(held_v) else test_v
+    xy = project_2d(vectors, method)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    names = sorted(set(test_l.tolist()))
+    cmap = plt.get_cmap("tab20", max(len(names), 1))
+    for i, name in enumerate(names):
+        m = test_l == name
+        ax.scatter(xy[: len(test_v)][m, 0], xy[: len(test_v)][m, 1], s=8, color=cmap(i), label=name)
+    if len(held_v):
+        ax.scatter(xy[len(test_v):, 0], xy[len(test_v):, 1], s=14, marker="x", color="black", label="held out")
+    ax.set_title(f"Embedding map ({method.upper()}), test split + held-out species")
+    ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _figure(value: float | None) -> str:
+    """A figure to 3 decimals, or ``n/a`` when it does not apply (top-5 with <= 5 species)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _markdown(summary: EvaluationSummary) -> str:
+    c, r, n = summary.classification, summary.retrieval, summary.counts
+    lines = [f"# oceanid evaluation: {summary.model} ({summary.generation})", "",
+             f"{n.species} species; test crops {n.test}, held-out crops "
+             f"{n.holdout} ({', '.join(n.held_out_species) or 'none'})", "",
+             "## Classification (nearest prototype, test split)", "",
+             f"top-1 **{c.top1:.3f}**, top-5 {_figure(c.top5)}, F1-macro **{c.f1_macro:.3f}**, "
+             f"F1-weighted {c.f1_weighted:.3f}", "", "![confusion](confusion.png)", "",
+             "| species | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v.precision:.3f} | {v.recall:.3f} | {v.f1:.3f} | {v.support} |"
+              for k, v in c.per_class.items()]
+    lines += ["", "## Retrieval (leave-one-out on the test split)", "",
+              f"Recall@1 {r.recall_at_1:.3f}, Recall@5 {r.recall_at_5:.3f}, Recall@10 {r.recall_at_10:.3f}, "
+              f"MAP@R {r.map_at_r:.3f}", ""]
+    if summary.ood:
+        lines += ["## Unknown-species detection (threshold at 95% TPR on val)", "",
+                  "| scorer | AUROC | FPR@95 | AUPR | known kept | unknown flagged |", "|---|---|---|---|---|---|"]
+        lines += [f"| {k}{' (used)' if k == summary.ood_decision_scorer else ''} | {v.auroc:.3f} | "
+                  f"{v.fpr95:.3f} | {v.aupr:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
+                  for k, v in summary.ood.items()]
+        lines += ["", "![roc](roc.png)", ""]
+    if summary.few_shot:
+        lines += ["## Few-shot: held-out species added without retraining", "",
+                  "| shots | recall of added species | change in known top-1 |", "|---|---|---|"]
+        lines += [f"| {k.split('_')[1]} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |"
+                  for k, v in summary.few_shot.items()]
+        lines.append("")
+    lines += ["## Most confusable species (prototype cosine)", "", "| a | b | cosine |", "|---|---|---|"]
+    lines += [f"| {p.a} | {p.b} | {p.similarity:.3f} |" for p in summary.confusable]
+    lines += ["", "![map](embedding_map.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(summary: EvaluationSummary, raw: RawFigures, folder: Path, map_method: str = "pca") -> list[Path]:
+    """Write eval.json, summary.md, confusion.png, roc.png and embedding_map.png into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "eval.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+    (folder / "summary.md").write_text(_markdown(summary))
+    _confusion(raw, folder / "confusion.png")
+    if raw.roc:
+        _roc(raw, summary, folder / "roc.png")
+    _map(raw, folder / "embedding_map.png", map_method)
+    return sorted(folder.iterdir())

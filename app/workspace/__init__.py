@@ -1,0 +1,339 @@
+"""The composer: a home folder and every step over it, the one thing the faces import.
+
+::
+
+    Workspace            a home (catalog, images, crops, models, indexes, reports)
+      ingest_*            index.sources.* -> index.ingest            -> IngestReport
+      stats / split       index.stats / index.splits                 -> Survey / SplitSummary
+      train / embed       pipeline: embedder.training / .encoding    -> TrainResult / EmbedReport
+      fit_prototypes      pipeline: index.prototypes (writes only on change)
+      index_build/verify  pipeline: index.vectors + index.generations -> BuildResult / VerifyResult
+      index_prune/rollback index.generations                          -> GenerationChange
+      engine              engine.py: encoder + live index + prototypes + OOD scorers
+      identify / search   identify.py (+ index.search)               -> Identification / CropHit
+      species_add/remove  species.py (+ index.ingest, index.embeddings) -> SpeciesChange
+      evaluate            evaluation.py + app.report                 -> EvaluationSummary
+      status / crops / species_summary / embedding_map   browse.py (the explorer's views)
+    run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult
+
+Results are the dataclasses of :mod:`app.workspace.results` (``to_dict()`` is
+what ``--json`` prints). Heavy libraries (torch, faiss, sklearn, matplotlib) are
+imported inside the methods that need them, so ``oceanid stats`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange,
+                                   Identification, SpeciesChange, VerifyResult)
+from embedder.train_config import TrainConfig
+from index.catalog import Catalog
+from index.crops import CropConfig
+from index.errors import EmptyIndex
+from index.home import Home, default_model_id, resolve_home
+from index.ingest import ingest_records, upsert_taxa
+from index.records import IngestReport, SourcePlan
+from index.splits import SplitConfig, SplitSummary, make_splits
+from index.stats import Survey, source_ids, survey
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
+    from app.workspace.engine import Engine
+    from app.workspace.identify import ImageInput
+    from app.workspace.pipeline import EmbedReport
+    from embedder.training import TrainResult
+    from index.search import CropHit
+
+__all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification",
+           "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
+           "resolve_home", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    """A home folder and the steps over it (see the module map above).
+
+    ``home``: ``--home`` / ``$OCEANID_HOME`` / ``./data``. ``crop``: how boxes are cut.
+    ``busy_timeout``: seconds to retry a catalog locked by another process.
+    """
+
+    def __init__(self, home: Path | str | None = None, crop: CropConfig = CropConfig(),
+                 busy_timeout: float = 10.0) -> None:
+        self.paths = Home.at(home)
+        self.home: Path = self.paths.root
+        self.crop = crop
+        self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
+        self._engines: dict[tuple, Engine] = {}  # engine_key -> loaded Engine (one at a time)
+
+    # -- ingestion ---------------------------------------------------------------
+    def _ingest(self, source: str, plan: SourcePlan, progress: bool) -> IngestReport:
+        report = IngestReport(source)
+        report.images_existing += len(plan.existing)
+        for item, reason in plan.skipped:
+            report.skip(item, reason)
+        self.catalog.ensure_schema()
+        upsert_taxa(self.catalog, plan.taxa, plan.holdout_hints)
+        return ingest_records(self.catalog, self.home, source, plan.records, crop=self.crop,
+                              report=report, total=len(plan.records), progress=progress)
+
+    def ingest_synthetic(self, species: int = 16, holdout: int = 4, frames: int = 400, seed: int = 0,
+                         progress: bool = False) -> IngestReport:
+        """Draw the synthetic reef (cached under sources/) and ingest it."""
+        from index.sources.coco import read_coco
+        from index.sources.synthetic import generate_reef
+
+        name = f"reef-s{species}-h{holdout}-f{frames}-seed{seed}"
+        folder = self.paths.sources / name
+        json_path = folder / "annotations.json"
+        if not json_path.exists():
+            tmp = folder.with_name(f".{name}.tmp")
+            generate_reef(tmp, species=species, holdout=holdout, frames=frames, seed=seed)
+            if folder.exists():
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+        return self._ingest("synthetic", read_coco(json_path, folder, source="synthetic", id_prefix=name), progress)
+
+    def ingest_coco(self, annotations: Path, images: Path | None = None, split: str | None = None,
+                    progress: bool = False) -> IngestReport:
+        """Ingest a COCO detection file (boxes become crops); ``split`` pins every crop."""
+        from index.sources.coco import read_coco
+
+        return self._ingest("coco", read_coco(annotations, images, split=split), progress)
+
+    def ingest_folders(self, root: Path, group_pattern: str | None = None, split: str | None = None,
+                       progress: bool = False) -> IngestReport:
+        """Ingest class folders (one per species, every file a crop)."""
+        from index.sources.folders import read_folders
+
+        return self._ingest("folders", read_folders(root, group_pattern=group_pattern, split=split), progress)
+
+    def ingest_fathomnet(self, concepts: list[str], max_per_concept: int | None = None, workers: int = 16,
+                         min_depth: float | None = None, max_depth: float | None = None,
+                         progress: bool = False) -> IngestReport:
+        """Find, download (resuming) and ingest FathomNet frames with their boxes."""
+        from index.sources.fathomnet import fetch_fathomnet
+
+        self.catalog.ensure_schema()
+        have = source_ids(self.catalog, "fathomnet")
+        plan = fetch_fathomnet(concepts, self.paths.sources / "fathomnet", max_per_concept=max_per_concept,
+                               workers=workers, min_depth=min_depth, max_depth=max_depth,
+                               have=lambda uuid: uuid in have, progress=progress)
+        return self._ingest("fathomnet", plan, progress)
+
+    # -- exploring and splitting ------------------------------------------------------
+    def stats(self) -> Survey:
+        """The survey of the catalog (crops per species, splits, sources, depths)."""
+        return survey(self.catalog)
+
+    def stats_plots(self, survey_: Survey, folder: Path) -> list[Path]:
+        """Write the survey's PNG charts into ``folder``; returns the files written."""
+        from app.report.plots import survey_plots
+
+        return survey_plots(survey_, folder)
+
+    def split(self, config: SplitConfig = SplitConfig()) -> SplitSummary:
+        """Assign train/val/test (groups never cut) and hold species out."""
+        return make_splits(self.catalog, config)
+
+    # -- models, vectors, index --------------------------------------------------------
+    def current_model(self, model: str | None = None) -> str:
+        """``model`` if given, else the last trained one. Raises EmptyIndex when none."""
+        chosen = model or self.catalog.current_model()
+        if not chosen:
+            raise EmptyIndex("no model trained yet")
+        return chosen
+
+    def train(self, config: TrainConfig, model: str | None = None, resume: bool = False,
+              progress: bool = False) -> TrainResult:
+        """Train an encoder on the train split (model id default: ``<backbone>-<loss>-d<dim>``)."""
+        from app.workspace.pipeline import train_model
+
+        model_id = model or default_model_id(config.backbone, config.loss, config.dim)
+        if resume and not model:
+            model_id = self.catalog.current_model() or model_id
+        return train_model(self.catalog, self.paths, model_id, config, resume=resume, progress=progress)
+
+    def embed(self, model: str | None = None, batch_size: int = 64, device: str = "auto",
+              progress: bool = False) -> EmbedReport:
+        """Embed every crop that has no vector for the model yet."""
+        from app.workspace.pipeline import embed_crops
+
+        return embed_crops(self.catalog, self.paths, self.current_model(model), batch_size, device, progress)
+
+    def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
+        """Fit the trained species' prototypes from the train split; write them only when
+        they changed. Returns whether they were written."""
+        from app.workspace.pipeline import fit_prototypes
+
+        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres)
+        if written:
+            self._engines.clear()
+        return written
+
+    def index_build(self, model: str | None = None, kind: str = "auto", device: str = "cpu",
+                    rebuild: bool = True, n_centres: int = 1) -> BuildResult:
+        """Fit the prototypes, then build a new index generation from the stored vectors.
+
+        ``rebuild=False`` (``oceanid index build``): nothing is written when the live
+        generation already holds exactly the stored vectors and the prototypes are current.
+        """
+        from app.workspace.pipeline import build_index
+
+        model_id = self.current_model(model)
+        refit = self.fit_prototypes(model_id, n_centres)
+        result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild)
+        if result.built:
+            self._engines.clear()
+        return replace(result, prototypes_refit=refit)
+
+    def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
+        """Check a generation (default: the live one) against its manifest and the model."""
+        from index.embeddings import model_record
+        from index.generations import current_generation, model_dir, verify
+
+        model_id = self.current_model(model)
+        record = model_record(self.catalog, model_id)
+        name = generation or current_generation(self.home, model_id)
+        if name is None:
+            raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
+        manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        return VerifyResult(name, True, manifest)
+
+    def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
+        """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
+        from index.generations import DEFAULT_KEEP, current_generation, prune
+
+        model_id = self.current_model(model)
+        removed = prune(self.home, model_id, DEFAULT_KEEP if keep is None else keep)
+        return GenerationChange(model_id, current_generation(self.home, model_id), tuple(removed))
+
+    def index_rollback(self, model: str | None = None) -> GenerationChange:
+        """Make the generation before the live one live again, verified like any load."""
+        from index.embeddings import model_record
+        from index.generations import rollback
+
+        model_id = self.current_model(model)
+        record = model_record(self.catalog, model_id)
+        current = rollback(self.home, model_id, record["config_hash"], record["dim"])
+        self._engines.clear()
+        return GenerationChange(model_id, current)
+
+    # -- queries ------------------------------------------------------------------------
+    def engine_key(self, model: str | None = None) -> tuple[str, str | None, int]:
+        """(model, live generation, prototypes version): changes whenever answers may change."""
+        from index.generations import current_generation
+
+        model_id = self.current_model(model)
+        return (model_id, current_generation(self.home, model_id), self.catalog.prototypes_version(model_id))
+
+    def engine(self, model: str | None = None) -> Engine:
+        """The loaded query engine, cached until the live generation or prototypes change."""
+        from app.workspace.engine import load_engine
+
+        key = self.engine_key(model)
+        if key not in self._engines:
+            self._engines.clear()
+            self._engines[key] = load_engine(self.catalog, self.paths, key[0])
+        return self._engines[key]
+
+    def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
+                 names: Sequence[str] | None = None, progress: bool = False) -> list[Identification]:
+        """Name the species in each image (or ``unknown``); unreadable images get ``error``."""
+        from app.workspace.identify import identify
+
+        return identify(self.engine(model), list(images), names=names, k=k, progress=progress)
+
+    def search(self, query: ImageInput | int, k: int = 10, where: str | None = None,
+               model: str | None = None) -> list[CropHit]:
+        """The k crops nearest an image or a catalog crop id, inside an optional filter."""
+        from app.workspace.identify import search
+
+        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
+
+    def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
+                    family: str | None = None, model: str | None = None) -> SpeciesChange:
+        """Add a species from a few examples, without retraining; all or nothing."""
+        from app.workspace.species import add_species
+
+        try:
+            return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus, family,
+                               self.crop)
+        finally:
+            self._engines.clear()
+
+    def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
+        """Remove a species added with :meth:`species_add`."""
+        from app.workspace.species import remove_species
+
+        try:
+            return remove_species(self.engine(model), self.catalog, self.paths, name)
+        finally:
+            self._engines.clear()
+
+    # -- evaluation ---------------------------------------------------------------------
+    def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
+                 seed: int = 0) -> EvaluationSummary:
+        """Evaluate the live model and write the report folder (default reports/latest)."""
+        from app.report.report import write_report
+        from app.workspace.evaluation import evaluate
+
+        summary, raw = evaluate(self.engine(model), self.catalog, seed=seed)
+        folder = (Path(report) if report else self.paths.reports / "latest").absolute()
+        write_report(summary, raw, folder, map_method)
+        summary.report_dir = str(folder)
+        self.catalog.set_last_report(str(folder))
+        return summary
+
+    def last_evaluation(self) -> EvaluationSummary | None:
+        """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""
+        import json
+
+        folder = self.catalog.last_report()
+        if not folder or not (Path(folder) / "eval.json").is_file():
+            return None
+        summary = EvaluationSummary.from_dict(json.loads((Path(folder) / "eval.json").read_text()))
+        summary.report_dir = folder
+        return summary
+
+    # -- browsing (the explorer) ------------------------------------------------------
+    def status(self) -> WorkspaceStatus:
+        """What the workspace holds and what to do next."""
+        from app.workspace.browse import status
+
+        return status(self.catalog, self.paths)
+
+    def crops(self, model: str | None = None, limit: int = 5000) -> list[CropRef]:
+        """Crops with a vector for the model, for pickers."""
+        from app.workspace.browse import crops
+
+        return crops(self.catalog, self.engine(model), self.paths, limit)
+
+    def species_summary(self, model: str | None = None) -> list[SpeciesInfo]:
+        """Every species with its status, examples, nearest crops and confusable species."""
+        from app.workspace.browse import species_summary
+
+        return species_summary(self.catalog, self.engine(model), self.paths)
+
+    def embedding_map(self, method: str = "pca", max_points: int = 3000,
+                      model: str | None = None) -> list[MapPoint]:
+        """The embedded crops in 2-D (PCA or UMAP)."""
+        from app.workspace.browse import embedding_map
+
+        return embedding_map(self.catalog, self.engine(model), self.paths, method, max_points)
+
+
+def __getattr__(name: str) -> Any:
+    """``run_demo`` and ``demo_train_config`` load on first use (the demo pulls in the pipeline)."""
+    if name in ("run_demo", "demo_train_config"):
+        from app.workspace import demo
+
+        return getattr(demo, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

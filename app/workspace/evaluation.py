@@ -1,0 +1,121 @@
+"""``oceanid evaluate``: classification, OOD, retrieval and few-shot figures on the test split.
+
+Everything is measured on the *trained* system: prototypes learned in training
+(not species added later), scorers fitted on the train split and calibrated on
+val, known crops from the test split, unknown crops from the held-out species.
+Few-shot adds each held-out species in memory from 1 and 5 examples.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.workspace.engine import Engine, fit_scorers
+from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
+                                   FewShotSpecies, OodFigures, Retrieval, SplitCounts)
+from index.catalog import Catalog
+from index.embeddings import TRAINED, load_embeddings
+from index.errors import EmptyIndex
+from index.metrics import classification_metrics, ood_metrics, retrieval_metrics
+from index.prototypes import Prototypes
+from index.records import HOLDOUT, TEST, TRAIN, VAL
+
+log = logging.getLogger(__name__)
+
+SHOTS = (1, 5)
+
+
+@dataclass
+class RawFigures:
+    """The arrays behind the report's plots (not part of the JSON)."""
+
+    confusion: np.ndarray  # (C, C) int, rows = true class
+    classes: tuple[str, ...]
+    test: tuple[np.ndarray, np.ndarray]  # known test vectors (n, d), labels (n,)
+    held: tuple[np.ndarray, np.ndarray]  # held-out vectors (m, d), labels (m,)
+    roc: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # scorer -> known, unknown scores
+
+
+def _subset(prototypes: Prototypes, names: list[str]) -> Prototypes:
+    for name in [n for n in prototypes.names if n not in names]:
+        prototypes = prototypes.without_class(name)
+    return prototypes
+
+
+def _accuracy(prototypes: Prototypes, vectors: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(prototypes.names)[prototypes.similarities(vectors).argmax(1)] == labels).mean())
+
+
+def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+              rng: np.random.Generator) -> dict[str, FewShot]:
+    test_v, test_l = test
+    before = _accuracy(base, test_v, test_l)
+    out = {}
+    for shots in SHOTS:
+        per_species = {}
+        for name in sorted(set(held[1].tolist())):
+            rows = np.flatnonzero(held[1] == name)
+            if rows.size <= shots:
+                continue
+            pick = rng.choice(rows, size=shots, replace=False)
+            rest = np.setdiff1d(rows, pick)
+            protos = base.with_class(name, held[0][pick])
+            recall = _accuracy(protos, held[0][rest], np.full(rest.size, name, dtype=object))
+            after = _accuracy(protos, test_v, test_l)
+            per_species[name] = FewShotSpecies(recall, after, after - before)
+        if per_species:
+            out[f"shots_{shots}"] = FewShot(
+                recall=float(np.mean([v.recall for v in per_species.values()])),
+                known_accuracy_change=float(np.mean([v.known_accuracy_change for v in per_species.values()])),
+                known_accuracy_before=before, species=per_species)
+    return out
+
+
+def confusable_pairs(prototypes: Prototypes, top: int = 10) -> list[ConfusablePair]:
+    """The most similar pairs of species by their closest prototypes."""
+    return [ConfusablePair(a, b, s) for a, b, s in prototypes.confusable_pairs(top)]
+
+
+def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[EvaluationSummary, RawFigures]:
+    """Return (the summary, raw arrays for the report's plots). Raises EmptyIndex."""
+    model_id = engine.model_id
+    trained = [n for n in engine.prototypes.names if engine.origins.get(n) == TRAINED]
+    base = _subset(engine.prototypes, trained)
+    _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+    _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
+    _, test_v, test_l = load_embeddings(catalog, model_id, (TEST,), with_labels=True)
+    _, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
+    known = np.isin(test_l, trained)
+    test_v, test_l = test_v[known], test_l[known].astype(str)
+    held_l = held_l.astype(str)
+    if len(test_v) == 0:
+        raise EmptyIndex("no embedded test crops of trained species", hint="run `oceanid split` and `oceanid embed`")
+    cls = classification_metrics(test_l, base.similarities(test_v), base.names)
+    r = retrieval_metrics(test_v, test_l)
+    summary = EvaluationSummary(
+        model=model_id, generation=engine.generation,
+        counts=SplitCounts(int(len(train_v)), int(len(val_v)), int(len(test_v)), int(len(held_v)), len(trained),
+                           sorted(set(held_l.tolist()))),
+        classification=Classification(
+            top1=cls.top1, top5=cls.top5, f1_macro=cls.macro["f1"], f1_weighted=cls.weighted["f1"],
+            precision_macro=cls.macro["precision"], recall_macro=cls.macro["recall"],
+            per_class={c: ClassFigures(p, rc, f, s)
+                       for c, p, rc, f, s in zip(cls.classes, cls.precision, cls.recall, cls.f1, cls.support)}),
+        retrieval=Retrieval(r["recall@1"], r["recall@5"], r["recall@10"], r["map@r"], r["queries"]),
+        confusable=confusable_pairs(base),
+    )
+    raw = RawFigures(np.asarray(cls.confusion), cls.classes, (test_v, test_l), (held_v, held_l))
+    if len(held_v):
+        scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
+        for name, scorer in scorers.items():
+            s_known, s_unknown = scorer.score(test_v), scorer.score(held_v)
+            o = ood_metrics(s_known, s_unknown, thresholds[name])
+            summary.ood[name] = OodFigures(o.auroc, o.fpr_at_95_tpr, o.aupr_out, o.aupr_in, o.threshold,
+                                           o.known_accuracy, o.unknown_accuracy)
+            raw.roc[name] = (s_known, s_unknown)
+        summary.ood_decision_scorer = engine.scorer
+        summary.few_shot = _few_shot(base, (held_v, held_l), (test_v, test_l), np.random.default_rng(seed))
+    return summary, raw

@@ -1,0 +1,106 @@
+"""The three questions: what is it (identify), is it new (the OOD verdict), what looks like it (search).
+
+Thin compositions over :mod:`app.workspace.engine`; the maths lives in ``index``
+and ``embedder``, the catalog side of search in :mod:`index.search`. Inputs
+are images as paths, bytes or PIL images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from app.workspace.engine import Engine
+from app.workspace.results import Identification
+from index.catalog import Catalog
+from index.errors import BadImage, InvalidInput
+from index.imaging import decode_bytes, open_image
+from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
+
+log = logging.getLogger(__name__)
+
+ImageInput = Union[Path, str, bytes, Image.Image]
+BATCH = 64  # images embedded per forward pass
+
+
+def decode(item: ImageInput, name: str) -> Image.Image:
+    """A path, bytes or PIL image -> upright RGB PIL image. Raises BadImage."""
+    if isinstance(item, bytes):
+        return decode_bytes(item, name)
+    if hasattr(item, "mode") and hasattr(item, "size"):
+        return item
+    return open_image(item)
+
+
+def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
+    """A file's name, else ``"<unnamed> n+1"``."""
+    return Path(item).name if isinstance(item, (str, Path)) else f"{unnamed} {n + 1}"
+
+
+def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
+             batch_size: int = BATCH, progress: bool = False) -> list[Identification]:
+    """Top-k species and every OOD score for each image; unreadable ones get ``error``.
+
+    Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
+    batches with ``progress``). The species is ``"unknown"`` when the engine's deciding
+    scorer is below its threshold (``index.ood.is_unknown``).
+    """
+    items = list(items)
+    names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
+    out = [Identification(name) for name in names]
+    starts = range(0, len(items), batch_size)
+    for start in tqdm(starts, desc="identify", unit="batch", disable=not progress or len(starts) <= 1):
+        images, where = [], []
+        for n in range(start, min(start + batch_size, len(items))):
+            try:
+                images.append(decode(items[n], names[n]))
+                where.append(n)
+            except BadImage as exc:
+                out[n].error = str(exc)
+        if not images:
+            continue
+        vectors = engine.embed(images)
+        tops = engine.prototypes.topk(vectors, k)
+        scores = engine.ood(vectors)
+        unknown = engine.unknown(scores)
+        for row, n in enumerate(where):
+            result = out[n]
+            result.top = tops[row]
+            result.ood = {s: {"score": float(v[row]), "threshold": engine.thresholds[s],
+                              "unknown": bool(unknown[s][row])} for s, v in scores.items()}
+            result.scorer = engine.scorer
+            result.unknown = result.ood[engine.scorer]["unknown"]
+            result.score = tops[row][0][1]
+            result.species = "unknown" if result.unknown else tops[row][0][0]
+    return out
+
+
+def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int, k: int = 10,
+           where: str | None = None) -> list[CropHit]:
+    """The k nearest crops to an image or a catalog crop id, inside an optional filter.
+
+    The filter is evaluated in DuckDB and applied inside FAISS as an id selector,
+    so a filtered answer is exact. A filter that matches nothing gives [].
+    Querying by crop id leaves that crop out of its own answer.
+    """
+    if isinstance(k, bool) or k < 1:
+        raise InvalidInput(f"--k must be at least 1, got {k}")
+    exclude = None
+    if isinstance(query, (int, np.integer)):
+        vector, exclude = crop_vector(catalog, engine.model_id, int(query)), int(query)
+    else:
+        vector = engine.embed([decode(query, "query")])
+    allowed = allowed_ids(catalog, where)
+    if allowed is not None and exclude is not None:
+        allowed = allowed[allowed != exclude]
+    if allowed is not None and allowed.size == 0:
+        return []
+    hits = engine.index.search(vector, k + (exclude is not None), allowed_ids=allowed)[0]
+    hits = [h for h in hits if h.id != exclude][:k]
+    return hits_metadata(catalog, home, hits)

@@ -1,0 +1,155 @@
+"""Training, embedding, prototype fitting and index building over the catalog.
+
+Long jobs never hold the catalog open while they compute: crops are listed,
+the connection closes, the model trains or encodes, and results are written
+back in short transactions. Every new index generation is published through
+:func:`publish_generation`, which prunes old ones afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from app.workspace.results import BuildResult
+from index.catalog import Catalog
+from index.embeddings import (content_digest, crop_count, labelled_crops, load_embeddings, missing_embeddings,
+                              model_record, register_model, replace_trained_prototypes, store_embeddings,
+                              trained_prototypes_match)
+from index.errors import EmptyIndex, InvalidInput
+from index.home import Home
+from index.prototypes import Prototypes
+from index.records import TRAIN, VAL
+
+if TYPE_CHECKING:
+    from embedder.train_config import TrainConfig
+    from embedder.training import TrainResult
+    from index.generations import Manifest
+    from index.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+CHUNK = 4096  # crops embedded and stored per transaction
+
+
+def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig, resume: bool = False,
+                progress: bool = True) -> TrainResult:
+    """Train ``model_id`` on the train split (validated on val) and record it in the catalog."""
+    from embedder.model import config_hash
+    from embedder.training import train
+
+    train_items = [(home.resolve(p), c) for p, c in labelled_crops(catalog, TRAIN)]
+    val_items = [(home.resolve(p), c) for p, c in labelled_crops(catalog, VAL)]
+    if not train_items:
+        raise EmptyIndex("no training crops: run `oceanid split` after ingesting")
+    if not val_items:
+        raise EmptyIndex("no validation crops: run `oceanid split` with --val > 0")
+    folder = home.model(model_id)
+    if folder.exists() and (folder / "config.json").exists() and not resume:
+        raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
+    result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
+    register_model(catalog, model_id, config_hash(folder), config.dim, config.backbone)
+    catalog.set_current_model(model_id)
+    return result
+
+
+@dataclass
+class EmbedReport:
+    """What ``oceanid embed`` did."""
+
+    model_id: str
+    embedded: int = 0
+    already: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (crop, one-line reason)
+
+    def to_dict(self) -> dict:
+        return {"model_id": self.model_id, "embedded": self.embedded, "already": self.already,
+                "failed": [{"item": i, "reason": r} for i, r in self.failed]}
+
+
+def embed_crops(catalog: Catalog, home: Home, model_id: str, batch_size: int = 64, device: str = "auto",
+                progress: bool = True) -> EmbedReport:
+    """Embed every crop that has no vector for this model yet; unreadable crops are reported."""
+    from embedder.encoding import encode_paths
+    from embedder.model import config_hash, load_model
+
+    folder = home.model(model_id)
+    model = load_model(folder)
+    register_model(catalog, model_id, config_hash(folder), model.config.dim, model.config.backbone)
+    todo = missing_embeddings(catalog, model_id)
+    report = EmbedReport(model_id, already=crop_count(catalog) - len(todo))
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        result = encode_paths(model, [home.resolve(p) for _, p in chunk], batch_size=batch_size, device=device,
+                              progress=progress)
+        ids = np.asarray([chunk[i][0] for i in result.ok], dtype=np.int64)
+        report.embedded += store_embeddings(catalog, model_id, ids, result.vectors)
+        report.failed += result.failed
+    return report
+
+
+def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0) -> tuple[Prototypes, bool]:
+    """Fit the trained species' prototypes from the train split (added species keep theirs).
+
+    They are written (and the prototypes version bumped) only when they differ from
+    the stored ones. Returns (prototypes, whether they were written).
+    """
+    _, vectors, labels = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+    if len(vectors) == 0:
+        raise EmptyIndex(f"no training vectors for model {model_id}: run `oceanid embed`")
+    prototypes = Prototypes.fit(vectors, labels, n_centres=n_centres, seed=seed)
+    if trained_prototypes_match(catalog, model_id, prototypes):
+        return prototypes, False
+    replace_trained_prototypes(catalog, model_id, prototypes)
+    return prototypes, True
+
+
+def live_manifest(home: Home, model_id: str) -> tuple[str | None, Manifest | None]:
+    """(live generation name, its manifest), or (None, None) when none was published."""
+    from index.generations import current_generation, model_dir, read_manifest
+
+    name = current_generation(home.root, model_id)
+    if name is None:
+        return None, None
+    return name, read_manifest(model_dir(home.root, model_id) / name)
+
+
+def catalog_content(catalog: Catalog, model_id: str) -> str:
+    """The content digest of every stored vector of a model (what a full build would index)."""
+    return content_digest(*load_embeddings(catalog, model_id))
+
+
+def publish_generation(home: Home, model_id: str, index: VectorIndex, model_config_hash: str,
+                       content: str = "") -> tuple[str, Manifest]:
+    """Publish ``index`` as the live generation, then prune old ones (keep the newest 3)."""
+    from index.generations import prune, publish
+
+    generation, manifest = publish(home.root, model_id, index, model_config_hash, content=content)
+    prune(home.root, model_id)
+    return generation, manifest
+
+
+def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto", device: str = "cpu",
+                rebuild: bool = True) -> BuildResult:
+    """Write a new index generation from the catalog's vectors (no re-embedding) and swap it live.
+
+    With ``rebuild=False`` nothing is written when the live generation already holds
+    exactly these vectors: same model config and the same content digest (ids + vectors).
+    """
+    from index.vectors import VectorIndex
+
+    record = model_record(catalog, model_id)
+    ids, vectors = load_embeddings(catalog, model_id)
+    if len(ids) == 0:
+        raise EmptyIndex(f"model {model_id} has no vectors yet", hint="run `oceanid embed` first")
+    content = content_digest(ids, vectors)
+    if not rebuild:
+        name, manifest = live_manifest(home, model_id)
+        if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"]:
+            return BuildResult(name, False, manifest)
+    index = VectorIndex.build(ids, vectors, kind=kind, device=device)
+    generation, manifest = publish_generation(home, model_id, index, record["config_hash"], content)
+    return BuildResult(generation, True, manifest)

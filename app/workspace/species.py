@@ -1,0 +1,173 @@
+"""Adding a species from a few examples, and removing it, without retraining.
+
+Adding is four named steps, each a call into a library:
+
+1. ``ingest``: :func:`index.ingest.add_support_examples` stores the examples as
+   ``support`` crops of the new species;
+2. ``embed``: the engine's encoder embeds them;
+3. ``store``: :func:`index.embeddings.add_support_class` writes their vectors, the
+   species' prototype and a new prototypes version in ONE transaction;
+4. ``publish``: the live index plus the new vectors becomes a new generation.
+
+A failure at any step undoes the earlier ones (the crops, their files, the
+catalog rows), so the workspace is left as it was. Removing publishes the index
+without the species first and then deletes it from the catalog in one
+transaction; if that fails, the previous generation is made live again.
+OOD thresholds are recalibrated when the engine next loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from app.workspace.engine import Engine
+from app.workspace.identify import ImageInput, decode, input_name
+from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
+from app.workspace.results import SpeciesChange
+from index.catalog import Catalog
+from index.crops import CropConfig
+from index.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
+                              remove_support_class, support_crops)
+from index.errors import BadImage, InvalidInput, NotFound
+from index.home import Home
+from index.ingest import add_support_examples, restore_taxa, taxa_rows
+from index.records import Taxon
+
+log = logging.getLogger(__name__)
+
+STEPS = ("ingest", "embed", "store", "publish")
+StepHook = Callable[[str], None]
+
+
+def _taxa(name: str, genus: str | None, family: str | None) -> list[Taxon]:
+    taxa = [Taxon(name, "species" if genus else None, genus or family)]
+    if genus:
+        taxa.append(Taxon(genus, "genus", family))
+    if family:
+        taxa.append(Taxon(family, "family", None))
+    return taxa
+
+
+def _undo_add(catalog: Catalog, home: Home, model_id: str, name: str, version: int, files_before: set[str],
+              taxa_before: tuple[list[str], list[tuple]]) -> None:
+    """Take back a half-done add: catalog rows, taxa, crop files and the example files it wrote."""
+    removed = remove_support_class(catalog, model_id, name, version=version)
+    restore_taxa(catalog, *taxa_before)
+    _delete_files(home, removed)
+    folder = home.added_examples(name)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name not in files_before:
+                path.unlink(missing_ok=True)
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _delete_files(home: Home, removed: RemovedClass) -> None:
+    """Delete the crop files and the stored frames that the catalog no longer lists."""
+    for path in [*removed.crop_paths, *removed.image_paths]:
+        home.resolve(path).unlink(missing_ok=True)
+
+
+def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: Sequence[ImageInput],
+                genus: str | None = None, family: str | None = None, crop: CropConfig = CropConfig(),
+                on_step: StepHook | None = None) -> SpeciesChange:
+    """Add species ``name`` from example images; unreadable examples are reported in ``skipped``.
+
+    ``on_step`` is called with each step name before the step runs (tests fail there).
+
+    Raises:
+        InvalidInput: the name is empty or already has prototypes, or no example is usable.
+    """
+    from embedder.encoding import encode_paths
+
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("a species needs a name")
+    if name in engine.prototypes.names:
+        raise InvalidInput(f"species {name!r} already exists; pick another name or `oceanid species remove` it first")
+    items = list(items)
+    examples, skipped = [], []
+    for n, item in enumerate(items):
+        label = input_name(item, n, "example")
+        try:
+            examples.append((label, decode(item, label)))
+        except BadImage as exc:
+            skipped.append((label, str(exc)))
+    if not examples:
+        raise InvalidInput(f"none of the {len(items)} example image(s) could be read: "
+                           f"{skipped[0][1] if skipped else 'no images given'}")
+    model_id = engine.model_id
+    config_hash = model_record(catalog, model_id)["config_hash"]
+    _, live = live_manifest(home, model_id)
+    in_sync = live is not None and live.content == catalog_content(catalog, model_id)
+    version = catalog.prototypes_version(model_id)
+    folder = home.added_examples(name)
+    files_before = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    taxa = _taxa(name, genus, family)
+    concepts = [t.concept for t in taxa]
+    taxa_before = (concepts, taxa_rows(catalog, concepts))
+    step = on_step or (lambda _: None)
+    added_to_index = None
+    try:
+        step("ingest")
+        report = add_support_examples(catalog, home.root, name, examples, taxa, crop)
+        skipped += report.skipped
+        rows = support_crops(catalog, name)
+        step("embed")
+        encoded = encode_paths(engine.model, [home.resolve(p) for _, p in rows], device=engine.device,
+                               progress=False, workers=0)
+        ids = np.asarray([rows[i][0] for i in encoded.ok], dtype=np.int64)
+        if ids.size == 0:
+            raise InvalidInput(f"no example of {name!r} could be embedded")
+        prototypes = engine.prototypes.with_class(name, encoded.vectors)
+        step("store")
+        add_support_class(catalog, model_id, name, ids, encoded.vectors, prototypes)
+        step("publish")
+        engine.index.add(ids, encoded.vectors)
+        added_to_index = ids
+        content = catalog_content(catalog, model_id) if in_sync else ""
+        generation, _ = publish_generation(home, model_id, engine.index, config_hash, content)
+    except BaseException:
+        if added_to_index is not None:
+            engine.index.remove(added_to_index)
+        _undo_add(catalog, home, model_id, name, version, files_before, taxa_before)
+        raise
+    log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
+    return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped))
+
+
+def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> SpeciesChange:
+    """Remove a species added with :func:`add_species` (its prototypes, vectors and crops).
+
+    Raises:
+        NotFound: no such species. InvalidInput: it was learned in training.
+    """
+    from index.generations import set_current
+
+    if name not in engine.prototypes.names:
+        raise NotFound(f"no species {name!r}; known: {', '.join(engine.prototypes.names)}")
+    if engine.origins.get(name) != ADDED:
+        raise InvalidInput(f"{name!r} was learned in training, not added; hold it out with "
+                           "`oceanid split --holdout` and retrain instead")
+    model_id = engine.model_id
+    config_hash = model_record(catalog, model_id)["config_hash"]
+    previous, live = live_manifest(home, model_id)
+    ids, vectors = load_embeddings(catalog, model_id)
+    in_sync = live is not None and live.content == content_digest(ids, vectors)
+    doomed = np.asarray([i for i, _ in support_crops(catalog, name)], dtype=np.int64)
+    keep = ~np.isin(ids, doomed)
+    content = content_digest(ids[keep], vectors[keep]) if in_sync else ""
+    removed = engine.index.remove(doomed)
+    generation, _ = publish_generation(home, model_id, engine.index, config_hash, content)
+    try:
+        gone = remove_support_class(catalog, model_id, name)
+    except BaseException:
+        if previous is not None:
+            set_current(home.root, model_id, previous)
+        raise
+    _delete_files(home, gone)
+    return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))

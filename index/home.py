@@ -1,0 +1,84 @@
+"""The home-folder layout, written once: every path under a home is built here.
+
+::
+
+    <home>/catalog.duckdb        the catalog (source of truth)
+    <home>/images/ crops/        source frames and cut crops (index.ingest, index.crops)
+    <home>/models/<model-id>/    encoder folders (embedder.model)
+    <home>/indexes/<model-id>/   index generations + CURRENT (index.generations)
+    <home>/sources/              drawn or downloaded inputs (synthetic reef, FathomNet, added examples)
+    <home>/reports/              evaluation reports
+
+The home is ``--home`` if given, else ``$OCEANID_HOME``, else ``./data``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path("data")
+HOME_ENV = "OCEANID_HOME"
+
+
+def resolve_home(home: Path | str | None = None) -> Path:
+    """``home`` if given, else ``$OCEANID_HOME``, else ``./data`` (absolute, ``~`` expanded)."""
+    if not home:
+        home = os.environ.get(HOME_ENV) or DEFAULT_HOME
+    return Path(home).expanduser().absolute()
+
+
+def default_model_id(backbone: str, loss: str, dim: int) -> str:
+    """The model id ``oceanid train`` uses when ``--model`` is not given."""
+    return f"{backbone}-{loss}-d{dim}"
+
+
+def slug(name: str) -> str:
+    """A name made safe for one path component (letters, digits, ``._-``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "species"
+
+
+@dataclass(frozen=True)
+class Home:
+    """The folders of one home. ``root`` is absolute."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, home: Path | str | None = None) -> Home:
+        """The home chosen by ``home`` / ``$OCEANID_HOME`` / ``./data``."""
+        return cls(resolve_home(home))
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "sources"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def model(self, model_id: str) -> Path:
+        """The folder of one encoder: ``models/<model-id>``."""
+        return self.models / model_id
+
+    def added_examples(self, species: str) -> Path:
+        """Where the examples of a species added without retraining are kept."""
+        return self.sources / "added" / slug(species)
+
+    def resolve(self, relative: str | Path) -> Path:
+        """A path the catalog stores (relative to the home) as an absolute path."""
+        return self.root / relative

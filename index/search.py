@@ -1,0 +1,98 @@
+"""The catalog side of similarity search: which ids a filter allows, a stored crop's
+vector, and the metadata of the hits FAISS returns.
+
+The filter is compiled by :mod:`index.filters` (allow-listed columns, ``?``
+parameters only) and evaluated against the ``crop_meta`` view; the ids it
+yields are applied inside FAISS as a selector (:mod:`index.vectors`), so a
+filtered answer is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.errors import NotFound
+from index.filters import parse_filter
+
+HIT_COLUMNS = ("annotation_id", "species", "genus", "family", "depth_m", "timestamp", "latitude",
+               "longitude", "split", "source", "crop_path")
+
+
+@dataclass
+class CropHit:
+    """One search answer: a catalog crop, its similarity to the query and its metadata."""
+
+    annotation_id: int
+    score: float  # cosine to the query
+    species: str
+    genus: str | None
+    family: str | None
+    depth_m: float | None
+    timestamp: Any  # datetime or None
+    latitude: float | None
+    longitude: float | None
+    split: str | None
+    source: str
+    crop: Path | None  # absolute path of the crop file
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["crop"] = str(self.crop) if self.crop else None
+        out["timestamp"] = self.timestamp.isoformat() if hasattr(self.timestamp, "isoformat") else self.timestamp
+        return out
+
+
+def allowed_ids(catalog: Catalog, where: str | None) -> np.ndarray | None:
+    """Catalog ids ``(m,) int64`` matching a filter; None when there is no filter.
+
+    Raises:
+        FilterError: the filter does not parse or names an unknown column.
+    """
+    if not where or not where.strip():
+        return None
+    compiled = parse_filter(where)
+    with catalog.read() as con:
+        rows = con.execute(f"SELECT annotation_id FROM crop_meta WHERE {compiled.sql}", compiled.params).fetchall()
+    return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+
+def crop_vector(catalog: Catalog, model_id: str, annotation_id: int) -> np.ndarray:
+    """The stored vector of one crop, ``(1, d) float32``.
+
+    Raises:
+        NotFound: the crop has no vector for this model.
+    """
+    with catalog.read() as con:
+        row = con.execute("SELECT vector FROM embeddings WHERE model_id = ? AND annotation_id = ?",
+                          [model_id, int(annotation_id)]).fetchone()
+    if row is None:
+        raise NotFound(f"crop {annotation_id} has no vector for model {model_id}",
+                       hint="check the id with `oceanid search --json`, or run `oceanid embed`")
+    return np.asarray(row[0], dtype=np.float32)[None, :]
+
+
+def hits_metadata(catalog: Catalog, home: Path, hits: Sequence[Any]) -> list[CropHit]:
+    """FAISS hits (objects with ``id`` and ``score``) -> :class:`CropHit`, in hit order.
+
+    Hits whose crop is no longer in the catalog are dropped.
+    """
+    if not hits:
+        return []
+    ids = [h.id for h in hits]
+    with catalog.read() as con:
+        rows = con.execute(f"SELECT {', '.join(HIT_COLUMNS)} FROM crop_meta WHERE annotation_id IN "
+                           "(SELECT unnest(?))", [ids]).fetchall()
+    meta = {r[0]: r for r in rows}
+    out = []
+    for hit in hits:
+        r = meta.get(hit.id)
+        if r is None:  # in the index but no longer in the catalog
+            continue
+        out.append(CropHit(r[0], hit.score, *r[1:10], home / r[10] if r[10] else None))
+    return out

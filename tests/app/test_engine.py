@@ -1,0 +1,56 @@
+"""Loading the query engine: what it refuses, and the unknown rule it applies."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from app.workspace import Workspace
+from index.errors import EmptyIndex, IndexMismatch, NotFound
+
+
+def test_unknown_model_and_empty_workspace(tmp_path, tiny_home):
+    with pytest.raises(NotFound, match="unknown model id 'nope'"):
+        Workspace(tiny_home).identify([b"x"], model="nope")
+    empty = Workspace(tmp_path / "empty")
+    empty.catalog.ensure_schema()
+    with pytest.raises(EmptyIndex, match="no model"):
+        empty.identify([b"x"])
+
+
+def test_model_without_index(tiny_ws):
+    shutil.rmtree(tiny_ws.home / "indexes")
+    with pytest.raises(EmptyIndex, match="no index generation"):
+        tiny_ws.identify([b"x"])
+
+
+def test_index_from_another_model_is_refused(tiny_ws):
+    from index.embeddings import register_model
+
+    register_model(tiny_ws.catalog, "tiny", "0" * 64, 32, "tiny")  # the catalog now knows another config
+    with pytest.raises(IndexMismatch):
+        tiny_ws.search(1)
+
+
+def test_engine_is_cached_until_its_key_changes(tiny_ws):
+    first = tiny_ws.engine()
+    assert tiny_ws.engine() is first
+    tiny_ws.catalog.bump_prototypes_version("tiny")
+    assert tiny_ws.engine() is not first
+
+
+@pytest.mark.parametrize("threshold, unknown", [(np.inf, True), (-np.inf, False)])
+def test_unknown_follows_the_deciding_threshold(tiny_ws, threshold, unknown):
+    """The verdict comes from the deciding scorer's threshold (index.ood.is_unknown): moving
+    the threshold past every score flips every answer; the other scorers do not decide."""
+    engine = tiny_ws.engine()
+    engine.thresholds[engine.scorer] = threshold
+    for other in set(engine.thresholds) - {engine.scorer}:
+        engine.thresholds[other] = -threshold
+    crops = sorted((tiny_ws.home / "crops").rglob("*.png"))[:6]
+    results = tiny_ws.identify(crops)
+    assert [r.unknown for r in results] == [unknown] * 6
+    assert all(r.species == ("unknown" if unknown else r.top[0][0]) for r in results)
+    assert all(r.ood[s]["unknown"] == (not unknown) for r in results for s in r.ood if s != engine.scorer)

@@ -1,0 +1,106 @@
+"""Adding a species from a few examples and removing it; a failure half-way changes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from app.workspace.species import STEPS, add_species
+from index.errors import InvalidInput
+from test_identify import crops
+
+
+def held_out_examples(ws, n=5):
+    held = sorted({c for _, _, c in crops(ws, split="holdout", limit=1000)})
+    name = held[0]
+    rows = crops(ws, split="holdout", species=name, limit=40)
+    return name, [ws.home / p for _, p, _ in rows[:n]]
+
+
+def test_add_species_then_identify_and_remove(tiny_ws):
+    engine = tiny_ws.engine()
+    name, examples = held_out_examples(tiny_ws)
+    before = engine.index.ntotal
+    result = tiny_ws.species_add(name, examples, genus="Testus")
+    assert (result.species, result.action, result.examples, result.skipped) == (name, "added", 5, ())
+    engine = tiny_ws.engine()
+    assert name in engine.prototypes.names and engine.origins[name] == "added"
+    assert engine.index.ntotal == before + 5
+    assert result.generation == engine.generation
+    # an example itself is now closest to the new species' prototype family
+    top = tiny_ws.identify(examples[:1], k=len(engine.prototypes.names))[0].top
+    assert name in [s for s, _ in top[:3]]
+    with pytest.raises(InvalidInput, match="already exists"):
+        tiny_ws.species_add(name, examples)
+    with pytest.raises(InvalidInput, match="learned in training"):
+        tiny_ws.species_remove(engine.prototypes.names[0] if engine.prototypes.names[0] != name else engine.prototypes.names[1])
+    removed = tiny_ws.species_remove(name)
+    assert (removed.action, removed.removed_vectors) == ("removed", 5)
+    assert name not in tiny_ws.engine().prototypes.names and tiny_ws.engine().index.ntotal == before
+    assert removed.to_dict()["removed_vectors"] == 5
+
+
+def test_add_species_needs_one_readable_example(tiny_ws, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG garbage")
+    with pytest.raises(InvalidInput, match="could be read"):
+        tiny_ws.species_add("Newus speciesus", [bad])
+
+
+def snapshot(ws) -> dict:
+    """Everything an add may touch: catalog rows, meta, the live generation, files on disk."""
+    with ws.catalog.read() as con:
+        tables = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                  for t in ("images", "annotations", "taxa", "embeddings", "prototypes")}
+        tables["meta"] = con.execute("SELECT * FROM meta ORDER BY key").fetchall()
+    files = {str(p.relative_to(ws.home)): hashlib.sha256(p.read_bytes()).hexdigest()
+             for p in sorted(ws.home.rglob("*")) if p.is_file() and p.suffix != ".duckdb" and ".wal" not in p.name}
+    return {"tables": tables, "files": files}
+
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("new_name", [False, True], ids=["held-out-name", "new-name-and-taxa"])
+@pytest.mark.parametrize("failing", STEPS)
+def test_a_failure_at_any_step_leaves_the_previous_state(tiny_ws, failing, new_name):
+    name, examples = held_out_examples(tiny_ws)
+    name = "Novus testus" if new_name else name
+    before = snapshot(tiny_ws)
+    engine = tiny_ws.engine()
+    count = engine.index.ntotal
+
+    def step(current: str) -> None:
+        if current == failing:
+            raise Boom(current)
+
+    with pytest.raises(Boom):
+        add_species(engine, tiny_ws.catalog, tiny_ws.paths, name, examples, genus="Novus", family="Novidae",
+                    on_step=step)
+    after = snapshot(tiny_ws)
+    assert after["tables"] == before["tables"]
+    assert after["files"] == before["files"]
+    assert engine.index.ntotal == count
+    assert name not in tiny_ws.engine().prototypes.names
+
+
+def test_a_failure_inside_the_store_transaction_writes_nothing(tiny_ws, monkeypatch):
+    """Vectors, prototype and version go in one transaction: a failure after the vectors
+    were inserted (while bumping the version) leaves no vector behind."""
+    from index.catalog import Catalog
+
+    name, examples = held_out_examples(tiny_ws)
+    before = snapshot(tiny_ws)
+
+    def boom(self, model_id, con=None):
+        # the vectors are in, inside the open transaction
+        assert con.execute("SELECT count(*) FROM embeddings").fetchone()[0] > len(before["tables"]["embeddings"])
+        raise Boom("version")
+
+    monkeypatch.setattr(Catalog, "bump_prototypes_version", boom)
+    with pytest.raises(Boom):
+        tiny_ws.species_add(name, examples)
+    monkeypatch.undo()
+    assert snapshot(tiny_ws) == before

@@ -1,0 +1,193 @@
+"""The import rules of the house, read from the source with ``ast`` (docs/ARCHITECTURE.md).
+
+1. ``index/errors.py``, ``index/imaging.py`` and ``index/files.py`` are the kernel: they
+   import nothing else of oceanid, and every package may import them.
+2. ``embedder`` imports from ``index`` only the kernel, and never ``app``.
+3. ``index`` imports no torch-family library, no ``embedder`` and no ``app``.
+4. The faces, ``app/cli/`` and ``app/explorer/``, import from ``app`` only ``app.workspace``
+   (the package itself, whose ``__init__`` re-exports the result types) and their own
+   modules; no ``embedder``; from ``index`` only the kernel and the vocabulary a face
+   presents with (``index.records``, ``index.filters``).
+5. ``app.report`` (the only matplotlib) is used by ``app.workspace`` only.
+6. No SQL outside ``index/``: no ``.execute(`` / ``.executemany(`` / ``.sql(`` call in
+   ``app/`` or ``embedder/``.
+
+Imports under ``if TYPE_CHECKING:`` are annotations only and are not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+KERNEL = {"index.errors", "index.imaging", "index.files"}
+TORCH_FAMILY = {"torch", "torchvision", "timm", "open_clip", "pytorch_metric_learning", "safetensors"}
+FACE_INDEX = KERNEL | {"index.records", "index.filters"}
+SQL_CALLS = {"execute", "executemany", "sql"}
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_of(tree: ast.AST, module: str) -> list[tuple[int, str]]:
+    """(line, imported module) for every import that runs (TYPE_CHECKING blocks skipped)."""
+    out: list[tuple[int, str]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            out.extend((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against the module's package
+                base = module.split(".")[: -node.level] if not module.endswith("__init__") else module.split(".")
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out.append((node.lineno, name))
+            for alias in node.names:  # `from app import workspace` imports app.workspace
+                out.append((node.lineno, f"{name}.{alias.name}"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return out
+
+
+def sql_calls(tree: ast.AST) -> list[int]:
+    return [n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in SQL_CALLS]
+
+
+def _under(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def rule_breaks(module: str, imported: str, known: set[str]) -> str | None:
+    """Why ``module`` may not import ``imported`` (None when it may)."""
+    top = imported.split(".")[0]
+    if top not in {"app", "index", "embedder"} | TORCH_FAMILY:
+        return None
+    if top in {"app", "index", "embedder"} and imported not in known and imported.rsplit(".", 1)[0] in known:
+        imported = imported.rsplit(".", 1)[0]  # `from index.errors import NotFound` -> the module index.errors
+    if module in KERNEL:
+        if top in {"app", "index", "embedder"} and imported not in KERNEL and imported != "index":
+            return "the kernel imports nothing else of oceanid"
+        return None
+    if _under(module, "embedder"):
+        if top == "app":
+            return "libraries never import app"
+        if top == "index" and imported not in KERNEL and imported != "index":
+            return "embedder imports from index only the kernel (index.errors, index.imaging, index.files)"
+    if _under(module, "index"):
+        if top in TORCH_FAMILY or top == "embedder":
+            return "index imports no torch and no embedder"
+        if top == "app":
+            return "libraries never import app"
+    for face in ("app.cli", "app.explorer"):
+        if _under(module, face):
+            if top == "embedder":
+                return "faces reach embedder only through app.workspace"
+            if top == "app" and not (_under(imported, face) or imported in ("app", "app.workspace")):
+                return "faces import from app only app.workspace"
+            if top == "index" and imported not in FACE_INDEX and imported != "index":
+                return "faces import from index only the kernel, index.records and index.filters"
+    if _under(imported, "app.report") and not (_under(module, "app.workspace") or _under(module, "app.report")):
+        return "app.report is used by app.workspace only"
+    return None
+
+
+def violations(root: Path, packages: tuple[str, ...] = ("embedder", "index", "app")) -> list[str]:
+    """Every broken rule under ``root`` as 'path:line: module -> import (rule)'."""
+    files = [p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))]
+    known = {module_name(root, p) for p in files}
+    out = []
+    for path in files:
+        module = module_name(root, path)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for line, imported in imports_of(tree, module):
+            why = rule_breaks(module, imported, known)
+            if why:
+                out.append(f"{path.relative_to(root)}:{line}: {module} -> {imported} ({why})")
+        if not _under(module, "index"):
+            out += [f"{path.relative_to(root)}:{line}: SQL outside index/ (.execute / .sql)"
+                    for line in sql_calls(tree)]
+    return out
+
+
+def test_the_house_keeps_its_rules():
+    assert violations(REPO) == []
+
+
+def test_the_kernel_exists():
+    assert (REPO / "index" / "errors.py").is_file() and (REPO / "index" / "imaging.py").is_file()
+
+
+FAKE = {
+    "embedder/model.py": "from index.vectors import VectorIndex\n",
+    "embedder/ok.py": "from index.errors import ModelError\nfrom index import imaging\n",
+    "index/search.py": "import torch\nfrom embedder.model import load_model\n",
+    "index/lib.py": "from app.workspace import Workspace\n",
+    "index/errors.py": "from index.catalog import Catalog\n",
+    "app/cli/query.py": "from app.workspace.engine import Engine\nfrom embedder.model import x\nfrom index.vectors import y\n",
+    "app/cli/fine.py": "from app.workspace import Workspace\nfrom app.cli.common import fail\nfrom index.errors import NotFound\n",
+    "app/explorer/page.py": "def f(con):\n    return con.execute('SELECT 1')\n",
+    "app/explorer/report_user.py": "from app.report.plots import survey_plots\n",
+    "app/workspace/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app.cli import x\n"
+                                "from app.report.report import write_report\n",
+    "app/workspace/engine.py": "",
+    "app/report/plots.py": "", "app/report/report.py": "",
+    "index/catalog.py": "", "index/vectors.py": "", "index/imaging.py": "",
+}
+
+
+def test_the_rules_catch_a_violating_tree(tmp_path):
+    """Fed a fake tree that breaks each rule once, the checker names each break, and only those."""
+    for rel, text in FAKE.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = violations(tmp_path)
+    expected = [
+        ("embedder/model.py:1", "embedder imports from index only the kernel"),
+        ("index/search.py:1", "index imports no torch"),
+        ("index/search.py:2", "index imports no torch"),
+        ("index/lib.py:1", "libraries never import app"),
+        ("index/errors.py:1", "the kernel imports nothing else"),
+        ("app/cli/query.py:1", "faces import from app only app.workspace"),
+        ("app/cli/query.py:2", "faces reach embedder only through app.workspace"),
+        ("app/cli/query.py:3", "faces import from index only the kernel"),
+        ("app/explorer/page.py:2", "SQL outside index/"),
+        ("app/explorer/report_user.py:1", "faces import from app only app.workspace"),
+    ]
+    for where, why in expected:
+        assert any(f.startswith(where) and why in f for f in found), (where, why, found)
+    assert not any(f.startswith(("embedder/ok.py", "app/cli/fine.py", "app/workspace/")) for f in found), found
+
+
+@pytest.mark.parametrize("module, imported, broken", [
+    ("embedder.training", "index.errors", False),
+    ("embedder.training", "index.files", False),
+    ("embedder.training", "index.catalog", True),
+    ("index.vectors", "numpy", False),
+    ("index.vectors", "timm", True),
+    ("app.workspace.engine", "embedder.model", False),
+    ("app.workspace", "app.report.report", False),
+    ("app.explorer.state", "app.workspace", False),
+    ("app.explorer.state", "app.workspace.browse", True),
+    ("app.cli.data", "index.stats", True),
+])
+def test_rule_table(module, imported, broken):
+    assert (rule_breaks(module, imported, set()) is not None) == broken
