@@ -27,9 +27,9 @@ def debug() -> bool:
     return os.environ.get("OCEANID_DEBUG", "") not in ("", "0")
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` as one line on stderr and return an Exit(1) to raise."""
-    line = f"error: {message}"
+def fail(message: str, hint: str = "") -> typer.Exit:
+    """Print ``error: message — hint`` as one line on stderr and return an Exit(1) to raise."""
+    line = f"error: {message}" + (f" — {hint}" if hint else "")
     err_console.print(line, markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(1)
 
