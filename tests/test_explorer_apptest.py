@@ -38,7 +38,7 @@ def build_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ws = Workspace(home)
     ws.ingest_synthetic(species=5, holdout=1, frames=30, seed=0)
     ws.split()
-    ws.train(TrainConfig(backbone="tiny", dim=16, image_size=32, epochs=1, batch_p=4, batch_k=4,
+    ws.train(TrainConfig(backbone="tiny", weights="none", dim=16, image_size=32, epochs=1, batch_p=4, batch_k=4,
                          workers=0, device="cpu", augment="none"))
     ws.embed(device="cpu")
     ws.index_build()
