@@ -81,7 +81,7 @@ def build_tiny_workspace(home: Path, frames: int = 48, epochs: int = 2):
     ws = Workspace(home)
     ws.ingest_synthetic(species=8, holdout=2, frames=frames, seed=1)
     ws.split(SplitConfig(seed=0))
-    ws.train(TrainConfig(backbone="tiny", epochs=epochs, image_size=32, dim=32, batch_p=4, batch_k=4,
+    ws.train(TrainConfig(backbone="tiny", weights="none", epochs=epochs, image_size=32, dim=32, batch_p=4, batch_k=4,
                          workers=0, seed=0, device="cpu"), model="tiny")
     ws.embed("tiny", device="cpu", progress=False)
     ws.index_build("tiny")

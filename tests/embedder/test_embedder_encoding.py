@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from embedder.encoding import EncodeResult, encode_images, encode_paths
-from index.imaging import open_image
 from embedder.model import build_model
 from index.errors import BadImage, InvalidInput
+from index.imaging import open_image
 
 
 @pytest.fixture(scope="module")

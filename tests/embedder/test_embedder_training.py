@@ -40,7 +40,7 @@ def toy(tmp_path):
 
 
 def tiny_config(**changes):
-    base = dict(backbone="tiny", image_size=16, dim=8, epochs=4, batch_p=4, batch_k=3, lr=0.01,
+    base = dict(backbone="tiny", weights="none", image_size=16, dim=8, epochs=4, batch_p=4, batch_k=3, lr=0.01,
                 patience=10, workers=0, device="cpu", loss="arcface")
     return TrainConfig(**{**base, **changes})
 
