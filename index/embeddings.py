@@ -187,6 +187,14 @@ def store_prototypes(catalog: Catalog, model_id: str, prototypes: Prototypes, or
         _replace_prototypes(con, model_id, prototypes, origin, only)
 
 
+def store_added_prototypes(catalog: Catalog, model_id: str, prototypes: Prototypes, only: Sequence[str]) -> int:
+    """Store ``only`` these classes of ``prototypes`` as added species and bump the prototypes
+    version, in one transaction; returns the new version."""
+    with catalog.write() as con:
+        _replace_prototypes(con, model_id, prototypes, ADDED, only)
+        return catalog.bump_prototypes_version(model_id, con)
+
+
 def replace_trained_prototypes(catalog: Catalog, model_id: str, prototypes: Prototypes) -> int:
     """Make ``prototypes`` the model's trained prototypes (added species keep theirs), in one
     transaction that also bumps the prototypes version; returns the new version."""

@@ -333,14 +333,3 @@ def parse_filter(text: str, columns: Mapping[str, Column] = DEFAULT_COLUMNS) -> 
     parser = _Parser(text, columns)
     return SqlFilter(parser.parse(), list(parser.params))
 
-
-def quote(value: str) -> str:
-    """``value`` as one string literal of this grammar (double quotes, or single ones
-    when it holds a double quote), for code that writes filters (the explorer's widgets).
-
-    Raises:
-        FilterError: the value holds both quote characters (the grammar has no escapes).
-    """
-    if '"' in value and "'" in value:
-        raise FilterError(f"a filter value cannot hold both quote characters: {value[:40]!r}")
-    return f"'{value}'" if '"' in value else f'"{value}"'

@@ -52,9 +52,10 @@ def cli_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def workspace(ctx: typer.Context) -> Workspace:
-    """The Workspace chosen by the root ``--home`` option (or OCEANID_HOME, or ./data)."""
-    return Workspace(ctx.obj.get("home") if ctx.obj else None)
+def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:
+    """The Workspace chosen by the root ``--home`` option (or OCEANID_HOME, or ./data);
+    ``device`` is where its queries run (auto | cpu | cuda)."""
+    return Workspace(ctx.obj.get("home") if ctx.obj else None, device=device)
 
 
 def print_json(data: Any) -> None:

@@ -41,6 +41,12 @@ def evaluate(
                   f"MAP@R {r.map_at_r:.3f}", markup=False)
     for name, o in s.ood.items():
         console.print(f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr95:.3f}, AUPR {o.aupr:.3f}", markup=False)
+    if s.calibration is not None:
+        console.print(f"confidence calibration: temperature {s.calibration.temperature:.4f}, ECE on test "
+                      f"{figure(s.calibration.ece_test)} (uncalibrated {figure(s.calibration.ece_test_uncalibrated)})",
+                      markup=False)
+    if s.scorer_choice is not None:
+        console.print(f"decision scorer: {s.scorer_choice.scorer} ({s.scorer_choice.source})", markup=False)
     for shots, f in s.few_shot.items():
         console.print(f"few-shot {shots}: recall {f.recall:.3f}, known top-1 change "
                       f"{f.known_accuracy_change:+.3f}", markup=False)

@@ -13,3 +13,7 @@ JSON: bool = typer.Option(False, "--json", help="Print the result as one JSON do
 DEVICE_TORCH: str = typer.Option("auto", "--device", help="auto | cpu | cuda")
 NEW_MODEL: str = typer.Option(None, "--model",
                               help="Model id (folder under models/). Default: <backbone>-<loss>-d<dim>.")
+QUERY_DEVICE: str = typer.Option("cpu", "--device",
+                                 help="Where queries run: cpu | cuda | auto. cuda: the encoder on the GPU, and "
+                                      "unfiltered search on a FAISS GPU index when faiss-gpu is installed; "
+                                      "filtered search always uses the CPU index.")

@@ -22,6 +22,7 @@ def identify(
     k: int = typer.Option(3, "--k", help="How many candidate species to list."),
     csv_path: Path = typer.Option(None, "--csv", help="Write one row per image to this CSV file."),
     model: str = options.MODEL,
+    device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
 ) -> None:
     """Name the species in each crop, or 'unknown' when it matches no known species.
@@ -31,29 +32,31 @@ def identify(
     files = expand(images)
     if not files:
         raise fail("no image files found in the given paths")
-    results = workspace(ctx).identify(files, k=k, model=model, names=[str(p) for p in files],
+    results = workspace(ctx, device).identify(files, k=k, model=model, names=[str(p) for p in files],
                                       progress=not as_json)
     if csv_path is not None:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["image", "species", "score", "unknown", "ood_scorer", "ood_score", "ood_threshold",
-                             "candidates", "error"])
+            writer.writerow(["image", "species", "probability", "cosine", "unknown", "ood_scorer", "ood_score",
+                             "ood_threshold", "candidates", "error"])
             for r in results:
                 ood = r.ood.get(r.scorer or "", {})
-                writer.writerow([r.name, r.species or "", f"{r.score:.4f}" if r.score is not None else "",
-                                 r.unknown, r.scorer or "", f"{ood['score']:.4f}" if ood else "",
+                writer.writerow([r.name, r.species or "", f"{r.probability:.4f}" if r.probability is not None else "",
+                                 f"{r.score:.4f}" if r.score is not None else "", r.unknown, r.scorer or "", f"{ood['score']:.4f}" if ood else "",
                                  f"{ood['threshold']:.4f}" if ood else "",
                                  "; ".join(f"{s} {v:.3f}" for s, v in r.top), r.error or ""])
     if as_json:
         print_json(results)
         return
-    table = Table("image", "species", "score", "candidates")
+    table = Table("image", "species", "probability", "unknown score / threshold", "candidates (probability)")
     for r in results:
         if r.error:
-            table.add_row(r.name, "[red]unreadable[/red]", "", r.error)
+            table.add_row(r.name, "[red]unreadable[/red]", "", "", r.error)
             continue
         name = f"[yellow]unknown[/yellow]" if r.unknown else r.species
-        table.add_row(r.name, name, f"{r.score:.3f}", ", ".join(f"{s} {v:.2f}" for s, v in r.top))
+        verdict = f"{r.unknown_score:.3f} {'<' if r.unknown else '>='} {r.unknown_threshold:.3f} ({r.scorer})"
+        table.add_row(r.name, name, f"{r.probability:.2f}", verdict,
+                      ", ".join(f"{s} {v:.2f}" for s, v in r.probabilities))
     console.print(table)
     if csv_path is not None:
         console.print(f"wrote {csv_path}", markup=False)
@@ -68,6 +71,7 @@ def search(
     k: int = typer.Option(10, "--k", help="Number of neighbours."),
     where: str = typer.Option(None, "--where", help="Filter: species, genus, family, depth, date, lat, lon, split, source."),
     model: str = options.MODEL,
+    device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
 ) -> None:
     """Find the crops most similar to an image or a catalog crop, optionally filtered.
@@ -79,7 +83,7 @@ def search(
     """
     if (image is None) == (crop is None):
         raise fail("give either an IMAGE or --crop ID")
-    hits = workspace(ctx).search(crop if crop is not None else image, k=k, where=where, model=model)
+    hits = workspace(ctx, device).search(crop if crop is not None else image, k=k, where=where, model=model)
     if as_json:
         print_json(hits)
         return

@@ -43,6 +43,9 @@ def app_command(
     ctx: typer.Context,
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1 to serve on."),
     home: Path = options.HOME,
+    device: str = typer.Option("cpu", "--device", help="Where the explorer's encoder runs: cpu | cuda | auto "
+                                                        "(its search always uses the CPU index: FAISS GPU "
+                                                        "indexes are not thread-safe)."),
 ) -> None:
     """Open the explorer: identify an image, browse species, the embedding map, the last
     evaluation, add a species, and the data survey. Serves on 127.0.0.1 until Ctrl-C.
@@ -54,7 +57,9 @@ def app_command(
         raise fail(f"port {port} on 127.0.0.1 is in use", "pick another with --port")
     console.print(f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)",
                   markup=False, highlight=False)
-    env = {**os.environ, "OCEANID_HOME": str(resolved)}
+    if device not in ("cpu", "cuda", "auto"):
+        raise fail(f"unknown device {device!r}", "use cpu, cuda or auto")
+    env = {**os.environ, "OCEANID_HOME": str(resolved), "OCEANID_DEVICE": device}
     raise typer.Exit(serve(streamlit_command(port), env))
 
 

@@ -44,9 +44,14 @@ def _verdict(result) -> None:
     else:
         st.subheader(result.species)
         st.caption(f"decided by the `{result.scorer}` OOD score against its threshold")
-    st.metric("similarity to the top species' prototype", f"{result.score:.3f}")
-    st.markdown("**Top species**")
-    st.dataframe(pd.DataFrame(result.top, columns=["species", "similarity"]), hide_index=True,
+    left, right = st.columns(2)
+    left.metric(f"probability it is {result.top[0][0]} (calibrated)", f"{result.probability:.0%}")
+    right.metric(f"unknown score ({result.scorer}) vs threshold",
+                 f"{result.unknown_score:.3f} {'<' if result.unknown else '≥'} {result.unknown_threshold:.3f}")
+    st.markdown("**Top species** (probability calibrated on validation; similarity = cosine to the prototype)")
+    cosine = dict(result.top)
+    st.dataframe(pd.DataFrame([(s, p, cosine.get(s)) for s, p in result.probabilities],
+                              columns=["species", "probability", "similarity"]), hide_index=True,
                  width="stretch")
     st.markdown("**Out-of-distribution scores** (higher = more like a known species)")
     rows = [{"scorer": name, "score": v["score"], "threshold": v["threshold"],

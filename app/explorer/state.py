@@ -38,7 +38,8 @@ def _workspace(home_dir: str) -> Workspace:
     """One Workspace per home folder, shared by sessions. It keeps its loaded engine
     and reloads it by itself when the engine key changes (see ``Workspace.engine``)."""
     log.info("explorer: workspace %s", home_dir)
-    return Workspace(home_dir)
+    # the encoder's device comes from `oceanid app --device`; search stays on the CPU index
+    return Workspace(home_dir, device=os.environ.get("OCEANID_DEVICE", "cpu"), gpu_search=False)
 
 
 def workspace() -> Workspace:

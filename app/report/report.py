@@ -55,7 +55,7 @@ def _map(raw: RawFigures, path: Path, method: str) -> None:
     test_v, test_l = raw.test
     held_v, held_l = raw.held
     vectors = np.concatenate([test_v, held_v]) if len(held_v) else test_v
-    xy = project_2d(vectors, method)
+    xy, method = project_2d(vectors, method)
     fig, ax = plt.subplots(figsize=(7, 6))
     names = sorted(set(test_l.tolist()))
     cmap = plt.get_cmap("tab20", max(len(names), 1))
@@ -97,6 +97,19 @@ def _markdown(summary: EvaluationSummary) -> str:
                   f"{v.fpr95:.3f} | {v.aupr:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
                   for k, v in summary.ood.items()]
         lines += ["", "![roc](roc.png)", ""]
+        ch = summary.scorer_choice
+        if ch is not None and ch.source == "held-out validation":
+            lines += [f"Decision scorer `{ch.scorer}` chosen on {ch.n_unknown_val} held-out crops (even ids) against "
+                      f"{ch.n_known_val} known validation crops (measured default `{ch.default}`); the table above "
+                      "grades the other held-out crops.", ""]
+        elif ch is not None:
+            lines += [f"Decision scorer: the measured default `{ch.scorer}` (no held-out crops to choose on).", ""]
+    cal = summary.calibration
+    if cal is not None:
+        lines += ["## Confidence calibration (temperature scaling of prototype cosines, fitted on val)", "",
+                  f"Temperature {cal.temperature:.4f}; expected calibration error on test "
+                  f"{_figure(cal.ece_test)} (uncalibrated {_figure(cal.ece_test_uncalibrated)}), on val "
+                  f"{cal.ece_val:.3f}.", ""]
     if summary.few_shot:
         lines += ["## Few-shot: held-out species added without retraining", "",
                   "| shots | recall of added species | change in known top-1 |", "|---|---|---|"]

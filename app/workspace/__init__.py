@@ -66,7 +66,11 @@ class Workspace:
     """
 
     def __init__(self, home: Path | str | None = None, crop: CropConfig = CropConfig(),
-                 busy_timeout: float = 10.0) -> None:
+                 busy_timeout: float = 10.0, device: str = "cpu", gpu_search: bool = True) -> None:
+        """``device`` (auto | cpu | cuda) is where queries run: the encoder, and with faiss-gpu
+        and ``gpu_search`` a GPU copy of the index for unfiltered search (filtered search stays
+        on the CPU index; the explorer passes ``gpu_search=False``)."""
+        self.device, self.gpu_search = device, gpu_search
         self.paths = Home.at(home)
         self.home: Path = self.paths.root
         self.crop = crop
@@ -241,7 +245,8 @@ class Workspace:
         key = self.engine_key(model)
         if key not in self._engines:
             self._engines.clear()
-            self._engines[key] = load_engine(self.catalog, self.paths, key[0])
+            self._engines[key] = load_engine(self.catalog, self.paths, key[0], device=self.device,
+                                             gpu_search=self.gpu_search)
         return self._engines[key]
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,

@@ -88,6 +88,7 @@ class MapPoint:
     status: str
     split: str | None
     crop: Path | None
+    projection: str = "pca"  # the projection actually drawn (pca | umap)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,11 +160,11 @@ def embedding_map(catalog: Catalog, engine: Engine, home: Home, method: str = "p
         ids, vectors, labels = ids[keep], vectors[keep], labels[keep]
     meta = {r.annotation_id: r for r in crop_rows(catalog)}
     held = {r.concept for r in meta.values() if r.split == HOLDOUT}
-    xy = project_2d(vectors, method, seed) if len(ids) else np.zeros((0, 2))
+    xy, used = project_2d(vectors, method, seed) if len(ids) else (np.zeros((0, 2)), method)
     out = []
     for (x, y), i, name in zip(xy, ids, labels):
         row = meta.get(int(i))
         out.append(MapPoint(float(x), float(y), str(name), status_of(str(name), engine.origins, name in held),
                             row.split if row else None,
-                            home.resolve(row.crop_path) if row and row.crop_path else None))
+                            home.resolve(row.crop_path) if row and row.crop_path else None, used))
     return out

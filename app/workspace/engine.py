@@ -21,9 +21,11 @@ from index.catalog import Catalog
 from index.embeddings import load_embeddings, load_prototypes, model_record
 from index.errors import EmptyIndex, IndexMismatch, NotFound
 from index.home import Home
-from index.ood import SCORERS, Scorer, calibrate, is_unknown, make_scorer
+from index.calibration import Calibration, fit_temperature
+from index.ood import DEFAULT_SCORER, SCORERS, Scorer, calibrate, is_unknown, make_scorer
+from index.ood_choice import ScorerChoice, choose_scorer
 from index.prototypes import Prototypes
-from index.records import SUPPORT, TRAIN, VAL
+from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -33,9 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The scorer that turns a low score into "unknown"; chosen in bench/ood_scorers.py.
-DEFAULT_SCORER = "knn"
 TPR = 0.95
+#: Known validation crops and held-out crops needed before the decision scorer is chosen on
+#: them: below that a 95%-TPR threshold and an AUROC are too noisy to beat the measured default.
+MIN_CHOICE_CROPS = 30
 FIT_SPLITS = (TRAIN, SUPPORT)  # what prototypes and OOD scorers are fitted on
 
 
@@ -53,6 +56,17 @@ class Engine:
     thresholds: dict[str, float] = field(default_factory=dict)
     scorer: str = DEFAULT_SCORER  # the one that decides "unknown"
     device: str = "cpu"
+    gpu_index: VectorIndex | None = None  # FAISS GPU copy for unfiltered search (faiss-gpu + CUDA)
+    calibration: Calibration | None = None  # temperature of prototype cosines, fitted on val
+    choice: ScorerChoice | None = None  # how ``scorer`` was chosen (held-out validation or default)
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """(n, C) calibrated species probabilities over ``prototypes.names`` (softmax of
+        cosine / temperature; temperature 1 when no validation crops were there to fit it)."""
+        from index.calibration import calibrated_probabilities
+
+        t = self.calibration.temperature if self.calibration else 1.0
+        return calibrated_probabilities(self.prototypes.similarities(vectors), t)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images -> (n, d) float32 L2-normalised vectors."""
@@ -88,9 +102,54 @@ def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
     return scorers, thresholds
 
 
+def choice_rows(ids: np.ndarray) -> np.ndarray:
+    """(n,) bool: the held-out crops the decision scorer is chosen on (even catalog ids);
+    ``evaluate`` reports unknown detection on the others, so the choice is not graded on
+    the crops it was made on."""
+    return np.asarray(ids, dtype=np.int64) % 2 == 0
+
+
+def fit_calibration(prototypes: Prototypes, val: tuple[np.ndarray, np.ndarray]) -> Calibration | None:
+    """Temperature scaling of prototype cosines on validation crops of species with prototypes
+    (None when there are fewer than 2 such species or no crops)."""
+    names = list(prototypes.names)
+    known = np.isin(val[1], names)
+    if known.sum() == 0 or len(set(val[1][known].tolist())) < 2:
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    labels = np.asarray([index[n] for n in val[1][known]], dtype=np.int64)
+    return fit_temperature(prototypes.similarities(val[0][known]), labels)
+
+
+def query_devices(device: str) -> tuple[str, bool]:
+    """``auto | cpu | cuda`` -> (encoder device, whether to put a FAISS GPU copy of the index up).
+
+    The encoder runs on CUDA when asked (an error without it, never a silent fallback) or when
+    ``auto`` finds one; the GPU index copy needs faiss-gpu as well (``auto`` skips it without,
+    ``cuda`` requires only the encoder's CUDA and logs that search stays on the CPU).
+    Filtered search always runs on the CPU index (FAISS GPU indexes take no id selector).
+    """
+    from embedder.device import resolve_device as torch_device
+    from index.vectors import gpu_available
+
+    encoder = str(torch_device(device))
+    gpu_faiss = encoder.startswith("cuda") and gpu_available()
+    if encoder.startswith("cuda") and not gpu_faiss:
+        log.info("encoder on %s; faiss has no GPU support here, so search stays on the CPU index", encoder)
+    return encoder, gpu_faiss
+
+
 def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu",
-                scorer: str = DEFAULT_SCORER) -> Engine:
-    """Load everything a query needs. Raises NotFound / EmptyIndex / IndexMismatch."""
+                scorer: str | None = None, gpu_search: bool = True) -> Engine:
+    """Load everything a query needs. Raises NotFound / EmptyIndex / IndexMismatch.
+
+    ``device`` (auto | cpu | cuda) places the encoder and, with faiss-gpu, a GPU copy of the
+    index for unfiltered search (:func:`query_devices`).
+
+    ``scorer=None`` chooses the decision scorer on the catalog's held-out species (their
+    crops with even ids, :func:`choice_rows`) by validation AUROC, falling back to the
+    measured default (``index.ood.DEFAULT_SCORER``) when there are none.
+    """
     from embedder.model import config_hash, load_model
     from index.generations import current_generation, load_current
 
@@ -107,7 +166,25 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     _, train_v, train_l = load_embeddings(catalog, model_id, FIT_SPLITS, with_labels=True)
     _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
     scorers, thresholds = fit_scorers(prototypes, (train_v, train_l), (val_v, val_l))
+    choice = None
+    if scorer is None:
+        scorer = DEFAULT_SCORER
+        known = np.isin(val_l, list(prototypes.names))
+        if known.any():
+            held_ids, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
+            unknown = choice_rows(held_ids) & ~np.isin(held_l, list(prototypes.names))
+            if known.sum() < MIN_CHOICE_CROPS or unknown.sum() < MIN_CHOICE_CROPS:
+                unknown[:] = False  # too few to choose on: the measured default, reported as such
+            choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=prototypes)
+            scorer = choice.scorer
     generation = current_generation(home.root, model_id) or "?"
-    log.info("engine %s/%s: %d vectors, %d species", model_id, generation, manifest.count, len(prototypes.names))
+    log.info("engine %s/%s: %d vectors, %d species, decision scorer %s", model_id, generation, manifest.count,
+             len(prototypes.names), scorer)
+    encoder_device, gpu_faiss = query_devices(device)
+    gpu_index = None
+    if gpu_faiss and gpu_search:
+        from index.vectors import load as load_index
+
+        gpu_index = load_index(home.root / "indexes" / model_id / generation / "index.faiss", device="cuda")
     return Engine(model_id, load_model(folder), index, generation, prototypes, origins, scorers, thresholds,
-                  scorer, device)
+                  scorer, encoder_device, gpu_index, fit_calibration(prototypes, (val_v, val_l)), choice)

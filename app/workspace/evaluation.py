@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.workspace.engine import Engine, fit_scorers
+from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
                                    FewShotSpecies, OodFigures, Retrieval, SplitCounts)
 from index.catalog import Catalog
@@ -87,7 +87,7 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
     _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
     _, test_v, test_l = load_embeddings(catalog, model_id, (TEST,), with_labels=True)
-    _, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
+    held_ids, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
     known = np.isin(test_l, trained)
     test_v, test_l = test_v[known], test_l[known].astype(str)
     held_l = held_l.astype(str)
@@ -107,15 +107,25 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
         retrieval=Retrieval(r["recall@1"], r["recall@5"], r["recall@10"], r["map@r"], r["queries"]),
         confusable=confusable_pairs(base),
     )
+    calibration = fit_calibration(base, (val_v, val_l.astype(str)))
+    if calibration is not None:
+        index = {n: i for i, n in enumerate(base.names)}
+        summary.calibration = calibration.evaluated(base.similarities(test_v),
+                                                    np.asarray([index[n] for n in test_l], dtype=np.int64))
+    summary.scorer_choice = engine.choice
     raw = RawFigures(np.asarray(cls.confusion), cls.classes, (test_v, test_l), (held_v, held_l))
-    if len(held_v):
+    # Unknown detection is graded on the held-out crops the decision scorer was not chosen on.
+    graded = ~choice_rows(held_ids) if engine.choice is not None and engine.choice.n_unknown_val else \
+        np.ones(len(held_v), dtype=bool)
+    if graded.any():
         scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
         for name, scorer in scorers.items():
-            s_known, s_unknown = scorer.score(test_v), scorer.score(held_v)
+            s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
             o = ood_metrics(s_known, s_unknown, thresholds[name])
             summary.ood[name] = OodFigures(o.auroc, o.fpr_at_95_tpr, o.aupr_out, o.aupr_in, o.threshold,
                                            o.known_accuracy, o.unknown_accuracy)
             raw.roc[name] = (s_known, s_unknown)
+    if len(held_v):
         summary.ood_decision_scorer = engine.scorer
         summary.few_shot = _few_shot(base, (held_v, held_l), (test_v, test_l), np.random.default_rng(seed))
     return summary, raw

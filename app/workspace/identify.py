@@ -67,6 +67,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             continue
         vectors = engine.embed(images)
         tops = engine.prototypes.topk(vectors, k)
+        probs = engine.probabilities(vectors)
+        names_arr = engine.prototypes.names
         scores = engine.ood(vectors)
         unknown = engine.unknown(scores)
         for row, n in enumerate(where):
@@ -77,6 +79,11 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             result.scorer = engine.scorer
             result.unknown = result.ood[engine.scorer]["unknown"]
             result.score = tops[row][0][1]
+            order = np.argsort(-probs[row])[:k]
+            result.probabilities = [(names_arr[j], float(probs[row, j])) for j in order]
+            result.probability = result.probabilities[0][1]
+            result.unknown_score = result.ood[engine.scorer]["score"]
+            result.unknown_threshold = result.ood[engine.scorer]["threshold"]
             result.species = "unknown" if result.unknown else tops[row][0][0]
     return out
 
@@ -101,6 +108,7 @@ def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int
         allowed = allowed[allowed != exclude]
     if allowed is not None and allowed.size == 0:
         return []
-    hits = engine.index.search(vector, k + (exclude is not None), allowed_ids=allowed)[0]
+    index = engine.gpu_index if allowed is None and engine.gpu_index is not None else engine.index
+    hits = index.search(vector, k + (exclude is not None), allowed_ids=allowed)[0]
     hits = [h for h in hits if h.id != exclude][:k]
     return hits_metadata(catalog, home, hits)

@@ -16,13 +16,13 @@ import numpy as np
 
 from app.workspace.results import BuildResult
 from index.catalog import Catalog
-from index.embeddings import (content_digest, crop_count, labelled_crops, load_embeddings, missing_embeddings,
-                              model_record, register_model, replace_trained_prototypes, store_embeddings,
-                              trained_prototypes_match)
+from index.embeddings import (content_digest, crop_count, labelled_crops, load_embeddings, load_prototypes,
+                              missing_embeddings, model_record, register_model, replace_trained_prototypes,
+                              store_added_prototypes, store_embeddings, trained_prototypes_match)
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home
 from index.prototypes import Prototypes
-from index.records import TRAIN, VAL
+from index.records import SUPPORT, TRAIN, VAL
 
 if TYPE_CHECKING:
     from embedder.train_config import TrainConfig
@@ -101,10 +101,27 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     if len(vectors) == 0:
         raise EmptyIndex(f"no training vectors for model {model_id}: run `oceanid embed`")
     prototypes = Prototypes.fit(vectors, labels, n_centres=n_centres, seed=seed)
-    if trained_prototypes_match(catalog, model_id, prototypes):
-        return prototypes, False
-    replace_trained_prototypes(catalog, model_id, prototypes)
-    return prototypes, True
+    written = not trained_prototypes_match(catalog, model_id, prototypes)
+    if written:
+        replace_trained_prototypes(catalog, model_id, prototypes)
+    return prototypes, fit_added_prototypes(catalog, model_id) or written
+
+
+def fit_added_prototypes(catalog: Catalog, model_id: str) -> bool:
+    """Give every added species (support crops) that has no prototype for this model one: the
+    mean of its support vectors. This is how added species survive a new model: ``embed``
+    re-embeds their crops with it, and ``index build`` calls this. Returns whether any was written."""
+    _, vectors, labels = load_embeddings(catalog, model_id, (SUPPORT,), with_labels=True)
+    if len(vectors) == 0:
+        return False
+    stored = set(load_prototypes(catalog, model_id)[0].names)
+    missing = sorted(set(labels.tolist()) - stored)
+    if not missing:
+        return False
+    keep = np.isin(labels, missing)
+    store_added_prototypes(catalog, model_id, Prototypes.fit(vectors[keep], labels[keep]), missing)
+    log.info("prototypes of added species for model %s: %s", model_id, ", ".join(missing))
+    return True
 
 
 def live_manifest(home: Home, model_id: str) -> tuple[str | None, Manifest | None]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from index.calibration import Calibration
+from index.ood_choice import ScorerChoice
+
 if TYPE_CHECKING:
     from index.generations import Manifest
 
@@ -75,9 +78,13 @@ class Identification:
 
     name: str  # file name, or "upload N"
     species: str | None = None  # top species, or "unknown"
-    score: float | None = None  # cosine to the top species' prototype
+    score: float | None = None  # cosine similarity to the top species' prototype (not a probability)
+    probability: float | None = None  # calibrated probability of the top species (temperature-scaled cosines)
     unknown: bool = False
-    top: list[tuple[str, float]] = field(default_factory=list)
+    unknown_score: float | None = None  # the deciding scorer's score (higher = more like a known species)
+    unknown_threshold: float | None = None  # below it the crop is called unknown
+    top: list[tuple[str, float]] = field(default_factory=list)  # (species, cosine similarity)
+    probabilities: list[tuple[str, float]] = field(default_factory=list)  # (species, calibrated probability)
     ood: dict[str, dict] = field(default_factory=dict)  # scorer -> score, threshold, unknown
     scorer: str | None = None  # the scorer that decided "unknown"
     error: str | None = None  # one line when the image could not be read
@@ -181,6 +188,8 @@ class EvaluationSummary:
     confusable: list[ConfusablePair] = field(default_factory=list)
     ood_decision_scorer: str | None = None  # the scorer Identify uses (None without held-out crops)
     report_dir: str | None = None  # the report folder, once written
+    calibration: Calibration | None = None  # temperature fitted on val; ece_test on the known test crops
+    scorer_choice: ScorerChoice | None = None  # how the decision scorer was chosen (per-scorer val AUROC)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +210,8 @@ class EvaluationSummary:
             ood={k: OodFigures(**v) for k, v in (data.get("ood") or {}).items()}, few_shot=few,
             confusable=[ConfusablePair(**p) for p in data.get("confusable") or []],
             ood_decision_scorer=data.get("ood_decision_scorer"), report_dir=data.get("report_dir"),
+            calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
+            scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
         )
 
 

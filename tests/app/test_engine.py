@@ -54,3 +54,45 @@ def test_unknown_follows_the_deciding_threshold(tiny_ws, threshold, unknown):
     assert [r.unknown for r in results] == [unknown] * 6
     assert all(r.species == ("unknown" if unknown else r.top[0][0]) for r in results)
     assert all(r.ood[s]["unknown"] == (not unknown) for r in results for s in r.ood if s != engine.scorer)
+
+
+def test_query_device_cpu_keeps_everything_on_the_cpu(tiny_home):
+    from app.workspace import Workspace
+
+    engine = Workspace(tiny_home, device="cpu").engine()
+    assert engine.device == "cpu" and engine.gpu_index is None
+
+
+def test_query_device_cuda_without_cuda_is_an_error_not_a_fallback(tiny_home):
+    import torch
+
+    from app.workspace import Workspace
+    from index.errors import OceanidError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(OceanidError, match="cuda"):
+        Workspace(tiny_home, device="cuda").engine()
+
+
+@pytest.mark.gpu
+def test_query_device_cuda_runs_the_encoder_and_unfiltered_search_on_the_gpu(tiny_home):
+    import torch
+
+    from app.workspace import Workspace
+    from index.vectors import gpu_available
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    ws = Workspace(tiny_home, device="cuda")
+    engine = ws.engine()
+    assert engine.device.startswith("cuda")
+    cpu = Workspace(tiny_home, device="cpu")
+    crop = next((tiny_home / "crops").rglob("*.png"))
+    on_gpu, on_cpu = ws.identify([crop])[0], cpu.identify([crop])[0]
+    assert next(engine.model.parameters()).is_cuda
+    assert on_gpu.top[0][0] == on_cpu.top[0][0] and abs(on_gpu.top[0][1] - on_cpu.top[0][1]) < 1e-2
+    crop_hits = [h.annotation_id for h in ws.search(1, k=5)]
+    assert crop_hits == [h.annotation_id for h in cpu.search(1, k=5)]
+    if gpu_available():
+        assert engine.gpu_index is not None and engine.gpu_index.device == "cuda"

@@ -104,3 +104,33 @@ def test_a_failure_inside_the_store_transaction_writes_nothing(tiny_ws, monkeypa
         tiny_ws.species_add(name, examples)
     monkeypatch.undo()
     assert snapshot(tiny_ws) == before
+
+
+def test_an_added_species_survives_a_new_model(tiny_ws):
+    """Issue 10.4: after `species add`, a second model (train -> embed -> index build, no
+    re-adding) still names the added species: its support crops are re-embedded and its
+    prototype rebuilt from them."""
+    from embedder.train_config import TrainConfig
+
+    name, examples = held_out_examples(tiny_ws, n=5)
+    tiny_ws.species_add(name, examples)
+    siblings = [tiny_ws.home / p for _, p, _ in crops(tiny_ws, split="holdout", species=name, limit=40)[5:15]]
+    assert len(siblings) >= 5
+    import numpy as np
+    tiny_ws.train(TrainConfig(backbone="tiny", weights="none", epochs=2, image_size=32, dim=32, batch_p=4,
+                              batch_k=4, workers=0, seed=1), model="second")
+    tiny_ws.embed("second", progress=False)
+    tiny_ws.index_build("second")
+    engine = tiny_ws.engine("second")
+    assert name in engine.prototypes.names and engine.origins[name] == "added"
+    # its prototype is the mean of its support crops embedded by the SECOND model
+    from index.embeddings import load_embeddings
+
+    _, support, labels = load_embeddings(tiny_ws.catalog, "second", ("support",), with_labels=True)
+    mean = support[labels == name].mean(0)
+    assert np.allclose(engine.prototypes.rows_of(name)[0], mean / np.linalg.norm(mean), atol=1e-5)
+    # and the new model names it: its examples top-1, its unseen siblings in the top 3 for most
+    own = [r.top[0][0] for r in tiny_ws.identify(examples, k=3, model="second")]
+    assert sum(n == name for n in own) >= 4, own
+    near = [[s for s, _ in r.top] for r in tiny_ws.identify(siblings, k=3, model="second")]
+    assert sum(name in t for t in near) >= len(siblings) // 2, near
