@@ -33,7 +33,7 @@ def test_identify_known_crop_names_a_trained_species(tiny_home):
     for r in results:
         assert r.error is None and len(r.top) == 3
         assert r.top[0][0] in engine.prototypes.names
-        assert set(r.ood) == {"prototype", "knn", "mahalanobis", "msp"}
+        assert set(r.ood) == {"prototype", "knn", "mahalanobis", "msp", "relative_mahalanobis"}
         assert r.unknown == (r.ood[r.scorer]["score"] < r.ood[r.scorer]["threshold"])
         assert r.species == ("unknown" if r.unknown else r.top[0][0])
         assert [s for _, s in r.top] == sorted((s for _, s in r.top), reverse=True)
@@ -153,7 +153,7 @@ def test_evaluate_json_shape(tiny_ws):
     assert result.exit_code == 0, result.output
     s = json.loads(result.stdout)
     assert {"top1", "top5", "f1_macro", "f1_weighted", "per_class"} <= set(s["classification"])
-    assert set(s["ood"]) == {"prototype", "knn", "mahalanobis", "msp"}
+    assert set(s["ood"]) == {"prototype", "knn", "mahalanobis", "msp", "relative_mahalanobis"}
     assert all({"auroc", "fpr95", "aupr", "threshold"} <= set(v) for v in s["ood"].values())
     assert {"recall_at_1", "recall_at_5", "recall_at_10", "map_at_r"} <= set(s["retrieval"])
     assert {"shots_1", "shots_5"} <= set(s["few_shot"])
