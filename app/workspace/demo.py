@@ -85,8 +85,11 @@ def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callab
     after = ws.identify(others[:QUERIES], model=model_id)
     hit_before = sum(r.species == name for r in before)
     hit_after = sum(r.species == name for r in after)
+    top_after = sum(bool(r.top) and r.top[0][0] == name for r in after)
     say(f"7/7 add species: '{name}' {'was already added' if added else f'added from {len(examples)} examples'}; "
-        f"its other crops identified as it: {hit_after}/{len(after)} (before adding: {hit_before}/{len(before)})")
+        f"of its {len(after)} other crops, {top_after} now have it as the top species and {hit_after} are named it "
+        f"(the rest are still below the unknown threshold; before adding: {hit_before} named)")
     for r in after[:3]:
-        say(f"      {r.name}: {r.species} (score {r.score:.3f})")
-    return DemoAdded(name, len(examples), hit_before, hit_after, len(after))
+        say(f"      {r.name}: {r.species} (top {r.top[0][0]}, probability {r.probability:.2f}; unknown score "
+            f"{r.unknown_score:.3f} {'<' if r.unknown else '>='} threshold {r.unknown_threshold:.3f}, {r.scorer})")
+    return DemoAdded(name, len(examples), hit_before, hit_after, len(after), top_after)

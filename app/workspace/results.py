@@ -224,6 +224,7 @@ class DemoAdded:
     identified_before: int  # of ``queries`` other crops of it named as it before adding
     identified_after: int
     queries: int
+    top_species_after: int = 0  # of ``queries``, how many have it as the top species after adding
 
 
 @dataclass(frozen=True)
