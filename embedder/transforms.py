@@ -65,21 +65,53 @@ def _light(config: ModelConfig) -> Transform:
     ])
 
 
+def is_grey(image: Image.Image) -> bool:
+    """True for a single-channel image, or an RGB one whose three channels are equal
+    (how the decoder hands over grayscale crops, e.g. plankton microscopy)."""
+    if image.mode in ("L", "LA", "I", "I;16", "F", "1"):
+        return True
+    if image.mode != "RGB":
+        return False
+    r, g, b = image.split()
+    return r.tobytes() == g.tobytes() == b.tobytes()
+
+
+class KeepGrey:
+    """Apply ``colour`` to colour crops and ``grey`` to grayscale ones, so colour
+    augmentations (hue jitter, TrivialAugmentWide's colour ops) never invent colour
+    that grayscale data never has. Picklable for DataLoader workers."""
+
+    def __init__(self, colour: Transform, grey: Transform) -> None:
+        self.colour, self.grey = colour, grey
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.grey(image) if is_grey(image) else self.colour(image)
+
+
 def _underwater(config: ModelConfig) -> Transform:
     """Crops vary in framing, orientation, turbidity and colour cast (depth-dependent
     light absorption), so: crop/scale, flips, small rotations, colour jitter
-    including hue, TrivialAugmentWide, and random erasing (occlusion)."""
+    including hue, TrivialAugmentWide, and random erasing (occlusion). Grayscale
+    crops take the same steps on one channel, then are replicated to three."""
     size = config.image_size
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomVerticalFlip(p=0.1),
-        v2.RandomRotation(15),
-        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
-        v2.TrivialAugmentWide(),
-        *_to_tensor(config),
-        v2.RandomErasing(p=0.25, scale=(0.02, 0.15)),
-    ])
+
+    def steps(grey: bool) -> v2.Compose:
+        return v2.Compose([
+            *([v2.Grayscale(num_output_channels=1)] if grey else []),
+            v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(p=0.1),
+            v2.RandomRotation(15),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+            v2.TrivialAugmentWide(),
+            *([v2.Grayscale(num_output_channels=3)] if grey else []),
+            # grey crops are erased to black before normalising (equal channels whatever the
+            # model's mean/std); colour crops as measured in bench/RESULTS.md (after it)
+            *(_to_tensor(config)[:2] + [v2.RandomErasing(p=0.25, scale=(0.02, 0.15)), _to_tensor(config)[2]]
+              if grey else [*_to_tensor(config), v2.RandomErasing(p=0.25, scale=(0.02, 0.15))]),
+        ])
+
+    return KeepGrey(steps(False), steps(True))
 
 
 AUGMENT_PRESETS: dict[str, Callable[[ModelConfig], Transform]] = {

@@ -54,7 +54,7 @@ def test_grey_files_encode_like_their_rgb_twins(model, tmp_path):
     np.testing.assert_array_equal(in_memory[0], result.vectors[0])
 
 
-GREY_BREAKING = {"underwater"}  # measured: up to 0.029 channel difference on ~2% of pixels (not yet fixed)
+GREY_BREAKING: set[str] = set()  # every preset keeps grey crops grey (underwater via transforms.KeepGrey)
 
 
 @pytest.mark.parametrize("preset", [
@@ -77,3 +77,20 @@ def test_augmentations_keep_grey_crops_grey(model, preset):
         assert pixels.shape == (3, 32, 32)
         torch.testing.assert_close(pixels[0], pixels[1], atol=2e-6, rtol=0)
         torch.testing.assert_close(pixels[1], pixels[2], atol=2e-6, rtol=0)
+
+
+def test_keep_grey_leaves_colour_crops_in_colour(model):
+    """Wrong code caught: a KeepGrey that greys every crop (or mis-detects colour as grey)."""
+    from PIL import Image
+
+    from embedder.transforms import is_grey
+
+    colour = Image.new("RGB", (40, 40), (200, 60, 20))
+    assert not is_grey(colour) and is_grey(colour.convert("L")) and is_grey(colour.convert("L").convert("RGB"))
+    transform = train_transform(model.config, "underwater")
+    std = torch.tensor(model.config.std).view(3, 1, 1)
+    mean = torch.tensor(model.config.mean).view(3, 1, 1)
+    torch.manual_seed(0)
+    spreads = [float(((transform(colour) * std + mean).amax(0) - (transform(colour) * std + mean).amin(0)).max())
+               for _ in range(5)]
+    assert max(spreads) > 0.2
