@@ -27,7 +27,7 @@ def train(
                                 ".pth/.pt/.safetensors file; for openclip:NAME an open_clip pretrained tag (e.g. "
                                 "openai, laion2b_s34b_b88k) or a checkpoint. Default: imagenet (none for tiny/cnn)."),
     freeze: str = typer.Option(None, help="none | partial (last stage + head) | all (head only)."),
-    augment: str = typer.Option(None, help="underwater (default) | light | none; light for grey crops."),
+    augment: str = typer.Option(None, help="underwater (default) | light | none (grey crops stay grey in all three)."),
     loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
     epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
     dim: int = typer.Option(None, help="Embedding size."),
