@@ -104,7 +104,12 @@ LEFT JOIN taxa f ON f.concept = coalesce(g.parent, t.parent) AND f.rank = 'famil
 
 
 def _is_lock_error(exc: Exception) -> bool:
+    """Another process holds the file, or (inside this process) another thread holds a
+    connection of the other mode: DuckDB refuses a read-only and a read-write connection to
+    one file at once, so threads (the explorer's sessions) wait for each other like processes."""
     text = str(exc).lower()
+    if "different configuration than existing connections" in text:
+        return True
     return "lock" in text and ("conflicting" in text or "could not set" in text or "held" in text)
 
 

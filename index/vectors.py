@@ -250,6 +250,11 @@ class VectorIndex:
         if self.device == "cuda":
             self._to_gpu()
 
+    def copy(self) -> VectorIndex:
+        """An independent CPU copy (``faiss.clone_index``): writers change a copy and publish
+        it as a new generation, so readers of this one never see a half-applied update."""
+        return VectorIndex(faiss.clone_index(self._cpu), device="cpu", planner=self.planner)
+
     # ---- construction -------------------------------------------------
     @classmethod
     def build(

@@ -23,6 +23,8 @@ imported inside the methods that need them, so ``oceanid stats`` starts fast.
 
 from __future__ import annotations
 
+import threading
+
 import logging
 import shutil
 from dataclasses import replace
@@ -76,6 +78,11 @@ class Workspace:
         self.crop = crop
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
         self._engines: dict[tuple, Engine] = {}  # engine_key -> loaded Engine (one at a time)
+        # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
+        # a time and publish a new generation built on a COPY of the live index; readers keep the
+        # engine they hold (never changed in place) and load the new one on their next call.
+        self._writer = threading.Lock()
+        self._loading = threading.Lock()
 
     # -- ingestion ---------------------------------------------------------------
     def _ingest(self, source: str, plan: SourcePlan, progress: bool) -> IngestReport:
@@ -243,11 +250,15 @@ class Workspace:
         from app.workspace.engine import load_engine
 
         key = self.engine_key(model)
-        if key not in self._engines:
-            self._engines.clear()
-            self._engines[key] = load_engine(self.catalog, self.paths, key[0], device=self.device,
-                                             gpu_search=self.gpu_search)
-        return self._engines[key]
+        engine = self._engines.get(key)
+        if engine is None:
+            with self._loading:
+                engine = self._engines.get(key)
+                if engine is None:
+                    engine = load_engine(self.catalog, self.paths, key[0], device=self.device,
+                                         gpu_search=self.gpu_search)
+                    self._engines = {key: engine}  # swapped whole: a reader never sees it half-built
+        return engine
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
                  names: Sequence[str] | None = None, progress: bool = False) -> list[Identification]:
@@ -268,20 +279,22 @@ class Workspace:
         """Add a species from a few examples, without retraining; all or nothing."""
         from app.workspace.species import add_species
 
-        try:
-            return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus, family,
-                               self.crop)
-        finally:
-            self._engines.clear()
+        with self._writer:
+            try:
+                return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
+                                   family, self.crop)
+            finally:
+                self._engines = {}
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add`."""
         from app.workspace.species import remove_species
 
-        try:
-            return remove_species(self.engine(model), self.catalog, self.paths, name)
-        finally:
-            self._engines.clear()
+        with self._writer:
+            try:
+                return remove_species(self.engine(model), self.catalog, self.paths, name)
+            finally:
+                self._engines = {}
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",

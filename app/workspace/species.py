@@ -111,7 +111,6 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
     concepts = [t.concept for t in taxa]
     taxa_before = (concepts, taxa_rows(catalog, concepts))
     step = on_step or (lambda _: None)
-    added_to_index = None
     try:
         step("ingest")
         report = add_support_examples(catalog, home.root, name, examples, taxa, crop)
@@ -127,13 +126,11 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         step("store")
         add_support_class(catalog, model_id, name, ids, encoded.vectors, prototypes)
         step("publish")
-        engine.index.add(ids, encoded.vectors)
-        added_to_index = ids
+        index = engine.index.copy()  # the live engine's index is never changed in place
+        index.add(ids, encoded.vectors)
         content = catalog_content(catalog, model_id) if in_sync else ""
-        generation, _ = publish_generation(home, model_id, engine.index, config_hash, content)
+        generation, _ = publish_generation(home, model_id, index, config_hash, content)
     except BaseException:
-        if added_to_index is not None:
-            engine.index.remove(added_to_index)
         _undo_add(catalog, home, model_id, name, version, files_before, taxa_before)
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
@@ -161,8 +158,9 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     doomed = np.asarray([i for i, _ in support_crops(catalog, name)], dtype=np.int64)
     keep = ~np.isin(ids, doomed)
     content = content_digest(ids[keep], vectors[keep]) if in_sync else ""
-    removed = engine.index.remove(doomed)
-    generation, _ = publish_generation(home, model_id, engine.index, config_hash, content)
+    index = engine.index.copy()  # the live engine's index is never changed in place
+    removed = index.remove(doomed)
+    generation, _ = publish_generation(home, model_id, index, config_hash, content)
     try:
         gone = remove_support_class(catalog, model_id, name)
     except BaseException:

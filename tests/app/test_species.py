@@ -134,3 +134,42 @@ def test_an_added_species_survives_a_new_model(tiny_ws):
     assert sum(n == name for n in own) >= 4, own
     near = [[s for s, _ in r.top] for r in tiny_ws.identify(siblings, k=3, model="second")]
     assert sum(name in t for t in near) >= len(siblings) // 2, near
+
+
+def test_two_sessions_one_adding_a_species_one_identifying(tiny_ws):
+    """Issue 10.5: the explorer shares one Workspace across sessions. While one session adds a
+    species, another keeps identifying: its engine's index is never changed under it (same
+    vector count, same answers), nothing raises, and its next engine sees the new species."""
+    import threading
+
+    name, examples = held_out_examples(tiny_ws)
+    query = examples[0]
+    reader_engine = tiny_ws.engine()
+    before_n = reader_engine.index.ntotal
+    before = tiny_ws.identify([query])[0].top
+    errors, answers, counts = [], [], []
+    done = threading.Event()
+
+    def read():
+        from app.workspace.identify import identify
+
+        while not done.is_set():
+            try:
+                answers.append(identify(reader_engine, [query])[0].top)
+                counts.append(reader_engine.index.ntotal)
+                tiny_ws.identify([query])  # the shared Workspace path, reloading as it goes
+            except Exception as exc:  # noqa: BLE001 - any error in the reader fails the test
+                errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        tiny_ws.species_add(name, examples)
+    finally:
+        done.set()
+        reader.join(timeout=60)
+    assert not errors, errors
+    assert answers and all(a == before for a in answers)
+    assert set(counts) == {before_n}
+    fresh = tiny_ws.engine()
+    assert name in fresh.prototypes.names and fresh.index.ntotal == before_n + len(examples)
