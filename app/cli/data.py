@@ -41,6 +41,8 @@ def stats(
         table.add_row(name, str(n))
     console.print(table)
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in s.per_split.items()), markup=False)
+    console.print(f"duplicates: {s.duplicate_frames} repeated frames; {s.groups_merged} groups merged so no copy "
+                  "crosses a split", markup=False)
     if s.depth.get("count"):
         d = s.depth
         console.print(f"depth (m), {d['count']} crops: min {d['min']:.0f}, median {d['median']:.0f}, "
@@ -82,3 +84,5 @@ def split(
     console.print(f"held out: {', '.join(summary.held_out) or 'none'}; excluded: "
                   f"{', '.join(summary.excluded) or 'none'}; pinned crops left alone: {summary.pinned}",
                   markup=False)
+    console.print(f"duplicates merged: {summary.groups_merged} groups ({summary.duplicate_frames} repeated frames "
+                  "share a group with their copies)", markup=False)

@@ -104,3 +104,18 @@ def test_split_cli(tmp_path, class_folders):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["held_out"] == ["gamma"] and summary["counts"]["gamma"] == {"holdout": 8}
+
+
+def test_split_and_stats_say_how_many_duplicates_were_merged(tmp_path, class_folders):
+    """Two byte-identical frames in different groups are merged into one group; the CLI says so."""
+    import shutil
+
+    src = class_folders / "alpha" / "fish_00_0.png"
+    shutil.copy(src, class_folders / "alpha" / "fish_09_0.png")  # same bytes, another group key
+    home = str(tmp_path / "h")
+    runner.invoke(app, ["--home", home, "ingest", "folders", str(class_folders), "--group-pattern", r"fish_(\d+)_"])
+    split = runner.invoke(app, ["--home", home, "split"])
+    assert split.exit_code == 0, split.output
+    assert "duplicates merged: 1 groups (1 repeated frames" in split.output
+    stats = runner.invoke(app, ["--home", home, "stats"])
+    assert "duplicates: 1 repeated frames; 1 groups merged" in stats.output
