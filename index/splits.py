@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from index.catalog import Catalog
 from index.errors import EmptyIndex, InvalidInput
@@ -102,6 +100,9 @@ def merge_groups(group_keys: list[str], hashes: list[str]) -> tuple[list[int], i
 
     Returns (component label per row, how many group keys were merged away).
     """
+    from scipy.sparse import coo_matrix  # here, not at import: `oceanid stats` starts fast
+    from scipy.sparse.csgraph import connected_components
+
     n = len(group_keys)
     if n == 0:
         return [], 0

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from app.workspace.results import DemoAdded, DemoResult
-from index.embeddings import crop_rows
 from index.home import default_model_id
 from index.records import HOLDOUT
 from index.splits import SplitConfig
@@ -65,6 +64,8 @@ def run_demo(ws: Workspace, train_config: TrainConfig, say: Callable[[str], None
 
 
 def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callable[[str], None]) -> DemoAdded | None:
+    from index.embeddings import crop_rows
+
     if not held_out:
         say("7/7 add species: no held-out species to add")
         return None

@@ -10,11 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from index.calibration import Calibration
-from index.ood_choice import ScorerChoice
-
 if TYPE_CHECKING:
+    from index.calibration import Calibration
     from index.generations import Manifest
+    from index.ood_choice import ScorerChoice
 
 
 @dataclass(frozen=True)
@@ -204,6 +203,9 @@ class EvaluationSummary:
             f = dict(f)
             f["species"] = {k: FewShotSpecies(**v) for k, v in f["species"].items()}
             few[key] = FewShot(**f)
+        from index.calibration import Calibration
+        from index.ood_choice import ScorerChoice
+
         return cls(
             model=data["model"], generation=data["generation"], counts=SplitCounts(**data["counts"]),
             classification=Classification(**c), retrieval=Retrieval(**data["retrieval"]),

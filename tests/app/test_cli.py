@@ -119,3 +119,15 @@ def test_split_and_stats_say_how_many_duplicates_were_merged(tmp_path, class_fol
     assert "duplicates merged: 1 groups (1 repeated frames" in split.output
     stats = runner.invoke(app, ["--home", home, "stats"])
     assert "duplicates: 1 repeated frames; 1 groups merged" in stats.output
+
+
+def test_the_cli_starts_without_the_heavy_libraries():
+    """`oceanid stats` and `--help` must not pay for torch, faiss, scikit-learn or matplotlib
+    at start-up: they are imported inside the steps that need them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app.cli; heavy = [m for m in ('torch', 'faiss', 'sklearn', 'matplotlib', 'scipy') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
