@@ -94,8 +94,13 @@ def _underwater(config: ModelConfig) -> Transform:
     including hue, TrivialAugmentWide, and random erasing (occlusion). Grayscale
     crops take the same steps on one channel, then are replicated to three."""
     size = config.image_size
+    to_image, to_float, normalize = _to_tensor(config)
 
     def steps(grey: bool) -> v2.Compose:
+        erase = v2.RandomErasing(p=0.25, scale=(0.02, 0.15))
+        # grey crops are erased to black before normalising (equal channels whatever the
+        # model's mean/std); colour crops after it, as measured in bench/RESULTS.md
+        tail = [to_image, to_float, erase, normalize] if grey else [to_image, to_float, normalize, erase]
         return v2.Compose([
             *([v2.Grayscale(num_output_channels=1)] if grey else []),
             v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
@@ -105,10 +110,7 @@ def _underwater(config: ModelConfig) -> Transform:
             v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
             v2.TrivialAugmentWide(),
             *([v2.Grayscale(num_output_channels=3)] if grey else []),
-            # grey crops are erased to black before normalising (equal channels whatever the
-            # model's mean/std); colour crops as measured in bench/RESULTS.md (after it)
-            *(_to_tensor(config)[:2] + [v2.RandomErasing(p=0.25, scale=(0.02, 0.15)), _to_tensor(config)[2]]
-              if grey else [*_to_tensor(config), v2.RandomErasing(p=0.25, scale=(0.02, 0.15))]),
+            *tail,
         ])
 
     return KeepGrey(steps(False), steps(True))

@@ -12,7 +12,7 @@ crops the default is kept, with its threshold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from index.errors import InvalidInput
 from index.metrics import ood_metrics
-from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Labels, calibrate, make_scorer
+from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Labels, Scorer, calibrate, make_scorer
 from index.prototypes import Prototypes
 from index.vectors import check_vectors
 
@@ -57,6 +57,7 @@ def choose_scorer(
     default: str = DEFAULT_SCORER,
     tpr: float = TPR_TARGET,
     margin: float = CHOICE_MARGIN,
+    fitted: Mapping[str, Scorer] | None = None,
 ) -> ScorerChoice:
     """Pick the decision scorer by validation AUROC on held-out species, else the default.
 
@@ -65,6 +66,8 @@ def choose_scorer(
         known_val: (a, d) float32 validation embeddings of training classes (sets thresholds).
         unknown_val: (b, d) float32 validation embeddings of held-out species, or None / empty.
         prototypes: the catalog's prototypes (else class means of the training vectors).
+        fitted: scorers already fitted on these training vectors (name -> scorer), reused
+            instead of fitting them again.
     Raises:
         InvalidInput: no known validation vectors, an unknown scorer name, default not among scorers.
     """
@@ -79,7 +82,7 @@ def choose_scorer(
     candidates = list(scorers) if has_unknown else [default]
     per: dict[str, dict[str, float]] = {}
     for name in candidates:
-        scorer = make_scorer(name).fit(train_vectors, train_labels, prototypes=prototypes)
+        scorer = (fitted or {}).get(name) or make_scorer(name).fit(train_vectors, train_labels, prototypes=prototypes)
         known = scorer.score(known_val)
         threshold = calibrate(known, tpr)
         per[name] = {"threshold": threshold}

@@ -125,7 +125,11 @@ class Prototypes:
 
     def topk(self, queries: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
         """Top-``k`` classes per query as (name, cosine), best first; k capped by C."""
-        sims = self.similarities(queries)
+        return self.ranked(self.similarities(queries), k)
+
+    def ranked(self, sims: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-``k`` classes per row of (m, C) scores over ``names`` (cosines from
+        :meth:`similarities`, or probabilities), as (name, score), best first; k capped by C."""
         k = min(max(int(k), 1), sims.shape[1])
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         return [[(self.names[j], float(row[j])) for j in idx] for row, idx in zip(sims, order)]

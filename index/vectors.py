@@ -250,6 +250,11 @@ class VectorIndex:
         if self.device == "cuda":
             self._to_gpu()
 
+    def on_device(self, device: str) -> VectorIndex:
+        """This index served from ``device`` (a GPU copy of the same CPU index for "cuda";
+        filtered queries still run on the CPU one). Raises InvalidInput like the constructor."""
+        return VectorIndex(self._cpu, device=device, planner=self.planner)
+
     def copy(self) -> VectorIndex:
         """An independent CPU copy (``faiss.clone_index``): writers change a copy and publish
         it as a new generation, so readers of this one never see a half-applied update."""

@@ -22,7 +22,7 @@ from index.embeddings import load_embeddings, load_prototypes, model_record
 from index.errors import EmptyIndex, IndexMismatch, NotFound
 from index.home import Home
 from index.calibration import Calibration, fit_temperature
-from index.ood import DEFAULT_SCORER, SCORERS, Scorer, calibrate, is_unknown, make_scorer
+from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, is_unknown, make_scorer
 from index.ood_choice import ScorerChoice, choose_scorer
 from index.prototypes import Prototypes
 from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TPR = 0.95
 #: Known validation crops and held-out crops needed before the decision scorer is chosen on
 #: them: below that a 95%-TPR threshold and an AUROC are too noisy to beat the measured default.
 MIN_CHOICE_CROPS = 30
@@ -60,13 +59,15 @@ class Engine:
     calibration: Calibration | None = None  # temperature of prototype cosines, fitted on val
     choice: ScorerChoice | None = None  # how ``scorer`` was chosen (held-out validation or default)
 
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        """(n, C) calibrated species probabilities over ``prototypes.names`` (softmax of
-        cosine / temperature; temperature 1 when no validation crops were there to fit it)."""
+    def probabilities(self, similarities: np.ndarray) -> np.ndarray:
+        """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
+        probabilities (softmax of cosine / temperature; temperature 1 when no validation
+        crops were there to fit it)."""
         from index.calibration import calibrated_probabilities
 
-        t = self.calibration.temperature if self.calibration else 1.0
-        return calibrated_probabilities(self.prototypes.similarities(vectors), t)
+        if self.calibration is not None:
+            return self.calibration.probabilities(similarities)
+        return calibrated_probabilities(similarities, 1.0)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images -> (n, d) float32 L2-normalised vectors."""
@@ -98,7 +99,7 @@ def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
     for name in names:
         scorer = make_scorer(name).fit(vectors, labels, prototypes)
         scorers[name] = scorer
-        thresholds[name] = calibrate(scorer.score(calib), TPR)
+        thresholds[name] = calibrate(scorer.score(calib), TPR_TARGET)
     return scorers, thresholds
 
 
@@ -175,16 +176,13 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
             unknown = choice_rows(held_ids) & ~np.isin(held_l, list(prototypes.names))
             if known.sum() < MIN_CHOICE_CROPS or unknown.sum() < MIN_CHOICE_CROPS:
                 unknown[:] = False  # too few to choose on: the measured default, reported as such
-            choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=prototypes)
+            choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=prototypes,
+                                   fitted=scorers)
             scorer = choice.scorer
     generation = current_generation(home.root, model_id) or "?"
     log.info("engine %s/%s: %d vectors, %d species, decision scorer %s", model_id, generation, manifest.count,
              len(prototypes.names), scorer)
     encoder_device, gpu_faiss = query_devices(device)
-    gpu_index = None
-    if gpu_faiss and gpu_search:
-        from index.vectors import load as load_index
-
-        gpu_index = load_index(home.root / "indexes" / model_id / generation / "index.faiss", device="cuda")
+    gpu_index = index.on_device("cuda") if gpu_faiss and gpu_search else None
     return Engine(model_id, load_model(folder), index, generation, prototypes, origins, scorers, thresholds,
                   scorer, encoder_device, gpu_index, fit_calibration(prototypes, (val_v, val_l)), choice)

@@ -66,9 +66,9 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         if not images:
             continue
         vectors = engine.embed(images)
-        tops = engine.prototypes.topk(vectors, k)
-        probs = engine.probabilities(vectors)
-        names_arr = engine.prototypes.names
+        sims = engine.prototypes.similarities(vectors)
+        tops = engine.prototypes.ranked(sims, k)
+        probs = engine.prototypes.ranked(engine.probabilities(sims), k)
         scores = engine.ood(vectors)
         unknown = engine.unknown(scores)
         for row, n in enumerate(where):
@@ -79,9 +79,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             result.scorer = engine.scorer
             result.unknown = result.ood[engine.scorer]["unknown"]
             result.score = tops[row][0][1]
-            order = np.argsort(-probs[row])[:k]
-            result.probabilities = [(names_arr[j], float(probs[row, j])) for j in order]
-            result.probability = result.probabilities[0][1]
+            result.probabilities = probs[row]
+            result.probability = probs[row][0][1]
             result.unknown_score = result.ood[engine.scorer]["score"]
             result.unknown_threshold = result.ood[engine.scorer]["threshold"]
             result.species = "unknown" if result.unknown else tops[row][0][0]
