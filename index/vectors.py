@@ -14,8 +14,9 @@ use it); with ``device="cuda"`` a GPU clone serves unfiltered searches.
 from __future__ import annotations
 
 import logging
+import itertools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 KINDS = ("flat", "ivf", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
 _NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
+_VERSIONS = itertools.count()
 _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (see _flat_numpy)
 
 
@@ -212,6 +214,9 @@ class AllowedIds:
     selector: Any  # faiss.IDSelector
     bitmap: np.ndarray | None = None  # bytes the bitmap selector points into; keeps them alive
     unique: np.ndarray | None = None  # (u,) int64 sorted unique ids (the exact plan gathers these)
+    # per index state (version -> (present ids, allowed ids per IVF list)), so a filter reused
+    # across queries is matched against the index once, not once per query
+    cache: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, ids: np.ndarray) -> AllowedIds:
@@ -226,6 +231,16 @@ class AllowedIds:
             return cls(ids, faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits)), bits, unique)
         return cls(ids, faiss.IDSelectorBatch(ids), None, np.unique(ids))
 
+    def against(self, index: VectorIndex) -> tuple[np.ndarray, np.ndarray | None]:
+        """(present ids (p,) int64 sorted, allowed ids per inverted list (nlist,) or None) for
+        ``index`` as it is now (cached while the index is unchanged; the last 4 indexes kept)."""
+        key = index.version
+        if key not in self.cache:
+            if len(self.cache) >= 4:
+                self.cache.pop(next(iter(self.cache)))
+            self.cache[key] = index.match(self.unique)
+        return self.cache[key]
+
 
 class VectorIndex:
     """A FAISS index over L2-normalised float32 vectors, addressed by int64 ids."""
@@ -239,6 +254,10 @@ class VectorIndex:
         self.kind = _kind_of(index)
         self.planner = planner or PlannerConfig()
         self._lookup: tuple[np.ndarray, np.ndarray | None] | None = None  # sorted ids, their storage rows
+        self._lists: np.ndarray | None = None  # IVF: inverted list of each sorted id, (ntotal,) int32
+        self._store: np.ndarray | None = None  # flat/HNSW: zero-copy view of the stored vectors
+        self._sizes: np.ndarray | None = None  # IVF: entries per inverted list
+        self.version = next(_VERSIONS)  # changes with every add/remove (AllowedIds caches by it)
         self._row_ids: np.ndarray | None = None  # flat: storage row -> id
         if self.kind == "ivf" and index.direct_map.type == faiss.DirectMap.NoMap:
             # id -> (list, offset) hashtable so the exact plan can reconstruct allowed vectors
@@ -343,8 +362,7 @@ class VectorIndex:
             raise InvalidInput(f"{clash.size} ids already in the index (first: {int(clash[0])})")
         if ids.size:
             _add(self._cpu, vectors, ids)
-            self._lookup = self._row_ids = None
-            self._refresh_gpu()
+            self._changed()
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove the given ids (missing ids are ignored); returns how many were removed.
@@ -374,9 +392,13 @@ class VectorIndex:
                     _add(rebuilt, kept, current[keep])
                 self._cpu = rebuilt
                 log.info("rebuilt HNSW index after removing %d vectors", removed)
-        self._lookup = self._row_ids = None
-        self._refresh_gpu()
+        self._changed()
         return removed
+
+    def _changed(self) -> None:
+        self._lookup = self._row_ids = self._lists = self._store = self._sizes = None
+        self.version = next(_VERSIONS)
+        self._refresh_gpu()
 
     # ---- search -------------------------------------------------------
     def search(
@@ -421,29 +443,91 @@ class VectorIndex:
                 scores, found = faiss_search(self._cpu, q, kk)
             return _hits(scores, found)
         allowed = allowed_ids if isinstance(allowed_ids, AllowedIds) else AllowedIds.of(allowed_ids)
-        present = self._present(allowed.unique)
+        present, per_list = allowed.against(self)
         kk = min(int(k), int(present.size))
         if kk == 0 or m == 0:
             return [[] for _ in range(m)]
-        plan = self.plan(present.size, kk)
+        plan = self._plan(present.size, kk, per_list)
         if plan.mode == "exact":
             return _hits(*self._exact(q, kk, present))
-        scores, found = faiss_search(self._cpu, q, kk, self._params(allowed.selector, plan))
+        if self.kind == "ivf":
+            scores, found = self._probe_lists(q, kk, allowed.selector, per_list, plan.probe)
+        else:
+            scores, found = faiss_search(self._cpu, q, kk, self._params(allowed.selector, plan))
         short = np.flatnonzero((found < 0).any(axis=1))
         if short.size:  # the walk found fewer than kk allowed ids: never return fewer than exist
             log.info("filtered %s search came back short for %d queries; rescoring exactly", self.kind, short.size)
             scores[short], found[short] = self._exact(np.ascontiguousarray(q[short]), kk, present)
         return _hits(scores, found)
 
-    def plan(self, allowed: int, k: int) -> FilterPlan:
-        """How a query filtered to ``allowed`` present ids would run (see index/planner.py)."""
+    def plan(self, allowed: int | np.ndarray | AllowedIds, k: int) -> FilterPlan:
+        """How a query filtered to ``allowed`` would run (see index/planner.py): ids (or a
+        prepared :class:`AllowedIds`) are matched against the index; a bare count plans as
+        if it were spread over every IVF list, as a random filter is."""
+        if isinstance(allowed, (int, np.integer)):
+            return self._plan(int(allowed), k, None)
+        prepared = allowed if isinstance(allowed, AllowedIds) else AllowedIds.of(allowed)
+        present, per_list = prepared.against(self)
+        return self._plan(int(present.size), k, per_list)
+
+    def _plan(self, allowed: int, k: int, per_list: np.ndarray | None) -> FilterPlan:
         if self.kind == "ivf":
-            return plan_filtered("ivf", self.ntotal, allowed, k, nprobe=self._cpu.nprobe,
-                                 nlist=self._cpu.nlist, config=self.planner)
+            holding = entries = None
+            if per_list is not None and allowed > self.planner.exact_max:  # the gather needs no list counts
+                holding = int(np.count_nonzero(per_list))
+                entries = int(self._list_sizes()[per_list > 0].sum())
+            return plan_filtered("ivf", self.ntotal, allowed, k, nprobe=self._cpu.nprobe, nlist=self._cpu.nlist,
+                                 config=self.planner, holding_lists=holding, holding_entries=entries)
         if self.kind == "hnsw":
             ef = faiss.downcast_index(self._cpu.index).hnsw.efSearch
             return plan_filtered("hnsw", self.ntotal, allowed, k, ef_search=ef, config=self.planner)
         return plan_filtered("flat", self.ntotal, allowed, k, config=self.planner)
+
+    def match(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The ids of ``unique`` (sorted, distinct) present in the index, and for IVF how many
+        of them each inverted list holds (see :meth:`AllowedIds.against`)."""
+        known, _ = self._sorted_ids()
+        if unique.size == 0 or known.size == 0:
+            present, at = unique[:0], np.empty(0, np.int64)
+        else:
+            at = np.minimum(np.searchsorted(known, unique), known.size - 1)
+            hit = known[at] == unique
+            present, at = unique[hit], at[hit]
+        if self.kind != "ivf":
+            return present, None
+        return present, np.bincount(self._lists[at], minlength=self._cpu.nlist)
+
+    def _list_sizes(self) -> np.ndarray:
+        """IVF: (nlist,) entries per inverted list (cached until the index changes)."""
+        if self._sizes is None:
+            invlists = self._cpu.invlists
+            self._sizes = np.fromiter((invlists.list_size(i) for i in range(invlists.nlist)), np.int64, invlists.nlist)
+        return self._sizes
+
+    def _probe_lists(self, q: np.ndarray, k: int, selector: faiss.IDSelector, per_list: np.ndarray,
+                     probe: int) -> tuple[np.ndarray, np.ndarray]:
+        """IVF search of the ``probe`` nearest inverted lists among those holding allowed ids
+        (all of them when ``probe`` covers them: then the answer is exact)."""
+        ivf, m = self._cpu, q.shape[0]
+        holding = per_list > 0
+        nholding = int(holding.sum())
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(min(probe, nholding)))
+        if nholding == ivf.nlist and probe < ivf.nlist:  # every list holds some: the plain probe is the same
+            return faiss_search(ivf, q, k, params)
+        if probe >= nholding:  # every holding list, in any order (the scan is exhaustive)
+            assign = np.ascontiguousarray(np.broadcast_to(np.flatnonzero(holding), (m, nholding)), dtype=np.int64)
+            coarse = np.zeros(assign.shape, np.float32)
+        else:
+            coarse_all, lists_all = faiss_search(ivf.quantizer, q, ivf.nlist)  # every list, nearest first
+            take = holding[lists_all]
+            take &= np.cumsum(take, axis=1) <= probe
+            assign = np.ascontiguousarray(lists_all[take].reshape(m, probe))
+            coarse = np.ascontiguousarray(coarse_all[take].reshape(m, probe))
+        scores = np.empty((m, k), np.float32)
+        found = np.empty((m, k), np.int64)
+        ivf.search_preassigned_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(assign), faiss.swig_ptr(coarse),
+                                 faiss.swig_ptr(scores), faiss.swig_ptr(found), False, params)
+        return scores, found
 
     def _params(self, selector: faiss.IDSelector, plan: FilterPlan) -> faiss.SearchParameters:
         if self.kind == "ivf":
@@ -455,6 +539,11 @@ class VectorIndex:
     # ---- exact scoring of an allowed set --------------------------------
     def _storage(self) -> np.ndarray:
         """(ntotal, d) float32 zero-copy view of a flat/HNSW index's stored vectors."""
+        if self._store is None or self._store.shape[0] != self.ntotal:
+            self._store = self._storage_view()
+        return self._store
+
+    def _storage_view(self) -> np.ndarray:
         flat = faiss.downcast_index(self._cpu.index)
         if self.kind == "hnsw":
             flat = faiss.downcast_index(flat.storage)
@@ -464,20 +553,17 @@ class VectorIndex:
     def _sorted_ids(self) -> tuple[np.ndarray, np.ndarray | None]:
         if self._lookup is None:
             if self.kind == "ivf":
-                self._lookup = (np.sort(self.ids()), None)
+                invlists = self._cpu.invlists
+                sizes = self._list_sizes()
+                ids = self.ids()  # list by list, in list order
+                order = np.argsort(ids, kind="stable")
+                self._lists = np.repeat(np.arange(invlists.nlist, dtype=np.int32), sizes)[order]
+                self._lookup = (ids[order], None)
             else:
                 rows_to_ids = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
                 order = np.argsort(rows_to_ids, kind="stable")
                 self._lookup = (rows_to_ids[order], order)
         return self._lookup
-
-    def _present(self, unique: np.ndarray) -> np.ndarray:
-        """The ids of ``unique`` (sorted, distinct) that are in the index, (u,) int64."""
-        known, _ = self._sorted_ids()
-        if unique.size == 0 or known.size == 0:
-            return unique[:0]
-        at = np.minimum(np.searchsorted(known, unique), known.size - 1)
-        return unique[known[at] == unique]
 
     def _exact(self, q: np.ndarray, k: int, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` of ``present`` ids (all in the index) for q (m, d): (scores, ids), each (m, k)."""
@@ -529,6 +615,12 @@ class VectorIndex:
 
 def _top_k(sims: np.ndarray, labels: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Best ``k`` columns of sims (m, c), best first: (scores (m, k) float32, labels[col] or col (m, k) int64)."""
+    if sims.shape[0] == 1 and k < sims.shape[1]:  # one query: 1-D partition, no along-axis index arrays
+        row = sims[0]
+        cols = np.argpartition(row, -k)[-k:]
+        cols = cols[np.argsort(-row[cols], kind="stable")]
+        found = cols if labels is None else labels[cols]
+        return row[cols].astype(np.float32, copy=False)[None, :], found.astype(np.int64, copy=False)[None, :]
     if k < sims.shape[1]:
         cols = np.argpartition(sims, -k, axis=1)[:, -k:]  # no negated copy of sims
         part = np.take_along_axis(sims, cols, axis=1)
