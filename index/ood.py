@@ -107,34 +107,90 @@ class MspScorer(_PrototypeBased):
 
 
 class KnnScorer:
-    """Cosine similarity to the k-th nearest training vector (Sun et al., 2022)."""
+    """Cosine similarity to the k-th nearest training vector (Sun et al., 2022).
+
+    ``few_shot`` names classes known from a handful of examples (species added with
+    ``species add``). Their other crops score far below a threshold that fits classes of
+    hundreds: the k-th neighbour of such a crop is the farthest of a few support crops, or a
+    crop of another species. For each few-shot class ``c`` with at least 2 crops the scorer
+    therefore also scores a query by its ``k_c``-th nearest crop of ``c``
+    (``k_c = max(1, min(k, round(k * n_c / n_med), n_c - 1))``, ``n_med`` the median size of the
+    other classes) and puts that score on the scale of the trained classes: it is shifted by
+    ``T - t_c``, where ``t_c`` is the low (``1 - tpr``) quantile of the class's own
+    leave-one-out scores and ``T`` the same quantile of the other training crops'
+    leave-one-out k-th-neighbour scores. A query whose nearest training crop belongs to a
+    few-shot class scores the better of the plain and the shifted score; every other query
+    scores exactly as without ``few_shot`` (so the trained species' threshold and acceptance
+    stay as they were).
+    Measured: bench/few_shot.py (bench/RESULTS.md).
+    """
 
     name = "knn"
+    LOO_SAMPLE = 5_000  # training crops whose leave-one-out scores set T
 
-    def __init__(self, k: int = 5) -> None:
+    def __init__(self, k: int = 5, few_shot: Sequence[str] = (), tpr: float = 0.95) -> None:
         if k < 1:
             raise InvalidInput("k must be >= 1")
         self.k = int(k)
+        self.few_shot = tuple(str(c) for c in few_shot)
+        self.tpr = float(tpr)
         self.index: faiss.IndexFlatIP | None = None
+        self.small: list[tuple[str, np.ndarray, int, float]] = []  # (class, vectors (n_c, d), k_c, shift)
+        self.labels: np.ndarray | None = None  # training labels by index row (only with few-shot classes)
 
     def fit(self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None) -> KnnScorer:
-        """Index the training vectors (labels and prototypes are unused)."""
-        _check_train(train_vectors, train_labels)
+        """Index the training vectors (prototypes are unused; labels only for ``few_shot``)."""
+        labels = _check_train(train_vectors, train_labels)
         self.index = faiss.IndexFlatIP(train_vectors.shape[1])
         x = np.ascontiguousarray(train_vectors)
         self.index.add_c(x.shape[0], faiss.swig_ptr(x))  # *_c: immune to faiss.contrib.torch_utils
         if self.index.ntotal < self.k:
             log.warning("knn scorer: %d training vectors < k=%d; using k=%d", self.index.ntotal, self.k, self.index.ntotal)
+        self.small = self._fit_few_shot(x, labels) if self.few_shot else []
+        self.labels = labels if self.small else None
         return self
 
+    def _fit_few_shot(self, x: np.ndarray, labels: np.ndarray) -> list[tuple[str, np.ndarray, int, float]]:
+        few = np.isin(labels, self.few_shot)
+        names, counts = np.unique(labels[~few], return_counts=True)
+        if not names.size or (~few).sum() <= self.k:
+            return []
+        rows = np.flatnonzero(~few)
+        if rows.size > self.LOO_SAMPLE:
+            rows = np.random.default_rng(0).choice(rows, self.LOO_SAMPLE, replace=False)
+        sims, _ = faiss_search(self.index, np.ascontiguousarray(x[rows]), self.k + 1)
+        quantile = 1.0 - self.tpr
+        reference = float(np.quantile(sims[:, self.k], quantile))  # k-th neighbour, itself excluded
+        median = float(np.median(counts))
+        small = []
+        for name in sorted(set(labels[few].tolist())):
+            own = np.ascontiguousarray(x[labels == name])
+            n = own.shape[0]
+            if n < 2:
+                continue  # no leave-one-out without a second crop: scored like any class
+            k_c = max(1, min(self.k, int(round(self.k * n / median)), n - 1))
+            gram = own @ own.T
+            np.fill_diagonal(gram, -np.inf)
+            loo = -np.sort(-gram, axis=1)[:, k_c - 1]
+            small.append((name, own, k_c, reference - float(np.quantile(loo, quantile, method="lower"))))
+        return small
+
     def score(self, queries: np.ndarray) -> np.ndarray:
-        """queries (m, d) float32 -> (m,) float64 in [-1, 1]."""
+        """queries (m, d) float32 -> (m,) float64 (cosine-like, higher = more known)."""
         if self.index is None:
             raise EmptyIndex("OOD scorer 'knn' is not fitted")
         check_vectors(queries, self.index.d, name="queries")
         k = min(self.k, self.index.ntotal)
-        sims, _ = faiss_search(self.index, np.ascontiguousarray(queries), k)
-        return sims[:, k - 1].astype(np.float64)
+        sims, rows = faiss_search(self.index, np.ascontiguousarray(queries), k)
+        score = sims[:, k - 1].astype(np.float64)
+        if self.small:
+            nearest = self.labels[rows[:, 0]]
+            for name, own, k_c, shift in self.small:
+                mine = np.flatnonzero(nearest == name)
+                if mine.size:
+                    near = -np.sort(-(queries[mine] @ own.T), axis=1)[:, k_c - 1]
+                    score[mine] = np.maximum(score[mine], near + shift)
+        return score
 
 
 class MahalanobisScorer:

@@ -87,9 +87,13 @@ class Engine:
 
 def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
                 val: tuple[np.ndarray, np.ndarray],
-                names: Sequence[str] = tuple(SCORERS)) -> tuple[dict[str, Scorer], dict[str, float]]:
+                names: Sequence[str] = tuple(SCORERS),
+                few_shot: Sequence[str] = ()) -> tuple[dict[str, Scorer], dict[str, float]]:
     """Fit each OOD scorer on ``train`` (vectors (n, d), labels (n,)) and calibrate its
-    threshold on ``val`` crops of species that have prototypes (95% accepted)."""
+    threshold on ``val`` crops of species that have prototypes (95% accepted).
+
+    ``few_shot``: species known only from a few support crops (added with ``species add``);
+    the knn scorer puts their scores on the trained species' scale (``index.ood.KnnScorer``)."""
     vectors, labels = train
     if len(vectors) == 0:
         raise EmptyIndex("no training vectors to fit the OOD scorers on")
@@ -97,7 +101,8 @@ def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
     known = np.isin(val[1], list(prototypes.names))
     calib = val[0][known] if known.any() else vectors
     for name in names:
-        scorer = make_scorer(name).fit(vectors, labels, prototypes)
+        options = {"few_shot": tuple(few_shot), "tpr": TPR_TARGET} if name == "knn" else {}
+        scorer = make_scorer(name, **options).fit(vectors, labels, prototypes)
         scorers[name] = scorer
         thresholds[name] = calibrate(scorer.score(calib), TPR_TARGET)
     return scorers, thresholds
@@ -166,7 +171,8 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     prototypes, origins = load_prototypes(catalog, model_id)
     _, train_v, train_l = load_embeddings(catalog, model_id, FIT_SPLITS, with_labels=True)
     _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
-    scorers, thresholds = fit_scorers(prototypes, (train_v, train_l), (val_v, val_l))
+    added = sorted(name for name, origin in origins.items() if origin == "added")
+    scorers, thresholds = fit_scorers(prototypes, (train_v, train_l), (val_v, val_l), few_shot=added)
     choice = None
     if scorer is None:
         scorer = DEFAULT_SCORER

@@ -173,3 +173,14 @@ def test_two_sessions_one_adding_a_species_one_identifying(tiny_ws):
     assert set(counts) == {before_n}
     fresh = tiny_ws.engine()
     assert name in fresh.prototypes.names and fresh.index.ntotal == before_n + len(examples)
+
+
+def test_an_added_species_is_scored_as_few_shot_by_the_engine(tiny_ws):
+    """The engine tells the knn scorer which species came from `species add`, so their crops
+    are judged on the trained species' scale (index.ood.KnnScorer few_shot; its effect is
+    measured by bench/few_shot.py); trained species are not few-shot."""
+    name, examples = held_out_examples(tiny_ws)
+    assert tiny_ws.engine().scorers["knn"].small == []
+    tiny_ws.species_add(name, examples)
+    knn = tiny_ws.engine().scorers["knn"]
+    assert [(c, len(own)) for c, own, *_ in knn.small] == [(name, len(examples))]
