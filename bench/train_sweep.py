@@ -202,9 +202,9 @@ def report(default_key: dict[str, str] | None = None) -> None:
                   f"| {t['f1_macro']:.3f} | {sub} | {cal['ece_test_uncalibrated']:.3f} -> {cal['ece_test']:.3f} | "
                   + " | ".join(f"{r['ood_test'][s]['auroc']:.3f}" if s in r["ood_test"] else "-" for s in SCORERS)
                   + f" | {r['train_seconds']:.0f} | {r['train_crops_s']:.0f} |")
-        key, best = rows[0]
+        _, best = rows[0]
         if default_key and dataset in default_key:
-            key, best = default_key[dataset], data[default_key[dataset]]
+            best = data[default_key[dataset]]
         print(f"\n### {dataset}: OOD scorers, run {_label(best['config'])}\n")
         print(f"Test known {best['n']['test']} crops vs held-out species {best['n']['unknown_test']} crops; "
               "threshold accepts 95% of known validation crops.\n")

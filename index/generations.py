@@ -17,7 +17,6 @@ generation before the live one live again, verified like any load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os

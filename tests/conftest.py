@@ -106,3 +106,27 @@ def tiny_ws(tiny_home, tmp_path):
 
     shutil.copytree(tiny_home, tmp_path / "ws")
     return Workspace(tmp_path / "ws")
+
+
+CROP_META = ("CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
+             " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR)")
+
+
+@pytest.fixture(scope="module")
+def crop_meta():
+    """``crop_meta(rows)`` -> an in-memory DuckDB connection holding a ``crop_meta`` table (the
+    catalog view the filter grammar compiles against) with those rows; closed after the module."""
+    opened = []
+
+    import duckdb
+
+    def make(rows):
+        con = duckdb.connect(":memory:")
+        con.execute(CROP_META)
+        con.executemany("INSERT INTO crop_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        opened.append(con)
+        return con
+
+    yield make
+    for con in opened:
+        con.close()

@@ -53,7 +53,7 @@ def identify(
         if r.error:
             table.add_row(r.name, "[red]unreadable[/red]", "", "", r.error)
             continue
-        name = f"[yellow]unknown[/yellow]" if r.unknown else r.species
+        name = "[yellow]unknown[/yellow]" if r.unknown else r.species
         verdict = f"{r.unknown_score:.3f} {'<' if r.unknown else '>='} {r.unknown_threshold:.3f} ({r.scorer})"
         table.add_row(r.name, name, f"{r.probability:.2f}", verdict,
                       ", ".join(f"{s} {v:.2f}" for s, v in r.probabilities))

@@ -43,6 +43,6 @@ def render(ws, status) -> None:
     st.altair_chart(chart, width="stretch")
     counts = frame["status"].value_counts().to_dict()
     st.caption(" · ".join(f"{n} {s}" for s, n in counts.items()) + f" crops, {str(frame['projection'].iloc[0]).upper() if 'projection' in frame else method.upper()}"
-               + (f" (UMAP needs more points: PCA drawn)" if method == "umap" and 'projection' in frame
+               + (" (UMAP needs more points: PCA drawn)" if method == "umap" and 'projection' in frame
                   and frame['projection'].iloc[0] != "umap" else "") + ". "
                "Crosses are held-out species, diamonds added ones.")

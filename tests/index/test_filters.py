@@ -6,7 +6,6 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from index.errors import FilterError
@@ -26,15 +25,8 @@ ROWS = [
 
 
 @pytest.fixture
-def con():
-    con = duckdb.connect(":memory:")
-    con.execute(
-        "CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
-        " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR)"
-    )
-    con.executemany("INSERT INTO crop_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
-    yield con
-    con.close()
+def con(crop_meta):
+    return crop_meta(ROWS)
 
 
 def select(con, f: SqlFilter) -> list[int]:

@@ -17,7 +17,6 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -69,15 +68,8 @@ FIELDS = {"species": 1, "genus": 2, "family": 3, "depth": 4, "date": 5, "lat": 6
 
 
 @pytest.fixture(scope="module")
-def con():
-    con = duckdb.connect(":memory:")
-    con.execute(
-        "CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
-        " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR)"
-    )
-    con.executemany("INSERT INTO crop_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ROWS)
-    yield con
-    con.close()
+def con(crop_meta):
+    return crop_meta(ROWS)
 
 
 # Everything the compiler may write itself; after removing these, nothing of the user's text may be left.

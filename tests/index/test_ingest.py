@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FISH4K, write_coco, write_image
+from conftest import FISH4K, write_image
 from index.crops import CropConfig, clip_box, cut_crop
 from index.errors import BadImage, InvalidInput, SourceError
 from index.imaging import decode_bytes, open_image

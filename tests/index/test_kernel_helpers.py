@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from index.catalog import Catalog
-from index.errors import EmptyIndex, FilterError, NotFound, describe
+from index.errors import EmptyIndex, NotFound, describe
 from index.filters import parse_filter, quote
 from index.home import Home, default_model_id, resolve_home
 
