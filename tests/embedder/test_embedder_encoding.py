@@ -118,3 +118,24 @@ def test_batched_normalisation_equals_the_eval_transform(model, crops):
     batched = normalize_batch(model.config, eval_geometry(model.config)(image)[None])[0]
     assert single.shape == batched.shape == (3, 16, 16)
     torch.testing.assert_close(single, batched, atol=1e-5, rtol=0)
+
+
+def test_eval_geometry_equals_torchvision_resize_and_centre_crop():
+    """eval_geometry is written against PIL for speed; it must give torchvision's pixels
+    (v2.Resize + v2.CenterCrop: size and offset rounding, bilinear) for every shape."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from embedder.model import ModelConfig
+    from embedder.transforms import eval_geometry
+
+    rng = np.random.default_rng(0)
+    for size in (16, 96):
+        config = ModelConfig(backbone="tiny", dim=8, image_size=size)
+        reference = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.PILToTensor()])
+        shapes = [(size, size), (size, size + 1), (size + 1, size), (1, 300), (300, 1), (3, 3), (55, 52)]
+        shapes += [tuple(int(v) for v in rng.integers(1, 400, 2)) for _ in range(40)]
+        for w, h in shapes:
+            image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            assert torch.equal(eval_geometry(config)(image), reference(image)), (size, w, h)
