@@ -72,7 +72,7 @@ def embed(model_dir: Path, paths) -> np.ndarray:
     return enc.vectors
 
 
-def add_one(species: str, shots: int, vec, y, groups, idx, rng) -> dict | None:
+def add_one(species: str, shots: int, vec, y, groups, idx, base: Prototypes, rng) -> dict | None:
     """Add ``species`` from ``shots`` crops of distinct tracks; score both knn variants."""
     held = np.concatenate([idx["unknown_val"], idx["unknown_test"]])
     mine = held[y[held] == species]
@@ -84,7 +84,7 @@ def add_one(species: str, shots: int, vec, y, groups, idx, rng) -> dict | None:
     siblings = mine[~np.isin(groups[mine], chosen)]
     others = held[y[held] != species]
     train = np.concatenate([idx["train"], support])
-    protos = Prototypes.fit(vec[train], y[train])
+    protos = base.with_class(species, vec[support])  # as `species add` does
     names = np.asarray(protos.names)
     row = {"species": species, "support": int(shots), "siblings": int(siblings.size)}
     for variant, few in (("knn", ()), ("knn few_shot", (species,))):
@@ -127,7 +127,8 @@ def main() -> None:
     y, g = np.array(labels), np.array(groups)
     rng = np.random.default_rng(args.seed)
     held = sorted(set(y[np.concatenate([idx["unknown_val"], idx["unknown_test"]])].tolist()))
-    rows = [r for r in (add_one(s, args.shots, vec, y, g, idx, rng) for s in held) if r]
+    base = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
+    rows = [r for r in (add_one(s, args.shots, vec, y, g, idx, base, rng) for s in held) if r]
     result = {"dataset": args.dataset, "shots": args.shots, "seed": args.seed, "rows": rows,
               "command": " ".join(["bench/few_shot.py", *sys.argv[1:]]),
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}

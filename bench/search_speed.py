@@ -96,13 +96,7 @@ def best_of(fn, repeat: int):
 
 def median_ms(fn, rows: np.ndarray) -> float:
     """Median latency of ``fn(row[None])`` over rows, in ms (one warm-up call first)."""
-    fn(rows[:1])
-    times = []
-    for i in range(rows.shape[0]):
-        t = time.perf_counter()
-        fn(rows[i : i + 1])
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return interleaved_ms({"fn": fn}, rows, rounds=1)["fn"]
 
 
 def interleaved_ms(fns: dict, rows: np.ndarray, rounds: int = 3) -> dict[str, float]:

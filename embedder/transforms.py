@@ -28,45 +28,64 @@ def _to_tensor(config: ModelConfig) -> list[v2.Transform]:
     ]
 
 
-def eval_transform(config: ModelConfig) -> Transform:
-    """Resize the shorter side to ``image_size``, centre-crop a square, normalise."""
-    size = config.image_size
-    return v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), *_to_tensor(config)])
+class _CentreSquare:
+    """RGB PIL -> ``(3, S, S)`` uint8: the shorter side resized to ``S``, a centred square cut.
 
-
-def eval_geometry(config: ModelConfig) -> Callable[[Image.Image], torch.Tensor]:
-    """The pixel part of :func:`eval_transform`: RGB PIL -> ``(3, S, S)`` uint8.
-
-    Encoding ships uint8 crops out of the DataLoader workers (4x less to copy)
-    and normalises whole batches with :func:`normalize_batch`. The same pixels as
-    ``v2.Resize(S) + v2.CenterCrop(S)`` (torchvision's size and offset rounding, PIL
-    bilinear resampling; a test holds them equal), written against PIL directly:
-    on small crops torchvision's per-call dispatch cost 4x the resize itself
-    (fish4knowledge crops: 0.62 -> 0.16 ms each).
+    The same pixels as ``v2.Resize(S) + v2.CenterCrop(S) + v2.PILToTensor()`` (torchvision's
+    size and offset rounding, PIL bilinear resampling; a test holds them equal), written
+    against PIL directly: on small crops torchvision's per-call dispatch cost 4x the resize
+    itself (fish4knowledge crops: 0.62 -> 0.16 ms each). A class, so DataLoader workers can
+    pickle it.
     """
-    size = config.image_size
 
-    def geometry(image: Image.Image) -> torch.Tensor:
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        size = self.size
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         scaled = (size, int(size * long / short)) if short != size else (short, long)
         new_w, new_h = scaled if width <= height else scaled[::-1]
         if (new_w, new_h) != (width, height):
             image = image.resize((new_w, new_h), Image.BILINEAR)
-        top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
         if (new_w, new_h) != (size, size):
+            top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
             image = image.crop((left, top, left + size, top + size))
         pixels = np.array(image, dtype=np.uint8, copy=True)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
-    return geometry
+
+class _Eval:
+    """:func:`eval_geometry` then :func:`normalize_batch`, for one image."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config, self.geometry = config, _CentreSquare(config.image_size)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return normalize_batch(self.config, self.geometry(image)[None])[0]
+
+
+def eval_transform(config: ModelConfig) -> Transform:
+    """Resize the shorter side to ``image_size``, centre-crop a square, normalise:
+    RGB PIL -> ``(3, S, S)`` float32."""
+    return _Eval(config)
+
+
+def eval_geometry(config: ModelConfig) -> Callable[[Image.Image], torch.Tensor]:
+    """The pixel part of :func:`eval_transform`: RGB PIL -> ``(3, S, S)`` uint8.
+
+    Encoding ships uint8 crops out of the DataLoader workers (4x less to copy)
+    and normalises whole batches with :func:`normalize_batch`.
+    """
+    return _CentreSquare(config.image_size)
 
 
 def normalize_batch(config: ModelConfig, images: torch.Tensor) -> torch.Tensor:
     """``(n, 3, S, S)`` uint8 -> float32 scaled to [0, 1] and normalised with the
-    model's mean/std, on the tensor's own device (equals :func:`eval_transform`)."""
+    model's mean/std, on the tensor's own device."""
     mean = torch.tensor(config.mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std = torch.tensor(config.std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - mean) / std

@@ -472,10 +472,8 @@ class VectorIndex:
 
     def _plan(self, allowed: int, k: int, per_list: np.ndarray | None) -> FilterPlan:
         if self.kind == "ivf":
-            holding = entries = None
-            if per_list is not None and allowed > self.planner.exact_max:  # the gather needs no list counts
-                holding = int(np.count_nonzero(per_list))
-                entries = int(self._list_sizes()[per_list > 0].sum())
+            holding = None if per_list is None else int(np.count_nonzero(per_list))
+            entries = None if per_list is None else int(self._list_sizes()[per_list > 0].sum())
             return plan_filtered("ivf", self.ntotal, allowed, k, nprobe=self._cpu.nprobe, nlist=self._cpu.nlist,
                                  config=self.planner, holding_lists=holding, holding_entries=entries)
         if self.kind == "hnsw":
@@ -530,8 +528,7 @@ class VectorIndex:
         return scores, found
 
     def _params(self, selector: faiss.IDSelector, plan: FilterPlan) -> faiss.SearchParameters:
-        if self.kind == "ivf":
-            return faiss.SearchParametersIVF(sel=selector, nprobe=int(plan.probe))
+        # flat and HNSW only: IVF's filtered search is planned list by list (_probe_lists)
         if self.kind == "hnsw":
             return faiss.SearchParametersHNSW(sel=selector, efSearch=int(plan.probe))
         return faiss.SearchParameters(sel=selector)

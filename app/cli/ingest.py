@@ -56,7 +56,7 @@ def coco(
     ctx: typer.Context,
     annotations: Path = typer.Argument(..., help="COCO annotations JSON."),
     images: Path = typer.Option(None, "--images", help="Folder the file_name entries are relative to (default: the JSON's folder)."),
-    split: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test."),
+    split: str = options.PIN_SPLIT,
     as_json: bool = options.JSON,
 ) -> None:
     """Ingest a COCO detection file (boxes become crops).
@@ -72,7 +72,7 @@ def folders(
     ctx: typer.Context,
     root: Path = typer.Argument(..., help="Folder with one sub-folder of images per class (optional species.csv)."),
     group_pattern: str = typer.Option(None, "--group-pattern", help="Regex whose first group on the file name keeps near-duplicates together."),
-    split: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test."),
+    split: str = options.PIN_SPLIT,
     as_json: bool = options.JSON,
 ) -> None:
     """Ingest class folders: one folder per species, every file a crop.

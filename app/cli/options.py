@@ -17,3 +17,4 @@ QUERY_DEVICE: str = typer.Option("cpu", "--device",
                                  help="Where queries run: cpu | cuda | auto. cuda: the encoder on the GPU, and "
                                       "unfiltered search on a FAISS GPU index when faiss-gpu is installed; "
                                       "filtered search always uses the CPU index.")
+PIN_SPLIT: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test.")

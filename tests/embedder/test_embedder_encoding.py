@@ -113,11 +113,19 @@ def test_open_image_raises_bad_image(tmp_path):
 def test_batched_normalisation_equals_the_eval_transform(model, crops):
     from embedder.transforms import eval_geometry, eval_transform, normalize_batch
 
+    from torchvision.transforms import v2
+
+    config = model.config
+    size = config.image_size
+    torchvision_eval = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToImage(),
+                                   v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(config.mean), list(config.std))])
     image = open_image(crops[0])
-    single = eval_transform(model.config)(image)
-    batched = normalize_batch(model.config, eval_geometry(model.config)(image)[None])[0]
-    assert single.shape == batched.shape == (3, 16, 16)
-    torch.testing.assert_close(single, batched, atol=1e-5, rtol=0)
+    reference = torchvision_eval(image)
+    single = eval_transform(config)(image)
+    batched = normalize_batch(config, eval_geometry(config)(image)[None])[0]
+    assert reference.shape == single.shape == batched.shape == (3, 16, 16)
+    torch.testing.assert_close(single, reference, atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched, reference, atol=1e-5, rtol=0)
 
 
 def test_eval_geometry_equals_torchvision_resize_and_centre_crop():
