@@ -11,6 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from index.stats import Survey  # noqa: E402
 
+DPI = 110
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write ``path`` as PNG and free the figure; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
 
 def survey_plots(s: Survey, folder: Path) -> list[Path]:
     """Write crops-per-species and depth-distribution charts; returns the files written."""
@@ -23,10 +33,7 @@ def survey_plots(s: Survey, folder: Path) -> list[Path]:
         ax.barh(names[::-1], list(s.per_species.values())[::-1], color="#2a7fb8")
         ax.set_xlabel("crops")
         ax.set_title("Crops per species")
-        fig.tight_layout()
-        written.append(folder / "crops_per_species.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(save_figure(fig, folder / "crops_per_species.png"))
     if s.depths:
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.hist(s.depths, bins=20, color="#1b5e7a", orientation="horizontal")
@@ -34,8 +41,5 @@ def survey_plots(s: Survey, folder: Path) -> list[Path]:
         ax.set_ylabel("depth (m)")
         ax.set_xlabel("crops")
         ax.set_title("Depth distribution")
-        fig.tight_layout()
-        written.append(folder / "depth_distribution.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(save_figure(fig, folder / "depth_distribution.png"))
     return written

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from app.report.plots import plt
+from app.report.plots import plt, save_figure
 from index.projection import project_2d
 
 if TYPE_CHECKING:
@@ -29,9 +29,7 @@ def _confusion(raw: RawFigures, path: Path) -> None:
     ax.set_ylabel("true")
     ax.set_title("Confusion matrix (row-normalised, test split)")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _roc(raw: RawFigures, summary: EvaluationSummary, path: Path) -> None:
@@ -46,9 +44,7 @@ def _roc(raw: RawFigures, summary: EvaluationSummary, path: Path) -> None:
     ax.set_ylabel("true positive rate (known accepted)")
     ax.set_title("OOD detection: known test vs held-out species")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _map(raw: RawFigures, path: Path, method: str) -> None:
@@ -66,9 +62,7 @@ def _map(raw: RawFigures, path: Path, method: str) -> None:
         ax.scatter(xy[len(test_v):, 0], xy[len(test_v):, 1], s=14, marker="x", color="black", label="held out")
     ax.set_title(f"Embedding map ({method.upper()}), test split + held-out species")
     ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _figure(value: float | None) -> str:
