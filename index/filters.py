@@ -88,6 +88,9 @@ class SqlFilter:
 
     sql: str
     params: list[Any] = field(default_factory=list)
+    #: (column name, SQL column, value) of every text value the filter names, so a value that
+    #: no row holds can be reported with suggestions (:mod:`index.vocabulary`)
+    text_values: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class _Parser:
         self.tokens = _tokenise(text, self.fail)
         self.i = 0
         self.params: list[Any] = []
+        self.text_values: list[tuple[str, str, str]] = []
 
     def fail(self, problem: str) -> NoReturn:
         problem = " ".join(problem.split())
@@ -264,6 +268,7 @@ class _Parser:
         if col.type == "text":
             if op not in ("=", "!="):
                 self.fail(f"{name} is text and supports =, != and in, not {op}")
+            self.text_values.append((name, col.sql, text))
             return f"{self.text_expr(col)} {sql_op} {self.bind(text.lower())}"
         if col.type == "number":
             return f'"{col.sql}" {sql_op} {self.bind(self.number(name, text))}'
@@ -279,6 +284,7 @@ class _Parser:
         if col.type == "date":
             return "(" + " OR ".join(self.compare(name, col, "=", v) for v in values) + ")"
         if col.type == "text":
+            self.text_values += [(name, col.sql, v) for v in values]
             marks = ", ".join(self.bind(v.lower()) for v in values)
             return f"{self.text_expr(col)} IN ({marks})"
         marks = ", ".join(self.bind(self.number(name, v)) for v in values)
@@ -331,5 +337,5 @@ def parse_filter(text: str, columns: Mapping[str, Column] = DEFAULT_COLUMNS) -> 
     if not text.strip():
         return SqlFilter("TRUE", [])
     parser = _Parser(text, columns)
-    return SqlFilter(parser.parse(), list(parser.params))
+    return SqlFilter(parser.parse(), list(parser.params), tuple(parser.text_values))
 

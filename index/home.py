@@ -30,6 +30,21 @@ def resolve_home(home: Path | str | None = None) -> Path:
     return Path(home).expanduser().absolute()
 
 
+def check_home(root: Path) -> Path:
+    """``root`` when it is, or can become, a folder. Raises InvalidInput when it or the
+    nearest existing folder above it is a file (every step would fail there later, mid-way)."""
+    from index.errors import InvalidInput
+
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == root else f"lies under the file {path}"
+                raise InvalidInput(f"home {root} {what}, not a folder",
+                                   hint="give --home (or OCEANID_HOME) a folder; it is created when missing")
+            break
+    return root
+
+
 def default_model_id(backbone: str, loss: str, dim: int) -> str:
     """The model id ``oceanid train`` uses when ``--model`` is not given."""
     return f"{backbone}-{loss}-d{dim}"
@@ -48,8 +63,11 @@ class Home:
 
     @classmethod
     def at(cls, home: Path | str | None = None) -> Home:
-        """The home chosen by ``home`` / ``$OCEANID_HOME`` / ``./data``."""
-        return cls(resolve_home(home))
+        """The home chosen by ``home`` / ``$OCEANID_HOME`` / ``./data``.
+
+        Raises InvalidInput when it (or a folder above it) is a file: nothing could be stored there.
+        """
+        return cls(check_home(resolve_home(home)))
 
     @property
     def catalog(self) -> Path:

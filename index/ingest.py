@@ -12,6 +12,7 @@ re-running it (crops missing from an earlier run are cut then).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,35 @@ class _Known:
             }
 
 
+ADDED = "added"  # the source of the examples of a species added without retraining
+FULL_FRAME = (0.0, 0.0, 1e12, 1e12)  # clipped to the image: the whole example is the crop
+TINY_SIDE = 16  # px: an image with a shorter side is upscaled so much that its answer is unreliable
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def tiny_image_warning(width: int, height: int) -> str | None:
+    """One line for an image under ``TINY_SIDE`` px on a side (the encoder sees it blown up), else None."""
+    if min(width, height) >= TINY_SIDE:
+        return None
+    return f"image is only {width}x{height} px (under {TINY_SIDE}): upscaled, so the answer is unreliable"
+
+
+def check_source_name(name: str) -> str:
+    """A user-given source name (``--source-name survey-2024``), checked. Raises InvalidInput."""
+    if not SOURCE_NAME.match(name or "") or name == ADDED:
+        raise InvalidInput(f"source name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
+                           f"(and not {ADDED!r}, the examples of added species)")
+    return name
+
+
+def _whole_image(box: BoxRecord, width: int, height: int) -> tuple[float, float, float, float]:
+    """A box as given, with a whole-frame box (``FULL_FRAME``) written as the image's real size,
+    so a skip message shows ``(0, 0, 1, 1)`` for a 1x1 image, not ``(0, 0, 1e12, 1e12)``."""
+    if (box.x, box.y) == (0, 0) and box.w >= FULL_FRAME[2] and box.h >= FULL_FRAME[3]:
+        return (0, 0, width, height)
+    return (box.x, box.y, box.w, box.h)
+
+
 def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, report: IngestReport) -> _Pending | None:
     tail = record.source_id.rsplit("::", 1)[-1]
     name = tail if tail.endswith(Path(record.path).name) else f"{Path(record.path).name} (id {tail})"
@@ -99,6 +129,9 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
     except BadImage as exc:
         report.skip(name, str(exc))
         return None
+    warning = tiny_image_warning(image.width, image.height)
+    if warning and existing is None:
+        report.note(name, warning)
     if existing is None:
         sha = file_sha256(record.path)
         if sha in known.hashes:  # kept (a data set may list a frame twice); stored once on disk
@@ -122,7 +155,7 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
             report.skip(item, "box has no concept name")
             continue
         try:
-            x, y, w, h = clip_box((box.x, box.y, box.w, box.h), image.width, image.height, crop.min_side)
+            x, y, w, h = clip_box(_whole_image(box, image.width, image.height), image.width, image.height, crop.min_side)
             crop_image = cut_crop(image, (x, y, w, h), crop)
         except InvalidInput as exc:
             report.skip(item, str(exc))
@@ -273,8 +306,6 @@ def restore_taxa(catalog: Catalog, concepts: Iterable[str], rows: list[tuple]) -
             con.executemany("INSERT INTO taxa VALUES (?, ?, ?, ?)", [list(r) for r in rows])
 
 
-ADDED = "added"  # the source of the examples of a species added without retraining
-FULL_FRAME = (0.0, 0.0, 1e12, 1e12)  # clipped to the image: the whole example is the crop
 
 
 def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]],

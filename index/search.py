@@ -19,6 +19,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.errors import NotFound
 from index.filters import parse_filter
+from index.vocabulary import check_filter_values
 
 HIT_COLUMNS = ("annotation_id", "species", "genus", "family", "depth_m", "timestamp", "latitude",
                "longitude", "split", "source", "crop_path")
@@ -52,12 +53,14 @@ def allowed_ids(catalog: Catalog, where: str | None) -> np.ndarray | None:
     """Catalog ids ``(m,) int64`` matching a filter; None when there is no filter.
 
     Raises:
-        FilterError: the filter does not parse or names an unknown column.
+        FilterError: the filter does not parse, names an unknown column, or names a text
+            value no crop has (with the nearest existing values: :mod:`index.vocabulary`).
     """
     if not where or not where.strip():
         return None
     compiled = parse_filter(where)
     with catalog.read() as con:
+        check_filter_values(con, compiled)
         rows = con.execute(f"SELECT annotation_id FROM crop_meta WHERE {compiled.sql}", compiled.params).fetchall()
     return np.asarray([r[0] for r in rows], dtype=np.int64)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import typer
 
 from app.cli import data, demo, evaluate, index, ingest, options, query, serve, species, train
-from app.cli.common import setup_logging
+from app.cli.common import OneLineErrors, setup_logging
 
 app = typer.Typer(
     name="oceanid",
@@ -35,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click import exceptions as click_errors  # typer >= 0.2x vendors click here
+from typer.core import TyperGroup
 from rich.console import Console
 
 from app.workspace import Workspace
@@ -50,6 +52,80 @@ def cli_errors(fn: Callable) -> Callable:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def check_output_file(path: Path | None, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work: its folder is missing
+    or is a file, or the path is a folder. Raises the one-line error (exit 1)."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise fail(f"{flag} {path} is a folder", "give a file name")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise fail(f"{flag} {path}: the folder {parent} does not exist", "create it first, or write elsewhere")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise fail(f"{flag} {path} is not writable", "write elsewhere")
+
+
+def check_output_folder(path: Path | None, flag: str) -> None:
+    """Refuse an output folder that cannot be made: it is a file, or lies under one."""
+    if path is None:
+        return
+    for p in (Path(path).absolute(), *Path(path).absolute().parents):
+        if p.exists():
+            if not p.is_dir():
+                raise fail(f"{flag} {path}: {p} is a file", "give a folder")
+            if not os.access(p, os.W_OK):
+                raise fail(f"{flag} {path}: {p} is not writable", "write elsewhere")
+            return
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    """Write a CSV atomically: a reader (or a crash) never sees half a file."""
+    import csv
+    import io
+
+    from index.files import write_text_atomic
+
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+
+
+def fixed(value: float | None, digits: int = 4) -> str:
+    """A number at fixed precision for tables and CSV; "" for None; never "-0.0000"."""
+    if value is None:
+        return ""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: usage errors (a bad option, a missing argument, ``--k 0``) are
+    one line on stderr, ``error: ... — see `oceanid CMD --help```, exit code 2, like the
+    library's errors (exit 1); click prints a usage block instead. No arguments still shows help."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            where = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "oceanid"
+            fail(" ".join(exc.format_message().split()), f"see `{where} --help`")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("aborted", markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:

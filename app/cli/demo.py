@@ -15,8 +15,8 @@ app = typer.Typer()
 @cli_errors
 def demo(
     ctx: typer.Context,
-    frames: int = typer.Option(400, help="Frames of synthetic reef to draw."),
-    epochs: int = typer.Option(None, help="Training epochs (default: the demo budget)."),
+    frames: int = options.count(400, "--frames", "Frames of synthetic reef to draw."),
+    epochs: int = options.count(None, "--epochs", "Training epochs (default: the demo budget)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Run everything offline on the synthetic reef: ingest, split, train, embed, index, evaluate,

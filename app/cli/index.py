@@ -53,7 +53,7 @@ def verify(ctx: typer.Context, model: str = options.MODEL,
            as_json: bool = options.JSON) -> None:
     """Check a generation against its manifest (files, sha256, count, model).
 
-    Example: oceanid index verify --generation gen-0003
+    Example: oceanid index verify --generation gen-0001
     """
     result = workspace(ctx).index_verify(model, generation)
     if as_json:

@@ -14,8 +14,15 @@ app = typer.Typer(help="Bring images and boxes into the catalog (and cut crops).
 SHOW_SKIPPED = 20
 
 
-def show_report(report, as_json: bool) -> None:
-    """An IngestReport as JSON, or one summary line plus the first skipped items."""
+SHOW_NOTES = typer.Option(False, "--show-notes", help="List every note (duplicate frames, tiny images, renamed "
+                                                      "folders); --json always holds them.")
+SOURCE_NAME = typer.Option(None, "--source-name", help="Name this source (e.g. survey-2024) so that "
+                                                       "`--where source=survey-2024` tells it from others.")
+
+
+def show_report(report, as_json: bool, show_notes: bool = False) -> None:
+    """An IngestReport as JSON, or one summary line plus the first skipped items (and the
+    notes with ``show_notes``; their count otherwise)."""
     if as_json:
         print_json(report)
         return
@@ -29,6 +36,11 @@ def show_report(report, as_json: bool) -> None:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
     if len(report.skipped) > SHOW_SKIPPED:
         console.print(f"  ... and {len(report.skipped) - SHOW_SKIPPED} more (use --json for all)", markup=False)
+    if show_notes:
+        for item, text in report.notes:
+            console.print(f"  note {item}: {text}", markup=False, soft_wrap=True)
+    elif report.notes:
+        console.print(f"  ({len(report.notes)} notes: see them with --show-notes or --json)", markup=False)
 
 
 
@@ -36,10 +48,12 @@ def show_report(report, as_json: bool) -> None:
 @cli_errors
 def synthetic(
     ctx: typer.Context,
-    species: int = typer.Option(16, help="Number of species drawn (known + held out)."),
-    holdout: int = typer.Option(4, help="Species flagged as held out (a near sibling and a far body plan among them)."),
-    frames: int = typer.Option(400, help="Number of frames drawn."),
+    species: int = options.count(16, "--species", "Number of species drawn (known + held out)."),
+    holdout: int = options.count(4, "--holdout", "Species flagged as held out (a near sibling and a far body plan "
+                                                 "among them).", minimum=0),
+    frames: int = options.count(400, "--frames", "Number of frames drawn."),
     seed: int = typer.Option(0, help="Random seed; the same seed draws the same reef."),
+    show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
     """Draw the built-in offline synthetic reef and ingest it.
@@ -47,7 +61,7 @@ def synthetic(
     Example: oceanid ingest synthetic --species 16 --holdout 4 --frames 400 --seed 0
     """
     report = workspace(ctx).ingest_synthetic(species, holdout, frames, seed, progress=not as_json)
-    show_report(report, as_json)
+    show_report(report, as_json, show_notes)
 
 
 @app.command("coco")
@@ -57,13 +71,16 @@ def coco(
     annotations: Path = typer.Argument(..., help="COCO annotations JSON."),
     images: Path = typer.Option(None, "--images", help="Folder the file_name entries are relative to (default: the JSON's folder)."),
     split: str = options.PIN_SPLIT,
+    source_name: str = SOURCE_NAME,
+    show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
     """Ingest a COCO detection file (boxes become crops).
 
     Example: oceanid ingest coco survey/annotations.json --images survey/frames --split test
     """
-    show_report(workspace(ctx).ingest_coco(annotations, images, split, progress=not as_json), as_json)
+    report = workspace(ctx).ingest_coco(annotations, images, split, progress=not as_json, source_name=source_name)
+    show_report(report, as_json, show_notes)
 
 
 @app.command("folders")
@@ -73,14 +90,18 @@ def folders(
     root: Path = typer.Argument(..., help="Folder with one sub-folder of images per class (optional species.csv)."),
     group_pattern: str = typer.Option(None, "--group-pattern", help="Regex whose first group on the file name keeps near-duplicates together."),
     split: str = options.PIN_SPLIT,
+    source_name: str = SOURCE_NAME,
+    show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
-    """Ingest class folders: one folder per species, every file a crop.
+    """Ingest class folders: one folder per species, every file a crop. Without a species.csv,
+    '_' in a folder name becomes a space (Testus_badus -> "Testus badus"; a note says so).
 
-    Example: oceanid ingest folders ../shared/data/fish4knowledge --group-pattern 'fish_(\\d+)_'
+    Example: oceanid ingest folders ../shared/data/fish4knowledge --group-pattern 'fish_(\\d+)_' --source-name f4k
     """
-    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json)
-    show_report(report, as_json)
+    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json,
+                                           source_name=source_name)
+    show_report(report, as_json, show_notes)
 
 
 @app.command("fathomnet")
@@ -88,10 +109,11 @@ def folders(
 def fathomnet(
     ctx: typer.Context,
     concept: list[str] = typer.Option(..., "--concept", help="Concept to fetch (repeat for several)."),
-    max_per_concept: int = typer.Option(None, "--max-per-concept", help="At most this many images per concept."),
-    workers: int = typer.Option(16, help="Parallel downloads."),
+    max_per_concept: int = options.count(None, "--max-per-concept", "At most this many images per concept."),
+    workers: int = options.count(16, "--workers", "Parallel downloads."),
     min_depth: float = typer.Option(None, "--min-depth", help="Only frames at least this deep (m)."),
     max_depth: float = typer.Option(None, "--max-depth", help="Only frames at most this deep (m)."),
+    show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
     """Find FathomNet images by concept, download them (resuming) and ingest their boxes.
@@ -102,4 +124,4 @@ def fathomnet(
     """
     report = workspace(ctx).ingest_fathomnet(list(concept), max_per_concept, workers, min_depth, max_depth,
                                              progress=not as_json)
-    show_report(report, as_json)
+    show_report(report, as_json, show_notes)

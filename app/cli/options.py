@@ -18,3 +18,19 @@ QUERY_DEVICE: str = typer.Option("cpu", "--device",
                                       "unfiltered search on a FAISS GPU index when faiss-gpu is installed; "
                                       "filtered search always uses the CPU index.")
 PIN_SPLIT: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test.")
+
+
+def count(default: int | None, flag: str, help: str, minimum: int = 1) -> int:
+    """An integer option that must be at least ``minimum`` (1: ``--k 0`` is refused by every
+    command the same way, as a one-line usage error, before any work)."""
+    return typer.Option(default, flag, min=minimum, help=help)
+
+
+def k_option(default: int, help: str) -> int:
+    """``--k``: how many answers to list; at least 1 everywhere."""
+    return count(default, "--k", help)
+
+
+def csv_option(help: str = "Write the result to this CSV file (checked before the work; written atomically).") -> Path:
+    """``--csv PATH``: an output file, checked by :func:`app.cli.common.check_output_file` first."""
+    return typer.Option(None, "--csv", help=help)

@@ -2,16 +2,97 @@
 
 from __future__ import annotations
 
-import csv
+import os
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from app.cli import options
-from app.cli.common import cli_errors, console, expand, fail, print_json, workspace
+from app.cli.common import (check_output_file, cli_errors, console, err_console, expand, fail, fixed, print_json,
+                            workspace, write_csv)
 
 app = typer.Typer()
+
+NAME_WIDTH = 22  # characters of a crop's name shown in the table (the tail: it tells crops apart)
+WIDE = 100  # terminal columns from which search shows lat, lon (always in --csv and --json)
+ANSWER_WIDTH = 26  # characters of the answer (most binomials fit)
+IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "model", "generation", "species",
+                    "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
+                    "ood_threshold", "candidates_probability", "candidates_cosine", "warning", "error"]
+SEARCH_COLUMNS = ["crop_id", "cosine", "species", "genus", "family", "depth_m", "date", "latitude", "longitude",
+                  "split", "source", "crop_file"]
+
+
+def short_names(files: list[Path]) -> list[str]:
+    """Each file's path below the folder all of them share (its file name when there is one)."""
+    if len(files) == 1:
+        return [files[0].name]
+    absolute = [str(f.absolute()) for f in files]
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    return [os.path.relpath(a, root) for a in absolute]
+
+
+def clip_left(text: str, width: int = NAME_WIDTH) -> str:
+    """``text`` cut to ``width`` characters from the left ("…e200/c101.png"): the end tells crops apart."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def candidates(pairs) -> str:
+    return "; ".join(f"{name} {fixed(value)}" for name, value in pairs)
+
+
+def identify_row(r) -> list:
+    """One CSV row: the answer, its trace (source, box, model, generation) and every figure named."""
+    x, y, w, h = r.box if r.box else ("", "", "", "")
+    v = r.verdict
+    return [r.name, r.source or "", x, y, w, h, r.model or "", r.generation or "", r.species or "",
+            "" if r.error else r.unknown, r.closest or "", fixed(r.probability), fixed(r.score), r.scorer or "",
+            fixed(v.score if v else None), fixed(v.threshold if v else None), candidates(r.probabilities),
+            candidates(r.top), r.warning or "", r.error or ""]
+
+
+def answer_cells(r) -> tuple[str, str, str]:
+    """(answer, probability, detail) for the table: an unknown crop shows its closest known
+    species as what it is, never as the answer's probability."""
+    if r.error:
+        return "[red]unreadable[/red]", "", r.error
+    score = f"{r.scorer} {fixed(r.unknown_score, 2)} {'<' if r.unknown else '≥'} {fixed(r.unknown_threshold, 2)}"
+    warn = f"[yellow]{r.warning}[/yellow]; " if r.warning else ""
+    if r.unknown:
+        return ("[yellow]unknown[/yellow]", "",
+                f"{warn}closest known: {r.closest}, {fixed(r.probability, 2)} among known species; {score}")
+    rest = "; ".join(f"{s} {fixed(p, 2)}" for s, p in r.probabilities[1:3])
+    return r.species, fixed(r.probability, 2), f"{warn}{score}" + (f"; next {rest}" if rest else "")
+
+
+def fitted_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], width: int, flex: int = -1,
+                 caps: dict[int, int] | None = None) -> Table:
+    """One line per row within ``width`` columns: every column as wide as its longest cell
+    (at most ``caps[i]``), but column ``flex``, which gets the rest and is cut with "…"."""
+    from rich.text import Text
+
+    widths = [max([len(h)] + [Text.from_markup(row[i]).cell_len for row in rows]) for i, h in enumerate(headers)]
+    for i, cap in (caps or {}).items():
+        widths[i] = min(widths[i], cap)
+    flex = flex % len(headers)
+    gaps = 3 * (len(headers) - 1)  # padding, divider, padding between columns (box SIMPLE_HEAD, no edges)
+    widths[flex] = max(8, min(widths[flex], width - sum(widths) + widths[flex] - gaps)) if flex != len(headers) - 1 \
+        else max(8, width - sum(widths[:-1]) - gaps)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header, w in zip(headers, widths):
+        table.add_column(header, width=w, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def summary_line(results) -> str:
+    named = sum(1 for r in results if not r.error and not r.unknown)
+    unknown = sum(1 for r in results if not r.error and r.unknown)
+    bad = sum(1 for r in results if r.error)
+    trace = next(((r.model, r.generation) for r in results if r.model), None)
+    return (f"{len(results)} crops: {named} named, {unknown} unknown, {bad} unreadable"
+            + (f" (model {trace[0]}, index {trace[1]})" if trace else ""))
 
 
 @app.command("identify")
@@ -19,47 +100,44 @@ app = typer.Typer()
 def identify(
     ctx: typer.Context,
     images: list[Path] = typer.Argument(..., help="Image files of crops (one organism each) or folders of them."),
-    k: int = typer.Option(3, "--k", help="How many candidate species to list."),
-    csv_path: Path = typer.Option(None, "--csv", help="Write one row per image to this CSV file."),
+    k: int = options.k_option(3, "How many candidate species to list."),
+    csv_path: Path = options.csv_option("Write one row per image to this CSV file: the answer, calibrated "
+                                        "probabilities and cosines in separate columns, source, box, model and "
+                                        "index generation (checked before the work; written atomically)."),
     model: str = options.MODEL,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
 ) -> None:
     """Name the species in each crop, or 'unknown' when it matches no known species.
 
+    Exits 1 when no image could be identified (the count of unreadable ones goes to stderr).
+
     Example: oceanid identify new_dive/ --csv identified.csv
     """
+    check_output_file(csv_path, "--csv")
     files = expand(images)
     if not files:
         raise fail("no image files found in the given paths")
-    results = workspace(ctx, device).identify(files, k=k, model=model, names=[str(p) for p in files],
-                                      progress=not as_json)
+    results = workspace(ctx, device).identify(files, k=k, model=model, names=short_names(files),
+                                              progress=not as_json)
     if csv_path is not None:
-        with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["image", "species", "probability", "cosine", "unknown", "ood_scorer", "ood_score",
-                             "ood_threshold", "candidates", "error"])
-            for r in results:
-                ood = r.ood.get(r.scorer or "", {})
-                writer.writerow([r.name, r.species or "", f"{r.probability:.4f}" if r.probability is not None else "",
-                                 f"{r.score:.4f}" if r.score is not None else "", r.unknown, r.scorer or "", f"{ood['score']:.4f}" if ood else "",
-                                 f"{ood['threshold']:.4f}" if ood else "",
-                                 "; ".join(f"{s} {v:.3f}" for s, v in r.top), r.error or ""])
+        write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
     if as_json:
         print_json(results)
-        return
-    table = Table("image", "species", "probability", "unknown score / threshold", "candidates (probability)")
-    for r in results:
-        if r.error:
-            table.add_row(r.name, "[red]unreadable[/red]", "", "", r.error)
-            continue
-        name = "[yellow]unknown[/yellow]" if r.unknown else r.species
-        verdict = f"{r.unknown_score:.3f} {'<' if r.unknown else '>='} {r.unknown_threshold:.3f} ({r.scorer})"
-        table.add_row(r.name, name, f"{r.probability:.2f}", verdict,
-                      ", ".join(f"{s} {v:.2f}" for s, v in r.probabilities))
-    console.print(table)
-    if csv_path is not None:
-        console.print(f"wrote {csv_path}", markup=False)
+    else:
+        rows = [(clip_left(r.name), *answer_cells(r)) for r in results]
+        table = fitted_table(("crop", "answer", "p", "why"), rows, console.width, caps={1: ANSWER_WIDTH})
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        console.print(summary_line(results), markup=False, highlight=False)
+        if csv_path is not None:
+            console.print(f"wrote {csv_path}", markup=False)
+    failed = sum(1 for r in results if r.error)
+    if failed:
+        err_console.print(f"{failed} of {len(results)} images could not be read", markup=False, highlight=False)
+    if failed == len(results):
+        raise typer.Exit(1)
 
 
 @app.command("search")
@@ -68,8 +146,10 @@ def search(
     ctx: typer.Context,
     image: Path = typer.Argument(None, help="Query image (or use --crop)."),
     crop: int = typer.Option(None, "--crop", help="Query with a catalog crop id instead of an image."),
-    k: int = typer.Option(10, "--k", help="Number of neighbours."),
+    k: int = options.k_option(10, "Number of neighbours."),
     where: str = typer.Option(None, "--where", help="Filter: species, genus, family, depth, date, lat, lon, split, source."),
+    csv_path: Path = options.csv_option("Write one row per hit to this CSV file (checked before the work; "
+                                        "written atomically)."),
     model: str = options.MODEL,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
@@ -77,23 +157,38 @@ def search(
     """Find the crops most similar to an image or a catalog crop, optionally filtered.
 
     Filters: species="Chromis chrysura", depth=100..500, date>=2020-06, lat=-20..-10,
-    split in (val, test), source=fathomnet; join clauses with 'and' / 'or'.
+    split in (val, test), source=fathomnet; join clauses with 'and' / 'or'. A value that
+    no crop has is an error that names it and suggests the nearest existing values.
 
     Example: oceanid search dive42.png --k 5 --where "depth=200..800 and date>=2021"
     """
     if (image is None) == (crop is None):
         raise fail("give either an IMAGE or --crop ID")
+    check_output_file(csv_path, "--csv")
     hits = workspace(ctx, device).search(crop if crop is not None else image, k=k, where=where, model=model)
+    if csv_path is not None:
+        write_csv(csv_path, SEARCH_COLUMNS, [
+            [h.annotation_id, fixed(h.score), h.species, h.genus or "", h.family or "", fixed(h.depth_m, 1),
+             h.timestamp.isoformat() if hasattr(h.timestamp, "isoformat") else "", fixed(h.latitude, 5),
+             fixed(h.longitude, 5), h.split or "", h.source, str(h.crop) if h.crop else ""] for h in hits])
     if as_json:
         print_json(hits)
         return
     if not hits:
         console.print("no crops match", markup=False)
         return
-    table = Table("crop", "score", "species", "depth m", "date", "lat, lon", "split", "source")
+    wide = console.width >= WIDE  # room for the position
+    rows = []
     for h in hits:
         place = f"{h.latitude:.2f}, {h.longitude:.2f}" if h.latitude is not None and h.longitude is not None else ""
         date = h.timestamp.date().isoformat() if hasattr(h.timestamp, "date") else ""
         depth = f"{h.depth_m:.0f}" if h.depth_m is not None else ""
-        table.add_row(str(h.annotation_id), f"{h.score:.3f}", h.species, depth, date, place, h.split or "", h.source)
+        rows.append((str(h.annotation_id), fixed(h.score, 3), h.species, depth, date, *((place,) if wide else ()),
+                     h.split or "", h.source))
+    headers = ("crop", "cosine", "species", "depth", "date", *(("lat, lon",) if wide else ()), "split", "source")
+    table = fitted_table(headers, rows, console.width, flex=2, caps={len(headers) - 1: 16})
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+    if csv_path is not None:
+        console.print(f"wrote {csv_path}", markup=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 import typer
 
 from app.cli import options
-from app.cli.common import console, fail
-from app.workspace import resolve_home
+from app.cli.common import cli_errors, console, fail
+from app.workspace import check_home, resolve_home
 
 SCRIPT = Path(__file__).resolve().parents[1] / "explorer" / "main.py"
 
@@ -39,6 +39,7 @@ def port_free(port: int) -> bool:
 
 
 @app.command("app")
+@cli_errors
 def app_command(
     ctx: typer.Context,
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1 to serve on."),
@@ -52,7 +53,7 @@ def app_command(
 
     Example: oceanid app --port 8501 --home ~/reef
     """
-    resolved = resolve_home(home or (ctx.obj or {}).get("home"))
+    resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
     if not port_free(port):
         raise fail(f"port {port} on 127.0.0.1 is in use", "pick another with --port")
     console.print(f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)",

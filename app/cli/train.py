@@ -73,13 +73,13 @@ def train(
 def embed(
     ctx: typer.Context,
     model: str = options.MODEL,
-    batch_size: int = typer.Option(64, "--batch-size", help="Crops per forward pass."),
+    batch_size: int = options.count(64, "--batch-size", "Crops per forward pass."),
     device: str = options.DEVICE_TORCH,
     as_json: bool = options.JSON,
 ) -> None:
     """Embed every crop that has no vector for the model yet and store the vectors in the catalog.
 
-    Example: oceanid embed --model cnn-arcface-d128 --batch-size 128
+    Example: oceanid embed --batch-size 128   (the last trained model; name another with --model)
     """
     report = workspace(ctx).embed(model, batch_size, device, progress=not as_json)
     if as_json:

@@ -3,12 +3,22 @@ species joins the prototypes and the index without retraining."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from app.explorer import state
 from index.records import HOLDOUT
+
+
+def _as_file(folder: Path, n: int, upload) -> Path:
+    """An upload written under ``folder`` with its own file name (a folder per upload keeps
+    two uploads of the same name apart)."""
+    path = folder / str(n) / (Path(upload.name).name or f"upload-{n + 1}")
+    path.parent.mkdir()
+    path.write_bytes(upload.getvalue())
+    return path
 
 
 def _catalog_examples(ws) -> dict[str, Path]:
@@ -41,14 +51,15 @@ def render(ws, status) -> None:
         submitted = st.form_submit_button("Add species", type="primary")
     if not submitted:
         return
-    images: list[Path | bytes] = [u.getvalue() for u in uploads or []] + [examples[p] for p in picked]
     if not name.strip():
         st.error("Give the species a name.")
         return
-    if not images:
+    if not uploads and not picked:
         st.error("Add at least one example image (upload, or pick crops from the catalog).")
         return
-    with st.spinner(f"Adding {name.strip()}…"):
+    with st.spinner(f"Adding {name.strip()}…"), tempfile.TemporaryDirectory(prefix="oceanid-add-") as tmp:
+        # uploads go through files named as uploaded, so a bad one is reported by its file name
+        images = [_as_file(Path(tmp), n, u) for n, u in enumerate(uploads or [])] + [examples[p] for p in picked]
         result = ws.species_add(name.strip(), images, genus=genus.strip() or None, family=family.strip() or None)
     state.forget()
     st.session_state["added_species"] = result

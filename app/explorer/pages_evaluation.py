@@ -58,6 +58,17 @@ def _show(value) -> None:
                 st.json(item, expanded=False)
 
 
+def _live(ws) -> tuple[str, str | None] | None:
+    """(model, live generation) Identify answers with now; None when there is none."""
+    from index.errors import OceanidError
+
+    try:
+        model, generation, _ = ws.engine_key()
+    except OceanidError:
+        return None
+    return model, generation
+
+
 def _plots(folder: Path, pattern: str) -> list[Path]:
     return sorted(folder.glob(pattern)) if folder.is_dir() else []
 
@@ -73,8 +84,13 @@ def render(ws, status) -> None:
     counts = report["counts"]
     line = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
     held = ", ".join(summary.counts.held_out_species) or "none"
-    st.caption(f"model `{summary.model}` · index `{summary.generation}` · {line} · "
+    st.caption(f"made with model `{summary.model}` · index `{summary.generation}` · {line} · "
                f"held out: {held} · report folder `{folder}`")
+    live = _live(ws)
+    stale = live is not None and live != (summary.model, summary.generation)
+    if stale:
+        st.warning(f"Stale report: it was made with model `{summary.model}`, index `{summary.generation}`; "
+                   f"Identify now uses model `{live[0]}`, index `{live[1]}`. Run `oceanid evaluate` again.")
     if summary.classification.top5 is None:
         st.caption("top-5 accuracy: n/a (5 trained species or fewer)")
     for key, title in SECTIONS:
@@ -89,7 +105,8 @@ def render(ws, status) -> None:
             for png in _plots(folder, "confusion*.png"):
                 st.image(str(png), caption=png.stem.replace("_", " "))
         if key == "ood" and summary.ood_decision_scorer:
-            st.caption(f"`{summary.ood_decision_scorer}` decides \"unknown\" in Identify")
+            st.caption(f"`{summary.ood_decision_scorer}` decided \"unknown\" when this report was made"
+                       + (" (the report is stale: Identify may decide otherwise now)" if stale else ""))
         if key == "ood":
             rocs = _plots(folder, "roc*.png")
             cols = st.columns(min(len(rocs), 2)) if rocs else []

@@ -36,28 +36,44 @@ def _query_from_upload() -> tuple[object, object, str] | None:
     return data, data, upload.name
 
 
+SAME_IMAGE = 0.9999  # cosine at which a neighbour is the query image itself (an upload already in the catalog)
+DIGITS = "%.4f"  # every number in a table: fixed precision, never "0.0000…0001" pushing columns off screen
+
+
+def _number(label: str) -> object:
+    return st.column_config.NumberColumn(label, format=DIGITS)
+
+
 def _verdict(result) -> None:
+    v = result.verdict
     if result.unknown:
         st.subheader("Unknown")
-        st.caption(f"closest known species: {result.top[0][0]} ({result.top[0][1]:.3f}), "
-                   f"below the `{result.scorer}` threshold")
+        st.caption(f"no known species is close enough: below the `{result.scorer}` threshold")
     else:
         st.subheader(result.species)
         st.caption(f"decided by the `{result.scorer}` OOD score against its threshold")
+    if result.warning:
+        st.warning(result.warning)
     left, right = st.columns(2)
-    left.metric(f"probability it is {result.top[0][0]} (calibrated)", f"{result.probability:.0%}")
+    if result.unknown:  # the probability is of the closest known species, never the answer's
+        left.metric(f"closest known: {result.closest} (among known species)", f"{result.probability:.0%}")
+    else:
+        left.metric(f"probability it is {result.closest} (calibrated)", f"{result.probability:.0%}")
     right.metric(f"unknown score ({result.scorer}) vs threshold",
-                 f"{result.unknown_score:.3f} {'<' if result.unknown else '≥'} {result.unknown_threshold:.3f}")
-    st.markdown("**Top species** (probability calibrated on validation; similarity = cosine to the prototype)")
+                 f"{v.score:.3f} {'<' if v.unknown else '≥'} {v.threshold:.3f}")
+    st.markdown("**Top species** (probability among the known species, calibrated on validation; "
+                "similarity = cosine to the prototype)")
     cosine = dict(result.top)
     st.dataframe(pd.DataFrame([(s, p, cosine.get(s)) for s, p in result.probabilities],
                               columns=["species", "probability", "similarity"]), hide_index=True,
-                 width="stretch")
+                 width="stretch", column_config={"probability": _number("probability"),
+                                                 "similarity": _number("similarity")})
     st.markdown("**Out-of-distribution scores** (higher = more like a known species)")
-    rows = [{"scorer": name, "score": v["score"], "threshold": v["threshold"],
-             "verdict": "unknown" if v["unknown"] else "known",
-             "decides": "✓" if name == result.scorer else ""} for name, v in result.ood.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    rows = [{"scorer": name, "score": o.score, "threshold": o.threshold,
+             "verdict": "unknown" if o.unknown else "known",
+             "decides": "✓" if name == result.scorer else ""} for name, o in result.ood.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={"score": _number("score"), "threshold": _number("threshold")})
 
 
 def render(ws, status) -> None:
@@ -89,4 +105,7 @@ def render(ws, status) -> None:
         hits = ws.search(query, k=k, where=where)
         if not hits:
             st.info("No crop matches the filter.")
-        gallery(hits)
+        same = {h.annotation_id for h in hits if h.score >= SAME_IMAGE}
+        if same:  # an upload that is in the catalog finds itself: marked, not hidden
+            st.caption("marked ⟲: the uploaded image itself, already in the catalog")
+        gallery(hits, marked=same)

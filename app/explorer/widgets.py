@@ -62,25 +62,27 @@ def _fmt(value, unit: str = "", digits: int = 1) -> str:
     return f"{value}{unit}"
 
 
-def hit_caption(hit) -> str:
-    """One crop's metadata as a short caption: species, similarity, depth, date, place, source."""
+def hit_caption(hit, itself: bool = False) -> str:
+    """One crop's metadata as a short caption: species, similarity, depth, date, place, source;
+    ``itself`` marks the query image itself (an upload already in the catalog)."""
     when = hit.timestamp.date().isoformat() if hasattr(hit.timestamp, "date") else _fmt(hit.timestamp)
     place = ("—" if hit.latitude is None or hit.longitude is None
              else f"{hit.latitude:.2f}, {hit.longitude:.2f}")
-    return (f"**{hit.species}** · {hit.score:.3f}  \n"
+    mark = " · ⟲ *this image itself*" if itself else ""
+    return (f"**{hit.species}** · {hit.score:.3f}{mark}  \n"
             f"{_fmt(hit.depth_m, ' m')} · {when}  \n"
             f"{place} · {hit.source} · {hit.split or '—'} · #{hit.annotation_id}")
 
 
-def gallery(hits: Sequence, columns: int = 4) -> None:
-    """Crops in a grid, each with its metadata caption."""
+def gallery(hits: Sequence, columns: int = 4, marked: set[int] = frozenset()) -> None:
+    """Crops in a grid, each with its metadata caption (``marked`` ids flagged as the query itself)."""
     for start in range(0, len(hits), columns):
         cols = st.columns(columns)
         for col, hit in zip(cols, hits[start:start + columns]):
             with col:
                 if hit.crop is not None and Path(hit.crop).is_file():
                     st.image(str(hit.crop), width="stretch")
-                st.markdown(hit_caption(hit))
+                st.markdown(hit_caption(hit, hit.annotation_id in marked))
 
 
 def image_row(paths: Sequence[Path], captions: Sequence[str] | None = None, columns: int = 6) -> None:

@@ -37,8 +37,8 @@ from embedder.train_config import TrainConfig
 from index.catalog import Catalog
 from index.crops import CropConfig
 from index.errors import EmptyIndex
-from index.home import Home, default_model_id, resolve_home
-from index.ingest import ingest_records, upsert_taxa
+from index.home import Home, check_home, default_model_id, resolve_home
+from index.ingest import check_source_name, ingest_records, upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.splits import SplitConfig, SplitSummary, make_splits
 from index.stats import Survey, source_ids, survey
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification",
            "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "resolve_home", "run_demo"]
+           "check_home", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,22 @@ class Workspace:
         self._loading = threading.Lock()
 
     # -- ingestion ---------------------------------------------------------------
-    def _ingest(self, source: str, plan: SourcePlan, progress: bool) -> IngestReport:
+    def _ingest(self, source: str, plan: SourcePlan, progress: bool, source_name: str | None = None) -> IngestReport:
+        """``source_name`` (``--source-name survey-2024``) replaces the reader's source name, so
+        two surveys in one home can be told apart in ``--where source=...``."""
+        records = plan.records
+        if source_name is not None:
+            source = check_source_name(source_name)
+            records = [replace(r, source=source) for r in records]
         report = IngestReport(source)
         report.images_existing += len(plan.existing)
         for item, reason in plan.skipped:
             report.skip(item, reason)
+        for item, text in plan.notes:
+            report.note(item, text)
         self.catalog.ensure_schema()
         upsert_taxa(self.catalog, plan.taxa, plan.holdout_hints)
-        return ingest_records(self.catalog, self.home, source, plan.records, crop=self.crop,
+        return ingest_records(self.catalog, self.home, source, records, crop=self.crop,
                               report=report, total=len(plan.records), progress=progress)
 
     def ingest_synthetic(self, species: int = 16, holdout: int = 4, frames: int = 400, seed: int = 0,
@@ -113,18 +121,25 @@ class Workspace:
         return self._ingest("synthetic", read_coco(json_path, folder, source="synthetic", id_prefix=name), progress)
 
     def ingest_coco(self, annotations: Path, images: Path | None = None, split: str | None = None,
-                    progress: bool = False) -> IngestReport:
-        """Ingest a COCO detection file (boxes become crops); ``split`` pins every crop."""
+                    progress: bool = False, source_name: str | None = None) -> IngestReport:
+        """Ingest a COCO detection file (boxes become crops); ``split`` pins every crop;
+        ``source_name`` names the source (default ``coco``)."""
         from index.sources.coco import read_coco
 
-        return self._ingest("coco", read_coco(annotations, images, split=split), progress)
+        if source_name is not None:
+            check_source_name(source_name)  # before the file is read
+        return self._ingest("coco", read_coco(annotations, images, split=split), progress, source_name)
 
     def ingest_folders(self, root: Path, group_pattern: str | None = None, split: str | None = None,
-                       progress: bool = False) -> IngestReport:
-        """Ingest class folders (one per species, every file a crop)."""
+                       progress: bool = False, source_name: str | None = None) -> IngestReport:
+        """Ingest class folders (one per species, every file a crop); ``source_name`` names
+        the source (default ``folders``)."""
         from index.sources.folders import read_folders
 
-        return self._ingest("folders", read_folders(root, group_pattern=group_pattern, split=split), progress)
+        if source_name is not None:
+            check_source_name(source_name)
+        return self._ingest("folders", read_folders(root, group_pattern=group_pattern, split=split), progress,
+                            source_name)
 
     def ingest_fathomnet(self, concepts: list[str], max_per_concept: int | None = None, workers: int = 16,
                          min_depth: float | None = None, max_depth: float | None = None,

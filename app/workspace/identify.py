@@ -17,10 +17,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from app.workspace.engine import Engine
-from app.workspace.results import Identification
+from app.workspace.results import Identification, OodVerdict
 from index.catalog import Catalog
 from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
+from index.ingest import tiny_image_warning
 from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,21 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int = BATCH, progress: bool = False) -> list[Identification]:
-    """Top-k species and every OOD score for each image; unreadable ones get ``error``.
+    """Top-k species and every OOD verdict for each image; unreadable ones get ``error``.
+
+    Each answer carries its trace: the file it came from, the box (the whole image), the
+    model and the live generation; an image under ``index.ingest.TINY_SIDE`` px gets a ``warning``.
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
     batches with ``progress``). The species is ``"unknown"`` when the engine's deciding
     scorer is below its threshold (``index.ood.is_unknown``).
     """
+    if isinstance(k, bool) or k < 1:
+        raise InvalidInput(f"--k must be at least 1, got {k}")
     items = list(items)
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
-    out = [Identification(name) for name in names]
+    trace = {"model": engine.model_id, "generation": engine.generation}
+    out: list[Identification | None] = [None] * len(items)
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="identify", unit="batch", disable=not progress or len(starts) <= 1):
         images, where = [], []
@@ -62,7 +69,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 images.append(decode(items[n], names[n]))
                 where.append(n)
             except BadImage as exc:
-                out[n].error = str(exc)
+                out[n] = Identification.failed(names[n], str(exc), source=input_source(items[n]), **trace)
         if not images:
             continue
         vectors = engine.embed(images)
@@ -72,19 +79,19 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         scores = engine.ood(vectors)
         unknown = engine.unknown(scores)
         for row, n in enumerate(where):
-            result = out[n]
-            result.top = tops[row]
-            result.ood = {s: {"score": float(v[row]), "threshold": engine.thresholds[s],
-                              "unknown": bool(unknown[s][row])} for s, v in scores.items()}
-            result.scorer = engine.scorer
-            result.unknown = result.ood[engine.scorer]["unknown"]
-            result.score = tops[row][0][1]
-            result.probabilities = probs[row]
-            result.probability = probs[row][0][1]
-            result.unknown_score = result.ood[engine.scorer]["score"]
-            result.unknown_threshold = result.ood[engine.scorer]["threshold"]
-            result.species = "unknown" if result.unknown else tops[row][0][0]
+            verdicts = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
+                        for s, v in scores.items()}
+            image = images[row]
+            out[n] = Identification.answered(names[n], tops[row], probs[row], verdicts, engine.scorer,
+                                             warning=tiny_image_warning(image.width, image.height),
+                                             source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                                             **trace)
     return out
+
+
+def input_source(item: ImageInput) -> str | None:
+    """The file an input came from (absolute), or None for bytes and in-memory images."""
+    return str(Path(item).absolute()) if isinstance(item, (str, Path)) else None
 
 
 def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int, k: int = 10,

@@ -8,6 +8,7 @@ Nothing heavy is imported here, so the CLI starts fast.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -71,25 +72,101 @@ class SpeciesChange:
                 "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
 
 
-@dataclass
-class Identification:
-    """The answer for one image: top species (or ``unknown``), every OOD score, or an error."""
+@dataclass(frozen=True)
+class OodVerdict:
+    """One OOD scorer's verdict on one crop: its score against its calibrated threshold."""
 
-    name: str  # file name, or "upload N"
-    species: str | None = None  # top species, or "unknown"
-    score: float | None = None  # cosine similarity to the top species' prototype (not a probability)
-    probability: float | None = None  # calibrated probability of the top species (temperature-scaled cosines)
-    unknown: bool = False
-    unknown_score: float | None = None  # the deciding scorer's score (higher = more like a known species)
-    unknown_threshold: float | None = None  # below it the crop is called unknown
-    top: list[tuple[str, float]] = field(default_factory=list)  # (species, cosine similarity)
-    probabilities: list[tuple[str, float]] = field(default_factory=list)  # (species, calibrated probability)
-    ood: dict[str, dict] = field(default_factory=dict)  # scorer -> score, threshold, unknown
-    scorer: str | None = None  # the scorer that decided "unknown"
-    error: str | None = None  # one line when the image could not be read
+    score: float  # higher = more like a known species
+    threshold: float  # below it the crop is called unknown
+    unknown: bool
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Identification:
+    """The answer for one image: top species (or ``unknown``), every OOD verdict, or an error.
+
+    Built once, complete (by :meth:`answered` or :meth:`failed`); what follows from the
+    fields (species, unknown, the deciding score) is derived, so it can never disagree
+    with them. ``to_dict()`` (what ``--json`` and the HTTP API print) holds both.
+    """
+
+    name: str  # file name, or "upload N"
+    top: tuple[tuple[str, float], ...] = ()  # (species, cosine similarity to its prototype), best first
+    probabilities: tuple[tuple[str, float], ...] = ()  # (species, calibrated probability among known species)
+    ood: Mapping[str, OodVerdict] = field(default_factory=dict)  # scorer -> verdict
+    scorer: str | None = None  # the scorer that decides "unknown"
+    error: str | None = None  # one line when the image could not be read
+    warning: str | None = None  # one line when the answer is doubtful (a tiny image)
+    source: str | None = None  # where the crop came from (the file given), so results can be traced
+    box: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the crop in ``source``: the whole image
+    model: str | None = None  # the model that answered
+    generation: str | None = None  # the live index generation when it answered
+
+    @classmethod
+    def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
+                 ood: Mapping[str, OodVerdict], scorer: str, **trace: Any) -> Identification:
+        """A complete answer; ``scorer`` must be one of ``ood``'s (ValueError otherwise)."""
+        if scorer not in ood:
+            raise ValueError(f"the deciding scorer {scorer!r} has no verdict (have {', '.join(ood)})")
+        return cls(name, tuple((s, float(v)) for s, v in top), tuple((s, float(v)) for s, v in probabilities),
+                   dict(ood), scorer, **trace)
+
+    @classmethod
+    def failed(cls, name: str, error: str, **trace: Any) -> Identification:
+        """An image that could not be read."""
+        return cls(name, error=error, **trace)
+
+    @property
+    def verdict(self) -> OodVerdict | None:
+        """The deciding scorer's verdict (None for an unreadable image)."""
+        return self.ood.get(self.scorer) if self.scorer else None
+
+    @property
+    def unknown(self) -> bool:
+        return bool(self.verdict and self.verdict.unknown)
+
+    @property
+    def closest(self) -> str | None:
+        """The closest known species (the answer unless the crop is unknown)."""
+        return self.top[0][0] if self.top else None
+
+    @property
+    def species(self) -> str | None:
+        """The answer: the closest species, or ``"unknown"``; None for an unreadable image."""
+        if self.error or not self.top:
+            return None
+        return "unknown" if self.unknown else self.top[0][0]
+
+    @property
+    def score(self) -> float | None:
+        """Cosine similarity to the closest species' prototype (not a probability)."""
+        return self.top[0][1] if self.top else None
+
+    @property
+    def probability(self) -> float | None:
+        """Calibrated probability of the closest species *among the known species* (temperature-
+        scaled cosines): when the crop is unknown it is not the answer's probability."""
+        return self.probabilities[0][1] if self.probabilities else None
+
+    @property
+    def unknown_score(self) -> float | None:
+        return self.verdict.score if self.verdict else None
+
+    @property
+    def unknown_threshold(self) -> float | None:
+        return self.verdict.threshold if self.verdict else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "species": self.species, "unknown": self.unknown, "closest": self.closest,
+                "score": self.score, "probability": self.probability, "unknown_score": self.unknown_score,
+                "unknown_threshold": self.unknown_threshold, "scorer": self.scorer,
+                "top": [list(t) for t in self.top], "probabilities": [list(p) for p in self.probabilities],
+                "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
+                "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
+                "model": self.model, "generation": self.generation}
 
 
 # -- the evaluation summary -------------------------------------------------------------

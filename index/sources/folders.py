@@ -1,9 +1,10 @@
 """Class folders: ``DIR/<class>/<image>``, one crop per file.
 
 The class is the folder name unless ``DIR/species.csv`` (columns folder,
-species, genus, family) names it and its taxa. ``group_pattern``'s first regex
-group on the file name is the group key that keeps near-duplicate frames
-together in one split (``fish_(\\d+)_`` for fish4knowledge tracks).
+species, genus, family) names it and its taxa; without one, ``_`` in a folder
+name becomes a space (``Testus_badus`` -> ``Testus badus``, noted in the plan).
+``group_pattern``'s first regex group on the file name is the group key that
+keeps near-duplicate frames together in one split (``fish_(\\d+)_`` for fish4knowledge tracks).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
     return {r["folder"]: r for r in rows if r.get("folder")}
 
 
+def folder_species(name: str) -> str:
+    """A species name from a folder name: ``_`` as spaces, runs of blanks as one."""
+    return " ".join(name.replace("_", " ").split())
+
+
 def read_folders(root: Path, group_pattern: str | None = None, split: str | None = None) -> SourcePlan:
     """Plan the ingest of class folders under ``root``.
 
@@ -50,9 +56,12 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
     records: list[ImageRecord] = []
     taxa: dict[str, Taxon] = {}
     skipped: list[tuple[str, str]] = []
+    notes: list[tuple[str, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         info = names.get(folder.name, {})
-        concept = (info.get("species") or "").strip() or folder.name.strip()  # a blank cell names nothing
+        concept = (info.get("species") or "").strip() or folder_species(folder.name)  # a blank cell names nothing
+        if not (info.get("species") or "").strip() and concept != folder.name.strip():
+            notes.append((folder.name, f"folder {folder.name!r} read as species {concept!r}"))
         genus, family = (info.get("genus") or "").strip(), (info.get("family") or "").strip()
         if family:
             taxa.setdefault(family, Taxon(family, "family", None))
@@ -76,4 +85,4 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
             ))
     if not records:
         raise SourceError(f"{root}: no images found (expected one sub-folder of images per class)")
-    return SourcePlan(records, list(taxa.values()), skipped=skipped)
+    return SourcePlan(records, list(taxa.values()), skipped=skipped, notes=notes)

@@ -32,7 +32,7 @@ def test_identify_reports_the_calibrated_probability_of_the_top_species(tiny_hom
         assert abs(r.probability - float(p.max())) < 1e-4
         # the probability is not the cosine that used to be shown as "score"
         assert abs(r.probability - r.score) > 1e-6
-        assert r.unknown_score == r.ood[r.scorer]["score"] and r.unknown_threshold == r.ood[r.scorer]["threshold"]
+        assert r.unknown_score == r.ood[r.scorer].score and r.unknown_threshold == r.ood[r.scorer].threshold
         assert r.unknown == (r.unknown_score < r.unknown_threshold)
 
 

@@ -53,7 +53,7 @@ def test_unknown_follows_the_deciding_threshold(tiny_ws, threshold, unknown):
     results = tiny_ws.identify(crops)
     assert [r.unknown for r in results] == [unknown] * 6
     assert all(r.species == ("unknown" if unknown else r.top[0][0]) for r in results)
-    assert all(r.ood[s]["unknown"] == (not unknown) for r in results for s in r.ood if s != engine.scorer)
+    assert all(r.ood[s].unknown == (not unknown) for r in results for s in r.ood if s != engine.scorer)
 
 
 def test_query_device_cpu_keeps_everything_on_the_cpu(tiny_home):
