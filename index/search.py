@@ -99,3 +99,23 @@ def hits_metadata(catalog: Catalog, home: Path, hits: Sequence[Any]) -> list[Cro
             continue
         out.append(CropHit(r[0], hit.score, *r[1:10], home / r[10] if r[10] else None))
     return out
+
+
+def crop_files(catalog: Catalog, home: Path, annotation_ids: Sequence[int]) -> list[Path]:
+    """The cached crop file of each catalog crop id, in the given order.
+
+    Raises:
+        NotFound: an id is not in the catalog, or its crop was never cut.
+    """
+    ids = [int(i) for i in annotation_ids]
+    if not ids:
+        return []
+    with catalog.read() as con:
+        rows = dict(con.execute("SELECT annotation_id, crop_path FROM crop_meta WHERE annotation_id IN "
+                                "(SELECT unnest(?))", [ids]).fetchall())
+    missing = [i for i in ids if not rows.get(i)]
+    if missing:
+        raise NotFound(f"no crop with id {missing[0]} in the catalog" + (f" (and {len(missing) - 1} more)"
+                                                                           if len(missing) > 1 else ""),
+                       hint="check the id with `oceanid search --json`")
+    return [home / rows[i] for i in ids]

@@ -4,7 +4,7 @@
    import nothing else of oceanid, and every package may import them.
 2. ``embedder`` imports from ``index`` only the kernel, and never ``app``.
 3. ``index`` imports no torch-family library, no ``embedder`` and no ``app``.
-4. The faces, ``app/cli/`` and ``app/explorer/``, import from ``app`` only ``app.workspace``
+4. The faces, ``app/cli/``, ``app/explorer/`` and ``app/api/``, import from ``app`` only ``app.workspace``
    (the package itself, whose ``__init__`` re-exports the result types) and their own
    modules; no ``embedder``; from ``index`` only the kernel and the vocabulary a face
    presents with (``index.records``, ``index.filters``).
@@ -27,6 +27,7 @@ KERNEL = {"index.errors", "index.imaging", "index.files"}
 TORCH_FAMILY = {"torch", "torchvision", "timm", "open_clip", "pytorch_metric_learning", "safetensors"}
 FACE_INDEX = KERNEL | {"index.records", "index.filters"}
 SQL_CALLS = {"execute", "executemany", "sql"}
+FACES = ("app.cli", "app.explorer", "app.api")
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -97,7 +98,7 @@ def rule_breaks(module: str, imported: str, known: set[str]) -> str | None:
             return "index imports no torch and no embedder"
         if top == "app":
             return "libraries never import app"
-    for face in ("app.cli", "app.explorer"):
+    for face in FACES:
         if _under(module, face):
             if top == "embedder":
                 return "faces reach embedder only through app.workspace"
@@ -146,6 +147,8 @@ FAKE = {
     "app/cli/fine.py": "from app.workspace import Workspace\nfrom app.cli.common import fail\nfrom index.errors import NotFound\n",
     "app/explorer/page.py": "def f(con):\n    return con.execute('SELECT 1')\n",
     "app/explorer/report_user.py": "from app.report.plots import survey_plots\n",
+    "app/api/routes.py": "from app.workspace.identify import search\nfrom app.cli.common import fail\n",
+    "app/api/fine.py": "from app.workspace import Workspace\nfrom app.api.errors import STATUS\n",
     "app/workspace/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app.cli import x\n"
                                 "from app.report.report import write_report\n",
     "app/workspace/engine.py": "",
@@ -171,10 +174,12 @@ def test_the_rules_catch_a_violating_tree(tmp_path):
         ("app/cli/query.py:3", "faces import from index only the kernel"),
         ("app/explorer/page.py:2", "SQL outside index/"),
         ("app/explorer/report_user.py:1", "faces import from app only app.workspace"),
+        ("app/api/routes.py:1", "faces import from app only app.workspace"),
+        ("app/api/routes.py:2", "faces import from app only app.workspace"),
     ]
     for where, why in expected:
         assert any(f.startswith(where) and why in f for f in found), (where, why, found)
-    assert not any(f.startswith(("embedder/ok.py", "app/cli/fine.py", "app/workspace/")) for f in found), found
+    assert not any(f.startswith(("embedder/ok.py", "app/cli/fine.py", "app/api/fine.py", "app/workspace/")) for f in found), found
 
 
 @pytest.mark.parametrize("module, imported, broken", [
@@ -188,6 +193,10 @@ def test_the_rules_catch_a_violating_tree(tmp_path):
     ("app.explorer.state", "app.workspace", False),
     ("app.explorer.state", "app.workspace.browse", True),
     ("app.cli.data", "index.stats", True),
+    ("app.api.routes", "app.workspace", False),
+    ("app.api.routes", "app.workspace.engine", True),
+    ("app.api.routes", "embedder.model", True),
+    ("app.api.routes", "index.catalog", True),
 ])
 def test_rule_table(module, imported, broken):
     assert (rule_breaks(module, imported, set()) is not None) == broken

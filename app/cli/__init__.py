@@ -11,7 +11,8 @@
       species add|remove                         species.py
       evaluate                                   evaluate.py
       demo                                       demo.py
-      app                                        serve.py (serves the explorer)
+      app                                        explorer.py (serves the Streamlit explorer)
+      serve                                      serve.py (the HTTP API, app.api)
 
 Every module holds one ``typer.Typer`` named ``app`` and is registered the same
 way below (a group under its name, verbs merged into the root). Shared options
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli import data, demo, evaluate, index, ingest, options, query, serve, species, train
+from app.cli import data, demo, evaluate, explorer, index, ingest, options, query, serve, species, train
 from app.cli.common import OneLineErrors, setup_logging
 
 app = typer.Typer(
@@ -55,7 +56,7 @@ def root(
 
 #: (module, group name); None merges the module's verbs into the root.
 GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
-          (species, "species"), (evaluate, None), (demo, None), (serve, None))
+          (species, "species"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)
 

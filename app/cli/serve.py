@@ -1,79 +1,79 @@
-"""``oceanid app``: start the Streamlit explorer on 127.0.0.1."""
+"""``oceanid serve``: the HTTP API (FastAPI + uvicorn) over one warm engine (``oceanid app`` is the explorer)."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
 
 from app.cli import options
-from app.cli.common import cli_errors, console, fail
-from app.workspace import check_home, resolve_home
-
-SCRIPT = Path(__file__).resolve().parents[1] / "explorer" / "main.py"
+from app.cli.common import console, fail
+from app.workspace import resolve_home
 
 app = typer.Typer()
 
-
-def streamlit_command(port: int) -> list[str]:
-    """The ``streamlit run`` command line for the explorer on 127.0.0.1:``port``."""
-    return [sys.executable, "-m", "streamlit", "run", str(SCRIPT),
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def port_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:``port`` (connections in TIME_WAIT don't count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (connections in TIME_WAIT don't count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
 
 
-@app.command("app")
-@cli_errors
-def app_command(
-    ctx: typer.Context,
-    port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1 to serve on."),
-    home: Path = options.HOME,
-    device: str = typer.Option("cpu", "--device", help="Where the explorer's encoder runs: cpu | cuda | auto "
-                                                        "(its search always uses the CPU index: FAISS GPU "
-                                                        "indexes are not thread-safe)."),
-) -> None:
-    """Open the explorer: identify an image, browse species, the embedding map, the last
-    evaluation, add a species, and the data survey. Serves on 127.0.0.1 until Ctrl-C.
+def api_env(home: Path, model: str | None, device: str, token: str | None, read_only: bool,
+            max_request_bytes: int) -> dict[str, str]:
+    """The ``OCEANID_API_*`` variables ``app.api.ApiSettings.from_env`` reads."""
+    env = {"OCEANID_API_HOME": str(home), "OCEANID_API_DEVICE": device,
+           "OCEANID_API_READ_ONLY": "1" if read_only else "", "OCEANID_API_MAX_REQUEST_BYTES": str(max_request_bytes),
+           "OCEANID_API_MODEL": model or "", "OCEANID_API_TOKEN": token or ""}
+    return env
 
-    Example: oceanid app --port 8501 --home ~/reef
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token."),
+    port: int = typer.Option(8700, "--port", min=1, max=65535, help="Port to serve on."),
+    home: Path = options.HOME,
+    model: str = options.MODEL,
+    device: str = options.QUERY_DEVICE,
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes, each with its own warm engine (memory x N)."),
+    token: str = typer.Option(None, "--token", envvar="OCEANID_TOKEN",
+                              help="Bearer token every request must send (Authorization: Bearer TOKEN). "
+                                   "Required off loopback. Default: $OCEANID_TOKEN."),
+    read_only: bool = typer.Option(False, "--read-only", help="Refuse POST and DELETE /species."),
+    max_request_mb: float = typer.Option(32.0, "--max-request-mb", min=0.001,
+                                         help="Largest request body accepted (MB)."),
+) -> None:
+    """Serve the HTTP API: POST /identify, /search, /species; DELETE /species/NAME; GET /species,
+    /status, /health; OpenAPI docs at /docs. Follows the catalog: an `index build` or a
+    `species add` from another process is picked up without a restart. Stops on Ctrl-C / SIGTERM.
+
+    Example: oceanid serve --home ~/reef --port 8700
     """
-    resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
-    if not port_free(port):
-        raise fail(f"port {port} on 127.0.0.1 is in use", "pick another with --port")
-    console.print(f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)",
-                  markup=False, highlight=False)
+    import uvicorn
+
     if device not in ("cpu", "cuda", "auto"):
         raise fail(f"unknown device {device!r}", "use cpu, cuda or auto")
-    env = {**os.environ, "OCEANID_HOME": str(resolved), "OCEANID_DEVICE": device}
-    raise typer.Exit(serve(streamlit_command(port), env))
-
-
-def serve(command: list[str], env: dict[str, str]) -> int:
-    """Run the server until it exits; Ctrl-C reaches it through the terminal and
-    SIGTERM is passed on, so stopping ``oceanid app`` never leaves it behind."""
-    proc = subprocess.Popen(command, env=env)
-    previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        return 0
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if host not in LOOPBACK and not token:
+        raise fail(f"binding {host} (not loopback) needs a token", "pass --token or set OCEANID_TOKEN")
+    if not port_free(host, port):
+        raise fail(f"port {port} on {host} is in use", "pick another with --port")
+    resolved = resolve_home(home or (ctx.obj or {}).get("home"))
+    console.print(f"oceanid API: http://{host}:{port}/docs  (home {resolved}; Ctrl-C stops it)",
+                  markup=False, highlight=False)
+    # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
+    # of its workers build the app from the import string, reading the settings from the environment.
+    os.environ.update(api_env(resolved, model, device, token, read_only, int(max_request_mb * 1024 * 1024)))
+    uvicorn.run("app.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", timeout_graceful_shutdown=10)

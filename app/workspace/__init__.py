@@ -267,12 +267,19 @@ class Workspace:
         key = self.engine_key(model)
         engine = self._engines.get(key)
         if engine is None:
-            with self._loading:
+            stale = next((e for e in self._engines.values() if e.model_id == key[0]), None)
+            # While one thread loads the new engine, the others answer from the whole old one of
+            # the same model (an HTTP server under load must not stall on every reload).
+            if not self._loading.acquire(blocking=stale is None):
+                return stale
+            try:
                 engine = self._engines.get(key)
                 if engine is None:
                     engine = load_engine(self.catalog, self.paths, key[0], device=self.device,
                                          gpu_search=self.gpu_search)
                     self._engines = {key: engine}  # swapped whole: a reader never sees it half-built
+            finally:
+                self._loading.release()
         return engine
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
@@ -281,6 +288,12 @@ class Workspace:
         from app.workspace.identify import identify
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress)
+
+    def crop_files(self, crop_ids: Sequence[int]) -> list[Path]:
+        """The cached crop file of each catalog crop id (to identify a crop by id). Raises NotFound."""
+        from index.search import crop_files
+
+        return crop_files(self.catalog, self.home, crop_ids)
 
     def search(self, query: ImageInput | int, k: int = 10, where: str | None = None,
                model: str | None = None) -> list[CropHit]:
@@ -369,4 +382,9 @@ def __getattr__(name: str) -> Any:
         from app.workspace import demo
 
         return getattr(demo, name)
+    if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
+        from app.workspace import browse
+        from index import search
+
+        return getattr(search if name == "CropHit" else browse, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -77,6 +77,10 @@ class SpeciesInfo:
     nearest: list[Path] = field(default_factory=list)  # crops closest to the prototype
     confusable: list[tuple[str, float]] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "examples": [str(p) for p in self.examples],
+                "nearest": [str(p) for p in self.nearest]}
+
 
 @dataclass
 class MapPoint:

@@ -277,7 +277,7 @@ def test_adding_an_existing_species_is_a_message(home_copy, monkeypatch):
 # -- `oceanid app` ----------------------------------------------------------------------
 
 def _cli() -> typer.Typer:
-    from app.cli.serve import app_command
+    from app.cli.explorer import app_command
 
     cli = typer.Typer()
     cli.command()(app_command)
@@ -290,10 +290,10 @@ def test_app_help_has_an_example():
 
 
 def test_app_runs_streamlit_on_localhost(tmp_path, monkeypatch):
-    from app.cli import serve as cli_serve
+    from app.cli import explorer as cli_explorer
 
     seen = {}
-    monkeypatch.setattr(cli_serve, "serve", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
+    monkeypatch.setattr(cli_explorer, "serve", lambda cmd, env: seen.update(cmd=cmd, env=env) or 0)
     result = CliRunner().invoke(_cli(), ["--port", "8765", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     cmd = seen["cmd"]

@@ -29,7 +29,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 45  # seconds for streamlit to answer its health check
 PAGE_TIMEOUT = 45  # seconds for the prediction to appear (the first query loads the model)
-RUN_APP = ("import typer; from app.cli.serve import app_command; "
+RUN_APP = ("import typer; from app.cli.explorer import app_command; "
            "cli = typer.Typer(); cli.command()(app_command); cli()")
 
 
