@@ -87,6 +87,7 @@ class SourcePlan:
     holdout_hints: dict[str, str] = field(default_factory=dict)  # concept -> near | far | other
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, one-line reason)
     existing: list[str] = field(default_factory=list)  # source ids left out because already catalogued
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (item, text): read, but worth a line
 
 
 @dataclass

@@ -90,6 +90,8 @@ class Workspace:
         report.images_existing += len(plan.existing)
         for item, reason in plan.skipped:
             report.skip(item, reason)
+        for item, text in plan.notes:
+            report.note(item, text)
         self.catalog.ensure_schema()
         upsert_taxa(self.catalog, plan.taxa, plan.holdout_hints)
         return ingest_records(self.catalog, self.home, source, plan.records, crop=self.crop,
@@ -118,6 +120,12 @@ class Workspace:
         from index.sources.coco import read_coco
 
         return self._ingest("coco", read_coco(annotations, images, split=split), progress)
+
+    def ingest_yolo(self, data_yaml: Path, progress: bool = False) -> IngestReport:
+        """Ingest a YOLO (Ultralytics / Roboflow) data set; splits pinned as its folders say."""
+        from index.sources.yolo import read_yolo
+
+        return self._ingest("yolo", read_yolo(data_yaml), progress)
 
     def ingest_folders(self, root: Path, group_pattern: str | None = None, split: str | None = None,
                        progress: bool = False) -> IngestReport:
