@@ -1,4 +1,4 @@
-"""``oceanid ingest synthetic|coco|folders|fathomnet``."""
+"""``oceanid ingest synthetic|coco|yolo|folders|fathomnet``."""
 
 from __future__ import annotations
 
@@ -81,6 +81,29 @@ def coco(
     """
     report = workspace(ctx).ingest_coco(annotations, images, split, progress=not as_json, source_name=source_name)
     show_report(report, as_json, show_notes)
+
+
+@app.command("yolo")
+@cli_errors
+def yolo(
+    ctx: typer.Context,
+    data_yaml: Path = typer.Argument(..., help="The data set's data.yaml (Ultralytics / Roboflow layout)."),
+    as_json: bool = options.JSON,
+) -> None:
+    """Ingest a YOLO data set: classes from `names`, splits pinned from its train/val/test folders.
+
+    Roboflow's `../train/images` entries are resolved as Ultralytics does; the folders read are listed.
+
+    Example: oceanid ingest yolo ../shared/data/aquarium/data.yaml
+    """
+    report = workspace(ctx).ingest_yolo(data_yaml, progress=not as_json)
+    show_report(report, as_json)
+    if not as_json:
+        for item, text in report.notes:
+            if item.split(":", 1)[0] in ("train", "val", "test"):
+                console.print(f"  {item} -> {text}", markup=False, soft_wrap=True)
+    if report.images_added + report.images_existing == 0:
+        raise typer.Exit(1)
 
 
 @app.command("folders")

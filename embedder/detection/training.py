@@ -1,0 +1,134 @@
+"""Training the class-agnostic detector on frames with boxes.
+
+Frames are resized once (longer side = ``image_size``) and kept in memory as
+uint8 tensors; each epoch shuffles them, flips half horizontally, and steps
+AdamW with a linear warm-up and cosine decay. torchvision's detectors compute
+their own losses (FCOS: focal + GIoU + centerness; RetinaNet: focal + L1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from embedder.detection.model import DetectorConfig, build_detector, keep_bn_frozen
+from embedder.detection.predict import frame_tensor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorTrainConfig:
+    """How the detector is trained."""
+
+    epochs: int = 8
+    batch_size: int = 4
+    lr: float = 1e-3  # AdamW peak learning rate
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DetectorTrainResult:
+    """What a training run did: steps, final loss, seconds, per-epoch mean losses."""
+
+    steps: int
+    seconds: float
+    frames: int
+    boxes: int
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _prepared(frames: Sequence[tuple[Image.Image, np.ndarray]], size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    out = []
+    for image, boxes in frames:
+        tensor, scale = frame_tensor(image, size)
+        xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        out.append(((tensor * 255).to(torch.uint8), torch.from_numpy(xyxy)))
+    return out
+
+
+def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool) -> tuple[torch.Tensor, dict]:
+    image = tensor.float().div(255.0)
+    boxes = xyxy.clone()
+    if flip:
+        image = image.flip(-1)
+        width = image.shape[-1]
+        boxes[:, [0, 2]] = width - xyxy[:, [2, 0]]
+    return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
+
+
+def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: DetectorConfig,
+                   train: DetectorTrainConfig = DetectorTrainConfig(), device: torch.device | str = "cpu",
+                   pretrained: bool = True, progress: bool = False,
+                   on_epoch: Callable[[int, dict], None] | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
+    """Train a detector on ``frames``: (RGB image, boxes (n, 4) x, y, w, h pixels) pairs.
+
+    Frames without boxes are kept (they teach the background). Returns the model
+    (eval mode) and a result with per-epoch mean losses.
+    """
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    torch.manual_seed(train.seed)
+    rng = np.random.default_rng(train.seed)
+    model = build_detector(config, pretrained=pretrained).to(device)
+    data = _prepared(frames, config.image_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    per_epoch = math.ceil(len(data) / train.batch_size)
+    total = max(1, per_epoch * train.epochs)
+
+    def schedule(step: int) -> float:
+        if step < train.warmup_steps:
+            return (step + 1) / train.warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - train.warmup_steps) / max(1, total - train.warmup_steps))))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    result = DetectorTrainResult(0, 0.0, len(data), int(sum(len(b) for _, b in data)))
+    start = time.perf_counter()
+    for epoch in range(train.epochs):
+        model.train()
+        keep_bn_frozen(model)
+        order = rng.permutation(len(data))
+        sums: dict[str, float] = {}
+        bar = tqdm(range(per_epoch), desc=f"detector epoch {epoch + 1}/{train.epochs}", disable=not progress)
+        for b in bar:
+            batch = [_target(*data[i], flip=bool(rng.random() < 0.5)) for i in order[b * train.batch_size:(b + 1) * train.batch_size]]
+            images = [im.to(device) for im, _ in batch]
+            targets = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
+            losses = model(images, targets)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            optimizer.step()
+            scheduler.step()
+            result.steps += 1
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        row = {"epoch": epoch + 1, **{k: round(v / per_epoch, 4) for k, v in sums.items()},
+               "seconds": round(time.perf_counter() - start, 1)}
+        result.history.append(row)
+        log.info("detector epoch %d: %s", epoch + 1, row)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, row)
+    result.seconds = round(time.perf_counter() - start, 1)
+    return model.eval(), result
