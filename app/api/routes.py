@@ -23,7 +23,7 @@ from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
 from app.api.settings import ApiSettings
-from app.workspace import CropHit, Identification, SpeciesChange, SpeciesInfo, Workspace, WorkspaceStatus
+from app.workspace import CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace, WorkspaceStatus
 from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
         if settings.read_only:
             raise errors.ReadOnly("this server is read-only")
 
-    @app.post("/identify", response_model=list[Identification], openapi_extra=request_body(IdentifyRequest),
+    @app.post("/identify", response_model=list[IdentificationRecord], openapi_extra=request_body(IdentifyRequest),
               summary="Name the species in images or catalog crops (or 'unknown')")
     async def identify(request: Request) -> JSONResponse:
         req, uploads = await read_request(request, IdentifyRequest, settings.max_images)

@@ -31,7 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange,
+from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, IdentificationRecord,
                                    Identification, SpeciesChange, VerifyResult)
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from embedder.training import TrainResult
     from index.search import CropHit
 
-__all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification",
+__all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
            "check_home", "resolve_home", "run_demo"]
 

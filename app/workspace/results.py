@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import TypedDict  # pydantic (the API schema) needs it on Python < 3.12
+
 if TYPE_CHECKING:
     from index.calibration import Calibration
     from index.generations import Manifest
@@ -82,6 +84,36 @@ class OodVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class IdentificationRecord(TypedDict):
+    """What :meth:`Identification.to_dict` returns (``--json``, the CSV's source, the HTTP API's
+    schema): the one declaration of the answer's JSON form."""
+
+    name: str
+    species: str | None  # the answer: a species, "unknown", or None for an unreadable image
+    unknown: bool
+    closest: str | None  # the closest known species
+    score: float | None  # cosine to the closest species' prototype
+    probability: float | None  # calibrated probability of ``closest`` among the known species
+    unknown_score: float | None
+    unknown_threshold: float | None
+    scorer: str | None
+    top: list[tuple[str, float]]
+    probabilities: list[tuple[str, float]]
+    ood: dict[str, OodVerdictRecord]
+    error: str | None
+    warning: str | None
+    source: str | None
+    box: list[int] | None
+    model: str | None
+    generation: str | None
+
+
+class OodVerdictRecord(TypedDict):
+    score: float
+    threshold: float
+    unknown: bool
 
 
 @dataclass(frozen=True)
@@ -159,7 +191,7 @@ class Identification:
     def unknown_threshold(self) -> float | None:
         return self.verdict.threshold if self.verdict else None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> IdentificationRecord:
         return {"name": self.name, "species": self.species, "unknown": self.unknown, "closest": self.closest,
                 "score": self.score, "probability": self.probability, "unknown_score": self.unknown_score,
                 "unknown_threshold": self.unknown_threshold, "scorer": self.scorer,

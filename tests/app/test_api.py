@@ -115,7 +115,7 @@ def test_openapi_docs_describe_the_result_dataclasses(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/identify", "/search", "/species", "/status", "/health"} <= set(spec["paths"])
-    props = spec["components"]["schemas"]["Identification"]["properties"]
+    props = spec["components"]["schemas"]["IdentificationRecord"]["properties"]
     assert set(props) == set(Identification("x").to_dict())
     body = spec["paths"]["/identify"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)

@@ -280,7 +280,7 @@ def examples():
 
 
 #: examples that train, download, serve or draw a full reef: minutes, a network or a server
-NOT_RUN = {"train": "trains", "demo": "whole pipeline", "fathomnet": "network", "app": "starts a server",
+NOT_RUN = {"train": "trains", "demo": "whole pipeline", "fathomnet": "network", "app": "starts a server", "serve": "starts a server",
            "synthetic": "draws 400 frames", "folders": "3,416 crops"}
 
 
