@@ -48,8 +48,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     """Top-k species and every OOD score for each image; unreadable ones get ``error``.
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
-    batches with ``progress``). The species is ``"unknown"`` when the engine's deciding
-    scorer is below its threshold (``index.ood.is_unknown``).
+    batches with ``progress``). The species and the unknown verdict are the engine's
+    (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold).
     """
     items = list(items)
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
@@ -69,8 +69,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         sims = engine.prototypes.similarities(vectors)
         tops = engine.prototypes.ranked(sims, k)
         probs = engine.prototypes.ranked(engine.probabilities(sims), k)
-        scores = engine.ood(vectors)
-        unknown = engine.unknown(scores)
+        verdicts = engine.verdicts(vectors, sims)
+        scores, unknown = verdicts.scores, verdicts.unknown
         for row, n in enumerate(where):
             result = out[n]
             result.top = tops[row]
@@ -83,7 +83,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             result.probability = probs[row][0][1]
             result.unknown_score = result.ood[engine.scorer]["score"]
             result.unknown_threshold = result.ood[engine.scorer]["threshold"]
-            result.species = "unknown" if result.unknown else tops[row][0][0]
+            result.species = str(verdicts.species[row])
     return out
 
 
