@@ -67,6 +67,17 @@ def crop_rows(catalog: Catalog, concept: str | None = None, split: str | None = 
         return [CropRow(*r) for r in con.execute(sql, params).fetchall()]
 
 
+def group_keys(catalog: Catalog, ids: np.ndarray) -> np.ndarray:
+    """(n,) object array: the near-duplicate / track group key of each annotation id (in order)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return np.asarray([], dtype=object)
+    with catalog.read() as con:
+        rows = dict(con.execute("SELECT annotation_id, group_key FROM annotations "
+                                "WHERE annotation_id IN (SELECT unnest(?))", [ids.tolist()]).fetchall())
+    return np.asarray([rows.get(int(i), f"id:{int(i)}") for i in ids], dtype=object)
+
+
 def register_model(catalog: Catalog, model_id: str, config_hash: str, dim: int, backbone: str) -> None:
     """Record a model; a changed config drops its stale vectors and prototypes."""
     with catalog.write() as con:

@@ -276,6 +276,30 @@ def load_current(
     return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)
 
 
+def current_manifest(root: str | Path, model_id: str, model_config_hash: str,
+                     dim: int | None = None) -> tuple[str, Manifest]:
+    """(live generation name, its manifest), checked against the model like a load, without
+    reading or hashing the index file (a process that only identifies never needs it).
+
+    Raises:
+        EmptyIndex: no generation was ever published for this model.
+        IndexMismatch: wrong model/config/dim, or the manifest is missing or malformed.
+    """
+    name = current_generation(root, model_id)
+    if name is None:
+        raise EmptyIndex(f"no index generation for model {model_id} under {model_dir(root, model_id)}")
+    gen_dir = model_dir(root, model_id) / name
+    manifest = read_manifest(gen_dir)
+    _check_expected(manifest, gen_dir, model_id, model_config_hash, dim)
+    return name, manifest
+
+
+def load_generation(root: str | Path, model_id: str, name: str, model_config_hash: str,
+                    dim: int | None = None, device: str = "cpu") -> vectors.VectorIndex:
+    """Load one named generation after the full check (manifest, sha256, counts). Raises IndexMismatch."""
+    return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)[0]
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,44 +1,88 @@
-"""The loaded query engine of one model: encoder, live index, prototypes, OOD scorers.
+"""The loaded query engine of one model: encoder, prototypes, OOD scorers, and (on first search) the index.
 
 ``load_engine`` composes ``embedder`` (the encoder) and ``index`` (vectors,
 prototypes, scorers) for queries. It checks that the model folder, the catalog's
-record of the model and the index manifest agree (searching with the wrong
-encoder is the worst silent bug this system could have). OOD thresholds are
-calibrated at load, at 95% true-positive rate on the known validation crops,
-so they always match the current prototypes (a species added since is covered).
+record of the model and the live generation's manifest agree (searching with the
+wrong encoder is the worst silent bug this system could have).
+
+Loading is a read: the decision scorer, every threshold and the calibration
+temperature were decided when the trained prototypes were built and are read back
+(:mod:`index.decisions`, :mod:`app.workspace.decisions`). Adding a species never
+changes them. A crop whose nearest prototype is a trained species is judged exactly
+as before any species was added; one whose nearest prototype is an added species is
+named it when the decision scorer, fitted with the added species' support crops
+(``index.ood.KnnScorer(few_shot=...)``), accepts it at the stored threshold, and is
+otherwise judged as before. So a known crop's answer can change only to an added
+species, and removing that species restores every answer.
+
+The FAISS generation is opened (and sha256-checked) on the first search only:
+identify never reads it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from app.workspace.decisions import (MIN_CHOICE_CROPS, choice_rows, fit_calibration, fit_decision,  # noqa: F401
+                                     fit_scorers, trained_only)
 from index.catalog import Catalog
-from index.embeddings import load_embeddings, load_prototypes, model_record
-from index.errors import EmptyIndex, IndexMismatch, NotFound
+from index.decisions import Decision, load_decision, prototypes_digest, store_decision
+from index.embeddings import ADDED, load_embeddings, load_prototypes, model_record
+from index.errors import CatalogBusy, IndexMismatch, NotFound
 from index.home import Home
-from index.calibration import Calibration, fit_temperature
-from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, is_unknown, make_scorer
-from index.ood_choice import ScorerChoice, choose_scorer
+from index.calibration import Calibration
+from index.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
+from index.ood_choice import ScorerChoice
 from index.prototypes import Prototypes
-from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
+from index.records import SUPPORT, TRAIN
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from embedder.model import EmbeddingModel
+    from index.generations import Manifest
     from index.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
-#: Known validation crops and held-out crops needed before the decision scorer is chosen on
-#: them: below that a 95%-TPR threshold and an AUROC are too noisy to beat the measured default.
-MIN_CHOICE_CROPS = 30
-FIT_SPLITS = (TRAIN, SUPPORT)  # what prototypes and OOD scorers are fitted on
+FIT_SPLITS = (TRAIN,)  # what the known species' OOD scorers are fitted on (added species: + SUPPORT)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The engine's judgement of n crops (arrays in crop order)."""
+
+    species: np.ndarray  # (n,) object: the species named, or "unknown"
+    scores: dict[str, np.ndarray]  # scorer -> (n,) score (the deciding scorer's: the score it decided on)
+    unknown: dict[str, np.ndarray]  # scorer -> (n,) bool, score below its stored threshold
+
+
+class _LazyIndex:
+    """The engine's generation, opened and verified on first use (thread-safe)."""
+
+    def __init__(self, home: Home, model_id: str, generation: str, config_hash: str, dim: int) -> None:
+        self._args = (home.root, model_id, generation, config_hash, dim)
+        self._index: VectorIndex | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> VectorIndex:
+        if self._index is None:
+            with self._lock:
+                if self._index is None:
+                    from index.generations import load_generation
+
+                    self._index = load_generation(*self._args, device="cpu")
+        return self._index
+
+    @property
+    def loaded(self) -> bool:
+        return self._index is not None
 
 
 @dataclass
@@ -47,17 +91,33 @@ class Engine:
 
     model_id: str
     model: EmbeddingModel
-    index: VectorIndex
+    lazy_index: _LazyIndex
     generation: str
     prototypes: Prototypes
     origins: dict[str, str]  # species -> "train" | "added"
-    scorers: dict[str, Scorer] = field(default_factory=dict)  # name -> fitted scorer
-    thresholds: dict[str, float] = field(default_factory=dict)
+    scorers: dict[str, Scorer] = field(default_factory=dict)  # name -> scorer fitted on the known species
+    thresholds: dict[str, float] = field(default_factory=dict)  # stored with the decision
     scorer: str = DEFAULT_SCORER  # the one that decides "unknown"
     device: str = "cpu"
-    gpu_index: VectorIndex | None = None  # FAISS GPU copy for unfiltered search (faiss-gpu + CUDA)
+    gpu_search: bool = False  # put a FAISS GPU copy of the index up on first search
     calibration: Calibration | None = None  # temperature of prototype cosines, fitted on val
     choice: ScorerChoice | None = None  # how ``scorer`` was chosen (held-out validation or default)
+    added_scorer: Scorer | None = None  # the decision scorer fitted with the added species' support crops
+    manifest: Manifest | None = None  # the live generation's manifest (read without the index file)
+    decision: Decision | None = None
+    _gpu_index: VectorIndex | None = None
+
+    @property
+    def index(self) -> VectorIndex:
+        """The live generation's CPU index (opened and sha256-checked on first use)."""
+        return self.lazy_index.get()
+
+    @property
+    def gpu_index(self) -> VectorIndex | None:
+        """A FAISS GPU copy for unfiltered search (faiss-gpu + CUDA), made on first use; else None."""
+        if self.gpu_search and self._gpu_index is None:
+            self._gpu_index = self.index.on_device("cuda")
+        return self._gpu_index
 
     def probabilities(self, similarities: np.ndarray) -> np.ndarray:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
@@ -76,55 +136,58 @@ class Engine:
         return encode_images(self.model, list(images), device=self.device)
 
     def ood(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
-        """Every scorer's (n,) scores for (n, d) vectors (higher = more like the known species)."""
+        """Every known-species scorer's (n,) scores for (n, d) vectors (higher = more known)."""
         return {name: scorer.score(vectors) for name, scorer in self.scorers.items()}
 
     def unknown(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Per scorer, (n,) bool: below its calibrated threshold (``index.ood.is_unknown``)."""
+        """Per scorer, (n,) bool: below its stored threshold (``index.ood.is_unknown``)."""
         return {name: np.asarray(is_unknown(s, self.thresholds[name]), dtype=bool).reshape(-1)
                 for name, s in scores.items()}
 
+    def verdicts(self, vectors: np.ndarray, similarities: np.ndarray | None = None) -> Verdicts:
+        """Judge (n, d) vectors (``similarities``: their (n, C) prototype cosines, if computed).
 
-def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
-                val: tuple[np.ndarray, np.ndarray],
-                names: Sequence[str] = tuple(SCORERS),
-                few_shot: Sequence[str] = ()) -> tuple[dict[str, Scorer], dict[str, float]]:
-    """Fit each OOD scorer on ``train`` (vectors (n, d), labels (n,)) and calibrate its
-    threshold on ``val`` crops of species that have prototypes (95% accepted).
-
-    ``few_shot``: species known only from a few support crops (added with ``species add``);
-    the knn scorer puts their scores on the trained species' scale (``index.ood.KnnScorer``)."""
-    vectors, labels = train
-    if len(vectors) == 0:
-        raise EmptyIndex("no training vectors to fit the OOD scorers on")
-    scorers, thresholds = {}, {}
-    known = np.isin(val[1], list(prototypes.names))
-    calib = val[0][known] if known.any() else vectors
-    for name in names:
-        options = {"few_shot": tuple(few_shot), "tpr": TPR_TARGET} if name == "knn" else {}
-        scorer = make_scorer(name, **options).fit(vectors, labels, prototypes)
-        scorers[name] = scorer
-        thresholds[name] = calibrate(scorer.score(calib), TPR_TARGET)
-    return scorers, thresholds
-
-
-def choice_rows(ids: np.ndarray) -> np.ndarray:
-    """(n,) bool: the held-out crops the decision scorer is chosen on (even catalog ids);
-    ``evaluate`` reports unknown detection on the others, so the choice is not graded on
-    the crops it was made on."""
-    return np.asarray(ids, dtype=np.int64) % 2 == 0
+        A crop nearest a trained species' prototype gets the known-species answer (the stored
+        decision scorer and threshold over the trained prototypes); one nearest an added
+        species is named it when :attr:`added_scorer` accepts it at the same threshold, else
+        it gets the known-species answer too."""
+        sims = self.prototypes.similarities(vectors) if similarities is None else similarities
+        names = np.asarray(self.prototypes.names, dtype=object)
+        trained = np.asarray([self.origins.get(n) != ADDED for n in self.prototypes.names])
+        nearest_trained = names[trained][sims[:, trained].argmax(axis=1)] if trained.any() else \
+            np.full(len(sims), "unknown", dtype=object)
+        scores = self.ood(vectors)
+        unknown = self.unknown(scores)
+        decide = self.scorer
+        species = np.where(unknown[decide], "unknown", nearest_trained).astype(object)
+        top = sims.argmax(axis=1)
+        to_added = np.flatnonzero(~trained[top])
+        if to_added.size and self.added_scorer is not None:
+            score = self.added_scorer.score(np.ascontiguousarray(vectors[to_added]))
+            accept = score >= self.thresholds[decide]
+            rows = to_added[accept]
+            species[rows] = names[top[rows]]
+            scores[decide] = scores[decide].copy()
+            scores[decide][rows] = score[accept]
+            unknown[decide][rows] = False
+        return Verdicts(species, scores, unknown)
 
 
-def fit_calibration(prototypes: Prototypes, val: tuple[np.ndarray, np.ndarray]) -> Calibration | None:
-    """Temperature scaling of prototype cosines on validation crops of species with prototypes
-    (None when there are fewer than 2 such species or no crops)."""
-    names = list(prototypes.names)
-    known = np.isin(val[1], names)
-    if known.sum() == 0 or len(set(val[1][known].tolist())) < 2:
-        return None
-    index = {n: i for i, n in enumerate(names)}
-    labels = np.asarray([index[n] for n in val[1][known]], dtype=np.int64)
-    return fit_temperature(prototypes.similarities(val[0][known]), labels)
+def decision_for(catalog: Catalog, model_id: str, trained: Prototypes) -> Decision:
+    """The stored decision for these trained prototypes. A home from before decisions were
+    stored (or whose trained prototypes changed without ``index build``) gets it decided now,
+    once, and stored (in memory only when the catalog is busy)."""
+    decision = load_decision(catalog, model_id)
+    if decision is not None and decision.prototypes_digest == prototypes_digest(trained):
+        return decision
+    log.warning("model %s has no stored decision for its prototypes: deciding it now (`oceanid index build` "
+                "does this once)", model_id)
+    decision = fit_decision(catalog, model_id, trained)
+    try:
+        store_decision(catalog, decision)
+    except CatalogBusy:
+        log.warning("catalog busy: the decision for %s is kept in memory only", model_id)
+    return decision
 
 
 def query_devices(device: str) -> tuple[str, bool]:
@@ -152,12 +215,11 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     ``device`` (auto | cpu | cuda) places the encoder and, with faiss-gpu, a GPU copy of the
     index for unfiltered search (:func:`query_devices`).
 
-    ``scorer=None`` chooses the decision scorer on the catalog's held-out species (their
-    crops with even ids, :func:`choice_rows`) by validation AUROC, falling back to the
-    measured default (``index.ood.DEFAULT_SCORER``) when there are none.
+    The decision scorer is the stored decision's (:func:`decision_for`); ``scorer`` overrides it
+    for this engine only (its stored threshold applies).
     """
     from embedder.model import config_hash, load_model
-    from index.generations import current_generation, load_current
+    from index.generations import current_manifest
 
     record = model_record(catalog, model_id)
     folder = home.model(model_id)
@@ -167,28 +229,26 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
         raise IndexMismatch(
             f"model {model_id} on disk differs from the one its vectors were made with",
             hint="run `oceanid embed` and `oceanid index rebuild`")
-    index, manifest = load_current(home.root, model_id, record["config_hash"], dim=record["dim"], device="cpu")
+    generation, manifest = current_manifest(home.root, model_id, record["config_hash"], dim=record["dim"])
     prototypes, origins = load_prototypes(catalog, model_id)
+    trained = trained_only(prototypes, origins)
+    decision = decision_for(catalog, model_id, trained)
     _, train_v, train_l = load_embeddings(catalog, model_id, FIT_SPLITS, with_labels=True)
-    _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
-    added = sorted(name for name, origin in origins.items() if origin == "added")
-    scorers, thresholds = fit_scorers(prototypes, (train_v, train_l), (val_v, val_l), few_shot=added)
-    choice = None
-    if scorer is None:
-        scorer = DEFAULT_SCORER
-        known = np.isin(val_l, list(prototypes.names))
-        if known.any():
-            held_ids, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
-            unknown = choice_rows(held_ids) & ~np.isin(held_l, list(prototypes.names))
-            if known.sum() < MIN_CHOICE_CROPS or unknown.sum() < MIN_CHOICE_CROPS:
-                unknown[:] = False  # too few to choose on: the measured default, reported as such
-            choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=prototypes,
-                                   fitted=scorers)
-            scorer = choice.scorer
-    generation = current_generation(home.root, model_id) or "?"
-    log.info("engine %s/%s: %d vectors, %d species, decision scorer %s", model_id, generation, manifest.count,
-             len(prototypes.names), scorer)
+    scorers, _ = fit_scorers(trained, (train_v, train_l))
+    chosen = scorer or decision.scorer
+    if chosen not in decision.thresholds:
+        make_scorer(chosen)  # raises InvalidInput listing the valid names
+    added = sorted(name for name, origin in origins.items() if origin == ADDED)
+    added_scorer = None
+    if added:
+        _, sup_v, sup_l = load_embeddings(catalog, model_id, (SUPPORT,), with_labels=True)
+        options = {"few_shot": tuple(added), "tpr": TPR_TARGET} if chosen == "knn" else {}
+        added_scorer = make_scorer(chosen, **options).fit(np.concatenate([train_v, sup_v]),
+                                                          np.concatenate([train_l, sup_l]), prototypes)
+    log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
+             manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
-    gpu_index = index.on_device("cuda") if gpu_faiss and gpu_search else None
-    return Engine(model_id, load_model(folder), index, generation, prototypes, origins, scorers, thresholds,
-                  scorer, encoder_device, gpu_index, fit_calibration(prototypes, (val_v, val_l)), choice)
+    lazy = _LazyIndex(home, model_id, generation, record["config_hash"], record["dim"])
+    return Engine(model_id, load_model(folder), lazy, generation, prototypes, origins, scorers,
+                  dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
+                  decision.calibration, decision.choice, added_scorer, manifest, decision)

@@ -17,7 +17,7 @@ from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_score
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
                                    FewShotSpecies, OodFigures, Retrieval, SplitCounts)
 from index.catalog import Catalog
-from index.embeddings import TRAINED, load_embeddings
+from index.embeddings import TRAINED, group_keys, load_embeddings
 from index.errors import EmptyIndex
 from index.metrics import classification_metrics, ood_metrics, retrieval_metrics
 from index.prototypes import Prototypes
@@ -115,7 +115,7 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     summary.scorer_choice = engine.choice
     raw = RawFigures(np.asarray(cls.confusion), cls.classes, (test_v, test_l), (held_v, held_l))
     # Unknown detection is graded on the held-out crops the decision scorer was not chosen on.
-    graded = ~choice_rows(held_ids) if engine.choice is not None and engine.choice.n_unknown_val else \
+    graded = ~choice_rows(group_keys(catalog, held_ids)) if engine.choice is not None and engine.choice.n_unknown_val else \
         np.ones(len(held_v), dtype=bool)
     if graded.any():
         scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))

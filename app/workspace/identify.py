@@ -52,8 +52,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     model and the live generation; an image under ``index.ingest.TINY_SIDE`` px gets a ``warning``.
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
-    batches with ``progress``). The species is ``"unknown"`` when the engine's deciding
-    scorer is below its threshold (``index.ood.is_unknown``).
+    batches with ``progress``). The species and the unknown verdict are the engine's
+    (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold).
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
@@ -76,13 +76,15 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         sims = engine.prototypes.similarities(vectors)
         tops = engine.prototypes.ranked(sims, k)
         probs = engine.prototypes.ranked(engine.probabilities(sims), k)
-        scores = engine.ood(vectors)
-        unknown = engine.unknown(scores)
+        verdicts = engine.verdicts(vectors, sims)
+        scores, unknown = verdicts.scores, verdicts.unknown
         for row, n in enumerate(where):
-            verdicts = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                        for s, v in scores.items()}
+            verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
+                       for s, v in scores.items()}
             image = images[row]
-            out[n] = Identification.answered(names[n], tops[row], probs[row], verdicts, engine.scorer,
+            named = str(verdicts.species[row])
+            out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
+                                             named=None if named == "unknown" else named,
                                              warning=tiny_image_warning(image.width, image.height),
                                              source=input_source(items[n]), box=(0, 0, image.width, image.height),
                                              **trace)

@@ -95,7 +95,8 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     """Fit the trained species' prototypes from the train split (added species keep theirs).
 
     They are written (and the prototypes version bumped) only when they differ from
-    the stored ones. Returns (prototypes, whether they were written).
+    the stored ones; the engine's decision for them is then stored too (:func:`decide`).
+    Returns (prototypes, whether anything was written).
     """
     _, vectors, labels = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
     if len(vectors) == 0:
@@ -104,7 +105,24 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     written = not trained_prototypes_match(catalog, model_id, prototypes)
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
-    return prototypes, fit_added_prototypes(catalog, model_id) or written
+    decided = decide(catalog, model_id)
+    return prototypes, fit_added_prototypes(catalog, model_id) or written or decided
+
+
+def decide(catalog: Catalog, model_id: str, force: bool = False) -> bool:
+    """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
+    trained prototypes, unless one is stored for exactly them (``force``: decide again).
+    Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
+    from app.workspace.decisions import fit_decision, trained_only
+    from index.decisions import load_decision, prototypes_digest, store_decision
+
+    stored, origins = load_prototypes(catalog, model_id)
+    trained = trained_only(stored, origins)
+    decision = load_decision(catalog, model_id)
+    if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained):
+        return False
+    store_decision(catalog, fit_decision(catalog, model_id, trained))
+    return True
 
 
 def fit_added_prototypes(catalog: Catalog, model_id: str) -> bool:

@@ -136,6 +136,9 @@ class Identification:
     box: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the crop in ``source``: the whole image
     model: str | None = None  # the model that answered
     generation: str | None = None  # the live index generation when it answered
+    named: str | None = None  # the species named when not unknown, where it is not the closest
+    # prototype's (a crop nearest an added species that its few-shot scorer rejects is judged
+    # as a known-species crop: the nearest trained species)
 
     @classmethod
     def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
@@ -170,7 +173,7 @@ class Identification:
         """The answer: the closest species, or ``"unknown"``; None for an unreadable image."""
         if self.error or not self.top:
             return None
-        return "unknown" if self.unknown else self.top[0][0]
+        return "unknown" if self.unknown else (self.named or self.top[0][0])
 
     @property
     def score(self) -> float | None:

@@ -13,7 +13,8 @@ A failure at any step undoes the earlier ones (the crops, their files, the
 catalog rows), so the workspace is left as it was. Removing publishes the index
 without the species first and then deletes it from the catalog in one
 transaction; if that fails, the previous generation is made live again.
-OOD thresholds are recalibrated when the engine next loads.
+The engine's stored decision (scorer, thresholds, temperature) is never touched: an added
+species is judged against it (:mod:`app.workspace.engine`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import softmax
 
 from app.workspace import Workspace
-from app.workspace.engine import choice_rows
+from app.workspace.decisions import choice_rows
 from index.calibration import calibrated_probabilities, nll
 from index.embeddings import load_embeddings
 from index.records import HOLDOUT, TEST, VAL
@@ -57,17 +57,20 @@ def test_too_few_held_out_crops_keep_the_measured_default(tiny_home):
     assert engine.choice.n_unknown_val == 0
 
 
-def test_decision_scorer_is_chosen_on_held_out_crops_and_evaluate_grades_the_others(tiny_home, monkeypatch):
-    import app.workspace.engine as engine_module
+def test_decision_scorer_is_chosen_on_held_out_crops_and_evaluate_grades_the_others(tiny_ws, monkeypatch):
+    import app.workspace.decisions as decisions_module
+    from app.workspace.pipeline import decide
+    from index.embeddings import group_keys
 
-    monkeypatch.setattr(engine_module, "MIN_CHOICE_CROPS", 1)
-    ws = Workspace(tiny_home)
+    monkeypatch.setattr(decisions_module, "MIN_CHOICE_CROPS", 1)
+    ws = tiny_ws
+    assert decide(ws.catalog, "tiny", force=True)  # the choice is made when prototypes are built, not at load
     engine = ws.engine()
     ids, _, labels = load_embeddings(ws.catalog, engine.model_id, (HOLDOUT,), with_labels=True)
     unknown = ~np.isin(labels, list(engine.prototypes.names))
     choice = engine.choice
     assert choice is not None and choice.source == "held-out validation"
-    assert choice.n_unknown_val == int((choice_rows(ids) & unknown).sum()) > 0
+    assert choice.n_unknown_val == int((choice_rows(group_keys(ws.catalog, ids)) & unknown).sum()) > 0
     assert engine.scorer == choice.scorer
     best = max(choice.per_scorer, key=lambda n: choice.per_scorer[n]["auroc"])
     assert choice.scorer in (best, choice.default)

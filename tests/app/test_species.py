@@ -180,7 +180,9 @@ def test_an_added_species_is_scored_as_few_shot_by_the_engine(tiny_ws):
     are judged on the trained species' scale (index.ood.KnnScorer few_shot; its effect is
     measured by bench/few_shot.py); trained species are not few-shot."""
     name, examples = held_out_examples(tiny_ws)
-    assert tiny_ws.engine().scorers["knn"].small == []
+    assert tiny_ws.engine().scorers["knn"].small == [] and tiny_ws.engine().added_scorer is None
     tiny_ws.species_add(name, examples)
-    knn = tiny_ws.engine().scorers["knn"]
+    engine = tiny_ws.engine()
+    assert engine.scorers["knn"].small == []  # the known species' scorer is untouched by the add
+    knn = engine.added_scorer
     assert [(c, len(own)) for c, own, *_ in knn.small] == [(name, len(examples))]

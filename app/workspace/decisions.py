@@ -1,0 +1,115 @@
+"""Deciding, once per set of trained prototypes, how the engine judges crops.
+
+:func:`fit_decision` chooses the decision scorer on the catalog's held-out species, fits
+every scorer's threshold and the calibration temperature on the known validation crops,
+all against the model's TRAINED prototypes and train split only. ``index build`` (through
+:func:`app.workspace.pipeline.fit_prototypes`) stores the result
+(:mod:`index.decisions`); the engine reads it at load. Species added later never enter
+it: the held-out crops an added species came from still count as unknown for the choice,
+and its support crops are not training crops of the known species.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from index.calibration import Calibration, fit_temperature
+from index.catalog import Catalog
+from index.decisions import Decision, prototypes_digest
+from index.embeddings import TRAINED, group_keys, load_embeddings, load_prototypes
+from index.errors import EmptyIndex
+from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
+from index.ood_choice import choose_scorer
+from index.prototypes import Prototypes
+from index.records import HOLDOUT, TRAIN, VAL
+
+log = logging.getLogger(__name__)
+
+#: Known validation crops and held-out crops needed before the decision scorer is chosen on
+#: them: below that a 95%-TPR threshold and an AUROC are too noisy to beat the measured default.
+MIN_CHOICE_CROPS = 30
+
+
+def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
+                val: tuple[np.ndarray, np.ndarray] | None = None,
+                names: Sequence[str] = tuple(SCORERS),
+                few_shot: Sequence[str] = ()) -> tuple[dict[str, Scorer], dict[str, float]]:
+    """Fit each OOD scorer on ``train`` (vectors (n, d), labels (n,)) and, when ``val`` is
+    given, calibrate its threshold on val crops of species that have prototypes (95% accepted;
+    without ``val`` the thresholds dict is empty).
+
+    ``few_shot``: species known only from a few support crops (added with ``species add``);
+    the knn scorer puts their scores on the trained species' scale (``index.ood.KnnScorer``)."""
+    vectors, labels = train
+    if len(vectors) == 0:
+        raise EmptyIndex("no training vectors to fit the OOD scorers on")
+    scorers, thresholds = {}, {}
+    calib = None
+    if val is not None:
+        known = np.isin(val[1], list(prototypes.names))
+        calib = val[0][known] if known.any() else vectors
+    for name in names:
+        options = {"few_shot": tuple(few_shot), "tpr": TPR_TARGET} if name == "knn" else {}
+        scorer = make_scorer(name, **options).fit(vectors, labels, prototypes)
+        scorers[name] = scorer
+        if calib is not None:
+            thresholds[name] = calibrate(scorer.score(calib), TPR_TARGET)
+    return scorers, thresholds
+
+
+def choice_rows(groups: Sequence[str] | np.ndarray) -> np.ndarray:
+    """(n,) bool: the held-out crops the decision scorer is chosen on, by their group key
+    (track / near-duplicate group): a stable hash puts every group wholly on one half, so
+    frames of one track never sit on both. ``evaluate`` grades unknown detection on the
+    other half, so the choice is not graded on the crops (or tracks) it was made on."""
+    return np.asarray([hashlib.sha1(str(g).encode()).digest()[0] % 2 == 0 for g in groups], dtype=bool)
+
+
+def fit_calibration(prototypes: Prototypes, val: tuple[np.ndarray, np.ndarray]) -> Calibration | None:
+    """Temperature scaling of prototype cosines on validation crops of species with prototypes
+    (None when there are fewer than 2 such species or no crops)."""
+    names = list(prototypes.names)
+    known = np.isin(val[1], names)
+    if known.sum() == 0 or len(set(val[1][known].tolist())) < 2:
+        return None
+    index = {n: i for i, n in enumerate(names)}
+    labels = np.asarray([index[n] for n in val[1][known]], dtype=np.int64)
+    return fit_temperature(prototypes.similarities(val[0][known]), labels)
+
+
+def trained_only(prototypes: Prototypes, origins: dict[str, str]) -> Prototypes:
+    """The prototypes learned in training (added species dropped)."""
+    for name in [n for n in prototypes.names if origins.get(n) != TRAINED]:
+        prototypes = prototypes.without_class(name)
+    return prototypes
+
+
+def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = None,
+                 version: int | None = None) -> Decision:
+    """Choose the decision scorer and fit thresholds and temperature for the model's trained
+    prototypes (default: the stored ones). Raises EmptyIndex (no prototypes / training vectors)."""
+    if trained is None:
+        prototypes, origins = load_prototypes(catalog, model_id)
+        trained = trained_only(prototypes, origins)
+    _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+    _, val_v, val_l = load_embeddings(catalog, model_id, (VAL,), with_labels=True)
+    scorers, thresholds = fit_scorers(trained, (train_v, train_l), (val_v, val_l))
+    known = np.isin(val_l, list(trained.names))
+    choice, scorer = None, DEFAULT_SCORER
+    if known.any():
+        held_ids, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
+        unknown = choice_rows(group_keys(catalog, held_ids)) & ~np.isin(held_l, list(trained.names))
+        if known.sum() < MIN_CHOICE_CROPS or unknown.sum() < MIN_CHOICE_CROPS:
+            unknown[:] = False  # too few to choose on: the measured default, reported as such
+        choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=trained, fitted=scorers)
+        scorer = choice.scorer
+    decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET,
+                        fit_calibration(trained, (val_v, val_l)), choice,
+                        catalog.prototypes_version(model_id) if version is None else version)
+    log.info("decided for %s: scorer %s (%s), threshold %.4f", model_id, scorer,
+             choice.source if choice else "default, no validation crops", thresholds[scorer])
+    return decision

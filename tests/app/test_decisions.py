@@ -1,0 +1,132 @@
+"""Decisions are made once and stored (issue 19 item 1): adding a species never re-judges the known ones.
+
+The engine used to choose the decision scorer, fit the thresholds and the temperature at
+every load, on held-out crops that an added species had just removed from the "unknown" set,
+so `species add` flipped the scorer (knn -> prototype on the demo home) and moved every
+threshold. A version that still re-decided at load fails the first test (the temperature and
+the knn threshold move with the added species); one that judged known crops with scorers
+fitted on the support crops fails the second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.workspace.pipeline import decide
+from index.decisions import load_decision
+from test_identify import crops
+
+
+def held_out(ws) -> list[str]:
+    return sorted({c for _, _, c in crops(ws, split="holdout", limit=1000)})
+
+
+def examples_of(ws, name: str, n: int = 5):
+    rows = crops(ws, split="holdout", species=name, limit=40)
+    return [ws.home / p for _, p, _ in rows[:n]]
+
+
+def judged(ws) -> list[str]:
+    """Known crops (val + test) and every held-out crop, by path."""
+    paths = [ws.home / p for split in ("val", "test", "holdout") for _, p, _ in crops(ws, split=split, limit=1000)]
+    assert len(paths) > 40
+    return paths
+
+
+def answers(ws, paths) -> list[tuple]:
+    return [(r.species, r.unknown, round(r.unknown_score, 6), r.scorer) for r in ws.identify(paths, k=3)]
+
+
+def decision_of(ws) -> tuple:
+    engine = ws.engine()
+    return (engine.scorer, dict(engine.thresholds), engine.calibration.temperature if engine.calibration else None,
+            engine.choice)
+
+
+@pytest.fixture
+def choosing_ws(tiny_ws, monkeypatch):
+    """The tiny workspace with the scorer chosen on its (few) held-out crops, as a real home does."""
+    import app.workspace.decisions as decisions_module
+
+    monkeypatch.setattr(decisions_module, "MIN_CHOICE_CROPS", 1)
+    assert decide(tiny_ws.catalog, "tiny", force=True)
+    return tiny_ws
+
+
+def test_adding_species_never_changes_the_scorer_thresholds_or_temperature(choosing_ws):
+    ws = choosing_ws
+    before = decision_of(ws)
+    assert before[3].source == "held-out validation"
+    stored = load_decision(ws.catalog, "tiny")
+    for name in held_out(ws):  # both held-out species: the set the choice was made on is emptied
+        ws.species_add(name, examples_of(ws, name))
+        assert decision_of(ws) == before
+    assert load_decision(ws.catalog, "tiny") == stored
+    assert ws.engine().added_scorer is not None
+
+
+def test_a_known_crops_answer_changes_only_to_the_added_species(choosing_ws):
+    ws = choosing_ws
+    paths = judged(ws)
+    first = answers(ws, paths)
+    name = held_out(ws)[0]
+    ws.species_add(name, examples_of(ws, name))
+    after = answers(ws, paths)
+    changed = [(a, b) for a, b in zip(first, after) if a != b]
+    assert all(b[0] == name for _, b in changed), changed
+    # and the added species is named at all (the few-shot path works)
+    assert any(b[0] == name for b in after)
+
+
+def test_species_remove_restores_every_answer_exactly(choosing_ws):
+    ws = choosing_ws
+    paths = judged(ws)
+    names = held_out(ws)
+    first = [r.to_dict() for r in ws.identify(paths, k=3)]
+    ws.species_add(names[0], examples_of(ws, names[0]))
+    one = [r.to_dict() for r in ws.identify(paths, k=3)]
+    ws.species_add(names[1], examples_of(ws, names[1]))
+    ws.species_remove(names[1])
+    assert [r.to_dict() for r in ws.identify(paths, k=3)] == one
+    ws.species_remove(names[0])
+    assert [r.to_dict() for r in ws.identify(paths, k=3)] == first
+
+
+def test_the_decision_is_stored_at_build_and_read_at_load(tiny_ws, monkeypatch):
+    """Loading reads the stored decision: choose_scorer / the threshold fit are never called."""
+    import app.workspace.decisions as decisions_module
+
+    stored = load_decision(tiny_ws.catalog, "tiny")
+    assert stored is not None and stored.scorer == tiny_ws.engine().scorer
+
+    def refuse(*_a, **_k):
+        raise AssertionError("load_engine re-decided")
+
+    monkeypatch.setattr(decisions_module, "fit_decision", refuse)
+    monkeypatch.setattr("app.workspace.engine.fit_decision", refuse)
+    tiny_ws._engines.clear()
+    engine = tiny_ws.engine()
+    assert engine.thresholds == stored.thresholds and engine.decision == stored
+
+
+def test_a_home_without_a_stored_decision_is_decided_once_and_stored(tiny_ws):
+    from index.decisions import drop_decision
+
+    expected = load_decision(tiny_ws.catalog, "tiny")
+    drop_decision(tiny_ws.catalog, "tiny")
+    assert load_decision(tiny_ws.catalog, "tiny") is None
+    tiny_ws._engines.clear()
+    assert tiny_ws.engine().thresholds == expected.thresholds
+    assert load_decision(tiny_ws.catalog, "tiny") == expected
+
+
+def test_choice_halves_keep_each_group_on_one_side():
+    from app.workspace.decisions import choice_rows
+
+    groups = np.asarray([f"track-{i // 7}" for i in range(700)], dtype=object)
+    rows = choice_rows(groups)
+    for g in set(groups.tolist()):
+        side = rows[groups == g]
+        assert side.all() or not side.any()
+    assert 0.3 < rows.mean() < 0.7  # both halves used
