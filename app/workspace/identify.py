@@ -22,6 +22,8 @@ from index.catalog import Catalog
 from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.taxonomy import RANK_THRESHOLD, rank_table
+from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,8 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
-             batch_size: int = BATCH, progress: bool = False) -> list[Identification]:
+             batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
+             decode_method: str = "probable", rank_threshold: float = RANK_THRESHOLD) -> list[Identification]:
     """Top-k species and every OOD score for each image; unreadable ones get ``error``.
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
@@ -71,6 +74,11 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         probs = engine.prototypes.ranked(engine.probabilities(sims), k)
         scores = engine.ood(vectors)
         unknown = engine.unknown(scores)
+        answers = None
+        if tree is not None:
+            table = rank_table(engine.prototypes.names, tree)
+            answers = decode_taxa(table, engine.probabilities(sims), rank_threshold, decode_method,
+                                  unknown=unknown[engine.scorer])
         for row, n in enumerate(where):
             result = out[n]
             result.top = tops[row]
@@ -84,6 +92,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             result.unknown_score = result.ood[engine.scorer]["score"]
             result.unknown_threshold = result.ood[engine.scorer]["threshold"]
             result.species = "unknown" if result.unknown else tops[row][0][0]
+            result.taxon = answers[row] if answers is not None else None
     return out
 
 

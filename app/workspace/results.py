@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from index.calibration import Calibration
     from index.generations import Manifest
     from index.ood_choice import ScorerChoice
+    from index.taxonomy import TaxonAnswer
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,27 @@ class SpeciesChange:
     examples: int = 0  # examples embedded (added)
     removed_vectors: int = 0  # vectors taken out of the index (removed)
     skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason) for unreadable examples
+    # (concept, rank, name the catalog keeps, name given) where the given taxonomy differed
+    taxonomy_kept: tuple[tuple[str, str, str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"species": self.species, "action": self.action, "generation": self.generation,
                 "examples": self.examples, "removed_vectors": self.removed_vectors,
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
+                "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+                "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g}
+                                  for c, r, k, g in self.taxonomy_kept]}
+
+
+@dataclass(frozen=True)
+class TaxaImport:
+    """What ``oceanid taxa import`` did."""
+
+    rows: int  # lineage rows read
+    written: int  # taxa rows inserted or changed
+    unknown: tuple[str, ...] = ()  # concepts named in the file that the catalog has no crop of (skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "written": self.written, "unknown": list(self.unknown)}
 
 
 @dataclass
@@ -87,6 +104,7 @@ class Identification:
     ood: dict[str, dict] = field(default_factory=dict)  # scorer -> score, threshold, unknown
     scorer: str | None = None  # the scorer that decided "unknown"
     error: str | None = None  # one line when the image could not be read
+    taxon: TaxonAnswer | None = None  # the deepest confident taxon and its lineage (``index.taxonomy``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
