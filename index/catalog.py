@@ -20,7 +20,7 @@ from index.errors import CatalogBusy, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset
 
 # meta keys (read and written only through the typed methods of Catalog)
 CURRENT_MODEL = "current_model"
@@ -89,18 +89,60 @@ CREATE TABLE IF NOT EXISTS prototypes (
     vector FLOAT[] NOT NULL,
     PRIMARY KEY (model_id, concept, k)
 );
+CREATE TABLE IF NOT EXISTS taxa_undo (        -- what `species add` changed, so `remove` restores it
+    added VARCHAR NOT NULL,           -- the species added
+    concept VARCHAR NOT NULL,         -- a taxa row the add inserted or changed
+    existed BOOLEAN NOT NULL,         -- false: the add inserted it (remove deletes it)
+    rank VARCHAR, parent VARCHAR, holdout_hint VARCHAR,  -- the row before the add
+    PRIMARY KEY (added, concept)
+);
+-- every concept with each ancestor (itself included) at a known rank; cycles stop at depth 40
+CREATE OR REPLACE VIEW taxon_ranks AS
+WITH RECURSIVE up(concept, node, depth) AS (
+    SELECT concept, concept, 0 FROM taxa
+    UNION ALL
+    SELECT up.concept, t.parent, up.depth + 1
+    FROM up JOIN taxa t ON t.concept = up.node
+    WHERE t.parent IS NOT NULL AND t.parent <> t.concept AND up.depth < 40
+)
+SELECT up.concept, t.rank, arg_min(t.concept, up.depth) AS name
+FROM up JOIN taxa t ON t.concept = up.node
+WHERE t.rank IS NOT NULL
+GROUP BY up.concept, t.rank;
+CREATE OR REPLACE VIEW taxon_lineage AS
+SELECT t.concept, t.rank AS label_rank,
+       max(r.name) FILTER (WHERE r.rank = 'kingdom') AS kingdom,
+       max(r.name) FILTER (WHERE r.rank = 'phylum') AS phylum,
+       max(r.name) FILTER (WHERE r.rank = 'class') AS "class",
+       max(r.name) FILTER (WHERE r.rank = 'order') AS "order",
+       max(r.name) FILTER (WHERE r.rank = 'family') AS family,
+       max(r.name) FILTER (WHERE r.rank = 'subfamily') AS subfamily,
+       max(r.name) FILTER (WHERE r.rank = 'genus') AS genus,
+       max(r.name) FILTER (WHERE r.rank = 'species') AS species_name
+FROM taxa t LEFT JOIN taxon_ranks r USING (concept)
+GROUP BY t.concept, t.rank;
+-- ``species`` is the crop's label (its concept, at whatever rank); ``label_rank`` says which rank
 CREATE OR REPLACE VIEW crop_meta AS
 SELECT a.annotation_id, a.image_id, a.concept AS species,
-       g.concept AS genus, f.concept AS family,
+       l.genus, l.family,
        i.depth_m, i."timestamp", i.latitude, i.longitude,
        a.split, i.source, a.crop_path, a.group_key, i.path AS image_path,
-       i.imaging_type
+       i.imaging_type,
+       l.label_rank, l.kingdom, l.phylum, l."class", l."order", l.subfamily
 FROM annotations a
 JOIN images i USING (image_id)
-LEFT JOIN taxa t ON t.concept = a.concept
-LEFT JOIN taxa g ON g.concept = t.parent AND g.rank = 'genus'
-LEFT JOIN taxa f ON f.concept = coalesce(g.parent, t.parent) AND f.rank = 'family';
+LEFT JOIN taxon_lineage l ON l.concept = a.concept;
 """
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a catalog written by an older version up to :data:`SCHEMA_VERSION` (idempotent).
+
+    v1 -> v2: a label above species rank (a family folder "Scaridae") was stored as a
+    species whose parent was itself; such rows lose that rank and parent, so the next
+    ingest or ``oceanid taxa import`` puts them at their real rank.
+    """
+    con.execute("UPDATE taxa SET rank = NULL, parent = NULL WHERE parent = concept")
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -150,6 +192,7 @@ class Catalog:
         con = self._connect(read_only=False)
         try:
             con.execute(SCHEMA)
+            _migrate(con)
             con.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
@@ -181,11 +224,27 @@ class Catalog:
                 f"no catalog at {self.path}",
                 hint="ingest data first, e.g. `oceanid ingest synthetic` or `oceanid demo`",
             )
+        if not self._ready and self._outdated():
+            self.ensure_schema()
         con = self._connect(read_only=True)
         try:
             yield con
         finally:
             con.close()
+
+    def _outdated(self) -> bool:
+        """True when the file was written by an older schema (checked once per Catalog)."""
+        con = self._connect(read_only=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return True
+        finally:
+            con.close()
+        if row is not None and int(row[0]) >= SCHEMA_VERSION:
+            self._ready = True  # nothing to migrate (ensure_schema still runs before a write)
+            return False
+        return True
 
     def exists(self) -> bool:
         """True once the catalog file has been created."""

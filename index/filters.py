@@ -73,6 +73,12 @@ DEFAULT_COLUMNS: Mapping[str, Column] = {
     "species": Column("species", "text"),
     "genus": Column("genus", "text"),
     "family": Column("family", "text"),
+    "kingdom": Column("kingdom", "text"),
+    "phylum": Column("phylum", "text"),
+    "class": Column("class", "text"),
+    "order": Column("order", "text"),
+    "subfamily": Column("subfamily", "text"),
+    "rank": Column("label_rank", "text"),  # the rank the crop is labelled at
     "depth": Column("depth_m", "number"),
     "date": Column("timestamp", "date"),
     "lat": Column("latitude", "number"),

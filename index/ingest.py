@@ -54,21 +54,13 @@ def _store_frame(path: Path, sha: str, home: Path) -> str:
     return rel
 
 
-def upsert_taxa(catalog: Catalog, taxa: Iterable[Taxon], hints: dict[str, str] | None = None) -> int:
-    """Insert or complete taxa rows (a known rank or parent is never erased). Returns the count."""
-    rows = [(t.concept, t.rank, t.parent, (hints or {}).get(t.concept)) for t in taxa]
-    if not rows:
-        return 0
-    with catalog.write() as con:
-        con.executemany(
-            """INSERT INTO taxa VALUES (?, ?, ?, ?)
-               ON CONFLICT (concept) DO UPDATE SET
-                 rank = coalesce(excluded.rank, taxa.rank),
-                 parent = coalesce(excluded.parent, taxa.parent),
-                 holdout_hint = coalesce(excluded.holdout_hint, taxa.holdout_hint)""",
-            rows,
-        )
-    return len(rows)
+def upsert_taxa(catalog: Catalog, taxa: Iterable[Taxon], hints: dict[str, str] | None = None, *,
+                correct: bool = False, undo_for: str | None = None) -> int:
+    """Merge taxa rows into the catalog (:func:`index.taxa.upsert`): what the catalog knows is never
+    erased unless ``correct``. Returns the count of rows written."""
+    from index.taxa import upsert
+
+    return len(upsert(catalog, taxa, hints, correct=correct, undo_for=undo_for).rows)
 
 
 class _Known:
@@ -309,7 +301,8 @@ def restore_taxa(catalog: Catalog, concepts: Iterable[str], rows: list[tuple]) -
 
 
 def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]],
-                         taxa: Iterable[Taxon] = (), crop: CropConfig = CropConfig()) -> IngestReport:
+                         taxa: Iterable[Taxon] = (), crop: CropConfig = CropConfig(),
+                         correct: bool = False) -> IngestReport:
     """Store the example images of a species added without retraining as ``support`` crops.
 
     Each (label, decoded image) is saved as a PNG under ``sources/added/<slug>/`` and
@@ -325,5 +318,5 @@ def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: l
         save_atomic(image, path)
         records.append(ImageRecord(ADDED, f"{folder.name}::{path.name}", path, boxes=(
             BoxRecord(concept, *FULL_FRAME, group_key=f"{ADDED}:{concept}", split=SUPPORT),)))
-    upsert_taxa(catalog, taxa)
+    upsert_taxa(catalog, taxa, correct=correct, undo_for=concept)
     return ingest_records(catalog, home, ADDED, records, crop=crop)

@@ -9,6 +9,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.splits import merge_groups
 from index.records import HOLDOUT
+from index.taxonomy import RANKS
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Survey:
     per_species: dict[str, int] = field(default_factory=dict)  # crops per species, most first
     crops_per_species: dict[str, float] = field(default_factory=dict)  # total, mean, median, max, min
     per_split: dict[str, int] = field(default_factory=dict)
+    # rank -> {"taxa": distinct taxa at that rank, "crops": crops with a taxon there, "labelled": crops
+    # labelled at that rank}, over the 7 standard ranks (``index.taxonomy.RANKS``)
+    per_rank: dict[str, dict[str, int]] = field(default_factory=dict)
     per_source: dict[str, int] = field(default_factory=dict)
     depth: dict[str, float | int | None] = field(default_factory=dict)  # count, min, median, max
     depth_histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (from, to, crops)
@@ -53,6 +57,12 @@ def survey(catalog: Catalog, bins: int = 10) -> Survey:
             "SELECT depth_m FROM annotations JOIN images USING (image_id) WHERE depth_m IS NOT NULL"
         ).fetchall()]
         out.duplicate_frames = con.execute("SELECT count(*) - count(DISTINCT sha256) FROM images").fetchone()[0]
+        for rank in RANKS:
+            col = "species_name" if rank == "species" else rank
+            taxa, crops, labelled = con.execute(
+                f'SELECT count(DISTINCT l."{col}"), count(l."{col}"), count(*) FILTER (WHERE l.label_rank = ?) '
+                "FROM annotations a LEFT JOIN taxon_lineage l ON l.concept = a.concept", [rank]).fetchone()
+            out.per_rank[rank] = {"taxa": int(taxa), "crops": int(crops), "labelled": int(labelled)}
         keys = con.execute("SELECT a.group_key, i.sha256 FROM annotations a JOIN images i USING (image_id)").fetchall()
     out.groups_merged = merge_groups([k for k, _ in keys], [h for _, h in keys])[1]
     counts = np.array(list(out.per_species.values()), dtype=np.int64)
@@ -110,6 +120,14 @@ def species_rows(catalog: Catalog, examples: int = 4) -> list[SpeciesRow]:
             "list(crop_path ORDER BY annotation_id)[1:?], bool_or(split = ?), bool_or(split IS NOT NULL) "
             "FROM crop_meta GROUP BY species ORDER BY species", [examples, HOLDOUT]).fetchall()
     return [SpeciesRow(n, g, f, int(c), [p for p in ex if p], bool(h), bool(u)) for n, g, f, c, ex, h, u in rows]
+
+
+def concepts(catalog: Catalog) -> list[str]:
+    """Every concept that labels at least one crop, sorted."""
+    if not catalog.exists():
+        return []
+    with catalog.read() as con:
+        return [r[0] for r in con.execute("SELECT DISTINCT concept FROM annotations ORDER BY 1").fetchall()]
 
 
 def source_ids(catalog: Catalog, source: str) -> set[str]:

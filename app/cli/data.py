@@ -40,6 +40,11 @@ def stats(
     for name, n in s.per_species.items():
         table.add_row(name, str(n))
     console.print(table)
+    if any(v["crops"] for v in s.per_rank.values()):
+        console.print("ranks: " + ", ".join(f"{rank} {v['taxa']} taxa / {v['crops']} crops"
+                                            + (f" ({v['labelled']} labelled there)" if v["labelled"]
+                                               and rank != "species" else "")
+                                            for rank, v in s.per_rank.items() if v["crops"]), markup=False)
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in s.per_split.items()), markup=False)
     console.print(f"duplicates: {s.duplicate_frames} repeated frames; {s.groups_merged} groups merged so no copy "
                   "crosses a split", markup=False)

@@ -12,6 +12,7 @@
       engine              engine.py: encoder + live index + prototypes + OOD scorers
       identify / search   identify.py (+ index.search)               -> Identification / CropHit
       species_add/remove  species.py (+ index.ingest, index.embeddings) -> SpeciesChange
+      taxa_show/import    taxa.py (+ index.taxa, index.taxonomy)     -> Lineage / TaxaImport
       evaluate            evaluation.py + app.report                 -> EvaluationSummary
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult
@@ -31,8 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, IdentificationRecord,
-                                   Identification, SpeciesChange, VerifyResult)
+from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, Identification,
+                                   IdentificationRecord, SpeciesChange, TaxaImport, VerifyResult)
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
 from index.crops import CropConfig
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from app.workspace.pipeline import EmbedReport
     from embedder.training import TrainResult
     from index.search import CropHit
+    from index.taxonomy import Lineage
 
 __all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
@@ -289,11 +291,31 @@ class Workspace:
         return engine
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
-                 names: Sequence[str] | None = None, progress: bool = False) -> list[Identification]:
-        """Name the species in each image (or ``unknown``); unreadable images get ``error``."""
+                 names: Sequence[str] | None = None, progress: bool = False,
+                 decode: str = "probable") -> list[Identification]:
+        """Name the species in each image (or ``unknown``), and the deepest confident taxon
+        (``decode``: probable | distance); unreadable images get ``error``."""
         from app.workspace.identify import identify
+        from index.taxa import tree
 
-        return identify(self.engine(model), list(images), names=names, k=k, progress=progress)
+        return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
+                        tree=tree(self.catalog), decode_method=decode)
+
+    def taxa_show(self, name: str) -> Lineage:
+        """The lineage of one taxon of the catalog. Raises NotFound."""
+        from index.taxa import lineage
+
+        return lineage(self.catalog, name)
+
+    def taxa_import(self, path: Path) -> TaxaImport:
+        """Fill or correct the lineages of ingested concepts from a lineage CSV (its names win)."""
+        from app.workspace.taxa import import_lineages
+
+        with self._writer:
+            try:
+                return import_lineages(self.catalog, Path(path))
+            finally:
+                self._engines = {}
 
     def crop_files(self, crop_ids: Sequence[int]) -> list[Path]:
         """The cached crop file of each catalog crop id (to identify a crop by id). Raises NotFound."""
@@ -309,14 +331,15 @@ class Workspace:
         return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
 
     def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
-                    family: str | None = None, model: str | None = None) -> SpeciesChange:
-        """Add a species from a few examples, without retraining; all or nothing."""
+                    family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:
+        """Add a species from a few examples, without retraining; all or nothing. ``genus`` /
+        ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
         from app.workspace.species import add_species
 
         with self._writer:
             try:
                 return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
-                                   family, self.crop)
+                                   family, self.crop, correct=correct)
             finally:
                 self._engines = {}
 

@@ -23,6 +23,8 @@ from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest import tiny_image_warning
 from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.taxonomy import RANK_THRESHOLD, rank_table
+from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,10 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
-             batch_size: int = BATCH, progress: bool = False) -> list[Identification]:
-    """Top-k species and every OOD verdict for each image; unreadable ones get ``error``.
+             batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
+             decode_method: str = "probable", rank_threshold: float = RANK_THRESHOLD) -> list[Identification]:
+    """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
+    image; unreadable ones get ``error``.
 
     Each answer carries its trace: the file it came from, the box (the whole image), the
     model and the live generation; an image under ``index.ingest.TINY_SIDE`` px gets a ``warning``.
@@ -78,6 +82,11 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         probs = engine.prototypes.ranked(engine.probabilities(sims), k)
         verdicts = engine.verdicts(vectors, sims)
         scores, unknown = verdicts.scores, verdicts.unknown
+        answers = None
+        if tree is not None:
+            table = rank_table(engine.prototypes.names, tree)
+            answers = decode_taxa(table, engine.probabilities(sims), rank_threshold, decode_method,
+                                  unknown=unknown[engine.scorer])
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
                        for s, v in scores.items()}
@@ -87,7 +96,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                                              named=None if named == "unknown" else named,
                                              warning=tiny_image_warning(image.width, image.height),
                                              source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                             **trace)
+                                             taxon=answers[row] if answers is not None else None, **trace)
     return out
 
 

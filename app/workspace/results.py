@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from index.calibration import Calibration
     from index.generations import Manifest
     from index.ood_choice import ScorerChoice
+    from index.taxonomy import TaxonAnswer
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,27 @@ class SpeciesChange:
     examples: int = 0  # examples embedded (added)
     removed_vectors: int = 0  # vectors taken out of the index (removed)
     skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason) for unreadable examples
+    # (concept, rank, name the catalog keeps, name given) where the given taxonomy differed
+    taxonomy_kept: tuple[tuple[str, str, str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"species": self.species, "action": self.action, "generation": self.generation,
                 "examples": self.examples, "removed_vectors": self.removed_vectors,
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
+                "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+                "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g}
+                                  for c, r, k, g in self.taxonomy_kept]}
+
+
+@dataclass(frozen=True)
+class TaxaImport:
+    """What ``oceanid taxa import`` did."""
+
+    rows: int  # lineage rows read
+    written: int  # taxa rows inserted or changed
+    unknown: tuple[str, ...] = ()  # concepts named in the file that the catalog has no crop of (skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "written": self.written, "unknown": list(self.unknown)}
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,16 @@ class IdentificationRecord(TypedDict):
     box: list[int] | None
     model: str | None
     generation: str | None
+    taxon: TaxonRecord | None  # the deepest confident taxon (``index.taxonomy.TaxonAnswer.to_dict``)
+
+
+class TaxonRecord(TypedDict):
+    name: str | None
+    rank: str | None
+    probability: float
+    lineage: dict[str, str]
+    decode: str
+    expected_distance: float | None
 
 
 class OodVerdictRecord(TypedDict):
@@ -139,6 +166,7 @@ class Identification:
     named: str | None = None  # the species named when not unknown, where it is not the closest
     # prototype's (a crop nearest an added species that its few-shot scorer rejects is judged
     # as a known-species crop: the nearest trained species)
+    taxon: TaxonAnswer | None = None  # the deepest confident taxon and its lineage (``index.taxonomy``)
 
     @classmethod
     def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
@@ -201,7 +229,8 @@ class Identification:
                 "top": [list(t) for t in self.top], "probabilities": [list(p) for p in self.probabilities],
                 "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
                 "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
-                "model": self.model, "generation": self.generation}
+                "model": self.model, "generation": self.generation,
+                "taxon": self.taxon.to_dict() if self.taxon else None}
 
 
 # -- the evaluation summary -------------------------------------------------------------

@@ -34,7 +34,10 @@ from index.embeddings import (ADDED, RemovedClass, add_support_class, content_di
                               remove_support_class, support_crops)
 from index.errors import BadImage, InvalidInput, NotFound
 from index.home import Home
-from index.ingest import add_support_examples, restore_taxa, taxa_rows
+from index.ingest import add_support_examples
+from index.taxa import undo as undo_taxa
+from index.taxa import upsert as upsert_taxa
+from index.taxonomy import chain
 from index.records import Taxon
 
 log = logging.getLogger(__name__)
@@ -44,19 +47,14 @@ StepHook = Callable[[str], None]
 
 
 def _taxa(name: str, genus: str | None, family: str | None) -> list[Taxon]:
-    taxa = [Taxon(name, "species" if genus else None, genus or family)]
-    if genus:
-        taxa.append(Taxon(genus, "genus", family))
-    if family:
-        taxa.append(Taxon(family, "family", None))
-    return taxa
+    """The species and the ancestors given on the command line (a binomial name gives its genus)."""
+    return chain(name, {"genus": genus, "family": family})
 
 
-def _undo_add(catalog: Catalog, home: Home, model_id: str, name: str, version: int, files_before: set[str],
-              taxa_before: tuple[list[str], list[tuple]]) -> None:
+def _undo_add(catalog: Catalog, home: Home, model_id: str, name: str, version: int, files_before: set[str]) -> None:
     """Take back a half-done add: catalog rows, taxa, crop files and the example files it wrote."""
     removed = remove_support_class(catalog, model_id, name, version=version)
-    restore_taxa(catalog, *taxa_before)
+    undo_taxa(catalog, name)
     _delete_files(home, removed)
     folder = home.added_examples(name)
     if folder.is_dir():
@@ -75,8 +73,12 @@ def _delete_files(home: Home, removed: RemovedClass) -> None:
 
 def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: Sequence[ImageInput],
                 genus: str | None = None, family: str | None = None, crop: CropConfig = CropConfig(),
-                on_step: StepHook | None = None) -> SpeciesChange:
+                on_step: StepHook | None = None, correct: bool = False) -> SpeciesChange:
     """Add species ``name`` from example images; unreadable examples are reported in ``skipped``.
+
+    ``genus`` / ``family`` fill what the catalog's taxonomy lacks; a name that differs from a
+    known one is kept as it was and reported in ``taxonomy_kept``, unless ``correct``.
+    ``species remove`` puts the taxa back as they were before the add.
 
     ``on_step`` is called with each step name before the step runs (tests fail there).
 
@@ -109,12 +111,12 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
     folder = home.added_examples(name)
     files_before = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     taxa = _taxa(name, genus, family)
-    concepts = [t.concept for t in taxa]
-    taxa_before = (concepts, taxa_rows(catalog, concepts))
     step = on_step or (lambda _: None)
+    kept: tuple = ()
     try:
         step("ingest")
-        report = add_support_examples(catalog, home.root, name, examples, taxa, crop)
+        kept = upsert_taxa(catalog, taxa, correct=correct, undo_for=name).kept
+        report = add_support_examples(catalog, home.root, name, examples, (), crop)
         skipped += report.skipped
         rows = support_crops(catalog, name)
         step("embed")
@@ -132,10 +134,11 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         content = catalog_content(catalog, model_id) if in_sync else ""
         generation, _ = publish_generation(home, model_id, index, config_hash, content)
     except BaseException:
-        _undo_add(catalog, home, model_id, name, version, files_before, taxa_before)
+        _undo_add(catalog, home, model_id, name, version, files_before)
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
-    return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped))
+    return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped),
+                         taxonomy_kept=tuple(kept))
 
 
 def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> SpeciesChange:
@@ -169,4 +172,5 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
             set_current(home.root, model_id, previous)
         raise
     _delete_files(home, gone)
+    undo_taxa(catalog, name)
     return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))

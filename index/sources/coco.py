@@ -2,8 +2,10 @@
 
 Optional extra fields are read when present: on images ``depth_m``,
 ``latitude``, ``longitude``, ``timestamp`` (ISO 8601), ``temperature_c``,
-``salinity``, ``oxygen_ml_l``, ``imaging_type``; on categories ``genus``,
-``family`` (else ``supercategory`` is taken as the parent) and ``holdout`` /
+``salinity``, ``oxygen_ml_l``, ``imaging_type``; on categories any rank field
+(``kingdom`` .. ``genus``, ``subfamily``, ...: the lineage), ``supercategory`` (at
+the rank ``supercategory_rank`` names, else a family when it ends in -idae, else
+not a rank) and ``holdout`` /
 ``holdout_kind`` (the synthetic reef's suggested held-out species).
 Frames that share a ``video_id`` / ``sequence_id`` / ``seq_id`` / ``dive_id``
 (see :data:`index.records.SEQUENCE_KEYS`) share a group key, so a split never
@@ -18,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
+from index.taxonomy import ALL_RANKS, chain, normalise_rank
 from index.records import SEQUENCE_KEYS, SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
 
 
@@ -89,12 +92,16 @@ def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon],
             continue
         name = _text(cat["name"])
         names[cat["id"]] = name
-        genus, family = _text(cat.get("genus")), _text(cat.get("family")) or _text(cat.get("supercategory"))
-        if family:
-            taxa.setdefault(family, Taxon(family, "family", None))
-        if genus:
-            taxa.setdefault(genus, Taxon(genus, "genus", family))
-        taxa[name] = Taxon(name, "species" if genus else None, genus or family or None)
+        ranks = {r: _text(cat.get(r)) for r in ALL_RANKS if r != "species" and _text(cat.get(r))}
+        sup = _text(cat.get("supercategory"))
+        if sup and sup not in ranks.values():
+            rank = normalise_rank(_text(cat.get("supercategory_rank"))) or (
+                "family" if sup.endswith("idae") else None)  # zoological family names end in -idae
+            if rank and rank not in ranks:
+                ranks[rank] = sup
+        for taxon in chain(name, ranks):
+            if taxon.concept == name or taxon.concept not in taxa:
+                taxa[taxon.concept] = taxon
         if cat.get("holdout"):
             hints[name] = _text(cat.get("holdout_kind")) or "other"
     return names, list(taxa.values()), hints

@@ -1,10 +1,12 @@
 """Class folders: ``DIR/<class>/<image>``, one crop per file.
 
 The class is the folder name unless ``DIR/species.csv`` (columns folder,
-species, genus, family) names it and its taxa; without one, ``_`` in a folder
-name becomes a space (``Testus_badus`` -> ``Testus badus``, noted in the plan).
-``group_pattern``'s first regex group on the file name is the group key that
-keeps near-duplicate frames together in one split (``fish_(\\d+)_`` for fish4knowledge tracks).
+species, and any rank columns: kingdom, phylum, class, order, family, subfamily,
+genus, ...) names it and its lineage; without one, ``_`` in a folder name becomes a
+space (``Testus_badus`` -> ``Testus badus``, noted in the plan). A name equal to one of
+its rank cells (a family folder "Scaridae" whose family is Scaridae) is stored at that
+rank. ``group_pattern``'s first regex group on the file name is the group key that keeps
+near-duplicate frames together in one split (``fish_(\\d+)_`` for fish4knowledge tracks).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from index.errors import InvalidInput, SourceError
 from index.imaging import is_image_name
 from index.records import SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon
+from index.taxonomy import ALL_RANKS, chain, normalise_rank
 
 
 def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -25,7 +28,7 @@ def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SourceError(f"{path}: cannot read species.csv ({exc})") from None
     if not rows or "folder" not in rows[0] or "species" not in rows[0]:
-        raise SourceError(f"{path}: species.csv needs the columns folder,species[,genus,family]")
+        raise SourceError(f"{path}: species.csv needs the columns folder,species[,genus,family,order,...]")
     return {r["folder"]: r for r in rows if r.get("folder")}
 
 
@@ -62,12 +65,10 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
         concept = (info.get("species") or "").strip() or folder_species(folder.name)  # a blank cell names nothing
         if not (info.get("species") or "").strip() and concept != folder.name.strip():
             notes.append((folder.name, f"folder {folder.name!r} read as species {concept!r}"))
-        genus, family = (info.get("genus") or "").strip(), (info.get("family") or "").strip()
-        if family:
-            taxa.setdefault(family, Taxon(family, "family", None))
-        if genus:
-            taxa.setdefault(genus, Taxon(genus, "genus", family or None))
-        taxa[concept] = Taxon(concept, "species" if info else None, genus or family or None)
+        ranks = {r: v for r, v in info.items() if r not in ("folder", "species") and normalise_rank(r) in ALL_RANKS}
+        for taxon in chain(concept, ranks):
+            if taxon.concept == concept or taxon.concept not in taxa:
+                taxa[taxon.concept] = taxon
         for file in sorted(folder.rglob("*")):
             if not file.is_file() or file.name.startswith("."):
                 continue

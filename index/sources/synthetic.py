@@ -31,7 +31,7 @@ import numpy as np
 from index.errors import InvalidInput
 from index.sources.reef.sprite import BENTHIC
 from index.sources.reef.scene import make_water, render_frame
-from index.sources.reef.species import MAX_SPECIES, ReefSpecies, select_species
+from index.sources.reef.species import MAX_SPECIES, ReefSpecies, lineage, select_species
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,8 @@ def _metadata(depth: float, rng: np.random.Generator) -> tuple[Site, dict]:
 def _category(r: ReefSpecies) -> dict:
     sp = r.species
     return {"id": r.category_id, "name": sp.name, "supercategory": sp.family, "genus": sp.genus,
-            "family": sp.family, "body_plan": sp.body_plan, "holdout": r.holdout,
+            "family": sp.family, **{r: lineage(sp)[r] for r in ("order", "class", "phylum", "kingdom")},
+            "body_plan": sp.body_plan, "holdout": r.holdout,
             "holdout_kind": r.holdout_kind, "depth_range_m": list(sp.depth_m), "morphs": len(sp.morphs)}
 
 

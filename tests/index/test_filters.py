@@ -11,7 +11,7 @@ import pytest
 from index.errors import FilterError
 from index.filters import DEFAULT_COLUMNS, Column, SqlFilter, parse_filter, quote
 
-ALLOWED = "species, genus, family, depth, date, lat, lon, split, source"
+ALLOWED = "species, genus, family, kingdom, phylum, class, order, subfamily, rank, depth, date, lat, lon, split, source"
 
 ROWS = [
     # annotation_id, species, genus, family, depth_m, timestamp, latitude, longitude, split, source
@@ -203,6 +203,12 @@ def test_default_columns_are_exactly_the_documented_set():
         "species": ("species", "text"),
         "genus": ("genus", "text"),
         "family": ("family", "text"),
+        "kingdom": ("kingdom", "text"),
+        "phylum": ("phylum", "text"),
+        "class": ("class", "text"),
+        "order": ("order", "text"),
+        "subfamily": ("subfamily", "text"),
+        "rank": ("label_rank", "text"),
         "depth": ("depth_m", "number"),
         "date": ("timestamp", "date"),
         "lat": ("latitude", "number"),

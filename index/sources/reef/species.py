@@ -154,6 +154,33 @@ CATALOGUE: tuple[Species, ...] = (
 
 MAX_SPECIES = len(CATALOGUE)
 
+#: The made-up ranks above family, by body plan: (order, class, phylum); kingdom Animalia. Body
+#: plans that share a class or phylum are related (crab and shrimp, star and urchin), so every
+#: rank of the taxonomic distance means something on the reef.
+KINGDOM = "Animalia"
+HIGHER_TAXA: dict[str, tuple[str, str, str]] = {
+    "fish": ("Pinnatiformes", "Pinnatia", "Chordata"),
+    "eel": ("Serpentiformes", "Pinnatia", "Chordata"),
+    "jelly": ("Medusellida", "Scyphozoella", "Cnidaria"),
+    "anemone": ("Actiniella", "Anthozoella", "Cnidaria"),
+    "coral": ("Ramicorida", "Anthozoella", "Cnidaria"),
+    "star": ("Astrellida", "Asteroidella", "Echinodermata"),
+    "urchin": ("Echinellida", "Echinoidella", "Echinodermata"),
+    "cucumber": ("Holothurellida", "Holothuroidella", "Echinodermata"),
+    "shrimp": ("Cariscida", "Malacostracella", "Arthropoda"),
+    "crab": ("Cancrellida", "Malacostracella", "Arthropoda"),
+    "nudibranch": ("Nudibranchiella", "Gastropodella", "Mollusca"),
+    "octopus": ("Octopellida", "Cephalopodella", "Mollusca"),
+    "sponge": ("Doliospongida", "Demospongiella", "Porifera"),
+}
+
+
+def lineage(sp: Species) -> dict[str, str]:
+    """The made-up lineage of ``sp`` at the 7 standard ranks (rank -> name)."""
+    order, class_, phylum = HIGHER_TAXA[sp.body_plan]
+    return {"kingdom": KINGDOM, "phylum": phylum, "class": class_, "order": order, "family": sp.family,
+            "genus": sp.genus, "species": sp.name}
+
 
 @dataclass(frozen=True)
 class ReefSpecies:
