@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from app.cli import options
-from app.cli.common import console, fail
-from app.workspace import resolve_home
+from app.cli.common import cli_errors, console, fail
+from app.workspace import check_home, resolve_home
 
 app = typer.Typer()
 
@@ -39,6 +39,7 @@ def api_env(home: Path, model: str | None, device: str, token: str | None, read_
 
 
 @app.command("serve")
+@cli_errors
 def serve_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs a token."),
@@ -69,7 +70,7 @@ def serve_command(
         raise fail(f"binding {host} (not loopback) needs a token", "pass --token or set OCEANID_TOKEN")
     if not port_free(host, port):
         raise fail(f"port {port} on {host} is in use", "pick another with --port")
-    resolved = resolve_home(home or (ctx.obj or {}).get("home"))
+    resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
     console.print(f"oceanid API: http://{host}:{port}/docs  (home {resolved}; Ctrl-C stops it)",
                   markup=False, highlight=False)
     # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
