@@ -25,13 +25,14 @@ def main() -> None:
     from index.catalog import Catalog
     from index.embeddings import load_embeddings, register_model, store_embeddings
     from index.generations import publish
-    from index.vectors import VectorIndex
+    from index.vectors import VectorIndex, tune_faiss_blas
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--kinds", default="flat,ivf", help="comma list of flat, ivf, hnsw (hnsw takes minutes)")
     args = parser.parse_args()
+    tune_faiss_blas()
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(1000, args.dim)).astype(np.float32)
     vectors = centres[rng.integers(0, 1000, args.n)] + 0.3 * rng.normal(size=(args.n, args.dim)).astype(np.float32)

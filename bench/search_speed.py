@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from index.planner import PlannerConfig  # noqa: E402
-from index.vectors import AllowedIds, IndexConfig, VectorIndex  # noqa: E402
+from index.vectors import AllowedIds, IndexConfig, VectorIndex, tune_faiss_blas  # noqa: E402
 
 K = 10
 RESULTS = Path(__file__).resolve().parent / "figures" / "search_speed.json"
@@ -238,6 +238,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    tune_faiss_blas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("index.vectors").setLevel(logging.WARNING)
     faiss.omp_set_num_threads(args.threads)

@@ -56,14 +56,20 @@ class _PathDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int, str | None]:
-        path = self.paths[i]
-        try:
-            return self.transform(open_image(path)), i, None
-        except BadImage as exc:
-            return None, i, str(exc)
-        except Exception as exc:  # noqa: BLE001 - one bad crop must not end the batch
-            detail = str(exc).splitlines()[0] if str(exc) else ""
-            return None, i, f"{Path(path).name}: {type(exc).__name__} {detail}".strip()
+        pixels, reason = decode_crop(self.paths[i], self.transform)
+        return pixels, i, reason
+
+
+def decode_crop(path: Path | str, transform: Callable[[Image.Image], torch.Tensor]
+                ) -> tuple[torch.Tensor | None, str | None]:
+    """Open and transform one crop: (pixels, None), or (None, one-line reason) when it fails."""
+    try:
+        return transform(open_image(path)), None
+    except BadImage as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad crop must not end the batch
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return None, f"{Path(path).name}: {type(exc).__name__} {detail}".strip()
 
 
 def _collate(batch: list[tuple[torch.Tensor | None, int, str | None]]):
@@ -81,6 +87,9 @@ def _forward(model: EmbeddingModel, images: torch.Tensor, device: torch.device) 
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         out = model(images)
     return out.float().cpu().numpy()
+
+
+forward_batch = _forward  # the public name other runners (embedder/ray_runner.py) call
 
 
 def encode_paths(

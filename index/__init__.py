@@ -16,6 +16,9 @@ The rest (import from the submodules; nothing is imported here):
 - ``crops``, ``splits``, ``stats``  crop cutting, train/val/test/holdout assignment, survey and counts
 - ``embeddings``  vectors and prototypes in the catalog; support classes added/removed in one transaction
 - ``vectors``     the FAISS index (ids = catalog keys, exact filtered search)
+- ``filter_cache`` ``AllowedIds`` (a prepared filter) and ``FilterCache`` (one index version's
+  filtered-search state and plans, beside ``planner``)
+- ``faiss_calls`` numpy-in/numpy-out faiss calls and ``tune_faiss_blas()`` (explicit, process-wide)
 - ``generations`` immutable index generations, atomic CURRENT, prune, rollback
 - ``prototypes``, ``ood``, ``metrics``, ``projection``  class prototypes, unknown scorers, evaluation maths, 2-D maps
 - ``search``      the catalog side of search (filter -> ids, a crop's vector, hit metadata)

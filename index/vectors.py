@@ -13,18 +13,24 @@ use it); with ``device="cuda"`` a GPU clone serves unfiltered searches.
 
 from __future__ import annotations
 
-import logging
 import itertools
+import logging
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import faiss
 import numpy as np
 
 from index.errors import EmptyIndex, InvalidInput, NotFound
-from index.planner import FilterPlan, PlannerConfig, plan_filtered
+from index.faiss_calls import Hit, add as _add, faiss_search, hits as _hits, reconstruct_all as _reconstruct_all
+from index.faiss_calls import train as _train, tune_faiss_blas
+from index.filter_cache import AllowedIds, FilterCache
+from index.planner import FilterPlan, PlannerConfig
+
+__all__ = ["AllowedIds", "DEVICES", "Hit", "IndexConfig", "KINDS", "VectorIndex", "check_vectors", "faiss_search",
+           "gpu_available", "load", "resolve_device", "tune_faiss_blas"]
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +38,7 @@ KINDS = ("flat", "ivf", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
 _NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
 _VERSIONS = itertools.count()
-_FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (see _flat_numpy)
-
-
-def _tune_faiss_blas_blocks() -> None:
-    # faiss's exhaustive IP search runs one sgemm per (query block x 1,024 database rows); at
-    # 1,024 the per-call overhead dominates on 2 cores. 16,384 rows measured 1.6x faster batched
-    # (100k x 128, 1,000 queries: 2,380 -> 3,906 q/s); query blocks of 1,024 keep the score
-    # buffer at 64 MiB. These are faiss process-wide settings, set once here.
-    faiss.cvar.distance_compute_blas_database_bs = 16_384
-    faiss.cvar.distance_compute_blas_query_bs = 1_024
-
-
-_tune_faiss_blas_blocks()
-
-
-class Hit(NamedTuple):
-    """One search result: a catalog id and its cosine similarity."""
-
-    id: int
-    score: float
+_FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (FilterCache.flat_numpy)
 
 
 @dataclass(frozen=True)
@@ -157,37 +144,6 @@ def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
     return ivf
 
 
-# faiss.contrib.torch_utils (imported by pytorch-metric-learning) monkeypatches the
-# Python methods of every faiss index (search loses ``params``, reconstruct returns
-# tensors). These helpers call the SWIG ``*_c`` methods, which it leaves alone.
-def faiss_search(
-    index: faiss.Index, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw faiss search: q (n, d) float32 C-contiguous -> (scores (n, k) float32, ids (n, k) int64, -1 = none)."""
-    n = q.shape[0]
-    scores = np.empty((n, k), dtype=np.float32)
-    found = np.empty((n, k), dtype=np.int64)
-    index.search_c(n, faiss.swig_ptr(q), k, faiss.swig_ptr(scores), faiss.swig_ptr(found), params)
-    return scores, found
-
-
-def _add(index: faiss.Index, x: np.ndarray, ids: np.ndarray) -> None:
-    x, ids = np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
-    index.add_with_ids_c(x.shape[0], faiss.swig_ptr(x), faiss.swig_ptr(ids))
-
-
-def _train(index: faiss.Index, x: np.ndarray) -> None:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    index.train_c(x.shape[0], faiss.swig_ptr(x))
-
-
-def _reconstruct_all(index: faiss.Index) -> np.ndarray:
-    out = np.empty((index.ntotal, index.d), dtype=np.float32)
-    if index.ntotal:
-        index.reconstruct_n_c(0, index.ntotal, faiss.swig_ptr(out))
-    return out
-
-
 def _kind_of(index: faiss.Index) -> str:
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
@@ -198,48 +154,6 @@ def _kind_of(index: faiss.Index) -> str:
         if isinstance(inner, faiss.IndexFlat):
             return "flat"
     raise InvalidInput(f"unsupported faiss index type {type(index).__name__}")
-
-
-@dataclass(frozen=True, eq=False)
-class AllowedIds:
-    """A prepared id filter for :meth:`VectorIndex.search`; build it once with
-    :meth:`of` and reuse it while the filter stays the same (it costs O(a) to build).
-
-    Uses an IDSelectorBitmap when the ids are small enough for the bitmap to
-    stay under ~8 bytes per allowed id + 128 KiB (cheap to build and test),
-    else a hashed IDSelectorBatch.
-    """
-
-    ids: np.ndarray  # (a,) int64, as given (duplicates and unknown ids are harmless)
-    selector: Any  # faiss.IDSelector
-    bitmap: np.ndarray | None = None  # bytes the bitmap selector points into; keeps them alive
-    unique: np.ndarray | None = None  # (u,) int64 sorted unique ids (the exact plan gathers these)
-    # per index state (version -> (present ids, allowed ids per IVF list)), so a filter reused
-    # across queries is matched against the index once, not once per query
-    cache: dict = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def of(cls, ids: np.ndarray) -> AllowedIds:
-        """Prepare ``ids`` (a,) integer catalog ids."""
-        ids = np.ascontiguousarray(np.asarray(ids).ravel(), dtype=np.int64)
-        top = int(ids.max()) if ids.size else -1
-        if 0 <= top < 64 * ids.size + (1 << 20):
-            mask = np.zeros(top + 1, dtype=bool)
-            mask[ids[ids >= 0]] = True
-            bits = np.packbits(mask, bitorder="little")
-            unique = np.flatnonzero(mask).astype(np.int64)
-            return cls(ids, faiss.IDSelectorBitmap(bits.size, faiss.swig_ptr(bits)), bits, unique)
-        return cls(ids, faiss.IDSelectorBatch(ids), None, np.unique(ids))
-
-    def against(self, index: VectorIndex) -> tuple[np.ndarray, np.ndarray | None]:
-        """(present ids (p,) int64 sorted, allowed ids per inverted list (nlist,) or None) for
-        ``index`` as it is now (cached while the index is unchanged; the last 4 indexes kept)."""
-        key = index.version
-        if key not in self.cache:
-            if len(self.cache) >= 4:
-                self.cache.pop(next(iter(self.cache)))
-            self.cache[key] = index.match(self.unique)
-        return self.cache[key]
 
 
 class VectorIndex:
@@ -253,12 +167,8 @@ class VectorIndex:
         self._cpu = index
         self.kind = _kind_of(index)
         self.planner = planner or PlannerConfig()
-        self._lookup: tuple[np.ndarray, np.ndarray | None] | None = None  # sorted ids, their storage rows
-        self._lists: np.ndarray | None = None  # IVF: inverted list of each sorted id, (ntotal,) int32
-        self._store: np.ndarray | None = None  # flat/HNSW: zero-copy view of the stored vectors
-        self._sizes: np.ndarray | None = None  # IVF: entries per inverted list
+        self._filters = FilterCache(index, self.kind)  # replaced whenever the index changes
         self.version = next(_VERSIONS)  # changes with every add/remove (AllowedIds caches by it)
-        self._row_ids: np.ndarray | None = None  # flat: storage row -> id
         if self.kind == "ivf" and index.direct_map.type == faiss.DirectMap.NoMap:
             # id -> (list, offset) hashtable so the exact plan can reconstruct allowed vectors
             # (kept through add/remove, written with the index; ~16 bytes per vector)
@@ -340,13 +250,7 @@ class VectorIndex:
         """All ids in the index, (ntotal,) int64, in no particular order."""
         if self.kind != "ivf":
             return faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
-        invlists = self._cpu.invlists
-        parts = [
-            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-            for i in range(invlists.nlist)
-            if invlists.list_size(i)
-        ]
-        return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, np.int64)
+        return self._filters.ivf_ids()
 
     # ---- mutation -----------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -396,7 +300,7 @@ class VectorIndex:
         return removed
 
     def _changed(self) -> None:
-        self._lookup = self._row_ids = self._lists = self._store = self._sizes = None
+        self._filters = FilterCache(self._cpu, self.kind)
         self.version = next(_VERSIONS)
         self._refresh_gpu()
 
@@ -438,7 +342,7 @@ class VectorIndex:
             if self._gpu is not None:
                 scores, found = faiss_search(self._gpu, q, kk)
             elif self.kind == "flat" and m < _FLAT_NUMPY_BELOW:
-                scores, found = self._flat_numpy(q, kk)
+                scores, found = self._filters.flat_numpy(q, kk)
             else:
                 scores, found = faiss_search(self._cpu, q, kk)
             return _hits(scores, found)
@@ -447,140 +351,22 @@ class VectorIndex:
         kk = min(int(k), int(present.size))
         if kk == 0 or m == 0:
             return [[] for _ in range(m)]
-        plan = self._plan(present.size, kk, per_list)
-        if plan.mode == "exact":
-            return _hits(*self._exact(q, kk, present))
-        if self.kind == "ivf":
-            scores, found = self._probe_lists(q, kk, allowed.selector, per_list, plan.probe)
-        else:
-            scores, found = faiss_search(self._cpu, q, kk, self._params(allowed.selector, plan))
-        short = np.flatnonzero((found < 0).any(axis=1))
-        if short.size:  # the walk found fewer than kk allowed ids: never return fewer than exist
-            log.info("filtered %s search came back short for %d queries; rescoring exactly", self.kind, short.size)
-            scores[short], found[short] = self._exact(np.ascontiguousarray(q[short]), kk, present)
-        return _hits(scores, found)
+        return _hits(*self._filters.search(q, kk, allowed, present, per_list, self.planner))
 
     def plan(self, allowed: int | np.ndarray | AllowedIds, k: int) -> FilterPlan:
         """How a query filtered to ``allowed`` would run (see index/planner.py): ids (or a
         prepared :class:`AllowedIds`) are matched against the index; a bare count plans as
         if it were spread over every IVF list, as a random filter is."""
         if isinstance(allowed, (int, np.integer)):
-            return self._plan(int(allowed), k, None)
+            return self._filters.plan(int(allowed), k, None, self.planner)
         prepared = allowed if isinstance(allowed, AllowedIds) else AllowedIds.of(allowed)
         present, per_list = prepared.against(self)
-        return self._plan(int(present.size), k, per_list)
-
-    def _plan(self, allowed: int, k: int, per_list: np.ndarray | None) -> FilterPlan:
-        if self.kind == "ivf":
-            holding = None if per_list is None else int(np.count_nonzero(per_list))
-            entries = None if per_list is None else int(self._list_sizes()[per_list > 0].sum())
-            return plan_filtered("ivf", self.ntotal, allowed, k, nprobe=self._cpu.nprobe, nlist=self._cpu.nlist,
-                                 config=self.planner, holding_lists=holding, holding_entries=entries)
-        if self.kind == "hnsw":
-            ef = faiss.downcast_index(self._cpu.index).hnsw.efSearch
-            return plan_filtered("hnsw", self.ntotal, allowed, k, ef_search=ef, config=self.planner)
-        return plan_filtered("flat", self.ntotal, allowed, k, config=self.planner)
+        return self._filters.plan(int(present.size), k, per_list, self.planner)
 
     def match(self, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The ids of ``unique`` (sorted, distinct) present in the index, and for IVF how many
         of them each inverted list holds (see :meth:`AllowedIds.against`)."""
-        known, _ = self._sorted_ids()
-        if unique.size == 0 or known.size == 0:
-            present, at = unique[:0], np.empty(0, np.int64)
-        else:
-            at = np.minimum(np.searchsorted(known, unique), known.size - 1)
-            hit = known[at] == unique
-            present, at = unique[hit], at[hit]
-        if self.kind != "ivf":
-            return present, None
-        return present, np.bincount(self._lists[at], minlength=self._cpu.nlist)
-
-    def _list_sizes(self) -> np.ndarray:
-        """IVF: (nlist,) entries per inverted list (cached until the index changes)."""
-        if self._sizes is None:
-            invlists = self._cpu.invlists
-            self._sizes = np.fromiter((invlists.list_size(i) for i in range(invlists.nlist)), np.int64, invlists.nlist)
-        return self._sizes
-
-    def _probe_lists(self, q: np.ndarray, k: int, selector: faiss.IDSelector, per_list: np.ndarray,
-                     probe: int) -> tuple[np.ndarray, np.ndarray]:
-        """IVF search of the ``probe`` nearest inverted lists among those holding allowed ids
-        (all of them when ``probe`` covers them: then the answer is exact)."""
-        ivf, m = self._cpu, q.shape[0]
-        holding = per_list > 0
-        nholding = int(holding.sum())
-        params = faiss.SearchParametersIVF(sel=selector, nprobe=int(min(probe, nholding)))
-        if nholding == ivf.nlist and probe < ivf.nlist:  # every list holds some: the plain probe is the same
-            return faiss_search(ivf, q, k, params)
-        if probe >= nholding:  # every holding list, in any order (the scan is exhaustive)
-            assign = np.ascontiguousarray(np.broadcast_to(np.flatnonzero(holding), (m, nholding)), dtype=np.int64)
-            coarse = np.zeros(assign.shape, np.float32)
-        else:
-            coarse_all, lists_all = faiss_search(ivf.quantizer, q, ivf.nlist)  # every list, nearest first
-            take = holding[lists_all]
-            take &= np.cumsum(take, axis=1) <= probe
-            assign = np.ascontiguousarray(lists_all[take].reshape(m, probe))
-            coarse = np.ascontiguousarray(coarse_all[take].reshape(m, probe))
-        scores = np.empty((m, k), np.float32)
-        found = np.empty((m, k), np.int64)
-        ivf.search_preassigned_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(assign), faiss.swig_ptr(coarse),
-                                 faiss.swig_ptr(scores), faiss.swig_ptr(found), False, params)
-        return scores, found
-
-    def _params(self, selector: faiss.IDSelector, plan: FilterPlan) -> faiss.SearchParameters:
-        # flat and HNSW only: IVF's filtered search is planned list by list (_probe_lists)
-        if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=int(plan.probe))
-        return faiss.SearchParameters(sel=selector)
-
-    # ---- exact scoring of an allowed set --------------------------------
-    def _storage(self) -> np.ndarray:
-        """(ntotal, d) float32 zero-copy view of a flat/HNSW index's stored vectors."""
-        if self._store is None or self._store.shape[0] != self.ntotal:
-            self._store = self._storage_view()
-        return self._store
-
-    def _storage_view(self) -> np.ndarray:
-        flat = faiss.downcast_index(self._cpu.index)
-        if self.kind == "hnsw":
-            flat = faiss.downcast_index(flat.storage)
-        n, d = self.ntotal, self.dim
-        return faiss.rev_swig_ptr(flat.get_xb(), n * d).reshape(n, d) if n else np.empty((0, d), np.float32)
-
-    def _sorted_ids(self) -> tuple[np.ndarray, np.ndarray | None]:
-        if self._lookup is None:
-            if self.kind == "ivf":
-                invlists = self._cpu.invlists
-                sizes = self._list_sizes()
-                ids = self.ids()  # list by list, in list order
-                order = np.argsort(ids, kind="stable")
-                self._lists = np.repeat(np.arange(invlists.nlist, dtype=np.int32), sizes)[order]
-                self._lookup = (ids[order], None)
-            else:
-                rows_to_ids = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
-                order = np.argsort(rows_to_ids, kind="stable")
-                self._lookup = (rows_to_ids[order], order)
-        return self._lookup
-
-    def _exact(self, q: np.ndarray, k: int, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-``k`` of ``present`` ids (all in the index) for q (m, d): (scores, ids), each (m, k)."""
-        known, rows = self._sorted_ids()
-        if self.kind == "ivf":
-            vecs = np.empty((present.size, self.dim), dtype=np.float32)
-            self._cpu.reconstruct_batch_c(present.size, faiss.swig_ptr(present), faiss.swig_ptr(vecs))
-        else:
-            vecs = self._storage()[rows[np.searchsorted(known, present)]]
-        return _top_k(q @ vecs.T, present, k)
-
-    def _flat_numpy(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # faiss scans fewer queries than its BLAS threshold with one thread per query, so a
-        # single query uses one core; numpy's BLAS mat-vec uses them all (bench: single query)
-        storage = self._storage()
-        sims = (storage @ q[0])[None, :] if q.shape[0] == 1 else q @ storage.T  # m=1: BLAS gemv, not gemm
-        scores, rows = _top_k(sims, None, k)
-        if self._row_ids is None:
-            self._row_ids = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
-        return scores, self._row_ids[rows]
+        return self._filters.match(unique)
 
     def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Tune recall/speed: IVF ``nprobe`` or HNSW ``ef_search`` (others ignored)."""
@@ -608,33 +394,6 @@ class VectorIndex:
 
     def __repr__(self) -> str:
         return f"VectorIndex(kind={self.kind!r}, ntotal={self.ntotal}, dim={self.dim}, device={self.device!r})"
-
-
-def _top_k(sims: np.ndarray, labels: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` columns of sims (m, c), best first: (scores (m, k) float32, labels[col] or col (m, k) int64)."""
-    if sims.shape[0] == 1 and k < sims.shape[1]:  # one query: 1-D partition, no along-axis index arrays
-        row = sims[0]
-        cols = np.argpartition(row, -k)[-k:]
-        cols = cols[np.argsort(-row[cols], kind="stable")]
-        found = cols if labels is None else labels[cols]
-        return row[cols].astype(np.float32, copy=False)[None, :], found.astype(np.int64, copy=False)[None, :]
-    if k < sims.shape[1]:
-        cols = np.argpartition(sims, -k, axis=1)[:, -k:]  # no negated copy of sims
-        part = np.take_along_axis(sims, cols, axis=1)
-    else:
-        cols, part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape), sims
-    order = np.argsort(-part, axis=1, kind="stable")
-    cols = np.take_along_axis(cols, order, axis=1)
-    scores = np.take_along_axis(part, order, axis=1).astype(np.float32, copy=False)
-    return scores, (cols if labels is None else labels[cols]).astype(np.int64, copy=False)
-
-
-def _hits(scores: np.ndarray, found: np.ndarray) -> list[list[Hit]]:
-    """faiss-style (m, k) scores and ids (-1 = none) -> per-query Hit lists, no padding."""
-    return [
-        [Hit(i, s) for i, s in zip(row_i, row_s) if i >= 0]
-        for row_i, row_s in zip(found.tolist(), scores.tolist())
-    ]
 
 
 def load(path: str | Path, device: str = "cpu") -> VectorIndex:

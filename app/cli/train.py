@@ -6,7 +6,7 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
-from app.workspace import TrainConfig
+from app.workspace import RayConfig, TrainConfig
 
 app = typer.Typer()
 
@@ -75,13 +75,24 @@ def embed(
     model: str = options.MODEL,
     batch_size: int = options.count(64, "--batch-size", "Crops per forward pass."),
     device: str = options.DEVICE_TORCH,
+    engine: str = typer.Option("local", help="local (this process) | ray (a Ray cluster; pip install "
+                                             "'oceanid[scale]')."),
+    address: str = typer.Option(None, help="Ray only: the cluster to join (auto, ray://HOST:10001); "
+                                           "default: start a local cluster and stop it afterwards."),
+    workers: int = typer.Option(2, help="Ray only: embedding actors (each loads the model once)."),
+    gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="Ray only: GPUs per actor (0 = CPU)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Embed every crop that has no vector for the model yet and store the vectors in the catalog.
 
+    With --engine ray the crops are decoded and embedded on a Ray cluster, written as Parquet
+    shards and stored in one transaction; an interrupted run resumes from its shards
+    (on a cluster: oceanid embed --engine ray --workers 4 --gpus-per-worker 1 --address auto).
+
     Example: oceanid embed --batch-size 128   (the last trained model; name another with --model)
     """
-    report = workspace(ctx).embed(model, batch_size, device, progress=not as_json)
+    ray = RayConfig(address=address, workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
+    report = workspace(ctx).embed(model, batch_size, device, progress=not as_json, engine=engine, ray=ray)
     if as_json:
         print_json(report)
         return

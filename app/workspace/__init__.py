@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, Identification,
                                    IdentificationRecord, SpeciesChange, TaxaImport, VerifyResult)
+from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
 from index.crops import CropConfig
-from index.errors import EmptyIndex
+from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest import check_source_name, ingest_records, upsert_taxa
 from index.records import IngestReport, SourcePlan
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
     from index.taxonomy import Lineage
 
 __all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
-           "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
+           "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
            "check_home", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,19 @@ class Workspace:
         return train_model(self.catalog, self.paths, model_id, config, resume=resume, progress=progress)
 
     def embed(self, model: str | None = None, batch_size: int = 64, device: str = "auto",
-              progress: bool = False) -> EmbedReport:
-        """Embed every crop that has no vector for the model yet."""
+              progress: bool = False, engine: str = "local", ray: RayConfig | None = None) -> EmbedReport:
+        """Embed every crop that has no vector for the model yet.
+
+        ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its
+        ``batch_size`` is taken from ``batch_size``); ``local`` in this process.
+        """
+        if engine == "ray":
+            from app.workspace.ray_embed import embed_crops_ray
+
+            config = replace(ray or RayConfig(), batch_size=batch_size)
+            return embed_crops_ray(self.catalog, self.paths, self.current_model(model), config)[0]
+        if engine != "local":
+            raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
         from app.workspace.pipeline import embed_crops
 
         return embed_crops(self.catalog, self.paths, self.current_model(model), batch_size, device, progress)

@@ -220,7 +220,9 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     """
     from embedder.model import config_hash, load_model
     from index.generations import current_manifest
+    from index.vectors import tune_faiss_blas
 
+    tune_faiss_blas()  # process-wide faiss setting: the query process owns it
     record = model_record(catalog, model_id)
     folder = home.model(model_id)
     if not (folder / "config.json").is_file():

@@ -174,8 +174,9 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     With ``rebuild=False`` nothing is written when the live generation already holds
     exactly these vectors: same model config and the same content digest (ids + vectors).
     """
-    from index.vectors import VectorIndex
+    from index.vectors import VectorIndex, tune_faiss_blas
 
+    tune_faiss_blas()  # process-wide faiss setting: the building process owns it
     record = model_record(catalog, model_id)
     ids, vectors = load_embeddings(catalog, model_id)
     if len(ids) == 0:

@@ -50,9 +50,24 @@ def test_numpy_path_follows_add_and_remove(data):
     np.testing.assert_array_equal([[h.id for h in row] for row in index.search(q[:3], K)], want_ids)
 
 
-def test_blas_blocks_are_tuned_on_import():
+def test_blas_blocks_are_tuned_by_an_explicit_call():
+    from index.vectors import tune_faiss_blas
+
+    faiss.cvar.distance_compute_blas_database_bs = 1_024
+    tune_faiss_blas()
     assert faiss.cvar.distance_compute_blas_database_bs == 16_384
     assert faiss.cvar.distance_compute_blas_query_bs == 1_024
+
+
+def test_importing_the_index_leaves_faiss_settings_alone():
+    """Importing must not change process-wide faiss state (a module-level tuning call would)."""
+    import subprocess
+    import sys
+
+    code = "import faiss; import index.vectors, index.generations; print(faiss.cvar.distance_compute_blas_database_bs)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(1_024)
+
 
 
 def test_hits_are_plain_python_numbers(data):
