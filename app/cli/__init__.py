@@ -9,6 +9,7 @@
       index build|rebuild|verify|prune|rollback  index.py
       identify, search                           query.py
       species add|remove                         species.py
+      taxa show|import                           taxa.py
       evaluate                                   evaluate.py
       demo                                       demo.py
       app                                        explorer.py (serves the Streamlit explorer)
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli import data, demo, evaluate, explorer, index, ingest, options, query, serve, species, train
+from app.cli import data, demo, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
 from app.cli.common import OneLineErrors, setup_logging
 
 app = typer.Typer(
@@ -56,7 +57,7 @@ def root(
 
 #: (module, group name); None merges the module's verbs into the root.
 GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
-          (species, "species"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
+          (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)
 

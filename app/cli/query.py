@@ -20,7 +20,8 @@ WIDE = 100  # terminal columns from which search shows lat, lon (always in --csv
 ANSWER_WIDTH = 26  # characters of the answer (most binomials fit)
 IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "model", "generation", "species",
                     "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
-                    "ood_threshold", "candidates_probability", "candidates_cosine", "warning", "error"]
+                    "ood_threshold", "candidates_probability", "candidates_cosine", "taxon", "taxon_rank",
+                    "taxon_probability", "lineage", "warning", "error"]
 SEARCH_COLUMNS = ["crop_id", "cosine", "species", "genus", "family", "depth_m", "date", "latitude", "longitude",
                   "split", "source", "crop_file"]
 
@@ -50,7 +51,24 @@ def identify_row(r) -> list:
     return [r.name, r.source or "", x, y, w, h, r.model or "", r.generation or "", r.species or "",
             "" if r.error else r.unknown, r.closest or "", fixed(r.probability), fixed(r.score), r.scorer or "",
             fixed(v.score if v else None), fixed(v.threshold if v else None), candidates(r.probabilities),
-            candidates(r.top), r.warning or "", r.error or ""]
+            candidates(r.top), *taxon_cells(r), r.warning or "", r.error or ""]
+
+
+def taxon_cells(r) -> list:
+    """(taxon, rank, probability, lineage) of the deepest confident taxon; blank without one."""
+    t = r.taxon
+    if t is None or t.name is None:
+        return ["", "", "", ""]
+    return [t.name, t.rank or "", fixed(t.probability), " > ".join(f"{k} {v}" for k, v in t.lineage.items())]
+
+
+def taxon_note(r) -> str:
+    """"; likely genus X 0.93" for an unknown crop, or the rank above species for a named one."""
+    t = r.taxon
+    if t is None or t.name is None or (t.rank == "species" and not r.unknown):
+        return ""
+    lead = "new to oceanid; likely" if r.unknown else "at"
+    return f"; {lead} {t.rank} {t.name} {fixed(t.probability, 2)}"
 
 
 def answer_cells(r) -> tuple[str, str, str]:
@@ -62,9 +80,10 @@ def answer_cells(r) -> tuple[str, str, str]:
     warn = f"[yellow]{r.warning}[/yellow]; " if r.warning else ""
     if r.unknown:
         return ("[yellow]unknown[/yellow]", "",
-                f"{warn}closest known: {r.closest}, {fixed(r.probability, 2)} among known species; {score}")
+                f"{warn}closest known: {r.closest}, {fixed(r.probability, 2)} among known species{taxon_note(r)}; "
+                f"{score}")
     rest = "; ".join(f"{s} {fixed(p, 2)}" for s, p in r.probabilities[1:3])
-    return r.species, fixed(r.probability, 2), f"{warn}{score}" + (f"; next {rest}" if rest else "")
+    return r.species, fixed(r.probability, 2), f"{warn}{score}{taxon_note(r)}" + (f"; next {rest}" if rest else "")
 
 
 def fitted_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], width: int, flex: int = -1,
@@ -104,6 +123,10 @@ def identify(
     csv_path: Path = options.csv_option("Write one row per image to this CSV file: the answer, calibrated "
                                         "probabilities and cosines in separate columns, source, box, model and "
                                         "index generation (checked before the work; written atomically)."),
+    decode: str = typer.Option("probable", "--decode", help="How the answer's taxon is chosen: probable (the "
+                                                             "deepest rank whose summed probability passes the "
+                                                             "threshold) | distance (least expected taxonomic "
+                                                             "distance)."),
     model: str = options.MODEL,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
@@ -115,11 +138,13 @@ def identify(
     Example: oceanid identify new_dive/ --csv identified.csv
     """
     check_output_file(csv_path, "--csv")
+    if decode not in ("probable", "distance"):
+        raise fail(f"unknown --decode {decode!r}", "use probable or distance")
     files = expand(images)
     if not files:
         raise fail("no image files found in the given paths")
     results = workspace(ctx, device).identify(files, k=k, model=model, names=short_names(files),
-                                              progress=not as_json)
+                                              progress=not as_json, decode=decode)
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
     if as_json:

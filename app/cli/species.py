@@ -20,6 +20,8 @@ def species_add(
     images: list[Path] = typer.Argument(..., help="A few example crops (files or folders)."),
     genus: str = typer.Option(None, "--genus", help="Its genus."),
     family: str = typer.Option(None, "--family", help="Its family."),
+    correct: bool = typer.Option(False, "--correct", help="Let --genus/--family replace what the catalog "
+                                                          "already knows (default: only fill what is missing)."),
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
@@ -30,7 +32,7 @@ def species_add(
     files = expand(images)
     if not files:
         raise fail("no image files found in the given paths")
-    result = workspace(ctx).species_add(name, files, genus, family, model)
+    result = workspace(ctx).species_add(name, files, genus, family, model, correct=correct)
     if as_json:
         print_json(result)
         return
@@ -38,6 +40,8 @@ def species_add(
                   "is live", markup=False)
     for item, reason in result.skipped:
         console.print(f"  skipped {item}: {reason}", markup=False)
+    for concept, rank, kept, given in result.taxonomy_kept:
+        console.print(f"  kept {rank} {kept!r} of {concept} (given {given!r}; --correct replaces it)", markup=False)
 
 
 @app.command("remove")
