@@ -139,7 +139,7 @@ def encode_paths(
     for path, reason in failed:
         log.warning("skipped %s", reason)
     log.debug("embedded %d crops, %d failed", len(ok), len(failed))
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.config.dim), np.float32)
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.config.vector_dim), np.float32)
     return EncodeResult(np.ascontiguousarray(vectors, dtype=np.float32), ok, failed)
 
 
@@ -161,7 +161,7 @@ def encode_images(
     dev = resolve_device(device)
     model.to(dev).eval()
     transform = eval_geometry(model.config)
-    out = [np.zeros((0, model.config.dim), np.float32)]
+    out = [np.zeros((0, model.config.vector_dim), np.float32)]
     for start in range(0, len(images), batch_size):
         batch = [transform(to_rgb(im)) for im in images[start:start + batch_size]]
         out.append(_forward(model, torch.stack(batch), dev))

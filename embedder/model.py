@@ -1,5 +1,14 @@
 """Embedding model: backbone + linear projection head -> L2-normalised vectors.
 
+What a model outputs (``ModelConfig.output``) is one of:
+
+- ``head``: the trained projection head (``dim`` wide), tuned for the trained species;
+- ``pooled``: the backbone's pooled features (``feature_dim`` wide, head dropped);
+- ``both``: the two, each L2-normalised and scaled by sqrt(1/2), so the cosine of two
+  vectors is the mean of the two cosines (one index, one vector space).
+
+Which is shipped, and why, is measured by bench/leave_species_out.py (bench/RESULTS.md).
+
 A saved model is a self-describing folder, like open_clip's local model folders::
 
     config.json          backbone, weights origin, dim, image size, mean/std,
@@ -34,6 +43,8 @@ log = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT = "oceanid-embedder/1"
+OUTPUTS = ("head", "pooled", "both")
+GEOMETRIES = ("centre", "letterbox")
 
 
 @dataclass(frozen=True)
@@ -47,11 +58,24 @@ class ModelConfig:
     mean: tuple[float, ...] = IMAGENET_MEAN  # the backbone's own, set by build_model
     std: tuple[float, ...] = IMAGENET_STD
     freeze: str = "none"
+    output: str = "head"  # head | pooled | both (see the module docstring); old folders: head
+    geometry: str = "centre"  # centre (short side, centre square) | letterbox (whole crop, padded)
+    feature_dim: int = 0  # the backbone's pooled width; 0 = unknown (folders saved before it)
+    wise_alpha: float | None = None  # share of the fine-tuned weights after WiSE-FT (None: not averaged)
     class_names: tuple[str, ...] = ()
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
     backbone_arch: dict[str, Any] = field(default_factory=dict)  # offline rebuild info
     weights_sha256: str | None = None  # of weights.safetensors; set by save_model
     format: str = FORMAT
+
+    @property
+    def vector_dim(self) -> int:
+        """Width of the vectors the model outputs (what is indexed)."""
+        if self.output == "head":
+            return self.dim
+        if not self.feature_dim:
+            raise ModelError(f"model config with output {self.output!r} has no feature_dim")
+        return self.feature_dim + (self.dim if self.output == "both" else 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -67,6 +91,10 @@ class ModelConfig:
         if "backbone" not in data:
             raise ModelError("model config has no 'backbone'")
         kwargs = dict(data)
+        if kwargs.get("output", "head") not in OUTPUTS:
+            raise ModelError(f"model config output {kwargs['output']!r}; valid: {', '.join(OUTPUTS)}")
+        if kwargs.get("geometry", "centre") not in GEOMETRIES:
+            raise ModelError(f"model config geometry {kwargs['geometry']!r}; valid: {', '.join(GEOMETRIES)}")
         for key in ("mean", "std", "class_names"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
@@ -82,12 +110,25 @@ class EmbeddingModel(nn.Module):
             backbone = create_backbone(
                 config.backbone, "none", config.image_size, config.backbone_arch or None
             )
+        if not config.feature_dim:  # a folder saved before feature_dim was recorded
+            config = dataclasses.replace(config, feature_dim=int(backbone.feature_dim))
         self.config = config
         self.backbone = backbone.module
         self.head = nn.Linear(backbone.feature_dim, config.dim)
         apply_freeze(backbone, config.freeze)
 
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(pooled backbone features, head output)``, neither normalised."""
+        pooled = self.backbone(images)
+        return pooled, self.head(pooled)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Unit vectors of ``config.output`` (training always uses :meth:`embed_head`)."""
+        pooled, head = self.features(images)
+        return combine(pooled, head, self.config.output)
+
+    def embed_head(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's unit vectors: what the metric loss trains."""
         return F.normalize(self.head(self.backbone(images)).float(), dim=1)
 
     def train(self, mode: bool = True) -> EmbeddingModel:
@@ -103,6 +144,18 @@ class EmbeddingModel(nn.Module):
         return self
 
 
+def combine(pooled: torch.Tensor, head: torch.Tensor, output: str) -> torch.Tensor:
+    """The unit vectors of ``output`` (head | pooled | both) from the two feature sets."""
+    if output == "head":
+        return F.normalize(head.float(), dim=1)
+    if output == "pooled":
+        return F.normalize(pooled.float(), dim=1)
+    if output == "both":
+        half = 0.5 ** 0.5
+        return torch.cat([F.normalize(pooled.float(), dim=1), F.normalize(head.float(), dim=1)], 1) * half
+    raise ModelError(f"unknown output {output!r}; valid: {', '.join(OUTPUTS)}")
+
+
 def build_model(
     backbone: str,
     *,
@@ -110,6 +163,8 @@ def build_model(
     dim: int = 128,
     image_size: int = 64,
     freeze: str = "none",
+    output: str = "head",
+    geometry: str = "centre",
     class_names: tuple[str, ...] = (),
     training: dict[str, Any] | None = None,
 ) -> EmbeddingModel:
@@ -120,6 +175,8 @@ def build_model(
     """
     if dim < 1:
         raise ModelError(f"embedding dim must be >= 1, got {dim}")
+    if output not in OUTPUTS or geometry not in GEOMETRIES:
+        raise ModelError(f"output must be one of {', '.join(OUTPUTS)} and geometry one of {', '.join(GEOMETRIES)}")
     spec = create_backbone(backbone, weights, image_size)
     config = ModelConfig(
         backbone=backbone,
@@ -129,6 +186,9 @@ def build_model(
         mean=tuple(spec.mean),
         std=tuple(spec.std),
         freeze=freeze,
+        output=output,
+        geometry=geometry,
+        feature_dim=int(spec.feature_dim),
         class_names=tuple(class_names),
         training=dict(training or {}),
         backbone_arch=dict(spec.arch),
@@ -162,7 +222,7 @@ def save_model(model: EmbeddingModel, folder: Path | str) -> ModelConfig:
     config = dataclasses.replace(model.config, weights_sha256=_sha256_file(folder / WEIGHTS_FILE))
     _write_json_atomic(folder / CONFIG_FILE, config.to_dict())
     model.config = config
-    log.debug("saved model %s (%s, dim %d)", folder, config.backbone, config.dim)
+    log.debug("saved model %s (%s, %s, dim %d)", folder, config.backbone, config.output, config.vector_dim)
     return config
 
 

@@ -30,6 +30,9 @@ class TrainConfig:
     freeze: str = "none"  # none | partial | all; full fine-tune val F1 0.943 vs partial 0.888 (bench/RESULTS.md)
     dim: int = 128  # embedding size (not swept; every run in bench/RESULTS.md uses it)
     image_size: int = 96  # square input side; the screened size that fits the budget (bench/RESULTS.md)
+    output: str = "head"  # what the model outputs / is indexed: head | pooled | both (embedder/model.py)
+    geometry: str = "centre"  # centre | letterbox, at train and query time (embedder/transforms.py)
+    wise_alpha: float | None = 1.0  # WiSE-FT share of fine-tuned weights; None = chosen on validation; 1.0 = off
     loss: str = "softmax"  # smoothing 0.1; val F1 ties subcenter-arcface, higher val AUROC (bench/RESULTS.md)
     epochs: int = 8  # val F1 0.943 at 5 -> 0.950 at 8; test top-1 0.958, F1-macro 0.951 (bench/RESULTS.md)
     batch_p: int = 8  # classes per batch; P x K sampling is class-balanced (every run in bench/RESULTS.md)
@@ -66,6 +69,9 @@ class TrainConfig:
             (self.device in DEVICES or self.device.startswith("cuda:"), f"device must be one of {', '.join(DEVICES)}"),
             (self.loss in LOSSES, f"unknown loss {self.loss!r}; valid: {', '.join(LOSSES)}"),
             (self.augment in AUGMENT_PRESETS, f"unknown augment preset {self.augment!r}; valid: {', '.join(AUGMENT_PRESETS)}"),
+            (self.output in ("head", "pooled", "both"), "output must be one of head, pooled, both"),
+            (self.geometry in ("centre", "letterbox"), "geometry must be one of centre, letterbox"),
+            (self.wise_alpha is None or 0.0 <= self.wise_alpha <= 1.0, "wise_alpha must be in [0, 1] (or None: chosen on validation)"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_p >= 2 and self.batch_k >= 2, "batch_p and batch_k must be >= 2"),
             (self.dim >= 1 and self.image_size >= 8, "dim must be >= 1 and image_size >= 8"),
@@ -89,3 +95,5 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    wise_alpha: float | None = None  # WiSE-FT share of fine-tuned weights in the kept model (None: not averaged)
+    wise_val_f1: dict[float, float] = field(default_factory=dict)  # validation F1-macro per alpha tried

@@ -11,6 +11,7 @@ run retraces the uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
 #: Config fields that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = frozenset({"epochs", "patience", "workers", "device"})
+RESUMABLE_CHANGES = frozenset({"epochs", "patience", "workers", "device", "wise_alpha"})
 
 
 def _seed_all(seed: int) -> None:
@@ -68,7 +69,7 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_
 def _train_step(model, loss_fn, optimizer, scaler, images, labels, dtype, grad_clip) -> float:
     """One optimisation step; returns the loss value."""
     with torch.autocast(images.device.type, dtype=dtype, enabled=dtype is not None):
-        embeddings = model(images)
+        embeddings = model.embed_head(images)
     loss = loss_fn(embeddings.float(), labels)
     if not torch.isfinite(loss):
         raise ModelError(f"training loss became {loss.item()}; lower the learning rate")
@@ -99,6 +100,7 @@ class _Run:
         _seed_all(config.seed)
         self.model = build_model(config.backbone, weights=config.weights, dim=config.dim,
                                  image_size=config.image_size, freeze=config.freeze,
+                                 output=config.output, geometry=config.geometry,
                                  class_names=tuple(data.classes), training=config.to_dict()).to(self.device)
         self.loss = build_loss(config.loss, classes, config.dim).to(self.device)
         self.optimizer = torch.optim.AdamW([
@@ -236,6 +238,8 @@ def train(
             crops of classes absent from training are ignored.
         resume: continue from ``out_dir/last`` (same config; ``epochs``,
             ``patience``, ``workers`` and ``device`` may differ).
+    With ``config.wise_alpha`` below 1 (or None: chosen on validation) the best model is
+    averaged with its pretrained weights (WiSE-FT, :mod:`embedder.wise`) before it is kept.
     Writes ``out_dir/{config.json, weights.safetensors, history.json, curves.png}``
     and ``out_dir/last/``. Ctrl-C saves ``last/`` and re-raises KeyboardInterrupt.
 
@@ -258,4 +262,10 @@ def train(
         log.warning("interrupted at epoch %d batch %d; saving %s", run.state["epoch"] + 1, run.state["step"], run.last)
         run.checkpoint(run.snapshot)
         raise
-    return run.result(time.perf_counter() - started)
+    wise_alpha, wise_table = None, {}
+    if config.wise_alpha is None or config.wise_alpha < 1.0:
+        from embedder.wise import average_saved
+
+        wise_alpha, wise_table = average_saved(out_dir, run.data, config, run.device, run.workers)
+    result = run.result(time.perf_counter() - started)
+    return dataclasses.replace(result, wise_alpha=wise_alpha, wise_val_f1=wise_table)

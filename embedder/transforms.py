@@ -58,19 +58,64 @@ class _CentreSquare:
         return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
+def letterbox(image: Image.Image, size: int) -> Image.Image:
+    """The whole crop, its longer side resized to ``size`` (aspect kept), centred on a
+    black ``size`` x ``size`` square. Long, thin organisms (siphonophores, chaetognaths)
+    stay whole, where the centre square keeps only their middle."""
+    width, height = image.size
+    scale = size / max(width, height)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), Image.BILINEAR)
+    if (new_w, new_h) == (size, size):
+        return image
+    canvas = Image.new(image.mode, (size, size))
+    canvas.paste(image, ((size - new_w) // 2, (size - new_h) // 2))
+    return canvas
+
+
+class _Letterbox:
+    """RGB PIL -> ``(3, S, S)`` uint8 by :func:`letterbox`. A class, so workers can pickle it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = int(size)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = np.array(letterbox(image, self.size), dtype=np.uint8, copy=True)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+
+
+class _LetterboxFirst:
+    """Letterbox to ``size`` before a training transform, so its random crops see the whole crop."""
+
+    def __init__(self, size: int, then: Transform) -> None:
+        self.size, self.then = int(size), then
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.then(letterbox(image, self.size))
+
+
+def _geometry(config: ModelConfig) -> Callable[[Image.Image], torch.Tensor]:
+    if getattr(config, "geometry", "centre") == "letterbox":
+        return _Letterbox(config.image_size)
+    return _CentreSquare(config.image_size)
+
+
 class _Eval:
     """:func:`eval_geometry` then :func:`normalize_batch`, for one image."""
 
     def __init__(self, config: ModelConfig) -> None:
-        self.config, self.geometry = config, _CentreSquare(config.image_size)
+        self.config, self.geometry = config, _geometry(config)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return normalize_batch(self.config, self.geometry(image)[None])[0]
 
 
 def eval_transform(config: ModelConfig) -> Transform:
-    """Resize the shorter side to ``image_size``, centre-crop a square, normalise:
-    RGB PIL -> ``(3, S, S)`` float32."""
+    """The model's geometry (``centre``: resize the shorter side to ``image_size``, centre-crop
+    a square; ``letterbox``: :func:`letterbox`), then normalise: RGB PIL -> ``(3, S, S)`` float32."""
     return _Eval(config)
 
 
@@ -80,7 +125,7 @@ def eval_geometry(config: ModelConfig) -> Callable[[Image.Image], torch.Tensor]:
     Encoding ships uint8 crops out of the DataLoader workers (4x less to copy)
     and normalises whole batches with :func:`normalize_batch`.
     """
-    return _CentreSquare(config.image_size)
+    return _geometry(config)
 
 
 def normalize_batch(config: ModelConfig, images: torch.Tensor) -> torch.Tensor:
@@ -171,4 +216,7 @@ def train_transform(config: ModelConfig, preset: str = "underwater") -> Transfor
     """
     if preset not in AUGMENT_PRESETS:
         raise InvalidInput(f"unknown augment preset {preset!r}; valid: {', '.join(AUGMENT_PRESETS)}")
-    return AUGMENT_PRESETS[preset](config)
+    transform = AUGMENT_PRESETS[preset](config)
+    if getattr(config, "geometry", "centre") == "letterbox" and preset != "none":
+        return _LetterboxFirst(config.image_size, transform)
+    return transform

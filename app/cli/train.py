@@ -30,7 +30,13 @@ def train(
     augment: str = typer.Option(None, help="underwater (default) | light | none (grey crops stay grey in all three)."),
     loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
     epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
-    dim: int = typer.Option(None, help="Embedding size."),
+    dim: int = typer.Option(None, help="Size of the trained projection head."),
+    output: str = typer.Option(None, help="What is indexed: pooled (default: the backbone's pooled features) | "
+                               "head (the trained projection) | both."),
+    geometry: str = typer.Option(None, help="centre (default: centre square) | letterbox (whole crop, padded), "
+                                 "at train and query time."),
+    wise_alpha: float = typer.Option(None, "--wise-alpha", help="WiSE-FT: share of fine-tuned weights averaged "
+                                     "with the ImageNet ones (1 = off); default: chosen on validation."),
     image_size: int = typer.Option(None, "--image-size", help="Square input side in pixels."),
     batch_p: int = typer.Option(None, "--batch-p", help="Species per batch (P of P x K)."),
     batch_k: int = typer.Option(None, "--batch-k", help="Crops per species per batch (K of P x K)."),
@@ -49,6 +55,7 @@ def train(
     Example: oceanid train --backbone resnet18 --weights imagenet --loss arcface --epochs 30
     """
     given = dict(backbone=backbone, weights=weights, freeze=freeze, augment=augment, loss=loss, epochs=epochs, dim=dim,
+                 output=output, geometry=geometry, wise_alpha=wise_alpha,
                    image_size=image_size, batch_p=batch_p, batch_k=batch_k, lr=lr, schedule=schedule,
                    patience=patience, device=device, seed=seed)
     if weights is None and backbone in SCRATCH_BACKBONES:

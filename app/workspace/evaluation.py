@@ -3,7 +3,9 @@
 Everything is measured on the *trained* system: prototypes learned in training
 (not species added later), scorers fitted on the train split and calibrated on
 val, known crops from the test split, unknown crops from the held-out species.
-Few-shot adds each held-out species in memory from 1 and 5 examples.
+Few-shot adds each held-out species in memory from 1 and 5 examples, each from a
+different group (track / frame: the catalog's ``group_key``), and names its crops of the
+other groups only, so a support crop and a query are never two frames of one track.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_score
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
                                    FewShotSpecies, OodFigures, Retrieval, SplitCounts)
 from index.catalog import Catalog
-from index.embeddings import TRAINED, group_keys, load_embeddings
+from index.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
 from index.errors import EmptyIndex
 from index.metrics import classification_metrics, ood_metrics, retrieval_metrics
 from index.prototypes import Prototypes
@@ -49,19 +51,31 @@ def _accuracy(prototypes: Prototypes, vectors: np.ndarray, labels: np.ndarray) -
     return float((np.asarray(prototypes.names)[prototypes.similarities(vectors).argmax(1)] == labels).mean())
 
 
-def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
-              rng: np.random.Generator) -> dict[str, FewShot]:
+def support_and_queries(groups: np.ndarray, rows: np.ndarray, shots: int,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """``shots`` support rows from distinct groups (one each) and the rows of every other
+    group as queries; None when the rows span fewer than ``shots + 1`` groups."""
+    distinct = np.unique(groups[rows])
+    if distinct.size <= shots:
+        return None
+    chosen = rng.choice(distinct, size=shots, replace=False)
+    pick = np.array([rng.choice(rows[groups[rows] == g]) for g in chosen])
+    return pick, rows[~np.isin(groups[rows], chosen)]
+
+
+def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray, np.ndarray],
+              test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> dict[str, FewShot]:
+    """``held``: (vectors, labels, group keys) of the held-out crops."""
     test_v, test_l = test
     before = _accuracy(base, test_v, test_l)
     out = {}
     for shots in SHOTS:
         per_species = {}
         for name in sorted(set(held[1].tolist())):
-            rows = np.flatnonzero(held[1] == name)
-            if rows.size <= shots:
+            drawn = support_and_queries(held[2], np.flatnonzero(held[1] == name), shots, rng)
+            if drawn is None:
                 continue
-            pick = rng.choice(rows, size=shots, replace=False)
-            rest = np.setdiff1d(rows, pick)
+            pick, rest = drawn
             protos = base.with_class(name, held[0][pick])
             recall = _accuracy(protos, held[0][rest], np.full(rest.size, name, dtype=object))
             after = _accuracy(protos, test_v, test_l)
@@ -127,5 +141,7 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
             raw.roc[name] = (s_known, s_unknown)
     if len(held_v):
         summary.ood_decision_scorer = engine.scorer
-        summary.few_shot = _few_shot(base, (held_v, held_l), (test_v, test_l), np.random.default_rng(seed))
+        group_of = {r.annotation_id: r.group_key for r in crop_rows(catalog, split=HOLDOUT)}
+        held_g = np.asarray([group_of.get(int(i), f"id:{int(i)}") for i in held_ids], dtype=object)
+        summary.few_shot = _few_shot(base, (held_v, held_l, held_g), (test_v, test_l), np.random.default_rng(seed))
     return summary, raw

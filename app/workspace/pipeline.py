@@ -38,7 +38,7 @@ CHUNK = 4096  # crops embedded and stored per transaction
 def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig, resume: bool = False,
                 progress: bool = True) -> TrainResult:
     """Train ``model_id`` on the train split (validated on val) and record it in the catalog."""
-    from embedder.model import config_hash
+    from embedder.model import config_hash, read_config
     from embedder.training import train
 
     train_items = [(home.resolve(p), c) for p, c in labelled_crops(catalog, TRAIN)]
@@ -51,7 +51,7 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
     if folder.exists() and (folder / "config.json").exists() and not resume:
         raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
     result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
-    register_model(catalog, model_id, config_hash(folder), config.dim, config.backbone)
+    register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
     catalog.set_current_model(model_id)
     return result
 
@@ -78,7 +78,7 @@ def embed_crops(catalog: Catalog, home: Home, model_id: str, batch_size: int = 6
 
     folder = home.model(model_id)
     model = load_model(folder)
-    register_model(catalog, model_id, config_hash(folder), model.config.dim, model.config.backbone)
+    register_model(catalog, model_id, config_hash(folder), model.config.vector_dim, model.config.backbone)
     todo = missing_embeddings(catalog, model_id)
     report = EmbedReport(model_id, already=crop_count(catalog) - len(todo))
     for start in range(0, len(todo), CHUNK):

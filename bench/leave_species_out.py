@@ -1,0 +1,321 @@
+"""Leave-species-out: is a species added from 1 / 3 / 5 crops named, and which embedding keeps that?
+
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset fish4knowledge
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset plankton [--geometry letterbox]
+    .venv/bin/python bench/leave_species_out.py --report        (tables from the stored JSON)
+
+Protocol. A fold keeps several frequent species out of training (fish4knowledge: three
+species with hundreds of crops, each a near relative of a trained one; plankton: three of
+the 21 classes with >= 50 crops). The other frequent species are known (train / val /
+test, no group crossing: fish4knowledge groups are tracks; plankton has none, so a group is
+the sha1 of the file's bytes, which keeps byte-identical duplicates together, and the split
+is a fixed-seed hash of it). The rare species (fish: the 8 outside the 15 most frequent;
+plankton: the 13 classes under 50 crops) are never trained nor added: they are the unknowns.
+
+Each left-out species is then added as ``oceanid species add`` does, from ``shots`` crops of
+distinct groups (the prototype ``Prototypes.with_class``, the crops joining the knn scorer
+``KnnScorer(few_shot=added)``, threshold calibrated at 95% of the known validation crops),
+and its crops from the other groups are identified. Per representation, averaged over
+``--draws`` support draws: added species named / called unknown / named wrongly, the
+nearest-prototype ceiling, known test crops wrongly named an added species, known top-1 and
+F1-macro (nearest prototype among all, added included), unknown AUROC (knn scorer, known
+test vs the rare species) and the unknowns flagged at the threshold.
+
+One training run per fold (the shipped ``TrainConfig()`` but ``output=head``, no WiSE-FT,
+``--epochs``, ``--geometry``); every representation is derived from it and evaluated from
+cached features: the 128-d head, the pooled 1280-d backbone, both; WiSE-FT averages at
+several alphas (embedder/wise.py); the frozen ImageNet backbone at ``--frozen-sizes``; each
+at the centre square and letterboxed query geometry. Features: ``--work``/<fold>/.
+Results: bench/figures/leave_species_out.json (one key per dataset, fold, training geometry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
+
+from bench.common import FISH4K, machine  # noqa: E402
+from bench.train_losses import split  # noqa: E402
+from bench.train_sweep import fish4knowledge_all  # noqa: E402
+from index.ood import KnnScorer, calibrate  # noqa: E402
+from index.prototypes import Prototypes  # noqa: E402
+
+PLANKTON = ROOT.parent / "shared" / "data" / "pwssc_plankton"
+FIGURES = ROOT / "bench" / "figures" / "leave_species_out.json"
+FOLDS = {
+    "fish4knowledge": [("03_Chromis_chrysura", "05_Chaetodon_lunulatus", "10_Neoniphon_sammara"),
+                       ("02_Plectroglyphidodon_dickii", "07_Myripristis_kuntee", "13_Pomacentrus_moluccensis")],
+    "plankton": [("Pleurobrachia", "Siphonophora", "Limacina"),
+                 ("Oikopleura", "Aglantha", "Metridia")],
+}
+COPEPODS = ("Copepod", "Acartia", "Calanus", "Metridia", "Neocalanus", "Oithona", "Paraeuchaeta", "Pseudocalanus")
+WISE_ALPHAS = (0.3, 0.5, 0.7)
+log = logging.getLogger("leave_species_out")
+
+
+def plankton_all(root: Path, min_known: int = 50):
+    """(paths, labels, groups, frequent classes): a group is the sha1 of the file's bytes."""
+    paths, labels, groups = [], [], []
+    for folder in sorted(d for d in root.iterdir() if d.is_dir()):
+        for path in sorted(folder.glob("*.png")):
+            paths.append(path)
+            labels.append(folder.name)
+            groups.append(hashlib.sha1(path.read_bytes()).hexdigest())
+    names, counts = np.unique(labels, return_counts=True)
+    return paths, labels, groups, {n for n, c in zip(names, counts) if c >= min_known}
+
+
+def hash_split(groups: np.ndarray, seed: int = 0) -> np.ndarray:
+    """0 train (60%), 1 val (20%), 2 test (20%) from a seeded hash of each group."""
+    h = np.array([int(hashlib.sha1(f"{seed}:{g}".encode()).hexdigest()[:8], 16) % 10 for g in groups])
+    return np.where(h < 6, 0, np.where(h < 8, 1, 2))
+
+
+def fold_split(dataset: str, fold: int):
+    if dataset == "fish4knowledge":
+        paths, labels, groups, frequent = fish4knowledge_all(FISH4K)
+    else:
+        paths, labels, groups, frequent = plankton_all(PLANKTON)
+    y, g = np.array(labels), np.array(groups)
+    added = FOLDS[dataset][fold]
+    known = sorted(frequent - set(added))
+    kn = np.flatnonzero(np.isin(y, known))
+    if dataset == "fish4knowledge":
+        tr, va, te = split([labels[i] for i in kn], [groups[i] for i in kn])
+        idx = {"train": kn[tr], "val": kn[va], "test": kn[te]}
+    else:
+        part = hash_split(g[kn])
+        idx = {"train": kn[part == 0], "val": kn[part == 1], "test": kn[part == 2]}
+    idx["added"] = np.flatnonzero(np.isin(y, added))
+    idx["unknown"] = np.flatnonzero(~np.isin(y, sorted(frequent)))
+    for a in ("train", "val", "test"):
+        for b in ("train", "val", "test"):
+            assert a == b or not set(g[idx[a]]) & set(g[idx[b]]), f"a group crosses {a}/{b}"
+    return paths, y, g, added, known, idx
+
+
+def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str) -> tuple[Path, dict]:
+    from embedder.train_config import TrainConfig
+    from embedder.training import train
+
+    out = work / "model"
+    info = work / "train.json"
+    if (out / "config.json").is_file() and info.is_file():
+        log.info("reusing the model in %s", out)
+        return out, json.loads(info.read_text())
+    items = lambda ix: [(paths[i], y[i]) for i in ix]  # noqa: E731
+    t0 = time.perf_counter()
+    config = TrainConfig(epochs=epochs, geometry=geometry, output="head", wise_alpha=1.0)
+    result = train(config, items(idx["train"]), items(idx["val"]), out, progress=False)
+    seconds = time.perf_counter() - t0
+    meta = {"seconds": round(seconds, 1), "train_crops": int(len(idx["train"])), "epochs": epochs,
+            "best_epoch": result.best_epoch, "seconds_per_1000_crops_per_epoch": round(
+                1000 * seconds / (len(idx["train"]) * result.epochs_run), 1), "config": config.to_dict()}
+    info.write_text(json.dumps(meta, indent=2))
+    log.info("trained in %.0f s", seconds)
+    return out, meta
+
+
+def features(work: Path, name: str, model, paths, geometry: str) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled, head) unit vectors of every crop, cached in ``work``."""
+    import dataclasses
+
+    from embedder.encoding import encode_paths
+
+    cache = work / f"feat-{name}-{geometry}.npz"
+    if cache.is_file():
+        data = np.load(cache)
+        return data["pooled"], data["head"]
+    model.config = dataclasses.replace(model.config, output="both", geometry=geometry)
+    t0 = time.perf_counter()
+    enc = encode_paths(model, list(paths), batch_size=128, workers=0, device="cpu", progress=False)
+    if enc.failed:
+        raise RuntimeError(f"unreadable crops: {enc.failed[:3]}")
+    log.info("features %s/%s: %d crops in %.0f s", name, geometry, len(paths), time.perf_counter() - t0)
+    f = model.config.feature_dim
+    pooled, head = enc.vectors[:, :f] * 2 ** 0.5, enc.vectors[:, f:] * 2 ** 0.5
+    np.savez(cache, pooled=pooled, head=head)
+    return pooled, head
+
+
+def representations(work: Path, model_dir: Path, paths, frozen_sizes) -> dict[str, np.ndarray]:
+    from embedder.model import build_model, load_model
+    from embedder.wise import pretrained_state, wise
+
+    reps: dict[str, np.ndarray] = {}
+
+    def add(name: str, pooled, head, kinds=("head", "pooled", "both")):
+        for kind in kinds:
+            if kind == "head":
+                reps[f"{name} head"] = head
+            elif kind == "pooled":
+                reps[f"{name} pooled"] = pooled
+            else:
+                reps[f"{name} both"] = np.concatenate([pooled, head], 1) * 0.5 ** 0.5
+    tuned = load_model(model_dir)
+    base = pretrained_state(tuned)
+    for geometry in ("centre", "letterbox"):
+        tag = "" if geometry == "centre" else " letterbox"
+        add(f"fine-tuned{tag}", *features(work, "ft", tuned, paths, geometry))
+        for alpha in WISE_ALPHAS:
+            add(f"WiSE {alpha}{tag}", *features(work, f"wise{alpha}", wise(tuned, base, alpha), paths, geometry))
+        for size in frozen_sizes:
+            frozen = build_model(tuned.config.backbone, weights=tuned.config.weights, image_size=size).eval()
+            add(f"ImageNet frozen {size}px{tag}", *features(work, f"imagenet{size}", frozen, paths, geometry),
+                kinds=("pooled",))
+    return reps
+
+
+def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, seed: int = 0) -> dict:
+    """Mean over ``draws`` support draws of every figure (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    base = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
+    rows = []
+    for _ in range(draws):
+        protos, support, queries = base, [], {}
+        for species in added:
+            mine = idx["added"][y[idx["added"]] == species]
+            groups = np.unique(g[mine])
+            chosen = rng.choice(groups, shots, replace=False)
+            picked = np.array([rng.choice(mine[g[mine] == c]) for c in chosen])
+            support.append(picked)
+            queries[species] = mine[~np.isin(g[mine], chosen)]
+            protos = protos.with_class(species, vec[picked])
+        names = np.asarray(protos.names)
+        train = np.concatenate([idx["train"], *support])
+        scorer = KnnScorer(few_shot=added).fit(vec[train], y[train])
+        threshold = calibrate(scorer.score(vec[idx["val"]]))
+
+        def answer(ix):
+            return names[protos.similarities(vec[ix]).argmax(1)], scorer.score(vec[ix])
+
+        q = np.concatenate(list(queries.values()))
+        pred, score = answer(q)
+        ok = score >= threshold
+        row = {"named": float(np.mean([np.mean((ok & (pred == y[q]))[y[q] == s]) for s in added])),
+               "called_unknown": float(np.mean([np.mean(~ok[y[q] == s]) for s in added])),
+               "named_wrongly": float(np.mean([np.mean((ok & (pred != y[q]))[y[q] == s]) for s in added])),
+               "ceiling": float(np.mean([np.mean((pred == y[q])[y[q] == s]) for s in added]))}
+        row.update({f"named {s}": float(np.mean((ok & (pred == y[q]))[y[q] == s])) for s in added})
+        tp, ts = answer(idx["test"])
+        tk = ts >= threshold
+        yt = y[idx["test"]]
+        row["known_named_added"] = float(np.mean(tk & np.isin(tp, added)))
+        row["known_top1"] = float(np.mean(tp == yt))
+        row["known_f1_macro"] = float(f1_score(yt, tp, labels=known, average="macro", zero_division=0))
+        _, us = answer(idx["unknown"])
+        row["unknown_auroc"] = float(roc_auc_score(np.r_[np.ones(ts.size), np.zeros(us.size)], np.r_[ts, us]))
+        row["unknown_flagged"] = float(np.mean(us < threshold))
+        row["known_kept"] = float(np.mean(tk))
+        rows.append(row)
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def val_f1(vec, y, idx, known) -> float:
+    protos = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
+    names = np.asarray(protos.names)
+    pred = names[protos.similarities(vec[idx["val"]]).argmax(1)]
+    return float(f1_score(y[idx["val"]], pred, labels=known, average="macro", zero_division=0))
+
+
+def copepod_view(vec, y, idx) -> dict:
+    """Confusion among the known copepod labels, and top-1 with every copepod label read as Copepoda."""
+    protos = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
+    names = np.asarray(protos.names)
+    te = idx["test"]
+    pred, true = names[protos.similarities(vec[te]).argmax(1)], y[te]
+    cop = [c for c in COPEPODS if c in set(names)]
+    confusion = {t: {p: int(np.sum((true == t) & (pred == p))) for p in [*cop, "other"] if p != "other"}
+                 for t in cop}
+    for t in cop:
+        confusion[t]["other"] = int(np.sum((true == t) & ~np.isin(pred, cop)))
+    rank = lambda a: np.where(np.isin(a, cop), "Copepoda", a)  # noqa: E731
+    return {"confusion": confusion, "top1": float(np.mean(pred == true)),
+            "top1_shared_rank": float(np.mean(rank(pred) == rank(true)))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=sorted(FOLDS), default="fish4knowledge")
+    p.add_argument("--fold", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="default: TrainConfig's")
+    p.add_argument("--geometry", choices=["centre", "letterbox"], default="centre", help="training geometry")
+    p.add_argument("--frozen-sizes", type=int, nargs="*", default=[96])
+    p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
+    p.add_argument("--draws", type=int, default=5)
+    p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    if args.report:
+        for key, result in json.loads(FIGURES.read_text()).items():
+            print(f"\n### {key}\n\n{markdown(result)}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from embedder.train_config import TrainConfig
+
+    epochs = args.epochs or TrainConfig().epochs
+    key = f"{args.dataset}|fold{args.fold}|train-{args.geometry}|{epochs}ep"
+    work = (args.work or Path(tempfile.gettempdir()) / "oceanid-leave-species-out") / key.replace("|", "-")
+    work.mkdir(parents=True, exist_ok=True)
+    paths, y, g, added, known, idx = fold_split(args.dataset, args.fold)
+    log.info("%s: %d known species (%d train crops), added %s, %d unknown crops", key, len(known),
+             len(idx["train"]), ", ".join(added), len(idx["unknown"]))
+    model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry)
+    reps = representations(work, model_dir, paths, args.frozen_sizes)
+    table = {}
+    for name, vec in reps.items():
+        table[name] = {"val_f1_macro": val_f1(vec, y, idx, known),
+                       **{f"{k}shot": evaluate(vec, y, g, added, known, idx, k, args.draws) for k in args.shots}}
+    result = {"dataset": args.dataset, "fold": args.fold, "added": list(added), "known": known,
+              "n": {k: int(len(v)) for k, v in idx.items()}, "training": meta, "table": table,
+              "command": " ".join(["bench/leave_species_out.py", *sys.argv[1:]]),
+              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
+    if args.dataset == "plankton":
+        result["copepods"] = {name: copepod_view(reps[name], y, idx) for name in reps
+                              if name.endswith(("head", "pooled", "both")) and "letterbox" not in name}
+    stored = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    stored[key] = result
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES.write_text(json.dumps(stored, indent=2))
+    print(markdown(result))
+
+
+def markdown(r: dict) -> str:
+    shots = sorted({k for row in r["table"].values() for k in row if k.endswith("shot")}, key=lambda s: int(s[:-4]))
+    top = shots[-1]
+    lines = [f"`{r['command']}` ({r['when']}); added {', '.join(r['added'])}; {len(r['known'])} known; "
+             f"training {r['training']['seconds']:.0f} s for {r['training']['train_crops']} crops x "
+             f"{r['training']['epochs']} epochs", "",
+             f"| representation | val F1 | named ({' / '.join(shots)}) | {top}: unknown / wrong | ceiling {top} | "
+             "known named added | known top-1 | known F1-macro | unknown AUROC | unknown flagged |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in r["table"].items():
+        t = row[top]
+        named = " / ".join(f"{row[s]['named']:.2f}" for s in shots)
+        lines.append(f"| {name} | {row['val_f1_macro']:.3f} | {named} | {t['called_unknown']:.2f} / "
+                     f"{t['named_wrongly']:.2f} | {t['ceiling']:.2f} | {t['known_named_added']:.3f} | "
+                     f"{t['known_top1']:.3f} | {t['known_f1_macro']:.3f} | {t['unknown_auroc']:.3f} | "
+                     f"{t['unknown_flagged']:.2f} |")
+    for name, view in (r.get("copepods") or {}).items():
+        if name.startswith(("fine-tuned head", "WiSE 0.5 pooled", "fine-tuned pooled")):
+            lines.append(f"\n{name}: top-1 {view['top1']:.3f}, at the shared rank (every copepod label = Copepoda) "
+                         f"{view['top1_shared_rank']:.3f}; confusion (row true, column predicted): "
+                         + "; ".join(f"{t}: " + ", ".join(f"{p} {n}" for p, n in row.items() if n)
+                                     for t, row in view["confusion"].items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
