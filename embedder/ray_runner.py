@@ -131,7 +131,7 @@ class _Encoder:
         from embedder.encoding import forward_batch
 
         ok = np.asarray([e == "" for e in batch["error"]], dtype=bool)
-        vectors = np.zeros((len(ok), self.model.config.dim), np.float32)
+        vectors = np.zeros((len(ok), self.model.config.vector_dim), np.float32)
         if ok.any():
             pixels = torch.from_numpy(np.ascontiguousarray(batch["pixels"][ok]))
             vectors[ok] = forward_batch(self.model, pixels, self.device)

@@ -46,7 +46,7 @@ def embed_crops_ray(catalog: Catalog, home: Home, model_id: str, config: RayConf
     folder = home.model(model_id)
     model_config = read_config(folder)
     digest = config_hash(folder)
-    register_model(catalog, model_id, digest, model_config.dim, model_config.backbone)
+    register_model(catalog, model_id, digest, model_config.vector_dim, model_config.backbone)
     todo = crops_to_embed(catalog, model_id)
     report = EmbedReport(model_id, already=crop_count(catalog) - todo.num_rows)
     root = str(home.root) + "/"
