@@ -30,7 +30,7 @@ class TrainConfig:
     freeze: str = "none"  # none | partial | all; full fine-tune val F1 0.943 vs partial 0.888 (bench/RESULTS.md)
     dim: int = 128  # embedding size (not swept; every run in bench/RESULTS.md uses it)
     image_size: int = 96  # square input side; the screened size that fits the budget (bench/RESULTS.md)
-    output: str = "head"  # what the model outputs / is indexed: head | pooled | both (embedder/model.py)
+    output: str = "pooled"  # what is indexed: head | pooled | both; pooled: 5-shot added species named 0.41 vs 0.21, known top-1 0.928 vs 0.922 (fish4knowledge fold 0, bench/RESULTS.md)
     geometry: str = "centre"  # centre | letterbox, at train and query time (embedder/transforms.py)
     wise_alpha: float | None = 1.0  # WiSE-FT share of fine-tuned weights; None = chosen on validation; 1.0 = off
     loss: str = "softmax"  # smoothing 0.1; val F1 ties subcenter-arcface, higher val AUROC (bench/RESULTS.md)

@@ -75,6 +75,10 @@ def crop_vector(catalog: Catalog, model_id: str, annotation_id: int) -> np.ndarr
         row = con.execute("SELECT vector FROM embeddings WHERE model_id = ? AND annotation_id = ?",
                           [model_id, int(annotation_id)]).fetchone()
     if row is None:
+        with catalog.read() as con:
+            exists = con.execute("SELECT 1 FROM annotations WHERE annotation_id = ?", [int(annotation_id)]).fetchone()
+        if exists is None:
+            raise NotFound(f"no crop has id {annotation_id}", hint="find crop ids with `oceanid search --json`")
         raise NotFound(f"crop {annotation_id} has no vector for model {model_id}",
                        hint="check the id with `oceanid search --json`, or run `oceanid embed`")
     return np.asarray(row[0], dtype=np.float32)[None, :]

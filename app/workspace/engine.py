@@ -85,12 +85,34 @@ class _LazyIndex:
         return self._index is not None
 
 
+class _LazyModel:
+    """The encoder, loaded on first use (a search by crop id never needs it; thread-safe)."""
+
+    def __init__(self, folder) -> None:
+        self._folder = folder
+        self._model: EmbeddingModel | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> EmbeddingModel:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from embedder.model import load_model
+
+                    self._model = load_model(self._folder)
+        return self._model
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+
 @dataclass
 class Engine:
     """Everything a query needs, loaded once per (model, live generation, prototypes version)."""
 
     model_id: str
-    model: EmbeddingModel
+    lazy_model: _LazyModel
     lazy_index: _LazyIndex
     generation: str
     prototypes: Prototypes
@@ -106,6 +128,11 @@ class Engine:
     manifest: Manifest | None = None  # the live generation's manifest (read without the index file)
     decision: Decision | None = None
     _gpu_index: VectorIndex | None = None
+
+    @property
+    def model(self) -> EmbeddingModel:
+        """The encoder (loaded on first use: a search by crop id reads the stored vector instead)."""
+        return self.lazy_model.get()
 
     @property
     def index(self) -> VectorIndex:
@@ -218,7 +245,7 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     The decision scorer is the stored decision's (:func:`decision_for`); ``scorer`` overrides it
     for this engine only (its stored threshold applies).
     """
-    from embedder.model import config_hash, load_model
+    from embedder.model import config_hash
     from index.generations import current_manifest
     from index.vectors import tune_faiss_blas
 
@@ -251,6 +278,6 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
     lazy = _LazyIndex(home, model_id, generation, record["config_hash"], record["dim"])
-    return Engine(model_id, load_model(folder), lazy, generation, prototypes, origins, scorers,
+    return Engine(model_id, _LazyModel(folder), lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
                   decision.calibration, decision.choice, added_scorer, manifest, decision)

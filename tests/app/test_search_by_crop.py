@@ -1,0 +1,34 @@
+"""Issue 19 items 15 and 16: `search --crop N` for a crop that does not exist says so, and a
+search by crop id reads the stored vector without loading the encoder."""
+
+from __future__ import annotations
+
+import shutil
+
+from typer.testing import CliRunner
+
+from app.cli import app
+from index.search import crop_vector
+
+runner = CliRunner()
+
+
+def test_search_for_a_crop_that_does_not_exist_says_so(tiny_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home, home)
+    result = runner.invoke(app, ["--home", str(home), "search", "--crop", "999999999"])
+    assert result.exit_code == 1
+    assert "no crop has id 999999999" in result.output and "oceanid embed" not in result.output
+
+
+def test_search_by_crop_id_does_not_load_the_encoder(tiny_ws):
+    engine = tiny_ws.engine("tiny")
+    assert not engine.lazy_model.loaded  # loading the engine does not read the weights either
+    with tiny_ws.catalog.read() as con:
+        crop = con.execute("SELECT annotation_id FROM embeddings WHERE model_id = 'tiny' LIMIT 1").fetchone()[0]
+    hits = tiny_ws.search(int(crop), k=3)
+    assert len(hits) == 3 and crop not in [h.annotation_id for h in hits]
+    assert not engine.lazy_model.loaded
+    # the same answer as searching with the stored vector the encoder made for that crop
+    expected = engine.index.search(crop_vector(tiny_ws.catalog, "tiny", int(crop)), 4)[0]
+    assert [h.annotation_id for h in hits] == [h.id for h in expected if h.id != crop][:3]
