@@ -21,14 +21,17 @@ def _show(result, as_json: bool) -> None:
     verb = "built" if result.built else "up to date:"
     console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}, dim {m.dim}, "
                   f"sha256 {m.sha256[:12]}", markup=False)
+    if result.pruned:
+        console.print(f"pruned old generation(s) {', '.join(result.pruned)} (the newest are kept; "
+                      "`oceanid index prune --keep N` sets how many)", markup=False)
 
 
 @app.command("build")
 @cli_errors
 def build(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
           as_json: bool = options.JSON) -> None:
-    """Build an index generation from stored vectors if the live one is missing or stale
-    (stale = other vectors than the stored ones); otherwise write nothing.
+    """Build an index generation from stored vectors if the live one is missing, stale
+    (other vectors than the stored ones) or of another --kind than asked; otherwise write nothing.
 
     Example: oceanid index build --kind flat
     """

@@ -158,13 +158,13 @@ def catalog_content(catalog: Catalog, model_id: str) -> str:
 
 
 def publish_generation(home: Home, model_id: str, index: VectorIndex, model_config_hash: str,
-                       content: str = "") -> tuple[str, Manifest]:
-    """Publish ``index`` as the live generation, then prune old ones (keep the newest 3)."""
+                       content: str = "") -> tuple[str, Manifest, list[str]]:
+    """Publish ``index`` as the live generation, then prune old ones (keep the newest
+    ``index.generations.DEFAULT_KEEP``); returns (generation, manifest, generations pruned)."""
     from index.generations import prune, publish
 
     generation, manifest = publish(home.root, model_id, index, model_config_hash, content=content)
-    prune(home.root, model_id)
-    return generation, manifest
+    return generation, manifest, prune(home.root, model_id)
 
 
 def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto", device: str = "cpu",
@@ -184,8 +184,10 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     content = content_digest(ids, vectors)
     if not rebuild:
         name, manifest = live_manifest(home, model_id)
-        if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"]:
+        same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
+        if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"] \
+                and same_kind:
             return BuildResult(name, False, manifest)
     index = VectorIndex.build(ids, vectors, kind=kind, device=device)
-    generation, manifest = publish_generation(home, model_id, index, record["config_hash"], content)
-    return BuildResult(generation, True, manifest)
+    generation, manifest, pruned = publish_generation(home, model_id, index, record["config_hash"], content)
+    return BuildResult(generation, True, manifest, pruned=tuple(pruned))

@@ -28,10 +28,11 @@ class BuildResult:
     built: bool  # False: the live generation was up to date and nothing was written
     manifest: Manifest
     prototypes_refit: bool = False  # the trained prototypes changed and were rewritten
+    pruned: tuple[str, ...] = ()  # old generations deleted after the build (the newest few are kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "built": self.built, "prototypes_refit": self.prototypes_refit,
-                **self.manifest.to_dict()}
+                "pruned": list(self.pruned), **self.manifest.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         index = engine.index.copy()  # the live engine's index is never changed in place
         index.add(ids, encoded.vectors)
         content = catalog_content(catalog, model_id) if in_sync else ""
-        generation, _ = publish_generation(home, model_id, index, config_hash, content)
+        generation, _, _ = publish_generation(home, model_id, index, config_hash, content)
     except BaseException:
         _undo_add(catalog, home, model_id, name, version, files_before)
         raise
@@ -164,7 +164,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     content = content_digest(ids[keep], vectors[keep]) if in_sync else ""
     index = engine.index.copy()  # the live engine's index is never changed in place
     removed = index.remove(doomed)
-    generation, _ = publish_generation(home, model_id, index, config_hash, content)
+    generation, _, _ = publish_generation(home, model_id, index, config_hash, content)
     try:
         gone = remove_support_class(catalog, model_id, name)
     except BaseException:

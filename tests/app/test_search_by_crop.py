@@ -32,3 +32,23 @@ def test_search_by_crop_id_does_not_load_the_encoder(tiny_ws):
     # the same answer as searching with the stored vector the encoder made for that crop
     expected = engine.index.search(crop_vector(tiny_ws.catalog, "tiny", int(crop)), 4)[0]
     assert [h.annotation_id for h in hits] == [h.id for h in expected if h.id != crop][:3]
+
+
+def test_index_build_honours_kind_and_says_what_it_pruned(tiny_home, tmp_path):
+    """Item 17: `index build --kind flat` on a live index of another kind said "up to date";
+    `build` pruned old generations without a word."""
+    import json
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home, home)
+    base = ["--home", str(home), "index"]
+    hnsw = runner.invoke(app, base + ["build", "--kind", "hnsw", "--json"])
+    assert hnsw.exit_code == 0, hnsw.output
+    assert json.loads(hnsw.stdout)["built"] and json.loads(hnsw.stdout)["kind"] == "hnsw"
+    same = json.loads(runner.invoke(app, base + ["build", "--kind", "hnsw", "--json"]).stdout)
+    assert not same["built"]  # asked for what is live: nothing written
+    flat = json.loads(runner.invoke(app, base + ["build", "--kind", "flat", "--json"]).stdout)
+    assert flat["built"] and flat["kind"] == "flat"
+    for _ in range(3):
+        last = runner.invoke(app, base + ["rebuild"])
+    assert last.exit_code == 0 and "pruned old generation(s) gen-" in last.stdout
