@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from app.cli import options
-from app.cli.common import cli_errors, console, print_json, workspace
+from app.cli.common import cli_errors, console, err_console, print_json, workspace
 
 app = typer.Typer(help="FAISS index generations built from the catalog's vectors.", no_args_is_help=True)
 
@@ -95,3 +95,5 @@ def rollback(ctx: typer.Context, model: str = options.MODEL, as_json: bool = opt
         print_json(result)
         return
     console.print(f"{result.model_id}: {result.current} is live again", markup=False)
+    if result.warning:
+        err_console.print(f"warning: {result.warning}", markup=False)

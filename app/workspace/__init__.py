@@ -266,11 +266,20 @@ class Workspace:
         from index.embeddings import model_record
         from index.generations import rollback
 
+        from index.embeddings import content_digest, load_embeddings
+        from index.generations import current_manifest
+
         model_id = self.current_model(model)
         record = model_record(self.catalog, model_id)
         current = rollback(self.home, model_id, record["config_hash"], record["dim"])
         self._engines.clear()
-        return GenerationChange(model_id, current)
+        _, manifest = current_manifest(self.home, model_id, record["config_hash"], record["dim"])
+        ids, vectors = load_embeddings(self.catalog, model_id)
+        warning = None
+        if manifest.content != content_digest(ids, vectors):
+            warning = (f"{current} holds {manifest.count} vectors, not the {len(ids)} stored now (an older state): "
+                       "searches answer from it until `oceanid index build`")
+        return GenerationChange(model_id, current, warning=warning)
 
     # -- queries ------------------------------------------------------------------------
     def engine_key(self, model: str | None = None) -> tuple[str, str | None, int]:

@@ -54,9 +54,11 @@ class GenerationChange:
     model_id: str
     current: str | None  # the live generation afterwards
     removed: tuple[str, ...] = ()  # generations (and dead temp entries) deleted
+    warning: str | None = None  # rollback: the generation made live is out of date with the stored vectors
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "current": self.current, "removed": list(self.removed)}
+        return {"model_id": self.model_id, "current": self.current, "removed": list(self.removed),
+                "warning": self.warning}
 
 
 @dataclass(frozen=True)

@@ -52,3 +52,16 @@ def test_index_build_honours_kind_and_says_what_it_pruned(tiny_home, tmp_path):
     for _ in range(3):
         last = runner.invoke(app, base + ["rebuild"])
     assert last.exit_code == 0 and "pruned old generation(s) gen-" in last.stdout
+
+
+def test_rollback_to_a_generation_older_than_the_stored_vectors_warns(tiny_ws):
+    """Item 17: rollback moved to an out-of-date generation without a word."""
+    from tests.app.test_decisions import examples_of, held_out
+
+    name = held_out(tiny_ws)[0]
+    tiny_ws.species_add(name, examples_of(tiny_ws, name))  # new vectors, a new generation
+    back = tiny_ws.index_rollback("tiny")
+    assert back.warning and "index build" in back.warning
+    tiny_ws.index_build("tiny", rebuild=False)  # the stored vectors again
+    tiny_ws.species_remove(name)
+    assert tiny_ws.index_rollback("tiny").warning  # the generation before still holds the added vectors
