@@ -41,6 +41,14 @@ def labelled_crops(catalog: Catalog, split: str) -> list[tuple[str, str]]:
                            "ORDER BY annotation_id", [split]).fetchall()
 
 
+def split_ids(catalog: Catalog, splits: Sequence[str]) -> np.ndarray:
+    """(n,) int64 ids of the cut crops in ``splits``, sorted."""
+    with catalog.read() as con:
+        rows = con.execute("SELECT annotation_id FROM annotations WHERE crop_path IS NOT NULL AND split IN "
+                           f"({', '.join('?' * len(splits))}) ORDER BY 1", list(splits)).fetchall()
+    return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+
 def crop_count(catalog: Catalog) -> int:
     """How many crops have been cut (each may get a vector per model)."""
     with catalog.read() as con:

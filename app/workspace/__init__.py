@@ -380,8 +380,11 @@ class Workspace:
         """Evaluate the live model and write the report folder (default reports/latest)."""
         from app.report.report import write_report
         from app.workspace.evaluation import evaluate
+        from app.workspace.pipeline import check_no_leak
 
-        summary, raw = evaluate(self.engine(model), self.catalog, seed=seed)
+        engine = self.engine(model)
+        check_no_leak(self.catalog, self.paths, engine.model_id)  # a re-split home must not grade on seen crops
+        summary, raw = evaluate(engine, self.catalog, seed=seed)
         folder = (Path(report) if report else self.paths.reports / "latest").absolute()
         write_report(summary, raw, folder, map_method)
         summary.report_dir = str(folder)

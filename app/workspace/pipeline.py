@@ -8,6 +8,7 @@ back in short transactions. Every new index generation is published through
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,13 +17,14 @@ import numpy as np
 
 from app.workspace.results import BuildResult
 from index.catalog import Catalog
-from index.embeddings import (content_digest, crop_count, labelled_crops, load_embeddings, load_prototypes,
+from index.embeddings import (content_digest, crop_count, labelled_crops, split_ids, load_embeddings, load_prototypes,
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home
 from index.prototypes import Prototypes
-from index.records import SUPPORT, TRAIN, VAL
+from index.files import write_json_atomic
+from index.records import SUPPORT, TEST, TRAIN, VAL
 
 if TYPE_CHECKING:
     from embedder.train_config import TrainConfig
@@ -50,10 +52,32 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
     folder = home.model(model_id)
     if folder.exists() and (folder / "config.json").exists() and not resume:
         raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
+    seen = split_ids(catalog, (TRAIN, VAL))  # read before training: the crops this model learns and selects on
     result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
+    write_json_atomic(folder / SEEN_CROPS, {"crops": seen.tolist()})
     register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
     catalog.set_current_model(model_id)
     return result
+
+
+SEEN_CROPS = "seen_crops.json"  # in a model folder: the train + val crop ids it was trained and selected on
+
+
+def check_no_leak(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Refuse to grade ``model_id`` on test crops it was trained or selected on (the home was
+    re-split after training). Raises InvalidInput. Models from before this record: not checked."""
+    path = home.model(model_id) / SEEN_CROPS
+    if not path.is_file():
+        log.warning("model %s has no %s: cannot check that its test crops are unseen", model_id, SEEN_CROPS)
+        return
+    seen = np.asarray(json.loads(path.read_text(encoding="utf-8"))["crops"], dtype=np.int64)
+    test = split_ids(catalog, (TEST,))
+    leaked = np.intersect1d(test, seen)
+    if leaked.size:
+        raise InvalidInput(f"{leaked.size} of {test.size} test crops were train or val crops of model {model_id} "
+                           "(the home was re-split after it was trained): its figures would be inflated",
+                           hint="retrain on the new split (`oceanid train --model NEW`), or split again with the "
+                                "settings it was trained on")
 
 
 @dataclass

@@ -65,3 +65,23 @@ def test_rollback_to_a_generation_older_than_the_stored_vectors_warns(tiny_ws):
     tiny_ws.index_build("tiny", rebuild=False)  # the stored vectors again
     tiny_ws.species_remove(name)
     assert tiny_ws.index_rollback("tiny").warning  # the generation before still holds the added vectors
+
+
+def test_evaluate_refuses_a_model_whose_training_crops_reached_the_test_split(tiny_ws):
+    """Item 3: `split --seed 1` after training put training crops into test, and `evaluate`
+    graded on them (top-1 0.954 instead of 0.939)."""
+    import json
+
+    import pytest
+
+    from app.workspace import SplitConfig
+    from index.errors import InvalidInput
+
+    seen = json.loads((tiny_ws.paths.model("tiny") / "seen_crops.json").read_text())["crops"]
+    assert len(seen) > 0
+    tiny_ws.evaluate()  # the split it was trained on: fine
+    tiny_ws.split(SplitConfig(seed=1))
+    with pytest.raises(InvalidInput, match="test crops were train or val crops of model tiny"):
+        tiny_ws.evaluate()
+    tiny_ws.split(SplitConfig(seed=0))  # back to the split it was trained on
+    tiny_ws.evaluate()
