@@ -109,7 +109,9 @@ def tiny_ws(tiny_home, tmp_path):
 
 
 CROP_META = ("CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
-             " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR)")
+             " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR,"
+             ' label_rank VARCHAR, kingdom VARCHAR, phylum VARCHAR, "class" VARCHAR, "order" VARCHAR,'
+             " subfamily VARCHAR)")  # the rank columns of the catalog's view (index/catalog.py), empty here
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +125,8 @@ def crop_meta():
     def make(rows):
         con = duckdb.connect(":memory:")
         con.execute(CROP_META)
-        con.executemany("INSERT INTO crop_meta VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO crop_meta (annotation_id, species, genus, family, depth_m, timestamp, latitude, "
+                        "longitude, split, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         opened.append(con)
         return con
 
