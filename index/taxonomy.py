@@ -258,13 +258,15 @@ class RankTable:
     """The taxa above a set of classes, and which classes each contains.
 
     ``taxa``: every taxon on the classes' lineages (the classes included), with ``lineages``
-    theirs; ``member``: (C, T) bool, class c lies under (or is) taxon t.
+    theirs; ``member``: (C, T) bool, class c lies under (or is) taxon t; ``distance``: (C, T)
+    float, the taxonomic distance from class c to taxon t (computed once, with the table).
     """
 
     classes: tuple[str, ...]
     taxa: tuple[str, ...]
     lineages: tuple[Lineage, ...]
     member: np.ndarray = field(repr=False)
+    distance: np.ndarray = field(repr=False)
 
     def probabilities(self, probs: np.ndarray) -> np.ndarray:
         """(n, C) class probabilities -> (n, T) taxon probabilities: a taxon's probability is the
@@ -288,7 +290,8 @@ def rank_table(classes: Sequence[str], tree: Mapping[str, Lineage]) -> RankTable
         member[ci, index[c]] = True
         for _, name in line.ranks:
             member[ci, index[name]] = True
-    return RankTable(classes, names, tuple(taxa.values()), member)
+    lines = tuple(taxa.values())
+    return RankTable(classes, names, lines, member, distance_matrix(lin, lines).astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -328,9 +331,7 @@ def decode(table: RankTable, probs: np.ndarray, threshold: float, method: str = 
         raise ValueError(f"decode must be one of {', '.join(DECODINGS)}, not {method!r}")
     probs = np.asarray(probs, dtype=np.float64)
     rank_p = table.probabilities(probs)
-    cls_lin = [table.lineages[table.taxa.index(c)] for c in table.classes]
-    dist = distance_matrix(cls_lin, table.lineages).astype(np.float64)  # (C, T)
-    expected = probs @ dist  # (n, T)
+    expected = probs @ table.distance  # (n, T)
     depth = np.asarray([line.depth for line in table.lineages])
     is_class = np.isin(np.asarray(table.taxa, dtype=object), np.asarray(table.classes, dtype=object))
     flags = np.zeros(len(probs), dtype=bool) if unknown is None else np.asarray(unknown, dtype=bool)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from embedder.model import EmbeddingModel
     from index.generations import Manifest
+    from index.taxonomy import Lineage, RankTable
     from index.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -63,48 +64,25 @@ class Verdicts:
     unknown: dict[str, np.ndarray]  # scorer -> (n,) bool, score below its stored threshold
 
 
-class _LazyIndex:
-    """The engine's generation, opened and verified on first use (thread-safe)."""
+class _Lazy:
+    """A value made on first use by ``load`` (thread-safe): the engine's encoder and its FAISS
+    generation, which identify and search-by-crop-id respectively never need."""
 
-    def __init__(self, home: Home, model_id: str, generation: str, config_hash: str, dim: int) -> None:
-        self._args = (home.root, model_id, generation, config_hash, dim)
-        self._index: VectorIndex | None = None
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+        self._value: Any = None
         self._lock = threading.Lock()
 
-    def get(self) -> VectorIndex:
-        if self._index is None:
+    def get(self) -> Any:
+        if self._value is None:
             with self._lock:
-                if self._index is None:
-                    from index.generations import load_generation
-
-                    self._index = load_generation(*self._args, device="cpu")
-        return self._index
+                if self._value is None:
+                    self._value = self._load()
+        return self._value
 
     @property
     def loaded(self) -> bool:
-        return self._index is not None
-
-
-class _LazyModel:
-    """The encoder, loaded on first use (a search by crop id never needs it; thread-safe)."""
-
-    def __init__(self, folder) -> None:
-        self._folder = folder
-        self._model: EmbeddingModel | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> EmbeddingModel:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    from embedder.model import load_model
-
-                    self._model = load_model(self._folder)
-        return self._model
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
+        return self._value is not None
 
 
 @dataclass
@@ -112,8 +90,8 @@ class Engine:
     """Everything a query needs, loaded once per (model, live generation, prototypes version)."""
 
     model_id: str
-    lazy_model: _LazyModel
-    lazy_index: _LazyIndex
+    lazy_model: _Lazy  # -> EmbeddingModel
+    lazy_index: _Lazy  # -> VectorIndex (the live generation, opened and sha256-checked)
     generation: str
     prototypes: Prototypes
     origins: dict[str, str]  # species -> "train" | "added"
@@ -128,6 +106,7 @@ class Engine:
     manifest: Manifest | None = None  # the live generation's manifest (read without the index file)
     decision: Decision | None = None
     _gpu_index: VectorIndex | None = None
+    _rank_tables: dict[tuple, RankTable] = field(default_factory=dict)  # class lineages -> table
 
     @property
     def model(self) -> EmbeddingModel:
@@ -145,6 +124,17 @@ class Engine:
         if self.gpu_search and self._gpu_index is None:
             self._gpu_index = self.index.on_device("cuda")
         return self._gpu_index
+
+    def rank_table(self, tree: Mapping[str, Lineage]) -> RankTable:
+        """The prototypes' :class:`index.taxonomy.RankTable` over ``tree`` (the catalog's lineages,
+        read per call so a `taxa import` elsewhere shows), built once per distinct set of lineages."""
+        from index.taxonomy import lineage_of, rank_table
+
+        key = tuple(lineage_of(name, tree) for name in self.prototypes.names)
+        table = self._rank_tables.get(key)
+        if table is None:
+            table = self._rank_tables[key] = rank_table(self.prototypes.names, tree)
+        return table
 
     def probabilities(self, similarities: np.ndarray) -> np.ndarray:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
@@ -277,7 +267,11 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
-    lazy = _LazyIndex(home, model_id, generation, record["config_hash"], record["dim"])
-    return Engine(model_id, _LazyModel(folder), lazy, generation, prototypes, origins, scorers,
+    from embedder.model import load_model
+    from index.generations import load_generation
+
+    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record["config_hash"], record["dim"],
+                                         device="cpu"))
+    return Engine(model_id, _Lazy(lambda: load_model(folder)), lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
                   decision.calibration, decision.choice, added_scorer, manifest, decision)

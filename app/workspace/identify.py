@@ -23,7 +23,7 @@ from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest import tiny_image_warning
 from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
-from index.taxonomy import RANK_THRESHOLD, rank_table
+from index.taxonomy import RANK_THRESHOLD
 from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
+    table = engine.rank_table(tree) if tree is not None else None
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="identify", unit="batch", disable=not progress or len(starts) <= 1):
         images, where = [], []
@@ -79,14 +80,12 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         vectors = engine.embed(images)
         sims = engine.prototypes.similarities(vectors)
         tops = engine.prototypes.ranked(sims, k)
-        probs = engine.prototypes.ranked(engine.probabilities(sims), k)
+        calibrated = engine.probabilities(sims)
+        probs = engine.prototypes.ranked(calibrated, k)
         verdicts = engine.verdicts(vectors, sims)
         scores, unknown = verdicts.scores, verdicts.unknown
-        answers = None
-        if tree is not None:
-            table = rank_table(engine.prototypes.names, tree)
-            answers = decode_taxa(table, engine.probabilities(sims), rank_threshold, decode_method,
-                                  unknown=unknown[engine.scorer])
+        answers = None if table is None else decode_taxa(table, calibrated, rank_threshold, decode_method,
+                                                         unknown=unknown[engine.scorer])
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
                        for s, v in scores.items()}
