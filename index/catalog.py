@@ -20,7 +20,7 @@ from index.errors import CatalogBusy, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset
+SCHEMA_VERSION = 3  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions
 
 # meta keys (read and written only through the typed methods of Catalog)
 CURRENT_MODEL = "current_model"
@@ -88,6 +88,12 @@ CREATE TABLE IF NOT EXISTS prototypes (
     origin VARCHAR NOT NULL,          -- train | added
     vector FLOAT[] NOT NULL,
     PRIMARY KEY (model_id, concept, k)
+);
+CREATE TABLE IF NOT EXISTS decisions (        -- how a model's engine judges crops (index/decisions.py)
+    model_id VARCHAR PRIMARY KEY,
+    prototypes_digest VARCHAR NOT NULL,  -- sha256 of the trained prototypes decided on
+    payload VARCHAR NOT NULL,            -- Decision.to_dict() as JSON
+    decided_at TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS taxa_undo (        -- what `species add` changed, so `remove` restores it
     added VARCHAR NOT NULL,           -- the species added

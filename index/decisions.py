@@ -6,8 +6,8 @@ prototypes are built, and stored here with a digest of those prototypes. Loading
 it back; it never re-decides, so adding a species (which changes the prototypes but not
 the trained ones) can never change how the known species are judged.
 
-One row per model in the ``decisions`` table (created here on first write; older
-catalogs have none, and :func:`load_decision` then returns None).
+One row per model in the catalog's ``decisions`` table (:mod:`index.catalog`'s schema;
+an older catalog gains it when it is next opened).
 """
 
 from __future__ import annotations
@@ -17,20 +17,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import duckdb
 import numpy as np
 
 from index.calibration import Calibration
 from index.catalog import Catalog
 from index.ood_choice import ScorerChoice
 from index.prototypes import Prototypes
-
-TABLE = """CREATE TABLE IF NOT EXISTS decisions (
-    model_id VARCHAR PRIMARY KEY,
-    prototypes_digest VARCHAR NOT NULL,  -- sha256 of the trained prototypes decided on
-    payload VARCHAR NOT NULL,            -- Decision.to_dict() as JSON
-    decided_at TIMESTAMP DEFAULT current_timestamp
-)"""
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,6 @@ def prototypes_digest(prototypes: Prototypes) -> str:
 def store_decision(catalog: Catalog, decision: Decision) -> None:
     """Replace the model's stored decision (one transaction)."""
     with catalog.write() as con:
-        con.execute(TABLE)
         con.execute("INSERT OR REPLACE INTO decisions (model_id, prototypes_digest, payload) VALUES (?, ?, ?)",
                     [decision.model_id, decision.prototypes_digest, json.dumps(decision.to_dict())])
 
@@ -79,15 +70,11 @@ def store_decision(catalog: Catalog, decision: Decision) -> None:
 def load_decision(catalog: Catalog, model_id: str) -> Decision | None:
     """The model's stored decision, or None (never decided, or a catalog from before decisions were stored)."""
     with catalog.read() as con:
-        try:
-            row = con.execute("SELECT payload FROM decisions WHERE model_id = ?", [model_id]).fetchone()
-        except duckdb.CatalogException:  # no decisions table yet
-            return None
+        row = con.execute("SELECT payload FROM decisions WHERE model_id = ?", [model_id]).fetchone()
     return Decision.from_dict(json.loads(row[0])) if row else None
 
 
 def drop_decision(catalog: Catalog, model_id: str) -> None:
     """Forget the model's decision (the next prototype build decides again)."""
     with catalog.write() as con:
-        con.execute(TABLE)
         con.execute("DELETE FROM decisions WHERE model_id = ?", [model_id])
