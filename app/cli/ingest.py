@@ -88,6 +88,8 @@ def coco(
 def yolo(
     ctx: typer.Context,
     data_yaml: Path = typer.Argument(..., help="The data set's data.yaml (Ultralytics / Roboflow layout)."),
+    source_name: str = SOURCE_NAME,
+    show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
     """Ingest a YOLO data set: classes from `names`, splits pinned from its train/val/test folders.
@@ -96,9 +98,9 @@ def yolo(
 
     Example: oceanid ingest yolo ../shared/data/aquarium/data.yaml
     """
-    report = workspace(ctx).ingest_yolo(data_yaml, progress=not as_json)
-    show_report(report, as_json)
-    if not as_json:
+    report = workspace(ctx).ingest_yolo(data_yaml, progress=not as_json, source_name=source_name)
+    show_report(report, as_json, show_notes)
+    if not as_json and not show_notes:  # the folders read, always (--show-notes prints every note)
         for item, text in report.notes:
             if item.split(":", 1)[0] in ("train", "val", "test"):
                 console.print(f"  {item} -> {text}", markup=False, soft_wrap=True)

@@ -133,11 +133,14 @@ class Workspace:
             check_source_name(source_name)  # before the file is read
         return self._ingest("coco", read_coco(annotations, images, split=split), progress, source_name)
 
-    def ingest_yolo(self, data_yaml: Path, progress: bool = False) -> IngestReport:
-        """Ingest a YOLO (Ultralytics / Roboflow) data set; splits pinned as its folders say."""
+    def ingest_yolo(self, data_yaml: Path, progress: bool = False, source_name: str | None = None) -> IngestReport:
+        """Ingest a YOLO (Ultralytics / Roboflow) data set; splits pinned as its folders say;
+        ``source_name`` names the source (default ``yolo``)."""
         from index.sources.yolo import read_yolo
 
-        return self._ingest("yolo", read_yolo(data_yaml), progress)
+        if source_name is not None:
+            check_source_name(source_name)  # before the files are read
+        return self._ingest("yolo", read_yolo(data_yaml), progress, source_name)
 
     def ingest_folders(self, root: Path, group_pattern: str | None = None, split: str | None = None,
                        progress: bool = False, source_name: str | None = None) -> IngestReport:

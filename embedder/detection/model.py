@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from index.errors import ModelError
+from index.files import file_sha256, write_json_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -161,11 +162,8 @@ def save_detector(model: nn.Module, config: DetectorConfig, folder: Path | str) 
     tmp = folder / (WEIGHTS_FILE + ".tmp")
     save_model(model, str(tmp))
     os.replace(tmp, folder / WEIGHTS_FILE)
-    digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
-    config = dataclasses.replace(config, weights_sha256=digest)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / CONFIG_FILE)
+    config = dataclasses.replace(config, weights_sha256=file_sha256(folder / WEIGHTS_FILE))
+    write_json_atomic(folder / CONFIG_FILE, config.to_dict())
     return config
 
 
@@ -193,7 +191,7 @@ def load_detector(folder: Path | str) -> tuple[nn.Module, DetectorConfig]:
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(f"{folder} has no {WEIGHTS_FILE}")
-    if config.weights_sha256 and hashlib.sha256(weights.read_bytes()).hexdigest() != config.weights_sha256:
+    if config.weights_sha256 and file_sha256(weights) != config.weights_sha256:
         raise ModelError(f"{weights}: sha256 does not match its config (file changed or truncated)")
     model = build_detector(config, pretrained=False)
     try:

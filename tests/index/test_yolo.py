@@ -129,3 +129,20 @@ def test_cli_ingest_yolo_real_frames(tmp_path):
     broken.write_text("names: [a\n")
     result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "ingest", "yolo", str(broken)])
     assert result.exit_code == 1 and "malformed YAML" in result.output
+
+
+def test_cli_ingest_yolo_names_its_source_and_shows_notes_once(tmp_path):
+    """`ingest yolo` takes --source-name and --show-notes like coco and folders."""
+    import json
+
+    from app.cli import app
+
+    root = roboflow_copy(tmp_path, 1, 1)
+    home = ["--home", str(tmp_path / "home")]
+    result = CliRunner().invoke(app, [*home, "ingest", "yolo", str(root / "data.yaml"), "--source-name",
+                                      "aquarium-2024", "--show-notes"])
+    assert result.exit_code == 0, result.output
+    assert "aquarium-2024: 2 images added" in result.output
+    assert result.output.count("train: ../train/images") == 1  # the folder note, not twice
+    stats = json.loads(CliRunner().invoke(app, [*home, "stats", "--json"]).stdout)
+    assert "aquarium-2024" in json.dumps(stats) and '"yolo"' not in json.dumps(stats)
