@@ -26,6 +26,13 @@ def vocabulary(con: Any, sql_column: str, view: str = "crop_meta") -> list[str]:
     return sorted(str(r[0]) for r in rows)
 
 
+def holds(con: Any, sql_column: str, value: str, view: str = "crop_meta") -> bool:
+    """Whether some row of ``view`` has ``value`` in one trusted column (case-insensitive, as
+    the filter compares): a probe that stops at the first match, run on every filtered query."""
+    return con.execute(f'SELECT 1 FROM {view} WHERE lower("{sql_column}") = ? LIMIT 1',
+                       [value.lower()]).fetchone() is not None
+
+
 def nearest(value: str, words: list[str], n: int = SUGGESTIONS) -> list[str]:
     """Up to ``n`` of ``words`` closest to ``value`` (case-insensitive), best first."""
     by_lower = {w.lower(): w for w in words}
@@ -38,11 +45,10 @@ def check_filter_values(con: Any, compiled: SqlFilter, view: str = "crop_meta") 
     The message names the column and value and lists the nearest existing values (or, for
     a vocabulary of a few values, all of them).
     """
-    cache: dict[str, list[str]] = {}
     for name, sql_column, value in compiled.text_values:
-        words = cache.setdefault(sql_column, vocabulary(con, sql_column, view))
-        if value.lower() in {w.lower() for w in words}:
+        if holds(con, sql_column, value, view):
             continue
+        words = vocabulary(con, sql_column, view)  # read only for a value that matches nothing
         close = nearest(value, words)
         if close:
             hint = "did you mean " + " or ".join(repr(w) for w in close) + "?"
