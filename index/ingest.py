@@ -27,7 +27,7 @@ from index.errors import BadImage, InvalidInput
 from index.files import copy_atomic, file_sha256
 from index.home import Home
 from index.imaging import open_image
-from index.records import SUPPORT, BoxRecord, ImageRecord, IngestReport, Taxon
+from index.records import SUPPORT, BoxRecord, ImageRecord, IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,6 @@ def _store_frame(path: Path, sha: str, home: Path) -> str:
     if not dest.exists():
         copy_atomic(path, dest)
     return rel
-
-
-def upsert_taxa(catalog: Catalog, taxa: Iterable[Taxon], hints: dict[str, str] | None = None, *,
-                correct: bool = False, undo_for: str | None = None) -> int:
-    """Merge taxa rows into the catalog (:func:`index.taxa.upsert`): what the catalog knows is never
-    erased unless ``correct``. Returns the count of rows written."""
-    from index.taxa import upsert
-
-    return len(upsert(catalog, taxa, hints, correct=correct, undo_for=undo_for).rows)
 
 
 class _Known:
@@ -282,27 +273,8 @@ def repair_crops(catalog: Catalog, home: Path, crop: CropConfig, report: IngestR
     return len(done)
 
 
-def taxa_rows(catalog: Catalog, concepts: Iterable[str]) -> list[tuple]:
-    """The taxa rows (concept, rank, parent, holdout_hint) of ``concepts`` that exist."""
-    with catalog.read() as con:
-        return con.execute("SELECT concept, rank, parent, holdout_hint FROM taxa WHERE concept IN "
-                           "(SELECT unnest(?)) ORDER BY concept", [list(concepts)]).fetchall()
-
-
-def restore_taxa(catalog: Catalog, concepts: Iterable[str], rows: list[tuple]) -> None:
-    """Put the taxa rows of ``concepts`` back to ``rows`` (what :func:`taxa_rows` read), in one
-    transaction: undoes an :func:`upsert_taxa` of them."""
-    with catalog.write() as con:
-        con.execute("DELETE FROM taxa WHERE concept IN (SELECT unnest(?))", [list(concepts)])
-        if rows:
-            con.executemany("INSERT INTO taxa VALUES (?, ?, ?, ?)", [list(r) for r in rows])
-
-
-
-
 def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]],
-                         taxa: Iterable[Taxon] = (), crop: CropConfig = CropConfig(),
-                         correct: bool = False) -> IngestReport:
+                         crop: CropConfig = CropConfig()) -> IngestReport:
     """Store the example images of a species added without retraining as ``support`` crops.
 
     Each (label, decoded image) is saved as a PNG under ``sources/added/<slug>/`` and
@@ -318,5 +290,4 @@ def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: l
         save_atomic(image, path)
         records.append(ImageRecord(ADDED, f"{folder.name}::{path.name}", path, boxes=(
             BoxRecord(concept, *FULL_FRAME, group_key=f"{ADDED}:{concept}", split=SUPPORT),)))
-    upsert_taxa(catalog, taxa, correct=correct, undo_for=concept)
     return ingest_records(catalog, home, ADDED, records, crop=crop)

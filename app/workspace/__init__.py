@@ -40,7 +40,8 @@ from index.catalog import Catalog
 from index.crops import CropConfig
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
-from index.ingest import check_source_name, ingest_records, upsert_taxa
+from index.ingest import check_source_name, ingest_records
+from index.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.splits import SplitConfig, SplitSummary, make_splits
 from index.stats import Survey, source_ids, survey

@@ -116,7 +116,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
     try:
         step("ingest")
         kept = upsert_taxa(catalog, taxa, correct=correct, undo_for=name).kept
-        report = add_support_examples(catalog, home.root, name, examples, (), crop)
+        report = add_support_examples(catalog, home.root, name, examples, crop)
         skipped += report.skipped
         rows = support_crops(catalog, name)
         step("embed")

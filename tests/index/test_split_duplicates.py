@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from index.catalog import Catalog
-from index.ingest import ingest_records, upsert_taxa
+from index.ingest import ingest_records
+from index.taxa import upsert as upsert_taxa
 from index.records import IngestReport
 from index.sources.coco import read_coco
 from index.sources.folders import read_folders

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_image
 from index.errors import EmptyIndex, InvalidInput
-from index.ingest import upsert_taxa
+from index.taxa import upsert as upsert_taxa
 from index.records import Taxon
 from index.splits import SplitConfig
 
