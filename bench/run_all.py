@@ -8,7 +8,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["ingest.py", "search_speed.py", "rebuild_1m.py", "embed_throughput.py", "train_losses.py", "identify_latency.py",
-           "ood_scorers.py", "few_shot.py"]
+           "ood_scorers.py", "few_shot.py", "leave_species_out.py"]
 
 
 def main() -> int:
