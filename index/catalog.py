@@ -26,6 +26,7 @@ SCHEMA_VERSION = 3  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug)
 CURRENT_MODEL = "current_model"
 PROTOTYPES_VERSION = "prototypes_version:"  # + model id
 LAST_REPORT = "last_report"
+MODEL_STALE = "model_stale:"  # + model id -> why the model no longer matches the catalog (re-split under it)
 
 SCHEMA = """
 CREATE SEQUENCE IF NOT EXISTS image_ids START 1;
@@ -317,6 +318,22 @@ class Catalog:
         key = PROTOTYPES_VERSION + model_id
         if version:
             con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(version)])
+        else:
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+
+    def model_stale(self, model_id: str) -> str | None:
+        """Why ``model_id`` is stale (trained on a split that was replaced), or None when it is not."""
+        return self.get_meta(MODEL_STALE + model_id)
+
+    def set_model_stale(self, model_id: str, reason: str | None,
+                        con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Mark the model stale with ``reason`` (None clears the mark); inside ``con``'s transaction when given."""
+        if con is None:
+            with self.write() as own:
+                return self.set_model_stale(model_id, reason, own)
+        key = MODEL_STALE + model_id
+        if reason:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, reason])
         else:
             con.execute("DELETE FROM meta WHERE key = ?", [key])
 

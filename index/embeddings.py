@@ -112,6 +112,15 @@ def model_record(catalog: Catalog, model_id: str) -> dict:
     return dict(zip(("model_id", "config_hash", "dim", "backbone"), row))
 
 
+def list_models(catalog: Catalog) -> list[dict]:
+    """Every recorded model, oldest first: model_id, dim, backbone, created_at, vectors (crops embedded)."""
+    with catalog.read() as con:
+        rows = con.execute("SELECT m.model_id, m.dim, m.backbone, m.created_at, count(e.annotation_id) FROM models m "
+                           "LEFT JOIN embeddings e USING (model_id) GROUP BY ALL ORDER BY m.created_at, m.model_id"
+                           ).fetchall()
+    return [dict(zip(("model_id", "dim", "backbone", "created_at", "vectors"), r)) for r in rows]
+
+
 def _vector_table(ids: np.ndarray, vectors: np.ndarray, **columns) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
     lists = pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32)), flat)

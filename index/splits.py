@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -55,6 +56,8 @@ class SplitSummary:
     pinned: int = 0
     duplicate_frames: int = 0  # frames whose bytes equal an earlier frame's (same sha256)
     groups_merged: int = 0  # group keys folded into another group because they share a frame
+    changed: int = 0  # crops whose split this run changed (0: the same split again)
+    stale_models: list[str] = field(default_factory=list)  # models trained on the replaced split (--force)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,9 +123,13 @@ def merge_groups(group_keys: list[str], hashes: list[str]) -> tuple[list[int], i
     return labels.tolist(), n_keys - len(np.unique(labels))
 
 
-def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
+def make_splits(catalog: Catalog, config: SplitConfig,
+                before_write: Callable[[int, object], None] | None = None) -> SplitSummary:
     """Assign every unpinned crop a split; deterministic for a given config and catalog.
 
+    ``before_write(changed, con)`` is called inside the write transaction, before any crop
+    moves, with the number of crops whose split changes: it may raise to refuse the split
+    (nothing is written) or write alongside it (``con``). The summary's ``changed`` says it too.
     Raises InvalidInput for bad fractions or names, EmptyIndex when nothing is ingested.
     """
     fractions = {"train": config.train, "val": config.val, "test": config.test}
@@ -139,6 +146,7 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
         hints = dict(con.execute("SELECT concept, holdout_hint FROM taxa WHERE holdout_hint IS NOT NULL").fetchall())
     if not rows:
         raise EmptyIndex("nothing to split: the catalog has no crops")
+    before = {r[0]: r[5] for r in rows}
     labels, merged = merge_groups([r[2] for r in rows], [r[4] for r in rows])
     # a component that holds a pinned crop follows its pinned split (the most common one)
     pins: dict[int, Counter] = defaultdict(Counter)
@@ -180,7 +188,10 @@ def make_splits(catalog: Catalog, config: SplitConfig) -> SplitSummary:
         ids.append(aid)
         splits.append(split)
         summary.counts.setdefault(concept, Counter())[split or "unused"] += 1
+    summary.changed = sum(before[i] != s for i, s in zip(ids, splits))
     with catalog.write() as con:
+        if before_write is not None:
+            before_write(summary.changed, con)
         con.register("assigned", pa.table({"annotation_id": pa.array(ids, pa.int64()), "split": pa.array(splits, pa.string())}))
         con.execute("UPDATE annotations SET split = assigned.split FROM assigned "
                     "WHERE annotations.annotation_id = assigned.annotation_id")

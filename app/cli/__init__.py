@@ -5,7 +5,7 @@
     oceanid [--home H] [-v]
       ingest synthetic|coco|folders|fathomnet   ingest.py
       stats, split                               data.py
-      train, embed                               train.py
+      train, embed, models                       train.py
       index build|rebuild|verify|prune|rollback  index.py
       identify, search                           query.py
       species add|remove                         species.py

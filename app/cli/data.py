@@ -68,17 +68,20 @@ def split(
     classes: int = typer.Option(None, "--classes", help="Keep the N species with the most crops."),
     holdout: list[str] = typer.Option(None, "--holdout", help="Species held out as unknown: a name (repeatable), a count N, or 'rest' (all not kept by --classes)."),
     seed: int = typer.Option(0, help="Random seed."),
+    force: bool = typer.Option(False, "--force", help="Re-split even though models were trained on the current "
+                               "split; they are marked stale (see `oceanid models`)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Assign train/val/test splits (groups never cut; pinned crops kept) and hold species out.
 
-    With no --holdout, the synthetic reef's suggested held-out species are used.
+    With no --holdout, the synthetic reef's suggested held-out species are used. A split that
+    moves crops under trained models is refused unless --force, which marks them stale.
 
     Example: oceanid split --classes 15 --holdout rest --seed 0
     """
     config = SplitConfig(train=train, val=val, test=test, min_images=min_images, max_images=max_images,
                          classes=classes, holdout=tuple(holdout or ()), seed=seed)
-    summary = workspace(ctx).split(config)
+    summary = workspace(ctx).split(config, force=force)
     if as_json:
         print_json(summary)
         return
@@ -91,3 +94,7 @@ def split(
                   markup=False)
     console.print(f"duplicates merged: {summary.groups_merged} groups ({summary.duplicate_frames} repeated frames "
                   "share a group with their copies)", markup=False)
+    console.print(f"{summary.changed} crops changed split", markup=False)
+    if summary.stale_models:
+        console.print(f"marked stale (trained on the old split; retrain them): {', '.join(summary.stale_models)}",
+                      markup=False)

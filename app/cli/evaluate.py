@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from app.cli import options
-from app.cli.common import cli_errors, console, print_json, workspace
+from app.cli.common import cli_errors, console, err_console, print_json, workspace
 
 app = typer.Typer()
 
@@ -31,6 +31,9 @@ def evaluate(
     Example: oceanid evaluate --report reports/run1 --json
     """
     s = workspace(ctx).evaluate(report, model, map_method)
+    if s.model_stale:
+        err_console.print(f"warning: model {s.model} is stale ({s.model_stale}): retrain it before trusting "
+                          "these figures", markup=False, soft_wrap=True)
     if as_json:
         print_json(s)
         return

@@ -38,6 +38,8 @@ def main() -> None:
         status = ws.status()
         st.sidebar.caption(f"home `{status.home}`  \nmodel `{status.model_id or '—'}` · "
                            f"index `{status.generation or '—'}`")
+        if status.model_stale:
+            st.sidebar.warning(f"model `{status.model_id}` is stale: {status.model_stale}; retrain it")
         if not status.crops:
             st.title("oceanid explorer")
             st.info(status.message)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app.explorer.widgets import table as show_table
+
 SECTIONS = (("classification", "Classification"), ("ood", "Out-of-distribution detection"),
             ("retrieval", "Retrieval"), ("few_shot", "Few-shot: adding species from k examples"))
 
@@ -31,12 +33,12 @@ def _show(value) -> None:
     """A section of the report: numbers as metrics, name -> numbers as tables, the rest folded."""
     table = _rows(value)
     if table is not None:
-        st.dataframe(table, width="stretch")
+        show_table(table)
         for row, item in value.items():  # deeper tables inside rows (e.g. few-shot per species)
             for key, sub in item.items():
                 if _rows(sub) is not None:
                     with st.expander(f"{_label(key)} — {_label(row)}"):
-                        st.dataframe(_rows(sub), width="stretch")
+                        show_table(_rows(sub))
         return
     if not isinstance(value, dict):
         st.json(value, expanded=False)
@@ -52,7 +54,7 @@ def _show(value) -> None:
         sub = _rows(item)
         if sub is not None or (isinstance(item, list) and all(isinstance(r, dict) for r in item)):
             with st.expander(_label(key)):
-                st.dataframe(sub if sub is not None else pd.DataFrame(item), width="stretch")
+                show_table(sub if sub is not None else pd.DataFrame(item))
         else:
             with st.expander(_label(key)):
                 st.json(item, expanded=False)
@@ -91,6 +93,9 @@ def render(ws, status) -> None:
     if stale:
         st.warning(f"Stale report: it was made with model `{summary.model}`, index `{summary.generation}`; "
                    f"Identify now uses model `{live[0]}`, index `{live[1]}`. Run `oceanid evaluate` again.")
+    if summary.model_stale:
+        st.warning(f"Model `{summary.model}` was stale when this report was made ({summary.model_stale}): "
+                   "its figures may be inflated. Retrain it and run `oceanid evaluate` again.")
     if summary.classification.top5 is None:
         st.caption("top-5 accuracy: n/a (5 trained species or fewer)")
     for key, title in SECTIONS:
@@ -101,7 +106,7 @@ def render(ws, status) -> None:
         if key == "classification":
             if report["confusable"]:
                 st.markdown("*most confusable species pairs*")
-                st.dataframe(pd.DataFrame(report["confusable"]), hide_index=True, width="stretch")
+                show_table(pd.DataFrame(report["confusable"]), hide_index=True)
             for png in _plots(folder, "confusion*.png"):
                 st.image(str(png), caption=png.stem.replace("_", " "))
         if key == "ood" and summary.ood_decision_scorer:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.explorer import state
-from app.explorer.widgets import filter_sidebar, gallery
+from app.explorer.widgets import filter_sidebar, gallery, table
 from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
@@ -37,11 +37,6 @@ def _query_from_upload() -> tuple[object, object, str] | None:
 
 
 SAME_IMAGE = 0.9999  # cosine at which a neighbour is the query image itself (an upload already in the catalog)
-DIGITS = "%.4f"  # every number in a table: fixed precision, never "0.0000…0001" pushing columns off screen
-
-
-def _number(label: str) -> object:
-    return st.column_config.NumberColumn(label, format=DIGITS)
 
 
 def _verdict(result) -> None:
@@ -64,16 +59,13 @@ def _verdict(result) -> None:
     st.markdown("**Top species** (probability among the known species, calibrated on validation; "
                 "similarity = cosine to the prototype)")
     cosine = dict(result.top)
-    st.dataframe(pd.DataFrame([(s, p, cosine.get(s)) for s, p in result.probabilities],
-                              columns=["species", "probability", "similarity"]), hide_index=True,
-                 width="stretch", column_config={"probability": _number("probability"),
-                                                 "similarity": _number("similarity")})
+    table(pd.DataFrame([(s, p, cosine.get(s)) for s, p in result.probabilities],
+                       columns=["species", "probability", "similarity"]), hide_index=True)
     st.markdown("**Out-of-distribution scores** (higher = more like a known species)")
     rows = [{"scorer": name, "score": o.score, "threshold": o.threshold,
              "verdict": "unknown" if o.unknown else "known",
              "decides": "✓" if name == result.scorer else ""} for name, o in result.ood.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                 column_config={"score": _number("score"), "threshold": _number("threshold")})
+    table(pd.DataFrame(rows), hide_index=True)
 
 
 def render(ws, status) -> None:

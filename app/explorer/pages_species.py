@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app.explorer import state
-from app.explorer.widgets import image_row
+from app.explorer.widgets import image_row, table as show_table
 
 STATUS_NOTE = {
     "known": "learned in training",
@@ -28,7 +28,7 @@ def render(ws, status) -> None:
         return
     table = pd.DataFrame([{"species": i.name, "genus": i.genus, "family": i.family, "crops": i.count,
                            "status": i.status} for i in infos])
-    st.dataframe(table, hide_index=True, width="stretch")
+    show_table(table, hide_index=True)
     names = [i.name for i in infos]
     chosen = st.selectbox("Look at one species", names, key="species_pick")
     info = infos[names.index(chosen)]
@@ -42,7 +42,6 @@ def render(ws, status) -> None:
     image_row(info.nearest)
     st.markdown("**Most confusable with**")
     if info.confusable:
-        st.dataframe(pd.DataFrame(info.confusable, columns=["species", "prototype similarity"]),
-                     hide_index=True, width="stretch")
+        show_table(pd.DataFrame(info.confusable, columns=["species", "prototype similarity"]), hide_index=True)
     else:
         st.caption("no other species to compare with")

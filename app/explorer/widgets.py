@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from index.filters import quote
@@ -52,6 +53,27 @@ def filter_sidebar(survey, key: str = "filter") -> str | None:
     if where:
         bar.caption(f"where: `{where}`")
     return where
+
+
+DIGITS = "%.4f"  # every fractional number in a table: fixed precision, never "0.0000…0001" pushing columns off
+
+
+def number_columns(frame: pd.DataFrame) -> dict:
+    """A fixed-precision column for every float column of ``frame`` (whole-number ones as integers:
+    a count read back as float stays "12", not "12.0000"), for ``st.dataframe(column_config=...)``."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column):
+            whole = bool(column.dropna().map(float.is_integer).all()) and column.notna().any()
+            out[name] = st.column_config.NumberColumn(str(name), format="%d" if whole else DIGITS)
+    return out
+
+
+def table(frame: pd.DataFrame, **kwargs) -> None:
+    """``st.dataframe`` at full width with every number at fixed precision (:func:`number_columns`)."""
+    config = {**number_columns(frame), **kwargs.pop("column_config", {})}
+    st.dataframe(frame, width="stretch", column_config=config, **kwargs)
 
 
 def _fmt(value, unit: str = "", digits: int = 1) -> str:

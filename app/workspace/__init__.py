@@ -4,7 +4,8 @@
 
     Workspace            a home (catalog, images, crops, models, indexes, reports)
       ingest_*            index.sources.* -> index.ingest            -> IngestReport
-      stats / split       index.stats / index.splits                 -> Survey / SplitSummary
+      stats / split       index.stats / index.splits (+ pipeline.split_guard) -> Survey / SplitSummary
+      models              index.embeddings.list_models + the stale marks -> ModelInfo
       train / embed       pipeline: embedder.training / .encoding    -> TrainResult / EmbedReport
       fit_prototypes      pipeline: index.prototypes (writes only on change)
       index_build/verify  pipeline: index.vectors + index.generations -> BuildResult / VerifyResult
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, Identification,
-                                   IdentificationRecord, SpeciesChange, TaxaImport, VerifyResult)
+                                   IdentificationRecord, ModelInfo, SpeciesChange, TaxaImport, VerifyResult)
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
@@ -178,11 +179,31 @@ class Workspace:
 
         return survey_plots(survey_, folder)
 
-    def split(self, config: SplitConfig = SplitConfig()) -> SplitSummary:
-        """Assign train/val/test (groups never cut) and hold species out."""
-        return make_splits(self.catalog, config)
+    def split(self, config: SplitConfig = SplitConfig(), force: bool = False) -> SplitSummary:
+        """Assign train/val/test (groups never cut) and hold species out.
+
+        A split that moves crops under models trained on the current split is refused
+        (InvalidInput naming them); with ``force`` it goes ahead and marks those models stale
+        (``summary.stale_models``). Splitting again with the same settings moves nothing.
+        """
+        from app.workspace.pipeline import split_guard
+
+        check, marked = split_guard(self.catalog, self.paths, force)
+        summary = make_splits(self.catalog, config, before_write=check)
+        summary.stale_models = list(marked)
+        return summary
 
     # -- models, vectors, index --------------------------------------------------------
+    def models(self) -> list[ModelInfo]:
+        """Every model of the catalog, with its live generation and its stale mark."""
+        from index.embeddings import list_models
+        from index.generations import current_generation
+
+        current = self.catalog.current_model()
+        return [ModelInfo(m["model_id"], m["backbone"], m["dim"], m["vectors"], m["model_id"] == current,
+                          current_generation(self.home, m["model_id"]), self.catalog.model_stale(m["model_id"]))
+                for m in list_models(self.catalog)]
+
     def current_model(self, model: str | None = None) -> str:
         """``model`` if given, else the last trained one. Raises EmptyIndex when none."""
         chosen = model or self.catalog.current_model()
@@ -389,6 +410,7 @@ class Workspace:
         engine = self.engine(model)
         check_no_leak(self.catalog, self.paths, engine.model_id)  # a re-split home must not grade on seen crops
         summary, raw = evaluate(engine, self.catalog, seed=seed)
+        summary.model_stale = self.catalog.model_stale(engine.model_id)
         folder = (Path(report) if report else self.paths.reports / "latest").absolute()
         write_report(summary, raw, folder, map_method)
         summary.report_dir = str(folder)

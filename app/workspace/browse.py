@@ -48,6 +48,7 @@ class WorkspaceStatus:
     model_id: str | None = None
     generation: str | None = None
     has_index: bool = False
+    model_stale: str | None = None  # why the current model is stale (re-split under it); None: it is not
     message: str = ""  # what to do next
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,8 +122,12 @@ def status(catalog: Catalog, home: Home) -> WorkspaceStatus:
     except OceanidError:
         out.generation = None
     out.has_index = out.generation is not None
+    out.model_stale = catalog.model_stale(out.model_id)
     out.message = "" if out.has_index else (
         f"Model {out.model_id} has no index yet: run `oceanid embed` and `oceanid index build`.")
+    if out.model_stale:
+        out.message = (out.message + " " if out.message else "") + (
+            f"Model {out.model_id} is stale ({out.model_stale}): retrain it (`oceanid train --model NEW`).")
     return out
 
 

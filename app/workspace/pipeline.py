@@ -17,7 +17,7 @@ import numpy as np
 
 from app.workspace.results import BuildResult
 from index.catalog import Catalog
-from index.embeddings import (content_digest, crop_count, labelled_crops, split_ids, load_embeddings, load_prototypes,
+from index.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
 from index.errors import EmptyIndex, InvalidInput
@@ -56,6 +56,7 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
     result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
     write_json_atomic(folder / SEEN_CROPS, {"crops": seen.tolist()})
     register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
+    catalog.set_model_stale(model_id, None)  # trained (or resumed) on the split as it is now
     catalog.set_current_model(model_id)
     return result
 
@@ -74,10 +75,39 @@ def check_no_leak(catalog: Catalog, home: Home, model_id: str) -> None:
     test = split_ids(catalog, (TEST,))
     leaked = np.intersect1d(test, seen)
     if leaked.size:
+        stale = catalog.model_stale(model_id)
         raise InvalidInput(f"{leaked.size} of {test.size} test crops were train or val crops of model {model_id} "
-                           "(the home was re-split after it was trained): its figures would be inflated",
+                           f"({'the model is stale: ' + stale if stale else 'the home was re-split after it was trained'})"
+                           ": its figures would be inflated",
                            hint="retrain on the new split (`oceanid train --model NEW`), or split again with the "
                                 "settings it was trained on")
+
+
+STALE_REASON = "trained on a split that `oceanid split --force` replaced"
+
+
+def split_guard(catalog: Catalog, home: Home, force: bool):
+    """The check ``make_splits`` runs before it moves crops: refuse (InvalidInput naming the
+    models) to change the split under models trained on it, or with ``force`` mark them stale
+    in the same transaction. Returns ``(check, marked)``; ``marked`` lists the models marked."""
+    trained = [m["model_id"] for m in list_models(catalog)
+               if (home.model(m["model_id"]) / SEEN_CROPS).is_file() and not catalog.model_stale(m["model_id"])]
+    marked: list[str] = []
+
+    def check(changed: int, con) -> None:
+        if not changed or not trained:
+            return
+        if not force:
+            raise InvalidInput(f"this split moves {changed} crops, and model(s) {', '.join(trained)} were trained "
+                               "on the current split: evaluating them on the new one would grade crops they "
+                               "trained on",
+                               hint="split with --force to go ahead (those models are marked stale), or keep "
+                                    "the split and train a new model")
+        for model_id in trained:
+            catalog.set_model_stale(model_id, STALE_REASON, con)
+        marked.extend(trained)
+
+    return check, marked
 
 
 @dataclass

@@ -36,6 +36,22 @@ class BuildResult:
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """One model of ``oceanid models``: what it is, whether commands use it, whether it is stale."""
+
+    model_id: str
+    backbone: str | None
+    dim: int
+    vectors: int  # crops embedded with it
+    current: bool  # the model commands use without --model
+    generation: str | None  # its live index generation
+    stale: str | None = None  # why it no longer matches the catalog (re-split with --force); None: it does
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     """A generation checked against its manifest (files, sha256, count, model)."""
 
@@ -333,6 +349,7 @@ class EvaluationSummary:
     report_dir: str | None = None  # the report folder, once written
     calibration: Calibration | None = None  # temperature fitted on val; ece_test on the known test crops
     scorer_choice: ScorerChoice | None = None  # how the decision scorer was chosen (per-scorer val AUROC)
+    model_stale: str | None = None  # why the model was stale when graded (re-split with --force); None: it was not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -358,6 +375,7 @@ class EvaluationSummary:
             ood_decision_scorer=data.get("ood_decision_scorer"), report_dir=data.get("report_dir"),
             calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
             scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
+            model_stale=data.get("model_stale"),
         )
 
 
