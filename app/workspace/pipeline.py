@@ -54,9 +54,13 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
         raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
     seen = split_ids(catalog, (TRAIN, VAL))  # read before training: the crops this model learns and selects on
     result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
+    if resume and (folder / SEEN_CROPS).is_file():  # a resumed model still knows what it saw before
+        before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
+        seen = np.union1d(seen, np.asarray(before, dtype=np.int64))
     write_json_atomic(folder / SEEN_CROPS, {"crops": seen.tolist()})
     register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
-    catalog.set_model_stale(model_id, None)  # trained (or resumed) on the split as it is now
+    if not resume:  # trained from the start on the split as it is now (a resumed one keeps its mark)
+        catalog.set_model_stale(model_id, None)
     catalog.set_current_model(model_id)
     return result
 
