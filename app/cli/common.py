@@ -47,6 +47,11 @@ def cli_errors(fn: Callable) -> Callable:
             if debug():
                 raise
             raise fail(describe(exc)) from None
+        except OSError as exc:  # a path the checks before the work did not foresee: still one line
+            if debug():
+                raise
+            where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+            raise fail(f"{exc.strerror or type(exc).__name__}{where}") from None
         except KeyboardInterrupt:
             err_console.print("interrupted", markup=False)
             raise typer.Exit(130) from None

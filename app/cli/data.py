@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from app.cli import options
-from app.cli.common import cli_errors, console, print_json, workspace
+from app.cli.common import check_output_folder, cli_errors, console, print_json, workspace
 from app.workspace import SplitConfig
 
 app = typer.Typer()
@@ -25,6 +25,7 @@ def stats(
 
     Example: oceanid stats --plots reports/survey
     """
+    check_output_folder(plots, "--plots")
     ws = workspace(ctx)
     s = ws.stats()
     written = [str(p) for p in ws.stats_plots(s, plots)] if plots is not None else []

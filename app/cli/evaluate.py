@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from app.cli import options
-from app.cli.common import cli_errors, console, err_console, print_json, workspace
+from app.cli.common import check_output_folder, cli_errors, console, err_console, print_json, workspace
 
 app = typer.Typer()
 
@@ -30,6 +30,7 @@ def evaluate(
 
     Example: oceanid evaluate --report reports/run1 --json
     """
+    check_output_folder(report, "--report")  # before the work, not after it
     s = workspace(ctx).evaluate(report, model, map_method)
     if s.model_stale:
         err_console.print(f"warning: model {s.model} is stale ({s.model_stale}): retrain it before trusting "

@@ -68,16 +68,19 @@ def a_file(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("under", [False, True], ids=["home-is-a-file", "home-under-a-file"])
 @pytest.mark.parametrize("path,cmd", commands(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_every_command_with_a_home_that_is_a_file_fails_in_one_line(path, cmd, a_file, monkeypatch):
-    """Items 5: a file as --home (app included, which would start a server) is one line, exit 1.
-    Fails when any command reaches NotADirectoryError/FileExistsError or starts anyway."""
+def test_every_command_with_a_home_that_is_a_file_fails_in_one_line(path, cmd, under, a_file, monkeypatch):
+    """Items 5: a file as --home, or a home under a file (app and serve included, which would
+    start a server), is one line, exit 1. Fails when any command reaches
+    NotADirectoryError/FileExistsError or starts anyway."""
     monkeypatch.delenv("OCEANID_DEBUG", raising=False)
     monkeypatch.setattr("app.cli.explorer.serve", lambda *a: pytest.fail("the explorer started"))
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the API server started"))
     query = ["--crop", "1"] if path == ["search"] else []
-    result = runner.invoke(app, ["--home", str(a_file), *path, *required_args(cmd, str(a_file / "x.png")), *query])
-    assert "is a file" in one_line_error(result)
+    home = a_file / "sub" if under else a_file
+    result = runner.invoke(app, ["--home", str(home), *path, *required_args(cmd, str(a_file / "x.png")), *query])
+    assert ("lies under the file" if under else "is a file") in one_line_error(result)
 
 
 @pytest.mark.parametrize("path,cmd", commands(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
@@ -99,30 +102,62 @@ def test_k_zero_is_refused_the_same_way_everywhere(path, tmp_path):
     assert "'--k'" in one_line_error(result) and result.exit_code == 2
 
 
-@pytest.mark.xfail(reason="one command still exits non-zero without an error line; not yet traced", strict=False)
-def test_every_path_under_a_file_is_a_one_line_error(tiny_home, tmp_path, a_file, monkeypatch):
-    """Bad paths, input or output, for every command that takes one (walked): one line, non-zero."""
+def path_params():
+    """(command path, click command, parameter) for every path argument or option of every
+    command (--home aside: walked above); a new command's paths are walked too."""
+    return [(path, cmd, p) for path, cmd in commands() for p in cmd.params if is_path(p) and p.name != "home"]
+
+
+@pytest.mark.parametrize("path,cmd,param", path_params(),
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "name", ""))
+def test_every_path_under_a_file_is_a_one_line_error(path, cmd, param, tiny_home, tmp_path, a_file, monkeypatch):
+    """Bad paths, input or output, for every command that takes one: one line, non-zero.
+    `stats --plots` and `evaluate --report` under a file were NotADirectoryError tracebacks
+    (evaluate's only after the whole evaluation had run)."""
+    monkeypatch.delenv("OCEANID_DEBUG", raising=False)
     monkeypatch.setattr("app.cli.explorer.serve", lambda *a: pytest.fail("the explorer started"))
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the API server started"))
     home = tmp_path / "home"
     shutil.copytree(tiny_home, home)
     bad = str(a_file / "x")
-    walked = 0
-    for path, cmd in commands():
-        for p in cmd.params:
-            if not is_path(p) or p.name == "home":
-                continue
-            given = [p.opts[0]] if p.opts[0].startswith("-") else []
-            args = [*path, *required_args(cmd, bad)]
-            if given:
-                args += [*given, bad]
-            if path[0] == "search" and "--crop" not in args and (not args[1:] or args[1].startswith("-")):
-                args += ["--crop", "1"]
-            result = runner.invoke(app, ["--home", str(home), *args])
-            assert result.exit_code != 0, (args, result.output)
-            one_line_error(result)
-            walked += 1
-    assert walked >= 8
+    args = [*path, *required_args(cmd, bad)]
+    if param.opts[0].startswith("-"):
+        args += [param.opts[0], bad]
+    if path[0] == "search" and "--crop" not in args and (not args[1:] or args[1].startswith("-")):
+        args += ["--crop", "1"]
+    line = one_line_error(runner.invoke(app, ["--home", str(home), *args]))
+    assert "a_file" in line  # it names the path at fault
+
+
+def test_the_walk_reaches_every_path_taking_command():
+    """The walk above is not vacuous: it covers the commands known to take paths."""
+    walked = {" ".join(path) for path, _, _ in path_params()}
+    assert walked >= {"stats", "evaluate", "identify", "search", "species add", "taxa import", "ingest coco",
+                      "ingest folders", "ingest yolo"}
+
+
+@pytest.mark.parametrize("args, flag", [(["stats", "--plots"], "--plots"), (["evaluate", "--report"], "--report")])
+def test_output_folders_are_checked_before_the_work(args, flag, tiny_home, a_file, monkeypatch):
+    """Item 4's rule for folders: `evaluate --report` under a file failed after the whole run."""
+    from app.workspace import Workspace
+
+    monkeypatch.setattr(Workspace, "evaluate", lambda *a, **k: pytest.fail("the work started"))
+    monkeypatch.setattr(Workspace, "stats", lambda *a, **k: pytest.fail("the work started"))
+    line = one_line_error(runner.invoke(app, ["--home", str(tiny_home), *args, str(a_file / "r")]))
+    assert flag in line and "is a file" in line
+
+
+def test_an_unforeseen_os_error_is_one_line(tiny_home, monkeypatch):
+    """The safety net under the checks: an OSError inside a command is one line, exit 1."""
+    from app.workspace import Workspace
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", "/somewhere/locked")
+
+    monkeypatch.delenv("OCEANID_DEBUG", raising=False)
+    monkeypatch.setattr(Workspace, "stats", denied)
+    line = one_line_error(runner.invoke(app, ["--home", str(tiny_home), "stats"]))
+    assert line == "error: Permission denied: /somewhere/locked"
 
 
 def test_identify_checks_the_csv_path_before_the_work(tiny_home, monkeypatch, tmp_path):
