@@ -63,9 +63,10 @@ def number_columns(frame: pd.DataFrame) -> dict:
     a count read back as float stays "12", not "12.0000"), for ``st.dataframe(column_config=...)``."""
     out = {}
     for name in frame.columns:
-        column = frame[name]
-        if pd.api.types.is_float_dtype(column):
-            whole = bool(column.dropna().map(float.is_integer).all()) and column.notna().any()
+        column, values = frame[name], frame[name].dropna()
+        mixed = column.dtype == object and len(values) and all(isinstance(v, float) for v in values)
+        if pd.api.types.is_float_dtype(column) or mixed:
+            whole = len(values) > 0 and all(float(v).is_integer() for v in values)
             out[name] = st.column_config.NumberColumn(str(name), format="%d" if whole else DIGITS)
     return out
 

@@ -30,7 +30,8 @@ def column_formats(dataframe) -> dict[str, str]:
 
 def float_columns(dataframe) -> list[str]:
     frame = dataframe.value
-    return [str(c) for c in frame.columns if frame[c].dtype.kind == "f"]
+    return [str(c) for c in frame.columns if frame[c].dtype.kind == "f"
+            or (frame[c].dtype == object and any(isinstance(v, float) for v in frame[c].dropna()))]
 
 
 def assert_every_number_fixed(at) -> None:
@@ -174,3 +175,22 @@ def test_a_bad_upload_in_add_species_is_reported_by_its_file_name(tiny_ws, monke
     assert f"from {len(examples)} example(s)" in texts(at.success)
     (line,) = [w.value for w in at.warning if w.value.startswith("skipped")]
     assert line.startswith("skipped broken-fin.png: ") and "example 4" not in line
+
+
+# -- item 8, the explorer's half --------------------------------------------------------
+
+def test_an_unknown_upload_names_the_closest_known_species_not_a_probability_of_the_answer(tiny_home, monkeypatch):
+    """"unknown" was shown with "100%" for the closest species, as if it were the answer's."""
+    ws = Workspace(tiny_home)
+    held = crops_of(tiny_home, "holdout")
+    answers = ws.identify([c for _, _, c in held])
+    unknown = [(c, a) for (_, _, c), a in zip(held, answers) if a.unknown]
+    assert unknown, "the tiny fixture calls some held-out crop unknown"
+    crop, expected = unknown[0]
+    at = start(tiny_home, monkeypatch, "Identify")
+    at.get("file_uploader")[0].set_value(("odd.png", crop.read_bytes(), "image/png"))
+    at.run()
+    ok(at)
+    assert at.subheader[0].value == "Unknown"
+    assert at.metric[0].label == f"closest known: {expected.closest} (among known species)"
+    assert "probability it is" not in at.metric[0].label

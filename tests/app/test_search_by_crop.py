@@ -80,8 +80,10 @@ def test_evaluate_refuses_a_model_whose_training_crops_reached_the_test_split(ti
     seen = json.loads((tiny_ws.paths.model("tiny") / "seen_crops.json").read_text())["crops"]
     assert len(seen) > 0
     tiny_ws.evaluate()  # the split it was trained on: fine
-    tiny_ws.split(SplitConfig(seed=1))
+    with pytest.raises(InvalidInput, match="model\\(s\\) tiny were trained on the current split"):
+        tiny_ws.split(SplitConfig(seed=1))  # refused (tests/app/test_resplit.py) unless forced
+    tiny_ws.split(SplitConfig(seed=1), force=True)
     with pytest.raises(InvalidInput, match="test crops were train or val crops of model tiny"):
         tiny_ws.evaluate()
     tiny_ws.split(SplitConfig(seed=0))  # back to the split it was trained on
-    tiny_ws.evaluate()
+    assert tiny_ws.evaluate().model_stale  # graded, and still said to be stale
