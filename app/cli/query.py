@@ -158,11 +158,13 @@ def identify(
         console.print(summary_line(results), markup=False, highlight=False)
         if csv_path is not None:
             console.print(f"wrote {csv_path}", markup=False)
-    failed = sum(1 for r in results if r.error)
+    failed = [r for r in results if r.error]
+    if failed and len(failed) == len(results):  # nothing identified: a failure, said in one error line
+        first = failed[0]
+        raise fail(f"{len(failed)} of {len(results)} images could not be read "
+                   f"(first: {first.source or first.name}: {first.error})")
     if failed:
-        err_console.print(f"{failed} of {len(results)} images could not be read", markup=False, highlight=False)
-    if failed == len(results):
-        raise typer.Exit(1)
+        err_console.print(f"{len(failed)} of {len(results)} images could not be read", markup=False, highlight=False)
 
 
 @app.command("search")
