@@ -72,29 +72,34 @@ def report(args) -> None:
     """Evaluate every detector of a home on its held-out frames (and its train-time record)."""
     from app.workspace import Workspace
 
+    from index.detectors import detection_frames
+
     ws = Workspace(args.home)
     rows = []
     for record in ws.detectors():
         ev = ws.detect_evaluate(args.split, record.detector_id)
         m = ev.metrics
+        files = [ws.paths.resolve(f.path) for f in detection_frames(ws.catalog) if f.split == ev.split][:args.latency]
+        start = time.perf_counter()  # end to end: decode, resize, forward, boxes back to frame pixels
+        ws.detect(files, detector=record.detector_id)
+        latency = (time.perf_counter() - start) / len(files)
         rows.append({"detector": record.detector_id, "split": ev.split, "frames": m.frames, "boxes": m.truth_boxes,
                      "epochs": record.epochs, "best_epoch": record.best_epoch, "map50": m.map50, "map": m.map,
-                     "recall50": m.recall50, "train_s": record.seconds, "detect_s_per_frame": ev.seconds_per_frame})
+                     "recall50": m.recall50, "train_s": record.seconds, "forward_s_per_frame": ev.seconds_per_frame,
+                     "detect_s_per_frame": round(latency, 3)})
         print(rows[-1], flush=True)
     print(table(rows))
     write_result(f"detect-report-{Path(args.home).name}", {"home": str(args.home), "rows": rows})
 
 
-def saliency_boxes(model, image, thresholds) -> tuple[np.ndarray, np.ndarray]:
-    """img-focus regions at several binarisation thresholds -> (n, 4) x, y, w, h pixels, score_max."""
-    boxes, scores = [], []
-    heat = model.get_heatmap(image)
+def saliency_boxes(heat: np.ndarray, width: int, height: int, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """img-focus regions of a heatmap at several binarisation thresholds -> (n, 4) x, y, w, h pixels, score_max."""
     from img_focus.detector import find_and_extract_rois
 
+    boxes, scores = [], []
     for t in thresholds:
         for roi in find_and_extract_rois(heat, t, 4):
-            boxes.append((roi["x"] * image.width, roi["y"] * image.height, roi["w"] * image.width,
-                          roi["h"] * image.height))
+            boxes.append((roi["x"] * width, roi["y"] * height, roi["w"] * width, roi["h"] * height))
             scores.append(roi["score_max"] * (1 - 0.01 * t))  # tie-break: the tighter threshold's box after
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32)
 
@@ -115,13 +120,17 @@ def saliency(args) -> None:
     paths = Home.at(args.home)
     frames = [f for f in detection_frames(Catalog(paths.catalog)) if f.split == args.split][: args.limit]
     model = Salency()
+    heats, start = [], time.perf_counter()
+    for f in frames:
+        heats.append(model.get_heatmap(open_image(paths.resolve(f.path))))
+    heat_seconds = (time.perf_counter() - start) / len(frames)
     rows = []
-    for thresholds in ([0.5], [0.3, 0.5, 0.7], [0.2, 0.4, 0.6, 0.8]):
+    for thresholds in ([0.5], [0.3, 0.5, 0.7], [0.2, 0.4, 0.6, 0.8], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]):
         found, start = [], time.perf_counter()
-        for f in frames:
+        for f, heat in zip(frames, heats):
             with contextlib.redirect_stdout(io.StringIO()):
-                found.append(saliency_boxes(model, open_image(paths.resolve(f.path)), thresholds))
-        seconds = (time.perf_counter() - start) / len(frames)
+                found.append(saliency_boxes(heat, f.width, f.height, thresholds))
+        seconds = heat_seconds + (time.perf_counter() - start) / len(frames)
         m = box_metrics([f.boxes for f in frames], [(f.width, f.height) for f in frames],
                         [b for b, _ in found], [s for _, s in found])
         rows.append({"thresholds": "/".join(map(str, thresholds)), "frames": m.frames, "boxes": m.truth_boxes,
@@ -148,6 +157,8 @@ def main() -> None:
         p.add_argument("--split", default=None if name == "report" else "val")
         if name == "saliency":
             p.add_argument("--limit", type=int, default=None)
+        else:
+            p.add_argument("--latency", type=int, default=20, help="frames timed end to end by `detect`")
     args = parser.parse_args()
     {"steps": steps, "report": report, "saliency": saliency}[args.what](args)
 

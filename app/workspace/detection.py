@@ -123,14 +123,26 @@ def default_detector_id(arch: str, image_size: int) -> str:
     return f"detector-{arch}-{image_size}"
 
 
-def _load_frames(paths: Home, frames) -> tuple[list, list, list[tuple[str, str]]]:
+def _load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:
+    """Decode frames; with ``size``, each resized so its longer side is ``size`` (what the detector
+    sees) with its boxes scaled alike, so hundreds of large frames fit in memory."""
+    from PIL import Image
+
     images, kept, skipped = [], [], []
     for frame in frames:
         try:
-            images.append(open_image(paths.resolve(frame.path)))
-            kept.append(frame)
+            image = open_image(paths.resolve(frame.path))
         except BadImage as exc:
             skipped.append((frame.path, str(exc)))
+            continue
+        if size is not None and max(image.size) != size:
+            scale = size / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.Resampling.BILINEAR)
+            frame = dataclasses.replace(frame, boxes=(frame.boxes * np.float32(scale)).astype(np.float32),
+                                        width=image.width, height=image.height)
+        images.append(image)
+        kept.append(frame)
     return images, kept, skipped
 
 
@@ -171,8 +183,8 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     if not any(len(f.boxes) for f in train_frames):
         raise EmptyIndex("no train frame has a box to learn from",
                          hint="ingest frames with boxes (`oceanid ingest yolo|coco`) and run `oceanid split`")
-    train_images, train_frames, skipped = _load_frames(paths, train_frames)
-    val_images, val_frames, bad = _load_frames(paths, val_frames)
+    train_images, train_frames, skipped = _load_frames(paths, train_frames, image_size)
+    val_images, val_frames, bad = _load_frames(paths, val_frames, image_size)
     skipped += bad
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
@@ -343,7 +355,7 @@ def evaluate_detector(catalog: Catalog, paths: Home, loaded, split: str | None =
     chosen = [f for f in frames if f.split == split]
     if not chosen:
         raise EmptyIndex(f"no {split} frames to evaluate on", hint="ingest frames with boxes and run `oceanid split`")
-    images, chosen, skipped = _load_frames(paths, chosen)
+    images, chosen, skipped = _load_frames(paths, chosen, config.image_size)
     start = time.perf_counter()
     found = _predict_all(model, config, images, resolve_device(device), config.score_thresh)
     seconds = (time.perf_counter() - start) / max(1, len(images))
