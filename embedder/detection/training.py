@@ -168,7 +168,7 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
             result.steps += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         row = {"epoch": epoch + 1, **{k: round(v / per_epoch, 4) for k, v in sums.items()},
                "seconds": round(spent + time.perf_counter() - start, 1)}
         if on_epoch is not None:
