@@ -20,10 +20,11 @@ from index.errors import CatalogBusy, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions
+SCHEMA_VERSION = 5  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions. 5: detectors
 
 # meta keys (read and written only through the typed methods of Catalog)
 CURRENT_MODEL = "current_model"
+CURRENT_DETECTOR = "current_detector"
 PROTOTYPES_VERSION = "prototypes_version:"  # + model id
 LAST_REPORT = "last_report"
 MODEL_STALE = "model_stale:"  # + model id -> why the model no longer matches the catalog (re-split under it)
@@ -74,6 +75,18 @@ CREATE TABLE IF NOT EXISTS models (
     config_hash VARCHAR NOT NULL,
     dim INTEGER NOT NULL,
     backbone VARCHAR,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS detectors (        -- class-agnostic detector folders (index/detectors.py)
+    detector_id VARCHAR PRIMARY KEY,  -- its folder: models/<detector_id>
+    config_hash VARCHAR NOT NULL,
+    arch VARCHAR NOT NULL,
+    image_size INTEGER NOT NULL,
+    train_frames INTEGER, val_frames INTEGER,
+    epochs INTEGER,                   -- epochs trained so far
+    best_epoch INTEGER,               -- the epoch kept (best val mAP@0.5)
+    val_map50 DOUBLE,                 -- pycocotools mAP@0.5 on the val frames at that epoch
+    seconds DOUBLE,                   -- training time, all runs of a resumed training together
     created_at TIMESTAMP DEFAULT current_timestamp
 );
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -294,6 +307,13 @@ class Catalog:
 
     def set_current_model(self, model_id: str) -> None:
         self.set_meta(CURRENT_MODEL, model_id)
+
+    def current_detector(self) -> str | None:
+        """The detector ``oceanid detect`` uses when ``--detector`` is not given (the last trained)."""
+        return self.get_meta(CURRENT_DETECTOR)
+
+    def set_current_detector(self, detector_id: str) -> None:
+        self.set_meta(CURRENT_DETECTOR, detector_id)
 
     def prototypes_version(self, model_id: str) -> int:
         """A counter bumped whenever the model's prototypes change (0 = never)."""

@@ -8,6 +8,7 @@
       train, embed, models                       train.py
       index build|rebuild|verify|prune|rollback  index.py
       identify, search                           query.py
+      detect FRAME...|train|list|evaluate        detect.py
       species add|remove                         species.py
       taxa show|import                           taxa.py
       evaluate                                   evaluate.py
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli import data, demo, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
+from app.cli import data, demo, detect, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
 from app.cli.common import OneLineErrors, setup_logging
 
 app = typer.Typer(
@@ -57,7 +58,7 @@ def root(
 
 #: (module, group name); None merges the module's verbs into the root.
 GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
-          (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
+          (detect, "detect"), (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)
 

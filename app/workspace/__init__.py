@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
+    from app.workspace.detection import DetectionRun, DetectorEvaluation, DetectorTraining
+    from index.detectors import DetectorRecord
     from app.workspace.engine import Engine
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
@@ -453,6 +455,64 @@ class Workspace:
         from app.workspace.browse import embedding_map
 
         return embedding_map(self.catalog, self.engine(model), self.paths, method, max_points)
+
+    # -- the class-agnostic detector (app.workspace.detection) --------------------
+    def detect_train(self, arch: str = "fcos", image_size: int = 384, epochs: int = 8, device: str = "cpu",
+                     detector: str | None = None, resume: bool = False, max_epochs_now: int | None = None,
+                     progress: bool = False, **options: Any) -> DetectorTraining:
+        """Train a detector on the catalog's frames with boxes (``models/<detector-id>/``, listed in
+        the catalog and made current). ``options``: batch_size, lr, fpn_channels, pretrained."""
+        from app.workspace.detection import train_detector
+
+        return train_detector(self.catalog, self.paths, arch=arch, image_size=image_size, epochs=epochs,
+                              device=device, detector_id=detector, resume=resume, max_epochs_now=max_epochs_now,
+                              progress=progress, **options)
+
+    def detectors(self) -> list[DetectorRecord]:
+        """The catalog's detectors, oldest first."""
+        from app.workspace.detection import detectors
+
+        return detectors(self.catalog)
+
+    def current_detector(self) -> str | None:
+        """The detector id ``detect`` uses when none is named (the last trained)."""
+        return self.catalog.current_detector() if self.catalog.exists() else None
+
+    def load_detector(self, detector: str | None = None):
+        """(detector id, folder, model, config) of ``detector`` or the current one, cached while
+        its weights are unchanged. Raises NotFound when the home has none."""
+        from app.workspace.detection import DetectorCache
+
+        if not hasattr(self, "_detector_cache"):
+            self._detector_cache = DetectorCache()
+        return self._detector_cache.get(self.catalog, self.paths, detector)
+
+    def detect(self, frames: Sequence[Path], names: Sequence[str] | None = None, min_score: float | None = None,
+               detector: str | None = None) -> DetectionRun:
+        """Boxes with scores in each whole frame; unusable frames get a one-line ``error``."""
+        from app.workspace.detection import DEFAULT_MIN_SCORE, detect_frames
+
+        return detect_frames(self.load_detector(detector), frames, names,
+                             DEFAULT_MIN_SCORE if min_score is None else min_score, self.device)
+
+    def detections_coco(self, run: DetectionRun, path: Path | None = None) -> dict:
+        """A detect run as a COCO document (images, categories, annotations = COCO results),
+        written atomically to ``path`` when given."""
+        import json
+
+        from app.workspace.detection import coco_document
+        from index.files import write_text_atomic
+
+        doc = coco_document(run)
+        if path is not None:
+            write_text_atomic(Path(path), json.dumps(doc, indent=1))
+        return doc
+
+    def detect_evaluate(self, split: str | None = None, detector: str | None = None) -> DetectorEvaluation:
+        """pycocotools mAP@0.5, mAP@0.5:0.95, recall@0.5 on held-out frames (test, else val)."""
+        from app.workspace.detection import evaluate_detector
+
+        return evaluate_detector(self.catalog, self.paths, self.load_detector(detector), split, self.device)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from embedder.detection.model import DetectorConfig, build_detector, keep_bn_frozen
 from embedder.detection.predict import frame_tensor
+from index.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class DetectorTrainResult:
     frames: int
     boxes: int
     history: list[dict] = field(default_factory=list)
+    epochs_done: int = 0  # epochs trained so far (all resumed runs together)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,20 +79,49 @@ def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool) -> tuple[torch
     return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
 
 
+CHECKPOINT_FILE = "checkpoint.pt"  # resumable state: tensors and numbers only, read with weights_only=True
+
+
+def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler, epoch: int, steps: int,
+                     seconds: float, history: list[dict], extra: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epoch, "steps": steps, "seconds": seconds, "history": history, "extra": extra}, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`train_detector` (safe load: no pickled code). Raises ModelError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"no checkpoint at {path}") from None
+    except Exception as exc:  # noqa: BLE001 - truncated, foreign or changed file: one line
+        raise ModelError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:100]})") from None
+
+
 def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: DetectorConfig,
                    train: DetectorTrainConfig = DetectorTrainConfig(), device: torch.device | str = "cpu",
                    pretrained: bool = True, progress: bool = False,
-                   on_epoch: Callable[[int, dict], None] | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
+                   on_epoch: Callable[[int, dict, torch.nn.Module], dict | None] | None = None,
+                   checkpoint: Path | str | None = None, resume: bool = False,
+                   max_epochs_now: int | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
     """Train a detector on ``frames``: (RGB image, boxes (n, 4) x, y, w, h pixels) pairs.
 
     Frames without boxes are kept (they teach the background). Returns the model
     (eval mode) and a result with per-epoch mean losses.
+
+    ``on_epoch(epoch, row, model)`` runs after each epoch (the model in eval mode); what it
+    returns is merged into that epoch's history row (e.g. the val mAP). With ``checkpoint``
+    (a file path) the whole training state is written after each epoch; ``resume`` continues
+    from it (same frames and configs). ``max_epochs_now`` stops after that many epochs of this
+    call (``result.epochs_done`` < ``train.epochs`` then: resume later), so a long training can
+    be split over several sessions.
     """
     if train.threads:
         torch.set_num_threads(train.threads)
     torch.manual_seed(train.seed)
-    rng = np.random.default_rng(train.seed)
-    model = build_detector(config, pretrained=pretrained).to(device)
+    model = build_detector(config, pretrained=pretrained and not resume).to(device)
     data = _prepared(frames, config.image_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
@@ -102,10 +135,22 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     result = DetectorTrainResult(0, 0.0, len(data), int(sum(len(b) for _, b in data)))
+    first, spent = 0, 0.0
+    stamp = {"config": config.hash(), "train": train.to_dict(), "frames": len(data), "boxes": result.boxes}
+    if resume:
+        state = read_checkpoint(Path(checkpoint))
+        if state.get("extra") != stamp:
+            raise ModelError(f"{checkpoint} was written for other frames or settings; train afresh without --resume")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        first, result.steps, spent, result.history = state["epoch"], state["steps"], state["seconds"], state["history"]
+    last = train.epochs if max_epochs_now is None else min(train.epochs, first + max_epochs_now)
     start = time.perf_counter()
-    for epoch in range(train.epochs):
+    for epoch in range(first, last):
         model.train()
         keep_bn_frozen(model)
+        rng = np.random.default_rng([train.seed, epoch])  # per epoch: a resumed run draws what a whole one would
         order = rng.permutation(len(data))
         sums: dict[str, float] = {}
         bar = tqdm(range(per_epoch), desc=f"detector epoch {epoch + 1}/{train.epochs}", disable=not progress)
@@ -123,12 +168,17 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
             result.steps += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         row = {"epoch": epoch + 1, **{k: round(v / per_epoch, 4) for k, v in sums.items()},
-               "seconds": round(time.perf_counter() - start, 1)}
+               "seconds": round(spent + time.perf_counter() - start, 1)}
+        if on_epoch is not None:
+            model.eval()
+            row.update(on_epoch(epoch + 1, row, model) or {})
         result.history.append(row)
         log.info("detector epoch %d: %s", epoch + 1, row)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, row)
-    result.seconds = round(time.perf_counter() - start, 1)
+        if checkpoint is not None:
+            _save_checkpoint(Path(checkpoint), model, optimizer, scheduler, epoch + 1, result.steps,
+                             spent + time.perf_counter() - start, result.history, stamp)
+    result.seconds = round(spent + time.perf_counter() - start, 1)
+    result.epochs_done = last
     return model.eval(), result

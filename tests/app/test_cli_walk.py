@@ -320,7 +320,8 @@ def examples():
 
 #: examples that train, download, serve or draw a full reef: minutes, a network or a server
 NOT_RUN = {"train": "trains", "demo": "whole pipeline", "fathomnet": "network", "app": "starts a server", "serve": "starts a server", "yolo": "575 frames", "taxa": "names a fish4knowledge species or a CSV (tests/app/test_taxa_cli.py)",
-           "synthetic": "draws 400 frames", "folders": "3,416 crops"}
+           "synthetic": "draws 400 frames", "folders": "3,416 crops",
+           "detect": "needs a trained detector (tests/app/test_detect.py runs these commands)"}
 
 
 @pytest.mark.parametrize("path,args", examples(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")

@@ -1,0 +1,364 @@
+"""The detector steps over a home: train, load the current one, detect, evaluate, list.
+
+::
+
+    train_detector     catalog frames (index.detectors) -> embedder.detection.training -> models/<detector-id>/
+    current_detector   the catalog's current detector (or a named one) -> loaded model, cached
+    detect_frames      frames -> FrameDetection per frame (bad frames: an ``error`` line, the rest go on)
+    evaluate_detector  held-out frames -> pycocotools (index.detection_metrics) -> DetectorEvaluation
+    coco_document      detections -> a COCO document (images, categories, annotations with score)
+
+A detector is a model folder ``models/<detector-id>/`` (config.json + weights.safetensors,
+:mod:`embedder.detection.model`) recorded in the catalog's ``detectors`` table; the folder
+holds the epoch with the best val mAP@0.5 (or the last epoch when there are no val frames),
+``training.json`` (per-epoch losses and val metrics) and, while a training is unfinished,
+``checkpoint.pt`` (``--resume`` continues it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.detection_metrics import BoxMetrics, box_metrics, coco_detections
+from index.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
+from index.errors import BadImage, EmptyIndex, InvalidInput, NotFound
+from index.files import write_json_atomic
+from index.home import Home
+from index.imaging import open_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_SCORE = 0.3  # boxes below this score are not printed (bench/detect.py: the score sweep)
+MIN_FRAME_SIDE = 32  # px: a smaller frame is refused (one line), the batch goes on
+TRAINING_FILE = "training.json"
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    """What ``detect train`` did (``finished`` False: stopped early, ``--resume`` continues)."""
+
+    detector_id: str
+    folder: str
+    arch: str
+    image_size: int
+    epochs: int
+    epochs_done: int
+    finished: bool
+    best_epoch: int | None
+    val_map50: float | None
+    train_frames: int
+    val_frames: int
+    boxes: int
+    straddled: int  # frames whose boxes' crop splits disagree (each put in one split, see index.detectors)
+    skipped: tuple[tuple[str, str], ...]
+    seconds: float
+    history: tuple[dict, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["skipped"] = [list(s) for s in self.skipped]
+        d["history"] = list(self.history)
+        return d
+
+
+@dataclass(frozen=True)
+class FrameDetection:
+    """The boxes found in one frame, best first (``boxes``: x, y, w, h pixels); ``error`` when the
+    frame could not be used (then no boxes), ``warning`` for a frame used after a conversion."""
+
+    name: str
+    width: int | None
+    height: int | None
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    scores: tuple[float, ...] = ()
+    error: str | None = None
+    warning: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "width": self.width, "height": self.height,
+                "boxes": [list(b) for b in self.boxes], "scores": list(self.scores),
+                "error": self.error, "warning": self.warning}
+
+
+@dataclass(frozen=True)
+class DetectionRun:
+    """``oceanid detect``: one FrameDetection per input, the detector and the time per frame."""
+
+    detector_id: str
+    min_score: float
+    frames: tuple[FrameDetection, ...]
+    seconds_per_frame: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector_id": self.detector_id, "min_score": self.min_score,
+                "seconds_per_frame": self.seconds_per_frame, "frames": [f.to_dict() for f in self.frames]}
+
+
+@dataclass(frozen=True)
+class DetectorEvaluation:
+    """``oceanid detect evaluate``: pycocotools metrics of one detector on one split's frames."""
+
+    detector_id: str
+    split: str
+    metrics: BoxMetrics
+    seconds_per_frame: float
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector_id": self.detector_id, "split": self.split, **self.metrics.to_dict(),
+                "seconds_per_frame": self.seconds_per_frame, "skipped": [list(s) for s in self.skipped]}
+
+
+def default_detector_id(arch: str, image_size: int) -> str:
+    return f"detector-{arch}-{image_size}"
+
+
+def _load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:
+    """Decode frames; with ``size``, each resized so its longer side is ``size`` (what the detector
+    sees) with its boxes scaled alike, so hundreds of large frames fit in memory."""
+    from PIL import Image
+
+    images, kept, skipped = [], [], []
+    for frame in frames:
+        try:
+            image = open_image(paths.resolve(frame.path))
+        except BadImage as exc:
+            skipped.append((frame.path, str(exc)))
+            continue
+        if size is not None and max(image.size) != size:
+            scale = size / max(image.size)
+            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                 Image.Resampling.BILINEAR)
+            frame = dataclasses.replace(frame, boxes=(frame.boxes * np.float32(scale)).astype(np.float32),
+                                        width=image.width, height=image.height)
+        images.append(image)
+        kept.append(frame)
+    return images, kept, skipped
+
+
+def _predict_all(model, config, images, device: str, min_score: float):
+    from embedder.detection.predict import detect_images
+
+    return detect_images(model, config, images, min_score=min_score, device=device)
+
+
+def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_size: int = 384, epochs: int = 8,
+                   device: str = "cpu", detector_id: str | None = None, resume: bool = False,
+                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float = 1e-3,
+                   fpn_channels: int = 96, pretrained: bool = True, progress: bool = False) -> DetectorTraining:
+    """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
+
+    Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
+    """
+    from embedder.detection.model import ARCHITECTURES, DetectorConfig, save_detector
+    from embedder.detection.training import DetectorTrainConfig
+    from embedder.detection.training import train_detector as fit
+    from embedder.device import resolve_device
+
+    if arch not in ARCHITECTURES:
+        raise InvalidInput(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if not 64 <= image_size <= 2048 or image_size % 32:
+        raise InvalidInput(f"--image-size must be a multiple of 32 within 64..2048, got {image_size}")
+    if epochs < 1:
+        raise InvalidInput(f"--epochs must be >= 1, got {epochs}")
+    detector_id = detector_id or default_detector_id(arch, image_size)
+    folder = paths.models / detector_id
+    checkpoint = folder / CHECKPOINT
+    if resume and not checkpoint.is_file():
+        raise NotFound(f"nothing to resume: {checkpoint} does not exist",
+                       hint="the training finished, or never started; train without --resume")
+    frames = detection_frames(catalog)
+    train_frames = [f for f in frames if f.split == "train"]
+    val_frames = [f for f in frames if f.split == "val"]
+    if not any(len(f.boxes) for f in train_frames):
+        raise EmptyIndex("no train frame has a box to learn from",
+                         hint="ingest frames with boxes (`oceanid ingest yolo|coco`) and run `oceanid split`")
+    train_images, train_frames, skipped = _load_frames(paths, train_frames, image_size)
+    val_images, val_frames, bad = _load_frames(paths, val_frames, image_size)
+    skipped += bad
+    for item, reason in skipped:
+        log.warning("detector training skips %s: %s", item, reason)
+    config = DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
+    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
+    torch_device = resolve_device(device)
+    previous = _previous_best(catalog, detector_id) if resume else None
+    best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
+
+    def record(epochs_done: int, seconds: float) -> None:
+        register_detector(catalog, DetectorRecord(detector_id, config.hash(), arch, image_size, len(train_frames),
+                                                  len(val_frames), epochs_done, best["epoch"], best["map50"],
+                                                  round(seconds, 1), None))
+
+    def on_epoch(epoch: int, row: dict, model) -> dict:
+        if not val_frames:
+            save_detector(model, config, folder)
+            best["epoch"] = epoch
+            record(epoch, row["seconds"])
+            return {}
+        found = _predict_all(model, config, val_images, torch_device, config.score_thresh)
+        metrics = box_metrics([f.boxes for f in val_frames], [(f.width, f.height) for f in val_frames],
+                              [p.boxes for p in found], [p.scores for p in found])
+        if best["map50"] is None or metrics.map50 > best["map50"]:
+            save_detector(model, config, folder)
+            best.update(map50=metrics.map50, epoch=epoch)
+            record(epoch, row["seconds"])
+        return {"val_map50": metrics.map50, "val_map": metrics.map, "val_recall50": metrics.recall50}
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _, result = fit(list(zip(train_images, [f.boxes for f in train_frames], strict=True)), config, train_config,
+                    device=torch_device, pretrained=pretrained, progress=progress, on_epoch=on_epoch,
+                    checkpoint=checkpoint, resume=resume, max_epochs_now=max_epochs_now)
+    finished = result.epochs_done >= epochs
+    record(result.epochs_done, result.seconds)
+    write_json_atomic(folder / TRAINING_FILE, {"train": train_config.to_dict(), "history": result.history,
+                                               "best_epoch": best["epoch"], "val_map50": best["map50"],
+                                               "seconds": result.seconds, "epochs_done": result.epochs_done})
+    if finished:
+        checkpoint.unlink(missing_ok=True)
+    catalog.set_current_detector(detector_id)
+    return DetectorTraining(detector_id, str(folder), arch, image_size, epochs, result.epochs_done, finished,
+                            best["epoch"], best["map50"], len(train_frames), len(val_frames), result.boxes,
+                            sum(f.straddled for f in frames), tuple(skipped), result.seconds,
+                            tuple(result.history))
+
+
+def _previous_best(catalog: Catalog, detector_id: str) -> DetectorRecord | None:
+    try:
+        return detector_record(catalog, detector_id)
+    except NotFound:
+        return None
+
+
+def detectors(catalog: Catalog) -> list[DetectorRecord]:
+    """The catalog's detectors, oldest first."""
+    return list_detectors(catalog)
+
+
+class DetectorCache:
+    """The loaded detector of a home (one at a time), reloaded when its weights change."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: tuple | None = None
+
+    def get(self, catalog: Catalog, paths: Home, detector_id: str | None = None):
+        """(detector id, folder, model, config) of ``detector_id`` or the current detector.
+
+        Raises NotFound (one line) when there is none or the id is unknown."""
+        from embedder.detection.model import WEIGHTS_FILE, load_detector
+
+        detector_id = detector_id or catalog.current_detector()
+        if detector_id is None:
+            raise NotFound("this home has no detector", hint="train one with `oceanid detect train`")
+        detector_record(catalog, detector_id)
+        folder = paths.models / detector_id
+        weights = folder / WEIGHTS_FILE
+        key = (detector_id, weights.stat().st_mtime_ns if weights.exists() else None)
+        if self._key != key:
+            model, config = load_detector(folder)
+            self._key, self._value = key, (detector_id, folder, model, config)
+        return self._value
+
+
+def _frame_input(path: Path) -> tuple[Any, str | None]:
+    """The upright RGB frame of ``path`` and a warning for a converted one; raises BadImage."""
+    from PIL import Image
+
+    image = open_image(path)
+    if min(image.size) < MIN_FRAME_SIDE:
+        raise BadImage(f"{path.name}: {image.width}x{image.height} is too small to hold organisms "
+                       f"(frames need >= {MIN_FRAME_SIDE} px a side)")
+    try:
+        with Image.open(path) as raw:
+            mode = raw.mode
+    except OSError:
+        mode = "RGB"
+    warning = None
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        warning = f"16-bit frame ({mode}) stretched to 8 bits over its own range"
+    elif mode in ("L", "LA", "1"):
+        warning = "grayscale frame: detected on its gray level in all three channels"
+    return image, warning
+
+
+def detect_frames(loaded, files: Sequence[Path], names: Sequence[str] | None = None,
+                  min_score: float = DEFAULT_MIN_SCORE, device: str = "cpu") -> DetectionRun:
+    """Boxes with score >= ``min_score`` in each frame file; a frame that cannot be used gets
+    ``error`` (one line) and the rest are still processed."""
+    from embedder.device import resolve_device
+
+    if not 0.0 <= min_score <= 1.0:
+        raise InvalidInput(f"--min-score must be within 0..1, got {min_score:g}")
+    detector_id, _, model, config = loaded
+    names = list(names) if names is not None else [Path(f).name for f in files]
+    torch_device = resolve_device(device)
+    out: list[FrameDetection] = []
+    spent, used = 0.0, 0
+    for path, name in zip(files, names, strict=True):
+        try:
+            image, warning = _frame_input(Path(path))
+        except BadImage as exc:
+            out.append(FrameDetection(name, None, None, error=str(exc)))
+            continue
+        start = time.perf_counter()
+        found = _predict_all(model, config, [image], torch_device, min_score)[0]
+        spent += time.perf_counter() - start
+        used += 1
+        out.append(FrameDetection(name, image.width, image.height,
+                                  tuple(tuple(round(float(v), 1) for v in b) for b in found.boxes),
+                                  tuple(round(float(s), 4) for s in found.scores), warning=warning))
+    return DetectionRun(detector_id, min_score, tuple(out), round(spent / used, 4) if used else None)
+
+
+def coco_document(run: DetectionRun) -> dict:
+    """The detections of a run as a COCO document: ``images`` (id, file_name, width, height),
+    ``categories`` (1 = organism) and ``annotations``, a COCO results list (image_id,
+    category_id, bbox [x, y, w, h], score) that ``COCO.loadRes`` reads. Frames with an error
+    are left out."""
+    from index.detection_metrics import ORGANISM
+
+    used = [f for f in run.frames if f.error is None]
+    results = coco_detections([np.asarray(f.boxes, dtype=np.float64).reshape(-1, 4) for f in used],
+                              [np.asarray(f.scores) for f in used])
+    for n, entry in enumerate(results, 1):
+        entry["id"] = n
+        entry["area"] = round(entry["bbox"][2] * entry["bbox"][3], 2)
+        entry["iscrowd"] = 0
+    return {"info": {"description": f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}"},
+            "images": [{"id": n, "file_name": f.name, "width": f.width, "height": f.height}
+                       for n, f in enumerate(used, 1)],
+            "categories": [{"id": ORGANISM, "name": "organism"}], "annotations": results}
+
+
+def evaluate_detector(catalog: Catalog, paths: Home, loaded, split: str | None = None,
+                      device: str = "cpu") -> DetectorEvaluation:
+    """pycocotools mAP@0.5, mAP@0.5:0.95 and recall@0.5 of the detector on ``split``'s frames
+    (default: test when the catalog has test frames, else val). Raises EmptyIndex when there is none."""
+    from embedder.device import resolve_device
+
+    detector_id, _, model, config = loaded
+    frames = detection_frames(catalog)
+    if split is None:
+        split = "test" if any(f.split == "test" for f in frames) else "val"
+    if split not in ("train", "val", "test"):
+        raise InvalidInput(f"unknown --split {split!r}; choose train, val or test")
+    chosen = [f for f in frames if f.split == split]
+    if not chosen:
+        raise EmptyIndex(f"no {split} frames to evaluate on", hint="ingest frames with boxes and run `oceanid split`")
+    images, chosen, skipped = _load_frames(paths, chosen, config.image_size)
+    start = time.perf_counter()
+    found = _predict_all(model, config, images, resolve_device(device), config.score_thresh)
+    seconds = (time.perf_counter() - start) / max(1, len(images))
+    metrics = box_metrics([f.boxes for f in chosen], [(f.width, f.height) for f in chosen],
+                          [p.boxes for p in found], [p.scores for p in found])
+    return DetectorEvaluation(detector_id, split, metrics, round(seconds, 4), tuple(skipped))
