@@ -67,7 +67,8 @@ class ShardedIndex:
             raise InvalidInput(f"shards differ in kind or dim: {sorted(kinds)}, {sorted(dims)}")
         self.shards = tuple(shards)
         self.kind = kinds.pop()
-        self._pool: ThreadPoolExecutor | None = None
+        # one thread per shard (started on first use; faiss releases the GIL while it searches)
+        self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="oceanid-shard")
 
     # ---- construction -------------------------------------------------
     @classmethod
@@ -181,8 +182,6 @@ class ShardedIndex:
         if allowed_ids is not None:
             allowed = allowed_ids if isinstance(allowed_ids, AllowedIds) else AllowedIds.of(allowed_ids)
         live = [s for s in self.shards if s.ntotal]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.n_shards, thread_name_prefix="oceanid-shard")
         parts = list(self._pool.map(lambda s: s.search(queries, k, allowed_ids=allowed), live))
         return [merge_hits([p[i] for p in parts], int(k)) for i in range(queries.shape[0])]
 
