@@ -4,14 +4,18 @@ in-memory PIL images (uploads).
 Pipeline per batch: DataLoader workers read + decode + resize/crop to uint8
 (the model's own eval geometry), the main process normalises the whole batch on
 the device and runs the forward pass; pinned memory and non-blocking copies on
-CUDA.
+CUDA. Without worker processes (the default on 2 cores, where a worker process
+competes with the forward pass) a prefetch thread decodes the next batches while
+torch runs the current one (PIL decoding and torch kernels release the GIL).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +83,54 @@ def _collate(batch: list[tuple[torch.Tensor | None, int, str | None]]):
     return tensor, [i for _, i in good], bad
 
 
+_DONE = object()
+
+
+def prefetched(items: Iterable, depth: int = 2) -> Iterator:
+    """Yield ``items`` in order, produced by a background thread up to ``depth`` ahead.
+
+    An exception in the producer is raised here, at the item it failed on; a consumer that
+    stops early (break, exception) stops the producer at its next item.
+    """
+    if depth < 1:
+        yield from items
+        return
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:  # False once the consumer has stopped
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, exc))
+
+    thread = threading.Thread(target=produce, name="oceanid-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = ahead.get()
+            if item is _DONE:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 @torch.inference_mode()
 def _forward(model: EmbeddingModel, images: torch.Tensor, device: torch.device) -> np.ndarray:
     """``images: (n, 3, S, S) uint8`` -> ``(n, dim) float32`` unit vectors."""
@@ -100,8 +152,12 @@ def encode_paths(
     workers: int | None = None,
     device: str | torch.device = "auto",
     progress: bool = True,
+    prefetch: int = 2,
 ) -> EncodeResult:
     """Embed crop files with the model's eval transform.
+
+    With ``workers=0`` a thread decodes up to ``prefetch`` batches ahead of the forward
+    pass (0: decode in series); the vectors are the same either way.
 
     Unreadable or corrupt files are skipped and listed in ``failed``; they never
     stop the run. The model is moved to ``device`` and left in eval mode.
@@ -129,7 +185,7 @@ def encode_paths(
     )
     chunks, ok, failed = [], [], []
     bar = tqdm(total=len(paths), desc="embed", unit="crop", disable=not progress, leave=False)
-    for tensor, idx, bad in loader:
+    for tensor, idx, bad in prefetched(loader, prefetch if workers == 0 else 0):
         if tensor is not None:
             chunks.append(_forward(model, tensor, dev))
             ok.extend(idx)

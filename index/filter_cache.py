@@ -16,6 +16,7 @@ Two objects, both caches, so a filter reused across queries costs its set-up onc
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +28,8 @@ from index.planner import FilterPlan, PlannerConfig, plan_filtered
 
 log = logging.getLogger(__name__)
 
-_AGAINST_KEPT = 4  # index versions an AllowedIds remembers its match for
+IVF_KINDS = ("ivf", "ivfpq")  # inverted-list indexes: IVF-Flat and IVF-PQ share the list machinery
+_AGAINST_KEPT = 64  # index versions an AllowedIds remembers its match for (one per shard of a sharded index)
 
 
 class _Matchable(Protocol):
@@ -53,6 +55,7 @@ class AllowedIds:
     # per index state (version -> (present ids, allowed ids per IVF list)), so a filter reused
     # across queries is matched against the index once, not once per query
     cache: dict = field(default_factory=dict, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # shards match it from threads
 
     @classmethod
     def of(cls, ids: np.ndarray) -> AllowedIds:
@@ -69,17 +72,24 @@ class AllowedIds:
 
     def against(self, index: _Matchable) -> tuple[np.ndarray, np.ndarray | None]:
         """(present ids (p,) int64 sorted, allowed ids per inverted list (nlist,) or None) for
-        ``index`` as it is now (cached while the index is unchanged; the last 4 indexes kept)."""
+        ``index`` as it is now (cached while the index is unchanged; the last 64 indexes kept, so
+        every shard of a sharded index keeps its own match). Safe to call from several threads."""
         key = index.version
-        if key not in self.cache:
-            if len(self.cache) >= _AGAINST_KEPT:
-                self.cache.pop(next(iter(self.cache)))
-            self.cache[key] = index.match(self.unique)
-        return self.cache[key]
+        got = self.cache.get(key)
+        if got is None:
+            got = index.match(self.unique)
+            with self.lock:
+                while len(self.cache) >= _AGAINST_KEPT:
+                    self.cache.pop(next(iter(self.cache)))
+                self.cache[key] = got
+        return got
 
 
 class FilterCache:
-    """Filtered-search state of one unchanging CPU faiss index (flat, IVF-Flat or HNSW)."""
+    """Filtered-search state of one unchanging CPU faiss index (flat, IVF-Flat, IVF-PQ or HNSW).
+
+    IVF-PQ runs the IVF plans over its codes, so its scores (gathered or scanned) are the
+    PQ approximations: exact plans there are exact over the codes, not the float vectors."""
 
     def __init__(self, index: faiss.Index, kind: str) -> None:
         self.index = index
@@ -112,7 +122,7 @@ class FilterCache:
     def sorted_ids(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(ids sorted (n,) int64, their storage rows (flat/HNSW) or None (IVF))."""
         if self._lookup is None:
-            if self.kind == "ivf":
+            if self.kind in IVF_KINDS:
                 ids = self.ivf_ids()
                 order = np.argsort(ids, kind="stable")
                 nlist = self.index.invlists.nlist
@@ -150,7 +160,7 @@ class FilterCache:
             at = np.minimum(np.searchsorted(known, unique), known.size - 1)
             hit = known[at] == unique
             present, at = unique[hit], at[hit]
-        if self.kind != "ivf":
+        if self.kind not in IVF_KINDS:
             return present, None
         return present, np.bincount(self._lists[at], minlength=self.index.nlist)
 
@@ -158,7 +168,7 @@ class FilterCache:
     def plan(self, allowed: int, k: int, per_list: np.ndarray | None, planner: PlannerConfig) -> FilterPlan:
         """How a query over ``allowed`` present ids runs (index/planner.py)."""
         ntotal = int(self.index.ntotal)
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             holding = None if per_list is None else int(np.count_nonzero(per_list))
             entries = None if per_list is None else int(self.list_sizes()[per_list > 0].sum())
             return plan_filtered("ivf", ntotal, allowed, k, nprobe=self.index.nprobe, nlist=self.index.nlist,
@@ -174,7 +184,7 @@ class FilterCache:
         plan = self.plan(present.size, k, per_list, planner)
         if plan.mode == "exact":
             return self.exact(q, k, present)
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             scores, found = self._probe_lists(q, k, allowed.selector, per_list, plan.probe)
         elif self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(sel=allowed.selector, efSearch=int(plan.probe))
@@ -215,7 +225,7 @@ class FilterCache:
     def exact(self, q: np.ndarray, k: int, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` of ``present`` ids (all in the index) for q (m, d): (scores, ids), each (m, k)."""
         known, rows = self.sorted_ids()
-        if self.kind == "ivf":
+        if self.kind in IVF_KINDS:
             vecs = np.empty((present.size, int(self.index.d)), dtype=np.float32)
             self.index.reconstruct_batch_c(present.size, faiss.swig_ptr(present), faiss.swig_ptr(vecs))
         else:

@@ -6,6 +6,12 @@ Layout under a home folder ``root``::
     <root>/indexes/<model-id>/gen-NNNN/manifest.json
     <root>/indexes/<model-id>/CURRENT          # e.g. "gen-0003\\n"
 
+A sharded generation (index/shards.py) holds one sub-folder per shard instead of
+``index.faiss``, each with its own index file and manifest::
+
+    <root>/indexes/<model-id>/gen-NNNN/shard-000/index.faiss + manifest.json
+    <root>/indexes/<model-id>/gen-NNNN/manifest.json   # shards: N, sha256 over the shards' sha256s
+
 :func:`publish` writes a new generation into a temporary folder, fsyncs the
 files and the folder, renames it into place, verifies it (reload, count,
 sha256) and only then swaps ``CURRENT`` (temp file, fsync, ``os.replace``).
@@ -17,6 +23,7 @@ generation before the live one live again, verified like any load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from index import vectors
+from index.shards import ShardedIndex
 from index.errors import EmptyIndex, IndexMismatch, InvalidInput, NotFound
 from index.files import file_sha256, fsync_path, write_durable
 
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.faiss"
 MANIFEST_FILE = "manifest.json"
+SHARD_DIR = "shard-{:03d}"
 CURRENT_FILE = "CURRENT"
 METRIC = "inner_product"
 DEFAULT_KEEP = 3  # generations kept by prune (the live one is always kept)
@@ -51,13 +60,14 @@ class Manifest:
     model_id: str
     config_hash: str  # hash of the encoder config the vectors came from
     dim: int
-    kind: str  # 'flat' | 'ivf' | 'hnsw'
+    kind: str  # 'flat' | 'ivf' | 'ivfpq' | 'hnsw'
     count: int  # vectors in the index
-    sha256: str  # of index.faiss
+    sha256: str  # of index.faiss (sharded: of the shards' sha256s, see shards_sha256)
     created: str  # ISO-8601 UTC
     metric: str = METRIC
     format_version: int = 1
     content: str = ""  # index.embeddings.content_digest of the ids + vectors ("" = not recorded)
+    shards: int = 0  # 0: one index.faiss; N >= 2: N shard-NNN/ folders (sha256 then digests their sha256s)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +77,25 @@ class Manifest:
         return cls(**dict(data))
 
 
+
+
+def shards_sha256(shard_sha256s: list[str]) -> str:
+    """The sha256 a sharded manifest records: of its shards' sha256s, one a line, in shard order."""
+    return hashlib.sha256("".join(f"{h}\n" for h in shard_sha256s).encode("ascii")).hexdigest()
+
+
+def _write_index(folder: Path, index: vectors.VectorIndex, model_id: str, config_hash: str, created: str,
+                 content: str = "") -> Manifest:
+    """Write ``index.faiss`` and its manifest into ``folder`` (fsynced); returns the manifest."""
+    folder.mkdir(exist_ok=True)
+    index_path = folder / INDEX_FILE
+    index.save(index_path)
+    fsync_path(index_path)
+    manifest = Manifest(model_id=model_id, config_hash=config_hash, dim=index.dim, kind=index.kind,
+                        count=index.ntotal, sha256=file_sha256(index_path), created=created, content=content)
+    write_durable(folder / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
+    fsync_path(folder)
+    return manifest
 
 
 def model_dir(root: str | Path, model_id: str) -> Path:
@@ -123,7 +152,7 @@ def set_current(root: str | Path, model_id: str, name: str, on_stage: StageHook 
 def publish(
     root: str | Path,
     model_id: str,
-    index: vectors.VectorIndex,
+    index: vectors.VectorIndex | ShardedIndex,
     model_config_hash: str,
     on_stage: StageHook | None = None,
     content: str = "",
@@ -135,7 +164,8 @@ def publish(
 
     ``on_stage`` is called with each stage name ('tmp_created', 'index_written',
     'manifest_written', 'renamed', 'verified', 'current_tmp_written',
-    'current_swapped'); tests use it to crash the process at each point.
+    'current_swapped'; a sharded index adds 'shard_written_<s>' after each shard);
+    tests use it to crash the process at each point.
 
     Returns:
         (generation name, its manifest).
@@ -152,22 +182,35 @@ def publish(
     tmp = folder / f".tmp-gen-{number:04d}-{os.getpid()}"
     tmp.mkdir()
     _stage(on_stage, "tmp_created")
-    index_path = tmp / INDEX_FILE
-    index.save(index_path)
-    fsync_path(index_path)
-    _stage(on_stage, "index_written")
-    manifest = Manifest(
-        model_id=model_id,
-        config_hash=model_config_hash,
-        dim=index.dim,
-        kind=index.kind,
-        count=index.ntotal,
-        sha256=file_sha256(index_path),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        content=content,
-    )
-    write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
-    fsync_path(tmp)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if isinstance(index, ShardedIndex):
+        parts = []
+        for s, shard in enumerate(index.shards):
+            parts.append(_write_index(tmp / SHARD_DIR.format(s), shard, model_id, model_config_hash, created))
+            _stage(on_stage, f"shard_written_{s}")
+        _stage(on_stage, "index_written")
+        manifest = Manifest(model_id=model_id, config_hash=model_config_hash, dim=index.dim, kind=index.kind,
+                            count=index.ntotal, sha256=shards_sha256([p.sha256 for p in parts]), created=created,
+                            content=content, shards=index.n_shards)
+        write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
+        fsync_path(tmp)
+    else:
+        index_path = tmp / INDEX_FILE
+        index.save(index_path)
+        fsync_path(index_path)
+        _stage(on_stage, "index_written")
+        manifest = Manifest(
+            model_id=model_id,
+            config_hash=model_config_hash,
+            dim=index.dim,
+            kind=index.kind,
+            count=index.ntotal,
+            sha256=file_sha256(index_path),
+            created=created,
+            content=content,
+        )
+        write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
+        fsync_path(tmp)
     _stage(on_stage, "manifest_written")
     while True:  # another publisher may have taken this number meanwhile
         name = f"gen-{number:04d}"
@@ -233,25 +276,47 @@ def verify(
     return manifest
 
 
+def _open_shards(gen_dir: Path, manifest: Manifest, model_id: str | None, model_config_hash: str | None,
+                 dim: int | None, device: str) -> ShardedIndex:
+    """Each ``shard-NNN/`` opened and checked like a one-index generation, then the sharded
+    manifest's own sha256 (over the shards') and the shard count checked."""
+    found = sorted(p.name for p in gen_dir.glob("shard-*") if p.is_dir())
+    expected = [SHARD_DIR.format(s) for s in range(manifest.shards)]
+    if found != expected:
+        raise IndexMismatch(f"{gen_dir} holds shard folders {found[:4]}..., its manifest says {manifest.shards}")
+    opened = [_open(gen_dir / name, model_id, model_config_hash, dim, device) for name in expected]
+    if shards_sha256([m.sha256 for _, m in opened]) != manifest.sha256:
+        raise IndexMismatch(f"the shards of {gen_dir} do not match its manifest sha256 (altered)")
+    try:
+        return ShardedIndex([index for index, _ in opened])
+    except InvalidInput as exc:
+        raise IndexMismatch(f"cannot load {gen_dir}: {exc}") from exc
+
+
 def _open(
     gen_dir: Path, model_id: str | None, model_config_hash: str | None, dim: int | None, device: str
-) -> tuple[vectors.VectorIndex, Manifest]:
+) -> tuple[vectors.VectorIndex | ShardedIndex, Manifest]:
     if not gen_dir.is_dir():
         raise IndexMismatch(f"generation folder {gen_dir} is missing")
     manifest = read_manifest(gen_dir)
     _check_expected(manifest, gen_dir, model_id, model_config_hash, dim)
-    index_path = gen_dir / INDEX_FILE
-    if not index_path.is_file():
-        raise IndexMismatch(f"missing {index_path}")
-    if file_sha256(index_path) != manifest.sha256:
-        raise IndexMismatch(f"{index_path} does not match its manifest sha256 (truncated or altered)")
-    try:
-        index = vectors.load(index_path, device=device)
-    except (InvalidInput, NotFound) as exc:
-        raise IndexMismatch(f"cannot load {index_path}: {exc}") from exc
+    what = gen_dir
+    if manifest.shards:
+        index = _open_shards(gen_dir, manifest, model_id, model_config_hash, dim, device)
+    else:
+        index_path = gen_dir / INDEX_FILE
+        if not index_path.is_file():
+            raise IndexMismatch(f"missing {index_path}")
+        if file_sha256(index_path) != manifest.sha256:
+            raise IndexMismatch(f"{index_path} does not match its manifest sha256 (truncated or altered)")
+        try:
+            index = vectors.load(index_path, device=device)
+        except (InvalidInput, NotFound) as exc:
+            raise IndexMismatch(f"cannot load {index_path}: {exc}") from exc
+        what = index_path
     if (index.ntotal, index.dim, index.kind) != (manifest.count, manifest.dim, manifest.kind):
         raise IndexMismatch(
-            f"{index_path} holds {index.ntotal} x {index.dim} {index.kind}, manifest says "
+            f"{what} holds {index.ntotal} x {index.dim} {index.kind}, manifest says "
             f"{manifest.count} x {manifest.dim} {manifest.kind}"
         )
     return index, manifest
@@ -263,7 +328,7 @@ def load_current(
     model_config_hash: str,
     dim: int | None = None,
     device: str = "cpu",
-) -> tuple[vectors.VectorIndex, Manifest]:
+) -> tuple[vectors.VectorIndex | ShardedIndex, Manifest]:
     """Load the live generation for ``model_id`` after checking it was built by that model.
 
     Raises:
@@ -295,7 +360,7 @@ def current_manifest(root: str | Path, model_id: str, model_config_hash: str,
 
 
 def load_generation(root: str | Path, model_id: str, name: str, model_config_hash: str,
-                    dim: int | None = None, device: str = "cpu") -> vectors.VectorIndex:
+                    dim: int | None = None, device: str = "cpu") -> vectors.VectorIndex | ShardedIndex:
     """Load one named generation after the full check (manifest, sha256, counts). Raises IndexMismatch."""
     return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)[0]
 

@@ -1,4 +1,4 @@
-"""FAISS vector index keyed by catalog ids: flat, IVF or HNSW, on CPU or GPU.
+"""FAISS vector index keyed by catalog ids: flat, IVF(-Flat), IVF-PQ or HNSW, on CPU or GPU.
 
 Vectors are float32 ``(n, d)`` and L2-normalised, so inner product is cosine
 similarity. FAISS ids are catalog primary keys (int64 >= 0), never row
@@ -26,7 +26,7 @@ import numpy as np
 from index.errors import EmptyIndex, InvalidInput, NotFound
 from index.faiss_calls import Hit, add as _add, faiss_search, hits as _hits, reconstruct_all as _reconstruct_all
 from index.faiss_calls import train as _train, tune_faiss_blas
-from index.filter_cache import AllowedIds, FilterCache
+from index.filter_cache import IVF_KINDS, AllowedIds, FilterCache
 from index.planner import FilterPlan, PlannerConfig
 
 __all__ = ["AllowedIds", "DEVICES", "Hit", "IndexConfig", "KINDS", "VectorIndex", "check_vectors", "faiss_search",
@@ -34,10 +34,11 @@ __all__ = ["AllowedIds", "DEVICES", "Hit", "IndexConfig", "KINDS", "VectorIndex"
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flat", "ivf", "hnsw")
+KINDS = ("flat", "ivf", "ivfpq", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
 _NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
 _VERSIONS = itertools.count()
+PQ_BITS = 8  # bits per IVF-PQ sub-quantizer code (256 centroids each)
 _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (FilterCache.flat_numpy)
 
 
@@ -45,12 +46,13 @@ _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy B
 class IndexConfig:
     """How to build an index. Defaults follow bench/search_speed.py."""
 
-    kind: str = "auto"  # 'auto' | 'flat' | 'ivf' | 'hnsw'
+    kind: str = "auto"  # 'auto' | 'flat' | 'ivf' | 'ivfpq' | 'hnsw'
     auto_threshold: int = 200_000  # 'auto' builds flat below this many vectors
     large_kind: str = "ivf"  # what 'auto' builds at or above the threshold
     nlist: int | None = None  # IVF lists; None -> sqrt(n) (1M: 1000; bench/rebuild_1m.py)
     nprobe: int = 32  # IVF lists visited per query
     train_size: int = 50_000  # IVF k-means trains on at most this many vectors (~50 per list at 1M)
+    pq_bytes: int | None = None  # IVF-PQ code bytes per vector (8-bit sub-quantizers); None -> dim / 4
     hnsw_m: int = 32  # HNSW neighbours per node
     ef_construction: int = 64  # HNSW build beam width
     ef_search: int = 64  # HNSW search beam width
@@ -137,16 +139,32 @@ def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
         return faiss.IndexIDMap(hnsw)
     nlist = cfg.nlist or max(1, int(round(math.sqrt(max(n, 1)))))
     nlist = min(nlist, max(1, n))
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if kind == "ivfpq":
+        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, cfg.pq_bytes), PQ_BITS,
+                               faiss.METRIC_INNER_PRODUCT)
+    else:
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.nprobe = min(cfg.nprobe, nlist)
     ivf.cp.seed = cfg.seed
     ivf.cp.min_points_per_centroid = 5  # train_size caps the sample; no faiss warning below 39/list
+    if kind == "ivfpq":
+        ivf.pq.cp.min_points_per_centroid = 5  # 256 codes per sub-quantizer train on >= 256 vectors
+        ivf.do_polysemous_training = False  # its code reordering is for Hamming filtering, unused here (slow)
     return ivf
+
+
+def pq_subquantizers(dim: int, pq_bytes: int | None) -> int:
+    """IVF-PQ sub-quantizers (= code bytes per vector at 8 bits): the largest divisor of ``dim``
+    not above ``pq_bytes`` (default dim / 4, i.e. 16x smaller codes than float32)."""
+    want = max(1, min(dim, pq_bytes if pq_bytes is not None else max(1, dim // 4)))
+    return max(m for m in range(1, want + 1) if dim % m == 0)
 
 
 def _kind_of(index: faiss.Index) -> str:
     if isinstance(index, faiss.IndexIVFFlat):
         return "ivf"
+    if isinstance(index, faiss.IndexIVFPQ):
+        return "ivfpq"
     if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSW):
@@ -169,7 +187,7 @@ class VectorIndex:
         self.planner = planner or PlannerConfig()
         self._filters = FilterCache(index, self.kind)  # replaced whenever the index changes
         self.version = next(_VERSIONS)  # changes with every add/remove (AllowedIds caches by it)
-        if self.kind == "ivf" and index.direct_map.type == faiss.DirectMap.NoMap:
+        if self.kind in IVF_KINDS and index.direct_map.type == faiss.DirectMap.NoMap:
             # id -> (list, offset) hashtable so the exact plan can reconstruct allowed vectors
             # (kept through add/remove, written with the index; ~16 bytes per vector)
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
@@ -219,9 +237,12 @@ class VectorIndex:
         if kind not in KINDS:
             raise InvalidInput(f"unknown index kind {kind!r}; valid: auto, {', '.join(KINDS)}")
         index = _new_index(kind, dim, n, cfg)
-        if kind == "ivf":
+        if kind in IVF_KINDS:
             if n < index.nlist:
                 raise InvalidInput(f"IVF with {index.nlist} lists needs at least that many vectors, got {n}")
+            if kind == "ivfpq" and n < 1 << PQ_BITS:
+                raise InvalidInput(f"IVF-PQ trains {1 << PQ_BITS} codes per sub-quantizer: it needs at least "
+                                   f"{1 << PQ_BITS} vectors, got {n} (use --kind flat or ivf)")
             rng = np.random.default_rng(cfg.seed)
             sample = vectors if n <= cfg.train_size else vectors[np.sort(rng.choice(n, cfg.train_size, replace=False))]
             _train(index, sample)
@@ -248,7 +269,7 @@ class VectorIndex:
 
     def ids(self) -> np.ndarray:
         """All ids in the index, (ntotal,) int64, in no particular order."""
-        if self.kind != "ivf":
+        if self.kind not in IVF_KINDS:
             return faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
         return self._filters.ivf_ids()
 
@@ -279,7 +300,8 @@ class VectorIndex:
             return 0
         if self.kind != "hnsw":
             # an IVF hashtable direct map removes only through an IDSelectorArray
-            sel = faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)) if self.kind == "ivf" else faiss.IDSelectorBatch(ids)
+            sel = faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)) if self.kind in IVF_KINDS \
+                else faiss.IDSelectorBatch(ids)
             removed = int(self._cpu.remove_ids_c(sel))
         else:
             current = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)
@@ -370,7 +392,7 @@ class VectorIndex:
 
     def set_search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Tune recall/speed: IVF ``nprobe`` or HNSW ``ef_search`` (others ignored)."""
-        if nprobe is not None and self.kind == "ivf":
+        if nprobe is not None and self.kind in IVF_KINDS:
             self._cpu.nprobe = int(nprobe)
         if ef_search is not None and self.kind == "hnsw":
             faiss.downcast_index(self._cpu.index).hnsw.efSearch = int(ef_search)

@@ -9,7 +9,9 @@ from app.cli.common import cli_errors, console, err_console, print_json, workspa
 
 app = typer.Typer(help="FAISS index generations built from the catalog's vectors.", no_args_is_help=True)
 
-KIND = typer.Option("auto", "--kind", help="auto (flat below 200k vectors, else IVF) | flat | ivf | hnsw")
+KIND = typer.Option("auto", "--kind", help="auto (flat below 200k vectors, else IVF) | flat | ivf | ivfpq | hnsw")
+SHARDS = typer.Option(1, "--shards", min=1, max=256,
+                      help="Indexes to split the vectors into by id hash, searched in parallel (1: one index).")
 DEVICE = typer.Option("cpu", "--device", help="auto | cpu | cuda (FAISS GPU when installed; never a silent fallback)")
 
 
@@ -19,7 +21,8 @@ def _show(result, as_json: bool) -> None:
         return
     m = result.manifest
     verb = "built" if result.built else "up to date:"
-    console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}, dim {m.dim}, "
+    shards = f" in {m.shards} shards" if m.shards else ""
+    console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}{shards}, dim {m.dim}, "
                   f"sha256 {m.sha256[:12]}", markup=False)
     if result.pruned:
         console.print(f"pruned old generation(s) {', '.join(result.pruned)} (the newest are kept; "
@@ -29,24 +32,25 @@ def _show(result, as_json: bool) -> None:
 @app.command("build")
 @cli_errors
 def build(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
-          as_json: bool = options.JSON) -> None:
+          shards: int = SHARDS, as_json: bool = options.JSON) -> None:
     """Build an index generation from stored vectors if the live one is missing, stale
-    (other vectors than the stored ones) or of another --kind than asked; otherwise write nothing.
+    (other vectors than the stored ones) or of another --kind or --shards than asked;
+    otherwise write nothing.
 
-    Example: oceanid index build --kind flat
+    Example: oceanid index build --kind flat --shards 4
     """
-    _show(workspace(ctx).index_build(model, kind, device, rebuild=False), as_json)
+    _show(workspace(ctx).index_build(model, kind, device, rebuild=False, shards=shards), as_json)
 
 
 @app.command("rebuild")
 @cli_errors
 def rebuild(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
-            as_json: bool = options.JSON) -> None:
+            shards: int = SHARDS, as_json: bool = options.JSON) -> None:
     """Always write a new generation (no re-embedding), verify it, and swap CURRENT atomically.
 
-    Example: oceanid index rebuild --kind hnsw
+    Example: oceanid index rebuild --kind hnsw --shards 2
     """
-    _show(workspace(ctx).index_build(model, kind, device, rebuild=True), as_json)
+    _show(workspace(ctx).index_build(model, kind, device, rebuild=True, shards=shards), as_json)
 
 
 @app.command("verify")

@@ -252,8 +252,9 @@ class Workspace:
         return written
 
     def index_build(self, model: str | None = None, kind: str = "auto", device: str = "cpu",
-                    rebuild: bool = True, n_centres: int = 1) -> BuildResult:
-        """Fit the prototypes, then build a new index generation from the stored vectors.
+                    rebuild: bool = True, n_centres: int = 1, shards: int = 1) -> BuildResult:
+        """Fit the prototypes, then build a new index generation from the stored vectors
+        (``shards`` >= 2: that many indexes by id hash, searched in parallel).
 
         ``rebuild=False`` (``oceanid index build``): nothing is written when the live
         generation already holds exactly the stored vectors and the prototypes are current.
@@ -262,7 +263,7 @@ class Workspace:
 
         model_id = self.current_model(model)
         refit = self.fit_prototypes(model_id, n_centres)
-        result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild)
+        result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
         if result.built:
             self._engines.clear()
         return replace(result, prototypes_refit=refit)

@@ -226,13 +226,18 @@ def publish_generation(home: Home, model_id: str, index: VectorIndex, model_conf
 
 
 def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto", device: str = "cpu",
-                rebuild: bool = True) -> BuildResult:
+                rebuild: bool = True, shards: int = 1) -> BuildResult:
     """Write a new index generation from the catalog's vectors (no re-embedding) and swap it live.
 
+    ``shards`` >= 2 builds that many indexes by id hash (index/shards.py), one sub-folder each.
     With ``rebuild=False`` nothing is written when the live generation already holds
-    exactly these vectors: same model config and the same content digest (ids + vectors).
+    exactly these vectors: same model config, the same content digest (ids + vectors), and
+    the kind and shard count asked for.
     """
+    from index.shards import ShardedIndex, check_shards
     from index.vectors import VectorIndex, tune_faiss_blas
+
+    shards = check_shards(shards)
 
     tune_faiss_blas()  # process-wide faiss setting: the building process owns it
     record = model_record(catalog, model_id)
@@ -243,9 +248,13 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     if not rebuild:
         name, manifest = live_manifest(home, model_id)
         same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
+        same_shards = manifest is not None and max(manifest.shards, 1) == shards
         if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"] \
-                and same_kind:
+                and same_kind and same_shards:
             return BuildResult(name, False, manifest)
-    index = VectorIndex.build(ids, vectors, kind=kind, device=device)
+    if shards > 1:
+        index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)
+    else:
+        index = VectorIndex.build(ids, vectors, kind=kind, device=device)
     generation, manifest, pruned = publish_generation(home, model_id, index, record["config_hash"], content)
     return BuildResult(generation, True, manifest, pruned=tuple(pruned))

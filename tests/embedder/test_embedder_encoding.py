@@ -147,3 +147,46 @@ def test_eval_geometry_equals_torchvision_resize_and_centre_crop():
         for w, h in shapes:
             image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
             assert torch.equal(eval_geometry(config)(image), reference(image)), (size, w, h)
+
+
+def test_prefetched_decoding_gives_the_same_vectors_and_failures(model, crops):
+    serial = encode_paths(model, crops, batch_size=2, workers=0, device="cpu", progress=False, prefetch=0)
+    ahead = encode_paths(model, crops, batch_size=2, workers=0, device="cpu", progress=False, prefetch=2)
+    assert (ahead.ok, ahead.failed) == (serial.ok, serial.failed)
+    np.testing.assert_array_equal(ahead.vectors, serial.vectors)
+
+
+def test_prefetched_keeps_order_raises_producer_errors_and_stops_early():
+    import threading
+    import time
+
+    from embedder.encoding import prefetched
+
+    assert list(prefetched(range(50), depth=3)) == list(range(50))
+    assert list(prefetched(iter([]), depth=2)) == []
+
+    def failing():
+        yield 1
+        raise OSError("disk gone")
+
+    got = []
+    with pytest.raises(OSError, match="disk gone"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in prefetched(endless(), depth=2):
+        if item == 3:
+            break
+    time.sleep(0.3)
+    assert len(produced) <= 3 + 2 + 2  # the producer stopped a couple of items ahead, not running on
+    assert not any(t.name == "oceanid-prefetch" for t in threading.enumerate())

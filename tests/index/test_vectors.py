@@ -187,7 +187,7 @@ def test_auto_kind_by_size(n, cfg, expected):
 
 def test_unknown_kind_lists_valid(data):
     ids, x, _ = data
-    with pytest.raises(InvalidInput, match="flat, ivf, hnsw"):
+    with pytest.raises(InvalidInput, match="flat, ivf, ivfpq, hnsw"):
         VectorIndex.build(ids, x, kind="lsh")
 
 
