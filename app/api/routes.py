@@ -23,7 +23,8 @@ from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
 from app.api.settings import ApiSettings
-from app.workspace import CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace, WorkspaceStatus
+from app.workspace import (CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace,
+                           WorkspaceStatus, limit_threads)
 from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
@@ -136,4 +137,5 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
 def create_app_from_env() -> FastAPI:
     """The app from ``OCEANID_API_*`` variables: what each uvicorn worker process builds."""
+    limit_threads()  # $OCEANID_THREADS, which `oceanid serve` set (each worker is its own process)
     return create_app(settings=ApiSettings.from_env())

@@ -45,6 +45,7 @@ from index.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.splits import SplitConfig, SplitSummary, make_splits
 from index.stats import Survey, source_ids, survey
+from app.workspace.threads import limit_threads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "check_home", "resolve_home", "run_demo"]
+           "check_home", "limit_threads", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class Workspace:
         they changed. Returns whether they were written."""
         from app.workspace.pipeline import fit_prototypes
 
-        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres)
+        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths)
         if written:
             self._engines.clear()
         return written
@@ -363,10 +364,12 @@ class Workspace:
 
         with self._writer:
             try:
-                return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
-                                   family, self.crop, correct=correct)
+                change = add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
+                                     family, self.crop, correct=correct)
             finally:
                 self._engines = {}
+        self._store_scorers(model)
+        return change
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add`."""
@@ -374,9 +377,21 @@ class Workspace:
 
         with self._writer:
             try:
-                return remove_species(self.engine(model), self.catalog, self.paths, name)
+                change = remove_species(self.engine(model), self.catalog, self.paths, name)
             finally:
                 self._engines = {}
+        self._store_scorers(model)
+        return change
+
+    def _store_scorers(self, model: str | None) -> None:
+        """After a species change: load the new engine, which fits and stores the added species'
+        scorer once (``app.workspace.decisions.added_scorer``), so later loads only read it."""
+        from index.errors import OceanidError
+
+        try:
+            self.engine(model)
+        except OceanidError as exc:  # the change is made; the next load fits what is missing
+            log.warning("scorers for the changed species not stored now: %s", exc)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
