@@ -318,14 +318,22 @@ class Workspace:
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
                  names: Sequence[str] | None = None, progress: bool = False,
-                 decode: str = "probable") -> list[Identification]:
+                 decode: str = "probable", vectors: Any = None) -> list[Identification]:
         """Name the species in each image (or ``unknown``), and the deepest confident taxon
-        (``decode``: probable | distance); unreadable images get ``error``."""
+        (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
+        images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
         from index.taxa import tree
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
-                        tree=tree(self.catalog), decode_method=decode)
+                        tree=tree(self.catalog), decode_method=decode, vectors=vectors)
+
+    def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
+        """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
+        both: the image is decoded and embedded once. Raises BadImage."""
+        from app.workspace.identify import embed_query
+
+        return embed_query(self.engine(model), image)
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
@@ -349,9 +357,10 @@ class Workspace:
 
         return crop_files(self.catalog, self.home, crop_ids)
 
-    def search(self, query: ImageInput | int, k: int = 10, where: str | None = None,
+    def search(self, query: ImageInput | int | Any, k: int = 10, where: str | None = None,
                model: str | None = None) -> list[CropHit]:
-        """The k crops nearest an image or a catalog crop id, inside an optional filter."""
+        """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id,
+        inside an optional filter."""
         from app.workspace.identify import search
 
         return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
