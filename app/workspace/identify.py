@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Union
 
@@ -69,8 +70,9 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
     table = engine.rank_table(tree) if tree is not None else None
-    starts = range(0, len(items), batch_size)
-    for start in tqdm(starts, desc="identify", unit="batch", disable=not progress or len(starts) <= 1):
+    starts = list(range(0, len(items), batch_size))
+
+    def load(start: int) -> tuple[list[Image.Image], list[int]]:
         images, where = [], []
         for n in range(start, min(start + batch_size, len(items))):
             try:
@@ -78,6 +80,10 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 where.append(n)
             except BadImage as exc:
                 out[n] = Identification.failed(names[n], str(exc), source=input_source(items[n]), **trace)
+        return images, where
+
+    for images, where in tqdm(_prefetched(load, starts), total=len(starts), desc="identify", unit="batch",
+                              disable=not progress or len(starts) <= 1):
         if not images:
             continue
         batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
@@ -100,6 +106,21 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                                              source=input_source(items[n]), box=(0, 0, image.width, image.height),
                                              taxon=answers[row] if answers is not None else None, **trace)
     return out
+
+
+def _prefetched(load, starts: list[int]):
+    """``load(start)`` for each start, the next batch decoded in a thread while the caller
+    embeds this one (PIL decoding and the forward pass both release the GIL)."""
+    if len(starts) <= 1:
+        yield from (load(s) for s in starts)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(load, starts[0])
+        for nxt in [*starts[1:], None]:
+            batch = ahead.result()
+            if nxt is not None:
+                ahead = pool.submit(load, nxt)
+            yield batch
 
 
 def input_source(item: ImageInput) -> str | None:
