@@ -79,6 +79,19 @@ def median_of(runs: int, cmd: list[str], env: dict[str, str] | None = None) -> d
             "peak_mb": statistics.median(rss)}
 
 
+def import_costs(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Seconds each top-level package took to import in one run (``python -X importtime``);
+    absent = never imported (sklearn and scipy.optimize should be: fitting only)."""
+    out = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env)
+    costs: dict[str, float] = {}
+    for line in out.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (.*)$", line)
+        if m:  # each module is imported once: its line's cumulative time, wherever it was nested
+            costs[m.group(2).strip()] = int(m.group(1)) / 1e6
+    keep = ("torch", "torchvision", "timm", "faiss", "duckdb", "sklearn", "scipy.optimize", "app.cli", "PIL.Image")
+    return {k: round(costs.get(k, 0.0), 3) for k in keep}
+
+
 def side_by_side(cmd: list[str], env: dict[str, str]) -> list[float]:
     """Wall seconds of two copies of ``cmd`` started together."""
     procs = []
@@ -120,6 +133,7 @@ def main() -> None:
     rows.append({"what": "cold identify one.png", **result["identify_one"]})
     result["identify_folder"] = median_of(args.runs, CLI + home + ["identify", str(folder), "--json"], env)
     rows.append({"what": f"identify {len(crops)} crops", **result["identify_folder"]})
+    result["identify_one_imports_s"] = import_costs(CLI + home + ["identify", str(folder / "00000.png")], env)
     embed = [float(timed([PYTHON, "-c", EMBED, str(args.home), str(folder)], env)[2].strip().splitlines()[-1])
              for _ in range(args.runs)]
     identify_rate = len(crops) / result["identify_folder"]["median_s"]
@@ -127,6 +141,7 @@ def main() -> None:
                             "ratio": identify_rate / statistics.median(embed)}
     print(table(rows))
     print(table([result["throughput"]]))
+    print("imports (s):", result["identify_one_imports_s"])
 
     if not args.skip_threads:
         cmd = CLI + home + ["identify", str(folder), "--json"]
