@@ -45,6 +45,7 @@ from index.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.splits import SplitConfig, SplitSummary, make_splits
 from index.stats import Survey, source_ids, survey
+from app.workspace.catalog_reads import CatalogReads
 from app.workspace.threads import limit_threads
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Workspace:
         self.crop = crop
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
         self._engines: dict[tuple, Engine] = {}  # engine_key -> loaded Engine (one at a time)
+        self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
         # engine they hold (never changed in place) and load the new one on their next call.
@@ -291,8 +293,9 @@ class Workspace:
         """(model, live generation, prototypes version): changes whenever answers may change."""
         from index.generations import current_generation
 
-        model_id = self.current_model(model)
-        return (model_id, current_generation(self.home, model_id), self.catalog.prototypes_version(model_id))
+        model_id = self.current_model(model or self._reads.get("current_model", self.catalog.current_model))
+        version = self._reads.get(("prototypes_version", model_id), lambda: self.catalog.prototypes_version(model_id))
+        return (model_id, current_generation(self.home, model_id), version)
 
     def engine(self, model: str | None = None) -> Engine:
         """The loaded query engine, cached until the live generation or prototypes change."""
@@ -326,7 +329,8 @@ class Workspace:
         from index.taxa import tree
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
-                        tree=tree(self.catalog), decode_method=decode, vectors=vectors)
+                        tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
+                        vectors=vectors)
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
