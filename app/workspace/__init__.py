@@ -366,8 +366,12 @@ class Workspace:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id,
         inside an optional filter."""
         from app.workspace.identify import search
+        from index.search import allowed_ids
 
-        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
+        allowed = None
+        if where and where.strip():  # a filter's ids are read again only when the catalog changed
+            allowed = self._reads.get(("allowed", where), lambda: allowed_ids(self.catalog, where))
+        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where, allowed=allowed)
 
     def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
                     family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:

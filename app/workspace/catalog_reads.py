@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_AGE = 1.0  # seconds a value is trusted without a file change
+MAX_KEYS = 256  # values kept (a server sees many filters): the oldest read is dropped first
 
 
 class CatalogReads:
@@ -49,7 +50,10 @@ class CatalogReads:
             return held[2]
         value = read()
         with self._lock:
+            self._values.pop(key, None)
             self._values[key] = (signature, now, value)
+            while len(self._values) > MAX_KEYS:
+                self._values.pop(next(iter(self._values)))
         return value
 
     def clear(self) -> None:

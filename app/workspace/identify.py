@@ -135,13 +135,14 @@ def embed_query(engine: Engine, item: ImageInput, name: str = "query") -> np.nda
 
 
 def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int | np.ndarray, k: int = 10,
-           where: str | None = None) -> list[CropHit]:
+           where: str | None = None, allowed: np.ndarray | None = None) -> list[CropHit]:
     """The k nearest crops to an image, its (1, d) embedding (:func:`embed_query`) or a catalog
     crop id, inside an optional filter.
 
     The filter is evaluated in DuckDB and applied inside FAISS as an id selector,
     so a filtered answer is exact. A filter that matches nothing gives [].
-    Querying by crop id leaves that crop out of its own answer.
+    Querying by crop id leaves that crop out of its own answer. ``allowed``: the filter's ids
+    (``index.search.allowed_ids(catalog, where)``) when the caller has them already.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
@@ -152,7 +153,7 @@ def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int
         vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
     else:
         vector = engine.embed([decode(query, "query")])
-    allowed = allowed_ids(catalog, where)
+    allowed = allowed_ids(catalog, where) if allowed is None else allowed
     if allowed is not None and exclude is not None:
         allowed = allowed[allowed != exclude]
     if allowed is not None and allowed.size == 0:
