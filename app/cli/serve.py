@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def api_env(home: Path, model: str | None, device: str, token: str | None, read_
            "OCEANID_API_READ_ONLY": "1" if read_only else "", "OCEANID_API_MAX_REQUEST_BYTES": str(max_request_bytes),
            "OCEANID_API_MODEL": model or "", "OCEANID_API_TOKEN": token or ""}
     return env
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: the server did what was asked, exit 0."""
+    raise SystemExit(0)
 
 
 @app.command("serve")
@@ -76,5 +82,8 @@ def serve_command(
     # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
     # of its workers build the app from the import string, reading the settings from the environment.
     os.environ.update(api_env(resolved, model, device, token, read_only, int(max_request_mb * 1024 * 1024)))
+    # uvicorn shuts down gracefully on SIGTERM (requests in flight answered), then raises the signal
+    # again under the handler it found: this one makes that a clean exit (0), not a kill.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run("app.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", timeout_graceful_shutdown=10)
