@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 from pathlib import Path
 
@@ -39,9 +38,27 @@ def api_env(home: Path, model: str | None, device: str, token: str | None, read_
     return env
 
 
-def _stopped(signum: int, frame: object) -> None:
-    """SIGTERM after uvicorn's graceful shutdown: the server did what was asked, exit 0."""
-    raise SystemExit(0)
+def _server_class():
+    import contextlib
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, stopping with exit code 0 on SIGTERM / Ctrl-C: it shuts down
+        gracefully (requests in flight are answered), then, unlike uvicorn, does not raise the
+        signal again to die by it (the process was asked to stop and did)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
+
+
+def _Server(config):  # noqa: N802 - the class is made on first use (uvicorn imports on `serve` only)
+    return _server_class()(config)
 
 
 @app.command("serve")
@@ -82,8 +99,8 @@ def serve_command(
     # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
     # of its workers build the app from the import string, reading the settings from the environment.
     os.environ.update(api_env(resolved, model, device, token, read_only, int(max_request_mb * 1024 * 1024)))
-    # uvicorn shuts down gracefully on SIGTERM (requests in flight answered), then raises the signal
-    # again under the handler it found: this one makes that a clean exit (0), not a kill.
-    signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.run("app.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", timeout_graceful_shutdown=10)
+    options = dict(factory=True, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    if workers > 1:  # uvicorn's supervisor process starts the workers
+        uvicorn.run("app.api:create_app_from_env", workers=workers, **options)
+    else:
+        _Server(uvicorn.Config("app.api:create_app_from_env", **options)).run()
