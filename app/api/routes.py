@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app.api import errors
@@ -53,8 +54,9 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        try:  # warm: the first request should not pay for loading the encoder
+        try:  # warm: the first request should not pay for loading the encoder (nor its imports)
             engine = await run_in_threadpool(ws.engine, model)
+            await run_in_threadpool(ws.embed_query, Image.new("RGB", (32, 32)), model)
             log.info("oceanid API: engine %s/%s warm", engine.model_id, engine.generation)
         except OceanidError as exc:
             log.warning("oceanid API: no engine yet (%s); queries say so until one is built", describe(exc))
