@@ -76,14 +76,14 @@ def main() -> None:
         for r, ws in runs:
             s = r["eval"]
             for scorer, o in s["ood"].items():
-                rows.append({"dataset": r["dataset"], "scorer": scorer, "auroc": o["auroc"], "fpr95": o["fpr95"],
-                             "aupr": o["aupr"], "known_kept": o["known_accuracy"],
+                rows.append({"dataset": r["dataset"], "scorer": scorer, "auroc": o["auroc"], "fpr95": o["fpr_at_95_tpr"],
+                             "aupr": o["aupr_out"], "known_kept": o["known_accuracy"],
                              "unknown_flagged": o["unknown_accuracy"]})
             centre_rows += [{"dataset": r["dataset"], "sub_centres": k, "test_top1": centres(ws, k)} for k in (1, 2, 3)]
     summary = [{"dataset": r["dataset"], "top1": r["eval"]["classification"]["top1"],
                 "f1_macro": r["eval"]["classification"]["f1_macro"],
                 "recall_at_1": r["eval"]["retrieval"]["recall_at_1"], "map_at_r": r["eval"]["retrieval"]["map_at_r"],
-                "few_shot_5_recall": r["eval"]["few_shot"].get("shots_5", {}).get("recall"),
+                "few_shot_5_recall": r["eval"]["few_shot"].get(5, {}).get("recall"),
                 "train_s": r["train_seconds"], "total_s": r["seconds"]} for r, _ in runs]
     by_scorer: dict[str, list[float]] = {}
     for row in rows:

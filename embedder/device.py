@@ -65,3 +65,8 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def set_threads(threads: int) -> None:
+    """torch's intra-op threads for this process (``app.workspace.threads`` chooses how many)."""
+    torch.set_num_threads(int(threads))

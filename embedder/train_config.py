@@ -97,3 +97,10 @@ class TrainResult:
     seconds: float = 0.0
     wise_alpha: float | None = None  # WiSE-FT share of fine-tuned weights in the kept model (None: not averaged)
     wise_val_f1: dict[float, float] = field(default_factory=dict)  # validation F1-macro per alpha tried
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``oceanid train --json`` prints (the per-epoch history stays in the model folder)."""
+        return {"model": self.out_dir.name, "folder": str(self.out_dir), "best_epoch": self.best_epoch,
+                "epochs_run": self.epochs_run, "stopped_early": self.stopped_early, "val": dict(self.best_metrics),
+                "seconds": round(self.seconds, 1), "wise_alpha": self.wise_alpha,
+                "wise_val_f1": {str(a): f for a, f in self.wise_val_f1.items()}}

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 from index.errors import InvalidInput
@@ -110,6 +109,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
     Raises:
         InvalidInput: bad shapes, non-finite logits, labels out of range.
     """
+    from scipy.optimize import minimize_scalar  # fitting only: loading a stored temperature skips it
+
     z, y = _check(logits, labels)
     rows = np.arange(len(y))
 

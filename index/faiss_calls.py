@@ -96,3 +96,8 @@ def hits(scores: np.ndarray, found: np.ndarray) -> list[list[Hit]]:
         [Hit(i, s) for i, s in zip(row_i, row_s) if i >= 0]
         for row_i, row_s in zip(found.tolist(), scores.tolist())
     ]
+
+
+def set_threads(threads: int) -> None:
+    """faiss's OpenMP threads for this process (``app.workspace.threads`` chooses how many)."""
+    faiss.omp_set_num_threads(int(threads))

@@ -169,9 +169,21 @@ def _neighbour_hits(embeddings: np.ndarray, codes: np.ndarray, k: int, chunk: in
         yield start + rows, nbr == codes[start + rows, None]
 
 
+@dataclass(frozen=True)
+class RetrievalReport:
+    """Leave-one-out retrieval quality (:func:`retrieval_metrics`)."""
+
+    recall: dict[int, float]  # k -> recall@k
+    map_at_r: float
+    queries: int  # non-singleton queries used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{f"recall@{k}": v for k, v in self.recall.items()}, "map@r": self.map_at_r, "queries": self.queries}
+
+
 def retrieval_metrics(
     embeddings: np.ndarray, labels: Sequence[Any] | np.ndarray, ks: Sequence[int] = (1, 5, 10)
-) -> dict[str, float]:
+) -> RetrievalReport:
     """Recall@k and MAP@R of leave-one-out retrieval by cosine similarity.
 
     Recall@k: fraction of queries with at least one of their k nearest
@@ -184,8 +196,8 @@ def retrieval_metrics(
         labels: (n,) class labels.
 
     Returns:
-        ``{"recall@1": ..., "recall@5": ..., "recall@10": ..., "map@r": ..., "queries": q}``
-        (keys follow ``ks``; ``queries`` counts the non-singleton queries used).
+        a :class:`RetrievalReport`: ``recall`` keyed by each k of ``ks``, ``map_at_r``, and
+        ``queries`` (the non-singleton queries used).
 
     Raises:
         InvalidInput: shape mismatch or no label with two members.
@@ -210,7 +222,4 @@ def retrieval_metrics(
         within = ranks[None, :] <= r[:, None]
         ap_sum += float(((precision_at_i * (hit & within)).sum(axis=1) / r).sum())
     q = int((r_all > 0).sum())
-    result = {f"recall@{k}": found[k] / q for k in ks}
-    result["map@r"] = ap_sum / q
-    result["queries"] = q
-    return result
+    return RetrievalReport({int(k): found[k] / q for k in ks}, ap_sum / q, q)

@@ -31,7 +31,6 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 from scipy.special import softmax
-from sklearn.covariance import LedoitWolf
 
 from index.errors import EmptyIndex, InvalidInput
 from index.prototypes import Prototypes
@@ -50,6 +49,8 @@ class Scorer(Protocol):
     def fit(self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None) -> Scorer: ...
 
     def score(self, queries: np.ndarray) -> np.ndarray: ...
+
+    def state(self) -> dict[str, np.ndarray]: ...
 
 
 def _check_train(vectors: np.ndarray, labels: Labels) -> np.ndarray:
@@ -71,6 +72,14 @@ class _PrototypeBased:
         if prototypes is None:
             labels = _check_train(train_vectors, train_labels)
             prototypes = Prototypes.fit(train_vectors, labels)
+        self.prototypes = prototypes
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What :func:`restore_scorer` needs besides the prototypes (nothing: they are the catalog's)."""
+        return {}
+
+    def restore(self, state: dict[str, np.ndarray], prototypes: Prototypes) -> Any:
         self.prototypes = prototypes
         return self
 
@@ -104,6 +113,13 @@ class MspScorer(_PrototypeBased):
     def score(self, queries: np.ndarray) -> np.ndarray:
         """queries (m, d) float32 -> (m,) float64 in [1/C, 1]."""
         return softmax(self.temperature * self._sims(queries), axis=1).max(axis=1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"temperature": np.asarray(self.temperature)}
+
+    def restore(self, state: dict[str, np.ndarray], prototypes: Prototypes) -> MspScorer:
+        self.temperature = float(state["temperature"])
+        return super().restore(state, prototypes)
 
 
 class KnnScorer:
@@ -175,6 +191,30 @@ class KnnScorer:
             small.append((name, own, k_c, reference - float(np.quantile(loo, quantile, method="lower"))))
         return small
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The fitted statistics (the flat index itself is stored apart: ``index.scorer_store``)."""
+        out: dict[str, np.ndarray] = {"k": np.asarray(self.k), "tpr": np.asarray(self.tpr),
+                                      "few_shot": np.asarray(self.few_shot, dtype=str)}
+        if self.small:
+            out["labels"] = np.asarray(self.labels, dtype=str)
+            out["small_names"] = np.asarray([s[0] for s in self.small], dtype=str)
+            out["small_k"] = np.asarray([s[2] for s in self.small], dtype=np.int64)
+            out["small_shift"] = np.asarray([s[3] for s in self.small], dtype=np.float64)
+            for i, small in enumerate(self.small):
+                out[f"small_{i}"] = small[1]
+        return out
+
+    def restore(self, state: dict[str, np.ndarray], prototypes: Prototypes, index: faiss.Index) -> KnnScorer:
+        """The scorer as :meth:`fit` left it, from :meth:`state` and its stored flat ``index``."""
+        self.index = index
+        self.k, self.tpr = int(state["k"]), float(state["tpr"])
+        self.few_shot = tuple(str(c) for c in state["few_shot"])
+        names = [str(n) for n in state.get("small_names", ())]
+        self.small = [(n, np.ascontiguousarray(state[f"small_{i}"], dtype=np.float32), int(state["small_k"][i]),
+                       float(state["small_shift"][i])) for i, n in enumerate(names)]
+        self.labels = np.asarray(state["labels"]) if self.small else None
+        return self
+
     def score(self, queries: np.ndarray) -> np.ndarray:
         """queries (m, d) float32 -> (m,) float64 (cosine-like, higher = more known)."""
         if self.index is None:
@@ -206,6 +246,8 @@ class MahalanobisScorer:
         self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None
     ) -> MahalanobisScorer:
         """Class means and shrunk shared covariance of the training vectors."""
+        from sklearn.covariance import LedoitWolf  # fitting only: a process that loads stored scorers skips sklearn
+
         labels = _check_train(train_vectors, train_labels)
         x = train_vectors.astype(np.float64)
         classes, inverse = np.unique(labels, return_inverse=True)
@@ -215,6 +257,13 @@ class MahalanobisScorer:
         means /= counts[:, None]
         lw = LedoitWolf(assume_centered=True).fit(x - means[inverse])
         self.means, self.precision = means, lw.precision_
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"means": self.means, "precision": self.precision}
+
+    def restore(self, state: dict[str, np.ndarray], prototypes: Prototypes | None = None) -> MahalanobisScorer:
+        self.means, self.precision = np.asarray(state["means"]), np.asarray(state["precision"])
         return self
 
     def distances(self, queries: np.ndarray) -> np.ndarray:
@@ -253,10 +302,20 @@ class RelativeMahalanobisScorer:
         self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None
     ) -> RelativeMahalanobisScorer:
         """Class Gaussians (shared covariance) and the background Gaussian of all training vectors."""
+        from sklearn.covariance import LedoitWolf
+
         self.classes.fit(train_vectors, train_labels)
         x = train_vectors.astype(np.float64)
         background = LedoitWolf().fit(x)
         self.mean0, self.precision0 = background.location_, background.precision_
+        return self
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**self.classes.state(), "mean0": self.mean0, "precision0": self.precision0}
+
+    def restore(self, state: dict[str, np.ndarray], prototypes: Prototypes | None = None) -> RelativeMahalanobisScorer:
+        self.classes.restore(state)
+        self.mean0, self.precision0 = np.asarray(state["mean0"]), np.asarray(state["precision0"])
         return self
 
     def relative_distances(self, queries: np.ndarray) -> np.ndarray:

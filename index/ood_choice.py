@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from index.errors import InvalidInput
-from index.metrics import ood_metrics
 from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Labels, Scorer, calibrate, make_scorer
 from index.prototypes import Prototypes
 from index.vectors import check_vectors
@@ -71,6 +70,8 @@ def choose_scorer(
     Raises:
         InvalidInput: no known validation vectors, an unknown scorer name, default not among scorers.
     """
+    from index.metrics import ood_metrics  # choosing only (sklearn): loading a stored choice skips it
+
     if default not in scorers:
         raise InvalidInput(f"default scorer {default!r} is not among the candidates {list(scorers)}")
     check_vectors(known_val, train_vectors.shape[1], name="known_val")

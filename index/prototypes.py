@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from index.errors import InvalidInput, NotFound
 from index.vectors import check_vectors
@@ -51,6 +50,8 @@ def class_centres(vectors: np.ndarray, n_centres: int = 1, seed: int = 0) -> np.
             log.warning("class vectors cancel out; using the medoid as prototype")
             mean = vectors[int(np.argmax((vectors @ vectors.T).sum(axis=1)))]
         return _normalise(mean[None, :].astype(np.float64))
+    from sklearn.cluster import KMeans  # sub-centres only: loading prototypes skips sklearn
+
     km = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(vectors.astype(np.float64))
     return _normalise(km.cluster_centers_)
 

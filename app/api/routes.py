@@ -17,13 +17,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
 from app.api.settings import ApiSettings
-from app.workspace import CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace, WorkspaceStatus
+from app.workspace import (CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace,
+                           WorkspaceStatus, limit_threads)
 from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,9 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        try:  # warm: the first request should not pay for loading the encoder
+        try:  # warm: the first request should not pay for loading the encoder (nor its imports)
             engine = await run_in_threadpool(ws.engine, model)
+            await run_in_threadpool(ws.embed_query, Image.new("RGB", (32, 32)), model)
             log.info("oceanid API: engine %s/%s warm", engine.model_id, engine.generation)
         except OceanidError as exc:
             log.warning("oceanid API: no engine yet (%s); queries say so until one is built", describe(exc))
@@ -136,4 +139,5 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
 def create_app_from_env() -> FastAPI:
     """The app from ``OCEANID_API_*`` variables: what each uvicorn worker process builds."""
+    limit_threads()  # $OCEANID_THREADS, which `oceanid serve` set (each worker is its own process)
     return create_app(settings=ApiSettings.from_env())

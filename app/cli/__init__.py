@@ -29,7 +29,8 @@ from pathlib import Path
 import typer
 
 from app.cli import data, demo, detect, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
-from app.cli.common import OneLineErrors, setup_logging
+from app.cli.common import OneLineErrors, cli_errors, setup_logging
+from app.workspace import limit_threads
 
 app = typer.Typer(
     name="oceanid",
@@ -43,16 +44,22 @@ app = typer.Typer(
 
 
 @app.callback()
+@cli_errors
 def root(
     ctx: typer.Context,
     home: Path = options.HOME,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per stage."),
+    threads: int = typer.Option(None, "--threads", min=1,
+                                help="Cores this process computes on (torch, faiss, BLAS). "
+                                     "Default: $OCEANID_THREADS, else half the cores, so a server "
+                                     "and a CLI job beside it share the machine."),
 ) -> None:
     """Identify marine organisms by searching an embedding space.
 
     Example: oceanid --home ~/reef demo
     """
     setup_logging(verbose)
+    limit_threads(threads)
     ctx.obj = {"home": home}
 
 

@@ -44,7 +44,7 @@ def evaluate(
     console.print(f"retrieval: R@1 {r.recall_at_1:.3f}, R@5 {r.recall_at_5:.3f}, R@10 {r.recall_at_10:.3f}, "
                   f"MAP@R {r.map_at_r:.3f}", markup=False)
     for name, o in s.ood.items():
-        console.print(f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr95:.3f}, AUPR {o.aupr:.3f}", markup=False)
+        console.print(f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr_at_95_tpr:.3f}, AUPR {o.aupr_out:.3f}", markup=False)
     if s.calibration is not None:
         console.print(f"confidence calibration: temperature {s.calibration.temperature:.4f}, ECE on test "
                       f"{figure(s.calibration.ece_test)} (uncalibrated {figure(s.calibration.ece_test_uncalibrated)})",
@@ -52,6 +52,6 @@ def evaluate(
     if s.scorer_choice is not None:
         console.print(f"decision scorer: {s.scorer_choice.scorer} ({s.scorer_choice.source})", markup=False)
     for shots, f in s.few_shot.items():
-        console.print(f"few-shot {shots}: recall {f.recall:.3f}, known top-1 change "
+        console.print(f"few-shot {shots}-shot: recall {f.recall:.3f}, known top-1 change "
                       f"{f.known_accuracy_change:+.3f}", markup=False)
     console.print(f"report: {s.report_dir}/summary.md", markup=False)

@@ -38,6 +38,29 @@ def api_env(home: Path, model: str | None, device: str, token: str | None, read_
     return env
 
 
+def _server_class():
+    import contextlib
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, stopping with exit code 0 on SIGTERM / Ctrl-C: it shuts down
+        gracefully (requests in flight are answered), then, unlike uvicorn, does not raise the
+        signal again to die by it (the process was asked to stop and did)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
+
+
+def _Server(config):  # noqa: N802 - the class is made on first use (uvicorn imports on `serve` only)
+    return _server_class()(config)
+
+
 @app.command("serve")
 @cli_errors
 def serve_command(
@@ -76,5 +99,8 @@ def serve_command(
     # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
     # of its workers build the app from the import string, reading the settings from the environment.
     os.environ.update(api_env(resolved, model, device, token, read_only, int(max_request_mb * 1024 * 1024)))
-    uvicorn.run("app.api:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", timeout_graceful_shutdown=10)
+    options = dict(factory=True, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    if workers > 1:  # uvicorn's supervisor process starts the workers
+        uvicorn.run("app.api:create_app_from_env", workers=workers, **options)
+    else:
+        _Server(uvicorn.Config("app.api:create_app_from_env", **options)).run()

@@ -63,14 +63,11 @@ def train(
         given["weights"] = "none"  # they have no pretrained weights; the default (imagenet) is for the rest
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
     result = workspace(ctx).train(config, model=model, resume=resume, progress=not as_json)
-    summary = {"model": result.out_dir.name, "folder": str(result.out_dir), "best_epoch": result.best_epoch,
-               "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-               "val": result.best_metrics, "seconds": round(result.seconds, 1)}
     if as_json:
-        print_json(summary)
+        print_json(result)
         return
     m = result.best_metrics
-    console.print(f"model {summary['model']}: best epoch {result.best_epoch}/{result.epochs_run}, val top-1 "
+    console.print(f"model {result.out_dir.name}: best epoch {result.best_epoch}/{result.epochs_run}, val top-1 "
                   f"{m.get('top1', 0):.3f}, top-5 {m.get('top5', 0):.3f}, F1-macro {m.get('f1_macro', 0):.3f} "
                   f"({result.seconds:.0f} s) -> {result.out_dir}", markup=False)
     console.print("next: oceanid embed && oceanid index build", markup=False)

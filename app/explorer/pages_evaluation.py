@@ -25,8 +25,8 @@ def _rows(data) -> pd.DataFrame | None:
     return None
 
 
-def _label(key: str) -> str:
-    return key.replace("_", " ")
+def _label(key: str | int) -> str:
+    return str(key).replace("_", " ")  # few-shot results are keyed by their number of shots
 
 
 def _show(value) -> None:

@@ -3,11 +3,14 @@ scores against their thresholds, and the k most similar crops."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
 from app.explorer import state
 from app.explorer.widgets import filter_sidebar, gallery, table
+from index.errors import BadImage
 from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
@@ -81,14 +84,22 @@ def render(ws, status) -> None:
     if picked is None:
         return
     image, query, label = picked
-    result = ws.identify([image], k=5, names=[label])[0]
+    if isinstance(image, bytes):  # an upload: decoded once (any mode -> RGB), embedded once for both questions
+        try:
+            image = decode_bytes(image, label)
+        except BadImage as exc:
+            st.error(f"Cannot read this image: {exc}")
+            return
+        query = ws.embed_query(image)
+        result = ws.identify([image], k=5, names=[label], vectors=query)[0]
+    else:  # a catalog crop: identified from its file, searched by its stored vector
+        result = ws.identify([image], k=5, names=[label])[0]
     if result.error:
         st.error(f"Cannot read this image: {result.error}")
         return
     left, right = st.columns([1, 2])
     with left:
-        shown = decode_bytes(image, label) if isinstance(image, bytes) else str(image)  # any mode -> RGB
-        st.image(shown, caption=label, width="stretch")
+        st.image(image if not isinstance(image, (str, Path)) else str(image), caption=label, width="stretch")
     with right:
         _verdict(result)
     st.divider()

@@ -88,7 +88,7 @@ def _markdown(summary: EvaluationSummary) -> str:
         lines += ["## Unknown-species detection (threshold at 95% TPR on val)", "",
                   "| scorer | AUROC | FPR@95 | AUPR | known kept | unknown flagged |", "|---|---|---|---|---|---|"]
         lines += [f"| {k}{' (used)' if k == summary.ood_decision_scorer else ''} | {v.auroc:.3f} | "
-                  f"{v.fpr95:.3f} | {v.aupr:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
+                  f"{v.fpr_at_95_tpr:.3f} | {v.aupr_out:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
                   for k, v in summary.ood.items()]
         lines += ["", "![roc](roc.png)", ""]
         ch = summary.scorer_choice
@@ -107,7 +107,7 @@ def _markdown(summary: EvaluationSummary) -> str:
     if summary.few_shot:
         lines += ["## Few-shot: held-out species added without retraining", "",
                   "| shots | recall of added species | change in known top-1 |", "|---|---|---|"]
-        lines += [f"| {k.split('_')[1]} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |"
+        lines += [f"| {k} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |"
                   for k, v in summary.few_shot.items()]
         lines.append("")
     lines += ["## Most confusable species (prototype cosine)", "", "| a | b | cosine |", "|---|---|---|"]

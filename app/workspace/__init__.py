@@ -46,6 +46,8 @@ from index.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.splits import SplitConfig, SplitSummary, make_splits
 from index.stats import Survey, source_ids, survey
+from app.workspace.catalog_reads import CatalogReads
+from app.workspace.threads import limit_threads
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -62,7 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "check_home", "resolve_home", "run_demo"]
+           "check_home", "limit_threads", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class Workspace:
         self.crop = crop
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
         self._engines: dict[tuple, Engine] = {}  # engine_key -> loaded Engine (one at a time)
+        self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
         # engine they hold (never changed in place) and load the new one on their next call.
@@ -246,7 +249,7 @@ class Workspace:
         they changed. Returns whether they were written."""
         from app.workspace.pipeline import fit_prototypes
 
-        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres)
+        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths)
         if written:
             self._engines.clear()
         return written
@@ -314,8 +317,9 @@ class Workspace:
         """(model, live generation, prototypes version): changes whenever answers may change."""
         from index.generations import current_generation
 
-        model_id = self.current_model(model)
-        return (model_id, current_generation(self.home, model_id), self.catalog.prototypes_version(model_id))
+        model_id = self.current_model(model or self._reads.get("current_model", self.catalog.current_model))
+        version = self._reads.get(("prototypes_version", model_id), lambda: self.catalog.prototypes_version(model_id))
+        return (model_id, current_generation(self.home, model_id), version)
 
     def engine(self, model: str | None = None) -> Engine:
         """The loaded query engine, cached until the live generation or prototypes change."""
@@ -341,14 +345,23 @@ class Workspace:
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
                  names: Sequence[str] | None = None, progress: bool = False,
-                 decode: str = "probable") -> list[Identification]:
+                 decode: str = "probable", vectors: Any = None) -> list[Identification]:
         """Name the species in each image (or ``unknown``), and the deepest confident taxon
-        (``decode``: probable | distance); unreadable images get ``error``."""
+        (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
+        images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
         from index.taxa import tree
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
-                        tree=tree(self.catalog), decode_method=decode)
+                        tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
+                        vectors=vectors)
+
+    def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
+        """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
+        both: the image is decoded and embedded once. Raises BadImage."""
+        from app.workspace.identify import embed_query
+
+        return embed_query(self.engine(model), image)
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
@@ -372,12 +385,17 @@ class Workspace:
 
         return crop_files(self.catalog, self.home, crop_ids)
 
-    def search(self, query: ImageInput | int, k: int = 10, where: str | None = None,
+    def search(self, query: ImageInput | int | Any, k: int = 10, where: str | None = None,
                model: str | None = None) -> list[CropHit]:
-        """The k crops nearest an image or a catalog crop id, inside an optional filter."""
+        """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id,
+        inside an optional filter."""
         from app.workspace.identify import search
+        from index.search import allowed_ids
 
-        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where)
+        allowed = None
+        if where and where.strip():  # a filter's ids are read again only when the catalog changed
+            allowed = self._reads.get(("allowed", where), lambda: allowed_ids(self.catalog, where))
+        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where, allowed=allowed)
 
     def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
                     family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:
@@ -387,10 +405,12 @@ class Workspace:
 
         with self._writer:
             try:
-                return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
-                                   family, self.crop, correct=correct)
+                change = add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
+                                     family, self.crop, correct=correct)
             finally:
                 self._engines = {}
+        self._store_scorers(model)
+        return change
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add`."""
@@ -398,9 +418,21 @@ class Workspace:
 
         with self._writer:
             try:
-                return remove_species(self.engine(model), self.catalog, self.paths, name)
+                change = remove_species(self.engine(model), self.catalog, self.paths, name)
             finally:
                 self._engines = {}
+        self._store_scorers(model)
+        return change
+
+    def _store_scorers(self, model: str | None) -> None:
+        """After a species change: load the new engine, which fits and stores the added species'
+        scorer once (``app.workspace.decisions.added_scorer``), so later loads only read it."""
+        from index.errors import OceanidError
+
+        try:
+            self.engine(model)
+        except OceanidError as exc:  # the change is made; the next load fits what is missing
+            log.warning("scorers for the changed species not stored now: %s", exc)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",

@@ -20,12 +20,14 @@ import numpy as np
 from index.calibration import Calibration, fit_temperature
 from index.catalog import Catalog
 from index.decisions import Decision, prototypes_digest
-from index.embeddings import TRAINED, group_keys, load_embeddings, load_prototypes
+from index.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
 from index.errors import EmptyIndex
+from index.home import Home
 from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
 from index.ood_choice import choose_scorer
 from index.prototypes import Prototypes
-from index.records import HOLDOUT, TRAIN, VAL
+from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
+from index.scorer_store import load_scorers, save_scorers, scorer_folder
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +91,11 @@ def trained_only(prototypes: Prototypes, origins: dict[str, str]) -> Prototypes:
 
 
 def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = None,
-                 version: int | None = None) -> Decision:
+                 version: int | None = None, home: Home | None = None) -> Decision:
     """Choose the decision scorer and fit thresholds and temperature for the model's trained
-    prototypes (default: the stored ones). Raises EmptyIndex (no prototypes / training vectors)."""
+    prototypes (default: the stored ones). With ``home``, the scorers fitted on the way are
+    stored there too (:func:`known_scorers` reads them). Raises EmptyIndex (no prototypes /
+    training vectors)."""
     if trained is None:
         prototypes, origins = load_prototypes(catalog, model_id)
         trained = trained_only(prototypes, origins)
@@ -110,6 +114,47 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
     decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET,
                         fit_calibration(trained, (val_v, val_l)), choice,
                         catalog.prototypes_version(model_id) if version is None else version)
+    if home is not None:
+        save_scorers(scorer_folder(home.root, model_id, "known", decision.prototypes_digest), scorers,
+                     decision.prototypes_digest, decision.prototypes_version)
     log.info("decided for %s: scorer %s (%s), threshold %.4f", model_id, scorer,
              choice.source if choice else "default, no validation crops", thresholds[scorer])
     return decision
+
+
+def known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Prototypes,
+                  decision: Decision) -> dict[str, Scorer]:
+    """Every OOD scorer fitted on the known species' training crops, read from the store
+    (``index.scorer_store``); fitted and stored once when missing (a home from before they
+    were stored)."""
+    digest = decision.prototypes_digest
+    folder = scorer_folder(home.root, model_id, "known", digest)
+    scorers = load_scorers(folder, trained, digest)
+    if scorers is None:
+        log.warning("model %s has no stored OOD scorers for its prototypes: fitting them now, once", model_id)
+        _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+        scorers, _ = fit_scorers(trained, (train_v, train_l))
+        save_scorers(folder, scorers, digest, decision.prototypes_version)
+    return scorers
+
+
+def added_scorer(catalog: Catalog, home: Home, model_id: str, prototypes: Prototypes, origins: dict[str, str],
+                 chosen: str, version: int = 0) -> Scorer | None:
+    """The decision scorer ``chosen`` fitted with the added species' support crops (None without
+    added species), read from the store; fitted and stored once per set of prototypes
+    (``species add`` / ``remove`` change them and store the new one)."""
+    added = sorted(name for name, origin in origins.items() if origin == ADDED)
+    if not added:
+        return None
+    digest = prototypes_digest(prototypes)
+    folder = scorer_folder(home.root, model_id, f"added-{chosen}", digest)
+    stored = load_scorers(folder, prototypes, digest)
+    if stored is not None:
+        return stored[chosen]
+    _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+    _, sup_v, sup_l = load_embeddings(catalog, model_id, (SUPPORT,), with_labels=True)
+    options = {"few_shot": tuple(added), "tpr": TPR_TARGET} if chosen == "knn" else {}
+    scorer = make_scorer(chosen, **options).fit(np.concatenate([train_v, sup_v]), np.concatenate([train_l, sup_l]),
+                                                prototypes)
+    save_scorers(folder, {chosen: scorer}, digest, version)
+    return scorer

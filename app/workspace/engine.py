@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.workspace.decisions import (MIN_CHOICE_CROPS, choice_rows, fit_calibration, fit_decision,  # noqa: F401
-                                     fit_scorers, trained_only)
+from app.workspace.decisions import (MIN_CHOICE_CROPS, added_scorer, choice_rows, fit_calibration,  # noqa: F401
+                                     fit_decision, fit_scorers, known_scorers, trained_only)
 from index.catalog import Catalog
 from index.decisions import Decision, load_decision, prototypes_digest, store_decision
 from index.embeddings import ADDED, load_embeddings, load_prototypes, model_record
@@ -40,7 +40,7 @@ from index.calibration import Calibration
 from index.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
 from index.ood_choice import ScorerChoice
 from index.prototypes import Prototypes
-from index.records import SUPPORT, TRAIN
+from index.records import TRAIN
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -252,18 +252,13 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     prototypes, origins = load_prototypes(catalog, model_id)
     trained = trained_only(prototypes, origins)
     decision = decision_for(catalog, model_id, trained)
-    _, train_v, train_l = load_embeddings(catalog, model_id, FIT_SPLITS, with_labels=True)
-    scorers, _ = fit_scorers(trained, (train_v, train_l))
+    scorers = known_scorers(catalog, home, model_id, trained, decision)
     chosen = scorer or decision.scorer
     if chosen not in decision.thresholds:
         make_scorer(chosen)  # raises InvalidInput listing the valid names
     added = sorted(name for name, origin in origins.items() if origin == ADDED)
-    added_scorer = None
-    if added:
-        _, sup_v, sup_l = load_embeddings(catalog, model_id, (SUPPORT,), with_labels=True)
-        options = {"few_shot": tuple(added), "tpr": TPR_TARGET} if chosen == "knn" else {}
-        added_scorer = make_scorer(chosen, **options).fit(np.concatenate([train_v, sup_v]),
-                                                          np.concatenate([train_l, sup_l]), prototypes)
+    with_added = added_scorer(catalog, home, model_id, prototypes, origins, chosen,
+                              catalog.prototypes_version(model_id)) if added else None
     log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
@@ -274,4 +269,4 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
                                          device="cpu"))
     return Engine(model_id, _Lazy(lambda: load_model(folder)), lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
-                  decision.calibration, decision.choice, added_scorer, manifest, decision)
+                  decision.calibration, decision.choice, with_added, manifest, decision)

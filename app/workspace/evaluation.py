@@ -17,7 +17,7 @@ import numpy as np
 
 from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
-                                   FewShotSpecies, OodFigures, Retrieval, SplitCounts)
+                                   FewShotSpecies, Retrieval, SplitCounts)
 from index.catalog import Catalog
 from index.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
 from index.errors import EmptyIndex
@@ -64,7 +64,7 @@ def support_and_queries(groups: np.ndarray, rows: np.ndarray, shots: int,
 
 
 def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray, np.ndarray],
-              test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> dict[str, FewShot]:
+              test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> dict[int, FewShot]:
     """``held``: (vectors, labels, group keys) of the held-out crops."""
     test_v, test_l = test
     before = _accuracy(base, test_v, test_l)
@@ -81,7 +81,7 @@ def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray, np.ndarray],
             after = _accuracy(protos, test_v, test_l)
             per_species[name] = FewShotSpecies(recall, after, after - before)
         if per_species:
-            out[f"shots_{shots}"] = FewShot(
+            out[shots] = FewShot(
                 recall=float(np.mean([v.recall for v in per_species.values()])),
                 known_accuracy_change=float(np.mean([v.known_accuracy_change for v in per_species.values()])),
                 known_accuracy_before=before, species=per_species)
@@ -118,7 +118,7 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
             precision_macro=cls.macro["precision"], recall_macro=cls.macro["recall"],
             per_class={c: ClassFigures(p, rc, f, s)
                        for c, p, rc, f, s in zip(cls.classes, cls.precision, cls.recall, cls.f1, cls.support)}),
-        retrieval=Retrieval(r["recall@1"], r["recall@5"], r["recall@10"], r["map@r"], r["queries"]),
+        retrieval=Retrieval(r.recall[1], r.recall[5], r.recall[10], r.map_at_r, r.queries),
         confusable=confusable_pairs(base),
     )
     calibration = fit_calibration(base, (val_v, val_l.astype(str)))
@@ -135,9 +135,7 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
         scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
         for name, scorer in scorers.items():
             s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
-            o = ood_metrics(s_known, s_unknown, thresholds[name])
-            summary.ood[name] = OodFigures(o.auroc, o.fpr_at_95_tpr, o.aupr_out, o.aupr_in, o.threshold,
-                                           o.known_accuracy, o.unknown_accuracy)
+            summary.ood[name] = ood_metrics(s_known, s_unknown, thresholds[name])
             raw.roc[name] = (s_known, s_unknown)
     if len(held_v):
         summary.ood_decision_scorer = engine.scorer

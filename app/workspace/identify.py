@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Union
 
@@ -48,7 +49,8 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
-             decode_method: str = "probable", rank_threshold: float = RANK_THRESHOLD) -> list[Identification]:
+             decode_method: str = "probable", rank_threshold: float = RANK_THRESHOLD,
+             vectors: np.ndarray | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
 
@@ -58,6 +60,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
     batches with ``progress``). The species and the unknown verdict are the engine's
     (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold).
+    ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
+    is also searched is embedded once, :func:`embed_query`).
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
@@ -66,8 +70,9 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
     table = engine.rank_table(tree) if tree is not None else None
-    starts = range(0, len(items), batch_size)
-    for start in tqdm(starts, desc="identify", unit="batch", disable=not progress or len(starts) <= 1):
+    starts = list(range(0, len(items), batch_size))
+
+    def load(start: int) -> tuple[list[Image.Image], list[int]]:
         images, where = [], []
         for n in range(start, min(start + batch_size, len(items))):
             try:
@@ -75,14 +80,18 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 where.append(n)
             except BadImage as exc:
                 out[n] = Identification.failed(names[n], str(exc), source=input_source(items[n]), **trace)
+        return images, where
+
+    for images, where in tqdm(_prefetched(load, starts), total=len(starts), desc="identify", unit="batch",
+                              disable=not progress or len(starts) <= 1):
         if not images:
             continue
-        vectors = engine.embed(images)
-        sims = engine.prototypes.similarities(vectors)
+        batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+        sims = engine.prototypes.similarities(batch)
         tops = engine.prototypes.ranked(sims, k)
         calibrated = engine.probabilities(sims)
         probs = engine.prototypes.ranked(calibrated, k)
-        verdicts = engine.verdicts(vectors, sims)
+        verdicts = engine.verdicts(batch, sims)
         scores, unknown = verdicts.scores, verdicts.unknown
         answers = None if table is None else decode_taxa(table, calibrated, rank_threshold, decode_method,
                                                          unknown=unknown[engine.scorer])
@@ -99,27 +108,52 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     return out
 
 
+def _prefetched(load, starts: list[int]):
+    """``load(start)`` for each start, the next batch decoded in a thread while the caller
+    embeds this one (PIL decoding and the forward pass both release the GIL)."""
+    if len(starts) <= 1:
+        yield from (load(s) for s in starts)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(load, starts[0])
+        for nxt in [*starts[1:], None]:
+            batch = ahead.result()
+            if nxt is not None:
+                ahead = pool.submit(load, nxt)
+            yield batch
+
+
 def input_source(item: ImageInput) -> str | None:
     """The file an input came from (absolute), or None for bytes and in-memory images."""
     return str(Path(item).absolute()) if isinstance(item, (str, Path)) else None
 
 
-def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int, k: int = 10,
-           where: str | None = None) -> list[CropHit]:
-    """The k nearest crops to an image or a catalog crop id, inside an optional filter.
+def embed_query(engine: Engine, item: ImageInput, name: str = "query") -> np.ndarray:
+    """One image -> its (1, d) float32 embedding, to identify and search with (embedded once).
+    Raises BadImage."""
+    return engine.embed([decode(item, name)])
+
+
+def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int | np.ndarray, k: int = 10,
+           where: str | None = None, allowed: np.ndarray | None = None) -> list[CropHit]:
+    """The k nearest crops to an image, its (1, d) embedding (:func:`embed_query`) or a catalog
+    crop id, inside an optional filter.
 
     The filter is evaluated in DuckDB and applied inside FAISS as an id selector,
     so a filtered answer is exact. A filter that matches nothing gives [].
-    Querying by crop id leaves that crop out of its own answer.
+    Querying by crop id leaves that crop out of its own answer. ``allowed``: the filter's ids
+    (``index.search.allowed_ids(catalog, where)``) when the caller has them already.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
     exclude = None
     if isinstance(query, (int, np.integer)):
         vector, exclude = crop_vector(catalog, engine.model_id, int(query)), int(query)
+    elif isinstance(query, np.ndarray):
+        vector = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
     else:
         vector = engine.embed([decode(query, "query")])
-    allowed = allowed_ids(catalog, where)
+    allowed = allowed_ids(catalog, where) if allowed is None else allowed
     if allowed is not None and exclude is not None:
         allowed = allowed[allowed != exclude]
     if allowed is not None and allowed.size == 0:

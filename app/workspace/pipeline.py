@@ -149,12 +149,14 @@ def embed_crops(catalog: Catalog, home: Home, model_id: str, batch_size: int = 6
     return report
 
 
-def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0) -> tuple[Prototypes, bool]:
+def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0,
+                   home: Home | None = None) -> tuple[Prototypes, bool]:
     """Fit the trained species' prototypes from the train split (added species keep theirs).
 
     They are written (and the prototypes version bumped) only when they differ from
     the stored ones; the engine's decision for them is then stored too (:func:`decide`).
-    Returns (prototypes, whether anything was written).
+    Returns (prototypes, whether anything was written). With ``home`` the OOD scorers fitted
+    for the decision are stored there as well (``index.scorer_store``), so loading reads them.
     """
     _, vectors, labels = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
     if len(vectors) == 0:
@@ -163,11 +165,11 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     written = not trained_prototypes_match(catalog, model_id, prototypes)
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
-    decided = decide(catalog, model_id)
+    decided = decide(catalog, model_id, home=home)
     return prototypes, fit_added_prototypes(catalog, model_id) or written or decided
 
 
-def decide(catalog: Catalog, model_id: str, force: bool = False) -> bool:
+def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | None = None) -> bool:
     """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
     trained prototypes, unless one is stored for exactly them (``force``: decide again).
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
@@ -179,7 +181,7 @@ def decide(catalog: Catalog, model_id: str, force: bool = False) -> bool:
     decision = load_decision(catalog, model_id)
     if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained):
         return False
-    store_decision(catalog, fit_decision(catalog, model_id, trained))
+    store_decision(catalog, fit_decision(catalog, model_id, trained, home=home))
     return True
 
 

@@ -16,6 +16,7 @@ from typing_extensions import TypedDict  # pydantic (the API schema) needs it on
 if TYPE_CHECKING:
     from index.calibration import Calibration
     from index.generations import Manifest
+    from index.metrics import OodReport
     from index.ood_choice import ScorerChoice
     from index.taxonomy import TaxonAnswer
 
@@ -297,19 +298,6 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
-class OodFigures:
-    """Unknown-species detection by one scorer: known test crops vs held-out species."""
-
-    auroc: float
-    fpr95: float
-    aupr: float  # unknown crops as positives
-    aupr_in: float
-    threshold: float
-    known_accuracy: float
-    unknown_accuracy: float
-
-
-@dataclass(frozen=True)
 class FewShotSpecies:
     recall: float  # of the species' other crops, once added
     known_accuracy: float  # test top-1 of the known species after adding it
@@ -342,8 +330,8 @@ class EvaluationSummary:
     counts: SplitCounts
     classification: Classification
     retrieval: Retrieval
-    ood: dict[str, OodFigures] = field(default_factory=dict)
-    few_shot: dict[str, FewShot] = field(default_factory=dict)  # "shots_1", "shots_5"
+    ood: dict[str, OodReport] = field(default_factory=dict)  # scorer -> known test crops vs held-out species
+    few_shot: dict[int, FewShot] = field(default_factory=dict)  # shots (1, 5) -> species added from that many
     confusable: list[ConfusablePair] = field(default_factory=list)
     ood_decision_scorer: str | None = None  # the scorer Identify uses (None without held-out crops)
     report_dir: str | None = None  # the report folder, once written
@@ -363,14 +351,15 @@ class EvaluationSummary:
         for key, f in (data.get("few_shot") or {}).items():
             f = dict(f)
             f["species"] = {k: FewShotSpecies(**v) for k, v in f["species"].items()}
-            few[key] = FewShot(**f)
+            few[int(str(key).removeprefix("shots_"))] = FewShot(**f)  # JSON keys are strings ("shots_N" before)
         from index.calibration import Calibration
+        from index.metrics import OodReport
         from index.ood_choice import ScorerChoice
 
         return cls(
             model=data["model"], generation=data["generation"], counts=SplitCounts(**data["counts"]),
             classification=Classification(**c), retrieval=Retrieval(**data["retrieval"]),
-            ood={k: OodFigures(**v) for k, v in (data.get("ood") or {}).items()}, few_shot=few,
+            ood={k: OodReport(**v) for k, v in (data.get("ood") or {}).items()}, few_shot=few,
             confusable=[ConfusablePair(**p) for p in data.get("confusable") or []],
             ood_decision_scorer=data.get("ood_decision_scorer"), report_dir=data.get("report_dir"),
             calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,

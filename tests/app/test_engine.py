@@ -96,3 +96,47 @@ def test_query_device_cuda_runs_the_encoder_and_unfiltered_search_on_the_gpu(tin
     assert crop_hits == [h.annotation_id for h in cpu.search(1, k=5)]
     if gpu_available():
         assert engine.gpu_index is not None and engine.gpu_index.device == "cuda"
+
+
+def _no_fitting(monkeypatch):
+    """Make every OOD scorer fit (and the generation's load) an error: loading must only read."""
+    import app.workspace.decisions as decisions
+    import index.generations as generations
+    from index.ood import SCORERS
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fitted or read at load")
+
+    monkeypatch.setattr(decisions, "fit_scorers", refuse)
+    monkeypatch.setattr(generations, "load_generation", refuse)
+    for cls in SCORERS.values():
+        monkeypatch.setattr(cls, "fit", refuse)
+
+
+def test_loading_reads_the_stored_scorers_and_never_the_generation(tiny_ws, monkeypatch):
+    crop = tiny_ws.crop_files([1])
+    fitted_answer = tiny_ws.identify(crop)[0].to_dict()  # index build stored the scorers
+    tiny_ws._engines.clear()
+    _no_fitting(monkeypatch)
+    assert tiny_ws.identify(crop)[0].to_dict() == fitted_answer
+
+
+def test_a_home_without_stored_scorers_fits_them_once(tiny_ws, monkeypatch):
+    shutil.rmtree(tiny_ws.home / "indexes" / "tiny" / "scorers")
+    crop = tiny_ws.crop_files([1])
+    answer = tiny_ws.identify(crop)[0].to_dict()
+    assert list((tiny_ws.home / "indexes" / "tiny" / "scorers").iterdir())
+    tiny_ws._engines.clear()
+    _no_fitting(monkeypatch)
+    assert tiny_ws.identify(crop)[0].to_dict() == answer
+
+
+def test_species_add_stores_the_added_species_scorer(tiny_ws, monkeypatch):
+    examples = tiny_ws.crop_files([1, 2, 3])
+    tiny_ws.species_add("Newfish novus", examples)
+    kinds = {p.name.rsplit("-", 1)[0] for p in (tiny_ws.home / "indexes" / "tiny" / "scorers").iterdir()}
+    assert any(k.startswith("added-") for k in kinds)
+    answer = tiny_ws.identify(examples)[0].to_dict()
+    tiny_ws._engines.clear()
+    _no_fitting(monkeypatch)
+    assert tiny_ws.identify(examples)[0].to_dict() == answer

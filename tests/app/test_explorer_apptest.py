@@ -313,3 +313,32 @@ def test_app_refuses_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         result = CliRunner().invoke(_cli(), ["--port", str(port), "--home", str(tmp_path)])
     assert result.exit_code == 1 and "in use" in result.output
+
+
+def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch):
+    """The page identifies an upload and searches with it: one decode, one forward pass."""
+    import app.explorer.pages_identify as page
+    import app.workspace.identify as identify
+    import embedder.encoding as encoding
+    import index.imaging as imaging
+
+    calls = {"decode": 0, "embed": 0}
+
+    def counting(key, fn):
+        def wrapper(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    decode = counting("decode", imaging.decode_bytes)
+    for module in (page, identify, imaging):
+        monkeypatch.setattr(module, "decode_bytes", decode)
+    monkeypatch.setattr(encoding, "encode_images", counting("embed", encoding.encode_images))
+    crop = crops_of(explorer_home, "train")[0][2]
+    at = start(explorer_home, monkeypatch, "Identify")
+    calls.update(decode=0, embed=0)
+    at.get("file_uploader")[0].set_value(("fish.png", crop.read_bytes(), "image/png"))
+    at.run()
+    ok(at)
+    assert len([m for m in at.markdown if re.search(r"#\d+$", m.value)]) == 8  # the gallery was searched
+    assert calls == {"decode": 1, "embed": 1}

@@ -8,8 +8,9 @@ import numpy as np
 
 from app.report.report import write_report
 from app.workspace.evaluation import RawFigures
-from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, OodFigures,
-                                   Retrieval, SplitCounts)
+from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, Retrieval,
+                                   SplitCounts)
+from index.metrics import OodReport
 
 
 def summary(top5):
@@ -19,7 +20,8 @@ def summary(top5):
         classification=Classification(0.5, top5, 0.4, 0.45, 0.6, 0.5,
                                       {"a": ClassFigures(1.0, 0.5, 2 / 3, 4), "b": ClassFigures(0.25, 0.5, 1 / 3, 2)}),
         retrieval=Retrieval(0.75, 0.875, 1.0, 0.625, 6),
-        ood={"knn": OodFigures(0.9, 0.2, 0.8, 0.85, 0.3, 0.95, 0.6)},
+        ood={"knn": OodReport(auroc=0.9, fpr_at_95_tpr=0.2, aupr_in=0.85, aupr_out=0.8, known_accuracy=0.95,
+                            unknown_accuracy=0.6, threshold=0.3)},
         confusable=[ConfusablePair("a", "b", 0.123)], ood_decision_scorer="knn")
 
 

@@ -131,10 +131,10 @@ def test_retrieval_matches_pytorch_metric_learning(seed, n, n_classes, noise):
         include=("precision_at_1", "mean_average_precision_at_r"), k="max_bin_count", device=torch.device("cpu")
     )
     theirs = calc.get_accuracy(torch.from_numpy(x), torch.from_numpy(labels))
-    assert ours["recall@1"] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
-    assert ours["map@r"] == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
-    assert ours["queries"] == n - 1
-    assert ours["recall@1"] <= ours["recall@5"] <= ours["recall@10"]
+    assert ours.recall[1] == pytest.approx(theirs["precision_at_1"], abs=1e-6)
+    assert ours.map_at_r == pytest.approx(theirs["mean_average_precision_at_r"], abs=1e-6)
+    assert ours.queries == n - 1
+    assert ours.recall[1] <= ours.recall[5] <= ours.recall[10]
 
 
 def test_retrieval_hand_case():
@@ -143,11 +143,11 @@ def test_retrieval_hand_case():
     x = np.stack([np.cos(r), np.sin(r)], 1).astype(np.float32)
     out = retrieval_metrics(x, ["a", "a", "b", "b"], ks=(1, 2))
     # nearest others: 0->10 (a ok), 10->0 (a ok), 20->10 (a, wrong), 100->20 (b ok)
-    assert out["recall@1"] == 0.75
+    assert out.recall[1] == 0.75
     # within 2: 20's neighbours 10, 0 -> no b -> still wrong
-    assert out["recall@2"] == 0.75
+    assert out.recall[2] == 0.75
     # R = 1 for everyone, so MAP@R = precision@1
-    assert out["map@r"] == 0.75
+    assert out.map_at_r == 0.75
 
 
 def test_retrieval_map_at_r_hand_case():
@@ -158,10 +158,10 @@ def test_retrieval_map_at_r_hand_case():
     # q=0:  5(b) 11(a)  -> AP@R = (0 + 1/2) / 2 = 0.25
     # q=11: 15(a) 5(b)  -> AP@R = (1 + 0) / 2   = 0.5
     # q=15: 11(a) 5(b)  -> AP@R = (1 + 0) / 2   = 0.5
-    assert out["queries"] == 3
-    assert out["map@r"] == pytest.approx((0.25 + 0.5 + 0.5) / 3)
-    assert out["recall@1"] == pytest.approx(2 / 3)
-    assert out["recall@2"] == 1.0
+    assert out.queries == 3
+    assert out.map_at_r == pytest.approx((0.25 + 0.5 + 0.5) / 3)
+    assert out.recall[1] == pytest.approx(2 / 3)
+    assert out.recall[2] == 1.0
 
 
 def test_retrieval_needs_a_shared_label():
