@@ -311,6 +311,60 @@ class FewShot:
 
 
 @dataclass(frozen=True)
+class HeldOutPlacement:
+    """Where the crops of held-out (never trained) species land in the tree, for one decoding."""
+
+    crops: int
+    flagged_new: float  # share flagged "not a known species"
+    genus: float | None  # share flagged new AND answered in (or below) their true genus; None: no genus known
+    family: float | None  # the same for their true family
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaxonomyDecoding:
+    """The taxonomy figures of one decoding (probable | distance) of the answers."""
+
+    decode: str
+    mean_distance: float  # known test crops, FathomNet 2025 distance (0..12) from truth to answer
+    rank_accuracy: dict[str, float | None]  # rank -> share of known test crops whose answer names their taxon there
+    answered_ranks: dict[str, int]  # rank of the answers on known test crops -> crops ("none": nothing named)
+    held_out: HeldOutPlacement | None = None  # every held-out crop graded
+    held_out_species: dict[str, HeldOutPlacement] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaxonomyFigures:
+    """Taxonomy-aware evaluation (``index.taxon_metrics``): both decodings compared."""
+
+    rank_threshold: float  # the stored decision's (probable decoding)
+    threshold_source: str  # validation | default
+    species_rank_accuracy: dict[str, float | None]  # the top-1 species' lineage, rank by rank
+    species_mean_distance: float  # the top-1 species as the answer
+    decodings: dict[str, TaxonomyDecoding]  # "probable", "distance"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaxonomyFigures:
+        def placement(p):
+            return HeldOutPlacement(**p) if p else None
+
+        decodings = {k: TaxonomyDecoding(v["decode"], v["mean_distance"], v["rank_accuracy"], v["answered_ranks"],
+                                         placement(v.get("held_out")),
+                                         {s: placement(p) for s, p in (v.get("held_out_species") or {}).items()})
+                     for k, v in d["decodings"].items()}
+        return cls(d["rank_threshold"], d["threshold_source"], d["species_rank_accuracy"],
+                   d["species_mean_distance"], decodings)
+
+
+@dataclass(frozen=True)
 class ConfusablePair:
     a: str
     b: str
@@ -333,6 +387,7 @@ class EvaluationSummary:
     report_dir: str | None = None  # the report folder, once written
     calibration: Calibration | None = None  # temperature fitted on val; ece_test on the known test crops
     scorer_choice: ScorerChoice | None = None  # how the decision scorer was chosen (per-scorer val AUROC)
+    taxonomy: TaxonomyFigures | None = None  # rank accuracy, taxonomic distance, held-out placement
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -358,6 +413,7 @@ class EvaluationSummary:
             ood_decision_scorer=data.get("ood_decision_scorer"), report_dir=data.get("report_dir"),
             calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
             scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
+            taxonomy=TaxonomyFigures.from_dict(data["taxonomy"]) if data.get("taxonomy") else None,
         )
 
 
