@@ -236,6 +236,34 @@ class Identification:
                 "taxon": self.taxon.to_dict() if self.taxon else None}
 
 
+@dataclass(frozen=True)
+class Relative:
+    """A concept of the catalog near another in the tree."""
+
+    name: str
+    rank: str | None
+    distance: int  # taxonomic distance (FathomNet 2025, 0..12)
+    shared: str | None  # the deepest standard-rank taxon both lie under (None: none named)
+    shared_rank: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TreePlace:
+    """A taxon's place in the tree: its lineage and its nearest relatives among the concepts with crops."""
+
+    name: str
+    rank: str | None
+    lineage: dict[str, str]  # rank -> name, top down (ranks outside the 7 included)
+    relatives: tuple[Relative, ...] = ()  # nearest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rank": self.rank, "lineage": dict(self.lineage),
+                "relatives": [r.to_dict() for r in self.relatives]}
+
+
 # -- the evaluation summary -------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -313,3 +313,35 @@ def test_app_refuses_a_busy_port(tmp_path):
         port = busy.getsockname()[1]
         result = CliRunner().invoke(_cli(), ["--port", str(port), "--home", str(tmp_path)])
     assert result.exit_code == 1 and "in use" in result.output
+
+
+# -- taxonomy (issue 17) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["probable", "distance"])
+def test_identify_shows_the_answers_rank_and_lineage(method, explorer_home, monkeypatch):
+    annotation_id, _, crop = crops_of(explorer_home, "holdout")[0]
+    taxon = Workspace(explorer_home).identify([crop], decode=method)[0].taxon
+    assert taxon is not None and taxon.name is not None
+    at = start(explorer_home, monkeypatch, "Identify")
+    at.radio(key="identify_mode").set_value("Pick a crop from the catalog").run()
+    at.sidebar.radio(key="identify_decode").set_value(method).run()
+    at.selectbox(key="identify_crop").set_value(annotation_id).run()
+    ok(at)
+    shown = texts(at.markdown)
+    assert f"{taxon.rank} {taxon.name}**" in shown and f"({taxon.probability:.0%}" in shown
+    lineage = " › ".join(f"{r} {n}" for r, n in taxon.lineage.items())
+    assert f"lineage: {lineage}" in texts(at.caption)
+
+
+def test_species_page_shows_the_place_in_the_tree_and_the_nearest_relatives(explorer_home, monkeypatch):
+    ws = Workspace(explorer_home)
+    held = sorted({c for _, c, _ in crops_of(explorer_home, "holdout")})[0]
+    place = ws.taxa_place(held)
+    assert place.relatives and place.relatives[0].distance <= place.relatives[-1].distance
+    at = start(explorer_home, monkeypatch, "Species")
+    at.selectbox(key="species_pick").set_value(held).run()
+    ok(at)
+    assert " › ".join(f"{r} *{n}*" for r, n in place.lineage.items()) in texts(at.markdown)
+    relatives = at.dataframe[1].value
+    assert list(relatives["relative"]) == [r.name for r in place.relatives]
+    assert list(relatives["distance"]) == [r.distance for r in place.relatives]
