@@ -76,7 +76,8 @@ def run(dataset: str, home: Path, lock: str | None, lineage: Path | None = None)
     summary = json.loads(oceanid(home, ["evaluate", "--json"], lock))
     t = summary["taxonomy"]
     figures = {"model": summary["model"], "known_test_crops": summary["counts"]["test"],
-               "held_out_crops": summary["counts"]["held_out"], "held_out_species": summary["counts"]["held_out_species"],
+               "held_out_crops": summary["counts"]["holdout"],
+               "held_out_species": summary["counts"]["held_out_species"],
                "top1": summary["classification"]["top1"], "rank_threshold": t["rank_threshold"],
                "threshold_source": t["threshold_source"], "species_mean_distance": t["species_mean_distance"],
                "species_rank_accuracy": t["species_rank_accuracy"], "decodings": t["decodings"],

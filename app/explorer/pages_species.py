@@ -24,7 +24,8 @@ def _place(ws, name: str) -> None:
     st.markdown(" › ".join(f"{rank} *{taxon}*" for rank, taxon in place.lineage.items()) or
                 "no lineage known (import one with `oceanid taxa import FILE.csv`)")
     if place.relatives:
-        st.markdown("**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. 12 = nothing shared)")
+        st.markdown("**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. "
+                    "12 = nothing shared)")
         st.dataframe(pd.DataFrame([{"relative": r.name, "rank": r.rank, "distance": r.distance,
                                     "shared": f"{r.shared_rank} {r.shared}" if r.shared else "—"}
                                    for r in place.relatives]), hide_index=True, width="stretch")
