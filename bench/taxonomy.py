@@ -12,7 +12,8 @@ Each run is the CLI a user types: ``ingest folders`` (fish4knowledge with its sp
 whose genus and family columns give the lineages; plankton's folder names), ``split`` with
 species held out, ``train``, ``embed``, ``index build`` (which chooses the rank threshold on
 validation), ``evaluate --json``. The heavy steps (train, embed, demo) each run under ``--lock``
-(one flock hold per step). A step whose result exists (a trained model) is not run again.
+(one flock hold per step). A home with a trained model is taken as embedded: only ``index build``
+and ``evaluate`` run again (short; not under the lock).
 
 fish4knowledge holds out Chaetodon lunulatus (its sibling Chaetodon trifascialis is known),
 Chromis chrysura (Pomacentridae; five other damselfish genera known) and Neoniphon sammara
@@ -67,7 +68,7 @@ def oceanid(home: Path, args: list[str], lock: str | None) -> str:
 def run(dataset: str, home: Path, lock: str | None, lineage: Path | None = None) -> dict:
     trained = (home / "models").is_dir() and any((home / "models").glob("*/config.json"))
     for step in STEPS[dataset]:
-        if trained and step[0] in ("ingest", "taxa", "split", "train", "demo"):
+        if trained and step[0] in ("ingest", "taxa", "split", "train", "embed", "demo"):  # a run resumed
             continue
         oceanid(home, step, lock)
     if lineage is not None:  # more ranks for the same catalog: index build chooses the threshold again
