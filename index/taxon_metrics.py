@@ -9,7 +9,7 @@ entry that names nothing would score. Every figure is over crops, each counted o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,13 +49,14 @@ def rank_accuracy(truth: Sequence[Lineage], predicted: Sequence[Lineage | None])
 
 
 def placed(truth: Sequence[Lineage], answers: Sequence[TaxonAnswer], flagged: np.ndarray,
-           rank: str) -> tuple[int, int]:
+           rank: str, known: Collection[str] | None = None) -> tuple[int, int]:
     """(crops placed, crops counted): a crop counts when its true lineage names a taxon at
-    ``rank``; it is placed when it is ``flagged`` (n,) bool new at species level and its answer
-    names that same taxon at ``rank``."""
+    ``rank`` (and, given ``known``, the taxa above the trained species, that taxon is one of
+    them: a genus no trained species is in cannot be named); it is placed when it is ``flagged``
+    (n,) bool new at species level and its answer names that same taxon at ``rank``."""
     counted = hit = 0
     for t, ans, new in zip(truth, answers, np.asarray(flagged, dtype=bool), strict=True):
-        if t.at(rank) is None:
+        if t.at(rank) is None or (known is not None and t.at(rank) not in known):
             continue
         counted += 1
         hit += bool(new) and ans.lineage.get(rank) == t.at(rank)

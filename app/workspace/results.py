@@ -344,7 +344,9 @@ class HeldOutPlacement:
 
     crops: int
     flagged_new: float  # share flagged "not a known species"
-    genus: float | None  # share flagged new AND answered in (or below) their true genus; None: no genus known
+    # share flagged new AND answered in (or below) their true genus, over the crops whose genus has a
+    # trained species (None: none has, so no answer could name it)
+    genus: float | None
     family: float | None  # the same for their true family
 
     def to_dict(self) -> dict[str, Any]:

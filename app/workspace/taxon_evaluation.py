@@ -18,9 +18,11 @@ from index.taxon_metrics import answer_distances, answer_lineage, placed, rank_a
 from index.taxonomy import DECODINGS, MAX_DISTANCE, Lineage, RankTable, decode, distance, lineage_of
 
 
-def placement(truth: list[Lineage], answers: list, flagged: np.ndarray) -> HeldOutPlacement:
-    genus, n_genus = placed(truth, answers, flagged, "genus")
-    family, n_family = placed(truth, answers, flagged, "family")
+def placement(truth: list[Lineage], answers: list, flagged: np.ndarray, known: set[str]) -> HeldOutPlacement:
+    """Genus / family placement, counting only crops whose true genus / family has a trained
+    species in it (``known``: the taxa above the trained species)."""
+    genus, n_genus = placed(truth, answers, flagged, "genus", known)
+    family, n_family = placed(truth, answers, flagged, "family", known)
     return HeldOutPlacement(len(truth), float(np.mean(flagged)) if len(truth) else 0.0,
                             genus / n_genus if n_genus else None, family / n_family if n_family else None)
 
@@ -35,6 +37,7 @@ def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: floa
     top1 = [lineage_of(table.classes[i], tree) for i in np.argmax(probs, axis=1)]
     species_distance = float(np.mean([distance(t, p) for t, p in zip(truth, top1, strict=True)])) if truth \
         else float(MAX_DISTANCE)
+    reachable = set(table.taxa)
     decodings = {}
     for method in DECODINGS:
         answers = decode(table, probs, threshold, method, unknown=flags)
@@ -42,10 +45,11 @@ def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: floa
         if held is not None and len(held[1]):
             h_answers = decode(table, held[0], threshold, method, unknown=held[2])
             h_truth = [lineage_of(str(x), tree) for x in held[1]]
-            held_all = placement(h_truth, h_answers, held[2])
+            held_all = placement(h_truth, h_answers, held[2], reachable)
             for name in sorted(set(map(str, held[1]))):
                 rows = np.flatnonzero(held[1].astype(str) == name)
-                per_species[name] = placement([h_truth[i] for i in rows], [h_answers[i] for i in rows], held[2][rows])
+                per_species[name] = placement([h_truth[i] for i in rows], [h_answers[i] for i in rows], held[2][rows],
+                                              reachable)
         ranks = Counter(a.rank or ("none" if a.name is None else "unranked") for a in answers)
         decodings[method] = TaxonomyDecoding(
             method, float(answer_distances(truth, answers).mean()),

@@ -108,3 +108,11 @@ def test_the_tree_digest_changes_when_a_lineage_does():
     other = lineages([r if r[0] != "Chromis" else ("Chromis", "genus", "Chaetodontidae") for r in ROWS])
     assert tree_digest(list(TREE.values())) == tree_digest(list(lineages(ROWS).values()))
     assert tree_digest(list(TREE.values())) != tree_digest(list(other.values()))
+
+
+def test_a_genus_no_trained_species_is_in_is_not_counted():
+    truth = [TREE["Heniochus acuminatus"], TREE[CL]]
+    answers = [answer("Chaetodontidae"), answer("Chaetodon")]
+    known = set(_table().taxa)  # trained: two Chaetodon and a Chromis; no Heniochus
+    assert placed(truth, answers, np.array([True, True]), "genus", known) == (1, 1)
+    assert placed(truth, answers, np.array([True, True]), "family", known) == (2, 2)
