@@ -345,3 +345,15 @@ def test_species_page_shows_the_place_in_the_tree_and_the_nearest_relatives(expl
     relatives = at.dataframe[1].value
     assert list(relatives["relative"]) == [r.name for r in place.relatives]
     assert list(relatives["distance"]) == [r.distance for r in place.relatives]
+
+
+def test_evaluation_page_compares_both_decodings(explorer_home, monkeypatch):
+    summary = Workspace(explorer_home).last_evaluation()
+    at = start(explorer_home, monkeypatch, "Evaluation")
+    ok(at)
+    assert "Answers at rank (taxonomy)" in texts(at.subheader)
+    table = next(d.value for d in at.dataframe if "answer" in d.value.columns)
+    assert list(table["answer"]) == ["top-1 species", "decode probable", "decode distance"]
+    t = summary.taxonomy
+    assert list(table["mean distance"]) == pytest.approx(
+        [t.species_mean_distance, t.decodings["probable"].mean_distance, t.decodings["distance"].mean_distance])
