@@ -7,7 +7,9 @@ it back; it never re-decides, so adding a species (which changes the prototypes 
 the trained ones) can never change how the known species are judged.
 
 One row per model in the catalog's ``decisions`` table (:mod:`index.catalog`'s schema;
-an older catalog gains it when it is next opened).
+an older catalog gains it when it is next opened). The row's payload is this dataclass as
+JSON, so a field added later (the rank threshold) needs no schema change: a payload without
+it reads back the field's default, and the next ``index build`` decides again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from index.calibration import Calibration
 from index.catalog import Catalog
 from index.ood_choice import ScorerChoice
 from index.prototypes import Prototypes
+from index.taxon_metrics import RankThresholdChoice
+from index.taxonomy import RANK_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class Decision:
     choice: ScorerChoice | None = None  # how ``scorer`` was chosen (held-out validation or default)
     prototypes_version: int = 0  # the model's prototypes version when this was decided
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The probability a taxon needs to be named (probable decoding), chosen on validation
+    # (``rank_choice``); a decision stored before it existed reads back the provisional default.
+    rank_threshold: float = RANK_THRESHOLD
+    rank_choice: RankThresholdChoice | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +56,9 @@ class Decision:
         choice = ScorerChoice(**d["choice"]) if d.get("choice") else None
         return cls(d["model_id"], d["prototypes_digest"], d["scorer"],
                    {k: float(v) for k, v in d["thresholds"].items()}, float(d["tpr"]), calibration, choice,
-                   int(d.get("prototypes_version", 0)), tuple(d.get("notes", ())))
+                   int(d.get("prototypes_version", 0)), tuple(d.get("notes", ())),
+                   float(d.get("rank_threshold", RANK_THRESHOLD)),
+                   RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None)
 
 
 def prototypes_digest(prototypes: Prototypes) -> str:

@@ -54,4 +54,15 @@ def evaluate(
     for shots, f in s.few_shot.items():
         console.print(f"few-shot {shots}-shot: recall {f.recall:.3f}, known top-1 change "
                       f"{f.known_accuracy_change:+.3f}", markup=False)
+    t = s.taxonomy
+    if t is not None:
+        console.print(f"taxonomy (rank threshold {t.rank_threshold:.2f}, {t.threshold_source}): top-1 species "
+                      f"mean distance {t.species_mean_distance:.3f}", markup=False)
+        for name, d in t.decodings.items():
+            ranks = ", ".join(f"{r} {figure(v)}" for r, v in d.rank_accuracy.items() if v is not None)
+            line = f"  decode {name}: mean distance {d.mean_distance:.3f}; accuracy by rank: {ranks}"
+            if d.held_out is not None:
+                line += (f"; held-out flagged new {d.held_out.flagged_new:.3f}, right genus "
+                         f"{figure(d.held_out.genus)}, right family {figure(d.held_out.family)}")
+            console.print(line, markup=False)
     console.print(f"report: {s.report_dir}/summary.md", markup=False)

@@ -1,5 +1,5 @@
 """Evaluation: the last ``oceanid evaluate`` report — metrics, confusion matrix,
-ROC curves per OOD scorer and few-shot results."""
+ROC curves per OOD scorer, few-shot results and answers at rank (taxonomy)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,25 @@ def _plots(folder: Path, pattern: str) -> list[Path]:
     return sorted(folder.glob(pattern)) if folder.is_dir() else []
 
 
+def _taxonomy(t) -> None:
+    """Answers at rank: both decodings beside the top-1 species, and where held-out species land."""
+    st.subheader("Answers at rank (taxonomy)")
+    st.caption(f"rank threshold {t.rank_threshold:.2f} ({t.threshold_source}); taxonomic distance: FathomNet "
+               "2025, 7 ranks, 0 = right label .. 12 = nothing shared (an answer naming nothing counts 12)")
+    rows = [{"answer": "top-1 species", "mean distance": t.species_mean_distance, **t.species_rank_accuracy}]
+    rows += [{"answer": f"decode {k}", "mean distance": d.mean_distance, **d.rank_accuracy}
+             for k, d in t.decodings.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    held = [{"species": name, "decode": k, "crops": p.crops, "flagged new": p.flagged_new, "right genus": p.genus,
+             "right family": p.family}
+            for k, d in t.decodings.items() if d.held_out is not None
+            for name, p in [("all held-out", d.held_out), *d.held_out_species.items()]]
+    if held:
+        st.markdown("*held-out species: flagged new at species level, and their answer names their true genus / "
+                    "family*")
+        st.dataframe(pd.DataFrame(held), hide_index=True, width="stretch")
+
+
 def render(ws, status) -> None:
     st.header("Evaluation")
     summary = ws.last_evaluation()
@@ -117,6 +136,8 @@ def render(ws, status) -> None:
             cols = st.columns(min(len(rocs), 2)) if rocs else []
             for n, png in enumerate(rocs):
                 cols[n % len(cols)].image(str(png), caption=png.stem.replace("_", " "), width=720)
+    if summary.taxonomy is not None:
+        _taxonomy(summary.taxonomy)
     shown = {p for pattern in ("confusion*.png", "roc*.png") for p in _plots(folder, pattern)}
     others = [p for p in _plots(folder, "*.png") if p not in shown]
     if others:

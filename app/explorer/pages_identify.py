@@ -14,6 +14,7 @@ from index.errors import BadImage
 from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
+DECODINGS = {"probable": "most probable (deepest confident rank)", "distance": "least expected taxonomic distance"}
 CATALOG = "Pick a crop from the catalog"
 
 
@@ -42,6 +43,25 @@ def _query_from_upload() -> tuple[object, object, str] | None:
 SAME_IMAGE = 0.9999  # cosine at which a neighbour is the query image itself (an upload already in the catalog)
 
 
+def lineage_text(lineage: dict[str, str]) -> str:
+    """``kingdom Animalia › … › genus Chaetodon`` (every rank the source gave, top down)."""
+    return " › ".join(f"{rank} {name}" for rank, name in lineage.items())
+
+
+def _taxon(result) -> None:
+    """The answer at the deepest confident rank, and its lineage."""
+    t = result.taxon
+    if t is None:
+        return
+    if t.name is None:
+        st.markdown("**Answer at rank:** no taxon is probable enough to name")
+        return
+    lead = "new to oceanid; likely" if result.unknown else "answer at rank:"
+    how = "least expected taxonomic distance" if t.decode == "distance" else "deepest rank past the threshold"
+    st.markdown(f"**{lead} {t.rank or 'taxon'} {t.name}** ({t.probability:.0%}, {how})")
+    st.caption(f"lineage: {lineage_text(t.lineage)}")
+
+
 def _verdict(result) -> None:
     v = result.verdict
     if result.unknown:
@@ -59,6 +79,7 @@ def _verdict(result) -> None:
         left.metric(f"probability it is {result.closest} (calibrated)", f"{result.probability:.0%}")
     right.metric(f"unknown score ({result.scorer}) vs threshold",
                  f"{v.score:.3f} {'<' if v.unknown else '≥'} {v.threshold:.3f}")
+    _taxon(result)
     st.markdown("**Top species** (probability among the known species, calibrated on validation; "
                 "similarity = cosine to the prototype)")
     cosine = dict(result.top)
@@ -78,6 +99,7 @@ def render(ws, status) -> None:
         return
     where = filter_sidebar(ws.stats())
     k = st.sidebar.slider("Similar crops to show", 1, 24, 8, key="identify_k")
+    method = st.sidebar.radio("Answer's taxon", list(DECODINGS), format_func=DECODINGS.get, key="identify_decode")
     mode = st.radio("Image", [UPLOAD, CATALOG], horizontal=True, key="identify_mode",
                     label_visibility="collapsed")
     picked = _query_from_upload() if mode == UPLOAD else _query_from_catalog(ws)
@@ -91,9 +113,9 @@ def render(ws, status) -> None:
             st.error(f"Cannot read this image: {exc}")
             return
         query = ws.embed_query(image)
-        result = ws.identify([image], k=5, names=[label], vectors=query)[0]
+        result = ws.identify([image], k=5, names=[label], vectors=query, decode=method)[0]
     else:  # a catalog crop: identified from its file, searched by its stored vector
-        result = ws.identify([image], k=5, names=[label])[0]
+        result = ws.identify([image], k=5, names=[label], decode=method)[0]
     if result.error:
         st.error(f"Cannot read this image: {result.error}")
         return

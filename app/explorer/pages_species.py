@@ -1,5 +1,5 @@
-"""Species: every species with its count and status; for one, its examples, the
-crops nearest its prototype and its most confusable neighbours."""
+"""Species: every species with its count and status; for one, its place in the tree and its
+nearest relatives, its examples, the crops nearest its prototype and its most confusable neighbours."""
 
 from __future__ import annotations
 
@@ -15,6 +15,20 @@ STATUS_NOTE = {
     "added": "added from a few examples, without retraining",
     "excluded": "left out of the split",
 }
+
+
+def _place(ws, name: str) -> None:
+    """The species' lineage and its nearest relatives by taxonomic distance."""
+    place = ws.taxa_place(name)
+    st.markdown("**Place in the tree**")
+    st.markdown(" › ".join(f"{rank} *{taxon}*" for rank, taxon in place.lineage.items()) or
+                "no lineage known (import one with `oceanid taxa import FILE.csv`)")
+    if place.relatives:
+        st.markdown("**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. "
+                    "12 = nothing shared)")
+        st.dataframe(pd.DataFrame([{"relative": r.name, "rank": r.rank, "distance": r.distance,
+                                    "shared": f"{r.shared_rank} {r.shared}" if r.shared else "—"}
+                                   for r in place.relatives]), hide_index=True, width="stretch")
 
 
 def render(ws, status) -> None:
@@ -36,6 +50,7 @@ def render(ws, status) -> None:
     taxonomy = " · ".join(x for x in (info.genus, info.family) if x)
     st.caption(f"{taxonomy + ' · ' if taxonomy else ''}{info.count} crops · {info.status}: "
                f"{STATUS_NOTE.get(info.status, '')}")
+    _place(ws, info.name)
     st.markdown("**Examples**")
     image_row(info.examples)
     st.markdown("**Nearest its prototype** (the most typical crops)")

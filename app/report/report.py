@@ -70,6 +70,32 @@ def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _taxonomy_markdown(summary: EvaluationSummary) -> list[str]:
+    t = summary.taxonomy
+    if t is None:
+        return []
+    from index.taxonomy import RANKS
+
+    lines = ["## Answers at rank (taxonomy)", "",
+             f"Rank threshold {t.rank_threshold:.2f} ({t.threshold_source}). Taxonomic distance: FathomNet 2025, "
+             "7 ranks, 0 (right label) .. 12 (nothing shared); an answer naming nothing counts 12.", "",
+             "| answer | mean distance | " + " | ".join(RANKS) + " |", "|---|---|" + "---|" * len(RANKS)]
+    rows = [("top-1 species", t.species_mean_distance, t.species_rank_accuracy)]
+    rows += [(f"decode {k}", d.mean_distance, d.rank_accuracy) for k, d in t.decodings.items()]
+    lines += [f"| {name} | {dist:.3f} | " + " | ".join(_figure(acc.get(r)) for r in RANKS) + " |"
+              for name, dist, acc in rows]
+    held = {k: d for k, d in t.decodings.items() if d.held_out is not None}
+    if held:
+        lines += ["", "Held-out species: share of their crops flagged new at species level whose answer names "
+                  "their true genus / family.", "", "| species | crops | decode | flagged new | genus | family |",
+                  "|---|---|---|---|---|---|"]
+        for k, d in held.items():
+            for name, p in [("all held-out", d.held_out), *d.held_out_species.items()]:
+                lines.append(f"| {name} | {p.crops} | {k} | {p.flagged_new:.3f} | {_figure(p.genus)} | "
+                             f"{_figure(p.family)} |")
+    return lines + [""]
+
+
 def _markdown(summary: EvaluationSummary) -> str:
     c, r, n = summary.classification, summary.retrieval, summary.counts
     lines = [f"# oceanid evaluation: {summary.model} ({summary.generation})", "",
@@ -110,17 +136,39 @@ def _markdown(summary: EvaluationSummary) -> str:
         lines += [f"| {k} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |"
                   for k, v in summary.few_shot.items()]
         lines.append("")
+    lines += _taxonomy_markdown(summary)
     lines += ["## Most confusable species (prototype cosine)", "", "| a | b | cosine |", "|---|---|---|"]
     lines += [f"| {p.a} | {p.b} | {p.similarity:.3f} |" for p in summary.confusable]
     lines += ["", "![map](embedding_map.png)", ""]
     return "\n".join(lines)
 
 
+def _taxonomy_csv(summary: EvaluationSummary, path: Path) -> None:
+    """One row per (decoding, figure): taxonomy.csv (answer, set, rank, value)."""
+    import csv
+
+    t = summary.taxonomy
+    rows = [("top-1 species", "known test", "mean_distance", "", t.species_mean_distance)]
+    rows += [("top-1 species", "known test", "accuracy", r, v) for r, v in t.species_rank_accuracy.items()]
+    for k, d in t.decodings.items():
+        rows.append((k, "known test", "mean_distance", "", d.mean_distance))
+        rows += [(k, "known test", "accuracy", r, v) for r, v in d.rank_accuracy.items()]
+        for name, p in ([("held-out", d.held_out)] if d.held_out else []) + list(d.held_out_species.items()):
+            rows += [(k, name, "flagged_new", "", p.flagged_new), (k, name, "placed", "genus", p.genus),
+                     (k, name, "placed", "family", p.family)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["decode", "crops", "figure", "rank", "value"])
+        writer.writerows([(a, b, c, r, "" if v is None else f"{v:.4f}") for a, b, c, r, v in rows])
+
+
 def write_report(summary: EvaluationSummary, raw: RawFigures, folder: Path, map_method: str = "pca") -> list[Path]:
-    """Write eval.json, summary.md, confusion.png, roc.png and embedding_map.png into ``folder``."""
+    """Write eval.json, summary.md, taxonomy.csv, confusion.png, roc.png and embedding_map.png into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "eval.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str))
     (folder / "summary.md").write_text(_markdown(summary))
+    if summary.taxonomy is not None:
+        _taxonomy_csv(summary, folder / "taxonomy.csv")
     _confusion(raw, folder / "confusion.png")
     if raw.roc:
         _roc(raw, summary, folder / "roc.png")

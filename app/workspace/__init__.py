@@ -13,7 +13,7 @@
       engine              engine.py: encoder + live index + prototypes + OOD scorers
       identify / search   identify.py (+ index.search)               -> Identification / CropHit
       species_add/remove  species.py (+ index.ingest, index.embeddings) -> SpeciesChange
-      taxa_show/import    taxa.py (+ index.taxa, index.taxonomy)     -> Lineage / TaxaImport
+      taxa_show/place/import taxa.py (+ index.taxa, index.taxonomy)  -> Lineage / TreePlace / TaxaImport
       evaluate            evaluation.py + app.report                 -> EvaluationSummary
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult
@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, Identification,
-                                   IdentificationRecord, ModelInfo, SpeciesChange, TaxaImport, VerifyResult)
+                                   IdentificationRecord, ModelInfo, SpeciesChange, TaxaImport, TreePlace,
+                                   VerifyResult)
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
@@ -368,6 +369,13 @@ class Workspace:
         from index.taxa import lineage
 
         return lineage(self.catalog, name)
+
+    def taxa_place(self, name: str, top: int = 5) -> TreePlace:
+        """A taxon's lineage and its ``top`` nearest relatives by taxonomic distance among the
+        concepts with crops. Raises NotFound."""
+        from app.workspace.taxa import place_in_tree
+
+        return place_in_tree(self.catalog, name, top)
 
     def taxa_import(self, path: Path) -> TaxaImport:
         """Fill or correct the lineages of ingested concepts from a lineage CSV (its names win)."""

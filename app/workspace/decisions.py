@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.calibration import Calibration, fit_temperature
+from index.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.catalog import Catalog
 from index.decisions import Decision, prototypes_digest
 from index.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
@@ -28,6 +28,9 @@ from index.ood_choice import choose_scorer
 from index.prototypes import Prototypes
 from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 from index.scorer_store import load_scorers, save_scorers, scorer_folder
+from index.taxa import tree
+from index.taxon_metrics import RankThresholdChoice, choose_rank_threshold
+from index.taxonomy import lineage_of, rank_table
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,7 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
     scorers, thresholds = fit_scorers(trained, (train_v, train_l), (val_v, val_l))
     known = np.isin(val_l, list(trained.names))
     choice, scorer = None, DEFAULT_SCORER
+    held = None
     if known.any():
         held_ids, held_v, held_l = load_embeddings(catalog, model_id, (HOLDOUT,), with_labels=True)
         unknown = choice_rows(group_keys(catalog, held_ids)) & ~np.isin(held_l, list(trained.names))
@@ -111,14 +115,19 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
             unknown[:] = False  # too few to choose on: the measured default, reported as such
         choice = choose_scorer(train_v, train_l, val_v[known], held_v[unknown], prototypes=trained, fitted=scorers)
         scorer = choice.scorer
-    decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET,
-                        fit_calibration(trained, (val_v, val_l)), choice,
-                        catalog.prototypes_version(model_id) if version is None else version)
+        held = (held_v[unknown], held_l[unknown])
+    calibration = fit_calibration(trained, (val_v, val_l))
+    known_val = (val_v[known], val_l[known]) if known.any() else None
+    ranks = rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held)
+    decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET, calibration, choice,
+                        catalog.prototypes_version(model_id) if version is None else version,
+                        rank_threshold=ranks.threshold, rank_choice=ranks)
     if home is not None:
         save_scorers(scorer_folder(home.root, model_id, "known", decision.prototypes_digest), scorers,
                      decision.prototypes_digest, decision.prototypes_version)
-    log.info("decided for %s: scorer %s (%s), threshold %.4f", model_id, scorer,
-             choice.source if choice else "default, no validation crops", thresholds[scorer])
+    log.info("decided for %s: scorer %s (%s), threshold %.4f, rank threshold %.2f (%s)", model_id, scorer,
+             choice.source if choice else "default, no validation crops", thresholds[scorer], ranks.threshold,
+             ranks.source)
     return decision
 
 
@@ -158,3 +167,24 @@ def added_scorer(catalog: Catalog, home: Home, model_id: str, prototypes: Protot
                                                 prototypes)
     save_scorers(folder, {chosen: scorer}, digest, version)
     return scorer
+
+
+def rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration | None, scorer: Scorer,
+                threshold: float | None, known: tuple[np.ndarray, np.ndarray] | None,
+                held: tuple[np.ndarray, np.ndarray] | None) -> RankThresholdChoice:
+    """The rank threshold, chosen on the known validation crops and the held-out crops of the
+    scorer choice (``index.taxon_metrics.choose_rank_threshold``): each crop's calibrated species
+    probabilities over the trained prototypes, flagged new when the decision ``scorer`` scores
+    it under ``threshold``, decoded at each grid threshold; the least mean taxonomic distance wins."""
+    lineages = tree(catalog)
+    table = rank_table(trained.names, lineages)
+
+    def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sims = trained.similarities(vectors)
+        probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        flags = scorer.score(vectors) < threshold if threshold is not None else np.zeros(len(vectors), dtype=bool)
+        return probs, labels.astype(str), flags
+
+    sets = [prepared(*s) if s is not None and len(s[0]) else None for s in (known, held)]
+    names = set(table.classes) | ({str(x) for x in held[1]} if held is not None else set())
+    return choose_rank_threshold(table, {n: lineage_of(n, lineages) for n in names}, sets[0], sets[1])

@@ -136,6 +136,14 @@ class Engine:
             table = self._rank_tables[key] = rank_table(self.prototypes.names, tree)
         return table
 
+    @property
+    def rank_threshold(self) -> float:
+        """The probability a taxon needs to be named: the stored decision's, chosen on validation
+        (the provisional default for an engine without a decision)."""
+        from index.taxonomy import RANK_THRESHOLD
+
+        return self.decision.rank_threshold if self.decision is not None else RANK_THRESHOLD
+
     def probabilities(self, similarities: np.ndarray) -> np.ndarray:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
         probabilities (softmax of cosine / temperature; temperature 1 when no validation

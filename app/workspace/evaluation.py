@@ -6,6 +6,8 @@ val, known crops from the test split, unknown crops from the held-out species.
 Few-shot adds each held-out species in memory from 1 and 5 examples, each from a
 different group (track / frame: the catalog's ``group_key``), and names its crops of the
 other groups only, so a support crop and a query are never two frames of one track.
+Taxonomy (:mod:`app.workspace.taxon_evaluation`): rank accuracy and taxonomic distance on the
+known test crops, genus / family placement of the held-out crops, for both decodings.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import numpy as np
 
 from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
-                                   FewShotSpecies, Retrieval, SplitCounts)
+                                   FewShotSpecies, Retrieval, SplitCounts, TaxonomyFigures)
+from app.workspace.taxon_evaluation import taxonomy_figures
+from index.calibration import Calibration, calibrated_probabilities
 from index.catalog import Catalog
 from index.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
 from index.errors import EmptyIndex
 from index.metrics import classification_metrics, ood_metrics, retrieval_metrics
+from index.ood import Scorer
 from index.prototypes import Prototypes
 from index.records import HOLDOUT, TEST, TRAIN, VAL
+from index.taxa import tree
+from index.taxonomy import rank_table
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +100,24 @@ def confusable_pairs(prototypes: Prototypes, top: int = 10) -> list[ConfusablePa
     return [ConfusablePair(a, b, s) for a, b, s in prototypes.confusable_pairs(top)]
 
 
+def _taxonomy(engine: Engine, catalog: Catalog, base: Prototypes, calibration: Calibration | None, scorer: Scorer,
+              threshold: float, test: tuple[np.ndarray, np.ndarray],
+              held: tuple[np.ndarray, np.ndarray]) -> TaxonomyFigures:
+    """Both decodings of the calibrated answers over the trained prototypes (the held-out crops
+    graded are those the decision scorer was not chosen on)."""
+    lineages = tree(catalog)
+
+    def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sims = base.similarities(vectors)
+        probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        return probs, labels, scorer.score(vectors) < threshold
+
+    choice = engine.decision.rank_choice if engine.decision is not None else None
+    return taxonomy_figures(rank_table(base.names, lineages), lineages, engine.rank_threshold,
+                            choice.source if choice is not None else "default", prepared(*test),
+                            prepared(*held) if len(held[0]) else None)
+
+
 def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[EvaluationSummary, RawFigures]:
     """Return (the summary, raw arrays for the report's plots). Raises EmptyIndex."""
     model_id = engine.model_id
@@ -131,8 +156,10 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     # Unknown detection is graded on the held-out crops the decision scorer was not chosen on.
     graded = ~choice_rows(group_keys(catalog, held_ids)) if engine.choice is not None and engine.choice.n_unknown_val else \
         np.ones(len(held_v), dtype=bool)
+    scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
+    summary.taxonomy = _taxonomy(engine, catalog, base, calibration, scorers[engine.scorer],
+                                 thresholds[engine.scorer], (test_v, test_l), (held_v[graded], held_l[graded]))
     if graded.any():
-        scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
         for name, scorer in scorers.items():
             s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
             summary.ood[name] = ood_metrics(s_known, s_unknown, thresholds[name])

@@ -24,7 +24,6 @@ from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest import tiny_image_warning
 from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
-from index.taxonomy import RANK_THRESHOLD
 from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
-             decode_method: str = "probable", rank_threshold: float = RANK_THRESHOLD,
+             decode_method: str = "probable", rank_threshold: float | None = None,
              vectors: np.ndarray | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
@@ -59,7 +58,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
     batches with ``progress``). The species and the unknown verdict are the engine's
-    (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold).
+    (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold);
+    the rank threshold is the stored decision's (chosen on validation) unless ``rank_threshold``.
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
     """
@@ -70,6 +70,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
     table = engine.rank_table(tree) if tree is not None else None
+    rank_threshold = engine.rank_threshold if rank_threshold is None else rank_threshold
     starts = list(range(0, len(items), batch_size))
 
     def load(start: int) -> tuple[list[Image.Image], list[int]]:

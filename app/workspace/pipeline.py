@@ -29,6 +29,7 @@ from index.records import SUPPORT, TEST, TRAIN, VAL
 if TYPE_CHECKING:
     from embedder.train_config import TrainConfig
     from embedder.training import TrainResult
+    from index.decisions import Decision
     from index.generations import Manifest
     from index.vectors import VectorIndex
 
@@ -179,10 +180,23 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
     stored, origins = load_prototypes(catalog, model_id)
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
-    if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained):
+    if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained) \
+            and not rank_choice_stale(catalog, decision, trained):
         return False
     store_decision(catalog, fit_decision(catalog, model_id, trained, home=home))
     return True
+
+
+def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:
+    """Whether the decision's rank threshold must be chosen again: it predates the rank
+    threshold, or the trained species' lineages changed since (a `taxa import`)."""
+    from index.taxa import tree
+    from index.taxon_metrics import tree_digest
+    from index.taxonomy import rank_table
+
+    if decision.rank_choice is None:
+        return True
+    return decision.rank_choice.tree_digest != tree_digest(rank_table(trained.names, tree(catalog)).lineages)
 
 
 def fit_added_prototypes(catalog: Catalog, model_id: str) -> bool:

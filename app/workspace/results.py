@@ -253,6 +253,34 @@ class Identification:
                 "taxon": self.taxon.to_dict() if self.taxon else None}
 
 
+@dataclass(frozen=True)
+class Relative:
+    """A concept of the catalog near another in the tree."""
+
+    name: str
+    rank: str | None
+    distance: int  # taxonomic distance (FathomNet 2025, 0..12)
+    shared: str | None  # the deepest standard-rank taxon both lie under (None: none named)
+    shared_rank: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TreePlace:
+    """A taxon's place in the tree: its lineage and its nearest relatives among the concepts with crops."""
+
+    name: str
+    rank: str | None
+    lineage: dict[str, str]  # rank -> name, top down (ranks outside the 7 included)
+    relatives: tuple[Relative, ...] = ()  # nearest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rank": self.rank, "lineage": dict(self.lineage),
+                "relatives": [r.to_dict() for r in self.relatives]}
+
+
 # -- the evaluation summary -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -315,6 +343,62 @@ class FewShot:
 
 
 @dataclass(frozen=True)
+class HeldOutPlacement:
+    """Where the crops of held-out (never trained) species land in the tree, for one decoding."""
+
+    crops: int
+    flagged_new: float  # share flagged "not a known species"
+    # share flagged new AND answered in (or below) their true genus, over the crops whose genus has a
+    # trained species (None: none has, so no answer could name it)
+    genus: float | None
+    family: float | None  # the same for their true family
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaxonomyDecoding:
+    """The taxonomy figures of one decoding (probable | distance) of the answers."""
+
+    decode: str
+    mean_distance: float  # known test crops, FathomNet 2025 distance (0..12) from truth to answer
+    rank_accuracy: dict[str, float | None]  # rank -> share of known test crops whose answer names their taxon there
+    answered_ranks: dict[str, int]  # rank of the answers on known test crops -> crops ("none": nothing named)
+    held_out: HeldOutPlacement | None = None  # every held-out crop graded
+    held_out_species: dict[str, HeldOutPlacement] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaxonomyFigures:
+    """Taxonomy-aware evaluation (``index.taxon_metrics``): both decodings compared."""
+
+    rank_threshold: float  # the stored decision's (probable decoding)
+    threshold_source: str  # validation | default
+    species_rank_accuracy: dict[str, float | None]  # the top-1 species' lineage, rank by rank
+    species_mean_distance: float  # the top-1 species as the answer
+    decodings: dict[str, TaxonomyDecoding]  # "probable", "distance"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaxonomyFigures:
+        def placement(p):
+            return HeldOutPlacement(**p) if p else None
+
+        decodings = {k: TaxonomyDecoding(v["decode"], v["mean_distance"], v["rank_accuracy"], v["answered_ranks"],
+                                         placement(v.get("held_out")),
+                                         {s: placement(p) for s, p in (v.get("held_out_species") or {}).items()})
+                     for k, v in d["decodings"].items()}
+        return cls(d["rank_threshold"], d["threshold_source"], d["species_rank_accuracy"],
+                   d["species_mean_distance"], decodings)
+
+
+@dataclass(frozen=True)
 class ConfusablePair:
     a: str
     b: str
@@ -338,6 +422,7 @@ class EvaluationSummary:
     calibration: Calibration | None = None  # temperature fitted on val; ece_test on the known test crops
     scorer_choice: ScorerChoice | None = None  # how the decision scorer was chosen (per-scorer val AUROC)
     model_stale: str | None = None  # why the model was stale when graded (re-split with --force); None: it was not
+    taxonomy: TaxonomyFigures | None = None  # rank accuracy, taxonomic distance, held-out placement
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -365,6 +450,7 @@ class EvaluationSummary:
             calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
             scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
             model_stale=data.get("model_stale"),
+            taxonomy=TaxonomyFigures.from_dict(data["taxonomy"]) if data.get("taxonomy") else None,
         )
 
 

@@ -1,14 +1,16 @@
-"""``oceanid taxa import``: fill or correct the lineages of ingested concepts from a lineage CSV."""
+"""``oceanid taxa import``: fill or correct the lineages of ingested concepts from a lineage CSV;
+a taxon's place in the tree and its nearest relatives (the explorer's Species page)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from app.workspace.results import TaxaImport
+from app.workspace.results import Relative, TaxaImport, TreePlace
 from index.catalog import Catalog
 from index.errors import InvalidInput
 from index.stats import concepts
-from index.taxa import read_lineage_csv, upsert
+from index.taxa import lineage, read_lineage_csv, tree, upsert
+from index.taxonomy import RANKS, Lineage, distance
 
 
 def import_lineages(catalog: Catalog, path: Path) -> TaxaImport:
@@ -38,3 +40,20 @@ def _closure(taxa: list, leaves: set[str]) -> set[str]:
             out.add(cur)
             cur = parent.get(cur)
     return out
+
+
+def shared(a: Lineage, b: Lineage) -> tuple[str | None, str | None]:
+    """(taxon, rank) of the deepest standard rank at which both lineages name the same taxon."""
+    common = [(a.at(r), r) for r in RANKS if a.at(r) is not None and a.at(r) == b.at(r)]
+    return common[-1] if common else (None, None)
+
+
+def place_in_tree(catalog: Catalog, name: str, top: int = 5) -> TreePlace:
+    """``name``'s lineage and the ``top`` concepts with crops nearest it by taxonomic distance
+    (ties by name). Raises NotFound (naming close names) when the catalog lacks the taxon."""
+    own = lineage(catalog, name)
+    lineages = tree(catalog)
+    others = [lineages[c] for c in concepts(catalog) if c != name and c in lineages]
+    ranked = sorted(others, key=lambda o: (distance(own, o), o.concept))[:max(0, top)]
+    return TreePlace(name, own.rank, own.as_dict(),
+                     tuple(Relative(o.concept, o.rank, distance(own, o), *shared(own, o)) for o in ranked))

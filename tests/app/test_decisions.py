@@ -135,3 +135,42 @@ def test_choice_halves_keep_each_group_on_one_side():
         side = rows[groups == g]
         assert side.all() or not side.any()
     assert 0.3 < rows.mean() < 0.7  # both halves used
+
+
+def test_the_rank_threshold_is_chosen_on_validation_at_build(tiny_ws):
+    stored = load_decision(tiny_ws.catalog, "tiny")
+    choice = stored.rank_choice
+    assert choice is not None and choice.source == "validation" and choice.n_known > 0
+    assert stored.rank_threshold == float(min(choice.grid, key=lambda k: (choice.grid[k], -float(k))))
+    assert tiny_ws.engine().rank_threshold == stored.rank_threshold
+
+
+def test_identify_answers_with_the_stored_rank_threshold(tiny_ws):
+    """A stored threshold no taxon can reach: every probable answer names nothing."""
+    import dataclasses
+
+    from index.decisions import store_decision
+
+    paths = [tiny_ws.home / p for _, p, _ in crops(tiny_ws, split="test", limit=4)]
+    assert any(r.taxon.name is not None for r in tiny_ws.identify(paths))
+    stored = load_decision(tiny_ws.catalog, "tiny")
+    store_decision(tiny_ws.catalog, dataclasses.replace(stored, rank_threshold=1.01))
+    tiny_ws._engines.clear()
+    assert all(r.taxon.name is None for r in tiny_ws.identify(paths))
+
+
+def test_a_decision_stored_before_the_rank_threshold_reads_the_default_and_build_decides_again(tiny_ws):
+    from index.decisions import Decision, store_decision
+    from index.taxonomy import RANK_THRESHOLD
+
+    stored = load_decision(tiny_ws.catalog, "tiny")
+    old = stored.to_dict()
+    old.pop("rank_threshold"), old.pop("rank_choice")  # the payload of an older catalog
+    older = Decision.from_dict(old)
+    assert older.rank_threshold == RANK_THRESHOLD and older.rank_choice is None
+    store_decision(tiny_ws.catalog, older)
+    tiny_ws._engines.clear()
+    assert tiny_ws.engine().rank_threshold == RANK_THRESHOLD  # opens and answers as before
+    assert decide(tiny_ws.catalog, "tiny") is True
+    assert load_decision(tiny_ws.catalog, "tiny") == stored
+    assert decide(tiny_ws.catalog, "tiny") is False  # decided once

@@ -71,3 +71,26 @@ def test_confusable_pairs_hand_case():
     pairs = confusable_pairs(protos, top=3)
     assert [(p.a, p.b) for p in pairs] == [("a", "b"), ("b", "c"), ("a", "c")]
     np.testing.assert_allclose([p.similarity for p in pairs], np.cos(np.radians([10, 70, 80])), rtol=1e-6)
+
+
+def test_evaluate_reports_taxonomy_for_both_decodings(tiny_ws):
+    """Rank accuracy of the top-1 species at species rank is top-1 (calibration keeps the argmax);
+    the held-out species are the split's; the CSV holds what the JSON holds."""
+    import csv
+
+    s = tiny_ws.evaluate()
+    t = s.taxonomy
+    assert t is not None and set(t.decodings) == {"probable", "distance"}
+    assert t.species_rank_accuracy["species"] == pytest.approx(s.classification.top1, abs=1e-9)
+    assert t.rank_threshold == tiny_ws.engine().rank_threshold and t.threshold_source == "validation"
+    for d in t.decodings.values():
+        assert 0 <= d.mean_distance <= 12 and sum(d.answered_ranks.values()) == s.counts.test
+        assert set(d.held_out_species) == set(s.counts.held_out_species)
+        accuracies = [d.rank_accuracy[r] for r in ("kingdom", "phylum", "class", "order", "family", "genus")
+                      if d.rank_accuracy[r] is not None]
+        assert accuracies == sorted(accuracies, reverse=True)  # a right genus is a right family, and up
+    rows = list(csv.DictReader((tiny_ws.home / "reports" / "latest" / "taxonomy.csv").open()))
+    probable = {(r["crops"], r["figure"], r["rank"]): r["value"] for r in rows if r["decode"] == "probable"}
+    assert float(probable[("known test", "mean_distance", "")]) == pytest.approx(t.decodings["probable"].mean_distance,
+                                                                                abs=1e-4)
+    assert "## Answers at rank (taxonomy)" in (tiny_ws.home / "reports" / "latest" / "summary.md").read_text()

@@ -342,3 +342,47 @@ def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch)
     ok(at)
     assert len([m for m in at.markdown if re.search(r"#\d+$", m.value)]) == 8  # the gallery was searched
     assert calls == {"decode": 1, "embed": 1}
+
+
+# -- taxonomy (issue 17) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["probable", "distance"])
+def test_identify_shows_the_answers_rank_and_lineage(method, explorer_home, monkeypatch):
+    annotation_id, _, crop = crops_of(explorer_home, "holdout")[0]
+    taxon = Workspace(explorer_home).identify([crop], decode=method)[0].taxon
+    assert taxon is not None and taxon.name is not None
+    at = start(explorer_home, monkeypatch, "Identify")
+    at.radio(key="identify_mode").set_value("Pick a crop from the catalog").run()
+    at.sidebar.radio(key="identify_decode").set_value(method).run()
+    at.selectbox(key="identify_crop").set_value(annotation_id).run()
+    ok(at)
+    shown = texts(at.markdown)
+    assert f"{taxon.rank} {taxon.name}**" in shown and f"({taxon.probability:.0%}" in shown
+    lineage = " › ".join(f"{r} {n}" for r, n in taxon.lineage.items())
+    assert f"lineage: {lineage}" in texts(at.caption)
+
+
+def test_species_page_shows_the_place_in_the_tree_and_the_nearest_relatives(explorer_home, monkeypatch):
+    ws = Workspace(explorer_home)
+    held = sorted({c for _, c, _ in crops_of(explorer_home, "holdout")})[0]
+    place = ws.taxa_place(held)
+    assert place.relatives and place.relatives[0].distance <= place.relatives[-1].distance
+    at = start(explorer_home, monkeypatch, "Species")
+    at.selectbox(key="species_pick").set_value(held).run()
+    ok(at)
+    assert " › ".join(f"{r} *{n}*" for r, n in place.lineage.items()) in texts(at.markdown)
+    relatives = at.dataframe[1].value
+    assert list(relatives["relative"]) == [r.name for r in place.relatives]
+    assert list(relatives["distance"]) == [r.distance for r in place.relatives]
+
+
+def test_evaluation_page_compares_both_decodings(explorer_home, monkeypatch):
+    summary = Workspace(explorer_home).last_evaluation()
+    at = start(explorer_home, monkeypatch, "Evaluation")
+    ok(at)
+    assert "Answers at rank (taxonomy)" in texts(at.subheader)
+    table = next(d.value for d in at.dataframe if "answer" in d.value.columns)
+    assert list(table["answer"]) == ["top-1 species", "decode probable", "decode distance"]
+    t = summary.taxonomy
+    assert list(table["mean distance"]) == pytest.approx(
+        [t.species_mean_distance, t.decodings["probable"].mean_distance, t.decodings["distance"].mean_distance])

@@ -76,3 +76,18 @@ def test_identify_refuses_an_unknown_decoding(home):
     crop = next((home / "crops").rglob("*.png"))
     result = runner.invoke(app, ["--home", str(home), "identify", str(crop), "--decode", "likeliest"])
     assert result.exit_code == 1 and "--decode" in result.output
+
+
+def test_nearest_relatives_are_ordered_by_taxonomic_distance(tiny_ws):
+    """Oracle: index.taxonomy.distance over every other concept with crops, recomputed here."""
+    from index.stats import concepts
+    from index.taxa import tree
+    from index.taxonomy import distance
+
+    name = concepts(tiny_ws.catalog)[0]
+    lineages = tree(tiny_ws.catalog)
+    expected = sorted(((distance(lineages[name], lineages[c]), c) for c in concepts(tiny_ws.catalog) if c != name))
+    place = tiny_ws.taxa_place(name, top=3)
+    assert [(r.distance, r.name) for r in place.relatives] == expected[:3]
+    nearest = place.relatives[0]
+    assert nearest.shared == lineages[name].at(nearest.shared_rank) == lineages[nearest.name].at(nearest.shared_rank)
