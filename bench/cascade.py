@@ -36,28 +36,19 @@ sys.path.insert(0, str(ROOT))
 from app.workspace import Workspace  # noqa: E402
 from index.frames import truth_frames  # noqa: E402
 from index.imaging import open_image  # noqa: E402
-from index.records import HOLDOUT, TRAIN  # noqa: E402
 
 OUT = ROOT / "bench" / "figures" / "cascade.json"
 
 
-def train(ws: Workspace, frames, name: str, epochs: int, image_size: int, threads: int | None) -> Path:
-    from embedder.detection.model import DetectorConfig, save_detector
-    from embedder.detection.training import DetectorTrainConfig, train_detector
+def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int | None) -> Path:
+    """The demo's detector training (app.workspace.demo.train_frame_detector) into models/detector-NAME."""
+    from app.workspace.demo import train_frame_detector
 
-    chosen = [f for f in frames if len(f.splits) and all(s in (TRAIN, HOLDOUT) for s in f.splits)
-              and TRAIN in f.splits]
-    data = [(open_image(f.path), f.boxes) for f in chosen]
-    config = DetectorConfig(image_size=image_size, fpn_channels=64)
-    started = time.perf_counter()
-    model, result = train_detector(data, config, DetectorTrainConfig(epochs=epochs, lr=2e-3, warmup_steps=30,
-                                                                     threads=threads), progress=True)
     folder = ws.paths.models / f"detector-{name}"
-    save_detector(model, config, folder)
-    (folder / "history.json").write_text(json.dumps({"frames": len(data), **result.to_dict(),
-                                                     "config": config.to_dict()}, indent=1))
-    print(f"trained on {len(data)} frames, {result.boxes} boxes, {epochs} epochs in "
-          f"{time.perf_counter() - started:.0f} s -> {folder}")
+    seconds = train_frame_detector(ws, folder, epochs, image_size, threads=threads, progress=True)
+    (folder / "history.json").write_text(json.dumps({"epochs": epochs, "seconds": round(seconds, 1),
+                                                     "image_size": image_size}))
+    print(f"trained {folder} in {seconds:.0f} s")
     return folder
 
 
@@ -159,7 +150,7 @@ def main() -> None:
     frames = truth_frames(ws.catalog, ws.home)
     detector = args.detector
     if args.train_epochs:
-        detector = train(ws, frames, args.name, args.train_epochs, args.image_size, args.threads)
+        detector = train(ws, args.name, args.train_epochs, args.image_size, args.threads)
     detector = ws.detector_path(detector)
     held = [f for f in frames if args.split in f.splits]
     figures = {"detector": str(detector), **evaluate(ws, held, detector, args.min_score),
@@ -167,8 +158,7 @@ def main() -> None:
     history = detector / "history.json"
     if history.is_file():
         h = json.loads(history.read_text())
-        figures["detector_training"] = {"frames": h.get("frames"), "epochs": len(h.get("history", [])),
-                                        "seconds": h.get("seconds")}
+        figures["detector_training"] = h
     print(json.dumps(figures, indent=1))
     stored = json.loads(OUT.read_text()) if OUT.is_file() else {}
     stored[args.key or args.name] = figures

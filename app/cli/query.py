@@ -18,6 +18,7 @@ app = typer.Typer()
 NAME_WIDTH = 22  # characters of a crop's name shown in the table (the tail: it tells crops apart)
 WIDE = 100  # terminal columns from which search shows lat, lon (always in --csv and --json)
 ANSWER_WIDTH = 26  # characters of the answer (most binomials fit)
+FRAME_WIDTH = 16  # characters of a frame's name in the whole-frame table (shown on its first organism's row)
 IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "detection_score", "model", "generation", "species",
                     "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
                     "ood_threshold", "candidates_probability", "candidates_cosine", "taxon", "taxon_rank",
@@ -232,15 +233,18 @@ def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score,
     else:
         rows = []
         for f in result.frames:
+            name = clip_left(f.name, FRAME_WIDTH)
             if f.error:
-                rows.append((clip_left(f.name), "", "", "", "[red]unreadable[/red]", "", f.error))
+                rows.append((name, "", "", "[red]unreadable[/red]", "", f.error))
             elif not f.organisms:
-                rows.append((clip_left(f.name), "", "", "", "no organism found", "", ""))
+                rows.append((name, "", "", "no organism found", "", ""))
             for n, o in enumerate(f.organisms, start=1):
+                answer, p, why = answer_cells(o)
                 box = " ".join(f"{v:.0f}" for v in o.box)
-                rows.append((clip_left(f.name), str(n), box, fixed(o.detection_score, 2), *answer_cells(o)))
-        headers = ("frame", "#", "box x y w h", "det", "answer", "p", "why")
-        table = fitted_table(headers, rows, console.width, caps={0: NAME_WIDTH, 4: ANSWER_WIDTH})
+                det = f"box score {fixed(o.detection_score, 2)}; " if o.detection_score is not None else ""
+                rows.append((name if n == 1 else "", str(n), box, answer, p, det + why))
+        headers = ("frame", "#", "box x y w h", "answer", "p", "why")
+        table = fitted_table(headers, rows, console.width, caps={0: FRAME_WIDTH, 3: ANSWER_WIDTH - 2})
         for row in rows:
             table.add_row(*row)
         console.print(table)

@@ -389,6 +389,12 @@ class Workspace:
 
         return annotate(image, frame)
 
+    def cut_box(self, image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+        """The crop of ``box`` in ``image``, cut as every training crop is (``index.crops``)."""
+        from index.crops import cut_crop
+
+        return cut_crop(image, box, self.crop)
+
     def write_coco(self, result: CascadeResult, path: Path, model: str | None = None) -> Path:
         """Write the identified boxes as a COCO document (category = the species named, or
         ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
@@ -539,6 +545,10 @@ def __getattr__(name: str) -> Any:
         from app.workspace import demo
 
         return getattr(demo, name)
+    if name == "organism_label":  # "species 0.93" / "unknown (closest X 0.41)": how a box is labelled
+        from app.workspace.annotate import label
+
+        return label
     if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
         from app.workspace import browse
         from index import search

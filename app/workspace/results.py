@@ -419,13 +419,27 @@ class DemoAdded:
 
 
 @dataclass(frozen=True)
+class DemoFrames:
+    """The demo's whole-frame step: a few held-out frames through the cascade."""
+
+    detector: str
+    detector_seconds: float  # training time (0 when reused)
+    frames: int
+    organisms: int  # boxes found and identified
+    truth_organisms: int  # ground-truth organisms in those frames
+    found: int  # of them, matched by a box at IoU >= 0.5
+    named: int  # of the found, named right (held-out species: flagged unknown)
+
+
+@dataclass(frozen=True)
 class DemoResult:
     """What ``oceanid demo`` did."""
 
     evaluation: EvaluationSummary
     added: DemoAdded | None
     seconds: float
+    frames: DemoFrames | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"evaluation": self.evaluation.to_dict(), "added": asdict(self.added) if self.added else {},
-                "seconds": self.seconds}
+                "seconds": self.seconds, "frames": asdict(self.frames) if self.frames else {}}
