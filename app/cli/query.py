@@ -140,7 +140,8 @@ def identify(
                                                      "images + annotations): identify each box. Without "
                                                      "IMAGES, the frames are the files it names."),
     min_score: float = typer.Option(None, "--min-score", min=0.0, max=1.0,
-                                    help="Drop boxes scored below this (default 0.3; unscored boxes are kept)."),
+                                    help="Drop boxes scored below this (default: 0.3 for the detector; every "
+                                         "box of a --boxes file; unscored boxes are kept)."),
     draw: Path = typer.Option(None, "--draw", help="Write each frame with its boxes and labels drawn into this "
                                                    "folder (one PNG per frame)."),
     coco: Path = typer.Option(None, "--coco", help="Write the identified boxes as COCO (category = species; "

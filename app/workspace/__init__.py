@@ -345,13 +345,14 @@ class Workspace:
 
         Boxes come from ``boxes`` (a COCO results file; with no ``frames``, the frames are the
         files it names) or else from the detector folder ``detector`` (default: the newest under
-        models/). ``min_score`` drops weaker boxes (default 0.3; boxes without a score are kept).
+        models/). ``min_score`` drops weaker boxes (default: 0.3 for the detector, none of a file's;
+        boxes without a score are kept).
         """
         from app.workspace.cascade import (DEFAULT_MIN_SCORE, box_source, detections_frames, detector_finder,
                                            file_finder, identify_frames)
         from index.taxa import tree
 
-        threshold = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+        threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
         if not 0.0 <= threshold <= 1.0:
             raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
         engine = self.engine(model)  # first: no index is a one-line error before a detector loads

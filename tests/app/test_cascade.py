@@ -307,3 +307,22 @@ def test_option_mistakes_are_one_line(tiny_home, tmp_path, args, words):
     result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(frame), *args])
     assert result.exit_code in (1, 2) and words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_step_trains_a_detector_and_identifies_held_out_frames(tiny_ws):
+    """The demo's last step (tiny: 1 epoch at 128 px): a detector folder under models/, every organism of
+    held-out frames identified and drawn, counted against their ground truth; a rerun reuses the detector."""
+    from app.workspace.demo import DETECTOR, whole_frames
+    from index.records import TEST
+
+    said: list[str] = []
+    result = whole_frames(tiny_ws, "tiny", said.append, frames=2, epochs=1, image_size=128)
+    assert (tiny_ws.paths.models / DETECTOR / "weights.safetensors").is_file()
+    held = [f for f in truth_frames(tiny_ws.catalog, tiny_ws.home) if TEST in f.splits][:2]
+    assert result.frames == 2 and result.truth_organisms == sum(len(f.boxes) for f in held)
+    assert 0 <= result.named <= result.found <= result.truth_organisms
+    assert len(list((tiny_ws.paths.reports / "frames").glob("*.png"))) == 2
+    assert said[0].startswith("8/8 whole frames: trained detector") and "ground-truth organisms found" in said[-1]
+    again: list[str] = []
+    whole_frames(tiny_ws, "tiny", again.append, frames=2, epochs=1, image_size=128)
+    assert again[0] == f"8/8 whole frames: reusing detector {DETECTOR}"
