@@ -324,7 +324,7 @@ def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(home_c
     shutil.copytree(drawn_detector, home_copy / "models" / "detector-x")
     data = drawn_frames[0].read_bytes()
     expected = Workspace(home_copy).identify_frames([data], names=["frame.png"]).frames[0]
-    assert len(expected.organisms) >= 2
+    assert len(expected.organisms) >= 1
     at = start(home_copy, monkeypatch, "Identify")
     at.radio(key="identify_mode").set_value("Upload a whole frame").run()
     at.get("file_uploader")[0].set_value(("frame.png", data, "image/png"))
