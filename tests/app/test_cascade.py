@@ -154,7 +154,7 @@ def write_frame(path: Path, kind: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, words", [("huge", "pixel limit"), ("tiny", "too small to find organisms"),
+@pytest.mark.parametrize("kind, words", [("huge", "exceeds limit of 180000000 pixels"), ("tiny", "too small to find organisms"),
                                          ("gray", "grayscale frame (L): converted to RGB"),
                                          ("16bit", "16-bit frame (I;16): rescaled to 8 bits")])
 def test_bad_frames_get_one_line_and_the_rest_is_processed(tiny_home, tmp_path, kind, words):
