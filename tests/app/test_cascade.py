@@ -200,7 +200,8 @@ def test_detections_outside_the_frame_or_for_unknown_images_are_reported(tiny_ho
     err = result.stderr.splitlines()
     assert sum("lies outside the" in line for line in err) == 1
     assert sum("image_id gone.png" in line and "not among the frames given" in line for line in err) == 1
-    assert sum("detection 4" in line and "not [x, y, w, h]" in line for line in err) == 1
+    bad = len(entries) - 1  # the malformed entry's position in the file
+    assert sum(f"detection {bad}:" in line and "not [x, y, w, h]" in line for line in err) == 1
 
 
 def test_boxes_file_alone_finds_its_frames_by_images_list(tiny_home, tmp_path):
