@@ -234,10 +234,13 @@ def test_draw_writes_each_frame_with_its_boxes(tiny_home, tmp_path):
                                  str(path), "--draw", str(out), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+    def drawing(frame: dict) -> str:  # "70/704e.png" -> "70__704e.png": folders joined, one flat folder
+        return str(Path(frame["frame"]).with_suffix("")).replace("/", "__") + ".png"
+
     drawn = sorted(out.glob("*.png"))
-    assert [p.name for p in drawn] == sorted(f"{Path(f['frame']).stem}.png" for f in doc["frames"])
+    assert [p.name for p in drawn] == sorted(drawing(f) for f in doc["frames"])
     for frame in doc["frames"]:
-        image = np.asarray(Image.open(out / f"{Path(frame['frame']).stem}.png").convert("RGB"))
+        image = np.asarray(Image.open(out / drawing(frame)).convert("RGB"))
         for o in frame["organisms"]:
             x, y, w, h = (int(round(v)) for v in o["box"])
             colour = UNKNOWN if o["unknown"] else KNOWN
@@ -284,7 +287,7 @@ def test_save_adds_predicted_crops_that_search_can_filter(tiny_ws, tmp_path):
     doc = json.loads(result.stdout)
     assert sorted(r[0] for r in rows) == sorted(o["species"] for f in doc["frames"] for o in f["organisms"])
     assert len(rows) == found and {r[1] for r in rows} == {None} and all(r[3] for r in rows)
-    assert {r[2] for r in rows} == {pytest.approx(0.9)}
+    assert [r[2] for r in rows] == pytest.approx([0.9] * found)
     assert tiny_ws.engine().index.ntotal == before + found  # embedded and indexed
     hits = tiny_ws.search(1, k=1000, where="origin=predicted")
     assert len(hits) == found
