@@ -170,15 +170,16 @@ def identify(
         raise fail("--draw, --coco, --save and --min-score work on whole frames", "add --frames")
     if boxes is not None and detector is not None:
         raise fail("give --detector or --boxes, not both")
+    ws = workspace(ctx, device)  # a bad --home is its one-line error before anything else
     files = expand(images or [])
     if not files and (boxes is None or images):
         raise fail("no image files found in the given paths")
     if whole:
         check_output_file(coco, "--coco")
         check_output_folder(draw, "--draw")
-        return _identify_frames(workspace(ctx, device), files, k, csv_path, decode, detector, boxes, min_score, draw,
+        return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
                                 coco, save, model, as_json)
-    results = workspace(ctx, device).identify(files, k=k, model=model, names=short_names(files),
+    results = ws.identify(files, k=k, model=model, names=short_names(files),
                                               progress=not as_json, decode=decode)
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
