@@ -20,7 +20,8 @@ from index.errors import CatalogBusy, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions. 5: detectors
+SCHEMA_VERSION = 6  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions.
+# 5: detectors. 6: annotations.origin (truth | predicted) and detection_score
 
 # meta keys (read and written only through the typed methods of Catalog)
 CURRENT_MODEL = "current_model"
@@ -63,6 +64,10 @@ CREATE TABLE IF NOT EXISTS annotations (
     split VARCHAR,                    -- train | val | test | holdout | support | NULL
     split_pinned BOOLEAN NOT NULL DEFAULT false
 );
+-- truth: a box a person or a data set drew; predicted: a box the cascade found (`identify --save`),
+-- its concept the species it was identified as (or "unknown"); predicted crops never get a split
+ALTER TABLE annotations ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'truth';
+ALTER TABLE annotations ADD COLUMN IF NOT EXISTS detection_score DOUBLE;  -- the detector's score (predicted)
 CREATE TABLE IF NOT EXISTS taxa (
     concept VARCHAR PRIMARY KEY,
     rank VARCHAR,
@@ -148,7 +153,8 @@ SELECT a.annotation_id, a.image_id, a.concept AS species,
        i.depth_m, i."timestamp", i.latitude, i.longitude,
        a.split, i.source, a.crop_path, a.group_key, i.path AS image_path,
        i.imaging_type,
-       l.label_rank, l.kingdom, l.phylum, l."class", l."order", l.subfamily
+       l.label_rank, l.kingdom, l.phylum, l."class", l."order", l.subfamily,
+       coalesce(a.origin, 'truth') AS origin, a.detection_score
 FROM annotations a
 JOIN images i USING (image_id)
 LEFT JOIN taxon_lineage l ON l.concept = a.concept;

@@ -85,6 +85,7 @@ DEFAULT_COLUMNS: Mapping[str, Column] = {
     "lon": Column("longitude", "number"),
     "split": Column("split", "text"),
     "source": Column("source", "text"),
+    "origin": Column("origin", "text"),  # truth | predicted (crops the cascade found, `identify --save`)
 }
 
 

@@ -154,6 +154,7 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
                 "source_id": box.source_id,
                 "group_key": box.group_key or f"{record.source}:{record.source_id}",
                 "split": box.split, "split_pinned": box.split is not None,
+                "origin": box.origin, "detection_score": box.detection_score,
             },
             crop_image,
         ))
@@ -182,12 +183,15 @@ def _flush(catalog: Catalog, home: Path, chunk: list[_Pending], report: IngestRe
             table = pa.table({
                 "image_id": pa.array([i for i, _ in rows], pa.int64()),
                 **{k: [b[k] for _, b in rows] for k in
-                   ("concept", "x", "y", "w", "h", "source_id", "group_key", "split", "split_pinned")},
+                   ("concept", "x", "y", "w", "h", "source_id", "group_key", "split", "split_pinned", "origin")},
+                "detection_score": pa.array([b["detection_score"] for _, b in rows], pa.float64()),
             })
             con.register("incoming", table)
             ids = con.execute(
-                """INSERT INTO annotations (image_id, concept, x, y, w, h, source_id, group_key, split, split_pinned)
-                   SELECT image_id, concept, x, y, w, h, source_id, group_key, split, split_pinned FROM incoming
+                """INSERT INTO annotations (image_id, concept, x, y, w, h, source_id, group_key, split, split_pinned,
+                                           origin, detection_score)
+                   SELECT image_id, concept, x, y, w, h, source_id, group_key, split, split_pinned, origin,
+                          detection_score FROM incoming
                    RETURNING annotation_id"""
             ).fetchall()
             con.unregister("incoming")

@@ -20,6 +20,10 @@ HOLDOUT = "holdout"
 SUPPORT = "support"
 ALL_SPLITS = (*SPLITS, HOLDOUT, SUPPORT)
 
+#: Where a box came from: drawn by a person or a data set (``TRUTH``), or found and named by
+#: the whole-frame cascade (``PREDICTED``, ``oceanid identify --frames --save``).
+TRUTH, PREDICTED = "truth", "predicted"
+
 
 SEQUENCE_KEYS = ("video_id", "sequence_id", "seq_id", "dive_id", "dive", "video", "sequence")
 """Metadata names (COCO image fields, FathomNet tag keys) that tie frames of one dive / video / sequence."""
@@ -44,6 +48,8 @@ class BoxRecord:
     group_key: str | None = None  # near-duplicates share a key; splits never cut a group
     source_id: str | None = None  # the box's id in its source (FathomNet uuid, COCO id)
     split: str | None = None  # pinned split ('train'|'val'|'test') or None
+    origin: str = TRUTH  # TRUTH | PREDICTED (never given a split, never trains)
+    detection_score: float | None = None  # the detector's score of a PREDICTED box
 
 
 @dataclass(frozen=True)

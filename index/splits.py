@@ -140,7 +140,8 @@ def make_splits(catalog: Catalog, config: SplitConfig,
     with catalog.read() as con:
         rows = con.execute(
             "SELECT annotation_id, concept, group_key, split_pinned, sha256, split FROM annotations "
-            "JOIN images USING (image_id) WHERE coalesce(split, '') <> 'support' ORDER BY annotation_id"
+            "JOIN images USING (image_id) WHERE coalesce(split, '') <> 'support' "
+            "AND coalesce(origin, 'truth') <> 'predicted' ORDER BY annotation_id"
         ).fetchall()
         frames = con.execute("SELECT count(*) - count(DISTINCT sha256) FROM images").fetchone()[0]
         hints = dict(con.execute("SELECT concept, holdout_hint FROM taxa WHERE holdout_hint IS NOT NULL").fetchall())

@@ -112,7 +112,7 @@ def tiny_ws(tiny_home, tmp_path):
 CROP_META = ("CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
              " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR,"
              ' label_rank VARCHAR, kingdom VARCHAR, phylum VARCHAR, "class" VARCHAR, "order" VARCHAR,'
-             " subfamily VARCHAR)")  # the rank columns of the catalog's view (index/catalog.py), empty here
+             " subfamily VARCHAR, origin VARCHAR DEFAULT 'truth')")  # the rank columns of the catalog's view (index/catalog.py), empty here
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,45 @@ def crop_meta():
 # The suite runs alone on the machine (under the CPU lock): every core, not the
 # half an oceanid process takes by default (app.workspace.threads).
 os.environ.setdefault("OCEANID_THREADS", str(len(os.sched_getaffinity(0))))
+
+
+def drawn_frame(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, np.ndarray]:
+    """Dark noisy water with two or three bright discs; returns the frame and their x, y, w, h boxes."""
+    arr = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
+    boxes = []
+    for _ in range(int(rng.integers(2, 4))):
+        r = int(rng.integers(10, 16))
+        cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
+        yy, xx = np.ogrid[:size, :size]
+        arr[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (230, 200, 60)
+        boxes.append((cx - r, cy - r, 2 * r + 1, 2 * r + 1))
+    return Image.fromarray(arr), np.asarray(boxes, np.float32)
+
+
+@pytest.fixture(scope="session")
+def drawn_detector(tmp_path_factory) -> Path:
+    """A tiny FCOS detector trained for seconds on drawn disc frames, saved as a model folder
+    (``drawn_frame`` draws frames it finds discs in)."""
+    from embedder.detection.model import DetectorConfig, save_detector
+    from embedder.detection.training import DetectorTrainConfig, train_detector
+
+    rng = np.random.default_rng(1)
+    config = DetectorConfig(image_size=128, fpn_channels=64)  # 32: GroupNorm fails on 1x1 P7 of one frame
+    model, _ = train_detector([drawn_frame(rng) for _ in range(24)], config,
+                              DetectorTrainConfig(epochs=6, batch_size=4, lr=2e-3, warmup_steps=5))
+    folder = tmp_path_factory.mktemp("detector") / "detector-drawn"
+    save_detector(model, config, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def drawn_frames(tmp_path_factory) -> list[Path]:
+    """Three drawn disc frames (PNG files) the drawn detector was not trained on."""
+    rng = np.random.default_rng(7)
+    folder = tmp_path_factory.mktemp("drawn")
+    out = []
+    for n in range(3):
+        image, _ = drawn_frame(rng)
+        image.save(folder / f"disc_{n}.png")
+        out.append(folder / f"disc_{n}.png")
+    return out

@@ -10,7 +10,7 @@ from rich import box
 from rich.table import Table
 
 from app.cli import options
-from app.cli.common import (check_output_file, cli_errors, console, err_console, expand, fail, fixed, print_json,
+from app.cli.common import (check_output_file, check_output_folder, cli_errors, console, err_console, expand, fail, fixed, print_json,
                             workspace, write_csv)
 
 app = typer.Typer()
@@ -18,7 +18,8 @@ app = typer.Typer()
 NAME_WIDTH = 22  # characters of a crop's name shown in the table (the tail: it tells crops apart)
 WIDE = 100  # terminal columns from which search shows lat, lon (always in --csv and --json)
 ANSWER_WIDTH = 26  # characters of the answer (most binomials fit)
-IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "model", "generation", "species",
+FRAME_WIDTH = 16  # characters of a frame's name in the whole-frame table (shown on its first organism's row)
+IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "detection_score", "model", "generation", "species",
                     "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
                     "ood_threshold", "candidates_probability", "candidates_cosine", "taxon", "taxon_rank",
                     "taxon_probability", "lineage", "warning", "error"]
@@ -48,7 +49,7 @@ def identify_row(r) -> list:
     """One CSV row: the answer, its trace (source, box, model, generation) and every figure named."""
     x, y, w, h = r.box if r.box else ("", "", "", "")
     v = r.verdict
-    return [r.name, r.source or "", x, y, w, h, r.model or "", r.generation or "", r.species or "",
+    return [r.name, r.source or "", x, y, w, h, fixed(r.detection_score), r.model or "", r.generation or "", r.species or "",
             "" if r.error else r.unknown, r.closest or "", fixed(r.probability), fixed(r.score), r.scorer or "",
             fixed(v.score if v else None), fixed(v.threshold if v else None), candidates(r.probabilities),
             candidates(r.top), *taxon_cells(r), r.warning or "", r.error or ""]
@@ -118,32 +119,67 @@ def summary_line(results) -> str:
 @cli_errors
 def identify(
     ctx: typer.Context,
-    images: list[Path] = typer.Argument(..., help="Image files of crops (one organism each) or folders of them."),
+    images: list[Path] = typer.Argument(None, help="Image files of crops (one organism each) or folders of them; "
+                                                   "with --frames, whole frames (optional with --boxes)."),
     k: int = options.k_option(3, "How many candidate species to list."),
-    csv_path: Path = options.csv_option("Write one row per image to this CSV file: the answer, calibrated "
-                                        "probabilities and cosines in separate columns, source, box, model and "
-                                        "index generation (checked before the work; written atomically)."),
+    csv_path: Path = options.csv_option("Write one row per image (with --frames: per organism) to this CSV file: "
+                                        "the answer, calibrated probabilities and cosines in separate columns, "
+                                        "source, box, detection score, model and index generation (checked "
+                                        "before the work; written atomically)."),
     decode: str = typer.Option("probable", "--decode", help="How the answer's taxon is chosen: probable (the "
                                                              "deepest rank whose summed probability passes the "
                                                              "threshold) | distance (least expected taxonomic "
                                                              "distance)."),
+    frames: bool = typer.Option(False, "--frames", help="The images are whole frames: find every organism with "
+                                                        "the detector, cut each box like a training crop and "
+                                                        "identify it (implied by --detector and --boxes)."),
+    detector: Path = typer.Option(None, "--detector", help="Detector model folder (default: the newest detector "
+                                                           "under the home's models/)."),
+    boxes: Path = typer.Option(None, "--boxes", help="COCO-format detections from another tool (a results list "
+                                                     "of {image_id, bbox [x,y,w,h], score}, or a document with "
+                                                     "images + annotations): identify each box. Without "
+                                                     "IMAGES, the frames are the files it names."),
+    min_score: float = typer.Option(None, "--min-score", min=0.0, max=1.0,
+                                    help="Drop boxes scored below this (default: 0.3 for the detector; every "
+                                         "box of a --boxes file; unscored boxes are kept)."),
+    draw: Path = typer.Option(None, "--draw", help="Write each frame with its boxes and labels drawn into this "
+                                                   "folder (one PNG per frame)."),
+    coco: Path = typer.Option(None, "--coco", help="Write the identified boxes as COCO (category = species; "
+                                                   "info, images, categories, annotations with scores)."),
+    save: bool = typer.Option(False, "--save", help="Add the organisms found to the catalog as predicted crops "
+                                                    "(origin=predicted, never trained on), embedded and indexed "
+                                                    "so `search --where origin=predicted` finds them."),
     model: str = options.MODEL,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
 ) -> None:
-    """Name the species in each crop, or 'unknown' when it matches no known species.
+    """Name the species in each crop, or 'unknown' when it matches no known species. With
+    --frames, find every organism in whole frames first and name each one.
 
     Exits 1 when no image could be identified (the count of unreadable ones goes to stderr).
 
     Example: oceanid identify new_dive/ --csv identified.csv
+
+    Example: oceanid identify reef_frames/ --frames --draw drawn/ --coco found.json
     """
     check_output_file(csv_path, "--csv")
     if decode not in ("probable", "distance"):
         raise fail(f"unknown --decode {decode!r}", "use probable or distance")
-    files = expand(images)
-    if not files:
+    whole = frames or detector is not None or boxes is not None
+    if not whole and (draw is not None or coco is not None or save or min_score is not None):
+        raise fail("--draw, --coco, --save and --min-score work on whole frames", "add --frames")
+    if boxes is not None and detector is not None:
+        raise fail("give --detector or --boxes, not both")
+    ws = workspace(ctx, device)  # a bad --home is its one-line error before anything else
+    files = expand(images or [])
+    if not files and (boxes is None or images):
         raise fail("no image files found in the given paths")
-    results = workspace(ctx, device).identify(files, k=k, model=model, names=short_names(files),
+    if whole:
+        check_output_file(coco, "--coco")
+        check_output_folder(draw, "--draw")
+        return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
+                                coco, save, model, as_json)
+    results = ws.identify(files, k=k, model=model, names=short_names(files),
                                               progress=not as_json, decode=decode)
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
@@ -165,6 +201,75 @@ def identify(
                    f"(first: {first.source or first.name}: {first.error})")
     if failed:
         err_console.print(f"{len(failed)} of {len(results)} images could not be read", markup=False, highlight=False)
+
+
+def frame_rows(result) -> list[list]:
+    """CSV rows of a cascade: one per organism, one (with its error) per frame that could not be read."""
+    from app.workspace import Identification
+
+    rows = []
+    for f in result.frames:
+        if f.error:
+            rows.append(identify_row(Identification.failed(f.name, f.error, source=f.source)))
+        rows += [identify_row(o) for o in f.organisms]
+    return rows
+
+
+def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw, coco, save, model,
+                     as_json) -> None:
+    result = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
+                                names=short_names(files) if files else None, progress=not as_json, decode=decode)
+    for item, reason in result.skipped:
+        err_console.print(f"skipped {item}: {reason}", markup=False, highlight=False, soft_wrap=True)
+    for f in result.frames:
+        for note in f.notes:
+            err_console.print(f"{f.name}: {note}", markup=False, highlight=False, soft_wrap=True)
+        if f.error:
+            err_console.print(f"unreadable {f.error}", markup=False, highlight=False, soft_wrap=True)
+    if csv_path is not None:
+        write_csv(csv_path, IDENTIFY_COLUMNS, frame_rows(result))
+    written = ws.draw_frames(result, draw) if draw is not None else []
+    if coco is not None:
+        ws.write_coco(result, coco, model=model)
+    saved = ws.save_predicted(result, model=model) if save else None
+    if as_json:
+        print_json(result)
+    else:
+        rows = []
+        for f in result.frames:
+            name = clip_left(f.name, FRAME_WIDTH)
+            if f.error:
+                rows.append((name, "", "", "[red]unreadable[/red]", "", f.error))
+            elif not f.organisms:
+                rows.append((name, "", "", "no organism found", "", ""))
+            for n, o in enumerate(f.organisms, start=1):
+                answer, p, why = answer_cells(o)
+                box = " ".join(f"{v:.0f}" for v in o.box)
+                det = f"box score {fixed(o.detection_score, 2)}; " if o.detection_score is not None else ""
+                rows.append((name if n == 1 else "", str(n), box, answer, p, det + why))
+        headers = ("frame", "#", "box x y w h", "answer", "p", "why")
+        table = fitted_table(headers, rows, console.width, caps={0: FRAME_WIDTH, 3: ANSWER_WIDTH - 2})
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        organisms = result.organisms
+        named = sum(1 for o in organisms if not o.unknown)
+        bad = sum(1 for f in result.frames if f.error)
+        console.print(f"{len(result.frames)} frames: {len(organisms)} organisms ({named} named, "
+                      f"{len(organisms) - named} unknown), {bad} unreadable; boxes from {result.boxes_from}",
+                      markup=False, highlight=False, soft_wrap=True)
+        for what, path in (("--csv", csv_path), ("--coco", coco)):
+            if path is not None:
+                console.print(f"wrote {path}", markup=False)
+        if draw is not None:
+            console.print(f"drew {len(written)} frames into {draw}", markup=False)
+        if saved is not None:
+            console.print(f"saved {saved.crops_added} predicted crops ({saved.crops_existing} already there); "
+                          "find them with --where origin=predicted", markup=False)
+    if result.frames and all(f.error for f in result.frames):
+        raise typer.Exit(1)
+    if not result.frames:
+        raise fail("no frame to identify: the detections file names no frame that was found")
 
 
 @app.command("search")

@@ -15,6 +15,7 @@ from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
 DECODINGS = {"probable": "most probable (deepest confident rank)", "distance": "least expected taxonomic distance"}
+FRAME = "Upload a whole frame"
 CATALOG = "Pick a crop from the catalog"
 
 
@@ -92,6 +93,60 @@ def _verdict(result) -> None:
     table(pd.DataFrame(rows), hide_index=True)
 
 
+def _similar(ws, query, k: int, where) -> None:
+    st.divider()
+    st.subheader(f"Most similar crops ({k})")
+    with state.guard():
+        hits = ws.search(query, k=k, where=where)
+        if not hits:
+            st.info("No crop matches the filter.")
+        same = {h.annotation_id for h in hits if h.score >= SAME_IMAGE}
+        if same:  # an upload that is in the catalog finds itself: marked, not hidden
+            st.caption("marked ⟲: the uploaded image itself, already in the catalog")
+        gallery(hits, marked=same)
+
+
+def _frame(ws, k: int, where) -> None:
+    """A whole frame: every organism the detector finds, drawn with its label; one chosen shows its answer."""
+    from app.workspace import organism_label as label
+
+    upload = st.file_uploader("Drop a whole frame (many organisms): each one is found, then identified",
+                              key="identify_frame")
+    min_score = st.sidebar.slider("Detector: lowest box score", 0.0, 1.0, 0.3, 0.05, key="identify_min_score")
+    if upload is None:
+        st.info("Upload a frame from a camera, ROV or imager: the detector finds every organism in it.")
+        return
+    data = upload.getvalue()
+    crop = None
+    with state.guard():
+        result = ws.identify_frames([data], names=[upload.name], min_score=min_score)
+        frame = result.frames[0]
+        if frame.error:
+            st.error(f"Cannot use this frame: {frame.error}")
+            return
+        for note in frame.notes:
+            st.caption(note)
+        image = decode_bytes(data, upload.name)
+        st.image(ws.annotate_frame(image, frame), width="stretch",
+                 caption=f"{upload.name}: {len(frame.organisms)} organisms ({result.boxes_from})")
+        if not frame.organisms:
+            st.info(f"No organism found above score {min_score:.2f}.")
+            return
+        choices = list(range(len(frame.organisms)))
+        chosen = st.selectbox("Organism", choices, key="identify_organism",
+                              format_func=lambda i: f"{i + 1}: {label(frame.organisms[i])} "
+                                                    f"(box score {frame.organisms[i].detection_score:.2f})")
+        organism = frame.organisms[min(chosen, len(choices) - 1)]
+        crop = ws.cut_box(image, organism.box)
+        left, right = st.columns([1, 2])
+        left.image(crop, caption=f"organism {chosen + 1}, box " + " ".join(f"{v:.0f}" for v in organism.box),
+                   width="stretch")
+        with right:
+            _verdict(organism)
+    if crop is not None:
+        _similar(ws, crop, k, where)
+
+
 def render(ws, status) -> None:
     st.header("Identify")
     if not status.has_index:
@@ -100,8 +155,11 @@ def render(ws, status) -> None:
     where = filter_sidebar(ws.stats())
     k = st.sidebar.slider("Similar crops to show", 1, 24, 8, key="identify_k")
     method = st.sidebar.radio("Answer's taxon", list(DECODINGS), format_func=DECODINGS.get, key="identify_decode")
-    mode = st.radio("Image", [UPLOAD, CATALOG], horizontal=True, key="identify_mode",
+    mode = st.radio("Image", [UPLOAD, FRAME, CATALOG], horizontal=True, key="identify_mode",
                     label_visibility="collapsed")
+    if mode == FRAME:
+        _frame(ws, k, where)
+        return
     picked = _query_from_upload() if mode == UPLOAD else _query_from_catalog(ws)
     if picked is None:
         return
@@ -124,13 +182,4 @@ def render(ws, status) -> None:
         st.image(image if not isinstance(image, (str, Path)) else str(image), caption=label, width="stretch")
     with right:
         _verdict(result)
-    st.divider()
-    st.subheader(f"Most similar crops ({k})")
-    with state.guard():
-        hits = ws.search(query, k=k, where=where)
-        if not hits:
-            st.info("No crop matches the filter.")
-        same = {h.annotation_id for h in hits if h.score >= SAME_IMAGE}
-        if same:  # an upload that is in the catalog finds itself: marked, not hidden
-            st.caption("marked ⟲: the uploaded image itself, already in the catalog")
-        gallery(hits, marked=same)
+    _similar(ws, query, k, where)

@@ -33,8 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace.results import (BuildResult, DemoResult, EvaluationSummary, GenerationChange, Identification,
-                                   IdentificationRecord, ModelInfo, SpeciesChange, TaxaImport, TreePlace,
+from app.workspace.results import (BuildResult, CascadeResult, DemoResult, EvaluationSummary, FrameIdentification,
+                                   GenerationChange, Identification, IdentificationRecord, ModelInfo, SpeciesChange,
+                                   TaxaImport, TreePlace,
                                    VerifyResult)
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
@@ -58,12 +59,14 @@ if TYPE_CHECKING:
     from index.detectors import DetectorRecord
     from app.workspace.engine import Engine
     from app.workspace.identify import ImageInput
+    from PIL import Image
+
     from app.workspace.pipeline import EmbedReport
     from embedder.training import TrainResult
     from index.search import CropHit
     from index.taxonomy import Lineage
 
-__all__ = ["BuildResult", "DemoResult", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
+__all__ = ["BuildResult", "CascadeResult", "DemoResult", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
            "check_home", "limit_threads", "resolve_home", "run_demo"]
 
@@ -94,6 +97,7 @@ class Workspace:
         # engine they hold (never changed in place) and load the new one on their next call.
         self._writer = threading.Lock()
         self._loading = threading.Lock()
+        self._detectors: dict = {}  # (detector folder, weights time) -> loaded detector (one at a time)
 
     # -- ingestion ---------------------------------------------------------------
     def _ingest(self, source: str, plan: SourcePlan, progress: bool, source_name: str | None = None) -> IngestReport:
@@ -364,6 +368,109 @@ class Workspace:
 
         return embed_query(self.engine(model), image)
 
+    # -- whole frames (the cascade) -----------------------------------------------------
+    def detector_path(self, detector: Path | None = None) -> Path:
+        """``detector`` if given, else the newest detector folder under models/. Raises NotFound."""
+        from app.workspace.cascade import box_source
+
+        return box_source(detector, self.paths.models).path
+
+    def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: Path | None = None,
+                        boxes: Path | None = None, min_score: float | None = None, k: int = 5,
+                        model: str | None = None, names: Sequence[str] | None = None, progress: bool = False,
+                        decode: str = "probable") -> CascadeResult:
+        """Find every organism in each whole frame and identify it (:mod:`app.workspace.cascade`).
+
+        Boxes come from ``boxes`` (a COCO results file; with no ``frames``, the frames are the
+        files it names) or else from the detector folder ``detector`` (default: the newest under
+        models/). ``min_score`` drops weaker boxes (default: 0.3 for the detector, none of a file's;
+        boxes without a score are kept).
+        """
+        from app.workspace.cascade import (DEFAULT_MIN_SCORE, box_source, detections_frames, detector_finder,
+                                           file_finder, identify_frames)
+        from index.taxa import tree
+
+        threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
+        if not 0.0 <= threshold <= 1.0:
+            raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
+        engine = self.engine(model)  # first: no index is a one-line error before a detector loads
+        skipped: list[tuple[str, str]] = []
+        if boxes is not None:
+            source = box_source(Path(boxes), self.paths.models)
+            if source.kind != "detections":
+                raise InvalidInput(f"--boxes {boxes} is a folder; give a COCO results .json file")
+            given = [Path(f) for f in frames] if frames else None
+            files, matched, skipped = detections_frames(source.path, given)
+            if given is None:
+                frames, names = files, [str(Path(f).relative_to(source.path.absolute().parent))
+                                        if Path(f).is_relative_to(source.path.absolute().parent) else Path(f).name
+                                        for f in files]
+            find = file_finder(matched, threshold)
+        else:
+            source = box_source(detector, self.paths.models)
+            if source.kind != "detector":
+                raise InvalidInput(f"--detector {detector} is a file; give a detector folder (or use --boxes)")
+            find = detector_finder(source.path, threshold, self.device, self._detectors)
+        boxes_from = f"{source.kind} {source.path}"
+        results = identify_frames(engine, list(frames), find, self.crop, names=names, k=k, tree=tree(self.catalog),
+                                  decode_method=decode, boxes_from=boxes_from, progress=progress)
+        return CascadeResult(tuple(results), boxes_from, tuple(skipped))
+
+    def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
+        """Write each frame with its organisms' boxes and labels drawn as ``folder/<frame>.png``."""
+        from app.workspace.annotate import draw_frames
+
+        return draw_frames(result.frames, folder)
+
+    def annotate_frame(self, image: Image.Image, frame: FrameIdentification) -> Image.Image:
+        """``image`` with ``frame``'s boxes and labels drawn on it (the explorer shows this)."""
+        from app.workspace.annotate import annotate
+
+        return annotate(image, frame)
+
+    def cut_box(self, image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+        """The crop of ``box`` in ``image``, cut as every training crop is (``index.crops``)."""
+        from index.crops import cut_crop
+
+        return cut_crop(image, box, self.crop)
+
+    def write_coco(self, result: CascadeResult, path: Path, model: str | None = None) -> Path:
+        """Write the identified boxes as a COCO document (category = the species named, or
+        ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
+        import json
+
+        from index.detections import coco_results
+        from index.files import write_text_atomic
+
+        engine = self.engine(model)
+        categories = [*engine.prototypes.names, "unknown"]
+        extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
+        doc = coco_results([(f.name, f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None
+                                                          else 1.0, o.species) for o in f.organisms])
+                            for f in result.frames if not f.error], [*categories, *extra],
+                           f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}")
+        write_text_atomic(Path(path), json.dumps(doc, indent=1))
+        return Path(path)
+
+    def save_predicted(self, result: CascadeResult, model: str | None = None) -> IngestReport:
+        """Add every organism found in a frame file to the catalog as a *predicted* crop
+        (``origin = predicted``, concept = the species named or ``unknown``, never given a
+        split), then embed it and rebuild the index so it can be searched (``--where
+        origin=predicted``) and reviewed. Frames given as bytes have no file and are left out."""
+        from app.workspace.cascade import predicted_records
+
+        records = predicted_records(result)
+        self.catalog.ensure_schema()
+        with self._writer:
+            try:
+                report = ingest_records(self.catalog, self.home, "predicted", records, crop=self.crop)
+                if report.crops_added:
+                    self.embed(model, progress=False)
+                    self.index_build(model, rebuild=False)
+            finally:
+                self._engines = {}
+        return report
+
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
         from index.taxa import lineage
@@ -562,6 +669,10 @@ def __getattr__(name: str) -> Any:
         from app.workspace import demo
 
         return getattr(demo, name)
+    if name == "organism_label":  # "species 0.93" / "unknown (closest X 0.41)": how a box is labelled
+        from app.workspace.annotate import label
+
+        return label
     if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
         from app.workspace import browse
         from index import search

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.workspace.results import DemoAdded, DemoResult
+from app.workspace.results import DemoAdded, DemoFrames, DemoResult
 from index.home import default_model_id
-from index.records import HOLDOUT
+from index.records import HOLDOUT, TEST, TRAIN
 from index.splits import SplitConfig
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 SHOTS = 5
 DEMO_EPOCHS = 8  # the CPU demo budget: the default encoder for fewer epochs
 QUERIES = 20  # other crops of the added species identified before and after
+DETECTOR = "detector-reef"  # the demo's organism detector, under models/
+DETECTOR_EPOCHS = 3  # bench/cascade.py: the reef detector's recall@0.5 is ~0.97 from 1 epoch (RESULTS.md)
+DETECTOR_SIZE = 320  # the reef frames' own width: no resizing
+FRAMES = 3  # held-out (test split) frames whose every organism the demo identifies
 
 
 def demo_train_config(epochs: int | None = None) -> TrainConfig:
@@ -35,39 +39,107 @@ def run_demo(ws: Workspace, train_config: TrainConfig, say: Callable[[str], None
     """Ingest -> split -> train -> embed -> index -> evaluate -> add a held-out species from 5 examples."""
     started = time.perf_counter()
     report = ws.ingest_synthetic(frames=frames, progress=progress)
-    say(f"1/7 ingest: synthetic reef, {report.crops_added} new crops ({report.crops_existing} already there)")
+    say(f"1/8 ingest: synthetic reef, {report.crops_added} new crops ({report.crops_existing} already there)")
     summary = ws.split(SplitConfig())
-    say(f"2/7 split: {len(summary.counts) - len(summary.held_out)} known species, held out: "
+    say(f"2/8 split: {len(summary.counts) - len(summary.held_out)} known species, held out: "
         f"{', '.join(summary.held_out)}")
     model_id = default_model_id(train_config.backbone, train_config.loss, train_config.dim)
     if (ws.paths.model(model_id) / "config.json").exists():
         ws.catalog.set_current_model(model_id)
-        say(f"3/7 train: reusing model {model_id}")
+        say(f"3/8 train: reusing model {model_id}")
     else:
         result = ws.train(train_config, model=model_id, progress=progress)
         m = result.best_metrics
-        say(f"3/7 train: {model_id}, val top-1 {m['top1']:.3f}, F1-macro {m['f1_macro']:.3f} "
+        say(f"3/8 train: {model_id}, val top-1 {m['top1']:.3f}, F1-macro {m['f1_macro']:.3f} "
             f"({result.seconds:.0f} s)")
     embedded = ws.embed(model_id, progress=progress)
-    say(f"4/7 embed: {embedded.embedded} crops embedded ({embedded.already} already)")
+    say(f"4/8 embed: {embedded.embedded} crops embedded ({embedded.already} already)")
     built = ws.index_build(model_id, rebuild=False)
-    say(f"5/7 index: {built.generation} {'built' if built.built else 'up to date'}, {built.manifest.count} vectors")
+    say(f"5/8 index: {built.generation} {'built' if built.built else 'up to date'}, {built.manifest.count} vectors")
     evaluation = ws.evaluate(model=model_id)
     c, o = evaluation.classification, evaluation.ood.get(evaluation.ood_decision_scorer or "")
-    say(f"6/7 evaluate: test top-1 {c.top1:.3f}, F1-macro {c.f1_macro:.3f}"
+    say(f"6/8 evaluate: test top-1 {c.top1:.3f}, F1-macro {c.f1_macro:.3f}"
         + (f"; unknown detection AUROC {o.auroc:.3f}" if o else "")
         + f"; report in {evaluation.report_dir}")
     added = _add_held_out(ws, model_id, summary.held_out, say)
+    frames_found = whole_frames(ws, model_id, say, progress=progress)
     seconds = time.perf_counter() - started
     say(f"done in {seconds:.0f} s. Open the explorer with: oceanid app --home {ws.home}")
-    return DemoResult(evaluation, added, seconds)
+    return DemoResult(evaluation, added, seconds, frames_found)
+
+
+def train_frame_detector(ws: Workspace, folder, epochs: int = DETECTOR_EPOCHS, image_size: int = DETECTOR_SIZE,
+                         threads: int | None = None, progress: bool = False) -> float:
+    """Train a class-agnostic detector on the frames of the train split (every ground-truth box an
+    organism, held-out species included: the identifier never sees them) into ``folder``;
+    returns the seconds it took. (``oceanid detect train`` is the general command.)"""
+    from embedder.detection.model import DetectorConfig, save_detector
+    from embedder.detection.training import DetectorTrainConfig, train_detector
+    from index.frames import truth_frames
+    from index.imaging import open_image
+
+    started = time.perf_counter()
+    chosen = [f for f in truth_frames(ws.catalog, ws.home) if TRAIN in f.splits
+              and all(s in (TRAIN, HOLDOUT) for s in f.splits)]
+    data = [(open_image(f.path), f.boxes) for f in chosen]
+    config = DetectorConfig(image_size=image_size, fpn_channels=64)
+    model, _ = train_detector(data, config, DetectorTrainConfig(epochs=epochs, lr=2e-3, warmup_steps=30,
+                                                                threads=threads), progress=progress)
+    save_detector(model, config, folder)
+    return time.perf_counter() - started
+
+
+def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frames: int = FRAMES,
+                 epochs: int = DETECTOR_EPOCHS, image_size: int = DETECTOR_SIZE,
+                 progress: bool = False) -> DemoFrames | None:
+    """Train (or reuse) the reef detector, then find and identify every organism of a few
+    held-out frames, drawn into reports/frames/; says how many ground-truth organisms were
+    found (a box at IoU >= 0.5) and named right."""
+    import torch
+    from torchvision.ops import box_iou
+
+    from index.frames import truth_frames
+
+    folder = ws.paths.models / DETECTOR
+    seconds = 0.0
+    if (folder / "weights.safetensors").is_file():
+        say(f"8/8 whole frames: reusing detector {folder.name}")
+    else:
+        seconds = train_frame_detector(ws, folder, epochs, image_size, progress=progress)
+        say(f"8/8 whole frames: trained detector {folder.name} on the train frames ({epochs} epochs, "
+            f"{seconds:.0f} s)")
+    held = [f for f in truth_frames(ws.catalog, ws.home) if TEST in f.splits][:frames]
+    if not held:
+        say("      no held-out frames to identify")
+        return None
+    result = ws.identify_frames([f.path for f in held], detector=folder, model=model_id,
+                                names=[f.path.name for f in held])
+    drawn = ws.draw_frames(result, ws.paths.reports / "frames")
+    truth_total = found = named = 0
+    for f, frame in zip(held, result.frames, strict=True):
+        boxes = torch.tensor([o.box for o in frame.organisms], dtype=torch.float32).reshape(-1, 4)
+        t = torch.from_numpy(f.boxes)
+        iou = box_iou(torch.cat([t[:, :2], t[:, :2] + t[:, 2:]], 1), torch.cat([boxes[:, :2], boxes[:, :2] +
+                                                                                  boxes[:, 2:]], 1))
+        for row, concept in zip(iou, f.concepts):
+            truth_total += 1
+            if len(frame.organisms) and float(row.max()) >= 0.5:
+                found += 1
+                answer = frame.organisms[int(row.argmax())]
+                named += answer.species == concept or (answer.unknown and concept not in
+                                                       ws.engine(model_id).prototypes.names)
+        labels = ", ".join((f"unknown (closest {o.closest})" if o.unknown else o.species) for o in frame.organisms)
+        say(f"      {frame.name}: {len(frame.organisms)} organisms: {labels}")
+    say(f"      {found} of {truth_total} ground-truth organisms found (IoU >= 0.5), {named} named right or, "
+        f"for held-out species, flagged unknown; drawn into {drawn[0].parent if drawn else '-'}")
+    return DemoFrames(folder.name, round(seconds, 1), len(held), len(result.organisms), truth_total, found, named)
 
 
 def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callable[[str], None]) -> DemoAdded | None:
     from index.embeddings import crop_rows
 
     if not held_out:
-        say("7/7 add species: no held-out species to add")
+        say("7/8 add species: no held-out species to add")
         return None
     engine = ws.engine(model_id)
     added = [n for n in held_out if engine.origins.get(n) == "added"]
@@ -87,7 +159,7 @@ def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callab
     hit_before = sum(r.species == name for r in before)
     hit_after = sum(r.species == name for r in after)
     top_after = sum(bool(r.top) and r.top[0][0] == name for r in after)
-    say(f"7/7 add species: '{name}' {'was already added' if added else f'added from {len(examples)} examples'}; "
+    say(f"7/8 add species: '{name}' {'was already added' if added else f'added from {len(examples)} examples'}; "
         f"of its {len(after)} other crops, {top_after} now have it as the top species and {hit_after} are named it "
         f"(the rest are still below the unknown threshold; before adding: {hit_before} named)")
     for r in after[:3]:

@@ -142,7 +142,8 @@ class IdentificationRecord(TypedDict):
     error: str | None
     warning: str | None
     source: str | None
-    box: list[int] | None
+    box: list[float] | None  # (x, y, w, h) of the crop in ``source``
+    detection_score: float | None  # the detector's score of a box found in a whole frame (--frames / --boxes)
     model: str | None
     generation: str | None
     taxon: TaxonRecord | None  # the deepest confident taxon (``index.taxonomy.TaxonAnswer.to_dict``)
@@ -180,7 +181,9 @@ class Identification:
     error: str | None = None  # one line when the image could not be read
     warning: str | None = None  # one line when the answer is doubtful (a tiny image)
     source: str | None = None  # where the crop came from (the file given), so results can be traced
-    box: tuple[int, int, int, int] | None = None  # (x, y, w, h) of the crop in ``source``: the whole image
+    box: tuple[float, float, float, float] | None = None  # (x, y, w, h) of the crop in ``source``: the whole
+    # image, or the box found in a whole frame (clipped to it)
+    detection_score: float | None = None  # the detector's (or the --boxes file's) score of that box
     model: str | None = None  # the model that answered
     generation: str | None = None  # the live index generation when it answered
     named: str | None = None  # the species named when not unknown, where it is not the closest
@@ -249,7 +252,7 @@ class Identification:
                 "top": [list(t) for t in self.top], "probabilities": [list(p) for p in self.probabilities],
                 "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
                 "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
-                "model": self.model, "generation": self.generation,
+                "detection_score": self.detection_score, "model": self.model, "generation": self.generation,
                 "taxon": self.taxon.to_dict() if self.taxon else None}
 
 
@@ -279,6 +282,48 @@ class TreePlace:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rank": self.rank, "lineage": dict(self.lineage),
                 "relatives": [r.to_dict() for r in self.relatives]}
+
+
+@dataclass(frozen=True)
+class FrameIdentification:
+    """One whole frame through the cascade: every organism found, each identified like a crop.
+
+    ``organisms`` are :class:`Identification` records whose ``source`` is the frame, ``box`` the
+    organism's box in it and ``detection_score`` the detector's score, best first; a frame with
+    no organism has none (not an error). ``error`` is set when the frame itself cannot be used;
+    ``notes`` are one line each for what was converted or left out (a box outside the frame).
+    """
+
+    name: str
+    source: str | None = None
+    width: int = 0
+    height: int = 0
+    organisms: tuple[Identification, ...] = ()
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    boxes_from: str | None = None  # the detector folder or detections file the boxes came from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.name, "source": self.source, "width": self.width, "height": self.height,
+                "boxes_from": self.boxes_from, "error": self.error, "notes": list(self.notes),
+                "organisms": [o.to_dict() for o in self.organisms]}
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """What ``identify --frames`` / ``--boxes`` did: every frame, and what the box source left out."""
+
+    frames: tuple[FrameIdentification, ...]
+    boxes_from: str  # "detector PATH" | "detections PATH"
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason): detections for images not found, bad entries
+
+    @property
+    def organisms(self) -> list[Identification]:
+        return [o for f in self.frames for o in f.organisms]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"boxes_from": self.boxes_from, "frames": [f.to_dict() for f in self.frames],
+                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
 
 
 # -- the evaluation summary -------------------------------------------------------------
@@ -467,13 +512,27 @@ class DemoAdded:
 
 
 @dataclass(frozen=True)
+class DemoFrames:
+    """The demo's whole-frame step: a few held-out frames through the cascade."""
+
+    detector: str
+    detector_seconds: float  # training time (0 when reused)
+    frames: int
+    organisms: int  # boxes found and identified
+    truth_organisms: int  # ground-truth organisms in those frames
+    found: int  # of them, matched by a box at IoU >= 0.5
+    named: int  # of the found, named right (held-out species: flagged unknown)
+
+
+@dataclass(frozen=True)
 class DemoResult:
     """What ``oceanid demo`` did."""
 
     evaluation: EvaluationSummary
     added: DemoAdded | None
     seconds: float
+    frames: DemoFrames | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"evaluation": self.evaluation.to_dict(), "added": asdict(self.added) if self.added else {},
-                "seconds": self.seconds}
+                "seconds": self.seconds, "frames": asdict(self.frames) if self.frames else {}}

@@ -336,6 +336,12 @@ def test_every_help_example_runs_on_the_demo_fixture(path, args, tiny_home, tmp_
     shutil.copytree(tiny_home, home)
     monkeypatch.chdir(tmp_path)
     crops = sorted((home / "crops").rglob("*.png"))
+    if "--frames" in args:  # whole frames, and a detector folder under models/ (a small untrained one)
+        from embedder.detection.model import DetectorConfig, build_detector, save_detector
+
+        crops = sorted((home / "images").rglob("*.png"))
+        config = DetectorConfig(image_size=128, fpn_channels=64)  # 32: GroupNorm fails on 1x1 P7 of one frame
+        save_detector(build_detector(config, pretrained=False), config, home / "models" / "detector-test")
     for arg in args:
         if arg.endswith("/") and not arg.startswith("-"):
             for n, crop in enumerate(crops[:3]):

@@ -386,3 +386,31 @@ def test_evaluation_page_compares_both_decodings(explorer_home, monkeypatch):
     t = summary.taxonomy
     assert list(table["mean distance"]) == pytest.approx(
         [t.species_mean_distance, t.decodings["probable"].mean_distance, t.decodings["distance"].mean_distance])
+
+
+def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(home_copy, monkeypatch, drawn_detector,
+                                                                         drawn_frames):
+    """An uploaded frame: the detector's boxes drawn with labels, a picker over the organisms,
+    and the chosen one's answer and similar crops, as the workspace gives them."""
+    from app.workspace.annotate import label
+
+    shutil.copytree(drawn_detector, home_copy / "models" / "detector-x")
+    data = drawn_frames[0].read_bytes()
+    expected = Workspace(home_copy).identify_frames([data], names=["frame.png"]).frames[0]
+    assert len(expected.organisms) >= 1
+    at = start(home_copy, monkeypatch, "Identify")
+    at.radio(key="identify_mode").set_value("Upload a whole frame").run()
+    at.get("file_uploader")[0].set_value(("frame.png", data, "image/png"))
+    at.run()
+    ok(at)
+    picker = at.selectbox(key="identify_organism")
+    assert [o.split(" (box score")[0] for o in picker.options] == [
+        f"{n + 1}: {label(o)}" for n, o in enumerate(expected.organisms)]
+    for n in (0, len(expected.organisms) - 1):
+        picker.set_value(n).run()
+        ok(at)
+        want = expected.organisms[n]
+        assert at.subheader[0].value == ("Unknown" if want.unknown else want.species)
+        assert at.metric[0].value == f"{want.probability:.0%}"
+        assert len([m for m in at.markdown if re.search(r"#\d+$", m.value)]) == 8  # k = 8 similar crops
+        picker = at.selectbox(key="identify_organism")

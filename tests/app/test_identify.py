@@ -121,7 +121,7 @@ def test_cli_identify_csv_search_json(tiny_home, tmp_path):
     result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(folder / "0000"), "--csv", str(out)])
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("image,source,box_x,box_y,box_w,box_h,model,generation,species,unknown") and len(lines) > 10
+    assert lines[0].startswith("image,source,box_x,box_y,box_w,box_h,detection_score,model,generation,species,unknown") and len(lines) > 10
     result = runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--k", "3", "--json",
                                  "--where", "split in (train, val)"])
     hits = json.loads(result.stdout)

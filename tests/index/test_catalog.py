@@ -74,3 +74,22 @@ def test_busy_catalog_retries_until_free(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_v3_catalog_gains_the_origin_column_on_open(tmp_path):
+    """Schema 4 adds annotations.origin / detection_score: a catalog written before them opens with its
+    boxes as ground truth (origin 'truth'), visible to filters through crop_meta."""
+    import duckdb
+
+    path = tmp_path / "catalog.duckdb"
+    Catalog(path).ensure_schema()
+    con = duckdb.connect(str(path))
+    con.execute("DROP VIEW crop_meta")
+    con.execute("ALTER TABLE annotations DROP COLUMN origin")
+    con.execute("ALTER TABLE annotations DROP COLUMN detection_score")
+    con.execute("INSERT INTO images (source, source_id, sha256, path, width, height) VALUES ('coco', '1', 'x', 'p', 9, 9)")
+    con.execute("INSERT INTO annotations (image_id, concept, x, y, w, h, group_key) VALUES (1, 'a', 0, 0, 5, 5, 'g')")
+    con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    with Catalog(path).read() as con:
+        assert con.execute("SELECT origin, detection_score FROM crop_meta").fetchall() == [("truth", None)]

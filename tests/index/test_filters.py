@@ -209,6 +209,7 @@ def test_default_columns_are_exactly_the_documented_set():
         "order": ("order", "text"),
         "subfamily": ("subfamily", "text"),
         "rank": ("label_rank", "text"),
+        "origin": ("origin", "text"),
         "depth": ("depth_m", "number"),
         "date": ("timestamp", "date"),
         "lat": ("latitude", "number"),
