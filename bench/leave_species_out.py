@@ -2,6 +2,8 @@
 
     flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset fish4knowledge
     flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset plankton [--geometry letterbox]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --set lp_epochs=2 --only-tuned
+        (a candidate TrainConfig: --set FIELD=VALUE, repeatable; --dinov2 adds frozen DINOv2 ViT-S/14 rows)
     .venv/bin/python bench/leave_species_out.py --report        (tables from the stored JSON)
 
 Protocol. A fold keeps several frequent species out of training (fish4knowledge: three
