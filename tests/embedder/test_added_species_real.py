@@ -1,9 +1,9 @@
 """An added species is named on real fish, and the representation that fails is caught.
 
 The shipped default indexes the backbone's pooled features (``ModelConfig.output =
-"pooled"``) of a WiSE-FT average with the ImageNet weights (bench/leave_species_out.py,
+"pooled"``; WiSE-FT averages with the ImageNet weights are an option, bench/leave_species_out.py,
 bench/RESULTS.md). The test runs that path on a small real case, fast: the ImageNet
-backbone (the pretrained end of the WiSE-FT average; no training in a test) through
+backbone (where fine-tuning and WiSE-FT start; no training in a test) through
 build_model -> encode_paths -> Prototypes.with_class (what ``species add`` does) -> the
 few-shot knn scorer. Two fish4knowledge species, each a near relative of a trained one
 (Chaetodon lunulatus / C. trifascialis, Neoniphon sammara / Myripristis kuntee, both

@@ -133,7 +133,9 @@ def test_early_stopping_with_patience(toy, tmp_path):
     "change, error",
     [({"schedule": "step"}, InvalidInput), ({"loss": "contrastive"}, InvalidInput),
      ({"augment": "heavy"}, InvalidInput), ({"epochs": 0}, InvalidInput),
-     ({"backbone": "vgg"}, ModelError), ({"freeze": "half"}, ModelError)],
+     ({"backbone": "vgg"}, ModelError), ({"freeze": "half"}, ModelError),
+     ({"lp_epochs": 4}, InvalidInput), ({"lp_epochs": -1}, InvalidInput),
+     ({"layer_lr_decay": 0.0}, InvalidInput), ({"layer_lr_decay": 1.5}, InvalidInput)],
 )
 def test_bad_config_values(toy, tmp_path, change, error):
     with pytest.raises(error):
@@ -172,3 +174,54 @@ def test_one_training_step_on_cuda(toy, tmp_path):
         pytest.skip("no CUDA GPU")
     result = train(tiny_config(epochs=1, device="cuda"), *toy, tmp_path / "out", progress=False)
     assert result.epochs_run == 1 and np.isfinite(result.history[0]["train_loss"])
+
+
+def test_lp_ft_trains_only_the_head_first_then_everything(toy, tmp_path, monkeypatch):
+    """LP-FT: during the lp_epochs no backbone tensor (batch-norm statistics included) moves; after, they do."""
+    seen = []
+    step = training._train_step
+
+    def spy(model, *args):
+        before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+        head = model.head.weight.detach().clone()
+        loss = step(model, *args)
+        moved = any(not torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
+        seen.append((moved, not torch.equal(head, model.head.weight), any(
+            p.requires_grad for p in model.backbone.parameters())))
+        return loss
+
+    monkeypatch.setattr(training, "_train_step", spy)
+    train(tiny_config(epochs=2, lp_epochs=1), *toy, tmp_path / "out", progress=False)
+    steps = len(seen) // 2
+    assert steps >= 1 and len(seen) == 2 * steps
+    assert all(not moved and head and not grad for moved, head, grad in seen[:steps])  # linear probe
+    assert all(moved and grad for moved, _, grad in seen[steps:])  # then the fine-tune
+
+
+def test_layer_lr_decay_gives_early_stages_lower_rates():
+    from embedder.model import build_model
+    from embedder.param_groups import backbone_groups
+
+    model = build_model("tiny", weights="none", dim=8, image_size=16)
+    groups = backbone_groups(model.backbone, 1e-2, 0.5, 1e-4)
+    assert [g["stage"] for g in groups] == ["0", "1", "3", "4"]  # conv, bn, conv, bn; ReLU/pool hold nothing
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2 * 0.5 ** 3, 1e-2 * 0.5 ** 2, 1e-2 * 0.5, 1e-2])
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.backbone.parameters())
+    assert [g["lr"] for g in backbone_groups(model.backbone, 1e-2, 1.0, 0.0)] == [1e-2] * 4
+    partial = build_model("tiny", weights="none", dim=8, image_size=16, freeze="partial")
+    assert [g["stage"] for g in backbone_groups(partial.backbone, 1e-2, 0.5, 0.0)] == ["3", "4"]
+
+
+def test_layer_lr_decay_slows_the_stem_in_training(toy, tmp_path, monkeypatch):
+    """With decay 0.01 the first stage moves far less than with one learning rate for all."""
+    from embedder.model import build_model
+
+    torch.manual_seed(0)  # what train() seeds before building the model (seed 0)
+    start = build_model("tiny", weights="none", dim=8, image_size=16).backbone[0].weight.detach().clone()
+    moved = {}
+    for decay in (1.0, 0.01):
+        out = tmp_path / f"d{decay}"
+        train(tiny_config(epochs=1, layer_lr_decay=decay, loss="softmax"), *toy, out, progress=False)
+        moved[decay] = float((_weights(out / "last")["backbone.0.weight"] - start).abs().mean())
+    assert moved[0.01] < 0.2 * moved[1.0]
