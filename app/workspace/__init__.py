@@ -370,10 +370,19 @@ class Workspace:
 
     # -- whole frames (the cascade) -----------------------------------------------------
     def detector_path(self, detector: Path | None = None) -> Path:
-        """``detector`` if given, else the newest detector folder under models/. Raises NotFound."""
+        """``detector`` if given, else the catalog's current detector (``detect train`` makes it
+        current), else the newest detector folder under models/. Raises NotFound."""
         from app.workspace.cascade import box_source
 
-        return box_source(detector, self.paths.models).path
+        return box_source(self._default_detector(detector), self.paths.models).path
+
+    def _default_detector(self, detector: Path | None) -> Path | None:
+        """``detector``, or the folder of the catalog's current detector when there is one."""
+        if detector is None:
+            current = self.current_detector()
+            if current is not None and (self.paths.models / current).is_dir():
+                return self.paths.models / current
+        return detector
 
     def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: Path | None = None,
                         boxes: Path | None = None, min_score: float | None = None, k: int = 5,
@@ -407,7 +416,7 @@ class Workspace:
                                         for f in files]
             find = file_finder(matched, threshold)
         else:
-            source = box_source(detector, self.paths.models)
+            source = box_source(self._default_detector(detector), self.paths.models)
             if source.kind != "detector":
                 raise InvalidInput(f"--detector {detector} is a file; give a detector folder (or use --boxes)")
             find = detector_finder(source.path, threshold, self.device, self._detectors)
