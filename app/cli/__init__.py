@@ -24,13 +24,14 @@ exit code 1. Commands parse input, make one Workspace call and print its result.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from app.cli import data, demo, detect, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
-from app.workspace import limit_threads
+from app.workspace import THREADS_ENV, limit_threads, usable_cores
 
 app = typer.Typer(
     name="oceanid",
@@ -59,9 +60,14 @@ def root(
     Example: oceanid --home ~/reef demo
     """
     setup_logging(verbose)
+    if threads is None and ctx.invoked_subcommand in ALL_CORES and not os.environ.get(THREADS_ENV):
+        threads = usable_cores()  # the demo runs alone: every core (--threads / $OCEANID_THREADS still win)
     limit_threads(threads)
     ctx.obj = {"home": home}
 
+
+#: commands that run alone, on every core unless told otherwise (`make demo`)
+ALL_CORES = frozenset({"demo"})
 
 #: (module, group name); None merges the module's verbs into the root.
 GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),

@@ -55,3 +55,26 @@ def test_the_cli_option_sets_the_threads(restore, tmp_path):
     assert torch.get_num_threads() == 1, result.output
     bad = CliRunner().invoke(app, ["--threads", "0", "stats"])
     assert bad.exit_code == 2 and "--threads" in bad.output
+
+
+def test_the_demo_takes_every_core_unless_told(restore, monkeypatch, tmp_path):
+    """`oceanid demo` runs alone: every usable core, unless --threads or $OCEANID_THREADS say otherwise."""
+    from typer.testing import CliRunner
+
+    import app.cli.demo as demo_cli
+    from app.cli import app
+
+    cores = len(os.sched_getaffinity(0))
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt  # the demo itself is not run: only the threads it starts with matter
+
+    monkeypatch.setattr(demo_cli, "run_demo", stop)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    limit_threads(1)
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    CliRunner().invoke(app, ["--home", str(tmp_path / "h"), "demo"])
+    assert torch.get_num_threads() == cores
+    monkeypatch.setenv(THREADS_ENV, "1")
+    CliRunner().invoke(app, ["--home", str(tmp_path / "h2"), "demo"])
+    assert torch.get_num_threads() == 1
