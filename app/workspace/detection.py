@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from index.catalog import Catalog
-from index.detection_metrics import BoxMetrics, box_metrics, coco_detections
+from index.detection_metrics import BoxMetrics, box_metrics
 from index.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
 from index.errors import BadImage, EmptyIndex, InvalidInput, NotFound
 from index.files import write_json_atomic
@@ -324,20 +324,14 @@ def coco_document(run: DetectionRun) -> dict:
     """The detections of a run as a COCO document: ``images`` (id, file_name, width, height),
     ``categories`` (1 = organism) and ``annotations``, a COCO results list (image_id,
     category_id, bbox [x, y, w, h], score) that ``COCO.loadRes`` reads. Frames with an error
-    are left out."""
-    from index.detection_metrics import ORGANISM
+    are left out. The same writer as ``identify --coco`` (:func:`index.detections.coco_results`)."""
+    from index.detections import coco_results
 
     used = [f for f in run.frames if f.error is None]
-    results = coco_detections([np.asarray(f.boxes, dtype=np.float64).reshape(-1, 4) for f in used],
-                              [np.asarray(f.scores) for f in used])
-    for n, entry in enumerate(results, 1):
-        entry["id"] = n
-        entry["area"] = round(entry["bbox"][2] * entry["bbox"][3], 2)
-        entry["iscrowd"] = 0
-    return {"info": {"description": f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}"},
-            "images": [{"id": n, "file_name": f.name, "width": f.width, "height": f.height}
-                       for n, f in enumerate(used, 1)],
-            "categories": [{"id": ORGANISM, "name": "organism"}], "annotations": results}
+    return coco_results([(f.name, f.width, f.height,
+                          [(tuple(box), float(score), "organism") for box, score in zip(f.boxes, f.scores)])
+                         for f in used], ["organism"],
+                        f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}")
 
 
 def evaluate_detector(catalog: Catalog, paths: Home, loaded, split: str | None = None,
