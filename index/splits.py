@@ -123,6 +123,14 @@ def merge_groups(group_keys: list[str], hashes: list[str]) -> tuple[list[int], i
     return labels.tolist(), n_keys - len(np.unique(labels))
 
 
+def check_fractions(config: SplitConfig) -> dict[str, float]:
+    """The config's train / val / test fractions; InvalidInput unless they are >= 0 and sum to 1."""
+    fractions = {"train": config.train, "val": config.val, "test": config.test}
+    if any(f < 0 for f in fractions.values()) or not abs(sum(fractions.values()) - 1) < 1e-6:
+        raise InvalidInput(f"--train/--val/--test must be >= 0 and sum to 1, got {fractions}")
+    return fractions
+
+
 def make_splits(catalog: Catalog, config: SplitConfig,
                 before_write: Callable[[int, object], None] | None = None) -> SplitSummary:
     """Assign every unpinned crop a split; deterministic for a given config and catalog.
@@ -132,10 +140,7 @@ def make_splits(catalog: Catalog, config: SplitConfig,
     (nothing is written) or write alongside it (``con``). The summary's ``changed`` says it too.
     Raises InvalidInput for bad fractions or names, EmptyIndex when nothing is ingested.
     """
-    fractions = {"train": config.train, "val": config.val, "test": config.test}
-    if any(f < 0 for f in fractions.values()) or not abs(sum(fractions.values()) - 1) < 1e-6:
-        raise InvalidInput(f"--train/--val/--test must be >= 0 and sum to 1, got {fractions}")
-    fractions = {k: v for k, v in fractions.items() if v > 0}
+    fractions = {k: v for k, v in check_fractions(config).items() if v > 0}
     rng = np.random.default_rng(config.seed)
     with catalog.read() as con:
         rows = con.execute(

@@ -83,7 +83,7 @@ def _taxonomy(t) -> None:
     rows = [{"answer": "top-1 species", "mean distance": t.species_mean_distance, **t.species_rank_accuracy}]
     rows += [{"answer": f"decode {k}", "mean distance": d.mean_distance, **d.rank_accuracy}
              for k, d in t.decodings.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    show_table(pd.DataFrame(rows), hide_index=True)
     held = [{"species": name, "decode": k, "crops": p.crops, "flagged new": p.flagged_new, "right genus": p.genus,
              "right family": p.family}
             for k, d in t.decodings.items() if d.held_out is not None
@@ -91,7 +91,7 @@ def _taxonomy(t) -> None:
     if held:
         st.markdown("*held-out species: flagged new at species level, and their answer names their true genus / "
                     "family*")
-        st.dataframe(pd.DataFrame(held), hide_index=True, width="stretch")
+        show_table(pd.DataFrame(held), hide_index=True)
 
 
 def render(ws, status) -> None:

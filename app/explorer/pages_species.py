@@ -26,9 +26,9 @@ def _place(ws, name: str) -> None:
     if place.relatives:
         st.markdown("**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. "
                     "12 = nothing shared)")
-        st.dataframe(pd.DataFrame([{"relative": r.name, "rank": r.rank, "distance": r.distance,
+        show_table(pd.DataFrame([{"relative": r.name, "rank": r.rank, "distance": r.distance,
                                     "shared": f"{r.shared_rank} {r.shared}" if r.shared else "—"}
-                                   for r in place.relatives]), hide_index=True, width="stretch")
+                                   for r in place.relatives]), hide_index=True)
 
 
 def render(ws, status) -> None:

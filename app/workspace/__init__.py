@@ -197,7 +197,9 @@ class Workspace:
         (``summary.stale_models``). Splitting again with the same settings moves nothing.
         """
         from app.workspace.pipeline import split_guard
+        from index.splits import check_fractions
 
+        check_fractions(config)  # a bad option is named before the catalog is read
         check, marked = split_guard(self.catalog, self.paths, force)
         summary = make_splits(self.catalog, config, before_write=check)
         summary.stale_models = list(marked)

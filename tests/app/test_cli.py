@@ -94,7 +94,7 @@ def test_every_group_is_registered_from_its_own_module():
     assert all(isinstance(module.app, typer.Typer) for module, _ in cli.GROUPS)
     verbs = {p[0] for p in all_commands()}
     assert verbs == {"ingest", "stats", "split", "train", "embed", "index", "identify", "search", "species",
-                     "evaluate", "demo", "app", "serve", "taxa", "detect"}
+                     "evaluate", "demo", "app", "serve", "taxa", "detect", "models"}
 
 
 def test_split_cli(tmp_path, class_folders):

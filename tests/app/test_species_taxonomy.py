@@ -73,11 +73,14 @@ def test_correct_replaces_what_the_catalog_knows_and_remove_undoes_it(tiny_ws):
     assert taxa_table(tiny_ws.catalog) == before_taxa
 
 
-@pytest.mark.parametrize("label, rank", [("Scaridae", "family"), ("Chromis", None)])
-def test_a_label_above_species_rank_is_never_its_own_parent(tiny_ws, label, rank):
-    """"Scaridae" (a family folder) became a species whose parent was itself; its family was lost."""
+@pytest.mark.parametrize("label, rank, given", [("Scaridae", "family", ["--family", "Scaridae"]),
+                                                ("Chromis", None, [])])
+def test_a_label_above_species_rank_is_never_its_own_parent(tiny_ws, label, rank, given):
+    """"Scaridae" (a family folder: its family is named Scaridae) became a species whose parent
+    was itself; its family was lost. A name with no rank given stays at an unknown rank, never
+    a species."""
     _, files = examples(tiny_ws)
-    result = cli(tiny_ws, "species", "add", label, *map(str, files))
+    result = cli(tiny_ws, "species", "add", label, *map(str, files), *given)
     assert result.exit_code == 0, result.output
     rows = {r[0]: r for r in taxa_table(tiny_ws.catalog)}
     assert rows[label][2] != label
