@@ -141,12 +141,14 @@ def crop_meta():
 os.environ.setdefault("OCEANID_THREADS", str(len(os.sched_getaffinity(0))))
 
 
-def drawn_frame(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, np.ndarray]:
-    """Dark noisy water with two or three bright discs; returns the frame and their x, y, w, h boxes."""
+def drawn_frame(rng: np.random.Generator, size: int = 128, discs: tuple[int, int] = (2, 4),
+                radii: tuple[int, int] = (10, 16)) -> tuple[Image.Image, np.ndarray]:
+    """Dark noisy water with ``discs`` (low, high-exclusive) bright discs of radius in ``radii``;
+    returns the frame and their x, y, w, h boxes. The one drawer of detector test frames."""
     arr = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
     boxes = []
-    for _ in range(int(rng.integers(2, 4))):
-        r = int(rng.integers(10, 16))
+    for _ in range(int(rng.integers(*discs))):
+        r = int(rng.integers(*radii))
         cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
         yy, xx = np.ogrid[:size, :size]
         arr[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (230, 200, 60)

@@ -10,19 +10,12 @@ from PIL import Image
 from embedder.detection.model import DetectorConfig, build_detector, load_detector, save_detector
 from embedder.detection.predict import detect_images
 from index.errors import ModelError
+from tests.conftest import drawn_frame as shared_drawn_frame
 
 
 def drawn_frame(rng: np.random.Generator, size: int = 128) -> tuple[Image.Image, np.ndarray]:
-    """Dark noisy water with one or two bright discs; returns the frame and their x, y, w, h boxes."""
-    arr = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
-    boxes = []
-    for _ in range(int(rng.integers(1, 3))):
-        r = int(rng.integers(10, 18))
-        cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
-        yy, xx = np.ogrid[:size, :size]
-        arr[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (230, 200, 60)
-        boxes.append((cx - r, cy - r, 2 * r + 1, 2 * r + 1))
-    return Image.fromarray(arr), np.asarray(boxes, np.float32)
+    """One or two bright discs on dark noise (``tests.conftest.drawn_frame``)."""
+    return shared_drawn_frame(rng, size, discs=(1, 3), radii=(10, 18))
 
 
 @pytest.mark.parametrize("arch", ["fcos", "retinanet"])
