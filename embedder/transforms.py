@@ -2,25 +2,31 @@
 transform derived from a model's config (resize + centre crop + normalise).
 
 Every transform maps an RGB PIL image to a ``(3, S, S)`` float32 tensor
-normalised with the model's own mean/std.
+normalised with the model's own mean/std. torchvision is imported only by the training
+presets: the eval path (encoding, identify) is PIL + torch alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import v2
 
 from embedder.model import ModelConfig
 from index.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 Transform = Callable[[Image.Image], torch.Tensor]
 
 
 def _to_tensor(config: ModelConfig) -> list[v2.Transform]:
+    from torchvision.transforms import v2
+
     return [
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
@@ -141,6 +147,8 @@ def _none(config: ModelConfig) -> Transform:
 
 
 def _light(config: ModelConfig) -> Transform:
+    from torchvision.transforms import v2
+
     size = config.image_size
     return v2.Compose([
         v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
@@ -178,6 +186,8 @@ def _underwater(config: ModelConfig) -> Transform:
     light absorption), so: crop/scale, flips, small rotations, colour jitter
     including hue, TrivialAugmentWide, and random erasing (occlusion). Grayscale
     crops take the same steps on one channel, then are replicated to three."""
+    from torchvision.transforms import v2
+
     size = config.image_size
     to_image, to_float, normalize = _to_tensor(config)
 

@@ -190,3 +190,17 @@ def test_prefetched_keeps_order_raises_producer_errors_and_stops_early():
     time.sleep(0.3)
     assert len(produced) <= 3 + 2 + 2  # the producer stopped a couple of items ahead, not running on
     assert not any(t.name == "oceanid-prefetch" for t in threading.enumerate())
+
+
+def test_the_eval_path_does_not_import_torchvision():
+    """Encoding (identify, embed) needs PIL + torch only: torchvision's import (which pulls in
+    torch._dynamo, about a second) belongs to training's augmentations and the detector."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import embedder.encoding, embedder.transforms as t; "
+            "from embedder.model import ModelConfig; "
+            "t.eval_transform(ModelConfig(backbone='efficientnet_lite0', dim=8, image_size=32)); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
