@@ -14,28 +14,25 @@ Each goes through ``Workspace.identify_frames`` (detect -> cut with the training
 identify), and pycocotools' COCOeval (class-agnostic, IoU 0.5, up to 100 boxes) matches
 detections to ground truth. Per ground-truth organism of a trained species: found (matched)
 and named (the matched box's answer is its species); per organism of a held-out species:
-found and flagged unknown. Also mAP@0.5 / mAP@0.5:0.95 and recall@0.5 from the same COCOeval,
-and the wall time per frame of the detector alone and of the whole cascade (one frame at a time).
+found and flagged unknown. Also mAP@0.5 / mAP@0.5:0.95 (pycocotools, over every box the
+detector keeps), ``recall_50`` (the organisms the cascade's boxes found), and the wall time per
+frame of the detector and of the whole cascade (one frame at a time). The grading is the
+library's (:mod:`app.workspace.cascade_evaluation`, what ``oceanid evaluate`` reports).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.workspace import Workspace  # noqa: E402
 from index.frames import truth_frames  # noqa: E402
-from index.imaging import open_image  # noqa: E402
 
 OUT = ROOT / "bench" / "figures" / "cascade.json"
 
@@ -53,81 +50,23 @@ def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int |
 
 
 def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    engine = ws.engine()
-    known = set(engine.prototypes.names)
-    gt = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "organism"}]}
-    for n, f in enumerate(frames, start=1):
-        gt["images"].append({"id": n, "width": f.width, "height": f.height})
-        for box, concept in zip(f.boxes.tolist(), f.concepts):
-            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": n, "category_id": 1,
-                                      "bbox": box, "area": box[2] * box[3], "iscrowd": 0, "concept": concept})
-    ws.identify_frames([frames[0].path], detector=detector, min_score=min_score)  # warm-up: load the models
+    """The library's grading (app.workspace.cascade_evaluation, as `oceanid evaluate` does it),
+    under this benchmark's JSON keys."""
     from app.workspace.cascade import detector_finder
+    from app.workspace.cascade_evaluation import cascade_figures
+    from index.taxa import tree
 
-    detect_s, cascade_s, results = [], [], []
-    finder = detector_finder(detector, min_score, "cpu")  # the detector alone, for its share of the time
-    for f in frames:
-        image = open_image(f.path)
-        t0 = time.perf_counter()
-        finder([image], [f.path])
-        detect_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        results.append(ws.identify_frames([f.path], detector=detector, min_score=min_score).frames[0])
-        cascade_s.append(time.perf_counter() - t0)
-    dt, answers = [], {}
-    for n, frame in enumerate(results, start=1):
-        for o in frame.organisms:
-            dt.append({"image_id": n, "category_id": 1, "bbox": list(o.box), "score": float(o.detection_score),
-                       "id": len(dt) + 1})
-            answers[len(dt)] = o
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO()
-        coco_gt.dataset = gt
-        coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(dt) if dt else None
-    figures: dict = {"frames": len(frames), "detections": len(dt), "min_score": min_score}
-    matched: dict[int, int] = {}
-    if coco_dt is not None:
-        ev = COCOeval(coco_gt, coco_dt, "bbox")
-        ev.params.useCats = 0
-        ev.params.maxDets = [1, 10, 100]
-        with contextlib.redirect_stdout(io.StringIO()):
-            ev.evaluate()
-            ev.accumulate()
-            ev.summarize()
-        figures.update(map_50_95=round(float(ev.stats[0]), 4), map_50=round(float(ev.stats[1]), 4))
-        t50 = int(np.argmin(np.abs(ev.params.iouThrs - 0.5)))
-        for e in ev.evalImgs:
-            if e is None or e["aRng"] != ev.params.areaRng[0]:
-                continue
-            for g, d in zip(e["gtIds"], e["gtMatches"][t50]):
-                if d > 0:
-                    matched[int(g)] = int(d)
-    known_total = found_known = named = held_total = found_held = flagged = 0
-    for a in gt["annotations"]:
-        d = matched.get(a["id"])
-        if a["concept"] in known:
-            known_total += 1
-            found_known += d is not None
-            named += d is not None and answers[d].species == a["concept"]
-        else:
-            held_total += 1
-            found_held += d is not None
-            flagged += d is not None and answers[d].unknown
-    total = known_total + held_total
-    figures.update(
-        organisms=total, recall_50=round((found_known + found_held) / max(1, total), 4),
-        known_organisms=known_total, found_and_named=round(named / max(1, known_total), 4),
-        named_when_found=round(named / max(1, found_known), 4),
-        held_out_organisms=held_total, found_and_flagged_unknown=round(flagged / max(1, held_total), 4),
-        detect_ms_per_frame=round(1000 * float(np.median(detect_s)), 1),
-        cascade_ms_per_frame=round(1000 * float(np.median(cascade_s)), 1),
-        cascade_ms_per_frame_mean=round(1000 * float(np.mean(cascade_s)), 1),
-        organisms_per_frame=round(len(dt) / max(1, len(frames)), 2))
-    return figures
+    find = detector_finder(detector, 0.0, "cpu")  # every box the detector keeps: mAP grades them all
+    c = cascade_figures(ws.engine(), frames, find, ws.crop, min_score, tree(ws.catalog))
+    for name, reason in c.skipped:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    return {"frames": c.frames, "detections": c.detections, "min_score": c.min_score, "map_50_95": c.map,
+            "map_50": c.map50, "organisms": c.organisms, "recall_50": round(c.found / max(1, c.organisms), 4),
+            "known_organisms": c.known_organisms, "found_and_named": c.found_and_named,
+            "named_when_found": c.named_when_found, "held_out_organisms": c.held_out_organisms,
+            "found_and_flagged_unknown": c.found_and_flagged_unknown, "detect_ms_per_frame": c.detect_ms_per_frame,
+            "cascade_ms_per_frame": c.cascade_ms_per_frame, "cascade_ms_per_frame_mean": c.cascade_ms_per_frame_mean,
+            "organisms_per_frame": round(c.detections / max(1, c.frames), 2)}
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Class-agnostic box metrics through pycocotools (never a hand-written mAP) and COCO results files.
+"""Class-agnostic box metrics and box-to-truth matching through pycocotools (never a hand-written
+mAP or matcher) and COCO results files.
 
 Boxes are numpy ``(n, 4)`` x, y, w, h pixels, one array per frame, as
 :mod:`embedder.detection.predict` returns them and the catalog stores them.
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from index.errors import InvalidInput
 
 ORGANISM = 1  # the one COCO category id of the class-agnostic detector
 
@@ -61,23 +64,68 @@ def coco_detections(boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray],
     return out
 
 
-def box_metrics(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray],
-                scores: Sequence[np.ndarray]) -> BoxMetrics:
-    """Evaluate detections (``boxes`` / ``scores`` per frame) against ``truth`` with pycocotools."""
+def _evaluated(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], results: list[dict],
+               iou: float | None = None):
+    """pycocotools' COCOeval (bbox) of ``results`` against ``truth``, evaluated per frame; with
+    ``iou``, class-agnostic at that one IoU threshold over all areas (what matching needs)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    results = coco_detections(boxes, scores)
-    n_truth = int(sum(len(np.asarray(t).reshape(-1, 4)) for t in truth))
-    if not results or n_truth == 0:  # loadRes refuses an empty list; nothing found (or nothing to find) scores 0
-        return BoxMetrics(len(truth), n_truth, len(results), 0.0, 0.0, 0.0)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and summary
         gt = COCO()
         gt.dataset = coco_ground_truth(truth, sizes)
         gt.createIndex()
-        dt = gt.loadRes(results)
-        ev = COCOeval(gt, dt, iouType="bbox")
+        ev = COCOeval(gt, gt.loadRes(results), iouType="bbox")
+        if iou is not None:
+            ev.params.useCats = 0
+            ev.params.iouThrs = np.array([float(iou)])
+            ev.params.maxDets = [100]
+            ev.params.areaRng, ev.params.areaRngLbl = [ev.params.areaRng[0]], ["all"]
         ev.evaluate()
+    return ev
+
+
+def match_truth(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray],
+                scores: Sequence[np.ndarray], iou: float = 0.5) -> list[np.ndarray]:
+    """Which detection pycocotools matches to each ground-truth box, frame by frame.
+
+    ``truth`` / ``boxes``: one ``(n, 4)`` x, y, w, h array per frame; ``scores``: one ``(m,)``
+    array per frame, beside ``boxes``. COCOeval matches class-agnostically (``useCats = 0``),
+    greedily from the best-scored of each frame's 100 best detections, each to the unmatched
+    truth box it overlaps most with IoU >= ``iou``. Returns one ``(n,)`` int64 array per frame:
+    the index into that frame's ``boxes`` of the detection matched to each truth box, -1 for none.
+    Raises InvalidInput for an ``iou`` outside (0, 1].
+    """
+    if not 0.0 < iou <= 1.0:
+        raise InvalidInput(f"IoU threshold must be within (0, 1], got {iou:g}")
+    truth = [np.asarray(t, dtype=np.float64).reshape(-1, 4) for t in truth]
+    out = [np.full(len(t), -1, dtype=np.int64) for t in truth]
+    results = coco_detections(boxes, scores)
+    if not results or not any(len(t) for t in truth):  # loadRes refuses an empty list
+        return out
+    # coco_ground_truth numbers truth boxes 1.. and loadRes numbers results 1.., both in frame order.
+    truth_at = [(f, n) for f, t in enumerate(truth) for n in range(len(t))]
+    found_at = [(f, n) for f, b in enumerate(boxes) for n in range(len(np.asarray(b).reshape(-1, 4)))]
+    ev = _evaluated(truth, sizes, results, iou)
+    for e in ev.evalImgs:
+        if e is None:
+            continue
+        for g, d in zip(e["gtIds"], e["gtMatches"][0]):
+            if d > 0:
+                frame, n = truth_at[int(g) - 1]
+                out[frame][n] = found_at[int(d) - 1][1]
+    return out
+
+
+def box_metrics(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray],
+                scores: Sequence[np.ndarray]) -> BoxMetrics:
+    """Evaluate detections (``boxes`` / ``scores`` per frame) against ``truth`` with pycocotools."""
+    results = coco_detections(boxes, scores)
+    n_truth = int(sum(len(np.asarray(t).reshape(-1, 4)) for t in truth))
+    if not results or n_truth == 0:  # loadRes refuses an empty list; nothing found (or nothing to find) scores 0
+        return BoxMetrics(len(truth), n_truth, len(results), 0.0, 0.0, 0.0)
+    ev = _evaluated(truth, sizes, results)
+    with contextlib.redirect_stdout(io.StringIO()):
         ev.accumulate()
         ev.summarize()
     m = list(ev.params.maxDets).index(100)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from app.cli import options
 from app.cli.common import check_output_folder, cli_errors, console, err_console, print_json, workspace
+
+if TYPE_CHECKING:
+    from app.workspace import DetectionFigures
 
 app = typer.Typer()
 
@@ -28,13 +32,19 @@ def evaluate(
 ) -> None:
     """Measure classification, unknown-species detection, retrieval and few-shot on the test split.
 
+    When the home has a detector (`oceanid detect train`), whole frames too: the detector's mAP
+    and recall, and how many organisms the cascade finds and names, on the held-out frames.
+
     Example: oceanid evaluate --report reports/run1 --json
     """
     check_output_folder(report, "--report")  # before the work, not after it
-    s = workspace(ctx).evaluate(report, model, map_method)
+    s = workspace(ctx).evaluate(report, model, map_method, progress=not as_json)
     if s.model_stale:
         err_console.print(f"warning: model {s.model} is stale ({s.model_stale}): retrain it before trusting "
                           "these figures", markup=False, soft_wrap=True)
+    frames = s.detection
+    for name, reason in frames.cascade.skipped if frames is not None else ():
+        err_console.print(f"warning: whole-frame figures skip {name}: {reason}", markup=False, soft_wrap=True)
     if as_json:
         print_json(s)
         return
@@ -65,4 +75,21 @@ def evaluate(
                 line += (f"; held-out flagged new {d.held_out.flagged_new:.3f}, right genus "
                          f"{figure(d.held_out.genus)}, right family {figure(d.held_out.family)}")
             console.print(line, markup=False)
+    if frames is not None:
+        console.print(detection_line(frames), markup=False, soft_wrap=True)
     console.print(f"report: {s.report_dir}/summary.md", markup=False)
+
+
+def milliseconds(value: float | None) -> str:
+    """A median time per frame, or ``n/a`` when no frame was timed."""
+    return "n/a" if value is None else f"{value:.0f} ms/frame"
+
+
+def detection_line(d: DetectionFigures) -> str:
+    """One line of the whole-frame figures (``EvaluationSummary.detection``)."""
+    c = d.cascade
+    return (f"detector {d.detector_id} on {c.frames} {d.split} frames: mAP@0.5 {c.map50:.3f}, "
+            f"mAP@0.5:0.95 {c.map:.3f}, recall@0.5 {c.recall50:.3f}; found and named {figure(c.found_and_named)} "
+            f"({c.named}/{c.known_organisms}), found and flagged unknown {figure(c.found_and_flagged_unknown)} "
+            f"({c.flagged_unknown}/{c.held_out_organisms}); detect {milliseconds(c.detect_ms_per_frame)}, "
+            f"cascade {milliseconds(c.cascade_ms_per_frame)}")

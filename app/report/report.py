@@ -96,6 +96,34 @@ def _taxonomy_markdown(summary: EvaluationSummary) -> list[str]:
     return lines + [""]
 
 
+def _detection_markdown(summary: EvaluationSummary) -> list[str]:
+    d = summary.detection
+    if d is None:
+        return []
+    c = d.cascade
+    ms = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
+    lines = [f"## Whole frames: detector `{d.detector_id}` and the cascade ({c.frames} {d.split} frames)", "",
+             "Class-agnostic pycocotools figures over every box the detector keeps; the cascade answers with "
+             f"the boxes scoring >= {c.min_score:g} (found: matched to a ground-truth organism at IoU >= 0.5). "
+             "Known species: trained or added; held out: no prototypes.", "",
+             "| figure | value |", "|---|---|",
+             f"| mAP@0.5 / mAP@0.5:0.95 | {c.map50:.3f} / {c.map:.3f} |",
+             f"| recall@0.5 | {c.recall50:.3f} |",
+             f"| found (cascade boxes) | {c.found} of {c.organisms} |",
+             f"| found and named ({c.known_organisms} known-species organisms) | {_figure(c.found_and_named)} "
+             f"({c.named}; {_figure(c.named_when_found)} of those found) |",
+             f"| found and flagged unknown ({c.held_out_organisms} held-out organisms) | "
+             f"{_figure(c.found_and_flagged_unknown)} ({c.flagged_unknown}) |",
+             f"| boxes answered | {c.detections} |",
+             f"| detect, per frame (median) | {ms(c.detect_ms_per_frame)} |",
+             f"| whole cascade, per frame (median / mean) | {ms(c.cascade_ms_per_frame)} / "
+             f"{ms(c.cascade_ms_per_frame_mean)} |", ""]
+    if c.skipped:
+        lines += [f"Skipped {len(c.skipped)} frame(s) that could not be read:", ""]
+        lines += [f"- {name}: {reason}" for name, reason in c.skipped] + [""]
+    return lines
+
+
 def _markdown(summary: EvaluationSummary) -> str:
     c, r, n = summary.classification, summary.retrieval, summary.counts
     lines = [f"# oceanid evaluation: {summary.model} ({summary.generation})", "",
@@ -137,6 +165,7 @@ def _markdown(summary: EvaluationSummary) -> str:
                   for k, v in summary.few_shot.items()]
         lines.append("")
     lines += _taxonomy_markdown(summary)
+    lines += _detection_markdown(summary)
     lines += ["## Most confusable species (prototype cosine)", "", "| a | b | cosine |", "|---|---|---|"]
     lines += [f"| {p.a} | {p.b} | {p.similarity:.3f} |" for p in summary.confusable]
     lines += ["", "![map](embedding_map.png)", ""]

@@ -14,7 +14,7 @@
       identify / search   identify.py (+ index.search)               -> Identification / CropHit
       species_add/remove  species.py (+ index.ingest, index.embeddings) -> SpeciesChange
       taxa_show/place/import taxa.py (+ index.taxa, index.taxonomy)  -> Lineage / TreePlace / TaxaImport
-      evaluate            evaluation.py + app.report                 -> EvaluationSummary
+      evaluate            evaluation.py (+ cascade_evaluation.py) + app.report -> EvaluationSummary
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult
 
@@ -33,10 +33,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace.results import (BuildResult, CascadeResult, DemoResult, EvaluationSummary, FrameIdentification,
-                                   GenerationChange, Identification, IdentificationRecord, ModelInfo, SpeciesChange,
-                                   TaxaImport, TreePlace,
-                                   VerifyResult)
+from app.workspace.results import (BuildResult, CascadeResult, DemoResult, DetectionFigures, EvaluationSummary,
+                                   FrameIdentification, GenerationChange, Identification, IdentificationRecord,
+                                   ModelInfo, SpeciesChange, TaxaImport, TreePlace, VerifyResult)
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog import Catalog
@@ -66,7 +65,7 @@ if TYPE_CHECKING:
     from index.search import CropHit
     from index.taxonomy import Lineage
 
-__all__ = ["BuildResult", "CascadeResult", "DemoResult", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
+__all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
            "check_home", "limit_threads", "THREADS_ENV", "usable_cores", "resolve_home", "run_demo"]
 
@@ -562,8 +561,9 @@ class Workspace:
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
-                 seed: int = 0) -> EvaluationSummary:
-        """Evaluate the live model and write the report folder (default reports/latest)."""
+                 seed: int = 0, progress: bool = False) -> EvaluationSummary:
+        """Evaluate the live model and write the report folder (default reports/latest); when the
+        catalog lists a detector, also grade whole frames through the cascade (``detection``)."""
         from app.report.report import write_report
         from app.workspace.evaluation import evaluate
         from app.workspace.pipeline import check_no_leak
@@ -572,11 +572,40 @@ class Workspace:
         check_no_leak(self.catalog, self.paths, engine.model_id)  # a re-split home must not grade on seen crops
         summary, raw = evaluate(engine, self.catalog, seed=seed)
         summary.model_stale = self.catalog.model_stale(engine.model_id)
+        summary.detection = self._evaluate_frames(engine, progress)
         folder = (Path(report) if report else self.paths.reports / "latest").absolute()
         write_report(summary, raw, folder, map_method)
         summary.report_dir = str(folder)
         self.catalog.set_last_report(str(folder))
         return summary
+
+    def _evaluate_frames(self, engine: Engine, progress: bool = False) -> DetectionFigures | None:
+        """The cascade, with the detector ``identify --frames`` uses by default, on the held-out
+        frames (:mod:`app.workspace.cascade_evaluation`); None when the catalog lists no detector,
+        its folder is gone or no frame is held out (a warning says which)."""
+        from app.workspace.cascade import DEFAULT_MIN_SCORE, detector_finder
+        from app.workspace.cascade_evaluation import cascade_figures, held_out_frames
+        from index.errors import NotFound
+        from index.frames import truth_frames
+        from index.taxa import tree
+
+        if not self.detectors():
+            return None
+        try:
+            folder = self.detector_path()
+        except NotFound as exc:
+            log.warning("evaluate: no whole-frame figures: %s", exc)
+            return None
+        split, frames = held_out_frames(truth_frames(self.catalog, self.home))
+        if not frames:
+            log.warning("evaluate: no whole-frame figures: no test or val frame has a box")
+            return None
+        find = detector_finder(folder, 0.0, self.device, self._detectors)  # every box it keeps: mAP needs them
+        names = [str(f.path.relative_to(self.home)) if f.path.is_relative_to(self.home) else str(f.path)
+                 for f in frames]
+        figures = cascade_figures(engine, frames, find, self.crop, DEFAULT_MIN_SCORE, tree(self.catalog), names,
+                                  progress=progress)
+        return DetectionFigures(folder.name, split, figures)
 
     def last_evaluation(self) -> EvaluationSummary | None:
         """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""

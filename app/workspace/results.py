@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import TypedDict  # pydantic (the API schema) needs it on Python < 3.12
 
 if TYPE_CHECKING:
+    from app.workspace.cascade_evaluation import CascadeFigures
     from index.calibration import Calibration
     from index.generations import Manifest
     from index.metrics import OodReport
@@ -450,6 +451,25 @@ class ConfusablePair:
     similarity: float  # cosine of their closest prototypes
 
 
+@dataclass(frozen=True)
+class DetectionFigures:
+    """``oceanid evaluate``'s whole-frame section: the detector ``identify --frames`` uses by
+    default, graded with the cascade on the held-out frames (``split``: test, else val)."""
+
+    detector_id: str
+    split: str
+    cascade: CascadeFigures  # mAP / recall@0.5, found and named, found and flagged unknown, latency
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector_id": self.detector_id, "split": self.split, "cascade": self.cascade.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectionFigures:
+        from app.workspace.cascade_evaluation import CascadeFigures
+
+        return cls(data["detector_id"], data["split"], CascadeFigures.from_dict(data["cascade"]))
+
+
 @dataclass
 class EvaluationSummary:
     """Every figure of ``oceanid evaluate`` (``eval.json`` is its ``to_dict()``)."""
@@ -468,6 +488,7 @@ class EvaluationSummary:
     scorer_choice: ScorerChoice | None = None  # how the decision scorer was chosen (per-scorer val AUROC)
     model_stale: str | None = None  # why the model was stale when graded (re-split with --force); None: it was not
     taxonomy: TaxonomyFigures | None = None  # rank accuracy, taxonomic distance, held-out placement
+    detection: DetectionFigures | None = None  # whole frames through the cascade; None: the catalog lists no detector
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -496,6 +517,7 @@ class EvaluationSummary:
             scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
             model_stale=data.get("model_stale"),
             taxonomy=TaxonomyFigures.from_dict(data["taxonomy"]) if data.get("taxonomy") else None,
+            detection=DetectionFigures.from_dict(data["detection"]) if data.get("detection") else None,
         )
 
 

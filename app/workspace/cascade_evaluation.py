@@ -1,0 +1,172 @@
+"""The whole-frame cascade graded on frames with ground truth: boxes, names, unknowns, latency.
+
+::
+
+    TruthFrame (index.frames) -> BoxFinder (every box the detector keeps) -> index.detection_metrics.box_metrics
+                              -> the boxes >= min_score -> app.workspace.cascade.identify_frames
+                              -> index.detection_metrics.match_truth (COCOeval, IoU 0.5) -> CascadeFigures
+
+One frame at a time, after one untimed warm-up frame: ``detect`` is the box finder's share of
+the frame, ``cascade`` the whole ``identify_frames`` call (decode, detect, cut, embed, score).
+mAP and recall@0.5 grade every box the detector keeps (its own score threshold, as
+``oceanid detect evaluate`` does); the end-to-end figures grade the organisms the cascade
+answers with (boxes >= ``min_score``). A ground-truth organism is of a *known* species when
+the engine has prototypes of its concept (trained or added), else of a *held-out* one; found
+means matched at IoU >= 0.5; named means the matched box's answer is its species; flagged means
+the matched box's answer is ``unknown``. Both ``oceanid evaluate`` and ``bench/cascade.py`` use this.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from app.workspace.cascade import BoxFinder, identify_frames
+from app.workspace.engine import Engine
+from index.crops import CropConfig
+from index.detection_metrics import box_metrics, match_truth
+from index.detectors import frame_split
+from index.frames import TruthFrame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CascadeFigures:
+    """The cascade on a set of frames with ground truth (fractions are None when nothing is counted)."""
+
+    frames: int  # frames graded (skipped frames excluded)
+    detections: int  # organisms the cascade answered with (boxes >= min_score)
+    min_score: float
+    map50: float  # pycocotools over every box the detector keeps
+    map: float  # mAP@0.5:0.95
+    recall50: float  # recall at IoU 0.5, up to 100 boxes a frame
+    organisms: int  # ground-truth organisms in the graded frames
+    found: int  # of them, matched (IoU >= 0.5) by a box the cascade answered with
+    known_organisms: int  # of a species the engine knows (trained or added)
+    found_known: int
+    named: int  # found and named as their species
+    held_out_organisms: int  # of a species the engine has no prototypes of
+    found_held_out: int
+    flagged_unknown: int  # found and answered ``unknown``
+    found_and_named: float | None  # named / known_organisms
+    named_when_found: float | None  # named / found_known
+    found_and_flagged_unknown: float | None  # flagged_unknown / held_out_organisms
+    detect_ms_per_frame: float | None  # median
+    cascade_ms_per_frame: float | None  # median
+    cascade_ms_per_frame_mean: float | None
+    skipped: tuple[tuple[str, str], ...] = ()  # (frame, one-line reason): frames that could not be read
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["skipped"] = [list(s) for s in self.skipped]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CascadeFigures:
+        return cls(**{**data, "skipped": tuple(tuple(s) for s in data.get("skipped") or ())})
+
+
+def held_out_frames(frames: Sequence[TruthFrame]) -> tuple[str, list[TruthFrame]]:
+    """(split, frames): the test frames when there are any, else the val frames, each frame's
+    split by :func:`index.detectors.frame_split` (the detector's rule: a frame's boxes never
+    straddle splits), as ``oceanid detect evaluate`` chooses them."""
+    by_split: dict[str, list[TruthFrame]] = {}
+    for frame in frames:
+        if len(frame.boxes):
+            by_split.setdefault(frame_split(list(frame.splits)), []).append(frame)
+    split = "test" if by_split.get("test") else "val"
+    return split, by_split.get(split, [])
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _ms(seconds: list[float], how) -> float | None:
+    return round(1000 * float(how(seconds)), 1) if seconds else None
+
+
+def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinder, crop: CropConfig,
+                    min_score: float, tree: dict | None = None, names: Sequence[str] | None = None,
+                    progress: bool = False) -> CascadeFigures:
+    """Grade the cascade of ``find`` (a BoxFinder returning every box the detector keeps, best
+    first) on ``frames``; boxes under ``min_score`` are graded by mAP but not identified.
+
+    ``names``: how each frame is named in ``skipped`` (default: its file name). A frame that
+    cannot be read, or is too small, is skipped (one line in ``skipped``), never an error.
+    """
+    from tqdm import tqdm
+
+    names = list(names) if names is not None else [f.path.name for f in frames]
+    timing: list[float] = []
+    kept: list[list] = []
+
+    def timed(images, keys):
+        start = time.perf_counter()
+        found = find(images, keys)
+        timing.append(time.perf_counter() - start)
+        kept.extend(found)
+        return [[b for b in boxes if b.score is None or b.score >= min_score] for boxes in found]
+
+    def run(frame: TruthFrame, name: str):
+        return identify_frames(engine, [frame.path], timed, crop, names=[name], tree=tree)[0]
+
+    used, answers, skipped, detect_s, cascade_s = [], [], [], [], []
+    warm = False
+    for frame, name in tqdm(list(zip(frames, names, strict=True)), desc="cascade", unit="frame",
+                            disable=not progress):
+        if not warm:  # the first use loads the encoder; untimed, answers thrown away
+            first = run(frame, name)
+            timing.clear()
+            kept.clear()
+            warm = first.error is None
+        start = time.perf_counter()
+        result = run(frame, name)
+        seconds = time.perf_counter() - start
+        if result.error is not None:
+            skipped.append((name, result.error))
+            log.warning("cascade evaluation skips %s: %s", name, result.error)
+            continue
+        used.append(frame)
+        answers.append(result.organisms)
+        detect_s.append(timing.pop())
+        cascade_s.append(seconds)
+    all_boxes = [np.asarray([b.box for b in f], np.float32).reshape(-1, 4) for f in kept]
+    all_scores = [np.asarray([1.0 if b.score is None else b.score for b in f], np.float32) for f in kept]
+    sizes = [(f.width, f.height) for f in used]
+    metrics = box_metrics([f.boxes for f in used], sizes, all_boxes, all_scores)
+    matched = match_truth([f.boxes for f in used], sizes,
+                          [np.asarray([o.box for o in a], np.float32).reshape(-1, 4) for a in answers],
+                          [np.asarray([1.0 if o.detection_score is None else o.detection_score for o in a],
+                                      np.float32) for a in answers])
+    known = set(engine.prototypes.names)
+    counts = dict.fromkeys(("known", "found_known", "named", "held", "found_held", "flagged"), 0)
+    for frame, organisms, hits in zip(used, answers, matched, strict=True):
+        for concept, d in zip(frame.concepts, hits, strict=True):
+            answer = organisms[d] if d >= 0 else None
+            if concept in known:
+                counts["known"] += 1
+                counts["found_known"] += answer is not None
+                counts["named"] += answer is not None and answer.species == concept
+            else:
+                counts["held"] += 1
+                counts["found_held"] += answer is not None
+                counts["flagged"] += answer is not None and answer.unknown
+    c = counts
+    figures = CascadeFigures(
+        frames=len(used), detections=sum(len(a) for a in answers), min_score=float(min_score),
+        map50=metrics.map50, map=metrics.map, recall50=metrics.recall50, organisms=c["known"] + c["held"],
+        found=c["found_known"] + c["found_held"], known_organisms=c["known"], found_known=c["found_known"],
+        named=c["named"], held_out_organisms=c["held"], found_held_out=c["found_held"], flagged_unknown=c["flagged"],
+        found_and_named=_share(c["named"], c["known"]), named_when_found=_share(c["named"], c["found_known"]),
+        found_and_flagged_unknown=_share(c["flagged"], c["held"]),
+        detect_ms_per_frame=_ms(detect_s, np.median), cascade_ms_per_frame=_ms(cascade_s, np.median),
+        cascade_ms_per_frame_mean=_ms(cascade_s, np.mean), skipped=tuple(skipped))
+    log.info("cascade evaluation: %d frames (%d skipped), %d organisms, %d found", figures.frames, len(skipped),
+             figures.organisms, figures.found)
+    return figures
