@@ -103,14 +103,13 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
     from tqdm import tqdm
 
     names = list(names) if names is not None else [f.path.name for f in frames]
-    timing: list[float] = []
+    last: dict = {}  # the latest call's detector seconds and boxes: kept only when its frame is graded
     kept: list[list] = []
 
     def timed(images, keys):
         start = time.perf_counter()
         found = find(images, keys)
-        timing.append(time.perf_counter() - start)
-        kept.extend(found)
+        last.update(seconds=time.perf_counter() - start, found=found)
         return [[b for b in boxes if b.score is None or b.score >= min_score] for boxes in found]
 
     def run(frame: TruthFrame, name: str):
@@ -121,10 +120,8 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
     for frame, name in tqdm(list(zip(frames, names, strict=True)), desc="cascade", unit="frame",
                             disable=not progress):
         if not warm:  # the first use loads the encoder; untimed, answers thrown away
-            first = run(frame, name)
-            timing.clear()
-            kept.clear()
-            warm = first.error is None
+            warm = run(frame, name).error is None
+        last.clear()
         start = time.perf_counter()
         result = run(frame, name)
         seconds = time.perf_counter() - start
@@ -134,7 +131,8 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
             continue
         used.append(frame)
         answers.append(result.organisms)
-        detect_s.append(timing.pop())
+        kept.extend(last["found"])
+        detect_s.append(last["seconds"])
         cascade_s.append(seconds)
     all_boxes = [np.asarray([b.box for b in f], np.float32).reshape(-1, 4) for f in kept]
     all_scores = [np.asarray([1.0 if b.score is None else b.score for b in f], np.float32) for f in kept]
