@@ -126,6 +126,23 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+KEY_BASELINE = {"image_size": 96}  # defaults when the stored runs began; a key names every change from them
+
+
+def run_key(dataset: str, fold: int, geometry: str, epochs: int, overrides: dict) -> str:
+    """The run's key in the JSON: its options that differ from ``KEY_BASELINE``, the shipped default's included.
+
+    So a stored run keeps its key when a default moves: with the default at 128 px a plain run is
+    ``...|8ep|image_size=128``, the same key as the 128 px candidate run made when 96 px was the default.
+    """
+    from embedder.train_config import TrainConfig
+
+    default = TrainConfig()
+    named = {k: getattr(default, k) for k in KEY_BASELINE} | overrides
+    named = {k: v for k, v in named.items() if not (k in KEY_BASELINE and KEY_BASELINE[k] == v)}
+    return f"{dataset}|fold{fold}|train-{geometry}|{epochs}ep" + "".join(f"|{k}={v}" for k, v in sorted(named.items()))
+
+
 def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str, overrides: dict | None = None
                ) -> tuple[Path, dict]:
     from embedder.train_config import TrainConfig
@@ -356,8 +373,7 @@ def main() -> None:
 
     epochs = args.epochs or TrainConfig().epochs
     overrides = parse_overrides(args.overrides)
-    key = f"{args.dataset}|fold{args.fold}|train-{args.geometry}|{epochs}ep" + "".join(
-        f"|{k}={v}" for k, v in sorted(overrides.items()))
+    key = run_key(args.dataset, args.fold, args.geometry, epochs, overrides)
     work = (args.work or Path(tempfile.gettempdir()) / "oceanid-leave-species-out") / key.replace("|", "-")
     work.mkdir(parents=True, exist_ok=True)
     paths, y, g, added, known, idx = fold_split(args.dataset, args.fold)
