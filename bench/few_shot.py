@@ -9,7 +9,7 @@ track, the synthetic reef's 12 by frame), embeds every crop once, then adds each
 held-out species in turn, as ``oceanid species add`` does: ``--shots`` support
 crops from distinct tracks (frames) become its prototype and join the knn
 scorer's training crops, and the threshold is calibrated on the known validation
-crops (95% kept). For the knn scorer without and with ``few_shot`` (index/ood.py)
+crops (95% kept). For the knn scorer without and with ``few_shot`` (index/scoring/ood.py)
 it reports, per added species:
 
 - **named**: of its other crops (tracks not used as support), the fraction named it
@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 from bench.common import FISH4K, machine  # noqa: E402
 from bench.train_losses import synthetic_reef  # noqa: E402
 from bench.train_sweep import fish4knowledge_all, splits  # noqa: E402
-from index.ood import KnnScorer, calibrate  # noqa: E402
-from index.prototypes import Prototypes  # noqa: E402
+from index.scoring.ood import KnnScorer, calibrate  # noqa: E402
+from index.scoring.prototypes import Prototypes  # noqa: E402
 
 FIGURES = ROOT / "bench" / "figures" / "few_shot.json"
 log = logging.getLogger("few_shot")

@@ -51,7 +51,7 @@ def main() -> None:
         ws = build_tiny_workspace(Path(tmp.name) / "home")
     engine = ws.engine()
     torch.set_num_threads(torch.get_num_threads())
-    from index.embeddings import crop_rows
+    from index.catalog.embeddings import crop_rows
 
     path = ws.paths.resolve(crop_rows(ws.catalog, split="test", limit=1)[0].crop_path)
     image = __import__("index.imaging", fromlist=["open_image"]).open_image(path)

@@ -53,8 +53,8 @@ from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 from bench.common import FISH4K, machine  # noqa: E402
 from bench.train_losses import split  # noqa: E402
 from bench.train_sweep import fish4knowledge_all  # noqa: E402
-from index.ood import KnnScorer, calibrate  # noqa: E402
-from index.prototypes import Prototypes  # noqa: E402
+from index.scoring.ood import KnnScorer, calibrate  # noqa: E402
+from index.scoring.prototypes import Prototypes  # noqa: E402
 
 PLANKTON = ROOT.parent / "shared" / "data" / "pwssc_plankton"
 FIGURES = ROOT / "bench" / "figures" / "leave_species_out.json"

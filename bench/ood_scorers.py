@@ -4,7 +4,7 @@ Chooses the default OOD scorer (best mean AUROC over both data sets) and the
 number of prototype sub-centres. fish4knowledge: the 15 most frequent species
 are known, the other 8 held out; tracks never cross splits.
 
-Every scorer of index.ood.SCORERS (relative_mahalanobis included): AUROC,
+Every scorer of index.scoring.ood.SCORERS (relative_mahalanobis included): AUROC,
 FPR@95 and, at the shipped operating point (threshold accepting 95% of the
 known validation crops), known-kept / unknown-flagged on the test crops.
 Per-configuration OOD figures of the training sweep come from
@@ -43,8 +43,8 @@ def centres(ws, n_centres: int) -> float:
     """Test top-1 with n prototype sub-centres per species."""
     import numpy as np
 
-    from index.embeddings import load_embeddings
-    from index.prototypes import Prototypes
+    from index.catalog.embeddings import load_embeddings
+    from index.scoring.prototypes import Prototypes
 
     _, tv, tl = load_embeddings(ws.catalog, "bench", ("train",), with_labels=True)
     _, sv, sl = load_embeddings(ws.catalog, "bench", ("test",), with_labels=True)
@@ -57,7 +57,7 @@ def centres(ws, n_centres: int) -> float:
 def main() -> None:
     from app.workspace import Workspace
     from embedder.train_config import TrainConfig
-    from index.splits import SplitConfig
+    from index.catalog.splits import SplitConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")

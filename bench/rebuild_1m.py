@@ -22,10 +22,10 @@ from bench.common import table, write_result  # noqa: E402
 def main() -> None:
     import numpy as np
 
-    from index.catalog import Catalog
-    from index.embeddings import load_embeddings, register_model, store_embeddings
-    from index.generations import publish
-    from index.vectors import VectorIndex, tune_faiss_blas
+    from index.catalog.catalog import Catalog
+    from index.catalog.embeddings import load_embeddings, register_model, store_embeddings
+    from index.vectors.generations import publish
+    from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=1_000_000)

@@ -13,9 +13,9 @@
   call starts its actor pool, ~15 s here) and marginal (the difference between the two
   sizes: steady-state throughput, start-up excluded). ``ray.init`` is reported apart.
 - ingest: Parquet vector shards (the runner's schema) into the catalog in one transaction
-  (``index.vector_shards.ingest_vector_shards``), vectors/s.
+  (``index.catalog.arrow_io.ingest_vector_shards``), vectors/s.
 - search: clustered synthetic unit vectors (1,000 Gaussian centres, sigma 0.3, as
-  bench/rebuild_1m.py), one index vs ``--shards`` shards (index/shards.py), flat and IVF:
+  bench/rebuild_1m.py), one index vs ``--shards`` shards (index/vectors/shards.py), flat and IVF:
   single-query latency (median of 200) and batched throughput (1,000 queries), recall@10
   against exact brute-force search, unfiltered and with a random 10% filter.
 - memory: bytes per vector of the written index file for flat / IVF-Flat / IVF-PQ
@@ -138,9 +138,9 @@ def part_ingest(args) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from index.catalog import Catalog
-    from index.embeddings import register_model
-    from index.vector_shards import ingest_vector_shards
+    from index.catalog.catalog import Catalog
+    from index.catalog.embeddings import register_model
+    from index.catalog.arrow_io import ingest_vector_shards
 
     x = clustered(args.n, args.dim)
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,9 +186,9 @@ def _latency(index, q: np.ndarray, allowed=None) -> tuple[float, float]:
 
 
 def part_search(args) -> dict:
-    from index.filter_cache import AllowedIds
-    from index.shards import ShardedIndex
-    from index.vectors import VectorIndex, tune_faiss_blas
+    from index.vectors.filter_cache import AllowedIds
+    from index.vectors.shards import ShardedIndex
+    from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
     tune_faiss_blas()
     x = clustered(args.n, args.dim)
@@ -220,7 +220,7 @@ def part_search(args) -> dict:
 # ---- memory ---------------------------------------------------------------------
 
 def part_memory(args) -> dict:
-    from index.vectors import IndexConfig, VectorIndex, tune_faiss_blas
+    from index.vectors.vector_index import IndexConfig, VectorIndex, tune_faiss_blas
 
     tune_faiss_blas()
     x = clustered(args.n, args.dim)

@@ -1,4 +1,4 @@
-"""Search speed of index.vectors: flat vs numpy vs scikit-learn, and filtered vs unfiltered IVF/HNSW.
+"""Search speed of index.vectors.vector_index: flat vs numpy vs scikit-learn, and filtered vs unfiltered IVF/HNSW.
 
 Usage (always under the shared CPU lock):
     flock /tmp/oceanid-cpu.lock .venv/bin/python bench/search_speed.py             # ~5 min, 2 threads
@@ -10,7 +10,7 @@ Sections:
    oceanid's top-10 equals the exact numpy top-10.
 2. planner crossover, IVF at ``--large-n``: the exact plan and the index plan timed
    on the same allowed sets; the crossover is where the index plan starts to win
-   (index/planner.py ``PlannerConfig.exact_max`` comes from here).
+   (index/vectors/planner.py ``PlannerConfig.exact_max`` comes from here).
 3. filtered vs unfiltered at shipped defaults, IVF at ``--large-n`` and HNSW at
    ``--hnsw-n``: latency ratio and recall@10 against brute force on the allowed set.
 
@@ -42,8 +42,8 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from index.planner import PlannerConfig  # noqa: E402
-from index.vectors import AllowedIds, IndexConfig, VectorIndex, tune_faiss_blas  # noqa: E402
+from index.vectors.planner import PlannerConfig  # noqa: E402
+from index.vectors.vector_index import AllowedIds, IndexConfig, VectorIndex, tune_faiss_blas  # noqa: E402
 
 K = 10
 RESULTS = Path(__file__).resolve().parent / "figures" / "search_speed.json"
@@ -185,13 +185,13 @@ def crossover(index: VectorIndex, x: np.ndarray, q: np.ndarray, sizes: list[int]
         prepared = AllowedIds.of(allowed)
         row = {"allowed": size}
         for name, cfg in (("exact_ms", ALWAYS_EXACT), ("index_ms", ALWAYS_INDEX)):
-            index.planner = cfg
+            index.vectors.planner = cfg
             row[name] = median_ms(lambda r: index.search(r, K, allowed_ids=prepared), q)
         hits = index.search(q, K, allowed_ids=prepared)
         row["index_recall@10"] = recall_at_k(ids_of(hits), allowed[exact_topk(x[allowed], q)])
         rows.append(row)
         logging.info("crossover %s", row)
-    index.planner = PlannerConfig()
+    index.vectors.planner = PlannerConfig()
     wins = [r["allowed"] for r in rows if r["index_ms"] < r["exact_ms"]]
     return {"rows": rows, "index_plan_first_wins_at": wins[0] if wins else None}
 
@@ -240,7 +240,7 @@ def main() -> None:
     args = p.parse_args()
     tune_faiss_blas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("index.vectors").setLevel(logging.WARNING)
+    logging.getLogger("index.vectors.vector_index").setLevel(logging.WARNING)
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()

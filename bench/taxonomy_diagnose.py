@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from app.workspace import Workspace
-from index.embeddings import load_embeddings
-from index.taxa import tree
+from index.catalog.embeddings import load_embeddings
+from index.catalog.taxa import tree
 from index.taxonomy import rank_table
 ws = Workspace(sys.argv[1]); eng = ws.engine()
 from app.workspace.decisions import trained_only

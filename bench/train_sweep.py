@@ -20,7 +20,7 @@ Per run: validation F1-macro (the one used to choose defaults), test top-1 /
 top-5 / F1-macro by nearest prototype (class means of the training crops), for
 every OOD scorer the test AUROC, FPR@95 and known-kept / unknown-flagged at the
 threshold set on known validation crops (95% kept), the scorer that
-``index.ood_choice.choose_scorer`` picks on validation, ECE of the species
+``index.scoring.ood_choice.choose_scorer`` picks on validation, ECE of the species
 probability before / after temperature scaling (fitted on validation, measured
 on test), training seconds and crops/s.
 
@@ -48,11 +48,11 @@ from sklearn.model_selection import GroupShuffleSplit  # noqa: E402
 
 from bench.common import FISH4K, machine  # noqa: E402
 from bench.train_losses import TRACK, split, synthetic_reef  # noqa: E402
-from index.calibration import fit_temperature  # noqa: E402
-from index.metrics import ood_metrics  # noqa: E402
-from index.ood import SCORERS, calibrate, make_scorer  # noqa: E402
-from index.ood_choice import choose_scorer  # noqa: E402
-from index.prototypes import Prototypes  # noqa: E402
+from index.scoring.calibration import fit_temperature  # noqa: E402
+from index.metrics.classification import ood_metrics  # noqa: E402
+from index.scoring.ood import SCORERS, calibrate, make_scorer  # noqa: E402
+from index.scoring.ood_choice import choose_scorer  # noqa: E402
+from index.scoring.prototypes import Prototypes  # noqa: E402
 
 FIGURES = ROOT / "bench" / "figures" / "train_sweep.json"
 log = logging.getLogger("train_sweep")

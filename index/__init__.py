@@ -1,28 +1,22 @@
 """oceanid's search library: vectors + metadata -> answers (numpy, faiss, duckdb; no torch).
 
-The kernel, importable from any package (it imports nothing else of oceanid):
+Floors, lowest first; a module imports only from its own floor and the floors below it
+(``tests/test_layers.py`` checks it). Nothing is imported here: import the modules.
 
-- ``errors``    typed errors with a hint; ``describe(exc)`` = the one line both faces show
-- ``imaging``   the one safe image decoder (pixel limit, EXIF orientation, RGB)
-- ``files``     sha256 and durable/atomic writes (index/files.py, from the parallel files branch)
+::
 
-The rest (import from the submodules; nothing is imported here):
+    ground     errors imaging files   the kernel: every package may import these three
+               home records taxonomy  home-folder layout, source records + split vocabulary, lineages
+    sources/   coco yolo folders fathomnet downloads detections synthetic reef/
+               (each returns a SourcePlan; uses the ground floor only)
+    vectors/   vector_index (the FAISS index: ids = catalog keys, exact filtered search),
+               faiss_calls, planner, filter_cache, shards, generations (immutable, atomic CURRENT)
+    metrics/   classification, ranks (taxon metrics), boxes (detection metrics)
+    scoring/   prototypes, ood (unknown scorers), ood_choice, calibration, projection, scorer_store
+    catalog/   catalog (the DuckDB file), embeddings, taxa, detectors, frames, decisions, stats,
+               splits, lookup (the catalog side of search), filters (``--where``), vocabulary,
+               arrow_io (crops out as Arrow, vectors in from Parquet: the Ray runner's side)
+    ingest/    ingest (records -> catalog rows, stored frames, cut crops), crops
 
-- ``home``        the home-folder layout (models/, indexes/, sources/, reports/, model ids)
-- ``catalog``     the DuckDB file: short-lived connections, typed meta (current model, prototypes version)
-- ``records``     ImageRecord / BoxRecord / Taxon / SourcePlan, the split vocabulary (SPLITS, HOLDOUT, SUPPORT)
-- ``sources``     readers that return a SourcePlan: coco, folders, fathomnet, synthetic (the reef)
-- ``ingest``      records -> catalog rows, stored frames, cut crops; support examples of added species
-- ``crops``, ``splits``, ``stats``  crop cutting, train/val/test/holdout assignment, survey and counts
-- ``embeddings``  vectors and prototypes in the catalog; support classes added/removed in one transaction
-- ``vectors``     the FAISS index (ids = catalog keys, exact filtered search)
-- ``filter_cache`` ``AllowedIds`` (a prepared filter) and ``FilterCache`` (one index version's
-  filtered-search state and plans, beside ``planner``)
-- ``faiss_calls`` numpy-in/numpy-out faiss calls and ``tune_faiss_blas()`` (explicit, process-wide)
-- ``generations`` immutable index generations, atomic CURRENT, prune, rollback
-- ``prototypes``, ``ood``, ``metrics``, ``projection``  class prototypes, unknown scorers, evaluation maths, 2-D maps
-- ``search``      the catalog side of search (filter -> ids, a crop's vector, hit metadata)
-- ``filters``     the ``--where`` grammar compiled to parameterised SQL; ``quote()`` for code that writes filters
-
-Every SQL statement of oceanid lives in this package (tests/test_layers.py checks it).
+Every SQL statement of oceanid lives in ``index/catalog`` and ``index/ingest``.
 """

@@ -3,9 +3,9 @@
 ::
 
     <home>/catalog.duckdb        the catalog (source of truth)
-    <home>/images/ crops/        source frames and cut crops (index.ingest, index.crops)
+    <home>/images/ crops/        source frames and cut crops (index.ingest.ingest, index.ingest.crops)
     <home>/models/<model-id>/    encoder folders (embedder.model)
-    <home>/indexes/<model-id>/   index generations + CURRENT (index.generations)
+    <home>/indexes/<model-id>/   index generations + CURRENT (index.vectors.generations)
     <home>/sources/              drawn or downloaded inputs (synthetic reef, FathomNet, added examples)
     <home>/reports/              evaluation reports
 

@@ -112,7 +112,7 @@ def tiny_ws(tiny_home, tmp_path):
 CROP_META = ("CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
              " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR,"
              ' label_rank VARCHAR, kingdom VARCHAR, phylum VARCHAR, "class" VARCHAR, "order" VARCHAR,'
-             " subfamily VARCHAR, origin VARCHAR DEFAULT 'truth')")  # the rank columns of the catalog's view (index/catalog.py), empty here
+             " subfamily VARCHAR, origin VARCHAR DEFAULT 'truth')")  # the rank columns of the catalog's view (index/catalog/catalog.py), empty here
 
 
 @pytest.fixture(scope="module")

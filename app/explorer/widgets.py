@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from index.filters import quote
+from index.catalog.filters import quote
 from index.records import ALL_SPLITS
 
 

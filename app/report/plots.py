@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from index.stats import Survey  # noqa: E402
+from index.catalog.stats import Survey  # noqa: E402
 
 DPI = 110
 

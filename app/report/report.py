@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from app.report.plots import plt, save_figure
-from index.projection import project_2d
+from index.scoring.projection import project_2d
 
 if TYPE_CHECKING:
     from app.workspace.evaluation import RawFigures

@@ -3,17 +3,17 @@
 ::
 
     Workspace            a home (catalog, images, crops, models, indexes, reports)
-      ingest_*            index.sources.* -> index.ingest            -> IngestReport
-      stats / split       index.stats / index.splits (+ pipeline.split_guard) -> Survey / SplitSummary
-      models              index.embeddings.list_models + the stale marks -> ModelInfo
+      ingest_*            index.sources.* -> index.ingest.ingest            -> IngestReport
+      stats / split       index.catalog.stats / index.catalog.splits (+ pipeline.split_guard) -> Survey / SplitSummary
+      models              index.catalog.embeddings.list_models + the stale marks -> ModelInfo
       train / embed       pipeline: embedder.training / .encoding    -> TrainResult / EmbedReport
-      fit_prototypes      pipeline: index.prototypes (writes only on change)
-      index_build/verify  pipeline: index.vectors + index.generations -> BuildResult / VerifyResult
-      index_prune/rollback index.generations                          -> GenerationChange
+      fit_prototypes      pipeline: index.scoring.prototypes (writes only on change)
+      index_build/verify  pipeline: index.vectors.vector_index + index.vectors.generations -> BuildResult / VerifyResult
+      index_prune/rollback index.vectors.generations                          -> GenerationChange
       engine              engine.py: encoder + live index + prototypes + OOD scorers
-      identify / search   identify.py (+ index.search)               -> Identification / CropHit
-      species_add/remove  species.py (+ index.ingest, index.embeddings) -> SpeciesChange
-      taxa_show/place/import taxa.py (+ index.taxa, index.taxonomy)  -> Lineage / TreePlace / TaxaImport
+      identify / search   identify.py (+ index.catalog.lookup)               -> Identification / CropHit
+      species_add/remove  species.py (+ index.ingest.ingest, index.catalog.embeddings) -> SpeciesChange
+      taxa_show/place/import taxa.py (+ index.catalog.taxa, index.taxonomy)  -> Lineage / TreePlace / TaxaImport
       evaluate            evaluation.py (+ cascade_evaluation.py) + app.report -> EvaluationSummary
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult
@@ -38,15 +38,15 @@ from app.workspace.results import (BuildResult, CascadeResult, DemoResult, Detec
                                    ModelInfo, SpeciesChange, TaxaImport, TreePlace, VerifyResult)
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
-from index.catalog import Catalog
-from index.crops import CropConfig
+from index.catalog.catalog import Catalog
+from index.ingest.crops import CropConfig
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
-from index.ingest import check_source_name, ingest_records
-from index.taxa import upsert as upsert_taxa
+from index.ingest.ingest import check_source_name, ingest_records
+from index.catalog.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
-from index.splits import SplitConfig, SplitSummary, make_splits
-from index.stats import Survey, source_ids, survey
+from index.catalog.splits import SplitConfig, SplitSummary, make_splits
+from index.catalog.stats import Survey, source_ids, survey
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.threads import THREADS_ENV, limit_threads, usable_cores
 
@@ -55,14 +55,14 @@ if TYPE_CHECKING:
 
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
     from app.workspace.detection import DetectionRun, DetectorEvaluation, DetectorTraining
-    from index.detectors import DetectorRecord
+    from index.catalog.detectors import DetectorRecord
     from app.workspace.engine import Engine
     from app.workspace.identify import ImageInput
     from PIL import Image
 
     from app.workspace.pipeline import EmbedReport
     from embedder.training import TrainResult
-    from index.search import CropHit
+    from index.catalog.lookup import CropHit
     from index.taxonomy import Lineage
 
 __all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
@@ -196,7 +196,7 @@ class Workspace:
         (``summary.stale_models``). Splitting again with the same settings moves nothing.
         """
         from app.workspace.pipeline import split_guard
-        from index.splits import check_fractions
+        from index.catalog.splits import check_fractions
 
         check_fractions(config)  # a bad option is named before the catalog is read
         check, marked = split_guard(self.catalog, self.paths, force)
@@ -207,8 +207,8 @@ class Workspace:
     # -- models, vectors, index --------------------------------------------------------
     def models(self) -> list[ModelInfo]:
         """Every model of the catalog, with its live generation and its stale mark."""
-        from index.embeddings import list_models
-        from index.generations import current_generation
+        from index.catalog.embeddings import list_models
+        from index.vectors.generations import current_generation
 
         current = self.catalog.current_model()
         return [ModelInfo(m["model_id"], m["backbone"], m["dim"], m["vectors"], m["model_id"] == current,
@@ -279,8 +279,8 @@ class Workspace:
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
         """Check a generation (default: the live one) against its manifest and the model."""
-        from index.embeddings import model_record
-        from index.generations import current_generation, model_dir, verify
+        from index.catalog.embeddings import model_record
+        from index.vectors.generations import current_generation, model_dir, verify
 
         model_id = self.current_model(model)
         record = model_record(self.catalog, model_id)
@@ -292,7 +292,7 @@ class Workspace:
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
-        from index.generations import DEFAULT_KEEP, current_generation, prune
+        from index.vectors.generations import DEFAULT_KEEP, current_generation, prune
 
         model_id = self.current_model(model)
         removed = prune(self.home, model_id, DEFAULT_KEEP if keep is None else keep)
@@ -300,11 +300,11 @@ class Workspace:
 
     def index_rollback(self, model: str | None = None) -> GenerationChange:
         """Make the generation before the live one live again, verified like any load."""
-        from index.embeddings import model_record
-        from index.generations import rollback
+        from index.catalog.embeddings import model_record
+        from index.vectors.generations import rollback
 
-        from index.embeddings import content_digest, load_embeddings
-        from index.generations import current_manifest
+        from index.catalog.embeddings import content_digest, load_embeddings
+        from index.vectors.generations import current_manifest
 
         model_id = self.current_model(model)
         record = model_record(self.catalog, model_id)
@@ -321,7 +321,7 @@ class Workspace:
     # -- queries ------------------------------------------------------------------------
     def engine_key(self, model: str | None = None) -> tuple[str, str | None, int]:
         """(model, live generation, prototypes version): changes whenever answers may change."""
-        from index.generations import current_generation
+        from index.vectors.generations import current_generation
 
         model_id = self.current_model(model or self._reads.get("current_model", self.catalog.current_model))
         version = self._reads.get(("prototypes_version", model_id), lambda: self.catalog.prototypes_version(model_id))
@@ -356,7 +356,7 @@ class Workspace:
         (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
         images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
-        from index.taxa import tree
+        from index.catalog.taxa import tree
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
                         tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
@@ -398,7 +398,7 @@ class Workspace:
         """
         from app.workspace.cascade import (DEFAULT_MIN_SCORE, box_source, detections_frames, detector_finder,
                                            file_finder, identify_frames)
-        from index.taxa import tree
+        from index.catalog.taxa import tree
 
         threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
         if not 0.0 <= threshold <= 1.0:
@@ -439,8 +439,8 @@ class Workspace:
         return annotate(image, frame)
 
     def cut_box(self, image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-        """The crop of ``box`` in ``image``, cut as every training crop is (``index.crops``)."""
-        from index.crops import cut_crop
+        """The crop of ``box`` in ``image``, cut as every training crop is (``index.ingest.crops``)."""
+        from index.ingest.crops import cut_crop
 
         return cut_crop(image, box, self.crop)
 
@@ -449,7 +449,7 @@ class Workspace:
         ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
         import json
 
-        from index.detections import coco_results
+        from index.sources.detections import coco_results
         from index.files import write_text_atomic
 
         engine = self.engine(model)
@@ -483,7 +483,7 @@ class Workspace:
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
-        from index.taxa import lineage
+        from index.catalog.taxa import lineage
 
         return lineage(self.catalog, name)
 
@@ -506,7 +506,7 @@ class Workspace:
 
     def crop_files(self, crop_ids: Sequence[int]) -> list[Path]:
         """The cached crop file of each catalog crop id (to identify a crop by id). Raises NotFound."""
-        from index.search import crop_files
+        from index.catalog.lookup import crop_files
 
         return crop_files(self.catalog, self.home, crop_ids)
 
@@ -515,7 +515,7 @@ class Workspace:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id,
         inside an optional filter."""
         from app.workspace.identify import search
-        from index.search import allowed_ids
+        from index.catalog.lookup import allowed_ids
 
         allowed = None
         if where and where.strip():  # a filter's ids are read again only when the catalog changed
@@ -586,8 +586,8 @@ class Workspace:
         from app.workspace.cascade import DEFAULT_MIN_SCORE, detector_finder
         from app.workspace.cascade_evaluation import cascade_figures, held_out_frames
         from index.errors import NotFound
-        from index.frames import truth_frames
-        from index.taxa import tree
+        from index.catalog.frames import truth_frames
+        from index.catalog.taxa import tree
 
         if not self.detectors():
             return None
@@ -715,7 +715,7 @@ def __getattr__(name: str) -> Any:
         return label
     if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
         from app.workspace import browse
-        from index import search
+        from index.catalog import lookup as search
 
         return getattr(search if name == "CropHit" else browse, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from app.workspace.engine import Engine
-from index.catalog import Catalog
-from index.embeddings import ADDED, crop_rows, load_embeddings
+from index.catalog.catalog import Catalog
+from index.catalog.embeddings import ADDED, crop_rows, load_embeddings
 from index.errors import OceanidError
 from index.home import Home
-from index.projection import project_2d
+from index.scoring.projection import project_2d
 from index.records import HOLDOUT
-from index.stats import counts, species_rows
+from index.catalog.stats import counts, species_rows
 
 STATUSES = ("known", "holdout", "added", "excluded")
 
@@ -101,7 +101,7 @@ class MapPoint:
 
 def status(catalog: Catalog, home: Home) -> WorkspaceStatus:
     """What the workspace holds; ``message`` says what to run next when something is missing."""
-    from index.generations import current_generation
+    from index.vectors.generations import current_generation
 
     out = WorkspaceStatus(home.root)
     if not catalog.exists():

@@ -3,12 +3,12 @@
 ::
 
     frame -> box source (a detector folder, or another tool's COCO results file)
-          -> index.crops.cut_crop (the same context padding as every training crop)
+          -> index.ingest.crops.cut_crop (the same context padding as every training crop)
           -> app.workspace.identify.identify (species, calibrated probability, unknown verdict)
           -> FrameIdentification: one Identification per organism, its box and detection score
 
 A *box source* is a path: a detector model folder (``config.json`` + ``weights.safetensors``,
-:mod:`embedder.detection`) or a ``.json`` detections file (:mod:`index.detections`). With
+:mod:`embedder.detection`) or a ``.json`` detections file (:mod:`index.sources.detections`). With
 neither given, the newest detector folder under the home's ``models/`` is used.
 """
 
@@ -25,8 +25,8 @@ from PIL import Image
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, identify, input_name, input_source
 from app.workspace.results import FrameIdentification
-from index.crops import CropConfig, clip_box, cut_crop
-from index.detections import DetectedBox, match_detections
+from index.ingest.crops import CropConfig, clip_box, cut_crop
+from index.sources.detections import DetectedBox, match_detections
 from index.errors import BadImage, InvalidInput, ModelError, NotFound
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def file_finder(boxes: dict[Path, list[DetectedBox]], min_score: float) -> BoxFi
 
 def detections_frames(path: Path, frames: Sequence[Path] | None) -> tuple[list[Path], dict[Path, list[DetectedBox]],
                                                                              list[tuple[str, str]]]:
-    """(frames to process, boxes per frame, skipped lines) of a detections file (:mod:`index.detections`)."""
+    """(frames to process, boxes per frame, skipped lines) of a detections file (:mod:`index.sources.detections`)."""
     matched = match_detections(path, frames)
     return [f for f, _ in matched.frames], dict(matched.frames), matched.skipped
 

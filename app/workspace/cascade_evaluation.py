@@ -2,9 +2,9 @@
 
 ::
 
-    TruthFrame (index.frames) -> BoxFinder (every box the detector keeps) -> index.detection_metrics.box_metrics
+    TruthFrame (index.catalog.frames) -> BoxFinder (every box the detector keeps) -> index.metrics.boxes.box_metrics
                               -> the boxes >= min_score -> app.workspace.cascade.identify_frames
-                              -> index.detection_metrics.match_truth (COCOeval, IoU 0.5) -> CascadeFigures
+                              -> index.metrics.boxes.match_truth (COCOeval, IoU 0.5) -> CascadeFigures
 
 One frame at a time, after one untimed warm-up frame: ``detect`` is the box finder's share of
 the frame, ``cascade`` the whole ``identify_frames`` call (decode, detect, cut, embed, score).
@@ -27,53 +27,18 @@ import numpy as np
 
 from app.workspace.cascade import BoxFinder, identify_frames
 from app.workspace.engine import Engine
-from index.crops import CropConfig
-from index.detection_metrics import box_metrics, match_truth
-from index.detectors import frame_split
-from index.frames import TruthFrame
+from app.workspace.results import CascadeFigures
+from index.ingest.crops import CropConfig
+from index.metrics.boxes import box_metrics, match_truth
+from index.catalog.detectors import frame_split
+from index.catalog.frames import TruthFrame
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CascadeFigures:
-    """The cascade on a set of frames with ground truth (fractions are None when nothing is counted)."""
-
-    frames: int  # frames graded (skipped frames excluded)
-    detections: int  # organisms the cascade answered with (boxes >= min_score)
-    min_score: float
-    map50: float  # pycocotools over every box the detector keeps
-    map: float  # mAP@0.5:0.95
-    recall50: float  # recall at IoU 0.5, up to 100 boxes a frame
-    organisms: int  # ground-truth organisms in the graded frames
-    found: int  # of them, matched (IoU >= 0.5) by a box the cascade answered with
-    known_organisms: int  # of a species the engine knows (trained or added)
-    found_known: int
-    named: int  # found and named as their species
-    held_out_organisms: int  # of a species the engine has no prototypes of
-    found_held_out: int
-    flagged_unknown: int  # found and answered ``unknown``
-    found_and_named: float | None  # named / known_organisms
-    named_when_found: float | None  # named / found_known
-    found_and_flagged_unknown: float | None  # flagged_unknown / held_out_organisms
-    detect_ms_per_frame: float | None  # median
-    cascade_ms_per_frame: float | None  # median
-    cascade_ms_per_frame_mean: float | None
-    skipped: tuple[tuple[str, str], ...] = ()  # (frame, one-line reason): frames that could not be read
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["skipped"] = [list(s) for s in self.skipped]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CascadeFigures:
-        return cls(**{**data, "skipped": tuple(tuple(s) for s in data.get("skipped") or ())})
-
-
 def held_out_frames(frames: Sequence[TruthFrame]) -> tuple[str, list[TruthFrame]]:
     """(split, frames): the test frames when there are any, else the val frames, each frame's
-    split by :func:`index.detectors.frame_split` (the detector's rule: a frame's boxes never
+    split by :func:`index.catalog.detectors.frame_split` (the detector's rule: a frame's boxes never
     straddle splits), as ``oceanid detect evaluate`` chooses them."""
     by_split: dict[str, list[TruthFrame]] = {}
     for frame in frames:

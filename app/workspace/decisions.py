@@ -4,7 +4,7 @@
 every scorer's threshold and the calibration temperature on the known validation crops,
 all against the model's TRAINED prototypes and train split only. ``index build`` (through
 :func:`app.workspace.pipeline.fit_prototypes`) stores the result
-(:mod:`index.decisions`); the engine reads it at load. Species added later never enter
+(:mod:`index.catalog.decisions`); the engine reads it at load. Species added later never enter
 it: the held-out crops an added species came from still count as unknown for the choice,
 and its support crops are not training crops of the known species.
 """
@@ -17,19 +17,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.calibration import Calibration, calibrated_probabilities, fit_temperature
-from index.catalog import Catalog
-from index.decisions import Decision, prototypes_digest
-from index.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
+from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
+from index.catalog.catalog import Catalog
+from index.catalog.decisions import Decision, prototypes_digest
+from index.catalog.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
 from index.errors import EmptyIndex
 from index.home import Home
-from index.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
-from index.ood_choice import choose_scorer
-from index.prototypes import Prototypes
+from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
+from index.scoring.ood_choice import choose_scorer
+from index.scoring.prototypes import Prototypes
 from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
-from index.scorer_store import load_scorers, save_scorers, scorer_folder
-from index.taxa import tree
-from index.taxon_metrics import RankThresholdChoice, choose_rank_threshold
+from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
+from index.catalog.taxa import tree
+from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
 from index.taxonomy import lineage_of, rank_table
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
     without ``val`` the thresholds dict is empty).
 
     ``few_shot``: species known only from a few support crops (added with ``species add``);
-    the knn scorer puts their scores on the trained species' scale (``index.ood.KnnScorer``)."""
+    the knn scorer puts their scores on the trained species' scale (``index.scoring.ood.KnnScorer``)."""
     vectors, labels = train
     if len(vectors) == 0:
         raise EmptyIndex("no training vectors to fit the OOD scorers on")
@@ -134,7 +134,7 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
 def known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Prototypes,
                   decision: Decision) -> dict[str, Scorer]:
     """Every OOD scorer fitted on the known species' training crops, read from the store
-    (``index.scorer_store``); fitted and stored once when missing (a home from before they
+    (``index.scoring.scorer_store``); fitted and stored once when missing (a home from before they
     were stored)."""
     digest = decision.prototypes_digest
     folder = scorer_folder(home.root, model_id, "known", digest)
@@ -173,7 +173,7 @@ def rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration 
                 threshold: float | None, known: tuple[np.ndarray, np.ndarray] | None,
                 held: tuple[np.ndarray, np.ndarray] | None) -> RankThresholdChoice:
     """The rank threshold, chosen on the known validation crops and the held-out crops of the
-    scorer choice (``index.taxon_metrics.choose_rank_threshold``): each crop's calibrated species
+    scorer choice (``index.metrics.ranks.choose_rank_threshold``): each crop's calibrated species
     probabilities over the trained prototypes, flagged new when the decision ``scorer`` scores
     it under ``threshold``, decoded at each grid threshold; the least mean taxonomic distance wins."""
     lineages = tree(catalog)

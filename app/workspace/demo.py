@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from app.workspace.results import DemoAdded, DemoFrames, DemoResult
 from index.home import default_model_id
 from index.records import HOLDOUT, TEST, TRAIN
-from index.splits import SplitConfig
+from index.catalog.splits import SplitConfig
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
@@ -75,7 +75,7 @@ def train_frame_detector(ws: Workspace, folder, epochs: int = DETECTOR_EPOCHS, i
     returns the seconds it took. (``oceanid detect train`` is the general command.)"""
     from embedder.detection.model import DetectorConfig, save_detector
     from embedder.detection.training import DetectorTrainConfig, train_detector
-    from index.frames import truth_frames
+    from index.catalog.frames import truth_frames
     from index.imaging import open_image
 
     started = time.perf_counter()
@@ -98,7 +98,7 @@ def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frame
     import torch
     from torchvision.ops import box_iou
 
-    from index.frames import truth_frames
+    from index.catalog.frames import truth_frames
 
     folder = ws.paths.models / DETECTOR
     seconds = 0.0
@@ -136,7 +136,7 @@ def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frame
 
 
 def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callable[[str], None]) -> DemoAdded | None:
-    from index.embeddings import crop_rows
+    from index.catalog.embeddings import crop_rows
 
     if not held_out:
         say("7/8 add species: no held-out species to add")

@@ -2,10 +2,10 @@
 
 ::
 
-    train_detector     catalog frames (index.detectors) -> embedder.detection.training -> models/<detector-id>/
+    train_detector     catalog frames (index.catalog.detectors) -> embedder.detection.training -> models/<detector-id>/
     current_detector   the catalog's current detector (or a named one) -> loaded model, cached
     detect_frames      frames -> FrameDetection per frame (bad frames: an ``error`` line, the rest go on)
-    evaluate_detector  held-out frames -> pycocotools (index.detection_metrics) -> DetectorEvaluation
+    evaluate_detector  held-out frames -> pycocotools (index.metrics.boxes) -> DetectorEvaluation
     coco_document      detections -> a COCO document (images, categories, annotations with score)
 
 A detector is a model folder ``models/<detector-id>/`` (config.json + weights.safetensors,
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from index.catalog import Catalog
-from index.detection_metrics import BoxMetrics, box_metrics
-from index.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
+from index.catalog.catalog import Catalog
+from index.metrics.boxes import BoxMetrics, box_metrics
+from index.catalog.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
 from index.errors import BadImage, EmptyIndex, InvalidInput, NotFound
 from index.files import write_json_atomic
 from index.home import Home
@@ -59,7 +59,7 @@ class DetectorTraining:
     train_frames: int
     val_frames: int
     boxes: int
-    straddled: int  # frames whose boxes' crop splits disagree (each put in one split, see index.detectors)
+    straddled: int  # frames whose boxes' crop splits disagree (each put in one split, see index.catalog.detectors)
     skipped: tuple[tuple[str, str], ...]
     seconds: float
     history: tuple[dict, ...]
@@ -324,8 +324,8 @@ def coco_document(run: DetectionRun) -> dict:
     """The detections of a run as a COCO document: ``images`` (id, file_name, width, height),
     ``categories`` (1 = organism) and ``annotations``, a COCO results list (image_id,
     category_id, bbox [x, y, w, h], score) that ``COCO.loadRes`` reads. Frames with an error
-    are left out. The same writer as ``identify --coco`` (:func:`index.detections.coco_results`)."""
-    from index.detections import coco_results
+    are left out. The same writer as ``identify --coco`` (:func:`index.sources.detections.coco_results`)."""
+    from index.sources.detections import coco_results
 
     used = [f for f in run.frames if f.error is None]
     return coco_results([(f.name, f.width, f.height,

@@ -7,11 +7,11 @@ wrong encoder is the worst silent bug this system could have).
 
 Loading is a read: the decision scorer, every threshold and the calibration
 temperature were decided when the trained prototypes were built and are read back
-(:mod:`index.decisions`, :mod:`app.workspace.decisions`). Adding a species never
+(:mod:`index.catalog.decisions`, :mod:`app.workspace.decisions`). Adding a species never
 changes them. A crop whose nearest prototype is a trained species is judged exactly
 as before any species was added; one whose nearest prototype is an added species is
 named it when the decision scorer, fitted with the added species' support crops
-(``index.ood.KnnScorer(few_shot=...)``), accepts it at the stored threshold, and is
+(``index.scoring.ood.KnnScorer(few_shot=...)``), accepts it at the stored threshold, and is
 otherwise judged as before. So a known crop's answer can change only to an added
 species, and removing that species restores every answer.
 
@@ -31,24 +31,24 @@ import numpy as np
 
 from app.workspace.decisions import (MIN_CHOICE_CROPS, added_scorer, choice_rows, fit_calibration,  # noqa: F401
                                      fit_decision, fit_scorers, known_scorers, trained_only)
-from index.catalog import Catalog
-from index.decisions import Decision, load_decision, prototypes_digest, store_decision
-from index.embeddings import ADDED, load_embeddings, load_prototypes, model_record
+from index.catalog.catalog import Catalog
+from index.catalog.decisions import Decision, load_decision, prototypes_digest, store_decision
+from index.catalog.embeddings import ADDED, load_embeddings, load_prototypes, model_record
 from index.errors import CatalogBusy, IndexMismatch, NotFound
 from index.home import Home
-from index.calibration import Calibration
-from index.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
-from index.ood_choice import ScorerChoice
-from index.prototypes import Prototypes
+from index.scoring.calibration import Calibration
+from index.scoring.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
+from index.scoring.ood_choice import ScorerChoice
+from index.scoring.prototypes import Prototypes
 from index.records import TRAIN
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from embedder.model import EmbeddingModel
-    from index.generations import Manifest
+    from index.vectors.generations import Manifest
     from index.taxonomy import Lineage, RankTable
-    from index.vectors import VectorIndex
+    from index.vectors.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Engine:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
         probabilities (softmax of cosine / temperature; temperature 1 when no validation
         crops were there to fit it)."""
-        from index.calibration import calibrated_probabilities
+        from index.scoring.calibration import calibrated_probabilities
 
         if self.calibration is not None:
             return self.calibration.probabilities(similarities)
@@ -165,7 +165,7 @@ class Engine:
         return {name: scorer.score(vectors) for name, scorer in self.scorers.items()}
 
     def unknown(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Per scorer, (n,) bool: below its stored threshold (``index.ood.is_unknown``)."""
+        """Per scorer, (n,) bool: below its stored threshold (``index.scoring.ood.is_unknown``)."""
         return {name: np.asarray(is_unknown(s, self.thresholds[name]), dtype=bool).reshape(-1)
                 for name, s in scores.items()}
 
@@ -224,7 +224,7 @@ def query_devices(device: str) -> tuple[str, bool]:
     Filtered search always runs on the CPU index (FAISS GPU indexes take no id selector).
     """
     from embedder.device import resolve_device as torch_device
-    from index.vectors import gpu_available
+    from index.vectors.vector_index import gpu_available
 
     encoder = str(torch_device(device))
     gpu_faiss = encoder.startswith("cuda") and gpu_available()
@@ -244,8 +244,8 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     for this engine only (its stored threshold applies).
     """
     from embedder.model import config_hash
-    from index.generations import current_manifest
-    from index.vectors import tune_faiss_blas
+    from index.vectors.generations import current_manifest
+    from index.vectors.vector_index import tune_faiss_blas
 
     tune_faiss_blas()  # process-wide faiss setting: the query process owns it
     record = model_record(catalog, model_id)
@@ -271,7 +271,7 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
     from embedder.model import load_model
-    from index.generations import load_generation
+    from index.vectors.generations import load_generation
 
     lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record["config_hash"], record["dim"],
                                          device="cpu"))

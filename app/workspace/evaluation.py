@@ -21,15 +21,15 @@ from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_score
 from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
                                    FewShotSpecies, Retrieval, SplitCounts, TaxonomyFigures)
 from app.workspace.taxon_evaluation import taxonomy_figures
-from index.calibration import Calibration, calibrated_probabilities
-from index.catalog import Catalog
-from index.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
+from index.scoring.calibration import Calibration, calibrated_probabilities
+from index.catalog.catalog import Catalog
+from index.catalog.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
 from index.errors import EmptyIndex
-from index.metrics import classification_metrics, ood_metrics, retrieval_metrics
-from index.ood import Scorer
-from index.prototypes import Prototypes
+from index.metrics.classification import classification_metrics, ood_metrics, retrieval_metrics
+from index.scoring.ood import Scorer
+from index.scoring.prototypes import Prototypes
 from index.records import HOLDOUT, TEST, TRAIN, VAL
-from index.taxa import tree
+from index.catalog.taxa import tree
 from index.taxonomy import rank_table
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The three questions: what is it (identify), is it new (the OOD verdict), what looks like it (search).
 
 Thin compositions over :mod:`app.workspace.engine`; the maths lives in ``index``
-and ``embedder``, the catalog side of search in :mod:`index.search`. Inputs
+and ``embedder``, the catalog side of search in :mod:`index.catalog.lookup`. Inputs
 are images as paths, bytes or PIL images.
 """
 
@@ -19,11 +19,11 @@ from tqdm import tqdm
 
 from app.workspace.engine import Engine
 from app.workspace.results import Identification, OodVerdict
-from index.catalog import Catalog
+from index.catalog.catalog import Catalog
 from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
-from index.ingest import tiny_image_warning
-from index.search import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.ingest.ingest import tiny_image_warning
+from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     image; unreadable ones get ``error``.
 
     Each answer carries its trace: the file it came from, the box (the whole image), the
-    model and the live generation; an image under ``index.ingest.TINY_SIDE`` px gets a ``warning``.
+    model and the live generation; an image under ``index.ingest.ingest.TINY_SIDE`` px gets a ``warning``.
 
     Images are decoded and embedded ``batch_size`` at a time (a progress bar over the
     batches with ``progress``). The species and the unknown verdict are the engine's
@@ -143,7 +143,7 @@ def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int
     The filter is evaluated in DuckDB and applied inside FAISS as an id selector,
     so a filtered answer is exact. A filter that matches nothing gives [].
     Querying by crop id leaves that crop out of its own answer. ``allowed``: the filter's ids
-    (``index.search.allowed_ids(catalog, where)``) when the caller has them already.
+    (``index.catalog.lookup.allowed_ids(catalog, where)``) when the caller has them already.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")

@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.workspace.results import BuildResult
-from index.catalog import Catalog
-from index.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
+from index.catalog.catalog import Catalog
+from index.catalog.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home
-from index.prototypes import Prototypes
+from index.scoring.prototypes import Prototypes
 from index.files import write_json_atomic
 from index.records import SUPPORT, TEST, TRAIN, VAL
 
 if TYPE_CHECKING:
     from embedder.train_config import TrainConfig
     from embedder.training import TrainResult
-    from index.decisions import Decision
-    from index.generations import Manifest
-    from index.vectors import VectorIndex
+    from index.catalog.decisions import Decision
+    from index.vectors.generations import Manifest
+    from index.vectors.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     They are written (and the prototypes version bumped) only when they differ from
     the stored ones; the engine's decision for them is then stored too (:func:`decide`).
     Returns (prototypes, whether anything was written). With ``home`` the OOD scorers fitted
-    for the decision are stored there as well (``index.scorer_store``), so loading reads them.
+    for the decision are stored there as well (``index.scoring.scorer_store``), so loading reads them.
     """
     _, vectors, labels = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
     if len(vectors) == 0:
@@ -175,7 +175,7 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
     trained prototypes, unless one is stored for exactly them (``force``: decide again).
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
     from app.workspace.decisions import fit_decision, trained_only
-    from index.decisions import load_decision, prototypes_digest, store_decision
+    from index.catalog.decisions import load_decision, prototypes_digest, store_decision
 
     stored, origins = load_prototypes(catalog, model_id)
     trained = trained_only(stored, origins)
@@ -190,8 +190,8 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:
     """Whether the decision's rank threshold must be chosen again: it predates the rank
     threshold, or the trained species' lineages changed since (a `taxa import`)."""
-    from index.taxa import tree
-    from index.taxon_metrics import tree_digest
+    from index.catalog.taxa import tree
+    from index.metrics.ranks import tree_digest
     from index.taxonomy import rank_table
 
     if decision.rank_choice is None:
@@ -218,7 +218,7 @@ def fit_added_prototypes(catalog: Catalog, model_id: str) -> bool:
 
 def live_manifest(home: Home, model_id: str) -> tuple[str | None, Manifest | None]:
     """(live generation name, its manifest), or (None, None) when none was published."""
-    from index.generations import current_generation, model_dir, read_manifest
+    from index.vectors.generations import current_generation, model_dir, read_manifest
 
     name = current_generation(home.root, model_id)
     if name is None:
@@ -234,8 +234,8 @@ def catalog_content(catalog: Catalog, model_id: str) -> str:
 def publish_generation(home: Home, model_id: str, index: VectorIndex, model_config_hash: str,
                        content: str = "") -> tuple[str, Manifest, list[str]]:
     """Publish ``index`` as the live generation, then prune old ones (keep the newest
-    ``index.generations.DEFAULT_KEEP``); returns (generation, manifest, generations pruned)."""
-    from index.generations import prune, publish
+    ``index.vectors.generations.DEFAULT_KEEP``); returns (generation, manifest, generations pruned)."""
+    from index.vectors.generations import prune, publish
 
     generation, manifest = publish(home.root, model_id, index, model_config_hash, content=content)
     return generation, manifest, prune(home.root, model_id)
@@ -245,13 +245,13 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
                 rebuild: bool = True, shards: int = 1) -> BuildResult:
     """Write a new index generation from the catalog's vectors (no re-embedding) and swap it live.
 
-    ``shards`` >= 2 builds that many indexes by id hash (index/shards.py), one sub-folder each.
+    ``shards`` >= 2 builds that many indexes by id hash (index/vectors/shards.py), one sub-folder each.
     With ``rebuild=False`` nothing is written when the live generation already holds
     exactly these vectors: same model config, the same content digest (ids + vectors), and
     the kind and shard count asked for.
     """
-    from index.shards import ShardedIndex, check_shards
-    from index.vectors import VectorIndex, tune_faiss_blas
+    from index.vectors.shards import ShardedIndex, check_shards
+    from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
     shards = check_shards(shards)
 

@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 
 from app.workspace.pipeline import EmbedReport
 from embedder.ray_runner import RayConfig, RayEmbedResult, embed_on_ray
-from index.catalog import Catalog
-from index.embeddings import crop_count, register_model
+from index.catalog.catalog import Catalog
+from index.catalog.embeddings import crop_count, register_model
 from index.errors import InvalidInput
 from index.home import Home
-from index.vector_shards import crops_to_embed, ingest_vector_shards
+from index.catalog.arrow_io import crops_to_embed, ingest_vector_shards
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import TypedDict  # pydantic (the API schema) needs it on Python < 3.12
 
 if TYPE_CHECKING:
-    from app.workspace.cascade_evaluation import CascadeFigures
-    from index.calibration import Calibration
-    from index.generations import Manifest
-    from index.metrics import OodReport
-    from index.ood_choice import ScorerChoice
+    from index.scoring.calibration import Calibration
+    from index.vectors.generations import Manifest
+    from index.metrics.classification import OodReport
+    from index.scoring.ood_choice import ScorerChoice
     from index.taxonomy import TaxonAnswer
 
 
@@ -420,7 +419,7 @@ class TaxonomyDecoding:
 
 @dataclass(frozen=True)
 class TaxonomyFigures:
-    """Taxonomy-aware evaluation (``index.taxon_metrics``): both decodings compared."""
+    """Taxonomy-aware evaluation (``index.metrics.ranks``): both decodings compared."""
 
     rank_threshold: float  # the stored decision's (probable decoding)
     threshold_source: str  # validation | default
@@ -452,6 +451,42 @@ class ConfusablePair:
 
 
 @dataclass(frozen=True)
+class CascadeFigures:
+    """The cascade on a set of frames with ground truth (fractions are None when nothing is counted)."""
+
+    frames: int  # frames graded (skipped frames excluded)
+    detections: int  # organisms the cascade answered with (boxes >= min_score)
+    min_score: float
+    map50: float  # pycocotools over every box the detector keeps
+    map: float  # mAP@0.5:0.95
+    recall50: float  # recall at IoU 0.5, up to 100 boxes a frame
+    organisms: int  # ground-truth organisms in the graded frames
+    found: int  # of them, matched (IoU >= 0.5) by a box the cascade answered with
+    known_organisms: int  # of a species the engine knows (trained or added)
+    found_known: int
+    named: int  # found and named as their species
+    held_out_organisms: int  # of a species the engine has no prototypes of
+    found_held_out: int
+    flagged_unknown: int  # found and answered ``unknown``
+    found_and_named: float | None  # named / known_organisms
+    named_when_found: float | None  # named / found_known
+    found_and_flagged_unknown: float | None  # flagged_unknown / held_out_organisms
+    detect_ms_per_frame: float | None  # median
+    cascade_ms_per_frame: float | None  # median
+    cascade_ms_per_frame_mean: float | None
+    skipped: tuple[tuple[str, str], ...] = ()  # (frame, one-line reason): frames that could not be read
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["skipped"] = [list(s) for s in self.skipped]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CascadeFigures:
+        return cls(**{**data, "skipped": tuple(tuple(s) for s in data.get("skipped") or ())})
+
+
+@dataclass(frozen=True)
 class DetectionFigures:
     """``oceanid evaluate``'s whole-frame section: the detector ``identify --frames`` uses by
     default, graded with the cascade on the held-out frames (``split``: test, else val)."""
@@ -465,8 +500,6 @@ class DetectionFigures:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectionFigures:
-        from app.workspace.cascade_evaluation import CascadeFigures
-
         return cls(data["detector_id"], data["split"], CascadeFigures.from_dict(data["cascade"]))
 
 
@@ -503,9 +536,9 @@ class EvaluationSummary:
             f = dict(f)
             f["species"] = {k: FewShotSpecies(**v) for k, v in f["species"].items()}
             few[int(str(key).removeprefix("shots_"))] = FewShot(**f)  # JSON keys are strings ("shots_N" before)
-        from index.calibration import Calibration
-        from index.metrics import OodReport
-        from index.ood_choice import ScorerChoice
+        from index.scoring.calibration import Calibration
+        from index.metrics.classification import OodReport
+        from index.scoring.ood_choice import ScorerChoice
 
         return cls(
             model=data["model"], generation=data["generation"], counts=SplitCounts(**data["counts"]),

@@ -2,10 +2,10 @@
 
 Adding is four named steps, each a call into a library:
 
-1. ``ingest``: :func:`index.ingest.add_support_examples` stores the examples as
+1. ``ingest``: :func:`index.ingest.ingest.add_support_examples` stores the examples as
    ``support`` crops of the new species;
 2. ``embed``: the engine's encoder embeds them;
-3. ``store``: :func:`index.embeddings.add_support_class` writes their vectors, the
+3. ``store``: :func:`index.catalog.embeddings.add_support_class` writes their vectors, the
    species' prototype and a new prototypes version in ONE transaction;
 4. ``publish``: the live index plus the new vectors becomes a new generation.
 
@@ -28,15 +28,15 @@ from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
 from app.workspace.results import SpeciesChange
-from index.catalog import Catalog
-from index.crops import CropConfig
-from index.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
+from index.catalog.catalog import Catalog
+from index.ingest.crops import CropConfig
+from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
                               remove_support_class, support_crops)
 from index.errors import BadImage, InvalidInput, NotFound
 from index.home import Home
-from index.ingest import add_support_examples
-from index.taxa import undo as undo_taxa
-from index.taxa import upsert as upsert_taxa
+from index.ingest.ingest import add_support_examples
+from index.catalog.taxa import undo as undo_taxa
+from index.catalog.taxa import upsert as upsert_taxa
 from index.taxonomy import chain
 from index.records import Taxon
 
@@ -147,7 +147,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     Raises:
         NotFound: no such species. InvalidInput: it was learned in training.
     """
-    from index.generations import set_current
+    from index.vectors.generations import set_current
 
     if name not in engine.prototypes.names:
         raise NotFound(f"no species {name!r}; known: {', '.join(engine.prototypes.names)}")

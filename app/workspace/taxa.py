@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.workspace.results import Relative, TaxaImport, TreePlace
-from index.catalog import Catalog
+from index.catalog.catalog import Catalog
 from index.errors import InvalidInput
-from index.stats import concepts
-from index.taxa import lineage, read_lineage_csv, tree, upsert
+from index.catalog.stats import concepts
+from index.catalog.taxa import lineage, read_lineage_csv, tree, upsert
 from index.taxonomy import RANKS, Lineage, distance
 
 

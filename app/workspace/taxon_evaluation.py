@@ -1,6 +1,6 @@
 """The taxonomy part of ``oceanid evaluate``: both decodings of the trained system's answers.
 
-Known test crops: accuracy at each rank and mean taxonomic distance (``index.taxon_metrics``).
+Known test crops: accuracy at each rank and mean taxonomic distance (``index.metrics.ranks``).
 Held-out crops (species never trained): the share flagged new at species level whose answer
 still names their true genus / family. Probabilities are the calibrated ones the engine answers
 with; "flagged new" is the decision scorer under its threshold; the rank threshold is the
@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from app.workspace.results import HeldOutPlacement, TaxonomyDecoding, TaxonomyFigures
-from index.taxon_metrics import answer_distances, answer_lineage, placed, rank_accuracy
+from index.metrics.ranks import answer_distances, answer_lineage, placed, rank_accuracy
 from index.taxonomy import DECODINGS, MAX_DISTANCE, Lineage, RankTable, decode, distance, lineage_of
 
 

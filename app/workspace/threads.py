@@ -59,7 +59,7 @@ def limit_threads(threads: int | None = None) -> int:
 
         set_threads(threads)
     if "faiss" in sys.modules:
-        from index.faiss_calls import set_threads as faiss_threads
+        from index.vectors.faiss_calls import set_threads as faiss_threads
 
         faiss_threads(threads)
     log.info("compute threads: %d (of %d cores)", threads, usable_cores())

@@ -14,5 +14,5 @@ module             what it reads
 ``reef/``          the synthetic reef's drawing engine (see its map)
 =================  ==========================================================
 
-A source never touches the catalog; :mod:`index.ingest` stores what it read.
+A source never touches the catalog; :mod:`index.ingest.ingest` stores what it read.
 """

@@ -80,8 +80,8 @@ def _named(vectors: np.ndarray, labels: np.ndarray, roles: np.ndarray) -> float:
     """As ``species add`` + identify: prototypes of the known species plus each added one from
     its support crops; a query is named when the few-shot knn scorer accepts it (threshold at
     95% of the known training crops) and its nearest prototype is its species."""
-    from index.ood import KnnScorer, calibrate
-    from index.prototypes import Prototypes
+    from index.scoring.ood import KnnScorer, calibrate
+    from index.scoring.prototypes import Prototypes
 
     train = roles == "train"
     protos = Prototypes.fit(vectors[train], labels[train])

@@ -9,7 +9,8 @@ import os
 import pytest
 from PIL import Image
 
-from index import crops, generations, ingest
+from index.ingest import crops, ingest
+from index.vectors import generations
 from index.files import (atomic_writer, copy_atomic, file_sha256, write_bytes_atomic, write_durable,
                          write_json_atomic, write_text_atomic)
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from index.errors import BadImage, FilterError, InvalidInput, OceanidError, SourceError
-from index.filters import DEFAULT_COLUMNS, parse_filter, quote
+from index.catalog.filters import DEFAULT_COLUMNS, parse_filter, quote
 from index.imaging import decode_bytes
 from index.sources.coco import read_coco
 from index.sources.folders import read_folders

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from index.catalog import Catalog
+from index.catalog.catalog import Catalog
 from index.errors import EmptyIndex, NotFound, describe
-from index.filters import parse_filter, quote
+from index.catalog.filters import parse_filter, quote
 from index.home import Home, default_model_id, resolve_home
 
 
@@ -21,7 +21,7 @@ def test_quote_round_trips_through_the_grammar(value):
 
 
 def test_quote_reads_back_values_with_both_quote_characters():
-    from index.filters import parse_filter
+    from index.catalog.filters import parse_filter
 
     value = """it's "odd" """
     assert parse_filter(f"species={quote(value)}").params == [value]

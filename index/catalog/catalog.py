@@ -1,0 +1,371 @@
+"""The DuckDB catalog: images, annotations, taxa, models, embeddings, prototypes.
+
+DuckDB allows one writing process or many reading ones, never both, so every
+operation opens the file for its own duration (:meth:`Catalog.read` /
+:meth:`Catalog.write`), writes inside one transaction, and retries a lock held
+by another process briefly before raising :class:`CatalogBusy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from index.errors import CatalogBusy, NotFound
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 6  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions.
+# 5: detectors. 6: annotations.origin (truth | predicted) and detection_score
+
+# meta keys (read and written only through the typed methods of Catalog)
+CURRENT_MODEL = "current_model"
+CURRENT_DETECTOR = "current_detector"
+PROTOTYPES_VERSION = "prototypes_version:"  # + model id
+LAST_REPORT = "last_report"
+MODEL_STALE = "model_stale:"  # + model id -> why the model no longer matches the catalog (re-split under it)
+
+SCHEMA = """
+CREATE SEQUENCE IF NOT EXISTS image_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS annotation_ids START 1;
+CREATE TABLE IF NOT EXISTS images (
+    image_id BIGINT PRIMARY KEY DEFAULT nextval('image_ids'),
+    source VARCHAR NOT NULL,          -- synthetic | coco | folders | fathomnet | added
+    source_id VARCHAR NOT NULL,       -- the image's id within its source
+    sha256 VARCHAR NOT NULL,          -- content hash; the stored file is named by it
+    path VARCHAR NOT NULL,            -- relative to the home folder
+    width INTEGER NOT NULL,           -- after EXIF orientation
+    height INTEGER NOT NULL,
+    depth_m DOUBLE,
+    latitude DOUBLE,
+    longitude DOUBLE,
+    "timestamp" TIMESTAMP,
+    temperature_c DOUBLE,
+    salinity DOUBLE,
+    oxygen_ml_l DOUBLE,
+    imaging_type VARCHAR,
+    url VARCHAR,
+    added_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE UNIQUE INDEX IF NOT EXISTS images_source_key ON images (source, source_id);
+CREATE TABLE IF NOT EXISTS annotations (
+    annotation_id BIGINT PRIMARY KEY DEFAULT nextval('annotation_ids'),
+    image_id BIGINT NOT NULL,
+    concept VARCHAR NOT NULL,
+    x DOUBLE NOT NULL, y DOUBLE NOT NULL, w DOUBLE NOT NULL, h DOUBLE NOT NULL,
+    source_id VARCHAR,                -- the box's id in its source
+    group_key VARCHAR NOT NULL,       -- near-duplicates share a key; splits never cut one
+    crop_path VARCHAR,                -- relative to home; NULL until cut
+    split VARCHAR,                    -- train | val | test | holdout | support | NULL
+    split_pinned BOOLEAN NOT NULL DEFAULT false
+);
+-- truth: a box a person or a data set drew; predicted: a box the cascade found (`identify --save`),
+-- its concept the species it was identified as (or "unknown"); predicted crops never get a split
+ALTER TABLE annotations ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'truth';
+ALTER TABLE annotations ADD COLUMN IF NOT EXISTS detection_score DOUBLE;  -- the detector's score (predicted)
+CREATE TABLE IF NOT EXISTS taxa (
+    concept VARCHAR PRIMARY KEY,
+    rank VARCHAR,
+    parent VARCHAR,
+    holdout_hint VARCHAR              -- set by the synthetic reef: near | far | other
+);
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS models (
+    model_id VARCHAR PRIMARY KEY,
+    config_hash VARCHAR NOT NULL,
+    dim INTEGER NOT NULL,
+    backbone VARCHAR,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS detectors (        -- class-agnostic detector folders (index/catalog/detectors.py)
+    detector_id VARCHAR PRIMARY KEY,  -- its folder: models/<detector_id>
+    config_hash VARCHAR NOT NULL,
+    arch VARCHAR NOT NULL,
+    image_size INTEGER NOT NULL,
+    train_frames INTEGER, val_frames INTEGER,
+    epochs INTEGER,                   -- epochs trained so far
+    best_epoch INTEGER,               -- the epoch kept (best val mAP@0.5)
+    val_map50 DOUBLE,                 -- pycocotools mAP@0.5 on the val frames at that epoch
+    seconds DOUBLE,                   -- training time, all runs of a resumed training together
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    annotation_id BIGINT NOT NULL,
+    model_id VARCHAR NOT NULL,
+    vector FLOAT[] NOT NULL,          -- L2-normalised, length = models.dim
+    PRIMARY KEY (annotation_id, model_id)
+);
+CREATE TABLE IF NOT EXISTS prototypes (
+    model_id VARCHAR NOT NULL,
+    concept VARCHAR NOT NULL,
+    k INTEGER NOT NULL,               -- sub-centre number within the concept
+    origin VARCHAR NOT NULL,          -- train | added
+    vector FLOAT[] NOT NULL,
+    PRIMARY KEY (model_id, concept, k)
+);
+CREATE TABLE IF NOT EXISTS decisions (        -- how a model's engine judges crops (index/catalog/decisions.py)
+    model_id VARCHAR PRIMARY KEY,
+    prototypes_digest VARCHAR NOT NULL,  -- sha256 of the trained prototypes decided on
+    payload VARCHAR NOT NULL,            -- Decision.to_dict() as JSON
+    decided_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS taxa_undo (        -- what `species add` changed, so `remove` restores it
+    added VARCHAR NOT NULL,           -- the species added
+    concept VARCHAR NOT NULL,         -- a taxa row the add inserted or changed
+    existed BOOLEAN NOT NULL,         -- false: the add inserted it (remove deletes it)
+    rank VARCHAR, parent VARCHAR, holdout_hint VARCHAR,  -- the row before the add
+    PRIMARY KEY (added, concept)
+);
+-- every concept with each ancestor (itself included) at a known rank; cycles stop at depth 40
+CREATE OR REPLACE VIEW taxon_ranks AS
+WITH RECURSIVE up(concept, node, depth) AS (
+    SELECT concept, concept, 0 FROM taxa
+    UNION ALL
+    SELECT up.concept, t.parent, up.depth + 1
+    FROM up JOIN taxa t ON t.concept = up.node
+    WHERE t.parent IS NOT NULL AND t.parent <> t.concept AND up.depth < 40
+)
+SELECT up.concept, t.rank, arg_min(t.concept, up.depth) AS name
+FROM up JOIN taxa t ON t.concept = up.node
+WHERE t.rank IS NOT NULL
+GROUP BY up.concept, t.rank;
+CREATE OR REPLACE VIEW taxon_lineage AS
+SELECT t.concept, t.rank AS label_rank,
+       max(r.name) FILTER (WHERE r.rank = 'kingdom') AS kingdom,
+       max(r.name) FILTER (WHERE r.rank = 'phylum') AS phylum,
+       max(r.name) FILTER (WHERE r.rank = 'class') AS "class",
+       max(r.name) FILTER (WHERE r.rank = 'order') AS "order",
+       max(r.name) FILTER (WHERE r.rank = 'family') AS family,
+       max(r.name) FILTER (WHERE r.rank = 'subfamily') AS subfamily,
+       max(r.name) FILTER (WHERE r.rank = 'genus') AS genus,
+       max(r.name) FILTER (WHERE r.rank = 'species') AS species_name
+FROM taxa t LEFT JOIN taxon_ranks r USING (concept)
+GROUP BY t.concept, t.rank;
+-- ``species`` is the crop's label (its concept, at whatever rank); ``label_rank`` says which rank
+CREATE OR REPLACE VIEW crop_meta AS
+SELECT a.annotation_id, a.image_id, a.concept AS species,
+       l.genus, l.family,
+       i.depth_m, i."timestamp", i.latitude, i.longitude,
+       a.split, i.source, a.crop_path, a.group_key, i.path AS image_path,
+       i.imaging_type,
+       l.label_rank, l.kingdom, l.phylum, l."class", l."order", l.subfamily,
+       coalesce(a.origin, 'truth') AS origin, a.detection_score
+FROM annotations a
+JOIN images i USING (image_id)
+LEFT JOIN taxon_lineage l ON l.concept = a.concept;
+"""
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a catalog written by an older version up to :data:`SCHEMA_VERSION` (idempotent).
+
+    v1 -> v2: a label above species rank (a family folder "Scaridae") was stored as a
+    species whose parent was itself; such rows lose that rank and parent, so the next
+    ingest or ``oceanid taxa import`` puts them at their real rank.
+    """
+    con.execute("UPDATE taxa SET rank = NULL, parent = NULL WHERE parent = concept")
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    """Another process holds the file, or (inside this process) another thread holds a
+    connection of the other mode: DuckDB refuses a read-only and a read-write connection to
+    one file at once, so threads (the explorer's sessions) wait for each other like processes."""
+    text = str(exc).lower()
+    if "different configuration than existing connections" in text:
+        return True
+    return "lock" in text and ("conflicting" in text or "could not set" in text or "held" in text)
+
+
+class Catalog:
+    """A DuckDB catalog file; each operation opens and closes its own connection.
+
+    ``busy_timeout`` is how long (seconds) to keep retrying when another process
+    holds the file before raising :class:`CatalogBusy`.
+    """
+
+    def __init__(self, path: Path | str, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._ready = False
+        self._meta: tuple[tuple, dict[str, str]] | None = None  # (file stamp, meta table)
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise CatalogBusy(
+                        f"catalog is busy: {self.path} is locked by another process"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def ensure_schema(self) -> None:
+        """Create the file and its tables if missing (idempotent)."""
+        if self._ready:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect(read_only=False)
+        try:
+            con.execute(SCHEMA)
+            _migrate(con)
+            con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+        finally:
+            con.close()
+        self._ready = True
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        self.ensure_schema()
+        con = self._connect(read_only=False)
+        try:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+        finally:
+            con.close()
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection (many readers may hold one at once)."""
+        if not self.path.exists():
+            raise NotFound(
+                f"no catalog at {self.path}",
+                hint="ingest data first, e.g. `oceanid ingest synthetic` or `oceanid demo`",
+            )
+        if not self._ready and self._outdated():
+            self.ensure_schema()
+        con = self._connect(read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _outdated(self) -> bool:
+        """True when the file was written by an older schema (checked once per Catalog)."""
+        con = self._connect(read_only=True)
+        try:
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return True
+        finally:
+            con.close()
+        if row is not None and int(row[0]) >= SCHEMA_VERSION:
+            self._ready = True  # nothing to migrate (ensure_schema still runs before a write)
+            return False
+        return True
+
+    def exists(self) -> bool:
+        """True once the catalog file has been created."""
+        return self.path.exists()
+
+    # -- small helpers used by several commands ---------------------------------
+
+    def _stamp(self) -> tuple:
+        """Changes whenever any process writes (the file or its write-ahead log)."""
+        out = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = path.stat()
+                out.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out)
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the meta table; re-read only when the catalog file changed
+        (queries ask for the live model on every call, and opening DuckDB costs ms)."""
+        if not self.exists():
+            return None
+        stamp = self._stamp()
+        if self._meta is None or self._meta[0] != stamp:
+            with self.read() as con:
+                self._meta = (stamp, dict(con.execute("SELECT key, value FROM meta").fetchall()))
+        return self._meta[1].get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one key of the meta table (one short write transaction)."""
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    # -- the meta keys, typed: the only place their names are written ------------
+
+    def current_model(self) -> str | None:
+        """The model the commands use when ``--model`` is not given (the last trained)."""
+        return self.get_meta(CURRENT_MODEL)
+
+    def set_current_model(self, model_id: str) -> None:
+        self.set_meta(CURRENT_MODEL, model_id)
+
+    def current_detector(self) -> str | None:
+        """The detector ``oceanid detect`` uses when ``--detector`` is not given (the last trained)."""
+        return self.get_meta(CURRENT_DETECTOR)
+
+    def set_current_detector(self, detector_id: str) -> None:
+        self.set_meta(CURRENT_DETECTOR, detector_id)
+
+    def prototypes_version(self, model_id: str) -> int:
+        """A counter bumped whenever the model's prototypes change (0 = never)."""
+        return int(self.get_meta(PROTOTYPES_VERSION + model_id) or 0)
+
+    def bump_prototypes_version(self, model_id: str, con: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Increment the prototypes version; inside ``con``'s transaction when given. Returns it."""
+        if con is None:
+            with self.write() as own:
+                return self.bump_prototypes_version(model_id, own)
+        key = PROTOTYPES_VERSION + model_id
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        version = int(row[0]) + 1 if row else 1
+        con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(version)])
+        return version
+
+    def set_prototypes_version(self, model_id: str, version: int, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Set the prototypes version (0 removes it); inside ``con``'s transaction when given."""
+        if con is None:
+            with self.write() as own:
+                return self.set_prototypes_version(model_id, version, own)
+        key = PROTOTYPES_VERSION + model_id
+        if version:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, str(version)])
+        else:
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+
+    def model_stale(self, model_id: str) -> str | None:
+        """Why ``model_id`` is stale (trained on a split that was replaced), or None when it is not."""
+        return self.get_meta(MODEL_STALE + model_id)
+
+    def set_model_stale(self, model_id: str, reason: str | None,
+                        con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Mark the model stale with ``reason`` (None clears the mark); inside ``con``'s transaction when given."""
+        if con is None:
+            with self.write() as own:
+                return self.set_model_stale(model_id, reason, own)
+        key = MODEL_STALE + model_id
+        if reason:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, reason])
+        else:
+            con.execute("DELETE FROM meta WHERE key = ?", [key])
+
+    def last_report(self) -> str | None:
+        """The folder of the last ``oceanid evaluate`` report, if any."""
+        return self.get_meta(LAST_REPORT)
+
+    def set_last_report(self, folder: str) -> None:
+        self.set_meta(LAST_REPORT, folder)
