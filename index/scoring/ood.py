@@ -16,8 +16,11 @@ Scorers (``SCORERS``, a plain name -> class dict):
 - ``relative_mahalanobis``: minus the smallest *relative* squared Mahalanobis
   distance, ``MD_k(z) - MD_0(z)``, where ``MD_0`` is the distance to one
   Gaussian fitted to all training vectors (Ren et al., 2021, "A Simple Fix to
-  Mahalanobis Distance for Improving Near-OOD Detection"); both covariances
-  Ledoit-Wolf shrunk.
+  Mahalanobis Distance for Improving Near-OOD Detection"). The background
+  covariance is the shrunk within-class covariance plus the between-class
+  scatter (the law of total covariance), so it is never narrower than the
+  class one in any direction and a vector far from the training data scores
+  low; shrinking the two covariances apart made it the other way round.
 
 The default scorer is :data:`DEFAULT_SCORER` (measured: bench/RESULTS.md).
 """
@@ -289,6 +292,15 @@ class RelativeMahalanobisScorer:
     ``MD_0`` the mean and covariance of all training vectors (the "background"
     Gaussian); subtracting it removes the part of the distance that every class
     shares, which is what fools plain Mahalanobis on near-OOD inputs.
+
+    The background covariance is ``S_w + S_b``: the class scorer's Ledoit-Wolf shrunk
+    within-class covariance plus the count-weighted scatter of the class means about the mean
+    of all training vectors. Unshrunk, that is exactly the covariance of all training vectors
+    (Ren et al.'s background); shrunk apart, the two covariances took different shrinkage
+    (0.25 vs 0.02 on the demo's 1280-d embeddings, more dimensions than crops), the background
+    came out NARROWER than the classes off the training data, and a far-away crop scored as the
+    most known of all (AUROC 0.02). With ``S_w + S_b >= S_w`` the relative distance of
+    ``t * u`` grows with ``t`` in every direction ``u``.
     """
 
     name = "relative_mahalanobis"
@@ -301,13 +313,18 @@ class RelativeMahalanobisScorer:
     def fit(
         self, train_vectors: np.ndarray, train_labels: Labels, prototypes: Prototypes | None = None
     ) -> RelativeMahalanobisScorer:
-        """Class Gaussians (shared covariance) and the background Gaussian of all training vectors."""
-        from sklearn.covariance import LedoitWolf
-
-        self.classes.fit(train_vectors, train_labels)
+        """Class Gaussians (shared covariance) and the background Gaussian of all training vectors
+        (covariance: the shrunk within-class one plus the between-class scatter)."""
+        labels = _check_train(train_vectors, train_labels)
+        self.classes.fit(train_vectors, labels)
         x = train_vectors.astype(np.float64)
-        background = LedoitWolf().fit(x)
-        self.mean0, self.precision0 = background.location_, background.precision_
+        _, inverse = np.unique(labels, return_inverse=True)
+        counts = np.bincount(inverse).astype(np.float64)
+        mean0 = x.mean(axis=0)
+        spread = self.classes.means - mean0
+        between = (spread.T * (counts / counts.sum())) @ spread
+        within = np.linalg.inv(self.classes.precision)
+        self.mean0, self.precision0 = mean0, np.linalg.inv(within + between)
         return self
 
     def state(self) -> dict[str, np.ndarray]:

@@ -28,14 +28,17 @@ def test_relative_mahalanobis_matches_oracle(data):
     x = train.astype(np.float64)
     means = {c: x[labels == c].mean(0) for c in "abc"}
     within = LedoitWolf(assume_centered=True).fit(x - np.stack([means[c] for c in labels]))
-    background = LedoitWolf().fit(x)
+    mean0 = x.mean(0)  # the background: all training vectors, covariance = shrunk within + between
+    between = sum((labels == c).sum() * np.outer(means[c] - mean0, means[c] - mean0) for c in "abc") / len(x)
+    precision0 = np.linalg.inv(within.covariance_ + between)
     expected = []
     for q in queries.astype(np.float64):
-        md0 = mahalanobis(q, background.location_, background.precision_) ** 2
+        md0 = mahalanobis(q, mean0, precision0) ** 2
         expected.append(-min(mahalanobis(q, means[c], within.precision_) ** 2 - md0 for c in "abc"))
     got = make_scorer("relative_mahalanobis").fit(train, labels).score(queries)
     # wrong code caught: no background term, sqrt instead of squared distances, the class
-    # covariance reused for the background, or max instead of min over classes
+    # covariance reused for the background, the background shrunk on its own (the inverted
+    # scorer of issue 30), or max instead of min over classes
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8)
 
 
