@@ -304,10 +304,14 @@ class TaxonAnswer:
     lineage: dict[str, str] = field(default_factory=dict)  # rank -> name, top down
     decode: str = "probable"  # probable | distance
     expected_distance: float | None = None  # under the species probabilities
+    # what ``probability`` was measured on: the known species (summed calibrated probabilities), or
+    # "held-out species" for a crop judged unknown (``index.metrics.unknown_ranks``)
+    basis: str = "known species"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rank": self.rank, "probability": self.probability,
-                "lineage": dict(self.lineage), "decode": self.decode, "expected_distance": self.expected_distance}
+                "lineage": dict(self.lineage), "decode": self.decode, "expected_distance": self.expected_distance,
+                "basis": self.basis}
 
 
 DECODINGS = ("probable", "distance")

@@ -54,12 +54,19 @@ def _taxon(result) -> None:
     t = result.taxon
     if t is None:
         return
+    if result.unknown:  # placed only at a rank that held up on held-out species, with how often it did
+        if t.name is None:
+            st.markdown("**New to oceanid**: no rank above species held up on held-out species")
+            return
+        st.markdown(f"**New to oceanid; of {t.rank or 'taxon'} {t.name}** (such placements were right "
+                    f"{t.probability:.0%} of the time on held-out species)")
+        st.caption(f"lineage: {lineage_text(t.lineage)}")
+        return
     if t.name is None:
         st.markdown("**Answer at rank:** no taxon is probable enough to name")
         return
-    lead = "new to oceanid; likely" if result.unknown else "answer at rank:"
     how = "least expected taxonomic distance" if t.decode == "distance" else "deepest rank past the threshold"
-    st.markdown(f"**{lead} {t.rank or 'taxon'} {t.name}** ({t.probability:.0%}, {how})")
+    st.markdown(f"**answer at rank: {t.rank or 'taxon'} {t.name}** ({t.probability:.0%}, {how})")
     st.caption(f"lineage: {lineage_text(t.lineage)}")
 
 

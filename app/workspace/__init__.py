@@ -709,7 +709,7 @@ def __getattr__(name: str) -> Any:
         from app.workspace import demo
 
         return getattr(demo, name)
-    if name == "organism_label":  # "species 0.93" / "unknown (closest X 0.41)": how a box is labelled
+    if name == "organism_label":  # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
         from app.workspace.annotate import label
 
         return label

@@ -15,9 +15,13 @@ KNOWN, UNKNOWN = (60, 220, 90), (255, 170, 0)  # box colours: a named species, u
 
 
 def label(organism: Identification) -> str:
-    """``"Chromis viridis 0.93"``, or ``"unknown (closest X 0.41)"``: what the box is called."""
+    """``"Chromis viridis 0.93"``, or ``"unknown (score 0.41 < 0.62)"``: what the box is called. An
+    unknown's label shows its unknown score against the threshold, never the probability of the
+    closest known species (which reads as certainty about a species it is not)."""
     if organism.unknown:
-        return f"unknown (closest {organism.closest} {organism.probability:.2f})"
+        score, threshold = organism.unknown_score, organism.unknown_threshold
+        return "unknown" + (f" (score {score:.2f} < {threshold:.2f})" if score is not None and threshold is not None
+                            else "")
     return f"{organism.species} {organism.probability:.2f}"
 
 

@@ -30,6 +30,7 @@ from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
 from index.catalog.taxa import tree
 from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
+from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
 from index.taxonomy import lineage_of, rank_table
 
 log = logging.getLogger(__name__)
@@ -119,9 +120,10 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
     calibration = fit_calibration(trained, (val_v, val_l))
     known_val = (val_v[known], val_l[known]) if known.any() else None
     ranks = rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held)
+    placing = unknown_rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held)
     decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET, calibration, choice,
                         catalog.prototypes_version(model_id) if version is None else version,
-                        rank_threshold=ranks.threshold, rank_choice=ranks)
+                        rank_threshold=ranks.threshold, rank_choice=ranks, unknown_ranks=placing)
     if home is not None:
         save_scorers(scorer_folder(home.root, model_id, "known", decision.prototypes_digest), scorers,
                      decision.prototypes_digest, decision.prototypes_version)
@@ -188,3 +190,22 @@ def rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration 
     sets = [prepared(*s) if s is not None and len(s[0]) else None for s in (known, held)]
     names = set(table.classes) | ({str(x) for x in held[1]} if held is not None else set())
     return choose_rank_threshold(table, {n: lineage_of(n, lineages) for n in names}, sets[0], sets[1])
+
+
+def unknown_rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration | None, scorer: Scorer,
+                        threshold: float | None, held: tuple[np.ndarray, np.ndarray] | None) -> UnknownRanks:
+    """How often each rank named for a crop judged unknown was right, measured on the held-out
+    crops of the scorer choice that the decision ``scorer`` flags under ``threshold``
+    (``index.metrics.unknown_ranks``); no such crops: no rank is ever named for an unknown crop."""
+    if held is None or not len(held[0]) or threshold is None:
+        return UnknownRanks.empty()
+    vectors, labels = held
+    flagged = scorer.score(vectors) < threshold
+    if not flagged.any():
+        return UnknownRanks.empty()
+    lineages = tree(catalog)
+    table = rank_table(trained.names, lineages)
+    sims = trained.similarities(vectors[flagged])
+    probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+    names = {str(x) for x in labels[flagged]}
+    return fit_unknown_ranks(table, probs, labels[flagged], {n: lineage_of(n, lineages) for n in names})

@@ -98,6 +98,7 @@ def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frame
     import torch
     from torchvision.ops import box_iou
 
+    from app.workspace.annotate import label
     from index.catalog.frames import truth_frames
 
     folder = ws.paths.models / DETECTOR
@@ -128,7 +129,7 @@ def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frame
                 answer = frame.organisms[int(row.argmax())]
                 named += answer.species == concept or (answer.unknown and concept not in
                                                        ws.engine(model_id).prototypes.names)
-        labels = ", ".join((f"unknown (closest {o.closest})" if o.unknown else o.species) for o in frame.organisms)
+        labels = ", ".join(label(o) for o in frame.organisms)
         say(f"      {frame.name}: {len(frame.organisms)} organisms: {labels}")
     say(f"      {found} of {truth_total} ground-truth organisms found (IoU >= 0.5), {named} named right or, "
         f"for held-out species, flagged unknown; drawn into {drawn[0].parent if drawn else '-'}")

@@ -144,6 +144,12 @@ class Engine:
 
         return self.decision.rank_threshold if self.decision is not None else RANK_THRESHOLD
 
+    @property
+    def unknown_ranks(self):
+        """How often a rank named for an unknown crop was right on held-out species (the stored
+        decision's, ``index.metrics.unknown_ranks``; None: nothing measured, no rank is named)."""
+        return self.decision.unknown_ranks if self.decision is not None else None
+
     def probabilities(self, similarities: np.ndarray) -> np.ndarray:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
         probabilities (softmax of cosine / temperature; temperature 1 when no validation

@@ -24,6 +24,7 @@ from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.metrics.unknown_ranks import answer_taxa
 from index.taxonomy import decode as decode_taxa
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     batches with ``progress``). The species and the unknown verdict are the engine's
     (:meth:`app.workspace.engine.Engine.verdicts`: the stored decision scorer and threshold);
     the rank threshold is the stored decision's (chosen on validation) unless ``rank_threshold``.
+    A crop judged unknown is placed only at a rank whose claims held up on held-out species
+    (the decision's ``unknown_ranks``, :mod:`index.metrics.unknown_ranks`), or at none.
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
     """
@@ -94,8 +97,10 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         probs = engine.prototypes.ranked(calibrated, k)
         verdicts = engine.verdicts(batch, sims)
         scores, unknown = verdicts.scores, verdicts.unknown
-        answers = None if table is None else decode_taxa(table, calibrated, rank_threshold, decode_method,
-                                                         unknown=unknown[engine.scorer])
+        answers = None if table is None else answer_taxa(
+            table, calibrated, decode_taxa(table, calibrated, rank_threshold, decode_method,
+                                           unknown=unknown[engine.scorer]),
+            unknown[engine.scorer], engine.unknown_ranks)
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
                        for s, v in scores.items()}

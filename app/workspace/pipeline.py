@@ -189,12 +189,13 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
 
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:
     """Whether the decision's rank threshold must be chosen again: it predates the rank
-    threshold, or the trained species' lineages changed since (a `taxa import`)."""
+    threshold or the measured placement of unknown crops, or the trained species' lineages
+    changed since (a `taxa import`)."""
     from index.catalog.taxa import tree
     from index.metrics.ranks import tree_digest
     from index.taxonomy import rank_table
 
-    if decision.rank_choice is None:
+    if decision.rank_choice is None or decision.unknown_ranks is None:
         return True
     return decision.rank_choice.tree_digest != tree_digest(rank_table(trained.names, tree(catalog)).lineages)
 

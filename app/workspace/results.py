@@ -156,6 +156,7 @@ class TaxonRecord(TypedDict):
     lineage: dict[str, str]
     decode: str
     expected_distance: float | None
+    basis: str  # "known species", or "held-out species" for an unknown crop's placement
 
 
 class OodVerdictRecord(TypedDict):

@@ -26,6 +26,7 @@ from index.catalog.catalog import Catalog
 from index.scoring.ood_choice import ScorerChoice
 from index.scoring.prototypes import Prototypes
 from index.metrics.ranks import RankThresholdChoice
+from index.metrics.unknown_ranks import UnknownRanks
 from index.taxonomy import RANK_THRESHOLD
 
 
@@ -46,6 +47,10 @@ class Decision:
     # (``rank_choice``); a decision stored before it existed reads back the provisional default.
     rank_threshold: float = RANK_THRESHOLD
     rank_choice: RankThresholdChoice | None = None
+    # How often a rank named for a crop judged unknown was right on held-out species
+    # (``index.metrics.unknown_ranks``); None (a decision from before it existed): no rank is named
+    # for unknown crops until ``index build`` measures it.
+    unknown_ranks: UnknownRanks | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,7 +63,8 @@ class Decision:
                    {k: float(v) for k, v in d["thresholds"].items()}, float(d["tpr"]), calibration, choice,
                    int(d.get("prototypes_version", 0)), tuple(d.get("notes", ())),
                    float(d.get("rank_threshold", RANK_THRESHOLD)),
-                   RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None)
+                   RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
+                   UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None)
 
 
 def prototypes_digest(prototypes: Prototypes) -> str:
