@@ -208,4 +208,4 @@ def unknown_rank_choice(catalog: Catalog, trained: Prototypes, calibration: Cali
     sims = trained.similarities(vectors[flagged])
     probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
     names = {str(x) for x in labels[flagged]}
-    return fit_unknown_ranks(table, probs, labels[flagged], {n: lineage_of(n, lineages) for n in names})
+    return fit_unknown_ranks(table, probs, sims, labels[flagged], {n: lineage_of(n, lineages) for n in names})

@@ -98,8 +98,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         verdicts = engine.verdicts(batch, sims)
         scores, unknown = verdicts.scores, verdicts.unknown
         answers = None if table is None else answer_taxa(
-            table, calibrated, decode_taxa(table, calibrated, rank_threshold, decode_method,
-                                           unknown=unknown[engine.scorer]),
+            table, calibrated, sims, decode_taxa(table, calibrated, rank_threshold, decode_method,
+                                                 unknown=unknown[engine.scorer]),
             unknown[engine.scorer], engine.unknown_ranks)
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))

@@ -5,10 +5,13 @@ KNOWN species) say nothing about its genus: summed up the tree they read "genus 
 for an octopus nearest a crab. What can be said is measured on held-out species (species the
 model never trained on, ``index.records.HOLDOUT``): for each standard rank above species, the
 taxon the summed probabilities favour there is *claimed*, and over the held-out crops judged
-unknown we count how often that claim named their true taxon, by bins of the claim's summed
-probability. Each held-out species counts once in a bin (the mean of its crops' hit rates), with
-one more species that was wrong as a prior, so one or two lucky species do not make a rank
-trustworthy and a bin without evidence stays silent.
+unknown we count how often that claim named their true taxon, by bins of the claim's evidence:
+the crop's cosine to the nearest prototype of a species under the claimed taxon (a crop close
+to a known jellyfish is more likely a jellyfish than one far from everything; the summed
+probability is no evidence, it is 1.00 for nearly every crop). The bins split at the quantiles
+of the measured crops' evidence. Each held-out species counts once in a bin (the mean of its
+crops' hit rates), with one more species that was wrong as a prior, so one lucky species does
+not make a rank trustworthy and a bin without evidence stays silent.
 
 :func:`fit_unknown_ranks` measures this once (``index build``: stored with the engine's
 decision, ``index.catalog.decisions``); :func:`place_unknown` answers a crop with the deepest
@@ -27,8 +30,8 @@ import numpy as np
 
 from index.taxonomy import RANKS, Lineage, RankTable, TaxonAnswer
 
-#: Edges of the bins of a claim's summed probability (the last bin includes 1.0).
-EDGES = (0.0, 0.5, 0.9, 1.0)
+#: Bins of a claim's evidence (cosine), split at the quantiles of the measured crops' evidence.
+BINS = 2
 #: A rank is named for an unknown crop only when its claims were right MORE often than this.
 MINIMUM = 0.5
 #: The ranks an unknown crop can be placed at (never the species: it is no known one).
@@ -38,10 +41,10 @@ BASIS = "held-out species"  # what an unknown crop's taxon probability was measu
 
 @dataclass(frozen=True)
 class UnknownRanks:
-    """Per rank and bin of summed probability: the share of held-out species' unknown-judged crops
-    whose claim at that rank was right (``None``: no held-out species in the bin)."""
+    """Per rank and bin of evidence: the share of held-out species' unknown-judged crops whose
+    claim at that rank was right (``None``: no held-out species in the bin)."""
 
-    edges: tuple[float, ...]
+    edges: tuple[float, ...]  # bin edges of the claim's evidence (cosine); the outer ones are -1 and 1
     right: dict[str, tuple[float | None, ...]]  # rank -> per bin, the species-weighted share right
     crops: dict[str, tuple[int, ...]]  # rank -> per bin, held-out crops counted
     species: dict[str, tuple[int, ...]]  # rank -> per bin, held-out species counted
@@ -63,25 +66,27 @@ class UnknownRanks:
     @classmethod
     def empty(cls) -> UnknownRanks:
         """No held-out evidence: no rank is named for an unknown crop."""
-        return cls(EDGES, {}, {}, {}, 0, 0)
+        return cls((-1.0, 1.0), {}, {}, {}, 0, 0)
 
-    def share(self, rank: str, probability: float) -> float | None:
-        """The measured share right of a claim at ``rank`` with this summed probability."""
+    def share(self, rank: str, evidence: float) -> float | None:
+        """The measured share right of a claim at ``rank`` with this evidence (cosine)."""
         values = self.right.get(rank)
         if not values:
             return None
-        return values[_bin(self.edges, probability)]
+        return values[_bin(self.edges, evidence)]
 
 
 def _bin(edges: Sequence[float], p: float) -> int:
     return int(min(max(np.searchsorted(edges, p, side="right") - 1, 0), len(edges) - 2))
 
 
-def claims(table: RankTable, probs: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per placeable rank the table has taxa at: ((n,) index into ``table.taxa`` of the most
-    probable taxon at that rank, (n,) its summed probability) for ``probs`` (n, C) over
-    ``table.classes``. The classes themselves are never claimed."""
+def claims(table: RankTable, probs: np.ndarray, sims: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per placeable rank the table has taxa at: ((n,) index into ``table.taxa`` of the taxon
+    with the largest summed probability at that rank, (n,) its evidence: the largest cosine to a
+    class under it), for ``probs`` (n, C) calibrated probabilities and ``sims`` (n, C) cosines
+    over ``table.classes``. The classes themselves are never claimed."""
     rank_p = table.probabilities(probs)
+    sims = np.asarray(sims, dtype=np.float64)
     classes = set(table.classes)
     out = {}
     for rank in PLACEABLE:
@@ -89,55 +94,58 @@ def claims(table: RankTable, probs: np.ndarray) -> dict[str, tuple[np.ndarray, n
                            if line.rank == rank and t not in classes], dtype=np.int64)
         if cols.size == 0:
             continue
-        sub = rank_p[:, cols]
-        best = sub.argmax(axis=1)
-        out[rank] = (cols[best], sub[np.arange(len(sub)), best])
+        best = cols[rank_p[:, cols].argmax(axis=1)]
+        members = table.member[:, best].T  # (n, C): the classes under each row's claim
+        out[rank] = (best, np.where(members, sims, -np.inf).max(axis=1))
     return out
 
 
-def fit_unknown_ranks(table: RankTable, probs: np.ndarray, labels: Sequence[str], truth: Mapping[str, Lineage],
-                      edges: Sequence[float] = EDGES) -> UnknownRanks:
-    """Measure the claims on held-out crops judged unknown: ``probs`` (n, C) their calibrated
-    probabilities over ``table.classes``, ``labels`` (n,) their true species, ``truth`` label ->
-    lineage. A crop counts at a rank only where its true lineage names a taxon there."""
+def fit_unknown_ranks(table: RankTable, probs: np.ndarray, sims: np.ndarray, labels: Sequence[str],
+                      truth: Mapping[str, Lineage], bins: int = BINS) -> UnknownRanks:
+    """Measure the claims on held-out crops judged unknown: ``probs`` / ``sims`` (n, C) their
+    calibrated probabilities and cosines over ``table.classes``, ``labels`` (n,) their true
+    species, ``truth`` label -> lineage. A crop counts at a rank only where its true lineage names
+    a taxon there."""
     labels = np.asarray([str(x) for x in labels])
     if len(labels) == 0:
         return UnknownRanks.empty()
-    made = claims(table, probs)
+    made = claims(table, probs, sims)
+    nearest = np.asarray(sims, dtype=np.float64).max(axis=1)
+    inner = np.quantile(nearest, np.arange(1, bins) / bins) if bins > 1 else np.asarray([])
+    edges = (-1.0, *(float(e) for e in inner), 1.0)
     right, crops, species = {}, {}, {}
-    nbins = len(edges) - 1
-    for rank, (taxon, p) in made.items():
+    for rank, (taxon, evidence) in made.items():
         true = np.asarray([truth[x].at(rank) if x in truth else None for x in labels], dtype=object)
         hit = np.asarray([t is not None and table.taxa[i] == t for i, t in zip(taxon, true, strict=True)])
         counted = np.asarray([t is not None for t in true])
-        bins = np.asarray([_bin(edges, float(v)) for v in p])
+        where = np.asarray([_bin(edges, float(v)) for v in evidence])
         r_vals, c_vals, s_vals = [], [], []
-        for b in range(nbins):
-            rows = counted & (bins == b)
+        for b in range(len(edges) - 1):
+            rows = counted & (where == b)
             names = sorted(set(labels[rows].tolist()))
             rates = [float(hit[rows & (labels == n)].mean()) for n in names]
             r_vals.append(sum(rates) / (len(rates) + 1) if rates else None)  # one wrong species as a prior
             c_vals.append(int(rows.sum()))
             s_vals.append(len(names))
         right[rank], crops[rank], species[rank] = tuple(r_vals), tuple(c_vals), tuple(s_vals)
-    return UnknownRanks(tuple(float(e) for e in edges), right, crops, species, int(len(labels)),
-                        int(len(set(labels.tolist()))))
+    return UnknownRanks(edges, right, crops, species, int(len(labels)), int(len(set(labels.tolist()))))
 
 
-def place_unknown(table: RankTable, probs: np.ndarray, measured: UnknownRanks) -> list[TaxonAnswer]:
-    """One answer per row of ``probs`` (n, C) for crops judged unknown: walking down from the
+def place_unknown(table: RankTable, probs: np.ndarray, sims: np.ndarray,
+                  measured: UnknownRanks) -> list[TaxonAnswer]:
+    """One answer per row of ``probs`` / ``sims`` (n, C) for crops judged unknown: walking down from the
     kingdom, the claim at each rank is kept while its measured share right exceeds
     ``measured.minimum`` and it lies under the claim kept above it; the answer is the deepest
     kept (probability: that measured share), or no taxon."""
-    made = claims(table, probs)
+    made = claims(table, probs, sims)
     out = []
     for row in range(len(probs)):
         kept: tuple[int, float] | None = None
         for rank in PLACEABLE:
             if rank not in made:
                 continue
-            taxon, p = int(made[rank][0][row]), float(made[rank][1][row])
-            share = measured.share(rank, p)
+            taxon, evidence = int(made[rank][0][row]), float(made[rank][1][row])
+            share = measured.share(rank, evidence)
             if share is None or share <= measured.minimum:
                 break
             if kept is not None:
@@ -153,15 +161,17 @@ def place_unknown(table: RankTable, probs: np.ndarray, measured: UnknownRanks) -
     return out
 
 
-def answer_taxa(table: RankTable, probs: np.ndarray, answers: Sequence[TaxonAnswer], unknown: np.ndarray,
-                measured: UnknownRanks | None) -> list[TaxonAnswer]:
-    """``answers`` (the decoding over known species, one per row of ``probs``) with the rows
-    flagged ``unknown`` (n,) bool answered by :func:`place_unknown` instead (no evidence: no taxon)."""
+def answer_taxa(table: RankTable, probs: np.ndarray, sims: np.ndarray, answers: Sequence[TaxonAnswer],
+                unknown: np.ndarray, measured: UnknownRanks | None) -> list[TaxonAnswer]:
+    """``answers`` (the decoding over known species, one per row of ``probs`` / ``sims``) with the
+    rows flagged ``unknown`` (n,) bool answered by :func:`place_unknown` instead (no evidence: no
+    taxon)."""
     flags = np.asarray(unknown, dtype=bool)
     out = list(answers)
     rows = np.flatnonzero(flags)
     if rows.size:
-        placed = place_unknown(table, np.asarray(probs)[rows], measured or UnknownRanks.empty())
+        placed = place_unknown(table, np.asarray(probs)[rows], np.asarray(sims)[rows],
+                               measured or UnknownRanks.empty())
         for row, answer in zip(rows, placed, strict=True):
             out[row] = answer
     return out

@@ -26,6 +26,14 @@ TREE = lineages(ROWS)
 CLASSES = ("A1", "A2", "B1")
 LIKE_A1 = [0.9, 0.1, 0.0]  # summed: genus Ga 1.0, family Fa 1.0, phylum P1 1.0
 LIKE_B1 = [0.0, 0.0, 1.0]  # genus Gb, family Fb, phylum P2, all at 1.0
+NEAR_A1, FAR_A1, NEAR_B1 = [0.8, 0.6, 0.1], [0.3, 0.2, 0.1], [0.1, 0.1, 0.8]  # cosines to A1, A2, B1
+
+
+def rows(*groups):
+    """(probs, sims, labels) of ``(n, probs row, cosines row, label)`` groups."""
+    probs = np.asarray([p for n, p, _, _ in groups for _ in range(n)], dtype=np.float64)
+    sims = np.asarray([c for n, _, c, _ in groups for _ in range(n)], dtype=np.float64)
+    return probs, sims, [lab for n, _, _, lab in groups for _ in range(n)]
 
 
 @pytest.fixture
@@ -34,9 +42,8 @@ def table():
 
 
 def measured(table, n_x=6, n_y=4):
-    probs = np.asarray([LIKE_A1] * n_x + [LIKE_B1] * n_y)
-    labels = ["X"] * n_x + ["Y"] * n_y
-    return fit_unknown_ranks(table, probs, labels, {n: TREE[n] for n in ("X", "Y")})
+    probs, sims, labels = rows((n_x, LIKE_A1, NEAR_A1, "X"), (n_y, LIKE_B1, NEAR_B1, "Y"))
+    return fit_unknown_ranks(table, probs, sims, labels, {n: TREE[n] for n in ("X", "Y")})
 
 
 def test_the_measured_share_is_per_held_out_species_with_one_wrong_species_as_prior(table):
@@ -49,12 +56,12 @@ def test_the_measured_share_is_per_held_out_species_with_one_wrong_species_as_pr
     assert m.right["family"][top] == pytest.approx(1 / 3)
     assert m.right["genus"][top] == 0.0
     assert m.species["genus"][top] == 2 and m.crops["genus"][top] == 10
-    assert m.right["genus"][0] is None  # no held-out crop in the lowest bin: no evidence
+    assert m.right["genus"][0] is None  # every crop's cosine is 0.8, the median: none in the lower bin
     assert m.n_crops == 10 and m.n_species == 2
 
 
 def test_an_unknown_crop_is_placed_only_where_the_claim_held_up(table):
-    answers = place_unknown(table, np.asarray([LIKE_A1]), measured(table))
+    answers = place_unknown(table, np.asarray([LIKE_A1]), np.asarray([NEAR_A1]), measured(table))
     assert (answers[0].name, answers[0].rank) == ("Animalia", "kingdom")  # not "genus Ga"
     assert answers[0].probability == pytest.approx(2 / 3)  # the measured share, not the summed 1.0
     assert answers[0].basis == "held-out species"
@@ -64,28 +71,40 @@ def test_an_unknown_crop_is_placed_only_where_the_claim_held_up(table):
 
 
 def test_a_rank_that_held_up_on_enough_species_is_named(table):
-    probs = np.asarray([LIKE_A1] * 9)
-    labels = ["X"] * 3 + ["X2"] * 3 + ["X3"] * 3  # three held-out species of family Fa, new genera
+    probs, sims, labels = rows((3, LIKE_A1, NEAR_A1, "X"), (3, LIKE_A1, NEAR_A1, "X2"), (3, LIKE_A1, NEAR_A1, "X3"))
     tree = lineages(ROWS + [("Gx2", "genus", "Fa"), ("X2", "species", "Gx2"), ("Gx3", "genus", "Fa"),
-                            ("X3", "species", "Gx3")])
-    m = fit_unknown_ranks(table, probs, labels, {n: tree[n] for n in set(labels)})
-    answer = place_unknown(table, np.asarray([LIKE_A1]), m)[0]
+                            ("X3", "species", "Gx3")])  # three held-out species of family Fa, new genera
+    m = fit_unknown_ranks(table, probs, sims, labels, {n: tree[n] for n in set(labels)})
+    answer = place_unknown(table, np.asarray([LIKE_A1]), np.asarray([NEAR_A1]), m)[0]
     assert (answer.name, answer.rank) == ("Fa", "family")  # family right for all three: 3 / 4
     assert answer.probability == pytest.approx(3 / 4)
     assert answer.lineage == {"kingdom": "Animalia", "phylum": "P1", "family": "Fa"}
 
 
+def test_the_evidence_separates_close_crops_from_far_ones(table):
+    """Two held-out species close to A1 share its family; one far from everything (its nearest
+    still A1) does not: a close crop is placed at the family (2 right of 2, with the prior 2 / 3),
+    a far one is not. Pooled over the evidence (2 right of 3 species: 2 / 4) neither would be."""
+    probs, sims, labels = rows((4, LIKE_A1, NEAR_A1, "X"), (4, LIKE_A1, NEAR_A1, "X2"), (8, LIKE_A1, FAR_A1, "Y"))
+    tree = lineages(ROWS + [("Gx2", "genus", "Fa"), ("X2", "species", "Gx2")])
+    m = fit_unknown_ranks(table, probs, sims, labels, {n: tree[n] for n in set(labels)})
+    close, far = place_unknown(table, np.asarray([LIKE_A1, LIKE_A1]), np.asarray([NEAR_A1, FAR_A1]), m)
+    assert (close.name, close.rank, close.probability) == ("Fa", "family", pytest.approx(2 / 3))
+    assert far.name is None  # the far bin holds Y alone: right at kingdom, but one species is 1 / 2
+
+
 def test_one_lucky_species_is_not_enough_and_no_evidence_names_nothing(table):
-    m = fit_unknown_ranks(table, np.asarray([LIKE_A1] * 5), ["X"] * 5, {"X": TREE["X"]})
+    probs, sims, labels = rows((5, LIKE_A1, NEAR_A1, "X"))
+    m = fit_unknown_ranks(table, probs, sims, labels, {"X": TREE["X"]})
     assert m.right["family"][-1] == pytest.approx(0.5)  # right on its only species: 1 / 2, not > 0.5
-    assert place_unknown(table, np.asarray([LIKE_A1]), m)[0].name is None
-    assert place_unknown(table, np.asarray([LIKE_A1]), UnknownRanks.empty())[0].name is None
+    assert place_unknown(table, np.asarray([LIKE_A1]), np.asarray([NEAR_A1]), m)[0].name is None
+    assert place_unknown(table, np.asarray([LIKE_A1]), np.asarray([NEAR_A1]), UnknownRanks.empty())[0].name is None
 
 
 def test_known_rows_keep_their_decoding_and_the_dict_round_trips(table):
     probs = np.asarray([LIKE_A1, LIKE_B1])
     base = decode(table, probs, 0.5)
-    out = answer_taxa(table, probs, base, np.asarray([False, True]), None)
+    out = answer_taxa(table, probs, np.asarray([NEAR_A1, NEAR_B1]), base, np.asarray([False, True]), None)
     assert out[0] == base[0] and out[1] == TaxonAnswer(None, None, 0.0, {}, basis="held-out species")
     m = measured(table)
     assert UnknownRanks.from_dict(m.to_dict()) == m
