@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from app.cli import options
-from app.cli.common import cli_errors, console, expand, fail, print_json, workspace
+from app.cli.common import cli_errors, console, err_console, expand, fail, print_json, workspace
 
 app = typer.Typer(help="Add or remove species without retraining.", no_args_is_help=True)
 
@@ -40,6 +40,8 @@ def species_add(
                   "is live", markup=False)
     for item, reason in result.skipped:
         console.print(f"  skipped {item}: {reason}", markup=False)
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     for concept, rank, kept, given in result.taxonomy_kept:
         console.print(f"  kept {rank} {kept!r} of {concept} (given {given!r}; --correct replaces it)", markup=False)
 

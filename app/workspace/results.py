@@ -90,10 +90,11 @@ class SpeciesChange:
     skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason) for unreadable examples
     # (concept, rank, name the catalog keeps, name given) where the given taxonomy differed
     taxonomy_kept: tuple[tuple[str, str, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()  # one line each: examples that are crops of another species
 
     def to_dict(self) -> dict[str, Any]:
         return {"species": self.species, "action": self.action, "generation": self.generation,
-                "examples": self.examples, "removed_vectors": self.removed_vectors,
+                "examples": self.examples, "removed_vectors": self.removed_vectors, "warnings": list(self.warnings),
                 "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
                 "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g}
                                   for c, r, k, g in self.taxonomy_kept]}

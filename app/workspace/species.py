@@ -28,13 +28,15 @@ from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
 from app.workspace.results import SpeciesChange
+from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
 from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
 from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
                               remove_support_class, support_crops)
-from index.errors import BadImage, InvalidInput, NotFound
+from index.errors import BadImage, InvalidInput
 from index.home import Home
 from index.ingest.ingest import add_support_examples
+from index.catalog.stats import concepts
 from index.catalog.taxa import undo as undo_taxa
 from index.catalog.taxa import upsert as upsert_taxa
 from index.taxonomy import chain
@@ -92,6 +94,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         raise InvalidInput("a species needs a name")
     if name in engine.prototypes.names:
         raise InvalidInput(f"species {name!r} already exists; pick another name or `oceanid species remove` it first")
+    check_new_name(name, [*engine.prototypes.names, *concepts(catalog)])
     items = list(items)
     examples, skipped = [], []
     for n, item in enumerate(items):
@@ -125,6 +128,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         ids = np.asarray([rows[i][0] for i in encoded.ok], dtype=np.int64)
         if ids.size == 0:
             raise InvalidInput(f"no example of {name!r} could be embedded")
+        warnings = labelled_elsewhere(catalog, home.root, engine.index, encoded.vectors, name)
         prototypes = engine.prototypes.with_class(name, encoded.vectors)
         step("store")
         add_support_class(catalog, model_id, name, ids, encoded.vectors, prototypes)
@@ -138,7 +142,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
     return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped),
-                         taxonomy_kept=tuple(kept))
+                         taxonomy_kept=tuple(kept), warnings=warnings)
 
 
 def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> SpeciesChange:
@@ -149,8 +153,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     """
     from index.vectors.generations import set_current
 
-    if name not in engine.prototypes.names:
-        raise NotFound(f"no species {name!r}; known: {', '.join(engine.prototypes.names)}")
+    name = resolve_name(name, engine.prototypes.names)  # a typo: NotFound suggesting the near names
     if engine.origins.get(name) != ADDED:
         raise InvalidInput(f"{name!r} was learned in training, not added; hold it out with "
                            "`oceanid split --holdout` and retrain instead")
