@@ -107,6 +107,10 @@ class IngestReport:
     crops_existing: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, one-line reason)
     notes: list[tuple[str, str]] = field(default_factory=list)  # ingested, but worth a line
+    # the notes of the earlier run that added these images (a re-run has none of its own), and the
+    # file in the home that keeps them (``app.workspace.ingest_notes``)
+    earlier_notes: list[tuple[str, str]] = field(default_factory=list)
+    notes_file: str | None = None
 
     def skip(self, item: str, reason: str) -> None:
         self.skipped.append((item, reason))
@@ -123,4 +127,6 @@ class IngestReport:
             "crops_existing": self.crops_existing,
             "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
             "notes": [{"item": i, "note": n} for i, n in self.notes],
+            "earlier_notes": [{"item": i, "note": n} for i, n in self.earlier_notes],
+            "notes_file": self.notes_file,
         }

@@ -148,12 +148,20 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+#: Libraries whose INFO lines are noise to a user: faiss' loader reports, at INFO, the
+#: ``ModuleNotFoundError`` of every optional build (AVX2, AVX512) it tries before the one it loads.
+QUIET_LOGGERS = ("faiss.loader",)
+
+
 def setup_logging(verbose: bool) -> None:
-    """One line per stage with ``--verbose``; everything with ``OCEANID_DEBUG``."""
+    """One line per stage with ``--verbose``; everything with ``OCEANID_DEBUG`` (the
+    :data:`QUIET_LOGGERS` only from warnings up, unless ``OCEANID_DEBUG``)."""
     logging.basicConfig(
         level=logging.DEBUG if debug() else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug() else logging.WARNING)
 
 
 def expand(paths: list[Path]) -> list[Path]:

@@ -36,11 +36,18 @@ def show_report(report, as_json: bool, show_notes: bool = False) -> None:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
     if len(report.skipped) > SHOW_SKIPPED:
         console.print(f"  ... and {len(report.skipped) - SHOW_SKIPPED} more (use --json for all)", markup=False)
+    kept = f" or in {report.notes_file}" if report.notes_file else ""
     if show_notes:
         for item, text in report.notes:
             console.print(f"  note {item}: {text}", markup=False, soft_wrap=True)
+        if not report.notes and report.earlier_notes:
+            console.print(f"  no new notes; the {len(report.earlier_notes)} of the run that added these images:",
+                          markup=False, soft_wrap=True)
+            for item, text in report.earlier_notes:
+                console.print(f"  note {item}: {text}", markup=False, soft_wrap=True)
     elif report.notes:
-        console.print(f"  ({len(report.notes)} notes: see them with --show-notes or --json)", markup=False)
+        console.print(f"  ({len(report.notes)} notes: see them with --show-notes, --json{kept})", markup=False,
+                      soft_wrap=True)
 
 
 

@@ -186,11 +186,12 @@ def identify(
                                 coco, save, model, as_json)
     results = ws.identify(files, k=k, model=model, names=short_names(files),
                                               progress=not as_json, decode=decode)
+    failed = [r for r in results if r.error]
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
     if as_json:
         print_json(results)
-    else:
+    elif len(failed) < len(results):  # nothing identified: only the one error line below
         rows = [(clip_left(r.name), *answer_cells(r)) for r in results]
         table = fitted_table(("crop", "answer", "p", "why"), rows, console.width, caps={1: ANSWER_WIDTH})
         for row in rows:
@@ -199,13 +200,19 @@ def identify(
         console.print(summary_line(results), markup=False, highlight=False)
         if csv_path is not None:
             console.print(f"wrote {csv_path}", markup=False)
-    failed = [r for r in results if r.error]
     if failed and len(failed) == len(results):  # nothing identified: a failure, said in one error line
-        first = failed[0]
-        raise fail(f"{len(failed)} of {len(results)} images could not be read "
-                   f"(first: {first.source or first.name}: {first.error})")
+        first = unreadable(failed[0])
+        raise fail(first if len(results) == 1 else
+                   f"{len(failed)} of {len(results)} images could not be read (first: {first})")
     if failed:
         err_console.print(f"{len(failed)} of {len(results)} images could not be read", markup=False, highlight=False)
+
+
+def unreadable(r) -> str:
+    """``/abs/path/x.png: file not found``: where the file is and why, each said once (the
+    error already starts with the file's name)."""
+    reason = r.error.split(": ", 1)[1] if r.error.startswith(f"{Path(r.source or r.name).name}: ") else r.error
+    return f"{r.source or r.name}: {reason}"
 
 
 def frame_rows(result) -> list[list]:

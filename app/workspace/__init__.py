@@ -114,8 +114,10 @@ class Workspace:
             report.note(item, text)
         self.catalog.ensure_schema()
         upsert_taxa(self.catalog, plan.taxa, plan.holdout_hints)
-        return ingest_records(self.catalog, self.home, source, records, crop=self.crop,
-                              report=report, total=len(plan.records), progress=progress)
+        from app.workspace.ingest_notes import keep_notes
+
+        return keep_notes(self.paths, ingest_records(self.catalog, self.home, source, records, crop=self.crop,
+                                                     report=report, total=len(plan.records), progress=progress))
 
     def ingest_synthetic(self, species: int = 16, holdout: int = 4, frames: int = 400, seed: int = 0,
                          progress: bool = False) -> IngestReport:

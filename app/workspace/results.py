@@ -130,7 +130,7 @@ class IdentificationRecord(TypedDict):
 
     name: str
     species: str | None  # the answer: a species, "unknown", or None for an unreadable image
-    unknown: bool
+    unknown: bool | None  # None for an unreadable image (an error row, never judged)
     closest: str | None  # the closest known species
     score: float | None  # cosine to the closest species' prototype
     probability: float | None  # calibrated probability of ``closest`` among the known species
@@ -248,7 +248,8 @@ class Identification:
         return self.verdict.threshold if self.verdict else None
 
     def to_dict(self) -> IdentificationRecord:
-        return {"name": self.name, "species": self.species, "unknown": self.unknown, "closest": self.closest,
+        return {"name": self.name, "species": self.species, "unknown": None if self.error else self.unknown,
+                "closest": self.closest,
                 "score": self.score, "probability": self.probability, "unknown_score": self.unknown_score,
                 "unknown_threshold": self.unknown_threshold, "scorer": self.scorer,
                 "top": [list(t) for t in self.top], "probabilities": [list(p) for p in self.probabilities],
