@@ -109,6 +109,40 @@ def fixed(value: float | None, digits: int = 4) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+ROOT_VALUE_OPTIONS = ("--home", "--threads")  # root options that take a value
+
+
+def hoist_home(args: list[str]) -> list[str]:
+    """``oceanid identify --home X ...`` -> ``oceanid --home X identify ...``: a ``--home`` given
+    after the command (as ``serve --home`` and ``app --home`` take it) is the root's. Given both
+    ways with different values: a usage error (``click`` exit code 2)."""
+    start = 0
+    while start < len(args) and args[start].startswith("-"):
+        start += 2 if args[start] in ROOT_VALUE_OPTIONS else 1
+    if start >= len(args):
+        return args
+    head, rest, found = list(args[:start + 1]), [], []
+    tail = list(args[start + 1:])
+    while tail:
+        token = tail.pop(0)
+        if token == "--":
+            rest += [token, *tail]
+            break
+        if token == "--home" and tail:
+            found.append(tail.pop(0))
+        elif token.startswith("--home="):
+            found.append(token.split("=", 1)[1])
+        else:
+            rest.append(token)
+    if not found:
+        return args
+    given = [head[i + 1] for i in range(start) if head[i] == "--home" and i + 1 < start] + \
+        [h.split("=", 1)[1] for h in head[:start] if h.startswith("--home=")]
+    if len(set(given + found)) > 1:
+        raise click_errors.UsageError(f"--home given twice ({', '.join(dict.fromkeys(given + found))}); give it once")
+    return ["--home", found[-1], *head, *rest] if not given else [*head, *rest]
+
+
 class OneLineErrors(TyperGroup):
     """The root command group: usage errors (a bad option, a missing argument, ``--k 0``) are
     one line on stderr, ``error: ... — see `oceanid CMD --help```, exit code 2, like the
@@ -119,6 +153,7 @@ class OneLineErrors(TyperGroup):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
+            args = hoist_home(list(sys.argv[1:] if args is None else args))
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click_errors.NoArgsIsHelpError as exc:
             exc.show()

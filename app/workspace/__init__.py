@@ -40,7 +40,7 @@ from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
-from index.errors import EmptyIndex, InvalidInput
+from index.errors import EmptyIndex, IndexMismatch, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.ingest import check_source_name, ingest_records
 from index.catalog.taxa import upsert as upsert_taxa
@@ -289,7 +289,18 @@ class Workspace:
         name = generation or current_generation(self.home, model_id)
         if name is None:
             raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
-        manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        live = current_generation(self.home, model_id)
+        try:
+            manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        except IndexMismatch as exc:  # a rebuild writes a new generation: it mends only the live one
+            folder = model_dir(self.home, model_id)
+            if not (folder / name).is_dir():
+                have = sorted(p.name for p in folder.glob("gen-*") if p.is_dir())
+                exc.hint = f"{model_id} has {', '.join(have[-5:]) or 'no generation'} (live: {live or 'none'})"
+            elif name != live:
+                exc.hint = (f"{name} is not the live generation ({live or 'none'}), so no answer uses it; "
+                            "`oceanid index prune` deletes old generations, `oceanid index verify` checks the live one")
+            raise
         return VerifyResult(name, True, manifest)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:

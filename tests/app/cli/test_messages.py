@@ -64,3 +64,57 @@ def test_verbose_logging_keeps_the_faiss_loader_quiet():
     assert out.returncode == 0, out.stderr
     assert "stage line" in out.stderr  # -v still logs our stages
     assert "ModuleNotFoundError" not in out.stderr and "faiss.loader" not in out.stderr
+
+
+def test_verifying_an_old_generation_does_not_suggest_a_rebuild(tiny_home, tmp_path):
+    """f856aba: a damaged old generation got "— rebuild it with `oceanid index rebuild`", which
+    writes a new generation and leaves the old one as it was."""
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_home, home)
+    assert runner.invoke(app, ["--home", str(home), "index", "rebuild"]).exit_code == 0
+    with (home / "indexes" / "tiny" / "gen-0001" / "index.faiss").open("ab") as fh:
+        fh.write(b"junk")
+    old = runner.invoke(app, ["--home", str(home), "index", "verify", "--generation", "gen-0001"])
+    assert old.exit_code == 1 and len(old.stderr.strip().splitlines()) == 1
+    assert "index rebuild" not in old.stderr and "not the live generation (gen-0002)" in old.stderr
+    missing = runner.invoke(app, ["--home", str(home), "index", "verify", "--generation", "gen-0099"])
+    assert missing.exit_code == 1 and "index rebuild" not in missing.stderr and "gen-0001, gen-0002" in missing.stderr
+    live = runner.invoke(app, ["--home", str(home), "index", "verify"])
+    assert live.exit_code == 0 and "gen-0002: ok" in live.stdout
+
+
+def test_home_after_the_command_is_the_roots(tiny_home):
+    """f856aba: `identify --home X` was "No such option: --home" while `serve --home X` worked."""
+    crop = next((tiny_home / "crops").rglob("*.png"))
+    after = runner.invoke(app, ["identify", str(crop), "--home", str(tiny_home), "--json"])
+    assert after.exit_code == 0, after.output
+    before = runner.invoke(app, ["--home", str(tiny_home), "identify", str(crop), "--json"])
+    assert json.loads(after.stdout)[0]["species"] == json.loads(before.stdout)[0]["species"]
+    assert runner.invoke(app, ["identify", str(crop), f"--home={tiny_home}"]).exit_code == 0
+    twice = runner.invoke(app, ["--home", "/elsewhere", "identify", str(crop), "--home", str(tiny_home)])
+    assert twice.exit_code == 2 and "--home given twice" in twice.stderr
+    assert len(twice.stderr.strip().splitlines()) == 1
+
+
+def test_hoisting_home_leaves_every_other_command_line_alone():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from app.cli.common import hoist_home
+
+    token = st.sampled_from(["identify", "x.png", "--k", "3", "-v", "--threads", "2", "--json", "--", "species",
+                             "add", "--homeward", "home"])
+
+    @given(st.lists(token, max_size=8))
+    def unchanged(args):
+        assert hoist_home(args) == args
+
+    @given(st.lists(token.filter(lambda t: t not in ("--", "--threads")), max_size=5))
+    def moved(rest):
+        args = ["identify", "a.png", *rest, "--home", "/h"]
+        assert hoist_home(args) == ["--home", "/h", "identify", "a.png", *rest]
+
+    unchanged()
+    moved()
