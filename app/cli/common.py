@@ -20,7 +20,24 @@ from app.workspace import Workspace
 from index.imaging import is_image_name
 from index.errors import OceanidError, describe
 
-console = Console()
+class _Output(Console):
+    """stdout: as wide as the text when piped (not a terminal, no ``$COLUMNS``), so piped output is
+    the full plain text; a terminal's width (or ``$COLUMNS``) otherwise (``app.cli.tables``)."""
+
+    @property
+    def size(self):  # type: ignore[override]
+        dims = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+            return dims._replace(width=PIPED_WIDTH)
+        return dims
+
+    @size.setter
+    def size(self, new_size) -> None:
+        self._width, self._height = new_size
+
+
+PIPED_WIDTH = 100_000  # "no limit": what a piped line may take
+console = _Output()
 err_console = Console(stderr=True)
 
 

@@ -8,6 +8,7 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
+from app.cli.tables import print_parts
 
 app = typer.Typer(help="Bring images and boxes into the catalog (and cut crops).", no_args_is_help=True)
 
@@ -26,12 +27,10 @@ def show_report(report, as_json: bool, show_notes: bool = False) -> None:
     if as_json:
         print_json(report)
         return
-    console.print(
-        f"{report.source}: {report.images_added} images added ({report.images_existing} already there), "
-        f"{report.crops_added} crops added ({report.crops_existing} already there), "
-        f"{len(report.skipped)} skipped" + (f", {len(report.notes)} notes" if report.notes else ""),
-        markup=False,
-    )
+    print_parts(console, [  # a line breaks between these only, never inside "(N already there)"
+        f"{report.source}: {report.images_added} images added ({report.images_existing} already there),",
+        f"{report.crops_added} crops added ({report.crops_existing} already there),",
+        f"{len(report.skipped)} skipped" + (f", {len(report.notes)} notes" if report.notes else "")])
     for item, reason in report.skipped[:SHOW_SKIPPED]:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
     if len(report.skipped) > SHOW_SKIPPED:

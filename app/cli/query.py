@@ -6,19 +6,25 @@ import os
 from pathlib import Path
 
 import typer
-from rich import box
-from rich.table import Table
-
 from app.cli import options
 from app.cli.common import (check_output_file, check_output_folder, cli_errors, console, err_console, expand, fail, fixed, print_json,
                             workspace, write_csv)
+from app.cli.tables import Column, print_parts, print_table
 
 app = typer.Typer()
 
 NAME_WIDTH = 22  # characters of a crop's name shown in the table (the tail: it tells crops apart)
-WIDE = 100  # terminal columns from which search shows lat, lon (always in --csv and --json)
-ANSWER_WIDTH = 26  # characters of the answer (most binomials fit)
 FRAME_WIDTH = 16  # characters of a frame's name in the whole-frame table (shown on its first organism's row)
+#: The tables' columns: at 80 columns the text ("answer", "why", "species") wraps word by word and
+#: the columns of lowest priority go first; numbers are never cut (``app.cli.tables``).
+IDENTIFY_TABLE = (Column("crop", 3), Column("answer", 4, wrap=True, min_width=12), Column("p", 2, number=True),
+                  Column("why", 1, wrap=True, min_width=20))
+FRAMES_TABLE = (Column("frame", 3), Column("#", 5, number=True), Column("box x y w h", 0),
+                Column("answer", 4, wrap=True, min_width=12), Column("p", 2, number=True),
+                Column("why", 1, wrap=True, min_width=20))
+SEARCH_TABLE = (Column("crop", 6, number=True), Column("cosine", 5, number=True),
+                Column("species", 7, wrap=True, min_width=12), Column("depth", 3, number=True), Column("date", 2),
+                Column("lat, lon", 0), Column("split", 1), Column("source", 1, wrap=True, min_width=8))
 IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "detection_score", "model", "generation", "species",
                     "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
                     "ood_threshold", "candidates_probability", "candidates_cosine", "taxon", "taxon_rank",
@@ -92,32 +98,14 @@ def answer_cells(r) -> tuple[str, str, str]:
     return r.species, fixed(r.probability, 2), f"{warn}{score}{taxon_note(r)}" + (f"; next {rest}" if rest else "")
 
 
-def fitted_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], width: int, flex: int = -1,
-                 caps: dict[int, int] | None = None) -> Table:
-    """One line per row within ``width`` columns: every column as wide as its longest cell
-    (at most ``caps[i]``), but column ``flex``, which gets the rest and is cut with "…"."""
-    from rich.text import Text
-
-    widths = [max([len(h)] + [Text.from_markup(row[i]).cell_len for row in rows]) for i, h in enumerate(headers)]
-    for i, cap in (caps or {}).items():
-        widths[i] = min(widths[i], cap)
-    flex = flex % len(headers)
-    gaps = 3 * (len(headers) - 1)  # padding, divider, padding between columns (box SIMPLE_HEAD, no edges)
-    widths[flex] = max(8, min(widths[flex], width - sum(widths) + widths[flex] - gaps)) if flex != len(headers) - 1 \
-        else max(8, width - sum(widths[:-1]) - gaps)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for header, w in zip(headers, widths):
-        table.add_column(header, width=w, no_wrap=True, overflow="ellipsis")
-    return table
-
-
-def summary_line(results) -> str:
+def summary_line(results) -> list[str]:
+    """The summary's parts: the counts, and "(model M, index G)" (a line breaks only between them)."""
     named = sum(1 for r in results if not r.error and not r.unknown)
     unknown = sum(1 for r in results if not r.error and r.unknown)
     bad = sum(1 for r in results if r.error)
     trace = next(((r.model, r.generation) for r in results if r.model), None)
-    return (f"{len(results)} crops: {named} named, {unknown} unknown, {bad} unreadable"
-            + (f" (model {trace[0]}, index {trace[1]})" if trace else ""))
+    return [f"{len(results)} crops: {named} named, {unknown} unknown, {bad} unreadable",
+            f"(model {trace[0]}, index {trace[1]})" if trace else ""]
 
 
 @app.command("identify")
@@ -193,11 +181,8 @@ def identify(
         print_json(results)
     elif len(failed) < len(results):  # nothing identified: only the one error line below
         rows = [(clip_left(r.name), *answer_cells(r)) for r in results]
-        table = fitted_table(("crop", "answer", "p", "why"), rows, console.width, caps={1: ANSWER_WIDTH})
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        console.print(summary_line(results), markup=False, highlight=False)
+        print_table(console, IDENTIFY_TABLE, rows)
+        print_parts(console, summary_line(results))
         if csv_path is not None:
             console.print(f"wrote {csv_path}", markup=False)
     if failed and len(failed) == len(results):  # nothing identified: a failure, said in one error line
@@ -259,17 +244,13 @@ def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score,
                 box = " ".join(f"{v:.0f}" for v in o.box)
                 det = f"box score {fixed(o.detection_score, 2)}; " if o.detection_score is not None else ""
                 rows.append((name if n == 1 else "", str(n), box, answer, p, det + why))
-        headers = ("frame", "#", "box x y w h", "answer", "p", "why")
-        table = fitted_table(headers, rows, console.width, caps={0: FRAME_WIDTH, 3: ANSWER_WIDTH - 2})
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        print_table(console, FRAMES_TABLE, rows)
         organisms = result.organisms
         named = sum(1 for o in organisms if not o.unknown)
         bad = sum(1 for f in result.frames if f.error)
-        console.print(f"{len(result.frames)} frames: {len(organisms)} organisms ({named} named, "
-                      f"{len(organisms) - named} unknown), {bad} unreadable; boxes from {result.boxes_from}",
-                      markup=False, highlight=False, soft_wrap=True)
+        print_parts(console, [f"{len(result.frames)} frames: {len(organisms)} organisms ({named} named, "
+                              f"{len(organisms) - named} unknown), {bad} unreadable;",
+                              f"boxes from {result.boxes_from}"])
         for what, path in (("--csv", csv_path), ("--coco", coco)):
             if path is not None:
                 console.print(f"wrote {path}", markup=False)
@@ -321,18 +302,12 @@ def search(
     if not hits:
         console.print("no crops match", markup=False)
         return
-    wide = console.width >= WIDE  # room for the position
     rows = []
     for h in hits:
         place = f"{h.latitude:.2f}, {h.longitude:.2f}" if h.latitude is not None and h.longitude is not None else ""
         date = h.timestamp.date().isoformat() if hasattr(h.timestamp, "date") else ""
         depth = f"{h.depth_m:.0f}" if h.depth_m is not None else ""
-        rows.append((str(h.annotation_id), fixed(h.score, 3), h.species, depth, date, *((place,) if wide else ()),
-                     h.split or "", h.source))
-    headers = ("crop", "cosine", "species", "depth", "date", *(("lat, lon",) if wide else ()), "split", "source")
-    table = fitted_table(headers, rows, console.width, flex=2, caps={len(headers) - 1: 16})
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+        rows.append((str(h.annotation_id), fixed(h.score, 3), h.species, depth, date, place, h.split or "", h.source))
+    print_table(console, SEARCH_TABLE, rows)
     if csv_path is not None:
         console.print(f"wrote {csv_path}", markup=False)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
+from app.cli.tables import Column, print_table
 from app.workspace import RayConfig, TrainConfig
 
 app = typer.Typer()
@@ -114,6 +114,10 @@ def embed(
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
 
 
+MODELS_TABLE = (Column("model", 6), Column("backbone", 1, wrap=True, min_width=10), Column("dim", 3, number=True),
+                Column("vectors", 4, number=True), Column("index", 2), Column("status", 5, wrap=True, min_width=10))
+
+
 @app.command("models")
 @cli_errors
 def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
@@ -129,9 +133,7 @@ def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
     if not infos:
         console.print("no models yet: oceanid train", markup=False)
         return
-    table = Table("model", "backbone", "dim", "vectors", "index", "status")
-    for m in infos:
-        table.add_row(m.model_id + (" *" if m.current else ""), m.backbone or "—", str(m.dim), str(m.vectors),
-                      m.generation or "—", f"stale: {m.stale}" if m.stale else "ok")
-    console.print(table)
+    rows = [(m.model_id + (" *" if m.current else ""), m.backbone or "—", str(m.dim), str(m.vectors),
+             m.generation or "—", f"stale: {m.stale}" if m.stale else "ok") for m in infos]
+    print_table(console, MODELS_TABLE, rows)  # the model id is never wrapped: other text wraps first
     console.print("* the model commands use without --model", markup=False)
