@@ -28,7 +28,7 @@ SEARCH_TABLE = (Column("crop", 6, number=True), Column("cosine", 5, number=True)
 IDENTIFY_COLUMNS = ["image", "source", "box_x", "box_y", "box_w", "box_h", "detection_score", "model", "generation", "species",
                     "unknown", "closest_known", "probability_among_known", "cosine", "ood_scorer", "ood_score",
                     "ood_threshold", "candidates_probability", "candidates_cosine", "taxon", "taxon_rank",
-                    "taxon_probability", "lineage", "warning", "error"]
+                    "taxon_probability", "lineage", "neighbours", "warning", "error"]
 SEARCH_COLUMNS = ["crop_id", "cosine", "species", "genus", "family", "depth_m", "date", "latitude", "longitude",
                   "split", "source", "crop_file"]
 
@@ -58,7 +58,12 @@ def identify_row(r) -> list:
     return [r.name, r.source or "", x, y, w, h, fixed(r.detection_score), r.model or "", r.generation or "", r.species or "",
             "" if r.error else r.unknown, r.closest or "", fixed(r.probability), fixed(r.score), r.scorer or "",
             fixed(v.score if v else None), fixed(v.threshold if v else None), candidates(r.probabilities),
-            candidates(r.top), *taxon_cells(r), r.warning or "", r.error or ""]
+            candidates(r.top), *taxon_cells(r), neighbour_cell(r), r.warning or "", r.error or ""]
+
+
+def neighbour_cell(r) -> str:
+    """"1234 0.9871 Chromis viridis; ...": the nearest catalog crops (id, cosine, label), best first."""
+    return "; ".join(f"{n.crop_id} {fixed(n.similarity)} {n.species or '?'}" for n in r.neighbours)
 
 
 def taxon_cells(r) -> list:
@@ -139,6 +144,9 @@ def identify(
                                                    "folder (one PNG per frame)."),
     coco: Path = typer.Option(None, "--coco", help="Write the identified boxes as COCO (category = species; "
                                                    "info, images, categories, annotations with scores)."),
+    neighbours: int = typer.Option(3, "--neighbours", min=0, help="List this many nearest catalog crops behind "
+                                                                    "each answer (id, cosine, species) in --csv "
+                                                                    "and --json; 0 lists none."),
     save: bool = typer.Option(False, "--save", help="Add the organisms found to the catalog as predicted crops "
                                                     "(origin=predicted, never trained on), embedded and indexed "
                                                     "so `search --where origin=predicted` finds them."),
@@ -171,9 +179,9 @@ def identify(
         check_output_file(coco, "--coco")
         check_output_folder(draw, "--draw")
         return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
-                                coco, save, model, as_json)
+                                coco, save, model, as_json, neighbours)
     results = ws.identify(files, k=k, model=model, names=short_names(files),
-                                              progress=not as_json, decode=decode)
+                                              progress=not as_json, decode=decode, neighbours=neighbours)
     failed = [r for r in results if r.error]
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
@@ -213,9 +221,10 @@ def frame_rows(result) -> list[list]:
 
 
 def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw, coco, save, model,
-                     as_json) -> None:
+                     as_json, neighbours=0) -> None:
     result = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
-                                names=short_names(files) if files else None, progress=not as_json, decode=decode)
+                                names=short_names(files) if files else None, progress=not as_json, decode=decode,
+                                neighbours=neighbours)
     for item, reason in result.skipped:
         err_console.print(f"skipped {item}: {reason}", markup=False, highlight=False, soft_wrap=True)
     for f in result.frames:

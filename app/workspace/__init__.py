@@ -364,16 +364,18 @@ class Workspace:
 
     def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
                  names: Sequence[str] | None = None, progress: bool = False,
-                 decode: str = "probable", vectors: Any = None) -> list[Identification]:
+                 decode: str = "probable", vectors: Any = None, neighbours: int = 0) -> list[Identification]:
         """Name the species in each image (or ``unknown``), and the deepest confident taxon
         (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
         images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
         from index.catalog.taxa import tree
 
+        from index.catalog.lookup import crop_species
+
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
                         tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
-                        vectors=vectors)
+                        vectors=vectors, neighbours=neighbours, labels=lambda ids: crop_species(self.catalog, ids))
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
@@ -401,7 +403,7 @@ class Workspace:
     def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: Path | None = None,
                         boxes: Path | None = None, min_score: float | None = None, k: int = 5,
                         model: str | None = None, names: Sequence[str] | None = None, progress: bool = False,
-                        decode: str = "probable") -> CascadeResult:
+                        decode: str = "probable", neighbours: int = 0) -> CascadeResult:
         """Find every organism in each whole frame and identify it (:mod:`app.workspace.cascade`).
 
         Boxes come from ``boxes`` (a COCO results file; with no ``frames``, the frames are the
@@ -435,8 +437,11 @@ class Workspace:
                 raise InvalidInput(f"--detector {detector} is a file; give a detector folder (or use --boxes)")
             find = detector_finder(source.path, threshold, self.device, self._detectors)
         boxes_from = f"{source.kind} {source.path}"
+        from index.catalog.lookup import crop_species
+
         results = identify_frames(engine, list(frames), find, self.crop, names=names, k=k, tree=tree(self.catalog),
-                                  decode_method=decode, boxes_from=boxes_from, progress=progress)
+                                  decode_method=decode, boxes_from=boxes_from, progress=progress,
+                                  neighbours=neighbours, labels=lambda ids: crop_species(self.catalog, ids))
         return CascadeResult(tuple(results), boxes_from, tuple(skipped))
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:

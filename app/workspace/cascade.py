@@ -164,7 +164,7 @@ def _mode_note(item: ImageInput) -> str | None:
 def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinder, crop: CropConfig,
                     names: Sequence[str] | None = None, k: int = 5, tree: dict | None = None,
                     decode_method: str = "probable", boxes_from: str | None = None, batch: int = 8,
-                    progress: bool = False) -> list[FrameIdentification]:
+                    progress: bool = False, neighbours: int = 0, labels=None) -> list[FrameIdentification]:
     """Every organism ``find`` reports in each frame, cut with ``crop`` and identified.
 
     A frame that cannot be read, or is under ``MIN_FRAME_SIDE`` px, gets ``error`` (the rest
@@ -214,7 +214,7 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
                 boxes.append((clipped, b.score))
         answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
                                                  enumerate(owners)], k=k, tree=tree,
-                           decode_method=decode_method) if crops else []
+                           decode_method=decode_method, neighbours=neighbours, labels=labels) if crops else []
         per_frame: dict[int, list] = {n: [] for n in where}
         for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
             per_frame[n].append(replace(answer, source=input_source(frames[n]),

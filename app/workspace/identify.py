@@ -8,7 +8,7 @@ are images as paths, bytes or PIL images.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Union
@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from app.workspace.engine import Engine
-from app.workspace.results import Identification, OodVerdict
+from app.workspace.results import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
 from index.errors import BadImage, InvalidInput
 from index.imaging import decode_bytes, open_image
@@ -47,10 +47,25 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
     return Path(item).name if isinstance(item, (str, Path)) else f"{unnamed} {n + 1}"
 
 
+#: Catalog crop ids -> their labels (``index.catalog.lookup.crop_species`` over the workspace's catalog).
+Labeller = Callable[[Sequence[int]], dict[int, str]]
+NEIGHBOURS = 3  # nearest catalog crops listed with each answer by default (0: none, the index is not read)
+
+
+def nearest_crops(engine: Engine, vectors: np.ndarray, k: int,
+                  labels: Labeller | None = None) -> list[tuple[Neighbour, ...]]:
+    """For each of ``vectors`` (n, d) float32, its ``k`` nearest catalog crops in the live index,
+    with their labels (``labels``), best first."""
+    hits = engine.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+    species = labels([h.id for row in hits for h in row]) if labels is not None else {}
+    return [tuple(Neighbour(int(h.id), float(h.score), species.get(int(h.id))) for h in row) for row in hits]
+
+
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
              decode_method: str = "probable", rank_threshold: float | None = None,
-             vectors: np.ndarray | None = None) -> list[Identification]:
+             vectors: np.ndarray | None = None, neighbours: int = 0,
+             labels: Labeller | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
 
@@ -65,9 +80,13 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     (the decision's ``unknown_ranks``, :mod:`index.metrics.unknown_ranks`), or at none.
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
+    ``neighbours``: list that many nearest catalog crops with each answer (:func:`nearest_crops`,
+    labelled by ``labels``); 0 lists none and never reads the index.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
+    if isinstance(neighbours, bool) or neighbours < 0:
+        raise InvalidInput(f"--neighbours must be 0 or more, got {neighbours}")
     items = list(items)
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
     trace = {"model": engine.model_id, "generation": engine.generation}
@@ -101,6 +120,7 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             table, calibrated, sims, decode_taxa(table, calibrated, rank_threshold, decode_method,
                                                  unknown=unknown[engine.scorer]),
             unknown[engine.scorer], engine.unknown_ranks)
+        near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
                        for s, v in scores.items()}
@@ -110,7 +130,8 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                                              named=None if named == "unknown" else named,
                                              warning=tiny_image_warning(image.width, image.height),
                                              source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                             taxon=answers[row] if answers is not None else None, **trace)
+                                             taxon=answers[row] if answers is not None else None,
+                                             neighbours=near[row] if near is not None else (), **trace)
     return out
 
 

@@ -124,6 +124,18 @@ class OodVerdict:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Neighbour:
+    """One of the catalog crops nearest an identified crop: why the answer is what it is."""
+
+    crop_id: int  # catalog crop id (``oceanid search --crop ID`` starts from it)
+    similarity: float  # cosine to the identified crop
+    species: str | None  # the crop's label (None: no longer in the catalog)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class IdentificationRecord(TypedDict):
     """What :meth:`Identification.to_dict` returns (``--json``, the CSV's source, the HTTP API's
     schema): the one declaration of the answer's JSON form."""
@@ -148,6 +160,7 @@ class IdentificationRecord(TypedDict):
     model: str | None
     generation: str | None
     taxon: TaxonRecord | None  # the deepest confident taxon (``index.taxonomy.TaxonAnswer.to_dict``)
+    neighbours: list[dict[str, Any]]  # the nearest catalog crops (``Neighbour.to_dict``), best first
 
 
 class TaxonRecord(TypedDict):
@@ -192,6 +205,7 @@ class Identification:
     # prototype's (a crop nearest an added species that its few-shot scorer rejects is judged
     # as a known-species crop: the nearest trained species)
     taxon: TaxonAnswer | None = None  # the deepest confident taxon and its lineage (``index.taxonomy``)
+    neighbours: tuple[Neighbour, ...] = ()  # the nearest catalog crops behind the answer (``--neighbours``)
 
     @classmethod
     def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
@@ -256,7 +270,8 @@ class Identification:
                 "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
                 "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
                 "detection_score": self.detection_score, "model": self.model, "generation": self.generation,
-                "taxon": self.taxon.to_dict() if self.taxon else None}
+                "taxon": self.taxon.to_dict() if self.taxon else None,
+                "neighbours": [n.to_dict() for n in self.neighbours]}
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,14 @@ def crop_files(catalog: Catalog, home: Path, annotation_ids: Sequence[int]) -> l
                                                                            if len(missing) > 1 else ""),
                        hint="check the id with `oceanid search --json`")
     return [home / rows[i] for i in ids]
+
+
+def crop_species(catalog: Catalog, annotation_ids: Sequence[int]) -> dict[int, str]:
+    """Each catalog crop id's label (ids no longer in the catalog are left out)."""
+    ids = sorted({int(i) for i in annotation_ids})
+    if not ids:
+        return {}
+    with catalog.read() as con:
+        rows = con.execute("SELECT annotation_id, concept FROM annotations WHERE annotation_id IN (SELECT unnest(?))",
+                           [ids]).fetchall()
+    return {int(i): str(c) for i, c in rows}
