@@ -150,6 +150,16 @@ def identify(
     save: bool = typer.Option(False, "--save", help="Add the organisms found to the catalog as predicted crops "
                                                     "(origin=predicted, never trained on), embedded and indexed "
                                                     "so `search --where origin=predicted` finds them."),
+    depth: float = typer.Option(None, "--depth", help="With --save: the frames' depth in metres."),
+    date: str = typer.Option(None, "--date", help="With --save: when the frames were taken (ISO: 2024-05-01 or "
+                                                 "2024-05-01T10:30)."),
+    lat: float = typer.Option(None, "--lat", help="With --save: the frames' latitude (with --lon)."),
+    lon: float = typer.Option(None, "--lon", help="With --save: the frames' longitude (with --lat)."),
+    source_name: str = typer.Option(None, "--source-name", help="With --save: the saved frames' source (default "
+                                                                "predicted), for `--where source=NAME`."),
+    metadata: Path = typer.Option(None, "--metadata", help="With --save: a CSV with one row per frame file (a "
+                                                           "file column; depth_m, date, latitude, longitude, "
+                                                           "source): its cells win over the options above."),
     model: str = options.MODEL,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
@@ -162,8 +172,14 @@ def identify(
     Example: oceanid identify new_dive/ --csv identified.csv
 
     Example: oceanid identify reef_frames/ --frames --draw drawn/ --coco found.json
+
+    Example: oceanid identify dive7/ --frames --save --depth 320 --date 2024-05-01 --lat 36.7 --lon -122.1 --source-name dive-7
     """
     check_output_file(csv_path, "--csv")
+    described = [flag for flag, v in (("--depth", depth), ("--date", date), ("--lat", lat), ("--lon", lon),
+                                      ("--source-name", source_name), ("--metadata", metadata)) if v is not None]
+    if described and not save:
+        raise fail(f"{', '.join(described)} describe the frames --save adds", "add --frames --save")
     if decode not in ("probable", "distance"):
         raise fail(f"unknown --decode {decode!r}", "use probable or distance")
     whole = frames or detector is not None or boxes is not None
@@ -172,6 +188,7 @@ def identify(
     if boxes is not None and detector is not None:
         raise fail("give --detector or --boxes, not both")
     ws = workspace(ctx, device)  # a bad --home is its one-line error before anything else
+    described = ws.save_metadata(depth, date, lat, lon, source_name, metadata) if save else None  # checked first
     files = expand(images or [])
     if not files and (boxes is None or images):
         raise fail("no image files found in the given paths")
@@ -179,7 +196,7 @@ def identify(
         check_output_file(coco, "--coco")
         check_output_folder(draw, "--draw")
         return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
-                                coco, save, model, as_json, neighbours)
+                                coco, save, model, as_json, neighbours, described)
     results = ws.identify(files, k=k, model=model, names=short_names(files),
                                               progress=not as_json, decode=decode, neighbours=neighbours)
     failed = [r for r in results if r.error]
@@ -221,7 +238,7 @@ def frame_rows(result) -> list[list]:
 
 
 def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw, coco, save, model,
-                     as_json, neighbours=0) -> None:
+                     as_json, neighbours=0, described=None) -> None:
     result = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
                                 names=short_names(files) if files else None, progress=not as_json, decode=decode,
                                 neighbours=neighbours)
@@ -237,7 +254,7 @@ def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score,
     written = ws.draw_frames(result, draw) if draw is not None else []
     if coco is not None:
         ws.write_coco(result, coco, model=model)
-    saved = ws.save_predicted(result, model=model) if save else None
+    saved = ws.save_predicted(result, model=model, metadata=described) if save else None
     if as_json:
         print_json(result)
     else:

@@ -480,18 +480,31 @@ class Workspace:
         write_text_atomic(Path(path), json.dumps(doc, indent=1))
         return Path(path)
 
-    def save_predicted(self, result: CascadeResult, model: str | None = None) -> IngestReport:
+    def save_metadata(self, depth: Any = None, date: Any = None, latitude: Any = None, longitude: Any = None,
+                      source: str | None = None, sidecar: Path | None = None) -> Any:
+        """The depth, date, position and source :meth:`save_predicted` gives the frames it saves
+        (``app.workspace.frame_metadata``), checked now, before any work. Raises InvalidInput / SourceError."""
+        from app.workspace.frame_metadata import SaveMetadata, frame_metadata, read_sidecar
+
+        return SaveMetadata(frame_metadata(depth, date, latitude, longitude, source),
+                            read_sidecar(Path(sidecar)) if sidecar is not None else {})
+
+    def save_predicted(self, result: CascadeResult, model: str | None = None, metadata: Any = None) -> IngestReport:
         """Add every organism found in a frame file to the catalog as a *predicted* crop
         (``origin = predicted``, concept = the species named or ``unknown``, never given a
         split), then embed it and rebuild the index so it can be searched (``--where
-        origin=predicted``) and reviewed. Frames given as bytes have no file and are left out."""
+        origin=predicted``) and reviewed. Frames given as bytes have no file and are left out.
+        ``metadata`` (:meth:`save_metadata`): each frame's depth, date, position and source."""
         from app.workspace.cascade import predicted_records
 
-        records = predicted_records(result)
+        records = predicted_records(result, metadata)
         self.catalog.ensure_schema()
         with self._writer:
             try:
-                report = ingest_records(self.catalog, self.home, "predicted", records, crop=self.crop)
+                report = IngestReport("predicted")
+                for source in dict.fromkeys(r.source for r in records):  # one ingest per source named
+                    ingest_records(self.catalog, self.home, source, [r for r in records if r.source == source],
+                                   crop=self.crop, report=report)
                 if report.crops_added:
                     self.embed(model, progress=False)
                     self.index_build(model, rebuild=False)

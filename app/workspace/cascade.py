@@ -227,16 +227,23 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
     return [out[n] for n in range(len(frames))]
 
 
-def predicted_records(result) -> list:
+def predicted_records(result, metadata=None) -> list:
     """The frames of a :class:`~app.workspace.results.CascadeResult` with organisms, as
-    ``predicted`` ImageRecords (one BoxRecord per organism, origin ``predicted``)."""
+    ``predicted`` ImageRecords (one BoxRecord per organism, origin ``predicted``), each with its
+    depth, date, position and source from ``metadata``
+    (:class:`app.workspace.frame_metadata.SaveMetadata`; source ``predicted`` when none is given)."""
+    from app.workspace.frame_metadata import DEFAULT_SOURCE, SaveMetadata
     from index.records import PREDICTED, BoxRecord, ImageRecord
 
+    metadata = metadata or SaveMetadata()
     records = []
     for frame in result.frames:
         if frame.error or not frame.source or not frame.organisms:
             continue
         boxes = tuple(BoxRecord(o.species or "unknown", *o.box, group_key=f"predicted:{frame.source}",
                                 origin=PREDICTED, detection_score=o.detection_score) for o in frame.organisms)
-        records.append(ImageRecord("predicted", frame.source, Path(frame.source), boxes))
+        meta = metadata.of(frame.name, frame.source)
+        records.append(ImageRecord(meta.source or DEFAULT_SOURCE, frame.source, Path(frame.source), boxes,
+                                   depth_m=meta.depth_m, latitude=meta.latitude, longitude=meta.longitude,
+                                   timestamp=meta.timestamp))
     return records
