@@ -113,9 +113,10 @@ def _taxonomy(engine: Engine, catalog: Catalog, base: Prototypes, calibration: C
         return probs, labels, scorer.score(vectors) < threshold
 
     choice = engine.decision.rank_choice if engine.decision is not None else None
+    cosines = (base.similarities(test[0]), base.similarities(held[0]) if len(held[0]) else None)
     return taxonomy_figures(rank_table(base.names, lineages), lineages, engine.rank_threshold,
                             choice.source if choice is not None else "default", prepared(*test),
-                            prepared(*held) if len(held[0]) else None)
+                            prepared(*held) if len(held[0]) else None, engine.unknown_ranks, cosines)
 
 
 def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[EvaluationSummary, RawFigures]:

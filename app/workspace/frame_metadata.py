@@ -84,7 +84,7 @@ def _date(text: Any, what: str = "date") -> datetime | None:
     if isinstance(text, datetime):
         return text
     try:
-        return datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(text).strip())
     except ValueError:
         raise InvalidInput(f"{what} must be an ISO date (2024-05-01, 2024-05-01T10:30), not {text!r}") from None
 

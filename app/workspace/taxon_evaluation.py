@@ -15,6 +15,7 @@ import numpy as np
 
 from app.workspace.results import HeldOutPlacement, TaxonomyDecoding, TaxonomyFigures
 from index.metrics.ranks import answer_distances, answer_lineage, placed, rank_accuracy
+from index.metrics.unknown_ranks import UnknownRanks, answer_taxa
 from index.taxonomy import DECODINGS, MAX_DISTANCE, Lineage, RankTable, decode, distance, lineage_of
 
 
@@ -29,9 +30,18 @@ def placement(truth: list[Lineage], answers: list, flagged: np.ndarray, known: s
 
 def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: float, source: str,
                      known: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     held: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> TaxonomyFigures:
+                     held: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                     unknown_ranks: UnknownRanks | None = None,
+                     sims: tuple[np.ndarray, np.ndarray | None] | None = None) -> TaxonomyFigures:
     """``known`` / ``held``: (calibrated probabilities (n, C) over ``table.classes``, true labels
-    (n,), flagged new (n,) bool) of the known test crops and of the graded held-out crops."""
+    (n,), flagged new (n,) bool) of the known test crops and of the graded held-out crops. With
+    ``sims`` (their (n, C) cosines, known and held), flagged crops are answered as ``identify``
+    answers them: placed by ``unknown_ranks`` (``index.metrics.unknown_ranks``), or not at all."""
+
+    def answered(probs: np.ndarray, flags: np.ndarray, cosines: np.ndarray | None, method: str) -> list:
+        answers = decode(table, probs, threshold, method, unknown=flags)
+        return answers if cosines is None else answer_taxa(table, probs, cosines, answers, flags, unknown_ranks)
+
     probs, labels, flags = known
     truth = [lineage_of(str(x), tree) for x in labels]
     top1 = [lineage_of(table.classes[i], tree) for i in np.argmax(probs, axis=1)]
@@ -40,10 +50,10 @@ def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: floa
     reachable = set(table.taxa)
     decodings = {}
     for method in DECODINGS:
-        answers = decode(table, probs, threshold, method, unknown=flags)
+        answers = answered(probs, flags, sims[0] if sims else None, method)
         held_all, per_species = None, {}
         if held is not None and len(held[1]):
-            h_answers = decode(table, held[0], threshold, method, unknown=held[2])
+            h_answers = answered(held[0], held[2], sims[1] if sims else None, method)
             h_truth = [lineage_of(str(x), tree) for x in held[1]]
             held_all = placement(h_truth, h_answers, held[2], reachable)
             for name in sorted(set(map(str, held[1]))):

@@ -108,3 +108,19 @@ def test_known_rows_keep_their_decoding_and_the_dict_round_trips(table):
     assert out[0] == base[0] and out[1] == TaxonAnswer(None, None, 0.0, {}, basis="held-out species")
     m = measured(table)
     assert UnknownRanks.from_dict(m.to_dict()) == m
+
+
+def test_evaluate_grades_unknown_crops_as_identify_answers_them(table):
+    """``oceanid evaluate``'s held-out placement uses the same rule: without held-out evidence a
+    flagged crop is placed nowhere (f856aba graded the known-species decoding: family Fa, genus Ga)."""
+    from app.workspace.taxon_evaluation import taxonomy_figures
+
+    known = (np.asarray([LIKE_A1]), np.asarray(["A1"]), np.asarray([False]))
+    tree = lineages(ROWS + [("Gx2", "genus", "Fa"), ("X2", "species", "Gx2")])
+    held = (np.asarray([LIKE_A1] * 2), np.asarray(["X", "X2"]), np.asarray([True, True]))
+    cosines = (np.asarray([NEAR_A1]), np.asarray([NEAR_A1] * 2))
+    old = taxonomy_figures(table, tree, 0.5, "validation", known, held)
+    assert old.decodings["probable"].held_out.family == 1.0  # both named family Fa from known species
+    now = taxonomy_figures(table, tree, 0.5, "validation", known, held, UnknownRanks.empty(), cosines)
+    assert now.decodings["probable"].held_out.family == 0.0
+    assert now.decodings["probable"].answered_ranks == old.decodings["probable"].answered_ranks  # known crops alike
