@@ -179,13 +179,13 @@ def crossover(index: VectorIndex, x: np.ndarray, q: np.ndarray, sizes: list[int]
         prepared = AllowedIds.of(allowed)
         row = {"allowed": size}
         for name, cfg in (("exact_ms", ALWAYS_EXACT), ("index_ms", ALWAYS_INDEX)):
-            index.vectors.planner = cfg
+            index.planner = cfg
             row[name] = median_ms(lambda r, allowed=prepared: index.search(r, K, allowed_ids=allowed), q)
         hits = index.search(q, K, allowed_ids=prepared)
         row["index_recall@10"] = recall_at_k(ids_of(hits), allowed[exact_topk(x[allowed], q)])
         rows.append(row)
         logging.info("crossover %s", row)
-    index.vectors.planner = PlannerConfig()
+    index.planner = PlannerConfig()
     wins = [r["allowed"] for r in rows if r["index_ms"] < r["exact_ms"]]
     return {"rows": rows, "index_plan_first_wins_at": wins[0] if wins else None}
 
