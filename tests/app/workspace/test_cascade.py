@@ -325,6 +325,8 @@ def test_demo_step_trains_a_detector_and_identifies_held_out_frames(tiny_ws):
     assert (tiny_ws.paths.models / DETECTOR / "weights.safetensors").is_file()
     held = [f for f in truth_frames(tiny_ws.catalog, tiny_ws.home) if TEST in f.splits][:2]
     assert result.frames == 2 and result.truth_organisms == sum(len(f.boxes) for f in held)
+    # measured: 6 boxes, 1 of the 7 organisms found at IoU 0.83 (the next best 0.49): a 1-epoch 128 px
+    # detector finds little, but a detector that finds nothing fails here
     assert result.organisms > 0 and result.found > 0, "the detector found no organism"
     assert result.named <= result.found <= result.truth_organisms
     assert len(list((tiny_ws.paths.reports / "frames").glob("*.png"))) == 2
