@@ -391,10 +391,10 @@ class Workspace:
         the catalog's current one). ``min_score`` drops weaker boxes (default: 0.3 for the
         detector, none of a file's; boxes without a score are kept).
         """
-        from app.workspace.frames.cascade import cascade
+        from app.workspace.frames.cascade import run_cascade
 
-        return cascade(self, frames, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
-                       names=names, progress=progress, decode=decode)
+        return run_cascade(self, frames, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
+                           names=names, progress=progress, decode=decode)
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
         """Write each frame with its organisms' boxes and labels drawn as ``folder/<frame>.png``."""

@@ -6,7 +6,7 @@
           -> index.ingest.crops.cut_crop (the same context padding as every training crop)
           -> app.workspace.identify.identify (species, calibrated probability, unknown verdict)
           -> FrameIdentification: one Identification per organism, its box and detection score
-    cascade          the Workspace's ``identify_frames``: options checked, boxes chosen -> CascadeResult
+    run_cascade      the Workspace's ``identify_frames``: options checked, boxes chosen -> CascadeResult
     write_coco       a CascadeResult as a COCO file (index.sources.detections.write_coco, as ``detect --coco``)
     save_predicted   its organisms added to the catalog as predicted crops, embedded and indexed
 
@@ -28,14 +28,13 @@ from PIL import Image
 
 from app.workspace.engine import Engine
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
-from app.workspace.identify import ImageInput, decode, identify, input_name, input_source
+from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
 from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
 from index.errors import BadImage, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
-    from app.workspace.identify import Identification
     from index.records import IngestReport
 
 log = logging.getLogger(__name__)
@@ -232,7 +231,7 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
     return [out[n] for n in range(len(frames))]
 
 
-def cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
+def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
             boxes: Path | None = None, min_score: float | None = None, k: int = 5, model: str | None = None,
             names: Sequence[str] | None = None, progress: bool = False, decode: str = "probable") -> CascadeResult:
     """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,

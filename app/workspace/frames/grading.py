@@ -3,7 +3,7 @@
 ::
 
     TruthFrame (index.catalog.frames) -> BoxFinder (every box the detector keeps) -> index.metrics.boxes.box_metrics
-                              -> the boxes >= min_score -> app.workspace.cascade.identify_frames
+                              -> the boxes >= min_score -> app.workspace.frames.cascade.identify_frames
                               -> index.metrics.boxes.match_truth (COCOeval, IoU 0.5) -> CascadeFigures
 
 One frame at a time, after one untimed warm-up frame: ``detect`` is the box finder's share of
