@@ -17,7 +17,7 @@ and named (the matched box's answer is its species); per organism of a held-out 
 found and flagged unknown. Also mAP@0.5 / mAP@0.5:0.95 (pycocotools, over every box the
 detector keeps), ``recall_50`` (the organisms the cascade's boxes found), and the wall time per
 frame of the detector and of the whole cascade (one frame at a time). The grading is the
-library's (:mod:`app.workspace.cascade_evaluation`, what ``oceanid evaluate`` reports).
+library's (:mod:`app.workspace.frames.grading`, what ``oceanid evaluate`` reports).
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int |
 
 
 def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
-    """The library's grading (app.workspace.cascade_evaluation, as `oceanid evaluate` does it),
+    """The library's grading (app.workspace.frames.grading, as `oceanid evaluate` does it),
     under this benchmark's JSON keys."""
-    from app.workspace.cascade import detector_finder
-    from app.workspace.cascade_evaluation import cascade_figures
+    from app.workspace.frames.cascade import detector_finder
+    from app.workspace.frames.grading import cascade_figures
     from index.catalog.taxa import tree
 
-    find = detector_finder(detector, 0.0, "cpu")  # every box the detector keeps: mAP grades them all
+    find = detector_finder(ws.load_detector(detector), 0.0)  # every box the detector keeps: mAP grades them all
     c = cascade_figures(ws.engine(), frames, find, ws.crop, min_score, tree(ws.catalog))
     for name, reason in c.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -83,7 +83,8 @@ def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
 def main() -> None:
     parser = bench_parser(__file__, __doc__)
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--detector", type=Path, help="a detector folder (default: train one, or the newest)")
+    parser.add_argument("--detector", type=Path,
+                        help="a detector folder or id (default: train one, or the current detector)")
     parser.add_argument("--train-epochs", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--name", default="reef")
