@@ -83,8 +83,9 @@ def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
 def main() -> None:
     parser = bench_parser(__file__, __doc__)
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--detector", type=Path,
-                        help="a detector folder or id (default: train one, or the current detector)")
+    parser.add_argument(
+        "--detector", type=Path, help="a detector folder or id (default: train one, or the current detector)"
+    )
     parser.add_argument("--train-epochs", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--name", default="reef")
