@@ -160,7 +160,7 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
 
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
-    from embedder.detection.model import ARCHITECTURES, DetectorConfig, save_detector
+    from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
     from embedder.detection.training import DetectorTrainConfig
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
@@ -188,7 +188,7 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     skipped += bad
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
-    config = DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
+    config = detector_config(arch, image_size, fpn_channels)
     train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None

