@@ -96,7 +96,8 @@ def train(
     image_size: int = typer.Option(384, "--image-size", help="Frames are resized so their longer side is this "
                                                              "(a multiple of 32)."),
     arch: str = typer.Option("fcos", "--arch", help="fcos | retinanet (torchvision heads on an "
-                                                    "EfficientNet-Lite0 + FPN backbone)."),
+                                                    "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
+                                                    "(COCO-pretrained YOLOX-Nano, weights fetched at first use)."),
     device: str = options.DEVICE_TORCH,
     detector: str = typer.Option(None, "--detector", help="Detector id (folder under models/). Default: "
                                                           "detector-<arch>-<image-size>."),

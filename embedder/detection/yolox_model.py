@@ -19,6 +19,7 @@ over all classes). Inside, frames are letterboxed exactly as YOLOX expects
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -108,7 +109,9 @@ class YoloxDetector(nn.Module):
 
     def raw(self, batch: torch.Tensor) -> torch.Tensor:
         """``(B, 3, S, S)`` BGR 0-255 -> ``(B, n, 5 + k)`` raw rows (logits for objectness and classes)."""
-        return flatten_levels(list(self.graph(batch)))
+        with warnings.catch_warnings():  # onnx2torch's Slice indexes with a list (a torch deprecation notice)
+            warnings.filterwarnings("ignore", message="Using a non-tuple sequence", category=UserWarning)
+            return flatten_levels(list(self.graph(batch)))
 
     def letterboxed(self, images: list[torch.Tensor]) -> tuple[torch.Tensor, list[float]]:
         """RGB [0, 1] images -> ((B, 3, S, S) BGR 0-255 batch, per-image scale input px / image px)."""

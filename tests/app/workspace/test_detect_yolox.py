@@ -1,0 +1,67 @@
+"""`oceanid detect train --arch yolox-nano`: the COCO YOLOX-Nano fine-tuned through the product commands
+on drawn YOLO frames (``test_detect.write_yolo``), then `detect` and `detect evaluate` with it.
+
+Needs the COCO weights offline (the weights cache, ``$OCEANID_WEIGHTS`` or ``~/.cache/oceanid/weights``);
+skipped when they are not there (never fetched by a test).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import app
+from embedder.detection.yolox_weights import yolox_nano_onnx
+from index.errors import ModelError
+from tests.app.workspace.test_detect import iou_hits, write_yolo
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow  # two conversions and a short training: ~30 s on the shared machine
+
+
+@pytest.fixture(scope="module")
+def yolox_home(tmp_path_factory) -> Path:
+    try:
+        yolox_nano_onnx(download_wheel=None, download_url=None, progress=lambda _: None)
+    except ModelError as exc:
+        pytest.skip(f"no offline YOLOX-Nano weights: {exc}")
+    base = tmp_path_factory.mktemp("yolox")
+    data = write_yolo(base / "yolo")
+    home = base / "home"
+    assert runner.invoke(app, ["--home", str(home), "ingest", "yolo", str(data)]).exit_code == 0
+    result = runner.invoke(app, ["--home", str(home), "--threads", "1", "detect", "train", "--arch", "yolox-nano",
+                                 "--image-size", "128", "--epochs", "5", "--lr", "2e-3", "--json"])
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def test_training_records_a_yolox_detector(yolox_home):
+    out = runner.invoke(app, ["--home", str(yolox_home), "detect", "list", "--json"])
+    rows = json.loads(out.stdout)
+    assert [r["arch"] for r in rows["detectors"] if r["detector_id"] == "detector-yolox-nano-128"] == ["yolox-nano"]
+    config = json.loads((yolox_home / "models" / "detector-yolox-nano-128" / "config.json").read_text())
+    assert config["arch"] == "yolox-nano" and config["weights_sha256"]
+
+
+def test_the_fine_tuned_detector_finds_the_discs(yolox_home):
+    out = runner.invoke(app, ["--home", str(yolox_home), "detect", "evaluate", "--split", "val", "--json"])
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.stdout)
+    assert figures["recall50"] >= 0.8 and figures["map50"] >= 0.5  # a broken head or decode scores ~0
+
+
+def test_detect_prints_boxes_over_the_discs(yolox_home, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tests.app.workspace.test_detect import drawn
+
+    arr, boxes = drawn(np.random.default_rng(99))
+    Image.fromarray(arr).save(tmp_path / "f.png")
+    out = runner.invoke(app, ["--home", str(yolox_home), "detect", str(tmp_path / "f.png"), "--json"])
+    assert out.exit_code == 0, out.output
+    found = json.loads(out.stdout)["frames"][0]["boxes"]
+    assert iou_hits(boxes, found) == len(boxes)
