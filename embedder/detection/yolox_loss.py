@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 from torchvision.ops import box_iou
 
-from embedder.detection.yolox_model import decode_boxes
+from embedder.detection.yolox_boxes import decode_boxes
 
 CENTRE_RADIUS = 2.5
 IOU_WEIGHT = 5.0

@@ -26,7 +26,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from embedder.detection.yolox_boxes import decode_boxes, torch_grids
 from embedder.detection.yolox_decode import PAD_VALUE, STRIDES
+from embedder.detection.yolox_loss import yolox_loss
 from index.errors import ModelError
 
 COCO_CLASSES = 80
@@ -76,24 +78,6 @@ def flatten_levels(levels: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([level.flatten(2) for level in levels], dim=2).permute(0, 2, 1)
 
 
-def torch_grids(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, 2) x, y cell indices and (n,) strides of a ``height`` x ``width`` input (as ``yolox_decode.grids``)."""
-    cells, steps = [], []
-    for stride in STRIDES:
-        ys, xs = torch.meshgrid(torch.arange(height // stride, device=device),
-                                torch.arange(width // stride, device=device), indexing="ij")
-        cells.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1))
-        steps.append(torch.full((xs.numel(),), stride, device=device))
-    return torch.cat(cells).float(), torch.cat(steps).float()
-
-
-def decode_boxes(raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """Rows ``(..., n, 5 + k)`` -> boxes ``(..., n, 4)`` x1, y1, x2, y2 input pixels."""
-    centre = (raw[..., :2] + cells) * steps[:, None]
-    half = torch.exp(raw[..., 2:4].clamp(-20.0, 20.0)) * steps[:, None] / 2
-    return torch.cat([centre - half, centre + half], dim=-1)
-
-
 class YoloxDetector(nn.Module):
     """YOLOX-Nano behind torchvision's detector interface (see the module docstring)."""
 
@@ -128,8 +112,6 @@ class YoloxDetector(nn.Module):
         return batch, scales
 
     def forward(self, images: list[torch.Tensor], targets: list[dict] | None = None):
-        from embedder.detection.yolox_loss import yolox_loss
-
         batch, scales = self.letterboxed(images)
         raw = self.raw(batch)
         cells, steps = torch_grids(batch.shape[-2], batch.shape[-1], batch.device)

