@@ -138,3 +138,35 @@ class YoloxDetector(nn.Module):
             keep = keep[kept]
             out.append({"boxes": boxes[b, keep] / scale, "scores": scores[b, keep], "labels": labels[b, keep] + 1})
         return out
+
+
+class _Rows(nn.Module):
+    """The graph as the shipped ONNX file answers: ``(1, n, 5 + k)`` rows, objectness and classes as probabilities."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        rows = flatten_levels(list(self.graph(batch)))
+        return torch.cat([rows[..., :4], torch.sigmoid(rows[..., 4:])], dim=-1)
+
+
+def export_onnx(model: YoloxDetector, path: Path | str) -> Path:
+    """Write ``model`` (fine-tuned or not) as an ONNX file shaped like the shipped one: input ``images``
+    (1, 3, S, S) BGR 0-255, output (1, n, 5 + k), so :class:`embedder.detection.yolox_onnx.YoloxOnnx`
+    runs it on onnxruntime. Raises ModelError when the export fails."""
+    path = Path(path)
+    rows = _Rows(model.graph).eval()
+    example = torch.full((1, 3, model.image_size, model.image_size), float(PAD_VALUE))
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(rows, (example,), str(tmp), input_names=["images"], output_names=["output"],
+                              opset_version=17, dynamo=False)
+    except Exception as exc:  # noqa: BLE001 - any exporter failure: one line
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"cannot export the YOLOX detector to ONNX ({str(exc).splitlines()[0][:120]})") from None
+    tmp.replace(path)
+    return path

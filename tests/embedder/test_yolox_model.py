@@ -131,3 +131,23 @@ def test_a_yolox_detector_folder_round_trips(onnx_file, organism_graph, tmp_path
     a = detect_images(model, config, [frame], min_score=0.05)[0]
     b = detect_images(loaded, read, [frame], min_score=0.05)[0]
     assert len(a.boxes) and np.allclose(a.boxes, b.boxes) and np.allclose(a.scores, b.scores)
+
+
+@pytest.mark.slow  # the ONNX exporter: ~10 s alone, minutes on a contended machine
+def test_an_exported_fine_tuned_model_runs_on_onnxruntime_with_the_same_boxes(organism_graph, tmp_path, frame):
+    from embedder.detection.model import detector_config
+    from embedder.detection.predict import detect_images
+    from embedder.detection.yolox_model import export_onnx
+    from embedder.detection.yolox_onnx import YoloxOnnx
+
+    torch.manual_seed(3)
+    graph = copy.deepcopy(organism_graph)
+    with torch.no_grad():  # "fine-tuned": the new organism head moved away from its start
+        for name, module in graph.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels == 1 and module.bias is not None:
+                module.bias.add_(torch.randn(1))
+    model = YoloxDetector(graph, 1, 320, score_thresh=0.05).eval()
+    want = detect_images(model, detector_config("yolox-nano", 320), [frame], min_score=0.05)[0]
+    got_boxes, got_scores = YoloxOnnx(export_onnx(model, tmp_path / "ft.onnx"), threads=1).detect(frame)
+    assert len(want.boxes) >= 1 and len(got_boxes) == len(want.boxes)
+    assert np.abs(got_boxes - want.boxes).max() < 1.0 and np.abs(got_scores - want.scores).max() < 2e-3
