@@ -86,7 +86,10 @@ def _zoomed(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, zoom
     shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
     clipped = torch.stack([shifted[:, 0].clamp(0, cw), shifted[:, 1].clamp(0, ch), shifted[:, 2].clamp(0, cw),
                            shifted[:, 3].clamp(0, ch)], dim=1)
-    area = lambda b: (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)  # noqa: E731
+
+    def area(b: torch.Tensor) -> torch.Tensor:
+        return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+
     keep = area(clipped) >= 0.4 * area(shifted).clamp(min=1e-6)
     scale = torch.tensor([w / cw, h / ch, w / cw, h / ch], dtype=boxes.dtype)
     return crop, clipped[keep] * scale, labels[keep]

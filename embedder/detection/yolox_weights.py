@@ -83,7 +83,7 @@ def pip_download(requirement: str, dest: Path) -> None:
 
 def url_download(url: str, dest: Path) -> None:
     """Download ``url`` into the file ``dest`` (urllib, 60 s timeout)."""
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - a constant https URL
+    with urllib.request.urlopen(url, timeout=60) as response:
         write_bytes_atomic(dest, response.read())
 
 

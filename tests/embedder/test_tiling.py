@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,7 +23,7 @@ def test_windows_cover_every_pixel_and_stay_inside(width, height, tile, overlap)
 
 def test_neighbours_overlap_by_at_least_the_asked_share():
     xs = sorted({w[0] for w in tile_windows(1024, 512, 512, 0.25)})
-    assert xs[0] == 0 and xs[-1] == 512 and all(b - a <= 384 for a, b in zip(xs, xs[1:]))
+    assert xs[0] == 0 and xs[-1] == 512 and all(b - a <= 384 for a, b in itertools.pairwise(xs))
 
 
 def test_bad_tiles_are_refused():

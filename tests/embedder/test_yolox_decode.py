@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 from torchvision.ops import nms as torch_nms
 
-from embedder.detection.yolox_decode import decode, grids, letterbox, nms, proposals, to_frame
+from embedder.detection.yolox_decode import (
+    decode,
+    grids,
+    letterbox,
+    nms,
+    proposals,
+    to_frame,
+)
 
 # a 64 x 64 input: stride 8 -> 8 x 8 cells (rows 0..63), 16 -> 4 x 4 (64..79), 32 -> 2 x 2 (80..83)
 SIZE, ROWS = 64, 84

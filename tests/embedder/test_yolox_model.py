@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from embedder.detection.yolox_loss import simota, yolox_loss
 from embedder.detection.yolox_boxes import decode_boxes, torch_grids
+from embedder.detection.yolox_loss import simota, yolox_loss
 from embedder.detection.yolox_model import YoloxDetector, convert_yolox
 from embedder.detection.yolox_weights import yolox_nano_onnx
 from index.errors import ModelError
