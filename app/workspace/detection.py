@@ -161,7 +161,7 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
     from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
-    from embedder.detection.training import DetectorTrainConfig
+    from embedder.detection.training import DetectorTrainConfig, recipe
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
 
@@ -189,7 +189,7 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
     config = detector_config(arch, image_size, fpn_channels)
-    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
+    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, **recipe(arch))
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None
     best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}

@@ -39,11 +39,16 @@ class DetectorTrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
-    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and kept (0: off)
+    ema: float = 0.0  # EMA of the weights (YOLOX's rule, ramped over ~100 steps), evaluated and kept (0: off)
     zoom: float = 0.0  # zoom-in jitter: a random window of (1 - zoom .. 1) of the frame, resized back (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def recipe(arch: str) -> dict:
+    """The per-architecture training extras ``detect train`` uses (what ``bench/yolox.py finetune`` screened)."""
+    return {"ema": 0.99, "zoom": 0.3} if arch == "yolox-nano" else {}
 
 
 @dataclass
@@ -110,6 +115,17 @@ def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool, labels: torch.
     return image, {"boxes": boxes, "labels": labels}
 
 
+def _ema(decay: float, ramp: float = 100.0):
+    """YOLOX's EMA rule: decay ``decay x (1 - exp(-updates / ramp))``, so the first updates follow the
+    weights closely and a short fine-tune is not held at its start."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        d = decay * (1 - math.exp(-float(updates) / ramp))
+        return averaged * d + current * (1 - d)
+
+    return average
+
+
 CHECKPOINT_FILE = "checkpoint.pt"  # resumable state: tensors and numbers only, read with weights_only=True
 
 
@@ -168,10 +184,10 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ema = None
-    if train.ema:  # torch's own EMA (restarted from the current weights on --resume)
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    if train.ema:  # torch's AveragedModel (restarted from the current weights on --resume)
+        from torch.optim.swa_utils import AveragedModel
 
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(train.ema))  # parameters only: YOLOX has no batch statistics
+        ema = AveragedModel(model, avg_fn=_ema(train.ema))  # parameters only: YOLOX has no batch statistics
     result = DetectorTrainResult(0, 0.0, len(data), int(sum(len(b) for _, b, _ in data)))
     first, spent = 0, 0.0
     stamp = {"config": config.hash(), "train": train.to_dict(), "frames": len(data), "boxes": result.boxes}

@@ -42,3 +42,12 @@ def test_labels_default_to_organism():
     image, boxes = square_frame()
     _, target = _target((image * 255).to(torch.uint8), boxes, flip=False)
     assert target["labels"].tolist() == [1]
+
+
+def test_the_ema_follows_early_updates_and_smooths_late_ones():
+    from embedder.detection.training import _ema
+
+    average = _ema(0.99, ramp=100.0)
+    early = average(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1))
+    late = average(torch.tensor(0.0), torch.tensor(1.0), torch.tensor(1000))
+    assert float(early) > 0.95 and float(late) == pytest.approx(0.01, abs=1e-3)
