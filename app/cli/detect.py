@@ -105,7 +105,8 @@ def train(
     stop_after: int = typer.Option(None, "--stop-after", min=1, help="Stop after this many epochs of this run "
                                                                      "(continue later with --resume)."),
     batch_size: int = options.count(4, "--batch-size", "Frames per step."),
-    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="AdamW peak learning rate."),
+    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, "
+                                                        "yolox-nano 1e-4)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.
