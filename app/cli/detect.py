@@ -106,7 +106,7 @@ def train(
                                                                      "(continue later with --resume)."),
     batch_size: int = options.count(4, "--batch-size", "Frames per step."),
     lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, "
-                                                        "yolox-nano 1e-4)."),
+                                                        "yolox-nano 3e-4)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.
