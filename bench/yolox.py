@@ -15,7 +15,8 @@ are dropped, as ``oceanid ingest yolo`` does (val: 127 frames, 909 boxes). Figur
 mAP@0.5 / mAP@0.5:0.95 / recall@0.5, class-agnostic (``index.metrics.boxes``), and per-class AP@0.5:
 for a class-agnostic detector, the truth of that class against the detections except those
 matched (IoU 0.5) to an organism of another class, over the frames holding that class (and that
-class's recall@0.5). Detect time: wall ms per frame (contended machine) and the process's CPU ms. Each run writes ``bench/results/yolox-*.json``.
+class's recall@0.5). Detect time: wall ms per frame (contended machine) and the process's CPU ms.
+Each run writes ``bench/results/yolox-*.json``.
 Run CPU-heavy parts through the queue (``/work/shared/tools/cpujob --``).
 """
 
@@ -272,7 +273,8 @@ def main() -> None:
     f.add_argument("--lr", type=float, default=1e-3)
     f.add_argument("--warmup", type=int, default=20)
     f.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
-    f.add_argument("--zoom", type=float, default=0.0, help="zoom-in jitter: random window of (1 - zoom .. 1) of the frame")
+    f.add_argument("--zoom", type=float, default=0.0,
+                   help="zoom-in jitter: a random window of (1 - zoom .. 1) of the frame")
     f.add_argument("--val-limit", type=int, default=None)
     f.add_argument("--out", type=Path, default=None, help="save the best epoch here (1 class only)")
     t = sub.add_parser("tiles")
