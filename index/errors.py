@@ -24,6 +24,12 @@ class CatalogBusy(OceanidError):
     hint = "another oceanid process is writing; wait for it and try again"
 
 
+class HomeNotWritable(OceanidError):
+    """The home (its catalog, a lock file, a report) cannot be written: read-only, no permission."""
+
+    hint = "give a home you can write (--home / OCEANID_HOME), or fix its permissions"
+
+
 class NotFound(OceanidError):
     """A named thing (model, species, crop, generation, file) does not exist."""
 

@@ -49,6 +49,7 @@ from index.catalog.splits import SplitConfig, SplitSummary, make_splits
 from index.catalog.stats import Survey, source_ids, survey
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.threads import THREADS_ENV, limit_threads, usable_cores
+from app.workspace.writer import HomeWriter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,7 +95,7 @@ class Workspace:
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
         # engine they hold (never changed in place) and load the new one on their next call.
-        self._writer = threading.Lock()
+        self._writer = HomeWriter(self.paths)  # and across processes: app.workspace.writer
         self._loading = threading.Lock()
         self._detectors: dict = {}  # (detector folder, weights time) -> loaded detector (one at a time)
 
@@ -270,24 +271,20 @@ class Workspace:
         """
         from app.workspace.pipeline import build_index
 
-        model_id = self.current_model(model)
-        refit = self.fit_prototypes(model_id, n_centres)
-        result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-        if result.built:
-            self._engines.clear()
+        with self._writer:  # built on the catalog as it is once no other writer runs
+            model_id = self.current_model(model)
+            refit = self.fit_prototypes(model_id, n_centres)
+            result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
+            if result.built:
+                self._engines.clear()
         return replace(result, prototypes_refit=refit)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
-        """Check a generation (default: the live one) against its manifest and the model."""
-        from index.catalog.embeddings import model_record
-        from index.vectors.generations import current_generation, model_dir, verify
+        """Check a generation (default: the live one) against its manifest and the model; the live
+        one also against the catalog (:mod:`app.workspace.agreement`)."""
+        from app.workspace.agreement import verify_generation
 
-        model_id = self.current_model(model)
-        record = model_record(self.catalog, model_id)
-        name = generation or current_generation(self.home, model_id)
-        if name is None:
-            raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
-        manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        name, manifest = verify_generation(self.catalog, self.paths, self.current_model(model), generation)
         return VerifyResult(name, True, manifest)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
@@ -308,8 +305,9 @@ class Workspace:
 
         model_id = self.current_model(model)
         record = model_record(self.catalog, model_id)
-        current = rollback(self.home, model_id, record["config_hash"], record["dim"])
-        self._engines.clear()
+        with self._writer:
+            current = rollback(self.home, model_id, record["config_hash"], record["dim"])
+            self._engines.clear()
         _, manifest = current_manifest(self.home, model_id, record["config_hash"], record["dim"])
         ids, vectors = load_embeddings(self.catalog, model_id)
         warning = None
@@ -528,13 +526,13 @@ class Workspace:
         ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
         from app.workspace.species import add_species
 
-        with self._writer:
+        with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
             try:
                 change = add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
                                      family, self.crop, correct=correct)
             finally:
                 self._engines = {}
-        self._store_scorers(model)
+            self._store_scorers(model)
         return change
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
@@ -546,7 +544,7 @@ class Workspace:
                 change = remove_species(self.engine(model), self.catalog, self.paths, name)
             finally:
                 self._engines = {}
-        self._store_scorers(model)
+            self._store_scorers(model)
         return change
 
     def _store_scorers(self, model: str | None) -> None:
@@ -568,6 +566,7 @@ class Workspace:
         from app.workspace.evaluation import evaluate
         from app.workspace.pipeline import check_no_leak
 
+        self.catalog.ensure_schema()  # a home that cannot be written is one line before the work
         engine = self.engine(model)
         check_no_leak(self.catalog, self.paths, engine.model_id)  # a re-split home must not grade on seen crops
         summary, raw = evaluate(engine, self.catalog, seed=seed)
