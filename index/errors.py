@@ -66,6 +66,16 @@ class ModelError(OceanidError):
     """A model folder, backbone name or weights file is missing or invalid."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch, carrying what was finished before it (a KeyboardInterrupt still:
+    whoever does not look for it stops as before). ``done``: the results of the first
+    ``finished`` of ``total`` items, in input order (a step may wrap them, e.g. in a result)."""
+
+    def __init__(self, done, finished: int, total: int) -> None:
+        super().__init__(f"interrupted at {finished} of {total}")
+        self.done, self.finished, self.total = done, finished, total
+
+
 def describe(exc: BaseException) -> str:
     """An error as one line, with its hint when it has one: what both faces show.
 

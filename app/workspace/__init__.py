@@ -40,7 +40,7 @@ from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
-from index.errors import EmptyIndex, InvalidInput
+from index.errors import EmptyIndex, Interrupted, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.ingest import check_source_name, ingest_records
 from index.catalog.taxa import upsert as upsert_taxa
@@ -420,8 +420,13 @@ class Workspace:
                 raise InvalidInput(f"--detector {detector} is a file; give a detector folder (or use --boxes)")
             find = detector_finder(source.path, threshold, self.device, self._detectors)
         boxes_from = f"{source.kind} {source.path}"
-        results = identify_frames(engine, list(frames), find, self.crop, names=names, k=k, tree=tree(self.catalog),
-                                  decode_method=decode, boxes_from=boxes_from, progress=progress)
+        try:
+            results = identify_frames(engine, list(frames), find, self.crop, names=names, k=k,
+                                      tree=tree(self.catalog), decode_method=decode, boxes_from=boxes_from,
+                                      progress=progress)
+        except Interrupted as stop:  # the frames answered so far, as a result to write and save
+            raise Interrupted(CascadeResult(tuple(stop.done), boxes_from, tuple(skipped)), stop.finished,
+                              stop.total) from None
         return CascadeResult(tuple(results), boxes_from, tuple(skipped))
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
@@ -444,20 +449,21 @@ class Workspace:
 
     def write_coco(self, result: CascadeResult, path: Path, model: str | None = None) -> Path:
         """Write the identified boxes as a COCO document (category = the species named, or
-        ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
+        ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``;
+        each frame is named relative to the document's folder, or absolute (``--boxes`` reads it back)."""
         import json
 
-        from index.sources.detections import coco_results
-        from index.files import write_text_atomic
+        from index.sources.detections import coco_file_name, coco_results
+        from index.files import write_output
 
         engine = self.engine(model)
         categories = [*engine.prototypes.names, "unknown"]
         extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
-        doc = coco_results([(f.name, f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None
+        doc = coco_results([(coco_file_name(f.source, f.name, path), f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None
                                                           else 1.0, o.species) for o in f.organisms])
                             for f in result.frames if not f.error], [*categories, *extra],
                            f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}")
-        write_text_atomic(Path(path), json.dumps(doc, indent=1))
+        write_output(Path(path), json.dumps(doc, indent=1).encode("utf-8"), "--coco")
         return Path(path)
 
     def save_predicted(self, result: CascadeResult, model: str | None = None) -> IngestReport:
@@ -688,11 +694,11 @@ class Workspace:
         import json
 
         from app.workspace.detection import coco_document
-        from index.files import write_text_atomic
+        from index.files import write_output
 
         doc = coco_document(run)
         if path is not None:
-            write_text_atomic(Path(path), json.dumps(doc, indent=1))
+            write_output(Path(path), json.dumps(doc, indent=1).encode("utf-8"), "--coco")
         return doc
 
     def detect_evaluate(self, split: str | None = None, detector: str | None = None) -> DetectorEvaluation:

@@ -27,11 +27,12 @@ from app.workspace.identify import ImageInput, decode, identify, input_name, inp
 from app.workspace.results import FrameIdentification
 from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
-from index.errors import BadImage, InvalidInput, ModelError, NotFound
+from index.errors import BadImage, Interrupted, InvalidInput, ModelError, NotFound
 
 log = logging.getLogger(__name__)
 
 MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms a detector can find
+FRAME_BATCH = 8  # frames decoded, searched for boxes and identified together
 DEFAULT_MIN_SCORE = 0.3  # detector boxes below this score are dropped (bench/cascade.py measures it)
 CONVERTED = {"L": "grayscale", "LA": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
              "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "floating-point",
@@ -163,66 +164,72 @@ def _mode_note(item: ImageInput) -> str | None:
 
 def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinder, crop: CropConfig,
                     names: Sequence[str] | None = None, k: int = 5, tree: dict | None = None,
-                    decode_method: str = "probable", boxes_from: str | None = None, batch: int = 8,
+                    decode_method: str = "probable", boxes_from: str | None = None, batch: int | None = None,
                     progress: bool = False) -> list[FrameIdentification]:
     """Every organism ``find`` reports in each frame, cut with ``crop`` and identified.
 
     A frame that cannot be read, or is under ``MIN_FRAME_SIDE`` px, gets ``error`` (the rest
     go on); a box that lies outside its frame or is too small after clipping is one line in
     the frame's ``notes``; a frame with no box has no organisms. Boxes are clipped to the frame.
+    Ctrl-C raises :class:`index.errors.Interrupted` carrying the frames answered before it.
     """
     from tqdm import tqdm
 
     frames = list(frames)
     names = list(names) if names else [input_name(f, n, "frame") for n, f in enumerate(frames)]
     out: dict[int, FrameIdentification] = {}
+    batch = batch or FRAME_BATCH
     starts = range(0, len(frames), batch)
-    for start in tqdm(starts, desc="frames", unit="batch", disable=not progress or len(starts) <= 1):
-        chunk = range(start, min(start + batch, len(frames)))
-        images, where, notes = [], [], {}
-        for n in chunk:
-            source = input_source(frames[n])
-            try:
-                image = decode(frames[n], names[n])
-            except BadImage as exc:
-                out[n] = FrameIdentification(names[n], source, error=str(exc), boxes_from=boxes_from)
-                continue
-            if min(image.size) < MIN_FRAME_SIDE:
-                out[n] = FrameIdentification(
-                    names[n], source, image.width, image.height, boxes_from=boxes_from,
-                    error=f"{names[n]}: frame is only {image.width}x{image.height} px (under {MIN_FRAME_SIDE}): "
-                          "too small to find organisms in")
-                continue
-            note = _mode_note(frames[n])
-            notes[n] = [note] if note else []
-            images.append(image)
-            where.append(n)
-        if not images:
-            continue
-        keys = [Path(frames[n]).absolute() if isinstance(frames[n], (str, Path)) else None for n in where]
-        found = find(images, keys)
-        crops, owners, boxes = [], [], []
-        for image, n, frame_boxes in zip(images, where, found, strict=True):
-            for b in frame_boxes:
+    try:
+        for start in tqdm(starts, desc="frames", unit="batch", disable=not progress or len(starts) <= 1):
+            chunk = range(start, min(start + batch, len(frames)))
+            images, where, notes = [], [], {}
+            for n in chunk:
+                source = input_source(frames[n])
                 try:
-                    clipped = clip_box(b.box, image.width, image.height, crop.min_side)
-                    crops.append(cut_crop(image, clipped, crop))
-                except InvalidInput as exc:
-                    notes[n].append(f"{exc}: left out")
+                    image = decode(frames[n], names[n])
+                except BadImage as exc:
+                    out[n] = FrameIdentification(names[n], source, error=str(exc), boxes_from=boxes_from)
                     continue
-                owners.append(n)
-                boxes.append((clipped, b.score))
-        answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
-                                                 enumerate(owners)], k=k, tree=tree,
-                           decode_method=decode_method) if crops else []
-        per_frame: dict[int, list] = {n: [] for n in where}
-        for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
-            per_frame[n].append(replace(answer, source=input_source(frames[n]),
-                                        box=tuple(round(float(v), 1) for v in box), detection_score=score,
-                                        warning=None if answer.warning is None else f"small box: {answer.warning}"))
-        for image, n in zip(images, where, strict=True):
-            out[n] = FrameIdentification(names[n], input_source(frames[n]), image.width, image.height,
-                                         tuple(per_frame[n]), None, tuple(notes[n]), boxes_from)
+                if min(image.size) < MIN_FRAME_SIDE:
+                    out[n] = FrameIdentification(
+                        names[n], source, image.width, image.height, boxes_from=boxes_from,
+                        error=f"{names[n]}: frame is only {image.width}x{image.height} px (under {MIN_FRAME_SIDE}): "
+                              "too small to find organisms in")
+                    continue
+                note = _mode_note(frames[n])
+                notes[n] = [note] if note else []
+                images.append(image)
+                where.append(n)
+            if not images:
+                continue
+            keys = [Path(frames[n]).absolute() if isinstance(frames[n], (str, Path)) else None for n in where]
+            found = find(images, keys)
+            crops, owners, boxes = [], [], []
+            for image, n, frame_boxes in zip(images, where, found, strict=True):
+                for b in frame_boxes:
+                    try:
+                        clipped = clip_box(b.box, image.width, image.height, crop.min_side)
+                        crops.append(cut_crop(image, clipped, crop))
+                    except InvalidInput as exc:
+                        notes[n].append(f"{exc}: left out")
+                        continue
+                    owners.append(n)
+                    boxes.append((clipped, b.score))
+            answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
+                                                     enumerate(owners)], k=k, tree=tree,
+                               decode_method=decode_method) if crops else []
+            per_frame: dict[int, list] = {n: [] for n in where}
+            for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
+                per_frame[n].append(replace(answer, source=input_source(frames[n]),
+                                            box=tuple(round(float(v), 1) for v in box), detection_score=score,
+                                            warning=None if answer.warning is None else f"small box: {answer.warning}"))
+            for image, n in zip(images, where, strict=True):
+                out[n] = FrameIdentification(names[n], input_source(frames[n]), image.width, image.height,
+                                             tuple(per_frame[n]), None, tuple(notes[n]), boxes_from)
+    except KeyboardInterrupt:  # the frames of the chunks finished before it are kept
+        finished = min(n for n in range(len(frames) + 1) if n == len(frames) or n not in out)
+        raise Interrupted([out[n] for n in range(finished)], finished, len(frames)) from None
     log.info("cascade: %d frames, %d organisms", len(out), sum(len(f.organisms) for f in out.values()))
     return [out[n] for n in range(len(frames))]
 

@@ -140,7 +140,7 @@ def test_the_writer_lock_is_reentrant_and_serialises_threads(tiny_ws):
                 time.sleep(0.05)
             order.append(f"{tag}-")
 
-    threads = [threading.Thread(target=write, args=(t,)) for t in "ab"]
+    threads = [threading.Thread(target=write, args=(t,), daemon=True) for t in "ab"]
     for t in threads:
         t.start()
     for t in threads:
