@@ -13,7 +13,6 @@ import duckdb
 import pytest
 
 from conftest import REPO, write_image
-from index.errors import HomeNotWritable
 
 COMMANDS = {  # what each writing command is given (the lineage CSV and the example are made below)
     "species add": ["species", "add", "Xenia nova", "{example}"],
@@ -58,7 +57,9 @@ def test_each_writing_command_on_a_read_only_home_is_one_line(tiny_ws, tmp_path,
 
 def test_duckdb_refusing_to_open_for_writing_is_home_not_writable(tiny_ws, monkeypatch):
     """The mapping itself (runs anywhere, root included): DuckDB's IOException for a read-only or
-    forbidden file becomes HomeNotWritable naming the home; a lock conflict still waits (CatalogBusy)."""
+    forbidden file becomes HomeNotWritable naming the home."""
+    from index.errors import HomeNotWritable
+
     real = duckdb.connect
 
     def connect(path, read_only=False, **kw):
@@ -76,6 +77,7 @@ def test_a_lock_file_that_cannot_be_made_is_home_not_writable(tiny_ws, monkeypat
     import errno
 
     import index.files
+    from index.errors import HomeNotWritable
 
     def refuse(*a, **k):
         raise OSError(errno.EROFS, "Read-only file system", str(tiny_ws.paths.writer_lock))
