@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.catalog.embeddings import content_digest, load_embeddings, model_record
-from index.errors import EmptyIndex, IndexMismatch
+from index.catalog.embeddings import content_digest, load_embeddings
+from index.errors import IndexMismatch
 from index.home import Home
 
 if TYPE_CHECKING:
@@ -45,29 +45,20 @@ def disagreement(generation: str, manifest: Manifest, ids: np.ndarray, content: 
     return None
 
 
-def verify_generation(catalog: Catalog, home: Home, model_id: str, generation: str | None = None
-                      ) -> tuple[str, Manifest]:
-    """Check a generation (default: the live one) against its manifest and the model; the live
-    one also against the catalog. Returns (name, manifest).
+def check_live(catalog: Catalog, home: Home, model_id: str, name: str, config_hash: str, dim: int) -> Manifest:
+    """Verify the live generation ``name`` like any load (files, sha256, model) and check that it
+    holds exactly the catalog's vectors (count, the index's own ids, content digest). Returns its
+    manifest.
 
     Raises:
-        EmptyIndex: no generation is live. IndexMismatch: files, sha256, model, or (live) the
-            catalog disagree, in one line.
+        IndexMismatch: it does not verify, or it disagrees with the catalog (one line naming how).
     """
-    from index.vectors.generations import current_generation, load_generation, model_dir, read_manifest, verify
+    from index.vectors.generations import load_generation, model_dir, read_manifest
 
-    record = model_record(catalog, model_id)
-    live = current_generation(home.root, model_id)
-    name = generation or live
-    if name is None:
-        raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
-    gen_dir = model_dir(home.root, model_id) / name
-    if name != live:
-        return name, verify(gen_dir, model_id, record["config_hash"], record["dim"])
-    index = load_generation(home.root, model_id, name, record["config_hash"], record["dim"])
-    manifest = read_manifest(gen_dir)
+    index = load_generation(home.root, model_id, name, config_hash, dim)
+    manifest = read_manifest(model_dir(home.root, model_id) / name)
     ids, vectors = load_embeddings(catalog, model_id)
     problem = disagreement(name, manifest, ids, content_digest(ids, vectors), index.ids())
     if problem:
         raise IndexMismatch(f"the live generation disagrees with the catalog: {problem}", hint=REBUILD_HINT)
-    return name, manifest
+    return manifest

@@ -4,7 +4,6 @@ that disagrees with the catalog is found by `index verify` and rebuilt by `index
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,7 +30,7 @@ def live_ids(ws) -> np.ndarray:
     from index.vectors.generations import load_current
 
     model_id = ws.current_model()
-    index, _ = load_current(ws.home, model_id, model_record(ws.catalog, model_id)["config_hash"])
+    index, _ = load_current(ws.home, model_id, model_record(ws.catalog, model_id).config_hash)
     return index.ids()
 
 
@@ -67,10 +66,10 @@ def _publish_lacking(ws, n: int = 2) -> None:
 
     model_id = ws.current_model()
     record = model_record(ws.catalog, model_id)
-    index, manifest = load_current(ws.home, model_id, record["config_hash"])
+    index, manifest = load_current(ws.home, model_id, record.config_hash)
     lacking = index.copy()
     lacking.remove(index.ids()[:n])
-    publish(ws.home, model_id, lacking, record["config_hash"], content=manifest.content)
+    publish(ws.home, model_id, lacking, record.config_hash, content=manifest.content)
 
 
 def test_a_generation_that_disagrees_is_found_by_verify_and_rebuilt_by_build(tiny_ws):
@@ -97,12 +96,12 @@ def test_verify_names_missing_ids_even_when_the_count_agrees(tiny_ws):
 
     model_id = tiny_ws.current_model()
     record = model_record(tiny_ws.catalog, model_id)
-    index, manifest = load_current(tiny_ws.home, model_id, record["config_hash"])
+    index, manifest = load_current(tiny_ws.home, model_id, record.config_hash)
     ids, vectors = load_embeddings(tiny_ws.catalog, model_id)
     swapped = index.copy()
     swapped.remove(ids[:1])
     swapped.add(np.asarray([10 ** 9], dtype=np.int64), vectors[:1])  # same count, another id
-    publish(tiny_ws.home, model_id, swapped, record["config_hash"], content=manifest.content)
+    publish(tiny_ws.home, model_id, swapped, record.config_hash, content=manifest.content)
     with pytest.raises(IndexMismatch, match="lacks 1 of the catalog's vectors"):
         tiny_ws.index_verify()
 
