@@ -443,7 +443,7 @@ class Workspace:
 
         with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
             try:
-                return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
+                return add_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name, list(images), genus,
                                    family, self.crop, correct=correct)
             finally:
                 self._engines.clear()
@@ -454,7 +454,7 @@ class Workspace:
 
         with self._writer:
             try:
-                return remove_species(self.engine(model), self.catalog, self.paths, name)
+                return remove_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name)
             finally:
                 self._engines.clear()
 

@@ -145,3 +145,18 @@ def test_the_writer_lock_is_reentrant_and_serialises_threads(tiny_ws):
     for t in threads:
         t.join(10)
     assert order in (["a+", "a-", "b+", "b-"], ["b+", "b-", "a+", "a-"])
+
+
+def test_a_change_prepared_on_an_older_generation_is_refused(tiny_ws, tmp_path):
+    """An engine loaded before another process published (a server thread's cached one) must not
+    be what a species add builds on: it would drop what the newer generation holds."""
+    from app.workspace import Workspace
+    from app.workspace.species import add_species
+
+    old = tiny_ws.engine()
+    Workspace(tiny_ws.home).index_build(rebuild=True)  # "another process" publishes a generation
+    examples = [write_image(tmp_path / f"{i}.png", seed=70 + i) for i in range(2)]
+    with pytest.raises(CatalogBusy, match="live index changed"):
+        add_species(old, tiny_ws.catalog, tiny_ws.paths, "Xenia nova", examples)
+    assert "Xenia nova" not in Workspace(tiny_ws.home).engine().prototypes.names
+    assert tiny_ws.species_add("Xenia nova", examples).generation  # the Workspace takes the live engine
