@@ -158,6 +158,8 @@ def identify(
     --frames, find every organism in whole frames first and name each one.
 
     Exits 1 when no image could be identified (the count of unreadable ones goes to stderr).
+    Ctrl-C still writes (--csv, --coco, --draw, --save) what was done, says "interrupted at N
+    of M" and exits 130.
 
     Example: oceanid identify new_dive/ --csv identified.csv
 
