@@ -65,8 +65,9 @@ class HomeWriter:
         def busy(waited: float) -> CatalogBusy:
             return CatalogBusy(f"another oceanid process is changing the home {root} (waited {waited:.0f} s for it)")
 
+        if not root.is_dir():  # nothing published yet, and a failed command must not leave a home behind
+            return None
         try:
-            root.mkdir(parents=True, exist_ok=True)
             held = exclusive_lock(self.home.writer_lock, self.timeout, busy,
                                   on_wait=lambda: log.info("waiting for another writer of %s", root))
             held.__enter__()
