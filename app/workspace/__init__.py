@@ -12,7 +12,7 @@
       species_add/remove    species.py (+ index.ingest, index.catalog.embeddings) -> SpeciesChange
       taxa_*                taxa.py (+ index.catalog.taxa, index.taxonomy)        -> Lineage / TreePlace / TaxaImport
       evaluate              evaluation.py (+ the whole-frame grading) + app.report -> EvaluationSummary
-      identify_frames, detect_*  the whole-frame cascade and the detector           -> CascadeResult / DetectionRun
+      identify_frames, detect_*  frames/ (detector, cascade, grading, drawing)     -> CascadeResult / DetectionRun
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo                demo.py: the whole pipeline on the synthetic reef     -> DemoResult
 
@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 from app.workspace import ingesting, indexes
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.engine import EngineCache
-from app.workspace.results import (BuildResult, CascadeResult, DemoResult, DetectionFigures, EvaluationSummary,
-                                   FrameIdentification, GenerationChange, Identification, IdentificationRecord,
+from app.workspace.frames.detector import DetectorCache
+from app.workspace.results import (BuildResult, DemoResult, DetectionFigures, EvaluationSummary,
+                                   GenerationChange, Identification, IdentificationRecord,
                                    ModelInfo, SpeciesChange, TaxaImport, TreePlace, VerifyResult)
 from app.workspace.threads import THREADS_ENV, limit_threads, usable_cores
 from embedder.ray_runner import RayConfig
@@ -40,10 +41,9 @@ from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
 from index.catalog.splits import SplitConfig, SplitSummary
 from index.catalog.stats import Survey, survey
-from index.errors import EmptyIndex, Interrupted, InvalidInput
+from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.crops import CropConfig
-from index.ingest.ingest import ingest_records
 from index.records import IngestReport
 from app.workspace.writer import HomeWriter
 
@@ -96,7 +96,7 @@ class Workspace:
         # a time and publish a new generation built on a COPY of the live index; readers keep the
         # engine they hold (never changed in place) and load the new one on their next call.
         self._writer = HomeWriter(self.paths)  # and across processes: app.workspace.writer
-        self._detectors: dict = {}  # (detector folder, weights time) -> loaded detector (one at a time)
+        self._detectors = DetectorCache()  # the loaded detector (one at a time): detect and the cascade
 
     def reload(self) -> None:
         """Forget the loaded engines: the next query loads what the home holds now."""
@@ -276,77 +276,39 @@ class Workspace:
 
         return embed_query(self.engine(model), image)
 
-    # -- whole frames (the cascade) -----------------------------------------------------
-    def detector_path(self, detector: Path | None = None) -> Path:
-        """``detector`` if given, else the catalog's current detector (``detect train`` makes it
-        current), else the newest detector folder under models/. Raises NotFound."""
-        from app.workspace.cascade import box_source
+    # -- whole frames (app.workspace.frames) -------------------------------------------
+    def detector_path(self, detector: str | Path | None = None) -> Path:
+        """The folder of ``detector`` (an id or a folder), else of the catalog's current detector
+        (``detect train`` makes it current). Raises NotFound (one line) when the home has none."""
+        from app.workspace.frames.detector import resolve_detector
 
-        return box_source(self._default_detector(detector), self.paths.models).path
+        return resolve_detector(self.catalog, self.paths, detector)[1]
 
-    def _default_detector(self, detector: Path | None) -> Path | None:
-        """``detector``, or the folder of the catalog's current detector when there is one."""
-        if detector is None:
-            current = self.current_detector()
-            if current is not None and (self.paths.models / current).is_dir():
-                return self.paths.models / current
-        return detector
-
-    def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: Path | None = None,
+    def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
                         boxes: Path | None = None, min_score: float | None = None, k: int = 5,
                         model: str | None = None, names: Sequence[str] | None = None, progress: bool = False,
                         decode: str = "probable") -> CascadeResult:
-        """Find every organism in each whole frame and identify it (:mod:`app.workspace.cascade`).
+        """Find every organism in each whole frame and identify it (:mod:`app.workspace.frames.cascade`).
 
         Boxes come from ``boxes`` (a COCO results file; with no ``frames``, the frames are the
-        files it names) or else from the detector folder ``detector`` (default: the newest under
-        models/). ``min_score`` drops weaker boxes (default: 0.3 for the detector, none of a file's;
-        boxes without a score are kept).
+        files it names) or else from the detector ``detector`` names (an id or a folder; default:
+        the catalog's current one). ``min_score`` drops weaker boxes (default: 0.3 for the
+        detector, none of a file's; boxes without a score are kept).
         """
-        from app.workspace.cascade import (DEFAULT_MIN_SCORE, box_source, detections_frames, detector_finder,
-                                           file_finder, identify_frames)
-        from index.catalog.taxa import tree
+        from app.workspace.frames.cascade import run_cascade
 
-        threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
-        if not 0.0 <= threshold <= 1.0:
-            raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
-        engine = self.engine(model)  # first: no index is a one-line error before a detector loads
-        skipped: list[tuple[str, str]] = []
-        if boxes is not None:
-            source = box_source(Path(boxes), self.paths.models)
-            if source.kind != "detections":
-                raise InvalidInput(f"--boxes {boxes} is a folder; give a COCO results .json file")
-            given = [Path(f) for f in frames] if frames else None
-            files, matched, skipped = detections_frames(source.path, given)
-            if given is None:
-                frames, names = files, [str(Path(f).relative_to(source.path.absolute().parent))
-                                        if Path(f).is_relative_to(source.path.absolute().parent) else Path(f).name
-                                        for f in files]
-            find = file_finder(matched, threshold)
-        else:
-            source = box_source(self._default_detector(detector), self.paths.models)
-            if source.kind != "detector":
-                raise InvalidInput(f"--detector {detector} is a file; give a detector folder (or use --boxes)")
-            find = detector_finder(source.path, threshold, self.device, self._detectors)
-        boxes_from = f"{source.kind} {source.path}"
-        try:
-            results = identify_frames(engine, list(frames), find, self.crop, names=names, k=k,
-                                      tree=tree(self.catalog), decode_method=decode, boxes_from=boxes_from,
-                                      progress=progress)
-        except Interrupted as stop:  # the frames answered so far, as a result to write and save
-            raise Interrupted(CascadeResult(tuple(stop.done), boxes_from, tuple(skipped)), stop.finished,
-                              stop.total) from None
-        return CascadeResult(tuple(results), boxes_from, tuple(skipped))
+        return run_cascade(self, frames, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
+                           names=names, progress=progress, decode=decode)
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
         """Write each frame with its organisms' boxes and labels drawn as ``folder/<frame>.png``."""
-        from app.workspace.annotate import draw_frames
+        from app.workspace.frames.drawing import draw_frames
 
         return draw_frames(result.frames, folder)
 
     def annotate_frame(self, image: Image.Image, frame: FrameIdentification) -> Image.Image:
         """``image`` with ``frame``'s boxes and labels drawn on it (the explorer shows this)."""
-        from app.workspace.annotate import annotate
+        from app.workspace.frames.drawing import annotate
 
         return annotate(image, frame)
 
@@ -358,41 +320,17 @@ class Workspace:
 
     def write_coco(self, result: CascadeResult, path: Path, model: str | None = None) -> Path:
         """Write the identified boxes as a COCO document (category = the species named, or
-        ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``;
-        each frame is named relative to the document's folder, or absolute (``--boxes`` reads it back)."""
-        import json
+        ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
+        from app.workspace.frames.cascade import write_coco
 
-        from index.sources.detections import coco_file_name, coco_results
-        from index.files import write_output
-
-        engine = self.engine(model)
-        categories = [*engine.prototypes.names, "unknown"]
-        extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
-        doc = coco_results([(coco_file_name(f.source, f.name, path), f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None
-                                                          else 1.0, o.species) for o in f.organisms])
-                            for f in result.frames if not f.error], [*categories, *extra],
-                           f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}")
-        write_output(Path(path), json.dumps(doc, indent=1).encode("utf-8"), "--coco")
-        return Path(path)
+        return write_coco(self.engine(model), result, path)
 
     def save_predicted(self, result: CascadeResult, model: str | None = None) -> IngestReport:
-        """Add every organism found in a frame file to the catalog as a *predicted* crop
-        (``origin = predicted``, concept = the species named or ``unknown``, never given a
-        split), then embed it and rebuild the index so it can be searched (``--where
-        origin=predicted``) and reviewed. Frames given as bytes have no file and are left out."""
-        from app.workspace.cascade import predicted_records
+        """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded
+        and indexed (``--where origin=predicted``); frames given as bytes are left out."""
+        from app.workspace.frames.cascade import save_predicted
 
-        records = predicted_records(result)
-        self.catalog.ensure_schema()
-        with self._writer:
-            try:
-                report = ingest_records(self.catalog, self.home, "predicted", records, crop=self.crop)
-                if report.crops_added:
-                    self.embed(model, progress=False)
-                    self.index_build(model, rebuild=False)
-            finally:
-                self._engines.clear()
-        return report
+        return save_predicted(self, result, model)
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
@@ -470,32 +408,11 @@ class Workspace:
                                    lambda engine: self._evaluate_frames(engine, progress))
 
     def _evaluate_frames(self, engine: Engine, progress: bool = False) -> DetectionFigures | None:
-        """The cascade, with the detector ``identify --frames`` uses by default, on the held-out
-        frames (:mod:`app.workspace.cascade_evaluation`); None when the catalog lists no detector,
-        its folder is gone or no frame is held out (a warning says which)."""
-        from app.workspace.cascade import DEFAULT_MIN_SCORE, detector_finder
-        from app.workspace.cascade_evaluation import cascade_figures, held_out_frames
-        from index.errors import NotFound
-        from index.catalog.frames import truth_frames
-        from index.catalog.taxa import tree
+        """The cascade, with the catalog's current detector, on the held-out frames
+        (:func:`app.workspace.frames.grading.evaluate_frames`); None when there is none to grade."""
+        from app.workspace.frames.grading import evaluate_frames
 
-        if not self.detectors():
-            return None
-        try:
-            folder = self.detector_path()
-        except NotFound as exc:
-            log.warning("evaluate: no whole-frame figures: %s", exc)
-            return None
-        split, frames = held_out_frames(truth_frames(self.catalog, self.home))
-        if not frames:
-            log.warning("evaluate: no whole-frame figures: no test or val frame has a box")
-            return None
-        find = detector_finder(folder, 0.0, self.device, self._detectors)  # every box it keeps: mAP needs them
-        names = [str(f.path.relative_to(self.home)) if f.path.is_relative_to(self.home) else str(f.path)
-                 for f in frames]
-        figures = cascade_figures(engine, frames, find, self.crop, DEFAULT_MIN_SCORE, tree(self.catalog), names,
-                                  progress=progress)
-        return DetectionFigures(folder.name, split, figures)
+        return evaluate_frames(self, engine, progress)
 
     def last_evaluation(self) -> EvaluationSummary | None:
         """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""
@@ -529,13 +446,13 @@ class Workspace:
 
         return embedding_map(self.catalog, self.engine(model), self.paths, method, max_points)
 
-    # -- the class-agnostic detector (app.workspace.detection) --------------------
+    # -- the class-agnostic detector (app.workspace.frames.detector) -------------------
     def detect_train(self, arch: str = "fcos", image_size: int = 384, epochs: int = 8, device: str = "cpu",
                      detector: str | None = None, resume: bool = False, max_epochs_now: int | None = None,
                      progress: bool = False, **options: Any) -> DetectorTraining:
         """Train a detector on the catalog's frames with boxes (``models/<detector-id>/``, listed in
         the catalog and made current). ``options``: batch_size, lr, fpn_channels, pretrained."""
-        from app.workspace.detection import train_detector
+        from app.workspace.frames.detector import train_detector
 
         return train_detector(self.catalog, self.paths, arch=arch, image_size=image_size, epochs=epochs,
                               device=device, detector_id=detector, resume=resume, max_epochs_now=max_epochs_now,
@@ -543,49 +460,38 @@ class Workspace:
 
     def detectors(self) -> list[DetectorRecord]:
         """The catalog's detectors, oldest first."""
-        from app.workspace.detection import detectors
+        from app.workspace.frames.detector import detectors
 
         return detectors(self.catalog)
 
     def current_detector(self) -> str | None:
-        """The detector id ``detect`` uses when none is named (the last trained)."""
+        """The detector id every command uses when none is named (the last trained)."""
         return self.catalog.current_detector() if self.catalog.exists() else None
 
-    def load_detector(self, detector: str | None = None):
-        """(detector id, folder, model, config) of ``detector`` or the current one, cached while
-        its weights are unchanged. Raises NotFound when the home has none."""
-        from app.workspace.detection import DetectorCache
-
-        if not hasattr(self, "_detector_cache"):
-            self._detector_cache = DetectorCache()
-        return self._detector_cache.get(self.catalog, self.paths, detector)
+    def load_detector(self, detector: str | Path | None = None) -> LoadedDetector:
+        """``detector`` (an id or a folder) or the current one, loaded on this workspace's device and
+        cached while its weights are unchanged. Raises NotFound when the home has none."""
+        return self._detectors.get(self.catalog, self.paths, detector, self.device)
 
     def detect(self, frames: Sequence[Path], names: Sequence[str] | None = None, min_score: float | None = None,
-               detector: str | None = None) -> DetectionRun:
+               detector: str | Path | None = None) -> DetectionRun:
         """Boxes with scores in each whole frame; unusable frames get a one-line ``error``."""
-        from app.workspace.detection import DEFAULT_MIN_SCORE, detect_frames
+        from app.workspace.frames.detector import detect_frames
 
-        return detect_frames(self.load_detector(detector), frames, names,
-                             DEFAULT_MIN_SCORE if min_score is None else min_score, self.device)
+        return detect_frames(self.load_detector(detector), frames, names, min_score)
 
     def detections_coco(self, run: DetectionRun, path: Path | None = None) -> dict:
         """A detect run as a COCO document (images, categories, annotations = COCO results),
         written atomically to ``path`` when given."""
-        import json
+        from app.workspace.frames.detector import detections_coco
 
-        from app.workspace.detection import coco_document
-        from index.files import write_output
+        return detections_coco(run, path)
 
-        doc = coco_document(run)
-        if path is not None:
-            write_output(Path(path), json.dumps(doc, indent=1).encode("utf-8"), "--coco")
-        return doc
-
-    def detect_evaluate(self, split: str | None = None, detector: str | None = None) -> DetectorEvaluation:
+    def detect_evaluate(self, split: str | None = None, detector: str | Path | None = None) -> DetectorEvaluation:
         """pycocotools mAP@0.5, mAP@0.5:0.95, recall@0.5 on held-out frames (test, else val)."""
-        from app.workspace.detection import evaluate_detector
+        from app.workspace.frames.detector import evaluate_detector
 
-        return evaluate_detector(self.catalog, self.paths, self.load_detector(detector), split, self.device)
+        return evaluate_detector(self.catalog, self.paths, self.load_detector(detector), split)
 
 
 def __getattr__(name: str) -> Any:
@@ -595,9 +501,13 @@ def __getattr__(name: str) -> Any:
 
         return getattr(demo, name)
     if name == "organism_label":  # "species 0.93" / "unknown (closest X 0.41)": how a box is labelled
-        from app.workspace.annotate import label
+        from app.workspace.frames.drawing import label
 
         return label
+    if name in ("CascadeResult", "FrameIdentification"):  # the cascade's result types
+        from app.workspace.frames import cascade
+
+        return getattr(cascade, name)
     if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
         from app.workspace import browse
         from index.catalog import lookup

@@ -171,7 +171,7 @@ def test_ctrl_c_during_identify_json_prints_the_rows_done(tiny_ws, monkeypatch):
 
 
 def test_ctrl_c_during_frames_save_keeps_the_frames_done(tiny_ws, tmp_path, monkeypatch):
-    import app.workspace.cascade as cascade
+    from app.workspace.frames import cascade
 
     monkeypatch.setattr(cascade, "FRAME_BATCH", 1, raising=False)
     _interrupt_on_call(monkeypatch, cascade, "decode", 3)  # reading the third frame

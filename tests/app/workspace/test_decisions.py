@@ -144,10 +144,17 @@ def test_choice_halves_keep_each_group_on_one_side():
 
 
 def test_the_rank_threshold_is_chosen_on_validation_at_build(tiny_ws):
+    """`index build` stores a threshold of least mean distance on the validation crops, and the engine
+    answers with it. Which of several tied thresholds wins is checked on hand-made cases where the
+    winner is worked out by hand (tests/index/metrics/test_taxon_metrics.py, the tie-break tests)."""
+    from index.metrics.ranks import THRESHOLD_GRID
+
     stored = load_decision(tiny_ws.catalog, "tiny")
     choice = stored.rank_choice
     assert choice is not None and choice.source == "validation" and choice.n_known > 0
-    assert stored.rank_threshold == float(min(choice.grid, key=lambda k: (choice.grid[k], -float(k))))
+    assert set(choice.grid) == {f"{t:.2f}" for t in THRESHOLD_GRID}  # every grid value was measured
+    assert stored.rank_threshold == choice.threshold and choice.threshold in THRESHOLD_GRID
+    assert choice.grid[f"{choice.threshold:.2f}"] == choice.mean_distance == min(choice.grid.values())
     assert tiny_ws.engine().rank_threshold == stored.rank_threshold
 
 
