@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 
 from app.cli import options
+from index.errors import Interrupted
 from app.cli.common import (check_output_file, check_output_folder, cli_errors, console, err_console, expand, fail, fixed, print_json,
                             workspace, write_csv)
 
@@ -157,6 +158,8 @@ def identify(
     --frames, find every organism in whole frames first and name each one.
 
     Exits 1 when no image could be identified (the count of unreadable ones goes to stderr).
+    Ctrl-C still writes (--csv, --coco, --draw, --save) what was done, says "interrupted at N
+    of M" and exits 130.
 
     Example: oceanid identify new_dive/ --csv identified.csv
 
@@ -179,8 +182,11 @@ def identify(
         check_output_folder(draw, "--draw")
         return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
                                 coco, save, model, as_json)
-    results = ws.identify(files, k=k, model=model, names=short_names(files),
-                                              progress=not as_json, decode=decode)
+    try:
+        results, stop = ws.identify(files, k=k, model=model, names=short_names(files),
+                                    progress=not as_json, decode=decode), None
+    except Interrupted as interrupted:  # Ctrl-C: what was identified is still written and shown
+        results, stop = interrupted.done, interrupted
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
     if as_json:
@@ -194,6 +200,8 @@ def identify(
         console.print(summary_line(results), markup=False, highlight=False)
         if csv_path is not None:
             console.print(f"wrote {csv_path}", markup=False)
+    if stop is not None:
+        raise interrupted_at(stop)
     failed = [r for r in results if r.error]
     if failed and len(failed) == len(results):  # nothing identified: a failure, said in one error line
         first = failed[0]
@@ -215,10 +223,20 @@ def frame_rows(result) -> list[list]:
     return rows
 
 
+def interrupted_at(stop: Interrupted) -> typer.Exit:
+    """The last line of a batch stopped by Ctrl-C (after what it did was written) and exit 130."""
+    err_console.print(f"interrupted at {stop.finished} of {stop.total}", markup=False, highlight=False)
+    return typer.Exit(130)
+
+
 def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw, coco, save, model,
                      as_json) -> None:
-    result = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
-                                names=short_names(files) if files else None, progress=not as_json, decode=decode)
+    try:
+        result, stop = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k,
+                                          model=model, names=short_names(files) if files else None,
+                                          progress=not as_json, decode=decode), None
+    except Interrupted as interrupted:  # Ctrl-C: the frames done are written, drawn and saved
+        result, stop = interrupted.done, interrupted
     for item, reason in result.skipped:
         err_console.print(f"skipped {item}: {reason}", markup=False, highlight=False, soft_wrap=True)
     for f in result.frames:
@@ -266,6 +284,8 @@ def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score,
         if saved is not None:
             console.print(f"saved {saved.crops_added} predicted crops ({saved.crops_existing} already there); "
                           "find them with --where origin=predicted", markup=False)
+    if stop is not None:
+        raise interrupted_at(stop)
     if result.frames and all(f.error for f in result.frames):
         raise typer.Exit(1)
     if not result.frames:

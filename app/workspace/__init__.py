@@ -24,7 +24,6 @@ matplotlib) are imported inside the steps that need them, so ``oceanid stats`` s
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,7 @@ from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.crops import CropConfig
 from index.records import IngestReport
+from app.workspace.writer import HomeWriter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -95,7 +95,7 @@ class Workspace:
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
         # engine they hold (never changed in place) and load the new one on their next call.
-        self._writer = threading.Lock()
+        self._writer = HomeWriter(self.paths)  # and across processes: app.workspace.writer
         self._detectors = DetectorCache()  # the loaded detector (one at a time): detect and the cascade
 
     def reload(self) -> None:
@@ -221,11 +221,12 @@ class Workspace:
         """
         from app.workspace.pipeline import build_index
 
-        model_id = self.current_model(model)
-        refit = self.fit_prototypes(model_id, n_centres)
-        result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-        if result.built:
-            self._engines.clear()
+        with self._writer:  # built on the catalog as it is once no other writer runs
+            model_id = self.current_model(model)
+            refit = self.fit_prototypes(model_id, n_centres)
+            result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
+            if result.built:
+                self._engines.clear()
         return replace(result, prototypes_refit=refit)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
@@ -238,10 +239,11 @@ class Workspace:
 
     def index_rollback(self, model: str | None = None) -> GenerationChange:
         """Make the generation before the live one live again, verified like any load."""
-        try:
-            return indexes.rollback_generation(self.catalog, self.paths, self.current_model(model))
-        finally:
-            self._engines.clear()
+        with self._writer:
+            try:
+                return indexes.rollback_generation(self.catalog, self.paths, self.current_model(model))
+            finally:
+                self._engines.clear()
 
     # -- queries ------------------------------------------------------------------------
     def engine_key(self, model: str | None = None) -> tuple[str, str | None, int]:
@@ -377,9 +379,9 @@ class Workspace:
         ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
         from app.workspace.species import add_species
 
-        with self._writer:
+        with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
             try:
-                return add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
+                return add_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name, list(images), genus,
                                    family, self.crop, correct=correct)
             finally:
                 self._engines.clear()
@@ -390,7 +392,7 @@ class Workspace:
 
         with self._writer:
             try:
-                return remove_species(self.engine(model), self.catalog, self.paths, name)
+                return remove_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name)
             finally:
                 self._engines.clear()
 
@@ -401,6 +403,7 @@ class Workspace:
         catalog lists a detector, also grade whole frames through the cascade (``detection``)."""
         from app.workspace.evaluation import evaluate_and_report
 
+        self.catalog.ensure_schema()  # a home that cannot be written is one line before the work
         return evaluate_and_report(self.engine(model), self.catalog, self.paths, report, map_method, seed,
                                    lambda engine: self._evaluate_frames(engine, progress))
 

@@ -307,12 +307,13 @@ class EngineCache:
         self._engines: dict[tuple, Engine] = {}  # key -> engine (one at a time)
         self._loading = threading.Lock()
 
-    def get(self, key: tuple) -> Engine:
-        """The engine for ``key`` = (model id, live generation, prototypes version)."""
+    def get(self, key: tuple, fresh: bool = False) -> Engine:
+        """The engine for ``key`` = (model id, live generation, prototypes version); ``fresh``:
+        never the old one while another thread loads it (a writer builds on the live state)."""
         engine = self._engines.get(key)
         if engine is not None:
             return engine
-        stale = next((e for e in self._engines.values() if e.model_id == key[0]), None)
+        stale = None if fresh else next((e for e in self._engines.values() if e.model_id == key[0]), None)
         if not self._loading.acquire(blocking=stale is None):
             return stale
         try:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.results import Identification, OodVerdict
 from index.catalog.catalog import Catalog
-from index.errors import BadImage, InvalidInput
+from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
@@ -47,7 +47,7 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
-             batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
+             batch_size: int | None = None, progress: bool = False, tree: dict | None = None,
              decode_method: str = "probable", rank_threshold: float | None = None,
              vectors: np.ndarray | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
@@ -62,10 +62,14 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     the rank threshold is the stored decision's (chosen on validation) unless ``rank_threshold``.
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
+
+    Raises:
+        Interrupted: Ctrl-C mid-batch; it carries the answers of the batches finished before it.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
     items = list(items)
+    batch_size = batch_size or BATCH
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
@@ -83,26 +87,32 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 out[n] = Identification.failed(names[n], str(exc), source=input_source(items[n]), **trace)
         return images, where
 
-    for images, where in tqdm(_prefetched(load, starts), total=len(starts), desc="identify", unit="batch",
-                              disable=not progress or len(starts) <= 1):
-        if not images:
-            continue
-        batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
-        judged = judge(engine, batch, k)
-        verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
-        scores, unknown = verdicts.scores, verdicts.unknown
-        answers = None if table is None else decode_taxa(table, judged.probabilities, rank_threshold, decode_method,
-                                                         unknown=unknown[engine.scorer])
-        for row, n in enumerate(where):
-            verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                       for s, v in scores.items()}
-            image = images[row]
-            named = str(verdicts.species[row])
-            out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
-                                             named=None if named == "unknown" else named,
-                                             warning=tiny_image_warning(image.width, image.height),
-                                             source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                             taxon=answers[row] if answers is not None else None, **trace)
+    finished = 0  # items before this index are answered (or failed): what an interrupt keeps
+    try:
+        for (images, where), start in zip(tqdm(_prefetched(load, starts), total=len(starts), desc="identify",
+                                               unit="batch", disable=not progress or len(starts) <= 1), starts):
+            if not images:
+                finished = min(start + batch_size, len(items))
+                continue
+            batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+            judged = judge(engine, batch, k)
+            verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+            scores, unknown = verdicts.scores, verdicts.unknown
+            answers = None if table is None else decode_taxa(table, judged.probabilities, rank_threshold,
+                                                             decode_method, unknown=unknown[engine.scorer])
+            for row, n in enumerate(where):
+                verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
+                           for s, v in scores.items()}
+                image = images[row]
+                named = str(verdicts.species[row])
+                out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
+                                                 named=None if named == "unknown" else named,
+                                                 warning=tiny_image_warning(image.width, image.height),
+                                                 source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                                                 taxon=answers[row] if answers is not None else None, **trace)
+            finished = min(start + batch_size, len(items))
+    except KeyboardInterrupt:
+        raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None
     return out
 
 

@@ -25,12 +25,18 @@ def models(catalog: Catalog, home: Home) -> list[ModelInfo]:
 
 
 def verify_generation(catalog: Catalog, home: Home, model_id: str, generation: str | None = None) -> VerifyResult:
-    """Check a generation (default: the live one) against its manifest and the model.
+    """Check a generation (default: the live one) against its manifest and the model; the live
+    one also against the catalog (:func:`app.workspace.agreement.check_live`).
     Raises EmptyIndex when the model has none, IndexMismatch when it does not verify."""
+    from app.workspace.agreement import check_live
+
     record = model_record(catalog, model_id)
-    name = generation or current_generation(home.root, model_id)
+    live = current_generation(home.root, model_id)
+    name = generation or live
     if name is None:
         raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
+    if name == live:
+        return VerifyResult(name, True, check_live(catalog, home, model_id, name, record.config_hash, record.dim))
     manifest = verify(model_dir(home.root, model_id) / name, model_id, record.config_hash, record.dim)
     return VerifyResult(name, True, manifest)
 

@@ -272,8 +272,9 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
 
     ``shards`` >= 2 builds that many indexes by id hash (index/vectors/shards.py), one sub-folder each.
     With ``rebuild=False`` nothing is written when the live generation already holds
-    exactly these vectors: same model config, the same content digest (ids + vectors), and
-    the kind and shard count asked for.
+    exactly these vectors: same model config, the same vector count and content digest (ids +
+    vectors), and the kind and shard count asked for; ``disagreed`` says how it differed from
+    the catalog when it did (:func:`app.workspace.agreement.disagreement`).
     """
     from index.vectors.shards import ShardedIndex, check_shards
     from index.vectors.vector_index import VectorIndex, tune_faiss_blas
@@ -286,11 +287,15 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     if len(ids) == 0:
         raise EmptyIndex(f"model {model_id} has no vectors yet", hint="run `oceanid embed` first")
     content = content_digest(ids, vectors)
+    repaired = None
     if not rebuild:
+        from app.workspace.agreement import disagreement
+
         name, manifest = live_manifest(home, model_id)
         same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
         same_shards = manifest is not None and max(manifest.shards, 1) == shards
-        if manifest is not None and manifest.content == content and manifest.config_hash == record.config_hash \
+        repaired = disagreement(name, manifest, ids, content) if manifest is not None else None
+        if repaired is None and manifest is not None and manifest.config_hash == record.config_hash \
                 and same_kind and same_shards:
             return BuildResult(name, False, manifest)
     if shards > 1:
@@ -298,4 +303,4 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     else:
         index = VectorIndex.build(ids, vectors, kind=kind, device=device)
     generation, manifest, pruned = publish_generation(home, model_id, index, record.config_hash, content)
-    return BuildResult(generation, True, manifest, pruned=tuple(pruned))
+    return BuildResult(generation, True, manifest, pruned=tuple(pruned), disagreed=repaired)

@@ -32,10 +32,11 @@ class BuildResult:
     manifest: Manifest
     prototypes_refit: bool = False  # the trained prototypes changed and were rewritten
     pruned: tuple[str, ...] = ()  # old generations deleted after the build (the newest few are kept)
+    disagreed: str | None = None  # how the live generation disagreed with the catalog (then rebuilt)
 
     def to_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "built": self.built, "prototypes_refit": self.prototypes_refit,
-                "pruned": list(self.pruned), **self.manifest.to_dict()}
+                "pruned": list(self.pruned), "disagreed": self.disagreed, **self.manifest.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
 from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
                               remove_support_class, support_crops)
-from index.errors import BadImage, InvalidInput, NotFound, OceanidError
+from index.errors import BadImage, CatalogBusy, InvalidInput, NotFound, OceanidError
 from index.home import Home
 from index.ingest.ingest import add_support_examples
 from index.catalog.taxa import undo as undo_taxa
@@ -72,6 +72,15 @@ def _delete_files(home: Home, removed: RemovedClass) -> None:
         home.resolve(path).unlink(missing_ok=True)
 
 
+def _check_live(engine: Engine, live: str | None) -> None:
+    """A change is built on the live generation (``app.workspace.writer`` holds the home's lock
+    while it reads it): refuse one built on an engine of another generation, which would drop
+    what that generation added."""
+    if engine.generation != live:
+        raise CatalogBusy(f"the live index changed ({engine.generation} -> {live}) while this change was prepared",
+                          hint="try again")
+
+
 def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: Sequence[ImageInput],
                 genus: str | None = None, family: str | None = None, crop: CropConfig = CropConfig(),
                 on_step: StepHook | None = None, correct: bool = False) -> SpeciesChange:
@@ -106,6 +115,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
                            f"{skipped[0][1] if skipped else 'no images given'}")
     model_id = engine.model_id
     config_hash = model_record(catalog, model_id).config_hash
+    _check_live(engine, live_manifest(home, model_id)[0])
     _, live = live_manifest(home, model_id)
     in_sync = live is not None and live.content == catalog_content(catalog, model_id)
     version = catalog.prototypes_version(model_id)
@@ -159,6 +169,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     model_id = engine.model_id
     config_hash = model_record(catalog, model_id).config_hash
     previous, live = live_manifest(home, model_id)
+    _check_live(engine, previous)
     ids, vectors = load_embeddings(catalog, model_id)
     in_sync = live is not None and live.content == content_digest(ids, vectors)
     doomed = np.asarray([i for i, _ in support_crops(catalog, name)], dtype=np.int64)

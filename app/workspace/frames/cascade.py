@@ -31,13 +31,15 @@ from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, Loa
 from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
 from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
-from index.errors import BadImage, InvalidInput, NotFound
+from index.errors import BadImage, Interrupted, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
     from index.records import IngestReport
 
 log = logging.getLogger(__name__)
+
+FRAME_BATCH = 8  # frames decoded, searched for boxes and identified together
 
 CONVERTED = {"L": "grayscale", "LA": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
              "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "floating-point",
@@ -167,66 +169,72 @@ def _mode_note(item: ImageInput) -> str | None:
 
 def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinder, crop: CropConfig,
                     names: Sequence[str] | None = None, k: int = 5, tree: dict | None = None,
-                    decode_method: str = "probable", boxes_from: str | None = None, batch: int = 8,
+                    decode_method: str = "probable", boxes_from: str | None = None, batch: int | None = None,
                     progress: bool = False) -> list[FrameIdentification]:
     """Every organism ``find`` reports in each frame, cut with ``crop`` and identified.
 
     A frame that cannot be read, or is under ``MIN_FRAME_SIDE`` px, gets ``error`` (the rest
     go on); a box that lies outside its frame or is too small after clipping is one line in
     the frame's ``notes``; a frame with no box has no organisms. Boxes are clipped to the frame.
+    Ctrl-C raises :class:`index.errors.Interrupted` carrying the frames answered before it.
     """
     from tqdm import tqdm
 
     frames = list(frames)
     names = list(names) if names else [input_name(f, n, "frame") for n, f in enumerate(frames)]
     out: dict[int, FrameIdentification] = {}
+    batch = batch or FRAME_BATCH
     starts = range(0, len(frames), batch)
-    for start in tqdm(starts, desc="frames", unit="batch", disable=not progress or len(starts) <= 1):
-        chunk = range(start, min(start + batch, len(frames)))
-        images, where, notes = [], [], {}
-        for n in chunk:
-            source = input_source(frames[n])
-            try:
-                image = decode(frames[n], names[n])
-            except BadImage as exc:
-                out[n] = FrameIdentification(names[n], source, error=str(exc), boxes_from=boxes_from)
-                continue
-            if min(image.size) < MIN_FRAME_SIDE:
-                out[n] = FrameIdentification(
-                    names[n], source, image.width, image.height, boxes_from=boxes_from,
-                    error=f"{names[n]}: frame is only {image.width}x{image.height} px (under {MIN_FRAME_SIDE}): "
-                          "too small to find organisms in")
-                continue
-            note = _mode_note(frames[n])
-            notes[n] = [note] if note else []
-            images.append(image)
-            where.append(n)
-        if not images:
-            continue
-        keys = [Path(frames[n]).absolute() if isinstance(frames[n], (str, Path)) else None for n in where]
-        found = find(images, keys)
-        crops, owners, boxes = [], [], []
-        for image, n, frame_boxes in zip(images, where, found, strict=True):
-            for b in frame_boxes:
+    try:
+        for start in tqdm(starts, desc="frames", unit="batch", disable=not progress or len(starts) <= 1):
+            chunk = range(start, min(start + batch, len(frames)))
+            images, where, notes = [], [], {}
+            for n in chunk:
+                source = input_source(frames[n])
                 try:
-                    clipped = clip_box(b.box, image.width, image.height, crop.min_side)
-                    crops.append(cut_crop(image, clipped, crop))
-                except InvalidInput as exc:
-                    notes[n].append(f"{exc}: left out")
+                    image = decode(frames[n], names[n])
+                except BadImage as exc:
+                    out[n] = FrameIdentification(names[n], source, error=str(exc), boxes_from=boxes_from)
                     continue
-                owners.append(n)
-                boxes.append((clipped, b.score))
-        answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
-                                                 enumerate(owners)], k=k, tree=tree,
-                           decode_method=decode_method) if crops else []
-        per_frame: dict[int, list] = {n: [] for n in where}
-        for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
-            per_frame[n].append(replace(answer, source=input_source(frames[n]),
-                                        box=tuple(round(float(v), 1) for v in box), detection_score=score,
-                                        warning=None if answer.warning is None else f"small box: {answer.warning}"))
-        for image, n in zip(images, where, strict=True):
-            out[n] = FrameIdentification(names[n], input_source(frames[n]), image.width, image.height,
-                                         tuple(per_frame[n]), None, tuple(notes[n]), boxes_from)
+                if min(image.size) < MIN_FRAME_SIDE:
+                    out[n] = FrameIdentification(
+                        names[n], source, image.width, image.height, boxes_from=boxes_from,
+                        error=f"{names[n]}: frame is only {image.width}x{image.height} px (under {MIN_FRAME_SIDE}): "
+                              "too small to find organisms in")
+                    continue
+                note = _mode_note(frames[n])
+                notes[n] = [note] if note else []
+                images.append(image)
+                where.append(n)
+            if not images:
+                continue
+            keys = [Path(frames[n]).absolute() if isinstance(frames[n], (str, Path)) else None for n in where]
+            found = find(images, keys)
+            crops, owners, boxes = [], [], []
+            for image, n, frame_boxes in zip(images, where, found, strict=True):
+                for b in frame_boxes:
+                    try:
+                        clipped = clip_box(b.box, image.width, image.height, crop.min_side)
+                        crops.append(cut_crop(image, clipped, crop))
+                    except InvalidInput as exc:
+                        notes[n].append(f"{exc}: left out")
+                        continue
+                    owners.append(n)
+                    boxes.append((clipped, b.score))
+            answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
+                                                     enumerate(owners)], k=k, tree=tree,
+                               decode_method=decode_method) if crops else []
+            per_frame: dict[int, list] = {n: [] for n in where}
+            for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
+                per_frame[n].append(replace(answer, source=input_source(frames[n]),
+                                            box=tuple(round(float(v), 1) for v in box), detection_score=score,
+                                            warning=None if answer.warning is None else f"small box: {answer.warning}"))
+            for image, n in zip(images, where, strict=True):
+                out[n] = FrameIdentification(names[n], input_source(frames[n]), image.width, image.height,
+                                             tuple(per_frame[n]), None, tuple(notes[n]), boxes_from)
+    except KeyboardInterrupt:  # the frames of the chunks finished before it are kept
+        finished = min(n for n in range(len(frames) + 1) if n == len(frames) or n not in out)
+        raise Interrupted([out[n] for n in range(finished)], finished, len(frames)) from None
     log.info("cascade: %d frames, %d organisms", len(out), sum(len(f.organisms) for f in out.values()))
     return [out[n] for n in range(len(frames))]
 
@@ -259,19 +267,25 @@ def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: s
         source = BoxSource("detector", loaded.folder)
         find = detector_finder(loaded, threshold)
     boxes_from = f"{source.kind} {source.path}"
-    results = identify_frames(engine, list(frames), find, ws.crop, names=names, k=k, tree=tree(ws.catalog),
-                              decode_method=decode, boxes_from=boxes_from, progress=progress)
+    try:
+        results = identify_frames(engine, list(frames), find, ws.crop, names=names, k=k, tree=tree(ws.catalog),
+                                  decode_method=decode, boxes_from=boxes_from, progress=progress)
+    except Interrupted as stop:  # the frames answered so far, as a result to write and save
+        raise Interrupted(CascadeResult(tuple(stop.done), boxes_from, tuple(skipped)), stop.finished,
+                          stop.total) from None
     return CascadeResult(tuple(results), boxes_from, tuple(skipped))
 
 
 def write_coco(engine: Engine, result: CascadeResult, path: Path) -> Path:
     """Write the identified boxes as a COCO document (category = the species named, or
-    ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
+    ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``;
+    each frame is named relative to the document's folder, or absolute (``--boxes`` reads it back)."""
+    from index.sources.detections import coco_file_name
     from index.sources.detections import write_coco as write
 
     categories = [*engine.prototypes.names, "unknown"]
     extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
-    write([(f.name, f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None else 1.0,
+    write([(coco_file_name(f.source, f.name, path), f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None else 1.0,
                                          o.species) for o in f.organisms]) for f in result.frames if not f.error],
           [*categories, *extra], f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}", path)
     return Path(path)
