@@ -28,9 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace import ingesting, indexes
+from app.workspace import ingesting
 from app.workspace.catalog_reads import CatalogReads
-from app.workspace.engine import EngineCache
+from app.workspace.engine_cache import EngineCache
 from app.workspace.frames.detector import DetectorCache
 from app.workspace.results import (BuildResult, DemoResult, DetectionFigures, EvaluationSummary,
                                    GenerationChange, Identification, IdentificationRecord,
@@ -164,6 +164,8 @@ class Workspace:
     # -- models, vectors, index --------------------------------------------------------
     def models(self) -> list[ModelInfo]:
         """Every model of the catalog, with its live generation and its stale mark."""
+        from app.workspace import indexes
+
         return indexes.models(self.catalog, self.paths)
 
     def current_model(self, model: str | None = None) -> str:
@@ -231,14 +233,20 @@ class Workspace:
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
         """Check a generation (default: the live one) against its manifest and the model."""
+        from app.workspace import indexes
+
         return indexes.verify_generation(self.catalog, self.paths, self.current_model(model), generation)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
+        from app.workspace import indexes
+
         return indexes.prune_generations(self.paths, self.current_model(model), keep)
 
     def index_rollback(self, model: str | None = None) -> GenerationChange:
         """Make the generation before the live one live again, verified like any load."""
+        from app.workspace import indexes
+
         with self._writer:
             try:
                 return indexes.rollback_generation(self.catalog, self.paths, self.current_model(model))
