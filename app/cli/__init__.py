@@ -5,7 +5,8 @@
     oceanid [--home H] [-v]
       ingest synthetic|coco|folders|fathomnet   ingest.py
       stats, split                               data.py
-      train, embed, models                       train.py
+      train, embed                               train.py
+      models [export]                            models.py
       index build|rebuild|verify|prune|rollback  index.py
       identify, search                           query.py
       detect FRAME...|train|list|evaluate        detect.py
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import typer
 
-from app.cli import data, demo, detect, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
+from app.cli import (data, demo, detect, evaluate, explorer, index, ingest, models, options, query, serve, species, taxa,
+                     train)
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
 from app.workspace import THREADS_ENV, limit_threads, usable_cores
 
@@ -70,7 +72,7 @@ def root(
 ALL_CORES = frozenset({"demo"})
 
 #: (module, group name); None merges the module's verbs into the root.
-GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
+GROUPS = ((ingest, "ingest"), (data, None), (train, None), (models, "models"), (index, "index"), (query, None),
           (detect, "detect"), (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)

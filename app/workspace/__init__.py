@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from app.workspace.pipeline import EmbedReport
+    from embedder.export import ExportResult
     from embedder.training import TrainResult
     from index.catalog.lookup import CropHit
     from index.taxonomy import Lineage
@@ -214,6 +215,12 @@ class Workspace:
         return [ModelInfo(m["model_id"], m["backbone"], m["dim"], m["vectors"], m["model_id"] == current,
                           current_generation(self.home, m["model_id"]), self.catalog.model_stale(m["model_id"]))
                 for m in list_models(self.catalog)]
+
+    def export_model(self, model: str | None = None, int8: bool = False) -> ExportResult:
+        """Export a trained encoder to ONNX beside its weights (``oceanid models export``)."""
+        from app.workspace.pipeline import export_existing
+
+        return export_existing(self.catalog, self.paths, self.current_model(model), int8=int8)
 
     def current_model(self, model: str | None = None) -> str:
         """``model`` if given, else the last trained one. Raises EmptyIndex when none."""
