@@ -143,6 +143,13 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+    def invoke(self, ctx: Any) -> Any:
+        # the root callback sees only the group's name (`index`); the threads policy needs the verb too
+        words = [a for a in (*getattr(ctx, "_protected_args", ()), *ctx.args) if not a.startswith("-")]
+        ctx.meta["oceanid.command"] = tuple(words[:2])
+        return super().invoke(ctx)
+
+
 def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:
     """The Workspace chosen by the root ``--home`` option (or OCEANID_HOME, or ./data);
     ``device`` is where its queries run (auto | cpu | cuda)."""

@@ -48,7 +48,7 @@ from index.records import IngestReport, SourcePlan
 from index.catalog.splits import SplitConfig, SplitSummary, make_splits
 from index.catalog.stats import Survey, source_ids, survey
 from app.workspace.catalog_reads import CatalogReads
-from app.workspace.threads import THREADS_ENV, limit_threads, usable_cores
+from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "check_home", "limit_threads", "THREADS_ENV", "usable_cores", "resolve_home", "run_demo"]
+           "check_home", "limit_threads", "THREADS_ENV", "threads_for", "usable_cores", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
