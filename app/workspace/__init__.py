@@ -47,6 +47,7 @@ from index.catalog.taxa import upsert as upsert_taxa
 from index.records import IngestReport, SourcePlan
 from index.catalog.splits import SplitConfig, SplitSummary, make_splits
 from index.catalog.stats import Survey, source_ids, survey
+from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
 
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification", "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord",
            "RayConfig", "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "check_home", "limit_threads", "THREADS_ENV", "threads_for", "usable_cores", "resolve_home", "run_demo"]
+           "Batcher", "Overloaded", "embed_items", "check_home", "limit_threads", "THREADS_ENV", "threads_for", "usable_cores", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
