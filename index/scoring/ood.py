@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import faiss
 import numpy as np
 
-from index.scoring.calibration import softmax
 from index.errors import EmptyIndex, InvalidInput
+from index.scoring.calibration import softmax
 from index.scoring.prototypes import Prototypes
 from index.vectors.vector_index import check_vectors, faiss_search
 
