@@ -14,6 +14,8 @@ from app.workspace import Workspace
 
 #: what the query path must never load (the training stack)
 HEAVY = ("torch", "torchvision", "timm", "sklearn", "open_clip", "pytorch_metric_learning")
+#: not installed by the serving install, and slow to import (pandas: ~0.3 s, via pyarrow's to_numpy)
+NOT_SERVING = ("scipy", "pandas", "matplotlib", "streamlit")
 
 PROBE = """
 import json, sys
@@ -52,6 +54,7 @@ def test_query_commands_never_import_the_training_stack(tiny_home, crop, command
     assert code == 0, out[-2000:]
     assert "onnxruntime" in modules
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert not modules & set(NOT_SERVING), sorted(modules & set(NOT_SERVING))
 
 
 def test_species_add_never_imports_the_training_stack(tiny_ws, tmp_path):
