@@ -25,9 +25,11 @@ from pathlib import Path
 from bench.common import table, write_result
 
 HEAVY = ("torch", "torchvision", "timm", "sklearn", "scipy")
-PROBE = ("import json, sys\nfrom app.cli import main\nsys.argv = ['oceanid', *sys.argv[1:]]\n"
-         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-         "print('HEAVY' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(%r))), file=sys.stderr)")
+PROBE = (
+    "import json, sys\nfrom app.cli import main\nsys.argv = ['oceanid', *sys.argv[1:]]\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    "print('HEAVY' + json.dumps(sorted({m.split('.')[0] for m in sys.modules} & set(%r))), file=sys.stderr)"
+)
 
 
 def oceanid() -> list[str]:
@@ -63,8 +65,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_home, torch_home = Path(tmp) / "onnx", Path(tmp) / "torch"
         shutil.copytree(args.home, onnx_home)
-        model = json.loads(subprocess.run(oceanid() + ["--home", str(onnx_home), "models", "--json"], env=env,
-                                          capture_output=True, text=True, check=True).stdout)
+        model = json.loads(
+            subprocess.run(
+                oceanid() + ["--home", str(onnx_home), "models", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         model_id = next(m["model_id"] for m in model if m["current"])
         if not (onnx_home / "models" / model_id / "encoder.onnx").is_file():
             subprocess.run(oceanid() + ["--home", str(onnx_home), "models", "export"], env=env, check=True)
@@ -73,13 +82,24 @@ def main() -> None:
             (torch_home / "models" / model_id / name).unlink(missing_ok=True)
         crop = str(next(iter(sorted((onnx_home / "crops").rglob("*.png")))))
         help_s = median_wall(oceanid() + ["--help"], args.runs, env)
-        rows.append({"command": "oceanid --help", "encoder": "-", "median_s": round(help_s, 3),
-                     "training stack loaded": ", ".join(heavy_loaded(["--help"], env)) or "none"})
+        rows.append(
+            {
+                "command": "oceanid --help",
+                "encoder": "-",
+                "median_s": round(help_s, 3),
+                "training stack loaded": ", ".join(heavy_loaded(["--help"], env)) or "none",
+            }
+        )
         for label, home in (("onnxruntime", onnx_home), ("torch (no export)", torch_home)):
             cmd = ["--home", str(home), "identify", crop]
-            rows.append({"command": "oceanid identify one.png", "encoder": label,
-                         "median_s": round(median_wall(oceanid() + cmd, args.runs, env), 3),
-                         "training stack loaded": ", ".join(heavy_loaded(cmd, env)) or "none"})
+            rows.append(
+                {
+                    "command": "oceanid identify one.png",
+                    "encoder": label,
+                    "median_s": round(median_wall(oceanid() + cmd, args.runs, env), 3),
+                    "training stack loaded": ", ".join(heavy_loaded(cmd, env)) or "none",
+                }
+            )
             print(rows[-1], flush=True)
     print(table(rows))
     write_result("cold_start", {"home": str(args.home), "runs": args.runs, "rows": rows})

@@ -59,7 +59,7 @@ def main() -> None:
     from embedder.runtime import EXPORT_FILE, ONNX_FILE, OPT_LEVELS, OnnxEncoder, preprocess
     from index.imaging import open_image
 
-    crops = sorted(p for p in args.crops.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:args.batch]
+    crops = sorted(p for p in args.crops.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[: args.batch]
     if not (args.model / EXPORT_FILE).is_file():
         print(export_model(args.model, crops).to_dict())
     images = [open_image(p) for p in crops]
@@ -67,27 +67,50 @@ def main() -> None:
     model = load_model(args.model)
     size = model.config.image_size
     t_torch, ref = timed(lambda: encode_images(model, images, batch_size=args.batch, device="cpu"), args.seconds)
-    rows = [{"runtime": "torch", "variant": "eval transform", "threads": args.threads,
-             "crops_s": round(len(images) / t_torch, 1), "min_cos": 1.0, "x_torch": 1.0}]
+    rows = [
+        {
+            "runtime": "torch",
+            "variant": "eval transform",
+            "threads": args.threads,
+            "crops_s": round(len(images) / t_torch, 1),
+            "min_cos": 1.0,
+            "x_torch": 1.0,
+        }
+    ]
 
     def row(name: str, variant: str, threads: int, encoder: OnnxEncoder) -> None:
         t, vecs = timed(lambda: encoder.embed(images, batch_size=args.batch), args.seconds)
         cos = float(np.min(np.sum(vecs.astype(np.float64) * ref, axis=1)))
-        rows.append({"runtime": name, "variant": variant, "threads": threads, "crops_s": round(len(images) / t, 1),
-                     "min_cos": round(cos, 6), "x_torch": round(t_torch / t, 2)})
+        rows.append(
+            {
+                "runtime": name,
+                "variant": variant,
+                "threads": threads,
+                "crops_s": round(len(images) / t, 1),
+                "min_cos": round(cos, 6),
+                "x_torch": round(t_torch / t, 2),
+            }
+        )
         print(rows[-1], flush=True)
 
     for level in OPT_LEVELS:
-        row("onnxruntime", f"opt {level}", args.threads, OnnxEncoder(args.model, threads=args.threads,
-                                                                      optimization=level))
+        row(
+            "onnxruntime",
+            f"opt {level}",
+            args.threads,
+            OnnxEncoder(args.model, threads=args.threads, optimization=level),
+        )
     for threads in range(1, args.threads):
         row("onnxruntime", "opt all", threads, OnnxEncoder(args.model, threads=threads))
     t_pre, _ = timed(lambda: preprocess(images, OnnxEncoder(args.model).prep), min(args.seconds, 3))
     with tempfile.TemporaryDirectory() as tmp:  # INT8 variants: the runner's own session on each file
         import onnxruntime as ort
 
-        for variant, kwargs in (("int8 dynamic", {}), ("int8 dynamic per-channel", {"per_channel": True}),
-                                ("int8 dynamic MatMul/Gemm", {"op_types_to_quantize": ["MatMul", "Gemm"]})):
+        for variant, kwargs in (
+            ("int8 dynamic", {}),
+            ("int8 dynamic per-channel", {"per_channel": True}),
+            ("int8 dynamic MatMul/Gemm", {"op_types_to_quantize": ["MatMul", "Gemm"]}),
+        ):
             out = Path(tmp) / "q.onnx"
             quantize_dynamic(str(args.model / ONNX_FILE), str(out), weight_type=QuantType.QInt8, **kwargs)
             options = ort.SessionOptions()
@@ -98,9 +121,17 @@ def main() -> None:
             row("onnxruntime", variant, args.threads, encoder)
     print(table(rows))
     print(f"Pillow/numpy preprocessing alone: {len(images) / t_pre:.0f} crops/s ({size} px)")
-    write_result("onnx_runtime", {"model": str(args.model), "batch": len(images), "image_size": size,
-                                  "threads": args.threads, "preprocess_crops_s": round(len(images) / t_pre, 1),
-                                  "rows": rows})
+    write_result(
+        "onnx_runtime",
+        {
+            "model": str(args.model),
+            "batch": len(images),
+            "image_size": size,
+            "threads": args.threads,
+            "preprocess_crops_s": round(len(images) / t_pre, 1),
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

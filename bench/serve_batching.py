@@ -43,8 +43,12 @@ def free_port() -> int:
 
 def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen(CLI + ["--home", str(home), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        CLI + ["--home", str(home), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -87,8 +91,12 @@ def load(url: str, crops: list[bytes], clients: int, each: int) -> dict:
         t.join()
     wall = time.perf_counter() - start
     ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
-            "req_s": round((len(latencies) + len(failed)) / wall, 1), "failed": len(failed)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p95_ms": round(float(np.percentile(ms, 95)), 1),
+        "req_s": round((len(latencies) + len(failed)) / wall, 1),
+        "failed": len(failed),
+    }
 
 
 def main() -> None:
@@ -101,8 +109,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_home, torch_home = Path(tmp) / "onnx", Path(tmp) / "torch"
         shutil.copytree(args.home, onnx_home)
-        models = json.loads(subprocess.run(CLI + ["--home", str(onnx_home), "models", "--json"], capture_output=True,
-                                           text=True, check=True).stdout)
+        models = json.loads(
+            subprocess.run(
+                CLI + ["--home", str(onnx_home), "models", "--json"], capture_output=True, text=True, check=True
+            ).stdout
+        )
         model_id = next(m["model_id"] for m in models if m["current"])
         if not (onnx_home / "models" / model_id / "encoder.onnx").is_file():
             subprocess.run(CLI + ["--home", str(onnx_home), "models", "export"], check=True)
@@ -124,10 +135,17 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
-            rows.append({"encoder": encoder, "window_ms": window, "max_batch": max_batch,
-                         "1 client p50/p95 ms": f"{one['p50_ms']} / {one['p95_ms']}",
-                         "8 clients p50/p95 ms": f"{eight['p50_ms']} / {eight['p95_ms']}",
-                         "8 clients req/s": eight["req_s"], "failed": one["failed"] + eight["failed"]})
+            rows.append(
+                {
+                    "encoder": encoder,
+                    "window_ms": window,
+                    "max_batch": max_batch,
+                    "1 client p50/p95 ms": f"{one['p50_ms']} / {one['p95_ms']}",
+                    "8 clients p50/p95 ms": f"{eight['p50_ms']} / {eight['p95_ms']}",
+                    "8 clients req/s": eight["req_s"],
+                    "failed": one["failed"] + eight["failed"],
+                }
+            )
             print(rows[-1], flush=True)
     print(table(rows))
     write_result("serve_batching", {"home": str(args.home), "rows": rows})
