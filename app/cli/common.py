@@ -20,6 +20,11 @@ from app.workspace import Workspace
 from index.imaging import is_image_name
 from index.errors import OceanidError, describe
 
+#: what `pip install oceanid` leaves out and `oceanid[train]` brings (pyproject.toml)
+TRAIN_STACK = frozenset({"torch", "torchvision", "timm", "open_clip", "pytorch_metric_learning", "safetensors", "sklearn",
+                         "scipy", "matplotlib", "streamlit", "fathomnet", "requests", "umap", "yaml", "pycocotools",
+                         "onnx"})
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -47,6 +52,11 @@ def cli_errors(fn: Callable) -> Callable:
             if debug():
                 raise
             raise fail(describe(exc)) from None
+        except ModuleNotFoundError as exc:  # the serving install (no `oceanid[train]`) asked to train
+            if debug() or (exc.name or "").split(".")[0] not in TRAIN_STACK:
+                raise
+            raise fail(f"this command needs {exc.name}, part of the training stack",
+                       "install it with `pip install 'oceanid[train]'`") from None
         except OSError as exc:  # a path the checks before the work did not foresee: still one line
             if debug():
                 raise
@@ -135,6 +145,13 @@ class OneLineErrors(TyperGroup):
             err_console.print("aborted", markup=False)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+    def invoke(self, ctx: Any) -> Any:
+        # the root callback sees only the group's name (`index`); the threads policy needs the verb too
+        words = [a for a in (*getattr(ctx, "_protected_args", ()), *ctx.args) if not a.startswith("-")]
+        ctx.meta["oceanid.command"] = tuple(words[:2])
+        return super().invoke(ctx)
 
 
 def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:

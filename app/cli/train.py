@@ -1,9 +1,8 @@
-"""``oceanid train``, ``oceanid embed`` and ``oceanid models``: the encoder, the vectors it makes, the models kept."""
+"""``oceanid train`` and ``oceanid embed``: the encoder and the vectors it makes (``oceanid models``: models.py)."""
 
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
@@ -112,26 +111,3 @@ def embed(
                   f"{len(report.failed)} unreadable", markup=False)
     for item, reason in report.failed[:20]:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
-
-
-@app.command("models")
-@cli_errors
-def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
-    """List the trained models: backbone, size, crops embedded, live index, and whether each is stale
-    (trained on a split that `oceanid split --force` replaced: retrain it before trusting its figures).
-
-    Example: oceanid models --json
-    """
-    infos = workspace(ctx).models()
-    if as_json:
-        print_json(infos)
-        return
-    if not infos:
-        console.print("no models yet: oceanid train", markup=False)
-        return
-    table = Table("model", "backbone", "dim", "vectors", "index", "status")
-    for m in infos:
-        table.add_row(m.model_id + (" *" if m.current else ""), m.backbone or "—", str(m.dim), str(m.vectors),
-                      m.generation or "—", f"stale: {m.stale}" if m.stale else "ok")
-    console.print(table)
-    console.print("* the model commands use without --model", markup=False)

@@ -35,7 +35,8 @@ from app.workspace.frames.detector import DetectorCache
 from app.workspace.results import (BuildResult, DemoResult, DetectionFigures, EvaluationSummary,
                                    GenerationChange, Identification, IdentificationRecord,
                                    ModelInfo, SpeciesChange, TaxaImport, TreePlace, VerifyResult)
-from app.workspace.threads import THREADS_ENV, limit_threads, usable_cores
+from app.workspace.batching import Batcher, Overloaded, embed_items
+from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from app.workspace.engine import Engine
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
+    from embedder.export import ExportResult
     from embedder.training import TrainResult
     from index.catalog.detectors import DetectorRecord
     from index.catalog.lookup import CropHit
@@ -65,7 +67,8 @@ if TYPE_CHECKING:
 __all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification",
            "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord", "RayConfig",
            "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "check_home", "limit_threads", "THREADS_ENV", "usable_cores", "resolve_home", "run_demo"]
+           "Batcher", "Overloaded", "embed_items", "check_home", "limit_threads", "THREADS_ENV", "threads_for",
+           "usable_cores", "resolve_home", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,12 @@ class Workspace:
         from app.workspace import indexes
 
         return indexes.models(self.catalog, self.paths)
+
+    def export_model(self, model: str | None = None, int8: bool = False) -> ExportResult:
+        """Export a trained encoder to ONNX beside its weights (``oceanid models export``)."""
+        from app.workspace.pipeline import export_existing
+
+        return export_existing(self.catalog, self.paths, self.current_model(model), int8=int8)
 
     def current_model(self, model: str | None = None) -> str:
         """``model`` if given, else the last trained one. Raises EmptyIndex when none."""

@@ -48,6 +48,8 @@ def run_demo(ws: Workspace, train_config: TrainConfig, say: Callable[[str], None
     if (ws.paths.model(model_id) / "config.json").exists():
         ws.catalog.set_current_model(model_id)
         say(f"3/8 train: reusing model {model_id}")
+        if not (ws.paths.model(model_id) / "encoder.json").exists():  # trained before ONNX exports
+            ws.export_model(model_id)
     else:
         result = ws.train(train_config, model=model_id, progress=progress)
         m = result.best_metrics

@@ -45,7 +45,7 @@ from index.records import TRAIN
 if TYPE_CHECKING:
     from PIL import Image
 
-    from embedder.model import EmbeddingModel
+    from app.workspace.encoders import QueryEncoder
     from index.vectors.generations import Manifest
     from index.taxonomy import Lineage, RankTable
     from index.vectors.vector_index import VectorIndex
@@ -90,7 +90,7 @@ class Engine:
     """Everything a query needs, loaded once per (model, live generation, prototypes version)."""
 
     model_id: str
-    lazy_model: _Lazy  # -> EmbeddingModel
+    lazy_model: _Lazy  # -> QueryEncoder (app.workspace.encoders: onnxruntime, else torch)
     lazy_index: _Lazy  # -> VectorIndex (the live generation, opened and sha256-checked)
     generation: str
     prototypes: Prototypes
@@ -109,7 +109,7 @@ class Engine:
     _rank_tables: dict[tuple, RankTable] = field(default_factory=dict)  # class lineages -> table
 
     @property
-    def model(self) -> EmbeddingModel:
+    def model(self) -> QueryEncoder:
         """The encoder (loaded on first use: a search by crop id reads the stored vector instead)."""
         return self.lazy_model.get()
 
@@ -156,9 +156,7 @@ class Engine:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images -> (n, d) float32 L2-normalised vectors."""
-        from embedder.encoding import encode_images
-
-        return encode_images(self.model, list(images), device=self.device)
+        return self.model.embed(list(images))
 
     def ood(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Every known-species scorer's (n,) scores for (n, d) vectors (higher = more known)."""
@@ -216,10 +214,10 @@ def query_devices(device: str) -> tuple[str, bool]:
     ``cuda`` requires only the encoder's CUDA and logs that search stays on the CPU).
     Filtered search always runs on the CPU index (FAISS GPU indexes take no id selector).
     """
-    from embedder.device import resolve_device as torch_device
+    from app.workspace.encoders import encoder_device
     from index.vectors.vector_index import gpu_available
 
-    encoder = str(torch_device(device))
+    encoder = encoder_device(device)[1]
     gpu_faiss = encoder.startswith("cuda") and gpu_available()
     if encoder.startswith("cuda") and not gpu_faiss:
         log.info("encoder on %s; faiss has no GPU support here, so search stays on the CPU index", encoder)
@@ -236,7 +234,7 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     The decision scorer is the stored decision's (:func:`decision_for`); ``scorer`` overrides it
     for this engine only (its stored threshold applies).
     """
-    from embedder.model import config_hash
+    from embedder.config import config_hash
     from index.vectors.generations import current_manifest
     from index.vectors.vector_index import tune_faiss_blas
 
@@ -263,12 +261,13 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
-    from embedder.model import load_model
+    from app.workspace.encoders import query_encoder
     from index.vectors.generations import load_generation
 
     lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record.config_hash, record.dim,
                                          device="cpu"))
-    return Engine(model_id, _Lazy(lambda: load_model(folder)), lazy, generation, prototypes, origins, scorers,
+    encoder = _Lazy(lambda: query_encoder(folder, encoder_device))
+    return Engine(model_id, encoder, lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
                   decision.calibration, decision.choice, with_added, manifest, decision)
 

@@ -21,13 +21,15 @@ from index.catalog.embeddings import (content_digest, crop_count, labelled_crops
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
 from index.catalog.splits import SplitConfig, SplitSummary
-from index.errors import EmptyIndex, InvalidInput
+from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
 from index.home import Home
 from index.scoring.prototypes import Prototypes
 from index.files import write_json_atomic
 from index.records import SUPPORT, TEST, TRAIN, VAL
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from embedder.train_config import TrainConfig
     from embedder.training import TrainResult
     from index.catalog.decisions import Decision
@@ -60,11 +62,35 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
         before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
         seen = np.union1d(seen, np.asarray(before, dtype=np.int64))
     write_json_atomic(folder / SEEN_CROPS, {"crops": seen.tolist()})
+    export_encoder(folder, [p for p, _ in val_items])
     register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
     if not resume:  # trained from the start on the split as it is now (a resumed one keeps its mark)
         catalog.set_model_stale(model_id, None)
     catalog.set_current_model(model_id)
     return result
+
+
+def export_encoder(folder: Path, crops: list[Path]) -> None:
+    """Write the model's ONNX export beside its weights (``embedder.export``), checked on the first
+    validation crops. A failed export is one warning: queries then run the model on torch."""
+    from embedder.export import export_model
+
+    try:
+        export_model(folder, crops)
+    except ModelError as exc:
+        log.warning("%s: queries will run on torch", exc)
+
+
+def export_existing(catalog: Catalog, home: Home, model_id: str, int8: bool = False):
+    """``oceanid models export``: export a trained model (one from before exports, or again),
+    checked on the first validation crops. Returns ``embedder.export.ExportResult``.
+    Raises NotFound (no model folder), ModelError (the export failed)."""
+    from embedder.export import export_model
+
+    folder = home.model(model_id)
+    if not (folder / "config.json").is_file():
+        raise NotFound(f"model folder {folder} is missing", hint="train it with `oceanid train`")
+    return export_model(folder, [home.resolve(p) for p, _ in labelled_crops(catalog, VAL)], int8=int8)
 
 
 SEEN_CROPS = "seen_crops.json"  # in a model folder: the train + val crop ids it was trained and selected on

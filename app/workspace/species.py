@@ -95,7 +95,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
     Raises:
         InvalidInput: the name is empty or already has prototypes, or no example is usable.
     """
-    from embedder.encoding import encode_paths
+    from app.workspace.encoders import embed_paths
 
     name = (name or "").strip()
     if not name:
@@ -131,17 +131,16 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         skipped += report.skipped
         rows = support_crops(catalog, name)
         step("embed")
-        encoded = encode_paths(engine.model, [home.resolve(p) for _, p in rows], device=engine.device,
-                               progress=False, workers=0)
-        ids = np.asarray([rows[i][0] for i in encoded.ok], dtype=np.int64)
+        vectors, ok, _ = embed_paths(engine.model, [home.resolve(p) for _, p in rows])
+        ids = np.asarray([rows[i][0] for i in ok], dtype=np.int64)
         if ids.size == 0:
             raise InvalidInput(f"no example of {name!r} could be embedded")
-        prototypes = engine.prototypes.with_class(name, encoded.vectors)
+        prototypes = engine.prototypes.with_class(name, vectors)
         step("store")
-        add_support_class(catalog, model_id, name, ids, encoded.vectors, prototypes)
+        add_support_class(catalog, model_id, name, ids, vectors, prototypes)
         step("publish")
         index = engine.index.copy()  # the live engine's index is never changed in place
-        index.add(ids, encoded.vectors)
+        index.add(ids, vectors)
         content = catalog_content(catalog, model_id) if in_sync else ""
         generation, _, _ = publish_generation(home, model_id, index, config_hash, content)
     except BaseException:
