@@ -53,8 +53,15 @@ def main() -> None:
     _, hv, hl = load_embeddings(catalog, model, (HOLDOUT,), with_labels=True)
     known, new = vv[np.isin(vl, trained.names)], hv[~np.isin(hl, trained.names)]
     truth = np.r_[np.ones(len(known)), np.zeros(len(new))]
-    out = {"home": str(args.home), "model": model, "dim": int(tv.shape[1]), "train": int(len(tv)),
-           "known_val": int(len(known)), "held_out": int(len(new)), "scorers": {}}
+    out = {
+        "home": str(args.home),
+        "model": model,
+        "dim": int(tv.shape[1]),
+        "train": int(len(tv)),
+        "known_val": int(len(known)),
+        "held_out": int(len(new)),
+        "scorers": {},
+    }
     fitted = {}
     for name in SCORERS:
         fitted[name] = make_scorer(name).fit(tv, tl, trained)
@@ -64,8 +71,10 @@ def main() -> None:
         a, b = score(known), score(new)
         t = calibrate(a)
         out["scorers"][name] = {"auroc": float(roc_auc_score(truth, np.r_[a, b])), "flagged": float((b < t).mean())}
-        print(f"{name:32s} AUROC {out['scorers'][name]['auroc']:.3f}  held-out flagged at 95% TPR "
-              f"{out['scorers'][name]['flagged']:.2f}")
+        print(
+            f"{name:32s} AUROC {out['scorers'][name]['auroc']:.3f}  held-out flagged at 95% TPR "
+            f"{out['scorers'][name]['flagged']:.2f}"
+        )
     FIGURES.write_text(json.dumps(out, indent=1) + "\n")
 
 

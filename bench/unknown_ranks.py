@@ -51,9 +51,14 @@ def graded(answers, labels, lineages) -> dict:
     for rank, n in sorted(Counter(a.rank for a, _ in named).items()):
         hits = [r for (a, _), r in zip(named, right, strict=True) if a.rank == rank]
         by_rank[rank] = {"named": n, "right": float(np.mean(hits))}
-    return {"crops": len(answers), "named": len(named), "named_share": len(named) / max(1, len(answers)),
-            "right_share": float(np.mean(right)) if right else None,
-            "stated": float(np.mean([a.probability for a, _ in named])) if named else None, "by_rank": by_rank}
+    return {
+        "crops": len(answers),
+        "named": len(named),
+        "named_share": len(named) / max(1, len(answers)),
+        "right_share": float(np.mean(right)) if right else None,
+        "stated": float(np.mean([a.probability for a, _ in named])) if named else None,
+        "by_rank": by_rank,
+    }
 
 
 def run(home: Path, model_id: str | None) -> dict:
@@ -79,12 +84,22 @@ def run(home: Path, model_id: str | None) -> dict:
     grade = flagged & ~choice
     fit = flagged & choice
     species = sorted(set(held_l[grade].tolist()))
-    out = {"home": str(home), "model": model_id, "scorer": decision.scorer, "rank_threshold": decision.rank_threshold,
-           "held_out_species": species, "flagged_share": float(flagged.mean()), "rules": {}, "per_species": {}}
+    out = {
+        "home": str(home),
+        "model": model_id,
+        "scorer": decision.scorer,
+        "rank_threshold": decision.rank_threshold,
+        "held_out_species": species,
+        "flagged_share": float(flagged.mean()),
+        "rules": {},
+        "per_species": {},
+    }
     before = decode(table, probs[grade], decision.rank_threshold, "probable", unknown=np.ones(grade.sum(), bool))
     out["rules"]["before"] = graded(before, held_l[grade], lineages)
     as_built = fit_unknown_ranks(table, probs[fit], sims[fit], held_l[fit], truth)
-    out["rules"]["after, as built"] = graded(place_unknown(table, probs[grade], sims[grade], as_built), held_l[grade], lineages)
+    out["rules"]["after, as built"] = graded(
+        place_unknown(table, probs[grade], sims[grade], as_built), held_l[grade], lineages
+    )
     loso_answers, loso_labels = [], []
     for name in species:
         others = fit & (held_l != name)
@@ -94,23 +109,33 @@ def run(home: Path, model_id: str | None) -> dict:
         loso_answers += answers
         loso_labels += held_l[rows].tolist()
         out["per_species"][name] = {
-            "before": graded([a for a, lab in zip(before, held_l[grade], strict=True) if lab == name],
-                             [name] * int(rows.sum()), lineages),
-            "after, leave-one-species-out": graded(answers, [name] * len(answers), lineages)}
+            "before": graded(
+                [a for a, lab in zip(before, held_l[grade], strict=True) if lab == name],
+                [name] * int(rows.sum()),
+                lineages,
+            ),
+            "after, leave-one-species-out": graded(answers, [name] * len(answers), lineages),
+        }
     out["rules"]["after, leave-one-species-out"] = graded(loso_answers, loso_labels, lineages)
     return out
 
 
 def show(result: dict) -> None:
-    print(f"{result['model']} ({result['scorer']}), held-out species {', '.join(result['held_out_species'])}; "
-          f"{result['flagged_share']:.0%} of held-out crops flagged unknown")
-    for rule, g in [*result["rules"].items(), *((f"{rule} | {s}", g) for s, rules in result["per_species"].items()
-                                                 for rule, g in rules.items())]:
+    print(
+        f"{result['model']} ({result['scorer']}), held-out species {', '.join(result['held_out_species'])}; "
+        f"{result['flagged_share']:.0%} of held-out crops flagged unknown"
+    )
+    for rule, g in [
+        *result["rules"].items(),
+        *((f"{rule} | {s}", g) for s, rules in result["per_species"].items() for rule, g in rules.items()),
+    ]:
         right = "-" if g["right_share"] is None else f"{g['right_share']:.2f}"
         stated = "-" if g["stated"] is None else f"{g['stated']:.2f}"
         ranks = ", ".join(f"{r} {v['named']} ({v['right']:.2f})" for r, v in g["by_rank"].items())
-        print(f"{rule:55s} graded {g['crops']:4d}  named {g['named_share']:.2f}  right {right}  stated {stated}  "
-              f"[{ranks}]")
+        print(
+            f"{rule:55s} graded {g['crops']:4d}  named {g['named_share']:.2f}  right {right}  stated {stated}  "
+            f"[{ranks}]"
+        )
 
 
 def main() -> None:

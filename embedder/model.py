@@ -25,7 +25,6 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,70 +34,13 @@ from safetensors.torch import load_model as load_safetensors_model
 from safetensors.torch import save_model as save_safetensors_model
 from torch import nn
 
-from embedder.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, apply_freeze, create_backbone
+from embedder.backbones import Backbone, apply_freeze, create_backbone
+from embedder.config import (CONFIG_FILE, FORMAT, GEOMETRIES, OUTPUTS, WEIGHTS_FILE, ModelConfig,  # noqa: F401
+                             canonical_json, config_hash, read_config)
 from index.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
-FORMAT = "oceanid-embedder/1"
-OUTPUTS = ("head", "pooled", "both")
-GEOMETRIES = ("centre", "letterbox")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild and feed a model; saved as ``config.json``."""
-
-    backbone: str
-    weights: str = "none"  # where the backbone's initial weights came from (a record)
-    dim: int = 128
-    image_size: int = 64  # square input side, pixels
-    mean: tuple[float, ...] = IMAGENET_MEAN  # the backbone's own, set by build_model
-    std: tuple[float, ...] = IMAGENET_STD
-    freeze: str = "none"
-    output: str = "head"  # head | pooled | both (see the module docstring); old folders: head
-    geometry: str = "centre"  # centre (short side, centre square) | letterbox (whole crop, padded)
-    feature_dim: int = 0  # the backbone's pooled width; 0 = unknown (folders saved before it)
-    wise_alpha: float | None = None  # share of the fine-tuned weights after WiSE-FT (None: not averaged)
-    class_names: tuple[str, ...] = ()
-    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
-    backbone_arch: dict[str, Any] = field(default_factory=dict)  # offline rebuild info
-    weights_sha256: str | None = None  # of weights.safetensors; set by save_model
-    format: str = FORMAT
-
-    @property
-    def vector_dim(self) -> int:
-        """Width of the vectors the model outputs (what is indexed)."""
-        if self.output == "head":
-            return self.dim
-        if not self.feature_dim:
-            raise ModelError(f"model config with output {self.output!r} has no feature_dim")
-        return self.feature_dim + (self.dim if self.output == "both" else 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`. Raises ModelError on unknown or missing keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ModelError(f"model config has unknown keys: {sorted(unknown)}")
-        if "backbone" not in data:
-            raise ModelError("model config has no 'backbone'")
-        kwargs = dict(data)
-        if kwargs.get("output", "head") not in OUTPUTS:
-            raise ModelError(f"model config output {kwargs['output']!r}; valid: {', '.join(OUTPUTS)}")
-        if kwargs.get("geometry", "centre") not in GEOMETRIES:
-            raise ModelError(f"model config geometry {kwargs['geometry']!r}; valid: {', '.join(GEOMETRIES)}")
-        for key in ("mean", "std", "class_names"):
-            if key in kwargs:
-                kwargs[key] = tuple(kwargs[key])
-        return cls(**kwargs)
 
 
 class EmbeddingModel(nn.Module):
@@ -226,20 +168,6 @@ def save_model(model: EmbeddingModel, folder: Path | str) -> ModelConfig:
     return config
 
 
-def read_config(folder: Path | str) -> ModelConfig:
-    """Read ``folder/config.json``. Raises ModelError if missing or invalid."""
-    path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise ModelError(f"{folder} is not a model folder: no {CONFIG_FILE}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable config ({exc})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: config is not a JSON object")
-    return ModelConfig.from_dict(data)
-
-
 def load_model(folder: Path | str) -> EmbeddingModel:
     """Rebuild a saved model on the CPU, in eval mode. Never unpickles.
 
@@ -263,26 +191,3 @@ def load_model(folder: Path | str) -> EmbeddingModel:
         raise ModelError(f"{weights} does not fit {config.backbone}: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
     return model.eval()
-
-
-def canonical_json(data: Any) -> str:
-    """Sorted keys, no whitespace, ASCII: the form :func:`config_hash` digests."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def config_hash(folder_or_config: Path | str | ModelConfig | dict[str, Any]) -> str:
-    """sha256 hex of the canonical JSON of a model config (folder, object or dict).
-
-    Stable across processes and key order; includes ``weights_sha256``, so a
-    retrained model with an identical config still hashes differently.
-
-    Raises:
-        ModelError: a folder without a readable config.
-    """
-    if isinstance(folder_or_config, (str, Path)):
-        data = read_config(folder_or_config).to_dict()
-    elif isinstance(folder_or_config, ModelConfig):
-        data = folder_or_config.to_dict()
-    else:
-        data = json.loads(json.dumps(folder_or_config))
-    return hashlib.sha256(canonical_json(data).encode("ascii")).hexdigest()

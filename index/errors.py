@@ -24,6 +24,12 @@ class CatalogBusy(OceanidError):
     hint = "another oceanid process is writing; wait for it and try again"
 
 
+class HomeNotWritable(OceanidError):
+    """The home (its catalog, a lock file, a report) cannot be written: read-only, no permission."""
+
+    hint = "give a home you can write (--home / OCEANID_HOME), or fix its permissions"
+
+
 class NotFound(OceanidError):
     """A named thing (model, species, crop, generation, file) does not exist."""
 
@@ -58,6 +64,16 @@ class SourceError(OceanidError):
 
 class ModelError(OceanidError):
     """A model folder, backbone name or weights file is missing or invalid."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch, carrying what was finished before it (a KeyboardInterrupt still:
+    whoever does not look for it stops as before). ``done``: the results of the first
+    ``finished`` of ``total`` items, in input order (a step may wrap them, e.g. in a result)."""
+
+    def __init__(self, done, finished: int, total: int) -> None:
+        super().__init__(f"interrupted at {finished} of {total}")
+        self.done, self.finished, self.total = done, finished, total
 
 
 def describe(exc: BaseException) -> str:

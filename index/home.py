@@ -8,6 +8,7 @@
     <home>/indexes/<model-id>/   index generations + CURRENT (index.vectors.generations)
     <home>/sources/              drawn or downloaded inputs (synthetic reef, FathomNet, added examples)
     <home>/reports/              evaluation reports
+    <home>/.writer.lock          held (flock) by the one process publishing a generation
 
 The home is ``--home`` if given, else ``$OCEANID_HOME``, else ``./data``.
 """
@@ -72,6 +73,11 @@ class Home:
     @property
     def catalog(self) -> Path:
         return self.root / "catalog.duckdb"
+
+    @property
+    def writer_lock(self) -> Path:
+        """The lock file every writer that publishes an index generation holds (app.workspace.writer)."""
+        return self.root / ".writer.lock"
 
     @property
     def models(self) -> Path:

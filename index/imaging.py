@@ -9,6 +9,7 @@ applied, and every mode (CMYK, 16-bit, grayscale, palette, RGBA) converted to RG
 from __future__ import annotations
 
 import io
+import stat
 import warnings
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def _decode(opener, name: str, max_pixels: int) -> Image.Image:
         raise BadImage(f"{name}: not an image file (unrecognised format)") from None
     except FileNotFoundError:
         raise BadImage(f"{name}: file not found") from None
+    except PermissionError:
+        raise BadImage(f"{name}: cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BadImage(f"{name}: corrupt or truncated image ({reason})") from None
@@ -85,11 +88,22 @@ def _decode(opener, name: str, max_pixels: int) -> Image.Image:
 def open_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode an image file fully into an upright RGB PIL image.
 
-    Raises BadImage (one line) for missing, empty, corrupt, truncated, non-image
-    or over-limit files.
+    Raises BadImage (one line) for missing, unreadable, empty, corrupt, truncated, non-image
+    or over-limit files, and for a path that is not a regular file (a folder; a FIFO or a
+    device node is never opened: reading one could wait forever).
     """
     path = Path(path)
-    if path.exists() and path.stat().st_size == 0:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadImage(f"{path.name}: file not found") from None
+    except OSError as exc:
+        raise BadImage(f"{path.name}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadImage(f"{path.name}: a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadImage(f"{path.name}: not a regular file (a FIFO, device node or socket)")
+    if st.st_size == 0:
         raise BadImage(f"{path.name}: empty file (0 bytes)")
     return _decode(lambda: open(path, "rb"), path.name, max_pixels)
 

@@ -16,6 +16,9 @@
    ``catalog``, then ``ingest``. A module imports only its own sub-package and the floors below it.
 8. No import circle anywhere (imports inside functions count too: a circle hidden behind a late
    import is still a circle).
+9. The query path's modules of ``embedder`` (``embedder.config``, ``embedder.runtime``: the ONNX
+   runner) import no torch-family library and, of ``embedder``, only each other: identify, search and
+   serve run without the training stack (tests/app/workspace/test_encoders.py checks it at run time).
 
 Imports under ``if TYPE_CHECKING:`` are annotations only and are not counted.
 """
@@ -33,6 +36,7 @@ TORCH_FAMILY = {"torch", "torchvision", "timm", "open_clip", "pytorch_metric_lea
 FACE_INDEX = KERNEL | {"index.records", "index.catalog.filters"}
 SQL_CALLS = {"execute", "executemany", "sql"}
 FACES = ("app.cli", "app.explorer", "app.api")
+TORCH_FREE = {"embedder", "embedder.config", "embedder.runtime"}
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -93,6 +97,8 @@ def rule_breaks(module: str, imported: str, known: set[str]) -> str | None:
         if top in {"app", "index", "embedder"} and imported not in KERNEL and imported != "index":
             return "the kernel imports nothing else of oceanid"
         return None
+    if module in TORCH_FREE and (top in TORCH_FAMILY or (top == "embedder" and imported not in TORCH_FREE)):
+        return "the query path's embedder modules import no torch and only each other"
     if _under(module, "embedder"):
         if top == "app":
             return "libraries never import app"
@@ -310,6 +316,11 @@ def test_the_rules_catch_a_violating_tree(tmp_path):
     ("app.api.routes", "app.workspace.engine", True),
     ("app.api.routes", "embedder.model", True),
     ("app.api.routes", "index.catalog.catalog", True),
+    ("embedder.runtime", "embedder.config", False),
+    ("embedder.runtime", "index.imaging", False),
+    ("embedder.runtime", "embedder.model", True),
+    ("embedder.runtime", "torch", True),
+    ("embedder.config", "embedder.backbones", True),
 ])
 def test_rule_table(module, imported, broken):
     assert (rule_breaks(module, imported, set()) is not None) == broken

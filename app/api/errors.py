@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.api.guards import BodyTooLarge
+from app.workspace import Overloaded
 from index.errors import (BadImage, CatalogBusy, EmptyIndex, FilterError, IndexMismatch, InvalidInput, ModelError,
                           NotFound, OceanidError, SourceError, describe)
 
@@ -31,7 +32,7 @@ STATUS: dict[type[OceanidError], int] = {
     BadImage: 422, FilterError: 422, InvalidInput: 422, SourceError: 422,
     ReadOnly: 403, NotFound: 404,
     EmptyIndex: 409, IndexMismatch: 409,
-    CatalogBusy: 503,
+    CatalogBusy: 503, Overloaded: 503,
     ModelError: 500, OceanidError: 500,
 }
 
@@ -58,7 +59,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OceanidError)
     async def library_error(_: Request, exc: OceanidError) -> JSONResponse:
-        return error_response(status_of(exc), describe(exc), type(exc).__name__)
+        response = error_response(status_of(exc), describe(exc), type(exc).__name__)
+        if isinstance(exc, Overloaded):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(BodyTooLarge)
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:

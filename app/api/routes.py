@@ -12,6 +12,7 @@ sees half an update. Response schemas are derived from the result dataclasses.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,8 +25,8 @@ from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
 from app.api.settings import ApiSettings
-from app.workspace import (CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo, Workspace,
-                           WorkspaceStatus, limit_threads)
+from app.workspace import (Batcher, CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo,
+                           Workspace, WorkspaceStatus, embed_items, limit_threads)
 from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ ERRORS = {code: {"description": why, "content": {"application/json": {"example":
                                (409, "nothing to query yet, or index and model disagree", "EmptyIndex"),
                                (413, "request body over the size limit", "BodyTooLarge"),
                                (422, "bad input: image, filter, field", "InvalidInput"),
-                               (503, "catalog busy (another process is writing)", "CatalogBusy"))}
+                               (503, "catalog busy, or the encoder's queue full (see Retry-After)", "CatalogBusy"))}
 
 
 def _json(result: Any) -> JSONResponse:
@@ -51,6 +52,16 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
     """The API over ``workspace`` (default: ``Workspace(settings.home, device=settings.device)``)."""
     ws = workspace or Workspace(settings.home, device=settings.device)
     model = settings.model
+    batchers: dict[str, Batcher] = {}  # model id -> its batcher: one forward pass at a time per model
+    made = threading.Lock()
+
+    def batcher(model_id: str) -> Batcher:
+        with made:
+            if model_id not in batchers:
+                batchers[model_id] = Batcher(lambda images: ws.engine(model_id).embed(images),
+                                             settings.batch_window_ms / 1000, settings.max_batch, settings.max_queue,
+                                             name=model_id)
+            return batchers[model_id]
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -61,6 +72,8 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
         except OceanidError as exc:
             log.warning("oceanid API: no engine yet (%s); queries say so until one is built", describe(exc))
         yield
+        for each in list(batchers.values()):
+            each.close()
 
     app = FastAPI(title="oceanid", lifespan=lifespan, responses=ERRORS,
                   description="Identify marine organisms in images by searching an embedding space. "
@@ -86,8 +99,9 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
         def work() -> list[Identification]:
             files = ws.crop_files(req.crops)
-            return ws.identify([u.data for u in uploads] + files, k=req.k, model=model,
-                               names=[u.name for u in uploads] + [f"crop {c}" for c in req.crops])
+            items, names = [u.data for u in uploads] + files, [u.name for u in uploads] + [f"crop {c}" for c in req.crops]
+            vectors = embed_items(batcher(ws.engine(model).model_id), items, names)  # with concurrent requests'
+            return ws.identify(items, k=req.k, model=model, names=names, vectors=vectors)
 
         results = await run_in_threadpool(work)
         if all(r.error for r in results):

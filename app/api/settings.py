@@ -23,6 +23,9 @@ class ApiSettings:
     read_only: bool = False  # refuse POST / DELETE /species
     max_request_bytes: int = 32 * 1024 * 1024  # whole request body, JSON or multipart
     max_images: int = 256  # images + crop ids in one /identify request
+    batch_window_ms: float = 3.0  # /identify: how long a request waits for others to share its forward pass
+    max_batch: int = 32  # images in one forward pass
+    max_queue: int = 256  # images waiting for the encoder; more: 503 + Retry-After
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ApiSettings:
@@ -32,4 +35,7 @@ class ApiSettings:
         return cls(home=Path(get("HOME")) if get("HOME") else None, model=get("MODEL") or None,
                    device=get("DEVICE", "cpu"), token=get("TOKEN") or None, read_only=bool(get("READ_ONLY")),
                    max_request_bytes=int(get("MAX_REQUEST_BYTES", str(cls.max_request_bytes))),
-                   max_images=int(get("MAX_IMAGES", str(cls.max_images))))
+                   max_images=int(get("MAX_IMAGES", str(cls.max_images))),
+                   batch_window_ms=float(get("BATCH_WINDOW_MS", str(cls.batch_window_ms))),
+                   max_batch=int(get("MAX_BATCH", str(cls.max_batch))),
+                   max_queue=int(get("MAX_QUEUE", str(cls.max_queue))))

@@ -5,7 +5,8 @@
     oceanid [--home H] [-v]
       ingest synthetic|coco|folders|fathomnet   ingest.py
       stats, split                               data.py
-      train, embed, models                       train.py
+      train, embed                               train.py
+      models [export]                            models.py
       index build|rebuild|verify|prune|rollback  index.py
       identify, search                           query.py
       detect FRAME...|train|list|evaluate        detect.py
@@ -29,9 +30,10 @@ from pathlib import Path
 
 import typer
 
-from app.cli import data, demo, detect, evaluate, explorer, index, ingest, options, query, serve, species, taxa, train
+from app.cli import (data, demo, detect, evaluate, explorer, index, ingest, models, options, query, serve, species, taxa,
+                     train)
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
-from app.workspace import THREADS_ENV, limit_threads, usable_cores
+from app.workspace import THREADS_ENV, limit_threads, threads_for
 
 app = typer.Typer(
     name="oceanid",
@@ -51,26 +53,24 @@ def root(
     home: Path = options.HOME,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per stage."),
     threads: int = typer.Option(None, "--threads", min=1,
-                                help="Cores this process computes on (torch, faiss, BLAS). "
-                                     "Default: $OCEANID_THREADS, else half the cores, so a server "
-                                     "and a CLI job beside it share the machine."),
+                                help="Cores this process computes on (torch, onnxruntime, faiss, BLAS). "
+                                     "Default: $OCEANID_THREADS, else every core for batch jobs (train, "
+                                     "embed, index build, evaluate, detect train, demo) and half the "
+                                     "cores for serve, app and queries, so a server and a CLI job "
+                                     "beside it share the machine."),
 ) -> None:
     """Identify marine organisms by searching an embedding space.
 
     Example: oceanid --home ~/reef demo
     """
     setup_logging(verbose)
-    if threads is None and ctx.invoked_subcommand in ALL_CORES and not os.environ.get(THREADS_ENV):
-        threads = usable_cores()  # the demo runs alone: every core (--threads / $OCEANID_THREADS still win)
+    if threads is None and not os.environ.get(THREADS_ENV):  # batch jobs: every core; serve, app, queries: half
+        threads = threads_for(ctx.meta.get("oceanid.command") or (ctx.invoked_subcommand or "",))
     limit_threads(threads)
     ctx.obj = {"home": home}
 
-
-#: commands that run alone, on every core unless told otherwise (`make demo`)
-ALL_CORES = frozenset({"demo"})
-
 #: (module, group name); None merges the module's verbs into the root.
-GROUPS = ((ingest, "ingest"), (data, None), (train, None), (index, "index"), (query, None),
+GROUPS = ((ingest, "ingest"), (data, None), (train, None), (models, "models"), (index, "index"), (query, None),
           (detect, "detect"), (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)

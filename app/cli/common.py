@@ -20,6 +20,12 @@ from app.workspace import Workspace
 from index.imaging import is_image_name
 from index.errors import OceanidError, describe
 
+#: what `pip install oceanid` leaves out and `oceanid[train]` brings (pyproject.toml)
+TRAIN_STACK = frozenset({"torch", "torchvision", "timm", "open_clip", "pytorch_metric_learning", "safetensors", "sklearn",
+                         "scipy", "matplotlib", "streamlit", "fathomnet", "requests", "umap", "yaml", "pycocotools",
+                         "onnx"})
+
+
 class _Output(Console):
     """stdout: as wide as the text when piped (not a terminal, no ``$COLUMNS``), so piped output is
     the full plain text; a terminal's width (or ``$COLUMNS``) otherwise (``app.cli.tables``)."""
@@ -64,6 +70,11 @@ def cli_errors(fn: Callable) -> Callable:
             if debug():
                 raise
             raise fail(describe(exc)) from None
+        except ModuleNotFoundError as exc:  # the serving install (no `oceanid[train]`) asked to train
+            if debug() or (exc.name or "").split(".")[0] not in TRAIN_STACK:
+                raise
+            raise fail(f"this command needs {exc.name}, part of the training stack",
+                       "install it with `pip install 'oceanid[train]'`") from None
         except OSError as exc:  # a path the checks before the work did not foresee: still one line
             if debug():
                 raise
@@ -78,17 +89,20 @@ def cli_errors(fn: Callable) -> Callable:
 
 def check_output_file(path: Path | None, flag: str) -> None:
     """Refuse an output file that cannot be written, before any work: its folder is missing
-    or is a file, or the path is a folder. Raises the one-line error (exit 1)."""
+    or is a file, or the path is a folder, FIFO, device node or socket (a symlink is followed:
+    its target is written; ``index.files.output_target``). Raises the one-line error (exit 1)."""
+    from index.errors import InvalidInput
+    from index.files import output_target
+
     if path is None:
         return
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         raise fail(f"{flag} {path} is a folder", "give a file name")
-    parent = path.absolute().parent
-    if not parent.is_dir():
-        raise fail(f"{flag} {path}: the folder {parent} does not exist", "create it first, or write elsewhere")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise fail(f"{flag} {path} is not writable", "write elsewhere")
+    try:
+        output_target(path, flag)
+    except InvalidInput as exc:
+        raise fail(describe(exc)) from None
 
 
 def check_output_folder(path: Path | None, flag: str) -> None:
@@ -105,17 +119,18 @@ def check_output_folder(path: Path | None, flag: str) -> None:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    """Write a CSV atomically: a reader (or a crash) never sees half a file."""
+    """Write a CSV atomically (a reader, or a crash, never sees half a file) to the file the
+    user's path names (``index.files.write_output``: a symlink's target; never a FIFO or device)."""
     import csv
     import io
 
-    from index.files import write_text_atomic
+    from index.files import write_output
 
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_output(path, buffer.getvalue().encode("utf-8"), "--csv")
 
 
 def fixed(value: float | None, digits: int = 4) -> str:
@@ -185,6 +200,13 @@ class OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+    def invoke(self, ctx: Any) -> Any:
+        # the root callback sees only the group's name (`index`); the threads policy needs the verb too
+        words = [a for a in (*getattr(ctx, "_protected_args", ()), *ctx.args) if not a.startswith("-")]
+        ctx.meta["oceanid.command"] = tuple(words[:2])
+        return super().invoke(ctx)
+
+
 def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:
     """The Workspace chosen by the root ``--home`` option (or OCEANID_HOME, or ./data);
     ``device`` is where its queries run (auto | cpu | cuda)."""
@@ -217,11 +239,15 @@ def setup_logging(verbose: bool) -> None:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders become the image files below them (sorted)."""
+    """Files as given; folders become the image files below them (sorted). A path that cannot
+    be looked at or listed stays as given: reading it is then one row's error, not the batch's."""
     out = []
     for path in paths:
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p))
-        else:
-            out.append(path)
+        try:
+            if path.is_dir():
+                out += sorted(p for p in path.rglob("*") if p.is_file() and is_image_name(p))
+                continue
+        except OSError:
+            pass
+        out.append(path)
     return out

@@ -20,6 +20,8 @@ def _show(result, as_json: bool) -> None:
         print_json(result)
         return
     m = result.manifest
+    if result.disagreed:
+        console.print(f"{result.disagreed}: rebuilt from the catalog", markup=False)
     verb = "built" if result.built else "up to date:"
     shards = f" in {m.shards} shards" if m.shards else ""
     console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}{shards}, dim {m.dim}, "

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import typer
+
 from app.cli import options
+from index.errors import Interrupted
 from app.cli.common import (check_output_file, check_output_folder, cli_errors, console, err_console, expand, fail, fixed, print_json,
                             workspace, write_csv)
 from app.cli.tables import Column, print_parts, print_table
@@ -131,8 +133,8 @@ def identify(
     frames: bool = typer.Option(False, "--frames", help="The images are whole frames: find every organism with "
                                                         "the detector, cut each box like a training crop and "
                                                         "identify it (implied by --detector and --boxes)."),
-    detector: Path = typer.Option(None, "--detector", help="Detector model folder (default: the newest detector "
-                                                           "under the home's models/)."),
+    detector: Path = typer.Option(None, "--detector", help="Detector id or model folder (default: the home's "
+                                                           "current detector; see `oceanid detect list`)."),
     boxes: Path = typer.Option(None, "--boxes", help="COCO-format detections from another tool (a results list "
                                                      "of {image_id, bbox [x,y,w,h], score}, or a document with "
                                                      "images + annotations): identify each box. Without "
@@ -168,6 +170,8 @@ def identify(
     --frames, find every organism in whole frames first and name each one.
 
     Exits 1 when no image could be identified (the count of unreadable ones goes to stderr).
+    Ctrl-C still writes (--csv, --coco, --draw, --save) what was done, says "interrupted at N
+    of M" and exits 130.
 
     Example: oceanid identify new_dive/ --csv identified.csv
 
@@ -197,8 +201,11 @@ def identify(
         check_output_folder(draw, "--draw")
         return _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw,
                                 coco, save, model, as_json, neighbours, described)
-    results = ws.identify(files, k=k, model=model, names=short_names(files),
-                                              progress=not as_json, decode=decode, neighbours=neighbours)
+    try:
+        results, stop = ws.identify(files, k=k, model=model, names=short_names(files),
+                                    progress=not as_json, decode=decode, neighbours=neighbours), None
+    except Interrupted as interrupted:  # Ctrl-C: what was identified is still written and shown
+        results, stop = interrupted.done, interrupted
     failed = [r for r in results if r.error]
     if csv_path is not None:
         write_csv(csv_path, IDENTIFY_COLUMNS, [identify_row(r) for r in results])
@@ -210,6 +217,8 @@ def identify(
         print_parts(console, summary_line(results))
         if csv_path is not None:
             console.print(f"wrote {csv_path}", markup=False)
+    if stop is not None:
+        raise interrupted_at(stop)
     if failed and len(failed) == len(results):  # nothing identified: a failure, said in one error line
         first = unreadable(failed[0])
         raise fail(first if len(results) == 1 else
@@ -237,11 +246,20 @@ def frame_rows(result) -> list[list]:
     return rows
 
 
+def interrupted_at(stop: Interrupted) -> typer.Exit:
+    """The last line of a batch stopped by Ctrl-C (after what it did was written) and exit 130."""
+    err_console.print(f"interrupted at {stop.finished} of {stop.total}", markup=False, highlight=False)
+    return typer.Exit(130)
+
+
 def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score, draw, coco, save, model,
                      as_json, neighbours=0, described=None) -> None:
-    result = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
-                                names=short_names(files) if files else None, progress=not as_json, decode=decode,
-                                neighbours=neighbours)
+    try:
+        result, stop = ws.identify_frames(files, detector=detector, boxes=boxes, min_score=min_score, k=k,
+                                          model=model, names=short_names(files) if files else None,
+                                          progress=not as_json, decode=decode, neighbours=neighbours), None
+    except Interrupted as interrupted:  # Ctrl-C: the frames done are written, drawn and saved
+        result, stop = interrupted.done, interrupted
     for item, reason in result.skipped:
         err_console.print(f"skipped {item}: {reason}", markup=False, highlight=False, soft_wrap=True)
     for f in result.frames:
@@ -285,6 +303,8 @@ def _identify_frames(ws, files, k, csv_path, decode, detector, boxes, min_score,
         if saved is not None:
             console.print(f"saved {saved.crops_added} predicted crops ({saved.crops_existing} already there); "
                           "find them with --where origin=predicted", markup=False)
+    if stop is not None:
+        raise interrupted_at(stop)
     if result.frames and all(f.error for f in result.frames):
         raise typer.Exit(1)
     if not result.frames:

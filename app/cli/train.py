@@ -1,4 +1,4 @@
-"""``oceanid train``, ``oceanid embed`` and ``oceanid models``: the encoder, the vectors it makes, the models kept."""
+"""``oceanid train`` and ``oceanid embed``: the encoder and the vectors it makes (``oceanid models``: models.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
-from app.cli.tables import Column, print_table
 from app.workspace import RayConfig, TrainConfig
 
 app = typer.Typer()
@@ -112,28 +111,3 @@ def embed(
                   f"{len(report.failed)} unreadable", markup=False)
     for item, reason in report.failed[:20]:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
-
-
-MODELS_TABLE = (Column("model", 6), Column("backbone", 1, wrap=True, min_width=10), Column("dim", 3, number=True),
-                Column("vectors", 4, number=True), Column("index", 2), Column("status", 5, wrap=True, min_width=10))
-
-
-@app.command("models")
-@cli_errors
-def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
-    """List the trained models: backbone, size, crops embedded, live index, and whether each is stale
-    (trained on a split that `oceanid split --force` replaced: retrain it before trusting its figures).
-
-    Example: oceanid models --json
-    """
-    infos = workspace(ctx).models()
-    if as_json:
-        print_json(infos)
-        return
-    if not infos:
-        console.print("no models yet: oceanid train", markup=False)
-        return
-    rows = [(m.model_id + (" *" if m.current else ""), m.backbone or "—", str(m.dim), str(m.vectors),
-             m.generation or "—", f"stale: {m.stale}" if m.stale else "ok") for m in infos]
-    print_table(console, MODELS_TABLE, rows)  # the model id is never wrapped: other text wraps first
-    console.print("* the model commands use without --model", markup=False)

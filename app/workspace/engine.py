@@ -32,9 +32,9 @@ import numpy as np
 from app.workspace.decisions import (MIN_CHOICE_CROPS, added_scorer, choice_rows, fit_calibration,  # noqa: F401
                                      fit_decision, fit_scorers, known_scorers, trained_only)
 from index.catalog.catalog import Catalog
-from index.catalog.decisions import Decision, load_decision, prototypes_digest, store_decision
+from index.catalog.decisions import Decision, load_decision, prototypes_digest
 from index.catalog.embeddings import ADDED, load_embeddings, load_prototypes, model_record
-from index.errors import CatalogBusy, IndexMismatch, NotFound
+from index.errors import EmptyIndex, IndexMismatch, NotFound
 from index.home import Home
 from index.scoring.calibration import Calibration
 from index.scoring.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
@@ -45,7 +45,7 @@ from index.records import TRAIN
 if TYPE_CHECKING:
     from PIL import Image
 
-    from embedder.model import EmbeddingModel
+    from app.workspace.encoders import QueryEncoder
     from index.vectors.generations import Manifest
     from index.taxonomy import Lineage, RankTable
     from index.vectors.vector_index import VectorIndex
@@ -90,7 +90,7 @@ class Engine:
     """Everything a query needs, loaded once per (model, live generation, prototypes version)."""
 
     model_id: str
-    lazy_model: _Lazy  # -> EmbeddingModel
+    lazy_model: _Lazy  # -> QueryEncoder (app.workspace.encoders: onnxruntime, else torch)
     lazy_index: _Lazy  # -> VectorIndex (the live generation, opened and sha256-checked)
     generation: str
     prototypes: Prototypes
@@ -109,7 +109,7 @@ class Engine:
     _rank_tables: dict[tuple, RankTable] = field(default_factory=dict)  # class lineages -> table
 
     @property
-    def model(self) -> EmbeddingModel:
+    def model(self) -> QueryEncoder:
         """The encoder (loaded on first use: a search by crop id reads the stored vector instead)."""
         return self.lazy_model.get()
 
@@ -162,9 +162,7 @@ class Engine:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images -> (n, d) float32 L2-normalised vectors."""
-        from embedder.encoding import encode_images
-
-        return encode_images(self.model, list(images), device=self.device)
+        return self.model.embed(list(images))
 
     def ood(self, vectors: np.ndarray) -> dict[str, np.ndarray]:
         """Every known-species scorer's (n,) scores for (n, d) vectors (higher = more known)."""
@@ -205,19 +203,12 @@ class Engine:
 
 
 def decision_for(catalog: Catalog, model_id: str, trained: Prototypes) -> Decision:
-    """The stored decision for these trained prototypes. A home from before decisions were
-    stored (or whose trained prototypes changed without ``index build``) gets it decided now,
-    once, and stored (in memory only when the catalog is busy)."""
+    """The stored decision for these trained prototypes (``index build`` stores it; loading only
+    reads). Raises EmptyIndex when none is stored for them."""
     decision = load_decision(catalog, model_id)
-    if decision is not None and decision.prototypes_digest == prototypes_digest(trained):
-        return decision
-    log.warning("model %s has no stored decision for its prototypes: deciding it now (`oceanid index build` "
-                "does this once)", model_id)
-    decision = fit_decision(catalog, model_id, trained)
-    try:
-        store_decision(catalog, decision)
-    except CatalogBusy:
-        log.warning("catalog busy: the decision for %s is kept in memory only", model_id)
+    if decision is None or decision.prototypes_digest != prototypes_digest(trained):
+        raise EmptyIndex(f"model {model_id} has no stored decision for its prototypes",
+                         hint="run `oceanid index build` (it decides once; loading only reads)")
     return decision
 
 
@@ -229,10 +220,10 @@ def query_devices(device: str) -> tuple[str, bool]:
     ``cuda`` requires only the encoder's CUDA and logs that search stays on the CPU).
     Filtered search always runs on the CPU index (FAISS GPU indexes take no id selector).
     """
-    from embedder.device import resolve_device as torch_device
+    from app.workspace.encoders import encoder_device
     from index.vectors.vector_index import gpu_available
 
-    encoder = str(torch_device(device))
+    encoder = encoder_device(device)[1]
     gpu_faiss = encoder.startswith("cuda") and gpu_available()
     if encoder.startswith("cuda") and not gpu_faiss:
         log.info("encoder on %s; faiss has no GPU support here, so search stays on the CPU index", encoder)
@@ -249,7 +240,7 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     The decision scorer is the stored decision's (:func:`decision_for`); ``scorer`` overrides it
     for this engine only (its stored threshold applies).
     """
-    from embedder.model import config_hash
+    from embedder.config import config_hash
     from index.vectors.generations import current_manifest
     from index.vectors.vector_index import tune_faiss_blas
 
@@ -258,11 +249,11 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     folder = home.model(model_id)
     if not (folder / "config.json").is_file():
         raise NotFound(f"model folder {folder} is missing", hint="train it again with `oceanid train`")
-    if config_hash(folder) != record["config_hash"]:
+    if config_hash(folder) != record.config_hash:
         raise IndexMismatch(
             f"model {model_id} on disk differs from the one its vectors were made with",
             hint="run `oceanid embed` and `oceanid index rebuild`")
-    generation, manifest = current_manifest(home.root, model_id, record["config_hash"], dim=record["dim"])
+    generation, manifest = current_manifest(home.root, model_id, record.config_hash, dim=record.dim)
     prototypes, origins = load_prototypes(catalog, model_id)
     trained = trained_only(prototypes, origins)
     decision = decision_for(catalog, model_id, trained)
@@ -272,15 +263,36 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
         make_scorer(chosen)  # raises InvalidInput listing the valid names
     added = sorted(name for name, origin in origins.items() if origin == ADDED)
     with_added = added_scorer(catalog, home, model_id, prototypes, origins, chosen,
-                              catalog.prototypes_version(model_id)) if added else None
+                              catalog.prototypes_version(model_id), decided=decision.scorer) if added else None
     log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
-    from embedder.model import load_model
+    from app.workspace.encoders import query_encoder
     from index.vectors.generations import load_generation
 
-    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record["config_hash"], record["dim"],
+    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record.config_hash, record.dim,
                                          device="cpu"))
-    return Engine(model_id, _Lazy(lambda: load_model(folder)), lazy, generation, prototypes, origins, scorers,
+    encoder = _Lazy(lambda: query_encoder(folder, encoder_device))
+    return Engine(model_id, encoder, lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
                   decision.calibration, decision.choice, with_added, manifest, decision)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the engine makes of n embedded crops (rows in crop order), for identify's answers."""
+
+    similarities: np.ndarray  # (n, C) cosine to each prototype
+    tops: list  # per crop, the k best (species, cosine)
+    probabilities: np.ndarray  # (n, C) calibrated species probabilities
+    top_probabilities: list  # per crop, the k best (species, probability)
+    verdicts: Verdicts
+
+
+def judge(engine: Engine, vectors: np.ndarray, k: int) -> Judgement:
+    """(n, d) float32 L2-normalised vectors -> similarities, top-k, calibrated probabilities and
+    the engine's verdicts, each computed once."""
+    sims = engine.prototypes.similarities(vectors)
+    calibrated = engine.probabilities(sims)
+    return Judgement(sims, engine.prototypes.ranked(sims, k), calibrated, engine.prototypes.ranked(calibrated, k),
+                     engine.verdicts(vectors, sims))

@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from app.workspace.engine import Engine
+from app.workspace.engine import Engine, judge
 from app.workspace.results import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
-from index.errors import BadImage, InvalidInput
+from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
@@ -62,7 +62,7 @@ def nearest_crops(engine: Engine, vectors: np.ndarray, k: int,
 
 
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
-             batch_size: int = BATCH, progress: bool = False, tree: dict | None = None,
+             batch_size: int | None = None, progress: bool = False, tree: dict | None = None,
              decode_method: str = "probable", rank_threshold: float | None = None,
              vectors: np.ndarray | None = None, neighbours: int = 0,
              labels: Labeller | None = None) -> list[Identification]:
@@ -82,12 +82,16 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     is also searched is embedded once, :func:`embed_query`).
     ``neighbours``: list that many nearest catalog crops with each answer (:func:`nearest_crops`,
     labelled by ``labels``); 0 lists none and never reads the index.
+
+    Raises:
+        Interrupted: Ctrl-C mid-batch; it carries the answers of the batches finished before it.
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
     if isinstance(neighbours, bool) or neighbours < 0:
         raise InvalidInput(f"--neighbours must be 0 or more, got {neighbours}")
     items = list(items)
+    batch_size = batch_size or BATCH
     names = list(names) if names else [input_name(i, n) for n, i in enumerate(items)]
     trace = {"model": engine.model_id, "generation": engine.generation}
     out: list[Identification | None] = [None] * len(items)
@@ -105,33 +109,36 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 out[n] = Identification.failed(names[n], str(exc), source=input_source(items[n]), **trace)
         return images, where
 
-    for images, where in tqdm(_prefetched(load, starts), total=len(starts), desc="identify", unit="batch",
-                              disable=not progress or len(starts) <= 1):
-        if not images:
-            continue
-        batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
-        sims = engine.prototypes.similarities(batch)
-        tops = engine.prototypes.ranked(sims, k)
-        calibrated = engine.probabilities(sims)
-        probs = engine.prototypes.ranked(calibrated, k)
-        verdicts = engine.verdicts(batch, sims)
-        scores, unknown = verdicts.scores, verdicts.unknown
-        answers = None if table is None else answer_taxa(
-            table, calibrated, sims, decode_taxa(table, calibrated, rank_threshold, decode_method,
-                                                 unknown=unknown[engine.scorer]),
-            unknown[engine.scorer], engine.unknown_ranks)
-        near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
-        for row, n in enumerate(where):
-            verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                       for s, v in scores.items()}
-            image = images[row]
-            named = str(verdicts.species[row])
-            out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
-                                             named=None if named == "unknown" else named,
-                                             warning=tiny_image_warning(image.width, image.height),
-                                             source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                             taxon=answers[row] if answers is not None else None,
-                                             neighbours=near[row] if near is not None else (), **trace)
+    finished = 0  # items before this index are answered (or failed): what an interrupt keeps
+    try:
+        for (images, where), start in zip(tqdm(_prefetched(load, starts), total=len(starts), desc="identify",
+                                               unit="batch", disable=not progress or len(starts) <= 1), starts):
+            if not images:
+                finished = min(start + batch_size, len(items))
+                continue
+            batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+            judged = judge(engine, batch, k)
+            verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+            scores, unknown = verdicts.scores, verdicts.unknown
+            answers = None if table is None else answer_taxa(
+                table, judged.probabilities, judged.similarities,
+                decode_taxa(table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]),
+                unknown[engine.scorer], engine.unknown_ranks)
+            near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
+            for row, n in enumerate(where):
+                verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
+                           for s, v in scores.items()}
+                image = images[row]
+                named = str(verdicts.species[row])
+                out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
+                                                 named=None if named == "unknown" else named,
+                                                 warning=tiny_image_warning(image.width, image.height),
+                                                 source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                                                 taxon=answers[row] if answers is not None else None,
+                                                 neighbours=near[row] if near is not None else (), **trace)
+            finished = min(start + batch_size, len(items))
+    except KeyboardInterrupt:
+        raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None
     return out
 
 

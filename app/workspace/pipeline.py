@@ -20,13 +20,16 @@ from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
-from index.errors import EmptyIndex, InvalidInput
+from index.catalog.splits import SplitConfig, SplitSummary
+from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
 from index.home import Home
 from index.scoring.prototypes import Prototypes
 from index.files import write_json_atomic
 from index.records import SUPPORT, TEST, TRAIN, VAL
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from embedder.train_config import TrainConfig
     from embedder.training import TrainResult
     from index.catalog.decisions import Decision
@@ -59,11 +62,35 @@ def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig
         before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
         seen = np.union1d(seen, np.asarray(before, dtype=np.int64))
     write_json_atomic(folder / SEEN_CROPS, {"crops": seen.tolist()})
+    export_encoder(folder, [p for p, _ in val_items])
     register_model(catalog, model_id, config_hash(folder), read_config(folder).vector_dim, config.backbone)
     if not resume:  # trained from the start on the split as it is now (a resumed one keeps its mark)
         catalog.set_model_stale(model_id, None)
     catalog.set_current_model(model_id)
     return result
+
+
+def export_encoder(folder: Path, crops: list[Path]) -> None:
+    """Write the model's ONNX export beside its weights (``embedder.export``), checked on the first
+    validation crops. A failed export is one warning: queries then run the model on torch."""
+    from embedder.export import export_model
+
+    try:
+        export_model(folder, crops)
+    except ModelError as exc:
+        log.warning("%s: queries will run on torch", exc)
+
+
+def export_existing(catalog: Catalog, home: Home, model_id: str, int8: bool = False):
+    """``oceanid models export``: export a trained model (one from before exports, or again),
+    checked on the first validation crops. Returns ``embedder.export.ExportResult``.
+    Raises NotFound (no model folder), ModelError (the export failed)."""
+    from embedder.export import export_model
+
+    folder = home.model(model_id)
+    if not (folder / "config.json").is_file():
+        raise NotFound(f"model folder {folder} is missing", hint="train it with `oceanid train`")
+    return export_model(folder, [home.resolve(p) for p, _ in labelled_crops(catalog, VAL)], int8=int8)
 
 
 SEEN_CROPS = "seen_crops.json"  # in a model folder: the train + val crop ids it was trained and selected on
@@ -91,12 +118,28 @@ def check_no_leak(catalog: Catalog, home: Home, model_id: str) -> None:
 STALE_REASON = "trained on a split that `oceanid split --force` replaced"
 
 
+def split_home(catalog: Catalog, home: Home, config: SplitConfig, force: bool = False) -> SplitSummary:
+    """Assign train/val/test (groups never cut) and hold species out.
+
+    A split that moves crops under models trained on the current split is refused
+    (InvalidInput naming them); with ``force`` it goes ahead and marks those models stale
+    (``summary.stale_models``). Splitting again with the same settings moves nothing.
+    """
+    from index.catalog.splits import check_fractions, make_splits
+
+    check_fractions(config)  # a bad option is named before the catalog is read
+    check, marked = split_guard(catalog, home, force)
+    summary = make_splits(catalog, config, before_write=check)
+    summary.stale_models = list(marked)
+    return summary
+
+
 def split_guard(catalog: Catalog, home: Home, force: bool):
     """The check ``make_splits`` runs before it moves crops: refuse (InvalidInput naming the
     models) to change the split under models trained on it, or with ``force`` mark them stale
     in the same transaction. Returns ``(check, marked)``; ``marked`` lists the models marked."""
-    trained = [m["model_id"] for m in list_models(catalog)
-               if (home.model(m["model_id"]) / SEEN_CROPS).is_file() and not catalog.model_stale(m["model_id"])]
+    trained = [m.model_id for m in list_models(catalog)
+               if (home.model(m.model_id) / SEEN_CROPS).is_file() and not catalog.model_stale(m.model_id)]
     marked: list[str] = []
 
     def check(changed: int, con) -> None:
@@ -166,25 +209,33 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     written = not trained_prototypes_match(catalog, model_id, prototypes)
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
+    added = fit_added_prototypes(catalog, model_id)
     decided = decide(catalog, model_id, home=home)
-    return prototypes, fit_added_prototypes(catalog, model_id) or written or decided
+    return prototypes, added or written or decided
 
 
 def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | None = None) -> bool:
     """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
     trained prototypes, unless one is stored for exactly them (``force``: decide again).
+    With ``home``, the scorers the engine reads are stored too when missing (the known species'
+    OOD scorers, and the added species' scorer): loading only reads them.
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
-    from app.workspace.decisions import fit_decision, trained_only
+    from app.workspace.decisions import fit_decision, store_added_scorer, store_known_scorers, trained_only
     from index.catalog.decisions import load_decision, prototypes_digest, store_decision
 
     stored, origins = load_prototypes(catalog, model_id)
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
-    if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained) \
-            and not rank_choice_stale(catalog, decision, trained):
-        return False
-    store_decision(catalog, fit_decision(catalog, model_id, trained, home=home))
-    return True
+    written = False
+    if force or decision is None or decision.prototypes_digest != prototypes_digest(trained) \
+            or rank_choice_stale(catalog, decision, trained):
+        decision = fit_decision(catalog, model_id, trained, home=home)
+        store_decision(catalog, decision)
+        written = True
+    if home is not None:
+        store_known_scorers(catalog, home, model_id, trained, decision)
+        store_added_scorer(catalog, home, model_id)
+    return written
 
 
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:
@@ -248,8 +299,9 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
 
     ``shards`` >= 2 builds that many indexes by id hash (index/vectors/shards.py), one sub-folder each.
     With ``rebuild=False`` nothing is written when the live generation already holds
-    exactly these vectors: same model config, the same content digest (ids + vectors), and
-    the kind and shard count asked for.
+    exactly these vectors: same model config, the same vector count and content digest (ids +
+    vectors), and the kind and shard count asked for; ``disagreed`` says how it differed from
+    the catalog when it did (:func:`app.workspace.agreement.disagreement`).
     """
     from index.vectors.shards import ShardedIndex, check_shards
     from index.vectors.vector_index import VectorIndex, tune_faiss_blas
@@ -262,16 +314,20 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
     if len(ids) == 0:
         raise EmptyIndex(f"model {model_id} has no vectors yet", hint="run `oceanid embed` first")
     content = content_digest(ids, vectors)
+    repaired = None
     if not rebuild:
+        from app.workspace.agreement import disagreement
+
         name, manifest = live_manifest(home, model_id)
         same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
         same_shards = manifest is not None and max(manifest.shards, 1) == shards
-        if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"] \
+        repaired = disagreement(name, manifest, ids, content) if manifest is not None else None
+        if repaired is None and manifest is not None and manifest.config_hash == record.config_hash \
                 and same_kind and same_shards:
             return BuildResult(name, False, manifest)
     if shards > 1:
         index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)
     else:
         index = VectorIndex.build(ids, vectors, kind=kind, device=device)
-    generation, manifest, pruned = publish_generation(home, model_id, index, record["config_hash"], content)
-    return BuildResult(generation, True, manifest, pruned=tuple(pruned))
+    generation, manifest, pruned = publish_generation(home, model_id, index, record.config_hash, content)
+    return BuildResult(generation, True, manifest, pruned=tuple(pruned), disagreed=repaired)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from app.workspace.decisions import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
@@ -33,7 +34,7 @@ from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
 from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
                               remove_support_class, support_crops)
-from index.errors import BadImage, InvalidInput
+from index.errors import BadImage, CatalogBusy, InvalidInput, OceanidError
 from index.home import Home
 from index.ingest.ingest import add_support_examples
 from index.catalog.stats import concepts
@@ -73,6 +74,15 @@ def _delete_files(home: Home, removed: RemovedClass) -> None:
         home.resolve(path).unlink(missing_ok=True)
 
 
+def _check_live(engine: Engine, live: str | None) -> None:
+    """A change is built on the live generation (``app.workspace.writer`` holds the home's lock
+    while it reads it): refuse one built on an engine of another generation, which would drop
+    what that generation added."""
+    if engine.generation != live:
+        raise CatalogBusy(f"the live index changed ({engine.generation} -> {live}) while this change was prepared",
+                          hint="try again")
+
+
 def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: Sequence[ImageInput],
                 genus: str | None = None, family: str | None = None, crop: CropConfig = CropConfig(),
                 on_step: StepHook | None = None, correct: bool = False) -> SpeciesChange:
@@ -87,7 +97,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
     Raises:
         InvalidInput: the name is empty or already has prototypes, or no example is usable.
     """
-    from embedder.encoding import encode_paths
+    from app.workspace.encoders import embed_paths
 
     name = (name or "").strip()
     if not name:
@@ -107,7 +117,8 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         raise InvalidInput(f"none of the {len(items)} example image(s) could be read: "
                            f"{skipped[0][1] if skipped else 'no images given'}")
     model_id = engine.model_id
-    config_hash = model_record(catalog, model_id)["config_hash"]
+    config_hash = model_record(catalog, model_id).config_hash
+    _check_live(engine, live_manifest(home, model_id)[0])
     _, live = live_manifest(home, model_id)
     in_sync = live is not None and live.content == catalog_content(catalog, model_id)
     version = catalog.prototypes_version(model_id)
@@ -123,24 +134,24 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         skipped += report.skipped
         rows = support_crops(catalog, name)
         step("embed")
-        encoded = encode_paths(engine.model, [home.resolve(p) for _, p in rows], device=engine.device,
-                               progress=False, workers=0)
-        ids = np.asarray([rows[i][0] for i in encoded.ok], dtype=np.int64)
+        vectors, ok, _ = embed_paths(engine.model, [home.resolve(p) for _, p in rows])
+        ids = np.asarray([rows[i][0] for i in ok], dtype=np.int64)
         if ids.size == 0:
             raise InvalidInput(f"no example of {name!r} could be embedded")
-        warnings = labelled_elsewhere(catalog, home.root, engine.index, encoded.vectors, name)
-        prototypes = engine.prototypes.with_class(name, encoded.vectors)
+        warnings = labelled_elsewhere(catalog, home.root, engine.index, vectors, name)
+        prototypes = engine.prototypes.with_class(name, vectors)
         step("store")
-        add_support_class(catalog, model_id, name, ids, encoded.vectors, prototypes)
+        add_support_class(catalog, model_id, name, ids, vectors, prototypes)
         step("publish")
         index = engine.index.copy()  # the live engine's index is never changed in place
-        index.add(ids, encoded.vectors)
+        index.add(ids, vectors)
         content = catalog_content(catalog, model_id) if in_sync else ""
         generation, _, _ = publish_generation(home, model_id, index, config_hash, content)
     except BaseException:
         _undo_add(catalog, home, model_id, name, version, files_before)
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
+    _store_added_scorer(catalog, home, model_id)
     return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped),
                          taxonomy_kept=tuple(kept), warnings=warnings)
 
@@ -158,8 +169,9 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
         raise InvalidInput(f"{name!r} was learned in training, not added; hold it out with "
                            "`oceanid split --holdout` and retrain instead")
     model_id = engine.model_id
-    config_hash = model_record(catalog, model_id)["config_hash"]
+    config_hash = model_record(catalog, model_id).config_hash
     previous, live = live_manifest(home, model_id)
+    _check_live(engine, previous)
     ids, vectors = load_embeddings(catalog, model_id)
     in_sync = live is not None and live.content == content_digest(ids, vectors)
     doomed = np.asarray([i for i, _ in support_crops(catalog, name)], dtype=np.int64)
@@ -176,4 +188,14 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
         raise
     _delete_files(home, gone)
     undo_taxa(catalog, name)
+    _store_added_scorer(catalog, home, model_id)
     return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))
+
+
+def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Store the scorer the engine reads for the added species (the change itself is made: if
+    this fails, ``oceanid index build`` stores it, and loading says so until then)."""
+    try:
+        store_added_scorer(catalog, home, model_id)
+    except OceanidError as exc:
+        log.warning("the scorer of the added species is not stored now (%s): run `oceanid index build`", exc)

@@ -3,9 +3,11 @@
 Two processes that each start a thread per core on a small machine do not share it: their
 OpenMP and BLAS pools spin-wait against each other and both slow down far more than 2x
 (issue 16 measured a training run at 4 crops/s next to an `identify`, against 80 alone).
-So each process takes ``--threads`` / ``$OCEANID_THREADS``, by default half the cores it may
-run on (at least one): the server and a CLI job beside it then split the machine. Measured:
-bench/startup.py (bench/RESULTS.md, "Start-up and threads").
+So each process takes ``--threads`` / ``$OCEANID_THREADS``, else a default by job
+(:func:`threads_for`): batch jobs (train, embed, index build, evaluate, detect train, demo) run
+alone as a rule and take every core; the server, the explorer and the short query commands take
+half the cores they may run on (at least one), so a server and a CLI job beside it split the
+machine. Measured: bench/startup.py (bench/RESULTS.md, "Start-up and threads").
 """
 
 from __future__ import annotations
@@ -34,6 +36,18 @@ def usable_cores() -> int:
 def default_threads() -> int:
     """Half the usable cores, at least one."""
     return max(1, usable_cores() // 2)
+
+
+#: commands (first words after ``oceanid``) that run alone as a rule: every core by default
+BATCH_JOBS = frozenset({("demo",), ("train",), ("embed",), ("evaluate",), ("index", "build"), ("index", "rebuild"),
+                        ("detect", "train"), ("detect", "evaluate")})
+
+
+def threads_for(command: tuple[str, ...]) -> int:
+    """The default compute threads of ``command`` (``("index", "build")``, ``("serve",)``...):
+    every usable core for a :data:`BATCH_JOBS` one, else :func:`default_threads`."""
+    batch = tuple(command[:1]) in BATCH_JOBS or tuple(command[:2]) in BATCH_JOBS
+    return usable_cores() if batch else default_threads()
 
 
 def limit_threads(threads: int | None = None) -> int:

@@ -15,10 +15,9 @@ from torch import nn
 
 from index.errors import ModelError
 
-#: torchvision's / timm's ImageNet statistics (the ONE place they are written in
-#: oceanid; families with other statistics take them from their own library).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: torchvision's / timm's ImageNet statistics, written once in embedder.config (families with
+#: other statistics take them from their own library).
+from embedder.config import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402,F401
 FREEZE_MODES = ("none", "partial", "all")
 #: what ``weights`` may be, for help texts and error messages
 WEIGHTS_HELP = "'none' (random init), 'imagenet' (packaged or downloaded ImageNet weights) or a file path"

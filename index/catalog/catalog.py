@@ -8,6 +8,7 @@ by another process briefly before raising :class:`CatalogBusy`.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from index.errors import CatalogBusy, NotFound
+from index.errors import CatalogBusy, HomeNotWritable, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,20 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text or "held" in text)
 
 
+def _is_write_refused(exc: BaseException) -> bool:
+    """The file system refused to open or write the catalog: read-only, or no permission."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    text = str(exc).lower()
+    return "read-only file system" in text or "permission denied" in text
+
+
+def home_not_writable(home: Path, exc: BaseException) -> HomeNotWritable:
+    """The one-line error for a home the file system will not let us write."""
+    reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]) or type(exc).__name__
+    return HomeNotWritable(f"the home {home} cannot be written: {reason}")
+
+
 class Catalog:
     """A DuckDB catalog file; each operation opens and closes its own connection.
 
@@ -201,6 +216,8 @@ class Catalog:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not read_only and _is_write_refused(exc):
+                    raise home_not_writable(self.path.parent, exc) from None
                 if not _is_lock_error(exc):
                     raise
                 if time.monotonic() >= deadline:
@@ -214,7 +231,12 @@ class Catalog:
         """Create the file and its tables if missing (idempotent)."""
         if self._ready:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if _is_write_refused(exc):
+                raise home_not_writable(self.path.parent, exc) from None
+            raise
         con = self._connect(read_only=False)
         try:
             con.execute(SCHEMA)
@@ -239,6 +261,10 @@ class Catalog:
                 con.rollback()
                 raise
             con.commit()
+        except duckdb.IOException as exc:  # the file opened, but its folder refuses the write-ahead log
+            if _is_write_refused(exc):
+                raise home_not_writable(self.path.parent, exc) from None
+            raise
         finally:
             con.close()
 

@@ -16,9 +16,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax, softmax
-
 from index.errors import InvalidInput
+
+
+def log_softmax(z: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``scipy.special.log_softmax`` in numpy (the serving install has no scipy on its query path)."""
+    shifted = z - np.max(z, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax(z: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``scipy.special.softmax`` in numpy."""
+    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
 
 #: Search range of the temperature (cosine logits lie in [-1, 1], so useful T are small).
 T_BOUNDS = (1e-3, 10.0)

@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 import faiss
 import numpy as np
-from scipy.special import softmax
 
 from index.errors import EmptyIndex, InvalidInput
+from index.scoring.calibration import softmax
 from index.scoring.prototypes import Prototypes
 from index.vectors.vector_index import check_vectors, faiss_search
 
@@ -276,8 +276,10 @@ class MahalanobisScorer:
         check_vectors(queries, self.means.shape[1], name="queries")
         q = queries.astype(np.float64)
         qp = q @ self.precision
-        mp = self.means @ self.precision
-        d2 = (qp * q).sum(1)[:, None] - 2 * qp @ self.means.T + (mp * self.means).sum(1)[None, :]
+        if getattr(self, "_means_term", None) is None or self._means_term[0] is not self.means:
+            # (C, d) @ (d, d) once per fitted state, not per query (12x the query's own product)
+            self._means_term = (self.means, ((self.means @ self.precision) * self.means).sum(1))
+        d2 = (qp * q).sum(1)[:, None] - 2 * qp @ self.means.T + self._means_term[1][None, :]
         return np.sqrt(np.maximum(d2, 0.0))
 
     def score(self, queries: np.ndarray) -> np.ndarray:

@@ -12,7 +12,8 @@ id; the id itself when it is a string (a file name or relative path); for an int
 the given frame whose file stem is that number (``000123.jpg`` is image 123). A file name
 matches a frame given on the command line by its trailing path parts (``a/b.jpg`` matches
 ``/data/a/b.jpg``, ``b.jpg`` matches any frame named ``b.jpg``). With no frames given, names
-are resolved against the detections file's folder. Each image that cannot be found and each
+are resolved against the detections file's folder (oceanid's own ``--coco`` output names each
+frame relative to that folder, or by its absolute path: :func:`coco_file_name`). Each image that cannot be found and each
 malformed entry is one line in ``skipped``; the rest is kept. Boxes are checked against the
 frame when it is cut (:func:`index.ingest.crops.clip_box`).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +136,7 @@ def match_detections(path: Path, frames: Sequence[Path] | None = None) -> Matche
         image_id = entry["image_id"]
         key = (type(image_id).__name__, str(image_id))
         if key not in resolved:
-            resolved[key] = _resolve(image_id, images, given, by_number, Path(path).absolute().parent, missing)
+            resolved[key] = _resolve(image_id, images, given, by_number, Path(os.path.realpath(path)).parent, missing)
         frame = resolved[key]
         if frame is None:
             continue
@@ -173,6 +175,18 @@ def _resolve(image_id: object, images: dict, given: list[Path] | None, by_number
     return None
 
 
+def coco_file_name(source: str | Path | None, name: str, document: str | Path) -> str:
+    """The ``file_name`` a COCO document written to ``document`` gives a frame, so that
+    ``identify --boxes DOCUMENT`` finds it from any working folder: the frame's path relative to
+    the document's folder when it lies below it, else its absolute path; ``name`` for a frame
+    that has no file (an upload)."""
+    if not source:
+        return name
+    frame = Path(os.path.realpath(source))
+    base = Path(os.path.realpath(Path(document).absolute().parent))
+    return frame.relative_to(base).as_posix() if frame.is_relative_to(base) else str(frame)
+
+
 def coco_results(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float,
                                                                        str]]]],
                  categories: Sequence[str], description: str) -> dict:
@@ -194,4 +208,16 @@ def coco_results(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[floa
             doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": image_id,
                                        "category_id": ids[category], "bbox": [x, y, w, h], "area": round(w * h, 2),
                                        "iscrowd": 0, "score": round(float(score), 4)})
+    return doc
+
+
+def write_coco(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float, str]]]],
+               categories: Sequence[str], description: str, path: Path | None = None) -> dict:
+    """The one COCO writer of ``detect --coco`` and ``identify --coco``: the :func:`coco_results`
+    document, written atomically (indent 1) to ``path`` when given; returns the document."""
+    from index.files import write_output
+
+    doc = coco_results(frames, categories, description)
+    if path is not None:  # a user's path: a link's target is written, a FIFO or device refused
+        write_output(Path(path), json.dumps(doc, indent=1).encode("utf-8"), "--coco")
     return doc

@@ -90,7 +90,7 @@ def test_every_group_is_registered_from_its_own_module():
     import app.cli as cli
 
     names = {name for _, name in cli.GROUPS if name}
-    assert names == {"ingest", "index", "detect", "species", "taxa"}
+    assert names == {"ingest", "models", "index", "detect", "species", "taxa"}
     assert all(isinstance(module.app, typer.Typer) for module, _ in cli.GROUPS)
     verbs = {p[0] for p in all_commands()}
     assert verbs == {"ingest", "stats", "split", "train", "embed", "index", "identify", "search", "species",

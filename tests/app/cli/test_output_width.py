@@ -11,8 +11,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from app.cli import app
+from app.cli.models import MODELS_TABLE
 from app.cli.tables import Column, fit_table
-from app.cli.train import MODELS_TABLE
 
 runner = CliRunner()
 NUMBER = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])")

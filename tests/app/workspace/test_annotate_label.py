@@ -4,7 +4,7 @@ read as certainty about a species it is not (f856aba drew "unknown (closest Canc
 
 from __future__ import annotations
 
-from app.workspace.annotate import label
+from app.workspace.frames.drawing import label
 from app.workspace.results import Identification, OodVerdict
 
 

@@ -21,7 +21,7 @@ def measuring_ws(tiny_ws, monkeypatch):
 
     monkeypatch.setattr(decisions_module, "MIN_CHOICE_CROPS", 1)
     assert decide(tiny_ws.catalog, "tiny", force=True)
-    tiny_ws._engines.clear()
+    tiny_ws.reload()
     return tiny_ws
 
 
@@ -53,7 +53,7 @@ def test_unknown_crops_are_placed_only_by_held_out_evidence(measuring_ws):
 def test_no_evidence_no_rank(measuring_ws):
     stored = load_decision(measuring_ws.catalog, "tiny")
     store_decision(measuring_ws.catalog, dataclasses.replace(stored, unknown_ranks=UnknownRanks.empty()))
-    measuring_ws._engines.clear()
+    measuring_ws.reload()
     results = [r for r in measuring_ws.identify(held_out_paths(measuring_ws)) if r.unknown]
     assert results and all(r.taxon.name is None for r in results)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app.workspace.results import FrameIdentification, Identification
-from index.files import atomic_writer
+from index.files import output_target, output_writer
 from index.imaging import open_image
+
+if TYPE_CHECKING:
+    from app.workspace.frames.cascade import FrameIdentification
+    from app.workspace.identify import Identification
 
 KNOWN, UNKNOWN = (60, 220, 90), (255, 170, 0)  # box colours: a named species, unknown
 
@@ -56,12 +60,13 @@ def draw_frames(frames: Sequence[FrameIdentification], folder: Path) -> list[Pat
     """Write one annotated PNG per frame that was read (from its source file) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    drawn = [frame for frame in frames if not frame.error and frame.source]
+    for frame in drawn:  # every file checked before the first is drawn (a FIFO or folder there: one line)
+        output_target(folder / drawing_name(frame), "--draw")
     written = []
-    for frame in frames:
-        if frame.error or not frame.source:
-            continue
+    for frame in drawn:
         path = folder / drawing_name(frame)
-        with atomic_writer(path, durable=False) as fh:
+        with output_writer(path, "--draw") as fh:
             annotate(open_image(frame.source), frame).save(fh, format="PNG")
         written.append(path)
     return written
