@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
+from index.scoring.fusion import Fusion
 from index.scoring.ood import KnnScorer, calibrate
 from index.scoring.prototypes import Prototypes
 
@@ -61,15 +62,30 @@ class Draw:
         self.pools = {"q": self.q, "test": idx["test"], "unknown": idx["unknown"], "val": idx["val"]}
         self._names, self._knn, self._trained = {}, {}, {}
 
+    def prototypes(self, space) -> Prototypes:
+        v, y, tr = self.reps[space], self.y, self.idx["train"]
+        protos = Prototypes.fit(v[tr], y[tr])
+        for species, rows in self.support.items():
+            protos = protos.with_class(species, v[rows])
+        return protos
+
     def names(self, space):
-        """``pool -> predicted names`` by nearest prototype in ``space``."""
+        """``pool -> predicted names`` by nearest prototype in ``space``.
+
+        A fused space names as the product does: each class's prototype in each space (the mean of its
+        raw vectors there), the two fused by the stored :class:`index.scoring.fusion.Fusion`.
+        """
         if space not in self._names:
-            v, y, tr = self.reps[space], self.y, self.idx["train"]
-            protos = Prototypes.fit(v[tr], y[tr])
-            for species, rows in self.support.items():
-                protos = protos.with_class(species, v[rows])
-            names = np.asarray(protos.names)
-            self._names[space] = {k: names[protos.similarities(v[ix]).argmax(1)] for k, ix in self.pools.items()}
+            v = self.reps[space]
+            fusion = self.reps.get(("fusion", space))
+            if fusion is None:
+                protos = self.prototypes(space)
+                rows, owners, names = protos.vectors, protos.owners, np.asarray(protos.names)
+            else:
+                pt, pg = self.prototypes("tuned"), self.prototypes(fusion[0])
+                assert pt.names == pg.names and len(pt.vectors) == len(pt.names)
+                rows, owners, names = fusion[1].fuse(pt.vectors, pg.vectors), pt.owners, np.asarray(pt.names)
+            self._names[space] = {k: names[owners[(v[ix] @ rows.T).argmax(1)]] for k, ix in self.pools.items()}
         return self._names[space]
 
     def knn(self, space):
@@ -151,7 +167,9 @@ def fold_reps(spaces: dict, idx, weights=WEIGHTS) -> dict[str, np.ndarray]:
     for name in spaces:
         if name != "tuned":
             for w in weights:
-                reps[f"fused {name} w={w}"] = fuse(reps["tuned CL2N"], reps[f"{name} CL2N"], w)
+                fusion = Fusion.fit(spaces["tuned"][tr], spaces[name][tr], w)
+                reps[f"fused {name} w={w}"] = fusion.fuse(spaces["tuned"], spaces[name])
+                reps[("fusion", f"fused {name} w={w}")] = (name, fusion)
     return reps
 
 
@@ -168,7 +186,8 @@ def rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, str, t
                  (f"fused {name} · unknown by general", f, ("knn", f"{name} CL2N")),
                  (f"fused {name} · unknown by z-sum tuned+general", f, ("zsum", "tuned", f"{name} CL2N")),
                  (f"fused {name} · two-stage tuned -> fused", f, ("two-stage", "tuned", f)),
-                 (f"fused {name} · two-stage tuned -> general", f, ("two-stage", "tuned", f"{name} CL2N"))]
+                 (f"fused {name} · two-stage tuned -> general", f, ("two-stage", "tuned", name)),
+                 (f"fused {name} · two-stage tuned -> general CL2N", f, ("two-stage", "tuned", f"{name} CL2N"))]
     return rows
 
 
