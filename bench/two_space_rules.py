@@ -185,8 +185,10 @@ def rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, str, t
                  (f"fused {name} · unknown by fused", f, ("knn", f)),
                  (f"fused {name} · unknown by general", f, ("knn", f"{name} CL2N")),
                  (f"fused {name} · unknown by z-sum tuned+general", f, ("zsum", "tuned", f"{name} CL2N")),
+                 (f"fused {name} · two-stage tuned -> tuned (product rule 'tuned')", f, ("two-stage", "tuned", "tuned")),
                  (f"fused {name} · two-stage tuned -> fused", f, ("two-stage", "tuned", f)),
-                 (f"fused {name} · two-stage tuned -> general", f, ("two-stage", "tuned", name)),
+                 (f"fused {name} · two-stage tuned -> general (product rule 'two-stage')", f,
+                  ("two-stage", "tuned", name)),
                  (f"fused {name} · two-stage tuned -> general CL2N", f, ("two-stage", "tuned", f"{name} CL2N"))]
     return rows
 

@@ -90,6 +90,7 @@ class Workspace:
         self.crop = crop
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
         self._engines: dict[tuple, Engine] = {}  # engine_key -> loaded Engine (one at a time)
+        self._spaces: dict[tuple, Any] = {}  # (tuned, general engine keys) -> spaces.TwoSpaces | None (one at a time)
         self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
@@ -242,13 +243,23 @@ class Workspace:
         if engine == "ray":
             from app.workspace.ray_embed import embed_crops_ray
 
+            from app.workspace.spaces import ensure_general_model, wants_general
+
             config = replace(ray or RayConfig(), batch_size=batch_size)
-            return embed_crops_ray(self.catalog, self.paths, self.current_model(model), config)[0]
+            model_id = self.current_model(model)
+            report = embed_crops_ray(self.catalog, self.paths, model_id, config)[0]
+            if wants_general(self.paths, model_id):  # the general space beside it (app/workspace/spaces.py)
+                embed_crops_ray(self.catalog, self.paths, ensure_general_model(self.paths, model_id), config)
+            return report
         if engine != "local":
             raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
         from app.workspace.pipeline import embed_crops
+        from app.workspace.spaces import embed_general
 
-        return embed_crops(self.catalog, self.paths, self.current_model(model), batch_size, device, progress)
+        model_id = self.current_model(model)
+        report = embed_crops(self.catalog, self.paths, model_id, batch_size, device, progress)
+        embed_general(self.catalog, self.paths, model_id, batch_size, device, progress)  # app/workspace/spaces.py
+        return report
 
     def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
         """Fit the trained species' prototypes from the train split; write them only when
@@ -270,11 +281,15 @@ class Workspace:
         """
         from app.workspace.pipeline import build_index
 
+        from app.workspace.spaces import build_general
+
         model_id = self.current_model(model)
         refit = self.fit_prototypes(model_id, n_centres)
         result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-        if result.built:
+        general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
+        if result.built or (general is not None and (general.built or general.prototypes_refit)):
             self._engines.clear()
+            self._spaces.clear()
         return replace(result, prototypes_refit=refit)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
@@ -360,7 +375,18 @@ class Workspace:
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
                         tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
-                        vectors=vectors)
+                        vectors=vectors, spaces=self.spaces(model) if vectors is None else None)
+
+    def spaces(self, model: str | None = None) -> Any:
+        """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
+        a model with the tuned space only; cached until either space's generation or prototypes change."""
+        from app.workspace.spaces import general_id, load_spaces
+
+        tuned = self.engine(model)
+        key = (self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id)))
+        if key not in self._spaces:
+            self._spaces = {key: load_spaces(self.catalog, self.paths, tuned, self.device)}
+        return self._spaces[key]
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
@@ -528,12 +554,24 @@ class Workspace:
         ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
         from app.workspace.species import add_species
 
+        from app.workspace.spaces import add_general
+        from app.workspace.species import remove_species
+
         with self._writer:
+            spaces = self.spaces(model)
             try:
                 change = add_species(self.engine(model), self.catalog, self.paths, name, list(images), genus,
                                      family, self.crop, correct=correct)
             finally:
-                self._engines = {}
+                self._engines, self._spaces = {}, {}
+            if spaces is not None:  # the general space too; all or nothing
+                try:
+                    add_general(self.catalog, self.paths, spaces.general, name)
+                except BaseException:
+                    remove_species(self.engine(model), self.catalog, self.paths, name)
+                    raise
+                finally:
+                    self._engines, self._spaces = {}, {}
         self._store_scorers(model)
         return change
 
@@ -541,11 +579,18 @@ class Workspace:
         """Remove a species added with :meth:`species_add`."""
         from app.workspace.species import remove_species
 
+        from app.workspace.spaces import remove_general
+        from index.catalog.embeddings import support_crops
+
         with self._writer:
+            spaces = self.spaces(model)
+            doomed = [i for i, _ in support_crops(self.catalog, name)]
             try:
                 change = remove_species(self.engine(model), self.catalog, self.paths, name)
             finally:
-                self._engines = {}
+                self._engines, self._spaces = {}, {}
+            if spaces is not None and name in spaces.general.prototypes.names:
+                remove_general(self.catalog, self.paths, spaces.general, name, doomed)
         self._store_scorers(model)
         return change
 

@@ -77,3 +77,36 @@ class Fusion:
     def from_dict(cls, d: dict) -> Fusion:
         return cls(float(d["weight"]), np.asarray(d["tuned_mean"], np.float32),
                    np.asarray(d["general_mean"], np.float32))
+
+
+#: how "unknown" is decided with two spaces: ``tuned`` (the tuned space's stored decision, as with one
+#: space); ``two-stage`` (the tuned space's trained-species decision accepts; a crop it rejects is named
+#: only when the naming space names an added species and the general space's few-shot scorer accepts it)
+UNKNOWN_RULES = ("tuned", "two-stage")
+
+
+@dataclass(frozen=True, eq=False)
+class SpacesDecision:
+    """Which space names, which decides "unknown", and the fusion: decided at ``index build``, read at load."""
+
+    model_id: str  # the tuned space's model id
+    general_id: str  # the general space's model id (its own vectors, prototypes and generations)
+    naming: str  # one of SPACES: where a crop is named
+    unknown: str  # one of UNKNOWN_RULES
+    fusion: Fusion
+    digest: str  # of both spaces' trained prototypes when decided (a retrain or re-embed decides again)
+
+    def __post_init__(self) -> None:
+        if self.naming not in SPACES:
+            raise InvalidInput(f"unknown space {self.naming!r}; valid: {', '.join(SPACES)}")
+        if self.unknown not in UNKNOWN_RULES:
+            raise InvalidInput(f"unknown rule {self.unknown!r}; valid: {', '.join(UNKNOWN_RULES)}")
+
+    def to_dict(self) -> dict:
+        return {"model_id": self.model_id, "general_id": self.general_id, "naming": self.naming,
+                "unknown": self.unknown, "fusion": self.fusion.to_dict(), "digest": self.digest}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SpacesDecision:
+        return cls(d["model_id"], d["general_id"], d["naming"], d["unknown"], Fusion.from_dict(d["fusion"]),
+                   d["digest"])
