@@ -82,7 +82,8 @@ def load_fold(dataset: str, fold: int, work: Path, general: list[str]):
         return None
     split = fold_split(dataset, fold)
     spaces = {"tuned": np.load(cached)["pooled"]}
-    spaces.update(general_features(work, dataset, split[0], general))
+    have = [n for n in general if (work / f"general-{dataset}" / f"feat-{n}-centre.npz").is_file()]
+    spaces.update(general_features(work, dataset, split[0], have))  # only what a cache job stored
     meta = json.loads((folder / "train.json").read_text())
     return split, spaces, meta
 
@@ -93,7 +94,8 @@ def main() -> None:
     p.add_argument("--dataset", choices=["fish4knowledge", "plankton"], default="fish4knowledge")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--folds", type=int, nargs="*", default=None, help="evaluate: these folds (default: all cached)")
-    p.add_argument("--general", nargs="*", default=list(GENERAL), choices=list(GENERAL))
+    p.add_argument("--general", nargs="*", default=["lite0-128", "lite0-160"], choices=list(GENERAL),
+                   help="general encoders to cache / evaluate (lite2-160: about twice Lite0's encoding time)")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
