@@ -226,6 +226,7 @@ def evaluate_dataset(dataset, folds, work, general, shots, draws, load_fold) -> 
         got = load_fold(dataset, fold, work, general)
         if got is not None:
             loaded[fold] = got
+    general = [n for n in general if all(n in spaces for _, spaces, _ in loaded.values())]
     grids, reps_of = {}, {}
     for fold, ((paths, y, g, added, known, idx), spaces, meta) in loaded.items():
         reps_of[fold] = fold_reps(spaces, idx)
