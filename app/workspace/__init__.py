@@ -375,7 +375,7 @@ class Workspace:
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress,
                         tree=self._reads.get("tree", lambda: tree(self.catalog)), decode_method=decode,
-                        vectors=vectors, spaces=self.spaces(model) if vectors is None else None)
+                        vectors=vectors, spaces=self.spaces(model))
 
     def spaces(self, model: str | None = None) -> Any:
         """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
@@ -537,16 +537,19 @@ class Workspace:
         return crop_files(self.catalog, self.home, crop_ids)
 
     def search(self, query: ImageInput | int | Any, k: int = 10, where: str | None = None,
-               model: str | None = None) -> list[CropHit]:
+               model: str | None = None, space: str | None = None) -> list[CropHit]:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id,
-        inside an optional filter."""
+        inside an optional filter. ``space``: tuned | general | fused (default: ``spaces.SEARCH_SPACE``
+        where the model has both spaces, else tuned; an embedding given as ``query`` is the tuned space's)."""
         from app.workspace.identify import search
+        from app.workspace.spaces import search_space
         from index.catalog.lookup import allowed_ids
 
         allowed = None
         if where and where.strip():  # a filter's ids are read again only when the catalog changed
             allowed = self._reads.get(("allowed", where), lambda: allowed_ids(self.catalog, where))
-        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where, allowed=allowed)
+        return search_space(self.engine(model), lambda: self.spaces(model), self.catalog, self.paths, query, k,
+                            where, allowed, space, search)
 
     def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
                     family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:

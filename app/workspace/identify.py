@@ -66,8 +66,9 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
     ``spaces``: the model's two vector spaces (:mod:`app.workspace.spaces`): each image is decoded once and
-    embedded in both, named and judged by their stored decision; the answer says which space named it and
-    which decided "unknown" (the probabilities and the taxon stay the tuned space's).
+    embedded in both (``vectors`` are then not used), named and judged by their stored decision; the answer
+    says which space named it and which decided "unknown" (the probabilities and the taxon stay the tuned
+    space's).
     """
     if isinstance(k, bool) or k < 1:
         raise InvalidInput(f"--k must be at least 1, got {k}")
