@@ -96,3 +96,34 @@ def test_species_add_and_remove_keep_both_spaces_and_known_answers(two_ws):
     assert name not in spaces.general.prototypes.names
     assert (spaces.tuned.index.ntotal, spaces.general.index.ntotal) == (n_tuned, n_general)
     assert answers(two_ws, paths) == before  # remove restores every answer
+
+
+def test_search_in_each_space_matches_brute_force(two_ws):
+    """The oracle: numpy over every stored vector of the space (the fused one built by the stored fusion)."""
+    from index.catalog.embeddings import load_embeddings
+
+    query = int(crops(two_ws, split="test", limit=1)[0][0])
+    ti, tv = load_embeddings(two_ws.catalog, "tiny")
+    gi, gv = load_embeddings(two_ws.catalog, "tiny.general")
+    fusion = two_ws.spaces("tiny").decision.fusion
+    spaces = {"tuned": tv, "general": gv, "fused": fusion.fuse(tv, gv)}
+    for space, vectors in spaces.items():
+        scores = vectors @ vectors[ti == query][0]
+        scores[ti == query] = -np.inf
+        expected = list(ti[np.argsort(-scores, kind="stable")[:5]])
+        hits = two_ws.search(query, k=5, model="tiny", space=space)
+        assert [h.annotation_id for h in hits] == expected, space
+        np.testing.assert_allclose([h.score for h in hits], np.sort(scores)[::-1][:5], atol=1e-4)
+    assert [h.annotation_id for h in two_ws.search(query, k=5, model="tiny")] == \
+        [h.annotation_id for h in two_ws.search(query, k=5, model="tiny", space="fused")]  # the default
+
+
+def test_search_in_a_space_the_model_lacks_is_one_clear_error(tiny_ws):
+    from index.errors import InvalidInput
+
+    query = int(crops(tiny_ws, split="test", limit=1)[0][0])
+    assert tiny_ws.search(query, k=3, model="tiny")  # one space: the tuned one, as before
+    with pytest.raises(InvalidInput, match="one vector space"):
+        tiny_ws.search(query, k=3, model="tiny", space="general")
+    with pytest.raises(InvalidInput, match="valid: tuned, general, fused"):
+        tiny_ws.search(query, k=3, model="tiny", space="both")
