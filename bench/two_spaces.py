@@ -8,7 +8,7 @@
 
 Folds, training and the tuned features are bench/leave_species_out.py's (same run key, same work folder
 layout), so a fold trained by either is reused by both. The general space is the frozen ImageNet encoder
-(EfficientNet-Lite0 at 128 / 160 px, Lite2 at 160 px), the same for every fold. Rules are in
+(EfficientNet-Lite0 at 96 / 128 / 160 px, Lite2 at 160 px on request), the same for every fold. Rules are in
 :mod:`bench.two_space_rules`; results in bench/figures/two_spaces.json.
 """
 
@@ -28,7 +28,7 @@ from bench.common import machine
 WORK = Path(tempfile.gettempdir()) / "oceanid-two-spaces"
 FIGURES = Path(__file__).resolve().parent / "figures" / "two_spaces.json"
 #: general encoders: name -> (timm backbone, input side)
-GENERAL = {"lite0-128": ("efficientnet_lite0", 128), "lite0-160": ("efficientnet_lite0", 160),
+GENERAL = {"lite0-96": ("efficientnet_lite0", 96), "lite0-128": ("efficientnet_lite0", 128), "lite0-160": ("efficientnet_lite0", 160),
            "lite2-160": ("efficientnet_lite2", 160)}
 log = logging.getLogger("two_spaces")
 
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--dataset", choices=["fish4knowledge", "plankton"], default="fish4knowledge")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--folds", type=int, nargs="*", default=None, help="evaluate: these folds (default: all cached)")
-    p.add_argument("--general", nargs="*", default=["lite0-128", "lite0-160"], choices=list(GENERAL),
+    p.add_argument("--general", nargs="*", default=["lite0-96", "lite0-128", "lite0-160"], choices=list(GENERAL),
                    help="general encoders to cache / evaluate (lite2-160: about twice Lite0's encoding time)")
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
