@@ -60,14 +60,16 @@ class Draw:
         self.q = np.concatenate(list(queries.values()))
         self.train = np.concatenate([idx["train"], *support.values()])
         self.pools = {"q": self.q, "test": idx["test"], "unknown": idx["unknown"], "val": idx["val"]}
-        self._names, self._knn, self._trained = {}, {}, {}
+        self._names, self._knn, self._trained, self._protos = {}, {}, {}, {}
 
     def prototypes(self, space) -> Prototypes:
-        v, y, tr = self.reps[space], self.y, self.idx["train"]
-        protos = Prototypes.fit(v[tr], y[tr])
-        for species, rows in self.support.items():
-            protos = protos.with_class(species, v[rows])
-        return protos
+        if space not in self._protos:
+            v, y, tr = self.reps[space], self.y, self.idx["train"]
+            protos = Prototypes.fit(v[tr], y[tr])
+            for species, rows in self.support.items():
+                protos = protos.with_class(species, v[rows])
+            self._protos[space] = protos
+        return self._protos[space]
 
     def names(self, space):
         """``pool -> predicted names`` by nearest prototype in ``space``.
@@ -139,9 +141,19 @@ def figures(draw: Draw, naming: str, rule: tuple, known) -> dict:
             "named_wrongly": per(acc & (pred != y[q])), "ceiling": per(pred == y[q]),
             "known_named_added": float(np.mean(ok["test"] & np.isin(names["test"], added))),
             "known_top1": float(np.mean(names["test"] == yt)),
-            "known_f1_macro": float(f1_score(yt, names["test"], labels=known, average="macro", zero_division=0)),
+            "known_f1_macro": macro_f1(yt, names["test"], known),
             "unknown_auroc": float(roc_auc_score(np.r_[np.ones(len(yt)), np.zeros(len(draw.idx["unknown"]))],
                                                  np.r_[s["test"], s["unknown"]]))}
+
+
+def macro_f1(truth: np.ndarray, pred: np.ndarray, labels) -> float:
+    """F1-macro over ``labels`` (as scikit-learn's ``f1_score(average="macro", zero_division=0)``, faster)."""
+    out = []
+    for c in labels:
+        tp = np.sum((pred == c) & (truth == c))
+        denom = np.sum(pred == c) + np.sum(truth == c)
+        out.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(out))
 
 
 def recall_at_1(v: np.ndarray, y, g, idx, added) -> float:
@@ -152,7 +164,8 @@ def recall_at_1(v: np.ndarray, y, g, idx, added) -> float:
     q = idx["added"]
     pool = np.concatenate([idx["added"], idx["test"]])
     sims = v[q] @ v[pool].T
-    sims[g[q][:, None] == g[pool][None, :]] = -np.inf
+    _, codes = np.unique(g, return_inverse=True)
+    sims[codes[q][:, None] == codes[pool][None, :]] = -np.inf
     hit = y[pool][sims.argmax(1)] == y[q]
     return float(np.mean([np.mean(hit[y[q] == sp]) for sp in added]))
 
@@ -195,22 +208,18 @@ def rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, str, t
 
 def weight_grid(reps, y, g, idx, added, known, general, draws=5, shots=5, seed=0) -> dict:
     """``general name -> w -> (5-shot ceiling, known val top-1)`` of the fused naming space."""
-    out = {}
-    for name in general:
-        out[name] = {}
-        for w in WEIGHTS:
-            space = f"fused {name} w={w}"
-            rng = np.random.default_rng(seed)
-            ceil = []
-            for _ in range(draws):
-                support, queries = draw_support(rng, y, g, idx, added, shots)
-                d = Draw(reps, y, idx, support, queries, added)
-                names = d.names(space)
-                ceil.append(np.mean([np.mean(names["q"][y[d.q] == sp] == sp) for sp in added]))
-            names = d.names(space)
-            val_top1 = float(np.mean(names["val"] == y[idx["val"]]))
-            out[name][str(w)] = {"ceiling": float(np.mean(ceil)), "val_top1": val_top1}
-    return out
+    rng = np.random.default_rng(seed)
+    ceil = {(n, w): [] for n in general for w in WEIGHTS}
+    for _ in range(draws):
+        support, queries = draw_support(rng, y, g, idx, added, shots)
+        d = Draw(reps, y, idx, support, queries, added)
+        for name, w in ceil:
+            names = d.names(f"fused {name} w={w}")
+            ceil[name, w].append(np.mean([np.mean(names["q"][y[d.q] == sp] == sp) for sp in added]))
+    # known validation top-1 does not depend on the draw's added species once they are few (the last draw's)
+    return {name: {str(w): {"ceiling": float(np.mean(ceil[name, w])),
+                            "val_top1": float(np.mean(d.names(f"fused {name} w={w}")["val"] == y[idx["val"]]))}
+                   for w in WEIGHTS} for name in general}
 
 
 def choose_weight(grids: dict[int, dict], fold: int, name: str) -> float:
@@ -220,38 +229,56 @@ def choose_weight(grids: dict[int, dict], fold: int, name: str) -> float:
     return max(score, key=score.get)
 
 
-def evaluate_dataset(dataset, folds, work, general, shots, draws, load_fold) -> dict:
-    loaded = {}
-    for fold in folds if folds is not None else range(8):
-        got = load_fold(dataset, fold, work, general)
-        if got is not None:
-            loaded[fold] = got
-    general = [n for n in general if all(n in spaces for _, spaces, _ in loaded.values())]
-    grids, reps_of = {}, {}
-    for fold, ((paths, y, g, added, known, idx), spaces, meta) in loaded.items():
-        reps_of[fold] = fold_reps(spaces, idx)
-        grids[fold] = weight_grid(reps_of[fold], y, g, idx, added, known, general, draws=draws)
-    per_fold = {}
-    for fold, ((paths, y, g, added, known, idx), spaces, meta) in loaded.items():
-        reps = reps_of[fold]
-        w = {name: choose_weight(grids, fold, name) for name in general}
-        rules = rules_for(general, w)
-        table = {row: {"naming": naming, "rule": list(rule), "recall_at_1": recall_at_1(reps[naming], y, g, idx, added)}
-                 for row, naming, rule in rules}
-        for k in shots:
-            rng = np.random.default_rng(0)
-            rows: dict[str, list] = {row: [] for row, _, _ in rules}
-            for _ in range(draws):  # one draw shared by every rule: paired comparison, each space fitted once
-                support, queries = draw_support(rng, y, g, idx, added, k)
-                d = Draw(reps, y, idx, support, queries, added)
-                for row, naming, rule in rules:
-                    rows[row].append(figures(d, naming, rule, known))
-            for row, got in rows.items():
-                table[row][f"{k}shot"] = {c: float(np.mean([r[c] for r in got])) for c in got[0]}
-        per_fold[str(fold)] = {"added": list(added), "known": known, "weights": w, "training": meta,
-                               "n": {k: int(len(v)) for k, v in idx.items()}, "table": table,
-                               "weight_grid": grids[fold]}
-    return {"dataset": dataset, "folds": per_fold, "shots": list(shots), "draws": draws}
+#: fusion weights whose rule rows each fold stores (the fold's weight is then chosen on the other folds)
+TABLE_WEIGHTS = (0.3, 0.5, 0.7)
+
+
+def evaluate_fold(split, spaces: dict, general: list[str], shots, draws, weights=TABLE_WEIGHTS) -> dict:
+    """One fold, from its cached features: the weight grid, and every rule's figures at each weight.
+
+    Fused rows are keyed ``"<row> @w=<w>"``; the others once. JSON-ready."""
+    paths, y, g, added, known, idx = split
+    general = [n for n in general if n in spaces]
+    reps = fold_reps(spaces, idx)
+    grid = weight_grid(reps, y, g, idx, added, known, general, draws=draws)
+    rules = {}
+    for w in weights:
+        for row, naming, rule in rules_for(general, {n: w for n in general}):
+            rules[f"{row} @w={w}" if naming.startswith("fused") else row] = (naming, rule)
+    recall = {naming: recall_at_1(reps[naming], y, g, idx, added) for naming in {n for n, _ in rules.values()}}
+    table = {row: {"naming": naming, "rule": list(rule), "recall_at_1": recall[naming]}
+             for row, (naming, rule) in rules.items()}
+    for k in shots:
+        rng = np.random.default_rng(0)
+        got: dict[str, list] = {row: [] for row in rules}
+        for _ in range(draws):  # one draw shared by every rule: paired comparison, each space fitted once
+            support, queries = draw_support(rng, y, g, idx, added, k)
+            d = Draw(reps, y, idx, support, queries, added)
+            for row, (naming, rule) in rules.items():
+                got[row].append(figures(d, naming, rule, known))
+        for row, values in got.items():
+            table[row][f"{k}shot"] = {c: float(np.mean([r[c] for r in values])) for c in values[0]}
+    return {"added": list(added), "known": list(known), "n": {k: int(len(v)) for k, v in idx.items()},
+            "general": general, "weight_grid": grid, "table": table, "shots": list(shots), "draws": draws}
+
+
+def assemble(dataset: str, per_fold: dict[int, dict]) -> dict:
+    """Every fold's rows with its fusion weight chosen on the other folds (:func:`choose_weight`)."""
+    general = [n for n in next(iter(per_fold.values()))["general"] if all(n in f["general"] for f in per_fold.values())]
+    grids = {fold: f["weight_grid"] for fold, f in per_fold.items()}
+    out = {}
+    for fold, f in per_fold.items():
+        weights = {n: min(TABLE_WEIGHTS, key=lambda w: abs(w - choose_weight(grids, fold, n))) for n in general}
+        table = {}
+        for row, naming, _ in rules_for(general, weights):
+            w = next((weights[n] for n in general if n in row and naming.startswith("fused")), None)
+            table[row] = f["table"][f"{row} @w={w}" if w is not None else row]
+        out[str(fold)] = {**{k: v for k, v in f.items() if k != "table"}, "weights": weights, "table": table,
+                          "fixed_weight_tables": {str(w): {row: f["table"][f"{row} @w={w}"]
+                                                           for row, naming, _ in rules_for(general, {n: w for n in general})
+                                                           if naming.startswith("fused")} for w in TABLE_WEIGHTS}}
+    first = next(iter(per_fold.values()))
+    return {"dataset": dataset, "folds": out, "shots": first["shots"], "draws": first["draws"]}
 
 
 def _cell(values) -> str:
