@@ -33,11 +33,15 @@ GENERAL = {"lite0-96": ("efficientnet_lite0", 96), "lite0-128": ("efficientnet_l
 log = logging.getLogger("two_spaces")
 
 
-def fold_dir(work: Path, dataset: str, fold: int) -> Path:
-    from bench.leave_species_out import candidate_config, run_key
-    from embedder.train_config import TrainConfig
+#: training epochs of a fold: the shipped TrainConfig trains 8; 5 (0.6x the time, bench/RESULTS.md's
+#: "128 px, 5 epochs" rows) let four folds fit the shared queue on 2026-12-06
+EPOCHS = 5
 
-    config = candidate_config(TrainConfig().epochs, "centre", {})
+
+def fold_dir(work: Path, dataset: str, fold: int, epochs: int = EPOCHS) -> Path:
+    from bench.leave_species_out import candidate_config, run_key
+
+    config = candidate_config(epochs, "centre", {})
     return work / run_key(dataset, fold, config).replace("|", "-"), config
 
 
