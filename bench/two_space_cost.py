@@ -32,6 +32,11 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--general-size", type=int, nargs="+", default=[96, 128, 160], help="general encoder input sides")
     args = p.parse_args()
+    measure(args.crops, args.repeat, args.general_size)
+
+
+def measure(crops: int = 384, repeat: int = 3, sizes=(96, 128, 160)) -> dict:
+    """Every figure of the module docstring; printed and written to bench/results/two_space_cost.json."""
     import torch
 
     from embedder.encoding import encode_images, encode_paths
@@ -40,24 +45,24 @@ def main() -> None:
     from index.imaging import open_image
 
     every = sorted(FISH4K.glob("*/*.png"))
-    paths = every[:: max(1, len(every) // args.crops)][:args.crops]
+    paths = every[:: max(1, len(every) // crops)][:crops]
     tuned = build_model("efficientnet_lite0", weights="imagenet", image_size=128, output="pooled").eval()
     n = len(paths)
     decode = lambda: [open_image(p) for p in paths]  # noqa: E731
     images = decode()
     encode_images(tuned, images[:8], device="cpu")  # warm up
-    t_decode = best(decode, args.repeat)
-    t_tuned = best(lambda: encode_images(tuned, images, device="cpu"), args.repeat)
-    t_embed_tuned = best(lambda: encode_paths(tuned, paths, device="cpu", workers=0, progress=False), args.repeat)
+    t_decode = best(decode, repeat)
+    t_tuned = best(lambda: encode_images(tuned, images, device="cpu"), repeat)
+    t_embed_tuned = best(lambda: encode_paths(tuned, paths, device="cpu", workers=0, progress=False), repeat)
     rows = {"identify, tuned only (decode + 1 forward)": n / (t_decode + t_tuned),
             "embed, tuned only (encode_paths)": n / t_embed_tuned}
     seconds = {"decode": t_decode, "tuned": t_tuned, "embed_tuned": t_embed_tuned}
     ratios = {}
-    for size in args.general_size:
+    for size in sizes:
         general = general_encoder(GeneralConfig(image_size=size))
         encode_images(general, images[:8], device="cpu")  # warm up
-        t_both = best(lambda: encode_images_both([tuned, general], images, device="cpu"), args.repeat)
-        t_general = best(lambda: encode_paths(general, paths, device="cpu", workers=0, progress=False), args.repeat)
+        t_both = best(lambda: encode_images_both([tuned, general], images, device="cpu"), repeat)
+        t_general = best(lambda: encode_paths(general, paths, device="cpu", workers=0, progress=False), repeat)
         rows[f"identify, two spaces, general {size} px (decode once + 2 forwards)"] = n / (t_decode + t_both)
         rows[f"embed, two spaces, general {size} px (encode_paths x 2)"] = n / (t_embed_tuned + t_general)
         seconds.update({f"both_{size}": t_both, f"embed_general_{size}": t_general})
@@ -68,7 +73,9 @@ def main() -> None:
     for size, r in ratios.items():
         print(f"general {size} px: identify {r['identify']:.2f}x, embed {r['embed']:.2f}x of the tuned space alone")
     print(f"({n} crops, torch threads {torch.get_num_threads()})")
-    write_result("two_space_cost", {"crops": n, "crops_per_s": rows, "ratios": ratios, "seconds": seconds})
+    result = {"crops": n, "crops_per_s": rows, "ratios": ratios, "seconds": seconds}
+    write_result("two_space_cost", result)
+    return result
 
 
 if __name__ == "__main__":
