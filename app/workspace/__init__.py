@@ -303,6 +303,10 @@ class Workspace:
         if name is None:
             raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
         manifest = verify(model_dir(self.home, model_id) / name, model_id, record["config_hash"], record["dim"])
+        if generation is None:  # the general space's live generation too (app/workspace/spaces.py)
+            from app.workspace.spaces import verify_general
+
+            verify_general(self.catalog, self.paths, model_id)
         return VerifyResult(name, True, manifest)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:

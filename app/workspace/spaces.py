@@ -374,3 +374,19 @@ def search_space(tuned: Engine, spaces_of, catalog: Catalog, home: Home, query, 
     if chosen == "general":
         return search_tuned(spaces.general, catalog, home.root, query, k=k, where=where, allowed=allowed)
     return search_fused(spaces, catalog, home.root, query, k, allowed)
+
+
+def verify_general(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Check the general space's live generation against its manifest and encoder, as ``index verify`` does
+    the tuned one's (nothing to check for a model with one space). Raises what ``verify`` raises."""
+    from index.errors import EmptyIndex
+    from index.vectors.generations import current_generation, model_dir, verify
+
+    if is_general_id(model_id) or not has_general(catalog, model_id):
+        return
+    gid = general_id(model_id)
+    record = model_record(catalog, gid)
+    name = current_generation(home.root, gid)
+    if name is None:
+        raise EmptyIndex(f"no index generation for the general space of {model_id}", hint="run `oceanid index build`")
+    verify(model_dir(home.root, gid) / name, gid, record["config_hash"], record["dim"])

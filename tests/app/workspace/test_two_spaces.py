@@ -127,3 +127,15 @@ def test_search_in_a_space_the_model_lacks_is_one_clear_error(tiny_ws):
         tiny_ws.search(query, k=3, model="tiny", space="general")
     with pytest.raises(InvalidInput, match="valid: tuned, general, fused"):
         tiny_ws.search(query, k=3, model="tiny", space="both")
+
+
+def test_index_verify_checks_the_general_space_too(two_ws):
+    from index.errors import OceanidError
+    from index.vectors.generations import current_generation, model_dir
+
+    assert two_ws.index_verify("tiny").ok
+    live = model_dir(two_ws.home, "tiny.general") / current_generation(two_ws.home, "tiny.general")
+    index_file = next(p for p in live.iterdir() if p.suffix == ".faiss")
+    index_file.write_bytes(index_file.read_bytes()[:-8] + b"corrupt!")
+    with pytest.raises(OceanidError):
+        two_ws.index_verify("tiny")
