@@ -1,15 +1,16 @@
 """Two vector spaces (issue 26): the tuned space, a frozen general space, and rules that decide with both.
 
     /work/shared/tools/cpujob -- .venv/bin/python -m bench.two_spaces cache --dataset fish4knowledge --fold 0
-        (one training per fold, the shipped TrainConfig as bench/leave_species_out.py trains it; caches the
-        tuned pooled features of every crop and, once per dataset, the frozen general features)
-    .venv/bin/python -m bench.two_spaces evaluate --dataset fish4knowledge     (every rule, every cached fold)
+        (one training per fold; caches the tuned pooled features of every crop, once per dataset the frozen
+        general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder;
+        the first fold's slot also measures the query cost, bench/two_space_cost.py)
+    .venv/bin/python -m bench.two_spaces evaluate --dataset fish4knowledge     (assemble the cached folds)
     .venv/bin/python -m bench.two_spaces report                                  (tables from the stored JSON)
 
-Folds, training and the tuned features are bench/leave_species_out.py's (same run key, same work folder
-layout), so a fold trained by either is reused by both. The general space is the frozen ImageNet encoder
-(EfficientNet-Lite0 at 96 / 128 / 160 px, Lite2 at 160 px on request), the same for every fold. Rules are in
-:mod:`bench.two_space_rules`; results in bench/figures/two_spaces.json.
+Folds and training are bench/leave_species_out.py's (its fold split, TrainConfig and run key), at
+:data:`EPOCHS` epochs. The general space is the frozen ImageNet encoder (EfficientNet-Lite0 at 96 / 160 px by
+default; 128 px and Lite2 at 160 px on request), the same for every fold. Rules: bench/two_space_rules.py;
+results: bench/figures/two_spaces.json. Work folder: ``--work`` (default /tmp/oceanid-two-spaces).
 """
 
 from __future__ import annotations
