@@ -3,7 +3,7 @@
     /work/shared/tools/cpujob -- .venv/bin/python -m bench.two_spaces cache --dataset fish4knowledge --fold 0
         (one training per fold; caches the tuned pooled features of every crop, once per dataset the frozen
         general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder;
-        the first fold's slot also measures the query cost, bench/two_space_cost.py)
+)
     .venv/bin/python -m bench.two_spaces evaluate --dataset fish4knowledge     (assemble the cached folds)
     .venv/bin/python -m bench.two_spaces report                                  (tables from the stored JSON)
 
@@ -72,11 +72,6 @@ def cache(dataset: str, fold: int, work: Path, general: list[str], shots=(1, 3, 
 
     folder, config = fold_dir(work, dataset, fold)
     folder.mkdir(parents=True, exist_ok=True)
-    cost = Path(__file__).resolve().parent / "results" / "two_space_cost.json"
-    if not cost.is_file():  # the query cost, once, in the same queue slot (bench/two_space_cost.py)
-        from bench.two_space_cost import measure
-
-        measure()
     paths, y, g, added, known, idx = fold_split(dataset, fold)
     model_dir, meta = train_fold(folder, paths, y, idx, config)
     t0 = time.perf_counter()
