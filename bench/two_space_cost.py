@@ -54,20 +54,24 @@ def measure(crops: int = 384, repeat: int = 3, sizes=(96, 128, 160)) -> dict:
     t_decode = best(decode, repeat)
     t_tuned = best(lambda: encode_images(tuned, images, device="cpu"), repeat)
     t_embed_tuned = best(lambda: encode_paths(tuned, paths, device="cpu", workers=0, progress=False), repeat)
-    rows = {"identify, tuned only (decode + 1 forward)": n / (t_decode + t_tuned),
-            "embed, tuned only (encode_paths)": n / t_embed_tuned}
+    rows = {
+        "identify, tuned only (decode + 1 forward)": n / (t_decode + t_tuned),
+        "embed, tuned only (encode_paths)": n / t_embed_tuned,
+    }
     seconds = {"decode": t_decode, "tuned": t_tuned, "embed_tuned": t_embed_tuned}
     ratios = {}
     for size in sizes:
         general = general_encoder(GeneralConfig(image_size=size))
         encode_images(general, images[:8], device="cpu")  # warm up
-        t_both = best(lambda: encode_images_both([tuned, general], images, device="cpu"), repeat)
-        t_general = best(lambda: encode_paths(general, paths, device="cpu", workers=0, progress=False), repeat)
+        t_both = best(lambda g=general: encode_images_both([tuned, g], images, device="cpu"), repeat)
+        t_general = best(lambda g=general: encode_paths(g, paths, device="cpu", workers=0, progress=False), repeat)
         rows[f"identify, two spaces, general {size} px (decode once + 2 forwards)"] = n / (t_decode + t_both)
         rows[f"embed, two spaces, general {size} px (encode_paths x 2)"] = n / (t_embed_tuned + t_general)
         seconds.update({f"both_{size}": t_both, f"embed_general_{size}": t_general})
-        ratios[size] = {"identify": (t_decode + t_tuned) / (t_decode + t_both),
-                        "embed": t_embed_tuned / (t_embed_tuned + t_general)}
+        ratios[size] = {
+            "identify": (t_decode + t_tuned) / (t_decode + t_both),
+            "embed": t_embed_tuned / (t_embed_tuned + t_general),
+        }
     for name, value in rows.items():
         print(f"{name}: {value:.1f} crops/s")
     for size, r in ratios.items():

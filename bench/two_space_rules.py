@@ -16,15 +16,24 @@ other folds (their added species' 5-shot ceiling and known validation top-1), ne
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from index.scoring.fusion import Fusion
 from index.scoring.ood import KnnScorer, calibrate
 from index.scoring.prototypes import Prototypes
 
 WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-COLUMNS = ("named", "called_unknown", "named_wrongly", "ceiling", "known_named_added", "known_top1",
-           "known_f1_macro", "unknown_auroc", "recall_at_1")
+COLUMNS = (
+    "named",
+    "called_unknown",
+    "named_wrongly",
+    "ceiling",
+    "known_named_added",
+    "known_top1",
+    "known_f1_macro",
+    "unknown_auroc",
+    "recall_at_1",
+)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -118,7 +127,7 @@ def decide(draw: Draw, naming: str, rule: tuple):
     if kind == "zsum":
         parts = [draw.knn(space) for space in rule[1:]]
         stats = [(p["val"].mean(), p["val"].std() + 1e-9) for p in parts]
-        s = {k: sum((p[k] - m) / sd for p, (m, sd) in zip(parts, stats)) for k in parts[0]}
+        s = {k: sum((p[k] - m) / sd for p, (m, sd) in zip(parts, stats, strict=True)) for k in parts[0]}
         thr = calibrate(s["val"])
         return names, {k: s[k] >= thr for k in s}, s
     if kind == "two-stage":
@@ -137,13 +146,18 @@ def figures(draw: Draw, naming: str, rule: tuple, known) -> dict:
     pred, acc = names["q"], ok["q"]
     per = lambda m: float(np.mean([np.mean(m[y[q] == sp]) for sp in added]))  # noqa: E731
     yt = y[draw.idx["test"]]
-    return {"named": per(acc & (pred == y[q])), "called_unknown": per(~acc),
-            "named_wrongly": per(acc & (pred != y[q])), "ceiling": per(pred == y[q]),
-            "known_named_added": float(np.mean(ok["test"] & np.isin(names["test"], added))),
-            "known_top1": float(np.mean(names["test"] == yt)),
-            "known_f1_macro": macro_f1(yt, names["test"], known),
-            "unknown_auroc": float(roc_auc_score(np.r_[np.ones(len(yt)), np.zeros(len(draw.idx["unknown"]))],
-                                                 np.r_[s["test"], s["unknown"]]))}
+    return {
+        "named": per(acc & (pred == y[q])),
+        "called_unknown": per(~acc),
+        "named_wrongly": per(acc & (pred != y[q])),
+        "ceiling": per(pred == y[q]),
+        "known_named_added": float(np.mean(ok["test"] & np.isin(names["test"], added))),
+        "known_top1": float(np.mean(names["test"] == yt)),
+        "known_f1_macro": macro_f1(yt, names["test"], known),
+        "unknown_auroc": float(
+            roc_auc_score(np.r_[np.ones(len(yt)), np.zeros(len(draw.idx["unknown"]))], np.r_[s["test"], s["unknown"]])
+        ),
+    }
 
 
 def macro_f1(truth: np.ndarray, pred: np.ndarray, labels) -> float:
@@ -188,21 +202,21 @@ def fold_reps(spaces: dict, idx, weights=WEIGHTS) -> dict[str, np.ndarray]:
 
 def rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, str, tuple]]:
     """``(row name, naming space, unknown rule)`` of every rule reported."""
-    rows = [("tuned (today)", "tuned", ("knn", "tuned")),
-            ("tuned CL2N", "tuned CL2N", ("knn", "tuned CL2N"))]
+    rows = [("tuned (today)", "tuned", ("knn", "tuned")), ("tuned CL2N", "tuned CL2N", ("knn", "tuned CL2N"))]
     for name in general:
         f = f"fused {name} w={w[name]}"
-        rows += [(f"general {name}", name, ("knn", name)),
-                 (f"general {name} CL2N", f"{name} CL2N", ("knn", f"{name} CL2N")),
-                 (f"fused {name} · unknown by tuned", f, ("knn", "tuned")),
-                 (f"fused {name} · unknown by fused", f, ("knn", f)),
-                 (f"fused {name} · unknown by general", f, ("knn", f"{name} CL2N")),
-                 (f"fused {name} · unknown by z-sum tuned+general", f, ("zsum", "tuned", f"{name} CL2N")),
-                 (f"fused {name} · two-stage tuned -> tuned (product rule 'tuned')", f, ("two-stage", "tuned", "tuned")),
-                 (f"fused {name} · two-stage tuned -> fused", f, ("two-stage", "tuned", f)),
-                 (f"fused {name} · two-stage tuned -> general (product rule 'two-stage')", f,
-                  ("two-stage", "tuned", name)),
-                 (f"fused {name} · two-stage tuned -> general CL2N", f, ("two-stage", "tuned", f"{name} CL2N"))]
+        rows += [
+            (f"general {name}", name, ("knn", name)),
+            (f"general {name} CL2N", f"{name} CL2N", ("knn", f"{name} CL2N")),
+            (f"fused {name} · unknown by tuned", f, ("knn", "tuned")),
+            (f"fused {name} · unknown by fused", f, ("knn", f)),
+            (f"fused {name} · unknown by general", f, ("knn", f"{name} CL2N")),
+            (f"fused {name} · unknown by z-sum tuned+general", f, ("zsum", "tuned", f"{name} CL2N")),
+            (f"fused {name} · two-stage tuned -> tuned (product rule 'tuned')", f, ("two-stage", "tuned", "tuned")),
+            (f"fused {name} · two-stage tuned -> fused", f, ("two-stage", "tuned", f)),
+            (f"fused {name} · two-stage tuned -> general (product rule 'two-stage')", f, ("two-stage", "tuned", name)),
+            (f"fused {name} · two-stage tuned -> general CL2N", f, ("two-stage", "tuned", f"{name} CL2N")),
+        ]
     return rows
 
 
@@ -217,9 +231,16 @@ def weight_grid(reps, y, g, idx, added, known, general, draws=5, shots=5, seed=0
             names = d.names(f"fused {name} w={w}")
             ceil[name, w].append(np.mean([np.mean(names["q"][y[d.q] == sp] == sp) for sp in added]))
     # known validation top-1 does not depend on the draw's added species once they are few (the last draw's)
-    return {name: {str(w): {"ceiling": float(np.mean(ceil[name, w])),
-                            "val_top1": float(np.mean(d.names(f"fused {name} w={w}")["val"] == y[idx["val"]]))}
-                   for w in WEIGHTS} for name in general}
+    return {
+        name: {
+            str(w): {
+                "ceiling": float(np.mean(ceil[name, w])),
+                "val_top1": float(np.mean(d.names(f"fused {name} w={w}")["val"] == y[idx["val"]])),
+            }
+            for w in WEIGHTS
+        }
+        for name in general
+    }
 
 
 def choose_weight(grids: dict[int, dict], fold: int, name: str) -> float:
@@ -246,8 +267,10 @@ def evaluate_fold(split, spaces: dict, general: list[str], shots, draws, weights
         for row, naming, rule in rules_for(general, {n: w for n in general}):
             rules[f"{row} @w={w}" if naming.startswith("fused") else row] = (naming, rule)
     recall = {naming: recall_at_1(reps[naming], y, g, idx, added) for naming in {n for n, _ in rules.values()}}
-    table = {row: {"naming": naming, "rule": list(rule), "recall_at_1": recall[naming]}
-             for row, (naming, rule) in rules.items()}
+    table = {
+        row: {"naming": naming, "rule": list(rule), "recall_at_1": recall[naming]}
+        for row, (naming, rule) in rules.items()
+    }
     for k in shots:
         rng = np.random.default_rng(0)
         got: dict[str, list] = {row: [] for row in rules}
@@ -258,8 +281,16 @@ def evaluate_fold(split, spaces: dict, general: list[str], shots, draws, weights
                 got[row].append(figures(d, naming, rule, known))
         for row, values in got.items():
             table[row][f"{k}shot"] = {c: float(np.mean([r[c] for r in values])) for c in values[0]}
-    return {"added": list(added), "known": list(known), "n": {k: int(len(v)) for k, v in idx.items()},
-            "general": general, "weight_grid": grid, "table": table, "shots": list(shots), "draws": draws}
+    return {
+        "added": list(added),
+        "known": list(known),
+        "n": {k: int(len(v)) for k, v in idx.items()},
+        "general": general,
+        "weight_grid": grid,
+        "table": table,
+        "shots": list(shots),
+        "draws": draws,
+    }
 
 
 def assemble(dataset: str, per_fold: dict[int, dict]) -> dict:
@@ -273,10 +304,19 @@ def assemble(dataset: str, per_fold: dict[int, dict]) -> dict:
         for row, naming, _ in rules_for(general, weights):
             w = next((weights[n] for n in general if n in row and naming.startswith("fused")), None)
             table[row] = f["table"][f"{row} @w={w}" if w is not None else row]
-        out[str(fold)] = {**{k: v for k, v in f.items() if k != "table"}, "weights": weights, "table": table,
-                          "fixed_weight_tables": {str(w): {row: f["table"][f"{row} @w={w}"]
-                                                           for row, naming, _ in rules_for(general, {n: w for n in general})
-                                                           if naming.startswith("fused")} for w in TABLE_WEIGHTS}}
+        out[str(fold)] = {
+            **{k: v for k, v in f.items() if k != "table"},
+            "weights": weights,
+            "table": table,
+            "fixed_weight_tables": {
+                str(w): {
+                    row: f["table"][f"{row} @w={w}"]
+                    for row, naming, _ in rules_for(general, {n: w for n in general})
+                    if naming.startswith("fused")
+                }
+                for w in TABLE_WEIGHTS
+            },
+        }
     first = next(iter(per_fold.values()))
     return {"dataset": dataset, "folds": out, "shots": first["shots"], "draws": first["draws"]}
 
@@ -291,16 +331,34 @@ def markdown(r: dict) -> str:
     top = f"{max(r['shots'])}shot"
     lines = []
     rows = list(next(iter(folds.values()))["table"])
-    head = ("| rule | named (" + " / ".join(f"{k}" for k in r["shots"]) + " shots) | unknown | wrong | ceiling | "
-            "known named added | known top-1 | F1-macro | AUROC | recall@1 across tracks |")
-    lines += [f"Mean ± spread (population std) over {len(folds)} folds ({', '.join(folds)}), {r['draws']} support "
-              f"draws; columns after 'named' at {top[:-4]} shots.", "", head, "|---|---|---|---|---|---|---|---|---|---|"]
+    head = (
+        "| rule | named (" + " / ".join(f"{k}" for k in r["shots"]) + " shots) | unknown | wrong | ceiling | "
+        "known named added | known top-1 | F1-macro | AUROC | recall@1 across tracks |"
+    )
+    lines += [
+        f"Mean ± spread (population std) over {len(folds)} folds ({', '.join(folds)}), {r['draws']} support "
+        f"draws; columns after 'named' at {top[:-4]} shots.",
+        "",
+        head,
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         cells = [row]
-        cells.append(" / ".join(f"{np.mean([f['table'][row][f'{k}shot']['named'] for f in folds.values()]):.2f}"
-                                for k in r["shots"]))
-        for c in ("named", "called_unknown", "named_wrongly", "ceiling", "known_named_added", "known_top1",
-                  "known_f1_macro", "unknown_auroc"):
+        cells.append(
+            " / ".join(
+                f"{np.mean([f['table'][row][f'{k}shot']['named'] for f in folds.values()]):.2f}" for k in r["shots"]
+            )
+        )
+        for c in (
+            "named",
+            "called_unknown",
+            "named_wrongly",
+            "ceiling",
+            "known_named_added",
+            "known_top1",
+            "known_f1_macro",
+            "unknown_auroc",
+        ):
             if c == "named":
                 cells[-1] += f" ({_cell([f['table'][row][top]['named'] for f in folds.values()])})"
                 continue
@@ -309,9 +367,13 @@ def markdown(r: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for fold, f in folds.items():
-        lines.append(f"fold {fold} (added {', '.join(f['added'])}; weights {f['weights']}): 5-shot named by rule: "
-                     + "; ".join(f"{row} {f['table'][row][top]['named']:.2f}" for row in rows))
-        grid = "; ".join(f"{n}: " + ", ".join(f"w={w} {v['ceiling']:.2f}/{v['val_top1']:.3f}" for w, v in g.items())
-                         for n, g in f["weight_grid"].items())
+        lines.append(
+            f"fold {fold} (added {', '.join(f['added'])}; weights {f['weights']}): 5-shot named by rule: "
+            + "; ".join(f"{row} {f['table'][row][top]['named']:.2f}" for row in rows)
+        )
+        grid = "; ".join(
+            f"{n}: " + ", ".join(f"w={w} {v['ceiling']:.2f}/{v['val_top1']:.3f}" for w, v in g.items())
+            for n, g in f["weight_grid"].items()
+        )
         lines.append(f"  weight grid (5-shot ceiling / known val top-1): {grid}")
     return "\n".join(lines)

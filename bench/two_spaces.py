@@ -29,8 +29,12 @@ from bench.common import machine
 WORK = Path(tempfile.gettempdir()) / "oceanid-two-spaces"
 FIGURES = Path(__file__).resolve().parent / "figures" / "two_spaces.json"
 #: general encoders: name -> (timm backbone, input side)
-GENERAL = {"lite0-96": ("efficientnet_lite0", 96), "lite0-128": ("efficientnet_lite0", 128), "lite0-160": ("efficientnet_lite0", 160),
-           "lite2-160": ("efficientnet_lite2", 160)}
+GENERAL = {
+    "lite0-96": ("efficientnet_lite0", 96),
+    "lite0-128": ("efficientnet_lite0", 128),
+    "lite0-160": ("efficientnet_lite0", 160),
+    "lite2-160": ("efficientnet_lite2", 160),
+}
 log = logging.getLogger("two_spaces")
 
 
@@ -122,8 +126,13 @@ def main() -> None:
     p.add_argument("--dataset", choices=["fish4knowledge", "plankton"], default="fish4knowledge")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--folds", type=int, nargs="*", default=None, help="evaluate: these folds (default: all cached)")
-    p.add_argument("--general", nargs="*", default=["lite0-96", "lite0-160"], choices=list(GENERAL),
-                   help="general encoders to cache / evaluate (lite2-160: about twice Lite0's encoding time)")
+    p.add_argument(
+        "--general",
+        nargs="*",
+        default=["lite0-96", "lite0-160"],
+        choices=list(GENERAL),
+        help="general encoders to cache / evaluate (lite2-160: about twice Lite0's encoding time)",
+    )
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
@@ -151,8 +160,13 @@ def main() -> None:
     if not per_fold:
         raise SystemExit("no fold is cached yet: run the cache step first")
     result = assemble(args.dataset, per_fold)
-    result.update({"command": "python -m bench.two_spaces evaluate --dataset " + args.dataset,
-                   "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()})
+    result.update(
+        {
+            "command": "python -m bench.two_spaces evaluate --dataset " + args.dataset,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine(),
+        }
+    )
     stored = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
     stored[args.dataset] = result
     FIGURES.parent.mkdir(parents=True, exist_ok=True)

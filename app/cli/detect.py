@@ -32,7 +32,8 @@ app = typer.Typer(cls=FramesByDefault, no_args_is_help=True,
                        "scores; train, list and evaluate the detector.\n\nExample: oceanid detect reef/ --coco "
                        "boxes.json")
 
-DETECTOR = typer.Option(None, "--detector", help="Detector id (default: the last trained; see `oceanid detect list`).")
+DETECTOR = typer.Option(None, "--detector", help="Detector id or folder (default: the current one, the last trained; "
+                                                  "see `oceanid detect list`).")
 
 
 @app.command(RUN, hidden=True)
@@ -151,7 +152,8 @@ def list_detectors(ctx: typer.Context, as_json: bool = options.JSON) -> None:
     for r in rows:
         score = f"val mAP@0.5 {r.val_map50:.3f} (epoch {r.best_epoch})" if r.val_map50 is not None else "no val score"
         console.print(f"{'*' if r.detector_id == current else ' '} {r.detector_id}  {r.arch} {r.image_size} px, "
-                      f"{r.epochs} epochs, {score}, {r.seconds or 0:.0f} s", markup=False, highlight=False)
+                      f"{'?' if r.epochs is None else r.epochs} epochs, {score}, {r.seconds or 0:.0f} s",
+                      markup=False, highlight=False)
 
 
 @app.command("evaluate")

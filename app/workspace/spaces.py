@@ -282,7 +282,8 @@ def add_general(catalog: Catalog, home: Home, general: Engine, name: str) -> str
     index = general.index.copy()
     index.add(ids, encoded.vectors)
     content = catalog_content(catalog, gid) if in_sync else ""
-    generation, _, _ = publish_generation(home, gid, index, model_record(catalog, gid)["config_hash"], content)
+    generation, _, _ = publish_generation(home, gid, index, model_record(catalog, gid).config_hash, content)
+    _store_added_scorer(catalog, home, gid)
     return generation
 
 
@@ -295,9 +296,22 @@ def remove_general(catalog: Catalog, home: Home, general: Engine, name: str, doo
     gid = general.model_id
     index = general.index.copy()
     index.remove(np.asarray(doomed, dtype=np.int64))
-    generation, _, _ = publish_generation(home, gid, index, model_record(catalog, gid)["config_hash"])
+    generation, _, _ = publish_generation(home, gid, index, model_record(catalog, gid).config_hash)
     drop_added_class(catalog, gid, name)
+    _store_added_scorer(catalog, home, gid)
     return generation
+
+
+def _store_added_scorer(catalog: Catalog, home: Home, gid: str) -> None:
+    """The general space's added-species scorer, stored as species add / remove store the tuned one's."""
+    from app.workspace.decisions import store_added_scorer
+    from index.errors import OceanidError
+
+    try:
+        store_added_scorer(catalog, home, gid)
+    except OceanidError as exc:
+        log.warning("the general space's scorer of the added species is not stored now (%s): run `oceanid index build`",
+                    exc)
 
 
 # -- search in a space ---------------------------------------------------------------------------------
@@ -379,14 +393,8 @@ def search_space(tuned: Engine, spaces_of, catalog: Catalog, home: Home, query, 
 def verify_general(catalog: Catalog, home: Home, model_id: str) -> None:
     """Check the general space's live generation against its manifest and encoder, as ``index verify`` does
     the tuned one's (nothing to check for a model with one space). Raises what ``verify`` raises."""
-    from index.errors import EmptyIndex
-    from index.vectors.generations import current_generation, model_dir, verify
+    from app.workspace.indexes import verify_generation
 
     if is_general_id(model_id) or not has_general(catalog, model_id):
         return
-    gid = general_id(model_id)
-    record = model_record(catalog, gid)
-    name = current_generation(home.root, gid)
-    if name is None:
-        raise EmptyIndex(f"no index generation for the general space of {model_id}", hint="run `oceanid index build`")
-    verify(model_dir(home.root, gid) / name, gid, record["config_hash"], record["dim"])
+    verify_generation(catalog, home, general_id(model_id))

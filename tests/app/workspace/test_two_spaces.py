@@ -42,7 +42,7 @@ def test_the_general_space_has_its_own_id_vectors_generation_and_decision(two_ws
     from index.vectors.generations import current_generation
 
     tuned, general = model_record(two_ws.catalog, "tiny"), model_record(two_ws.catalog, "tiny.general")
-    assert tuned["config_hash"] != general["config_hash"]
+    assert tuned.config_hash != general.config_hash
     assert current_generation(two_ws.home, "tiny.general") is not None
     ti, _ = load_embeddings(two_ws.catalog, "tiny")
     gi, _ = load_embeddings(two_ws.catalog, "tiny.general")
