@@ -49,7 +49,7 @@ def steps(args) -> None:
             model.train()
             keep_bn_frozen(model)
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-            batch = [_target(t, b, flip=False) for t, b in _prepared(frames, size)]
+            batch = [_target(t, b, flip=False) for t, b, _ in _prepared(frames, size)]
             best = float("inf")
             for i in range(args.repeats + 1):
                 start = time.perf_counter()

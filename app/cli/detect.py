@@ -97,7 +97,8 @@ def train(
     image_size: int = typer.Option(384, "--image-size", help="Frames are resized so their longer side is this "
                                                              "(a multiple of 32)."),
     arch: str = typer.Option("fcos", "--arch", help="fcos | retinanet (torchvision heads on an "
-                                                    "EfficientNet-Lite0 + FPN backbone)."),
+                                                    "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
+                                                    "(COCO-pretrained YOLOX-Nano, weights fetched at first use)."),
     device: str = options.DEVICE_TORCH,
     detector: str = typer.Option(None, "--detector", help="Detector id (folder under models/). Default: "
                                                           "detector-<arch>-<image-size>."),
@@ -105,7 +106,8 @@ def train(
     stop_after: int = typer.Option(None, "--stop-after", min=1, help="Stop after this many epochs of this run "
                                                                      "(continue later with --resume)."),
     batch_size: int = options.count(4, "--batch-size", "Frames per step."),
-    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="AdamW peak learning rate."),
+    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, "
+                                                        "yolox-nano 3e-4)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.

@@ -167,14 +167,14 @@ def _predict_all(model, config, images, device: str, min_score: float):
 
 def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_size: int = 384, epochs: int = 8,
                    device: str = "cpu", detector_id: str | None = None, resume: bool = False,
-                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float = 1e-3,
+                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float | None = None,
                    fpn_channels: int = 96, pretrained: bool = True, progress: bool = False) -> DetectorTraining:
     """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
 
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
-    from embedder.detection.model import ARCHITECTURES, DetectorConfig, save_detector
-    from embedder.detection.training import DetectorTrainConfig
+    from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
+    from embedder.detection.training import DetectorTrainConfig, default_lr, recipe
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
 
@@ -201,8 +201,9 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     skipped += bad
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
-    config = DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
-    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
+    config = detector_config(arch, image_size, fpn_channels)
+    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size,
+                                       lr=default_lr(arch) if lr is None else lr, **recipe(arch))
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None
     best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
