@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,9 @@ from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.taxonomy import decode as decode_taxa
+
+if TYPE_CHECKING:
+    from app.workspace.spaces import TwoSpaces
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ def input_name(item: ImageInput, n: int, unnamed: str = "upload") -> str:
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int | None = None, progress: bool = False, tree: dict | None = None,
              decode_method: str = "probable", rank_threshold: float | None = None,
-             vectors: np.ndarray | None = None) -> list[Identification]:
+             vectors: np.ndarray | None = None, spaces: TwoSpaces | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
 
@@ -62,6 +65,10 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     the rank threshold is the stored decision's (chosen on validation) unless ``rank_threshold``.
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
+    ``spaces``: the model's two vector spaces (:mod:`app.workspace.spaces`): each image is decoded once and
+    embedded in both (``vectors`` are then not used), named and judged by their stored decision; the answer
+    says which space named it and which decided "unknown" (the probabilities and the taxon stay the tuned
+    space's).
 
     Raises:
         Interrupted: Ctrl-C mid-batch; it carries the answers of the batches finished before it.
@@ -94,9 +101,17 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             if not images:
                 finished = min(start + batch_size, len(items))
                 continue
-            batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+            if spaces is not None:
+                batch, general = spaces.embed(images)
+            else:
+                batch = engine.embed(images) if vectors is None else \
+                    np.ascontiguousarray(vectors[where], dtype=np.float32)
             judged = judge(engine, batch, k)
             verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+            by = None if spaces is None else spaces.verdicts(batch, general)
+            if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
+                tops = engine.prototypes.ranked(by.similarities, k)
+                verdicts = by.verdicts
             scores, unknown = verdicts.scores, verdicts.unknown
             answers = None if table is None else decode_taxa(table, judged.probabilities, rank_threshold,
                                                              decode_method, unknown=unknown[engine.scorer])
@@ -105,11 +120,15 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                            for s, v in scores.items()}
                 image = images[row]
                 named = str(verdicts.species[row])
-                out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
-                                                 named=None if named == "unknown" else named,
-                                                 warning=tiny_image_warning(image.width, image.height),
-                                                 source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                                 taxon=answers[row] if answers is not None else None, **trace)
+                out[n] = Identification.answered(
+                    names[n], tops[row], probs[row], verdict, engine.scorer,
+                    named=None if named == "unknown" else named,
+                    warning=tiny_image_warning(image.width, image.height),
+                    source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                    taxon=answers[row] if answers is not None else None,
+                    named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
+                    unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
+                    **trace)
             finished = min(start + batch_size, len(items))
     except KeyboardInterrupt:
         raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None

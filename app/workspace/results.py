@@ -150,6 +150,8 @@ class IdentificationRecord(TypedDict):
     model: str | None
     generation: str | None
     taxon: TaxonRecord | None  # the deepest confident taxon (``index.taxonomy.TaxonAnswer.to_dict``)
+    named_by: str | None  # the vector space that named it: tuned | general | fused ("" when unknown)
+    unknown_by: str | None  # the space(s) that decided "unknown": tuned | tuned+general ("" when named)
 
 
 class TaxonRecord(TypedDict):
@@ -193,6 +195,8 @@ class Identification:
     # prototype's (a crop nearest an added species that its few-shot scorer rejects is judged
     # as a known-species crop: the nearest trained species)
     taxon: TaxonAnswer | None = None  # the deepest confident taxon and its lineage (``index.taxonomy``)
+    named_by: str | None = None  # the vector space that named it (app/workspace/spaces.py); "" when unknown
+    unknown_by: str | None = None  # the space(s) that decided "unknown"; "" when named
 
     @classmethod
     def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
@@ -256,7 +260,8 @@ class Identification:
                 "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
                 "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
                 "detection_score": self.detection_score, "model": self.model, "generation": self.generation,
-                "taxon": self.taxon.to_dict() if self.taxon else None}
+                "taxon": self.taxon.to_dict() if self.taxon else None, "named_by": self.named_by,
+                "unknown_by": self.unknown_by}
 
 
 @dataclass(frozen=True)
