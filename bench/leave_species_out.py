@@ -65,6 +65,9 @@ FOLDS = {
     "fish4knowledge": [
         ("03_Chromis_chrysura", "05_Chaetodon_lunulatus", "10_Neoniphon_sammara"),
         ("02_Plectroglyphidodon_dickii", "07_Myripristis_kuntee", "13_Pomacentrus_moluccensis"),
+        # issue 26: two more folds, each with a near relative of a trained species
+        ("01_Dascyllus_reticulatus", "06_Chaetodon_trifascialis", "08_Acanthurus_nigrofuscus"),
+        ("04_Amphiprion_clarkii", "09_Hemigymnus_fasciatus", "11_Abudefduf_vaigiensis"),
     ],
     "plankton": [("Pleurobrachia", "Siphonophora", "Limacina"), ("Oikopleura", "Aglantha", "Metridia")],
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -52,6 +52,8 @@ class SearchRequest(BaseModel):
     where: str | None = Field(None, max_length=2000,
                               description='Filter, as `oceanid search --where`: species="Chromis chrysura", '
                                           "depth=100..500, date>=2020-06, split in (val, test); and / or.")
+    space: Literal["tuned", "general", "fused"] | None = Field(
+        None, description="Vector space searched (default: fused where the model has a general space, else tuned).")
 
 
 class SpeciesRequest(BaseModel):

@@ -117,7 +117,8 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
         if (req.crop is None) == (not uploads):
             raise InvalidInput("send either an image (a file part, or base64 in `image`) or a `crop` id")
         query = req.crop if req.crop is not None else uploads[0].data
-        return _json(await run_in_threadpool(ws.search, query, k=req.k, where=req.where, model=model))
+        return _json(await run_in_threadpool(ws.search, query, k=req.k, where=req.where, model=model,
+                                             space=req.space))
 
     @app.post("/species", response_model=SpeciesChange, openapi_extra=request_body(SpeciesRequest),
               summary="Add a species from a few example crops, without retraining")

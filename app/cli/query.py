@@ -97,12 +97,14 @@ def answer_cells(r) -> tuple[str, str, str]:
         return "[red]unreadable[/red]", "", r.error
     score = f"{r.scorer} {fixed(r.unknown_score, 2)} {'<' if r.unknown else '≥'} {fixed(r.unknown_threshold, 2)}"
     warn = f"[yellow]{r.warning}[/yellow]; " if r.warning else ""
+    two = r.named_by not in (None, "", "tuned") or r.unknown_by not in (None, "", "tuned")  # two vector spaces
     if r.unknown:
         return ("[yellow]unknown[/yellow]", "",
                 f"{warn}closest known: {r.closest}, {fixed(r.probability, 2)} among known species{taxon_note(r)}; "
-                f"{score}")
+                f"{score}" + (f" (unknown by the {r.unknown_by} space)" if two else ""))
     rest = "; ".join(f"{s} {fixed(p, 2)}" for s, p in r.probabilities[1:3])
-    return r.species, fixed(r.probability, 2), f"{warn}{score}{taxon_note(r)}" + (f"; next {rest}" if rest else "")
+    return r.species, fixed(r.probability, 2), (f"{warn}{score}{taxon_note(r)}" + (f"; next {rest}" if rest else "")
+                                                + (f"; named in the {r.named_by} space" if two else ""))
 
 
 def summary_line(results) -> list[str]:
@@ -322,6 +324,8 @@ def search(
     csv_path: Path = options.csv_option("Write one row per hit to this CSV file (checked before the work; "
                                         "written atomically)."),
     model: str = options.MODEL,
+    space: str = typer.Option(None, "--space", help="Vector space: tuned, general or fused (default: fused "
+                              "where the model has a general space, else tuned)."),
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
 ) -> None:
@@ -336,7 +340,8 @@ def search(
     if (image is None) == (crop is None):
         raise fail("give either an IMAGE or --crop ID")
     check_output_file(csv_path, "--csv")
-    hits = workspace(ctx, device).search(crop if crop is not None else image, k=k, where=where, model=model)
+    hits = workspace(ctx, device).search(crop if crop is not None else image, k=k, where=where, model=model,
+                                         space=space)
     if csv_path is not None:
         write_csv(csv_path, SEARCH_COLUMNS, [
             [h.annotation_id, fixed(h.score), h.species, h.genus or "", h.family or "", fixed(h.depth_m, 1),

@@ -92,6 +92,9 @@ def embed(
                                            "default: start a local cluster and stop it afterwards."),
     workers: int = typer.Option(2, help="Ray only: embedding actors (each loads the model once)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="Ray only: GPUs per actor (0 = CPU)."),
+    general_space: bool = typer.Option(False, "--general-space",
+                                       help="Also keep a frozen ImageNet space beside the tuned one (experimental: "
+                                            "its naming rule is not yet chosen by measurement; see the README)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Embed every crop that has no vector for the model yet and store the vectors in the catalog.
@@ -103,7 +106,8 @@ def embed(
     Example: oceanid embed --batch-size 128   (the last trained model; name another with --model)
     """
     ray = RayConfig(address=address, workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
-    report = workspace(ctx).embed(model, batch_size, device, progress=not as_json, engine=engine, ray=ray)
+    report = workspace(ctx).embed(model, batch_size, device, progress=not as_json, engine=engine, ray=ray,
+                              general=general_space)
     if as_json:
         print_json(report)
         return

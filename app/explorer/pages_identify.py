@@ -74,10 +74,12 @@ def _verdict(result) -> None:
     v = result.verdict
     if result.unknown:
         st.subheader("Unknown")
-        st.caption(f"no known species is close enough: below the `{result.scorer}` threshold")
+        st.caption(f"no known species is close enough: below the `{result.scorer}` threshold"
+                   + (f" (decided in the {result.unknown_by} space)" if result.unknown_by else ""))
     else:
         st.subheader(result.species)
-        st.caption(f"decided by the `{result.scorer}` OOD score against its threshold")
+        st.caption(f"decided by the `{result.scorer}` OOD score against its threshold"
+                   + (f"; named in the {result.named_by} space" if result.named_by else ""))
     if result.warning:
         st.warning(result.warning)
     left, right = st.columns(2)

@@ -94,6 +94,7 @@ class Workspace:
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
         self._engines = EngineCache(lambda model_id: load_engine(self.catalog, self.paths, model_id,
                                                                  device=self.device, gpu_search=self.gpu_search))
+        self._spaces: dict[tuple, Any] = {}  # (tuned, general engine keys) -> spaces.TwoSpaces | None (one at a time)
         self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
@@ -104,6 +105,7 @@ class Workspace:
     def reload(self) -> None:
         """Forget the loaded engines: the next query loads what the home holds now."""
         self._engines.clear()
+        self._spaces = {}
 
     def _tree(self) -> dict:
         """The catalog's lineages, read again only when the catalog changed."""
@@ -195,22 +197,39 @@ class Workspace:
         return train_model(self.catalog, self.paths, model_id, config, resume=resume, progress=progress)
 
     def embed(self, model: str | None = None, batch_size: int = 64, device: str = "auto",
-              progress: bool = False, engine: str = "local", ray: RayConfig | None = None) -> EmbedReport:
+              progress: bool = False, engine: str = "local", ray: RayConfig | None = None,
+              general: bool = False) -> EmbedReport:
         """Embed every crop that has no vector for the model yet.
 
         ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its
-        ``batch_size`` is taken from ``batch_size``); ``local`` in this process.
+        ``batch_size`` is taken from ``batch_size``); ``local`` in this process. ``general``: keep
+        the frozen general space beside the tuned one from now on (:mod:`app.workspace.spaces`;
+        opt-in until its rule is chosen by measurement); a model that keeps one embeds it too.
         """
+        from app.workspace.spaces import ensure_general_model
+
+        if general:
+            ensure_general_model(self.paths, self.current_model(model))
         if engine == "ray":
             from app.workspace.ray_embed import embed_crops_ray
 
+            from app.workspace.spaces import ensure_general_model, wants_general
+
             config = replace(ray or RayConfig(), batch_size=batch_size)
-            return embed_crops_ray(self.catalog, self.paths, self.current_model(model), config)[0]
+            model_id = self.current_model(model)
+            report = embed_crops_ray(self.catalog, self.paths, model_id, config)[0]
+            if wants_general(self.paths, model_id):  # the general space beside it (app/workspace/spaces.py)
+                embed_crops_ray(self.catalog, self.paths, ensure_general_model(self.paths, model_id), config)
+            return report
         if engine != "local":
             raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
         from app.workspace.pipeline import embed_crops
+        from app.workspace.spaces import embed_general
 
-        return embed_crops(self.catalog, self.paths, self.current_model(model), batch_size, device, progress)
+        model_id = self.current_model(model)
+        report = embed_crops(self.catalog, self.paths, model_id, batch_size, device, progress)
+        embed_general(self.catalog, self.paths, model_id, batch_size, device, progress)  # app/workspace/spaces.py
+        return report
 
     def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
         """Fit the trained species' prototypes from the train split; write them (and the decision
@@ -232,19 +251,27 @@ class Workspace:
         """
         from app.workspace.pipeline import build_index
 
+        from app.workspace.spaces import build_general
+
         with self._writer:  # built on the catalog as it is once no other writer runs
             model_id = self.current_model(model)
             refit = self.fit_prototypes(model_id, n_centres)
             result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-            if result.built:
+            general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
+            if result.built or (general is not None and (general.built or general.prototypes_refit)):
                 self._engines.clear()
+                self._spaces = {}
         return replace(result, prototypes_refit=refit)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
         """Check a generation (default: the live one) against its manifest and the model."""
         from app.workspace import indexes
+        from app.workspace.spaces import verify_general
 
-        return indexes.verify_generation(self.catalog, self.paths, self.current_model(model), generation)
+        result = indexes.verify_generation(self.catalog, self.paths, self.current_model(model), generation)
+        if generation is None:  # the general space's live generation too (app/workspace/spaces.py)
+            verify_general(self.catalog, self.paths, self.current_model(model))
+        return result
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
@@ -282,12 +309,22 @@ class Workspace:
         (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
         images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
-
         from index.catalog.lookup import crop_species
 
         return identify(self.engine(model), list(images), names=names, k=k, progress=progress, tree=self._tree(),
-                        decode_method=decode, vectors=vectors, neighbours=neighbours,
+                        decode_method=decode, vectors=vectors, spaces=self.spaces(model), neighbours=neighbours,
                         labels=lambda ids: crop_species(self.catalog, ids))
+
+    def spaces(self, model: str | None = None) -> Any:
+        """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
+        a model with the tuned space only; cached until either space's generation or prototypes change."""
+        from app.workspace.spaces import general_id, load_spaces
+
+        tuned = self.engine(model)
+        key = (self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id)))
+        if key not in self._spaces:
+            self._spaces = {key: load_spaces(self.catalog, self.paths, tuned, self.device)}
+        return self._spaces[key]
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
@@ -392,16 +429,20 @@ class Workspace:
         return crop_files(self.catalog, self.home, crop_ids)
 
     def search(self, query: ImageInput | int | Any, k: int = 10, where: str | None = None,
-               model: str | None = None) -> list[CropHit]:
+               model: str | None = None, space: str | None = None) -> list[CropHit]:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id
-        (its stored vector), inside an optional filter."""
+        (its stored vector), inside an optional filter. ``space``: tuned | general | fused (default:
+        ``spaces.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
+        ``query`` is the tuned space's)."""
         from app.workspace.identify import search
+        from app.workspace.spaces import search_space
         from index.catalog.lookup import allowed_ids
 
         allowed = None
         if where and where.strip():  # a filter's ids are read again only when the catalog changed
             allowed = self._reads.get(("allowed", where), lambda: allowed_ids(self.catalog, where))
-        return search(self.engine(model), self.catalog, self.home, query, k=k, where=where, allowed=allowed)
+        return search_space(self.engine(model), lambda: self.spaces(model), self.catalog, self.paths, query, k,
+                            where, allowed, space, search)
 
     def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
                     family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:
@@ -409,22 +450,49 @@ class Workspace:
         ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
         from app.workspace.species import add_species
 
+        from app.workspace.spaces import add_general
+        from app.workspace.species import remove_species
+
         with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
+            spaces = self.spaces(model)
             try:
-                return add_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name, list(images), genus,
-                                   family, self.crop, correct=correct)
+                change = add_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog,
+                                     self.paths, name, list(images), genus, family, self.crop, correct=correct)
             finally:
                 self._engines.clear()
+                self._spaces = {}
+            if spaces is not None:  # the general space too; all or nothing
+                try:
+                    add_general(self.catalog, self.paths, spaces.general, name)
+                except BaseException:
+                    remove_species(self.engine(model), self.catalog, self.paths, name)
+                    raise
+                finally:
+                    self._engines.clear()
+                    self._spaces = {}
+        return change
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add`."""
         from app.workspace.species import remove_species
 
+        from app.workspace.spaces import remove_general
+        from index.catalog.embeddings import support_crops
+
         with self._writer:
+            spaces = self.spaces(model)
+            doomed = [i for i, _ in support_crops(self.catalog, name)]
             try:
-                return remove_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name)
+                change = remove_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog,
+                                        self.paths, name)
             finally:
                 self._engines.clear()
+                self._spaces = {}
+            if spaces is not None and name in spaces.general.prototypes.names:
+                remove_general(self.catalog, self.paths, spaces.general, name, doomed)
+                self._engines.clear()
+                self._spaces = {}
+        return change
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",

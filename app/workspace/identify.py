@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from PIL import Image
@@ -26,6 +26,9 @@ from index.ingest.ingest import tiny_image_warning
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.metrics.unknown_ranks import answer_taxa
 from index.taxonomy import decode as decode_taxa
+
+if TYPE_CHECKING:
+    from app.workspace.spaces import TwoSpaces
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +67,8 @@ def nearest_crops(engine: Engine, vectors: np.ndarray, k: int,
 def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
              batch_size: int | None = None, progress: bool = False, tree: dict | None = None,
              decode_method: str = "probable", rank_threshold: float | None = None,
-             vectors: np.ndarray | None = None, neighbours: int = 0,
-             labels: Labeller | None = None) -> list[Identification]:
+             vectors: np.ndarray | None = None, neighbours: int = 0, labels: Labeller | None = None,
+             spaces: TwoSpaces | None = None) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
 
@@ -81,7 +84,11 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
     ``vectors``: the items' (n, d) embeddings when the caller has them already (an image that
     is also searched is embedded once, :func:`embed_query`).
     ``neighbours``: list that many nearest catalog crops with each answer (:func:`nearest_crops`,
-    labelled by ``labels``); 0 lists none and never reads the index.
+    labelled by ``labels``; the tuned space's index); 0 lists none and never reads the index.
+    ``spaces``: the model's two vector spaces (:mod:`app.workspace.spaces`): each image is decoded once and
+    embedded in both (``vectors`` are then not used), named and judged by their stored decision; the answer
+    says which space named it and which decided "unknown" (the probabilities and the taxon stay the tuned
+    space's).
 
     Raises:
         Interrupted: Ctrl-C mid-batch; it carries the answers of the batches finished before it.
@@ -116,9 +123,17 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
             if not images:
                 finished = min(start + batch_size, len(items))
                 continue
-            batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+            if spaces is not None:
+                batch, general = spaces.embed(images)
+            else:
+                batch = engine.embed(images) if vectors is None else \
+                    np.ascontiguousarray(vectors[where], dtype=np.float32)
             judged = judge(engine, batch, k)
             verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+            by = None if spaces is None else spaces.verdicts(batch, general)
+            if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
+                tops = engine.prototypes.ranked(by.similarities, k)
+                verdicts = by.verdicts
             scores, unknown = verdicts.scores, verdicts.unknown
             answers = None if table is None else answer_taxa(
                 table, judged.probabilities, judged.similarities,
@@ -130,12 +145,15 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                            for s, v in scores.items()}
                 image = images[row]
                 named = str(verdicts.species[row])
-                out[n] = Identification.answered(names[n], tops[row], probs[row], verdict, engine.scorer,
-                                                 named=None if named == "unknown" else named,
-                                                 warning=tiny_image_warning(image.width, image.height),
-                                                 source=input_source(items[n]), box=(0, 0, image.width, image.height),
-                                                 taxon=answers[row] if answers is not None else None,
-                                                 neighbours=near[row] if near is not None else (), **trace)
+                out[n] = Identification.answered(
+                    names[n], tops[row], probs[row], verdict, engine.scorer,
+                    named=None if named == "unknown" else named,
+                    warning=tiny_image_warning(image.width, image.height),
+                    source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                    taxon=answers[row] if answers is not None else None,
+                    named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
+                    unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
+                    neighbours=near[row] if near is not None else (), **trace)
             finished = min(start + batch_size, len(items))
     except KeyboardInterrupt:
         raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None

@@ -164,6 +164,8 @@ class IdentificationRecord(TypedDict):
     generation: str | None
     taxon: TaxonRecord | None  # the deepest confident taxon (``index.taxonomy.TaxonAnswer.to_dict``)
     neighbours: list[dict[str, Any]]  # the nearest catalog crops (``Neighbour.to_dict``), best first
+    named_by: str | None  # the vector space that named it: tuned | general | fused ("" when unknown)
+    unknown_by: str | None  # the space(s) that decided "unknown": tuned | tuned+general ("" when named)
 
 
 class TaxonRecord(TypedDict):
@@ -209,6 +211,8 @@ class Identification:
     # as a known-species crop: the nearest trained species)
     taxon: TaxonAnswer | None = None  # the deepest confident taxon and its lineage (``index.taxonomy``)
     neighbours: tuple[Neighbour, ...] = ()  # the nearest catalog crops behind the answer (``--neighbours``)
+    named_by: str | None = None  # the vector space that named it (app/workspace/spaces.py); "" when unknown
+    unknown_by: str | None = None  # the space(s) that decided "unknown"; "" when named
 
     @classmethod
     def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
@@ -273,8 +277,8 @@ class Identification:
                 "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
                 "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
                 "detection_score": self.detection_score, "model": self.model, "generation": self.generation,
-                "taxon": self.taxon.to_dict() if self.taxon else None,
-                "neighbours": [n.to_dict() for n in self.neighbours]}
+                "taxon": self.taxon.to_dict() if self.taxon else None, "named_by": self.named_by,
+                "unknown_by": self.unknown_by, "neighbours": [n.to_dict() for n in self.neighbours]}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
 ``detectors``   detector models listed in the catalog, frames for detector training
 ``frames``      whole frames with their truth boxes
 ``decisions``   the engine's stored decisions (scorer, thresholds, calibration) per model
+``spaces``      the two-space decision (which space names, which decides unknown, the fusion)
 ``stats``       the survey (counts per species, split, source, depth)
 ``splits``      train / val / test / holdout assignment (groups never cut)
 ``lookup``      the catalog side of search: a filter's ids, a crop's vector, the hits' metadata

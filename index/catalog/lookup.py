@@ -84,6 +84,17 @@ def crop_vector(catalog: Catalog, model_id: str, annotation_id: int) -> np.ndarr
     return np.asarray(row[0], dtype=np.float32)[None, :]
 
 
+def crop_vectors(catalog: Catalog, model_id: str, annotation_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids (m,) int64, vectors (m, d) float32)``: the stored vectors of those crops that have one, by id."""
+    with catalog.read() as con:
+        rows = con.execute("SELECT annotation_id, vector FROM embeddings WHERE model_id = ? AND annotation_id IN "
+                           "(SELECT unnest(?)) ORDER BY 1", [model_id, [int(i) for i in annotation_ids]]).fetchall()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    return (np.asarray([r[0] for r in rows], dtype=np.int64),
+            np.asarray([r[1] for r in rows], dtype=np.float32))
+
+
 def hits_metadata(catalog: Catalog, home: Path, hits: Sequence[Any]) -> list[CropHit]:
     """FAISS hits (objects with ``id`` and ``score``) -> :class:`CropHit`, in hit order.
 
