@@ -87,7 +87,7 @@ def serve_command(
     label_studio_fallback: str = typer.Option("Unknown", "--label-studio-fallback",
                                               help="Label predicted for unknown organisms and for species "
                                                    "the project's labels lack (when the config has it)."),
-    label_studio_min_examples: int = typer.Option(3, "--label-studio-min-examples", min=1,
+    label_studio_min_examples: int = typer.Option(5, "--label-studio-min-examples", min=1,
                                                   help="Annotated crops of a species the model does not know "
                                                        "before it is added (species add)."),
 ) -> None:

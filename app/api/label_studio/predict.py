@@ -78,7 +78,7 @@ def fetch_images(tasks: Sequence[Task], key: str, fetcher: ImageFetcher, threads
     """Each task's decoded image (None, with one log line, when it cannot be read)."""
 
     def one(task: Task) -> Image.Image | None:
-        ref = task.data.get(key)
+        ref = task.image_ref(key)
         try:
             if not isinstance(ref, str):
                 raise BadImage(f"task data has no {key!r} image URL")

@@ -39,6 +39,13 @@ class Task(_Open):
     data: dict[str, Any] = Field(default_factory=dict)
     project: int | None = None
 
+    def image_ref(self, key: str | None) -> Any:
+        """The image reference under ``key``; a task whose data holds one value only (files imported
+        before the config named its key: ``$undefined$``) gives that value."""
+        if key in self.data:
+            return self.data[key]
+        return next(iter(self.data.values())) if len(self.data) == 1 else None
+
 
 class SetupRequest(_Open):
     """``POST /setup``: sent when a backend is connected and before predictions."""

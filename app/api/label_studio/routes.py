@@ -138,7 +138,7 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             if not boxes:
                 return _ignored(action, f"annotation {note.id} labels nothing oceanid learns from "
                                         f"(no label, or only {ls.fallback!r})")
-            ref = task.data.get(key)
+            ref = task.image_ref(key)
             data = await run_in_threadpool(fetcher.fetch, ref if isinstance(ref, str) else "")
             change = await run_in_threadpool(ws.annotation_store, learn_label(project, task.id, note.id, data, boxes,
                                                                              ref), ls.min_examples, model)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from app.api.label_studio.config import DEFAULT_FALLBACK
 
-MIN_EXAMPLES_DEFAULT = 3  # app.workspace.annotations.MIN_EXAMPLES (bench/few_shot.py)
+MIN_EXAMPLES_DEFAULT = 5  # app.workspace.annotation_tool.MIN_EXAMPLES (bench/few_shot.py)
 
 
 @dataclass(frozen=True)
