@@ -75,7 +75,7 @@ def main() -> None:
             truth = {f.name: c for f, (_, c) in zip(files, [rows[n % len(rows)] for n in range(len(files))],
                                                      strict=True)}
             right = sum(1 for t in tasks if t["id"] in stored and stored[t["id"]]["result"]
-                        and stored[t["id"]]["result"][0]["value"]["choices"][0] == truth[t["data"]["image"]
+                        and stored[t["id"]]["result"][0]["value"]["choices"][0] == truth[next(iter(t["data"].values()))
                                                                                            .rsplit("-", 1)[-1]])
             # the correction: one task annotated with another species, then predicted again
             task = tasks[0]

@@ -175,11 +175,10 @@ def tasks_of(rows, home, start=1):
 
 
 def test_health_and_setup_answer_the_model_version(client, species):
-    health = client.get("/label-studio/health").json()
-    assert health["status"] == "UP" and health["model_version"].startswith("tiny@gen-")
+    assert client.get("/label-studio/health").json() == {"status": "UP", "model_class": "oceanid"}
     setup = client.post("/label-studio/setup", json={"project": "1.1733402325", "schema": choices_config(species),
                                                      "hostname": "http://localhost:8080", "access_token": "x"})
-    assert setup.status_code == 200 and setup.json() == {"model_version": health["model_version"]}
+    assert setup.status_code == 200 and setup.json()["model_version"].startswith("tiny@gen-")
 
 
 def test_choices_predictions_are_oceanids_answers(client, home, species, caplog):
@@ -379,7 +378,8 @@ def test_rectangle_annotations_become_box_crops(learner, drawn_frames):
     with ws.catalog.read() as con:
         box = con.execute("SELECT a.x, a.y, a.w, a.h, a.source_id FROM annotations a JOIN images i USING (image_id) "
                           "WHERE i.source = 'label-studio'").fetchall()
-    assert box == [(12.8, 25.6, 32.0, 32.0, "project-3/annotation-40/task-4#r1")]
+    assert len(box) == 1 and box[0][4] == "project-3/annotation-40/task-4#r1"
+    assert box[0][:4] == pytest.approx((12.8, 25.6, 32.0, 32.0))  # 10, 20, 25, 25 % of 128 px
 
 
 @pytest.mark.parametrize("body, says", [
