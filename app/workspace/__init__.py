@@ -14,6 +14,7 @@
       identify / search   identify.py (+ index.catalog.lookup)               -> Identification / CropHit
       species_add/remove  species.py (+ index.ingest.ingest, index.catalog.embeddings) -> SpeciesChange
       taxa_show/place/import taxa.py (+ index.catalog.taxa, index.taxonomy)  -> Lineage / TreePlace / TaxaImport
+      annotation_*        annotation_tool.py: Label Studio annotations -> truth crops (+ species add) -> AnnotationChange
       evaluate            evaluation.py (+ cascade_evaluation.py) + app.report -> EvaluationSummary
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
     run_demo              demo.py: the whole pipeline on the synthetic reef -> DemoResult

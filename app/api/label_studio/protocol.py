@@ -29,7 +29,7 @@ def project_id(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     head = str(value).split(".", 1)[0].strip()
-    return int(head) if head.isdigit() else None
+    return int(head) if head.isascii() and head.isdecimal() else None
 
 
 class Task(_Open):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.api import ApiSettings, create_app
 from app.api.label_studio.config import parse_label_config
@@ -77,9 +79,26 @@ def test_config_errors_are_one_line(xml, says):
 
 
 @pytest.mark.parametrize("value, expected", [(3, 3), ("3", 3), ("12.1733402325", 12), ({"id": 4, "title": "x"}, 4),
-                                             (None, None), ("abc", None), (True, None)])
+                                             (None, None), ("abc", None), (True, None), ("²", None)])
 def test_project_id(value, expected):
     assert project_id(value) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(), st.builds(lambda labels: choices_config(labels), st.lists(st.text(), max_size=4))))
+def test_any_label_config_parses_or_is_refused_in_one_line(xml):
+    try:
+        config = parse_label_config(xml)
+    except InvalidInput as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert config.images and config.controls
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+                    lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=5))
+def test_project_id_never_raises(value):
+    assert project_id(value) is None or isinstance(project_id(value), int)
 
 
 # -- fetching task images ------------------------------------------------------------------------
@@ -417,3 +436,20 @@ def test_deleting_an_annotation_never_stored_is_absent(learner):
     answer = client.post("/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 1},
                                                         "annotations": [{"id": 12345}]}).json()
     assert answer["status"] == "absent"
+
+
+def test_a_species_removed_from_oceanid_is_never_predicted_again(learner):
+    client, ws = learner
+    held = crops(ws, split="holdout", limit=1000)
+    name = held[0][2]
+    examples = [ws.home / p for _, p, c in held if c == name][:5]
+    ws.species_add(name, examples)
+    config = choices_config([*ws.engine().prototypes.names, "Unknown"])
+    tasks = [{"id": n, "data": {"image": data_uri(p)}} for n, p in enumerate(examples)]
+    before = client.post("/label-studio/predict", json={"tasks": tasks, "label_config": config, "project": 6}).json()
+    assert any(r["result"] and r["result"][0]["value"]["choices"] == [name] for r in before["results"])
+    ws.species_remove(name)  # the label stays in the project's config; oceanid no longer knows it
+    after = client.post("/label-studio/predict", json={"tasks": tasks, "label_config": config, "project": 6})
+    assert after.status_code == 200 and len(after.json()["results"]) == len(tasks)
+    assert all(r["result"][0]["value"]["choices"] != [name] for r in after.json()["results"])
+    assert after.json()["model_version"] != before["model_version"]
