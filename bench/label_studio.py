@@ -86,7 +86,7 @@ def main() -> None:
             ls.annotate(task["id"], [{"from_name": "species", "to_name": "image", "type": "choices",
                                       "value": {"choices": [corrected]}}])
             annotate_s = time.perf_counter() - t0
-            single = f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}"
+            single = f"/api/dm/actions/?id=retrieve_tasks_predictions&project={project}"
             ls.api("POST", single, json={"selectedItems": {"all": False, "included": [task["id"]]}})
             latest = max((p for p in ls.predictions(project) if p["task"] == task["id"]), key=lambda p: p["id"])
             after = latest["result"][0]["value"]["choices"][0] if latest["result"] else None

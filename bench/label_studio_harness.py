@@ -108,7 +108,7 @@ class LabelStudio(Process):
 
     # -- the REST calls a lab makes -----------------------------------------------------------
     def create_project(self, title: str, label_config: str) -> int:
-        return self.api("POST", "/api/projects", json={"title": title, "label_config": label_config})["id"]
+        return self.api("POST", "/api/projects/", json={"title": title, "label_config": label_config})["id"]
 
     def import_files(self, project: int, files: list[Path]) -> None:
         """One task per file: one multipart field per file (parts sharing a name collapse into one task)."""
@@ -120,7 +120,7 @@ class LabelStudio(Process):
     def tasks(self, project: int) -> list[dict]:
         out, page = [], 1
         while True:
-            got = self.api("GET", f"/api/tasks?project={project}&page_size=500&page={page}&fields=all")
+            got = self.api("GET", f"/api/tasks/?project={project}&page_size=500&page={page}&fields=all")
             batch = got["tasks"] if isinstance(got, dict) else got
             out += batch
             total = got.get("total", len(out)) if isinstance(got, dict) else len(out)
@@ -132,15 +132,15 @@ class LabelStudio(Process):
         body: dict[str, Any] = {"url": url, "project": project, "title": "oceanid", "is_interactive": False}
         if token:
             body.update(auth_method="BASIC_AUTH", basic_auth_user="label-studio", basic_auth_pass=token)
-        return self.api("POST", "/api/ml", json=body)["id"]
+        return self.api("POST", "/api/ml/", json=body)["id"]
 
     def retrieve_predictions(self, project: int) -> Any:
         """The data manager's "Retrieve predictions" action on every task of the project."""
-        return self.api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={project}",
+        return self.api("POST", f"/api/dm/actions/?id=retrieve_tasks_predictions&project={project}",
                         json={"selectedItems": {"all": True, "excluded": []}}, timeout=600)
 
     def predictions(self, project: int) -> list[dict]:
-        return self.api("GET", f"/api/predictions?project={project}")
+        return self.api("GET", f"/api/predictions/?project={project}")
 
     def add_webhook(self, project: int, url: str, token: str | None) -> int:
         body = {"project": project, "url": url, "send_payload": True, "send_for_all_actions": False,
