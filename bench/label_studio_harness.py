@@ -140,7 +140,8 @@ class LabelStudio(Process):
                         json={"selectedItems": {"all": True, "excluded": []}}, timeout=600)
 
     def predictions(self, project: int) -> list[dict]:
-        return self.api("GET", f"/api/predictions/?project={project}")
+        got = self.api("GET", f"/api/predictions/?project={project}")
+        return got["results"] if isinstance(got, dict) else got
 
     def add_webhook(self, project: int, url: str, token: str | None) -> int:
         body = {"project": project, "url": url, "send_payload": True, "send_for_all_actions": False,
