@@ -159,6 +159,9 @@ def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MI
             if now:
                 _embed_new(ws, model, np.asarray([b.annotation_id for b in now], dtype=np.int64))
             generation = ws.index_build(model, rebuild=False).generation
+        except BaseException:  # crops without vectors would read as "unchanged" next time: take them back
+            _delete(ws, retract_image(ws.catalog, SOURCE, sid))
+            raise
         finally:
             ws._engines = {}
     added = _promote(ws, {c for c, _ in wanted}, min_examples, model)

@@ -453,3 +453,23 @@ def test_a_species_removed_from_oceanid_is_never_predicted_again(learner):
     assert after.status_code == 200 and len(after.json()["results"]) == len(tasks)
     assert all(r["result"][0]["value"]["choices"] != [name] for r in after.json()["results"])
     assert after.json()["model_version"] != before["model_version"]
+
+
+def test_a_store_that_fails_half_way_leaves_nothing_and_can_be_sent_again(learner, monkeypatch):
+    client, ws = learner
+    (_, path, concept), = crops(ws, split="test", limit=1)
+    body = event("ANNOTATION_CREATED", 8, 1, 81, data_uri(ws.home / path), choice(concept),
+                 choices_config(ws.engine().prototypes.names))
+    real = ws.index_build
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ws, "index_build", broken)
+    try:  # the server answers 500 with one line; TestClient may re-raise the error instead
+        assert client.post("/label-studio/webhook", json=body).status_code == 500
+    except OSError:
+        pass
+    assert catalog_rows(ws) == []  # not left as crops without vectors, which would read as "unchanged"
+    monkeypatch.setattr(ws, "index_build", real)
+    assert client.post("/label-studio/webhook", json=body).json()["status"] == "stored"
