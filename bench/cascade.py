@@ -1,9 +1,9 @@
 """The whole-frame cascade end to end: found (IoU >= 0.5) and correctly named, held-out species found
 and flagged unknown, per-frame latency.
 
-    flock /tmp/oceanid-cpu.lock env PYTHONPATH=$PWD .venv/bin/python bench/cascade.py --home /tmp/cascade-demo \\
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.cascade --home /tmp/cascade-demo \\
         --train-epochs 12                   (trains a reef detector into HOME/models/detector-reef first)
-    flock /tmp/oceanid-cpu.lock env PYTHONPATH=$PWD .venv/bin/python bench/cascade.py --home H --detector DIR
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.cascade --home H --detector DIR
 
 Protocol. The home is a built demo home (``oceanid demo``): its frames carry ground-truth boxes,
 split by frame (no frame's boxes straddle splits). With ``--train-epochs`` a class-agnostic
@@ -17,24 +17,23 @@ and named (the matched box's answer is its species); per organism of a held-out 
 found and flagged unknown. Also mAP@0.5 / mAP@0.5:0.95 (pycocotools, over every box the
 detector keeps), ``recall_50`` (the organisms the cascade's boxes found), and the wall time per
 frame of the detector and of the whole cascade (one frame at a time). The grading is the
-library's (:mod:`app.workspace.cascade_evaluation`, what ``oceanid evaluate`` reports).
+library's (:mod:`app.workspace.frames.grading`, what ``oceanid evaluate`` reports).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.common import FIGURES, bench_parser, store_figures
 
-from app.workspace import Workspace  # noqa: E402
-from index.catalog.frames import truth_frames  # noqa: E402
+if TYPE_CHECKING:
+    from app.workspace import Workspace
 
-OUT = ROOT / "bench" / "figures" / "cascade.json"
+OUT = FIGURES / "cascade.json"
 
 
 def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int | None) -> Path:
@@ -43,36 +42,50 @@ def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int |
 
     folder = ws.paths.models / f"detector-{name}"
     seconds = train_frame_detector(ws, folder, epochs, image_size, threads=threads, progress=True)
-    (folder / "history.json").write_text(json.dumps({"epochs": epochs, "seconds": round(seconds, 1),
-                                                     "image_size": image_size}))
+    (folder / "history.json").write_text(
+        json.dumps({"epochs": epochs, "seconds": round(seconds, 1), "image_size": image_size})
+    )
     print(f"trained {folder} in {seconds:.0f} s")
     return folder
 
 
 def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
-    """The library's grading (app.workspace.cascade_evaluation, as `oceanid evaluate` does it),
+    """The library's grading (app.workspace.frames.grading, as `oceanid evaluate` does it),
     under this benchmark's JSON keys."""
-    from app.workspace.cascade import detector_finder
-    from app.workspace.cascade_evaluation import cascade_figures
+    from app.workspace.frames.cascade import detector_finder
+    from app.workspace.frames.grading import cascade_figures
     from index.catalog.taxa import tree
 
-    find = detector_finder(detector, 0.0, "cpu")  # every box the detector keeps: mAP grades them all
+    find = detector_finder(ws.load_detector(detector), 0.0)  # every box the detector keeps: mAP grades them all
     c = cascade_figures(ws.engine(), frames, find, ws.crop, min_score, tree(ws.catalog))
     for name, reason in c.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    return {"frames": c.frames, "detections": c.detections, "min_score": c.min_score, "map_50_95": c.map,
-            "map_50": c.map50, "organisms": c.organisms, "recall_50": round(c.found / max(1, c.organisms), 4),
-            "known_organisms": c.known_organisms, "found_and_named": c.found_and_named,
-            "named_when_found": c.named_when_found, "held_out_organisms": c.held_out_organisms,
-            "found_and_flagged_unknown": c.found_and_flagged_unknown, "detect_ms_per_frame": c.detect_ms_per_frame,
-            "cascade_ms_per_frame": c.cascade_ms_per_frame, "cascade_ms_per_frame_mean": c.cascade_ms_per_frame_mean,
-            "organisms_per_frame": round(c.detections / max(1, c.frames), 2)}
+    return {
+        "frames": c.frames,
+        "detections": c.detections,
+        "min_score": c.min_score,
+        "map_50_95": c.map,
+        "map_50": c.map50,
+        "organisms": c.organisms,
+        "recall_50": round(c.found / max(1, c.organisms), 4),
+        "known_organisms": c.known_organisms,
+        "found_and_named": c.found_and_named,
+        "named_when_found": c.named_when_found,
+        "held_out_organisms": c.held_out_organisms,
+        "found_and_flagged_unknown": c.found_and_flagged_unknown,
+        "detect_ms_per_frame": c.detect_ms_per_frame,
+        "cascade_ms_per_frame": c.cascade_ms_per_frame,
+        "cascade_ms_per_frame_mean": c.cascade_ms_per_frame_mean,
+        "organisms_per_frame": round(c.detections / max(1, c.frames), 2),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__file__, __doc__)
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--detector", type=Path, help="a detector folder (default: train one, or the newest)")
+    parser.add_argument(
+        "--detector", type=Path, help="a detector folder or id (default: train one, or the current detector)"
+    )
     parser.add_argument("--train-epochs", type=int, default=0)
     parser.add_argument("--image-size", type=int, default=320)
     parser.add_argument("--name", default="reef")
@@ -83,6 +96,9 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from app.workspace import Workspace
+    from index.catalog.frames import truth_frames
+
     torch.set_num_threads(args.threads)
     ws = Workspace(args.home)
     frames = truth_frames(ws.catalog, ws.home)
@@ -91,17 +107,17 @@ def main() -> None:
         detector = train(ws, args.name, args.train_epochs, args.image_size, args.threads)
     detector = ws.detector_path(detector)
     held = [f for f in frames if args.split in f.splits]
-    figures = {"detector": str(detector), **evaluate(ws, held, detector, args.min_score),
-               "date": time.strftime("%Y-%m-%d %H:%M")}
+    figures = {
+        "detector": str(detector),
+        **evaluate(ws, held, detector, args.min_score),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     history = detector / "history.json"
     if history.is_file():
         h = json.loads(history.read_text())
         figures["detector_training"] = h
     print(json.dumps(figures, indent=1))
-    stored = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    stored[args.key or args.name] = figures
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(stored, indent=1) + "\n")
+    store_figures(OUT, args.key or args.name, figures, indent=1)
 
 
 if __name__ == "__main__":

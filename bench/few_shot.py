@@ -1,11 +1,11 @@
 """Adding a species from a few examples: are its other crops named, and at what cost?
 
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/few_shot.py --dataset fish4knowledge [--work DIR]
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/few_shot.py --dataset synthetic
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.few_shot --dataset fish4knowledge [--work DIR]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.few_shot --dataset synthetic
 
 Trains the shipped default encoder (``TrainConfig()``) on the known species (the
-splits of bench/train_sweep.py: fish4knowledge's 15 most frequent species by
-track, the synthetic reef's 12 by frame), embeds every crop once, then adds each
+splits of bench/train_sweep.py, ``bench.common.known_unknown_splits``: fish4knowledge's
+15 most frequent species by track, the synthetic reef's 12 by frame), embeds every crop once, then adds each
 held-out species in turn, as ``oceanid species add`` does: ``--shots`` support
 crops from distinct tracks (frames) become its prototype and join the knn
 scorer's training crops, and the threshold is calibrated on the known validation
@@ -24,52 +24,49 @@ bench/figures/few_shot.json and prints a markdown table.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench.common import (
+    FIGURES,
+    bench_parser,
+    command,
+    embed_all,
+    fish4knowledge_all,
+    known_unknown_splits,
+    machine,
+    store_figures,
+    synthetic_reef,
+    train_on,
+    utc_now,
+)
+from index.scoring.ood import KnnScorer, calibrate
+from index.scoring.prototypes import Prototypes
 
-from bench.common import FISH4K, machine  # noqa: E402
-from bench.train_losses import synthetic_reef  # noqa: E402
-from bench.train_sweep import fish4knowledge_all, splits  # noqa: E402
-from index.scoring.ood import KnnScorer, calibrate  # noqa: E402
-from index.scoring.prototypes import Prototypes  # noqa: E402
-
-FIGURES = ROOT / "bench" / "figures" / "few_shot.json"
+OUT = FIGURES / "few_shot.json"
 log = logging.getLogger("few_shot")
 
 
 def encoder(work: Path, paths, labels, idx) -> Path:
     from embedder.train_config import TrainConfig
-    from embedder.training import train
 
     out = work / "model"
     if (out / "config.json").is_file():
         log.info("reusing the model in %s", out)
         return out
-    items = lambda ix: [(paths[i], labels[i]) for i in ix]  # noqa: E731
-    t0 = time.perf_counter()
-    train(TrainConfig(), items(idx["train"]), items(idx["val"]), out, progress=False)
-    log.info("trained the default encoder in %.0f s", time.perf_counter() - t0)
+    _, seconds = train_on(TrainConfig(), paths, labels, idx["train"], idx["val"], out)
+    log.info("trained the default encoder in %.0f s", seconds)
     return out
 
 
 def embed(model_dir: Path, paths) -> np.ndarray:
-    from embedder.encoding import encode_paths
     from embedder.model import load_model
 
-    enc = encode_paths(load_model(model_dir), list(paths), batch_size=128, workers=0, device="cpu", progress=False)
-    if enc.failed:
-        raise RuntimeError(f"unreadable crops: {enc.failed[:3]}")
-    return enc.vectors
+    return embed_all(load_model(model_dir), paths)
 
 
 def add_one(species: str, shots: int, vec, y, groups, idx, base: Prototypes, rng) -> dict | None:
@@ -91,7 +88,7 @@ def add_one(species: str, shots: int, vec, y, groups, idx, base: Prototypes, rng
         scorer = KnnScorer(few_shot=few).fit(vec[train], y[train])
         threshold = calibrate(scorer.score(vec[idx["val"]]))
 
-        def named(ix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def named(ix: np.ndarray, scorer=scorer, threshold=threshold) -> tuple[np.ndarray, np.ndarray]:
             accepted = scorer.score(vec[ix]) >= threshold
             return accepted & (names[protos.similarities(vec[ix]).argmax(1)] == species), accepted
 
@@ -99,14 +96,19 @@ def add_one(species: str, shots: int, vec, y, groups, idx, base: Prototypes, rng
         oth, _ = named(others)
         test, kept = named(idx["test"])
         row["top1"] = float((names[protos.similarities(vec[siblings]).argmax(1)] == species).mean())
-        row[variant] = {"named": float(sib.mean()), "accepted": float(sib_accepted.mean()), "false_named_unknown": float(oth.mean()),
-                        "false_named_known": float(test.mean()), "known_kept": float(kept.mean()),
-                        "threshold": float(threshold)}
+        row[variant] = {
+            "named": float(sib.mean()),
+            "accepted": float(sib_accepted.mean()),
+            "false_named_unknown": float(oth.mean()),
+            "false_named_known": float(test.mean()),
+            "known_kept": float(kept.mean()),
+            "threshold": float(threshold),
+        }
     return row
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__file__, __doc__)
     p.add_argument("--dataset", choices=["fish4knowledge", "synthetic"], default="fish4knowledge")
     p.add_argument("--shots", type=int, default=5)
     p.add_argument("--work", type=Path, default=None, help="folder for the trained model (kept and reused)")
@@ -116,10 +118,10 @@ def main() -> None:
     work = args.work or Path(tempfile.gettempdir()) / f"oceanid-few-shot-{args.dataset}"
     work.mkdir(parents=True, exist_ok=True)
     if args.dataset == "fish4knowledge":
-        paths, labels, groups, known = fish4knowledge_all(FISH4K)
+        paths, labels, groups, known = fish4knowledge_all()
     else:
         paths, labels, groups, known = synthetic_reef(work)
-    idx = splits(labels, groups, known)
+    idx = known_unknown_splits(labels, groups, known)
     model = encoder(work, paths, labels, idx)
     t0 = time.perf_counter()
     vec = embed(model, paths)
@@ -129,31 +131,44 @@ def main() -> None:
     held = sorted(set(y[np.concatenate([idx["unknown_val"], idx["unknown_test"]])].tolist()))
     base = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
     rows = [r for r in (add_one(s, args.shots, vec, y, g, idx, base, rng) for s in held) if r]
-    result = {"dataset": args.dataset, "shots": args.shots, "seed": args.seed, "rows": rows,
-              "command": " ".join(["bench/few_shot.py", *sys.argv[1:]]),
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
-    stored = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    stored[f"{args.dataset}|{args.shots}shot|seed{args.seed}"] = result
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES.write_text(json.dumps(stored, indent=2))
+    result = {
+        "dataset": args.dataset,
+        "shots": args.shots,
+        "seed": args.seed,
+        "rows": rows,
+        "command": command("few_shot"),
+        "when": utc_now(),
+        "machine": machine(),
+    }
+    store_figures(OUT, f"{args.dataset}|{args.shots}shot|seed{args.seed}", result)
     print(markdown(result))
 
 
 def markdown(r: dict) -> str:
-    lines = [f"`{r['command']}` ({r['when']}), {r['shots']} support crops per added species", "",
-             "| added species | other crops | nearest prototype | knn: named | few_shot: named | knn: false named (unknown / known) | "
-             "few_shot: false named (unknown / known) | known kept (knn / few_shot) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`{r['command']}` ({r['when']}), {r['shots']} support crops per added species",
+        "",
+        "| added species | other crops | nearest prototype | knn: named | few_shot: named "
+        "| knn: false named (unknown / known) | few_shot: false named (unknown / known) "
+        "| known kept (knn / few_shot) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in r["rows"]:
         a, b = row["knn"], row["knn few_shot"]
-        lines.append(f"| {row['species']} | {row['siblings']} | {row['top1']:.2f} | {a['named']:.2f} | {b['named']:.2f} | "
-                     f"{a['false_named_unknown']:.3f} / {a['false_named_known']:.3f} | "
-                     f"{b['false_named_unknown']:.3f} / {b['false_named_known']:.3f} | {a['known_kept']:.3f} / {b['known_kept']:.3f} |")
+        lines.append(
+            f"| {row['species']} | {row['siblings']} | {row['top1']:.2f} | {a['named']:.2f} | {b['named']:.2f} | "
+            f"{a['false_named_unknown']:.3f} / {a['false_named_known']:.3f} | "
+            f"{b['false_named_unknown']:.3f} / {b['false_named_known']:.3f} | "
+            f"{a['known_kept']:.3f} / {b['known_kept']:.3f} |"
+        )
     mean = lambda v, key: float(np.mean([row[v][key] for row in r["rows"]]))  # noqa: E731
     top1 = float(np.mean([row["top1"] for row in r["rows"]]))
-    lines.append(f"| **mean** | | {top1:.2f} | {mean('knn', 'named'):.2f} | {mean('knn few_shot', 'named'):.2f} | "
-                 f"{mean('knn', 'false_named_unknown'):.3f} / {mean('knn', 'false_named_known'):.3f} | "
-                 f"{mean('knn few_shot', 'false_named_unknown'):.3f} / {mean('knn few_shot', 'false_named_known'):.3f} | "
-                 f"{mean('knn', 'known_kept'):.3f} / {mean('knn few_shot', 'known_kept'):.3f} |")
+    lines.append(
+        f"| **mean** | | {top1:.2f} | {mean('knn', 'named'):.2f} | {mean('knn few_shot', 'named'):.2f} | "
+        f"{mean('knn', 'false_named_unknown'):.3f} / {mean('knn', 'false_named_known'):.3f} | "
+        f"{mean('knn few_shot', 'false_named_unknown'):.3f} / {mean('knn few_shot', 'false_named_known'):.3f} | "
+        f"{mean('knn', 'known_kept'):.3f} / {mean('knn few_shot', 'known_kept'):.3f} |"
+    )
     return "\n".join(lines)
 
 

@@ -1,23 +1,21 @@
 """Ingest throughput (crops per second) for the synthetic reef and fish4knowledge.
 
-Run: .venv/bin/python bench/ingest.py
+Run: .venv/bin/python -m bench.ingest
 Each source is ingested into a fresh temporary home; the synthetic figure
 includes drawing the reef, and is also given without it.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import FISH4K, table, write_result  # noqa: E402
+from bench.common import FISH4K, bench_parser, table, write_result
 
 
 def main() -> None:
+    bench_parser(__file__, __doc__).parse_args()
     from app.workspace import Workspace
     from index.sources.synthetic import generate_reef
 
@@ -30,21 +28,41 @@ def main() -> None:
         t0 = time.perf_counter()
         report = ws.ingest_synthetic(16, 4, 400, 0)
         total = time.perf_counter() - t0
-        rows.append({"source": "synthetic (400 frames)", "crops": report.crops_added, "seconds": total,
-                     "crops_per_s": report.crops_added / total,
-                     "crops_per_s_excl_drawing": report.crops_added / max(total - draw, 1e-9)})
+        rows.append(
+            {
+                "source": "synthetic (400 frames)",
+                "crops": report.crops_added,
+                "seconds": total,
+                "crops_per_s": report.crops_added / total,
+                "crops_per_s_excl_drawing": report.crops_added / max(total - draw, 1e-9),
+            }
+        )
         if FISH4K.is_dir():
             ws = Workspace(Path(tmp) / "h2")
             t0 = time.perf_counter()
             report = ws.ingest_folders(FISH4K, group_pattern=r"fish_(\d+)_")
             total = time.perf_counter() - t0
-            rows.append({"source": "fish4knowledge folders", "crops": report.crops_added, "seconds": total,
-                         "crops_per_s": report.crops_added / total, "crops_per_s_excl_drawing": None})
+            rows.append(
+                {
+                    "source": "fish4knowledge folders",
+                    "crops": report.crops_added,
+                    "seconds": total,
+                    "crops_per_s": report.crops_added / total,
+                    "crops_per_s_excl_drawing": None,
+                }
+            )
             t0 = time.perf_counter()
             again = ws.ingest_folders(FISH4K, group_pattern=r"fish_(\d+)_")
             total = time.perf_counter() - t0
-            rows.append({"source": "fish4knowledge re-ingest (no-op)", "crops": again.crops_added,
-                         "seconds": total, "crops_per_s": 3416 / total, "crops_per_s_excl_drawing": None})
+            rows.append(
+                {
+                    "source": "fish4knowledge re-ingest (no-op)",
+                    "crops": again.crops_added,
+                    "seconds": total,
+                    "crops_per_s": 3416 / total,
+                    "crops_per_s_excl_drawing": None,
+                }
+            )
     print(table(rows))
     write_result("ingest", {"rows": rows})
 

@@ -45,8 +45,10 @@ def main() -> None:
         ws = Workspace(home)
         species = list(ws.engine().prototypes.names)
         with ws.catalog.read() as con:
-            rows = con.execute("SELECT crop_path, concept FROM annotations WHERE split = 'test' AND crop_path IS "
-                               "NOT NULL ORDER BY annotation_id").fetchall()
+            rows = con.execute(
+                "SELECT crop_path, concept FROM annotations WHERE split = 'test' AND crop_path IS "
+                "NOT NULL ORDER BY annotation_id"
+            ).fetchall()
         files = []
         (base / "crops").mkdir()
         for n in range(args.tasks):
@@ -61,8 +63,10 @@ def main() -> None:
             oceanid.up()
             startup = time.perf_counter() - t0
             labels = "".join(f'<Choice value="{s}"/>' for s in species) + '<Choice value="Unknown"/>'
-            config = ('<View><Image name="image" value="$image"/><Choices name="species" toName="image">'
-                      f"{labels}</Choices></View>")
+            config = (
+                '<View><Image name="image" value="$image"/><Choices name="species" toName="image">'
+                f"{labels}</Choices></View>"
+            )
             project = ls.create_project("bench crops", config)
             ls.import_files(project, files)
             tasks = ls.tasks(project)
@@ -72,19 +76,27 @@ def main() -> None:
             seconds = time.perf_counter() - t0
             stored = {p["task"]: p for p in ls.predictions(project)}
             failed = sum(1 for t in tasks if t["id"] not in stored or not stored[t["id"]]["result"])
-            truth = {f.name: c for f, (_, c) in zip(files, [rows[n % len(rows)] for n in range(len(files))],
-                                                     strict=True)}
-            right = sum(1 for t in tasks if t["id"] in stored and stored[t["id"]]["result"]
-                        and stored[t["id"]]["result"][0]["value"]["choices"][0] == truth[next(iter(t["data"].values()))
-                                                                                           .rsplit("-", 1)[-1]])
+            truth = {
+                f.name: c for f, (_, c) in zip(files, [rows[n % len(rows)] for n in range(len(files))], strict=True)
+            }
+            right = sum(
+                1
+                for t in tasks
+                if t["id"] in stored
+                and stored[t["id"]]["result"]
+                and stored[t["id"]]["result"][0]["value"]["choices"][0]
+                == truth[next(iter(t["data"].values())).rsplit("-", 1)[-1]]
+            )
             # the correction: one task annotated with another species, then predicted again
             task = tasks[0]
             said = stored[task["id"]]["result"][0]["value"]["choices"][0]
             corrected = next(s for s in species if s != said)
             ls.add_webhook(project, f"{oceanid.url}/label-studio/webhook", TOKEN)
             t0 = time.perf_counter()
-            ls.annotate(task["id"], [{"from_name": "species", "to_name": "image", "type": "choices",
-                                      "value": {"choices": [corrected]}}])
+            ls.annotate(
+                task["id"],
+                [{"from_name": "species", "to_name": "image", "type": "choices", "value": {"choices": [corrected]}}],
+            )
             annotate_s = time.perf_counter() - t0
             single = f"/api/dm/actions/?id=retrieve_tasks_predictions&project={project}"
             ls.api("POST", single, json={"selectedItems": {"all": False, "included": [task["id"]]}})
@@ -96,11 +108,23 @@ def main() -> None:
         finally:
             oceanid.stop()
             ls.stop()
-    result = {"tasks": len(tasks), "predicted": len(stored), "failed": failed, "seconds": round(seconds, 2),
-              "tasks_per_s": round(len(tasks) / seconds, 1), "named_right": right, "startup_s": round(startup, 1),
-              "correction": {"before": said, "annotated": corrected, "after": after,
-                             "annotate_s": round(annotate_s, 2), "changed": after == corrected},
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    result = {
+        "tasks": len(tasks),
+        "predicted": len(stored),
+        "failed": failed,
+        "seconds": round(seconds, 2),
+        "tasks_per_s": round(len(tasks) / seconds, 1),
+        "named_right": right,
+        "startup_s": round(startup, 1),
+        "correction": {
+            "before": said,
+            "annotated": corrected,
+            "after": after,
+            "annotate_s": round(annotate_s, 2),
+            "changed": after == corrected,
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     out = ROOT / "bench" / "results" / "label_studio.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

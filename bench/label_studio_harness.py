@@ -24,9 +24,15 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_STUDIO = "label-studio==1.23.2"
 DEFAULT_VENV = ROOT / "build" / "label-studio-venv"
-OFFLINE = {"LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true", "SSRF_PROTECTION_ENABLED": "false",
-           "ML_BLOCK_LOCAL_IP": "false", "LATEST_VERSION_CHECK": "false", "SENTRY_DSN": "",
-           "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false"}
+OFFLINE = {
+    "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
+    "SSRF_PROTECTION_ENABLED": "false",
+    "ML_BLOCK_LOCAL_IP": "false",
+    "LATEST_VERSION_CHECK": "false",
+    "SENTRY_DSN": "",
+    "FRONTEND_SENTRY_DSN": "",
+    "COLLECT_ANALYTICS": "false",
+}
 
 
 def free_port() -> int:
@@ -40,8 +46,11 @@ def ensure_venv(venv: Path = DEFAULT_VENV, timeout: float = 1200) -> Path:
     exe = Path(venv) / "bin" / "label-studio"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        subprocess.run([str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "-q", LABEL_STUDIO],
-                       check=True, timeout=timeout)
+        subprocess.run(
+            [str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "-q", LABEL_STUDIO],
+            check=True,
+            timeout=timeout,
+        )
     return exe
 
 
@@ -51,14 +60,14 @@ class Process:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = Path(log)
         self._out = open(self.log, "wb")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
-    def wait_up(self, url: str, seconds: float, ok=lambda r: r.status_code == 200,
-                headers: dict[str, str] | None = None) -> None:
+    def wait_up(
+        self, url: str, seconds: float, ok=lambda r: r.status_code == 200, headers: dict[str, str] | None = None
+    ) -> None:
         deadline = time.time() + seconds
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -85,14 +94,37 @@ class Process:
 class LabelStudio(Process):
     """Label Studio started offline on ``127.0.0.1:port`` with a user and a legacy API token."""
 
-    def __init__(self, exe: Path, data_dir: Path, port: int, token: str = "oceanid-e2e-token",
-                 user: str = "lab@example.org", password: str = "reef-pass-1234") -> None:
+    def __init__(
+        self,
+        exe: Path,
+        data_dir: Path,
+        port: int,
+        token: str = "oceanid-e2e-token",
+        user: str = "lab@example.org",
+        password: str = "reef-pass-1234",
+    ) -> None:
         self.url, self.token = f"http://127.0.0.1:{port}", token
         env = {**os.environ, **OFFLINE, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir)}
         Path(data_dir).mkdir(parents=True, exist_ok=True)
-        super().__init__([str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
-                          "--username", user, "--password", password, "--user-token", token], env,
-                         Path(data_dir) / "label-studio.log")
+        super().__init__(
+            [
+                str(exe),
+                "start",
+                "--no-browser",
+                "--internal-host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--username",
+                user,
+                "--password",
+                password,
+                "--user-token",
+                token,
+            ],
+            env,
+            Path(data_dir) / "label-studio.log",
+        )
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {token}"
 
@@ -113,7 +145,7 @@ class LabelStudio(Process):
     def import_files(self, project: int, files: list[Path]) -> None:
         """One task per file: one multipart field per file (parts sharing a name collapse into one task)."""
         for start in range(0, len(files), 100):
-            chunk = files[start:start + 100]
+            chunk = files[start : start + 100]
             parts = {f"file{n}": (p.name, p.read_bytes(), "image/png") for n, p in enumerate(chunk)}
             self.api("POST", f"/api/projects/{project}/import", files=parts)
 
@@ -136,17 +168,27 @@ class LabelStudio(Process):
 
     def retrieve_predictions(self, project: int) -> Any:
         """The data manager's "Retrieve predictions" action on every task of the project."""
-        return self.api("POST", f"/api/dm/actions/?id=retrieve_tasks_predictions&project={project}",
-                        json={"selectedItems": {"all": True, "excluded": []}}, timeout=600)
+        return self.api(
+            "POST",
+            f"/api/dm/actions/?id=retrieve_tasks_predictions&project={project}",
+            json={"selectedItems": {"all": True, "excluded": []}},
+            timeout=600,
+        )
 
     def predictions(self, project: int) -> list[dict]:
         got = self.api("GET", f"/api/predictions/?project={project}")
         return got["results"] if isinstance(got, dict) else got
 
     def add_webhook(self, project: int, url: str, token: str | None) -> int:
-        body = {"project": project, "url": url, "send_payload": True, "send_for_all_actions": False,
-                "actions": ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"], "is_active": True,
-                "headers": {"Authorization": f"Bearer {token}"} if token else {}}
+        body = {
+            "project": project,
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "actions": ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"],
+            "is_active": True,
+            "headers": {"Authorization": f"Bearer {token}"} if token else {},
+        }
         return self.api("POST", "/api/webhooks/", json=body)["id"]
 
     def annotate(self, task: int, result: list[dict]) -> int:
@@ -156,11 +198,21 @@ class LabelStudio(Process):
 class OceanidServer(Process):
     """``oceanid serve`` on ``127.0.0.1:port`` over ``home``, told where Label Studio is."""
 
-    def __init__(self, home: Path, port: int, log: Path, token: str | None, ls: LabelStudio | None,
-                 extra: list[str] = ()) -> None:
+    def __init__(
+        self, home: Path, port: int, log: Path, token: str | None, ls: LabelStudio | None, extra: list[str] = ()
+    ) -> None:
         self.url, self.token = f"http://127.0.0.1:{port}", token
-        args = [sys.executable, "-c", "from app.cli import main; main()", "--home", str(home), "serve",
-                "--port", str(port), *extra]
+        args = [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "--home",
+            str(home),
+            "serve",
+            "--port",
+            str(port),
+            *extra,
+        ]
         if token:
             args += ["--token", token]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -169,6 +221,7 @@ class OceanidServer(Process):
         super().__init__(args, env, log)
 
     def up(self, seconds: float = 180) -> OceanidServer:
-        self.wait_up(f"{self.url}/health", seconds,
-                     headers={"Authorization": f"Bearer {self.token}"} if self.token else None)
+        self.wait_up(
+            f"{self.url}/health", seconds, headers={"Authorization": f"Bearer {self.token}"} if self.token else None
+        )
         return self

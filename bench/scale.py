@@ -1,9 +1,9 @@
 """Scale-out figures (issue 18), each part short enough for one hold of the CPU lock.
 
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/scale.py --part embed   [--n 2500]
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/scale.py --part ingest  [--n 1000000]
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/scale.py --part search  [--n 1000000 --shards 4]
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/scale.py --part memory  [--n 1000000]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.scale --part embed   [--n 2500]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.scale --part ingest  [--n 1000000]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.scale --part search  [--n 1000000 --shards 4]
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.scale --part memory  [--n 1000000]
 
 - embed: the same fish4knowledge crops embedded by the single-process pipeline
   (``embedder.encoding.encode_paths``, workers 0, prefetch thread) and by the Ray Data
@@ -15,7 +15,8 @@
 - ingest: Parquet vector shards (the runner's schema) into the catalog in one transaction
   (``index.catalog.arrow_io.ingest_vector_shards``), vectors/s.
 - search: clustered synthetic unit vectors (1,000 Gaussian centres, sigma 0.3, as
-  bench/rebuild_1m.py), one index vs ``--shards`` shards (index/vectors/shards.py), flat and IVF:
+  bench/rebuild_1m.py: ``bench.common.clustered_vectors``), one index vs ``--shards`` shards
+  (index/vectors/shards.py), flat and IVF:
   single-query latency (median of 200) and batched throughput (1,000 queries), recall@10
   against exact brute-force search, unfiltered and with a random 10% filter.
 - memory: bytes per vector of the written index file for flat / IVF-Flat / IVF-PQ
@@ -26,7 +27,6 @@ Writes bench/results/scale_<part>.json.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import sys
@@ -34,20 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench.common import FISH4K, table, write_result  # noqa: E402
-
-
-def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(1000, dim)).astype(np.float32)
-    x = centres[rng.integers(0, 1000, n)] + 0.3 * rng.normal(size=(n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+from bench.common import FISH4K, bench_parser, clustered_vectors, command, table, vector_catalog, write_result
 
 
 def queries(x: np.ndarray, m: int, seed: int = 1) -> np.ndarray:
@@ -62,17 +51,18 @@ def exact_top(x: np.ndarray, q: np.ndarray, k: int, keep: np.ndarray | None = No
     sub = x[rows]
     out = []
     for start in range(0, len(q), 100):
-        sims = q[start:start + 100] @ sub.T
+        sims = q[start : start + 100] @ sub.T
         top = np.argpartition(-sims, k, axis=1)[:, :k]
         out += [set(rows[t].tolist()) for t in top]
     return out
 
 
 def recall(hits, truth: list[set[int]], k: int) -> float:
-    return float(np.mean([len({h.id for h in row[:k]} & t) / k for row, t in zip(hits, truth)]))
+    return float(np.mean([len({h.id for h in row[:k]} & t) / k for row, t in zip(hits, truth, strict=True)]))
 
 
 # ---- embed ----------------------------------------------------------------------
+
 
 def part_embed(args) -> dict:
     import pyarrow as pa
@@ -99,11 +89,17 @@ def part_embed(args) -> dict:
             t0 = time.perf_counter()
             solo = encode_paths(model, paths[:n], batch_size=64, workers=0, device="cpu", progress=False)
             single[n] = time.perf_counter() - t0
-        crops = pa.table({"annotation_id": np.arange(1, len(paths) + 1, dtype=np.int64),
-                          "path": [str(p.resolve()) for p in paths]})
+        crops = pa.table(
+            {"annotation_id": np.arange(1, len(paths) + 1, dtype=np.int64), "path": [str(p.resolve()) for p in paths]}
+        )
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=512 * 1024 * 1024,
-                 logging_level="ERROR", log_to_driver=False)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=512 * 1024 * 1024,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
         t_start = time.perf_counter() - t0
         try:
             config = RayConfig(workers=args.ray_workers, batch_size=64, shard_rows=4096)
@@ -117,46 +113,56 @@ def part_embed(args) -> dict:
         diff = float(np.abs(np.asarray(got, np.float32) - solo.vectors).max())
     small, big = sizes
     rows = []
-    for name, times in (("single process (workers 0, prefetch 2)", single),
-                        (f"ray local (2 CPUs, {args.ray_workers} actors)", on_ray)):
-        rows.append({"engine": name, f"wall_s_{small}": times[small], f"wall_s_{big}": times[big],
-                     "crops_s_whole": big / times[big], "crops_s_marginal": (big - small) / (times[big] - times[small])})
+    for name, times in (
+        ("single process (workers 0, prefetch 2)", single),
+        (f"ray local (2 CPUs, {args.ray_workers} actors)", on_ray),
+    ):
+        rows.append(
+            {
+                "engine": name,
+                f"wall_s_{small}": times[small],
+                f"wall_s_{big}": times[big],
+                "crops_s_whole": big / times[big],
+                "crops_s_marginal": (big - small) / (times[big] - times[small]),
+            }
+        )
     ratio_whole = on_ray[big] / single[big]
     ratio_marginal = rows[0]["crops_s_marginal"] / rows[1]["crops_s_marginal"]
     print(table(rows))
-    print(f"overhead ratio (ray / single time): whole run of {big} crops {ratio_whole:.2f}x, "
-          f"marginal (start-up excluded) {ratio_marginal:.2f}x; ray.init {t_start:.1f} s not included; "
-          f"max |ray - single| = {diff:.2e}")
-    return {"backbone": args.backbone, "image_size": args.image_size, "sizes": sizes, "rows": rows,
-            "ratio_whole": ratio_whole, "ratio_marginal": ratio_marginal, "ray_init_s": t_start,
-            "max_abs_diff": diff}
+    print(
+        f"overhead ratio (ray / single time): whole run of {big} crops {ratio_whole:.2f}x, "
+        f"marginal (start-up excluded) {ratio_marginal:.2f}x; ray.init {t_start:.1f} s not included; "
+        f"max |ray - single| = {diff:.2e}"
+    )
+    return {
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "sizes": sizes,
+        "rows": rows,
+        "ratio_whole": ratio_whole,
+        "ratio_marginal": ratio_marginal,
+        "ray_init_s": t_start,
+        "max_abs_diff": diff,
+    }
 
 
 # ---- ingest ---------------------------------------------------------------------
+
 
 def part_ingest(args) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from index.catalog.catalog import Catalog
-    from index.catalog.embeddings import register_model
     from index.catalog.arrow_io import ingest_vector_shards
 
-    x = clustered(args.n, args.dim)
+    x = clustered_vectors(args.n, args.dim)
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        catalog = Catalog(home / "catalog.duckdb")
-        catalog.ensure_schema()
-        with catalog.write() as con:  # bench set-up, as bench/rebuild_1m.py
-            con.execute("INSERT INTO images (source, source_id, sha256, path, width, height) "
-                        "VALUES ('bench', '1', 'x', 'x', 1, 1)")
-            con.execute(f"INSERT INTO annotations (image_id, concept, x, y, w, h, group_key, split) "
-                        f"SELECT 1, 'c' || (i % 100), 0, 0, 1, 1, 'g', 'train' FROM range({args.n}) t(i)")
-        register_model(catalog, "bench", "h" * 64, args.dim, "bench")
+        catalog = vector_catalog(home, args.n, args.dim)  # bench set-up, as bench/rebuild_1m.py
         shard_rows = 4096 * 16
         files = []
         for i, start in enumerate(range(0, args.n, shard_rows)):
-            part = x[start:start + shard_rows]
+            part = x[start : start + shard_rows]
             ids = np.arange(start + 1, start + 1 + len(part), dtype=np.int64)
             vec = pa.FixedSizeListArray.from_arrays(pa.array(part.ravel()), args.dim).cast(pa.list_(pa.float32()))
             table_ = pa.table({"annotation_id": ids, "vector": vec, "error": pa.nulls(len(part), pa.string())})
@@ -165,20 +171,28 @@ def part_ingest(args) -> dict:
         t0 = time.perf_counter()
         report = ingest_vector_shards(catalog, "bench", files)
         seconds = time.perf_counter() - t0
-    rows = [{"vectors": report.stored, "dim": args.dim, "parquet_shards": len(files), "ingest_s": seconds,
-             "vectors_s": report.stored / seconds}]
+    rows = [
+        {
+            "vectors": report.stored,
+            "dim": args.dim,
+            "parquet_shards": len(files),
+            "ingest_s": seconds,
+            "vectors_s": report.stored / seconds,
+        }
+    ]
     print(table(rows))
     return {"rows": rows}
 
 
 # ---- search ---------------------------------------------------------------------
 
+
 def _latency(index, q: np.ndarray, allowed=None) -> tuple[float, float]:
     """(median ms of single queries, batched queries/s)."""
     single = []
     for i in range(200):
         t0 = time.perf_counter()
-        index.search(q[i:i + 1], 10, allowed_ids=allowed)
+        index.search(q[i : i + 1], 10, allowed_ids=allowed)
         single.append((time.perf_counter() - t0) * 1000)
     t0 = time.perf_counter()
     index.search(q, 10, allowed_ids=allowed)
@@ -191,7 +205,7 @@ def part_search(args) -> dict:
     from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
     tune_faiss_blas()
-    x = clustered(args.n, args.dim)
+    x = clustered_vectors(args.n, args.dim)
     ids = np.arange(args.n, dtype=np.int64)
     q = queries(x, 1000)
     rng = np.random.default_rng(2)
@@ -202,15 +216,25 @@ def part_search(args) -> dict:
     for kind in args.kinds.split(","):
         for shards in (1, args.shards):
             t0 = time.perf_counter()
-            index = (VectorIndex.build(ids, x, kind=kind) if shards == 1
-                     else ShardedIndex.build(ids, x, shards, kind=kind))
+            index = (
+                VectorIndex.build(ids, x, kind=kind) if shards == 1 else ShardedIndex.build(ids, x, shards, kind=kind)
+            )
             build = time.perf_counter() - t0
             ms, qps = _latency(index, q)
             ms_f, qps_f = _latency(index, q, allowed)
-            rows.append({"kind": kind, "shards": shards, "build_s": build, "query_ms": ms, "batch_q_s": qps,
-                         "recall10": recall(index.search(q, 10), truth, 10),
-                         "filtered10%_ms": ms_f, "filtered_batch_q_s": qps_f,
-                         "filtered_recall10": recall(index.search(q, 10, allowed_ids=allowed), truth_f, 10)})
+            rows.append(
+                {
+                    "kind": kind,
+                    "shards": shards,
+                    "build_s": build,
+                    "query_ms": ms,
+                    "batch_q_s": qps,
+                    "recall10": recall(index.search(q, 10), truth, 10),
+                    "filtered10%_ms": ms_f,
+                    "filtered_batch_q_s": qps_f,
+                    "filtered_recall10": recall(index.search(q, 10, allowed_ids=allowed), truth_f, 10),
+                }
+            )
             print(table(rows[-1:]), flush=True)
             del index
     print(table(rows))
@@ -219,11 +243,12 @@ def part_search(args) -> dict:
 
 # ---- memory ---------------------------------------------------------------------
 
+
 def part_memory(args) -> dict:
     from index.vectors.vector_index import IndexConfig, VectorIndex, tune_faiss_blas
 
     tune_faiss_blas()
-    x = clustered(args.n, args.dim)
+    x = clustered_vectors(args.n, args.dim)
     ids = np.arange(args.n, dtype=np.int64)
     q = queries(x, 200)
     truth = exact_top(x, q, 10)
@@ -237,20 +262,33 @@ def part_memory(args) -> dict:
             path = tmp / f"{kind}-{pq_bytes}.faiss"
             index.save(path)
             size = path.stat().st_size
-            rows.append({"kind": kind, "pq_bytes": pq_bytes or "", "build_s": build, "file_mb": size / 2 ** 20,
-                         "bytes_per_vector": size / args.n, "recall10": recall(index.search(q, 10), truth, 10)})
+            rows.append(
+                {
+                    "kind": kind,
+                    "pq_bytes": pq_bytes or "",
+                    "build_s": build,
+                    "file_mb": size / 2**20,
+                    "bytes_per_vector": size / args.n,
+                    "recall10": recall(index.search(q, 10), truth, 10),
+                }
+            )
             print(table(rows[-1:]), flush=True)
             path.unlink()
             del index
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(table(rows))
-    return {"n": args.n, "dim": args.dim, "vectors": "clustered synthetic (1000 centres, sigma 0.3)",
-            "nprobe": IndexConfig().nprobe, "rows": rows}
+    return {
+        "n": args.n,
+        "dim": args.dim,
+        "vectors": "clustered synthetic (1000 centres, sigma 0.3)",
+        "nprobe": IndexConfig().nprobe,
+        "rows": rows,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__file__, __doc__)
     ap.add_argument("--part", required=True, choices=("embed", "ingest", "search", "memory"))
     ap.add_argument("--n", type=int, default=None, help="crops (embed, default 1000) or vectors (default 1M)")
     ap.add_argument("--dim", type=int, default=128)
@@ -267,7 +305,7 @@ def main() -> None:
     run = {"embed": part_embed, "ingest": part_ingest, "search": part_search, "memory": part_memory}[args.part]
     t0 = time.perf_counter()
     out = run(args)
-    out["command"] = " ".join(sys.argv)
+    out["command"] = command("scale")
     out["total_s"] = time.perf_counter() - t0
     write_result(f"scale_{args.part}", out)
 

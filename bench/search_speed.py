@@ -1,8 +1,8 @@
 """Search speed of index.vectors.vector_index: flat vs numpy vs scikit-learn, and filtered vs unfiltered IVF/HNSW.
 
 Usage (always under the shared CPU lock):
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/search_speed.py             # ~5 min, 2 threads
-    flock /tmp/oceanid-cpu.lock .venv/bin/python bench/search_speed.py --large-n 200000 --hnsw-n 50000  # quick
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.search_speed             # ~5 min, 2 threads
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.search_speed --large-n 200000 --hnsw-n 50000  # quick
 
 Sections:
 1. flat, ``--small-n`` x 128: oceanid vs numpy (GEMM + argpartition; mat-vec for one
@@ -25,28 +25,21 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads crawl on shared cores
 
-import argparse
 import datetime
 import json
 import logging
-import math
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
-import faiss
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
-from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from index.vectors.planner import PlannerConfig  # noqa: E402
-from index.vectors.vector_index import AllowedIds, IndexConfig, VectorIndex, tune_faiss_blas  # noqa: E402
+from bench.common import FIGURES, bench_parser, best_of, command
+from index.vectors.planner import PlannerConfig
+from index.vectors.vector_index import AllowedIds, IndexConfig, VectorIndex, tune_faiss_blas
 
 K = 10
-RESULTS = Path(__file__).resolve().parent / "figures" / "search_speed.json"
+OUT = FIGURES / "search_speed.json"
 SELECTIVITIES = [1, 10, 100, 1000, 0.01, 0.10, 0.50]  # ints: allowed ids; floats: fraction of n
 ALWAYS_EXACT = PlannerConfig(exact_max=10**12)
 ALWAYS_INDEX = PlannerConfig(exact_max=0, exact_fraction=0.0, lists_factor=0.0, hnsw_exact_fraction=0.0)
@@ -83,15 +76,6 @@ def split(x: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 
 def ids_of(hits) -> np.ndarray:
     return np.array([[h.id for h in row] + [-1] * (K - len(row)) for row in hits])
-
-
-def best_of(fn, repeat: int):
-    best, out = math.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def median_ms(fn, rows: np.ndarray) -> float:
@@ -135,10 +119,14 @@ def exact_topk(x: np.ndarray, q: np.ndarray, k: int = K, block: int = 100) -> np
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(f) & set(t[t >= 0])) / max(1, (t >= 0).sum()) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 def flat_side_by_side(n: int, d: int, m: int, m_single: int, rng: np.random.Generator) -> dict:
+    from sklearn.neighbors import NearestNeighbors
+
     x, q = split(clustered(n + m, d, 100, rng), m)
     ids = rng.permutation(n).astype(np.int64) * 7 + 3  # catalog keys, not rows
     index = VectorIndex.build(ids, x, kind="flat")
@@ -147,15 +135,21 @@ def flat_side_by_side(n: int, d: int, m: int, m_single: int, rng: np.random.Gene
     t_np, _ = best_of(lambda: numpy_topk(x, q), 5)
     t_sk, _ = best_of(lambda: nn.kneighbors(q), 2)
     truth = ids[exact_topk(x, q)]
-    same = float(np.mean([set(a) == set(b) for a, b in zip(ids_of(hits), truth)]))
+    same = float(np.mean([set(a) == set(b) for a, b in zip(ids_of(hits), truth, strict=True)]))
     assert same == 1.0, f"flat top-10 differs from exact numpy for {1 - same:.1%} of queries"
     qs = q[:m_single]
-    single = interleaved_ms({"oceanid_ms": lambda r: index.search(r, K),
-                             "numpy_matvec_ms": lambda r: numpy_topk(x, r)}, qs)
+    single = interleaved_ms(
+        {"oceanid_ms": lambda r: index.search(r, K), "numpy_matvec_ms": lambda r: numpy_topk(x, r)}, qs
+    )
     single["sklearn_ms"] = median_ms(lambda r: nn.kneighbors(r), qs[: max(5, m_single // 5)])
     batched = {"oceanid_qps": m / t_oc, "numpy_gemm_qps": m / t_np, "sklearn_brute_qps": m / t_sk}
     return {
-        "n": n, "d": d, "queries": m, "single_queries": m_single, "batched": batched, "single": single,
+        "n": n,
+        "d": d,
+        "queries": m,
+        "single_queries": m_single,
+        "batched": batched,
+        "single": single,
         "batched_x_numpy": batched["oceanid_qps"] / batched["numpy_gemm_qps"],
         "batched_x_sklearn": batched["oceanid_qps"] / batched["sklearn_brute_qps"],
         "single_vs_numpy": single["oceanid_ms"] / single["numpy_matvec_ms"],
@@ -185,13 +179,13 @@ def crossover(index: VectorIndex, x: np.ndarray, q: np.ndarray, sizes: list[int]
         prepared = AllowedIds.of(allowed)
         row = {"allowed": size}
         for name, cfg in (("exact_ms", ALWAYS_EXACT), ("index_ms", ALWAYS_INDEX)):
-            index.vectors.planner = cfg
-            row[name] = median_ms(lambda r: index.search(r, K, allowed_ids=prepared), q)
+            index.planner = cfg
+            row[name] = median_ms(lambda r, allowed=prepared: index.search(r, K, allowed_ids=allowed), q)
         hits = index.search(q, K, allowed_ids=prepared)
         row["index_recall@10"] = recall_at_k(ids_of(hits), allowed[exact_topk(x[allowed], q)])
         rows.append(row)
         logging.info("crossover %s", row)
-    index.vectors.planner = PlannerConfig()
+    index.planner = PlannerConfig()
     wins = [r["allowed"] for r in rows if r["index_ms"] < r["exact_ms"]]
     return {"rows": rows, "index_plan_first_wins_at": wins[0] if wins else None}
 
@@ -202,33 +196,56 @@ def filtered_table(index: VectorIndex, x: np.ndarray, q: np.ndarray, m_single: i
     qs = q[:m_single]
     unf_ms = median_ms(lambda r: index.search(r, K), qs)
     t_unf, hits = best_of(lambda: index.search(q, K), 2)
-    out = {"unfiltered": {"single_ms": unf_ms, "batch_qps": len(q) / t_unf,
-                          "recall@10": recall_at_k(ids_of(hits), exact_topk(x, q))}, "rows": []}
+    out = {
+        "unfiltered": {
+            "single_ms": unf_ms,
+            "batch_qps": len(q) / t_unf,
+            "recall@10": recall_at_k(ids_of(hits), exact_topk(x, q)),
+        },
+        "rows": [],
+    }
     for sel in [*SELECTIVITIES, *(("region", f) for f in REGIONS)]:
         allowed = region_of(sel[1], x, rng) if isinstance(sel, tuple) else allowed_of(sel, n, rng)
         prepared = AllowedIds.of(allowed)
-        paired = interleaved_ms({"unfiltered": lambda r: index.search(r, K),
-                                 "filtered": lambda r: index.search(r, K, allowed_ids=prepared)}, qs, rounds=1)
+        paired = interleaved_ms(
+            {
+                "unfiltered": lambda r: index.search(r, K),
+                "filtered": lambda r, allowed=prepared: index.search(r, K, allowed_ids=allowed),
+            },
+            qs,
+            rounds=1,
+        )
         fil_ms = paired["filtered"]
-        t_fil, hits = best_of(lambda: index.search(q, K, allowed_ids=prepared), 1)
+        t_fil, hits = best_of(lambda allowed=prepared: index.search(q, K, allowed_ids=allowed), 1)
         truth = np.full((len(q), K), -1)
-        exact = allowed[exact_topk(x[allowed], q, min(K, allowed.size))] if allowed.size > K else np.tile(allowed, (len(q), 1))
+        exact = (
+            allowed[exact_topk(x[allowed], q, min(K, allowed.size))]
+            if allowed.size > K
+            else np.tile(allowed, (len(q), 1))
+        )
         truth[:, : exact.shape[1]] = exact
         found = ids_of(hits)
         plan = index.plan(prepared, min(K, allowed.size))
-        out["rows"].append({
-            "selectivity": sel, "allowed": int(allowed.size), "plan": plan.mode, "probe": plan.probe,
-            "single_ms": fil_ms, "single_ratio": fil_ms / paired["unfiltered"],
-            "batch_qps": len(q) / t_fil, "batch_ratio": t_fil / t_unf,
-            "recall@10": recall_at_k(found, truth),
-            "min_hits": int((found >= 0).sum(axis=1).min()),
-        })
+        out["rows"].append(
+            {
+                "selectivity": sel,
+                "allowed": int(allowed.size),
+                "plan": plan.mode,
+                "probe": plan.probe,
+                "single_ms": fil_ms,
+                "single_ratio": fil_ms / paired["unfiltered"],
+                "batch_qps": len(q) / t_fil,
+                "batch_ratio": t_fil / t_unf,
+                "recall@10": recall_at_k(found, truth),
+                "min_hits": int((found >= 0).sum(axis=1).min()),
+            }
+        )
         logging.info("%s filtered %s", index.kind, out["rows"][-1])
     return out
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = bench_parser(__file__, __doc__)
     p.add_argument("--small-n", type=int, default=100_000)
     p.add_argument("--large-n", type=int, default=1_000_000)
     p.add_argument("--hnsw-n", type=int, default=200_000, help="HNSW collection size (its build is the slow part)")
@@ -238,6 +255,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    import faiss
+    from threadpoolctl import threadpool_limits
+
     tune_faiss_blas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("index.vectors.vector_index").setLevel(logging.WARNING)
@@ -245,11 +265,17 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     result: dict = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(["bench/search_speed.py", *sys.argv[1:]]),
-        "machine": {"threads": args.threads, "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "faiss": faiss.__version__, "processor": platform.processor() or platform.machine()},
-        "planner": PlannerConfig().to_dict(), "index_config": IndexConfig().to_dict(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command("search_speed"),
+        "machine": {
+            "threads": args.threads,
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "faiss": faiss.__version__,
+            "processor": platform.processor() or platform.machine(),
+        },
+        "planner": PlannerConfig().to_dict(),
+        "index_config": IndexConfig().to_dict(),
     }
     with threadpool_limits(args.threads):
         result["flat"] = flat_side_by_side(args.small_n, args.dim, args.queries, args.single, rng)
@@ -257,51 +283,85 @@ def main() -> None:
         n = args.large_n
         x, q = split(clustered(n + args.queries, args.dim, max(100, n // 1000), rng), args.queries)
         ivf = VectorIndex.build(np.arange(n), x, kind="ivf")
-        result["ivf"] = {"n": n, "nlist": int(ivf.faiss_index.nlist), "nprobe": int(ivf.faiss_index.nprobe),
-                         "crossover": crossover(ivf, x, q[:50], [1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000], rng),
-                         **filtered_table(ivf, x, q, args.single, rng)}
+        result["ivf"] = {
+            "n": n,
+            "nlist": int(ivf.faiss_index.nlist),
+            "nprobe": int(ivf.faiss_index.nprobe),
+            "crossover": crossover(ivf, x, q[:50], [1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000], rng),
+            **filtered_table(ivf, x, q, args.single, rng),
+        }
         del ivf
         hn = min(args.hnsw_n, n)
         t0 = time.perf_counter()
         hnsw = VectorIndex.build(np.arange(hn), x[:hn], kind="hnsw")
-        result["hnsw"] = {"n": hn, "build_s": time.perf_counter() - t0,
-                          "crossover": crossover(hnsw, x[:hn], q[:50], [1000, 5000, 10_000, 20_000, 50_000], rng),
-                          **filtered_table(hnsw, x[:hn], q, args.single, rng)}
+        result["hnsw"] = {
+            "n": hn,
+            "build_s": time.perf_counter() - t0,
+            "crossover": crossover(hnsw, x[:hn], q[:50], [1000, 5000, 10_000, 20_000, 50_000], rng),
+            **filtered_table(hnsw, x[:hn], q, args.single, rng),
+        }
     result["total_s"] = time.perf_counter() - started
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
     print(markdown(result))
 
 
 def markdown(r: dict) -> str:
     f, b, s = r["flat"], r["flat"]["batched"], r["flat"]["single"]
-    lines = [f"`{r['command']}` ({r['date']}, {r['machine']['threads']} threads, faiss {r['machine']['faiss']})", "",
-             f"Flat, {f['n']:,} x {f['d']} clustered unit vectors, k={K}; same top-10 as exact: {f['same_top10_as_exact']:.3f}", "",
-             "| | oceanid | numpy | scikit-learn | oceanid vs numpy | oceanid vs sklearn |", "|---|---|---|---|---|---|",
-             f"| batched, {f['queries']} queries (q/s) | {b['oceanid_qps']:,.0f} | {b['numpy_gemm_qps']:,.0f} (GEMM+argpartition) | "
-             f"{b['sklearn_brute_qps']:,.0f} | {f['batched_x_numpy']:.2f}x | {f['batched_x_sklearn']:.2f}x |",
-             f"| one query (median ms) | {s['oceanid_ms']:.2f} | {s['numpy_matvec_ms']:.2f} (mat-vec+argpartition) | "
-             f"{s['sklearn_ms']:.1f} | {f['single_vs_numpy']:.2f}x the time | |", ""]
+    lines = [
+        f"`{r['command']}` ({r['date']}, {r['machine']['threads']} threads, faiss {r['machine']['faiss']})",
+        "",
+        f"Flat, {f['n']:,} x {f['d']} clustered unit vectors, k={K}; "
+        f"same top-10 as exact: {f['same_top10_as_exact']:.3f}",
+        "",
+        "| | oceanid | numpy | scikit-learn | oceanid vs numpy | oceanid vs sklearn |",
+        "|---|---|---|---|---|---|",
+        f"| batched, {f['queries']} queries (q/s) | {b['oceanid_qps']:,.0f} | "
+        f"{b['numpy_gemm_qps']:,.0f} (GEMM+argpartition) | "
+        f"{b['sklearn_brute_qps']:,.0f} | {f['batched_x_numpy']:.2f}x | {f['batched_x_sklearn']:.2f}x |",
+        f"| one query (median ms) | {s['oceanid_ms']:.2f} | {s['numpy_matvec_ms']:.2f} (mat-vec+argpartition) | "
+        f"{s['sklearn_ms']:.1f} | {f['single_vs_numpy']:.2f}x the time | |",
+        "",
+    ]
     for kind in ("ivf", "hnsw"):
         t = r[kind]
         u = t["unfiltered"]
         extra = f"nlist {t['nlist']}, nprobe {t['nprobe']}" if kind == "ivf" else f"build {t['build_s']:.0f} s"
-        lines += [f"{kind.upper()} at {t['n']:,} x {f['d']} ({extra}), shipped defaults; unfiltered: {u['single_ms']:.2f} ms/query, "
-                  f"{u['batch_qps']:,.0f} q/s batched, recall@10 {u['recall@10']:.3f}", "",
-                  "| filter | allowed | plan (probe) | ms/query | x unfiltered | batched x unfiltered | recall@10 vs brute force | min hits |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"{kind.upper()} at {t['n']:,} x {f['d']} ({extra}), shipped defaults; "
+            f"unfiltered: {u['single_ms']:.2f} ms/query, "
+            f"{u['batch_qps']:,.0f} q/s batched, recall@10 {u['recall@10']:.3f}",
+            "",
+            "| filter | allowed | plan (probe) | ms/query | x unfiltered | batched x unfiltered "
+            "| recall@10 vs brute force | min hits |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for row in t["rows"]:
             sel = row["selectivity"]
-            name = (f"region {sel[1]:.0%}" if isinstance(sel, (list, tuple)) else f"{sel} ids" if isinstance(sel, int)
-                    else f"random {sel:.0%}")
+            name = (
+                f"region {sel[1]:.0%}"
+                if isinstance(sel, (list, tuple))
+                else f"{sel} ids"
+                if isinstance(sel, int)
+                else f"random {sel:.0%}"
+            )
             probe = f" ({row['probe']})" if row["probe"] else ""
-            lines.append(f"| {name} | {row['allowed']:,} | {row['plan']}{probe} | {row['single_ms']:.2f} | {row['single_ratio']:.2f} | "
-                         f"{row['batch_ratio']:.2f} | {row['recall@10']:.4f} | {row['min_hits']} |")
+            lines.append(
+                f"| {name} | {row['allowed']:,} | {row['plan']}{probe} | {row['single_ms']:.2f} "
+                f"| {row['single_ratio']:.2f} | "
+                f"{row['batch_ratio']:.2f} | {row['recall@10']:.4f} | {row['min_hits']} |"
+            )
         c = t["crossover"]
-        lines += ["", f"{kind.upper()} planner crossover (ms/query, exact plan vs index plan): "
-                  + ", ".join(f"{x['allowed']:,}: {x['exact_ms']:.2f} vs {x['index_ms']:.2f} (recall {x['index_recall@10']:.3f})"
-                             for x in c["rows"])
-                  + f"; index plan first wins at {c['index_plan_first_wins_at']}", ""]
+        lines += [
+            "",
+            f"{kind.upper()} planner crossover (ms/query, exact plan vs index plan): "
+            + ", ".join(
+                f"{x['allowed']:,}: {x['exact_ms']:.2f} vs {x['index_ms']:.2f} (recall {x['index_recall@10']:.3f})"
+                for x in c["rows"]
+            )
+            + f"; index plan first wins at {c['index_plan_first_wins_at']}",
+            "",
+        ]
     lines.append(f"total {r['total_s']:.0f} s")
     return "\n".join(lines)
 

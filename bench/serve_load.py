@@ -1,6 +1,6 @@
 """Load test of ``oceanid serve``: bounded concurrent clients, idle and while the CLI rebuilds.
 
-    flock /tmp/oceanid-cpu.lock env PYTHONPATH=$PWD .venv/bin/python bench/serve_load.py --home /tmp/serve-demo
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.serve_load --home /tmp/serve-demo
         [--clients 8] [--seconds 60]
 
 The home is copied to a temporary folder (the CLI writes to the copy). The server is started
@@ -23,28 +23,20 @@ server throughput within 2x of in-process. Writes bench/results/serve_load.json.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import os
 import shutil
 import socket
-import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import httpx
+import numpy as np
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
+from bench.common import CLI, bench_parser, cli_env, table, write_result
 
-from bench.common import table, write_result  # noqa: E402
-
-CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 WHERE = "split=train"
 NEW = "Loadtestia novus"
 
@@ -56,8 +48,12 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
-    proc = subprocess.Popen(CLI + ["--home", str(home), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        CLI + ["--home", str(home), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -75,8 +71,12 @@ def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"n": 0}
     ms = np.asarray(values) * 1000
-    return {"n": len(values), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99))}
+    return {
+        "n": len(values),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def drive(call, crops: list[bytes], clients: int, seconds: float) -> dict:
@@ -112,8 +112,13 @@ def drive(call, crops: list[bytes], clients: int, seconds: float) -> dict:
         t.join()
     wall = time.perf_counter() - started
     done = sum(len(v) for v in latencies.values())
-    return {"requests": done + len(errors), "requests_per_s": (done + len(errors)) / wall, "failed": len(errors),
-            "errors": errors[:10], **{k: percentiles(v) for k, v in latencies.items()}}
+    return {
+        "requests": done + len(errors),
+        "requests_per_s": (done + len(errors)) / wall,
+        "failed": len(errors),
+        "errors": errors[:10],
+        **{k: percentiles(v) for k, v in latencies.items()},
+    }
 
 
 def http_call(port: int):
@@ -142,13 +147,19 @@ def cli_loop(home: Path, env: dict[str, str], examples: list[Path], stop: thread
         args = steps[n % len(steps)]
         t0 = time.perf_counter()
         out = subprocess.run(CLI + ["--home", str(home), *args], env=env, capture_output=True, text=True)
-        log.append({"step": " ".join(args[:2]), "rc": out.returncode, "s": time.perf_counter() - t0,
-                    "error": out.stderr.strip().splitlines()[-1] if out.returncode else None})
+        log.append(
+            {
+                "step": " ".join(args[:2]),
+                "rc": out.returncode,
+                "s": time.perf_counter() - t0,
+                "error": out.stderr.strip().splitlines()[-1] if out.returncode else None,
+            }
+        )
         n += 1
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__file__, __doc__)
     ap.add_argument("--home", type=Path, required=True, help="a built home (oceanid demo); copied first")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=60)
@@ -158,8 +169,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="oceanid-load-"))
     home = work / "home"
     shutil.copytree(args.home, home)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("OCEANID_THREADS", None)
+    env = cli_env("OCEANID_THREADS")
     files = sorted((home / "crops").rglob("*.png"))
     crops = [p.read_bytes() for p in files[: args.crops]]
     examples = files[-3:]
@@ -204,9 +214,19 @@ def main() -> None:
         in_process({}, "identify", crops[n])
     result["in_process"] = drive(in_process, crops, args.clients, args.seconds)
     result["ratio_in_process_to_server"] = result["in_process"]["requests_per_s"] / result["idle"]["requests_per_s"]
-    rows = [{"run": run, "req/s": result[run]["requests_per_s"], "failed": result[run]["failed"],
-             **{f"{k} {p}": result[run][k].get(p) for k in ("identify", "search") for p in ("p50_ms", "p95_ms", "p99_ms")}}
-            for run in ("idle", "busy", "in_process")]
+    rows = [
+        {
+            "run": run,
+            "req/s": result[run]["requests_per_s"],
+            "failed": result[run]["failed"],
+            **{
+                f"{k} {p}": result[run][k].get(p)
+                for k in ("identify", "search")
+                for p in ("p50_ms", "p95_ms", "p99_ms")
+            },
+        }
+        for run in ("idle", "busy", "in_process")
+    ]
     print(table(rows))
     print("CLI steps during busy:", [(c["step"], c["rc"], round(c["s"], 1)) for c in result["busy"]["cli"]])
     print(f"in-process / server throughput: {result['ratio_in_process_to_server']:.2f}")

@@ -1,6 +1,6 @@
 """Start-up of the CLI, identify throughput against embed, and two processes side by side.
 
-    flock /tmp/oceanid-cpu.lock env PYTHONPATH=$PWD .venv/bin/python bench/startup.py --home /tmp/serve-demo
+    flock /tmp/oceanid-cpu.lock .venv/bin/python -m bench.startup --home /tmp/serve-demo
         [--runs 5] [--crops 1000] [--skip-threads]
 
 Every figure is GNU time (``/usr/bin/time -v``: wall clock and peak memory) of a fresh
@@ -21,7 +21,6 @@ Writes bench/results/startup.json; the figures go into bench/RESULTS.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -32,13 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import table, write_result  # noqa: E402
+from bench.common import CLI, bench_parser, cli_env, table, write_result
 
 PYTHON = sys.executable
-CLI = [PYTHON, "-c", "from app.cli import main; main()"]
 
 EMBED = """
 import sys, time
@@ -75,8 +70,12 @@ def median_of(runs: int, cmd: list[str], env: dict[str, str] | None = None) -> d
         w, r, _ = timed(cmd, env)
         walls.append(w)
         rss.append(r)
-    return {"median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls),
-            "peak_mb": statistics.median(rss)}
+    return {
+        "median_s": statistics.median(walls),
+        "min_s": min(walls),
+        "max_s": max(walls),
+        "peak_mb": statistics.median(rss),
+    }
 
 
 def import_costs(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -96,8 +95,9 @@ def side_by_side(cmd: list[str], env: dict[str, str]) -> list[float]:
     """Wall seconds of two copies of ``cmd`` started together."""
     procs = []
     for _ in range(2):
-        procs.append((time.perf_counter(), subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                                            env=env)))
+        procs.append(
+            (time.perf_counter(), subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env))
+        )
     walls = []
     for start, proc in procs:
         _, err = proc.communicate()
@@ -108,15 +108,14 @@ def side_by_side(cmd: list[str], env: dict[str, str]) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__file__, __doc__)
     ap.add_argument("--home", type=Path, required=True, help="a built home (oceanid demo)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--crops", type=int, default=1000)
     ap.add_argument("--skip-threads", action="store_true")
     args = ap.parse_args()
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("OCEANID_THREADS", None)
+    env = cli_env("OCEANID_THREADS")
     crops = sorted((args.home / "crops").rglob("*.png"))[: args.crops]
     if len(crops) < args.crops:
         raise SystemExit(f"{args.home} holds {len(crops)} crops, fewer than --crops {args.crops}")
@@ -134,15 +133,21 @@ def main() -> None:
     result["identify_folder"] = median_of(args.runs, CLI + home + ["identify", str(folder), "--json"], env)
     rows.append({"what": f"identify {len(crops)} crops", **result["identify_folder"]})
     result["identify_one_imports_s"] = import_costs(CLI + home + ["identify", str(folder / "00000.png")], env)
-    embed = [float(timed([PYTHON, "-c", EMBED, str(args.home), str(folder)], env)[2].strip().splitlines()[-1])
-             for _ in range(args.runs)]
+    embed = [
+        float(timed([PYTHON, "-c", EMBED, str(args.home), str(folder)], env)[2].strip().splitlines()[-1])
+        for _ in range(args.runs)
+    ]
     identify_rate = len(crops) / result["identify_folder"]["median_s"]
     # net of start-up: the extra seconds the folder took over the one crop
     net_rate = (len(crops) - 1) / (result["identify_folder"]["median_s"] - result["identify_one"]["median_s"])
     embed_rate = statistics.median(embed)
-    result["throughput"] = {"identify_crops_per_s": identify_rate, "identify_net_crops_per_s": net_rate,
-                            "embed_crops_per_s": embed_rate, "ratio": identify_rate / embed_rate,
-                            "ratio_net": net_rate / embed_rate}
+    result["throughput"] = {
+        "identify_crops_per_s": identify_rate,
+        "identify_net_crops_per_s": net_rate,
+        "embed_crops_per_s": embed_rate,
+        "ratio": identify_rate / embed_rate,
+        "ratio_net": net_rate / embed_rate,
+    }
     print(table(rows))
     print(table([result["throughput"]]))
     print("imports (s):", result["identify_one_imports_s"])
@@ -155,8 +160,14 @@ def main() -> None:
         for label, extra in (("default (half the cores)", {}), (f"every core ({cores})", {"OCEANID_THREADS": cores})):
             alone_here = alone if not extra else median_of(max(1, args.runs // 2), cmd, {**env, **extra})["median_s"]
             walls = side_by_side(cmd, {**env, **extra})
-            threads.append({"threads": label, "alone_s": alone_here, "side_by_side_s": max(walls),
-                            "slowdown": max(walls) / alone_here})
+            threads.append(
+                {
+                    "threads": label,
+                    "alone_s": alone_here,
+                    "side_by_side_s": max(walls),
+                    "slowdown": max(walls) / alone_here,
+                }
+            )
         result["threads"] = threads
         print(table(threads))
     shutil.rmtree(folder, ignore_errors=True)

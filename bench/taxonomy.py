@@ -1,12 +1,12 @@
 """Taxonomy-aware answers through the product path: held-out species named at genus / family.
 
-    PYTHONPATH=$PWD .venv/bin/python bench/taxonomy.py --dataset fish4knowledge --home /tmp/taxa-f4k \
+    .venv/bin/python -m bench.taxonomy --dataset fish4knowledge --home /tmp/taxa-f4k \
         --lock /tmp/oceanid-cpu.lock
     ... --dataset synthetic --home /tmp/taxa-demo     (the demo home: `oceanid demo`)
     ... --dataset plankton --home /tmp/taxa-plankton
     ... --dataset fish4knowledge --home /tmp/taxa-f4k --lineage bench/lineages/fish4knowledge.csv \
         --key "fish4knowledge + class"   (kingdom .. class added to species.csv's genus and family)
-    .venv/bin/python bench/taxonomy.py --report       (the table from the stored JSON)
+    .venv/bin/python -m bench.taxonomy --report       (the table from the stored JSON)
 
 Each run is the CLI a user types: ``ingest folders`` (fish4knowledge with its species.csv,
 whose genus and family columns give the lineages; plankton's folder names), ``split`` with
@@ -27,40 +27,41 @@ WoRMS, written for this bench; non-taxa such as Blob, Snow, Dot get none) is imp
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "bench" / "figures" / "taxonomy.json"
-DATA = ROOT.parent / "shared" / "data"
+from bench.common import CLI, FIGURES, FISH4K, PLANKTON, REPO, bench_parser, cli_env, load_figures, store_figures
+
+OUT = FIGURES / "taxonomy.json"
 F4K_HOLDOUT = ("Chaetodon lunulatus", "Chromis chrysura", "Neoniphon sammara")
 
 STEPS = {
     "fish4knowledge": [
-        ["ingest", "folders", str(DATA / "fish4knowledge"), "--group-pattern", r"fish_(\d+)_", "--source-name", "f4k"],
+        ["ingest", "folders", str(FISH4K), "--group-pattern", r"fish_(\d+)_", "--source-name", "f4k"],
         ["split", *[a for name in F4K_HOLDOUT for a in ("--holdout", name)], "--seed", "0"],
-        ["train"], ["embed"]],
+        ["train"],
+        ["embed"],
+    ],
     "plankton": [
-        ["ingest", "folders", str(DATA / "pwssc_plankton"), "--source-name", "pwssc"],
-        ["taxa", "import", str(ROOT / "bench" / "lineages" / "pwssc_plankton.csv")],
+        ["ingest", "folders", str(PLANKTON), "--source-name", "pwssc"],
+        ["taxa", "import", str(REPO / "bench" / "lineages" / "pwssc_plankton.csv")],
         ["split", "--classes", "21", "--holdout", "rest", "--seed", "0"],
-        ["train", "--epochs", "4"], ["embed"]],
+        ["train", "--epochs", "4"],
+        ["embed"],
+    ],
     "synthetic": [["demo"]],
 }
 HEAVY = {"train", "embed", "demo"}
 
 
 def oceanid(home: Path, args: list[str], lock: str | None) -> str:
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "--home", str(home), *args]
+    cmd = [*CLI, "--home", str(home), *args]
     if lock and args[0] in HEAVY:
         cmd = ["flock", lock, *cmd]
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=cli_env())
     print(f"  {' '.join(args[:2])}: {time.perf_counter() - t0:.0f} s", flush=True)
     return out.stdout
 
@@ -76,33 +77,44 @@ def run(dataset: str, home: Path, lock: str | None, lineage: Path | None = None)
     oceanid(home, ["index", "build"], lock)
     summary = json.loads(oceanid(home, ["evaluate", "--json"], lock))
     t = summary["taxonomy"]
-    figures = {"model": summary["model"], "known_test_crops": summary["counts"]["test"],
-               "held_out_crops": summary["counts"]["holdout"],
-               "held_out_species": summary["counts"]["held_out_species"],
-               "top1": summary["classification"]["top1"], "rank_threshold": t["rank_threshold"],
-               "threshold_source": t["threshold_source"], "species_mean_distance": t["species_mean_distance"],
-               "species_rank_accuracy": t["species_rank_accuracy"], "decodings": t["decodings"],
-               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    figures = {
+        "model": summary["model"],
+        "known_test_crops": summary["counts"]["test"],
+        "held_out_crops": summary["counts"]["holdout"],
+        "held_out_species": summary["counts"]["held_out_species"],
+        "top1": summary["classification"]["top1"],
+        "rank_threshold": t["rank_threshold"],
+        "threshold_source": t["threshold_source"],
+        "species_mean_distance": t["species_mean_distance"],
+        "species_rank_accuracy": t["species_rank_accuracy"],
+        "decodings": t["decodings"],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     return figures
 
 
 def report(all_figures: dict) -> str:
-    lines = ["| dataset | decode | threshold | mean distance (known test) | held-out species | crops | flagged new "
-             "| right genus | right family |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | decode | threshold | mean distance (known test) | held-out species | crops | flagged new "
+        "| right genus | right family |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     for dataset, f in all_figures.items():
         for method, d in f["decodings"].items():
             for name, p in [("all", d["held_out"]), *d["held_out_species"].items()]:
                 if p is None:
                     continue
-                lines.append(f"| {dataset} | {method} | {f['rank_threshold']:.2f} ({f['threshold_source']}) | "
-                             f"{d['mean_distance']:.3f} | {name} | {p['crops']} | {p['flagged_new']:.3f} | "
-                             f"{fmt(p['genus'])} | {fmt(p['family'])} |")
+                lines.append(
+                    f"| {dataset} | {method} | {f['rank_threshold']:.2f} ({f['threshold_source']}) | "
+                    f"{d['mean_distance']:.3f} | {name} | {p['crops']} | {p['flagged_new']:.3f} | "
+                    f"{fmt(p['genus'])} | {fmt(p['family'])} |"
+                )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__file__, __doc__)
     parser.add_argument("--dataset", choices=sorted(STEPS))
     parser.add_argument("--home", type=Path)
     parser.add_argument("--lock", default=None, help="flock file held around each heavy step")
@@ -114,11 +126,8 @@ def main() -> None:
         if args.dataset is None or args.home is None:
             parser.error("--dataset and --home are needed (or --report)")
         figures = run(args.dataset, args.home, args.lock, args.lineage)
-        stored = json.loads(FIGURES.read_text()) if FIGURES.is_file() else {}  # read late: runs may overlap
-        stored[args.key or args.dataset] = figures
-        FIGURES.parent.mkdir(parents=True, exist_ok=True)
-        FIGURES.write_text(json.dumps(stored, indent=2))
-    print(report(json.loads(FIGURES.read_text())))
+        store_figures(OUT, args.key or args.dataset, figures)  # read late: runs may overlap
+    print(report(load_figures(OUT)))
 
 
 if __name__ == "__main__":

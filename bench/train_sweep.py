@@ -1,10 +1,10 @@
 """One command that compares training configurations on fish4knowledge and the synthetic reef.
 
-    .venv/bin/python bench/train_sweep.py --dataset fish4knowledge \\
+    .venv/bin/python -m bench.train_sweep --dataset fish4knowledge \\
         --backbones resnet18:none efficientnet_lite0:imagenet efficientnet_lite2:imagenet \\
         --freeze none partial --sizes 96 --losses softmax arcface subcenter-arcface \\
         --epochs 5 --lrs 1e-3 [--lock /tmp/oceanid-cpu.lock]
-    .venv/bin/python bench/train_sweep.py --report        (tables from the stored JSON)
+    .venv/bin/python -m bench.train_sweep --report        (tables from the stored JSON)
 
 Every combination of the listed options is one run; with ``--lock`` each run
 takes the shared CPU lock on its own (others can interleave between runs).
@@ -29,62 +29,36 @@ Results: bench/figures/train_sweep.json (tracked), one key per run.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import itertools
-import json
 import logging
-import sys
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-from sklearn.model_selection import GroupShuffleSplit  # noqa: E402
+from bench.common import (
+    FIGURES,
+    bench_parser,
+    embed_all,
+    fish4knowledge_all,
+    known_unknown_splits,
+    load_figures,
+    machine,
+    store_figures,
+    synthetic_reef,
+    train_on,
+    utc_now,
+)
+from index.scoring.calibration import fit_temperature
+from index.scoring.ood import SCORERS, calibrate, make_scorer
+from index.scoring.ood_choice import choose_scorer
+from index.scoring.prototypes import Prototypes
 
-from bench.common import FISH4K, machine  # noqa: E402
-from bench.train_losses import TRACK, split, synthetic_reef  # noqa: E402
-from index.scoring.calibration import fit_temperature  # noqa: E402
-from index.metrics.classification import ood_metrics  # noqa: E402
-from index.scoring.ood import SCORERS, calibrate, make_scorer  # noqa: E402
-from index.scoring.ood_choice import choose_scorer  # noqa: E402
-from index.scoring.prototypes import Prototypes  # noqa: E402
-
-FIGURES = ROOT / "bench" / "figures" / "train_sweep.json"
+OUT = FIGURES / "train_sweep.json"
 log = logging.getLogger("train_sweep")
-
-
-def fish4knowledge_all(root: Path, known: int = 15) -> tuple[list[Path], list[str], list[str], set[str]]:
-    """(paths, labels, track groups, known species): every species, the ``known`` most frequent marked known."""
-    folders = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: (-len(list(d.glob("*.png"))), d.name))
-    paths, labels, groups = [], [], []
-    for folder in folders:
-        for path in sorted(folder.glob("*.png")):
-            paths.append(path)
-            labels.append(folder.name)
-            groups.append(folder.name + ":" + TRACK.match(path.name).group(1))
-    return paths, labels, groups, {d.name for d in folders[:known]}
-
-
-def splits(labels: list[str], groups: list[str], known: set[str]) -> dict[str, np.ndarray]:
-    """Index arrays train / val / test (known species) and unknown_val / unknown_test (held out), by group."""
-    y = np.array(labels)
-    kn = np.flatnonzero(np.isin(y, sorted(known)))
-    un = np.flatnonzero(~np.isin(y, sorted(known)))
-    tr, va, te = split([labels[i] for i in kn], [groups[i] for i in kn])
-    a, b = next(GroupShuffleSplit(n_splits=1, test_size=0.5, random_state=0).split(un, groups=np.array(groups)[un]))
-    out = {"train": kn[tr], "val": kn[va], "test": kn[te], "unknown_val": un[a], "unknown_test": un[b]}
-    g = np.array(groups)
-    # no group (track / frame) crosses the known splits, nor the two unknown halves; on the synthetic
-    # reef a frame holds known and held-out species alike, so unknown crops may share frames with training
-    for part in (("train", "val", "test"), ("unknown_val", "unknown_test")):
-        for x, z in itertools.combinations(part, 2):
-            assert not set(g[out[x]]) & set(g[out[z]]), f"a group crosses {x}/{z}"
-    return out
 
 
 @contextmanager
@@ -99,16 +73,14 @@ def cpu_lock(path: Path):
 
 def evaluate_run(model, paths, labels, idx: dict[str, np.ndarray], workers: int) -> dict:
     """Test classification, every scorer's OOD figures, the scorer choice and ECE of one trained model."""
-    from embedder.encoding import encode_paths
+    from index.metrics.classification import ood_metrics  # scikit-learn: imported when a run is measured
 
     order = np.concatenate(list(idx.values()))
-    enc = encode_paths(model, [paths[i] for i in order], batch_size=128, workers=workers, device="cpu", progress=False)
-    if enc.failed:
-        raise RuntimeError(f"unreadable crops: {enc.failed[:3]}")
+    vectors = embed_all(model, [paths[i] for i in order], workers=workers)
     vec = {}
     start = 0
     for name, ix in idx.items():
-        vec[name] = enc.vectors[start:start + len(ix)]
+        vec[name] = vectors[start : start + len(ix)]
         start += len(ix)
     lab = {name: np.array([labels[i] for i in ix]) for name, ix in idx.items()}
     protos = Prototypes.fit(vec["train"], lab["train"])
@@ -120,104 +92,142 @@ def evaluate_run(model, paths, labels, idx: dict[str, np.ndarray], workers: int)
 
     def cls(s: str) -> dict:
         pred = sims[s].argmax(1)
-        return {"top1": float((pred == y[s]).mean()),
-                "top5": float(top_k_accuracy_score(y[s], sims[s], k=5, labels=np.arange(len(names)))),
-                "f1_macro": float(f1_score(y[s], pred, average="macro", zero_division=0)),
-                "per_class_f1": dict(zip(names.tolist(), f1_score(y[s], pred, average=None, labels=np.arange(len(names)),
-                                                                  zero_division=0).round(3).tolist()))}
+        per_class = f1_score(y[s], pred, average=None, labels=np.arange(len(names)), zero_division=0)
+        return {
+            "top1": float((pred == y[s]).mean()),
+            "top5": float(top_k_accuracy_score(y[s], sims[s], k=5, labels=np.arange(len(names)))),
+            "f1_macro": float(f1_score(y[s], pred, average="macro", zero_division=0)),
+            "per_class_f1": dict(zip(names.tolist(), per_class.round(3).tolist(), strict=True)),
+        }
 
     centres = {}
     for k in (2, 3):  # sub-centre prototypes (k-means per class) for the same embeddings
         sub = Prototypes.fit(vec["train"], lab["train"], n_centres=k)
         pred = sub.similarities(vec["test"]).argmax(1)
-        centres[f"test_{k}_centres"] = {"top1": float((pred == y["test"]).mean()),
-                                       "f1_macro": float(f1_score(y["test"], pred, average="macro", zero_division=0))}
+        centres[f"test_{k}_centres"] = {
+            "top1": float((pred == y["test"]).mean()),
+            "f1_macro": float(f1_score(y["test"], pred, average="macro", zero_division=0)),
+        }
     ood = {}
     for name in SCORERS:
         scorer = make_scorer(name).fit(vec["train"], lab["train"], prototypes=protos)
         threshold = calibrate(scorer.score(vec["val"]))
         r = ood_metrics(scorer.score(vec["test"]), scorer.score(vec["unknown_test"]), threshold)
-        ood[name] = {"auroc": r.auroc, "fpr95": r.fpr_at_95_tpr, "known_kept": r.known_accuracy,
-                     "unknown_flagged": r.unknown_accuracy, "threshold": r.threshold}
+        ood[name] = {
+            "auroc": r.auroc,
+            "fpr95": r.fpr_at_95_tpr,
+            "known_kept": r.known_accuracy,
+            "unknown_flagged": r.unknown_accuracy,
+            "threshold": r.threshold,
+        }
     choice = choose_scorer(vec["train"], lab["train"], vec["val"], vec["unknown_val"], prototypes=protos)
     calib = fit_temperature(sims["val"], y["val"]).evaluated(sims["test"], y["test"])
-    return {"val": cls("val"), "test": cls("test"), **centres, "ood_test": ood, "choice": choice.to_dict(),
-            "calibration": calib.to_dict(), "n": {k: int(len(v)) for k, v in idx.items()}}
+    return {
+        "val": cls("val"),
+        "test": cls("test"),
+        **centres,
+        "ood_test": ood,
+        "choice": choice.to_dict(),
+        "calibration": calib.to_dict(),
+        "n": {k: int(len(v)) for k, v in idx.items()},
+    }
 
 
 def run_key(dataset: str, c) -> str:
-    return (f"{dataset}|{c.backbone}:{c.weights}|freeze={c.freeze}|{c.image_size}px|{c.loss}|{c.epochs}ep|lr={c.lr:g}"
-            f"|{c.batch_p}x{c.batch_k}")
+    return (
+        f"{dataset}|{c.backbone}:{c.weights}|freeze={c.freeze}|{c.image_size}px|{c.loss}|{c.epochs}ep"
+        f"|lr={c.lr:g}|{c.batch_p}x{c.batch_k}"
+    )
 
 
 def one_run(config, dataset, paths, labels, idx, work: Path) -> dict:
     from embedder.model import load_model
-    from embedder.training import train
 
-    items = lambda ix: [(paths[i], labels[i]) for i in ix]  # noqa: E731
     out = work / "model"
-    t0 = time.perf_counter()
-    result = train(config, items(idx["train"]), items(idx["val"]), out, progress=False)
-    seconds = time.perf_counter() - t0
+    result, seconds = train_on(config, paths, labels, idx["train"], idx["val"], out)
     t1 = time.perf_counter()
     model = load_model(out)
     ev = evaluate_run(model, paths, labels, idx, workers=config.workers or 0)
     rates = [h["train_crops_s"] for h in result.history if h.get("train_crops_s")]
-    return {"dataset": dataset, "config": config.to_dict(), "train_seconds": round(seconds, 1),
-            "eval_seconds": round(time.perf_counter() - t1, 1), "train_crops_s": round(float(np.median(rates)), 1),
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "val_f1_best_epoch": result.best_metrics,
-            "history": result.history, "input_mean_std": [list(model.config.mean), list(model.config.std)], **ev,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": machine()}
+    return {
+        "dataset": dataset,
+        "config": config.to_dict(),
+        "train_seconds": round(seconds, 1),
+        "eval_seconds": round(time.perf_counter() - t1, 1),
+        "train_crops_s": round(float(np.median(rates)), 1),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "val_f1_best_epoch": result.best_metrics,
+        "history": result.history,
+        "input_mean_std": [list(model.config.mean), list(model.config.std)],
+        **ev,
+        "when": utc_now(),
+        "machine": machine(),
+    }
 
 
 def load() -> dict:
-    return json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    return load_figures(OUT)
 
 
 def store(key: str, row: dict) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    data = load()
-    data[key] = row
-    FIGURES.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    store_figures(OUT, key, row, indent=1, sort_keys=True)
 
 
 def _label(c: dict) -> str:
-    return f"{c['backbone']}:{c['weights']} {c['freeze']} {c['image_size']}px {c['loss']} {c['epochs']}ep lr {c['lr']:g}"
+    return (
+        f"{c['backbone']}:{c['weights']} {c['freeze']} {c['image_size']}px {c['loss']} {c['epochs']}ep lr {c['lr']:g}"
+    )
 
 
 def report(default_key: dict[str, str] | None = None) -> None:
     """Markdown tables of every stored run (best validation F1-macro first) and the OOD table of the best run."""
     data = load()
     for dataset in sorted({r["dataset"] for r in data.values()}):
-        rows = sorted(((k, r) for k, r in data.items() if r["dataset"] == dataset), key=lambda kr: -kr[1]["val"]["f1_macro"])
+        rows = sorted(
+            ((k, r) for k, r in data.items() if r["dataset"] == dataset), key=lambda kr: -kr[1]["val"]["f1_macro"]
+        )
         print(f"\n### {dataset}: runs by validation F1-macro\n")
-        print("| run | val F1-macro | test top-1 | test top-5 | test F1-macro | F1 2 / 3 sub-centres | ECE raw -> T | "
-              + " | ".join(f"AUROC {s}" for s in SCORERS) + " | train s | train crops/s |")
+        print(
+            "| run | val F1-macro | test top-1 | test top-5 | test F1-macro | F1 2 / 3 sub-centres | ECE raw -> T | "
+            + " | ".join(f"AUROC {s}" for s in SCORERS)
+            + " | train s | train crops/s |"
+        )
         print("|" + "---|" * (9 + len(SCORERS)))
         for _, r in rows:
             t, cal = r["test"], r["calibration"]
-            sub = "/".join(f"{r[f'test_{k}_centres']['f1_macro']:.3f}" if f"test_{k}_centres" in r else "-" for k in (2, 3))
-            print(f"| {_label(r['config'])} | {r['val']['f1_macro']:.3f} | {t['top1']:.3f} | {t['top5']:.3f} "
-                  f"| {t['f1_macro']:.3f} | {sub} | {cal['ece_test_uncalibrated']:.3f} -> {cal['ece_test']:.3f} | "
-                  + " | ".join(f"{r['ood_test'][s]['auroc']:.3f}" if s in r["ood_test"] else "-" for s in SCORERS)
-                  + f" | {r['train_seconds']:.0f} | {r['train_crops_s']:.0f} |")
+            sub = "/".join(
+                f"{r[f'test_{k}_centres']['f1_macro']:.3f}" if f"test_{k}_centres" in r else "-" for k in (2, 3)
+            )
+            print(
+                f"| {_label(r['config'])} | {r['val']['f1_macro']:.3f} | {t['top1']:.3f} | {t['top5']:.3f} "
+                f"| {t['f1_macro']:.3f} | {sub} | {cal['ece_test_uncalibrated']:.3f} -> {cal['ece_test']:.3f} | "
+                + " | ".join(f"{r['ood_test'][s]['auroc']:.3f}" if s in r["ood_test"] else "-" for s in SCORERS)
+                + f" | {r['train_seconds']:.0f} | {r['train_crops_s']:.0f} |"
+            )
         _, best = rows[0]
         if default_key and dataset in default_key:
             best = data[default_key[dataset]]
         print(f"\n### {dataset}: OOD scorers, run {_label(best['config'])}\n")
-        print(f"Test known {best['n']['test']} crops vs held-out species {best['n']['unknown_test']} crops; "
-              "threshold accepts 95% of known validation crops.\n")
+        print(
+            f"Test known {best['n']['test']} crops vs held-out species {best['n']['unknown_test']} crops; "
+            "threshold accepts 95% of known validation crops.\n"
+        )
         print("| scorer | AUROC | FPR@95 | known kept | unknown flagged | threshold | val AUROC (choice) |")
         print("|---|---|---|---|---|---|---|")
         for s, o in best["ood_test"].items():
             v = best["choice"]["per_scorer"].get(s, {}).get("auroc")
-            print(f"| {s} | {o['auroc']:.3f} | {o['fpr95']:.3f} | {o['known_kept']:.3f} | {o['unknown_flagged']:.3f} "
-                  f"| {o['threshold']:.4f} | {'-' if v is None else f'{v:.3f}'} |")
+            print(
+                f"| {s} | {o['auroc']:.3f} | {o['fpr95']:.3f} | {o['known_kept']:.3f} | {o['unknown_flagged']:.3f} "
+                f"| {o['threshold']:.4f} | {'-' if v is None else f'{v:.3f}'} |"
+            )
         cal = best["calibration"]
-        print(f"\nchoose_scorer on validation picks **{best['choice']['scorer']}**; temperature {cal['temperature']:.4f}, "
-              f"test ECE {cal['ece_test_uncalibrated']:.3f} (T=1) -> {cal['ece_test']:.3f}; per-class test F1: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in best["test"]["per_class_f1"].items()))
+        print(
+            f"\nchoose_scorer on validation picks **{best['choice']['scorer']}**; "
+            f"temperature {cal['temperature']:.4f}, test ECE {cal['ece_test_uncalibrated']:.3f} (T=1) -> "
+            f"{cal['ece_test']:.3f}; per-class test F1: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in best["test"]["per_class_f1"].items())
+        )
 
 
 def finalist(epochs: int, budget_s: float, crops: int) -> dict:
@@ -235,18 +245,25 @@ def finalist(epochs: int, budget_s: float, crops: int) -> dict:
     top = max(r["val"]["f1_macro"] for r in fits)
     near = [r for r in fits if r["val"]["f1_macro"] >= top - 0.005]
     best = max(near, key=lambda r: r["choice"]["per_scorer"][r["choice"]["scorer"]].get("auroc", 0.0))
-    print(f"finalist: {_label(best['config'])} (val F1 {best['val']['f1_macro']:.3f}; "
-          f"{cost(best):.0f} s estimated for {crops} crops x {epochs} epochs)", flush=True)
+    print(
+        f"finalist: {_label(best['config'])} (val F1 {best['val']['f1_macro']:.3f}; "
+        f"{cost(best):.0f} s estimated for {crops} crops x {epochs} epochs)",
+        flush=True,
+    )
     return best["config"]
 
 
 def main() -> None:
     from embedder.train_config import TrainConfig
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__file__, __doc__)
     ap.add_argument("--dataset", choices=("fish4knowledge", "synthetic"), default="fish4knowledge")
-    ap.add_argument("--backbones", nargs="+", default=[f"{TrainConfig.backbone}:{TrainConfig.weights}"],
-                    help="NAME:WEIGHTS, e.g. efficientnet_lite0:imagenet resnet18:none")
+    ap.add_argument(
+        "--backbones",
+        nargs="+",
+        default=[f"{TrainConfig.backbone}:{TrainConfig.weights}"],
+        help="NAME:WEIGHTS, e.g. efficientnet_lite0:imagenet resnet18:none",
+    )
     ap.add_argument("--freeze", nargs="+", default=[TrainConfig.freeze])
     ap.add_argument("--sizes", type=int, nargs="+", default=[TrainConfig.image_size])
     ap.add_argument("--losses", nargs="+", default=[TrainConfig.loss])
@@ -256,8 +273,13 @@ def main() -> None:
     ap.add_argument("--lock", type=Path, default=None, help="take this flock around each run")
     ap.add_argument("--force", action="store_true", help="rerun keys already stored")
     ap.add_argument("--report", action="store_true")
-    ap.add_argument("--confirm", type=int, default=None, metavar="EPOCHS",
-                    help="rerun the best fish4knowledge screening run (see finalist()) at EPOCHS on --dataset")
+    ap.add_argument(
+        "--confirm",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="rerun the best fish4knowledge screening run (see finalist()) at EPOCHS on --dataset",
+    )
     ap.add_argument("--budget-s", type=float, default=600.0, help="--confirm: training budget for --budget-crops")
     ap.add_argument("--budget-crops", type=int, default=3000)
     args = ap.parse_args()
@@ -267,22 +289,37 @@ def main() -> None:
     bp, bk = (int(x) for x in args.batch.split("x")) if args.batch else (TrainConfig.batch_p, TrainConfig.batch_k)
     if args.confirm:
         c = finalist(args.confirm, args.budget_s, args.budget_crops)
-        args.backbones, args.freeze, args.sizes = [f"{c['backbone']}:{c['weights']}"], [c["freeze"]], [c["image_size"]]
-        args.losses, args.epochs, args.lrs, (bp, bk) = [c["loss"]], [args.confirm], [c["lr"]], (c["batch_p"], c["batch_k"])
+        args.backbones, args.freeze = [f"{c['backbone']}:{c['weights']}"], [c["freeze"]]
+        args.sizes, args.losses, args.epochs, args.lrs = [c["image_size"]], [c["loss"]], [args.confirm], [c["lr"]]
+        bp, bk = c["batch_p"], c["batch_k"]
     with tempfile.TemporaryDirectory(prefix="oceanid-sweep-") as tmp:
         work = Path(tmp)
         if args.dataset == "fish4knowledge":
-            paths, labels, groups, known = fish4knowledge_all(FISH4K)
+            paths, labels, groups, known = fish4knowledge_all()
         else:
             paths, labels, groups, known = synthetic_reef(work)
-        idx = splits(labels, groups, known)
-        print(f"{args.dataset}: {len(known)} known species, " + ", ".join(f"{k} {len(v)}" for k, v in idx.items()),
-              flush=True)
+        idx = known_unknown_splits(labels, groups, known)
+        print(
+            f"{args.dataset}: {len(known)} known species, " + ", ".join(f"{k} {len(v)}" for k, v in idx.items()),
+            flush=True,
+        )
         for bb, freeze, size, loss, epochs, lr in itertools.product(
-                args.backbones, args.freeze, args.sizes, args.losses, args.epochs, args.lrs):
+            args.backbones, args.freeze, args.sizes, args.losses, args.epochs, args.lrs
+        ):
             backbone, weights = bb.split(":")
-            config = TrainConfig(backbone=backbone, weights=weights, freeze=freeze, image_size=size, loss=loss,
-                                 epochs=epochs, patience=epochs, lr=lr, batch_p=bp, batch_k=bk, device="cpu")
+            config = TrainConfig(
+                backbone=backbone,
+                weights=weights,
+                freeze=freeze,
+                image_size=size,
+                loss=loss,
+                epochs=epochs,
+                patience=epochs,
+                lr=lr,
+                batch_p=bp,
+                batch_k=bk,
+                device="cpu",
+            )
             key = run_key(args.dataset, config)
             if key in load() and not args.force:
                 print(f"skip (stored): {key}")
@@ -291,10 +328,14 @@ def main() -> None:
                 row = one_run(config, args.dataset, paths, labels, idx, work / key.replace("|", "_"))
             store(key, row)
             o = row["ood_test"]
-            print(f"{key}: val F1 {row['val']['f1_macro']:.3f} | test top1 {row['test']['top1']:.3f} "
-                  f"F1 {row['test']['f1_macro']:.3f} | AUROC " + " ".join(f"{s} {o[s]['auroc']:.3f}" for s in o)
-                  + f" | ECE {row['calibration']['ece_test_uncalibrated']:.3f}->{row['calibration']['ece_test']:.3f}"
-                  f" | train {row['train_seconds']:.0f} s, {row['train_crops_s']:.0f} crops/s", flush=True)
+            print(
+                f"{key}: val F1 {row['val']['f1_macro']:.3f} | test top1 {row['test']['top1']:.3f} "
+                f"F1 {row['test']['f1_macro']:.3f} | AUROC "
+                + " ".join(f"{s} {o[s]['auroc']:.3f}" for s in o)
+                + f" | ECE {row['calibration']['ece_test_uncalibrated']:.3f}->{row['calibration']['ece_test']:.3f}"
+                f" | train {row['train_seconds']:.0f} s, {row['train_crops_s']:.0f} crops/s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

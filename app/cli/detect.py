@@ -32,7 +32,8 @@ app = typer.Typer(cls=FramesByDefault, no_args_is_help=True,
                        "scores; train, list and evaluate the detector.\n\nExample: oceanid detect reef/ --coco "
                        "boxes.json")
 
-DETECTOR = typer.Option(None, "--detector", help="Detector id (default: the last trained; see `oceanid detect list`).")
+DETECTOR = typer.Option(None, "--detector", help="Detector id or folder (default: the current one, the last trained; "
+                                                  "see `oceanid detect list`).")
 
 
 @app.command(RUN, hidden=True)
@@ -96,7 +97,8 @@ def train(
     image_size: int = typer.Option(384, "--image-size", help="Frames are resized so their longer side is this "
                                                              "(a multiple of 32)."),
     arch: str = typer.Option("fcos", "--arch", help="fcos | retinanet (torchvision heads on an "
-                                                    "EfficientNet-Lite0 + FPN backbone)."),
+                                                    "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
+                                                    "(COCO-pretrained YOLOX-Nano, weights fetched at first use)."),
     device: str = options.DEVICE_TORCH,
     detector: str = typer.Option(None, "--detector", help="Detector id (folder under models/). Default: "
                                                           "detector-<arch>-<image-size>."),
@@ -104,7 +106,8 @@ def train(
     stop_after: int = typer.Option(None, "--stop-after", min=1, help="Stop after this many epochs of this run "
                                                                      "(continue later with --resume)."),
     batch_size: int = options.count(4, "--batch-size", "Frames per step."),
-    lr: float = typer.Option(1e-3, "--lr", min=0.0, help="AdamW peak learning rate."),
+    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, "
+                                                        "yolox-nano 3e-4)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.
@@ -151,7 +154,8 @@ def list_detectors(ctx: typer.Context, as_json: bool = options.JSON) -> None:
     for r in rows:
         score = f"val mAP@0.5 {r.val_map50:.3f} (epoch {r.best_epoch})" if r.val_map50 is not None else "no val score"
         console.print(f"{'*' if r.detector_id == current else ' '} {r.detector_id}  {r.arch} {r.image_size} px, "
-                      f"{r.epochs} epochs, {score}, {r.seconds or 0:.0f} s", markup=False, highlight=False)
+                      f"{'?' if r.epochs is None else r.epochs} epochs, {score}, {r.seconds or 0:.0f} s",
+                      markup=False, highlight=False)
 
 
 @app.command("evaluate")

@@ -133,8 +133,8 @@ def identify(
     frames: bool = typer.Option(False, "--frames", help="The images are whole frames: find every organism with "
                                                         "the detector, cut each box like a training crop and "
                                                         "identify it (implied by --detector and --boxes)."),
-    detector: Path = typer.Option(None, "--detector", help="Detector model folder (default: the newest detector "
-                                                           "under the home's models/)."),
+    detector: Path = typer.Option(None, "--detector", help="Detector id or model folder (default: the home's "
+                                                           "current detector; see `oceanid detect list`)."),
     boxes: Path = typer.Option(None, "--boxes", help="COCO-format detections from another tool (a results list "
                                                      "of {image_id, bbox [x,y,w,h], score}, or a document with "
                                                      "images + annotations): identify each box. Without "

@@ -163,7 +163,7 @@ def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MI
             _delete(ws, retract_image(ws.catalog, SOURCE, sid))
             raise
         finally:
-            ws._engines = {}
+            ws._engines.clear()
     added = _promote(ws, {c for c, _ in wanted}, min_examples, model)
     log.info("label-studio: %s %s: %d truth crops, generation %s%s", "replaced" if stored else "stored", sid,
              len(now), generation, f", species added: {', '.join(added)}" if added else "")
@@ -189,7 +189,7 @@ def forget_annotation(ws: Workspace, project: int, annotation: int, min_examples
         try:
             generation = ws.index_build(model, rebuild=False).generation
         finally:
-            ws._engines = {}
+            ws._engines.clear()
     removed = []
     engine = ws.engine(model)
     for concept in sorted(set(concepts)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.workspace.results import DemoAdded, DemoFrames, DemoResult
@@ -86,7 +87,26 @@ def train_frame_detector(ws: Workspace, folder, epochs: int = DETECTOR_EPOCHS, i
     model, _ = train_detector(data, config, DetectorTrainConfig(epochs=epochs, lr=2e-3, warmup_steps=30,
                                                                 threads=threads), progress=progress)
     save_detector(model, config, folder)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    register_frame_detector(ws, folder, len(chosen), epochs, seconds)
+    return seconds
+
+
+def register_frame_detector(ws: Workspace, folder, train_frames: int | None = None, epochs: int | None = None,
+                            seconds: float | None = None, current: bool = True) -> None:
+    """List the detector folder ``models/<detector-id>/`` in the catalog and, with ``current``, make
+    it the current detector, as ``oceanid detect train`` does: every command (``detect``, ``detect
+    evaluate``, ``evaluate``, ``identify --frames``) then finds it through the one registry."""
+    from embedder.detection.model import read_detector_config
+    from index.catalog.detectors import DetectorRecord, register_detector
+
+    folder = Path(folder)
+    config = read_detector_config(folder)
+    register_detector(ws.catalog, DetectorRecord(folder.name, config.hash(), config.arch, config.image_size,
+                                                 train_frames, 0, epochs, epochs, None,
+                                                 None if seconds is None else round(seconds, 1), None))
+    if current:
+        ws.catalog.set_current_detector(folder.name)
 
 
 def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frames: int = FRAMES,
@@ -103,6 +123,8 @@ def whole_frames(ws: Workspace, model_id: str, say: Callable[[str], None], frame
     folder = ws.paths.models / DETECTOR
     seconds = 0.0
     if (folder / "weights.safetensors").is_file():
+        if DETECTOR not in {r.detector_id for r in ws.detectors()}:  # a home the demo made before it registered
+            register_frame_detector(ws, folder, current=ws.current_detector() is None)
         say(f"8/8 whole frames: reusing detector {folder.name}")
     else:
         seconds = train_frame_detector(ws, folder, epochs, image_size, progress=progress)

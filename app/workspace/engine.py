@@ -32,9 +32,9 @@ import numpy as np
 from app.workspace.decisions import (MIN_CHOICE_CROPS, added_scorer, choice_rows, fit_calibration,  # noqa: F401
                                      fit_decision, fit_scorers, known_scorers, trained_only)
 from index.catalog.catalog import Catalog
-from index.catalog.decisions import Decision, load_decision, prototypes_digest, store_decision
+from index.catalog.decisions import Decision, load_decision, prototypes_digest
 from index.catalog.embeddings import ADDED, load_embeddings, load_prototypes, model_record
-from index.errors import CatalogBusy, IndexMismatch, NotFound
+from index.errors import EmptyIndex, IndexMismatch, NotFound
 from index.home import Home
 from index.scoring.calibration import Calibration
 from index.scoring.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
@@ -199,19 +199,12 @@ class Engine:
 
 
 def decision_for(catalog: Catalog, model_id: str, trained: Prototypes) -> Decision:
-    """The stored decision for these trained prototypes. A home from before decisions were
-    stored (or whose trained prototypes changed without ``index build``) gets it decided now,
-    once, and stored (in memory only when the catalog is busy)."""
+    """The stored decision for these trained prototypes (``index build`` stores it; loading only
+    reads). Raises EmptyIndex when none is stored for them."""
     decision = load_decision(catalog, model_id)
-    if decision is not None and decision.prototypes_digest == prototypes_digest(trained):
-        return decision
-    log.warning("model %s has no stored decision for its prototypes: deciding it now (`oceanid index build` "
-                "does this once)", model_id)
-    decision = fit_decision(catalog, model_id, trained)
-    try:
-        store_decision(catalog, decision)
-    except CatalogBusy:
-        log.warning("catalog busy: the decision for %s is kept in memory only", model_id)
+    if decision is None or decision.prototypes_digest != prototypes_digest(trained):
+        raise EmptyIndex(f"model {model_id} has no stored decision for its prototypes",
+                         hint="run `oceanid index build` (it decides once; loading only reads)")
     return decision
 
 
@@ -252,11 +245,11 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     folder = home.model(model_id)
     if not (folder / "config.json").is_file():
         raise NotFound(f"model folder {folder} is missing", hint="train it again with `oceanid train`")
-    if config_hash(folder) != record["config_hash"]:
+    if config_hash(folder) != record.config_hash:
         raise IndexMismatch(
             f"model {model_id} on disk differs from the one its vectors were made with",
             hint="run `oceanid embed` and `oceanid index rebuild`")
-    generation, manifest = current_manifest(home.root, model_id, record["config_hash"], dim=record["dim"])
+    generation, manifest = current_manifest(home.root, model_id, record.config_hash, dim=record.dim)
     prototypes, origins = load_prototypes(catalog, model_id)
     trained = trained_only(prototypes, origins)
     decision = decision_for(catalog, model_id, trained)
@@ -266,15 +259,71 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
         make_scorer(chosen)  # raises InvalidInput listing the valid names
     added = sorted(name for name, origin in origins.items() if origin == ADDED)
     with_added = added_scorer(catalog, home, model_id, prototypes, origins, chosen,
-                              catalog.prototypes_version(model_id)) if added else None
+                              catalog.prototypes_version(model_id), decided=decision.scorer) if added else None
     log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
              manifest.count, len(prototypes.names), len(added), chosen)
     encoder_device, gpu_faiss = query_devices(device)
     from embedder.model import load_model
     from index.vectors.generations import load_generation
 
-    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record["config_hash"], record["dim"],
+    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record.config_hash, record.dim,
                                          device="cpu"))
     return Engine(model_id, _Lazy(lambda: load_model(folder)), lazy, generation, prototypes, origins, scorers,
                   dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
                   decision.calibration, decision.choice, with_added, manifest, decision)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the engine makes of n embedded crops (rows in crop order), for identify's answers."""
+
+    similarities: np.ndarray  # (n, C) cosine to each prototype
+    tops: list  # per crop, the k best (species, cosine)
+    probabilities: np.ndarray  # (n, C) calibrated species probabilities
+    top_probabilities: list  # per crop, the k best (species, probability)
+    verdicts: Verdicts
+
+
+def judge(engine: Engine, vectors: np.ndarray, k: int) -> Judgement:
+    """(n, d) float32 L2-normalised vectors -> similarities, top-k, calibrated probabilities and
+    the engine's verdicts, each computed once."""
+    sims = engine.prototypes.similarities(vectors)
+    calibrated = engine.probabilities(sims)
+    return Judgement(sims, engine.prototypes.ranked(sims, k), calibrated, engine.prototypes.ranked(calibrated, k),
+                     engine.verdicts(vectors, sims))
+
+
+class EngineCache:
+    """The loaded engine of each model, kept until its live generation or prototypes change.
+
+    One per Workspace (the explorer's sessions and the server's threads share it). Readers keep
+    the engine they hold (never changed in place); while one thread loads a new engine, the
+    others answer from the whole old one of the same model, so a server under load does not
+    stall on every reload.
+    """
+
+    def __init__(self, load: Callable[[str], Engine]) -> None:
+        self._load = load  # model id -> a freshly loaded Engine
+        self._engines: dict[tuple, Engine] = {}  # key -> engine (one at a time)
+        self._loading = threading.Lock()
+
+    def get(self, key: tuple) -> Engine:
+        """The engine for ``key`` = (model id, live generation, prototypes version)."""
+        engine = self._engines.get(key)
+        if engine is not None:
+            return engine
+        stale = next((e for e in self._engines.values() if e.model_id == key[0]), None)
+        if not self._loading.acquire(blocking=stale is None):
+            return stale
+        try:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = self._load(key[0])
+                self._engines = {key: engine}  # swapped whole: a reader never sees it half-built
+        finally:
+            self._loading.release()
+        return engine
+
+    def clear(self) -> None:
+        """Forget every loaded engine (the next query loads the current state)."""
+        self._engines = {}

@@ -12,19 +12,23 @@ known test crops, genus / family placement of the held-out crops, for both decod
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
-from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, FewShot,
+from app.workspace.results import (Classification, ClassFigures, ConfusablePair, DetectionFigures, EvaluationSummary, FewShot,
                                    FewShotSpecies, Retrieval, SplitCounts, TaxonomyFigures)
 from app.workspace.taxon_evaluation import taxonomy_figures
 from index.scoring.calibration import Calibration, calibrated_probabilities
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
 from index.errors import EmptyIndex
+from index.home import Home
 from index.metrics.classification import classification_metrics, ood_metrics, retrieval_metrics
 from index.scoring.ood import Scorer
 from index.scoring.prototypes import Prototypes
@@ -170,3 +174,32 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
         held_g = np.asarray([group_of.get(int(i), f"id:{int(i)}") for i in held_ids], dtype=object)
         summary.few_shot = _few_shot(base, (held_v, held_l, held_g), (test_v, test_l), np.random.default_rng(seed))
     return summary, raw
+
+
+def evaluate_and_report(engine: Engine, catalog: Catalog, home: Home, report: Path | None, map_method: str,
+                        seed: int, frames: Callable[[Engine], DetectionFigures | None]) -> EvaluationSummary:
+    """Evaluate ``engine`` (after checking no test crop trained it), grade whole frames with
+    ``frames`` (None when the home has no detector), write the report folder (default
+    reports/latest) and remember it as the last report."""
+    from app.report.report import write_report
+    from app.workspace.pipeline import check_no_leak
+
+    check_no_leak(catalog, home, engine.model_id)  # a re-split home must not grade on seen crops
+    summary, raw = evaluate(engine, catalog, seed=seed)
+    summary.model_stale = catalog.model_stale(engine.model_id)
+    summary.detection = frames(engine)
+    folder = (Path(report) if report else home.reports / "latest").absolute()
+    write_report(summary, raw, folder, map_method)
+    summary.report_dir = str(folder)
+    catalog.set_last_report(str(folder))
+    return summary
+
+
+def last_evaluation(catalog: Catalog) -> EvaluationSummary | None:
+    """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""
+    folder = catalog.last_report()
+    if not folder or not (Path(folder) / "eval.json").is_file():
+        return None
+    summary = EvaluationSummary.from_dict(json.loads((Path(folder) / "eval.json").read_text()))
+    summary.report_dir = folder
+    return summary

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from app.workspace.engine import Engine
+from app.workspace.engine import Engine, judge
 from app.workspace.results import Identification, OodVerdict
 from index.catalog.catalog import Catalog
 from index.errors import BadImage, InvalidInput
@@ -88,13 +88,10 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
         if not images:
             continue
         batch = engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
-        sims = engine.prototypes.similarities(batch)
-        tops = engine.prototypes.ranked(sims, k)
-        calibrated = engine.probabilities(sims)
-        probs = engine.prototypes.ranked(calibrated, k)
-        verdicts = engine.verdicts(batch, sims)
+        judged = judge(engine, batch, k)
+        verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
         scores, unknown = verdicts.scores, verdicts.unknown
-        answers = None if table is None else decode_taxa(table, calibrated, rank_threshold, decode_method,
+        answers = None if table is None else decode_taxa(table, judged.probabilities, rank_threshold, decode_method,
                                                          unknown=unknown[engine.scorer])
         for row, n in enumerate(where):
             verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))

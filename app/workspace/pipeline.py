@@ -20,6 +20,7 @@ from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
                               missing_embeddings, model_record, register_model, replace_trained_prototypes,
                               store_added_prototypes, store_embeddings, trained_prototypes_match)
+from index.catalog.splits import SplitConfig, SplitSummary
 from index.errors import EmptyIndex, InvalidInput
 from index.home import Home
 from index.scoring.prototypes import Prototypes
@@ -91,12 +92,28 @@ def check_no_leak(catalog: Catalog, home: Home, model_id: str) -> None:
 STALE_REASON = "trained on a split that `oceanid split --force` replaced"
 
 
+def split_home(catalog: Catalog, home: Home, config: SplitConfig, force: bool = False) -> SplitSummary:
+    """Assign train/val/test (groups never cut) and hold species out.
+
+    A split that moves crops under models trained on the current split is refused
+    (InvalidInput naming them); with ``force`` it goes ahead and marks those models stale
+    (``summary.stale_models``). Splitting again with the same settings moves nothing.
+    """
+    from index.catalog.splits import check_fractions, make_splits
+
+    check_fractions(config)  # a bad option is named before the catalog is read
+    check, marked = split_guard(catalog, home, force)
+    summary = make_splits(catalog, config, before_write=check)
+    summary.stale_models = list(marked)
+    return summary
+
+
 def split_guard(catalog: Catalog, home: Home, force: bool):
     """The check ``make_splits`` runs before it moves crops: refuse (InvalidInput naming the
     models) to change the split under models trained on it, or with ``force`` mark them stale
     in the same transaction. Returns ``(check, marked)``; ``marked`` lists the models marked."""
-    trained = [m["model_id"] for m in list_models(catalog)
-               if (home.model(m["model_id"]) / SEEN_CROPS).is_file() and not catalog.model_stale(m["model_id"])]
+    trained = [m.model_id for m in list_models(catalog)
+               if (home.model(m.model_id) / SEEN_CROPS).is_file() and not catalog.model_stale(m.model_id)]
     marked: list[str] = []
 
     def check(changed: int, con) -> None:
@@ -166,25 +183,33 @@ def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: in
     written = not trained_prototypes_match(catalog, model_id, prototypes)
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
+    added = fit_added_prototypes(catalog, model_id)
     decided = decide(catalog, model_id, home=home)
-    return prototypes, fit_added_prototypes(catalog, model_id) or written or decided
+    return prototypes, added or written or decided
 
 
 def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | None = None) -> bool:
     """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
     trained prototypes, unless one is stored for exactly them (``force``: decide again).
+    With ``home``, the scorers the engine reads are stored too when missing (the known species'
+    OOD scorers, and the added species' scorer): loading only reads them.
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
-    from app.workspace.decisions import fit_decision, trained_only
+    from app.workspace.decisions import fit_decision, store_added_scorer, store_known_scorers, trained_only
     from index.catalog.decisions import load_decision, prototypes_digest, store_decision
 
     stored, origins = load_prototypes(catalog, model_id)
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
-    if not force and decision is not None and decision.prototypes_digest == prototypes_digest(trained) \
-            and not rank_choice_stale(catalog, decision, trained):
-        return False
-    store_decision(catalog, fit_decision(catalog, model_id, trained, home=home))
-    return True
+    written = False
+    if force or decision is None or decision.prototypes_digest != prototypes_digest(trained) \
+            or rank_choice_stale(catalog, decision, trained):
+        decision = fit_decision(catalog, model_id, trained, home=home)
+        store_decision(catalog, decision)
+        written = True
+    if home is not None:
+        store_known_scorers(catalog, home, model_id, trained, decision)
+        store_added_scorer(catalog, home, model_id)
+    return written
 
 
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:
@@ -265,12 +290,12 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
         name, manifest = live_manifest(home, model_id)
         same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
         same_shards = manifest is not None and max(manifest.shards, 1) == shards
-        if manifest is not None and manifest.content == content and manifest.config_hash == record["config_hash"] \
+        if manifest is not None and manifest.content == content and manifest.config_hash == record.config_hash \
                 and same_kind and same_shards:
             return BuildResult(name, False, manifest)
     if shards > 1:
         index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)
     else:
         index = VectorIndex.build(ids, vectors, kind=kind, device=device)
-    generation, manifest, pruned = publish_generation(home, model_id, index, record["config_hash"], content)
+    generation, manifest, pruned = publish_generation(home, model_id, index, record.config_hash, content)
     return BuildResult(generation, True, manifest, pruned=tuple(pruned))

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import TypedDict  # pydantic (the API schema) needs it on Python < 3.12
 
+from app.workspace.frames.figures import CascadeFigures, DetectionFigures  # noqa: F401 - EvaluationSummary holds them
+
 if TYPE_CHECKING:
     from index.scoring.calibration import Calibration
     from index.vectors.generations import Manifest
@@ -284,48 +286,6 @@ class TreePlace:
                 "relatives": [r.to_dict() for r in self.relatives]}
 
 
-@dataclass(frozen=True)
-class FrameIdentification:
-    """One whole frame through the cascade: every organism found, each identified like a crop.
-
-    ``organisms`` are :class:`Identification` records whose ``source`` is the frame, ``box`` the
-    organism's box in it and ``detection_score`` the detector's score, best first; a frame with
-    no organism has none (not an error). ``error`` is set when the frame itself cannot be used;
-    ``notes`` are one line each for what was converted or left out (a box outside the frame).
-    """
-
-    name: str
-    source: str | None = None
-    width: int = 0
-    height: int = 0
-    organisms: tuple[Identification, ...] = ()
-    error: str | None = None
-    notes: tuple[str, ...] = ()
-    boxes_from: str | None = None  # the detector folder or detections file the boxes came from
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"frame": self.name, "source": self.source, "width": self.width, "height": self.height,
-                "boxes_from": self.boxes_from, "error": self.error, "notes": list(self.notes),
-                "organisms": [o.to_dict() for o in self.organisms]}
-
-
-@dataclass(frozen=True)
-class CascadeResult:
-    """What ``identify --frames`` / ``--boxes`` did: every frame, and what the box source left out."""
-
-    frames: tuple[FrameIdentification, ...]
-    boxes_from: str  # "detector PATH" | "detections PATH"
-    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason): detections for images not found, bad entries
-
-    @property
-    def organisms(self) -> list[Identification]:
-        return [o for f in self.frames for o in f.organisms]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"boxes_from": self.boxes_from, "frames": [f.to_dict() for f in self.frames],
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
-
-
 # -- the evaluation summary -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -448,59 +408,6 @@ class ConfusablePair:
     a: str
     b: str
     similarity: float  # cosine of their closest prototypes
-
-
-@dataclass(frozen=True)
-class CascadeFigures:
-    """The cascade on a set of frames with ground truth (fractions are None when nothing is counted)."""
-
-    frames: int  # frames graded (skipped frames excluded)
-    detections: int  # organisms the cascade answered with (boxes >= min_score)
-    min_score: float
-    map50: float  # pycocotools over every box the detector keeps
-    map: float  # mAP@0.5:0.95
-    recall50: float  # recall at IoU 0.5, up to 100 boxes a frame
-    organisms: int  # ground-truth organisms in the graded frames
-    found: int  # of them, matched (IoU >= 0.5) by a box the cascade answered with
-    known_organisms: int  # of a species the engine knows (trained or added)
-    found_known: int
-    named: int  # found and named as their species
-    held_out_organisms: int  # of a species the engine has no prototypes of
-    found_held_out: int
-    flagged_unknown: int  # found and answered ``unknown``
-    found_and_named: float | None  # named / known_organisms
-    named_when_found: float | None  # named / found_known
-    found_and_flagged_unknown: float | None  # flagged_unknown / held_out_organisms
-    detect_ms_per_frame: float | None  # median
-    cascade_ms_per_frame: float | None  # median
-    cascade_ms_per_frame_mean: float | None
-    skipped: tuple[tuple[str, str], ...] = ()  # (frame, one-line reason): frames that could not be read
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["skipped"] = [list(s) for s in self.skipped]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CascadeFigures:
-        return cls(**{**data, "skipped": tuple(tuple(s) for s in data.get("skipped") or ())})
-
-
-@dataclass(frozen=True)
-class DetectionFigures:
-    """``oceanid evaluate``'s whole-frame section: the detector ``identify --frames`` uses by
-    default, graded with the cascade on the held-out frames (``split``: test, else val)."""
-
-    detector_id: str
-    split: str
-    cascade: CascadeFigures  # mAP / recall@0.5, found and named, found and flagged unknown, latency
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"detector_id": self.detector_id, "split": self.split, "cascade": self.cascade.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DetectionFigures:
-        return cls(data["detector_id"], data["split"], CascadeFigures.from_dict(data["cascade"]))
 
 
 @dataclass

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from app.workspace.decisions import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
@@ -32,7 +33,7 @@ from index.catalog.catalog import Catalog
 from index.ingest.crops import CropConfig
 from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
                               remove_support_class, support_crops)
-from index.errors import BadImage, InvalidInput, NotFound
+from index.errors import BadImage, InvalidInput, NotFound, OceanidError
 from index.home import Home
 from index.ingest.ingest import add_support_examples
 from index.catalog.taxa import undo as undo_taxa
@@ -104,7 +105,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         raise InvalidInput(f"none of the {len(items)} example image(s) could be read: "
                            f"{skipped[0][1] if skipped else 'no images given'}")
     model_id = engine.model_id
-    config_hash = model_record(catalog, model_id)["config_hash"]
+    config_hash = model_record(catalog, model_id).config_hash
     _, live = live_manifest(home, model_id)
     in_sync = live is not None and live.content == catalog_content(catalog, model_id)
     version = catalog.prototypes_version(model_id)
@@ -137,6 +138,7 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         _undo_add(catalog, home, model_id, name, version, files_before)
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
+    _store_added_scorer(catalog, home, model_id)
     return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped),
                          taxonomy_kept=tuple(kept))
 
@@ -155,7 +157,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
         raise InvalidInput(f"{name!r} was learned in training, not added; hold it out with "
                            "`oceanid split --holdout` and retrain instead")
     model_id = engine.model_id
-    config_hash = model_record(catalog, model_id)["config_hash"]
+    config_hash = model_record(catalog, model_id).config_hash
     previous, live = live_manifest(home, model_id)
     ids, vectors = load_embeddings(catalog, model_id)
     in_sync = live is not None and live.content == content_digest(ids, vectors)
@@ -173,4 +175,14 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
         raise
     _delete_files(home, gone)
     undo_taxa(catalog, name)
+    _store_added_scorer(catalog, home, model_id)
     return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))
+
+
+def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Store the scorer the engine reads for the added species (the change itself is made: if
+    this fails, ``oceanid index build`` stores it, and loading says so until then)."""
+    try:
+        store_added_scorer(catalog, home, model_id)
+    except OceanidError as exc:
+        log.warning("the scorer of the added species is not stored now (%s): run `oceanid index build`", exc)

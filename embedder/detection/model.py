@@ -30,14 +30,15 @@ from index.files import file_sha256, write_json_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-ARCHITECTURES = ("fcos", "retinanet")
+ARCHITECTURES = ("fcos", "retinanet", "yolox-nano")
+YOLOX = "yolox-nano"  # COCO-pretrained YOLOX-Nano (embedder.detection.yolox_model), weights fetched at first use
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
     """What builds a detector and how its input is prepared."""
 
-    arch: str = "fcos"  # fcos | retinanet (torchvision heads)
+    arch: str = "fcos"  # fcos | retinanet (torchvision heads) | yolox-nano (COCO YOLOX-Nano, one class)
     backbone: str = "efficientnet_lite0"  # a timm name; efficientnet_lite* get the offline ImageNet weights
     image_size: int = 512  # frames are resized so their longer side is this many pixels
     fpn_channels: int = 96  # FPN and head width (torchvision's default 256 is 7x the CPU cost)
@@ -112,15 +113,33 @@ def _body(config: DetectorConfig, pretrained: bool) -> nn.Module:
     return body
 
 
+def detector_config(arch: str, image_size: int, fpn_channels: int = 96) -> DetectorConfig:
+    """The config a new ``arch`` detector starts from (YOLOX: its own body and input, BGR 0-255)."""
+    if arch == YOLOX:
+        return DetectorConfig(arch=arch, backbone="yolox_nano_coco", image_size=image_size, fpn_channels=0,
+                              head_convs=0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    return DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
+
+
 def build_detector(config: DetectorConfig, pretrained: bool = True) -> nn.Module:
     """A torchvision detector for ``config`` (one class, label 1 = organism).
 
     Inputs: a list of (3, H, W) float tensors in [0, 1]; the model resizes to
     ``image_size`` and normalises itself. Raises ModelError for an unknown
-    architecture or backbone, or missing ImageNet weights.
+    architecture or backbone, or missing ImageNet weights. ``yolox-nano`` is built from the
+    COCO ONNX file (fetched at first use, :func:`embedder.detection.yolox_weights.yolox_nano_onnx`)
+    whatever ``pretrained`` says: the graph comes from it.
     """
     if config.arch not in ARCHITECTURES:
         raise ModelError(f"unknown detector architecture {config.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    if config.arch == YOLOX:
+        from embedder.detection.yolox_model import YoloxDetector, convert_yolox
+        from embedder.detection.yolox_weights import yolox_nano_onnx
+
+        model = YoloxDetector(convert_yolox(yolox_nano_onnx().path, num_classes=1), 1, config.image_size,
+                              config.score_thresh, config.nms_thresh, config.max_detections)
+        model.detector_config = config
+        return model
     backbone = TimmFPN(_body(config, pretrained), config.fpn_channels)
     common = dict(min_size=config.image_size, max_size=config.image_size, image_mean=list(config.mean),
                   image_std=list(config.std), score_thresh=config.score_thresh, nms_thresh=config.nms_thresh,
@@ -148,6 +167,8 @@ def build_detector(config: DetectorConfig, pretrained: bool = True) -> nn.Module
 
 def keep_bn_frozen(model: nn.Module) -> None:
     """After ``model.train()``: put the backbone's BatchNorm layers back in eval mode."""
+    if not hasattr(model, "backbone"):  # YOLOX: batch norm folded into its convolutions
+        return
     for module in model.backbone.body.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.eval()

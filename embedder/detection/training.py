@@ -39,9 +39,23 @@ class DetectorTrainConfig:
     warmup_steps: int = 50
     seed: int = 0
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    ema: float = 0.0  # EMA of the weights (YOLOX's rule, ramped over ~100 steps), evaluated and kept (0: off)
+    zoom: float = 0.0  # zoom-in jitter: a random window of (1 - zoom .. 1) of the frame, resized back (0: off)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def recipe(arch: str) -> dict:
+    """The per-architecture training extras ``detect train`` uses (what ``bench/yolox.py finetune`` screened)."""
+    return {"ema": 0.99, "zoom": 0.3} if arch == "yolox-nano" else {}
+
+
+def default_lr(arch: str) -> float:
+    """AdamW peak learning rate by architecture: YOLOX's batch norm is folded into its convolutions, and
+    1e-3 wrecked the COCO start within 19 steps (aquarium val mAP@0.5 0.025; 1e-4: 0.196; 3e-4: 0.208;
+    bench/RESULTS.md, "YOLOX-Nano from COCO")."""
+    return 3e-4 if arch == "yolox-nano" else 1e-3
 
 
 @dataclass
@@ -59,24 +73,64 @@ class DetectorTrainResult:
         return asdict(self)
 
 
-def _prepared(frames: Sequence[tuple[Image.Image, np.ndarray]], size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _prepared(frames: Sequence[tuple], size: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(uint8 frame tensor, boxes x1, y1, x2, y2, labels) per (image, boxes[, labels 1..k]) frame."""
     out = []
-    for image, boxes in frames:
+    for image, boxes, *rest in frames:
         tensor, scale = frame_tensor(image, size)
         xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        out.append(((tensor * 255).to(torch.uint8), torch.from_numpy(xyxy)))
+        labels = torch.as_tensor(np.asarray(rest[0]), dtype=torch.int64) if rest else torch.ones(len(xyxy), dtype=torch.int64)
+        out.append(((tensor * 255).to(torch.uint8), torch.from_numpy(xyxy), labels))
     return out
 
 
-def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool) -> tuple[torch.Tensor, dict]:
+def _zoomed(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, zoom: float,
+            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A random window of (1 - zoom .. 1) of the frame resized back to its size; boxes clipped to it
+    (a box keeping under 40% of its area is dropped)."""
+    h, w = image.shape[-2:]
+    f = float(rng.uniform(1 - zoom, 1.0))
+    ch, cw = max(8, round(h * f)), max(8, round(w * f))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    crop = torch.nn.functional.interpolate(image[None, :, y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
+                                           align_corners=False)[0]
+    shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
+    clipped = torch.stack([shifted[:, 0].clamp(0, cw), shifted[:, 1].clamp(0, ch), shifted[:, 2].clamp(0, cw),
+                           shifted[:, 3].clamp(0, ch)], dim=1)
+
+    def area(b: torch.Tensor) -> torch.Tensor:
+        return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+
+    keep = area(clipped) >= 0.4 * area(shifted).clamp(min=1e-6)
+    scale = torch.tensor([w / cw, h / ch, w / cw, h / ch], dtype=boxes.dtype)
+    return crop, clipped[keep] * scale, labels[keep]
+
+
+def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool, labels: torch.Tensor | None = None,
+            zoom: float = 0.0, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, dict]:
     image = tensor.float().div(255.0)
     boxes = xyxy.clone()
+    labels = torch.ones(len(boxes), dtype=torch.int64) if labels is None else labels
+    if zoom > 0 and rng is not None:
+        image, boxes, labels = _zoomed(image, boxes, labels, zoom, rng)
     if flip:
         image = image.flip(-1)
         width = image.shape[-1]
-        boxes[:, [0, 2]] = width - xyxy[:, [2, 0]]
-    return image, {"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.int64)}
+        boxes = boxes.clone()
+        boxes[:, [0, 2]] = width - boxes[:, [2, 0]]
+    return image, {"boxes": boxes, "labels": labels}
+
+
+def _ema(decay: float, ramp: float = 100.0):
+    """YOLOX's EMA rule: decay ``decay x (1 - exp(-updates / ramp))``, so the first updates follow the
+    weights closely and a short fine-tune is not held at its start."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        d = decay * (1 - math.exp(-float(updates) / ramp))
+        return averaged * d + current * (1 - d)
+
+    return average
 
 
 CHECKPOINT_FILE = "checkpoint.pt"  # resumable state: tensors and numbers only, read with weights_only=True
@@ -105,7 +159,8 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
                    pretrained: bool = True, progress: bool = False,
                    on_epoch: Callable[[int, dict, torch.nn.Module], dict | None] | None = None,
                    checkpoint: Path | str | None = None, resume: bool = False,
-                   max_epochs_now: int | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
+                   max_epochs_now: int | None = None,
+                   model: torch.nn.Module | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
     """Train a detector on ``frames``: (RGB image, boxes (n, 4) x, y, w, h pixels) pairs.
 
     Frames without boxes are kept (they teach the background). Returns the model
@@ -116,12 +171,13 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
     (a file path) the whole training state is written after each epoch; ``resume`` continues
     from it (same frames and configs). ``max_epochs_now`` stops after that many epochs of this
     call (``result.epochs_done`` < ``train.epochs`` then: resume later), so a long training can
-    be split over several sessions.
+    be split over several sessions. ``model``: train this module instead of building one from ``config``
+    (e.g. a YOLOX with 7 class heads; frames then carry labels 1..k as a third item).
     """
     if train.threads:
         torch.set_num_threads(train.threads)
     torch.manual_seed(train.seed)
-    model = build_detector(config, pretrained=pretrained and not resume).to(device)
+    model = (model if model is not None else build_detector(config, pretrained=pretrained and not resume)).to(device)
     data = _prepared(frames, config.image_size)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
@@ -134,7 +190,12 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - train.warmup_steps) / max(1, total - train.warmup_steps))))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    result = DetectorTrainResult(0, 0.0, len(data), int(sum(len(b) for _, b in data)))
+    ema = None
+    if train.ema:  # torch's AveragedModel (restarted from the current weights on --resume)
+        from torch.optim.swa_utils import AveragedModel
+
+        ema = AveragedModel(model, avg_fn=_ema(train.ema))  # parameters only: YOLOX has no batch statistics
+    result = DetectorTrainResult(0, 0.0, len(data), int(sum(len(b) for _, b, _ in data)))
     first, spent = 0, 0.0
     stamp = {"config": config.hash(), "train": train.to_dict(), "frames": len(data), "boxes": result.boxes}
     if resume:
@@ -155,7 +216,8 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
         sums: dict[str, float] = {}
         bar = tqdm(range(per_epoch), desc=f"detector epoch {epoch + 1}/{train.epochs}", disable=not progress)
         for b in bar:
-            batch = [_target(*data[i], flip=bool(rng.random() < 0.5)) for i in order[b * train.batch_size:(b + 1) * train.batch_size]]
+            batch = [_target(data[i][0], data[i][1], bool(rng.random() < 0.5), data[i][2], train.zoom, rng)
+                     for i in order[b * train.batch_size:(b + 1) * train.batch_size]]
             images = [im.to(device) for im, _ in batch]
             targets = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
             losses = model(images, targets)
@@ -165,6 +227,8 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
             torch.nn.utils.clip_grad_norm_(params, 10.0)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             result.steps += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
@@ -173,7 +237,7 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
                "seconds": round(spent + time.perf_counter() - start, 1)}
         if on_epoch is not None:
             model.eval()
-            row.update(on_epoch(epoch + 1, row, model) or {})
+            row.update(on_epoch(epoch + 1, row, ema.module.eval() if ema is not None else model) or {})
         result.history.append(row)
         log.info("detector epoch %d: %s", epoch + 1, row)
         if checkpoint is not None:
@@ -181,4 +245,4 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
                              spent + time.perf_counter() - start, result.history, stamp)
     result.seconds = round(spent + time.perf_counter() - start, 1)
     result.epochs_done = last
-    return model.eval(), result
+    return (ema.module if ema is not None else model).eval(), result

@@ -55,7 +55,7 @@ def ingest_vector_shards(catalog: Catalog, model_id: str, shards: Sequence[Path]
     """
     if not shards:
         return ShardIngest(0, 0, ())
-    dim = int(model_record(catalog, model_id)["dim"])
+    dim = int(model_record(catalog, model_id).dim)
     files = [str(Path(p)) for p in shards]
     source = "read_parquet(?)"
     with catalog.write() as con:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -100,7 +101,19 @@ def register_model(catalog: Catalog, model_id: str, config_hash: str, dim: int, 
                         [model_id, config_hash, dim, backbone])
 
 
-def model_record(catalog: Catalog, model_id: str) -> dict:
+@dataclass(frozen=True)
+class ModelRecord:
+    """The catalog's record of one model (what ``train`` registered, plus counts when listed)."""
+
+    model_id: str
+    config_hash: str  # embedder.model.config_hash of the model folder the vectors were made with
+    dim: int  # vector dimension
+    backbone: str
+    created_at: Any = None  # when listed (list_models)
+    vectors: int = 0  # crops embedded with it, when listed (list_models)
+
+
+def model_record(catalog: Catalog, model_id: str) -> ModelRecord:
     """The catalog's record of a model. Raises NotFound listing the known ids."""
     with catalog.read() as con:
         row = con.execute("SELECT model_id, config_hash, dim, backbone FROM models WHERE model_id = ?",
@@ -109,16 +122,16 @@ def model_record(catalog: Catalog, model_id: str) -> dict:
     if row is None:
         raise NotFound(f"unknown model id {model_id!r}; known: {', '.join(known) or 'none'}",
                        hint="train one with `oceanid train`")
-    return dict(zip(("model_id", "config_hash", "dim", "backbone"), row))
+    return ModelRecord(row[0], row[1], int(row[2]), row[3])
 
 
-def list_models(catalog: Catalog) -> list[dict]:
-    """Every recorded model, oldest first: model_id, dim, backbone, created_at, vectors (crops embedded)."""
+def list_models(catalog: Catalog) -> list[ModelRecord]:
+    """Every recorded model, oldest first, with the count of crops embedded."""
     with catalog.read() as con:
-        rows = con.execute("SELECT m.model_id, m.dim, m.backbone, m.created_at, count(e.annotation_id) FROM models m "
-                           "LEFT JOIN embeddings e USING (model_id) GROUP BY ALL ORDER BY m.created_at, m.model_id"
-                           ).fetchall()
-    return [dict(zip(("model_id", "dim", "backbone", "created_at", "vectors"), r)) for r in rows]
+        rows = con.execute("SELECT m.model_id, m.config_hash, m.dim, m.backbone, m.created_at, count(e.annotation_id) "
+                           "FROM models m LEFT JOIN embeddings e USING (model_id) GROUP BY ALL "
+                           "ORDER BY m.created_at, m.model_id").fetchall()
+    return [ModelRecord(r[0], r[1], int(r[2]), r[3], r[4], int(r[5])) for r in rows]
 
 
 def _vector_table(ids: np.ndarray, vectors: np.ndarray, **columns) -> pa.Table:
@@ -163,7 +176,7 @@ def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | Non
                     with_labels: bool = False):
     """``(ids (n,) int64, vectors (n, d) float32)`` of a model, optionally only some splits,
     ordered by id; with ``with_labels`` also the species names ``(n,)``."""
-    dim = model_record(catalog, model_id)["dim"]
+    dim = model_record(catalog, model_id).dim
     sql = ("SELECT e.annotation_id, a.concept, e.vector FROM embeddings e "
            "JOIN annotations a USING (annotation_id) WHERE e.model_id = ?")
     params: list = [model_id]

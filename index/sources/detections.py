@@ -195,3 +195,15 @@ def coco_results(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[floa
                                        "category_id": ids[category], "bbox": [x, y, w, h], "area": round(w * h, 2),
                                        "iscrowd": 0, "score": round(float(score), 4)})
     return doc
+
+
+def write_coco(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float, str]]]],
+               categories: Sequence[str], description: str, path: Path | None = None) -> dict:
+    """The one COCO writer of ``detect --coco`` and ``identify --coco``: the :func:`coco_results`
+    document, written atomically (indent 1) to ``path`` when given; returns the document."""
+    from index.files import write_text_atomic
+
+    doc = coco_results(frames, categories, description)
+    if path is not None:
+        write_text_atomic(Path(path), json.dumps(doc, indent=1))
+    return doc

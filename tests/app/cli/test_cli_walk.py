@@ -321,7 +321,7 @@ def examples():
 #: examples that train, download, serve or draw a full reef: minutes, a network or a server
 NOT_RUN = {"train": "trains", "demo": "whole pipeline", "fathomnet": "network", "app": "starts a server", "serve": "starts a server", "yolo": "575 frames", "taxa": "names a fish4knowledge species or a CSV (tests/app/cli/test_taxa_cli.py)",
            "synthetic": "draws 400 frames", "folders": "3,416 crops",
-           "detect": "needs a trained detector (tests/app/workspace/test_detect.py runs these commands)"}
+           "detect": "needs a trained detector (tests/app/workspace/frames/test_detect.py runs these commands)"}
 
 
 @pytest.mark.parametrize("path,args", examples(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
@@ -336,12 +336,15 @@ def test_every_help_example_runs_on_the_demo_fixture(path, args, tiny_home, tmp_
     shutil.copytree(tiny_home, home)
     monkeypatch.chdir(tmp_path)
     crops = sorted((home / "crops").rglob("*.png"))
-    if "--frames" in args:  # whole frames, and a detector folder under models/ (a small untrained one)
+    if "--frames" in args:  # whole frames, and the home's current detector (a small untrained one)
+        from app.workspace import Workspace
+        from app.workspace.demo import register_frame_detector
         from embedder.detection.model import DetectorConfig, build_detector, save_detector
 
         crops = sorted((home / "images").rglob("*.png"))
         config = DetectorConfig(image_size=128, fpn_channels=64)  # 32: GroupNorm fails on 1x1 P7 of one frame
         save_detector(build_detector(config, pretrained=False), config, home / "models" / "detector-test")
+        register_frame_detector(Workspace(home), home / "models" / "detector-test")
     for arg in args:
         if arg.endswith("/") and not arg.startswith("-"):
             for n, crop in enumerate(crops[:3]):

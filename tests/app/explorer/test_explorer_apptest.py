@@ -392,9 +392,11 @@ def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(home_c
                                                                          drawn_frames):
     """An uploaded frame: the detector's boxes drawn with labels, a picker over the organisms,
     and the chosen one's answer and similar crops, as the workspace gives them."""
-    from app.workspace.annotate import label
+    from app.workspace.demo import register_frame_detector
+    from app.workspace.frames.drawing import label
 
     shutil.copytree(drawn_detector, home_copy / "models" / "detector-x")
+    register_frame_detector(Workspace(home_copy), home_copy / "models" / "detector-x")  # the current detector
     data = drawn_frames[0].read_bytes()
     expected = Workspace(home_copy).identify_frames([data], names=["frame.png"]).frames[0]
     assert len(expected.organisms) >= 1

@@ -116,19 +116,49 @@ def _no_fitting(monkeypatch):
 def test_loading_reads_the_stored_scorers_and_never_the_generation(tiny_ws, monkeypatch):
     crop = tiny_ws.crop_files([1])
     fitted_answer = tiny_ws.identify(crop)[0].to_dict()  # index build stored the scorers
-    tiny_ws._engines.clear()
+    tiny_ws.reload()
     _no_fitting(monkeypatch)
     assert tiny_ws.identify(crop)[0].to_dict() == fitted_answer
 
 
-def test_a_home_without_stored_scorers_fits_them_once(tiny_ws, monkeypatch):
-    shutil.rmtree(tiny_ws.home / "indexes" / "tiny" / "scorers")
+def test_a_home_without_stored_scorers_is_told_to_build_and_build_stores_them(tiny_ws, monkeypatch):
+    """Loading never fits: a home whose scorers are gone says `index build`; the build stores
+    them and the answers are those of before, read without fitting."""
     crop = tiny_ws.crop_files([1])
     answer = tiny_ws.identify(crop)[0].to_dict()
+    shutil.rmtree(tiny_ws.home / "indexes" / "tiny" / "scorers")
+    tiny_ws.reload()
+    with pytest.raises(EmptyIndex, match="no stored unknown scorers") as err:
+        tiny_ws.identify(crop)
+    assert "oceanid index build" in err.value.hint
+    assert not (tiny_ws.home / "indexes" / "tiny" / "scorers").exists()  # the failed load wrote nothing
+    tiny_ws.index_build(rebuild=False)
     assert list((tiny_ws.home / "indexes" / "tiny" / "scorers").iterdir())
-    tiny_ws._engines.clear()
+    tiny_ws.reload()
     _no_fitting(monkeypatch)
     assert tiny_ws.identify(crop)[0].to_dict() == answer
+
+
+def test_loading_writes_nothing_to_the_catalog_or_the_scorer_store(tiny_ws, monkeypatch):
+    """A fresh Workspace loads the engine (with an added species) while every write path to the
+    catalog and the scorer store raises: loading is a read."""
+    import app.workspace.decisions as decisions
+    import index.catalog.decisions as stored
+    from index.catalog.catalog import Catalog
+
+    examples = tiny_ws.crop_files([1, 2, 3])
+    tiny_ws.species_add("Newfish novus", examples)
+    answer = tiny_ws.identify(examples)[0].to_dict()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading wrote")
+
+    monkeypatch.setattr(Catalog, "write", refuse)
+    monkeypatch.setattr(Catalog, "ensure_schema", refuse)
+    monkeypatch.setattr(stored, "store_decision", refuse)
+    monkeypatch.setattr(decisions, "save_scorers", refuse)
+    fresh = Workspace(tiny_ws.home)
+    assert fresh.identify(examples)[0].to_dict() == answer
 
 
 def test_species_add_stores_the_added_species_scorer(tiny_ws, monkeypatch):
@@ -137,6 +167,6 @@ def test_species_add_stores_the_added_species_scorer(tiny_ws, monkeypatch):
     kinds = {p.name.rsplit("-", 1)[0] for p in (tiny_ws.home / "indexes" / "tiny" / "scorers").iterdir()}
     assert any(k.startswith("added-") for k in kinds)
     answer = tiny_ws.identify(examples)[0].to_dict()
-    tiny_ws._engines.clear()
+    tiny_ws.reload()
     _no_fitting(monkeypatch)
     assert tiny_ws.identify(examples)[0].to_dict() == answer

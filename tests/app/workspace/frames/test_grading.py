@@ -1,4 +1,4 @@
-"""Whole frames graded through the cascade (app.workspace.cascade_evaluation) and `oceanid evaluate`'s section.
+"""Whole frames graded through the cascade (app.workspace.frames.grading) and `oceanid evaluate`'s section.
 
 The grading is checked with oracle box finders on the tiny workspace: one that returns each
 frame's ground-truth boxes (every organism found, and named exactly as its catalog crop is
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from app.workspace import EvaluationSummary, Workspace
-from app.workspace.cascade_evaluation import cascade_figures, held_out_frames
+from app.workspace.frames.grading import cascade_figures, held_out_frames
 from index.sources.detections import DetectedBox
 from index.catalog.frames import truth_frames
 from index.catalog.taxa import tree

@@ -2,14 +2,17 @@
 
 ::
 
-    frame -> box source (a detector folder, or another tool's COCO results file)
+    frame -> box source (the detector, or another tool's COCO results file)
           -> index.ingest.crops.cut_crop (the same context padding as every training crop)
           -> app.workspace.identify.identify (species, calibrated probability, unknown verdict)
           -> FrameIdentification: one Identification per organism, its box and detection score
+    run_cascade      the Workspace's ``identify_frames``: options checked, boxes chosen -> CascadeResult
+    write_coco       a CascadeResult as a COCO file (index.sources.detections.write_coco, as ``detect --coco``)
+    save_predicted   its organisms added to the catalog as predicted crops, embedded and indexed
 
-A *box source* is a path: a detector model folder (``config.json`` + ``weights.safetensors``,
-:mod:`embedder.detection`) or a ``.json`` detections file (:mod:`index.sources.detections`). With
-neither given, the newest detector folder under the home's ``models/`` is used.
+Boxes come from a ``.json`` detections file (:mod:`index.sources.detections`) or from a detector,
+chosen by the one rule of :func:`app.workspace.frames.detector.resolve_detector` (named by id or
+folder, else the catalog's current detector) and loaded through the Workspace's one cache.
 """
 
 from __future__ import annotations
@@ -19,26 +22,71 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from app.workspace.engine import Engine
-from app.workspace.identify import ImageInput, decode, identify, input_name, input_source
-from app.workspace.results import FrameIdentification
+from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
+from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
 from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
-from index.errors import BadImage, InvalidInput, ModelError, NotFound
+from index.errors import BadImage, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from app.workspace import Workspace
+    from index.records import IngestReport
 
 log = logging.getLogger(__name__)
 
-MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms a detector can find
-DEFAULT_MIN_SCORE = 0.3  # detector boxes below this score are dropped (bench/cascade.py measures it)
 CONVERTED = {"L": "grayscale", "LA": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
              "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "floating-point",
              "RGBA": "RGBA", "YCbCr": "YCbCr"}
 
 #: frames (upright RGB) -> the boxes found in each, in frame order
 BoxFinder = Callable[[Sequence[Image.Image], Sequence[Path | None]], list[list[DetectedBox]]]
+
+
+@dataclass(frozen=True)
+class FrameIdentification:
+    """One whole frame through the cascade: every organism found, each identified like a crop.
+
+    ``organisms`` are :class:`Identification` records whose ``source`` is the frame, ``box`` the
+    organism's box in it and ``detection_score`` the detector's score, best first; a frame with
+    no organism has none (not an error). ``error`` is set when the frame itself cannot be used;
+    ``notes`` are one line each for what was converted or left out (a box outside the frame).
+    """
+
+    name: str
+    source: str | None = None
+    width: int = 0
+    height: int = 0
+    organisms: tuple[Identification, ...] = ()
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    boxes_from: str | None = None  # the detector folder or detections file the boxes came from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.name, "source": self.source, "width": self.width, "height": self.height,
+                "boxes_from": self.boxes_from, "error": self.error, "notes": list(self.notes),
+                "organisms": [o.to_dict() for o in self.organisms]}
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """What ``identify --frames`` / ``--boxes`` did: every frame, and what the box source left out."""
+
+    frames: tuple[FrameIdentification, ...]
+    boxes_from: str  # "detector PATH" | "detections PATH"
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason): detections for images not found, bad entries
+
+    @property
+    def organisms(self) -> list[Identification]:
+        return [o for f in self.frames for o in f.organisms]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"boxes_from": self.boxes_from, "frames": [f.to_dict() for f in self.frames],
+                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
 
 
 @dataclass(frozen=True)
@@ -53,67 +101,23 @@ class BoxSource:
         return {"kind": self.kind, "path": str(self.path)}
 
 
-def is_detector_folder(path: Path) -> bool:
-    """True when ``path`` is a folder holding a readable detector config."""
-    from embedder.detection.model import read_detector_config
-
-    if not (Path(path) / "config.json").is_file():
-        return False
-    try:
-        read_detector_config(path)
-    except ModelError:
-        return False
-    return True
-
-
-def find_detector(models: Path) -> Path | None:
-    """The newest detector folder directly under ``models`` (by its weights' time), or None."""
-    if not Path(models).is_dir():
-        return None
-    found = [p for p in Path(models).iterdir() if p.is_dir() and (p / "weights.safetensors").is_file()
-             and is_detector_folder(p)]
-    return max(found, key=lambda p: ((p / "weights.safetensors").stat().st_mtime, p.name), default=None)
-
-
-def box_source(path: Path | None, models: Path) -> BoxSource:
-    """The box source a path names (a detector folder or a ``.json`` detections file); with no
-    path, the newest detector under ``models``. Raises NotFound / InvalidInput with one line."""
-    if path is None:
-        found = find_detector(models)
-        if found is None:
-            raise NotFound(f"no detector under {models}",
-                           hint="train one (`oceanid detect train`), or give --detector FOLDER or --boxes FILE")
-        return BoxSource("detector", found)
+def box_source(path: Path) -> BoxSource:
+    """The box source ``--boxes`` names: a ``.json`` detections file. Raises NotFound /
+    InvalidInput with one line."""
     path = Path(path)
     if path.is_dir():
-        if not is_detector_folder(path):
-            raise InvalidInput(f"{path} is not a detector folder (no detector config.json)")
-        return BoxSource("detector", path)
+        raise InvalidInput(f"--boxes {path} is a folder; give a COCO results .json file")
     if path.is_file():
         return BoxSource("detections", path)
-    raise NotFound(f"{path}: no such detector folder or detections file")
+    raise NotFound(f"{path}: no such detections file")
 
 
-def detector_finder(folder: Path, min_score: float, device: str = "cpu",
-                    loaded: dict | None = None) -> BoxFinder:
-    """A BoxFinder running the detector of ``folder``; ``loaded`` caches the loaded model by
-    (folder, weights time) across calls."""
-    from embedder.detection.model import load_detector
+def detector_finder(loaded: LoadedDetector, min_score: float) -> BoxFinder:
+    """A BoxFinder running a loaded detector (``Workspace.load_detector``: the one cache)."""
     from embedder.detection.predict import detect_images
-    from embedder.device import resolve_device
-
-    weights = Path(folder) / "weights.safetensors"
-    key = (str(Path(folder).absolute()), weights.stat().st_mtime if weights.exists() else 0.0)
-    cache = loaded if loaded is not None else {}
-    if key not in cache:
-        cache.clear()
-        model, config = load_detector(folder)
-        chosen = resolve_device(device)
-        cache[key] = (model.to(chosen), config, chosen)
-    model, config, chosen = cache[key]
 
     def find(images: Sequence[Image.Image], _: Sequence[Path | None]) -> list[list[DetectedBox]]:
-        found = detect_images(model, config, list(images), min_score=min_score, device=chosen)
+        found = detect_images(loaded.model, loaded.config, list(images), min_score=min_score, device=loaded.device)
         return [[DetectedBox(tuple(float(v) for v in b), float(s)) for b, s in zip(f.boxes, f.scores)]
                 for f in found]
 
@@ -227,9 +231,55 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
     return [out[n] for n in range(len(frames))]
 
 
-def predicted_records(result) -> list:
-    """The frames of a :class:`~app.workspace.results.CascadeResult` with organisms, as
-    ``predicted`` ImageRecords (one BoxRecord per organism, origin ``predicted``)."""
+def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
+            boxes: Path | None = None, min_score: float | None = None, k: int = 5, model: str | None = None,
+            names: Sequence[str] | None = None, progress: bool = False, decode: str = "probable") -> CascadeResult:
+    """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,
+    the frames are the files it names) or else from the detector ``detector`` names (id or folder;
+    default: the catalog's current one), each box cut and identified. ``min_score`` drops weaker
+    boxes (default DEFAULT_MIN_SCORE for the detector, none of a file's; boxes without a score are kept)."""
+    from index.catalog.taxa import tree
+
+    threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
+    engine = ws.engine(model)  # first: no index is a one-line error before a detector loads
+    skipped: list[tuple[str, str]] = []
+    if boxes is not None:
+        source = box_source(Path(boxes))
+        given = [Path(f) for f in frames] if frames else None
+        files, matched, skipped = detections_frames(source.path, given)
+        if given is None:
+            base = source.path.absolute().parent
+            frames, names = files, [str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name
+                                    for f in files]
+        find = file_finder(matched, threshold)
+    else:
+        loaded = ws.load_detector(detector)
+        source = BoxSource("detector", loaded.folder)
+        find = detector_finder(loaded, threshold)
+    boxes_from = f"{source.kind} {source.path}"
+    results = identify_frames(engine, list(frames), find, ws.crop, names=names, k=k, tree=tree(ws.catalog),
+                              decode_method=decode, boxes_from=boxes_from, progress=progress)
+    return CascadeResult(tuple(results), boxes_from, tuple(skipped))
+
+
+def write_coco(engine: Engine, result: CascadeResult, path: Path) -> Path:
+    """Write the identified boxes as a COCO document (category = the species named, or
+    ``unknown``); pycocotools reads it with ``COCO(path)``, its ``annotations`` with ``loadRes``."""
+    from index.sources.detections import write_coco as write
+
+    categories = [*engine.prototypes.names, "unknown"]
+    extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
+    write([(f.name, f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None else 1.0,
+                                         o.species) for o in f.organisms]) for f in result.frames if not f.error],
+          [*categories, *extra], f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}", path)
+    return Path(path)
+
+
+def predicted_records(result: CascadeResult) -> list:
+    """The frames of a :class:`CascadeResult` with organisms, as ``predicted`` ImageRecords (one
+    BoxRecord per organism, origin ``predicted``)."""
     from index.records import PREDICTED, BoxRecord, ImageRecord
 
     records = []
@@ -240,3 +290,23 @@ def predicted_records(result) -> list:
                                 origin=PREDICTED, detection_score=o.detection_score) for o in frame.organisms)
         records.append(ImageRecord("predicted", frame.source, Path(frame.source), boxes))
     return records
+
+
+def save_predicted(ws: Workspace, result: CascadeResult, model: str | None = None) -> IngestReport:
+    """Add every organism found in a frame file to the catalog as a *predicted* crop
+    (``origin = predicted``, concept = the species named or ``unknown``, never given a split),
+    then embed it and rebuild the index so it can be searched (``--where origin=predicted``) and
+    reviewed. Frames given as bytes have no file and are left out."""
+    from index.ingest.ingest import ingest_records
+
+    records = predicted_records(result)
+    ws.catalog.ensure_schema()
+    with ws._writer:
+        try:
+            report = ingest_records(ws.catalog, ws.home, "predicted", records, crop=ws.crop)
+            if report.crops_added:
+                ws.embed(model, progress=False)
+                ws.index_build(model, rebuild=False)
+        finally:
+            ws.reload()
+    return report

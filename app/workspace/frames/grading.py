@@ -3,7 +3,7 @@
 ::
 
     TruthFrame (index.catalog.frames) -> BoxFinder (every box the detector keeps) -> index.metrics.boxes.box_metrics
-                              -> the boxes >= min_score -> app.workspace.cascade.identify_frames
+                              -> the boxes >= min_score -> app.workspace.frames.cascade.identify_frames
                               -> index.metrics.boxes.match_truth (COCOeval, IoU 0.5) -> CascadeFigures
 
 One frame at a time, after one untimed warm-up frame: ``detect`` is the box finder's share of
@@ -13,7 +13,8 @@ mAP and recall@0.5 grade every box the detector keeps (its own score threshold, 
 answers with (boxes >= ``min_score``). A ground-truth organism is of a *known* species when
 the engine has prototypes of its concept (trained or added), else of a *held-out* one; found
 means matched at IoU >= 0.5; named means the matched box's answer is its species; flagged means
-the matched box's answer is ``unknown``. Both ``oceanid evaluate`` and ``bench/cascade.py`` use this.
+the matched box's answer is ``unknown``. Both ``oceanid evaluate`` (:func:`evaluate_frames`) and
+``bench/cascade.py`` use this.
 """
 
 from __future__ import annotations
@@ -21,30 +22,37 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.workspace.cascade import BoxFinder, identify_frames
 from app.workspace.engine import Engine
-from app.workspace.results import CascadeFigures
+from app.workspace.frames.cascade import BoxFinder, detector_finder, identify_frames
+from app.workspace.frames.detector import DEFAULT_MIN_SCORE, held_out_split
+from app.workspace.frames.figures import CascadeFigures, DetectionFigures
 from index.ingest.crops import CropConfig
 from index.metrics.boxes import box_metrics, match_truth
 from index.catalog.detectors import frame_split
-from index.catalog.frames import TruthFrame
+from index.catalog.frames import TruthFrame, truth_frames
+from index.errors import NotFound
+
+if TYPE_CHECKING:
+    from app.workspace import Workspace
+
+__all__ = ["CascadeFigures", "DetectionFigures", "cascade_figures", "evaluate_frames", "held_out_frames"]
 
 log = logging.getLogger(__name__)
 
 
 def held_out_frames(frames: Sequence[TruthFrame]) -> tuple[str, list[TruthFrame]]:
-    """(split, frames): the test frames when there are any, else the val frames, each frame's
-    split by :func:`index.catalog.detectors.frame_split` (the detector's rule: a frame's boxes never
-    straddle splits), as ``oceanid detect evaluate`` chooses them."""
+    """(split, frames): the frames of :func:`~app.workspace.frames.detector.held_out_split` (test
+    when there are any, else val), each frame's split by :func:`index.catalog.detectors.frame_split`
+    (the detector's rule: a frame's boxes never straddle splits), as ``oceanid detect evaluate`` chooses them."""
     by_split: dict[str, list[TruthFrame]] = {}
     for frame in frames:
         if len(frame.boxes):
             by_split.setdefault(frame_split(list(frame.splits)), []).append(frame)
-    split = "test" if by_split.get("test") else "val"
+    split = held_out_split(by_split)
     return split, by_split.get(split, [])
 
 
@@ -133,3 +141,27 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
     log.info("cascade evaluation: %d frames (%d skipped), %d organisms, %d found", figures.frames, len(skipped),
              figures.organisms, figures.found)
     return figures
+
+
+def evaluate_frames(ws: Workspace, engine: Engine, progress: bool = False) -> DetectionFigures | None:
+    """``oceanid evaluate``'s whole-frame section: the cascade, with the catalog's current detector,
+    on the held-out frames; None when the catalog lists no detector, it cannot be loaded (its folder
+    is gone, none is current) or no frame is held out (a warning says which)."""
+    from index.catalog.taxa import tree
+
+    if not ws.detectors():
+        return None
+    try:
+        loaded = ws.load_detector()
+    except NotFound as exc:
+        log.warning("evaluate: no whole-frame figures: %s", exc)
+        return None
+    split, frames = held_out_frames(truth_frames(ws.catalog, ws.home))
+    if not frames:
+        log.warning("evaluate: no whole-frame figures: no test or val frame has a box")
+        return None
+    find = detector_finder(loaded, 0.0)  # every box it keeps: mAP needs them
+    names = [str(f.path.relative_to(ws.home)) if f.path.is_relative_to(ws.home) else str(f.path) for f in frames]
+    figures = cascade_figures(engine, frames, find, ws.crop, DEFAULT_MIN_SCORE, tree(ws.catalog), names,
+                              progress=progress)
+    return DetectionFigures(loaded.detector_id, split, figures)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
-from app.workspace.results import FrameIdentification, Identification
 from index.files import atomic_writer
 from index.imaging import open_image
+
+if TYPE_CHECKING:
+    from app.workspace.frames.cascade import FrameIdentification
+    from app.workspace.identify import Identification
 
 KNOWN, UNKNOWN = (60, 220, 90), (255, 170, 0)  # box colours: a named species, unknown
 

@@ -1,12 +1,13 @@
-"""The detector steps over a home: train, load the current one, detect, evaluate, list.
+"""The detector steps over a home: which detector, load it (cached), detect, train, evaluate, list.
 
 ::
 
+    resolve_detector   the one rule: a detector named by id or folder, else the catalog's current one
+    DetectorCache      the Workspace's one cache: the loaded detector (LoadedDetector), reloaded on new weights
     train_detector     catalog frames (index.catalog.detectors) -> embedder.detection.training -> models/<detector-id>/
-    current_detector   the catalog's current detector (or a named one) -> loaded model, cached
     detect_frames      frames -> FrameDetection per frame (bad frames: an ``error`` line, the rest go on)
-    evaluate_detector  held-out frames -> pycocotools (index.metrics.boxes) -> DetectorEvaluation
-    coco_document      detections -> a COCO document (images, categories, annotations with score)
+    evaluate_detector  held-out frames (held_out_split) -> pycocotools (index.metrics.boxes) -> DetectorEvaluation
+    detections_coco    detections -> a COCO document (index.sources.detections.write_coco), written when asked
 
 A detector is a model folder ``models/<detector-id>/`` (config.json + weights.safetensors,
 :mod:`embedder.detection.model`) recorded in the catalog's ``detectors`` table; the folder
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,15 @@ import numpy as np
 from index.catalog.catalog import Catalog
 from index.metrics.boxes import BoxMetrics, box_metrics
 from index.catalog.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
-from index.errors import BadImage, EmptyIndex, InvalidInput, NotFound
+from index.errors import BadImage, EmptyIndex, InvalidInput, ModelError, NotFound
 from index.files import write_json_atomic
 from index.home import Home
 from index.imaging import open_image
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_SCORE = 0.3  # boxes below this score are not printed (bench/detect.py: the score sweep)
-MIN_FRAME_SIDE = 32  # px: a smaller frame is refused (one line), the batch goes on
+DEFAULT_MIN_SCORE = 0.3  # detector boxes below this are dropped (bench/detect.py's sweep, bench/cascade.py)
+MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms: refused (one line), the batch goes on
 TRAINING_FILE = "training.json"
 CHECKPOINT = "checkpoint.pt"
 
@@ -119,6 +120,18 @@ class DetectorEvaluation:
                 "seconds_per_frame": self.seconds_per_frame, "skipped": [list(s) for s in self.skipped]}
 
 
+@dataclass(frozen=True)
+class LoadedDetector:
+    """A detector ready to run: its id (the folder's name), folder, model (eval mode, on
+    ``device``) and :class:`embedder.detection.model.DetectorConfig`."""
+
+    detector_id: str
+    folder: Path
+    model: Any  # torch nn.Module
+    config: Any  # DetectorConfig
+    device: Any  # torch.device the model is on
+
+
 def default_detector_id(arch: str, image_size: int) -> str:
     return f"detector-{arch}-{image_size}"
 
@@ -154,14 +167,14 @@ def _predict_all(model, config, images, device: str, min_score: float):
 
 def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_size: int = 384, epochs: int = 8,
                    device: str = "cpu", detector_id: str | None = None, resume: bool = False,
-                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float = 1e-3,
+                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float | None = None,
                    fpn_channels: int = 96, pretrained: bool = True, progress: bool = False) -> DetectorTraining:
     """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
 
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
-    from embedder.detection.model import ARCHITECTURES, DetectorConfig, save_detector
-    from embedder.detection.training import DetectorTrainConfig
+    from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
+    from embedder.detection.training import DetectorTrainConfig, default_lr, recipe
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
 
@@ -188,8 +201,9 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     skipped += bad
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
-    config = DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
-    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size, lr=lr)
+    config = detector_config(arch, image_size, fpn_channels)
+    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size,
+                                       lr=default_lr(arch) if lr is None else lr, **recipe(arch))
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None
     best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
@@ -244,29 +258,58 @@ def detectors(catalog: Catalog) -> list[DetectorRecord]:
     return list_detectors(catalog)
 
 
+def resolve_detector(catalog: Catalog, paths: Home, detector: str | Path | None = None) -> tuple[str, Path]:
+    """(detector id, folder): the one rule every command follows. ``detector`` names a detector
+    folder (its name is its id) or a catalog detector id; None: the catalog's current detector
+    (``detect train`` makes it current; ``detect list`` marks it).
+
+    Raises NotFound (one line) when the home has no current detector or the id is unknown,
+    InvalidInput when the folder or file named is not a detector folder."""
+    from embedder.detection.model import read_detector_config
+
+    if detector is None:
+        current = catalog.current_detector() if catalog.exists() else None
+        if current is None:
+            raise NotFound("this home has no detector", hint="train one (`oceanid detect train`) or give --detector")
+        folder = paths.models / current
+        if not folder.is_dir():
+            raise NotFound(f"the current detector {current!r} has no folder {folder}", hint="see `oceanid detect list`")
+        return current, folder
+    path = Path(detector)
+    if path.is_dir():
+        try:
+            read_detector_config(path)
+        except ModelError:
+            raise InvalidInput(f"{path} is not a detector folder (no detector config.json)") from None
+        return path.name, path
+    if path.is_file():
+        raise InvalidInput(f"--detector {detector} is a file; give a detector folder or id (or use --boxes)")
+    detector_record(catalog, str(detector))  # NotFound listing the known ids
+    return str(detector), paths.models / str(detector)
+
+
 class DetectorCache:
-    """The loaded detector of a home (one at a time), reloaded when its weights change."""
+    """The loaded detector of a home (one at a time), reloaded when its folder, weights or device change."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
-        self._value: tuple | None = None
+        self._value: LoadedDetector | None = None
 
-    def get(self, catalog: Catalog, paths: Home, detector_id: str | None = None):
-        """(detector id, folder, model, config) of ``detector_id`` or the current detector.
+    def get(self, catalog: Catalog, paths: Home, detector: str | Path | None = None,
+            device: str = "cpu") -> LoadedDetector:
+        """The detector :func:`resolve_detector` names, loaded on ``device`` (auto | cpu | cuda).
 
-        Raises NotFound (one line) when there is none or the id is unknown."""
+        Raises what :func:`resolve_detector` raises, ModelError for unusable weights."""
         from embedder.detection.model import WEIGHTS_FILE, load_detector
+        from embedder.device import resolve_device
 
-        detector_id = detector_id or catalog.current_detector()
-        if detector_id is None:
-            raise NotFound("this home has no detector", hint="train one with `oceanid detect train`")
-        detector_record(catalog, detector_id)
-        folder = paths.models / detector_id
+        detector_id, folder = resolve_detector(catalog, paths, detector)
         weights = folder / WEIGHTS_FILE
-        key = (detector_id, weights.stat().st_mtime_ns if weights.exists() else None)
+        key = (detector_id, str(folder.absolute()), weights.stat().st_mtime_ns if weights.exists() else None, device)
         if self._key != key:
             model, config = load_detector(folder)
-            self._key, self._value = key, (detector_id, folder, model, config)
+            chosen = resolve_device(device)
+            self._key, self._value = key, LoadedDetector(detector_id, folder, model.to(chosen), config, chosen)
         return self._value
 
 
@@ -291,17 +334,14 @@ def _frame_input(path: Path) -> tuple[Any, str | None]:
     return image, warning
 
 
-def detect_frames(loaded, files: Sequence[Path], names: Sequence[str] | None = None,
-                  min_score: float = DEFAULT_MIN_SCORE, device: str = "cpu") -> DetectionRun:
-    """Boxes with score >= ``min_score`` in each frame file; a frame that cannot be used gets
-    ``error`` (one line) and the rest are still processed."""
-    from embedder.device import resolve_device
-
+def detect_frames(loaded: LoadedDetector, files: Sequence[Path], names: Sequence[str] | None = None,
+                  min_score: float | None = None) -> DetectionRun:
+    """Boxes with score >= ``min_score`` (default DEFAULT_MIN_SCORE) in each frame file; a frame
+    that cannot be used gets ``error`` (one line) and the rest are still processed."""
+    min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
     if not 0.0 <= min_score <= 1.0:
         raise InvalidInput(f"--min-score must be within 0..1, got {min_score:g}")
-    detector_id, _, model, config = loaded
     names = list(names) if names is not None else [Path(f).name for f in files]
-    torch_device = resolve_device(device)
     out: list[FrameDetection] = []
     spent, used = 0.0, 0
     for path, name in zip(files, names, strict=True):
@@ -311,48 +351,50 @@ def detect_frames(loaded, files: Sequence[Path], names: Sequence[str] | None = N
             out.append(FrameDetection(name, None, None, error=str(exc)))
             continue
         start = time.perf_counter()
-        found = _predict_all(model, config, [image], torch_device, min_score)[0]
+        found = _predict_all(loaded.model, loaded.config, [image], loaded.device, min_score)[0]
         spent += time.perf_counter() - start
         used += 1
         out.append(FrameDetection(name, image.width, image.height,
                                   tuple(tuple(round(float(v), 1) for v in b) for b in found.boxes),
                                   tuple(round(float(s), 4) for s in found.scores), warning=warning))
-    return DetectionRun(detector_id, min_score, tuple(out), round(spent / used, 4) if used else None)
+    return DetectionRun(loaded.detector_id, min_score, tuple(out), round(spent / used, 4) if used else None)
 
 
-def coco_document(run: DetectionRun) -> dict:
+def detections_coco(run: DetectionRun, path: Path | None = None) -> dict:
     """The detections of a run as a COCO document: ``images`` (id, file_name, width, height),
     ``categories`` (1 = organism) and ``annotations``, a COCO results list (image_id,
-    category_id, bbox [x, y, w, h], score) that ``COCO.loadRes`` reads. Frames with an error
-    are left out. The same writer as ``identify --coco`` (:func:`index.sources.detections.coco_results`)."""
-    from index.sources.detections import coco_results
+    category_id, bbox [x, y, w, h], score) that ``COCO.loadRes`` reads; written to ``path`` when
+    given. Frames with an error are left out. The one COCO writer (``identify --coco`` uses it too)."""
+    from index.sources.detections import write_coco
 
     used = [f for f in run.frames if f.error is None]
-    return coco_results([(f.name, f.width, f.height,
-                          [(tuple(box), float(score), "organism") for box, score in zip(f.boxes, f.scores)])
-                         for f in used], ["organism"],
-                        f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}")
+    return write_coco([(f.name, f.width, f.height,
+                        [(tuple(box), float(score), "organism") for box, score in zip(f.boxes, f.scores)])
+                       for f in used], ["organism"],
+                      f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}", path)
 
 
-def evaluate_detector(catalog: Catalog, paths: Home, loaded, split: str | None = None,
-                      device: str = "cpu") -> DetectorEvaluation:
+def held_out_split(splits: Iterable[str]) -> str:
+    """The split detectors and the cascade are graded on: ``test`` when any frame is a test frame, else ``val``."""
+    return "test" if "test" in set(splits) else "val"
+
+
+def evaluate_detector(catalog: Catalog, paths: Home, loaded: LoadedDetector,
+                      split: str | None = None) -> DetectorEvaluation:
     """pycocotools mAP@0.5, mAP@0.5:0.95 and recall@0.5 of the detector on ``split``'s frames
-    (default: test when the catalog has test frames, else val). Raises EmptyIndex when there is none."""
-    from embedder.device import resolve_device
-
-    detector_id, _, model, config = loaded
+    (default: :func:`held_out_split`). Raises EmptyIndex when there is none."""
     frames = detection_frames(catalog)
     if split is None:
-        split = "test" if any(f.split == "test" for f in frames) else "val"
+        split = held_out_split(f.split for f in frames)
     if split not in ("train", "val", "test"):
         raise InvalidInput(f"unknown --split {split!r}; choose train, val or test")
     chosen = [f for f in frames if f.split == split]
     if not chosen:
         raise EmptyIndex(f"no {split} frames to evaluate on", hint="ingest frames with boxes and run `oceanid split`")
-    images, chosen, skipped = _load_frames(paths, chosen, config.image_size)
+    images, chosen, skipped = _load_frames(paths, chosen, loaded.config.image_size)
     start = time.perf_counter()
-    found = _predict_all(model, config, images, resolve_device(device), config.score_thresh)
+    found = _predict_all(loaded.model, loaded.config, images, loaded.device, loaded.config.score_thresh)
     seconds = (time.perf_counter() - start) / max(1, len(images))
     metrics = box_metrics([f.boxes for f in chosen], [(f.width, f.height) for f in chosen],
                           [p.boxes for p in found], [p.scores for p in found])
-    return DetectorEvaluation(detector_id, split, metrics, round(seconds, 4), tuple(skipped))
+    return DetectorEvaluation(loaded.detector_id, split, metrics, round(seconds, 4), tuple(skipped))

@@ -1,0 +1,55 @@
+"""A model's index generations: listing models, and build / verify / prune / rollback.
+
+The build itself (prototypes, then a generation from the stored vectors) is
+:func:`app.workspace.pipeline.build_index`; this module holds the checks around the
+generations a user asks for by name, each returning a result of :mod:`app.workspace.results`.
+"""
+
+from __future__ import annotations
+
+from app.workspace.results import GenerationChange, ModelInfo, VerifyResult
+from index.catalog.catalog import Catalog
+from index.catalog.embeddings import content_digest, list_models, load_embeddings, model_record
+from index.errors import EmptyIndex
+from index.home import Home
+from index.vectors.generations import (DEFAULT_KEEP, current_generation, current_manifest, model_dir, prune,
+                                       rollback, verify)
+
+
+def models(catalog: Catalog, home: Home) -> list[ModelInfo]:
+    """Every model of the catalog, with its live generation and its stale mark."""
+    current = catalog.current_model()
+    return [ModelInfo(m.model_id, m.backbone, m.dim, m.vectors, m.model_id == current,
+                      current_generation(home.root, m.model_id), catalog.model_stale(m.model_id))
+            for m in list_models(catalog)]
+
+
+def verify_generation(catalog: Catalog, home: Home, model_id: str, generation: str | None = None) -> VerifyResult:
+    """Check a generation (default: the live one) against its manifest and the model.
+    Raises EmptyIndex when the model has none, IndexMismatch when it does not verify."""
+    record = model_record(catalog, model_id)
+    name = generation or current_generation(home.root, model_id)
+    if name is None:
+        raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
+    manifest = verify(model_dir(home.root, model_id) / name, model_id, record.config_hash, record.dim)
+    return VerifyResult(name, True, manifest)
+
+
+def prune_generations(home: Home, model_id: str, keep: int | None = None) -> GenerationChange:
+    """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
+    removed = prune(home.root, model_id, DEFAULT_KEEP if keep is None else keep)
+    return GenerationChange(model_id, current_generation(home.root, model_id), tuple(removed))
+
+
+def rollback_generation(catalog: Catalog, home: Home, model_id: str) -> GenerationChange:
+    """Make the generation before the live one live again, verified like any load; the change
+    warns when that generation holds other vectors than the catalog does now."""
+    record = model_record(catalog, model_id)
+    current = rollback(home.root, model_id, record.config_hash, record.dim)
+    _, manifest = current_manifest(home.root, model_id, record.config_hash, record.dim)
+    ids, vectors = load_embeddings(catalog, model_id)
+    warning = None
+    if manifest.content != content_digest(ids, vectors):
+        warning = (f"{current} holds {manifest.count} vectors, not the {len(ids)} stored now (an older state): "
+                   "searches answer from it until `oceanid index build`")
+    return GenerationChange(model_id, current, warning=warning)

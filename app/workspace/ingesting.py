@@ -1,0 +1,98 @@
+"""Ingesting a source into a home: every reader's SourcePlan lands through one path.
+
+::
+
+    index.sources.<reader> -> SourcePlan -> (source name) -> index.catalog.taxa.upsert
+                                                         -> index.ingest.ingest.ingest_records -> IngestReport
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from index.catalog.catalog import Catalog
+from index.catalog.stats import source_ids
+from index.catalog.taxa import upsert as upsert_taxa
+from index.home import Home
+from index.ingest.crops import CropConfig
+from index.ingest.ingest import check_source_name, ingest_records
+from index.records import IngestReport, SourcePlan
+
+
+def ingest_plan(catalog: Catalog, home: Home, crop: CropConfig, source: str, plan: SourcePlan, progress: bool,
+                source_name: str | None = None) -> IngestReport:
+    """Land what a reader planned. ``source_name`` (``--source-name survey-2024``) replaces the
+    reader's source name, so two surveys in one home can be told apart in ``--where source=...``."""
+    records = plan.records
+    if source_name is not None:
+        source = check_source_name(source_name)
+        records = [replace(r, source=source) for r in records]
+    report = IngestReport(source)
+    report.images_existing += len(plan.existing)
+    for item, reason in plan.skipped:
+        report.skip(item, reason)
+    for item, text in plan.notes:
+        report.note(item, text)
+    catalog.ensure_schema()
+    upsert_taxa(catalog, plan.taxa, plan.holdout_hints)
+    return ingest_records(catalog, home.root, source, records, crop=crop, report=report, total=len(plan.records),
+                          progress=progress)
+
+
+def synthetic_plan(home: Home, species: int, holdout: int, frames: int, seed: int) -> SourcePlan:
+    """The synthetic reef's plan: drawn once into ``sources/`` (cached by its settings), then read as COCO."""
+    from index.sources.coco import read_coco
+    from index.sources.synthetic import generate_reef
+
+    name = f"reef-s{species}-h{holdout}-f{frames}-seed{seed}"
+    folder = home.sources / name
+    json_path = folder / "annotations.json"
+    if not json_path.exists():
+        tmp = folder.with_name(f".{name}.tmp")
+        generate_reef(tmp, species=species, holdout=holdout, frames=frames, seed=seed)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    return read_coco(json_path, folder, source="synthetic", id_prefix=name)
+
+
+def fathomnet_plan(catalog: Catalog, home: Home, concepts: list[str], max_per_concept: int | None, workers: int,
+                   min_depth: float | None, max_depth: float | None, progress: bool) -> SourcePlan:
+    """Find and download (resuming) FathomNet frames with their boxes; frames the catalog
+    already holds are not fetched again."""
+    from index.sources.fathomnet import fetch_fathomnet
+
+    catalog.ensure_schema()
+    have = source_ids(catalog, "fathomnet")
+    return fetch_fathomnet(concepts, home.sources / "fathomnet", max_per_concept=max_per_concept, workers=workers,
+                           min_depth=min_depth, max_depth=max_depth, have=lambda uuid: uuid in have,
+                           progress=progress)
+
+
+def coco_plan(annotations: Path, images: Path | None, split: str | None, source_name: str | None) -> SourcePlan:
+    """A COCO detection file's plan (the source name is checked before the file is read)."""
+    from index.sources.coco import read_coco
+
+    if source_name is not None:
+        check_source_name(source_name)
+    return read_coco(annotations, images, split=split)
+
+
+def yolo_plan(data_yaml: Path, source_name: str | None) -> SourcePlan:
+    """A YOLO (Ultralytics / Roboflow) data set's plan, splits pinned as its folders say."""
+    from index.sources.yolo import read_yolo
+
+    if source_name is not None:
+        check_source_name(source_name)
+    return read_yolo(data_yaml)
+
+
+def folders_plan(root: Path, group_pattern: str | None, split: str | None, source_name: str | None) -> SourcePlan:
+    """Class folders' plan (one folder per species, every file a crop)."""
+    from index.sources.folders import read_folders
+
+    if source_name is not None:
+        check_source_name(source_name)
+    return read_folders(root, group_pattern=group_pattern, split=split)
