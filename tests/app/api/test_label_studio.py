@@ -175,6 +175,9 @@ def home(tiny_home, tmp_path_factory, drawn_detector):
     home = tmp_path_factory.mktemp("ls") / "home"
     shutil.copytree(tiny_home, home)
     shutil.copytree(drawn_detector, home / "models" / drawn_detector.name)
+    from app.workspace.demo import register_frame_detector
+
+    register_frame_detector(Workspace(home), home / "models" / drawn_detector.name)  # the current detector
     return home
 
 

@@ -56,6 +56,10 @@ def servers(request, tiny_home, drawn_detector, tmp_path_factory):
     home = base / "home"
     shutil.copytree(tiny_home, home)
     shutil.copytree(drawn_detector, home / "models" / drawn_detector.name)
+    from app.workspace import Workspace
+    from app.workspace.demo import register_frame_detector
+
+    register_frame_detector(Workspace(home), home / "models" / drawn_detector.name)  # the current detector
     exe = ensure_venv(Path(os.environ.get("OCEANID_LABEL_STUDIO_VENV") or DEFAULT_VENV))
     failed_before = request.session.testsfailed
     ls = LabelStudio(exe, base / "ls-data", free_port())
