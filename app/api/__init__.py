@@ -7,6 +7,7 @@
     errors.py     library errors -> JSON {"error": one line, "type"} with a status code, never a traceback
     inputs.py     request bodies (JSON with base64 images, or multipart uploads) -> Workspace inputs
     routes.py     create_app(): /identify /search /species /status /health, OpenAPI at /docs
+    label_studio/ Label Studio's ML backend under /label-studio (its own router; see its __init__)
 
 Like the CLI and the explorer it imports from ``app`` only ``app.workspace``;
 responses are the Workspace results' ``to_dict()`` (what ``--json`` prints), and

@@ -8,10 +8,15 @@ error shape before the request reaches a route.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -38,8 +43,17 @@ async def send_error(send: Send, status: int, message: str, kind: str,
     await send({"type": "http.response.body", "body": body})
 
 
+def basic_password(encoded: bytes) -> bytes:
+    """The password of an HTTP basic ``Authorization`` value (base64 ``user:password``); b"" if malformed."""
+    try:
+        return base64.b64decode(encoded, validate=True).partition(b":")[2]
+    except (binascii.Error, ValueError):
+        return b""
+
+
 class TokenGuard:
-    """Every HTTP request must carry ``Authorization: Bearer <token>``; compared in constant
+    """Every HTTP request must carry ``Authorization: Bearer <token>`` (or basic auth with the token
+    as its password: what Label Studio sends to an ML backend); compared in constant
     time (``hmac.compare_digest``) so the token cannot be guessed byte by byte from timings."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
@@ -52,7 +66,11 @@ class TokenGuard:
         for name, value in scope.get("headers", ()):
             if name == b"authorization" and value[:7].lower() == b"bearer ":
                 given = value[7:].strip()
+            elif name == b"authorization" and value[:6].lower() == b"basic ":
+                given = basic_password(value[6:].strip())  # Label Studio's ML backend auth: any user, the token
         if not hmac.compare_digest(given, self.token):
+            log.warning("refused %s %s: %s token", scope.get("method"), scope.get("path"),
+                        "wrong" if given else "no")
             return await send_error(send, 401, "missing or wrong token — send the header "
                                     "'Authorization: Bearer <token>' given to `oceanid serve --token`",
                                     "Unauthorized", ((b"www-authenticate", b"Bearer"),))

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
+from app.api.label_studio import router as label_studio_router
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
 from app.api.settings import ApiSettings
 from app.workspace import (Batcher, CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo,
@@ -149,6 +150,7 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.include_router(label_studio_router(ws, settings), prefix="/label-studio")  # Label Studio's ML backend
     return app
 
 

@@ -78,9 +78,21 @@ def serve_command(
     read_only: bool = typer.Option(False, "--read-only", help="Refuse POST and DELETE /species."),
     max_request_mb: float = typer.Option(32.0, "--max-request-mb", min=0.001,
                                          help="Largest request body accepted (MB)."),
+    label_studio_url: str = typer.Option(None, "--label-studio-url", envvar="LABEL_STUDIO_URL",
+                                         help="Label Studio's address, to fetch task images it stores "
+                                              "(/label-studio backend). Default: $LABEL_STUDIO_URL."),
+    label_studio_key: str = typer.Option(None, "--label-studio-key", envvar="LABEL_STUDIO_API_KEY",
+                                         help="Label Studio API token for those images. "
+                                              "Default: $LABEL_STUDIO_API_KEY."),
+    label_studio_fallback: str = typer.Option("Unknown", "--label-studio-fallback",
+                                              help="Label predicted for unknown organisms and for species "
+                                                   "the project's labels lack (when the config has it)."),
+    label_studio_min_examples: int = typer.Option(5, "--label-studio-min-examples", min=1,
+                                                  help="Annotated crops of a species the model does not know "
+                                                       "before it is added (species add)."),
 ) -> None:
     """Serve the HTTP API: POST /identify, /search, /species; DELETE /species/NAME; GET /species,
-    /status, /health; OpenAPI docs at /docs. Follows the catalog: an `index build` or a
+    /status, /health; Label Studio's ML backend under /label-studio; OpenAPI docs at /docs. Follows the catalog: an `index build` or a
     `species add` from another process is picked up without a restart. Stops on Ctrl-C / SIGTERM.
 
     Example: oceanid serve --home ~/reef --port 8700
@@ -99,6 +111,9 @@ def serve_command(
     # The face is started, not imported (as `oceanid app` starts the explorer): uvicorn and each
     # of its workers build the app from the import string, reading the settings from the environment.
     os.environ.update(api_env(resolved, model, device, token, read_only, int(max_request_mb * 1024 * 1024)))
+    os.environ.update({"LABEL_STUDIO_URL": label_studio_url or "", "LABEL_STUDIO_API_KEY": label_studio_key or "",
+                       "OCEANID_LABEL_STUDIO_FALLBACK": label_studio_fallback,
+                       "OCEANID_LABEL_STUDIO_MIN_EXAMPLES": str(label_studio_min_examples)})
     options = dict(factory=True, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     if workers > 1:  # uvicorn's supervisor process starts the workers
         uvicorn.run("app.api:create_app_from_env", workers=workers, **options)

@@ -11,6 +11,7 @@
       identify / search     identify.py (+ index.catalog.lookup)                  -> Identification / CropHit
       species_add/remove    species.py (+ index.ingest, index.catalog.embeddings) -> SpeciesChange
       taxa_*                taxa.py (+ index.catalog.taxa, index.taxonomy)        -> Lineage / TreePlace / TaxaImport
+      annotation_*          annotation_tool.py: Label Studio annotations -> truth crops (+ species add) -> AnnotationChange
       evaluate              evaluation.py (+ the whole-frame grading) + app.report -> EvaluationSummary
       identify_frames, detect_*  frames/ (detector, cascade, grading, drawing)     -> CascadeResult / DetectionRun
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
@@ -494,6 +495,32 @@ class Workspace:
                 self._spaces = {}
         return change
 
+    # -- annotation tools (app.workspace.annotation_tool: Label Studio's accepted annotations) --
+    def annotation_store(self, note: Any, min_examples: int | None = None, model: str | None = None) -> Any:
+        """Keep a ToolAnnotation as truth crops, searchable at once -> AnnotationChange."""
+        from app.workspace import annotation_tool as tool
+
+        return tool.store_annotation(self, note, min_examples or tool.MIN_EXAMPLES, model)
+
+    def annotation_forget(self, project: int, annotation: int, min_examples: int | None = None,
+                          model: str | None = None) -> Any:
+        """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
+        from app.workspace import annotation_tool as tool
+
+        return tool.forget_annotation(self, project, annotation, min_examples or tool.MIN_EXAMPLES, model)
+
+    def embed_images(self, images: Sequence[Any], model: str | None = None) -> Any:
+        """Decoded images -> their (n, d) embeddings, batched (for identify ``vectors=`` and recall)."""
+        from app.workspace.annotation_tool import embed_images
+
+        return embed_images(self, images, model)
+
+    def annotation_recall(self, items: Any, model: str | None = None) -> list[tuple[str, float] | None]:
+        """Per image (or vector), the label a person gave a near-duplicate of it, else None."""
+        from app.workspace.annotation_tool import recall
+
+        return recall(self, items, model)
+
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
                  seed: int = 0, progress: bool = False) -> EvaluationSummary:
@@ -598,6 +625,10 @@ def __getattr__(name: str) -> Any:
         from app.workspace import demo
 
         return getattr(demo, name)
+    if name in ("ToolAnnotation", "ToolBox", "AnnotationChange"):  # what an annotation tool sends, and changes
+        from app.workspace import annotation_tool as tool
+
+        return getattr(tool, name)
     if name == "organism_label":  # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
         from app.workspace.frames.drawing import label
 

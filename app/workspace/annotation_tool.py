@@ -1,0 +1,266 @@
+"""Learning from an annotation tool without retraining: an accepted annotation becomes truth crops.
+
+::
+
+    ToolAnnotation (image bytes + boxes, keyed by project/task/annotation ids)
+      store   -> index.ingest.ingest (source ``label-studio``: one image row, one truth crop per box)
+              -> embedder.encoding (the live encoder) -> index.catalog.embeddings (their vectors)
+              -> Workspace.index_build (a new generation holding them: the next query sees them)
+              -> Workspace.species_add, once a species the model does not know has ``min_examples`` crops
+      forget  -> index.ingest.retract (the rows, files and vectors) -> a new generation
+              -> Workspace.species_remove, when a species added that way falls under ``min_examples``
+      recall  the nearest stored crop of the tool: a near-duplicate (cosine >= ``RECALL_SIMILARITY``)
+              names what the person said it is, so a corrected label changes the next answer
+
+Storing is idempotent on the ids: the same annotation sent twice changes nothing; an edited one
+replaces its crops. The crops get no split: ``oceanid split`` + ``oceanid train`` learn from them
+later (training is a CLI step).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.errors import BadImage, InvalidInput
+from index.imaging import decode_bytes
+from index.ingest.ingest import FULL_FRAME, ingest_records
+from index.ingest.retract import concept_crops, image_boxes, retract_image, source_ids, source_ids_like
+from index.records import BoxRecord, ImageRecord
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from app.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+SOURCE = "label-studio"  # the catalog source of crops drawn in Label Studio
+MIN_EXAMPLES = 5  # crops of a species the model does not know before it is added: the shot count `species add`
+# was measured at (bench/RESULTS.md "Adding a species from a few examples": synthetic reef 0.58 named at 5 shots)
+RECALL_SIMILARITY = 0.97  # cosine to a stored tool crop that counts as "the same organism, as labelled"
+
+
+@dataclass(frozen=True)
+class ToolBox:
+    """One labelled region: a concept and a pixel box (x, y, w, h), or None for the whole image."""
+
+    concept: str
+    box: tuple[float, float, float, float] | None = None
+    region: str | None = None  # the tool's id of the region
+
+
+@dataclass(frozen=True)
+class ToolAnnotation:
+    """One annotation of one task: the task's image and what the person labelled in it."""
+
+    project: int
+    task: int
+    annotation: int
+    image: bytes
+    boxes: tuple[ToolBox, ...]
+    url: str | None = None  # where the image came from (kept on the image row)
+
+    @property
+    def source_id(self) -> str:
+        return source_id(self.project, self.task, self.annotation)
+
+
+def source_id(project: int, task: int, annotation: int) -> str:
+    """The catalog key of an annotation: ``project-P/annotation-A/task-T`` (found again from the
+    project and annotation ids alone: Label Studio's delete event names no task)."""
+    return f"{annotation_prefix(project, annotation)}task-{task}"
+
+
+def annotation_prefix(project: int, annotation: int) -> str:
+    return f"project-{project}/annotation-{annotation}/"
+
+
+@dataclass(frozen=True)
+class AnnotationChange:
+    """What one annotation event changed in the catalog."""
+
+    source_id: str
+    action: str  # stored | replaced | unchanged | removed | absent
+    crops: int = 0  # truth crops the annotation holds now
+    generation: str | None = None  # the live generation after the change
+    species_added: tuple[str, ...] = ()
+    species_removed: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason)
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source_id": self.source_id, "action": self.action, "crops": self.crops,
+                "generation": self.generation, "species_added": list(self.species_added),
+                "species_removed": list(self.species_removed),
+                "skipped": [{"item": i, "reason": r} for i, r in self.skipped], "notes": list(self.notes)}
+
+
+def _same(stored: list, wanted: list[tuple[str, tuple[float, float, float, float]]]) -> bool:
+    have = sorted((b.concept, tuple(round(v, 1) for v in b.box)) for b in stored)
+    return have == sorted((c, tuple(round(v, 1) for v in box)) for c, box in wanted)
+
+
+def _clipped(boxes: Sequence[ToolBox], width: int, height: int) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each box as the catalog stores it: clipped to the image, the whole image for None."""
+    out = []
+    for b in boxes:
+        x, y, w, h = b.box if b.box is not None else (0.0, 0.0, float(width), float(height))
+        x0, y0 = max(0.0, x), max(0.0, y)
+        out.append((b.concept, (x0, y0, min(float(width), x + w) - x0, min(float(height), y + h) - y0)))
+    return out
+
+
+def _embed_new(ws: Workspace, model: str | None, ids: np.ndarray) -> None:
+    """Embed the crops ``ids`` with the live encoder and store their vectors."""
+    from embedder.encoding import encode_paths
+    from index.catalog.embeddings import store_embeddings
+
+    engine = ws.engine(model)
+    paths = ws.crop_files([int(i) for i in ids])
+    encoded = encode_paths(engine.model, paths, device=engine.device, progress=False, workers=0)
+    store_embeddings(ws.catalog, engine.model_id, ids[np.asarray(encoded.ok, dtype=np.int64)], encoded.vectors)
+
+
+def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MIN_EXAMPLES,
+                     model: str | None = None) -> AnnotationChange:
+    """Keep ``note`` as truth crops (source ``label-studio``), searchable at once; add a species
+    the model does not know once it has ``min_examples`` crops. Raises BadImage (the image does
+    not decode), InvalidInput (no box), EmptyIndex (no model)."""
+    if not note.boxes:
+        raise InvalidInput(f"annotation {note.annotation} of task {note.task} labels nothing")
+    image = decode_bytes(note.image, f"task {note.task}")
+    wanted = _clipped(note.boxes, image.width, image.height)
+    sid = note.source_id
+    ws.engine(model)  # no model: one line before anything is written
+    with ws._writer:
+        stored = image_boxes(ws.catalog, SOURCE, sid)
+        if stored is not None and _same(stored, wanted):
+            return AnnotationChange(sid, "unchanged", len(stored), ws.engine_key(model)[1])
+        if stored is not None:
+            _delete(ws, retract_image(ws.catalog, SOURCE, sid))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"task-{note.task}.{_suffix(note.image)}"
+            path.write_bytes(note.image)
+            group = f"{SOURCE}:project-{note.project}/task-{note.task}"
+            record = ImageRecord(SOURCE, sid, path, url=note.url, boxes=tuple(
+                BoxRecord(c, *(box if b.box is not None else FULL_FRAME), group_key=group,
+                          source_id=f"{sid}#{b.region or n}")
+                for n, (b, (c, box)) in enumerate(zip(note.boxes, wanted, strict=True))))
+            report = ingest_records(ws.catalog, ws.home, SOURCE, [record], crop=ws.crop)
+        now = image_boxes(ws.catalog, SOURCE, sid) or []
+        try:
+            if now:
+                _embed_new(ws, model, np.asarray([b.annotation_id for b in now], dtype=np.int64))
+            generation = ws.index_build(model, rebuild=False).generation
+        except BaseException:  # crops without vectors would read as "unchanged" next time: take them back
+            _delete(ws, retract_image(ws.catalog, SOURCE, sid))
+            raise
+        finally:
+            ws._engines.clear()
+    added = _promote(ws, {c for c, _ in wanted}, min_examples, model)
+    log.info("label-studio: %s %s: %d truth crops, generation %s%s", "replaced" if stored else "stored", sid,
+             len(now), generation, f", species added: {', '.join(added)}" if added else "")
+    return AnnotationChange(sid, "replaced" if stored is not None else "stored", len(now),
+                            ws.engine_key(model)[1], species_added=added,
+                            skipped=tuple(report.skipped), notes=tuple(f"{i}: {t}" for i, t in report.notes))
+
+
+def forget_annotation(ws: Workspace, project: int, annotation: int, min_examples: int = MIN_EXAMPLES,
+                      model: str | None = None) -> AnnotationChange:
+    """Undo :func:`store_annotation`: its crops, vectors and files go, and a species it helped
+    add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``."""
+    prefix = annotation_prefix(project, annotation)
+    with ws._writer:
+        keys = source_ids_like(ws.catalog, SOURCE, prefix)
+        if not keys:
+            return AnnotationChange(prefix.rstrip("/"), "absent")
+        concepts: list[str] = []
+        for key in keys:
+            gone = retract_image(ws.catalog, SOURCE, key)
+            concepts += gone.concepts
+            _delete(ws, gone)
+        try:
+            generation = ws.index_build(model, rebuild=False).generation
+        finally:
+            ws._engines.clear()
+    removed = []
+    engine = ws.engine(model)
+    for concept in sorted(set(concepts)):
+        if engine.origins.get(concept) == "added" and len(concept_crops(ws.catalog, SOURCE, concept)) < min_examples:
+            ws.species_remove(concept, model)
+            removed.append(concept)
+    log.info("label-studio: removed %s: %d truth crops, generation %s%s", ", ".join(keys), len(concepts), generation,
+             f", species removed: {', '.join(removed)}" if removed else "")
+    return AnnotationChange(keys[0], "removed", 0, ws.engine_key(model)[1], species_removed=tuple(removed))
+
+
+def _delete(ws: Workspace, gone) -> None:
+    for rel in [*gone.crop_paths, *gone.image_paths]:
+        ws.paths.resolve(rel).unlink(missing_ok=True)
+
+
+def _promote(ws: Workspace, concepts: set[str], min_examples: int, model: str | None) -> tuple[str, ...]:
+    """Add each of ``concepts`` the model does not know that has ``min_examples`` tool crops."""
+    known = set(ws.engine(model).prototypes.names)
+    added = []
+    for concept in sorted(concepts - known):
+        rows = concept_crops(ws.catalog, SOURCE, concept)
+        if len(rows) >= min_examples:
+            ws.species_add(concept, [ws.paths.resolve(p) for _, p in rows], model=model)
+            added.append(concept)
+    return tuple(added)
+
+
+def _suffix(data: bytes) -> str:
+    """The file suffix of encoded image bytes (``png``, ``jpeg``, ...; ``img`` when unsure)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return (probe.format or "img").lower()
+    except (UnidentifiedImageError, OSError):
+        return "img"
+
+
+def embed_images(ws: Workspace, images: Sequence[Image.Image], model: str | None = None,
+                 batch_size: int = 64) -> np.ndarray:
+    """Upright RGB images -> ``(n, d) float32`` L2-normalised vectors, ``batch_size`` per forward pass."""
+    engine = ws.engine(model)
+    images = list(images)
+    if not images:
+        return np.zeros((0, engine.prototypes.dim), np.float32)
+    return np.concatenate([engine.embed(images[s:s + batch_size]) for s in range(0, len(images), batch_size)])
+
+
+def recall(ws: Workspace, items: Sequence[Image.Image] | np.ndarray, model: str | None = None,
+           min_similarity: float = RECALL_SIMILARITY) -> list[tuple[str, float] | None]:
+    """For each image (or each row of ``(n, d)`` vectors), the concept of the nearest crop stored
+    from the tool and its cosine when it is at least ``min_similarity`` (a near-duplicate of
+    something a person labelled), else None. Images are embedded only when the tool stored crops."""
+    from index.catalog.lookup import hits_metadata
+
+    out: list[tuple[str, float] | None] = [None] * len(items)
+    if len(items) == 0:
+        return out
+    allowed = source_ids(ws.catalog, SOURCE)
+    if allowed.size == 0:
+        return out
+    engine = ws.engine(model)
+    vectors = items if isinstance(items, np.ndarray) else embed_images(ws, items, model)
+    hits = engine.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1, allowed_ids=allowed)
+    close = [(n, h[0]) for n, h in enumerate(hits) if h and h[0].score >= min_similarity]
+    if close:
+        named = {m.annotation_id: m.species for m in hits_metadata(ws.catalog, ws.home, [h for _, h in close])}
+        for n, hit in close:
+            if hit.id in named:  # a crop deleted since the index was built is not recalled
+                out[n] = (named[hit.id], float(hit.score))
+    return out
