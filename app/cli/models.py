@@ -50,7 +50,7 @@ def export(
     against torch on the first validation crops; identify, search and serve then run it on
     onnxruntime. `oceanid train` does this itself: this is for models trained before.
 
-    Example: oceanid models export --model efficientnet_lite0-softmax-d128
+    Example: oceanid models export   (the last trained model; name another with --model)
     """
     result = workspace(ctx).export_model(model, int8=int8)
     if as_json:

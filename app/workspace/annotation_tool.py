@@ -119,13 +119,11 @@ def _clipped(boxes: Sequence[ToolBox], width: int, height: int) -> list[tuple[st
 
 def _embed_new(ws: Workspace, model: str | None, ids: np.ndarray) -> None:
     """Embed the crops ``ids`` with the live encoder and store their vectors."""
-    from embedder.encoding import encode_paths
     from index.catalog.embeddings import store_embeddings
 
     engine = ws.engine(model)
-    paths = ws.crop_files([int(i) for i in ids])
-    encoded = encode_paths(engine.model, paths, device=engine.device, progress=False, workers=0)
-    store_embeddings(ws.catalog, engine.model_id, ids[np.asarray(encoded.ok, dtype=np.int64)], encoded.vectors)
+    ok, vectors = engine.embed_files(ws.crop_files([int(i) for i in ids]))
+    store_embeddings(ws.catalog, engine.model_id, ids[np.asarray(ok, dtype=np.int64)], vectors)
 
 
 def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MIN_EXAMPLES,

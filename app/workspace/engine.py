@@ -25,6 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -159,6 +160,26 @@ class Engine:
         if self.calibration is not None:
             return self.calibration.probabilities(similarities)
         return calibrated_probabilities(similarities, 1.0)
+
+    def embed_files(self, paths: Sequence[Path | str], batch_size: int = 64) -> tuple[list[int], np.ndarray]:
+        """Crop files -> (positions of the files that decoded, their (n_ok, d) float32 unit vectors);
+        an unreadable file is left out (``index.imaging.open_image`` raises BadImage for it)."""
+        from index.errors import BadImage
+        from index.imaging import open_image
+
+        ok: list[int] = []
+        out = [np.zeros((0, self.prototypes.dim), np.float32)]
+        for start in range(0, len(paths), batch_size):
+            images = []
+            for n in range(start, min(start + batch_size, len(paths))):
+                try:
+                    images.append(open_image(paths[n]))
+                    ok.append(n)
+                except BadImage:
+                    continue
+            if images:
+                out.append(self.embed(images))
+        return ok, np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """PIL images -> (n, d) float32 L2-normalised vectors."""

@@ -152,10 +152,8 @@ class TwoSpaces:
 
     def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """PIL images -> ((n, d_t), (n, d_g)) unit vectors: one decode, both encoders batched."""
-        from embedder.general import encode_images_both
-
-        t, g = encode_images_both([self.tuned.model, self.general.model], list(images), device=self.tuned.device)
-        return t, g
+        images = list(images)
+        return self.tuned.embed(images), self.general.embed(images)
 
     def similarities(self, tuned: np.ndarray, general: np.ndarray, space: str | None = None) -> np.ndarray:
         """(n, C) class similarities in ``space`` (default: the naming space), tuned prototypes' order.
@@ -262,7 +260,6 @@ def load_spaces(catalog: Catalog, home: Home, tuned: Engine, device: str = "cpu"
 def add_general(catalog: Catalog, home: Home, general: Engine, name: str) -> str:
     """Add species ``name`` (its support crops already stored by the tuned space's add) to the general
     space: its vectors, prototype and a new generation. Returns the generation."""
-    from embedder.encoding import encode_paths
     from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
     from index.catalog.embeddings import add_support_class, support_crops
 
@@ -270,12 +267,11 @@ def add_general(catalog: Catalog, home: Home, general: Engine, name: str) -> str
     rows = support_crops(catalog, name)
     _, live = live_manifest(home, gid)
     in_sync = live is not None and live.content == catalog_content(catalog, gid)
-    encoded = encode_paths(general.model, [home.resolve(p) for _, p in rows], device=general.device,
-                           progress=False, workers=0)
-    ids = np.asarray([rows[i][0] for i in encoded.ok], dtype=np.int64)
-    add_support_class(catalog, gid, name, ids, encoded.vectors, general.prototypes.with_class(name, encoded.vectors))
+    ok, vectors = general.embed_files([home.resolve(p) for _, p in rows])
+    ids = np.asarray([rows[i][0] for i in ok], dtype=np.int64)
+    add_support_class(catalog, gid, name, ids, vectors, general.prototypes.with_class(name, vectors))
     index = general.index.copy()
-    index.add(ids, encoded.vectors)
+    index.add(ids, vectors)
     content = catalog_content(catalog, gid) if in_sync else ""
     generation, _, _ = publish_generation(home, gid, index, model_record(catalog, gid).config_hash, content)
     _store_added_scorer(catalog, home, gid)

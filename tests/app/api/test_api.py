@@ -15,7 +15,7 @@ from PIL import Image
 
 from app.api import ApiSettings, create_app
 from app.workspace import Identification, Workspace
-from test_species import held_out_examples
+from tests.app.workspace.test_species import held_out_examples
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_explorer_apptest import crops_of
+from tests.app.explorer.test_explorer_apptest import crops_of
 
 pytestmark = pytest.mark.browser
 

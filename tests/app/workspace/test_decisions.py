@@ -17,7 +17,7 @@ from index.errors import EmptyIndex
 
 from app.workspace.pipeline import decide
 from index.catalog.decisions import load_decision
-from test_identify import crops
+from tests.app.workspace.test_identify import crops
 
 
 def held_out(ws) -> list[str]:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.workspace import Workspace
 from index.catalog.embeddings import load_embeddings
-from test_identify import crops
+from tests.app.workspace.test_identify import crops
 
 runner = CliRunner()
 

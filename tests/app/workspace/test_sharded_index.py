@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from app.cli import app
 from index.vectors.shards import ShardedIndex
-from test_decisions import examples_of, held_out
+from tests.app.workspace.test_decisions import examples_of, held_out
 
 runner = CliRunner()
 

@@ -8,7 +8,7 @@ import pytest
 
 from app.workspace.species import STEPS, add_species
 from index.errors import InvalidInput
-from test_identify import crops
+from tests.app.workspace.test_identify import crops
 
 
 def held_out_examples(ws, n=5):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.workspace.species_names import check_new_name, key, not_found
 from index.errors import InvalidInput, NotFound
-from test_identify import crops
+from tests.app.workspace.test_identify import crops
 
 runner = CliRunner()
 

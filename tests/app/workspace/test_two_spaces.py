@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_identify import crops
-from test_species import held_out_examples
+from tests.app.workspace.test_identify import crops
+from tests.app.workspace.test_species import held_out_examples
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from app.workspace.pipeline import decide
 from index.catalog.decisions import Decision, load_decision, store_decision
 from index.metrics.unknown_ranks import BASIS, UnknownRanks
-from test_identify import crops
+from tests.app.workspace.test_identify import crops
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from app.cli import app
 from app.workspace import Workspace
 from app.workspace.frame_metadata import FrameMetadata, SaveMetadata, frame_metadata, read_sidecar
 from index.errors import InvalidInput
-from test_cascade import detections, results_list, truth
+from tests.app.workspace.frames.test_cascade import detections, results_list, truth
 
 runner = CliRunner()
 
