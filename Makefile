@@ -17,14 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/oceanid demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
 
-# ruff (config in pyproject.toml) over the folders that are clean so far; `make lint LINTED=.` for everything
-LINTED ?= bench
+# ruff (config in pyproject.toml): lint and format check of the whole tree
+LINTED ?= .
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

@@ -66,13 +66,15 @@ def aquarium_frames(root: Path, split: str, limit: int | None = None) -> list[Fr
                 continue
             boxes.append((x1, y1, x2 - x1, y2 - y1))
             labels.append(CLASSES.index(name))
-        out.append(Frame(image, width, height, np.asarray(boxes, np.float32).reshape(-1, 4),
-                         np.asarray(labels, np.int64)))
+        out.append(
+            Frame(image, width, height, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64))
+        )
     return out
 
 
-def per_class(frames: list[Frame], boxes: list[np.ndarray], scores: list[np.ndarray],
-              labels: list[np.ndarray] | None = None) -> dict[str, dict[str, float]]:
+def per_class(
+    frames: list[Frame], boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[np.ndarray] | None = None
+) -> dict[str, dict[str, float]]:
     """Per class: AP@0.5 and recall@0.5 over the frames that hold that class. Class-agnostic (``labels``
     None): that class's truth against the frame's detections, less those matched (IoU 0.5) to an
     organism of another class; with ``labels``: against that class's detections."""
@@ -95,8 +97,9 @@ def per_class(frames: list[Frame], boxes: list[np.ndarray], scores: list[np.ndar
                 keep = labels[i] == c
             kept_b.append(np.asarray(boxes[i]).reshape(-1, 4)[keep])
             kept_s.append(np.asarray(scores[i]).reshape(-1)[keep])
-        m = box_metrics([frames[i].boxes[frames[i].labels == c] for i in held], [sizes[i] for i in held],
-                        kept_b, kept_s)
+        m = box_metrics(
+            [frames[i].boxes[frames[i].labels == c] for i in held], [sizes[i] for i in held], kept_b, kept_s
+        )
         out[name] = {"ap50": m.map50, "recall50": m.recall50, "boxes": m.truth_boxes}
     return out
 
@@ -105,10 +108,17 @@ def figures(frames: list[Frame], boxes, scores, seconds: float, labels=None, cpu
     from index.metrics.boxes import box_metrics
 
     m = box_metrics([f.boxes for f in frames], [(f.width, f.height) for f in frames], boxes, scores)
-    return {"frames": m.frames, "boxes": m.truth_boxes, "detections_per_frame": round(m.detections / m.frames, 1),
-            "map50": m.map50, "map": m.map, "recall50": m.recall50,
-            "per_class": per_class(frames, boxes, scores, labels), "ms_per_frame": round(1000 * seconds, 1),
-            "cpu_ms_per_frame": None if cpu_seconds is None else round(1000 * cpu_seconds, 1)}
+    return {
+        "frames": m.frames,
+        "boxes": m.truth_boxes,
+        "detections_per_frame": round(m.detections / m.frames, 1),
+        "map50": m.map50,
+        "map": m.map,
+        "recall50": m.recall50,
+        "per_class": per_class(frames, boxes, scores, labels),
+        "ms_per_frame": round(1000 * seconds, 1),
+        "cpu_ms_per_frame": None if cpu_seconds is None else round(1000 * cpu_seconds, 1),
+    }
 
 
 def zeroshot(args) -> None:
@@ -132,12 +142,17 @@ def zeroshot(args) -> None:
             cpu += time.process_time() - start_cpu
             boxes.append(b)
             scores.append(s)
-        rows.append({"candidate": f"zero-shot COCO YOLOX-Nano 416{f' + tiles {tile}' if tile else ''}",
-                     **figures(frames, boxes, scores, spent / len(frames), cpu_seconds=cpu / len(frames))})
+        rows.append(
+            {
+                "candidate": f"zero-shot COCO YOLOX-Nano 416{f' + tiles {tile}' if tile else ''}",
+                **figures(frames, boxes, scores, spent / len(frames), cpu_seconds=cpu / len(frames)),
+            }
+        )
         print(rows[-1], flush=True)
     print(table([{k: v for k, v in r.items() if k != "per_class"} for r in rows]))
-    write_result("yolox-zeroshot", {"split": args.split, "weights": weights.to_dict(), "threads": args.threads,
-                                     "rows": rows})
+    write_result(
+        "yolox-zeroshot", {"split": args.split, "weights": weights.to_dict(), "threads": args.threads, "rows": rows}
+    )
 
 
 def _prepared(frames: list[Frame], size: int, classes: int):
@@ -150,8 +165,9 @@ def _prepared(frames: list[Frame], size: int, classes: int):
     for f in frames:
         image = open_image(f.path)
         scale = size / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+        )
         labels = f.labels + 1 if classes > 1 else np.ones(len(f.labels), np.int64)
         out.append((image, f.boxes * np.float32(scale), labels))
         scaled.append(dataclasses.replace(f, width=image.width, height=image.height, boxes=f.boxes * np.float32(scale)))
@@ -192,8 +208,14 @@ def finetune(args) -> None:
     train_frames, _ = _prepared(aquarium_frames(args.data, "train", args.limit), args.image_size, args.classes)
     val_raw = aquarium_frames(args.data, "val", args.val_limit)
     val_data, val_frames = _prepared(val_raw, args.image_size, args.classes)
-    model = YoloxDetector(convert_yolox(yolox_nano_onnx().path, args.classes), args.classes, args.image_size,
-                          config.score_thresh, config.nms_thresh, config.max_detections)
+    model = YoloxDetector(
+        convert_yolox(yolox_nano_onnx().path, args.classes),
+        args.classes,
+        args.image_size,
+        config.score_thresh,
+        config.nms_thresh,
+        config.max_detections,
+    )
     best = {"map50": -1.0}
 
     def on_epoch(epoch: int, row: dict, trained) -> dict:
@@ -206,17 +228,43 @@ def finetune(args) -> None:
         print({"epoch": epoch, **row, **fig}, flush=True)
         return {"val": fig}
 
-    train = DetectorTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                                threads=args.threads, ema=args.ema, zoom=args.zoom)
-    _, result = train_detector(train_frames, config, train, model=model, on_epoch=on_epoch, progress=False,
-                               max_epochs_now=args.stop_after)
-    rows = [{"epoch": h["epoch"], "seconds": h["seconds"], **{k: v for k, v in h["val"].items() if k != "per_class"},
-             **{f"AP {k}": v["ap50"] for k, v in h["val"]["per_class"].items()}} for h in result.history]
+    train = DetectorTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_steps=args.warmup,
+        threads=args.threads,
+        ema=args.ema,
+        zoom=args.zoom,
+    )
+    _, result = train_detector(
+        train_frames, config, train, model=model, on_epoch=on_epoch, progress=False, max_epochs_now=args.stop_after
+    )
+    rows = [
+        {
+            "epoch": h["epoch"],
+            "seconds": h["seconds"],
+            **{k: v for k, v in h["val"].items() if k != "per_class"},
+            **{f"AP {k}": v["ap50"] for k, v in h["val"]["per_class"].items()},
+        }
+        for h in result.history
+    ]
     print(table(rows))
-    write_result(f"yolox-finetune-{args.classes}c-{args.image_size}", {
-        "classes": args.classes, "image_size": args.image_size, "train": train.to_dict(), "threads": args.threads,
-        "train_frames": result.frames, "train_boxes": result.boxes, "seconds": result.seconds,
-        "epochs_done": result.epochs_done, "history": result.history, "best": best})
+    write_result(
+        f"yolox-finetune-{args.classes}c-{args.image_size}",
+        {
+            "classes": args.classes,
+            "image_size": args.image_size,
+            "train": train.to_dict(),
+            "threads": args.threads,
+            "train_frames": result.frames,
+            "train_boxes": result.boxes,
+            "seconds": result.seconds,
+            "epochs_done": result.epochs_done,
+            "history": result.history,
+            "best": best,
+        },
+    )
 
 
 def tiles(args) -> None:
@@ -247,8 +295,12 @@ def tiles(args) -> None:
             cpu += time.process_time() - start_cpu
             boxes.append(b)
             scores.append(s)
-        rows.append({"candidate": f"{Path(args.detector).name}{f' + tiles {tile}' if tile else ''}",
-                     **figures(frames, boxes, scores, spent / len(frames), cpu_seconds=cpu / len(frames))})
+        rows.append(
+            {
+                "candidate": f"{Path(args.detector).name}{f' + tiles {tile}' if tile else ''}",
+                **figures(frames, boxes, scores, spent / len(frames), cpu_seconds=cpu / len(frames)),
+            }
+        )
         print(rows[-1], flush=True)
     print(table([{k: v for k, v in r.items() if k != "per_class"} for r in rows]))
     write_result(f"yolox-tiles-{Path(args.detector).name}", {"detector": str(args.detector), "rows": rows})
@@ -273,8 +325,9 @@ def main() -> None:
     f.add_argument("--lr", type=float, default=1e-3)
     f.add_argument("--warmup", type=int, default=20)
     f.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0: off)")
-    f.add_argument("--zoom", type=float, default=0.0,
-                   help="zoom-in jitter: a random window of (1 - zoom .. 1) of the frame")
+    f.add_argument(
+        "--zoom", type=float, default=0.0, help="zoom-in jitter: a random window of (1 - zoom .. 1) of the frame"
+    )
     f.add_argument("--val-limit", type=int, default=None)
     f.add_argument("--out", type=Path, default=None, help="save the best epoch here (1 class only)")
     t = sub.add_parser("tiles")

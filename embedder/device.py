@@ -51,9 +51,7 @@ def resolve_device(choice: str | torch.device = "auto") -> torch.device:
             )
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ModelError(
-                f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)"
-            )
+            raise ModelError(f"device {name!r} does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
         log.info("device %s (%s)", device, torch.cuda.get_device_name(device))
         return device
     raise ModelError(f"unknown device {choice!r}; valid: {', '.join(DEVICE_CHOICES)} (or cuda:N)")

@@ -64,8 +64,9 @@ class _PathDataset(Dataset):
         return pixels, i, reason
 
 
-def decode_crop(path: Path | str, transform: Callable[[Image.Image], torch.Tensor]
-                ) -> tuple[torch.Tensor | None, str | None]:
+def decode_crop(
+    path: Path | str, transform: Callable[[Image.Image], torch.Tensor]
+) -> tuple[torch.Tensor | None, str | None]:
     """Open and transform one crop: (pixels, None), or (None, one-line reason) when it fails."""
     try:
         return transform(open_image(path)), None
@@ -192,7 +193,7 @@ def encode_paths(
         failed.extend((str(paths[i]), reason) for i, reason in bad)
         bar.update(len(idx) + len(bad))
     bar.close()
-    for path, reason in failed:
+    for _path, reason in failed:
         log.warning("skipped %s", reason)
     log.debug("embedded %d crops, %d failed", len(ok), len(failed))
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, model.config.vector_dim), np.float32)
@@ -219,6 +220,6 @@ def encode_images(
     transform = eval_geometry(model.config)
     out = [np.zeros((0, model.config.vector_dim), np.float32)]
     for start in range(0, len(images), batch_size):
-        batch = [transform(to_rgb(im)) for im in images[start:start + batch_size]]
+        batch = [transform(to_rgb(im)) for im in images[start : start + batch_size]]
         out.append(_forward(model, torch.stack(batch), dev))
     return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)

@@ -29,8 +29,18 @@ import numpy as np
 import torch
 
 from embedder.model import EmbeddingModel, load_model
-from embedder.runtime import (EXPORT_FILE, EXPORT_FORMAT, INPUT_NAME, MAX_COSINE_GAP, ONNX_FILE, ONNX_INT8_FILE,
-                              OUTPUT_NAME, OnnxEncoder, Preprocessing, sha256_file)
+from embedder.runtime import (
+    EXPORT_FILE,
+    EXPORT_FORMAT,
+    INPUT_NAME,
+    MAX_COSINE_GAP,
+    ONNX_FILE,
+    ONNX_INT8_FILE,
+    OUTPUT_NAME,
+    OnnxEncoder,
+    Preprocessing,
+    sha256_file,
+)
 from index.errors import BadImage, ModelError
 from index.imaging import open_image
 
@@ -55,10 +65,17 @@ class ExportResult:
     int8_max_cosine_gap: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "onnx_file": self.onnx_file, "onnx_bytes": self.onnx_bytes,
-                "check_crops": self.check_crops, "max_cosine_gap": self.max_cosine_gap, "passed": self.passed,
-                "seconds": round(self.seconds, 2), "int8_file": self.int8_file,
-                "int8_max_cosine_gap": self.int8_max_cosine_gap}
+        return {
+            "model_id": self.model_id,
+            "onnx_file": self.onnx_file,
+            "onnx_bytes": self.onnx_bytes,
+            "check_crops": self.check_crops,
+            "max_cosine_gap": self.max_cosine_gap,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 2),
+            "int8_file": self.int8_file,
+            "int8_max_cosine_gap": self.int8_max_cosine_gap,
+        }
 
 
 def _check_images(crops: Sequence[Path | str], size: int, limit: int = CHECK_CROPS):
@@ -99,9 +116,17 @@ def _write_onnx(model: EmbeddingModel, path: Path) -> None:
         # the TorchScript exporter: one static graph, measured exact (max cosine gap ~1e-7); torch
         # deprecates it in favour of the dynamo exporter, which needs onnxscript and is not needed here
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (example,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     os.replace(tmp, path)
 
 
@@ -117,8 +142,9 @@ def quantize_int8(folder: Path) -> Path:
     return out
 
 
-def export_model(folder: Path | str, crops: Sequence[Path | str] = (), int8: bool = False,
-                 model: EmbeddingModel | None = None) -> ExportResult:
+def export_model(
+    folder: Path | str, crops: Sequence[Path | str] = (), int8: bool = False, model: EmbeddingModel | None = None
+) -> ExportResult:
     """Export the model in ``folder`` to ``folder/encoder.onnx`` and record ``encoder.json``.
 
     ``crops``: real crops for the check batch (the first :data:`CHECK_CROPS` that decode);
@@ -137,14 +163,24 @@ def export_model(folder: Path | str, crops: Sequence[Path | str] = (), int8: boo
     try:
         _write_onnx(model, folder / ONNX_FILE)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-        raise ModelError(f"ONNX export of {folder.name} failed: {type(exc).__name__} "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}".strip()) from None
+        raise ModelError(
+            f"ONNX export of {folder.name} failed: {type(exc).__name__} "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}".strip()
+        ) from None
     prep = Preprocessing(config.image_size, config.geometry, tuple(config.mean), tuple(config.std))
     record: dict[str, Any] = {
-        "format": EXPORT_FORMAT, "onnx_file": ONNX_FILE, "onnx_sha256": sha256_file(folder / ONNX_FILE),
-        "weights_sha256": config.weights_sha256, "vector_dim": config.vector_dim, "output": config.output,
-        "preprocessing": prep.to_dict(), "input": INPUT_NAME, "output_name": OUTPUT_NAME, "opset": OPSET,
-        "exporter": f"torch.onnx (TorchScript) {torch.__version__}", "int8_sha256": None,
+        "format": EXPORT_FORMAT,
+        "onnx_file": ONNX_FILE,
+        "onnx_sha256": sha256_file(folder / ONNX_FILE),
+        "weights_sha256": config.weights_sha256,
+        "vector_dim": config.vector_dim,
+        "output": config.output,
+        "preprocessing": prep.to_dict(),
+        "input": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "opset": OPSET,
+        "exporter": f"torch.onnx (TorchScript) {torch.__version__}",
+        "int8_sha256": None,
         "check": {"passed": True},  # provisional, so the check's own encoder loads it
     }
     _write_record(folder, record)
@@ -152,9 +188,14 @@ def export_model(folder: Path | str, crops: Sequence[Path | str] = (), int8: boo
     reference = _torch_vectors(model, images)
     gap = _max_gap(reference, OnnxEncoder(folder, threads=1).embed(images))
     passed = bool(gap <= MAX_COSINE_GAP)
-    record["check"] = {"passed": passed, "max_cosine_gap": gap, "crops": n_crops, "images": len(images),
-                       "limit": MAX_COSINE_GAP, "what": "max over the batch of 1 - cos(torch, onnxruntime), "
-                                                        "each from its own preprocessing"}
+    record["check"] = {
+        "passed": passed,
+        "max_cosine_gap": gap,
+        "crops": n_crops,
+        "images": len(images),
+        "limit": MAX_COSINE_GAP,
+        "what": "max over the batch of 1 - cos(torch, onnxruntime), each from its own preprocessing",
+    }
     int8_gap = None
     if int8 and passed:
         record["int8_sha256"] = sha256_file(quantize_int8(folder))
@@ -163,10 +204,25 @@ def export_model(folder: Path | str, crops: Sequence[Path | str] = (), int8: boo
         record["check"]["int8_max_cosine_gap"] = int8_gap
     _write_record(folder, record)
     level = logging.INFO if passed else logging.WARNING
-    log.log(level, "exported %s to ONNX: max cosine gap %.2e over %d images (%s)", folder.name, gap, len(images),
-            "passed" if passed else "FAILED: queries stay on torch")
-    return ExportResult(folder.name, ONNX_FILE, (folder / ONNX_FILE).stat().st_size, n_crops, gap, passed,
-                        time.perf_counter() - start, ONNX_INT8_FILE if record["int8_sha256"] else None, int8_gap)
+    log.log(
+        level,
+        "exported %s to ONNX: max cosine gap %.2e over %d images (%s)",
+        folder.name,
+        gap,
+        len(images),
+        "passed" if passed else "FAILED: queries stay on torch",
+    )
+    return ExportResult(
+        folder.name,
+        ONNX_FILE,
+        (folder / ONNX_FILE).stat().st_size,
+        n_crops,
+        gap,
+        passed,
+        time.perf_counter() - start,
+        ONNX_INT8_FILE if record["int8_sha256"] else None,
+        int8_gap,
+    )
 
 
 def _write_record(folder: Path, record: dict[str, Any]) -> None:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from embedder.device import resolve_device
 from embedder.encoding import forward_batch
 from embedder.model import EmbeddingModel, ModelConfig, build_model, save_model
-from embedder.device import resolve_device
 from embedder.transforms import eval_geometry
 from index.imaging import to_rgb
 
@@ -45,8 +45,13 @@ def general_encoder(config: GeneralConfig = GeneralConfig()) -> EmbeddingModel:
     Raises:
         ModelError: unknown backbone or weights that do not load.
     """
-    model = build_model(config.backbone, weights=config.weights, image_size=config.image_size, output="pooled",
-                        training={"general": True, **config.to_dict()})
+    model = build_model(
+        config.backbone,
+        weights=config.weights,
+        image_size=config.image_size,
+        output="pooled",
+        training={"general": True, **config.to_dict()},
+    )
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
@@ -62,8 +67,13 @@ def is_general(config: ModelConfig) -> bool:
     return bool(config.training.get("general"))
 
 
-def encode_images_both(models: Sequence[EmbeddingModel], images: Sequence[Image.Image], *, batch_size: int = 64,
-                       device: str | torch.device = "auto") -> list[np.ndarray]:
+def encode_images_both(
+    models: Sequence[EmbeddingModel],
+    images: Sequence[Image.Image],
+    *,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+) -> list[np.ndarray]:
     """Embed decoded images with several encoders: each image converted to RGB once, each encoder's eval
     transform, one forward per encoder and batch.
 
@@ -77,7 +87,7 @@ def encode_images_both(models: Sequence[EmbeddingModel], images: Sequence[Image.
         transforms.append(eval_geometry(model.config))
     out: list[list[np.ndarray]] = [[np.zeros((0, m.config.vector_dim), np.float32)] for m in models]
     for start in range(0, len(images), batch_size):
-        rgb = [to_rgb(im) for im in images[start:start + batch_size]]
-        for m, (model, transform) in enumerate(zip(models, transforms)):
+        rgb = [to_rgb(im) for im in images[start : start + batch_size]]
+        for m, (model, transform) in enumerate(zip(models, transforms, strict=False)):
             out[m].append(forward_batch(model, torch.stack([transform(im) for im in rgb]), dev))
     return [np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32) for chunks in out]

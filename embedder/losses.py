@@ -57,15 +57,16 @@ class MinedLoss(nn.Module):
 
 
 def _arcface(num_classes: int, dim: int) -> nn.Module:
-    return losses.ArcFaceLoss(
-        num_classes, dim, margin=math.degrees(ARCFACE_MARGIN_RAD), scale=ARCFACE_SCALE
-    )
+    return losses.ArcFaceLoss(num_classes, dim, margin=math.degrees(ARCFACE_MARGIN_RAD), scale=ARCFACE_SCALE)
 
 
 def _subcenter(num_classes: int, dim: int) -> nn.Module:
     return losses.SubCenterArcFaceLoss(
-        num_classes=num_classes, embedding_size=dim, margin=math.degrees(ARCFACE_MARGIN_RAD),
-        scale=ARCFACE_SCALE, sub_centers=3,
+        num_classes=num_classes,
+        embedding_size=dim,
+        margin=math.degrees(ARCFACE_MARGIN_RAD),
+        scale=ARCFACE_SCALE,
+        sub_centers=3,
     )
 
 

@@ -35,12 +35,18 @@ from safetensors.torch import save_model as save_safetensors_model
 from torch import nn
 
 from embedder.backbones import Backbone, apply_freeze, create_backbone
-from embedder.config import (CONFIG_FILE, FORMAT, GEOMETRIES, OUTPUTS, WEIGHTS_FILE, ModelConfig,  # noqa: F401
-                             canonical_json, config_hash, read_config)
+from embedder.config import (
+    CONFIG_FILE,
+    FORMAT,
+    GEOMETRIES,
+    OUTPUTS,
+    WEIGHTS_FILE,
+    ModelConfig,  # noqa: F401
+    read_config,
+)
 from index.errors import ModelError
 
 log = logging.getLogger(__name__)
-
 
 
 class EmbeddingModel(nn.Module):
@@ -49,9 +55,7 @@ class EmbeddingModel(nn.Module):
     def __init__(self, config: ModelConfig, backbone: Backbone | None = None) -> None:
         super().__init__()
         if backbone is None:
-            backbone = create_backbone(
-                config.backbone, "none", config.image_size, config.backbone_arch or None
-            )
+            backbone = create_backbone(config.backbone, "none", config.image_size, config.backbone_arch or None)
         if not config.feature_dim:  # a folder saved before feature_dim was recorded
             config = dataclasses.replace(config, feature_dim=int(backbone.feature_dim))
         self.config = config
@@ -93,7 +97,7 @@ def combine(pooled: torch.Tensor, head: torch.Tensor, output: str) -> torch.Tens
     if output == "pooled":
         return F.normalize(pooled.float(), dim=1)
     if output == "both":
-        half = 0.5 ** 0.5
+        half = 0.5**0.5
         return torch.cat([F.normalize(pooled.float(), dim=1), F.normalize(head.float(), dim=1)], 1) * half
     raise ModelError(f"unknown output {output!r}; valid: {', '.join(OUTPUTS)}")
 
@@ -188,6 +192,8 @@ def load_model(folder: Path | str) -> EmbeddingModel:
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types
         raise ModelError(f"{weights}: cannot load ({str(exc).splitlines()[0]})") from None
     if missing or unexpected:
-        raise ModelError(f"{weights} does not fit {config.backbone}: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}")
+        raise ModelError(
+            f"{weights} does not fit {config.backbone}: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
     return model.eval()

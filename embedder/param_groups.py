@@ -27,8 +27,10 @@ def backbone_groups(backbone: nn.Module, lr: float, decay: float, weight_decay: 
         if param.requires_grad:
             stages.setdefault(stage_of(name), []).append(param)
     n = len(stages)
-    return [{"params": params, "lr": lr * decay ** (n - 1 - i), "weight_decay": weight_decay, "stage": stage}
-            for i, (stage, params) in enumerate(stages.items())]
+    return [
+        {"params": params, "lr": lr * decay ** (n - 1 - i), "weight_decay": weight_decay, "stage": stage}
+        for i, (stage, params) in enumerate(stages.items())
+    ]
 
 
 def set_backbone_trainable(model: nn.Module, trainable: set[nn.Parameter], on: bool) -> None:

@@ -40,8 +40,7 @@ from index.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-SHARD_SCHEMA = pa.schema([("annotation_id", pa.int64()), ("vector", pa.list_(pa.float32())),
-                          ("error", pa.string())])
+SHARD_SCHEMA = pa.schema([("annotation_id", pa.int64()), ("vector", pa.list_(pa.float32())), ("error", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,12 @@ class RayEmbedResult:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shards": [str(p) for p in self.shards], "computed": self.computed, "reused": self.reused,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "shards": [str(p) for p in self.shards],
+            "computed": self.computed,
+            "reused": self.reused,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def shard_name(config_hash: str, ids: np.ndarray) -> str:
@@ -84,8 +87,10 @@ def plan_shards(ids: np.ndarray, config_hash: str, shard_rows: int) -> list[tupl
     """(file name, row slice) of each shard of ``ids`` (n,) int64, in order."""
     if shard_rows < 1:
         raise InvalidInput(f"shard_rows must be >= 1, got {shard_rows}")
-    return [(shard_name(config_hash, ids[i:i + shard_rows]), slice(i, min(i + shard_rows, len(ids))))
-            for i in range(0, len(ids), shard_rows)]
+    return [
+        (shard_name(config_hash, ids[i : i + shard_rows]), slice(i, min(i + shard_rows, len(ids))))
+        for i in range(0, len(ids), shard_rows)
+    ]
 
 
 class _Decode:
@@ -144,9 +149,14 @@ def _write_shard(path: Path, ids: np.ndarray, vectors: np.ndarray, errors: list[
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
     offsets = pa.array(np.arange(0, len(ids) * d + 1, d, dtype=np.int32))
     lists = pa.ListArray.from_arrays(offsets, flat, mask=pa.array(~ok))
-    table = pa.table({"annotation_id": pa.array(ids, pa.int64()), "vector": lists,
-                      "error": pa.array([None if good else e for good, e in zip(ok, errors)], pa.string())},
-                     schema=SHARD_SCHEMA)
+    table = pa.table(
+        {
+            "annotation_id": pa.array(ids, pa.int64()),
+            "vector": lists,
+            "error": pa.array([None if good else e for good, e in zip(ok, errors, strict=False)], pa.string()),
+        },
+        schema=SHARD_SCHEMA,
+    )
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as fh:
@@ -160,8 +170,9 @@ def _ray_init(config: RayConfig) -> bool:
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = dict(include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                                  configure_logging=False)
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, logging_level="WARNING", log_to_driver=False, configure_logging=False
+    )
     if config.address:
         ray.init(address=config.address, **kwargs)
         return True  # a connection this call made: disconnect at the end (the cluster stays up)
@@ -169,8 +180,14 @@ def _ray_init(config: RayConfig) -> bool:
     return True
 
 
-def embed_on_ray(crops: pa.Table, model_dir: Path, out_dir: Path, config: RayConfig,
-                 config_hash: str, on_shard: Callable[[Path], None] | None = None) -> RayEmbedResult:
+def embed_on_ray(
+    crops: pa.Table,
+    model_dir: Path,
+    out_dir: Path,
+    config: RayConfig,
+    config_hash: str,
+    on_shard: Callable[[Path], None] | None = None,
+) -> RayEmbedResult:
     """Embed ``crops`` (Arrow: ``annotation_id int64``, ``path string`` absolute, ids ascending and
     distinct) with the model in ``model_dir``; one Parquet shard per ``config.shard_rows`` rows in
     ``out_dir`` (schema :data:`SHARD_SCHEMA`; failed crops have a null vector and an error).
@@ -200,12 +217,18 @@ def embed_on_ray(crops: pa.Table, model_dir: Path, out_dir: Path, config: RayCon
         _run(crops, model_dir, out_dir, config, pending, read_config(model_dir).image_size, on_shard)
     computed = len(ids) - reused
     log.info("ray embed: %d crops computed, %d reused from %d shards", computed, reused, len(plan))
-    return RayEmbedResult(tuple(out_dir / name for name, _ in plan), computed, reused,
-                          time.perf_counter() - started)
+    return RayEmbedResult(tuple(out_dir / name for name, _ in plan), computed, reused, time.perf_counter() - started)
 
 
-def _run(crops: pa.Table, model_dir: Path, out_dir: Path, config: RayConfig,
-         pending: list[tuple[str, slice]], image_size: int, on_shard: Callable[[Path], None] | None) -> None:
+def _run(
+    crops: pa.Table,
+    model_dir: Path,
+    out_dir: Path,
+    config: RayConfig,
+    pending: list[tuple[str, slice]],
+    image_size: int,
+    on_shard: Callable[[Path], None] | None,
+) -> None:
     import ray
     import ray.data
 
@@ -219,11 +242,21 @@ def _run(crops: pa.Table, model_dir: Path, out_dir: Path, config: RayConfig,
         context.enable_progress_bars = False
         step = config.batch_size * 2  # blocks of two batches: decode and encode overlap across blocks
         ds = ray.data.from_arrow([todo.slice(i, step) for i in range(0, todo.num_rows, step)])
-        ds = ds.map_batches(_Decode, fn_constructor_args=(image_size,), batch_size=config.batch_size,
-                            batch_format="numpy", concurrency=(1, max(1, config.workers)))
-        ds = ds.map_batches(_Encoder, fn_constructor_args=(str(model_dir), config.gpus_per_worker > 0),
-                            batch_size=config.batch_size, batch_format="numpy", concurrency=config.workers,
-                            num_gpus=config.gpus_per_worker or None)
+        ds = ds.map_batches(
+            _Decode,
+            fn_constructor_args=(image_size,),
+            batch_size=config.batch_size,
+            batch_format="numpy",
+            concurrency=(1, max(1, config.workers)),
+        )
+        ds = ds.map_batches(
+            _Encoder,
+            fn_constructor_args=(str(model_dir), config.gpus_per_worker > 0),
+            batch_size=config.batch_size,
+            batch_format="numpy",
+            concurrency=config.workers,
+            num_gpus=config.gpus_per_worker or None,
+        )
         expected = [ids_of[r] for _, r in pending]
         _collect(ds, out_dir, pending, expected, on_shard)
     finally:
@@ -231,8 +264,13 @@ def _run(crops: pa.Table, model_dir: Path, out_dir: Path, config: RayConfig,
             ray.shutdown()
 
 
-def _collect(ds: Any, out_dir: Path, pending: list[tuple[str, slice]], expected: list[np.ndarray],
-             on_shard: Callable[[Path], None] | None) -> None:
+def _collect(
+    ds: Any,
+    out_dir: Path,
+    pending: list[tuple[str, slice]],
+    expected: list[np.ndarray],
+    on_shard: Callable[[Path], None] | None,
+) -> None:
     """Stream the embedded rows (in input order) into their shards, writing each when full."""
     shard = 0
     ids: list[np.ndarray] = []
@@ -244,9 +282,9 @@ def _collect(ds: Any, out_dir: Path, pending: list[tuple[str, slice]], expected:
         n = len(batch["annotation_id"])
         while at < n:
             take = min(need - sum(len(i) for i in ids), n - at)
-            ids.append(np.asarray(batch["annotation_id"][at:at + take], np.int64))
-            vecs.append(np.asarray(batch["vector"][at:at + take], np.float32))
-            errs.extend(str(e) for e in batch["error"][at:at + take])
+            ids.append(np.asarray(batch["annotation_id"][at : at + take], np.int64))
+            vecs.append(np.asarray(batch["vector"][at : at + take], np.float32))
+            errs.extend(str(e) for e in batch["error"][at : at + take])
             at += take
             if sum(len(i) for i in ids) == need:
                 path = out_dir / pending[shard][0]

@@ -55,13 +55,22 @@ class Preprocessing:
     std: tuple[float, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image_size": self.image_size, "geometry": self.geometry, "mean": list(self.mean),
-                "std": list(self.std), "layout": "NCHW float32 RGB, (x / 255 - mean) / std"}
+        return {
+            "image_size": self.image_size,
+            "geometry": self.geometry,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "layout": "NCHW float32 RGB, (x / 255 - mean) / std",
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        return cls(int(data["image_size"]), str(data["geometry"]), tuple(map(float, data["mean"])),
-                   tuple(map(float, data["std"])))
+        return cls(
+            int(data["image_size"]),
+            str(data["geometry"]),
+            tuple(map(float, data["mean"])),
+            tuple(map(float, data["std"])),
+        )
 
 
 def centre_square(image: Image.Image, size: int) -> np.ndarray:
@@ -178,8 +187,14 @@ class OnnxEncoder:
         ModelError: no usable export (:func:`export_problem`), or a file whose sha256 differs.
     """
 
-    def __init__(self, folder: Path | str, device: str = "cpu", threads: int | None = None,
-                 optimization: str = "all", int8: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        device: str = "cpu",
+        threads: int | None = None,
+        optimization: str = "all",
+        int8: bool = False,
+    ) -> None:
         import onnxruntime as ort
 
         folder = Path(folder)
@@ -201,7 +216,8 @@ class OnnxEncoder:
             "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[optimization]
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
         if threads is None and os.environ.get("OCEANID_THREADS", "").isdigit():
             threads = int(os.environ["OCEANID_THREADS"])
         if threads:
@@ -225,5 +241,5 @@ class OnnxEncoder:
         """PIL images (any mode) -> ``(n, d) float32`` L2-normalised, row i for ``images[i]``."""
         out = [np.zeros((0, self.dim), np.float32)]
         for start in range(0, len(images), batch_size):
-            out.append(self.embed_array(preprocess(images[start:start + batch_size], self.prep)))
+            out.append(self.embed_array(preprocess(images[start : start + batch_size], self.prep)))
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)

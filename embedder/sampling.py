@@ -70,7 +70,7 @@ class PKSampler(Sampler[int]):
             c_f.NUMPY_RANDOM = saved
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices()[self.start:])
+        return iter(self.indices()[self.start :])
 
     def state_dict(self) -> dict[str, int]:
         return {"seed": self.seed, "epoch": self.epoch, "start": self.start}

@@ -55,7 +55,8 @@ def _seed_all(seed: int) -> None:
 def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
     if config.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=max(1, config.patience // 2))
+            optimizer, mode="max", factor=0.5, patience=max(1, config.patience // 2)
+        )
     total = config.epochs * steps_per_epoch
     warmup = min(steps_per_epoch, max(1, total // 10))
 
@@ -95,52 +96,93 @@ class _Run:
         classes = len(data.classes)
         self.p, self.k = min(config.batch_p, classes), config.batch_k
         if self.p < config.batch_p:
-            log.warning("only %d classes: batches of %d x %d instead of %d x %d",
-                        classes, self.p, self.k, config.batch_p, self.k)
+            log.warning(
+                "only %d classes: batches of %d x %d instead of %d x %d",
+                classes,
+                self.p,
+                self.k,
+                config.batch_p,
+                self.k,
+            )
         self.steps = max(1, len(data.train_paths) // (self.p * self.k))
         _seed_all(config.seed)
-        self.model = build_model(config.backbone, weights=config.weights, dim=config.dim,
-                                 image_size=config.image_size, freeze=config.freeze,
-                                 output=config.output, geometry=config.geometry,
-                                 class_names=tuple(data.classes), training=config.to_dict()).to(self.device)
+        self.model = build_model(
+            config.backbone,
+            weights=config.weights,
+            dim=config.dim,
+            image_size=config.image_size,
+            freeze=config.freeze,
+            output=config.output,
+            geometry=config.geometry,
+            class_names=tuple(data.classes),
+            training=config.to_dict(),
+        ).to(self.device)
         self.loss = build_loss(config.loss, classes, config.dim).to(self.device)
         self.trainable = {q for q in self.model.backbone.parameters() if q.requires_grad}
-        self.optimizer = torch.optim.AdamW([
-            *backbone_groups(self.model.backbone, config.lr, config.layer_lr_decay, config.weight_decay),
-            {"params": list(self.model.head.parameters()), "weight_decay": config.weight_decay},
-            {"params": list(self.loss.parameters()), "weight_decay": 0.0},
-        ], lr=config.lr)
+        self.optimizer = torch.optim.AdamW(
+            [
+                *backbone_groups(self.model.backbone, config.lr, config.layer_lr_decay, config.weight_decay),
+                {"params": list(self.model.head.parameters()), "weight_decay": config.weight_decay},
+                {"params": list(self.loss.parameters()), "weight_decay": 0.0},
+            ],
+            lr=config.lr,
+        )
         self.scheduler = _scheduler(config, self.optimizer, self.steps)
         self.dtype = amp_dtype(self.device) if config.amp else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.sampler = PKSampler(data.train_labels, self.p, self.k, self.steps * self.p * self.k, seed=config.seed)
-        self.dataset = CropDataset(data.train_paths, data.train_labels,
-                                   train_transform(self.model.config, config.augment))
+        self.dataset = CropDataset(
+            data.train_paths, data.train_labels, train_transform(self.model.config, config.augment)
+        )
         self.last = out_dir / "last"
         self.state: dict[str, Any] = {
-            "epoch": 0, "step": 0, "epoch_losses": [], "best_f1": -1.0, "best_epoch": -1, "bad_epochs": 0,
-            "history": [], "stopped_early": False, "config": config.to_dict()}
+            "epoch": 0,
+            "step": 0,
+            "epoch_losses": [],
+            "best_f1": -1.0,
+            "best_epoch": -1,
+            "bad_epochs": 0,
+            "history": [],
+            "stopped_early": False,
+            "config": config.to_dict(),
+        }
         self.saved_rng: dict[str, Any] | None = None  # RNG of a mid-epoch checkpoint
         self.snapshot = rng_snapshot()  # RNG state before the batch in flight
 
     def resume(self) -> None:
         saved = read_loop_state(self.last)["config"]
-        changed = sorted(k for k, v in self.config.to_dict().items()
-                         if saved.get(k) != v and k not in RESUMABLE_CHANGES)
+        changed = sorted(
+            k for k, v in self.config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES
+        )
         if changed:
-            raise ModelError(f"cannot resume: the checkpoint was trained with different {', '.join(changed)}",
-                             hint="resume with the same config, or train into a fresh folder")
+            raise ModelError(
+                f"cannot resume: the checkpoint was trained with different {', '.join(changed)}",
+                hint="resume with the same config, or train into a fresh folder",
+            )
         self.state, self.saved_rng = load_checkpoint(
-            self.last, model=self.model, loss=self.loss, optimizer=self.optimizer,
-            scheduler=self.scheduler, scaler=self.scaler)
+            self.last,
+            model=self.model,
+            loss=self.loss,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+        )
         self.state["config"] = self.config.to_dict()
         self.state["stopped_early"] = self.state["bad_epochs"] >= self.config.patience
         log.info("resuming at epoch %d, batch %d", self.state["epoch"] + 1, self.state["step"])
 
     def checkpoint(self, rng: dict[str, Any]) -> None:
         self.state["sampler"] = self.sampler.state_dict()
-        save_checkpoint(self.last, model=self.model, loss=self.loss, optimizer=self.optimizer,
-                        scheduler=self.scheduler, scaler=self.scaler, loop_state=self.state, rng=rng)
+        save_checkpoint(
+            self.last,
+            model=self.model,
+            loss=self.loss,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            loop_state=self.state,
+            rng=rng,
+        )
 
     def run(self) -> None:
         while self.state["epoch"] < self.config.epochs and not self.state["stopped_early"]:
@@ -155,13 +197,25 @@ class _Run:
             restore_rng(self.saved_rng)
         self.saved_rng = None
         self.sampler.set_epoch(epoch, state["step"])
-        loader = DataLoader(self.dataset, batch_size=self.p * self.k, sampler=self.sampler,
-                            num_workers=self.workers, pin_memory=self.device.type == "cuda", drop_last=True,
-                            generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch)))
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.p * self.k,
+            sampler=self.sampler,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            generator=torch.Generator().manual_seed(epoch_seed(config.seed, epoch)),
+        )
         set_backbone_trainable(self.model, self.trainable, epoch >= config.lp_epochs)
         self.model.train()
-        bar = tqdm(total=self.steps, initial=state["step"], desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not self.progress, leave=False)
+        bar = tqdm(
+            total=self.steps,
+            initial=state["step"],
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            disable=not self.progress,
+            leave=False,
+        )
         losses = state["epoch_losses"]  # kept across a mid-epoch resume
         seen, t0 = 0, time.perf_counter()
         batches = iter(loader)
@@ -173,8 +227,11 @@ class _Run:
                 break
             images = images.to(self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
-            losses.append(_train_step(self.model, self.loss, self.optimizer, self.scaler, images, labels,
-                                      self.dtype, config.grad_clip))
+            losses.append(
+                _train_step(
+                    self.model, self.loss, self.optimizer, self.scaler, images, labels, self.dtype, config.grad_clip
+                )
+            )
             if config.schedule == "cosine":
                 self.scheduler.step()
             state["step"] += 1
@@ -196,17 +253,24 @@ class _Run:
         else:
             state["bad_epochs"] += 1
         losses = state["epoch_losses"]
-        state["history"].append({
-            "epoch": epoch + 1,
-            "train_loss": float(np.mean(losses)) if losses else None,
-            "lr": self.optimizer.param_groups[-2]["lr"],  # the head's
-            **{f"val_{key}": value for key, value in metrics.items()},
-            "train_crops_s": round(seen / train_seconds, 1) if seen else None,
-            "seconds": round(train_seconds + time.perf_counter() - t0, 2),
-        })
-        log.info("epoch %d: loss %.4f, val top1 %.3f, F1-macro %.3f%s", epoch + 1,
-                 state["history"][-1]["train_loss"] or float("nan"), metrics["top1"], f1,
-                 " (best)" if state["best_epoch"] == epoch + 1 else "")
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)) if losses else None,
+                "lr": self.optimizer.param_groups[-2]["lr"],  # the head's
+                **{f"val_{key}": value for key, value in metrics.items()},
+                "train_crops_s": round(seen / train_seconds, 1) if seen else None,
+                "seconds": round(train_seconds + time.perf_counter() - t0, 2),
+            }
+        )
+        log.info(
+            "epoch %d: loss %.4f, val top1 %.3f, F1-macro %.3f%s",
+            epoch + 1,
+            state["history"][-1]["train_loss"] or float("nan"),
+            metrics["top1"],
+            f1,
+            " (best)" if state["best_epoch"] == epoch + 1 else "",
+        )
         state.update(epoch=epoch + 1, step=0, epoch_losses=[])
         state["stopped_early"] = state["bad_epochs"] >= self.config.patience and state["epoch"] < self.config.epochs
         write_history(state["history"], self.out_dir)

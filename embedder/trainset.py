@@ -13,11 +13,11 @@ import torch
 from torch.utils.data import Dataset
 
 from embedder.encoding import encode_paths
-from embedder.validation import prototype_metrics
-from index.imaging import open_image
 from embedder.model import EmbeddingModel
 from embedder.transforms import Transform
+from embedder.validation import prototype_metrics
 from index.errors import InvalidInput
+from index.imaging import open_image
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,15 @@ def prepare(train_items: Sequence[tuple[Path, str]], val_items: Sequence[tuple[P
     labels = np.array([index[str(lab)] for _, lab in train_items], dtype=np.int64)
     paths = [Path(p) for p, _ in train_items]
     ref = np.concatenate([_spread(np.flatnonzero(labels == c), PROTOTYPE_CROPS) for c in range(len(classes))])
-    return TrainData(classes, paths, labels, [p for p, _ in val], np.array([lab for _, lab in val], np.int64),
-                     [paths[i] for i in ref], labels[ref])
+    return TrainData(
+        classes,
+        paths,
+        labels,
+        [p for p, _ in val],
+        np.array([lab for _, lab in val], np.int64),
+        [paths[i] for i in ref],
+        labels[ref],
+    )
 
 
 class CropDataset(Dataset):

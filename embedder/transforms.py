@@ -150,12 +150,14 @@ def _light(config: ModelConfig) -> Transform:
     from torchvision.transforms import v2
 
     size = config.image_size
-    return v2.Compose([
-        v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-        *_to_tensor(config),
-    ])
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            *_to_tensor(config),
+        ]
+    )
 
 
 def is_grey(image: Image.Image) -> bool:
@@ -196,17 +198,19 @@ def _underwater(config: ModelConfig) -> Transform:
         # grey crops are erased to black before normalising (equal channels whatever the
         # model's mean/std); colour crops after it, as measured in bench/RESULTS.md
         tail = [to_image, to_float, erase, normalize] if grey else [to_image, to_float, normalize, erase]
-        return v2.Compose([
-            *([v2.Grayscale(num_output_channels=1)] if grey else []),
-            v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(p=0.1),
-            v2.RandomRotation(15),
-            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
-            v2.TrivialAugmentWide(),
-            *([v2.Grayscale(num_output_channels=3)] if grey else []),
-            *tail,
-        ])
+        return v2.Compose(
+            [
+                *([v2.Grayscale(num_output_channels=1)] if grey else []),
+                v2.RandomResizedCrop(size, scale=(0.5, 1.0), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomVerticalFlip(p=0.1),
+                v2.RandomRotation(15),
+                v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+                v2.TrivialAugmentWide(),
+                *([v2.Grayscale(num_output_channels=3)] if grey else []),
+                *tail,
+            ]
+        )
 
     return KeepGrey(steps(False), steps(True))
 

@@ -76,8 +76,11 @@ def choose_alpha(
     table = {float(a): float(scores(a)) for a in sorted(alphas)}
     best = max(table.values())
     chosen = min(a for a, v in table.items() if v >= best - tolerance)
-    log.info("WiSE-FT validation F1 by alpha: %s -> alpha %.2f",
-             ", ".join(f"{a:.1f}: {v:.3f}" for a, v in table.items()), chosen)
+    log.info(
+        "WiSE-FT validation F1 by alpha: %s -> alpha %.2f",
+        ", ".join(f"{a:.1f}: {v:.3f}" for a, v in table.items()),
+        chosen,
+    )
     return chosen, table
 
 

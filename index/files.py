@@ -142,8 +142,13 @@ def new_file_mode(path: str | Path) -> int:
     return 0o666 & ~current_umask()
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device node"),
-          (stat.S_ISBLK, "a device node"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a device node"),
+    (stat.S_ISBLK, "a device node"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def output_target(path: str | Path, what: str = "output file") -> Path:
@@ -170,11 +175,14 @@ def output_target(path: str | Path, what: str = "output file") -> Path:
         raise InvalidInput(f"{what} {path}: {exc.strerror}", hint="write elsewhere") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
         kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
-        raise InvalidInput(f"{what} {target} is {kind}{via}, not a regular file",
-                           hint="give the name of a new or ordinary file")
+        raise InvalidInput(
+            f"{what} {target} is {kind}{via}, not a regular file", hint="give the name of a new or ordinary file"
+        )
     parent = target.parent
     if not parent.is_dir():
-        raise InvalidInput(f"{what} {path}: the folder {parent} does not exist", hint="create it first, or write elsewhere")
+        raise InvalidInput(
+            f"{what} {path}: the folder {parent} does not exist", hint="create it first, or write elsewhere"
+        )
     if not os.access(parent, os.W_OK) or (st is not None and not os.access(target, os.W_OK)):
         raise InvalidInput(f"{what} {path} is not writable", hint="write elsewhere")
     return target
@@ -197,8 +205,9 @@ def write_output(path: str | Path, data: bytes, what: str = "output file") -> Pa
 
 
 @contextmanager
-def exclusive_lock(path: str | Path, timeout: float, busy: Callable[[float], BaseException],
-                   on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+def exclusive_lock(
+    path: str | Path, timeout: float, busy: Callable[[float], BaseException], on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Hold an exclusive ``fcntl.flock`` on the lock file ``path`` (created when missing).
 
     Another holder (any process) is waited for, polling, up to ``timeout`` seconds; then

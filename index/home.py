@@ -40,8 +40,10 @@ def check_home(root: Path) -> Path:
         if path.exists():
             if not path.is_dir():
                 what = "is a file" if path == root else f"lies under the file {path}"
-                raise InvalidInput(f"home {root} {what}, not a folder",
-                                   hint="give --home (or OCEANID_HOME) a folder; it is created when missing")
+                raise InvalidInput(
+                    f"home {root} {what}, not a folder",
+                    hint="give --home (or OCEANID_HOME) a folder; it is created when missing",
+                )
             break
     return root
 

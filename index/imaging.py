@@ -62,9 +62,7 @@ def _decode(opener, name: str, max_pixels: int) -> Image.Image:
                 image = Image.open(fh)
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise BadImage(
-                        f"{name}: {width}x{height} is over the {max_pixels:,}-pixel limit"
-                    )
+                    raise BadImage(f"{name}: {width}x{height} is over the {max_pixels:,}-pixel limit")
                 if width < 1 or height < 1:
                     raise BadImage(f"{name}: image has no pixels")
                 image.load()

@@ -35,10 +35,38 @@ MAX_DISTANCE = 2 * (len(RANKS) - 1)  # 12
 
 #: Every rank a lineage may hold, top down; a lineage is ordered by this list.
 ALL_RANKS = (  # WoRMS' ranks; a rank outside this list is skipped in lineages (its taxon still links)
-    "kingdom", "subkingdom", "infrakingdom", "phylum", "subphylum", "infraphylum", "parvphylum", "gigaclass",
-    "megaclass", "superclass", "class", "subclass", "infraclass", "subterclass", "superorder", "order",
-    "suborder", "infraorder", "parvorder", "superfamily", "epifamily", "family", "subfamily", "supertribe",
-    "tribe", "subtribe", "genus", "subgenus", "species", "subspecies", "variety", "forma",
+    "kingdom",
+    "subkingdom",
+    "infrakingdom",
+    "phylum",
+    "subphylum",
+    "infraphylum",
+    "parvphylum",
+    "gigaclass",
+    "megaclass",
+    "superclass",
+    "class",
+    "subclass",
+    "infraclass",
+    "subterclass",
+    "superorder",
+    "order",
+    "suborder",
+    "infraorder",
+    "parvorder",
+    "superfamily",
+    "epifamily",
+    "family",
+    "subfamily",
+    "supertribe",
+    "tribe",
+    "subtribe",
+    "genus",
+    "subgenus",
+    "species",
+    "subspecies",
+    "variety",
+    "forma",
 )
 _SYNONYMS = {"division": "phylum", "subdivision": "subphylum"}
 _ORDER = {r: i for i, r in enumerate(ALL_RANKS)}
@@ -135,8 +163,7 @@ def infer_rank(name: str, given: Mapping[str, str]) -> str | None:
 def given_ranks(name: str, ranks: Mapping[str, str | None]) -> dict[str, str]:
     """Clean a source's rank -> name cells for concept ``name``: blank cells dropped, ranks
     lower-cased, and the genus of a binomial name filled in when no genus was given."""
-    out = {normalise_rank(r): str(v).strip() for r, v in ranks.items() if normalise_rank(r) and v
-           and str(v).strip()}
+    out = {normalise_rank(r): str(v).strip() for r, v in ranks.items() if normalise_rank(r) and v and str(v).strip()}
     if "genus" not in out and name not in out.values() and binomial_genus(name):
         out["genus"] = binomial_genus(name)
     return out
@@ -149,8 +176,9 @@ def chain(name: str, ranks: Mapping[str, str]) -> list[Taxon]:
     ranks = given_ranks(name, ranks)
     own = infer_rank(name, ranks)
     limit = rank_key(own) if own else len(ALL_RANKS)
-    above = sorted(((r, v) for r, v in ranks.items() if rank_key(r) < limit and v != name),
-                   key=lambda kv: rank_key(kv[0]))
+    above = sorted(
+        ((r, v) for r, v in ranks.items() if rank_key(r) < limit and v != name), key=lambda kv: rank_key(kv[0])
+    )
     out, parent = [], None
     for r, v in above:
         out.append(Taxon(v, r, parent))
@@ -226,6 +254,7 @@ def _put(rows: dict[str, Taxon], nodes: dict, taxon: Taxon, correct: bool, own: 
 
 
 # -- answers at rank -----------------------------------------------------------------
+
 
 def standard(lineage: Lineage) -> tuple[str | None, ...]:
     """The lineage at the 7 standard ranks (None where empty)."""
@@ -309,9 +338,15 @@ class TaxonAnswer:
     basis: str = "known species"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rank": self.rank, "probability": self.probability,
-                "lineage": dict(self.lineage), "decode": self.decode, "expected_distance": self.expected_distance,
-                "basis": self.basis}
+        return {
+            "name": self.name,
+            "rank": self.rank,
+            "probability": self.probability,
+            "lineage": dict(self.lineage),
+            "decode": self.decode,
+            "expected_distance": self.expected_distance,
+            "basis": self.basis,
+        }
 
 
 DECODINGS = ("probable", "distance")
@@ -320,8 +355,9 @@ DECODINGS = ("probable", "distance")
 RANK_THRESHOLD = 0.5
 
 
-def decode(table: RankTable, probs: np.ndarray, threshold: float, method: str = "probable",
-           unknown: np.ndarray | None = None) -> list[TaxonAnswer]:
+def decode(
+    table: RankTable, probs: np.ndarray, threshold: float, method: str = "probable", unknown: np.ndarray | None = None
+) -> list[TaxonAnswer]:
     """One :class:`TaxonAnswer` per row of ``probs`` (n, C) over ``table.classes``.
 
     ``probable``: the deepest taxon whose summed probability is >= ``threshold`` (ties: the more
@@ -356,8 +392,16 @@ def decode(table: RankTable, probs: np.ndarray, threshold: float, method: str = 
                 continue
             best = cand[np.lexsort((-depth[cand], expected[row][cand]))[0]]
         line = table.lineages[best]
-        out.append(TaxonAnswer(table.taxa[best], line.rank, float(rank_p[row][best]), line.as_dict(), method,
-                               float(expected[row][best])))
+        out.append(
+            TaxonAnswer(
+                table.taxa[best],
+                line.rank,
+                float(rank_p[row][best]),
+                line.as_dict(),
+                method,
+                float(expected[row][best]),
+            )
+        )
     return out
 
 

@@ -64,12 +64,22 @@ def coco_file(tmp_path: Path) -> Path:
     images, annotations = [], []
     for i in range(6):
         write_image(folder / "frames" / f"{i}.png", size=(120, 90), seed=i)
-        images.append({"id": i, "file_name": f"frames/{i}.png", "width": 120, "height": 90,
-                       "depth_m": 100.0 * i, "timestamp": f"202{i}-01-02T03:04:05"})
+        images.append(
+            {
+                "id": i,
+                "file_name": f"frames/{i}.png",
+                "width": 120,
+                "height": 90,
+                "depth_m": 100.0 * i,
+                "timestamp": f"202{i}-01-02T03:04:05",
+            }
+        )
         annotations.append({"id": 2 * i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 20]})
         annotations.append({"id": 2 * i + 1, "image_id": i, "category_id": 2, "bbox": [60, 40, 40, 30]})
-    categories = [{"id": 1, "name": "Aurelia aurita", "supercategory": "Ulmaridae", "genus": "Aurelia"},
-                  {"id": 2, "name": "Asterias rubens", "supercategory": "Asteriidae"}]
+    categories = [
+        {"id": 1, "name": "Aurelia aurita", "supercategory": "Ulmaridae", "genus": "Aurelia"},
+        {"id": 2, "name": "Asterias rubens", "supercategory": "Asteriidae"},
+    ]
     return write_coco(folder, images, annotations, categories)
 
 
@@ -82,8 +92,21 @@ def build_tiny_workspace(home: Path, frames: int = 48, epochs: int = 2):
     ws = Workspace(home)
     ws.ingest_synthetic(species=8, holdout=2, frames=frames, seed=1)
     ws.split(SplitConfig(seed=0))
-    ws.train(TrainConfig(backbone="tiny", weights="none", epochs=epochs, image_size=32, dim=32, batch_p=4, batch_k=4,
-                         workers=0, seed=0, device="cpu"), model="tiny")
+    ws.train(
+        TrainConfig(
+            backbone="tiny",
+            weights="none",
+            epochs=epochs,
+            image_size=32,
+            dim=32,
+            batch_p=4,
+            batch_k=4,
+            workers=0,
+            seed=0,
+            device="cpu",
+        ),
+        model="tiny",
+    )
     ws.embed("tiny", device="cpu", progress=False)
     ws.index_build("tiny")
     ws.evaluate()
@@ -109,10 +132,12 @@ def tiny_ws(tiny_home, tmp_path):
     return Workspace(tmp_path / "ws")
 
 
-CROP_META = ("CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
-             " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR,"
-             ' label_rank VARCHAR, kingdom VARCHAR, phylum VARCHAR, "class" VARCHAR, "order" VARCHAR,'
-             " subfamily VARCHAR, origin VARCHAR DEFAULT 'truth')")  # the rank columns of the catalog's view (index/catalog/catalog.py), empty here
+CROP_META = (
+    "CREATE TABLE crop_meta (annotation_id INTEGER, species VARCHAR, genus VARCHAR, family VARCHAR,"
+    " depth_m DOUBLE, timestamp TIMESTAMP, latitude DOUBLE, longitude DOUBLE, split VARCHAR, source VARCHAR,"
+    ' label_rank VARCHAR, kingdom VARCHAR, phylum VARCHAR, "class" VARCHAR, "order" VARCHAR,'
+    " subfamily VARCHAR, origin VARCHAR DEFAULT 'truth')"
+)  # the rank columns of the catalog's view (index/catalog/catalog.py), empty here
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +151,11 @@ def crop_meta():
     def make(rows):
         con = duckdb.connect(":memory:")
         con.execute(CROP_META)
-        con.executemany("INSERT INTO crop_meta (annotation_id, species, genus, family, depth_m, timestamp, latitude, "
-                        "longitude, split, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "INSERT INTO crop_meta (annotation_id, species, genus, family, depth_m, timestamp, latitude, "
+            "longitude, split, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         opened.append(con)
         return con
 
@@ -141,8 +169,9 @@ def crop_meta():
 os.environ.setdefault("OCEANID_THREADS", str(len(os.sched_getaffinity(0))))
 
 
-def drawn_frame(rng: np.random.Generator, size: int = 128, discs: tuple[int, int] = (2, 4),
-                radii: tuple[int, int] = (10, 16)) -> tuple[Image.Image, np.ndarray]:
+def drawn_frame(
+    rng: np.random.Generator, size: int = 128, discs: tuple[int, int] = (2, 4), radii: tuple[int, int] = (10, 16)
+) -> tuple[Image.Image, np.ndarray]:
     """Dark noisy water with ``discs`` (low, high-exclusive) bright discs of radius in ``radii``;
     returns the frame and their x, y, w, h boxes. The one drawer of detector test frames."""
     arr = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
@@ -165,8 +194,11 @@ def drawn_detector(tmp_path_factory) -> Path:
 
     rng = np.random.default_rng(1)
     config = DetectorConfig(image_size=128, fpn_channels=64)  # 32: GroupNorm fails on 1x1 P7 of one frame
-    model, _ = train_detector([drawn_frame(rng) for _ in range(24)], config,
-                              DetectorTrainConfig(epochs=6, batch_size=4, lr=2e-3, warmup_steps=5))
+    model, _ = train_detector(
+        [drawn_frame(rng) for _ in range(24)],
+        config,
+        DetectorTrainConfig(epochs=6, batch_size=4, lr=2e-3, warmup_steps=5),
+    )
     folder = tmp_path_factory.mktemp("detector") / "detector-drawn"
     save_detector(model, config, folder)
     return folder

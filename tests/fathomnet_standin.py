@@ -63,21 +63,49 @@ KINDS = ("500", "404", "slow", "truncate", "malformed", "corrupt", "close")
 def box_json(concept: str, x: int, y: int, w: int, h: int, **extra: Any) -> dict:
     """An ABoundingBoxDTO-shaped dict (uuid derived from the rest unless given)."""
     key = f"{concept}/{x}/{y}/{w}/{h}"
-    d = {"uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key)), "concept": concept,
-         "x": x, "y": y, "width": w, "height": h, "rejected": False, "observer": "standin"}
+    d = {
+        "uuid": str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key)),
+        "concept": concept,
+        "x": x,
+        "y": y,
+        "width": w,
+        "height": h,
+        "rejected": False,
+        "observer": "standin",
+    }
     d.update(extra)
     dto.ABoundingBoxDTO.from_dict(d)  # fail loudly if a test builds a shape the client cannot read
     return d
 
 
-def image_json(name: str, boxes: list[dict], *, depth: float | None = None, fmt: str = "png",
-               size: tuple[int, int] = (96, 64), **extra: Any) -> dict:
+def image_json(
+    name: str,
+    boxes: list[dict],
+    *,
+    depth: float | None = None,
+    fmt: str = "png",
+    size: tuple[int, int] = (96, 64),
+    **extra: Any,
+) -> dict:
     """An AImageDTO-shaped dict; ``url`` is relative (the server makes it absolute)."""
     uid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, name))
-    d = {"uuid": uid, "url": f"/static/{uid}.{fmt}", "width": size[0], "height": size[1],
-         "depthMeters": depth, "latitude": 36.7, "longitude": -122.0, "imagingType": "ROV",
-         "timestamp": "2019-03-05T17:54:56.000Z", "temperatureCelsius": 4.5, "salinity": 34.2,
-         "oxygenMlL": 0.6, "boundingBoxes": boxes, "valid": True, "mediaType": "IMAGE"}
+    d = {
+        "uuid": uid,
+        "url": f"/static/{uid}.{fmt}",
+        "width": size[0],
+        "height": size[1],
+        "depthMeters": depth,
+        "latitude": 36.7,
+        "longitude": -122.0,
+        "imagingType": "ROV",
+        "timestamp": "2019-03-05T17:54:56.000Z",
+        "temperatureCelsius": 4.5,
+        "salinity": 34.2,
+        "oxygenMlL": 0.6,
+        "boundingBoxes": boxes,
+        "valid": True,
+        "mediaType": "IMAGE",
+    }
     d.update(extra)
     dto.AImageDTO.from_dict(d)  # fail loudly if a test builds a shape the client cannot read
     return d
@@ -92,8 +120,7 @@ def _catalog() -> dict[str, dict]:
         ("seb-4", [box_json(seb, 12, 12, 50, 30)], 1200.0, "png"),
         ("crab-1", [box_json(crab, 30, 10, 40, 40), box_json(seb, 2, 40, 20, 12)], 700.0, "png"),
         ("crab-2", [box_json(crab, 10, 10, 30, 30)], 820.0, "jpg"),
-        ("crab-3", [box_json(crab, 50, 20, 30, 30),
-                    box_json(crab, 1, 1, 10, 10, rejected=True)], 1000.0, "png"),
+        ("crab-3", [box_json(crab, 50, 20, 30, 30), box_json(crab, 1, 1, 10, 10, rejected=True)], 1000.0, "png"),
         ("jelly-1", [box_json(jelly, 20, 10, 40, 40)], 12.0, "png"),
         ("jelly-2", [box_json(jelly, 30, 5, 44, 50)], 48.5, "png"),
     ]
@@ -148,9 +175,13 @@ def render_image(image: dict, fmt: str) -> bytes:
 class StandIn:
     """The server. ``images``: uuid -> AImageDTO dict; ``faults``: path -> Fault; ``worms``: name -> (parent, rank)."""
 
-    def __init__(self, port: int = 0, images: dict[str, dict] | None = None,
-                 faults: dict[str, Fault] | None = None,
-                 worms: dict[str, tuple[str | None, str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        images: dict[str, dict] | None = None,
+        faults: dict[str, Fault] | None = None,
+        worms: dict[str, tuple[str | None, str | None]] | None = None,
+    ) -> None:
         self.images = dict(SAMPLE_IMAGES if images is None else images)
         self.faults = dict(faults or {})
         self.worms = dict(SAMPLE_WORMS if worms is None else worms)
@@ -194,8 +225,9 @@ class StandIn:
             return sum(n for p, n in self.requests.items() if p.startswith(prefix))
 
     def start(self) -> StandIn:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fathomnet-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fathomnet-standin", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -255,12 +287,19 @@ class StandIn:
         for n in reversed(self._chain(name)):
             rank = self.worms[n][1]
             aphia = int(hashlib.sha256(n.encode()).hexdigest()[:6], 16)
-            node = {"name": n, "rank": rank, "aphiaId": aphia, "acceptedAphiaId": aphia,
-                    "alternateNames": [], "children": [node] if node else []}
+            node = {
+                "name": n,
+                "rank": rank,
+                "aphiaId": aphia,
+                "acceptedAphiaId": aphia,
+                "alternateNames": [],
+                "children": [node] if node else [],
+            }
         return node
 
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) for a request without faults."""
+
         def js(obj: Any, status: int = 200) -> tuple[int, str, bytes]:
             return status, "application/json", json.dumps(obj).encode()
 
@@ -269,7 +308,7 @@ class StandIn:
         if method == "POST" and path == "/api/images/query":
             return js(self._query(json.loads(body or b"{}")))
         if method == "GET" and m and m.group(1).startswith("query/concept/"):
-            return js(self._query({"concept": m.group(1)[len("query/concept/"):]}))
+            return js(self._query({"concept": m.group(1)[len("query/concept/") :]}))
         if method == "GET" and m and m.group(1) in self.images:
             return js(self._image_out(self.images[m.group(1)]))
         w = re.fullmatch(r"/worms/(taxa/ancestors|ancestors|parent)/(.+)", path)

@@ -47,7 +47,8 @@ def module_name(root: Path, path: Path) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(tree: ast.AST, module: str) -> list[tuple[int, str]]:
@@ -78,8 +79,11 @@ def imports_of(tree: ast.AST, module: str) -> list[tuple[int, str]]:
 
 
 def sql_calls(tree: ast.AST) -> list[int]:
-    return [n.lineno for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in SQL_CALLS]
+    return [
+        n.lineno
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in SQL_CALLS
+    ]
 
 
 def _under(name: str, prefix: str) -> bool:
@@ -220,8 +224,9 @@ def violations(root: Path, packages: tuple[str, ...] = ("embedder", "index", "ap
             if why:
                 out.append(f"{path.relative_to(root)}:{line}: {module} -> {imported} ({why})")
         if not _under(module, "index"):
-            out += [f"{path.relative_to(root)}:{line}: SQL outside index/ (.execute / .sql)"
-                    for line in sql_calls(tree)]
+            out += [
+                f"{path.relative_to(root)}:{line}: SQL outside index/ (.execute / .sql)" for line in sql_calls(tree)
+            ]
     return out
 
 
@@ -236,8 +241,13 @@ def test_no_import_circle():
 def test_the_circle_check_finds_a_planted_circle(tmp_path):
     """Three modules importing round (one of them late, inside a function) are one circle; a
     fourth that only imports them is not in it."""
-    files = {"app/a.py": "from app.b import x\n", "app/b.py": "def f():\n    from app.c import y\n",
-             "app/c.py": "import app.a\n", "app/d.py": "from app.a import z\n", "app/__init__.py": ""}
+    files = {
+        "app/a.py": "from app.b import x\n",
+        "app/b.py": "def f():\n    from app.c import y\n",
+        "app/c.py": "import app.a\n",
+        "app/d.py": "from app.a import z\n",
+        "app/__init__.py": "",
+    }
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
@@ -254,21 +264,30 @@ FAKE = {
     "index/catalog/lookup.py": "import torch\nfrom embedder.model import load_model\n",
     "index/lib.py": "from app.workspace import Workspace\n",
     "index/errors.py": "from index.catalog.catalog import Catalog\n",
-    "app/cli/query.py": "from app.workspace.engine import Engine\nfrom embedder.model import x\nfrom index.vectors.vector_index import y\n",
-    "app/cli/fine.py": "from app.workspace import Workspace\nfrom app.cli.common import fail\nfrom index.errors import NotFound\n",
+    "app/cli/query.py": (
+        "from app.workspace.engine import Engine\nfrom embedder.model import x\n"
+        "from index.vectors.vector_index import y\n"
+    ),
+    "app/cli/fine.py": (
+        "from app.workspace import Workspace\nfrom app.cli.common import fail\nfrom index.errors import NotFound\n"
+    ),
     "app/explorer/page.py": "def f(con):\n    return con.execute('SELECT 1')\n",
     "app/explorer/report_user.py": "from app.report.plots import survey_plots\n",
     "app/api/routes.py": "from app.workspace.identify import search\nfrom app.cli.common import fail\n",
     "app/api/fine.py": "from app.workspace import Workspace\nfrom app.api.errors import STATUS\n",
     "app/workspace/__init__.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from app.cli import x\n"
-                                "from app.report.report import write_report\n",
+    "from app.report.report import write_report\n",
     "app/workspace/engine.py": "",
-    "app/report/plots.py": "", "app/report/report.py": "",
-    "index/catalog/catalog.py": "", "index/vectors/vector_index.py": "", "index/imaging.py": "",
+    "app/report/plots.py": "",
+    "app/report/report.py": "",
+    "index/catalog/catalog.py": "",
+    "index/vectors/vector_index.py": "",
+    "index/imaging.py": "",
     "index/vectors/planner.py": "from index.catalog.catalog import Catalog\n",
     "index/sources/coco.py": "from index.vectors.vector_index import VectorIndex\nfrom index.records import SPLITS\n",
     "index/scoring/ood.py": "from index.vectors.vector_index import VectorIndex\nfrom index.ingest.crops import cut\n",
-    "index/ingest/crops.py": "", "index/records.py": "",
+    "index/ingest/crops.py": "",
+    "index/records.py": "",
 }
 
 
@@ -297,30 +316,44 @@ def test_the_rules_catch_a_violating_tree(tmp_path):
     ]
     for where, why in expected:
         assert any(f.startswith(where) and why in f for f in found), (where, why, found)
-    assert not any(f.startswith(("embedder/ok.py", "app/cli/fine.py", "app/api/fine.py", "app/workspace/",
-                                 "index/sources/coco.py:2", "index/scoring/ood.py:1")) for f in found), found
+    assert not any(
+        f.startswith(
+            (
+                "embedder/ok.py",
+                "app/cli/fine.py",
+                "app/api/fine.py",
+                "app/workspace/",
+                "index/sources/coco.py:2",
+                "index/scoring/ood.py:1",
+            )
+        )
+        for f in found
+    ), found
 
 
-@pytest.mark.parametrize("module, imported, broken", [
-    ("embedder.training", "index.errors", False),
-    ("embedder.training", "index.files", False),
-    ("embedder.training", "index.catalog.catalog", True),
-    ("index.vectors.vector_index", "numpy", False),
-    ("index.vectors.vector_index", "timm", True),
-    ("app.workspace.engine", "embedder.model", False),
-    ("app.workspace", "app.report.report", False),
-    ("app.explorer.state", "app.workspace", False),
-    ("app.explorer.state", "app.workspace.browse", True),
-    ("app.cli.data", "index.catalog.stats", True),
-    ("app.api.routes", "app.workspace", False),
-    ("app.api.routes", "app.workspace.engine", True),
-    ("app.api.routes", "embedder.model", True),
-    ("app.api.routes", "index.catalog.catalog", True),
-    ("embedder.runtime", "embedder.config", False),
-    ("embedder.runtime", "index.imaging", False),
-    ("embedder.runtime", "embedder.model", True),
-    ("embedder.runtime", "torch", True),
-    ("embedder.config", "embedder.backbones", True),
-])
+@pytest.mark.parametrize(
+    "module, imported, broken",
+    [
+        ("embedder.training", "index.errors", False),
+        ("embedder.training", "index.files", False),
+        ("embedder.training", "index.catalog.catalog", True),
+        ("index.vectors.vector_index", "numpy", False),
+        ("index.vectors.vector_index", "timm", True),
+        ("app.workspace.engine", "embedder.model", False),
+        ("app.workspace", "app.report.report", False),
+        ("app.explorer.state", "app.workspace", False),
+        ("app.explorer.state", "app.workspace.browse", True),
+        ("app.cli.data", "index.catalog.stats", True),
+        ("app.api.routes", "app.workspace", False),
+        ("app.api.routes", "app.workspace.engine", True),
+        ("app.api.routes", "embedder.model", True),
+        ("app.api.routes", "index.catalog.catalog", True),
+        ("embedder.runtime", "embedder.config", False),
+        ("embedder.runtime", "index.imaging", False),
+        ("embedder.runtime", "embedder.model", True),
+        ("embedder.runtime", "torch", True),
+        ("embedder.config", "embedder.backbones", True),
+    ],
+)
 def test_rule_table(module, imported, broken):
     assert (rule_breaks(module, imported, set()) is not None) == broken

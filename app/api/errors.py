@@ -16,8 +16,19 @@ from starlette.exceptions import HTTPException
 
 from app.api.guards import BodyTooLarge
 from app.workspace import Overloaded
-from index.errors import (BadImage, CatalogBusy, EmptyIndex, FilterError, IndexMismatch, InvalidInput, ModelError,
-                          NotFound, OceanidError, SourceError, describe)
+from index.errors import (
+    BadImage,
+    CatalogBusy,
+    EmptyIndex,
+    FilterError,
+    IndexMismatch,
+    InvalidInput,
+    ModelError,
+    NotFound,
+    OceanidError,
+    SourceError,
+    describe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +38,21 @@ class ReadOnly(OceanidError):
 
     hint = "this server was started with --read-only; use the CLI or a server without it"
 
+
 #: Status code of each library error type (the nearest class in the MRO wins).
 STATUS: dict[type[OceanidError], int] = {
-    BadImage: 422, FilterError: 422, InvalidInput: 422, SourceError: 422,
-    ReadOnly: 403, NotFound: 404,
-    EmptyIndex: 409, IndexMismatch: 409,
-    CatalogBusy: 503, Overloaded: 503,
-    ModelError: 500, OceanidError: 500,
+    BadImage: 422,
+    FilterError: 422,
+    InvalidInput: 422,
+    SourceError: 422,
+    ReadOnly: 403,
+    NotFound: 404,
+    EmptyIndex: 409,
+    IndexMismatch: 409,
+    CatalogBusy: 503,
+    Overloaded: 503,
+    ModelError: 500,
+    OceanidError: 500,
 }
 
 
@@ -74,11 +93,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail), "type": "HTTPError"}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": str(exc.detail), "type": "HTTPError"},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, f"internal error ({type(exc).__name__}) — the server log has the details",
-                              "InternalError")
+        return error_response(
+            500, f"internal error ({type(exc).__name__}) — the server log has the details", "InternalError"
+        )

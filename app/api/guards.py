@@ -33,13 +33,18 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-async def send_error(send: Send, status: int, message: str, kind: str,
-                     headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+async def send_error(
+    send: Send, status: int, message: str, kind: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     """Send the API's JSON error ``{"error": message, "type": kind}`` with ``status``."""
     body = json.dumps({"error": message, "type": kind}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -69,11 +74,15 @@ class TokenGuard:
             elif name == b"authorization" and value[:6].lower() == b"basic ":
                 given = basic_password(value[6:].strip())  # Label Studio's ML backend auth: any user, the token
         if not hmac.compare_digest(given, self.token):
-            log.warning("refused %s %s: %s token", scope.get("method"), scope.get("path"),
-                        "wrong" if given else "no")
-            return await send_error(send, 401, "missing or wrong token — send the header "
-                                    "'Authorization: Bearer <token>' given to `oceanid serve --token`",
-                                    "Unauthorized", ((b"www-authenticate", b"Bearer"),))
+            log.warning("refused %s %s: %s token", scope.get("method"), scope.get("path"), "wrong" if given else "no")
+            return await send_error(
+                send,
+                401,
+                "missing or wrong token — send the header "
+                "'Authorization: Bearer <token>' given to `oceanid serve --token`",
+                "Unauthorized",
+                ((b"www-authenticate", b"Bearer"),),
+            )
         return await self.app(scope, receive, send)
 
 

@@ -49,11 +49,15 @@ class SearchRequest(BaseModel):
     image: str | None = Field(None, description="Query image as base64 (or send `crop`).")
     crop: int | None = Field(None, description="Query with a catalog crop id (left out of its own answer).")
     k: int = Field(10, ge=1, le=1000, description="Number of neighbours.")
-    where: str | None = Field(None, max_length=2000,
-                              description='Filter, as `oceanid search --where`: species="Chromis chrysura", '
-                                          "depth=100..500, date>=2020-06, split in (val, test); and / or.")
+    where: str | None = Field(
+        None,
+        max_length=2000,
+        description='Filter, as `oceanid search --where`: species="Chromis chrysura", '
+        "depth=100..500, date>=2020-06, split in (val, test); and / or.",
+    )
     space: Literal["tuned", "general", "fused"] | None = Field(
-        None, description="Vector space searched (default: fused where the model has a general space, else tuned).")
+        None, description="Vector space searched (default: fused where the model has a general space, else tuned)."
+    )
 
 
 class SpeciesRequest(BaseModel):
@@ -76,9 +80,15 @@ def form_schema(model: type[BaseModel], files: str) -> dict[str, Any]:
 
 def request_body(model: type[BaseModel], files: str = "file") -> dict[str, Any]:
     """``openapi_extra`` documenting both content types an endpoint reads."""
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": model.model_json_schema()},
-        "multipart/form-data": {"schema": form_schema(model, files)}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": model.model_json_schema()},
+                "multipart/form-data": {"schema": form_schema(model, files)},
+            },
+        }
+    }
 
 
 def from_base64(text: str, label: str) -> bytes:
@@ -126,6 +136,8 @@ async def read_request(request: Request, model: type[M], max_files: int) -> tupl
     if len(images) > max_files:
         raise InvalidInput(f"{len(images)} images in one request; at most {max_files}")
     names = list(getattr(parsed, "names", None) or [])
-    uploads = [Upload(names[n] if n < len(names) else f"upload {n + 1}", from_base64(text, f"image {n + 1}"))
-               for n, text in enumerate(images)]
+    uploads = [
+        Upload(names[n] if n < len(names) else f"upload {n + 1}", from_base64(text, f"image {n + 1}"))
+        for n, text in enumerate(images)
+    ]
     return parsed, uploads

@@ -23,23 +23,37 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import errors
 from app.api.guards import BodyLimit, TokenGuard
-from app.api.label_studio import router as label_studio_router
 from app.api.inputs import IdentifyRequest, SearchRequest, SpeciesRequest, read_request, request_body
+from app.api.label_studio import router as label_studio_router
 from app.api.settings import ApiSettings
-from app.workspace import (Batcher, CropHit, Identification, IdentificationRecord, SpeciesChange, SpeciesInfo,
-                           Workspace, WorkspaceStatus, embed_items, limit_threads)
+from app.workspace import (
+    Batcher,
+    CropHit,
+    Identification,
+    IdentificationRecord,
+    SpeciesChange,
+    SpeciesInfo,
+    Workspace,
+    WorkspaceStatus,
+    embed_items,
+    limit_threads,
+)
 from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
 
-ERRORS = {code: {"description": why, "content": {"application/json": {"example": {"error": "one line", "type": t}}}}
-          for code, why, t in ((401, "token missing or wrong", "Unauthorized"),
-                               (403, "server is read-only", "ReadOnly"),
-                               (404, "unknown crop id, species or model", "NotFound"),
-                               (409, "nothing to query yet, or index and model disagree", "EmptyIndex"),
-                               (413, "request body over the size limit", "BodyTooLarge"),
-                               (422, "bad input: image, filter, field", "InvalidInput"),
-                               (503, "catalog busy, or the encoder's queue full (see Retry-After)", "CatalogBusy"))}
+ERRORS = {
+    code: {"description": why, "content": {"application/json": {"example": {"error": "one line", "type": t}}}}
+    for code, why, t in (
+        (401, "token missing or wrong", "Unauthorized"),
+        (403, "server is read-only", "ReadOnly"),
+        (404, "unknown crop id, species or model", "NotFound"),
+        (409, "nothing to query yet, or index and model disagree", "EmptyIndex"),
+        (413, "request body over the size limit", "BodyTooLarge"),
+        (422, "bad input: image, filter, field", "InvalidInput"),
+        (503, "catalog busy, or the encoder's queue full (see Retry-After)", "CatalogBusy"),
+    )
+}
 
 
 def _json(result: Any) -> JSONResponse:
@@ -59,9 +73,13 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
     def batcher(model_id: str) -> Batcher:
         with made:
             if model_id not in batchers:
-                batchers[model_id] = Batcher(lambda images: ws.engine(model_id).embed(images),
-                                             settings.batch_window_ms / 1000, settings.max_batch, settings.max_queue,
-                                             name=model_id)
+                batchers[model_id] = Batcher(
+                    lambda images: ws.engine(model_id).embed(images),
+                    settings.batch_window_ms / 1000,
+                    settings.max_batch,
+                    settings.max_queue,
+                    name=model_id,
+                )
             return batchers[model_id]
 
     @asynccontextmanager
@@ -76,10 +94,14 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
         for each in list(batchers.values()):
             each.close()
 
-    app = FastAPI(title="oceanid", lifespan=lifespan, responses=ERRORS,
-                  description="Identify marine organisms in images by searching an embedding space. "
-                              "Images go as multipart files or base64 in JSON; every error is "
-                              '`{"error": one line, "type": name}`.')
+    app = FastAPI(
+        title="oceanid",
+        lifespan=lifespan,
+        responses=ERRORS,
+        description="Identify marine organisms in images by searching an embedding space. "
+        "Images go as multipart files or base64 in JSON; every error is "
+        '`{"error": one line, "type": name}`.',
+    )
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     if settings.token:
@@ -89,8 +111,12 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
         if settings.read_only:
             raise errors.ReadOnly("this server is read-only")
 
-    @app.post("/identify", response_model=list[IdentificationRecord], openapi_extra=request_body(IdentifyRequest),
-              summary="Name the species in images or catalog crops (or 'unknown')")
+    @app.post(
+        "/identify",
+        response_model=list[IdentificationRecord],
+        openapi_extra=request_body(IdentifyRequest),
+        summary="Name the species in images or catalog crops (or 'unknown')",
+    )
     async def identify(request: Request) -> JSONResponse:
         req, uploads = await read_request(request, IdentifyRequest, settings.max_images)
         if not uploads and not req.crops:
@@ -100,45 +126,61 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
 
         def work() -> list[Identification]:
             files = ws.crop_files(req.crops)
-            items, names = [u.data for u in uploads] + files, [u.name for u in uploads] + [f"crop {c}" for c in req.crops]
+            items, names = (
+                [u.data for u in uploads] + files,
+                [u.name for u in uploads] + [f"crop {c}" for c in req.crops],
+            )
             vectors = embed_items(batcher(ws.engine(model).model_id), items, names)  # with concurrent requests'
             return ws.identify(items, k=req.k, model=model, names=names, vectors=vectors)
 
         results = await run_in_threadpool(work)
         if all(r.error for r in results):
             first = results[0].error
-            raise BadImage(first if len(results) == 1 else f"none of the {len(results)} images could be read; "
-                                                            f"first: {first}")
+            raise BadImage(
+                first if len(results) == 1 else f"none of the {len(results)} images could be read; first: {first}"
+            )
         return _json(results)
 
-    @app.post("/search", response_model=list[CropHit], openapi_extra=request_body(SearchRequest),
-              summary="The crops nearest an image or a catalog crop, inside an optional filter")
+    @app.post(
+        "/search",
+        response_model=list[CropHit],
+        openapi_extra=request_body(SearchRequest),
+        summary="The crops nearest an image or a catalog crop, inside an optional filter",
+    )
     async def search(request: Request) -> JSONResponse:
         req, uploads = await read_request(request, SearchRequest, 1)
         if (req.crop is None) == (not uploads):
             raise InvalidInput("send either an image (a file part, or base64 in `image`) or a `crop` id")
         query = req.crop if req.crop is not None else uploads[0].data
-        return _json(await run_in_threadpool(ws.search, query, k=req.k, where=req.where, model=model,
-                                             space=req.space))
+        return _json(await run_in_threadpool(ws.search, query, k=req.k, where=req.where, model=model, space=req.space))
 
-    @app.post("/species", response_model=SpeciesChange, openapi_extra=request_body(SpeciesRequest),
-              summary="Add a species from a few example crops, without retraining")
+    @app.post(
+        "/species",
+        response_model=SpeciesChange,
+        openapi_extra=request_body(SpeciesRequest),
+        summary="Add a species from a few example crops, without retraining",
+    )
     async def species_add(request: Request) -> JSONResponse:
         writable()
         req, uploads = await read_request(request, SpeciesRequest, settings.max_images)
         if not uploads:
             raise InvalidInput("send a few example images (file parts, or base64 in `images`)")
-        return _json(await run_in_threadpool(ws.species_add, req.name, [u.data for u in uploads], req.genus,
-                                             req.family, model))
+        return _json(
+            await run_in_threadpool(ws.species_add, req.name, [u.data for u in uploads], req.genus, req.family, model)
+        )
 
-    @app.delete("/species/{name:path}", response_model=SpeciesChange,
-                summary="Remove a species added with POST /species")
+    @app.delete(
+        "/species/{name:path}", response_model=SpeciesChange, summary="Remove a species added with POST /species"
+    )
     async def species_remove(name: str) -> JSONResponse:
         writable()
         return _json(await run_in_threadpool(ws.species_remove, name, model))
 
-    @app.get("/species", response_model=list[SpeciesInfo],
-             summary="Every species with its status, examples and confusable species")
+    @app.get(
+        "/species",
+        response_model=list[SpeciesInfo],
+        summary="Every species with its status, examples and confusable species",
+    )
     async def species_list() -> JSONResponse:
         return _json(await run_in_threadpool(ws.species_summary, model))
 

@@ -32,10 +32,15 @@ class ApiSettings:
         """The settings from ``OCEANID_API_*`` variables (unset or empty: the default)."""
         env = dict(os.environ if env is None else env)
         get = lambda key, default="": env.get(ENV_PREFIX + key, default)  # noqa: E731
-        return cls(home=Path(get("HOME")) if get("HOME") else None, model=get("MODEL") or None,
-                   device=get("DEVICE", "cpu"), token=get("TOKEN") or None, read_only=bool(get("READ_ONLY")),
-                   max_request_bytes=int(get("MAX_REQUEST_BYTES", str(cls.max_request_bytes))),
-                   max_images=int(get("MAX_IMAGES", str(cls.max_images))),
-                   batch_window_ms=float(get("BATCH_WINDOW_MS", str(cls.batch_window_ms))),
-                   max_batch=int(get("MAX_BATCH", str(cls.max_batch))),
-                   max_queue=int(get("MAX_QUEUE", str(cls.max_queue))))
+        return cls(
+            home=Path(get("HOME")) if get("HOME") else None,
+            model=get("MODEL") or None,
+            device=get("DEVICE", "cpu"),
+            token=get("TOKEN") or None,
+            read_only=bool(get("READ_ONLY")),
+            max_request_bytes=int(get("MAX_REQUEST_BYTES", str(cls.max_request_bytes))),
+            max_images=int(get("MAX_IMAGES", str(cls.max_images))),
+            batch_window_ms=float(get("BATCH_WINDOW_MS", str(cls.batch_window_ms))),
+            max_batch=int(get("MAX_BATCH", str(cls.max_batch))),
+            max_queue=int(get("MAX_QUEUE", str(cls.max_queue))),
+        )

@@ -30,8 +30,22 @@ from pathlib import Path
 
 import typer
 
-from app.cli import (data, demo, detect, evaluate, explorer, index, ingest, models, options, query, serve, species, taxa,
-                     train)
+from app.cli import (
+    data,
+    demo,
+    detect,
+    evaluate,
+    explorer,
+    index,
+    ingest,
+    models,
+    options,
+    query,
+    serve,
+    species,
+    taxa,
+    train,
+)
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
 from app.workspace import THREADS_ENV, limit_threads, threads_for
 
@@ -52,12 +66,16 @@ def root(
     ctx: typer.Context,
     home: Path = options.HOME,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log one line per stage."),
-    threads: int = typer.Option(None, "--threads", min=1,
-                                help="Cores this process computes on (torch, onnxruntime, faiss, BLAS). "
-                                     "Default: $OCEANID_THREADS, else every core for batch jobs (train, "
-                                     "embed, index build, evaluate, detect train, demo) and half the "
-                                     "cores for serve, app and queries, so a server and a CLI job "
-                                     "beside it share the machine."),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Cores this process computes on (torch, onnxruntime, faiss, BLAS). "
+        "Default: $OCEANID_THREADS, else every core for batch jobs (train, "
+        "embed, index build, evaluate, detect train, demo) and half the "
+        "cores for serve, app and queries, so a server and a CLI job "
+        "beside it share the machine.",
+    ),
 ) -> None:
     """Identify marine organisms by searching an embedding space.
 
@@ -69,9 +87,23 @@ def root(
     limit_threads(threads)
     ctx.obj = {"home": home}
 
+
 #: (module, group name); None merges the module's verbs into the root.
-GROUPS = ((ingest, "ingest"), (data, None), (train, None), (models, "models"), (index, "index"), (query, None),
-          (detect, "detect"), (species, "species"), (taxa, "taxa"), (evaluate, None), (demo, None), (explorer, None), (serve, None))
+GROUPS = (
+    (ingest, "ingest"),
+    (data, None),
+    (train, None),
+    (models, "models"),
+    (index, "index"),
+    (query, None),
+    (detect, "detect"),
+    (species, "species"),
+    (taxa, "taxa"),
+    (evaluate, None),
+    (demo, None),
+    (explorer, None),
+    (serve, None),
+)
 for module, name in GROUPS:
     app.add_typer(module.app, name=name)
 

@@ -12,18 +12,35 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from typer._click import exceptions as click_errors  # typer >= 0.2x vendors click here
 from typer.core import TyperGroup
-from rich.console import Console
 
 from app.workspace import Workspace
-from index.imaging import is_image_name
 from index.errors import OceanidError, describe
+from index.imaging import is_image_name
 
 #: what `pip install oceanid` leaves out and `oceanid[train]` brings (pyproject.toml)
-TRAIN_STACK = frozenset({"torch", "torchvision", "timm", "open_clip", "pytorch_metric_learning", "safetensors", "sklearn",
-                         "scipy", "matplotlib", "streamlit", "fathomnet", "requests", "umap", "yaml", "pycocotools",
-                         "onnx"})
+TRAIN_STACK = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "timm",
+        "open_clip",
+        "pytorch_metric_learning",
+        "safetensors",
+        "sklearn",
+        "scipy",
+        "matplotlib",
+        "streamlit",
+        "fathomnet",
+        "requests",
+        "umap",
+        "yaml",
+        "pycocotools",
+        "onnx",
+    }
+)
 
 
 class _Output(Console):
@@ -73,8 +90,10 @@ def cli_errors(fn: Callable) -> Callable:
         except ModuleNotFoundError as exc:  # the serving install (no `oceanid[train]`) asked to train
             if debug() or (exc.name or "").split(".")[0] not in TRAIN_STACK:
                 raise
-            raise fail(f"this command needs {exc.name}, part of the training stack",
-                       "install it with `pip install 'oceanid[train]'`") from None
+            raise fail(
+                f"this command needs {exc.name}, part of the training stack",
+                "install it with `pip install 'oceanid[train]'`",
+            ) from None
         except OSError as exc:  # a path the checks before the work did not foresee: still one line
             if debug():
                 raise
@@ -153,8 +172,8 @@ def hoist_home(args: list[str]) -> list[str]:
         start += 2 if args[start] in ROOT_VALUE_OPTIONS else 1
     if start >= len(args):
         return args
-    head, rest, found = list(args[:start + 1]), [], []
-    tail = list(args[start + 1:])
+    head, rest, found = list(args[: start + 1]), [], []
+    tail = list(args[start + 1 :])
     while tail:
         token = tail.pop(0)
         if token == "--":
@@ -168,8 +187,9 @@ def hoist_home(args: list[str]) -> list[str]:
             rest.append(token)
     if not found:
         return args
-    given = [head[i + 1] for i in range(start) if head[i] == "--home" and i + 1 < start] + \
-        [h.split("=", 1)[1] for h in head[:start] if h.startswith("--home=")]
+    given = [head[i + 1] for i in range(start) if head[i] == "--home" and i + 1 < start] + [
+        h.split("=", 1)[1] for h in head[:start] if h.startswith("--home=")
+    ]
     if len(set(given + found)) > 1:
         raise click_errors.UsageError(f"--home given twice ({', '.join(dict.fromkeys(given + found))}); give it once")
     return ["--home", found[-1], *head, *rest] if not given else [*head, *rest]
@@ -180,8 +200,14 @@ class OneLineErrors(TyperGroup):
     one line on stderr, ``error: ... — see `oceanid CMD --help```, exit code 2, like the
     library's errors (exit 1); click prints a usage block instead. No arguments still shows help."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -198,7 +224,6 @@ class OneLineErrors(TyperGroup):
             err_console.print("aborted", markup=False)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
-
 
     def invoke(self, ctx: Any) -> Any:
         # the root callback sees only the group's name (`index`); the threads policy needs the verb too

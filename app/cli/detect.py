@@ -27,13 +27,19 @@ class FramesByDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-app = typer.Typer(cls=FramesByDefault, no_args_is_help=True,
-                  help="Find every organism in whole frames: `oceanid detect FRAME|DIR...` prints boxes with "
-                       "scores; train, list and evaluate the detector.\n\nExample: oceanid detect reef/ --coco "
-                       "boxes.json")
+app = typer.Typer(
+    cls=FramesByDefault,
+    no_args_is_help=True,
+    help="Find every organism in whole frames: `oceanid detect FRAME|DIR...` prints boxes with "
+    "scores; train, list and evaluate the detector.\n\nExample: oceanid detect reef/ --coco "
+    "boxes.json",
+)
 
-DETECTOR = typer.Option(None, "--detector", help="Detector id or folder (default: the current one, the last trained; "
-                                                  "see `oceanid detect list`).")
+DETECTOR = typer.Option(
+    None,
+    "--detector",
+    help="Detector id or folder (default: the current one, the last trained; see `oceanid detect list`).",
+)
 
 
 @app.command(RUN, hidden=True)
@@ -41,10 +47,15 @@ DETECTOR = typer.Option(None, "--detector", help="Detector id or folder (default
 def detect(
     ctx: typer.Context,
     frames: list[Path] = typer.Argument(..., help="Frame files or folders of them."),
-    min_score: float = typer.Option(None, "--min-score", min=0.0, max=1.0,
-                                    help="Keep boxes scoring at least this (default 0.3)."),
-    coco: Path = typer.Option(None, "--coco", help="Write the boxes as a COCO document (images, categories, "
-                                                   "annotations = COCO results with score) to this file."),
+    min_score: float = typer.Option(
+        None, "--min-score", min=0.0, max=1.0, help="Keep boxes scoring at least this (default 0.3)."
+    ),
+    coco: Path = typer.Option(
+        None,
+        "--coco",
+        help="Write the boxes as a COCO document (images, categories, "
+        "annotations = COCO results with score) to this file.",
+    ),
     detector: str = DETECTOR,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
@@ -70,16 +81,25 @@ def detect(
             if f.error:
                 continue
             note = f" ({f.warning})" if f.warning else ""
-            console.print(f"{f.name}: {len(f.boxes)} organism(s) in {f.width}x{f.height}{note}", markup=False,
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"{f.name}: {len(f.boxes)} organism(s) in {f.width}x{f.height}{note}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             for box, score in zip(f.boxes, f.scores, strict=True):
                 x, y, w, h = box
-                console.print(f"  {score:.3f}  x {x:.0f}  y {y:.0f}  w {w:.0f}  h {h:.0f}", markup=False,
-                              highlight=False)
+                console.print(
+                    f"  {score:.3f}  x {x:.0f}  y {y:.0f}  w {w:.0f}  h {h:.0f}", markup=False, highlight=False
+                )
         used = [f for f in run.frames if not f.error]
-        console.print(f"{len(run.frames)} frames: {sum(len(f.boxes) for f in used)} boxes, "
-                      f"{sum(1 for f in used if not f.boxes)} with none, {len(run.frames) - len(used)} unusable "
-                      f"(detector {run.detector_id}, min score {run.min_score:g})", markup=False, highlight=False)
+        console.print(
+            f"{len(run.frames)} frames: {sum(len(f.boxes) for f in used)} boxes, "
+            f"{sum(1 for f in used if not f.boxes)} with none, {len(run.frames) - len(used)} unusable "
+            f"(detector {run.detector_id}, min score {run.min_score:g})",
+            markup=False,
+            highlight=False,
+        )
         if coco is not None:
             console.print(f"wrote {coco}", markup=False)
     bad = [f for f in run.frames if f.error]
@@ -94,20 +114,26 @@ def detect(
 def train(
     ctx: typer.Context,
     epochs: int = options.count(8, "--epochs", "Epochs (the one with the best val mAP@0.5 is kept)."),
-    image_size: int = typer.Option(384, "--image-size", help="Frames are resized so their longer side is this "
-                                                             "(a multiple of 32)."),
-    arch: str = typer.Option("fcos", "--arch", help="fcos | retinanet (torchvision heads on an "
-                                                    "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
-                                                    "(COCO-pretrained YOLOX-Nano, weights fetched at first use)."),
+    image_size: int = typer.Option(
+        384, "--image-size", help="Frames are resized so their longer side is this (a multiple of 32)."
+    ),
+    arch: str = typer.Option(
+        "fcos",
+        "--arch",
+        help="fcos | retinanet (torchvision heads on an "
+        "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
+        "(COCO-pretrained YOLOX-Nano, weights fetched at first use).",
+    ),
     device: str = options.DEVICE_TORCH,
-    detector: str = typer.Option(None, "--detector", help="Detector id (folder under models/). Default: "
-                                                          "detector-<arch>-<image-size>."),
+    detector: str = typer.Option(
+        None, "--detector", help="Detector id (folder under models/). Default: detector-<arch>-<image-size>."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the detector's unfinished training."),
-    stop_after: int = typer.Option(None, "--stop-after", min=1, help="Stop after this many epochs of this run "
-                                                                     "(continue later with --resume)."),
+    stop_after: int = typer.Option(
+        None, "--stop-after", min=1, help="Stop after this many epochs of this run (continue later with --resume)."
+    ),
     batch_size: int = options.count(4, "--batch-size", "Frames per step."),
-    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, "
-                                                        "yolox-nano 3e-4)."),
+    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, yolox-nano 3e-4)."),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.
@@ -118,21 +144,37 @@ def train(
 
     Example: oceanid detect train --epochs 8 --image-size 384
     """
-    result = workspace(ctx).detect_train(arch=arch, image_size=image_size, epochs=epochs, device=device,
-                                         detector=detector, resume=resume, max_epochs_now=stop_after,
-                                         progress=not as_json, batch_size=batch_size, lr=lr)
+    result = workspace(ctx).detect_train(
+        arch=arch,
+        image_size=image_size,
+        epochs=epochs,
+        device=device,
+        detector=detector,
+        resume=resume,
+        max_epochs_now=stop_after,
+        progress=not as_json,
+        batch_size=batch_size,
+        lr=lr,
+    )
     for item, reason in result.skipped:
         err_console.print(f"skipped {item}: {reason}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
         print_json(result)
         return
-    best = (f"best epoch {result.best_epoch}, val mAP@0.5 {result.val_map50:.3f}" if result.val_map50 is not None
-            else "no val frames: last epoch kept")
+    best = (
+        f"best epoch {result.best_epoch}, val mAP@0.5 {result.val_map50:.3f}"
+        if result.val_map50 is not None
+        else "no val frames: last epoch kept"
+    )
     state = "done" if result.finished else f"stopped; continue with --resume ({result.epochs_done}/{result.epochs})"
-    console.print(f"detector {result.detector_id}: {result.epochs_done}/{result.epochs} epochs on "
-                  f"{result.train_frames} train frames ({result.boxes} boxes), {result.val_frames} val frames; "
-                  f"{best} ({result.seconds:.0f} s, {state}) -> {result.folder}", markup=False, highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"detector {result.detector_id}: {result.epochs_done}/{result.epochs} epochs on "
+        f"{result.train_frames} train frames ({result.boxes} boxes), {result.val_frames} val frames; "
+        f"{best} ({result.seconds:.0f} s, {state}) -> {result.folder}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("list")
@@ -153,17 +195,21 @@ def list_detectors(ctx: typer.Context, as_json: bool = options.JSON) -> None:
         return
     for r in rows:
         score = f"val mAP@0.5 {r.val_map50:.3f} (epoch {r.best_epoch})" if r.val_map50 is not None else "no val score"
-        console.print(f"{'*' if r.detector_id == current else ' '} {r.detector_id}  {r.arch} {r.image_size} px, "
-                      f"{'?' if r.epochs is None else r.epochs} epochs, {score}, {r.seconds or 0:.0f} s",
-                      markup=False, highlight=False)
+        console.print(
+            f"{'*' if r.detector_id == current else ' '} {r.detector_id}  {r.arch} {r.image_size} px, "
+            f"{'?' if r.epochs is None else r.epochs} epochs, {score}, {r.seconds or 0:.0f} s",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("evaluate")
 @cli_errors
 def evaluate(
     ctx: typer.Context,
-    split: str = typer.Option(None, "--split", help="train | val | test (default: test when there are test "
-                                                    "frames, else val)."),
+    split: str = typer.Option(
+        None, "--split", help="train | val | test (default: test when there are test frames, else val)."
+    ),
     detector: str = DETECTOR,
     device: str = options.QUERY_DEVICE,
     as_json: bool = options.JSON,
@@ -179,6 +225,10 @@ def evaluate(
         print_json(result)
         return
     m = result.metrics
-    console.print(f"detector {result.detector_id} on {m.frames} {result.split} frames ({m.truth_boxes} boxes): "
-                  f"mAP@0.5 {m.map50:.3f}, mAP@0.5:0.95 {m.map:.3f}, recall@0.5 {m.recall50:.3f} "
-                  f"({result.seconds_per_frame:.3f} s/frame)", markup=False, highlight=False)
+    console.print(
+        f"detector {result.detector_id} on {m.frames} {result.split} frames ({m.truth_boxes} boxes): "
+        f"mAP@0.5 {m.map50:.3f}, mAP@0.5:0.95 {m.map:.3f}, recall@0.5 {m.recall50:.3f} "
+        f"({result.seconds_per_frame:.3f} s/frame)",
+        markup=False,
+        highlight=False,
+    )

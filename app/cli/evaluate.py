@@ -40,8 +40,11 @@ def evaluate(
     check_output_folder(report, "--report")  # before the work, not after it
     s = workspace(ctx).evaluate(report, model, map_method, progress=not as_json)
     if s.model_stale:
-        err_console.print(f"warning: model {s.model} is stale ({s.model_stale}): retrain it before trusting "
-                          "these figures", markup=False, soft_wrap=True)
+        err_console.print(
+            f"warning: model {s.model} is stale ({s.model_stale}): retrain it before trusting these figures",
+            markup=False,
+            soft_wrap=True,
+        )
     frames = s.detection
     for name, reason in frames.cascade.skipped if frames is not None else ():
         err_console.print(f"warning: whole-frame figures skip {name}: {reason}", markup=False, soft_wrap=True)
@@ -49,31 +52,46 @@ def evaluate(
         print_json(s)
         return
     c, r = s.classification, s.retrieval
-    console.print(f"classification: top-1 {c.top1:.3f}, top-5 {figure(c.top5)}, F1-macro {c.f1_macro:.3f}",
-                  markup=False)
-    console.print(f"retrieval: R@1 {r.recall_at_1:.3f}, R@5 {r.recall_at_5:.3f}, R@10 {r.recall_at_10:.3f}, "
-                  f"MAP@R {r.map_at_r:.3f}", markup=False)
+    console.print(
+        f"classification: top-1 {c.top1:.3f}, top-5 {figure(c.top5)}, F1-macro {c.f1_macro:.3f}", markup=False
+    )
+    console.print(
+        f"retrieval: R@1 {r.recall_at_1:.3f}, R@5 {r.recall_at_5:.3f}, R@10 {r.recall_at_10:.3f}, "
+        f"MAP@R {r.map_at_r:.3f}",
+        markup=False,
+    )
     for name, o in s.ood.items():
-        console.print(f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr_at_95_tpr:.3f}, AUPR {o.aupr_out:.3f}", markup=False)
+        console.print(
+            f"OOD {name}: AUROC {o.auroc:.3f}, FPR@95 {o.fpr_at_95_tpr:.3f}, AUPR {o.aupr_out:.3f}", markup=False
+        )
     if s.calibration is not None:
-        console.print(f"confidence calibration: temperature {s.calibration.temperature:.4f}, ECE on test "
-                      f"{figure(s.calibration.ece_test)} (uncalibrated {figure(s.calibration.ece_test_uncalibrated)})",
-                      markup=False)
+        console.print(
+            f"confidence calibration: temperature {s.calibration.temperature:.4f}, ECE on test "
+            f"{figure(s.calibration.ece_test)} (uncalibrated {figure(s.calibration.ece_test_uncalibrated)})",
+            markup=False,
+        )
     if s.scorer_choice is not None:
         console.print(f"decision scorer: {s.scorer_choice.scorer} ({s.scorer_choice.source})", markup=False)
     for shots, f in s.few_shot.items():
-        console.print(f"few-shot {shots}-shot: recall {f.recall:.3f}, known top-1 change "
-                      f"{f.known_accuracy_change:+.3f}", markup=False)
+        console.print(
+            f"few-shot {shots}-shot: recall {f.recall:.3f}, known top-1 change {f.known_accuracy_change:+.3f}",
+            markup=False,
+        )
     t = s.taxonomy
     if t is not None:
-        console.print(f"taxonomy (rank threshold {t.rank_threshold:.2f}, {t.threshold_source}): top-1 species "
-                      f"mean distance {t.species_mean_distance:.3f}", markup=False)
+        console.print(
+            f"taxonomy (rank threshold {t.rank_threshold:.2f}, {t.threshold_source}): top-1 species "
+            f"mean distance {t.species_mean_distance:.3f}",
+            markup=False,
+        )
         for name, d in t.decodings.items():
             ranks = ", ".join(f"{r} {figure(v)}" for r, v in d.rank_accuracy.items() if v is not None)
             line = f"  decode {name}: mean distance {d.mean_distance:.3f}; accuracy by rank: {ranks}"
             if d.held_out is not None:
-                line += (f"; held-out flagged new {d.held_out.flagged_new:.3f}, right genus "
-                         f"{figure(d.held_out.genus)}, right family {figure(d.held_out.family)}")
+                line += (
+                    f"; held-out flagged new {d.held_out.flagged_new:.3f}, right genus "
+                    f"{figure(d.held_out.genus)}, right family {figure(d.held_out.family)}"
+                )
             console.print(line, markup=False)
     if frames is not None:
         console.print(detection_line(frames), markup=False, soft_wrap=True)
@@ -88,8 +106,10 @@ def milliseconds(value: float | None) -> str:
 def detection_line(d: DetectionFigures) -> str:
     """One line of the whole-frame figures (``EvaluationSummary.detection``)."""
     c = d.cascade
-    return (f"detector {d.detector_id} on {c.frames} {d.split} frames: mAP@0.5 {c.map50:.3f}, "
-            f"mAP@0.5:0.95 {c.map:.3f}, recall@0.5 {c.recall50:.3f}; found and named {figure(c.found_and_named)} "
-            f"({c.named}/{c.known_organisms}), found and flagged unknown {figure(c.found_and_flagged_unknown)} "
-            f"({c.flagged_unknown}/{c.held_out_organisms}); detect {milliseconds(c.detect_ms_per_frame)}, "
-            f"cascade {milliseconds(c.cascade_ms_per_frame)}")
+    return (
+        f"detector {d.detector_id} on {c.frames} {d.split} frames: mAP@0.5 {c.map50:.3f}, "
+        f"mAP@0.5:0.95 {c.map:.3f}, recall@0.5 {c.recall50:.3f}; found and named {figure(c.found_and_named)} "
+        f"({c.named}/{c.known_organisms}), found and flagged unknown {figure(c.found_and_flagged_unknown)} "
+        f"({c.flagged_unknown}/{c.held_out_organisms}); detect {milliseconds(c.detect_ms_per_frame)}, "
+        f"cascade {milliseconds(c.cascade_ms_per_frame)}"
+    )

@@ -22,9 +22,23 @@ app = typer.Typer()
 
 def streamlit_command(port: int) -> list[str]:
     """The ``streamlit run`` command line for the explorer on 127.0.0.1:``port``."""
-    return [sys.executable, "-m", "streamlit", "run", str(SCRIPT),
-            "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(SCRIPT),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
 
 
 def port_free(port: int) -> bool:
@@ -44,9 +58,13 @@ def app_command(
     ctx: typer.Context,
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port on 127.0.0.1 to serve on."),
     home: Path = options.HOME,
-    device: str = typer.Option("cpu", "--device", help="Where the explorer's encoder runs: cpu | cuda | auto "
-                                                        "(its search always uses the CPU index: FAISS GPU "
-                                                        "indexes are not thread-safe)."),
+    device: str = typer.Option(
+        "cpu",
+        "--device",
+        help="Where the explorer's encoder runs: cpu | cuda | auto "
+        "(its search always uses the CPU index: FAISS GPU "
+        "indexes are not thread-safe).",
+    ),
 ) -> None:
     """Open the explorer: identify an image, browse species, the embedding map, the last
     evaluation, add a species, and the data survey. Serves on 127.0.0.1 until Ctrl-C.
@@ -56,8 +74,9 @@ def app_command(
     resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
     if not port_free(port):
         raise fail(f"port {port} on 127.0.0.1 is in use", "pick another with --port")
-    console.print(f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)",
-                  markup=False, highlight=False)
+    console.print(
+        f"oceanid explorer: http://127.0.0.1:{port}  (home {resolved}; Ctrl-C stops it)", markup=False, highlight=False
+    )
     if device not in ("cpu", "cuda", "auto"):
         raise fail(f"unknown device {device!r}", "use cpu, cuda or auto")
     env = {**os.environ, "OCEANID_HOME": str(resolved), "OCEANID_DEVICE": device}

@@ -10,8 +10,13 @@ from app.cli.common import cli_errors, console, err_console, print_json, workspa
 app = typer.Typer(help="FAISS index generations built from the catalog's vectors.", no_args_is_help=True)
 
 KIND = typer.Option("auto", "--kind", help="auto (flat below 200k vectors, else IVF) | flat | ivf | ivfpq | hnsw")
-SHARDS = typer.Option(1, "--shards", min=1, max=256,
-                      help="Indexes to split the vectors into by id hash, searched in parallel (1: one index).")
+SHARDS = typer.Option(
+    1,
+    "--shards",
+    min=1,
+    max=256,
+    help="Indexes to split the vectors into by id hash, searched in parallel (1: one index).",
+)
 DEVICE = typer.Option("cpu", "--device", help="auto | cpu | cuda (FAISS GPU when installed; never a silent fallback)")
 
 
@@ -24,17 +29,29 @@ def _show(result, as_json: bool) -> None:
         console.print(f"{result.disagreed}: rebuilt from the catalog", markup=False)
     verb = "built" if result.built else "up to date:"
     shards = f" in {m.shards} shards" if m.shards else ""
-    console.print(f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}{shards}, dim {m.dim}, "
-                  f"sha256 {m.sha256[:12]}", markup=False)
+    console.print(
+        f"{m.model_id} {verb} {result.generation}: {m.count} vectors, {m.kind}{shards}, dim {m.dim}, "
+        f"sha256 {m.sha256[:12]}",
+        markup=False,
+    )
     if result.pruned:
-        console.print(f"pruned old generation(s) {', '.join(result.pruned)} (the newest are kept; "
-                      "`oceanid index prune --keep N` sets how many)", markup=False)
+        console.print(
+            f"pruned old generation(s) {', '.join(result.pruned)} (the newest are kept; "
+            "`oceanid index prune --keep N` sets how many)",
+            markup=False,
+        )
 
 
 @app.command("build")
 @cli_errors
-def build(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
-          shards: int = SHARDS, as_json: bool = options.JSON) -> None:
+def build(
+    ctx: typer.Context,
+    model: str = options.MODEL,
+    kind: str = KIND,
+    device: str = DEVICE,
+    shards: int = SHARDS,
+    as_json: bool = options.JSON,
+) -> None:
     """Build an index generation from stored vectors if the live one is missing, stale
     (other vectors than the stored ones) or of another --kind or --shards than asked;
     otherwise write nothing.
@@ -46,8 +63,14 @@ def build(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, devi
 
 @app.command("rebuild")
 @cli_errors
-def rebuild(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, device: str = DEVICE,
-            shards: int = SHARDS, as_json: bool = options.JSON) -> None:
+def rebuild(
+    ctx: typer.Context,
+    model: str = options.MODEL,
+    kind: str = KIND,
+    device: str = DEVICE,
+    shards: int = SHARDS,
+    as_json: bool = options.JSON,
+) -> None:
     """Always write a new generation (no re-embedding), verify it, and swap CURRENT atomically.
 
     Example: oceanid index rebuild --kind hnsw --shards 2
@@ -57,9 +80,12 @@ def rebuild(ctx: typer.Context, model: str = options.MODEL, kind: str = KIND, de
 
 @app.command("verify")
 @cli_errors
-def verify(ctx: typer.Context, model: str = options.MODEL,
-           generation: str = typer.Option(None, "--generation", help="gen-NNNN (default: the live one)."),
-           as_json: bool = options.JSON) -> None:
+def verify(
+    ctx: typer.Context,
+    model: str = options.MODEL,
+    generation: str = typer.Option(None, "--generation", help="gen-NNNN (default: the live one)."),
+    as_json: bool = options.JSON,
+) -> None:
     """Check a generation against its manifest (files, sha256, count, model).
 
     Example: oceanid index verify --generation gen-0001
@@ -74,9 +100,12 @@ def verify(ctx: typer.Context, model: str = options.MODEL,
 
 @app.command("prune")
 @cli_errors
-def prune(ctx: typer.Context, model: str = options.MODEL,
-          keep: int = typer.Option(3, "--keep", min=1, help="Generations to keep (the live one always stays)."),
-          as_json: bool = options.JSON) -> None:
+def prune(
+    ctx: typer.Context,
+    model: str = options.MODEL,
+    keep: int = typer.Option(3, "--keep", min=1, help="Generations to keep (the live one always stays)."),
+    as_json: bool = options.JSON,
+) -> None:
     """Delete old index generations (and leftovers of crashed builds), keeping the newest ones.
 
     Example: oceanid index prune --keep 2
@@ -85,8 +114,9 @@ def prune(ctx: typer.Context, model: str = options.MODEL,
     if as_json:
         print_json(result)
         return
-    console.print(f"{result.model_id}: removed {', '.join(result.removed) or 'nothing'}; live {result.current}",
-                  markup=False)
+    console.print(
+        f"{result.model_id}: removed {', '.join(result.removed) or 'nothing'}; live {result.current}", markup=False
+    )
 
 
 @app.command("rollback")

@@ -15,10 +15,16 @@ app = typer.Typer(help="Bring images and boxes into the catalog (and cut crops).
 SHOW_SKIPPED = 20
 
 
-SHOW_NOTES = typer.Option(False, "--show-notes", help="List every note (duplicate frames, tiny images, renamed "
-                                                      "folders); --json always holds them.")
-SOURCE_NAME = typer.Option(None, "--source-name", help="Name this source (e.g. survey-2024) so that "
-                                                       "`--where source=survey-2024` tells it from others.")
+SHOW_NOTES = typer.Option(
+    False,
+    "--show-notes",
+    help="List every note (duplicate frames, tiny images, renamed folders); --json always holds them.",
+)
+SOURCE_NAME = typer.Option(
+    None,
+    "--source-name",
+    help="Name this source (e.g. survey-2024) so that `--where source=survey-2024` tells it from others.",
+)
 
 
 def show_report(report, as_json: bool, show_notes: bool = False) -> None:
@@ -27,10 +33,14 @@ def show_report(report, as_json: bool, show_notes: bool = False) -> None:
     if as_json:
         print_json(report)
         return
-    print_parts(console, [  # a line breaks between these only, never inside "(N already there)"
-        f"{report.source}: {report.images_added} images added ({report.images_existing} already there),",
-        f"{report.crops_added} crops added ({report.crops_existing} already there),",
-        f"{len(report.skipped)} skipped" + (f", {len(report.notes)} notes" if report.notes else "")])
+    print_parts(
+        console,
+        [  # a line breaks between these only, never inside "(N already there)"
+            f"{report.source}: {report.images_added} images added ({report.images_existing} already there),",
+            f"{report.crops_added} crops added ({report.crops_existing} already there),",
+            f"{len(report.skipped)} skipped" + (f", {len(report.notes)} notes" if report.notes else ""),
+        ],
+    )
     for item, reason in report.skipped[:SHOW_SKIPPED]:
         console.print(f"  skipped {item}: {reason}", markup=False, soft_wrap=True)
     if len(report.skipped) > SHOW_SKIPPED:
@@ -40,14 +50,17 @@ def show_report(report, as_json: bool, show_notes: bool = False) -> None:
         for item, text in report.notes:
             console.print(f"  note {item}: {text}", markup=False, soft_wrap=True)
         if not report.notes and report.earlier_notes:
-            console.print(f"  no new notes; the {len(report.earlier_notes)} of the run that added these images:",
-                          markup=False, soft_wrap=True)
+            console.print(
+                f"  no new notes; the {len(report.earlier_notes)} of the run that added these images:",
+                markup=False,
+                soft_wrap=True,
+            )
             for item, text in report.earlier_notes:
                 console.print(f"  note {item}: {text}", markup=False, soft_wrap=True)
     elif report.notes:
-        console.print(f"  ({len(report.notes)} notes: see them with --show-notes, --json{kept})", markup=False,
-                      soft_wrap=True)
-
+        console.print(
+            f"  ({len(report.notes)} notes: see them with --show-notes, --json{kept})", markup=False, soft_wrap=True
+        )
 
 
 @app.command("synthetic")
@@ -55,8 +68,9 @@ def show_report(report, as_json: bool, show_notes: bool = False) -> None:
 def synthetic(
     ctx: typer.Context,
     species: int = options.count(16, "--species", "Number of species drawn (known + held out)."),
-    holdout: int = options.count(4, "--holdout", "Species flagged as held out (a near sibling and a far body plan "
-                                                 "among them).", minimum=0),
+    holdout: int = options.count(
+        4, "--holdout", "Species flagged as held out (a near sibling and a far body plan among them).", minimum=0
+    ),
     frames: int = options.count(400, "--frames", "Number of frames drawn."),
     seed: int = typer.Option(0, help="Random seed; the same seed draws the same reef."),
     show_notes: bool = SHOW_NOTES,
@@ -75,7 +89,9 @@ def synthetic(
 def coco(
     ctx: typer.Context,
     annotations: Path = typer.Argument(..., help="COCO annotations JSON."),
-    images: Path = typer.Option(None, "--images", help="Folder the file_name entries are relative to (default: the JSON's folder)."),
+    images: Path = typer.Option(
+        None, "--images", help="Folder the file_name entries are relative to (default: the JSON's folder)."
+    ),
     split: str = options.PIN_SPLIT,
     source_name: str = SOURCE_NAME,
     show_notes: bool = SHOW_NOTES,
@@ -119,7 +135,9 @@ def yolo(
 def folders(
     ctx: typer.Context,
     root: Path = typer.Argument(..., help="Folder with one sub-folder of images per class (optional species.csv)."),
-    group_pattern: str = typer.Option(None, "--group-pattern", help="Regex whose first group on the file name keeps near-duplicates together."),
+    group_pattern: str = typer.Option(
+        None, "--group-pattern", help="Regex whose first group on the file name keeps near-duplicates together."
+    ),
     split: str = options.PIN_SPLIT,
     source_name: str = SOURCE_NAME,
     show_notes: bool = SHOW_NOTES,
@@ -130,8 +148,7 @@ def folders(
 
     Example: oceanid ingest folders ../shared/data/fish4knowledge --group-pattern 'fish_(\\d+)_' --source-name f4k
     """
-    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json,
-                                           source_name=source_name)
+    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json, source_name=source_name)
     show_report(report, as_json, show_notes)
 
 
@@ -153,6 +170,7 @@ def fathomnet(
 
     Example: oceanid ingest fathomnet --concept Aurelia --concept "Chrysaora fuscescens" --max-per-concept 200
     """
-    report = workspace(ctx).ingest_fathomnet(list(concept), max_per_concept, workers, min_depth, max_depth,
-                                             progress=not as_json)
+    report = workspace(ctx).ingest_fathomnet(
+        list(concept), max_per_concept, workers, min_depth, max_depth, progress=not as_json
+    )
     show_report(report, as_json, show_notes)

@@ -10,8 +10,14 @@ from app.cli.tables import Column, print_table
 
 app = typer.Typer(invoke_without_command=True)
 
-MODELS_TABLE = (Column("model", 6), Column("backbone", 1, wrap=True, min_width=10), Column("dim", 3, number=True),
-                Column("vectors", 4, number=True), Column("index", 2), Column("status", 5, wrap=True, min_width=10))
+MODELS_TABLE = (
+    Column("model", 6),
+    Column("backbone", 1, wrap=True, min_width=10),
+    Column("dim", 3, number=True),
+    Column("vectors", 4, number=True),
+    Column("index", 2),
+    Column("status", 5, wrap=True, min_width=10),
+)
 
 
 @app.callback()
@@ -31,8 +37,17 @@ def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
     if not infos:
         console.print("no models yet: oceanid train", markup=False)
         return
-    rows = [(m.model_id + (" *" if m.current else ""), m.backbone or "—", str(m.dim), str(m.vectors),
-             m.generation or "—", f"stale: {m.stale}" if m.stale else "ok") for m in infos]
+    rows = [
+        (
+            m.model_id + (" *" if m.current else ""),
+            m.backbone or "—",
+            str(m.dim),
+            str(m.vectors),
+            m.generation or "—",
+            f"stale: {m.stale}" if m.stale else "ok",
+        )
+        for m in infos
+    ]
     print_table(console, MODELS_TABLE, rows)  # the model id is never wrapped: other text wraps first
     console.print("* the model commands use without --model", markup=False)
 
@@ -42,8 +57,12 @@ def models(ctx: typer.Context, as_json: bool = options.JSON) -> None:
 def export(
     ctx: typer.Context,
     model: str = options.MODEL,
-    int8: bool = typer.Option(False, "--int8", help="Also write encoder.int8.onnx (dynamic INT8 quantisation) "
-                                                    "and report its cosine gap; queries keep the FP32 export."),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="Also write encoder.int8.onnx (dynamic INT8 quantisation) "
+        "and report its cosine gap; queries keep the FP32 export.",
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Export a trained encoder to ONNX (encoder.onnx + encoder.json beside its weights), checked
@@ -57,7 +76,10 @@ def export(
         print_json(result)
         return
     verdict = "passed" if result.passed else "FAILED (queries stay on torch)"
-    console.print(f"{result.model_id}: {result.onnx_file} ({result.onnx_bytes / 1e6:.1f} MB), max cosine gap to "
-                  f"torch {result.max_cosine_gap:.1e} over {result.check_crops} crops: {verdict}", markup=False)
+    console.print(
+        f"{result.model_id}: {result.onnx_file} ({result.onnx_bytes / 1e6:.1f} MB), max cosine gap to "
+        f"torch {result.max_cosine_gap:.1e} over {result.check_crops} crops: {verdict}",
+        markup=False,
+    )
     if result.int8_file:
         console.print(f"  {result.int8_file}: max cosine gap {result.int8_max_cosine_gap:.1e}", markup=False)

@@ -20,8 +20,11 @@ def species_add(
     images: list[Path] = typer.Argument(..., help="A few example crops (files or folders)."),
     genus: str = typer.Option(None, "--genus", help="Its genus."),
     family: str = typer.Option(None, "--family", help="Its family."),
-    correct: bool = typer.Option(False, "--correct", help="Let --genus/--family replace what the catalog "
-                                                          "already knows (default: only fill what is missing)."),
+    correct: bool = typer.Option(
+        False,
+        "--correct",
+        help="Let --genus/--family replace what the catalog already knows (default: only fill what is missing).",
+    ),
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
@@ -36,8 +39,9 @@ def species_add(
     if as_json:
         print_json(result)
         return
-    console.print(f"added {result.species} from {result.examples} example(s); index {result.generation} "
-                  "is live", markup=False)
+    console.print(
+        f"added {result.species} from {result.examples} example(s); index {result.generation} is live", markup=False
+    )
     for item, reason in result.skipped:
         console.print(f"  skipped {item}: {reason}", markup=False)
     for warning in result.warnings:
@@ -62,6 +66,6 @@ def species_remove(
     if as_json:
         print_json(result)
         return
-    console.print(f"removed {result.species} ({result.removed_vectors} vectors); index "
-                  f"{result.generation} is live", markup=False)
-
+    console.print(
+        f"removed {result.species} ({result.removed_vectors} vectors); index {result.generation} is live", markup=False
+    )

@@ -41,13 +41,15 @@ def output_width(console: Console) -> int | None:
 
 def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None) -> Table:
     """A table of ``rows`` (cells as rich markup) within ``width`` columns (None: no limit)."""
-    natural = [max([len(c.header)] + [Text.from_markup(row[i]).cell_len for row in rows])
-               for i, c in enumerate(columns)]
+    natural = [
+        max([len(c.header)] + [Text.from_markup(row[i]).cell_len for row in rows]) for i, c in enumerate(columns)
+    ]
     kept = list(range(len(columns)))
 
     def need(keep: list[int]) -> int:
-        return sum(min(natural[i], columns[i].min_width) if columns[i].wrap else natural[i] for i in keep) + \
-            GAP * (len(keep) - 1)
+        return sum(min(natural[i], columns[i].min_width) if columns[i].wrap else natural[i] for i in keep) + GAP * (
+            len(keep) - 1
+        )
 
     if width is not None:
         while need(kept) > width and len(kept) > 1:
@@ -59,14 +61,15 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: i
         order = sorted(wrapping, key=lambda i: -columns[i].priority)  # the most important text first
         for n, i in enumerate(order):
             floor = min(natural[i], columns[i].min_width)
-            later = sum(min(natural[j], columns[j].min_width) for j in order[n + 1:])
+            later = sum(min(natural[j], columns[j].min_width) for j in order[n + 1 :])
             widths[i] = max(floor, min(natural[i], room - later))
             room -= widths[i]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for i in kept:
         c = columns[i]
-        table.add_column(c.header, width=widths[i], no_wrap=not c.wrap, overflow="fold",
-                         justify="right" if c.number else "left")
+        table.add_column(
+            c.header, width=widths[i], no_wrap=not c.wrap, overflow="fold", justify="right" if c.number else "left"
+        )
     for row in rows:
         table.add_row(*(row[i] for i in kept))
     return table

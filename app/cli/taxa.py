@@ -36,8 +36,11 @@ def taxa_show(
 @cli_errors
 def taxa_import(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="A lineage CSV: a 'concept' column (or 'species') and rank columns "
-                                          "(kingdom, phylum, class, order, family, genus, ...)."),
+    path: Path = typer.Argument(
+        ...,
+        help="A lineage CSV: a 'concept' column (or 'species') and rank columns "
+        "(kingdom, phylum, class, order, family, genus, ...).",
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Fill or correct the lineages of concepts already ingested (the file's names win).

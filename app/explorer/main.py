@@ -13,10 +13,17 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:  # `streamlit run` puts only this folder on the path
     sys.path.insert(0, _ROOT)
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
-from app.explorer import (pages_add, pages_data, pages_evaluation, pages_identify,  # noqa: E402
-                          pages_map, pages_species, state)
+from app.explorer import (
+    pages_add,
+    pages_data,
+    pages_evaluation,
+    pages_identify,
+    pages_map,
+    pages_species,
+    state,
+)
 
 PAGES = {
     "Identify": pages_identify.render,
@@ -36,8 +43,9 @@ def main() -> None:
     with state.guard():
         ws = state.workspace()
         status = ws.status()
-        st.sidebar.caption(f"home `{status.home}`  \nmodel `{status.model_id or '—'}` · "
-                           f"index `{status.generation or '—'}`")
+        st.sidebar.caption(
+            f"home `{status.home}`  \nmodel `{status.model_id or '—'}` · index `{status.generation or '—'}`"
+        )
         if status.model_stale:
             st.sidebar.warning(f"model `{status.model_id}` is stale: {status.model_stale}; retrain it")
         if not status.crops:

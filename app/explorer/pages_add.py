@@ -32,12 +32,13 @@ def render(ws, status) -> None:
     if not status.has_index:
         st.warning(status.message)
         return
-    st.caption("A few example images are enough: their embeddings become the species' prototype and join "
-               "the index. Nothing is retrained; Identify recognises the species at once.")
+    st.caption(
+        "A few example images are enough: their embeddings become the species' prototype and join "
+        "the index. Nothing is retrained; Identify recognises the species at once."
+    )
     added = st.session_state.get("added_species")
     if added:
-        st.success(f"Added **{added.species}** from {added.examples} example(s) "
-                   f"(index generation {added.generation}).")
+        st.success(f"Added **{added.species}** from {added.examples} example(s) (index generation {added.generation}).")
         for item, reason in added.skipped:
             st.warning(f"skipped {item}: {reason}")
     examples = _catalog_examples(ws)

@@ -10,8 +10,12 @@ import streamlit as st
 
 from app.explorer.widgets import table as show_table
 
-SECTIONS = (("classification", "Classification"), ("ood", "Out-of-distribution detection"),
-            ("retrieval", "Retrieval"), ("few_shot", "Few-shot: adding species from k examples"))
+SECTIONS = (
+    ("classification", "Classification"),
+    ("ood", "Out-of-distribution detection"),
+    ("retrieval", "Retrieval"),
+    ("few_shot", "Few-shot: adding species from k examples"),
+)
 
 
 def _scalars(data: dict) -> dict:
@@ -78,19 +82,32 @@ def _plots(folder: Path, pattern: str) -> list[Path]:
 def _taxonomy(t) -> None:
     """Answers at rank: both decodings beside the top-1 species, and where held-out species land."""
     st.subheader("Answers at rank (taxonomy)")
-    st.caption(f"rank threshold {t.rank_threshold:.2f} ({t.threshold_source}); taxonomic distance: FathomNet "
-               "2025, 7 ranks, 0 = right label .. 12 = nothing shared (an answer naming nothing counts 12)")
+    st.caption(
+        f"rank threshold {t.rank_threshold:.2f} ({t.threshold_source}); taxonomic distance: FathomNet "
+        "2025, 7 ranks, 0 = right label .. 12 = nothing shared (an answer naming nothing counts 12)"
+    )
     rows = [{"answer": "top-1 species", "mean distance": t.species_mean_distance, **t.species_rank_accuracy}]
-    rows += [{"answer": f"decode {k}", "mean distance": d.mean_distance, **d.rank_accuracy}
-             for k, d in t.decodings.items()]
+    rows += [
+        {"answer": f"decode {k}", "mean distance": d.mean_distance, **d.rank_accuracy} for k, d in t.decodings.items()
+    ]
     show_table(pd.DataFrame(rows), hide_index=True)
-    held = [{"species": name, "decode": k, "crops": p.crops, "flagged new": p.flagged_new, "right genus": p.genus,
-             "right family": p.family}
-            for k, d in t.decodings.items() if d.held_out is not None
-            for name, p in [("all held-out", d.held_out), *d.held_out_species.items()]]
+    held = [
+        {
+            "species": name,
+            "decode": k,
+            "crops": p.crops,
+            "flagged new": p.flagged_new,
+            "right genus": p.genus,
+            "right family": p.family,
+        }
+        for k, d in t.decodings.items()
+        if d.held_out is not None
+        for name, p in [("all held-out", d.held_out), *d.held_out_species.items()]
+    ]
     if held:
-        st.markdown("*held-out species: flagged new at species level, and their answer names their true genus / "
-                    "family*")
+        st.markdown(
+            "*held-out species: flagged new at species level, and their answer names their true genus / family*"
+        )
         show_table(pd.DataFrame(held), hide_index=True)
 
 
@@ -105,16 +122,22 @@ def render(ws, status) -> None:
     counts = report["counts"]
     line = ", ".join(f"{v} {k}" for k, v in counts.items() if isinstance(v, int))
     held = ", ".join(summary.counts.held_out_species) or "none"
-    st.caption(f"made with model `{summary.model}` · index `{summary.generation}` · {line} · "
-               f"held out: {held} · report folder `{folder}`")
+    st.caption(
+        f"made with model `{summary.model}` · index `{summary.generation}` · {line} · "
+        f"held out: {held} · report folder `{folder}`"
+    )
     live = _live(ws)
     stale = live is not None and live != (summary.model, summary.generation)
     if stale:
-        st.warning(f"Stale report: it was made with model `{summary.model}`, index `{summary.generation}`; "
-                   f"Identify now uses model `{live[0]}`, index `{live[1]}`. Run `oceanid evaluate` again.")
+        st.warning(
+            f"Stale report: it was made with model `{summary.model}`, index `{summary.generation}`; "
+            f"Identify now uses model `{live[0]}`, index `{live[1]}`. Run `oceanid evaluate` again."
+        )
     if summary.model_stale:
-        st.warning(f"Model `{summary.model}` was stale when this report was made ({summary.model_stale}): "
-                   "its figures may be inflated. Retrain it and run `oceanid evaluate` again.")
+        st.warning(
+            f"Model `{summary.model}` was stale when this report was made ({summary.model_stale}): "
+            "its figures may be inflated. Retrain it and run `oceanid evaluate` again."
+        )
     if summary.classification.top5 is None:
         st.caption("top-5 accuracy: n/a (5 trained species or fewer)")
     for key, title in SECTIONS:
@@ -129,8 +152,10 @@ def render(ws, status) -> None:
             for png in _plots(folder, "confusion*.png"):
                 st.image(str(png), caption=png.stem.replace("_", " "))
         if key == "ood" and summary.ood_decision_scorer:
-            st.caption(f"`{summary.ood_decision_scorer}` decided \"unknown\" when this report was made"
-                       + (" (the report is stale: Identify may decide otherwise now)" if stale else ""))
+            st.caption(
+                f'`{summary.ood_decision_scorer}` decided "unknown" when this report was made'
+                + (" (the report is stale: Identify may decide otherwise now)" if stale else "")
+            )
         if key == "ood":
             rocs = _plots(folder, "roc*.png")
             cols = st.columns(min(len(rocs), 2)) if rocs else []

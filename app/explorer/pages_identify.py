@@ -58,8 +58,10 @@ def _taxon(result) -> None:
         if t.name is None:
             st.markdown("**New to oceanid**: no rank above species held up on held-out species")
             return
-        st.markdown(f"**New to oceanid; of {t.rank or 'taxon'} {t.name}** (such placements were right "
-                    f"{t.probability:.0%} of the time on held-out species)")
+        st.markdown(
+            f"**New to oceanid; of {t.rank or 'taxon'} {t.name}** (such placements were right "
+            f"{t.probability:.0%} of the time on held-out species)"
+        )
         st.caption(f"lineage: {lineage_text(t.lineage)}")
         return
     if t.name is None:
@@ -74,12 +76,16 @@ def _verdict(result) -> None:
     v = result.verdict
     if result.unknown:
         st.subheader("Unknown")
-        st.caption(f"no known species is close enough: below the `{result.scorer}` threshold"
-                   + (f" (decided in the {result.unknown_by} space)" if result.unknown_by else ""))
+        st.caption(
+            f"no known species is close enough: below the `{result.scorer}` threshold"
+            + (f" (decided in the {result.unknown_by} space)" if result.unknown_by else "")
+        )
     else:
         st.subheader(result.species)
-        st.caption(f"decided by the `{result.scorer}` OOD score against its threshold"
-                   + (f"; named in the {result.named_by} space" if result.named_by else ""))
+        st.caption(
+            f"decided by the `{result.scorer}` OOD score against its threshold"
+            + (f"; named in the {result.named_by} space" if result.named_by else "")
+        )
     if result.warning:
         st.warning(result.warning)
     left, right = st.columns(2)
@@ -87,18 +93,32 @@ def _verdict(result) -> None:
         left.metric(f"closest known: {result.closest} (among known species)", f"{result.probability:.0%}")
     else:
         left.metric(f"probability it is {result.closest} (calibrated)", f"{result.probability:.0%}")
-    right.metric(f"unknown score ({result.scorer}) vs threshold",
-                 f"{v.score:.3f} {'<' if v.unknown else '≥'} {v.threshold:.3f}")
+    right.metric(
+        f"unknown score ({result.scorer}) vs threshold", f"{v.score:.3f} {'<' if v.unknown else '≥'} {v.threshold:.3f}"
+    )
     _taxon(result)
-    st.markdown("**Top species** (probability among the known species, calibrated on validation; "
-                "similarity = cosine to the prototype)")
+    st.markdown(
+        "**Top species** (probability among the known species, calibrated on validation; "
+        "similarity = cosine to the prototype)"
+    )
     cosine = dict(result.top)
-    table(pd.DataFrame([(s, p, cosine.get(s)) for s, p in result.probabilities],
-                       columns=["species", "probability", "similarity"]), hide_index=True)
+    table(
+        pd.DataFrame(
+            [(s, p, cosine.get(s)) for s, p in result.probabilities], columns=["species", "probability", "similarity"]
+        ),
+        hide_index=True,
+    )
     st.markdown("**Out-of-distribution scores** (higher = more like a known species)")
-    rows = [{"scorer": name, "score": o.score, "threshold": o.threshold,
-             "verdict": "unknown" if o.unknown else "known",
-             "decides": "✓" if name == result.scorer else ""} for name, o in result.ood.items()]
+    rows = [
+        {
+            "scorer": name,
+            "score": o.score,
+            "threshold": o.threshold,
+            "verdict": "unknown" if o.unknown else "known",
+            "decides": "✓" if name == result.scorer else "",
+        }
+        for name, o in result.ood.items()
+    ]
     table(pd.DataFrame(rows), hide_index=True)
 
 
@@ -119,8 +139,9 @@ def _frame(ws, k: int, where) -> None:
     """A whole frame: every organism the detector finds, drawn with its label; one chosen shows its answer."""
     from app.workspace import organism_label as label
 
-    upload = st.file_uploader("Drop a whole frame (many organisms): each one is found, then identified",
-                              key="identify_frame")
+    upload = st.file_uploader(
+        "Drop a whole frame (many organisms): each one is found, then identified", key="identify_frame"
+    )
     min_score = st.sidebar.slider("Detector: lowest box score", 0.0, 1.0, 0.3, 0.05, key="identify_min_score")
     if upload is None:
         st.info("Upload a frame from a camera, ROV or imager: the detector finds every organism in it.")
@@ -136,20 +157,29 @@ def _frame(ws, k: int, where) -> None:
         for note in frame.notes:
             st.caption(note)
         image = decode_bytes(data, upload.name)
-        st.image(ws.annotate_frame(image, frame), width="stretch",
-                 caption=f"{upload.name}: {len(frame.organisms)} organisms ({result.boxes_from})")
+        st.image(
+            ws.annotate_frame(image, frame),
+            width="stretch",
+            caption=f"{upload.name}: {len(frame.organisms)} organisms ({result.boxes_from})",
+        )
         if not frame.organisms:
             st.info(f"No organism found above score {min_score:.2f}.")
             return
         choices = list(range(len(frame.organisms)))
-        chosen = st.selectbox("Organism", choices, key="identify_organism",
-                              format_func=lambda i: f"{i + 1}: {label(frame.organisms[i])} "
-                                                    f"(box score {frame.organisms[i].detection_score:.2f})")
+        chosen = st.selectbox(
+            "Organism",
+            choices,
+            key="identify_organism",
+            format_func=lambda i: (
+                f"{i + 1}: {label(frame.organisms[i])} (box score {frame.organisms[i].detection_score:.2f})"
+            ),
+        )
         organism = frame.organisms[min(chosen, len(choices) - 1)]
         crop = ws.cut_box(image, organism.box)
         left, right = st.columns([1, 2])
-        left.image(crop, caption=f"organism {chosen + 1}, box " + " ".join(f"{v:.0f}" for v in organism.box),
-                   width="stretch")
+        left.image(
+            crop, caption=f"organism {chosen + 1}, box " + " ".join(f"{v:.0f}" for v in organism.box), width="stretch"
+        )
         with right:
             _verdict(organism)
     if crop is not None:
@@ -164,8 +194,9 @@ def render(ws, status) -> None:
     where = filter_sidebar(ws.stats())
     k = st.sidebar.slider("Similar crops to show", 1, 24, 8, key="identify_k")
     method = st.sidebar.radio("Answer's taxon", list(DECODINGS), format_func=DECODINGS.get, key="identify_decode")
-    mode = st.radio("Image", [UPLOAD, FRAME, CATALOG], horizontal=True, key="identify_mode",
-                    label_visibility="collapsed")
+    mode = st.radio(
+        "Image", [UPLOAD, FRAME, CATALOG], horizontal=True, key="identify_mode", label_visibility="collapsed"
+    )
     if mode == FRAME:
         _frame(ws, k, where)
         return

@@ -17,10 +17,17 @@ def render(ws, status) -> None:
         st.warning(status.message)
         return
     left, right = st.columns([1, 2])
-    method = left.radio("Projection", ["pca", "umap"], horizontal=True, key="map_method",
-                        format_func=str.upper, help="UMAP keeps neighbourhoods better; PCA is instant.")
-    max_points = right.slider("Crops on the map (a random sample beyond this)", 100, 5000, 1500, step=100,
-                              key="map_points")
+    method = left.radio(
+        "Projection",
+        ["pca", "umap"],
+        horizontal=True,
+        key="map_method",
+        format_func=str.upper,
+        help="UMAP keeps neighbourhoods better; PCA is instant.",
+    )
+    max_points = right.slider(
+        "Crops on the map (a random sample beyond this)", 100, 5000, 1500, step=100, key="map_points"
+    )
     with st.spinner(f"Projecting with {method.upper()}…"):
         frame = state.embedding_frame(ws, method, max_points)
     if frame.empty:
@@ -31,9 +38,11 @@ def render(ws, status) -> None:
         alt.Chart(frame)
         .mark_point(filled=True, size=45, opacity=0.8)
         .encode(
-            x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None),
-            color=alt.Color("species:N", scale=alt.Scale(scheme="tableau20"),
-                            legend=alt.Legend(columns=1, symbolLimit=60)),
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color(
+                "species:N", scale=alt.Scale(scheme="tableau20"), legend=alt.Legend(columns=1, symbolLimit=60)
+            ),
             shape=alt.Shape("status:N", scale=alt.Scale(domain=shapes, range=[SHAPES[s] for s in shapes])),
             tooltip=["species:N", "status:N", "split:N", "image:N"],
         )
@@ -42,7 +51,14 @@ def render(ws, status) -> None:
     )
     st.altair_chart(chart, width="stretch")
     counts = frame["status"].value_counts().to_dict()
-    st.caption(" · ".join(f"{n} {s}" for s, n in counts.items()) + f" crops, {str(frame['projection'].iloc[0]).upper() if 'projection' in frame else method.upper()}"
-               + (" (UMAP needs more points: PCA drawn)" if method == "umap" and 'projection' in frame
-                  and frame['projection'].iloc[0] != "umap" else "") + ". "
-               "Crosses are held-out species, diamonds added ones.")
+    st.caption(
+        " · ".join(f"{n} {s}" for s, n in counts.items())
+        + f" crops, {str(frame['projection'].iloc[0]).upper() if 'projection' in frame else method.upper()}"
+        + (
+            " (UMAP needs more points: PCA drawn)"
+            if method == "umap" and "projection" in frame and frame["projection"].iloc[0] != "umap"
+            else ""
+        )
+        + ". "
+        "Crosses are held-out species, diamonds added ones."
+    )

@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from app.explorer import state
-from app.explorer.widgets import image_row, table as show_table
+from app.explorer.widgets import image_row
+from app.explorer.widgets import table as show_table
 
 STATUS_NOTE = {
     "known": "learned in training",
@@ -21,14 +22,28 @@ def _place(ws, name: str) -> None:
     """The species' lineage and its nearest relatives by taxonomic distance."""
     place = ws.taxa_place(name)
     st.markdown("**Place in the tree**")
-    st.markdown(" › ".join(f"{rank} *{taxon}*" for rank, taxon in place.lineage.items()) or
-                "no lineage known (import one with `oceanid taxa import FILE.csv`)")
+    st.markdown(
+        " › ".join(f"{rank} *{taxon}*" for rank, taxon in place.lineage.items())
+        or "no lineage known (import one with `oceanid taxa import FILE.csv`)"
+    )
     if place.relatives:
-        st.markdown("**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. "
-                    "12 = nothing shared)")
-        show_table(pd.DataFrame([{"relative": r.name, "rank": r.rank, "distance": r.distance,
-                                    "shared": f"{r.shared_rank} {r.shared}" if r.shared else "—"}
-                                   for r in place.relatives]), hide_index=True)
+        st.markdown(
+            "**Nearest relatives** (taxonomic distance: 2 = same genus, 4 = same family, .. 12 = nothing shared)"
+        )
+        show_table(
+            pd.DataFrame(
+                [
+                    {
+                        "relative": r.name,
+                        "rank": r.rank,
+                        "distance": r.distance,
+                        "shared": f"{r.shared_rank} {r.shared}" if r.shared else "—",
+                    }
+                    for r in place.relatives
+                ]
+            ),
+            hide_index=True,
+        )
 
 
 def render(ws, status) -> None:
@@ -40,16 +55,18 @@ def render(ws, status) -> None:
     if not infos:
         st.info("No species yet.")
         return
-    table = pd.DataFrame([{"species": i.name, "genus": i.genus, "family": i.family, "crops": i.count,
-                           "status": i.status} for i in infos])
+    table = pd.DataFrame(
+        [{"species": i.name, "genus": i.genus, "family": i.family, "crops": i.count, "status": i.status} for i in infos]
+    )
     show_table(table, hide_index=True)
     names = [i.name for i in infos]
     chosen = st.selectbox("Look at one species", names, key="species_pick")
     info = infos[names.index(chosen)]
     st.subheader(info.name)
     taxonomy = " · ".join(x for x in (info.genus, info.family) if x)
-    st.caption(f"{taxonomy + ' · ' if taxonomy else ''}{info.count} crops · {info.status}: "
-               f"{STATUS_NOTE.get(info.status, '')}")
+    st.caption(
+        f"{taxonomy + ' · ' if taxonomy else ''}{info.count} crops · {info.status}: {STATUS_NOTE.get(info.status, '')}"
+    )
     _place(ws, info.name)
     st.markdown("**Examples**")
     image_row(info.examples)

@@ -35,18 +35,22 @@ def filter_sidebar(survey, key: str = "filter") -> str | None:
     dates = bar.date_input("Date range", value=(), min_value=date(1900, 1, 1), key=f"{key}_date")
     if isinstance(dates, Sequence) and len(dates) == 2:
         parts.append(f"date={dates[0].isoformat()}..{dates[1].isoformat()}")
-    splits = bar.multiselect("Split", [s for s in survey.per_split if s != "unassigned"] or list(ALL_SPLITS),
-                             key=f"{key}_split")
+    splits = bar.multiselect(
+        "Split", [s for s in survey.per_split if s != "unassigned"] or list(ALL_SPLITS), key=f"{key}_split"
+    )
     if splits:
         parts.append(_in("split", splits))
     sources = bar.multiselect("Source", list(survey.per_source), key=f"{key}_source")
     if sources:
         parts.append(_in("source", sources))
-    extra = bar.text_input("More (filter grammar)", key=f"{key}_extra",
-                           placeholder="genus=Chromis and lat<-10",
-                           help="Same grammar as `oceanid search --where`: and/or, = != < <= > >=, "
-                                "in (a, b), ranges a..b; columns species, genus, family, depth, date, "
-                                "lat, lon, split, source.")
+    extra = bar.text_input(
+        "More (filter grammar)",
+        key=f"{key}_extra",
+        placeholder="genus=Chromis and lat<-10",
+        help="Same grammar as `oceanid search --where`: and/or, = != < <= > >=, "
+        "in (a, b), ranges a..b; columns species, genus, family, depth, date, "
+        "lat, lon, split, source.",
+    )
     if extra.strip():
         parts.append(f"({extra.strip()})")
     where = " and ".join(parts) or None
@@ -89,19 +93,20 @@ def hit_caption(hit, itself: bool = False) -> str:
     """One crop's metadata as a short caption: species, similarity, depth, date, place, source;
     ``itself`` marks the query image itself (an upload already in the catalog)."""
     when = hit.timestamp.date().isoformat() if hasattr(hit.timestamp, "date") else _fmt(hit.timestamp)
-    place = ("—" if hit.latitude is None or hit.longitude is None
-             else f"{hit.latitude:.2f}, {hit.longitude:.2f}")
+    place = "—" if hit.latitude is None or hit.longitude is None else f"{hit.latitude:.2f}, {hit.longitude:.2f}"
     mark = " · ⟲ *this image itself*" if itself else ""
-    return (f"**{hit.species}** · {hit.score:.3f}{mark}  \n"
-            f"{_fmt(hit.depth_m, ' m')} · {when}  \n"
-            f"{place} · {hit.source} · {hit.split or '—'} · #{hit.annotation_id}")
+    return (
+        f"**{hit.species}** · {hit.score:.3f}{mark}  \n"
+        f"{_fmt(hit.depth_m, ' m')} · {when}  \n"
+        f"{place} · {hit.source} · {hit.split or '—'} · #{hit.annotation_id}"
+    )
 
 
 def gallery(hits: Sequence, columns: int = 4, marked: set[int] = frozenset()) -> None:
     """Crops in a grid, each with its metadata caption (``marked`` ids flagged as the query itself)."""
     for start in range(0, len(hits), columns):
         cols = st.columns(columns)
-        for col, hit in zip(cols, hits[start:start + columns]):
+        for col, hit in zip(cols, hits[start : start + columns], strict=False):
             with col:
                 if hit.crop is not None and Path(hit.crop).is_file():
                     st.image(str(hit.crop), width="stretch")
@@ -116,6 +121,6 @@ def image_row(paths: Sequence[Path], captions: Sequence[str] | None = None, colu
         return
     for start in range(0, len(paths), columns):
         cols = st.columns(columns)
-        for n, (col, path) in enumerate(zip(cols, paths[start:start + columns])):
+        for n, (col, path) in enumerate(zip(cols, paths[start : start + columns], strict=False)):
             caption = captions[start + n] if captions else None
             col.image(str(path), caption=caption, width="stretch")

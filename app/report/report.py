@@ -59,7 +59,7 @@ def _map(raw: RawFigures, path: Path, method: str) -> None:
         m = test_l == name
         ax.scatter(xy[: len(test_v)][m, 0], xy[: len(test_v)][m, 1], s=8, color=cmap(i), label=name)
     if len(held_v):
-        ax.scatter(xy[len(test_v):, 0], xy[len(test_v):, 1], s=14, marker="x", color="black", label="held out")
+        ax.scatter(xy[len(test_v) :, 0], xy[len(test_v) :, 1], s=14, marker="x", color="black", label="held out")
     ax.set_title(f"Embedding map ({method.upper()}), test split + held-out species")
     ax.legend(fontsize=6, markerscale=1.5, loc="center left", bbox_to_anchor=(1, 0.5))
     save_figure(fig, path)
@@ -76,23 +76,35 @@ def _taxonomy_markdown(summary: EvaluationSummary) -> list[str]:
         return []
     from index.taxonomy import RANKS
 
-    lines = ["## Answers at rank (taxonomy)", "",
-             f"Rank threshold {t.rank_threshold:.2f} ({t.threshold_source}). Taxonomic distance: FathomNet 2025, "
-             "7 ranks, 0 (right label) .. 12 (nothing shared); an answer naming nothing counts 12.", "",
-             "| answer | mean distance | " + " | ".join(RANKS) + " |", "|---|---|" + "---|" * len(RANKS)]
+    lines = [
+        "## Answers at rank (taxonomy)",
+        "",
+        f"Rank threshold {t.rank_threshold:.2f} ({t.threshold_source}). Taxonomic distance: FathomNet 2025, "
+        "7 ranks, 0 (right label) .. 12 (nothing shared); an answer naming nothing counts 12.",
+        "",
+        "| answer | mean distance | " + " | ".join(RANKS) + " |",
+        "|---|---|" + "---|" * len(RANKS),
+    ]
     rows = [("top-1 species", t.species_mean_distance, t.species_rank_accuracy)]
     rows += [(f"decode {k}", d.mean_distance, d.rank_accuracy) for k, d in t.decodings.items()]
-    lines += [f"| {name} | {dist:.3f} | " + " | ".join(_figure(acc.get(r)) for r in RANKS) + " |"
-              for name, dist, acc in rows]
+    lines += [
+        f"| {name} | {dist:.3f} | " + " | ".join(_figure(acc.get(r)) for r in RANKS) + " |" for name, dist, acc in rows
+    ]
     held = {k: d for k, d in t.decodings.items() if d.held_out is not None}
     if held:
-        lines += ["", "Held-out species: share of their crops flagged new at species level whose answer names "
-                  "their true genus / family.", "", "| species | crops | decode | flagged new | genus | family |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Held-out species: share of their crops flagged new at species level whose answer names "
+            "their true genus / family.",
+            "",
+            "| species | crops | decode | flagged new | genus | family |",
+            "|---|---|---|---|---|---|",
+        ]
         for k, d in held.items():
             for name, p in [("all held-out", d.held_out), *d.held_out_species.items()]:
-                lines.append(f"| {name} | {p.crops} | {k} | {p.flagged_new:.3f} | {_figure(p.genus)} | "
-                             f"{_figure(p.family)} |")
+                lines.append(
+                    f"| {name} | {p.crops} | {k} | {p.flagged_new:.3f} | {_figure(p.genus)} | {_figure(p.family)} |"
+                )
     return lines + [""]
 
 
@@ -102,22 +114,28 @@ def _detection_markdown(summary: EvaluationSummary) -> list[str]:
         return []
     c = d.cascade
     ms = lambda v: "n/a" if v is None else f"{v:.0f} ms"  # noqa: E731
-    lines = [f"## Whole frames: detector `{d.detector_id}` and the cascade ({c.frames} {d.split} frames)", "",
-             "Class-agnostic pycocotools figures over every box the detector keeps; the cascade answers with "
-             f"the boxes scoring >= {c.min_score:g} (found: matched to a ground-truth organism at IoU >= 0.5). "
-             "Known species: trained or added; held out: no prototypes.", "",
-             "| figure | value |", "|---|---|",
-             f"| mAP@0.5 / mAP@0.5:0.95 | {c.map50:.3f} / {c.map:.3f} |",
-             f"| recall@0.5 | {c.recall50:.3f} |",
-             f"| found (cascade boxes) | {c.found} of {c.organisms} |",
-             f"| found and named ({c.known_organisms} known-species organisms) | {_figure(c.found_and_named)} "
-             f"({c.named}; {_figure(c.named_when_found)} of those found) |",
-             f"| found and flagged unknown ({c.held_out_organisms} held-out organisms) | "
-             f"{_figure(c.found_and_flagged_unknown)} ({c.flagged_unknown}) |",
-             f"| boxes answered | {c.detections} |",
-             f"| detect, per frame (median) | {ms(c.detect_ms_per_frame)} |",
-             f"| whole cascade, per frame (median / mean) | {ms(c.cascade_ms_per_frame)} / "
-             f"{ms(c.cascade_ms_per_frame_mean)} |", ""]
+    lines = [
+        f"## Whole frames: detector `{d.detector_id}` and the cascade ({c.frames} {d.split} frames)",
+        "",
+        "Class-agnostic pycocotools figures over every box the detector keeps; the cascade answers with "
+        f"the boxes scoring >= {c.min_score:g} (found: matched to a ground-truth organism at IoU >= 0.5). "
+        "Known species: trained or added; held out: no prototypes.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| mAP@0.5 / mAP@0.5:0.95 | {c.map50:.3f} / {c.map:.3f} |",
+        f"| recall@0.5 | {c.recall50:.3f} |",
+        f"| found (cascade boxes) | {c.found} of {c.organisms} |",
+        f"| found and named ({c.known_organisms} known-species organisms) | {_figure(c.found_and_named)} "
+        f"({c.named}; {_figure(c.named_when_found)} of those found) |",
+        f"| found and flagged unknown ({c.held_out_organisms} held-out organisms) | "
+        f"{_figure(c.found_and_flagged_unknown)} ({c.flagged_unknown}) |",
+        f"| boxes answered | {c.detections} |",
+        f"| detect, per frame (median) | {ms(c.detect_ms_per_frame)} |",
+        f"| whole cascade, per frame (median / mean) | {ms(c.cascade_ms_per_frame)} / "
+        f"{ms(c.cascade_ms_per_frame_mean)} |",
+        "",
+    ]
     if c.skipped:
         lines += [f"Skipped {len(c.skipped)} frame(s) that could not be read:", ""]
         lines += [f"- {name}: {reason}" for name, reason in c.skipped] + [""]
@@ -126,43 +144,74 @@ def _detection_markdown(summary: EvaluationSummary) -> list[str]:
 
 def _markdown(summary: EvaluationSummary) -> str:
     c, r, n = summary.classification, summary.retrieval, summary.counts
-    lines = [f"# oceanid evaluation: {summary.model} ({summary.generation})", "",
-             f"{n.species} species; test crops {n.test}, held-out crops "
-             f"{n.holdout} ({', '.join(n.held_out_species) or 'none'})", "",
-             "## Classification (nearest prototype, test split)", "",
-             f"top-1 **{c.top1:.3f}**, top-5 {_figure(c.top5)}, F1-macro **{c.f1_macro:.3f}**, "
-             f"F1-weighted {c.f1_weighted:.3f}", "", "![confusion](confusion.png)", "",
-             "| species | precision | recall | F1 | support |", "|---|---|---|---|---|"]
-    lines += [f"| {k} | {v.precision:.3f} | {v.recall:.3f} | {v.f1:.3f} | {v.support} |"
-              for k, v in c.per_class.items()]
-    lines += ["", "## Retrieval (leave-one-out on the test split)", "",
-              f"Recall@1 {r.recall_at_1:.3f}, Recall@5 {r.recall_at_5:.3f}, Recall@10 {r.recall_at_10:.3f}, "
-              f"MAP@R {r.map_at_r:.3f}", ""]
+    lines = [
+        f"# oceanid evaluation: {summary.model} ({summary.generation})",
+        "",
+        f"{n.species} species; test crops {n.test}, held-out crops "
+        f"{n.holdout} ({', '.join(n.held_out_species) or 'none'})",
+        "",
+        "## Classification (nearest prototype, test split)",
+        "",
+        f"top-1 **{c.top1:.3f}**, top-5 {_figure(c.top5)}, F1-macro **{c.f1_macro:.3f}**, "
+        f"F1-weighted {c.f1_weighted:.3f}",
+        "",
+        "![confusion](confusion.png)",
+        "",
+        "| species | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v.precision:.3f} | {v.recall:.3f} | {v.f1:.3f} | {v.support} |" for k, v in c.per_class.items()
+    ]
+    lines += [
+        "",
+        "## Retrieval (leave-one-out on the test split)",
+        "",
+        f"Recall@1 {r.recall_at_1:.3f}, Recall@5 {r.recall_at_5:.3f}, Recall@10 {r.recall_at_10:.3f}, "
+        f"MAP@R {r.map_at_r:.3f}",
+        "",
+    ]
     if summary.ood:
-        lines += ["## Unknown-species detection (threshold at 95% TPR on val)", "",
-                  "| scorer | AUROC | FPR@95 | AUPR | known kept | unknown flagged |", "|---|---|---|---|---|---|"]
-        lines += [f"| {k}{' (used)' if k == summary.ood_decision_scorer else ''} | {v.auroc:.3f} | "
-                  f"{v.fpr_at_95_tpr:.3f} | {v.aupr_out:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
-                  for k, v in summary.ood.items()]
+        lines += [
+            "## Unknown-species detection (threshold at 95% TPR on val)",
+            "",
+            "| scorer | AUROC | FPR@95 | AUPR | known kept | unknown flagged |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {k}{' (used)' if k == summary.ood_decision_scorer else ''} | {v.auroc:.3f} | "
+            f"{v.fpr_at_95_tpr:.3f} | {v.aupr_out:.3f} | {v.known_accuracy:.3f} | {v.unknown_accuracy:.3f} |"
+            for k, v in summary.ood.items()
+        ]
         lines += ["", "![roc](roc.png)", ""]
         ch = summary.scorer_choice
         if ch is not None and ch.source == "held-out validation":
-            lines += [f"Decision scorer `{ch.scorer}` chosen on {ch.n_unknown_val} held-out crops (even ids) against "
-                      f"{ch.n_known_val} known validation crops (measured default `{ch.default}`); the table above "
-                      "grades the other held-out crops.", ""]
+            lines += [
+                f"Decision scorer `{ch.scorer}` chosen on {ch.n_unknown_val} held-out crops (even ids) against "
+                f"{ch.n_known_val} known validation crops (measured default `{ch.default}`); the table above "
+                "grades the other held-out crops.",
+                "",
+            ]
         elif ch is not None:
             lines += [f"Decision scorer: the measured default `{ch.scorer}` (no held-out crops to choose on).", ""]
     cal = summary.calibration
     if cal is not None:
-        lines += ["## Confidence calibration (temperature scaling of prototype cosines, fitted on val)", "",
-                  f"Temperature {cal.temperature:.4f}; expected calibration error on test "
-                  f"{_figure(cal.ece_test)} (uncalibrated {_figure(cal.ece_test_uncalibrated)}), on val "
-                  f"{cal.ece_val:.3f}.", ""]
+        lines += [
+            "## Confidence calibration (temperature scaling of prototype cosines, fitted on val)",
+            "",
+            f"Temperature {cal.temperature:.4f}; expected calibration error on test "
+            f"{_figure(cal.ece_test)} (uncalibrated {_figure(cal.ece_test_uncalibrated)}), on val "
+            f"{cal.ece_val:.3f}.",
+            "",
+        ]
     if summary.few_shot:
-        lines += ["## Few-shot: held-out species added without retraining", "",
-                  "| shots | recall of added species | change in known top-1 |", "|---|---|---|"]
-        lines += [f"| {k} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |"
-                  for k, v in summary.few_shot.items()]
+        lines += [
+            "## Few-shot: held-out species added without retraining",
+            "",
+            "| shots | recall of added species | change in known top-1 |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {k} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |" for k, v in summary.few_shot.items()]
         lines.append("")
     lines += _taxonomy_markdown(summary)
     lines += _detection_markdown(summary)
@@ -183,8 +232,11 @@ def _taxonomy_csv(summary: EvaluationSummary, path: Path) -> None:
         rows.append((k, "known test", "mean_distance", "", d.mean_distance))
         rows += [(k, "known test", "accuracy", r, v) for r, v in d.rank_accuracy.items()]
         for name, p in ([("held-out", d.held_out)] if d.held_out else []) + list(d.held_out_species.items()):
-            rows += [(k, name, "flagged_new", "", p.flagged_new), (k, name, "placed", "genus", p.genus),
-                     (k, name, "placed", "family", p.family)]
+            rows += [
+                (k, name, "flagged_new", "", p.flagged_new),
+                (k, name, "placed", "genus", p.genus),
+                (k, name, "placed", "family", p.family),
+            ]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["decode", "crops", "figure", "rank", "value"])

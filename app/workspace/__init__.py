@@ -11,7 +11,7 @@
       identify / search     identify.py (+ index.catalog.lookup)                  -> Identification / CropHit
       species_add/remove    species.py (+ index.ingest, index.catalog.embeddings) -> SpeciesChange
       taxa_*                taxa.py (+ index.catalog.taxa, index.taxonomy)        -> Lineage / TreePlace / TaxaImport
-      annotation_*          annotation_tool.py: Label Studio annotations -> truth crops (+ species add) -> AnnotationChange
+      annotation_*          annotation_tool.py: Label Studio annotations -> truth crops -> AnnotationChange
       evaluate              evaluation.py (+ the whole-frame grading) + app.report -> EvaluationSummary
       identify_frames, detect_*  frames/ (detector, cascade, grading, drawing)     -> CascadeResult / DetectionRun
       status / crops / species_summary / embedding_map   browse.py (the explorer's views)
@@ -30,14 +30,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.workspace import ingesting
+from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.engine_cache import EngineCache
 from app.workspace.frames.detector import DetectorCache
-from app.workspace.results import (BuildResult, DemoResult, DetectionFigures, EvaluationSummary,
-                                   GenerationChange, Identification, IdentificationRecord,
-                                   ModelInfo, SpeciesChange, TaxaImport, TreePlace, VerifyResult)
-from app.workspace.batching import Batcher, Overloaded, embed_items
+from app.workspace.results import (
+    BuildResult,
+    DemoResult,
+    DetectionFigures,
+    EvaluationSummary,
+    GenerationChange,
+    Identification,
+    IdentificationRecord,
+    ModelInfo,
+    SpeciesChange,
+    TaxaImport,
+    TreePlace,
+    VerifyResult,
+)
 from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
+from app.workspace.writer import HomeWriter
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
@@ -47,7 +59,6 @@ from index.errors import EmptyIndex, InvalidInput
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.crops import CropConfig
 from index.records import IngestReport
-from app.workspace.writer import HomeWriter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -57,6 +68,8 @@ if TYPE_CHECKING:
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
     from app.workspace.detection import DetectionRun, DetectorEvaluation, DetectorTraining
     from app.workspace.engine import Engine
+    from app.workspace.frames.cascade import CascadeResult, FrameIdentification
+    from app.workspace.frames.detector import LoadedDetector
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
     from embedder.export import ExportResult
@@ -65,11 +78,34 @@ if TYPE_CHECKING:
     from index.catalog.lookup import CropHit
     from index.taxonomy import Lineage
 
-__all__ = ["BuildResult", "CascadeResult", "DemoResult", "DetectionFigures", "FrameIdentification",
-           "EvaluationSummary", "GenerationChange", "Identification", "IdentificationRecord", "RayConfig",
-           "SpeciesChange", "SplitConfig", "TrainConfig", "VerifyResult", "Workspace", "demo_train_config",
-           "Batcher", "Overloaded", "embed_items", "check_home", "limit_threads", "THREADS_ENV", "threads_for",
-           "usable_cores", "resolve_home", "run_demo"]
+__all__ = [
+    "BuildResult",
+    "CascadeResult",
+    "DemoResult",
+    "DetectionFigures",
+    "FrameIdentification",
+    "EvaluationSummary",
+    "GenerationChange",
+    "Identification",
+    "IdentificationRecord",
+    "RayConfig",
+    "SpeciesChange",
+    "SplitConfig",
+    "TrainConfig",
+    "VerifyResult",
+    "Workspace",
+    "demo_train_config",
+    "Batcher",
+    "Overloaded",
+    "embed_items",
+    "check_home",
+    "limit_threads",
+    "THREADS_ENV",
+    "threads_for",
+    "usable_cores",
+    "resolve_home",
+    "run_demo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +117,14 @@ class Workspace:
     ``busy_timeout``: seconds to retry a catalog locked by another process.
     """
 
-    def __init__(self, home: Path | str | None = None, crop: CropConfig = CropConfig(),
-                 busy_timeout: float = 10.0, device: str = "cpu", gpu_search: bool = True) -> None:
+    def __init__(
+        self,
+        home: Path | str | None = None,
+        crop: CropConfig = CropConfig(),
+        busy_timeout: float = 10.0,
+        device: str = "cpu",
+        gpu_search: bool = True,
+    ) -> None:
         """``device`` (auto | cpu | cuda) is where queries run: the encoder, and with faiss-gpu
         and ``gpu_search`` a GPU copy of the index for unfiltered search (filtered search stays
         on the CPU index; the explorer passes ``gpu_search=False``)."""
@@ -93,8 +135,11 @@ class Workspace:
         self.home: Path = self.paths.root
         self.crop = crop
         self.catalog = Catalog(self.paths.catalog, busy_timeout=busy_timeout)
-        self._engines = EngineCache(lambda model_id: load_engine(self.catalog, self.paths, model_id,
-                                                                 device=self.device, gpu_search=self.gpu_search))
+        self._engines = EngineCache(
+            lambda model_id: load_engine(
+                self.catalog, self.paths, model_id, device=self.device, gpu_search=self.gpu_search
+            )
+        )
         self._spaces: dict[tuple, Any] = {}  # (tuned, general engine keys) -> spaces.TwoSpaces | None (one at a time)
         self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
@@ -115,14 +160,21 @@ class Workspace:
         return self._reads.get("tree", lambda: tree(self.catalog))
 
     # -- ingestion ---------------------------------------------------------------
-    def ingest_synthetic(self, species: int = 16, holdout: int = 4, frames: int = 400, seed: int = 0,
-                         progress: bool = False) -> IngestReport:
+    def ingest_synthetic(
+        self, species: int = 16, holdout: int = 4, frames: int = 400, seed: int = 0, progress: bool = False
+    ) -> IngestReport:
         """Draw the synthetic reef (cached under sources/) and ingest it."""
         plan = ingesting.synthetic_plan(self.paths, species, holdout, frames, seed)
         return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "synthetic", plan, progress)
 
-    def ingest_coco(self, annotations: Path, images: Path | None = None, split: str | None = None,
-                    progress: bool = False, source_name: str | None = None) -> IngestReport:
+    def ingest_coco(
+        self,
+        annotations: Path,
+        images: Path | None = None,
+        split: str | None = None,
+        progress: bool = False,
+        source_name: str | None = None,
+    ) -> IngestReport:
         """Ingest a COCO detection file (boxes become crops); ``split`` pins every crop;
         ``source_name`` names the source (default ``coco``)."""
         plan = ingesting.coco_plan(annotations, images, split, source_name)
@@ -134,19 +186,32 @@ class Workspace:
         plan = ingesting.yolo_plan(data_yaml, source_name)
         return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "yolo", plan, progress, source_name)
 
-    def ingest_folders(self, root: Path, group_pattern: str | None = None, split: str | None = None,
-                       progress: bool = False, source_name: str | None = None) -> IngestReport:
+    def ingest_folders(
+        self,
+        root: Path,
+        group_pattern: str | None = None,
+        split: str | None = None,
+        progress: bool = False,
+        source_name: str | None = None,
+    ) -> IngestReport:
         """Ingest class folders (one per species, every file a crop); ``source_name`` names
         the source (default ``folders``)."""
         plan = ingesting.folders_plan(root, group_pattern, split, source_name)
         return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "folders", plan, progress, source_name)
 
-    def ingest_fathomnet(self, concepts: list[str], max_per_concept: int | None = None, workers: int = 16,
-                         min_depth: float | None = None, max_depth: float | None = None,
-                         progress: bool = False) -> IngestReport:
+    def ingest_fathomnet(
+        self,
+        concepts: list[str],
+        max_per_concept: int | None = None,
+        workers: int = 16,
+        min_depth: float | None = None,
+        max_depth: float | None = None,
+        progress: bool = False,
+    ) -> IngestReport:
         """Find, download (resuming) and ingest FathomNet frames with their boxes."""
-        plan = ingesting.fathomnet_plan(self.catalog, self.paths, concepts, max_per_concept, workers, min_depth,
-                                        max_depth, progress)
+        plan = ingesting.fathomnet_plan(
+            self.catalog, self.paths, concepts, max_per_concept, workers, min_depth, max_depth, progress
+        )
         return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "fathomnet", plan, progress)
 
     # -- exploring and splitting ------------------------------------------------------
@@ -187,8 +252,9 @@ class Workspace:
             raise EmptyIndex("no model trained yet")
         return chosen
 
-    def train(self, config: TrainConfig, model: str | None = None, resume: bool = False,
-              progress: bool = False) -> TrainResult:
+    def train(
+        self, config: TrainConfig, model: str | None = None, resume: bool = False, progress: bool = False
+    ) -> TrainResult:
         """Train an encoder on the train split (model id default: ``<backbone>-<loss>-d<dim>``)."""
         from app.workspace.pipeline import train_model
 
@@ -197,9 +263,16 @@ class Workspace:
             model_id = self.catalog.current_model() or model_id
         return train_model(self.catalog, self.paths, model_id, config, resume=resume, progress=progress)
 
-    def embed(self, model: str | None = None, batch_size: int = 64, device: str = "auto",
-              progress: bool = False, engine: str = "local", ray: RayConfig | None = None,
-              general: bool = False) -> EmbedReport:
+    def embed(
+        self,
+        model: str | None = None,
+        batch_size: int = 64,
+        device: str = "auto",
+        progress: bool = False,
+        engine: str = "local",
+        ray: RayConfig | None = None,
+        general: bool = False,
+    ) -> EmbedReport:
         """Embed every crop that has no vector for the model yet.
 
         ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its
@@ -213,7 +286,6 @@ class Workspace:
             ensure_general_model(self.paths, self.current_model(model))
         if engine == "ray":
             from app.workspace.ray_embed import embed_crops_ray
-
             from app.workspace.spaces import ensure_general_model, wants_general
 
             config = replace(ray or RayConfig(), batch_size=batch_size)
@@ -242,8 +314,15 @@ class Workspace:
             self._engines.clear()
         return written
 
-    def index_build(self, model: str | None = None, kind: str = "auto", device: str = "cpu",
-                    rebuild: bool = True, n_centres: int = 1, shards: int = 1) -> BuildResult:
+    def index_build(
+        self,
+        model: str | None = None,
+        kind: str = "auto",
+        device: str = "cpu",
+        rebuild: bool = True,
+        n_centres: int = 1,
+        shards: int = 1,
+    ) -> BuildResult:
         """Fit the prototypes, then build a new index generation from the stored vectors
         (``shards`` >= 2: that many indexes by id hash, searched in parallel).
 
@@ -251,7 +330,6 @@ class Workspace:
         generation already holds exactly the stored vectors and the prototypes are current.
         """
         from app.workspace.pipeline import build_index
-
         from app.workspace.spaces import build_general
 
         with self._writer:  # built on the catalog as it is once no other writer runs
@@ -303,18 +381,36 @@ class Workspace:
         """The loaded query engine, cached until the live generation or prototypes change."""
         return self._engines.get(self.engine_key(model))
 
-    def identify(self, images: Sequence[ImageInput], k: int = 5, model: str | None = None,
-                 names: Sequence[str] | None = None, progress: bool = False,
-                 decode: str = "probable", vectors: Any = None, neighbours: int = 0) -> list[Identification]:
+    def identify(
+        self,
+        images: Sequence[ImageInput],
+        k: int = 5,
+        model: str | None = None,
+        names: Sequence[str] | None = None,
+        progress: bool = False,
+        decode: str = "probable",
+        vectors: Any = None,
+        neighbours: int = 0,
+    ) -> list[Identification]:
         """Name the species in each image (or ``unknown``), and the deepest confident taxon
         (``decode``: probable | distance); unreadable images get ``error``. ``vectors``: the
         images' embeddings from :meth:`embed_query`, when they are searched with too."""
         from app.workspace.identify import identify
         from index.catalog.lookup import crop_species
 
-        return identify(self.engine(model), list(images), names=names, k=k, progress=progress, tree=self._tree(),
-                        decode_method=decode, vectors=vectors, spaces=self.spaces(model), neighbours=neighbours,
-                        labels=lambda ids: crop_species(self.catalog, ids))
+        return identify(
+            self.engine(model),
+            list(images),
+            names=names,
+            k=k,
+            progress=progress,
+            tree=self._tree(),
+            decode_method=decode,
+            vectors=vectors,
+            spaces=self.spaces(model),
+            neighbours=neighbours,
+            labels=lambda ids: crop_species(self.catalog, ids),
+        )
 
     def spaces(self, model: str | None = None) -> Any:
         """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
@@ -342,10 +438,20 @@ class Workspace:
 
         return resolve_detector(self.catalog, self.paths, detector)[1]
 
-    def identify_frames(self, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
-                        boxes: Path | None = None, min_score: float | None = None, k: int = 5,
-                        model: str | None = None, names: Sequence[str] | None = None, progress: bool = False,
-                        decode: str = "probable", neighbours: int = 0) -> CascadeResult:
+    def identify_frames(
+        self,
+        frames: Sequence[ImageInput] = (),
+        *,
+        detector: str | Path | None = None,
+        boxes: Path | None = None,
+        min_score: float | None = None,
+        k: int = 5,
+        model: str | None = None,
+        names: Sequence[str] | None = None,
+        progress: bool = False,
+        decode: str = "probable",
+        neighbours: int = 0,
+    ) -> CascadeResult:
         """Find every organism in each whole frame and identify it (:mod:`app.workspace.frames.cascade`).
 
         Boxes come from ``boxes`` (a COCO results file; with no ``frames``, the frames are the
@@ -355,8 +461,19 @@ class Workspace:
         """
         from app.workspace.frames.cascade import run_cascade
 
-        return run_cascade(self, frames, detector=detector, boxes=boxes, min_score=min_score, k=k, model=model,
-                           names=names, progress=progress, decode=decode, neighbours=neighbours)
+        return run_cascade(
+            self,
+            frames,
+            detector=detector,
+            boxes=boxes,
+            min_score=min_score,
+            k=k,
+            model=model,
+            names=names,
+            progress=progress,
+            decode=decode,
+            neighbours=neighbours,
+        )
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
         """Write each frame with its organisms' boxes and labels drawn as ``folder/<frame>.png``."""
@@ -383,14 +500,23 @@ class Workspace:
 
         return write_coco(self.engine(model), result, path)
 
-    def save_metadata(self, depth: Any = None, date: Any = None, latitude: Any = None, longitude: Any = None,
-                      source: str | None = None, sidecar: Path | None = None) -> Any:
+    def save_metadata(
+        self,
+        depth: Any = None,
+        date: Any = None,
+        latitude: Any = None,
+        longitude: Any = None,
+        source: str | None = None,
+        sidecar: Path | None = None,
+    ) -> Any:
         """The depth, date, position and source :meth:`save_predicted` gives the frames it saves
         (``app.workspace.frame_metadata``), checked now, before any work. Raises InvalidInput / SourceError."""
         from app.workspace.frame_metadata import SaveMetadata, frame_metadata, read_sidecar
 
-        return SaveMetadata(frame_metadata(depth, date, latitude, longitude, source),
-                            read_sidecar(Path(sidecar)) if sidecar is not None else {})
+        return SaveMetadata(
+            frame_metadata(depth, date, latitude, longitude, source),
+            read_sidecar(Path(sidecar)) if sidecar is not None else {},
+        )
 
     def save_predicted(self, result: CascadeResult, model: str | None = None, metadata: Any = None) -> IngestReport:
         """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded
@@ -429,8 +555,14 @@ class Workspace:
 
         return crop_files(self.catalog, self.home, crop_ids)
 
-    def search(self, query: ImageInput | int | Any, k: int = 10, where: str | None = None,
-               model: str | None = None, space: str | None = None) -> list[CropHit]:
+    def search(
+        self,
+        query: ImageInput | int | Any,
+        k: int = 10,
+        where: str | None = None,
+        model: str | None = None,
+        space: str | None = None,
+    ) -> list[CropHit]:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id
         (its stored vector), inside an optional filter. ``space``: tuned | general | fused (default:
         ``spaces.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
@@ -442,23 +574,47 @@ class Workspace:
         allowed = None
         if where and where.strip():  # a filter's ids are read again only when the catalog changed
             allowed = self._reads.get(("allowed", where), lambda: allowed_ids(self.catalog, where))
-        return search_space(self.engine(model), lambda: self.spaces(model), self.catalog, self.paths, query, k,
-                            where, allowed, space, search)
+        return search_space(
+            self.engine(model),
+            lambda: self.spaces(model),
+            self.catalog,
+            self.paths,
+            query,
+            k,
+            where,
+            allowed,
+            space,
+            search,
+        )
 
-    def species_add(self, name: str, images: Sequence[ImageInput], genus: str | None = None,
-                    family: str | None = None, model: str | None = None, correct: bool = False) -> SpeciesChange:
+    def species_add(
+        self,
+        name: str,
+        images: Sequence[ImageInput],
+        genus: str | None = None,
+        family: str | None = None,
+        model: str | None = None,
+        correct: bool = False,
+    ) -> SpeciesChange:
         """Add a species from a few examples, without retraining; all or nothing. ``genus`` /
         ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
-        from app.workspace.species import add_species
-
         from app.workspace.spaces import add_general
-        from app.workspace.species import remove_species
+        from app.workspace.species import add_species, remove_species
 
         with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
             spaces = self.spaces(model)
             try:
-                change = add_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog,
-                                     self.paths, name, list(images), genus, family, self.crop, correct=correct)
+                change = add_species(
+                    self._engines.get(self.engine_key(model), fresh=True),
+                    self.catalog,
+                    self.paths,
+                    name,
+                    list(images),
+                    genus,
+                    family,
+                    self.crop,
+                    correct=correct,
+                )
             finally:
                 self._engines.clear()
                 self._spaces = {}
@@ -475,17 +631,17 @@ class Workspace:
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add`."""
-        from app.workspace.species import remove_species
-
         from app.workspace.spaces import remove_general
+        from app.workspace.species import remove_species
         from index.catalog.embeddings import support_crops
 
         with self._writer:
             spaces = self.spaces(model)
             doomed = [i for i, _ in support_crops(self.catalog, name)]
             try:
-                change = remove_species(self._engines.get(self.engine_key(model), fresh=True), self.catalog,
-                                        self.paths, name)
+                change = remove_species(
+                    self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name
+                )
             finally:
                 self._engines.clear()
                 self._spaces = {}
@@ -502,8 +658,9 @@ class Workspace:
 
         return tool.store_annotation(self, note, min_examples or tool.MIN_EXAMPLES, model)
 
-    def annotation_forget(self, project: int, annotation: int, min_examples: int | None = None,
-                          model: str | None = None) -> Any:
+    def annotation_forget(
+        self, project: int, annotation: int, min_examples: int | None = None, model: str | None = None
+    ) -> Any:
         """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
@@ -522,15 +679,28 @@ class Workspace:
         return recall(self, items, model)
 
     # -- evaluation ---------------------------------------------------------------------
-    def evaluate(self, report: Path | None = None, model: str | None = None, map_method: str = "pca",
-                 seed: int = 0, progress: bool = False) -> EvaluationSummary:
+    def evaluate(
+        self,
+        report: Path | None = None,
+        model: str | None = None,
+        map_method: str = "pca",
+        seed: int = 0,
+        progress: bool = False,
+    ) -> EvaluationSummary:
         """Evaluate the live model and write the report folder (default reports/latest); when the
         catalog lists a detector, also grade whole frames through the cascade (``detection``)."""
         from app.workspace.evaluation import evaluate_and_report
 
         self.catalog.ensure_schema()  # a home that cannot be written is one line before the work
-        return evaluate_and_report(self.engine(model), self.catalog, self.paths, report, map_method, seed,
-                                   lambda engine: self._evaluate_frames(engine, progress))
+        return evaluate_and_report(
+            self.engine(model),
+            self.catalog,
+            self.paths,
+            report,
+            map_method,
+            seed,
+            lambda engine: self._evaluate_frames(engine, progress),
+        )
 
     def _evaluate_frames(self, engine: Engine, progress: bool = False) -> DetectionFigures | None:
         """The cascade, with the catalog's current detector, on the held-out frames
@@ -564,24 +734,42 @@ class Workspace:
 
         return species_summary(self.catalog, self.engine(model), self.paths)
 
-    def embedding_map(self, method: str = "pca", max_points: int = 3000,
-                      model: str | None = None) -> list[MapPoint]:
+    def embedding_map(self, method: str = "pca", max_points: int = 3000, model: str | None = None) -> list[MapPoint]:
         """The embedded crops in 2-D (PCA or UMAP)."""
         from app.workspace.browse import embedding_map
 
         return embedding_map(self.catalog, self.engine(model), self.paths, method, max_points)
 
     # -- the class-agnostic detector (app.workspace.frames.detector) -------------------
-    def detect_train(self, arch: str = "fcos", image_size: int = 384, epochs: int = 8, device: str = "cpu",
-                     detector: str | None = None, resume: bool = False, max_epochs_now: int | None = None,
-                     progress: bool = False, **options: Any) -> DetectorTraining:
+    def detect_train(
+        self,
+        arch: str = "fcos",
+        image_size: int = 384,
+        epochs: int = 8,
+        device: str = "cpu",
+        detector: str | None = None,
+        resume: bool = False,
+        max_epochs_now: int | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> DetectorTraining:
         """Train a detector on the catalog's frames with boxes (``models/<detector-id>/``, listed in
         the catalog and made current). ``options``: batch_size, lr, fpn_channels, pretrained."""
         from app.workspace.frames.detector import train_detector
 
-        return train_detector(self.catalog, self.paths, arch=arch, image_size=image_size, epochs=epochs,
-                              device=device, detector_id=detector, resume=resume, max_epochs_now=max_epochs_now,
-                              progress=progress, **options)
+        return train_detector(
+            self.catalog,
+            self.paths,
+            arch=arch,
+            image_size=image_size,
+            epochs=epochs,
+            device=device,
+            detector_id=detector,
+            resume=resume,
+            max_epochs_now=max_epochs_now,
+            progress=progress,
+            **options,
+        )
 
     def detectors(self) -> list[DetectorRecord]:
         """The catalog's detectors, oldest first."""
@@ -598,8 +786,13 @@ class Workspace:
         cached while its weights are unchanged. Raises NotFound when the home has none."""
         return self._detectors.get(self.catalog, self.paths, detector, self.device)
 
-    def detect(self, frames: Sequence[Path], names: Sequence[str] | None = None, min_score: float | None = None,
-               detector: str | Path | None = None) -> DetectionRun:
+    def detect(
+        self,
+        frames: Sequence[Path],
+        names: Sequence[str] | None = None,
+        min_score: float | None = None,
+        detector: str | Path | None = None,
+    ) -> DetectionRun:
         """Boxes with scores in each whole frame; unusable frames get a one-line ``error``."""
         from app.workspace.frames.detector import detect_frames
 

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 REBUILD_HINT = "`oceanid index build` rebuilds it from the catalog"
 
 
-def disagreement(generation: str, manifest: Manifest, ids: np.ndarray, content: str,
-                 index_ids: np.ndarray | None = None) -> str | None:
+def disagreement(
+    generation: str, manifest: Manifest, ids: np.ndarray, content: str, index_ids: np.ndarray | None = None
+) -> str | None:
     """One line saying how ``generation`` disagrees with the catalog's vectors (``ids`` (n,)
     int64 and their ``content`` digest), or None when it agrees. ``index_ids``: the ids the
     index itself holds, when it was opened (a manifest whose digest was copied from the

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.errors import BadImage, InvalidInput
+from index.errors import InvalidInput
 from index.imaging import decode_bytes
 from index.ingest.ingest import FULL_FRAME, ingest_records
 from index.ingest.retract import concept_crops, image_boxes, retract_image, source_ids, source_ids_like
@@ -96,10 +96,16 @@ class AnnotationChange:
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source_id": self.source_id, "action": self.action, "crops": self.crops,
-                "generation": self.generation, "species_added": list(self.species_added),
-                "species_removed": list(self.species_removed),
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped], "notes": list(self.notes)}
+        return {
+            "source_id": self.source_id,
+            "action": self.action,
+            "crops": self.crops,
+            "generation": self.generation,
+            "species_added": list(self.species_added),
+            "species_removed": list(self.species_removed),
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+            "notes": list(self.notes),
+        }
 
 
 def _same(stored: list, wanted: list[tuple[str, tuple[float, float, float, float]]]) -> bool:
@@ -126,8 +132,9 @@ def _embed_new(ws: Workspace, model: str | None, ids: np.ndarray) -> None:
     store_embeddings(ws.catalog, engine.model_id, ids[np.asarray(ok, dtype=np.int64)], vectors)
 
 
-def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MIN_EXAMPLES,
-                     model: str | None = None) -> AnnotationChange:
+def store_annotation(
+    ws: Workspace, note: ToolAnnotation, min_examples: int = MIN_EXAMPLES, model: str | None = None
+) -> AnnotationChange:
     """Keep ``note`` as truth crops (source ``label-studio``), searchable at once; add a species
     the model does not know once it has ``min_examples`` crops. Raises BadImage (the image does
     not decode), InvalidInput (no box), EmptyIndex (no model)."""
@@ -147,10 +154,21 @@ def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MI
             path = Path(tmp) / f"task-{note.task}.{_suffix(note.image)}"
             path.write_bytes(note.image)
             group = f"{SOURCE}:project-{note.project}/task-{note.task}"
-            record = ImageRecord(SOURCE, sid, path, url=note.url, boxes=tuple(
-                BoxRecord(c, *(box if b.box is not None else FULL_FRAME), group_key=group,
-                          source_id=f"{sid}#{b.region or n}")
-                for n, (b, (c, box)) in enumerate(zip(note.boxes, wanted, strict=True))))
+            record = ImageRecord(
+                SOURCE,
+                sid,
+                path,
+                url=note.url,
+                boxes=tuple(
+                    BoxRecord(
+                        c,
+                        *(box if b.box is not None else FULL_FRAME),
+                        group_key=group,
+                        source_id=f"{sid}#{b.region or n}",
+                    )
+                    for n, (b, (c, box)) in enumerate(zip(note.boxes, wanted, strict=True))
+                ),
+            )
             report = ingest_records(ws.catalog, ws.home, SOURCE, [record], crop=ws.crop)
         now = image_boxes(ws.catalog, SOURCE, sid) or []
         try:
@@ -163,15 +181,28 @@ def store_annotation(ws: Workspace, note: ToolAnnotation, min_examples: int = MI
         finally:
             ws._engines.clear()
     added = _promote(ws, {c for c, _ in wanted}, min_examples, model)
-    log.info("label-studio: %s %s: %d truth crops, generation %s%s", "replaced" if stored else "stored", sid,
-             len(now), generation, f", species added: {', '.join(added)}" if added else "")
-    return AnnotationChange(sid, "replaced" if stored is not None else "stored", len(now),
-                            ws.engine_key(model)[1], species_added=added,
-                            skipped=tuple(report.skipped), notes=tuple(f"{i}: {t}" for i, t in report.notes))
+    log.info(
+        "label-studio: %s %s: %d truth crops, generation %s%s",
+        "replaced" if stored else "stored",
+        sid,
+        len(now),
+        generation,
+        f", species added: {', '.join(added)}" if added else "",
+    )
+    return AnnotationChange(
+        sid,
+        "replaced" if stored is not None else "stored",
+        len(now),
+        ws.engine_key(model)[1],
+        species_added=added,
+        skipped=tuple(report.skipped),
+        notes=tuple(f"{i}: {t}" for i, t in report.notes),
+    )
 
 
-def forget_annotation(ws: Workspace, project: int, annotation: int, min_examples: int = MIN_EXAMPLES,
-                      model: str | None = None) -> AnnotationChange:
+def forget_annotation(
+    ws: Workspace, project: int, annotation: int, min_examples: int = MIN_EXAMPLES, model: str | None = None
+) -> AnnotationChange:
     """Undo :func:`store_annotation`: its crops, vectors and files go, and a species it helped
     add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``."""
     prefix = annotation_prefix(project, annotation)
@@ -194,8 +225,13 @@ def forget_annotation(ws: Workspace, project: int, annotation: int, min_examples
         if engine.origins.get(concept) == "added" and len(concept_crops(ws.catalog, SOURCE, concept)) < min_examples:
             ws.species_remove(concept, model)
             removed.append(concept)
-    log.info("label-studio: removed %s: %d truth crops, generation %s%s", ", ".join(keys), len(concepts), generation,
-             f", species removed: {', '.join(removed)}" if removed else "")
+    log.info(
+        "label-studio: removed %s: %d truth crops, generation %s%s",
+        ", ".join(keys),
+        len(concepts),
+        generation,
+        f", species removed: {', '.join(removed)}" if removed else "",
+    )
     return AnnotationChange(keys[0], "removed", 0, ws.engine_key(model)[1], species_removed=tuple(removed))
 
 
@@ -229,18 +265,23 @@ def _suffix(data: bytes) -> str:
         return "img"
 
 
-def embed_images(ws: Workspace, images: Sequence[Image.Image], model: str | None = None,
-                 batch_size: int = 64) -> np.ndarray:
+def embed_images(
+    ws: Workspace, images: Sequence[Image.Image], model: str | None = None, batch_size: int = 64
+) -> np.ndarray:
     """Upright RGB images -> ``(n, d) float32`` L2-normalised vectors, ``batch_size`` per forward pass."""
     engine = ws.engine(model)
     images = list(images)
     if not images:
         return np.zeros((0, engine.prototypes.dim), np.float32)
-    return np.concatenate([engine.embed(images[s:s + batch_size]) for s in range(0, len(images), batch_size)])
+    return np.concatenate([engine.embed(images[s : s + batch_size]) for s in range(0, len(images), batch_size)])
 
 
-def recall(ws: Workspace, items: Sequence[Image.Image] | np.ndarray, model: str | None = None,
-           min_similarity: float = RECALL_SIMILARITY) -> list[tuple[str, float] | None]:
+def recall(
+    ws: Workspace,
+    items: Sequence[Image.Image] | np.ndarray,
+    model: str | None = None,
+    min_similarity: float = RECALL_SIMILARITY,
+) -> list[tuple[str, float] | None]:
     """For each image (or each row of ``(n, d)`` vectors), the concept of the nearest crop stored
     from the tool and its cosine when it is at least ``min_similarity`` (a near-duplicate of
     something a person labelled), else None. Images are embedded only when the tool stored crops."""

@@ -57,8 +57,14 @@ class Batcher:
     ``embed``: images -> ``(n, d) float32`` (the engine's encoder); it runs on this batcher's
     one worker thread, a batch at a time."""
 
-    def __init__(self, embed: Callable[[list[Image.Image]], np.ndarray], window_s: float = WINDOW_S,
-                 max_batch: int = MAX_BATCH, max_queue: int = MAX_QUEUE, name: str = "model") -> None:
+    def __init__(
+        self,
+        embed: Callable[[list[Image.Image]], np.ndarray],
+        window_s: float = WINDOW_S,
+        max_batch: int = MAX_BATCH,
+        max_queue: int = MAX_QUEUE,
+        name: str = "model",
+    ) -> None:
         if window_s < 0 or max_batch < 1 or max_queue < 1:
             raise ValueError("window_s >= 0, max_batch >= 1 and max_queue >= 1")
         self.embed_fn, self.window_s, self.max_batch, self.max_queue = embed, window_s, max_batch, max_queue
@@ -148,13 +154,12 @@ class Batcher:
                 continue
             row = 0
             for job in live:
-                job.vectors = np.ascontiguousarray(vectors[row:row + len(job.images)])
+                job.vectors = np.ascontiguousarray(vectors[row : row + len(job.images)])
                 row += len(job.images)
                 job.done.set()
 
 
-def embed_items(batcher: Batcher, items: Sequence, names: Sequence[str], timeout_s: float = TIMEOUT_S
-                ) -> np.ndarray:
+def embed_items(batcher: Batcher, items: Sequence, names: Sequence[str], timeout_s: float = TIMEOUT_S) -> np.ndarray:
     """The ``(n, d)`` vectors of identify's ``items`` (paths, bytes, PIL images) through ``batcher``,
     for :func:`app.workspace.identify.identify`'s ``vectors``: an item that does not decode gets a
     zero row (identify reports it as unreadable and never reads the row)."""

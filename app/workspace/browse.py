@@ -15,11 +15,11 @@ import numpy as np
 from app.workspace.engine import Engine
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import ADDED, crop_rows, load_embeddings
+from index.catalog.stats import counts, species_rows
 from index.errors import OceanidError
 from index.home import Home
-from index.scoring.projection import project_2d
 from index.records import HOLDOUT
-from index.catalog.stats import counts, species_rows
+from index.scoring.projection import project_2d
 
 STATUSES = ("known", "holdout", "added", "excluded")
 
@@ -79,8 +79,7 @@ class SpeciesInfo:
     confusable: list[tuple[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "examples": [str(p) for p in self.examples],
-                "nearest": [str(p) for p in self.nearest]}
+        return {**asdict(self), "examples": [str(p) for p in self.examples], "nearest": [str(p) for p in self.nearest]}
 
 
 @dataclass
@@ -123,22 +122,29 @@ def status(catalog: Catalog, home: Home) -> WorkspaceStatus:
         out.generation = None
     out.has_index = out.generation is not None
     out.model_stale = catalog.model_stale(out.model_id)
-    out.message = "" if out.has_index else (
-        f"Model {out.model_id} has no index yet: run `oceanid embed` and `oceanid index build`.")
+    out.message = (
+        ""
+        if out.has_index
+        else (f"Model {out.model_id} has no index yet: run `oceanid embed` and `oceanid index build`.")
+    )
     if out.model_stale:
         out.message = (out.message + " " if out.message else "") + (
-            f"Model {out.model_id} is stale ({out.model_stale}): retrain it (`oceanid train --model NEW`).")
+            f"Model {out.model_id} is stale ({out.model_stale}): retrain it (`oceanid train --model NEW`)."
+        )
     return out
 
 
 def crops(catalog: Catalog, engine: Engine, home: Home, limit: int = 5000) -> list[CropRef]:
     """Crops that have a vector for the engine's model, by id."""
-    return [CropRef(r.annotation_id, r.concept, r.split, home.resolve(r.crop_path))
-            for r in crop_rows(catalog, embedded_by=engine.model_id, limit=limit)]
+    return [
+        CropRef(r.annotation_id, r.concept, r.split, home.resolve(r.crop_path))
+        for r in crop_rows(catalog, embedded_by=engine.model_id, limit=limit)
+    ]
 
 
-def species_summary(catalog: Catalog, engine: Engine, home: Home, examples: int = 4, nearest: int = 4,
-                    confusable: int = 3) -> list[SpeciesInfo]:
+def species_summary(
+    catalog: Catalog, engine: Engine, home: Home, examples: int = 4, nearest: int = 4, confusable: int = 3
+) -> list[SpeciesInfo]:
     """Every species: taxa, count, status, example crops; for those with prototypes also the
     crops nearest the prototype and the most confusable species."""
     ids, vectors, labels = load_embeddings(catalog, engine.model_id, with_labels=True)
@@ -154,14 +160,24 @@ def species_summary(catalog: Catalog, engine: Engine, home: Home, examples: int 
                 score = (vectors[mine] @ protos.rows_of(row.name).T).max(1)
                 near = [home.resolve(paths[i]) for i in ids[mine][np.argsort(-score)[:nearest]]]
             conf = protos.confusable_with(row.name, confusable)
-        out.append(SpeciesInfo(row.name, row.genus, row.family, row.count,
-                               status_of(row.name, engine.origins, row.held_out),
-                               [home.resolve(p) for p in row.examples], near, conf))
+        out.append(
+            SpeciesInfo(
+                row.name,
+                row.genus,
+                row.family,
+                row.count,
+                status_of(row.name, engine.origins, row.held_out),
+                [home.resolve(p) for p in row.examples],
+                near,
+                conf,
+            )
+        )
     return out
 
 
-def embedding_map(catalog: Catalog, engine: Engine, home: Home, method: str = "pca", max_points: int = 3000,
-                  seed: int = 0) -> list[MapPoint]:
+def embedding_map(
+    catalog: Catalog, engine: Engine, home: Home, method: str = "pca", max_points: int = 3000, seed: int = 0
+) -> list[MapPoint]:
     """2-D coordinates of (a random sample of) the embedded crops, with species, status and split."""
     ids, vectors, labels = load_embeddings(catalog, engine.model_id, with_labels=True)
     if len(ids) > max_points:
@@ -171,9 +187,17 @@ def embedding_map(catalog: Catalog, engine: Engine, home: Home, method: str = "p
     held = {r.concept for r in meta.values() if r.split == HOLDOUT}
     xy, used = project_2d(vectors, method, seed) if len(ids) else (np.zeros((0, 2)), method)
     out = []
-    for (x, y), i, name in zip(xy, ids, labels):
+    for (x, y), i, name in zip(xy, ids, labels, strict=False):
         row = meta.get(int(i))
-        out.append(MapPoint(float(x), float(y), str(name), status_of(str(name), engine.origins, name in held),
-                            row.split if row else None,
-                            home.resolve(row.crop_path) if row and row.crop_path else None, used))
+        out.append(
+            MapPoint(
+                float(x),
+                float(y),
+                str(name),
+                status_of(str(name), engine.origins, name in held),
+                row.split if row else None,
+                home.resolve(row.crop_path) if row and row.crop_path else None,
+                used,
+            )
+        )
     return out

@@ -17,20 +17,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.catalog.catalog import Catalog
 from index.catalog.decisions import Decision, load_decision, prototypes_digest
 from index.catalog.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
+from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
+from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
+from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
+from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
+from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
 from index.scoring.ood_choice import choose_scorer
 from index.scoring.prototypes import Prototypes
-from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
-from index.catalog.taxa import tree
-from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
-from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
 from index.taxonomy import lineage_of, rank_table
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,13 @@ log = logging.getLogger(__name__)
 MIN_CHOICE_CROPS = 30
 
 
-def fit_scorers(prototypes: Prototypes, train: tuple[np.ndarray, np.ndarray],
-                val: tuple[np.ndarray, np.ndarray] | None = None,
-                names: Sequence[str] = tuple(SCORERS),
-                few_shot: Sequence[str] = ()) -> tuple[dict[str, Scorer], dict[str, float]]:
+def fit_scorers(
+    prototypes: Prototypes,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    names: Sequence[str] = tuple(SCORERS),
+    few_shot: Sequence[str] = (),
+) -> tuple[dict[str, Scorer], dict[str, float]]:
     """Fit each OOD scorer on ``train`` (vectors (n, d), labels (n,)) and, when ``val`` is
     given, calibrate its threshold on val crops of species that have prototypes (95% accepted;
     without ``val`` the thresholds dict is empty).
@@ -94,8 +97,13 @@ def trained_only(prototypes: Prototypes, origins: dict[str, str]) -> Prototypes:
     return prototypes
 
 
-def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = None,
-                 version: int | None = None, home: Home | None = None) -> Decision:
+def fit_decision(
+    catalog: Catalog,
+    model_id: str,
+    trained: Prototypes | None = None,
+    version: int | None = None,
+    home: Home | None = None,
+) -> Decision:
     """Choose the decision scorer and fit thresholds and temperature for the model's trained
     prototypes (default: the stored ones). With ``home``, the scorers fitted on the way are
     stored there too (:func:`known_scorers` reads them). Raises EmptyIndex (no prototypes /
@@ -121,36 +129,59 @@ def fit_decision(catalog: Catalog, model_id: str, trained: Prototypes | None = N
     known_val = (val_v[known], val_l[known]) if known.any() else None
     ranks = rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held)
     placing = unknown_rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held)
-    decision = Decision(model_id, prototypes_digest(trained), scorer, thresholds, TPR_TARGET, calibration, choice,
-                        catalog.prototypes_version(model_id) if version is None else version,
-                        rank_threshold=ranks.threshold, rank_choice=ranks, unknown_ranks=placing)
+    decision = Decision(
+        model_id,
+        prototypes_digest(trained),
+        scorer,
+        thresholds,
+        TPR_TARGET,
+        calibration,
+        choice,
+        catalog.prototypes_version(model_id) if version is None else version,
+        rank_threshold=ranks.threshold,
+        rank_choice=ranks,
+        unknown_ranks=placing,
+    )
     if home is not None:
-        save_scorers(scorer_folder(home.root, model_id, "known", decision.prototypes_digest), scorers,
-                     decision.prototypes_digest, decision.prototypes_version)
-    log.info("decided for %s: scorer %s (%s), threshold %.4f, rank threshold %.2f (%s)", model_id, scorer,
-             choice.source if choice else "default, no validation crops", thresholds[scorer], ranks.threshold,
-             ranks.source)
+        save_scorers(
+            scorer_folder(home.root, model_id, "known", decision.prototypes_digest),
+            scorers,
+            decision.prototypes_digest,
+            decision.prototypes_version,
+        )
+    log.info(
+        "decided for %s: scorer %s (%s), threshold %.4f, rank threshold %.2f (%s)",
+        model_id,
+        scorer,
+        choice.source if choice else "default, no validation crops",
+        thresholds[scorer],
+        ranks.threshold,
+        ranks.source,
+    )
     return decision
 
 
-def known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Prototypes,
-                  decision: Decision) -> dict[str, Scorer]:
+def known_scorers(
+    catalog: Catalog, home: Home, model_id: str, trained: Prototypes, decision: Decision
+) -> dict[str, Scorer]:
     """Every OOD scorer fitted on the known species' training crops, read from the store
     (``index.scoring.scorer_store``), where ``index build`` put them (:func:`store_known_scorers`).
 
     Raises:
         EmptyIndex: none are stored for these prototypes (a home from before they were stored).
     """
-    scorers = load_scorers(scorer_folder(home.root, model_id, "known", decision.prototypes_digest), trained,
-                           decision.prototypes_digest)
+    scorers = load_scorers(
+        scorer_folder(home.root, model_id, "known", decision.prototypes_digest), trained, decision.prototypes_digest
+    )
     if scorers is None:
-        raise EmptyIndex(f"model {model_id} has no stored unknown scorers for its prototypes",
-                         hint="run `oceanid index build` (it stores them once; loading only reads)")
+        raise EmptyIndex(
+            f"model {model_id} has no stored unknown scorers for its prototypes",
+            hint="run `oceanid index build` (it stores them once; loading only reads)",
+        )
     return scorers
 
 
-def store_known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Prototypes,
-                        decision: Decision) -> bool:
+def store_known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Prototypes, decision: Decision) -> bool:
     """Fit and store the known species' OOD scorers when none are stored for ``decision``'s
     prototypes (``index build`` calls this). Returns whether they were written."""
     digest = decision.prototypes_digest
@@ -163,8 +194,16 @@ def store_known_scorers(catalog: Catalog, home: Home, model_id: str, trained: Pr
     return True
 
 
-def added_scorer(catalog: Catalog, home: Home, model_id: str, prototypes: Prototypes, origins: dict[str, str],
-                 chosen: str, version: int = 0, decided: str | None = None) -> Scorer | None:
+def added_scorer(
+    catalog: Catalog,
+    home: Home,
+    model_id: str,
+    prototypes: Prototypes,
+    origins: dict[str, str],
+    chosen: str,
+    version: int = 0,
+    decided: str | None = None,
+) -> Scorer | None:
     """The decision scorer ``chosen`` fitted with the added species' support crops (None without
     added species), read from the store where ``species add`` / ``remove`` / ``index build`` put
     it (:func:`store_added_scorer`). One not stored (a ``chosen`` that overrides the stored
@@ -180,8 +219,11 @@ def added_scorer(catalog: Catalog, home: Home, model_id: str, prototypes: Protot
     if stored is not None:
         return stored[chosen]
     if decided is None or chosen == decided:  # a species change in another process is storing it now
-        log.info("model %s: the scorer of its added species is not stored yet; fitted in memory for this "
-                 "engine (`oceanid index build` stores it)", model_id)
+        log.info(
+            "model %s: the scorer of its added species is not stored yet; fitted in memory for this "
+            "engine (`oceanid index build` stores it)",
+            model_id,
+        )
     return _fit_added(catalog, model_id, prototypes, added, chosen)
 
 
@@ -208,13 +250,20 @@ def _fit_added(catalog: Catalog, model_id: str, prototypes: Prototypes, added: l
     _, train_v, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
     _, sup_v, sup_l = load_embeddings(catalog, model_id, (SUPPORT,), with_labels=True)
     options = {"few_shot": tuple(added), "tpr": TPR_TARGET} if chosen == "knn" else {}
-    return make_scorer(chosen, **options).fit(np.concatenate([train_v, sup_v]), np.concatenate([train_l, sup_l]),
-                                              prototypes)
+    return make_scorer(chosen, **options).fit(
+        np.concatenate([train_v, sup_v]), np.concatenate([train_l, sup_l]), prototypes
+    )
 
 
-def rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration | None, scorer: Scorer,
-                threshold: float | None, known: tuple[np.ndarray, np.ndarray] | None,
-                held: tuple[np.ndarray, np.ndarray] | None) -> RankThresholdChoice:
+def rank_choice(
+    catalog: Catalog,
+    trained: Prototypes,
+    calibration: Calibration | None,
+    scorer: Scorer,
+    threshold: float | None,
+    known: tuple[np.ndarray, np.ndarray] | None,
+    held: tuple[np.ndarray, np.ndarray] | None,
+) -> RankThresholdChoice:
     """The rank threshold, chosen on the known validation crops and the held-out crops of the
     scorer choice (``index.metrics.ranks.choose_rank_threshold``): each crop's calibrated species
     probabilities over the trained prototypes, flagged new when the decision ``scorer`` scores
@@ -233,8 +282,14 @@ def rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration 
     return choose_rank_threshold(table, {n: lineage_of(n, lineages) for n in names}, sets[0], sets[1])
 
 
-def unknown_rank_choice(catalog: Catalog, trained: Prototypes, calibration: Calibration | None, scorer: Scorer,
-                        threshold: float | None, held: tuple[np.ndarray, np.ndarray] | None) -> UnknownRanks:
+def unknown_rank_choice(
+    catalog: Catalog,
+    trained: Prototypes,
+    calibration: Calibration | None,
+    scorer: Scorer,
+    threshold: float | None,
+    held: tuple[np.ndarray, np.ndarray] | None,
+) -> UnknownRanks:
     """How often each rank named for a crop judged unknown was right, measured on the held-out
     crops of the scorer choice that the decision ``scorer`` flags under ``threshold``
     (``index.metrics.unknown_ranks``); no such crops: no rank is ever named for an unknown crop."""

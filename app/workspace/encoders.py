@@ -115,15 +115,18 @@ def query_encoder(folder: Path, device: str) -> QueryEncoder:
         except ModelError as exc:
             problem = str(exc)
     if importlib.util.find_spec("torch") is None:
-        raise ModelError(problem or f"no ONNX Runtime encoder for {folder.name} on {device}",
-                         hint="export it where the training stack is installed: `oceanid models export`")
+        raise ModelError(
+            problem or f"no ONNX Runtime encoder for {folder.name} on {device}",
+            hint="export it where the training stack is installed: `oceanid models export`",
+        )
     if problem:
         log.warning("%s: queries run on torch", problem)
     return TorchEncoder(folder, device)
 
 
-def embed_paths(encoder: QueryEncoder, paths: Sequence[Path | str], batch_size: int = 64
-                ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+def embed_paths(
+    encoder: QueryEncoder, paths: Sequence[Path | str], batch_size: int = 64
+) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Embed crop files: ``(vectors (n_ok, d) float32, ok indices, [(path, one-line reason)])``;
     a file that does not decode is listed, never fatal."""
     chunks, ok, failed = [], [], []

@@ -30,25 +30,29 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.workspace.decisions import (MIN_CHOICE_CROPS, added_scorer, choice_rows, fit_calibration,  # noqa: F401
-                                     fit_decision, fit_scorers, known_scorers, trained_only)
+from app.workspace.decisions import (
+    added_scorer,
+    fit_calibration,  # noqa: F401
+    known_scorers,
+    trained_only,
+)
 from index.catalog.catalog import Catalog
 from index.catalog.decisions import Decision, load_decision, prototypes_digest
-from index.catalog.embeddings import ADDED, load_embeddings, load_prototypes, model_record
+from index.catalog.embeddings import ADDED, load_prototypes, model_record
 from index.errors import EmptyIndex, IndexMismatch, NotFound
 from index.home import Home
+from index.records import TRAIN
 from index.scoring.calibration import Calibration
-from index.scoring.ood import DEFAULT_SCORER, TPR_TARGET, Scorer, is_unknown, make_scorer
+from index.scoring.ood import DEFAULT_SCORER, Scorer, is_unknown, make_scorer
 from index.scoring.ood_choice import ScorerChoice
 from index.scoring.prototypes import Prototypes
-from index.records import TRAIN
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from app.workspace.encoders import QueryEncoder
-    from index.vectors.generations import Manifest
     from index.taxonomy import Lineage, RankTable
+    from index.vectors.generations import Manifest
     from index.vectors.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -191,8 +195,9 @@ class Engine:
 
     def unknown(self, scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per scorer, (n,) bool: below its stored threshold (``index.scoring.ood.is_unknown``)."""
-        return {name: np.asarray(is_unknown(s, self.thresholds[name]), dtype=bool).reshape(-1)
-                for name, s in scores.items()}
+        return {
+            name: np.asarray(is_unknown(s, self.thresholds[name]), dtype=bool).reshape(-1) for name, s in scores.items()
+        }
 
     def verdicts(self, vectors: np.ndarray, similarities: np.ndarray | None = None) -> Verdicts:
         """Judge (n, d) vectors (``similarities``: their (n, C) prototype cosines, if computed).
@@ -204,8 +209,11 @@ class Engine:
         sims = self.prototypes.similarities(vectors) if similarities is None else similarities
         names = np.asarray(self.prototypes.names, dtype=object)
         trained = np.asarray([self.origins.get(n) != ADDED for n in self.prototypes.names])
-        nearest_trained = names[trained][sims[:, trained].argmax(axis=1)] if trained.any() else \
-            np.full(len(sims), "unknown", dtype=object)
+        nearest_trained = (
+            names[trained][sims[:, trained].argmax(axis=1)]
+            if trained.any()
+            else np.full(len(sims), "unknown", dtype=object)
+        )
         scores = self.ood(vectors)
         unknown = self.unknown(scores)
         decide = self.scorer
@@ -228,8 +236,10 @@ def decision_for(catalog: Catalog, model_id: str, trained: Prototypes) -> Decisi
     reads). Raises EmptyIndex when none is stored for them."""
     decision = load_decision(catalog, model_id)
     if decision is None or decision.prototypes_digest != prototypes_digest(trained):
-        raise EmptyIndex(f"model {model_id} has no stored decision for its prototypes",
-                         hint="run `oceanid index build` (it decides once; loading only reads)")
+        raise EmptyIndex(
+            f"model {model_id} has no stored decision for its prototypes",
+            hint="run `oceanid index build` (it decides once; loading only reads)",
+        )
     return decision
 
 
@@ -251,8 +261,9 @@ def query_devices(device: str) -> tuple[str, bool]:
     return encoder, gpu_faiss
 
 
-def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu",
-                scorer: str | None = None, gpu_search: bool = True) -> Engine:
+def load_engine(
+    catalog: Catalog, home: Home, model_id: str, device: str = "cpu", scorer: str | None = None, gpu_search: bool = True
+) -> Engine:
     """Load everything a query needs. Raises NotFound / EmptyIndex / IndexMismatch.
 
     ``device`` (auto | cpu | cuda) places the encoder and, with faiss-gpu, a GPU copy of the
@@ -273,7 +284,8 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     if config_hash(folder) != record.config_hash:
         raise IndexMismatch(
             f"model {model_id} on disk differs from the one its vectors were made with",
-            hint="run `oceanid embed` and `oceanid index rebuild`")
+            hint="run `oceanid embed` and `oceanid index rebuild`",
+        )
     generation, manifest = current_manifest(home.root, model_id, record.config_hash, dim=record.dim)
     prototypes, origins = load_prototypes(catalog, model_id)
     trained = trained_only(prototypes, origins)
@@ -283,20 +295,53 @@ def load_engine(catalog: Catalog, home: Home, model_id: str, device: str = "cpu"
     if chosen not in decision.thresholds:
         make_scorer(chosen)  # raises InvalidInput listing the valid names
     added = sorted(name for name, origin in origins.items() if origin == ADDED)
-    with_added = added_scorer(catalog, home, model_id, prototypes, origins, chosen,
-                              catalog.prototypes_version(model_id), decided=decision.scorer) if added else None
-    log.info("engine %s/%s: %d vectors, %d species (%d added), decision scorer %s", model_id, generation,
-             manifest.count, len(prototypes.names), len(added), chosen)
+    with_added = (
+        added_scorer(
+            catalog,
+            home,
+            model_id,
+            prototypes,
+            origins,
+            chosen,
+            catalog.prototypes_version(model_id),
+            decided=decision.scorer,
+        )
+        if added
+        else None
+    )
+    log.info(
+        "engine %s/%s: %d vectors, %d species (%d added), decision scorer %s",
+        model_id,
+        generation,
+        manifest.count,
+        len(prototypes.names),
+        len(added),
+        chosen,
+    )
     encoder_device, gpu_faiss = query_devices(device)
     from app.workspace.encoders import query_encoder
     from index.vectors.generations import load_generation
 
-    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record.config_hash, record.dim,
-                                         device="cpu"))
+    lazy = _Lazy(lambda: load_generation(home.root, model_id, generation, record.config_hash, record.dim, device="cpu"))
     encoder = _Lazy(lambda: query_encoder(folder, encoder_device))
-    return Engine(model_id, encoder, lazy, generation, prototypes, origins, scorers,
-                  dict(decision.thresholds), chosen, encoder_device, gpu_faiss and gpu_search,
-                  decision.calibration, decision.choice, with_added, manifest, decision)
+    return Engine(
+        model_id,
+        encoder,
+        lazy,
+        generation,
+        prototypes,
+        origins,
+        scorers,
+        dict(decision.thresholds),
+        chosen,
+        encoder_device,
+        gpu_faiss and gpu_search,
+        decision.calibration,
+        decision.choice,
+        with_added,
+        manifest,
+        decision,
+    )
 
 
 @dataclass(frozen=True)
@@ -315,5 +360,10 @@ def judge(engine: Engine, vectors: np.ndarray, k: int) -> Judgement:
     the engine's verdicts, each computed once."""
     sims = engine.prototypes.similarities(vectors)
     calibrated = engine.probabilities(sims)
-    return Judgement(sims, engine.prototypes.ranked(sims, k), calibrated, engine.prototypes.ranked(calibrated, k),
-                     engine.verdicts(vectors, sims))
+    return Judgement(
+        sims,
+        engine.prototypes.ranked(sims, k),
+        calibrated,
+        engine.prototypes.ranked(calibrated, k),
+        engine.verdicts(vectors, sims),
+    )

@@ -21,19 +21,29 @@ from pathlib import Path
 import numpy as np
 
 from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
-from app.workspace.results import (Classification, ClassFigures, ConfusablePair, DetectionFigures, EvaluationSummary, FewShot,
-                                   FewShotSpecies, Retrieval, SplitCounts, TaxonomyFigures)
+from app.workspace.results import (
+    ClassFigures,
+    Classification,
+    ConfusablePair,
+    DetectionFigures,
+    EvaluationSummary,
+    FewShot,
+    FewShotSpecies,
+    Retrieval,
+    SplitCounts,
+    TaxonomyFigures,
+)
 from app.workspace.taxon_evaluation import taxonomy_figures
-from index.scoring.calibration import Calibration, calibrated_probabilities
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import TRAINED, crop_rows, group_keys, load_embeddings
+from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
 from index.metrics.classification import classification_metrics, ood_metrics, retrieval_metrics
+from index.records import HOLDOUT, TEST, TRAIN, VAL
+from index.scoring.calibration import Calibration, calibrated_probabilities
 from index.scoring.ood import Scorer
 from index.scoring.prototypes import Prototypes
-from index.records import HOLDOUT, TEST, TRAIN, VAL
-from index.catalog.taxa import tree
 from index.taxonomy import rank_table
 
 log = logging.getLogger(__name__)
@@ -62,8 +72,9 @@ def _accuracy(prototypes: Prototypes, vectors: np.ndarray, labels: np.ndarray) -
     return float((np.asarray(prototypes.names)[prototypes.similarities(vectors).argmax(1)] == labels).mean())
 
 
-def support_and_queries(groups: np.ndarray, rows: np.ndarray, shots: int,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+def support_and_queries(
+    groups: np.ndarray, rows: np.ndarray, shots: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``shots`` support rows from distinct groups (one each) and the rows of every other
     group as queries; None when the rows span fewer than ``shots + 1`` groups."""
     distinct = np.unique(groups[rows])
@@ -74,8 +85,12 @@ def support_and_queries(groups: np.ndarray, rows: np.ndarray, shots: int,
     return pick, rows[~np.isin(groups[rows], chosen)]
 
 
-def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray, np.ndarray],
-              test: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> dict[int, FewShot]:
+def _few_shot(
+    base: Prototypes,
+    held: tuple[np.ndarray, np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+) -> dict[int, FewShot]:
     """``held``: (vectors, labels, group keys) of the held-out crops."""
     test_v, test_l = test
     before = _accuracy(base, test_v, test_l)
@@ -95,7 +110,9 @@ def _few_shot(base: Prototypes, held: tuple[np.ndarray, np.ndarray, np.ndarray],
             out[shots] = FewShot(
                 recall=float(np.mean([v.recall for v in per_species.values()])),
                 known_accuracy_change=float(np.mean([v.known_accuracy_change for v in per_species.values()])),
-                known_accuracy_before=before, species=per_species)
+                known_accuracy_before=before,
+                species=per_species,
+            )
     return out
 
 
@@ -104,9 +121,16 @@ def confusable_pairs(prototypes: Prototypes, top: int = 10) -> list[ConfusablePa
     return [ConfusablePair(a, b, s) for a, b, s in prototypes.confusable_pairs(top)]
 
 
-def _taxonomy(engine: Engine, catalog: Catalog, base: Prototypes, calibration: Calibration | None, scorer: Scorer,
-              threshold: float, test: tuple[np.ndarray, np.ndarray],
-              held: tuple[np.ndarray, np.ndarray]) -> TaxonomyFigures:
+def _taxonomy(
+    engine: Engine,
+    catalog: Catalog,
+    base: Prototypes,
+    calibration: Calibration | None,
+    scorer: Scorer,
+    threshold: float,
+    test: tuple[np.ndarray, np.ndarray],
+    held: tuple[np.ndarray, np.ndarray],
+) -> TaxonomyFigures:
     """Both decodings of the calibrated answers over the trained prototypes (the held-out crops
     graded are those the decision scorer was not chosen on)."""
     lineages = tree(catalog)
@@ -118,9 +142,16 @@ def _taxonomy(engine: Engine, catalog: Catalog, base: Prototypes, calibration: C
 
     choice = engine.decision.rank_choice if engine.decision is not None else None
     cosines = (base.similarities(test[0]), base.similarities(held[0]) if len(held[0]) else None)
-    return taxonomy_figures(rank_table(base.names, lineages), lineages, engine.rank_threshold,
-                            choice.source if choice is not None else "default", prepared(*test),
-                            prepared(*held) if len(held[0]) else None, engine.unknown_ranks, cosines)
+    return taxonomy_figures(
+        rank_table(base.names, lineages),
+        lineages,
+        engine.rank_threshold,
+        choice.source if choice is not None else "default",
+        prepared(*test),
+        prepared(*held) if len(held[0]) else None,
+        engine.unknown_ranks,
+        cosines,
+    )
 
 
 def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[EvaluationSummary, RawFigures]:
@@ -140,30 +171,56 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     cls = classification_metrics(test_l, base.similarities(test_v), base.names)
     r = retrieval_metrics(test_v, test_l)
     summary = EvaluationSummary(
-        model=model_id, generation=engine.generation,
-        counts=SplitCounts(int(len(train_v)), int(len(val_v)), int(len(test_v)), int(len(held_v)), len(trained),
-                           sorted(set(held_l.tolist()))),
+        model=model_id,
+        generation=engine.generation,
+        counts=SplitCounts(
+            int(len(train_v)),
+            int(len(val_v)),
+            int(len(test_v)),
+            int(len(held_v)),
+            len(trained),
+            sorted(set(held_l.tolist())),
+        ),
         classification=Classification(
-            top1=cls.top1, top5=cls.top5, f1_macro=cls.macro["f1"], f1_weighted=cls.weighted["f1"],
-            precision_macro=cls.macro["precision"], recall_macro=cls.macro["recall"],
-            per_class={c: ClassFigures(p, rc, f, s)
-                       for c, p, rc, f, s in zip(cls.classes, cls.precision, cls.recall, cls.f1, cls.support)}),
+            top1=cls.top1,
+            top5=cls.top5,
+            f1_macro=cls.macro["f1"],
+            f1_weighted=cls.weighted["f1"],
+            precision_macro=cls.macro["precision"],
+            recall_macro=cls.macro["recall"],
+            per_class={
+                c: ClassFigures(p, rc, f, s)
+                for c, p, rc, f, s in zip(cls.classes, cls.precision, cls.recall, cls.f1, cls.support, strict=False)
+            },
+        ),
         retrieval=Retrieval(r.recall[1], r.recall[5], r.recall[10], r.map_at_r, r.queries),
         confusable=confusable_pairs(base),
     )
     calibration = fit_calibration(base, (val_v, val_l.astype(str)))
     if calibration is not None:
         index = {n: i for i, n in enumerate(base.names)}
-        summary.calibration = calibration.evaluated(base.similarities(test_v),
-                                                    np.asarray([index[n] for n in test_l], dtype=np.int64))
+        summary.calibration = calibration.evaluated(
+            base.similarities(test_v), np.asarray([index[n] for n in test_l], dtype=np.int64)
+        )
     summary.scorer_choice = engine.choice
     raw = RawFigures(np.asarray(cls.confusion), cls.classes, (test_v, test_l), (held_v, held_l))
     # Unknown detection is graded on the held-out crops the decision scorer was not chosen on.
-    graded = ~choice_rows(group_keys(catalog, held_ids)) if engine.choice is not None and engine.choice.n_unknown_val else \
-        np.ones(len(held_v), dtype=bool)
+    graded = (
+        ~choice_rows(group_keys(catalog, held_ids))
+        if engine.choice is not None and engine.choice.n_unknown_val
+        else np.ones(len(held_v), dtype=bool)
+    )
     scorers, thresholds = fit_scorers(base, (train_v, train_l), (val_v, val_l))
-    summary.taxonomy = _taxonomy(engine, catalog, base, calibration, scorers[engine.scorer],
-                                 thresholds[engine.scorer], (test_v, test_l), (held_v[graded], held_l[graded]))
+    summary.taxonomy = _taxonomy(
+        engine,
+        catalog,
+        base,
+        calibration,
+        scorers[engine.scorer],
+        thresholds[engine.scorer],
+        (test_v, test_l),
+        (held_v[graded], held_l[graded]),
+    )
     if graded.any():
         for name, scorer in scorers.items():
             s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
@@ -177,8 +234,15 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     return summary, raw
 
 
-def evaluate_and_report(engine: Engine, catalog: Catalog, home: Home, report: Path | None, map_method: str,
-                        seed: int, frames: Callable[[Engine], DetectionFigures | None]) -> EvaluationSummary:
+def evaluate_and_report(
+    engine: Engine,
+    catalog: Catalog,
+    home: Home,
+    report: Path | None,
+    map_method: str,
+    seed: int,
+    frames: Callable[[Engine], DetectionFigures | None],
+) -> EvaluationSummary:
     """Evaluate ``engine`` (after checking no test crop trained it), grade whole frames with
     ``frames`` (None when the home has no detector), write the report folder (default
     reports/latest) and remember it as the last report."""

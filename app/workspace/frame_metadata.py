@@ -24,8 +24,13 @@ from index.ingest.ingest import check_source_name
 
 DEFAULT_SOURCE = "predicted"  # the source of saved frames when none is given
 FILE_COLUMNS = ("file", "file_name", "image", "frame", "name")
-ALIASES = {"depth_m": ("depth_m", "depth"), "date": ("date", "timestamp", "datetime"),
-           "latitude": ("latitude", "lat"), "longitude": ("longitude", "lon", "lng"), "source": ("source",)}
+ALIASES = {
+    "depth_m": ("depth_m", "depth"),
+    "date": ("date", "timestamp", "datetime"),
+    "latitude": ("latitude", "lat"),
+    "longitude": ("longitude", "lon", "lng"),
+    "source": ("source",),
+}
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,14 @@ def _date(text: Any, what: str = "date") -> datetime | None:
         raise InvalidInput(f"{what} must be an ISO date (2024-05-01, 2024-05-01T10:30), not {text!r}") from None
 
 
-def frame_metadata(depth: Any = None, date: Any = None, latitude: Any = None, longitude: Any = None,
-                   source: str | None = None, where: str = "") -> FrameMetadata:
+def frame_metadata(
+    depth: Any = None,
+    date: Any = None,
+    latitude: Any = None,
+    longitude: Any = None,
+    source: str | None = None,
+    where: str = "",
+) -> FrameMetadata:
     """Checked metadata (``where`` names the row in messages). Raises InvalidInput: depth outside
     0..11000 m, latitude outside -90..90, longitude outside -180..180, a date that is not ISO, a
     source name :func:`index.ingest.ingest.check_source_name` refuses, or one of lat / lon alone."""
@@ -130,8 +141,11 @@ def read_sidecar(path: Path) -> dict[str, FrameMetadata]:
             continue
         if name in out:
             raise InvalidInput(f"{path} line {n}: {name} is listed twice")
-        cell = {key: next((row[a] for a in aliases if row.get(a) not in (None, "")), None)
-                for key, aliases in ALIASES.items()}
-        out[name] = frame_metadata(cell["depth_m"], cell["date"], cell["latitude"], cell["longitude"],
-                                   cell["source"], where=f"{path} line {n}")
+        cell = {
+            key: next((row[a] for a in aliases if row.get(a) not in (None, "")), None)
+            for key, aliases in ALIASES.items()
+        }
+        out[name] = frame_metadata(
+            cell["depth_m"], cell["date"], cell["latitude"], cell["longitude"], cell["source"], where=f"{path} line {n}"
+        )
     return out

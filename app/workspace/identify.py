@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,10 +20,10 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.results import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
+from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
-from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.metrics.unknown_ranks import answer_taxa
 from index.taxonomy import decode as decode_taxa
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ImageInput = Union[Path, str, bytes, Image.Image]
+ImageInput = Path | str | bytes | Image.Image
 BATCH = 64  # images embedded per forward pass
 
 
@@ -55,8 +55,9 @@ Labeller = Callable[[Sequence[int]], dict[int, str]]
 NEIGHBOURS = 3  # nearest catalog crops listed with each answer by default (0: none, the index is not read)
 
 
-def nearest_crops(engine: Engine, vectors: np.ndarray, k: int,
-                  labels: Labeller | None = None) -> list[tuple[Neighbour, ...]]:
+def nearest_crops(
+    engine: Engine, vectors: np.ndarray, k: int, labels: Labeller | None = None
+) -> list[tuple[Neighbour, ...]]:
     """For each of ``vectors`` (n, d) float32, its ``k`` nearest catalog crops in the live index,
     with their labels (``labels``), best first."""
     hits = engine.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
@@ -64,11 +65,21 @@ def nearest_crops(engine: Engine, vectors: np.ndarray, k: int,
     return [tuple(Neighbour(int(h.id), float(h.score), species.get(int(h.id))) for h in row) for row in hits]
 
 
-def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] | None = None, k: int = 5,
-             batch_size: int | None = None, progress: bool = False, tree: dict | None = None,
-             decode_method: str = "probable", rank_threshold: float | None = None,
-             vectors: np.ndarray | None = None, neighbours: int = 0, labels: Labeller | None = None,
-             spaces: TwoSpaces | None = None) -> list[Identification]:
+def identify(
+    engine: Engine,
+    items: Sequence[ImageInput],
+    names: Sequence[str] | None = None,
+    k: int = 5,
+    batch_size: int | None = None,
+    progress: bool = False,
+    tree: dict | None = None,
+    decode_method: str = "probable",
+    rank_threshold: float | None = None,
+    vectors: np.ndarray | None = None,
+    neighbours: int = 0,
+    labels: Labeller | None = None,
+    spaces: TwoSpaces | None = None,
+) -> list[Identification]:
     """Top-k species, every OOD verdict and (with ``tree``) the deepest confident taxon for each
     image; unreadable ones get ``error``.
 
@@ -118,16 +129,26 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
 
     finished = 0  # items before this index are answered (or failed): what an interrupt keeps
     try:
-        for (images, where), start in zip(tqdm(_prefetched(load, starts), total=len(starts), desc="identify",
-                                               unit="batch", disable=not progress or len(starts) <= 1), starts):
+        for (images, where), start in zip(
+            tqdm(
+                _prefetched(load, starts),
+                total=len(starts),
+                desc="identify",
+                unit="batch",
+                disable=not progress or len(starts) <= 1,
+            ),
+            starts,
+            strict=False,
+        ):
             if not images:
                 finished = min(start + batch_size, len(items))
                 continue
             if spaces is not None:
                 batch, general = spaces.embed(images)
             else:
-                batch = engine.embed(images) if vectors is None else \
-                    np.ascontiguousarray(vectors[where], dtype=np.float32)
+                batch = (
+                    engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
+                )
             judged = judge(engine, batch, k)
             verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
             by = None if spaces is None else spaces.verdicts(batch, general)
@@ -135,25 +156,44 @@ def identify(engine: Engine, items: Sequence[ImageInput], names: Sequence[str] |
                 tops = engine.prototypes.ranked(by.similarities, k)
                 verdicts = by.verdicts
             scores, unknown = verdicts.scores, verdicts.unknown
-            answers = None if table is None else answer_taxa(
-                table, judged.probabilities, judged.similarities,
-                decode_taxa(table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]),
-                unknown[engine.scorer], engine.unknown_ranks)
+            answers = (
+                None
+                if table is None
+                else answer_taxa(
+                    table,
+                    judged.probabilities,
+                    judged.similarities,
+                    decode_taxa(
+                        table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]
+                    ),
+                    unknown[engine.scorer],
+                    engine.unknown_ranks,
+                )
+            )
             near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
             for row, n in enumerate(where):
-                verdict = {s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                           for s, v in scores.items()}
+                verdict = {
+                    s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
+                    for s, v in scores.items()
+                }
                 image = images[row]
                 named = str(verdicts.species[row])
                 out[n] = Identification.answered(
-                    names[n], tops[row], probs[row], verdict, engine.scorer,
+                    names[n],
+                    tops[row],
+                    probs[row],
+                    verdict,
+                    engine.scorer,
                     named=None if named == "unknown" else named,
                     warning=tiny_image_warning(image.width, image.height),
-                    source=input_source(items[n]), box=(0, 0, image.width, image.height),
+                    source=input_source(items[n]),
+                    box=(0, 0, image.width, image.height),
                     taxon=answers[row] if answers is not None else None,
                     named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
                     unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
-                    neighbours=near[row] if near is not None else (), **trace)
+                    neighbours=near[row] if near is not None else (),
+                    **trace,
+                )
             finished = min(start + batch_size, len(items))
     except KeyboardInterrupt:
         raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None
@@ -186,8 +226,15 @@ def embed_query(engine: Engine, item: ImageInput, name: str = "query") -> np.nda
     return engine.embed([decode(item, name)])
 
 
-def search(engine: Engine, catalog: Catalog, home: Path, query: ImageInput | int | np.ndarray, k: int = 10,
-           where: str | None = None, allowed: np.ndarray | None = None) -> list[CropHit]:
+def search(
+    engine: Engine,
+    catalog: Catalog,
+    home: Path,
+    query: ImageInput | int | np.ndarray,
+    k: int = 10,
+    where: str | None = None,
+    allowed: np.ndarray | None = None,
+) -> list[CropHit]:
     """The k nearest crops to an image, its (1, d) embedding (:func:`embed_query`) or a catalog
     crop id, inside an optional filter.
 

@@ -12,16 +12,32 @@ from index.catalog.catalog import Catalog
 from index.catalog.embeddings import content_digest, list_models, load_embeddings, model_record
 from index.errors import EmptyIndex, IndexMismatch
 from index.home import Home
-from index.vectors.generations import (DEFAULT_KEEP, current_generation, current_manifest, model_dir, prune,
-                                       rollback, verify)
+from index.vectors.generations import (
+    DEFAULT_KEEP,
+    current_generation,
+    current_manifest,
+    model_dir,
+    prune,
+    rollback,
+    verify,
+)
 
 
 def models(catalog: Catalog, home: Home) -> list[ModelInfo]:
     """Every model of the catalog, with its live generation and its stale mark."""
     current = catalog.current_model()
-    return [ModelInfo(m.model_id, m.backbone, m.dim, m.vectors, m.model_id == current,
-                      current_generation(home.root, m.model_id), catalog.model_stale(m.model_id))
-            for m in list_models(catalog)]
+    return [
+        ModelInfo(
+            m.model_id,
+            m.backbone,
+            m.dim,
+            m.vectors,
+            m.model_id == current,
+            current_generation(home.root, m.model_id),
+            catalog.model_stale(m.model_id),
+        )
+        for m in list_models(catalog)
+    ]
 
 
 def verify_generation(catalog: Catalog, home: Home, model_id: str, generation: str | None = None) -> VerifyResult:
@@ -45,8 +61,10 @@ def verify_generation(catalog: Catalog, home: Home, model_id: str, generation: s
             have = sorted(p.name for p in folder.glob("gen-*") if p.is_dir())
             exc.hint = f"{model_id} has {', '.join(have[-5:]) or 'no generation'} (live: {live or 'none'})"
         elif name != live:
-            exc.hint = (f"{name} is not the live generation ({live or 'none'}), so no answer uses it; "
-                        "`oceanid index prune` deletes old generations, `oceanid index verify` checks the live one")
+            exc.hint = (
+                f"{name} is not the live generation ({live or 'none'}), so no answer uses it; "
+                "`oceanid index prune` deletes old generations, `oceanid index verify` checks the live one"
+            )
         raise
     return VerifyResult(name, True, manifest)
 
@@ -66,6 +84,8 @@ def rollback_generation(catalog: Catalog, home: Home, model_id: str) -> Generati
     ids, vectors = load_embeddings(catalog, model_id)
     warning = None
     if manifest.content != content_digest(ids, vectors):
-        warning = (f"{current} holds {manifest.count} vectors, not the {len(ids)} stored now (an older state): "
-                   "searches answer from it until `oceanid index build`")
+        warning = (
+            f"{current} holds {manifest.count} vectors, not the {len(ids)} stored now (an older state): "
+            "searches answer from it until `oceanid index build`"
+        )
     return GenerationChange(model_id, current, warning=warning)

@@ -22,8 +22,15 @@ from index.ingest.ingest import check_source_name, ingest_records
 from index.records import IngestReport, SourcePlan
 
 
-def ingest_plan(catalog: Catalog, home: Home, crop: CropConfig, source: str, plan: SourcePlan, progress: bool,
-                source_name: str | None = None) -> IngestReport:
+def ingest_plan(
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    source: str,
+    plan: SourcePlan,
+    progress: bool,
+    source_name: str | None = None,
+) -> IngestReport:
     """Land what a reader planned. ``source_name`` (``--source-name survey-2024``) replaces the
     reader's source name, so two surveys in one home can be told apart in ``--where source=...``.
     The report's notes are kept in the home (:mod:`app.workspace.ingest_notes`)."""
@@ -39,8 +46,12 @@ def ingest_plan(catalog: Catalog, home: Home, crop: CropConfig, source: str, pla
         report.note(item, text)
     catalog.ensure_schema()
     upsert_taxa(catalog, plan.taxa, plan.holdout_hints)
-    return keep_notes(home, ingest_records(catalog, home.root, source, records, crop=crop, report=report,
-                                           total=len(plan.records), progress=progress))
+    return keep_notes(
+        home,
+        ingest_records(
+            catalog, home.root, source, records, crop=crop, report=report, total=len(plan.records), progress=progress
+        ),
+    )
 
 
 def synthetic_plan(home: Home, species: int, holdout: int, frames: int, seed: int) -> SourcePlan:
@@ -60,17 +71,32 @@ def synthetic_plan(home: Home, species: int, holdout: int, frames: int, seed: in
     return read_coco(json_path, folder, source="synthetic", id_prefix=name)
 
 
-def fathomnet_plan(catalog: Catalog, home: Home, concepts: list[str], max_per_concept: int | None, workers: int,
-                   min_depth: float | None, max_depth: float | None, progress: bool) -> SourcePlan:
+def fathomnet_plan(
+    catalog: Catalog,
+    home: Home,
+    concepts: list[str],
+    max_per_concept: int | None,
+    workers: int,
+    min_depth: float | None,
+    max_depth: float | None,
+    progress: bool,
+) -> SourcePlan:
     """Find and download (resuming) FathomNet frames with their boxes; frames the catalog
     already holds are not fetched again."""
     from index.sources.fathomnet import fetch_fathomnet
 
     catalog.ensure_schema()
     have = source_ids(catalog, "fathomnet")
-    return fetch_fathomnet(concepts, home.sources / "fathomnet", max_per_concept=max_per_concept, workers=workers,
-                           min_depth=min_depth, max_depth=max_depth, have=lambda uuid: uuid in have,
-                           progress=progress)
+    return fetch_fathomnet(
+        concepts,
+        home.sources / "fathomnet",
+        max_per_concept=max_per_concept,
+        workers=workers,
+        min_depth=min_depth,
+        max_depth=max_depth,
+        have=lambda uuid: uuid in have,
+        progress=progress,
+    )
 
 
 def coco_plan(annotations: Path, images: Path | None, split: str | None, source_name: str | None) -> SourcePlan:

@@ -17,15 +17,28 @@ import numpy as np
 
 from app.workspace.results import BuildResult
 from index.catalog.catalog import Catalog
-from index.catalog.embeddings import (content_digest, crop_count, labelled_crops, list_models, split_ids, load_embeddings, load_prototypes,
-                              missing_embeddings, model_record, register_model, replace_trained_prototypes,
-                              store_added_prototypes, store_embeddings, trained_prototypes_match)
+from index.catalog.embeddings import (
+    content_digest,
+    crop_count,
+    labelled_crops,
+    list_models,
+    load_embeddings,
+    load_prototypes,
+    missing_embeddings,
+    model_record,
+    register_model,
+    replace_trained_prototypes,
+    split_ids,
+    store_added_prototypes,
+    store_embeddings,
+    trained_prototypes_match,
+)
 from index.catalog.splits import SplitConfig, SplitSummary
 from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
-from index.home import Home
-from index.scoring.prototypes import Prototypes
 from index.files import write_json_atomic
+from index.home import Home
 from index.records import SUPPORT, TEST, TRAIN, VAL
+from index.scoring.prototypes import Prototypes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,8 +54,9 @@ log = logging.getLogger(__name__)
 CHUNK = 4096  # crops embedded and stored per transaction
 
 
-def train_model(catalog: Catalog, home: Home, model_id: str, config: TrainConfig, resume: bool = False,
-                progress: bool = True) -> TrainResult:
+def train_model(
+    catalog: Catalog, home: Home, model_id: str, config: TrainConfig, resume: bool = False, progress: bool = True
+) -> TrainResult:
     """Train ``model_id`` on the train split (validated on val) and record it in the catalog."""
     from embedder.model import config_hash, read_config
     from embedder.training import train
@@ -108,11 +122,13 @@ def check_no_leak(catalog: Catalog, home: Home, model_id: str) -> None:
     leaked = np.intersect1d(test, seen)
     if leaked.size:
         stale = catalog.model_stale(model_id)
-        raise InvalidInput(f"{leaked.size} of {test.size} test crops were train or val crops of model {model_id} "
-                           f"({'the model is stale: ' + stale if stale else 'the home was re-split after it was trained'})"
-                           ": its figures would be inflated",
-                           hint="retrain on the new split (`oceanid train --model NEW`), or split again with the "
-                                "settings it was trained on")
+        raise InvalidInput(
+            f"{leaked.size} of {test.size} test crops were train or val crops of model {model_id} "
+            f"({'the model is stale: ' + stale if stale else 'the home was re-split after it was trained'})"
+            ": its figures would be inflated",
+            hint="retrain on the new split (`oceanid train --model NEW`), or split again with the "
+            "settings it was trained on",
+        )
 
 
 STALE_REASON = "trained on a split that `oceanid split --force` replaced"
@@ -138,19 +154,24 @@ def split_guard(catalog: Catalog, home: Home, force: bool):
     """The check ``make_splits`` runs before it moves crops: refuse (InvalidInput naming the
     models) to change the split under models trained on it, or with ``force`` mark them stale
     in the same transaction. Returns ``(check, marked)``; ``marked`` lists the models marked."""
-    trained = [m.model_id for m in list_models(catalog)
-               if (home.model(m.model_id) / SEEN_CROPS).is_file() and not catalog.model_stale(m.model_id)]
+    trained = [
+        m.model_id
+        for m in list_models(catalog)
+        if (home.model(m.model_id) / SEEN_CROPS).is_file() and not catalog.model_stale(m.model_id)
+    ]
     marked: list[str] = []
 
     def check(changed: int, con) -> None:
         if not changed or not trained:
             return
         if not force:
-            raise InvalidInput(f"this split moves {changed} crops, and model(s) {', '.join(trained)} were trained "
-                               "on the current split: evaluating them on the new one would grade crops they "
-                               "trained on",
-                               hint="split with --force to go ahead (those models are marked stale), or keep "
-                                    "the split and train a new model")
+            raise InvalidInput(
+                f"this split moves {changed} crops, and model(s) {', '.join(trained)} were trained "
+                "on the current split: evaluating them on the new one would grade crops they "
+                "trained on",
+                hint="split with --force to go ahead (those models are marked stale), or keep "
+                "the split and train a new model",
+            )
         for model_id in trained:
             catalog.set_model_stale(model_id, STALE_REASON, con)
         marked.extend(trained)
@@ -168,12 +189,17 @@ class EmbedReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (crop, one-line reason)
 
     def to_dict(self) -> dict:
-        return {"model_id": self.model_id, "embedded": self.embedded, "already": self.already,
-                "failed": [{"item": i, "reason": r} for i, r in self.failed]}
+        return {
+            "model_id": self.model_id,
+            "embedded": self.embedded,
+            "already": self.already,
+            "failed": [{"item": i, "reason": r} for i, r in self.failed],
+        }
 
 
-def embed_crops(catalog: Catalog, home: Home, model_id: str, batch_size: int = 64, device: str = "auto",
-                progress: bool = True) -> EmbedReport:
+def embed_crops(
+    catalog: Catalog, home: Home, model_id: str, batch_size: int = 64, device: str = "auto", progress: bool = True
+) -> EmbedReport:
     """Embed every crop that has no vector for this model yet; unreadable crops are reported."""
     from embedder.encoding import encode_paths
     from embedder.model import config_hash, load_model
@@ -184,17 +210,19 @@ def embed_crops(catalog: Catalog, home: Home, model_id: str, batch_size: int = 6
     todo = missing_embeddings(catalog, model_id)
     report = EmbedReport(model_id, already=crop_count(catalog) - len(todo))
     for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
-        result = encode_paths(model, [home.resolve(p) for _, p in chunk], batch_size=batch_size, device=device,
-                              progress=progress)
+        chunk = todo[start : start + CHUNK]
+        result = encode_paths(
+            model, [home.resolve(p) for _, p in chunk], batch_size=batch_size, device=device, progress=progress
+        )
         ids = np.asarray([chunk[i][0] for i in result.ok], dtype=np.int64)
         report.embedded += store_embeddings(catalog, model_id, ids, result.vectors)
         report.failed += result.failed
     return report
 
 
-def fit_prototypes(catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0,
-                   home: Home | None = None) -> tuple[Prototypes, bool]:
+def fit_prototypes(
+    catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0, home: Home | None = None
+) -> tuple[Prototypes, bool]:
     """Fit the trained species' prototypes from the train split (added species keep theirs).
 
     They are written (and the prototypes version bumped) only when they differ from
@@ -227,8 +255,12 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
     written = False
-    if force or decision is None or decision.prototypes_digest != prototypes_digest(trained) \
-            or rank_choice_stale(catalog, decision, trained):
+    if (
+        force
+        or decision is None
+        or decision.prototypes_digest != prototypes_digest(trained)
+        or rank_choice_stale(catalog, decision, trained)
+    ):
         decision = fit_decision(catalog, model_id, trained, home=home)
         store_decision(catalog, decision)
         written = True
@@ -283,8 +315,9 @@ def catalog_content(catalog: Catalog, model_id: str) -> str:
     return content_digest(*load_embeddings(catalog, model_id))
 
 
-def publish_generation(home: Home, model_id: str, index: VectorIndex, model_config_hash: str,
-                       content: str = "") -> tuple[str, Manifest, list[str]]:
+def publish_generation(
+    home: Home, model_id: str, index: VectorIndex, model_config_hash: str, content: str = ""
+) -> tuple[str, Manifest, list[str]]:
     """Publish ``index`` as the live generation, then prune old ones (keep the newest
     ``index.vectors.generations.DEFAULT_KEEP``); returns (generation, manifest, generations pruned)."""
     from index.vectors.generations import prune, publish
@@ -293,8 +326,15 @@ def publish_generation(home: Home, model_id: str, index: VectorIndex, model_conf
     return generation, manifest, prune(home.root, model_id)
 
 
-def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto", device: str = "cpu",
-                rebuild: bool = True, shards: int = 1) -> BuildResult:
+def build_index(
+    catalog: Catalog,
+    home: Home,
+    model_id: str,
+    kind: str = "auto",
+    device: str = "cpu",
+    rebuild: bool = True,
+    shards: int = 1,
+) -> BuildResult:
     """Write a new index generation from the catalog's vectors (no re-embedding) and swap it live.
 
     ``shards`` >= 2 builds that many indexes by id hash (index/vectors/shards.py), one sub-folder each.
@@ -322,8 +362,13 @@ def build_index(catalog: Catalog, home: Home, model_id: str, kind: str = "auto",
         same_kind = kind == "auto" or (manifest is not None and manifest.kind == kind)  # --kind asks for a change
         same_shards = manifest is not None and max(manifest.shards, 1) == shards
         repaired = disagreement(name, manifest, ids, content) if manifest is not None else None
-        if repaired is None and manifest is not None and manifest.config_hash == record.config_hash \
-                and same_kind and same_shards:
+        if (
+            repaired is None
+            and manifest is not None
+            and manifest.config_hash == record.config_hash
+            and same_kind
+            and same_shards
+        ):
             return BuildResult(name, False, manifest)
     if shards > 1:
         index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)

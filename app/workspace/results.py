@@ -7,8 +7,8 @@ Nothing heavy is imported here, so the CLI starts fast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from typing_extensions import TypedDict  # pydantic (the API schema) needs it on Python < 3.12
@@ -16,11 +16,11 @@ from typing_extensions import TypedDict  # pydantic (the API schema) needs it on
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures  # noqa: F401 - EvaluationSummary holds them
 
 if TYPE_CHECKING:
-    from index.scoring.calibration import Calibration
-    from index.vectors.generations import Manifest
     from index.metrics.classification import OodReport
+    from index.scoring.calibration import Calibration
     from index.scoring.ood_choice import ScorerChoice
     from index.taxonomy import TaxonAnswer
+    from index.vectors.generations import Manifest
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,14 @@ class BuildResult:
     disagreed: str | None = None  # how the live generation disagreed with the catalog (then rebuilt)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"generation": self.generation, "built": self.built, "prototypes_refit": self.prototypes_refit,
-                "pruned": list(self.pruned), "disagreed": self.disagreed, **self.manifest.to_dict()}
+        return {
+            "generation": self.generation,
+            "built": self.built,
+            "prototypes_refit": self.prototypes_refit,
+            "pruned": list(self.pruned),
+            "disagreed": self.disagreed,
+            **self.manifest.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,12 @@ class GenerationChange:
     warning: str | None = None  # rollback: the generation made live is out of date with the stored vectors
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "current": self.current, "removed": list(self.removed),
-                "warning": self.warning}
+        return {
+            "model_id": self.model_id,
+            "current": self.current,
+            "removed": list(self.removed),
+            "warning": self.warning,
+        }
 
 
 @dataclass(frozen=True)
@@ -96,11 +106,16 @@ class SpeciesChange:
     warnings: tuple[str, ...] = ()  # one line each: examples that are crops of another species
 
     def to_dict(self) -> dict[str, Any]:
-        return {"species": self.species, "action": self.action, "generation": self.generation,
-                "examples": self.examples, "removed_vectors": self.removed_vectors, "warnings": list(self.warnings),
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
-                "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g}
-                                  for c, r, k, g in self.taxonomy_kept]}
+        return {
+            "species": self.species,
+            "action": self.action,
+            "generation": self.generation,
+            "examples": self.examples,
+            "removed_vectors": self.removed_vectors,
+            "warnings": list(self.warnings),
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+            "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g} for c, r, k, g in self.taxonomy_kept],
+        }
 
 
 @dataclass(frozen=True)
@@ -215,13 +230,26 @@ class Identification:
     unknown_by: str | None = None  # the space(s) that decided "unknown"; "" when named
 
     @classmethod
-    def answered(cls, name: str, top: Sequence[tuple[str, float]], probabilities: Sequence[tuple[str, float]],
-                 ood: Mapping[str, OodVerdict], scorer: str, **trace: Any) -> Identification:
+    def answered(
+        cls,
+        name: str,
+        top: Sequence[tuple[str, float]],
+        probabilities: Sequence[tuple[str, float]],
+        ood: Mapping[str, OodVerdict],
+        scorer: str,
+        **trace: Any,
+    ) -> Identification:
         """A complete answer; ``scorer`` must be one of ``ood``'s (ValueError otherwise)."""
         if scorer not in ood:
             raise ValueError(f"the deciding scorer {scorer!r} has no verdict (have {', '.join(ood)})")
-        return cls(name, tuple((s, float(v)) for s, v in top), tuple((s, float(v)) for s, v in probabilities),
-                   dict(ood), scorer, **trace)
+        return cls(
+            name,
+            tuple((s, float(v)) for s, v in top),
+            tuple((s, float(v)) for s, v in probabilities),
+            dict(ood),
+            scorer,
+            **trace,
+        )
 
     @classmethod
     def failed(cls, name: str, error: str, **trace: Any) -> Identification:
@@ -269,16 +297,31 @@ class Identification:
         return self.verdict.threshold if self.verdict else None
 
     def to_dict(self) -> IdentificationRecord:
-        return {"name": self.name, "species": self.species, "unknown": None if self.error else self.unknown,
-                "closest": self.closest,
-                "score": self.score, "probability": self.probability, "unknown_score": self.unknown_score,
-                "unknown_threshold": self.unknown_threshold, "scorer": self.scorer,
-                "top": [list(t) for t in self.top], "probabilities": [list(p) for p in self.probabilities],
-                "ood": {name: v.to_dict() for name, v in self.ood.items()}, "error": self.error,
-                "warning": self.warning, "source": self.source, "box": list(self.box) if self.box else None,
-                "detection_score": self.detection_score, "model": self.model, "generation": self.generation,
-                "taxon": self.taxon.to_dict() if self.taxon else None, "named_by": self.named_by,
-                "unknown_by": self.unknown_by, "neighbours": [n.to_dict() for n in self.neighbours]}
+        return {
+            "name": self.name,
+            "species": self.species,
+            "unknown": None if self.error else self.unknown,
+            "closest": self.closest,
+            "score": self.score,
+            "probability": self.probability,
+            "unknown_score": self.unknown_score,
+            "unknown_threshold": self.unknown_threshold,
+            "scorer": self.scorer,
+            "top": [list(t) for t in self.top],
+            "probabilities": [list(p) for p in self.probabilities],
+            "ood": {name: v.to_dict() for name, v in self.ood.items()},
+            "error": self.error,
+            "warning": self.warning,
+            "source": self.source,
+            "box": list(self.box) if self.box else None,
+            "detection_score": self.detection_score,
+            "model": self.model,
+            "generation": self.generation,
+            "taxon": self.taxon.to_dict() if self.taxon else None,
+            "named_by": self.named_by,
+            "unknown_by": self.unknown_by,
+            "neighbours": [n.to_dict() for n in self.neighbours],
+        }
 
 
 @dataclass(frozen=True)
@@ -305,11 +348,16 @@ class TreePlace:
     relatives: tuple[Relative, ...] = ()  # nearest first
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rank": self.rank, "lineage": dict(self.lineage),
-                "relatives": [r.to_dict() for r in self.relatives]}
+        return {
+            "name": self.name,
+            "rank": self.rank,
+            "lineage": dict(self.lineage),
+            "relatives": [r.to_dict() for r in self.relatives],
+        }
 
 
 # -- the evaluation summary -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SplitCounts:
@@ -418,12 +466,24 @@ class TaxonomyFigures:
         def placement(p):
             return HeldOutPlacement(**p) if p else None
 
-        decodings = {k: TaxonomyDecoding(v["decode"], v["mean_distance"], v["rank_accuracy"], v["answered_ranks"],
-                                         placement(v.get("held_out")),
-                                         {s: placement(p) for s, p in (v.get("held_out_species") or {}).items()})
-                     for k, v in d["decodings"].items()}
-        return cls(d["rank_threshold"], d["threshold_source"], d["species_rank_accuracy"],
-                   d["species_mean_distance"], decodings)
+        decodings = {
+            k: TaxonomyDecoding(
+                v["decode"],
+                v["mean_distance"],
+                v["rank_accuracy"],
+                v["answered_ranks"],
+                placement(v.get("held_out")),
+                {s: placement(p) for s, p in (v.get("held_out_species") or {}).items()},
+            )
+            for k, v in d["decodings"].items()
+        }
+        return cls(
+            d["rank_threshold"],
+            d["threshold_source"],
+            d["species_rank_accuracy"],
+            d["species_mean_distance"],
+            decodings,
+        )
 
 
 @dataclass(frozen=True)
@@ -466,16 +526,21 @@ class EvaluationSummary:
             f = dict(f)
             f["species"] = {k: FewShotSpecies(**v) for k, v in f["species"].items()}
             few[int(str(key).removeprefix("shots_"))] = FewShot(**f)  # JSON keys are strings ("shots_N" before)
-        from index.scoring.calibration import Calibration
         from index.metrics.classification import OodReport
+        from index.scoring.calibration import Calibration
         from index.scoring.ood_choice import ScorerChoice
 
         return cls(
-            model=data["model"], generation=data["generation"], counts=SplitCounts(**data["counts"]),
-            classification=Classification(**c), retrieval=Retrieval(**data["retrieval"]),
-            ood={k: OodReport(**v) for k, v in (data.get("ood") or {}).items()}, few_shot=few,
+            model=data["model"],
+            generation=data["generation"],
+            counts=SplitCounts(**data["counts"]),
+            classification=Classification(**c),
+            retrieval=Retrieval(**data["retrieval"]),
+            ood={k: OodReport(**v) for k, v in (data.get("ood") or {}).items()},
+            few_shot=few,
             confusable=[ConfusablePair(**p) for p in data.get("confusable") or []],
-            ood_decision_scorer=data.get("ood_decision_scorer"), report_dir=data.get("report_dir"),
+            ood_decision_scorer=data.get("ood_decision_scorer"),
+            report_dir=data.get("report_dir"),
             calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
             scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
             model_stale=data.get("model_stale"),
@@ -519,5 +584,9 @@ class DemoResult:
     frames: DemoFrames | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"evaluation": self.evaluation.to_dict(), "added": asdict(self.added) if self.added else {},
-                "seconds": self.seconds, "frames": asdict(self.frames) if self.frames else {}}
+        return {
+            "evaluation": self.evaluation.to_dict(),
+            "added": asdict(self.added) if self.added else {},
+            "seconds": self.seconds,
+            "frames": asdict(self.frames) if self.frames else {},
+        }

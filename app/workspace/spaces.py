@@ -104,13 +104,26 @@ def _trained(catalog: Catalog, space: str) -> Prototypes:
     return trained_only(*load_prototypes(catalog, space))
 
 
-def decide_spaces(catalog: Catalog, model_id: str, naming: str = NAMING, unknown: str = UNKNOWN_RULE,
-                  weight: float = FUSION_WEIGHT, force: bool = False) -> bool:
+def decide_spaces(
+    catalog: Catalog,
+    model_id: str,
+    naming: str = NAMING,
+    unknown: str = UNKNOWN_RULE,
+    weight: float = FUSION_WEIGHT,
+    force: bool = False,
+) -> bool:
     """Store the two-space decision for the model's current trained prototypes in both spaces, unless one
     is stored for exactly them and this rule. Returns whether one was written."""
     gid = general_id(model_id)
-    key = "\0".join([prototypes_digest(_trained(catalog, model_id)), prototypes_digest(_trained(catalog, gid)),
-                     naming, unknown, repr(float(weight))])
+    key = "\0".join(
+        [
+            prototypes_digest(_trained(catalog, model_id)),
+            prototypes_digest(_trained(catalog, gid)),
+            naming,
+            unknown,
+            repr(float(weight)),
+        ]
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()
     stored = load_spaces_decision(catalog, model_id)
     if not force and stored is not None and stored.digest == digest:
@@ -143,12 +156,17 @@ class TwoSpaces:
     def __post_init__(self) -> None:
         missing = set(self.tuned.prototypes.names) ^ set(self.general.prototypes.names)
         if missing:
-            raise IndexMismatch(f"the tuned and general spaces of {self.tuned.model_id} differ in species: "
-                                f"{', '.join(sorted(missing))}", hint="run `oceanid index build`")
+            raise IndexMismatch(
+                f"the tuned and general spaces of {self.tuned.model_id} differ in species: "
+                f"{', '.join(sorted(missing))}",
+                hint="run `oceanid index build`",
+            )
         fusion = self.decision.fusion
         self._order = np.array([self.general.prototypes.names.index(n) for n in self.tuned.prototypes.names])
-        self._centred = (_centred_prototypes(self.tuned.prototypes, fusion.tuned_mean),
-                         _centred_prototypes(self.general.prototypes, fusion.general_mean))
+        self._centred = (
+            _centred_prototypes(self.tuned.prototypes, fusion.tuned_mean),
+            _centred_prototypes(self.general.prototypes, fusion.general_mean),
+        )
 
     def embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """PIL images -> ((n, d_t), (n, d_g)) unit vectors: one decode, both encoders batched."""
@@ -212,8 +230,10 @@ def _centred_prototypes(prototypes: Prototypes, mean: np.ndarray) -> Prototypes:
 
 # -- the steps that keep the general space (called by the Workspace beside the tuned space's) -----------
 
-def embed_general(catalog: Catalog, home: Home, model_id: str, batch_size: int = 64, device: str = "auto",
-                  progress: bool = False):
+
+def embed_general(
+    catalog: Catalog, home: Home, model_id: str, batch_size: int = 64, device: str = "auto", progress: bool = False
+):
     """Embed every crop that has no vector in the model's general space (written first if missing);
     None for a model that keeps no general space (:func:`wants_general`)."""
     from app.workspace.pipeline import embed_crops
@@ -223,8 +243,16 @@ def embed_general(catalog: Catalog, home: Home, model_id: str, batch_size: int =
     return embed_crops(catalog, home, ensure_general_model(home, model_id), batch_size, device, progress)
 
 
-def build_general(catalog: Catalog, home: Home, model_id: str, kind: str = "auto", device: str = "cpu",
-                  rebuild: bool = True, n_centres: int = 1, shards: int = 1):
+def build_general(
+    catalog: Catalog,
+    home: Home,
+    model_id: str,
+    kind: str = "auto",
+    device: str = "cpu",
+    rebuild: bool = True,
+    n_centres: int = 1,
+    shards: int = 1,
+):
     """The general space's prototypes, decision and index generation, then the two-space decision.
 
     Returns the general space's BuildResult, or None when the model has no general space."""
@@ -250,8 +278,7 @@ def load_spaces(catalog: Catalog, home: Home, tuned: Engine, device: str = "cpu"
         return None
     decision = load_spaces_decision(catalog, tuned.model_id)
     if decision is None:
-        log.warning("model %s has a general space but no two-space decision: run `oceanid index build`",
-                    tuned.model_id)
+        log.warning("model %s has a general space but no two-space decision: run `oceanid index build`", tuned.model_id)
         return None
     general = load_engine(catalog, home, decision.general_id, device=device, gpu_search=False)
     return TwoSpaces(tuned, general, decision)
@@ -301,8 +328,9 @@ def _store_added_scorer(catalog: Catalog, home: Home, gid: str) -> None:
     try:
         store_added_scorer(catalog, home, gid)
     except OceanidError as exc:
-        log.warning("the general space's scorer of the added species is not stored now (%s): run `oceanid index build`",
-                    exc)
+        log.warning(
+            "the general space's scorer of the added species is not stored now (%s): run `oceanid index build`", exc
+        )
 
 
 # -- search in a space ---------------------------------------------------------------------------------
@@ -311,8 +339,9 @@ def _store_added_scorer(catalog: Catalog, home: Home, gid: str) -> None:
 CANDIDATES = 8
 
 
-def search_fused(spaces: TwoSpaces, catalog: Catalog, home: Path, query, k: int = 10,
-                 allowed: np.ndarray | None = None) -> list:
+def search_fused(
+    spaces: TwoSpaces, catalog: Catalog, home: Path, query, k: int = 10, allowed: np.ndarray | None = None
+) -> list:
     """The k crops nearest ``query`` (an image or a catalog crop id) by the fused cosine
     (``w cos_t + (1-w) cos_g`` of the centred spaces): the union of both spaces' ``CANDIDATES * k``
     nearest crops (filtered inside FAISS by ``allowed``), rescored exactly from their stored vectors.
@@ -353,8 +382,18 @@ def search_fused(spaces: TwoSpaces, catalog: Catalog, home: Path, query, k: int 
 SEARCH_SPACE = "fused"
 
 
-def search_space(tuned: Engine, spaces_of, catalog: Catalog, home: Home, query, k: int, where: str | None,
-                 allowed: np.ndarray | None, space: str | None, search_tuned) -> list:
+def search_space(
+    tuned: Engine,
+    spaces_of,
+    catalog: Catalog,
+    home: Home,
+    query,
+    k: int,
+    where: str | None,
+    allowed: np.ndarray | None,
+    space: str | None,
+    search_tuned,
+) -> list:
     """Search in ``space`` (None: :data:`SEARCH_SPACE` where the model has two spaces, else tuned).
 
     Raises:
@@ -371,9 +410,11 @@ def search_space(tuned: Engine, spaces_of, catalog: Catalog, home: Home, query, 
     if chosen == "tuned":
         return search_tuned(tuned, catalog, home.root, query, k=k, where=where, allowed=allowed)
     if spaces is None:
-        raise InvalidInput(f"model {tuned.model_id} has one vector space (tuned), not {chosen}",
-                           hint="`oceanid embed` and `oceanid index build` add the general space to a model "
-                                "fine-tuned from pretrained weights")
+        raise InvalidInput(
+            f"model {tuned.model_id} has one vector space (tuned), not {chosen}",
+            hint="`oceanid embed` and `oceanid index build` add the general space to a model "
+            "fine-tuned from pretrained weights",
+        )
     if given_vector:
         raise InvalidInput(f"an embedding is a tuned-space vector; search the {chosen} space with an image or crop id")
     if chosen == "general":

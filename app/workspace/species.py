@@ -31,17 +31,25 @@ from app.workspace.pipeline import catalog_content, live_manifest, publish_gener
 from app.workspace.results import SpeciesChange
 from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
 from index.catalog.catalog import Catalog
-from index.ingest.crops import CropConfig
-from index.catalog.embeddings import (ADDED, RemovedClass, add_support_class, content_digest, load_embeddings, model_record,
-                              remove_support_class, support_crops)
-from index.errors import BadImage, CatalogBusy, InvalidInput, OceanidError
-from index.home import Home
-from index.ingest.ingest import add_support_examples
+from index.catalog.embeddings import (
+    ADDED,
+    RemovedClass,
+    add_support_class,
+    content_digest,
+    load_embeddings,
+    model_record,
+    remove_support_class,
+    support_crops,
+)
 from index.catalog.stats import concepts
 from index.catalog.taxa import undo as undo_taxa
 from index.catalog.taxa import upsert as upsert_taxa
-from index.taxonomy import chain
+from index.errors import BadImage, CatalogBusy, InvalidInput, OceanidError
+from index.home import Home
+from index.ingest.crops import CropConfig
+from index.ingest.ingest import add_support_examples
 from index.records import Taxon
+from index.taxonomy import chain
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +87,23 @@ def _check_live(engine: Engine, live: str | None) -> None:
     while it reads it): refuse one built on an engine of another generation, which would drop
     what that generation added."""
     if engine.generation != live:
-        raise CatalogBusy(f"the live index changed ({engine.generation} -> {live}) while this change was prepared",
-                          hint="try again")
+        raise CatalogBusy(
+            f"the live index changed ({engine.generation} -> {live}) while this change was prepared", hint="try again"
+        )
 
 
-def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: Sequence[ImageInput],
-                genus: str | None = None, family: str | None = None, crop: CropConfig = CropConfig(),
-                on_step: StepHook | None = None, correct: bool = False) -> SpeciesChange:
+def add_species(
+    engine: Engine,
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    items: Sequence[ImageInput],
+    genus: str | None = None,
+    family: str | None = None,
+    crop: CropConfig = CropConfig(),
+    on_step: StepHook | None = None,
+    correct: bool = False,
+) -> SpeciesChange:
     """Add species ``name`` from example images; unreadable examples are reported in ``skipped``.
 
     ``genus`` / ``family`` fill what the catalog's taxonomy lacks; a name that differs from a
@@ -114,8 +132,10 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         except BadImage as exc:
             skipped.append((label, str(exc)))
     if not examples:
-        raise InvalidInput(f"none of the {len(items)} example image(s) could be read: "
-                           f"{skipped[0][1] if skipped else 'no images given'}")
+        raise InvalidInput(
+            f"none of the {len(items)} example image(s) could be read: "
+            f"{skipped[0][1] if skipped else 'no images given'}"
+        )
     model_id = engine.model_id
     config_hash = model_record(catalog, model_id).config_hash
     _check_live(engine, live_manifest(home, model_id)[0])
@@ -152,8 +172,15 @@ def add_species(engine: Engine, catalog: Catalog, home: Home, name: str, items: 
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
     _store_added_scorer(catalog, home, model_id)
-    return SpeciesChange(name, "added", generation, examples=int(ids.size), skipped=tuple(skipped),
-                         taxonomy_kept=tuple(kept), warnings=warnings)
+    return SpeciesChange(
+        name,
+        "added",
+        generation,
+        examples=int(ids.size),
+        skipped=tuple(skipped),
+        taxonomy_kept=tuple(kept),
+        warnings=warnings,
+    )
 
 
 def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> SpeciesChange:
@@ -166,8 +193,10 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
 
     name = resolve_name(name, engine.prototypes.names)  # a typo: NotFound suggesting the near names
     if engine.origins.get(name) != ADDED:
-        raise InvalidInput(f"{name!r} was learned in training, not added; hold it out with "
-                           "`oceanid split --holdout` and retrain instead")
+        raise InvalidInput(
+            f"{name!r} was learned in training, not added; hold it out with "
+            "`oceanid split --holdout` and retrain instead"
+        )
     model_id = engine.model_id
     config_hash = model_record(catalog, model_id).config_hash
     previous, live = live_manifest(home, model_id)

@@ -31,8 +31,10 @@ def check_new_name(name: str, existing: Iterable[str]) -> None:
     ("umbrellia lucida" beside "Umbrellia lucida"). Raises InvalidInput naming the existing one."""
     same = sorted({e for e in existing if key(e) == key(name) and e != name})
     if same:
-        raise InvalidInput(f"species {name!r} is {same[0]!r} already (the names differ only in case or spacing); "
-                           f"use {same[0]!r}, or a name of its own")
+        raise InvalidInput(
+            f"species {name!r} is {same[0]!r} already (the names differ only in case or spacing); "
+            f"use {same[0]!r}, or a name of its own"
+        )
 
 
 def not_found(name: str, known: Sequence[str], what: str = "species") -> NotFound:
@@ -44,8 +46,9 @@ def not_found(name: str, known: Sequence[str], what: str = "species") -> NotFoun
     near = difflib.get_close_matches(key(name), list(by_key), n=3, cutoff=0.6)
     if near:
         return NotFound(f"no {what} {name!r}", hint="did you mean " + " or ".join(repr(by_key[n]) for n in near) + "?")
-    return NotFound(f"no {what} {name!r} (none of the {len(known)} known is near it)",
-                    hint="`oceanid models` lists the species")
+    return NotFound(
+        f"no {what} {name!r} (none of the {len(known)} known is near it)", hint="`oceanid models` lists the species"
+    )
 
 
 def resolve_name(name: str, known: Sequence[str], what: str = "species") -> str:
@@ -73,5 +76,8 @@ def labelled_elsewhere(catalog: Catalog, home: Path, index, vectors: np.ndarray,
         other = labels.get(h.id)
         if other is not None and key(other) != key(name):
             counts[other] = counts.get(other, 0) + 1
-    return tuple(f"{n} of {len(vectors)} examples are crops already labelled {other!r} (cosine >= {SAME_CROP} "
-                 f"to one); check that they show {name!r}" for other, n in sorted(counts.items()))
+    return tuple(
+        f"{n} of {len(vectors)} examples are crops already labelled {other!r} (cosine >= {SAME_CROP} "
+        f"to one); check that they show {name!r}"
+        for other, n in sorted(counts.items())
+    )

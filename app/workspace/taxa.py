@@ -7,9 +7,9 @@ from pathlib import Path
 
 from app.workspace.results import Relative, TaxaImport, TreePlace
 from index.catalog.catalog import Catalog
-from index.errors import InvalidInput
 from index.catalog.stats import concepts
 from index.catalog.taxa import lineage, read_lineage_csv, tree, upsert
+from index.errors import InvalidInput
 from index.taxonomy import RANKS, Lineage, distance
 
 
@@ -24,8 +24,10 @@ def import_lineages(catalog: Catalog, path: Path) -> TaxaImport:
     unknown = tuple(sorted(leaves - have))
     keep_leaves = {t.concept for t in taxa} & have
     if not keep_leaves:
-        raise InvalidInput(f"{path}: none of its {len(leaves)} concepts has crops in this catalog"
-                           + (f" (first: {unknown[0]!r})" if unknown else ""))
+        raise InvalidInput(
+            f"{path}: none of its {len(leaves)} concepts has crops in this catalog"
+            + (f" (first: {unknown[0]!r})" if unknown else "")
+        )
     wanted = _closure(taxa, keep_leaves)
     result = upsert(catalog, [t for t in taxa if t.concept in wanted], correct=True)
     return TaxaImport(rows=len(leaves), written=len(result.rows), unknown=unknown)
@@ -54,6 +56,10 @@ def place_in_tree(catalog: Catalog, name: str, top: int = 5) -> TreePlace:
     own = lineage(catalog, name)
     lineages = tree(catalog)
     others = [lineages[c] for c in concepts(catalog) if c != name and c in lineages]
-    ranked = sorted(others, key=lambda o: (distance(own, o), o.concept))[:max(0, top)]
-    return TreePlace(name, own.rank, own.as_dict(),
-                     tuple(Relative(o.concept, o.rank, distance(own, o), *shared(own, o)) for o in ranked))
+    ranked = sorted(others, key=lambda o: (distance(own, o), o.concept))[: max(0, top)]
+    return TreePlace(
+        name,
+        own.rank,
+        own.as_dict(),
+        tuple(Relative(o.concept, o.rank, distance(own, o), *shared(own, o)) for o in ranked),
+    )

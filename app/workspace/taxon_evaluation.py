@@ -24,15 +24,24 @@ def placement(truth: list[Lineage], answers: list, flagged: np.ndarray, known: s
     species in it (``known``: the taxa above the trained species)."""
     genus, n_genus = placed(truth, answers, flagged, "genus", known)
     family, n_family = placed(truth, answers, flagged, "family", known)
-    return HeldOutPlacement(len(truth), float(np.mean(flagged)) if len(truth) else 0.0,
-                            genus / n_genus if n_genus else None, family / n_family if n_family else None)
+    return HeldOutPlacement(
+        len(truth),
+        float(np.mean(flagged)) if len(truth) else 0.0,
+        genus / n_genus if n_genus else None,
+        family / n_family if n_family else None,
+    )
 
 
-def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: float, source: str,
-                     known: tuple[np.ndarray, np.ndarray, np.ndarray],
-                     held: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-                     unknown_ranks: UnknownRanks | None = None,
-                     sims: tuple[np.ndarray, np.ndarray | None] | None = None) -> TaxonomyFigures:
+def taxonomy_figures(
+    table: RankTable,
+    tree: dict[str, Lineage],
+    threshold: float,
+    source: str,
+    known: tuple[np.ndarray, np.ndarray, np.ndarray],
+    held: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    unknown_ranks: UnknownRanks | None = None,
+    sims: tuple[np.ndarray, np.ndarray | None] | None = None,
+) -> TaxonomyFigures:
     """``known`` / ``held``: (calibrated probabilities (n, C) over ``table.classes``, true labels
     (n,), flagged new (n,) bool) of the known test crops and of the graded held-out crops. With
     ``sims`` (their (n, C) cosines, known and held), flagged crops are answered as ``identify``
@@ -45,8 +54,9 @@ def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: floa
     probs, labels, flags = known
     truth = [lineage_of(str(x), tree) for x in labels]
     top1 = [lineage_of(table.classes[i], tree) for i in np.argmax(probs, axis=1)]
-    species_distance = float(np.mean([distance(t, p) for t, p in zip(truth, top1, strict=True)])) if truth \
-        else float(MAX_DISTANCE)
+    species_distance = (
+        float(np.mean([distance(t, p) for t, p in zip(truth, top1, strict=True)])) if truth else float(MAX_DISTANCE)
+    )
     reachable = set(table.taxa)
     decodings = {}
     for method in DECODINGS:
@@ -58,10 +68,16 @@ def taxonomy_figures(table: RankTable, tree: dict[str, Lineage], threshold: floa
             held_all = placement(h_truth, h_answers, held[2], reachable)
             for name in sorted(set(map(str, held[1]))):
                 rows = np.flatnonzero(held[1].astype(str) == name)
-                per_species[name] = placement([h_truth[i] for i in rows], [h_answers[i] for i in rows], held[2][rows],
-                                              reachable)
+                per_species[name] = placement(
+                    [h_truth[i] for i in rows], [h_answers[i] for i in rows], held[2][rows], reachable
+                )
         ranks = Counter(a.rank or ("none" if a.name is None else "unranked") for a in answers)
         decodings[method] = TaxonomyDecoding(
-            method, float(answer_distances(truth, answers).mean()),
-            rank_accuracy(truth, [answer_lineage(a) for a in answers]), dict(ranks), held_all, per_species)
+            method,
+            float(answer_distances(truth, answers).mean()),
+            rank_accuracy(truth, [answer_lineage(a) for a in answers]),
+            dict(ranks),
+            held_all,
+            per_species,
+        )
     return TaxonomyFigures(threshold, source, rank_accuracy(truth, top1), species_distance, decodings)

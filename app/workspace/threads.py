@@ -39,8 +39,18 @@ def default_threads() -> int:
 
 
 #: commands (first words after ``oceanid``) that run alone as a rule: every core by default
-BATCH_JOBS = frozenset({("demo",), ("train",), ("embed",), ("evaluate",), ("index", "build"), ("index", "rebuild"),
-                        ("detect", "train"), ("detect", "evaluate")})
+BATCH_JOBS = frozenset(
+    {
+        ("demo",),
+        ("train",),
+        ("embed",),
+        ("evaluate",),
+        ("index", "build"),
+        ("index", "rebuild"),
+        ("detect", "train"),
+        ("detect", "evaluate"),
+    }
+)
 
 
 def threads_for(command: tuple[str, ...]) -> int:

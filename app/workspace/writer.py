@@ -68,8 +68,12 @@ class HomeWriter:
         if not root.is_dir():  # nothing published yet, and a failed command must not leave a home behind
             return None
         try:
-            held = exclusive_lock(self.home.writer_lock, self.timeout, busy,
-                                  on_wait=lambda: log.info("waiting for another writer of %s", root))
+            held = exclusive_lock(
+                self.home.writer_lock,
+                self.timeout,
+                busy,
+                on_wait=lambda: log.info("waiting for another writer of %s", root),
+            )
             held.__enter__()
         except OSError as exc:
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

@@ -38,7 +38,18 @@ from embedder.backbones._registry import (
 from embedder.backbones.weights import load_by_order, load_into, read_state_dict
 
 __all__ = [
-    "FREEZE_MODES", "IMAGENET_MEAN", "IMAGENET_STD", "WEIGHTS_HELP", "Backbone", "BackboneFactory",
-    "apply_freeze", "available_backbones", "create_backbone", "load_by_order", "load_into",
-    "read_state_dict", "register_backbone", "register_prefix",
+    "FREEZE_MODES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "WEIGHTS_HELP",
+    "Backbone",
+    "BackboneFactory",
+    "apply_freeze",
+    "available_backbones",
+    "create_backbone",
+    "load_by_order",
+    "load_into",
+    "read_state_dict",
+    "register_backbone",
+    "register_prefix",
 ]

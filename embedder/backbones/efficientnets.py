@@ -86,7 +86,10 @@ def _efficientnet_lite(name: str, feature_dim: int) -> BackboneFactory:
         if weights not in ("none", "imagenet"):
             load_into(module, weights, ignore=("classifier.",))
         return Backbone(
-            module, feature_dim, mean=tuple(mean), std=tuple(std),
+            module,
+            feature_dim,
+            mean=tuple(mean),
+            std=tuple(std),
             last_stage=("blocks.6.", "conv_head.", "bn2."),
         )
 

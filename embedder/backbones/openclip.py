@@ -58,7 +58,7 @@ def resolve_source(name: str, weights: str) -> tuple[str, str | None, dict[str, 
         raise ModelError("open_clip backbone needs a model name, e.g. openclip:ViT-B-16")
     folder: Path | None = None
     if name.startswith(LOCAL_DIR):
-        folder = Path(name[len(LOCAL_DIR):])
+        folder = Path(name[len(LOCAL_DIR) :])
     elif weights not in ("none", "pretrained") and _looks_like_path(weights):
         path = Path(weights)
         if not path.exists():
@@ -114,7 +114,7 @@ def _tower_arch(open_name: str, local_cfg: dict[str, Any] | None, model: Any) ->
     elif open_name.startswith(HF_HUB):  # network path, never taken in tests
         from huggingface_hub import hf_hub_download
 
-        cfg_file = hf_hub_download(open_name[len(HF_HUB):], CONFIG_FILE)
+        cfg_file = hf_hub_download(open_name[len(HF_HUB) :], CONFIG_FILE)
         model_cfg = json.loads(Path(cfg_file).read_text(encoding="utf-8"))["model_cfg"]
     else:
         model_cfg = open_clip.get_model_config(open_name)
@@ -141,9 +141,7 @@ def _last_stage(visual: Any) -> tuple[str, ...]:
     return (children[-1] + ".",) if children else ()
 
 
-def create_openclip_backbone(
-    name: str, weights: str, image_size: int, arch: dict[str, Any] | None
-) -> Backbone:
+def create_openclip_backbone(name: str, weights: str, image_size: int, arch: dict[str, Any] | None) -> Backbone:
     """Factory registered for the ``openclip:`` prefix (see the module docstring).
 
     The tower keeps its native input size (``Backbone.image_size``); the
@@ -155,7 +153,6 @@ def create_openclip_backbone(
     import open_clip
 
     try:
-
         if arch is not None:
             model = _rebuild(arch)
         else:

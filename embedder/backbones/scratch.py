@@ -18,9 +18,7 @@ def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
 def _tiny(weights: str, image_size: int, arch: dict[str, Any] | None) -> Backbone:
     """Two stride-2 convolutions (8, 16 channels) and global average pooling."""
     no_pretrained("tiny", weights)
-    module = nn.Sequential(
-        *_conv_bn(3, 8, 2), *_conv_bn(8, 16, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-    )
+    module = nn.Sequential(*_conv_bn(3, 8, 2), *_conv_bn(8, 16, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     if weights != "none":
         load_into(module, weights)
     return Backbone(module, 16, last_stage=("3.", "4."))

@@ -94,11 +94,9 @@ def load_by_order(module: nn.Module, state: dict[str, torch.Tensor], source: str
     if len(state) != len(target):
         raise ModelError(f"{source}: {len(state)} tensors, this backbone has {len(target)}")
     mapped = {}
-    for (skey, sval), (tkey, tval) in zip(state.items(), target.items()):
+    for (skey, sval), (tkey, tval) in zip(state.items(), target.items(), strict=False):
         if sval.shape != tval.shape:
-            raise ModelError(
-                f"{source}: tensor {skey} {tuple(sval.shape)} does not fit {tkey} {tuple(tval.shape)}"
-            )
+            raise ModelError(f"{source}: tensor {skey} {tuple(sval.shape)} does not fit {tkey} {tuple(tval.shape)}")
         mapped[tkey] = sval
     module.load_state_dict(mapped, strict=True)
     log.info("loaded %s by order (%d tensors)", source, len(mapped))

@@ -101,7 +101,9 @@ def _body(config: DetectorConfig, pretrained: bool) -> nn.Module:
         from embedder.backbones.efficientnets import imagenet_lite
 
         classifier, _, _ = imagenet_lite(config.backbone)
-        state = {k: v for k, v in classifier.state_dict().items() if not k.startswith(("classifier.", "conv_head.", "bn2."))}
+        state = {
+            k: v for k, v in classifier.state_dict().items() if not k.startswith(("classifier.", "conv_head.", "bn2."))
+        }
         missing, _ = body.load_state_dict(state, strict=False)
         if missing:
             raise ModelError(f"ImageNet weights do not fit the {config.backbone} feature body ({missing[:3]})")
@@ -116,8 +118,15 @@ def _body(config: DetectorConfig, pretrained: bool) -> nn.Module:
 def detector_config(arch: str, image_size: int, fpn_channels: int = 96) -> DetectorConfig:
     """The config a new ``arch`` detector starts from (YOLOX: its own body and input, BGR 0-255)."""
     if arch == YOLOX:
-        return DetectorConfig(arch=arch, backbone="yolox_nano_coco", image_size=image_size, fpn_channels=0,
-                              head_convs=0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+        return DetectorConfig(
+            arch=arch,
+            backbone="yolox_nano_coco",
+            image_size=image_size,
+            fpn_channels=0,
+            head_convs=0,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
+        )
     return DetectorConfig(arch=arch, image_size=image_size, fpn_channels=fpn_channels)
 
 
@@ -136,14 +145,26 @@ def build_detector(config: DetectorConfig, pretrained: bool = True) -> nn.Module
         from embedder.detection.yolox_model import YoloxDetector, convert_yolox
         from embedder.detection.yolox_weights import yolox_nano_onnx
 
-        model = YoloxDetector(convert_yolox(yolox_nano_onnx().path, num_classes=1), 1, config.image_size,
-                              config.score_thresh, config.nms_thresh, config.max_detections)
+        model = YoloxDetector(
+            convert_yolox(yolox_nano_onnx().path, num_classes=1),
+            1,
+            config.image_size,
+            config.score_thresh,
+            config.nms_thresh,
+            config.max_detections,
+        )
         model.detector_config = config
         return model
     backbone = TimmFPN(_body(config, pretrained), config.fpn_channels)
-    common = dict(min_size=config.image_size, max_size=config.image_size, image_mean=list(config.mean),
-                  image_std=list(config.std), score_thresh=config.score_thresh, nms_thresh=config.nms_thresh,
-                  detections_per_img=config.max_detections)
+    common = dict(
+        min_size=config.image_size,
+        max_size=config.image_size,
+        image_mean=list(config.mean),
+        image_std=list(config.std),
+        score_thresh=config.score_thresh,
+        nms_thresh=config.nms_thresh,
+        detections_per_img=config.max_detections,
+    )
     if config.arch == "fcos":
         from torchvision.models.detection import FCOS
         from torchvision.models.detection.anchor_utils import AnchorGenerator

@@ -35,8 +35,15 @@ def tile_windows(width: int, height: int, tile: int, overlap: float = 0.25) -> l
     return [(x, y, min(width, x + tile), min(height, y + tile)) for y in starts(height) for x in starts(width)]
 
 
-def tiled_detect(detect: Detect, image: Image.Image, tile: int, overlap: float = 0.25, nms_thresh: float = 0.5,
-                 max_detections: int = 100, whole_frame: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def tiled_detect(
+    detect: Detect,
+    image: Image.Image,
+    tile: int,
+    overlap: float = 0.25,
+    nms_thresh: float = 0.5,
+    max_detections: int = 100,
+    whole_frame: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """``detect`` on the whole frame (``whole_frame``) and on each tile; boxes in frame pixels, merged by
     NMS at ``nms_thresh``, best first, at most ``max_detections``: ((m, 4) float32 x, y, w, h, (m,) float32)."""
     boxes, scores = [], []

@@ -80,24 +80,37 @@ def _prepared(frames: Sequence[tuple], size: int) -> list[tuple[torch.Tensor, to
         tensor, scale = frame_tensor(image, size)
         xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4) * scale
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        labels = torch.as_tensor(np.asarray(rest[0]), dtype=torch.int64) if rest else torch.ones(len(xyxy), dtype=torch.int64)
+        labels = (
+            torch.as_tensor(np.asarray(rest[0]), dtype=torch.int64)
+            if rest
+            else torch.ones(len(xyxy), dtype=torch.int64)
+        )
         out.append(((tensor * 255).to(torch.uint8), torch.from_numpy(xyxy), labels))
     return out
 
 
-def _zoomed(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, zoom: float,
-            rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _zoomed(
+    image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, zoom: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A random window of (1 - zoom .. 1) of the frame resized back to its size; boxes clipped to it
     (a box keeping under 40% of its area is dropped)."""
     h, w = image.shape[-2:]
     f = float(rng.uniform(1 - zoom, 1.0))
     ch, cw = max(8, round(h * f)), max(8, round(w * f))
     y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    crop = torch.nn.functional.interpolate(image[None, :, y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
-                                           align_corners=False)[0]
+    crop = torch.nn.functional.interpolate(
+        image[None, :, y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False
+    )[0]
     shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
-    clipped = torch.stack([shifted[:, 0].clamp(0, cw), shifted[:, 1].clamp(0, ch), shifted[:, 2].clamp(0, cw),
-                           shifted[:, 3].clamp(0, ch)], dim=1)
+    clipped = torch.stack(
+        [
+            shifted[:, 0].clamp(0, cw),
+            shifted[:, 1].clamp(0, ch),
+            shifted[:, 2].clamp(0, cw),
+            shifted[:, 3].clamp(0, ch),
+        ],
+        dim=1,
+    )
 
     def area(b: torch.Tensor) -> torch.Tensor:
         return (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
@@ -107,8 +120,14 @@ def _zoomed(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, zoom
     return crop, clipped[keep] * scale, labels[keep]
 
 
-def _target(tensor: torch.Tensor, xyxy: torch.Tensor, flip: bool, labels: torch.Tensor | None = None,
-            zoom: float = 0.0, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, dict]:
+def _target(
+    tensor: torch.Tensor,
+    xyxy: torch.Tensor,
+    flip: bool,
+    labels: torch.Tensor | None = None,
+    zoom: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> tuple[torch.Tensor, dict]:
     image = tensor.float().div(255.0)
     boxes = xyxy.clone()
     labels = torch.ones(len(boxes), dtype=torch.int64) if labels is None else labels
@@ -136,11 +155,31 @@ def _ema(decay: float, ramp: float = 100.0):
 CHECKPOINT_FILE = "checkpoint.pt"  # resumable state: tensors and numbers only, read with weights_only=True
 
 
-def _save_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler, epoch: int, steps: int,
-                     seconds: float, history: list[dict], extra: dict) -> None:
+def _save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    epoch: int,
+    steps: int,
+    seconds: float,
+    history: list[dict],
+    extra: dict,
+) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": epoch, "steps": steps, "seconds": seconds, "history": history, "extra": extra}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "steps": steps,
+            "seconds": seconds,
+            "history": history,
+            "extra": extra,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -154,13 +193,19 @@ def read_checkpoint(path: Path) -> dict:
         raise ModelError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:100]})") from None
 
 
-def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: DetectorConfig,
-                   train: DetectorTrainConfig = DetectorTrainConfig(), device: torch.device | str = "cpu",
-                   pretrained: bool = True, progress: bool = False,
-                   on_epoch: Callable[[int, dict, torch.nn.Module], dict | None] | None = None,
-                   checkpoint: Path | str | None = None, resume: bool = False,
-                   max_epochs_now: int | None = None,
-                   model: torch.nn.Module | None = None) -> tuple[torch.nn.Module, DetectorTrainResult]:
+def train_detector(
+    frames: Sequence[tuple[Image.Image, np.ndarray]],
+    config: DetectorConfig,
+    train: DetectorTrainConfig = DetectorTrainConfig(),
+    device: torch.device | str = "cpu",
+    pretrained: bool = True,
+    progress: bool = False,
+    on_epoch: Callable[[int, dict, torch.nn.Module], dict | None] | None = None,
+    checkpoint: Path | str | None = None,
+    resume: bool = False,
+    max_epochs_now: int | None = None,
+    model: torch.nn.Module | None = None,
+) -> tuple[torch.nn.Module, DetectorTrainResult]:
     """Train a detector on ``frames``: (RGB image, boxes (n, 4) x, y, w, h pixels) pairs.
 
     Frames without boxes are kept (they teach the background). Returns the model
@@ -187,7 +232,9 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
     def schedule(step: int) -> float:
         if step < train.warmup_steps:
             return (step + 1) / train.warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - train.warmup_steps) / max(1, total - train.warmup_steps))))
+        return 0.5 * (
+            1 + math.cos(math.pi * min(1.0, (step - train.warmup_steps) / max(1, total - train.warmup_steps)))
+        )
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ema = None
@@ -216,8 +263,10 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
         sums: dict[str, float] = {}
         bar = tqdm(range(per_epoch), desc=f"detector epoch {epoch + 1}/{train.epochs}", disable=not progress)
         for b in bar:
-            batch = [_target(data[i][0], data[i][1], bool(rng.random() < 0.5), data[i][2], train.zoom, rng)
-                     for i in order[b * train.batch_size:(b + 1) * train.batch_size]]
+            batch = [
+                _target(data[i][0], data[i][1], bool(rng.random() < 0.5), data[i][2], train.zoom, rng)
+                for i in order[b * train.batch_size : (b + 1) * train.batch_size]
+            ]
             images = [im.to(device) for im, _ in batch]
             targets = [{k: v.to(device) for k, v in t.items()} for _, t in batch]
             losses = model(images, targets)
@@ -233,16 +282,28 @@ def train_detector(frames: Sequence[tuple[Image.Image, np.ndarray]], config: Det
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        row = {"epoch": epoch + 1, **{k: round(v / per_epoch, 4) for k, v in sums.items()},
-               "seconds": round(spent + time.perf_counter() - start, 1)}
+        row = {
+            "epoch": epoch + 1,
+            **{k: round(v / per_epoch, 4) for k, v in sums.items()},
+            "seconds": round(spent + time.perf_counter() - start, 1),
+        }
         if on_epoch is not None:
             model.eval()
             row.update(on_epoch(epoch + 1, row, ema.module.eval() if ema is not None else model) or {})
         result.history.append(row)
         log.info("detector epoch %d: %s", epoch + 1, row)
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), model, optimizer, scheduler, epoch + 1, result.steps,
-                             spent + time.perf_counter() - start, result.history, stamp)
+            _save_checkpoint(
+                Path(checkpoint),
+                model,
+                optimizer,
+                scheduler,
+                epoch + 1,
+                result.steps,
+                spent + time.perf_counter() - start,
+                result.history,
+                stamp,
+            )
     result.seconds = round(spent + time.perf_counter() - start, 1)
     result.epochs_done = last
     return (ema.module if ema is not None else model).eval(), result

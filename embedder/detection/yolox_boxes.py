@@ -12,8 +12,9 @@ def torch_grids(height: int, width: int, device: torch.device) -> tuple[torch.Te
     """(n, 2) x, y cell indices and (n,) strides of a ``height`` x ``width`` input (as ``yolox_decode.grids``)."""
     cells, steps = [], []
     for stride in STRIDES:
-        ys, xs = torch.meshgrid(torch.arange(height // stride, device=device),
-                                torch.arange(width // stride, device=device), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(height // stride, device=device), torch.arange(width // stride, device=device), indexing="ij"
+        )
         cells.append(torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1))
         steps.append(torch.full((xs.numel(),), stride, device=device))
     return torch.cat(cells).float(), torch.cat(steps).float()

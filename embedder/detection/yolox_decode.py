@@ -24,7 +24,9 @@ def letterbox(image: Image.Image, size: int) -> tuple[np.ndarray, float]:
     """An RGB frame -> ((3, size, size) float32 BGR 0-255, scale); frame pixel = input pixel / scale."""
     scale = min(size / image.width, size / image.height)
     w, h = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-    resized = image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR) if (w, h) != image.size else image.convert("RGB")
+    resized = (
+        image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR) if (w, h) != image.size else image.convert("RGB")
+    )
     canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.float32)
     canvas[:h, :w] = np.asarray(resized, dtype=np.float32)
     return np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)), scale
@@ -72,8 +74,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def proposals(raw: np.ndarray, height: int, width: int, score_thresh: float = 0.05, nms_thresh: float = 0.5,
-              max_detections: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def proposals(
+    raw: np.ndarray,
+    height: int,
+    width: int,
+    score_thresh: float = 0.05,
+    nms_thresh: float = 0.5,
+    max_detections: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Class-agnostic boxes of one image's rows ``(n, 5 + k)`` (probabilities, as the ONNX model answers).
 
     Returns ``(boxes (m, 4) float32 x1, y1, x2, y2 input pixels, scores (m,) float32 descending,
@@ -94,5 +102,8 @@ def to_frame(boxes: np.ndarray, scale: float, width: int, height: int) -> np.nda
     xyxy = boxes.astype(np.float64) / scale
     xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
     xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
-    return np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1).astype(
-        np.float32).reshape(-1, 4)
+    return (
+        np.stack([xyxy[:, 0], xyxy[:, 1], xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]], axis=1)
+        .astype(np.float32)
+        .reshape(-1, 4)
+    )

@@ -22,8 +22,15 @@ IOU_WEIGHT = 5.0
 
 
 @torch.no_grad()
-def simota(pred_boxes: torch.Tensor, obj_logits: torch.Tensor, cls_logits: torch.Tensor, gt_boxes: torch.Tensor,
-           gt_labels: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def simota(
+    pred_boxes: torch.Tensor,
+    obj_logits: torch.Tensor,
+    cls_logits: torch.Tensor,
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    cells: torch.Tensor,
+    steps: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One image's assignment: (fg (n,) bool, matched true-box index (n,) int64; -1 where not fg).
 
     ``pred_boxes`` (n, 4) x1, y1, x2, y2; ``obj_logits`` (n,); ``cls_logits`` (n, k);
@@ -31,7 +38,7 @@ def simota(pred_boxes: torch.Tensor, obj_logits: torch.Tensor, cls_logits: torch
     n = pred_boxes.shape[0]
     centres = (cells + 0.5) * steps[:, None]  # (n, 2)
     cx, cy = centres[:, 0][None], centres[:, 1][None]
-    in_box = ((cx > gt_boxes[:, 0:1]) & (cx < gt_boxes[:, 2:3]) & (cy > gt_boxes[:, 1:2]) & (cy < gt_boxes[:, 3:4]))
+    in_box = (cx > gt_boxes[:, 0:1]) & (cx < gt_boxes[:, 2:3]) & (cy > gt_boxes[:, 1:2]) & (cy < gt_boxes[:, 3:4])
     gt_centre = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
     radius = CENTRE_RADIUS * steps[None]
     in_centre = ((cx - gt_centre[:, 0:1]).abs() < radius) & ((cy - gt_centre[:, 1:2]).abs() < radius)
@@ -44,8 +51,9 @@ def simota(pred_boxes: torch.Tensor, obj_logits: torch.Tensor, cls_logits: torch
     probs = (torch.sigmoid(cls_logits[index]) * torch.sigmoid(obj_logits[index])[:, None]).sqrt()  # (c, k)
     onehot = F.one_hot(gt_labels, cls_logits.shape[1]).float()  # (g, k)
     g, c, k = len(gt_boxes), len(index), cls_logits.shape[1]
-    cls_cost = F.binary_cross_entropy(probs[None].expand(g, c, k).clamp(1e-6, 1 - 1e-6),
-                                      onehot[:, None].expand(g, c, k), reduction="none").sum(-1)
+    cls_cost = F.binary_cross_entropy(
+        probs[None].expand(g, c, k).clamp(1e-6, 1 - 1e-6), onehot[:, None].expand(g, c, k), reduction="none"
+    ).sum(-1)
     both = (in_box & in_centre)[:, index]
     cost = cls_cost + 3.0 * -torch.log(ious + 1e-8) + 1e5 * (~both)
     dynamic_k = torch.topk(ious, min(10, c), dim=1).values.sum(1).int().clamp(min=1)
@@ -63,8 +71,13 @@ def simota(pred_boxes: torch.Tensor, obj_logits: torch.Tensor, cls_logits: torch
     return matched >= 0, matched
 
 
-def yolox_loss(raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor, gt_boxes: list[torch.Tensor],
-               gt_labels: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+def yolox_loss(
+    raw: torch.Tensor,
+    cells: torch.Tensor,
+    steps: torch.Tensor,
+    gt_boxes: list[torch.Tensor],
+    gt_labels: list[torch.Tensor],
+) -> dict[str, torch.Tensor]:
     """The losses of a batch: ``raw`` (B, n, 5 + k) rows; per image true boxes (g, 4) x1, y1, x2, y2
     input pixels and labels (g,) in 0..k-1. Returns ``{"loss_iou", "loss_obj", "loss_cls"}``
     (weighted; their sum is what is minimised)."""
@@ -75,8 +88,9 @@ def yolox_loss(raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor, gt_b
         boxes = gt_boxes[b].reshape(-1, 4).float()
         if not len(boxes):
             continue
-        fg, matched = simota(pred_boxes[b].detach(), raw[b, :, 4].detach(), raw[b, :, 5:].detach(), boxes,
-                             gt_labels[b], cells, steps)
+        fg, matched = simota(
+            pred_boxes[b].detach(), raw[b, :, 4].detach(), raw[b, :, 5:].detach(), boxes, gt_labels[b], cells, steps
+        )
         if not fg.any():
             continue
         obj_target[b, fg] = 1.0
@@ -91,8 +105,9 @@ def yolox_loss(raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor, gt_b
     if fg_pred:
         pred, target = torch.cat(fg_pred), torch.cat(fg_boxes)
         loss_iou = (1 - _paired_iou(pred, target) ** 2).sum() / num_fg
-        loss_cls = F.binary_cross_entropy_with_logits(torch.cat(fg_cls), torch.cat(fg_cls_target),
-                                                      reduction="sum") / num_fg
+        loss_cls = (
+            F.binary_cross_entropy_with_logits(torch.cat(fg_cls), torch.cat(fg_cls_target), reduction="sum") / num_fg
+        )
     else:
         loss_iou = loss_cls = raw.sum() * 0.0
     return {"loss_iou": IOU_WEIGHT * loss_iou, "loss_obj": loss_obj, "loss_cls": loss_cls}

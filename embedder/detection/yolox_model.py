@@ -48,9 +48,14 @@ def convert_yolox(onnx_file: Path | str, num_classes: int = COCO_CLASSES) -> tor
     except Exception as exc:  # noqa: BLE001 - unreadable or unsupported graph: one line
         raise ModelError(f"{onnx_file}: cannot convert to PyTorch ({str(exc).splitlines()[0][:120]})") from None
     graph = graph_module.graph
-    heads = [n for n in graph.nodes if n.op == "call_module" and len(n.args) == 3
-             and all(getattr(a, "op", None) == "call_module" for a in n.args)
-             and [type(graph_module.get_submodule(a.target)).__name__ for a in n.args] == ["Conv2d", "Sigmoid", "Sigmoid"]]
+    heads = [
+        n
+        for n in graph.nodes
+        if n.op == "call_module"
+        and len(n.args) == 3
+        and all(getattr(a, "op", None) == "call_module" for a in n.args)
+        and [type(graph_module.get_submodule(a.target)).__name__ for a in n.args] == ["Conv2d", "Sigmoid", "Sigmoid"]
+    ]
     if len(heads) != len(STRIDES):
         raise ModelError(f"{onnx_file}: not a YOLOX graph ({len(heads)} head outputs, expected {len(STRIDES)})")
     for head in heads:
@@ -81,8 +86,15 @@ def flatten_levels(levels: list[torch.Tensor]) -> torch.Tensor:
 class YoloxDetector(nn.Module):
     """YOLOX-Nano behind torchvision's detector interface (see the module docstring)."""
 
-    def __init__(self, graph: nn.Module, num_classes: int, image_size: int, score_thresh: float = 0.05,
-                 nms_thresh: float = 0.5, max_detections: int = 100) -> None:
+    def __init__(
+        self,
+        graph: nn.Module,
+        num_classes: int,
+        image_size: int,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        max_detections: int = 100,
+    ) -> None:
         super().__init__()
         if image_size % 32:
             raise ModelError(f"YOLOX input size must be a multiple of 32, got {image_size}")
@@ -107,7 +119,7 @@ class YoloxDetector(nn.Module):
             if abs(scale - 1.0) > 1e-6:
                 h, w = max(1, round(image.shape[-2] * scale)), max(1, round(image.shape[-1] * scale))
                 image = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-            batch[i, :, :image.shape[-2], :image.shape[-1]] = image.flip(0) * 255.0
+            batch[i, :, : image.shape[-2], : image.shape[-1]] = image.flip(0) * 255.0
             scales.append(scale)
         return batch, scales
 
@@ -123,8 +135,9 @@ class YoloxDetector(nn.Module):
             return yolox_loss(raw, cells, steps, boxes, labels)
         return self.postprocess(raw, cells, steps, scales)
 
-    def postprocess(self, raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor,
-                    scales: list[float]) -> list[dict[str, torch.Tensor]]:
+    def postprocess(
+        self, raw: torch.Tensor, cells: torch.Tensor, steps: torch.Tensor, scales: list[float]
+    ) -> list[dict[str, torch.Tensor]]:
         from torchvision.ops import nms
 
         boxes = decode_boxes(raw, cells, steps)
@@ -163,8 +176,15 @@ def export_onnx(model: YoloxDetector, path: Path | str) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(rows, (example,), str(tmp), input_names=["images"], output_names=["output"],
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                rows,
+                (example,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["output"],
+                opset_version=17,
+                dynamo=False,
+            )
     except Exception as exc:  # noqa: BLE001 - any exporter failure: one line
         tmp.unlink(missing_ok=True)
         raise ModelError(f"cannot export the YOLOX detector to ONNX ({str(exc).splitlines()[0][:120]})") from None

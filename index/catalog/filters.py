@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from index.errors import FilterError
@@ -145,7 +145,7 @@ def _period(text: str, fail: Any) -> tuple[datetime, datetime]:
     except ValueError:
         fail(f"date expects YYYY, YYYY-MM, YYYY-MM-DD or an ISO timestamp, got {text[:40]!r}")
     if instant.tzinfo is not None:
-        instant = instant.astimezone(timezone.utc).replace(tzinfo=None)
+        instant = instant.astimezone(UTC).replace(tzinfo=None)
     return instant, instant + timedelta(microseconds=1)
 
 
@@ -184,8 +184,10 @@ class _Parser:
         sql = self.parse_or(0)
         tok = self.peek()
         if tok.kind == "op":
-            self.fail(f"unexpected {tok.text!r} at position {tok.pos} (a bare name runs to the next and/or/comma;"
-                      ' join clauses with and, or quote the name: species="Chromis chrysura")')
+            self.fail(
+                f"unexpected {tok.text!r} at position {tok.pos} (a bare name runs to the next and/or/comma;"
+                ' join clauses with and, or quote the name: species="Chromis chrysura")'
+            )
         if tok.kind != "end":
             self.fail(f"unexpected {tok.text!r} at position {tok.pos}")
         return sql
@@ -220,8 +222,11 @@ class _Parser:
             return self.take().text
         if tok.kind == "word" and tok.text.lower() not in _KEYWORDS:  # 'depth=1.. and ...': no high end
             words = [self.take().text]
-            while (self.peek().kind == "word" and self.peek().text.lower() not in _KEYWORDS
-                   and _NAME_WORD.match(self.peek().text)):
+            while (
+                self.peek().kind == "word"
+                and self.peek().text.lower() not in _KEYWORDS
+                and _NAME_WORD.match(self.peek().text)
+            ):
                 words.append(self.take().text)
             return " ".join(words)
         if required:
@@ -345,4 +350,3 @@ def parse_filter(text: str, columns: Mapping[str, Column] = DEFAULT_COLUMNS) -> 
         return SqlFilter("TRUE", [])
     parser = _Parser(text, columns)
     return SqlFilter(parser.parse(), list(parser.params), tuple(parser.text_values))
-

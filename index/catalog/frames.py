@@ -26,13 +26,15 @@ class TruthFrame:
 def truth_frames(catalog: Catalog, home: Path, sources: tuple[str, ...] | None = None) -> list[TruthFrame]:
     """Every frame with its ground-truth (``origin = truth``) boxes, by image id; frames of the
     ``added`` and ``predicted`` sources are left out, and ``sources`` keeps only those named."""
-    sql = ("SELECT i.image_id, i.path, i.width, i.height, list(a.x ORDER BY a.annotation_id), "
-           "list(a.y ORDER BY a.annotation_id), list(a.w ORDER BY a.annotation_id), "
-           "list(a.h ORDER BY a.annotation_id), list(a.concept ORDER BY a.annotation_id), "
-           "list(a.split ORDER BY a.annotation_id) "
-           "FROM images i LEFT JOIN annotations a ON a.image_id = i.image_id "
-           "AND coalesce(a.origin, 'truth') = 'truth' "
-           "WHERE i.source NOT IN ('added', 'predicted')")
+    sql = (
+        "SELECT i.image_id, i.path, i.width, i.height, list(a.x ORDER BY a.annotation_id), "
+        "list(a.y ORDER BY a.annotation_id), list(a.w ORDER BY a.annotation_id), "
+        "list(a.h ORDER BY a.annotation_id), list(a.concept ORDER BY a.annotation_id), "
+        "list(a.split ORDER BY a.annotation_id) "
+        "FROM images i LEFT JOIN annotations a ON a.image_id = i.image_id "
+        "AND coalesce(a.origin, 'truth') = 'truth' "
+        "WHERE i.source NOT IN ('added', 'predicted')"
+    )
     params: list = []
     if sources:
         sql += f" AND i.source IN ({', '.join('?' * len(sources))})"
@@ -43,6 +45,15 @@ def truth_frames(catalog: Catalog, home: Path, sources: tuple[str, ...] | None =
     for image_id, path, width, height, xs, ys, ws, hs, concepts, splits in rows:
         keep = [n for n, c in enumerate(concepts) if c is not None]
         boxes = np.asarray([[xs[n], ys[n], ws[n], hs[n]] for n in keep], dtype=np.float32).reshape(-1, 4)
-        out.append(TruthFrame(int(image_id), Path(home) / path, int(width), int(height), boxes,
-                              tuple(concepts[n] for n in keep), tuple(splits[n] for n in keep)))
+        out.append(
+            TruthFrame(
+                int(image_id),
+                Path(home) / path,
+                int(width),
+                int(height),
+                boxes,
+                tuple(concepts[n] for n in keep),
+                tuple(splits[n] for n in keep),
+            )
+        )
     return out

@@ -17,12 +17,23 @@ from typing import Any
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.errors import NotFound
 from index.catalog.filters import parse_filter
 from index.catalog.vocabulary import check_filter_values
+from index.errors import NotFound
 
-HIT_COLUMNS = ("annotation_id", "species", "genus", "family", "depth_m", "timestamp", "latitude",
-               "longitude", "split", "source", "crop_path")
+HIT_COLUMNS = (
+    "annotation_id",
+    "species",
+    "genus",
+    "family",
+    "depth_m",
+    "timestamp",
+    "latitude",
+    "longitude",
+    "split",
+    "source",
+    "crop_path",
+)
 
 
 @dataclass
@@ -72,27 +83,32 @@ def crop_vector(catalog: Catalog, model_id: str, annotation_id: int) -> np.ndarr
         NotFound: the crop has no vector for this model.
     """
     with catalog.read() as con:
-        row = con.execute("SELECT vector FROM embeddings WHERE model_id = ? AND annotation_id = ?",
-                          [model_id, int(annotation_id)]).fetchone()
+        row = con.execute(
+            "SELECT vector FROM embeddings WHERE model_id = ? AND annotation_id = ?", [model_id, int(annotation_id)]
+        ).fetchone()
     if row is None:
         with catalog.read() as con:
             exists = con.execute("SELECT 1 FROM annotations WHERE annotation_id = ?", [int(annotation_id)]).fetchone()
         if exists is None:
             raise NotFound(f"no crop has id {annotation_id}", hint="find crop ids with `oceanid search --json`")
-        raise NotFound(f"crop {annotation_id} has no vector for model {model_id}",
-                       hint="check the id with `oceanid search --json`, or run `oceanid embed`")
+        raise NotFound(
+            f"crop {annotation_id} has no vector for model {model_id}",
+            hint="check the id with `oceanid search --json`, or run `oceanid embed`",
+        )
     return np.asarray(row[0], dtype=np.float32)[None, :]
 
 
 def crop_vectors(catalog: Catalog, model_id: str, annotation_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(ids (m,) int64, vectors (m, d) float32)``: the stored vectors of those crops that have one, by id."""
     with catalog.read() as con:
-        rows = con.execute("SELECT annotation_id, vector FROM embeddings WHERE model_id = ? AND annotation_id IN "
-                           "(SELECT unnest(?)) ORDER BY 1", [model_id, [int(i) for i in annotation_ids]]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, vector FROM embeddings WHERE model_id = ? AND annotation_id IN "
+            "(SELECT unnest(?)) ORDER BY 1",
+            [model_id, [int(i) for i in annotation_ids]],
+        ).fetchall()
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return (np.asarray([r[0] for r in rows], dtype=np.int64),
-            np.asarray([r[1] for r in rows], dtype=np.float32))
+    return (np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([r[1] for r in rows], dtype=np.float32))
 
 
 def hits_metadata(catalog: Catalog, home: Path, hits: Sequence[Any]) -> list[CropHit]:
@@ -104,8 +120,9 @@ def hits_metadata(catalog: Catalog, home: Path, hits: Sequence[Any]) -> list[Cro
         return []
     ids = [h.id for h in hits]
     with catalog.read() as con:
-        rows = con.execute(f"SELECT {', '.join(HIT_COLUMNS)} FROM crop_meta WHERE annotation_id IN "
-                           "(SELECT unnest(?))", [ids]).fetchall()
+        rows = con.execute(
+            f"SELECT {', '.join(HIT_COLUMNS)} FROM crop_meta WHERE annotation_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
     meta = {r[0]: r for r in rows}
     out = []
     for hit in hits:
@@ -126,13 +143,18 @@ def crop_files(catalog: Catalog, home: Path, annotation_ids: Sequence[int]) -> l
     if not ids:
         return []
     with catalog.read() as con:
-        rows = dict(con.execute("SELECT annotation_id, crop_path FROM crop_meta WHERE annotation_id IN "
-                                "(SELECT unnest(?))", [ids]).fetchall())
+        rows = dict(
+            con.execute(
+                "SELECT annotation_id, crop_path FROM crop_meta WHERE annotation_id IN (SELECT unnest(?))", [ids]
+            ).fetchall()
+        )
     missing = [i for i in ids if not rows.get(i)]
     if missing:
-        raise NotFound(f"no crop with id {missing[0]} in the catalog" + (f" (and {len(missing) - 1} more)"
-                                                                           if len(missing) > 1 else ""),
-                       hint="check the id with `oceanid search --json`")
+        raise NotFound(
+            f"no crop with id {missing[0]} in the catalog"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            hint="check the id with `oceanid search --json`",
+        )
     return [home / rows[i] for i in ids]
 
 
@@ -142,6 +164,7 @@ def crop_species(catalog: Catalog, annotation_ids: Sequence[int]) -> dict[int, s
     if not ids:
         return {}
     with catalog.read() as con:
-        rows = con.execute("SELECT annotation_id, concept FROM annotations WHERE annotation_id IN (SELECT unnest(?))",
-                           [ids]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, concept FROM annotations WHERE annotation_id IN (SELECT unnest(?))", [ids]
+        ).fetchall()
     return {int(i): str(c) for i, c in rows}

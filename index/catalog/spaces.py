@@ -19,8 +19,10 @@ FUSED_SUFFIX = ".fused"
 def store_spaces_decision(catalog: Catalog, decision: SpacesDecision) -> None:
     """Replace the model's stored two-space decision (one transaction)."""
     with catalog.write() as con:
-        con.execute("INSERT OR REPLACE INTO decisions (model_id, prototypes_digest, payload) VALUES (?, ?, ?)",
-                    [decision.model_id + FUSED_SUFFIX, decision.digest, json.dumps(decision.to_dict())])
+        con.execute(
+            "INSERT OR REPLACE INTO decisions (model_id, prototypes_digest, payload) VALUES (?, ?, ?)",
+            [decision.model_id + FUSED_SUFFIX, decision.digest, json.dumps(decision.to_dict())],
+        )
 
 
 def load_spaces_decision(catalog: Catalog, model_id: str) -> SpacesDecision | None:
@@ -40,6 +42,7 @@ def drop_added_class(catalog: Catalog, model_id: str, concept: str) -> int:
     :func:`index.catalog.embeddings.remove_support_class`, for every model) and bump that model's prototypes
     version, in one transaction; returns the new version."""
     with catalog.write() as con:
-        con.execute("DELETE FROM prototypes WHERE model_id = ? AND concept = ? AND origin = ?",
-                    [model_id, concept, ADDED])
+        con.execute(
+            "DELETE FROM prototypes WHERE model_id = ? AND concept = ? AND origin = ?", [model_id, concept, ADDED]
+        )
         return catalog.bump_prototypes_version(model_id, con)

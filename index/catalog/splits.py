@@ -30,7 +30,6 @@ from index.records import SPLITS
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class SplitConfig:
     """How ``oceanid split`` chooses species and assigns crops."""
@@ -63,8 +62,9 @@ class SplitSummary:
         return asdict(self)
 
 
-def _choose_holdout(config: SplitConfig, species: list[str], hints: dict[str, str],
-                    rng: np.random.Generator) -> list[str]:
+def _choose_holdout(
+    config: SplitConfig, species: list[str], hints: dict[str, str], rng: np.random.Generator
+) -> list[str]:
     if not config.holdout:
         return sorted(s for s in species if s in hints)
     if len(config.holdout) == 1 and str(config.holdout[0]).isdigit():
@@ -90,8 +90,10 @@ def _assign(groups: dict[str, Counter], fractions: dict[str, float], rng: np.ran
     order.sort(key=lambda g: -sum(groups[g].values()))
     out = {}
     for g in order:
+
         def deficit(s: str) -> float:
-            return sum((targets[s][c] - filled[s][c]) / max(totals[c], 1) * n for c, n in groups[g].items())
+            return sum((targets[s][c] - filled[s][c]) / max(totals[c], 1) * n for c, n in groups[g].items())  # noqa: B023 (used in this iteration only)
+
         best = max(fractions, key=lambda s: (deficit(s), fractions[s]))
         out[g] = best
         filled[best].update(groups[g])
@@ -131,8 +133,9 @@ def check_fractions(config: SplitConfig) -> dict[str, float]:
     return fractions
 
 
-def make_splits(catalog: Catalog, config: SplitConfig,
-                before_write: Callable[[int, object], None] | None = None) -> SplitSummary:
+def make_splits(
+    catalog: Catalog, config: SplitConfig, before_write: Callable[[int, object], None] | None = None
+) -> SplitSummary:
     """Assign every unpinned crop a split; deterministic for a given config and catalog.
 
     ``before_write(changed, con)`` is called inside the write transaction, before any crop
@@ -156,11 +159,11 @@ def make_splits(catalog: Catalog, config: SplitConfig,
     labels, merged = merge_groups([r[2] for r in rows], [r[4] for r in rows])
     # a component that holds a pinned crop follows its pinned split (the most common one)
     pins: dict[int, Counter] = defaultdict(Counter)
-    for label, r in zip(labels, rows):
+    for label, r in zip(labels, rows, strict=False):
         if r[3] and r[5] in SPLITS:
             pins[label][r[5]] += 1
     forced = {label: c.most_common(1)[0][0] for label, c in pins.items()}
-    rows = [(r[0], r[1], f"component:{label}", r[3]) for label, r in zip(labels, rows)]
+    rows = [(r[0], r[1], f"component:{label}", r[3]) for label, r in zip(labels, rows, strict=False)]
     per_species = Counter(r[1] for r in rows)
     species = sorted(s for s, n in per_species.items() if n >= config.min_images)
     rest = tuple(config.holdout) == ("rest",)
@@ -170,8 +173,12 @@ def make_splits(catalog: Catalog, config: SplitConfig,
         known = sorted(sorted(known, key=lambda s: (-per_species[s], s))[: config.classes])
     if rest:
         held = sorted(set(species) - set(known))
-    summary = SplitSummary(held_out=held, excluded=sorted(set(per_species) - set(known) - set(held)),
-                           duplicate_frames=int(frames), groups_merged=merged)
+    summary = SplitSummary(
+        held_out=held,
+        excluded=sorted(set(per_species) - set(known) - set(held)),
+        duplicate_frames=int(frames),
+        groups_merged=merged,
+    )
     keep = set(known)
     groups: dict[str, Counter] = defaultdict(Counter)
     for _, concept, group, pinned in rows:
@@ -194,13 +201,17 @@ def make_splits(catalog: Catalog, config: SplitConfig,
         ids.append(aid)
         splits.append(split)
         summary.counts.setdefault(concept, Counter())[split or "unused"] += 1
-    summary.changed = sum(before[i] != s for i, s in zip(ids, splits))
+    summary.changed = sum(before[i] != s for i, s in zip(ids, splits, strict=False))
     with catalog.write() as con:
         if before_write is not None:
             before_write(summary.changed, con)
-        con.register("assigned", pa.table({"annotation_id": pa.array(ids, pa.int64()), "split": pa.array(splits, pa.string())}))
-        con.execute("UPDATE annotations SET split = assigned.split FROM assigned "
-                    "WHERE annotations.annotation_id = assigned.annotation_id")
+        con.register(
+            "assigned", pa.table({"annotation_id": pa.array(ids, pa.int64()), "split": pa.array(splits, pa.string())})
+        )
+        con.execute(
+            "UPDATE annotations SET split = assigned.split FROM assigned "
+            "WHERE annotations.annotation_id = assigned.annotation_id"
+        )
         con.execute("INSERT OR REPLACE INTO meta VALUES ('split_config', ?)", [json.dumps(config.to_dict())])
     summary.counts = {k: dict(v) for k, v in sorted(summary.counts.items())}
     log.info("split: %d known species, %d held out, %d excluded", len(known), len(held), len(summary.excluded))

@@ -44,24 +44,35 @@ def survey(catalog: Catalog, bins: int = 10) -> Survey:
     out = Survey()
     with catalog.read() as con:
         out.images = con.execute("SELECT count(*) FROM images").fetchone()[0]
-        out.per_species = dict(con.execute(
-            "SELECT concept, count(*) n FROM annotations GROUP BY concept ORDER BY n DESC, concept"
-        ).fetchall())
-        out.per_split = dict(con.execute(
-            "SELECT coalesce(split, 'unassigned'), count(*) FROM annotations GROUP BY 1 ORDER BY 1"
-        ).fetchall())
-        out.per_source = dict(con.execute(
-            "SELECT source, count(*) FROM annotations JOIN images USING (image_id) GROUP BY 1 ORDER BY 1"
-        ).fetchall())
-        out.depths = [r[0] for r in con.execute(
-            "SELECT depth_m FROM annotations JOIN images USING (image_id) WHERE depth_m IS NOT NULL"
-        ).fetchall()]
+        out.per_species = dict(
+            con.execute(
+                "SELECT concept, count(*) n FROM annotations GROUP BY concept ORDER BY n DESC, concept"
+            ).fetchall()
+        )
+        out.per_split = dict(
+            con.execute(
+                "SELECT coalesce(split, 'unassigned'), count(*) FROM annotations GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        out.per_source = dict(
+            con.execute(
+                "SELECT source, count(*) FROM annotations JOIN images USING (image_id) GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        out.depths = [
+            r[0]
+            for r in con.execute(
+                "SELECT depth_m FROM annotations JOIN images USING (image_id) WHERE depth_m IS NOT NULL"
+            ).fetchall()
+        ]
         out.duplicate_frames = con.execute("SELECT count(*) - count(DISTINCT sha256) FROM images").fetchone()[0]
         for rank in RANKS:
             col = "species_name" if rank == "species" else rank
             taxa, crops, labelled = con.execute(
                 f'SELECT count(DISTINCT l."{col}"), count(l."{col}"), count(*) FILTER (WHERE l.label_rank = ?) '
-                "FROM annotations a LEFT JOIN taxon_lineage l ON l.concept = a.concept", [rank]).fetchone()
+                "FROM annotations a LEFT JOIN taxon_lineage l ON l.concept = a.concept",
+                [rank],
+            ).fetchone()
             out.per_rank[rank] = {"taxa": int(taxa), "crops": int(crops), "labelled": int(labelled)}
         keys = con.execute("SELECT a.group_key, i.sha256 FROM annotations a JOIN images i USING (image_id)").fetchall()
     out.groups_merged = merge_groups([k for k, _ in keys], [h for _, h in keys])[1]
@@ -70,15 +81,20 @@ def survey(catalog: Catalog, bins: int = 10) -> Survey:
     out.species = len(counts)
     if counts.size:
         out.crops_per_species = {
-            "total": int(counts.sum()), "mean": float(counts.mean()), "median": float(np.median(counts)),
-            "max": int(counts.max()), "min": int(counts.min()),
+            "total": int(counts.sum()),
+            "mean": float(counts.mean()),
+            "median": float(np.median(counts)),
+            "max": int(counts.max()),
+            "min": int(counts.min()),
         }
     depths = np.asarray(out.depths, dtype=np.float64)
     out.depth = {"count": int(depths.size)}
     if depths.size:
         out.depth.update(min=float(depths.min()), median=float(np.median(depths)), max=float(depths.max()))
         hist, edges = np.histogram(depths, bins=bins)
-        out.depth_histogram = [(float(a), float(b), int(n)) for a, b, n in zip(edges[:-1], edges[1:], hist)]
+        out.depth_histogram = [
+            (float(a), float(b), int(n)) for a, b, n in zip(edges[:-1], edges[1:], hist, strict=False)
+        ]
     return out
 
 
@@ -118,7 +134,9 @@ def species_rows(catalog: Catalog, examples: int = 4) -> list[SpeciesRow]:
         rows = con.execute(
             "SELECT species, any_value(genus), any_value(family), count(*), "
             "list(crop_path ORDER BY annotation_id)[1:?], bool_or(split = ?), bool_or(split IS NOT NULL) "
-            "FROM crop_meta GROUP BY species ORDER BY species", [examples, HOLDOUT]).fetchall()
+            "FROM crop_meta GROUP BY species ORDER BY species",
+            [examples, HOLDOUT],
+        ).fetchall()
     return [SpeciesRow(n, g, f, int(c), [p for p in ex if p], bool(h), bool(u)) for n, g, f, c, ex, h, u in rows]
 
 

@@ -41,8 +41,14 @@ def lineage(catalog: Catalog, name: str) -> Lineage:
     return known[name]
 
 
-def upsert(catalog: Catalog, taxa: Iterable[Taxon], hints: dict[str, str] | None = None, *,
-           correct: bool = False, undo_for: str | None = None) -> Merge:
+def upsert(
+    catalog: Catalog,
+    taxa: Iterable[Taxon],
+    hints: dict[str, str] | None = None,
+    *,
+    correct: bool = False,
+    undo_for: str | None = None,
+) -> Merge:
     """Merge ``taxa`` into the catalog in one transaction and return what was written and kept.
 
     ``hints``: concept -> holdout hint (the synthetic reef's near | far | other). ``undo_for``:
@@ -59,15 +65,22 @@ def upsert(catalog: Catalog, taxa: Iterable[Taxon], hints: dict[str, str] | None
         if undo_for is not None:
             for t in result.rows:
                 old = before.get(t.concept)
-                con.execute("INSERT OR IGNORE INTO taxa_undo VALUES (?, ?, ?, ?, ?, ?)",
-                            [undo_for, t.concept, old is not None, *(old[1:] if old else (None, None, None))])
+                con.execute(
+                    "INSERT OR IGNORE INTO taxa_undo VALUES (?, ?, ?, ?, ?, ?)",
+                    [undo_for, t.concept, old is not None, *(old[1:] if old else (None, None, None))],
+                )
         for t in result.rows:
             con.execute(
                 """INSERT INTO taxa VALUES (?, ?, ?, NULL) ON CONFLICT (concept) DO UPDATE SET
-                   rank = excluded.rank, parent = excluded.parent""", [t.concept, t.rank, t.parent])
+                   rank = excluded.rank, parent = excluded.parent""",
+                [t.concept, t.rank, t.parent],
+            )
         for concept, hint in hints.items():
-            con.execute("""INSERT INTO taxa VALUES (?, NULL, NULL, ?) ON CONFLICT (concept) DO UPDATE SET
-                           holdout_hint = coalesce(excluded.holdout_hint, taxa.holdout_hint)""", [concept, hint])
+            con.execute(
+                """INSERT INTO taxa VALUES (?, NULL, NULL, ?) ON CONFLICT (concept) DO UPDATE SET
+                           holdout_hint = coalesce(excluded.holdout_hint, taxa.holdout_hint)""",
+                [concept, hint],
+            )
     return result
 
 
@@ -76,8 +89,9 @@ def undo(catalog: Catalog, added: str) -> int:
     if not catalog.exists():
         return 0
     with catalog.write() as con:
-        rows = con.execute("SELECT concept, existed, rank, parent, holdout_hint FROM taxa_undo WHERE added = ?",
-                           [added]).fetchall()
+        rows = con.execute(
+            "SELECT concept, existed, rank, parent, holdout_hint FROM taxa_undo WHERE added = ?", [added]
+        ).fetchall()
         for concept, existed, rank, parent, hint in rows:
             con.execute("DELETE FROM taxa WHERE concept = ?", [concept])
             if existed:
@@ -95,6 +109,8 @@ def read_lineage_csv(path: Path) -> list[Taxon]:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise SourceError(f"{path}: cannot read the lineage CSV ({exc})") from None
     if not rows or not ({"concept", "name"} & set(rows[0])):
-        raise SourceError(f"{path}: a lineage CSV needs a concept column and rank columns, "
-                          "e.g. concept,kingdom,phylum,class,order,family,genus")
+        raise SourceError(
+            f"{path}: a lineage CSV needs a concept column and rank columns, "
+            "e.g. concept,kingdom,phylum,class,order,family,genus"
+        )
     return lineage_rows(rows)

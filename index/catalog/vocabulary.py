@@ -13,8 +13,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from index.errors import FilterError
 from index.catalog.filters import SqlFilter
+from index.errors import FilterError
 
 SUGGESTIONS = 3  # nearest values named in the error
 CUTOFF = 0.6  # difflib's similarity cutoff (its default)
@@ -29,8 +29,10 @@ def vocabulary(con: Any, sql_column: str, view: str = "crop_meta") -> list[str]:
 def holds(con: Any, sql_column: str, value: str, view: str = "crop_meta") -> bool:
     """Whether some row of ``view`` has ``value`` in one trusted column (case-insensitive, as
     the filter compares): a probe that stops at the first match, run on every filtered query."""
-    return con.execute(f'SELECT 1 FROM {view} WHERE lower("{sql_column}") = ? LIMIT 1',
-                       [value.lower()]).fetchone() is not None
+    return (
+        con.execute(f'SELECT 1 FROM {view} WHERE lower("{sql_column}") = ? LIMIT 1', [value.lower()]).fetchone()
+        is not None
+    )
 
 
 def nearest(value: str, words: list[str], n: int = SUGGESTIONS) -> list[str]:

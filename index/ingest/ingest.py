@@ -22,18 +22,31 @@ from PIL import Image
 from tqdm import tqdm
 
 from index.catalog.catalog import Catalog
-from index.ingest.crops import CropConfig, clip_box, crop_relpath, cut_crop, save_atomic
 from index.errors import BadImage, InvalidInput
 from index.files import copy_atomic, file_sha256
 from index.home import Home
 from index.imaging import open_image
+from index.ingest.crops import CropConfig, clip_box, crop_relpath, cut_crop, save_atomic
 from index.records import SUPPORT, BoxRecord, ImageRecord, IngestReport
 
 log = logging.getLogger(__name__)
 
 IMAGE_COLUMNS = (
-    "source", "source_id", "sha256", "path", "width", "height", "depth_m", "latitude",
-    "longitude", "timestamp", "temperature_c", "salinity", "oxygen_ml_l", "imaging_type", "url",
+    "source",
+    "source_id",
+    "sha256",
+    "path",
+    "width",
+    "height",
+    "depth_m",
+    "latitude",
+    "longitude",
+    "timestamp",
+    "temperature_c",
+    "salinity",
+    "oxygen_ml_l",
+    "imaging_type",
+    "url",
 )
 
 
@@ -90,8 +103,10 @@ def tiny_image_warning(width: int, height: int) -> str | None:
 def check_source_name(name: str) -> str:
     """A user-given source name (``--source-name survey-2024``), checked. Raises InvalidInput."""
     if not SOURCE_NAME.match(name or "") or name == ADDED:
-        raise InvalidInput(f"source name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
-                           f"(and not {ADDED!r}, the examples of added species)")
+        raise InvalidInput(
+            f"source name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
+            f"(and not {ADDED!r}, the examples of added species)"
+        )
     return name
 
 
@@ -123,8 +138,11 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
             known.hashes[sha] = record.source_id.rsplit("::", 1)[-1]
         row = {c: getattr(record, c, None) for c in IMAGE_COLUMNS}
         row.update(
-            sha256=sha, path=_store_frame(Path(record.path), sha, home),
-            width=image.width, height=image.height, url=record.url,
+            sha256=sha,
+            path=_store_frame(Path(record.path), sha, home),
+            width=image.width,
+            height=image.height,
+            url=record.url,
         )
         pending = _Pending(record, None, row, [])
         image_id = None
@@ -138,7 +156,9 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
             report.skip(item, "box has no concept name")
             continue
         try:
-            x, y, w, h = clip_box(_whole_image(box, image.width, image.height), image.width, image.height, crop.min_side)
+            x, y, w, h = clip_box(
+                _whole_image(box, image.width, image.height), image.width, image.height, crop.min_side
+            )
             crop_image = cut_crop(image, (x, y, w, h), crop)
         except InvalidInput as exc:
             report.skip(item, str(exc))
@@ -148,16 +168,24 @@ def _prepare(record: ImageRecord, known: _Known, home: Path, crop: CropConfig, r
             report.crops_existing += 1
             continue
         seen.add(key)
-        pending.boxes.append((
-            {
-                "concept": box.concept.strip(), "x": x, "y": y, "w": w, "h": h,
-                "source_id": box.source_id,
-                "group_key": box.group_key or f"{record.source}:{record.source_id}",
-                "split": box.split, "split_pinned": box.split is not None,
-                "origin": box.origin, "detection_score": box.detection_score,
-            },
-            crop_image,
-        ))
+        pending.boxes.append(
+            (
+                {
+                    "concept": box.concept.strip(),
+                    "x": x,
+                    "y": y,
+                    "w": w,
+                    "h": h,
+                    "source_id": box.source_id,
+                    "group_key": box.group_key or f"{record.source}:{record.source_id}",
+                    "split": box.split,
+                    "split_pinned": box.split is not None,
+                    "origin": box.origin,
+                    "detection_score": box.detection_score,
+                },
+                crop_image,
+            )
+        )
     return pending
 
 
@@ -180,12 +208,27 @@ def _flush(catalog: Catalog, home: Path, chunk: list[_Pending], report: IngestRe
         rows = [(p.image_id, b) for p in chunk for b, _ in p.boxes]
         images = [img for p in chunk for _, img in p.boxes]
         if rows:
-            table = pa.table({
-                "image_id": pa.array([i for i, _ in rows], pa.int64()),
-                **{k: [b[k] for _, b in rows] for k in
-                   ("concept", "x", "y", "w", "h", "source_id", "group_key", "split", "split_pinned", "origin")},
-                "detection_score": pa.array([b["detection_score"] for _, b in rows], pa.float64()),
-            })
+            table = pa.table(
+                {
+                    "image_id": pa.array([i for i, _ in rows], pa.int64()),
+                    **{
+                        k: [b[k] for _, b in rows]
+                        for k in (
+                            "concept",
+                            "x",
+                            "y",
+                            "w",
+                            "h",
+                            "source_id",
+                            "group_key",
+                            "split",
+                            "split_pinned",
+                            "origin",
+                        )
+                    },
+                    "detection_score": pa.array([b["detection_score"] for _, b in rows], pa.float64()),
+                }
+            )
             con.register("incoming", table)
             ids = con.execute(
                 """INSERT INTO annotations (image_id, concept, x, y, w, h, source_id, group_key, split, split_pinned,
@@ -200,10 +243,15 @@ def _flush(catalog: Catalog, home: Path, chunk: list[_Pending], report: IngestRe
         save_atomic(img, home / crop_relpath(aid))
     if crops:
         with catalog.write() as con:
-            con.register("cut", pa.table({
-                "annotation_id": [a for a, _ in crops],
-                "crop_path": [crop_relpath(a) for a, _ in crops],
-            }))
+            con.register(
+                "cut",
+                pa.table(
+                    {
+                        "annotation_id": [a for a, _ in crops],
+                        "crop_path": [crop_relpath(a) for a, _ in crops],
+                    }
+                ),
+            )
             con.execute(
                 "UPDATE annotations SET crop_path = cut.crop_path FROM cut "
                 "WHERE annotations.annotation_id = cut.annotation_id"
@@ -240,7 +288,11 @@ def ingest_records(
     _flush(catalog, home, chunk, report)
     log.info(
         "ingest %s: %d images added, %d already there, %d crops added, %d skipped",
-        source, report.images_added, report.images_existing, report.crops_added, len(report.skipped),
+        source,
+        report.images_added,
+        report.images_existing,
+        report.crops_added,
+        len(report.skipped),
     )
     return report
 
@@ -277,8 +329,9 @@ def repair_crops(catalog: Catalog, home: Path, crop: CropConfig, report: IngestR
     return len(done)
 
 
-def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]],
-                         crop: CropConfig = CropConfig()) -> IngestReport:
+def add_support_examples(
+    catalog: Catalog, home: Path, concept: str, examples: list[tuple[str, Image.Image]], crop: CropConfig = CropConfig()
+) -> IngestReport:
     """Store the example images of a species added without retraining as ``support`` crops.
 
     Each (label, decoded image) is saved as a PNG under ``sources/added/<slug>/`` and
@@ -292,6 +345,12 @@ def add_support_examples(catalog: Catalog, home: Path, concept: str, examples: l
     for _label, image in examples:
         path = folder / f"{len(list(folder.iterdir())):04d}.png"
         save_atomic(image, path)
-        records.append(ImageRecord(ADDED, f"{folder.name}::{path.name}", path, boxes=(
-            BoxRecord(concept, *FULL_FRAME, group_key=f"{ADDED}:{concept}", split=SUPPORT),)))
+        records.append(
+            ImageRecord(
+                ADDED,
+                f"{folder.name}::{path.name}",
+                path,
+                boxes=(BoxRecord(concept, *FULL_FRAME, group_key=f"{ADDED}:{concept}", split=SUPPORT),),
+            )
+        )
     return ingest_records(catalog, home, ADDED, records, crop=crop)

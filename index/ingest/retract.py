@@ -39,12 +39,15 @@ def image_boxes(catalog: Catalog, source: str, source_id: str) -> list[ImageBox]
     if not catalog.exists():
         return None
     with catalog.read() as con:
-        found = con.execute("SELECT image_id FROM images WHERE source = ? AND source_id = ?",
-                            [source, source_id]).fetchone()
+        found = con.execute(
+            "SELECT image_id FROM images WHERE source = ? AND source_id = ?", [source, source_id]
+        ).fetchone()
         if found is None:
             return None
-        rows = con.execute("SELECT annotation_id, concept, x, y, w, h FROM annotations WHERE image_id = ? "
-                           "ORDER BY annotation_id", [found[0]]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, concept, x, y, w, h FROM annotations WHERE image_id = ? ORDER BY annotation_id",
+            [found[0]],
+        ).fetchall()
     return [ImageBox(int(a), str(c), (float(x), float(y), float(w), float(h))) for a, c, x, y, w, h in rows]
 
 
@@ -53,9 +56,11 @@ def concept_crops(catalog: Catalog, source: str, concept: str) -> list[tuple[int
     if not catalog.exists():
         return []
     with catalog.read() as con:
-        return con.execute("SELECT a.annotation_id, a.crop_path FROM annotations a JOIN images i USING (image_id) "
-                           "WHERE i.source = ? AND a.concept = ? AND a.crop_path IS NOT NULL ORDER BY 1",
-                           [source, concept]).fetchall()
+        return con.execute(
+            "SELECT a.annotation_id, a.crop_path FROM annotations a JOIN images i USING (image_id) "
+            "WHERE i.source = ? AND a.concept = ? AND a.crop_path IS NOT NULL ORDER BY 1",
+            [source, concept],
+        ).fetchall()
 
 
 def source_ids(catalog: Catalog, source: str) -> np.ndarray:
@@ -63,8 +68,10 @@ def source_ids(catalog: Catalog, source: str) -> np.ndarray:
     if not catalog.exists():
         return np.zeros(0, dtype=np.int64)
     with catalog.read() as con:
-        rows = con.execute("SELECT a.annotation_id FROM annotations a JOIN images i USING (image_id) "
-                           "WHERE i.source = ? ORDER BY 1", [source]).fetchall()
+        rows = con.execute(
+            "SELECT a.annotation_id FROM annotations a JOIN images i USING (image_id) WHERE i.source = ? ORDER BY 1",
+            [source],
+        ).fetchall()
     return np.asarray([r[0] for r in rows], dtype=np.int64)
 
 
@@ -73,8 +80,9 @@ def source_ids_like(catalog: Catalog, source: str, prefix: str) -> list[str]:
     if not catalog.exists():
         return []
     with catalog.read() as con:
-        rows = con.execute("SELECT source_id FROM images WHERE source = ? AND starts_with(source_id, ?) ORDER BY 1",
-                           [source, prefix]).fetchall()
+        rows = con.execute(
+            "SELECT source_id FROM images WHERE source = ? AND starts_with(source_id, ?) ORDER BY 1", [source, prefix]
+        ).fetchall()
     return [r[0] for r in rows]
 
 
@@ -82,17 +90,24 @@ def retract_image(catalog: Catalog, source: str, source_id: str) -> Retracted:
     """Delete the image (``source``, ``source_id``), its crops and their vectors (every model) in
     ONE transaction. Nothing stored: an empty :class:`Retracted`."""
     with catalog.write() as con:
-        found = con.execute("SELECT image_id, path FROM images WHERE source = ? AND source_id = ?",
-                            [source, source_id]).fetchone()
+        found = con.execute(
+            "SELECT image_id, path FROM images WHERE source = ? AND source_id = ?", [source, source_id]
+        ).fetchone()
         if found is None:
             return Retracted(np.zeros(0, dtype=np.int64), (), (), ())
         image_id, path = found
-        rows = con.execute("SELECT annotation_id, concept, crop_path FROM annotations WHERE image_id = ? "
-                           "ORDER BY annotation_id", [image_id]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, concept, crop_path FROM annotations WHERE image_id = ? ORDER BY annotation_id",
+            [image_id],
+        ).fetchall()
         ids = [r[0] for r in rows]
         con.execute("DELETE FROM embeddings WHERE annotation_id IN (SELECT unnest(?))", [ids])
         con.execute("DELETE FROM annotations WHERE image_id = ?", [image_id])
         con.execute("DELETE FROM images WHERE image_id = ?", [image_id])
         shared = con.execute("SELECT count(*) FROM images WHERE path = ?", [path]).fetchone()[0]
-    return Retracted(np.asarray(ids, dtype=np.int64), tuple(r[1] for r in rows), tuple(r[2] for r in rows if r[2]),
-                     () if shared else (path,))
+    return Retracted(
+        np.asarray(ids, dtype=np.int64),
+        tuple(r[1] for r in rows),
+        tuple(r[2] for r in rows if r[2]),
+        () if shared else (path,),
+    )

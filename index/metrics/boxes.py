@@ -38,34 +38,59 @@ class BoxMetrics:
         return asdict(self)
 
 
-def coco_ground_truth(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]],
-                      names: Sequence[str] | None = None) -> dict:
+def coco_ground_truth(
+    truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], names: Sequence[str] | None = None
+) -> dict:
     """A COCO dataset dict (images 1..n, one category ``organism``) of ``truth`` boxes."""
     images, annotations = [], []
     for n, ((width, height), boxes) in enumerate(zip(sizes, truth, strict=True), 1):
-        images.append({"id": n, "width": int(width), "height": int(height),
-                       **({"file_name": names[n - 1]} if names is not None else {})})
+        images.append(
+            {
+                "id": n,
+                "width": int(width),
+                "height": int(height),
+                **({"file_name": names[n - 1]} if names is not None else {}),
+            }
+        )
         for box in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-            annotations.append({"id": len(annotations) + 1, "image_id": n, "category_id": ORGANISM,
-                                "bbox": [float(v) for v in box], "area": float(box[2] * box[3]), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": n,
+                    "category_id": ORGANISM,
+                    "bbox": [float(v) for v in box],
+                    "area": float(box[2] * box[3]),
+                    "iscrowd": 0,
+                }
+            )
     return {"images": images, "annotations": annotations, "categories": [{"id": ORGANISM, "name": "organism"}]}
 
 
-def coco_detections(boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray],
-                    image_ids: Sequence[int] | None = None) -> list[dict]:
+def coco_detections(
+    boxes: Sequence[np.ndarray], scores: Sequence[np.ndarray], image_ids: Sequence[int] | None = None
+) -> list[dict]:
     """COCO results: a list of ``{image_id, category_id, bbox [x, y, w, h], score}`` (frames 1..n
     unless ``image_ids`` are given)."""
     ids = range(1, len(boxes) + 1) if image_ids is None else image_ids
     out = []
     for image_id, frame_boxes, frame_scores in zip(ids, boxes, scores, strict=True):
-        for box, score in zip(np.asarray(frame_boxes).reshape(-1, 4), np.asarray(frame_scores).reshape(-1)):
-            out.append({"image_id": int(image_id), "category_id": ORGANISM,
-                        "bbox": [round(float(v), 2) for v in box], "score": round(float(score), 5)})
+        for box, score in zip(
+            np.asarray(frame_boxes).reshape(-1, 4), np.asarray(frame_scores).reshape(-1), strict=False
+        ):
+            out.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": ORGANISM,
+                    "bbox": [round(float(v), 2) for v in box],
+                    "score": round(float(score), 5),
+                }
+            )
     return out
 
 
-def _evaluated(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], results: list[dict],
-               iou: float | None = None):
+def _evaluated(
+    truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], results: list[dict], iou: float | None = None
+):
     """pycocotools' COCOeval (bbox) of ``results`` against ``truth``, evaluated per frame; with
     ``iou``, class-agnostic at that one IoU threshold over all areas (what matching needs)."""
     from pycocotools.coco import COCO
@@ -85,8 +110,13 @@ def _evaluated(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], re
     return ev
 
 
-def match_truth(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray],
-                scores: Sequence[np.ndarray], iou: float = 0.5) -> list[np.ndarray]:
+def match_truth(
+    truth: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+    boxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+    iou: float = 0.5,
+) -> list[np.ndarray]:
     """Which detection pycocotools matches to each ground-truth box, frame by frame.
 
     ``truth`` / ``boxes``: one ``(n, 4)`` x, y, w, h array per frame; ``scores``: one ``(m,)``
@@ -110,15 +140,19 @@ def match_truth(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], b
     for e in ev.evalImgs:
         if e is None:
             continue
-        for g, d in zip(e["gtIds"], e["gtMatches"][0]):
+        for g, d in zip(e["gtIds"], e["gtMatches"][0], strict=False):
             if d > 0:
                 frame, n = truth_at[int(g) - 1]
                 out[frame][n] = found_at[int(d) - 1][1]
     return out
 
 
-def box_metrics(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], boxes: Sequence[np.ndarray],
-                scores: Sequence[np.ndarray]) -> BoxMetrics:
+def box_metrics(
+    truth: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+    boxes: Sequence[np.ndarray],
+    scores: Sequence[np.ndarray],
+) -> BoxMetrics:
     """Evaluate detections (``boxes`` / ``scores`` per frame) against ``truth`` with pycocotools."""
     results = coco_detections(boxes, scores)
     n_truth = int(sum(len(np.asarray(t).reshape(-1, 4)) for t in truth))
@@ -131,5 +165,11 @@ def box_metrics(truth: Sequence[np.ndarray], sizes: Sequence[tuple[int, int]], b
     m = list(ev.params.maxDets).index(100)
     recall = ev.eval["recall"][0, 0, 0, m]  # [IoU 0.5, the one category, area all, maxDets 100]
     clean = lambda v: max(0.0, float(v))  # noqa: E731 - pycocotools writes -1 for "no ground truth"
-    return BoxMetrics(len(truth), n_truth, len(results), round(clean(ev.stats[1]), 4), round(clean(ev.stats[0]), 4),
-                      round(clean(recall), 4))
+    return BoxMetrics(
+        len(truth),
+        n_truth,
+        len(results),
+        round(clean(ev.stats[1]), 4),
+        round(clean(ev.stats[0]), 4),
+        round(clean(recall), 4),
+    )

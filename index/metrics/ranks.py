@@ -31,8 +31,10 @@ def answer_lineage(answer: TaxonAnswer) -> Lineage | None:
 def answer_distances(truth: Sequence[Lineage], answers: Sequence[TaxonAnswer]) -> np.ndarray:
     """(n,) int: the taxonomic distance from each crop's true lineage to its answer's (12 when the
     answer names nothing)."""
-    out = [MAX_DISTANCE if (a := answer_lineage(ans)) is None else distance(t, a)
-           for t, ans in zip(truth, answers, strict=True)]
+    out = [
+        MAX_DISTANCE if (a := answer_lineage(ans)) is None else distance(t, a)
+        for t, ans in zip(truth, answers, strict=True)
+    ]
     return np.asarray(out, dtype=np.int64)
 
 
@@ -42,14 +44,22 @@ def rank_accuracy(truth: Sequence[Lineage], predicted: Sequence[Lineage | None])
     is wrong at it). None for a rank no true lineage names."""
     out: dict[str, float | None] = {}
     for rank in RANKS:
-        hits = [p is not None and p.at(rank) == t.at(rank) for t, p in zip(truth, predicted, strict=True)
-                if t.at(rank) is not None]
+        hits = [
+            p is not None and p.at(rank) == t.at(rank)
+            for t, p in zip(truth, predicted, strict=True)
+            if t.at(rank) is not None
+        ]
         out[rank] = float(np.mean(hits)) if hits else None
     return out
 
 
-def placed(truth: Sequence[Lineage], answers: Sequence[TaxonAnswer], flagged: np.ndarray,
-           rank: str, known: Collection[str] | None = None) -> tuple[int, int]:
+def placed(
+    truth: Sequence[Lineage],
+    answers: Sequence[TaxonAnswer],
+    flagged: np.ndarray,
+    rank: str,
+    known: Collection[str] | None = None,
+) -> tuple[int, int]:
     """(crops placed, crops counted): a crop counts when its true lineage names a taxon at
     ``rank`` (and, given ``known``, the taxa above the trained species, that taxon is one of
     them: a genus no trained species is in cannot be named); it is placed when it is ``flagged``
@@ -89,10 +99,13 @@ def tree_digest(lineages: Sequence[Lineage]) -> str:
     return digest.hexdigest()
 
 
-def choose_rank_threshold(table: RankTable, truth: dict[str, Lineage],
-                          known: tuple[np.ndarray, np.ndarray, np.ndarray],
-                          unknown: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                          grid: Sequence[float] = THRESHOLD_GRID) -> RankThresholdChoice:
+def choose_rank_threshold(
+    table: RankTable,
+    truth: dict[str, Lineage],
+    known: tuple[np.ndarray, np.ndarray, np.ndarray],
+    unknown: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    grid: Sequence[float] = THRESHOLD_GRID,
+) -> RankThresholdChoice:
     """Choose the threshold of the probable decoding on validation.
 
     ``known`` / ``unknown``: (probabilities (n, C) over ``table.classes``, true labels (n,),
@@ -114,5 +127,6 @@ def choose_rank_threshold(table: RankTable, truth: dict[str, Lineage],
         scores[f"{t:.2f}"] = float(np.mean(means))
     best = min(scores, key=lambda k: (scores[k], -float(k)))
     n_unknown = len(unknown[1]) if unknown is not None and len(sets) == 2 else 0
-    return RankThresholdChoice(float(best), "validation", int(len(known[1])), int(n_unknown), scores[best], scores,
-                               digest)
+    return RankThresholdChoice(
+        float(best), "validation", int(len(known[1])), int(n_unknown), scores[best], scores, digest
+    )

@@ -57,11 +57,15 @@ class UnknownRanks:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> UnknownRanks:
-        return cls(tuple(float(e) for e in d["edges"]),
-                   {r: tuple(None if v is None else float(v) for v in vals) for r, vals in d["right"].items()},
-                   {r: tuple(int(v) for v in vals) for r, vals in d["crops"].items()},
-                   {r: tuple(int(v) for v in vals) for r, vals in d["species"].items()},
-                   int(d["n_crops"]), int(d["n_species"]), float(d.get("minimum", MINIMUM)))
+        return cls(
+            tuple(float(e) for e in d["edges"]),
+            {r: tuple(None if v is None else float(v) for v in vals) for r, vals in d["right"].items()},
+            {r: tuple(int(v) for v in vals) for r, vals in d["crops"].items()},
+            {r: tuple(int(v) for v in vals) for r, vals in d["species"].items()},
+            int(d["n_crops"]),
+            int(d["n_species"]),
+            float(d.get("minimum", MINIMUM)),
+        )
 
     @classmethod
     def empty(cls) -> UnknownRanks:
@@ -90,8 +94,14 @@ def claims(table: RankTable, probs: np.ndarray, sims: np.ndarray) -> dict[str, t
     classes = set(table.classes)
     out = {}
     for rank in PLACEABLE:
-        cols = np.asarray([i for i, (t, line) in enumerate(zip(table.taxa, table.lineages, strict=True))
-                           if line.rank == rank and t not in classes], dtype=np.int64)
+        cols = np.asarray(
+            [
+                i
+                for i, (t, line) in enumerate(zip(table.taxa, table.lineages, strict=True))
+                if line.rank == rank and t not in classes
+            ],
+            dtype=np.int64,
+        )
         if cols.size == 0:
             continue
         best = cols[rank_p[:, cols].argmax(axis=1)]
@@ -100,8 +110,14 @@ def claims(table: RankTable, probs: np.ndarray, sims: np.ndarray) -> dict[str, t
     return out
 
 
-def fit_unknown_ranks(table: RankTable, probs: np.ndarray, sims: np.ndarray, labels: Sequence[str],
-                      truth: Mapping[str, Lineage], bins: int = BINS) -> UnknownRanks:
+def fit_unknown_ranks(
+    table: RankTable,
+    probs: np.ndarray,
+    sims: np.ndarray,
+    labels: Sequence[str],
+    truth: Mapping[str, Lineage],
+    bins: int = BINS,
+) -> UnknownRanks:
     """Measure the claims on held-out crops judged unknown: ``probs`` / ``sims`` (n, C) their
     calibrated probabilities and cosines over ``table.classes``, ``labels`` (n,) their true
     species, ``truth`` label -> lineage. A crop counts at a rank only where its true lineage names
@@ -131,8 +147,7 @@ def fit_unknown_ranks(table: RankTable, probs: np.ndarray, sims: np.ndarray, lab
     return UnknownRanks(edges, right, crops, species, int(len(labels)), int(len(set(labels.tolist()))))
 
 
-def place_unknown(table: RankTable, probs: np.ndarray, sims: np.ndarray,
-                  measured: UnknownRanks) -> list[TaxonAnswer]:
+def place_unknown(table: RankTable, probs: np.ndarray, sims: np.ndarray, measured: UnknownRanks) -> list[TaxonAnswer]:
     """One answer per row of ``probs`` / ``sims`` (n, C) for crops judged unknown: walking down from the
     kingdom, the claim at each rank is kept while its measured share right exceeds
     ``measured.minimum`` and it lies under the claim kept above it; the answer is the deepest
@@ -161,8 +176,14 @@ def place_unknown(table: RankTable, probs: np.ndarray, sims: np.ndarray,
     return out
 
 
-def answer_taxa(table: RankTable, probs: np.ndarray, sims: np.ndarray, answers: Sequence[TaxonAnswer],
-                unknown: np.ndarray, measured: UnknownRanks | None) -> list[TaxonAnswer]:
+def answer_taxa(
+    table: RankTable,
+    probs: np.ndarray,
+    sims: np.ndarray,
+    answers: Sequence[TaxonAnswer],
+    unknown: np.ndarray,
+    measured: UnknownRanks | None,
+) -> list[TaxonAnswer]:
     """``answers`` (the decoding over known species, one per row of ``probs`` / ``sims``) with the
     rows flagged ``unknown`` (n,) bool answered by :func:`place_unknown` instead (no evidence: no
     taxon)."""
@@ -170,8 +191,7 @@ def answer_taxa(table: RankTable, probs: np.ndarray, sims: np.ndarray, answers: 
     out = list(answers)
     rows = np.flatnonzero(flags)
     if rows.size:
-        placed = place_unknown(table, np.asarray(probs)[rows], np.asarray(sims)[rows],
-                               measured or UnknownRanks.empty())
+        placed = place_unknown(table, np.asarray(probs)[rows], np.asarray(sims)[rows], measured or UnknownRanks.empty())
         for row, answer in zip(rows, placed, strict=True):
             out[row] = answer
     return out

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from index.errors import InvalidInput
 
 
@@ -29,6 +30,7 @@ def softmax(z: np.ndarray, axis: int = 1) -> np.ndarray:
     """``scipy.special.softmax`` in numpy."""
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
 
 #: Search range of the temperature (cosine logits lie in [-1, 1], so useful T are small).
 T_BOUNDS = (1e-3, 10.0)
@@ -105,10 +107,16 @@ class Calibration:
     def evaluated(self, logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> Calibration:
         """A copy with ECE on a test set (``logits`` (n, C) cosines, ``labels`` (n,) ints) filled in."""
         _, y = _check(logits, labels)
-        return Calibration(self.temperature, self.nll_before, self.nll_after, self.ece_val, self.n_val,
-                           ece_test=expected_calibration_error(self.probabilities(logits), y, bins),
-                           ece_test_uncalibrated=expected_calibration_error(calibrated_probabilities(logits, 1.0), y, bins),
-                           n_test=int(len(y)))
+        return Calibration(
+            self.temperature,
+            self.nll_before,
+            self.nll_after,
+            self.ece_val,
+            self.n_val,
+            ece_test=expected_calibration_error(self.probabilities(logits), y, bins),
+            ece_test_uncalibrated=expected_calibration_error(calibrated_probabilities(logits, 1.0), y, bins),
+            n_test=int(len(y)),
+        )
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> Calibration:
@@ -129,5 +137,10 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
 
     found = minimize_scalar(objective, bounds=tuple(np.log(T_BOUNDS)), method="bounded", options={"xatol": 1e-6})
     t = float(np.exp(found.x))
-    return Calibration(temperature=t, nll_before=objective(0.0), nll_after=float(found.fun),
-                       ece_val=expected_calibration_error(calibrated_probabilities(z, t), y, bins), n_val=int(len(y)))
+    return Calibration(
+        temperature=t,
+        nll_before=objective(0.0),
+        nll_after=float(found.fun),
+        ece_val=expected_calibration_error(calibrated_probabilities(z, t), y, bins),
+        n_val=int(len(y)),
+    )

@@ -44,8 +44,9 @@ class Fusion:
         """Means of ``tuned: (n, d_t)`` and ``general: (n, d_g)``, the same n training crops."""
         tuned, general = np.asarray(tuned, np.float32), np.asarray(general, np.float32)
         if len(tuned) == 0 or len(tuned) != len(general):
-            raise InvalidInput(f"fusion needs the same training crops in both spaces, got {len(tuned)} and "
-                               f"{len(general)}")
+            raise InvalidInput(
+                f"fusion needs the same training crops in both spaces, got {len(tuned)} and {len(general)}"
+            )
         return cls(float(weight), tuned.mean(0), general.mean(0))
 
     def fuse(self, tuned: np.ndarray, general: np.ndarray) -> np.ndarray:
@@ -58,11 +59,15 @@ class Fusion:
         if len(tuned) != len(general):
             raise InvalidInput(f"{len(tuned)} tuned and {len(general)} general vectors: one per crop in each")
         if tuned.shape[1] != self.tuned_mean.size or general.shape[1] != self.general_mean.size:
-            raise InvalidInput(f"vectors of width {tuned.shape[1]} / {general.shape[1]}, the fusion was fitted "
-                               f"on {self.tuned_mean.size} / {self.general_mean.size}")
+            raise InvalidInput(
+                f"vectors of width {tuned.shape[1]} / {general.shape[1]}, the fusion was fitted "
+                f"on {self.tuned_mean.size} / {self.general_mean.size}"
+            )
         w = self.weight
-        out = np.concatenate([np.sqrt(w) * centred(tuned, self.tuned_mean),
-                              np.sqrt(1.0 - w) * centred(general, self.general_mean)], axis=1)
+        out = np.concatenate(
+            [np.sqrt(w) * centred(tuned, self.tuned_mean), np.sqrt(1.0 - w) * centred(general, self.general_mean)],
+            axis=1,
+        )
         return np.ascontiguousarray(out, dtype=np.float32)
 
     @property
@@ -70,13 +75,17 @@ class Fusion:
         return int(self.tuned_mean.size + self.general_mean.size)
 
     def to_dict(self) -> dict:
-        return {"weight": self.weight, "tuned_mean": self.tuned_mean.tolist(),
-                "general_mean": self.general_mean.tolist()}
+        return {
+            "weight": self.weight,
+            "tuned_mean": self.tuned_mean.tolist(),
+            "general_mean": self.general_mean.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> Fusion:
-        return cls(float(d["weight"]), np.asarray(d["tuned_mean"], np.float32),
-                   np.asarray(d["general_mean"], np.float32))
+        return cls(
+            float(d["weight"]), np.asarray(d["tuned_mean"], np.float32), np.asarray(d["general_mean"], np.float32)
+        )
 
 
 #: how "unknown" is decided with two spaces: ``tuned`` (the tuned space's stored decision, as with one
@@ -103,10 +112,17 @@ class SpacesDecision:
             raise InvalidInput(f"unknown rule {self.unknown!r}; valid: {', '.join(UNKNOWN_RULES)}")
 
     def to_dict(self) -> dict:
-        return {"model_id": self.model_id, "general_id": self.general_id, "naming": self.naming,
-                "unknown": self.unknown, "fusion": self.fusion.to_dict(), "digest": self.digest}
+        return {
+            "model_id": self.model_id,
+            "general_id": self.general_id,
+            "naming": self.naming,
+            "unknown": self.unknown,
+            "fusion": self.fusion.to_dict(),
+            "digest": self.digest,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> SpacesDecision:
-        return cls(d["model_id"], d["general_id"], d["naming"], d["unknown"], Fusion.from_dict(d["fusion"]),
-                   d["digest"])
+        return cls(
+            d["model_id"], d["general_id"], d["naming"], d["unknown"], Fusion.from_dict(d["fusion"]), d["digest"]
+        )

@@ -164,7 +164,9 @@ class KnnScorer:
         x = np.ascontiguousarray(train_vectors)
         self.index.add_c(x.shape[0], faiss.swig_ptr(x))  # *_c: immune to faiss.contrib.torch_utils
         if self.index.ntotal < self.k:
-            log.warning("knn scorer: %d training vectors < k=%d; using k=%d", self.index.ntotal, self.k, self.index.ntotal)
+            log.warning(
+                "knn scorer: %d training vectors < k=%d; using k=%d", self.index.ntotal, self.k, self.index.ntotal
+            )
         self.small = self._fit_few_shot(x, labels) if self.few_shot else []
         self.labels = labels if self.small else None
         return self
@@ -196,8 +198,11 @@ class KnnScorer:
 
     def state(self) -> dict[str, np.ndarray]:
         """The fitted statistics (the flat index itself is stored apart: ``index.scoring.scorer_store``)."""
-        out: dict[str, np.ndarray] = {"k": np.asarray(self.k), "tpr": np.asarray(self.tpr),
-                                      "few_shot": np.asarray(self.few_shot, dtype=str)}
+        out: dict[str, np.ndarray] = {
+            "k": np.asarray(self.k),
+            "tpr": np.asarray(self.tpr),
+            "few_shot": np.asarray(self.few_shot, dtype=str),
+        }
         if self.small:
             out["labels"] = np.asarray(self.labels, dtype=str)
             out["small_names"] = np.asarray([s[0] for s in self.small], dtype=str)
@@ -213,8 +218,15 @@ class KnnScorer:
         self.k, self.tpr = int(state["k"]), float(state["tpr"])
         self.few_shot = tuple(str(c) for c in state["few_shot"])
         names = [str(n) for n in state.get("small_names", ())]
-        self.small = [(n, np.ascontiguousarray(state[f"small_{i}"], dtype=np.float32), int(state["small_k"][i]),
-                       float(state["small_shift"][i])) for i, n in enumerate(names)]
+        self.small = [
+            (
+                n,
+                np.ascontiguousarray(state[f"small_{i}"], dtype=np.float32),
+                int(state["small_k"][i]),
+                float(state["small_shift"][i]),
+            )
+            for i, n in enumerate(names)
+        ]
         self.labels = np.asarray(state["labels"]) if self.small else None
         return self
 

@@ -89,14 +89,24 @@ def choose_scorer(
         per[name] = {"threshold": threshold}
         if has_unknown:
             report = ood_metrics(known, scorer.score(unknown_val), threshold)
-            per[name].update(auroc=report.auroc, fpr95=report.fpr_at_95_tpr,
-                             known_kept=report.known_accuracy, unknown_flagged=report.unknown_accuracy)
+            per[name].update(
+                auroc=report.auroc,
+                fpr95=report.fpr_at_95_tpr,
+                known_kept=report.known_accuracy,
+                unknown_flagged=report.unknown_accuracy,
+            )
     chosen = default
     if has_unknown:
         best = max(candidates, key=lambda n: per[n]["auroc"])
         if per[best]["auroc"] > per[default]["auroc"] + margin:
             chosen = best
-    return ScorerChoice(scorer=chosen, threshold=per[chosen]["threshold"], tpr=tpr,
-                        source="held-out validation" if has_unknown else "default", default=default,
-                        n_known_val=int(known_val.shape[0]), n_unknown_val=int(len(unknown_val)) if has_unknown else 0,
-                        per_scorer=per)
+    return ScorerChoice(
+        scorer=chosen,
+        threshold=per[chosen]["threshold"],
+        tpr=tpr,
+        source="held-out validation" if has_unknown else "default",
+        default=default,
+        n_known_val=int(known_val.shape[0]),
+        n_unknown_val=int(len(unknown_val)) if has_unknown else 0,
+        per_scorer=per,
+    )

@@ -133,7 +133,7 @@ class Prototypes:
         :meth:`similarities`, or probabilities), as (name, score), best first; k capped by C."""
         k = min(max(int(k), 1), sims.shape[1])
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return [[(self.names[j], float(row[j])) for j in idx] for row, idx in zip(sims, order)]
+        return [[(self.names[j], float(row[j])) for j in idx] for row, idx in zip(sims, order, strict=False)]
 
     def with_class(
         self, name: str, vectors: np.ndarray, n_centres: int = 1, seed: int = 0, replace: bool = False
@@ -157,9 +157,7 @@ class Prototypes:
         drop = self.names.index(name)
         keep = self.owners != drop
         owners = self.owners[keep]
-        return Prototypes(
-            tuple(n for n in self.names if n != name), self.vectors[keep], owners - (owners > drop)
-        )
+        return Prototypes(tuple(n for n in self.names if n != name), self.vectors[keep], owners - (owners > drop))
 
     def class_similarities(self) -> np.ndarray:
         """(C, C) float32: for each pair of classes, the cosine of their closest prototype rows.

@@ -29,9 +29,9 @@ import faiss
 import numpy as np
 
 from index.files import fsync_path
-from index.vectors.generations import model_dir
 from index.scoring.ood import Scorer, make_scorer
 from index.scoring.prototypes import Prototypes
+from index.vectors.generations import model_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,11 @@ def save_scorers(folder: Path, scorers: Mapping[str, Scorer], digest: str, versi
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    arrays: dict[str, np.ndarray] = {"names": np.asarray(list(scorers), dtype=str),
-                                     "digest": np.asarray(digest), "version": np.asarray(int(version))}
+    arrays: dict[str, np.ndarray] = {
+        "names": np.asarray(list(scorers), dtype=str),
+        "digest": np.asarray(digest),
+        "version": np.asarray(int(version)),
+    }
     for name, scorer in scorers.items():
         for key, value in scorer.state().items():
             arrays[f"{name}/{key}"] = np.asarray(value)
@@ -88,7 +91,7 @@ def load_scorers(folder: Path, prototypes: Prototypes, digest: str) -> dict[str,
     scorers: dict[str, Scorer] = {}
     for name in (str(n) for n in arrays["names"]):
         prefix = f"{name}/"
-        state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+        state = {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
         scorer = make_scorer(name)
         if name == "knn":
             scorer.restore(state, prototypes, _read_flat(folder / KNN))
@@ -109,8 +112,14 @@ def _read_flat(path: Path) -> faiss.Index:
 def _prune(folder: Path) -> None:
     """Delete all but the newest :data:`KEEP` folders of ``folder``'s kind (never ``folder``)."""
     kind = folder.name.rsplit("-", 1)[0]
-    same = sorted((p for p in folder.parent.iterdir() if p.is_dir() and p != folder
-                   and not p.name.startswith(".") and p.name.rsplit("-", 1)[0] == kind),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in same[KEEP - 1:]:
+    same = sorted(
+        (
+            p
+            for p in folder.parent.iterdir()
+            if p.is_dir() and p != folder and not p.name.startswith(".") and p.name.rsplit("-", 1)[0] == kind
+        ),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in same[KEEP - 1 :]:
         shutil.rmtree(old, ignore_errors=True)

@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
-from index.taxonomy import ALL_RANKS, chain, normalise_rank
 from index.records import SEQUENCE_KEYS, SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
+from index.taxonomy import ALL_RANKS, chain, normalise_rank
 
 
 def _number(value) -> float | None:
@@ -96,7 +96,8 @@ def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon],
         sup = _text(cat.get("supercategory"))
         if sup and sup not in ranks.values():
             rank = normalise_rank(_text(cat.get("supercategory_rank"))) or (
-                "family" if sup.endswith("idae") else None)  # zoological family names end in -idae
+                "family" if sup.endswith("idae") else None
+            )  # zoological family names end in -idae
             if rank and rank not in ranks:
                 ranks[rank] = sup
         for taxon in chain(name, ranks):
@@ -107,8 +108,13 @@ def _taxa(categories: list, skipped: list) -> tuple[dict[int, str], list[Taxon],
     return names, list(taxa.values()), hints
 
 
-def read_coco(annotations: Path, images_dir: Path | None = None, split: str | None = None,
-              source: str = "coco", id_prefix: str | None = None) -> SourcePlan:
+def read_coco(
+    annotations: Path,
+    images_dir: Path | None = None,
+    split: str | None = None,
+    source: str = "coco",
+    id_prefix: str | None = None,
+) -> SourcePlan:
     """Plan the ingest of a COCO file; frames are looked up under ``images_dir``
     (default: the JSON's folder).
 
@@ -126,8 +132,11 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
     skipped: list[tuple[str, str]] = []
     names, taxa, hints = _taxa(data["categories"], skipped)
     boxes: dict[object, list[BoxRecord]] = {}
-    sequences = {img["id"]: _sequence(img, source, prefix) for img in data["images"]
-                 if isinstance(img, dict) and _is_id(img.get("id"))}
+    sequences = {
+        img["id"]: _sequence(img, source, prefix)
+        for img in data["images"]
+        if isinstance(img, dict) and _is_id(img.get("id"))
+    }
     for ann in data["annotations"]:
         if not isinstance(ann, dict) or not _is_id(ann.get("image_id")):
             skipped.append((f"annotation {ann!r:.60}", "annotation without image_id"))
@@ -140,11 +149,15 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) is not None for v in bbox)):
             skipped.append((item, f"bbox must be [x, y, w, h] numbers, got {bbox!r:.60}"))
             continue
-        boxes.setdefault(ann["image_id"], []).append(BoxRecord(
-            names[ann["category_id"]], *(float(v) for v in bbox),
-            source_id=str(ann.get("id")) if ann.get("id") is not None else None, split=split,
-            group_key=sequences.get(ann["image_id"]),
-        ))
+        boxes.setdefault(ann["image_id"], []).append(
+            BoxRecord(
+                names[ann["category_id"]],
+                *(float(v) for v in bbox),
+                source_id=str(ann.get("id")) if ann.get("id") is not None else None,
+                split=split,
+                group_key=sequences.get(ann["image_id"]),
+            )
+        )
     records = []
     for img in data["images"]:
         if not isinstance(img, dict) or not _is_id(img.get("id")) or _text(img.get("file_name")) is None:
@@ -163,14 +176,22 @@ def read_coco(annotations: Path, images_dir: Path | None = None, split: str | No
         if not found:
             skipped.append((_show(file_name), f"image file not found under {images_dir}"))
             continue
-        records.append(ImageRecord(
-            source=source, source_id=f"{prefix}::{img['id']}", path=path,
-            boxes=tuple(boxes.pop(img["id"], [])),
-            depth_m=_number(img.get("depth_m")), latitude=_number(img.get("latitude")),
-            longitude=_number(img.get("longitude")), timestamp=_timestamp(img.get("timestamp")),
-            temperature_c=_number(img.get("temperature_c")), salinity=_number(img.get("salinity")),
-            oxygen_ml_l=_number(img.get("oxygen_ml_l")), imaging_type=_text(img.get("imaging_type")),
-        ))
+        records.append(
+            ImageRecord(
+                source=source,
+                source_id=f"{prefix}::{img['id']}",
+                path=path,
+                boxes=tuple(boxes.pop(img["id"], [])),
+                depth_m=_number(img.get("depth_m")),
+                latitude=_number(img.get("latitude")),
+                longitude=_number(img.get("longitude")),
+                timestamp=_timestamp(img.get("timestamp")),
+                temperature_c=_number(img.get("temperature_c")),
+                salinity=_number(img.get("salinity")),
+                oxygen_ml_l=_number(img.get("oxygen_ml_l")),
+                imaging_type=_text(img.get("imaging_type")),
+            )
+        )
     for image_id, orphan in boxes.items():
         skipped.append((f"image id {image_id}", f"{len(orphan)} annotation(s) for an image not in 'images'"))
     return SourcePlan(records, taxa, hints, skipped)

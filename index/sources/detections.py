@@ -13,8 +13,8 @@ the given frame whose file stem is that number (``000123.jpg`` is image 123). A 
 matches a frame given on the command line by its trailing path parts (``a/b.jpg`` matches
 ``/data/a/b.jpg``, ``b.jpg`` matches any frame named ``b.jpg``). With no frames given, names
 are resolved against the detections file's folder (oceanid's own ``--coco`` output names each
-frame relative to that folder, or by its absolute path: :func:`coco_file_name`). Each image that cannot be found and each
-malformed entry is one line in ``skipped``; the rest is kept. Boxes are checked against the
+frame relative to that folder, or by its absolute path: :func:`coco_file_name`). Each image that cannot be
+found and each malformed entry is one line in ``skipped``; the rest is kept. Boxes are checked against the
 frame when it is cut (:func:`index.ingest.crops.clip_box`).
 """
 
@@ -104,7 +104,7 @@ def _box(entry: object) -> DetectedBox:
 def _by_name(name: str, frames: Sequence[Path]) -> Path | None:
     parts = Path(name).parts
     for frame in frames:
-        if frame.parts[-len(parts):] == parts:
+        if frame.parts[-len(parts) :] == parts:
             return frame
     return None
 
@@ -147,8 +147,14 @@ def match_detections(path: Path, frames: Sequence[Path] | None = None) -> Matche
     return out
 
 
-def _resolve(image_id: object, images: dict, given: list[Path] | None, by_number: dict[int, Path],
-             base: Path, missing: dict[object, str]) -> Path | None:
+def _resolve(
+    image_id: object,
+    images: dict,
+    given: list[Path] | None,
+    by_number: dict[int, Path],
+    base: Path,
+    missing: dict[object, str],
+) -> Path | None:
     if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
         missing[str(image_id)] = "an image_id is an integer or a file name"
         return None
@@ -169,8 +175,11 @@ def _resolve(image_id: object, images: dict, given: list[Path] | None, by_number
     if isinstance(image_id, int) and not isinstance(image_id, bool):
         frame = by_number.get(image_id)
         if frame is None:
-            missing[image_id] = ("not in an images list, and no frame given is named by that number"
-                                 if given is not None else "no images list maps it to a file (give the frames)")
+            missing[image_id] = (
+                "not in an images list, and no frame given is named by that number"
+                if given is not None
+                else "no images list maps it to a file (give the frames)"
+            )
         return frame
     return None
 
@@ -187,9 +196,11 @@ def coco_file_name(source: str | Path | None, name: str, document: str | Path) -
     return frame.relative_to(base).as_posix() if frame.is_relative_to(base) else str(frame)
 
 
-def coco_results(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float,
-                                                                       str]]]],
-                 categories: Sequence[str], description: str) -> dict:
+def coco_results(
+    frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float, str]]]],
+    categories: Sequence[str],
+    description: str,
+) -> dict:
     """A COCO document of identified boxes: ``info``, ``images``, ``categories`` and
     ``annotations`` (each with ``score``; ``category_id`` = the named species).
 
@@ -198,21 +209,36 @@ def coco_results(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[floa
     ``COCO(path)``, and its ``annotations`` list is a results list for ``COCO.loadRes``.
     """
     ids = {name: i + 1 for i, name in enumerate(categories)}
-    doc = {"info": {"description": description, "version": "1.0"},
-           "images": [], "annotations": [],
-           "categories": [{"id": i, "name": name, "supercategory": "organism"} for name, i in ids.items()]}
+    doc = {
+        "info": {"description": description, "version": "1.0"},
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": i, "name": name, "supercategory": "organism"} for name, i in ids.items()],
+    }
     for image_id, (name, width, height, boxes) in enumerate(frames, start=1):
         doc["images"].append({"id": image_id, "file_name": name, "width": int(width), "height": int(height)})
         for box, score, category in boxes:
             x, y, w, h = (round(float(v), 2) for v in box)
-            doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": image_id,
-                                       "category_id": ids[category], "bbox": [x, y, w, h], "area": round(w * h, 2),
-                                       "iscrowd": 0, "score": round(float(score), 4)})
+            doc["annotations"].append(
+                {
+                    "id": len(doc["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": ids[category],
+                    "bbox": [x, y, w, h],
+                    "area": round(w * h, 2),
+                    "iscrowd": 0,
+                    "score": round(float(score), 4),
+                }
+            )
     return doc
 
 
-def write_coco(frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float, str]]]],
-               categories: Sequence[str], description: str, path: Path | None = None) -> dict:
+def write_coco(
+    frames: Sequence[tuple[str, int, int, Sequence[tuple[tuple[float, float, float, float], float, str]]]],
+    categories: Sequence[str],
+    description: str,
+    path: Path | None = None,
+) -> dict:
     """The one COCO writer of ``detect --coco`` and ``identify --coco``: the :func:`coco_results`
     document, written atomically (indent 1) to ``path`` when given; returns the document."""
     from index.files import write_output

@@ -33,10 +33,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
-_FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp",
-                  "GIF": ".gif", "WEBP": ".webp", "MPO": ".jpg"}
-_PERMANENT = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-              requests.exceptions.InvalidSchema)
+_FORMAT_SUFFIX = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "TIFF": ".tif",
+    "BMP": ".bmp",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "MPO": ".jpg",
+}
+_PERMANENT = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)
 
 
 class FetchError(Exception):
@@ -62,8 +68,9 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _checked_request(session: requests.Session, method: str, url: str, *, timeout: float,
-                    **kwargs) -> requests.Response:
+def _checked_request(
+    session: requests.Session, method: str, url: str, *, timeout: float, **kwargs
+) -> requests.Response:
     """One HTTP request; returns a 2xx/3xx response, raises ``_Transient`` or ``FetchError``."""
     try:
         resp = session.request(method, url, timeout=timeout, **kwargs)
@@ -82,8 +89,9 @@ def _checked_request(session: requests.Session, method: str, url: str, *, timeou
     return resp
 
 
-def _with_retries(attempt: Callable[[], T], url: str, *, retries: int, backoff: float,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+def _with_retries(
+    attempt: Callable[[], T], url: str, *, retries: int, backoff: float, sleep: Callable[[float], None] = time.sleep
+) -> T:
     """Call ``attempt`` up to ``retries + 1`` times while it raises ``_Transient``.
 
     Raises:
@@ -102,8 +110,9 @@ def _with_retries(attempt: Callable[[], T], url: str, *, retries: int, backoff: 
     raise FetchError(url, f"{last} (gave up after {retries + 1} attempts)", last.status)
 
 
-def request_with_retries(session: requests.Session, method: str, url: str, *, retries: int,
-                         backoff: float, timeout: float, **kwargs) -> requests.Response:
+def request_with_retries(
+    session: requests.Session, method: str, url: str, *, retries: int, backoff: float, timeout: float, **kwargs
+) -> requests.Response:
     """``_checked_request`` retried on transient failures; the body is read in full.
 
     Raises:
@@ -158,8 +167,9 @@ def existing_file(stem: Path) -> Path | None:
     return None
 
 
-def download_file(session: requests.Session, url: str, stem: Path, *, retries: int,
-                  backoff: float, timeout: float) -> Path:
+def download_file(
+    session: requests.Session, url: str, stem: Path, *, retries: int, backoff: float, timeout: float
+) -> Path:
     """Download ``url`` to ``<stem><suffix>`` atomically and return the final path.
 
     The suffix comes from the URL, or from the image format when the URL has none.
@@ -210,9 +220,16 @@ class DownloadJob:
     stem: Path
 
 
-def download_many(jobs: Sequence[DownloadJob], *, workers: int = 16, retries: int = 4,
-                  backoff: float = 0.5, timeout: float = 20.0, progress: bool = False,
-                  desc: str = "download") -> tuple[dict[str, Path], list[tuple[str, str]]]:
+def download_many(
+    jobs: Sequence[DownloadJob],
+    *,
+    workers: int = 16,
+    retries: int = 4,
+    backoff: float = 0.5,
+    timeout: float = 20.0,
+    progress: bool = False,
+    desc: str = "download",
+) -> tuple[dict[str, Path], list[tuple[str, str]]]:
     """Fetch ``jobs`` in parallel (one ``requests.Session`` per worker thread).
 
     Returns:
@@ -228,16 +245,14 @@ def download_many(jobs: Sequence[DownloadJob], *, workers: int = 16, retries: in
             local.session = requests.Session()
             with lock:
                 sessions.append(local.session)
-        return download_file(local.session, job.url, job.stem, retries=retries,
-                             backoff=backoff, timeout=timeout)
+        return download_file(local.session, job.url, job.stem, retries=retries, backoff=backoff, timeout=timeout)
 
     done: dict[str, Path] = {}
     failed: dict[str, str] = {}
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             futures = {pool.submit(run, job): job for job in jobs}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc=desc,
-                            unit="file", disable=not progress):
+            for fut in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="file", disable=not progress):
                 job = futures[fut]
                 try:
                     done[job.key] = fut.result()
@@ -250,4 +265,3 @@ def download_many(jobs: Sequence[DownloadJob], *, workers: int = 16, retries: in
             s.close()
     failures = [(job.key, failed[job.key]) for job in jobs if job.key in failed]
     return done, failures
-

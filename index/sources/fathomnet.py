@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,8 +35,7 @@ from fathomnet.api import worms as fn_worms
 
 from index.errors import InvalidInput, SourceError
 from index.records import SEQUENCE_KEYS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
-from index.sources.downloads import (DownloadJob, FetchError, download_many, existing_file,
-                                     request_with_retries)
+from index.sources.downloads import DownloadJob, FetchError, download_many, existing_file, request_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +80,16 @@ def _depth_ok(im: dto.AImageDTO, lo: float | None, hi: float | None) -> bool:
     return d is not None and (lo is None or d >= lo) and (hi is None or d <= hi)
 
 
-def _query_concept(session: requests.Session, images_ep: type[EndpointManager], concept: str, *,
-                   limit: int | None, min_depth: float | None, max_depth: float | None,
-                   **http: Any) -> list[dto.AImageDTO]:
+def _query_concept(
+    session: requests.Session,
+    images_ep: type[EndpointManager],
+    concept: str,
+    *,
+    limit: int | None,
+    min_depth: float | None,
+    max_depth: float | None,
+    **http: Any,
+) -> list[dto.AImageDTO]:
     """Images holding ``concept`` (``POST images/query`` as ``fathomnet.api.images.find``), paged.
 
     Depth limits go to the server and are checked again here (no depth -> excluded).
@@ -94,13 +100,16 @@ def _query_concept(session: requests.Session, images_ep: type[EndpointManager], 
     offset = 0
     while limit is None or len(found) < limit:
         size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(found))
-        constraints = dto.GeoImageConstraints(concept=concept, minDepth=min_depth,
-                                              maxDepth=max_depth, limit=size, offset=offset)
+        constraints = dto.GeoImageConstraints(
+            concept=concept, minDepth=min_depth, maxDepth=max_depth, limit=size, offset=offset
+        )
         try:
             data = _get_json(session, "POST", url, "FathomNet", json=constraints.to_dict(), **http)
         except FetchError as exc:
-            raise SourceError(f"FathomNet query for {concept!r} failed: {exc.reason} ({url})",
-                              hint="check the network, or FATHOMNET_API_URL") from exc
+            raise SourceError(
+                f"FathomNet query for {concept!r} failed: {exc.reason} ({url})",
+                hint="check the network, or FATHOMNET_API_URL",
+            ) from exc
         page = _parse_images(data, url)
         new = [im for im in page if im.uuid not in seen]
         seen.update(im.uuid for im in new)
@@ -120,7 +129,7 @@ def _timestamp(text: str | None) -> datetime | None:
     except ValueError:
         log.warning("unreadable FathomNet timestamp %r", text)
         return None
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 def _group(im: dto.AImageDTO) -> str:
@@ -137,19 +146,37 @@ def _boxes(im: dto.AImageDTO) -> tuple[BoxRecord, ...]:
     """All usable boxes of the image: concept set, positive size, not rejected by a reviewer."""
     out = []
     for b in im.boundingBoxes or []:
-        if (b.concept and not b.rejected and None not in (b.x, b.y, b.width, b.height)
-                and b.width > 0 and b.height > 0):
-            out.append(BoxRecord(concept=b.concept, x=float(b.x), y=float(b.y), w=float(b.width),
-                                 h=float(b.height), group_key=_group(im), source_id=b.uuid))
+        if b.concept and not b.rejected and None not in (b.x, b.y, b.width, b.height) and b.width > 0 and b.height > 0:
+            out.append(
+                BoxRecord(
+                    concept=b.concept,
+                    x=float(b.x),
+                    y=float(b.y),
+                    w=float(b.width),
+                    h=float(b.height),
+                    group_key=_group(im),
+                    source_id=b.uuid,
+                )
+            )
     return tuple(out)
 
 
 def _record(im: dto.AImageDTO, path: Path) -> ImageRecord:
     return ImageRecord(
-        source="fathomnet", source_id=im.uuid, path=path, boxes=_boxes(im),
-        depth_m=im.depthMeters, latitude=im.latitude, longitude=im.longitude,
-        timestamp=_timestamp(im.timestamp), temperature_c=im.temperatureCelsius,
-        salinity=im.salinity, oxygen_ml_l=im.oxygenMlL, imaging_type=im.imagingType, url=im.url)
+        source="fathomnet",
+        source_id=im.uuid,
+        path=path,
+        boxes=_boxes(im),
+        depth_m=im.depthMeters,
+        latitude=im.latitude,
+        longitude=im.longitude,
+        timestamp=_timestamp(im.timestamp),
+        temperature_c=im.temperatureCelsius,
+        salinity=im.salinity,
+        oxygen_ml_l=im.oxygenMlL,
+        imaging_type=im.imagingType,
+        url=im.url,
+    )
 
 
 def _flatten(node: dto.WormsNode, parent: str | None, out: list[Taxon]) -> None:
@@ -160,8 +187,7 @@ def _flatten(node: dto.WormsNode, parent: str | None, out: list[Taxon]) -> None:
         _flatten(child, parent, out)
 
 
-def _ancestors(worms_ep: type[EndpointManager], concept: str,
-               **http: Any) -> tuple[list[Taxon], str | None]:
+def _ancestors(worms_ep: type[EndpointManager], concept: str, **http: Any) -> tuple[list[Taxon], str | None]:
     """(root -> concept chain as Taxon list, failure reason or None) from ``taxa/ancestors``."""
     url = worms_ep.url(f"taxa/ancestors/{quote(concept)}")  # as fathomnet.api.worms.get_ancestors
     try:
@@ -181,13 +207,14 @@ def _ancestors(worms_ep: type[EndpointManager], concept: str,
     return chain, None
 
 
-def _lookup_taxa(worms_ep: type[EndpointManager], concepts: list[str], workers: int,
-                 failures: list[tuple[str, str]], **http: Any) -> list[Taxon]:
+def _lookup_taxa(
+    worms_ep: type[EndpointManager], concepts: list[str], workers: int, failures: list[tuple[str, str]], **http: Any
+) -> list[Taxon]:
     """Taxa for ``concepts`` and their ancestors, one per name (ranked entries win)."""
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(concepts) or 1))) as pool:
         answers = list(pool.map(lambda c: _ancestors(worms_ep, c, **http), concepts))
     taxa: dict[str, Taxon] = {}
-    for concept, (chain, problem) in zip(concepts, answers):
+    for concept, (chain, problem) in zip(concepts, answers, strict=False):
         if problem:
             failures.append((concept, problem))
         for t in chain:
@@ -197,12 +224,22 @@ def _lookup_taxa(worms_ep: type[EndpointManager], concepts: list[str], workers: 
     return list(taxa.values())
 
 
-def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept: int | None = None,
-                    workers: int = 16, min_depth: float | None = None, max_depth: float | None = None,
-                    have: Callable[[str], bool] = lambda uuid: False,
-                    retries: int = 4, backoff: float = 0.5, timeout: float = 20.0,
-                    progress: bool = False, api_url: str | None = None,
-                    worms_url: str | None = None) -> SourcePlan:
+def fetch_fathomnet(
+    concepts: Sequence[str],
+    dest_dir: Path,
+    *,
+    max_per_concept: int | None = None,
+    workers: int = 16,
+    min_depth: float | None = None,
+    max_depth: float | None = None,
+    have: Callable[[str], bool] = lambda uuid: False,
+    retries: int = 4,
+    backoff: float = 0.5,
+    timeout: float = 20.0,
+    progress: bool = False,
+    api_url: str | None = None,
+    worms_url: str | None = None,
+) -> SourcePlan:
     """Find FathomNet images of ``concepts``, download their frames, look up their taxa.
 
     Each image keeps *all* its usable boxes, including boxes of concepts not
@@ -245,8 +282,9 @@ def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept:
     failures: list[tuple[str, str]] = []
     with requests.Session() as session:
         for concept in dict.fromkeys(concepts):
-            page = _query_concept(session, images_ep, concept, limit=max_per_concept,
-                                  min_depth=min_depth, max_depth=max_depth, **http)
+            page = _query_concept(
+                session, images_ep, concept, limit=max_per_concept, min_depth=min_depth, max_depth=max_depth, **http
+            )
             log.info("FathomNet: %d images for %r", len(page), concept)
             if not page:
                 failures.append((concept, "FathomNet has no images of it (within the depth limits)"))
@@ -269,10 +307,14 @@ def fetch_fathomnet(concepts: Sequence[str], dest_dir: Path, *, max_per_concept:
             paths[uuid] = on_disk
         else:
             jobs.append(DownloadJob(key=uuid, url=im.url, stem=dest_dir / uuid))
-    log.info("FathomNet: %d images, %d in catalog, %d on disk, %d to download",
-             len(found), len(existing), len(paths), len(jobs))
-    done, download_failures = download_many(jobs, workers=workers, progress=progress,
-                                            desc="FathomNet frames", **http)
+    log.info(
+        "FathomNet: %d images, %d in catalog, %d on disk, %d to download",
+        len(found),
+        len(existing),
+        len(paths),
+        len(jobs),
+    )
+    done, download_failures = download_many(jobs, workers=workers, progress=progress, desc="FathomNet frames", **http)
     paths.update(done)
     failures.extend(download_failures)
     records = [_record(im, paths[u]) for u, im in found.items() if u in paths]

@@ -80,10 +80,14 @@ def read_folders(root: Path, group_pattern: str | None = None, split: str | None
             if pattern is not None:
                 match = pattern.search(file.name)
                 group = f"{root.name}:{match.group(1)}" if match else None
-            records.append(ImageRecord(
-                source="folders", source_id=f"{root.resolve()}::{rel}", path=file,
-                boxes=(BoxRecord(concept, 0, 0, 1e12, 1e12, group_key=group, split=split),),
-            ))
+            records.append(
+                ImageRecord(
+                    source="folders",
+                    source_id=f"{root.resolve()}::{rel}",
+                    path=file,
+                    boxes=(BoxRecord(concept, 0, 0, 1e12, 1e12, group_key=group, split=split),),
+                )
+            )
     if not records:
         raise SourceError(f"{root}: no images found (expected one sub-folder of images per class)")
     return SourcePlan(records, list(taxa.values()), skipped=skipped, notes=notes)

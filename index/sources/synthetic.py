@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import InvalidInput
-from index.sources.reef.sprite import BENTHIC
 from index.sources.reef.scene import make_water, render_frame
 from index.sources.reef.species import MAX_SPECIES, ReefSpecies, lineage, select_species
+from index.sources.reef.sprite import BENTHIC
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,10 @@ class ReefConfig:
         except TypeError:
             size = ()
         if len(size) != 2 or not all(MIN_FRAME_SIDE <= v <= MAX_FRAME_SIDE for v in size):
-            raise InvalidInput(f"frame_size must be (width, height) with sides in "
-                               f"{MIN_FRAME_SIDE}..{MAX_FRAME_SIDE}, got {self.frame_size!r}")
+            raise InvalidInput(
+                f"frame_size must be (width, height) with sides in "
+                f"{MIN_FRAME_SIDE}..{MAX_FRAME_SIDE}, got {self.frame_size!r}"
+            )
         object.__setattr__(self, "frame_size", size)
         if self.frames < 1:
             raise InvalidInput(f"frames must be at least 1, got {self.frames}")
@@ -125,8 +127,7 @@ def _metadata(depth: float, rng: np.random.Generator) -> tuple[Site, dict]:
     site = sites[int(rng.integers(len(sites)))]
     deep = depth > 40
     imaging = "ROV" if deep or rng.random() < 0.15 else "still camera"
-    stamp = FIRST_DAY + timedelta(days=int(rng.integers(DAYS + 1)),
-                                  minutes=int(rng.integers(7 * 60, 18 * 60)))
+    stamp = FIRST_DAY + timedelta(days=int(rng.integers(DAYS + 1)), minutes=int(rng.integers(7 * 60, 18 * 60)))
     season = math.cos(2 * math.pi * (stamp.timetuple().tm_yday - 45) / 365.0)
     season *= -1.0 if site.latitude > 0 else 1.0  # warmest in late summer of each hemisphere
     surface = site.surface_temp_c + 1.8 * season
@@ -145,14 +146,30 @@ def _metadata(depth: float, rng: np.random.Generator) -> tuple[Site, dict]:
 
 def _category(r: ReefSpecies) -> dict:
     sp = r.species
-    return {"id": r.category_id, "name": sp.name, "supercategory": sp.family, "genus": sp.genus,
-            "family": sp.family, **{r: lineage(sp)[r] for r in ("order", "class", "phylum", "kingdom")},
-            "body_plan": sp.body_plan, "holdout": r.holdout,
-            "holdout_kind": r.holdout_kind, "depth_range_m": list(sp.depth_m), "morphs": len(sp.morphs)}
+    return {
+        "id": r.category_id,
+        "name": sp.name,
+        "supercategory": sp.family,
+        "genus": sp.genus,
+        "family": sp.family,
+        **{r: lineage(sp)[r] for r in ("order", "class", "phylum", "kingdom")},
+        "body_plan": sp.body_plan,
+        "holdout": r.holdout,
+        "holdout_kind": r.holdout_kind,
+        "depth_range_m": list(sp.depth_m),
+        "morphs": len(sp.morphs),
+    }
 
 
-def generate_reef(out_dir: Path, *, species: int = 16, holdout: int = 4, frames: int = 400,
-                  seed: int = 0, frame_size: tuple[int, int] = (320, 240)) -> Path:
+def generate_reef(
+    out_dir: Path,
+    *,
+    species: int = 16,
+    holdout: int = 4,
+    frames: int = 400,
+    seed: int = 0,
+    frame_size: tuple[int, int] = (320, 240),
+) -> Path:
     """Draw the reef into ``out_dir`` (frames as PNG under ``out_dir/frames/``) and
     write ``out_dir/annotations.json`` (COCO plus metadata fields). Returns the JSON path.
 
@@ -176,8 +193,15 @@ def generate_reef(out_dir: Path, *, species: int = 16, holdout: int = 4, frames:
     index = {r.category_id: i for i, r in enumerate(reef)}
     width, height = cfg.frame_size
     images, annotations = [], []
-    log.info("drawing the synthetic reef: %d species (%d held out), %d frames of %dx%d, seed %d",
-             cfg.species, cfg.holdout, cfg.frames, width, height, cfg.seed)
+    log.info(
+        "drawing the synthetic reef: %d species (%d held out), %d frames of %dx%d, seed %d",
+        cfg.species,
+        cfg.holdout,
+        cfg.frames,
+        width,
+        height,
+        cfg.seed,
+    )
     for image_id in range(1, cfg.frames + 1):
         depth, organisms = _plan(reef, counts, rng)
         site, meta = _metadata(depth, rng)
@@ -190,9 +214,18 @@ def generate_reef(out_dir: Path, *, species: int = 16, holdout: int = 4, frames:
         images.append({"id": image_id, "file_name": name, "width": width, "height": height, **meta})
         for p in placed:
             counts[index[p.category_id]] += 1
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": p.category_id,
-                                "bbox": [p.x, p.y, p.w, p.h], "area": p.w * p.h, "iscrowd": 0,
-                                "morph": p.morph, "truncated": p.truncated})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": p.category_id,
+                    "bbox": [p.x, p.y, p.w, p.h],
+                    "area": p.w * p.h,
+                    "iscrowd": 0,
+                    "morph": p.morph,
+                    "truncated": p.truncated,
+                }
+            )
     data = {
         "info": {"description": "oceanid synthetic reef", "version": REEF_VERSION, **cfg.to_dict()},
         "images": images,
@@ -203,8 +236,13 @@ def generate_reef(out_dir: Path, *, species: int = 16, holdout: int = 4, frames:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
     os.replace(tmp, path)
-    log.info("synthetic reef written: %d frames, %d boxes, fewest per species %d, most %d",
-             len(images), len(annotations), int(counts.min()), int(counts.max()))
+    log.info(
+        "synthetic reef written: %d frames, %d boxes, fewest per species %d, most %d",
+        len(images),
+        len(annotations),
+        int(counts.min()),
+        int(counts.max()),
+    )
     return path
 
 

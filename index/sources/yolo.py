@@ -50,7 +50,9 @@ def load_data_yaml(path: Path) -> dict:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInput(f"{path}: malformed YAML{line} ({getattr(exc, 'problem', None) or 'syntax error'})") from None
+        raise InvalidInput(
+            f"{path}: malformed YAML{line} ({getattr(exc, 'problem', None) or 'syntax error'})"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInput(f"{path}: a YOLO data.yaml is a mapping, found {type(data).__name__}")
     return data
@@ -133,7 +135,9 @@ def upright_size(path: Path) -> tuple[int, int]:
     return (height, width) if orientation in _SWAP_ORIENTATIONS else (width, height)
 
 
-def parse_label_line(line: str, names: dict[int, str], width: int, height: int) -> tuple[str, float, float, float, float]:
+def parse_label_line(
+    line: str, names: dict[int, str], width: int, height: int
+) -> tuple[str, float, float, float, float]:
     """One label line -> ``(concept, x, y, w, h)`` in pixels. Raises InvalidInput (one line)."""
     parts = line.split()
     try:
@@ -160,8 +164,9 @@ def parse_label_line(line: str, names: dict[int, str], width: int, height: int) 
     return names[int(cls)], x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height
 
 
-def _frame(image: Path, root: Path, split: str, names: dict[int, str], source: str, prefix: str,
-           skipped: list) -> ImageRecord | None:
+def _frame(
+    image: Path, root: Path, split: str, names: dict[int, str], source: str, prefix: str, skipped: list
+) -> ImageRecord | None:
     rel = os.path.relpath(image, root)
     try:
         width, height = upright_size(image)
@@ -233,4 +238,3 @@ def _orphan_labels(images_dir: Path, images: list[Path], root: Path, skipped: li
     for label in sorted(labels_dir.rglob("*.txt")):
         if label not in have:
             skipped.append((os.path.relpath(label, root), "label file without an image (image missing)"))
-

@@ -93,8 +93,8 @@ def top_k(sims: np.ndarray, labels: np.ndarray | None, k: int) -> tuple[np.ndarr
 def hits(scores: np.ndarray, found: np.ndarray) -> list[list[Hit]]:
     """faiss-style (m, k) scores and ids (-1 = none) -> per-query Hit lists, no padding."""
     return [
-        [Hit(i, s) for i, s in zip(row_i, row_s) if i >= 0]
-        for row_i, row_s in zip(found.tolist(), scores.tolist())
+        [Hit(i, s) for i, s in zip(row_i, row_s, strict=False) if i >= 0]
+        for row_i, row_s in zip(found.tolist(), scores.tolist(), strict=False)
     ]
 
 

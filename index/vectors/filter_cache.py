@@ -105,8 +105,7 @@ class FilterCache:
         """IVF: (nlist,) entries per inverted list."""
         if self._sizes is None:
             invlists = self.index.invlists
-            self._sizes = np.fromiter((invlists.list_size(i) for i in range(invlists.nlist)), np.int64,
-                                      invlists.nlist)
+            self._sizes = np.fromiter((invlists.list_size(i) for i in range(invlists.nlist)), np.int64, invlists.nlist)
         return self._sizes
 
     def ivf_ids(self) -> np.ndarray:
@@ -171,15 +170,31 @@ class FilterCache:
         if self.kind in IVF_KINDS:
             holding = None if per_list is None else int(np.count_nonzero(per_list))
             entries = None if per_list is None else int(self.list_sizes()[per_list > 0].sum())
-            return plan_filtered("ivf", ntotal, allowed, k, nprobe=self.index.nprobe, nlist=self.index.nlist,
-                                 config=planner, holding_lists=holding, holding_entries=entries)
+            return plan_filtered(
+                "ivf",
+                ntotal,
+                allowed,
+                k,
+                nprobe=self.index.nprobe,
+                nlist=self.index.nlist,
+                config=planner,
+                holding_lists=holding,
+                holding_entries=entries,
+            )
         if self.kind == "hnsw":
             ef = faiss.downcast_index(self.index.index).hnsw.efSearch
             return plan_filtered("hnsw", ntotal, allowed, k, ef_search=ef, config=planner)
         return plan_filtered("flat", ntotal, allowed, k, config=planner)
 
-    def search(self, q: np.ndarray, k: int, allowed: AllowedIds, present: np.ndarray,
-               per_list: np.ndarray | None, planner: PlannerConfig) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        q: np.ndarray,
+        k: int,
+        allowed: AllowedIds,
+        present: np.ndarray,
+        per_list: np.ndarray | None,
+        planner: PlannerConfig,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Filtered top-``k`` (k <= present.size) for q (m, d): (scores, ids), each (m, k)."""
         plan = self.plan(present.size, k, per_list, planner)
         if plan.mode == "exact":
@@ -197,8 +212,9 @@ class FilterCache:
             scores[short], found[short] = self.exact(np.ascontiguousarray(q[short]), k, present)
         return scores, found
 
-    def _probe_lists(self, q: np.ndarray, k: int, selector: faiss.IDSelector, per_list: np.ndarray,
-                     probe: int) -> tuple[np.ndarray, np.ndarray]:
+    def _probe_lists(
+        self, q: np.ndarray, k: int, selector: faiss.IDSelector, per_list: np.ndarray, probe: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """IVF search of the ``probe`` nearest inverted lists among those holding allowed ids
         (all of them when ``probe`` covers them: then the answer is exact)."""
         ivf, m = self.index, q.shape[0]
@@ -218,8 +234,17 @@ class FilterCache:
             coarse = np.ascontiguousarray(coarse_all[take].reshape(m, probe))
         scores = np.empty((m, k), np.float32)
         found = np.empty((m, k), np.int64)
-        ivf.search_preassigned_c(m, faiss.swig_ptr(q), k, faiss.swig_ptr(assign), faiss.swig_ptr(coarse),
-                                 faiss.swig_ptr(scores), faiss.swig_ptr(found), False, params)
+        ivf.search_preassigned_c(
+            m,
+            faiss.swig_ptr(q),
+            k,
+            faiss.swig_ptr(assign),
+            faiss.swig_ptr(coarse),
+            faiss.swig_ptr(scores),
+            faiss.swig_ptr(found),
+            False,
+            params,
+        )
         return scores, found
 
     def exact(self, q: np.ndarray, k: int, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

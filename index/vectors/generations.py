@@ -31,14 +31,14 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.vectors import vector_index as vectors
-from index.vectors.shards import ShardedIndex
 from index.errors import EmptyIndex, IndexMismatch, InvalidInput, NotFound
 from index.files import file_sha256, fsync_path, write_durable
+from index.vectors import vector_index as vectors
+from index.vectors.shards import ShardedIndex
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +77,29 @@ class Manifest:
         return cls(**dict(data))
 
 
-
-
 def shards_sha256(shard_sha256s: list[str]) -> str:
     """The sha256 a sharded manifest records: of its shards' sha256s, one a line, in shard order."""
     return hashlib.sha256("".join(f"{h}\n" for h in shard_sha256s).encode("ascii")).hexdigest()
 
 
-def _write_index(folder: Path, index: vectors.VectorIndex, model_id: str, config_hash: str, created: str,
-                 content: str = "") -> Manifest:
+def _write_index(
+    folder: Path, index: vectors.VectorIndex, model_id: str, config_hash: str, created: str, content: str = ""
+) -> Manifest:
     """Write ``index.faiss`` and its manifest into ``folder`` (fsynced); returns the manifest."""
     folder.mkdir(exist_ok=True)
     index_path = folder / INDEX_FILE
     index.save(index_path)
     fsync_path(index_path)
-    manifest = Manifest(model_id=model_id, config_hash=config_hash, dim=index.dim, kind=index.kind,
-                        count=index.ntotal, sha256=file_sha256(index_path), created=created, content=content)
+    manifest = Manifest(
+        model_id=model_id,
+        config_hash=config_hash,
+        dim=index.dim,
+        kind=index.kind,
+        count=index.ntotal,
+        sha256=file_sha256(index_path),
+        created=created,
+        content=content,
+    )
     write_durable(folder / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
     fsync_path(folder)
     return manifest
@@ -141,7 +148,7 @@ def set_current(root: str | Path, model_id: str, name: str, on_stage: StageHook 
     if not _GEN_RE.match(name) or not (folder / name).is_dir():
         raise NotFound(f"generation {name!r} does not exist under {folder}")
     tmp = folder / f".tmp-CURRENT-{os.getpid()}"
-    write_durable(tmp, f"{name}\n".encode("utf-8"))
+    write_durable(tmp, f"{name}\n".encode())
     _stage(on_stage, "current_tmp_written")
     os.replace(tmp, folder / CURRENT_FILE)
     fsync_path(folder)
@@ -182,16 +189,24 @@ def publish(
     tmp = folder / f".tmp-gen-{number:04d}-{os.getpid()}"
     tmp.mkdir()
     _stage(on_stage, "tmp_created")
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     if isinstance(index, ShardedIndex):
         parts = []
         for s, shard in enumerate(index.shards):
             parts.append(_write_index(tmp / SHARD_DIR.format(s), shard, model_id, model_config_hash, created))
             _stage(on_stage, f"shard_written_{s}")
         _stage(on_stage, "index_written")
-        manifest = Manifest(model_id=model_id, config_hash=model_config_hash, dim=index.dim, kind=index.kind,
-                            count=index.ntotal, sha256=shards_sha256([p.sha256 for p in parts]), created=created,
-                            content=content, shards=index.n_shards)
+        manifest = Manifest(
+            model_id=model_id,
+            config_hash=model_config_hash,
+            dim=index.dim,
+            kind=index.kind,
+            count=index.ntotal,
+            sha256=shards_sha256([p.sha256 for p in parts]),
+            created=created,
+            content=content,
+            shards=index.n_shards,
+        )
         write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
         fsync_path(tmp)
     else:
@@ -245,9 +260,7 @@ def _check_expected(
     manifest: Manifest, gen_dir: Path, model_id: str | None, model_config_hash: str | None, dim: int | None
 ) -> None:
     if model_id is not None and manifest.model_id != model_id:
-        raise IndexMismatch(
-            f"index {gen_dir} was built by model {manifest.model_id}, you are using {model_id}"
-        )
+        raise IndexMismatch(f"index {gen_dir} was built by model {manifest.model_id}, you are using {model_id}")
     if model_config_hash is not None and manifest.config_hash != model_config_hash:
         raise IndexMismatch(
             f"index {gen_dir} was built by model {manifest.model_id} with config "
@@ -276,8 +289,9 @@ def verify(
     return manifest
 
 
-def _open_shards(gen_dir: Path, manifest: Manifest, model_id: str | None, model_config_hash: str | None,
-                 dim: int | None, device: str) -> ShardedIndex:
+def _open_shards(
+    gen_dir: Path, manifest: Manifest, model_id: str | None, model_config_hash: str | None, dim: int | None, device: str
+) -> ShardedIndex:
     """Each ``shard-NNN/`` opened and checked like a one-index generation, then the sharded
     manifest's own sha256 (over the shards') and the shard count checked."""
     found = sorted(p.name for p in gen_dir.glob("shard-*") if p.is_dir())
@@ -341,8 +355,9 @@ def load_current(
     return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)
 
 
-def current_manifest(root: str | Path, model_id: str, model_config_hash: str,
-                     dim: int | None = None) -> tuple[str, Manifest]:
+def current_manifest(
+    root: str | Path, model_id: str, model_config_hash: str, dim: int | None = None
+) -> tuple[str, Manifest]:
     """(live generation name, its manifest), checked against the model like a load, without
     reading or hashing the index file (a process that only identifies never needs it).
 
@@ -359,8 +374,9 @@ def current_manifest(root: str | Path, model_id: str, model_config_hash: str,
     return name, manifest
 
 
-def load_generation(root: str | Path, model_id: str, name: str, model_config_hash: str,
-                    dim: int | None = None, device: str = "cpu") -> vectors.VectorIndex | ShardedIndex:
+def load_generation(
+    root: str | Path, model_id: str, name: str, model_config_hash: str, dim: int | None = None, device: str = "cpu"
+) -> vectors.VectorIndex | ShardedIndex:
     """Load one named generation after the full check (manifest, sha256, counts). Raises IndexMismatch."""
     return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)[0]
 
@@ -403,8 +419,7 @@ def prune(root: str | Path, model_id: str, keep: int = DEFAULT_KEEP) -> list[str
     return doomed
 
 
-def rollback(root: str | Path, model_id: str, model_config_hash: str | None = None,
-             dim: int | None = None) -> str:
+def rollback(root: str | Path, model_id: str, model_config_hash: str | None = None, dim: int | None = None) -> str:
     """Make the generation before the live one live again, after verifying it.
 
     Returns:
@@ -421,8 +436,10 @@ def rollback(root: str | Path, model_id: str, model_config_hash: str | None = No
     number = int(_GEN_RE.match(live).group(1))
     older = [n for n in list_generations(root, model_id) if int(_GEN_RE.match(n).group(1)) < number]
     if not older:
-        raise NotFound(f"no generation before {live} for model {model_id}",
-                       hint="older generations are pruned; `oceanid index rebuild` writes a new one")
+        raise NotFound(
+            f"no generation before {live} for model {model_id}",
+            hint="older generations are pruned; `oceanid index rebuild` writes a new one",
+        )
     previous = older[-1]
     verify(model_dir(root, model_id) / previous, model_id, model_config_hash, dim)
     set_current(root, model_id, previous)

@@ -72,8 +72,15 @@ class ShardedIndex:
 
     # ---- construction -------------------------------------------------
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, shards: int, kind: str = "auto", device: str = "cpu",
-              config: IndexConfig | None = None) -> ShardedIndex:
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        shards: int,
+        kind: str = "auto",
+        device: str = "cpu",
+        config: IndexConfig | None = None,
+    ) -> ShardedIndex:
         """Build ``shards`` indexes of one kind from ``vectors`` (n, d) float32 and ``ids`` (n,) int64.
 
         'auto' picks the kind from the whole collection's size (as one index would).
@@ -93,8 +100,10 @@ class ShardedIndex:
         if kind == "auto":
             kind = "flat" if vectors.shape[0] < cfg.auto_threshold else cfg.large_kind
         where = shard_of(ids, n_shards) if ids.size else np.empty(0, np.int64)
-        parts = [VectorIndex.build(ids[where == s], vectors[where == s], kind=kind, device=device, config=cfg)
-                 for s in range(n_shards)]
+        parts = [
+            VectorIndex.build(ids[where == s], vectors[where == s], kind=kind, device=device, config=cfg)
+            for s in range(n_shards)
+        ]
         log.info("built %d %s shards: %s vectors", n_shards, kind, "/".join(str(p.ntotal) for p in parts))
         return cls(parts)
 
@@ -166,8 +175,9 @@ class ShardedIndex:
         return sum(shard.remove(ids[where == s]) for s, shard in enumerate(self.shards) if (where == s).any())
 
     # ---- search -------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | AllowedIds | None = None
-               ) -> list[list[Hit]]:
+    def search(
+        self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | AllowedIds | None = None
+    ) -> list[list[Hit]]:
         """Top ``k`` per query over every shard, best first, never padded (see
         :meth:`VectorIndex.search`: same arguments, errors and exactness per shard).
 
@@ -186,8 +196,10 @@ class ShardedIndex:
         return [merge_hits([p[i] for p in parts], int(k)) for i in range(queries.shape[0])]
 
     def __repr__(self) -> str:
-        return (f"ShardedIndex(kind={self.kind!r}, shards={self.n_shards}, ntotal={self.ntotal}, dim={self.dim}, "
-                f"device={self.device!r})")
+        return (
+            f"ShardedIndex(kind={self.kind!r}, shards={self.n_shards}, ntotal={self.ntotal}, dim={self.dim}, "
+            f"device={self.device!r})"
+        )
 
 
 def merge_hits(lists: Sequence[list[Hit]], k: int) -> list[Hit]:

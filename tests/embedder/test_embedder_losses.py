@@ -84,8 +84,11 @@ def _quadruplet_oracle(emb, labels, m1, m2):
         if labels[a] != labels[p]:
             continue
         trip += [d[a, p] - d[a, q] + m1 for q in range(n) if labels[q] != labels[a]]
-        quad += [d[a, p] - d[l, k] + m2 for l, k in itertools.combinations(range(n), 2)
-                 if len({labels[a], labels[l], labels[k]}) == 3]
+        quad += [
+            d[a, p] - d[l, k] + m2
+            for l, k in itertools.combinations(range(n), 2)
+            if len({labels[a], labels[l], labels[k]}) == 3
+        ]
     nz = lambda v: np.mean([x for x in v if x > 0]) if any(x > 0 for x in v) else 0.0  # noqa: E731
     return nz(trip) + nz(quad)
 
@@ -111,7 +114,7 @@ def test_sampler_batches_are_p_by_k(p, k):
     idx = list(sampler)
     assert len(idx) == len(sampler) == p * k * 5
     for start in range(0, len(idx), p * k):
-        counts = np.bincount(labels[idx[start:start + p * k]], minlength=6)
+        counts = np.bincount(labels[idx[start : start + p * k]], minlength=6)
         assert sorted(counts[counts > 0].tolist()) == [k] * p
 
 

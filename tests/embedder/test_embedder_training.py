@@ -40,8 +40,20 @@ def toy(tmp_path):
 
 
 def tiny_config(**changes):
-    base = dict(backbone="tiny", weights="none", image_size=16, dim=8, epochs=4, batch_p=4, batch_k=3, lr=0.01,
-                patience=10, workers=0, device="cpu", loss="arcface")
+    base = dict(
+        backbone="tiny",
+        weights="none",
+        image_size=16,
+        dim=8,
+        epochs=4,
+        batch_p=4,
+        batch_k=3,
+        lr=0.01,
+        patience=10,
+        workers=0,
+        device="cpu",
+        loss="arcface",
+    )
     return TrainConfig(**{**base, **changes})
 
 
@@ -64,7 +76,9 @@ def _assert_same_run(a, b, atol=1e-5):
 def test_train_writes_best_model_history_and_checkpoint(toy, tmp_path):
     result = train(tiny_config(), *toy, tmp_path / "out", progress=False)
     out = tmp_path / "out"
-    assert {"config.json", "weights.safetensors", "history.json", "curves.png", "last"} <= {p.name for p in out.iterdir()}
+    assert {"config.json", "weights.safetensors", "history.json", "curves.png", "last"} <= {
+        p.name for p in out.iterdir()
+    }
     assert {"state.json", "state.safetensors", "weights.safetensors"} <= {p.name for p in (out / "last").iterdir()}
     history = json.loads((out / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3, 4] and result.epochs_run == 4
@@ -131,11 +145,18 @@ def test_early_stopping_with_patience(toy, tmp_path):
 
 @pytest.mark.parametrize(
     "change, error",
-    [({"schedule": "step"}, InvalidInput), ({"loss": "contrastive"}, InvalidInput),
-     ({"augment": "heavy"}, InvalidInput), ({"epochs": 0}, InvalidInput),
-     ({"backbone": "vgg"}, ModelError), ({"freeze": "half"}, ModelError),
-     ({"lp_epochs": 4}, InvalidInput), ({"lp_epochs": -1}, InvalidInput),
-     ({"layer_lr_decay": 0.0}, InvalidInput), ({"layer_lr_decay": 1.5}, InvalidInput)],
+    [
+        ({"schedule": "step"}, InvalidInput),
+        ({"loss": "contrastive"}, InvalidInput),
+        ({"augment": "heavy"}, InvalidInput),
+        ({"epochs": 0}, InvalidInput),
+        ({"backbone": "vgg"}, ModelError),
+        ({"freeze": "half"}, ModelError),
+        ({"lp_epochs": 4}, InvalidInput),
+        ({"lp_epochs": -1}, InvalidInput),
+        ({"layer_lr_decay": 0.0}, InvalidInput),
+        ({"layer_lr_decay": 1.5}, InvalidInput),
+    ],
 )
 def test_bad_config_values(toy, tmp_path, change, error):
     with pytest.raises(error):
@@ -186,8 +207,9 @@ def test_lp_ft_trains_only_the_head_first_then_everything(toy, tmp_path, monkeyp
         head = model.head.weight.detach().clone()
         loss = step(model, *args)
         moved = any(not torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
-        seen.append((moved, not torch.equal(head, model.head.weight), any(
-            p.requires_grad for p in model.backbone.parameters())))
+        seen.append(
+            (moved, not torch.equal(head, model.head.weight), any(p.requires_grad for p in model.backbone.parameters()))
+        )
         return loss
 
     monkeypatch.setattr(training, "_train_step", spy)
@@ -205,7 +227,7 @@ def test_layer_lr_decay_gives_early_stages_lower_rates():
     model = build_model("tiny", weights="none", dim=8, image_size=16)
     groups = backbone_groups(model.backbone, 1e-2, 0.5, 1e-4)
     assert [g["stage"] for g in groups] == ["0", "1", "3", "4"]  # conv, bn, conv, bn; ReLU/pool hold nothing
-    assert [g["lr"] for g in groups] == pytest.approx([1e-2 * 0.5 ** 3, 1e-2 * 0.5 ** 2, 1e-2 * 0.5, 1e-2])
+    assert [g["lr"] for g in groups] == pytest.approx([1e-2 * 0.5**3, 1e-2 * 0.5**2, 1e-2 * 0.5, 1e-2])
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.backbone.parameters())
     assert [g["lr"] for g in backbone_groups(model.backbone, 1e-2, 1.0, 0.0)] == [1e-2] * 4

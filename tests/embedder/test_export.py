@@ -16,8 +16,7 @@ from PIL import Image
 from embedder.encoding import encode_images
 from embedder.export import export_model
 from embedder.model import build_model, save_model
-from embedder.runtime import (EXPORT_FILE, ONNX_FILE, OnnxEncoder, Preprocessing, export_problem, preprocess,
-                              read_export)
+from embedder.runtime import EXPORT_FILE, ONNX_FILE, OnnxEncoder, Preprocessing, export_problem, preprocess, read_export
 from embedder.transforms import eval_transform
 from index.errors import ModelError
 

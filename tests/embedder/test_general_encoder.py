@@ -14,8 +14,9 @@ TINY = GeneralConfig(backbone="tiny", weights="none", image_size=32)
 def images(n: int) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     modes = ["RGB", "L", "RGBA"]
-    return [Image.fromarray(rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)).convert(modes[i % 3])
-            for i in range(n)]
+    return [
+        Image.fromarray(rng.integers(0, 255, (40 + i, 50, 3), dtype=np.uint8)).convert(modes[i % 3]) for i in range(n)
+    ]
 
 
 def test_the_general_encoder_is_frozen_and_pooled():

@@ -57,10 +57,22 @@ def test_grey_files_encode_like_their_rgb_twins(model, tmp_path):
 GREY_BREAKING: set[str] = set()  # every preset keeps grey crops grey (underwater via transforms.KeepGrey)
 
 
-@pytest.mark.parametrize("preset", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="underwater preset invents colour on grey crops "
-                                            "(hue jitter / TrivialAugmentWide; open, see report)"))
-    if p in GREY_BREAKING else p for p in sorted(AUGMENT_PRESETS)])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        pytest.param(
+            p,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="underwater preset invents colour on grey crops "
+                "(hue jitter / TrivialAugmentWide; open, see report)",
+            ),
+        )
+        if p in GREY_BREAKING
+        else p
+        for p in sorted(AUGMENT_PRESETS)
+    ],
+)
 def test_augmentations_keep_grey_crops_grey(model, preset):
     """Undo the normalisation and the three channels must still be equal after any
     preset (50 random draws each). Wrong code caught: a colour-cast augmentation
@@ -91,6 +103,8 @@ def test_keep_grey_leaves_colour_crops_in_colour(model):
     std = torch.tensor(model.config.std).view(3, 1, 1)
     mean = torch.tensor(model.config.mean).view(3, 1, 1)
     torch.manual_seed(0)
-    spreads = [float(((transform(colour) * std + mean).amax(0) - (transform(colour) * std + mean).amin(0)).max())
-               for _ in range(5)]
+    spreads = [
+        float(((transform(colour) * std + mean).amax(0) - (transform(colour) * std + mean).amin(0)).max())
+        for _ in range(5)
+    ]
     assert max(spreads) > 0.2

@@ -72,7 +72,9 @@ def _backbone_features(backbone, paths, size: int = 96) -> np.ndarray:
     pixels = torch.stack([eval_geometry(config)(open_image(p)) for p in paths])
     module = backbone.module.eval()
     with torch.inference_mode():
-        return torch.cat([module(normalize_batch(config, pixels[i:i + 64])) for i in range(0, len(pixels), 64)]).numpy()
+        return torch.cat(
+            [module(normalize_batch(config, pixels[i : i + 64])) for i in range(0, len(pixels), 64)]
+        ).numpy()
 
 
 def _track_knn(features: np.ndarray, species: np.ndarray, tracks: np.ndarray) -> float:
@@ -113,7 +115,7 @@ def _same_shape_rotation(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
             groups[tuple(value.shape)].append(key)
     out = dict(state)
     for keys in groups.values():
-        for key, donor in zip(keys, keys[1:] + keys[:1]):
+        for key, donor in zip(keys, keys[1:] + keys[:1], strict=False):
             out[key] = state[donor]
     return out
 
@@ -162,15 +164,32 @@ def _train_and_score(tmp_path, paths, labels, species, train, val, test, epochs:
     """Train with ``labels``, then nearest-prototype top-1 of the test crops against ``species``."""
     from embedder.encoding import encode_paths
     from embedder.model import load_model
-    from embedder.training import TrainConfig, train as train_model
+    from embedder.training import TrainConfig
+    from embedder.training import train as train_model
     from embedder.validation import prototype_metrics
 
-    config = TrainConfig(backbone="efficientnet_lite0", weights="imagenet", freeze="all", image_size=96,
-                         loss="softmax", epochs=epochs, lr=1e-2, augment="light", workers=0, device="cpu",
-                         patience=epochs, seed=0)
-    items = list(zip(paths, labels.tolist()))
-    result = train_model(config, [items[i] for i in np.flatnonzero(train)],
-                         [items[i] for i in np.flatnonzero(val)], tmp_path, progress=False)
+    config = TrainConfig(
+        backbone="efficientnet_lite0",
+        weights="imagenet",
+        freeze="all",
+        image_size=96,
+        loss="softmax",
+        epochs=epochs,
+        lr=1e-2,
+        augment="light",
+        workers=0,
+        device="cpu",
+        patience=epochs,
+        seed=0,
+    )
+    items = list(zip(paths, labels.tolist(), strict=False))
+    result = train_model(
+        config,
+        [items[i] for i in np.flatnonzero(train)],
+        [items[i] for i in np.flatnonzero(val)],
+        tmp_path,
+        progress=False,
+    )
     model = load_model(result.out_dir)
     assert model.config.mean == (0.5, 0.5, 0.5)  # the packaged weights' preprocessing, recorded
     names = sorted(set(species))
@@ -178,8 +197,13 @@ def _train_and_score(tmp_path, paths, labels, species, train, val, test, epochs:
     query = encode_paths(model, [paths[i] for i in np.flatnonzero(test)], workers=0, progress=False)
     code = {n: i for i, n in enumerate(names)}
     # prototypes from the labels the model was trained with; queries scored against the truth
-    return prototype_metrics(ref.vectors, np.array([code[s] for s in labels[train]]),
-                             query.vectors, np.array([code[s] for s in species[test]]), len(names))["top1"]
+    return prototype_metrics(
+        ref.vectors,
+        np.array([code[s] for s in labels[train]]),
+        query.vectors,
+        np.array([code[s] for s in species[test]]),
+        len(names),
+    )["top1"]
 
 
 def test_frozen_imagenet_lite0_recognises_held_out_tracks_shuffled_labels_do_not(fish, tmp_path):

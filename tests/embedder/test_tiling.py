@@ -12,7 +12,9 @@ from embedder.detection.tiling import tile_windows, tiled_detect
 from index.errors import InvalidInput
 
 
-@pytest.mark.parametrize("width,height,tile,overlap", [(1024, 768, 512, 0.25), (1000, 333, 256, 0.2), (300, 200, 512, 0.25)])
+@pytest.mark.parametrize(
+    "width,height,tile,overlap", [(1024, 768, 512, 0.25), (1000, 333, 256, 0.2), (300, 200, 512, 0.25)]
+)
 def test_windows_cover_every_pixel_and_stay_inside(width, height, tile, overlap):
     covered = np.zeros((height, width), bool)
     for x0, y0, x1, y1 in tile_windows(width, height, tile, overlap):
@@ -41,8 +43,9 @@ def test_boxes_are_shifted_back_and_duplicates_merged():
         if not a.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         ys, xs = np.nonzero(a)
-        return np.array([[xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]], np.float32), \
-            np.array([0.9], np.float32)
+        return np.array([[xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]], np.float32), np.array(
+            [0.9], np.float32
+        )
 
     boxes, scores = tiled_detect(detect, image, tile=400, overlap=0.25)
     assert boxes.tolist() == [[500, 100, 40, 40]] and scores.tolist() == pytest.approx([0.9])

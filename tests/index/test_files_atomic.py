@@ -9,10 +9,17 @@ import os
 import pytest
 from PIL import Image
 
+from index.files import (
+    atomic_writer,
+    copy_atomic,
+    file_sha256,
+    write_bytes_atomic,
+    write_durable,
+    write_json_atomic,
+    write_text_atomic,
+)
 from index.ingest import crops, ingest
 from index.vectors import generations
-from index.files import (atomic_writer, copy_atomic, file_sha256, write_bytes_atomic, write_durable,
-                         write_json_atomic, write_text_atomic)
 
 
 def test_sha256_matches_hashlib_and_is_the_one_everybody_uses(tmp_path):
@@ -22,11 +29,14 @@ def test_sha256_matches_hashlib_and_is_the_one_everybody_uses(tmp_path):
     assert ingest.file_sha256 is file_sha256 and generations.file_sha256 is file_sha256
 
 
-@pytest.mark.parametrize("write", [
-    lambda p: write_bytes_atomic(p, b"new"),
-    lambda p: write_text_atomic(p, "new"),
-    lambda p: write_json_atomic(p, {"v": "new"}),
-])
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda p: write_bytes_atomic(p, b"new"),
+        lambda p: write_text_atomic(p, "new"),
+        lambda p: write_json_atomic(p, {"v": "new"}),
+    ],
+)
 def test_writes_replace_the_content(tmp_path, write):
     path = tmp_path / "sub" / "f.txt"
     write(path)

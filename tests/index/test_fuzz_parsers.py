@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from index.errors import BadImage, FilterError, InvalidInput, OceanidError, SourceError
 from index.catalog.filters import DEFAULT_COLUMNS, parse_filter, quote
+from index.errors import BadImage, FilterError, InvalidInput, OceanidError, SourceError
 from index.imaging import decode_bytes
 from index.sources.coco import read_coco
 from index.sources.folders import read_folders
@@ -33,8 +33,13 @@ CASES: dict[str, int] = {}
 
 
 def fuzz(n: int, deadline_ms: int | None = 1000):
-    return settings(max_examples=n * SCALE, derandomize=True, deadline=deadline_ms, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n * SCALE,
+        derandomize=True,
+        deadline=deadline_ms,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def count(name: str) -> None:
@@ -57,10 +62,43 @@ def one_line(exc: Exception) -> None:
 
 ROWS = [
     # annotation_id, species, genus, family, depth_m, timestamp, latitude, longitude, split, source
-    (1, "Chromis chrysura", "Chromis", "Pomacentridae", 5.0, datetime(2019, 12, 31, 23, 59), -10.5, 120.0, "train", "folders"),
+    (
+        1,
+        "Chromis chrysura",
+        "Chromis",
+        "Pomacentridae",
+        5.0,
+        datetime(2019, 12, 31, 23, 59),
+        -10.5,
+        120.0,
+        "train",
+        "folders",
+    ),
     (2, "Chromis chrysura", "Chromis", "Pomacentridae", 120.0, datetime(2020, 1, 1), -11.0, 121.0, "val", "folders"),
-    (3, "Dascyllus reticulatus", "Dascyllus", "Pomacentridae", 300.0, datetime(2020, 6, 15, 12), 20.0, -150.0, "test", "fathomnet"),
-    (4, "Chaetodon lunulatus", "Chaetodon", "Chaetodontidae", 500.0, datetime(2021, 6, 30, 23), 35.5, -122.5, "train", "fathomnet"),
+    (
+        3,
+        "Dascyllus reticulatus",
+        "Dascyllus",
+        "Pomacentridae",
+        300.0,
+        datetime(2020, 6, 15, 12),
+        20.0,
+        -150.0,
+        "test",
+        "fathomnet",
+    ),
+    (
+        4,
+        "Chaetodon lunulatus",
+        "Chaetodon",
+        "Chaetodontidae",
+        500.0,
+        datetime(2021, 6, 30, 23),
+        35.5,
+        -122.5,
+        "train",
+        "fathomnet",
+    ),
     (5, 'Odd "name", and more', None, "x) or (1=1", 800.0, datetime(2021, 7, 1), 36.0, -122.0, "train", "coco"),
     (6, "Unknown fish", None, None, None, None, None, None, "holdout", "coco"),
 ]
@@ -109,10 +147,53 @@ def test_random_text_is_answered_or_refused_in_one_line(con, text):
 
 
 @fuzz(600)
-@given(text=st.lists(st.sampled_from(
-    ["species", "genus", "depth", "date", "lat", "split", "source", "in", "and", "or", "AND", "=", "!=", "<",
-     ">=", "..", "(", ")", ",", '"', "'", "Chromis", "chrysura", "2020", "2020-06", "-10.5", "1e3", "nan", "train",
-     " ", "  ", ";", "--", "1=1", "DROP", "?", "$1", "\\"]), max_size=14).map("".join))
+@given(
+    text=st.lists(
+        st.sampled_from(
+            [
+                "species",
+                "genus",
+                "depth",
+                "date",
+                "lat",
+                "split",
+                "source",
+                "in",
+                "and",
+                "or",
+                "AND",
+                "=",
+                "!=",
+                "<",
+                ">=",
+                "..",
+                "(",
+                ")",
+                ",",
+                '"',
+                "'",
+                "Chromis",
+                "chrysura",
+                "2020",
+                "2020-06",
+                "-10.5",
+                "1e3",
+                "nan",
+                "train",
+                " ",
+                "  ",
+                ";",
+                "--",
+                "1=1",
+                "DROP",
+                "?",
+                "$1",
+                "\\",
+            ]
+        ),
+        max_size=14,
+    ).map("".join)
+)
 def test_token_soup_is_answered_or_refused_in_one_line(con, text):
     count("filter token soup")
     run_filter(con, text)
@@ -151,8 +232,14 @@ def _clause(row, name: str, op: str, value) -> bool | None:
         x = float(value)
         return {"=": cell == x, "!=": cell != x, "<": cell < x, "<=": cell <= x, ">": cell > x, ">=": cell >= x}[op]
     start, end = _period(value)
-    return {"=": start <= cell < end, "!=": not start <= cell < end, "<": cell < start, "<=": cell < end,
-            ">": cell >= end, ">=": cell >= start}[op]
+    return {
+        "=": start <= cell < end,
+        "!=": not start <= cell < end,
+        "<": cell < start,
+        "<=": cell < end,
+        ">": cell >= end,
+        ">=": cell >= start,
+    }[op]
 
 
 def _and(a, b):
@@ -177,15 +264,31 @@ def evaluate(tree, row):
     return out
 
 
-TEXT_VALUES = ["Chromis chrysura", "chromis CHRYSURA", "Chromis", "Pomacentridae", "train", "coco", "fathomnet",
-               'Odd "name", and more', "x) or (1=1", "it's", "Unknown fish", "", "nothing here"]
+TEXT_VALUES = [
+    "Chromis chrysura",
+    "chromis CHRYSURA",
+    "Chromis",
+    "Pomacentridae",
+    "train",
+    "coco",
+    "fathomnet",
+    'Odd "name", and more',
+    "x) or (1=1",
+    "it's",
+    "Unknown fish",
+    "",
+    "nothing here",
+]
 NUMBERS = st.sampled_from(["5", "120", "300", "-10.5", "-11", "35.5", "800", "0", "1e3", "120.0", "-150"])
 DATES = st.sampled_from(["2019", "2020", "2021", "2020-01", "2020-06", "2021-06", "2021-07", "2019-12"])
 
 
 def _text_literal(value: str, draw_bare: bool) -> str:
-    bare_ok = value and all(re.fullmatch(r"[^\W_][\w.\-]*", w) for w in value.split(" ")) and not any(
-        w.lower() in ("and", "or", "in") for w in value.split(" "))
+    bare_ok = (
+        value
+        and all(re.fullmatch(r"[^\W_][\w.\-]*", w) for w in value.split(" "))
+        and not any(w.lower() in ("and", "or", "in") for w in value.split(" "))
+    )
     return value if draw_bare and bare_ok else quote(value)
 
 
@@ -232,7 +335,9 @@ def filters(depth: int = 2):
     def combined(draw):
         parts = draw(st.lists(filters(depth - 1), min_size=1, max_size=3))
         join = draw(st.sampled_from(["and", "or"]))
-        sep = {"and": draw(st.sampled_from([" and ", " AND ", ", "])), "or": draw(st.sampled_from([" or ", " OR "]))}[join]
+        sep = {"and": draw(st.sampled_from([" and ", " AND ", ", "])), "or": draw(st.sampled_from([" or ", " OR "]))}[
+            join
+        ]
         text = sep.join(f"({t})" if draw(st.booleans()) or sub[0] != "clause" else t for t, sub in parts)
         return text, (join, [sub for _, sub in parts])
 
@@ -259,11 +364,11 @@ def test_mutated_filters_are_answered_or_refused_in_one_line(con, case, data):
         how = data.draw(st.sampled_from(["delete", "insert", "swap"]))
         char = data.draw(st.sampled_from(list("()=<>,.\"' ;!-") + ["and", "or", "in"]))
         if how == "delete":
-            text = text[:at] + text[at + 1:]
+            text = text[:at] + text[at + 1 :]
         elif how == "insert":
             text = text[:at] + char + text[at:]
         else:
-            text = text[:at] + char + text[at + 1:]
+            text = text[:at] + char + text[at + 1 :]
     run_filter(con, text)
 
 
@@ -278,10 +383,19 @@ def test_quote_round_trips_any_text(con, value):
 
 # ---- COCO JSON -----------------------------------------------------------------------
 
-JSON_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 1e12), st.floats(allow_nan=True),
-                         st.text(max_size=12), st.sampled_from(["a.png", "missing.png", "../a.png", "", "a.png\x00"]))
-JSON_ANY = st.recursive(JSON_SCALARS, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
-                        max_leaves=12)
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 1e12),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["a.png", "missing.png", "../a.png", "", "a.png\x00"]),
+)
+JSON_ANY = st.recursive(
+    JSON_SCALARS,
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    max_leaves=12,
+)
 IDS = st.one_of(st.integers(0, 3), st.sampled_from(["1", 1.0, None, [], {}, True]))
 
 
@@ -289,15 +403,43 @@ def _entry(keys: dict) -> st.SearchStrategy:
     return st.fixed_dictionaries({}, optional={k: v | JSON_ANY for k, v in keys.items()})
 
 
-COCO_NEAR = st.fixed_dictionaries({}, optional={
-    "images": st.lists(_entry({"id": IDS, "file_name": st.sampled_from(["a.png", "missing.png", "sub/../a.png", "/etc/hostname"]),
-                               "depth_m": JSON_SCALARS, "timestamp": st.sampled_from(["2020-01-01", "x", "2020-13-40T99"]),
-                               "video_id": JSON_SCALARS, "imaging_type": JSON_SCALARS}), max_size=4) | JSON_ANY,
-    "annotations": st.lists(_entry({"id": IDS, "image_id": IDS, "category_id": IDS,
-                                    "bbox": st.lists(JSON_SCALARS, max_size=5)}), max_size=5) | JSON_ANY,
-    "categories": st.lists(_entry({"id": IDS, "name": st.text(max_size=8), "genus": JSON_SCALARS,
-                                   "supercategory": JSON_SCALARS, "holdout": JSON_SCALARS}), max_size=3) | JSON_ANY,
-})
+COCO_NEAR = st.fixed_dictionaries(
+    {},
+    optional={
+        "images": st.lists(
+            _entry(
+                {
+                    "id": IDS,
+                    "file_name": st.sampled_from(["a.png", "missing.png", "sub/../a.png", "/etc/hostname"]),
+                    "depth_m": JSON_SCALARS,
+                    "timestamp": st.sampled_from(["2020-01-01", "x", "2020-13-40T99"]),
+                    "video_id": JSON_SCALARS,
+                    "imaging_type": JSON_SCALARS,
+                }
+            ),
+            max_size=4,
+        )
+        | JSON_ANY,
+        "annotations": st.lists(
+            _entry({"id": IDS, "image_id": IDS, "category_id": IDS, "bbox": st.lists(JSON_SCALARS, max_size=5)}),
+            max_size=5,
+        )
+        | JSON_ANY,
+        "categories": st.lists(
+            _entry(
+                {
+                    "id": IDS,
+                    "name": st.text(max_size=8),
+                    "genus": JSON_SCALARS,
+                    "supercategory": JSON_SCALARS,
+                    "holdout": JSON_SCALARS,
+                }
+            ),
+            max_size=3,
+        )
+        | JSON_ANY,
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -316,7 +458,7 @@ def _read_coco_text(folder: Path, text: str):
     except (InvalidInput, SourceError) as exc:
         one_line(exc)
         return None
-    for item, reason in plan.skipped:
+    for _item, reason in plan.skipped:
         assert reason and "\n" not in reason
     for record in plan.records:
         assert record.path.is_file() and record.path.resolve().is_relative_to(folder.resolve())
@@ -355,8 +497,25 @@ def test_any_text_is_read_or_refused(coco_dir, text):
 
 # ---- species.csv ---------------------------------------------------------------------
 
-CSV_CELLS = st.sampled_from(["folder", "species", "genus", "family", "fish", "Chromis chrysura", "", " ", '"', "a,b",
-                             '"x, y"', "\ufefffolder", "\r", "é", "\x00"])
+CSV_CELLS = st.sampled_from(
+    [
+        "folder",
+        "species",
+        "genus",
+        "family",
+        "fish",
+        "Chromis chrysura",
+        "",
+        " ",
+        '"',
+        "a,b",
+        '"x, y"',
+        "\ufefffolder",
+        "\r",
+        "é",
+        "\x00",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -371,10 +530,12 @@ def folder_root():
 @fuzz(400)
 @example(text="folder,species,genus\nfish, ,  \n")  # a blank species cell once made an empty concept
 @example(text="folder,species\nfish,Chromis chrysura,extra,cells\nfish\n")
-@given(text=st.one_of(
-    st.lists(st.lists(CSV_CELLS, max_size=5).map(",".join), max_size=5).map("\n".join),
-    st.text(max_size=60),
-))
+@given(
+    text=st.one_of(
+        st.lists(st.lists(CSV_CELLS, max_size=5).map(",".join), max_size=5).map("\n".join),
+        st.text(max_size=60),
+    )
+)
 def test_species_csv_is_read_or_refused(folder_root, text):
     count("species.csv")
     (folder_root / "species.csv").write_text(text, encoding="utf-8", errors="surrogatepass")
@@ -397,8 +558,18 @@ FISH4K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fish4
 def _seeds() -> list[bytes]:
     out = []
     rnd = random.Random(0)
-    for fmt, mode in (("PNG", "RGB"), ("PNG", "RGBA"), ("PNG", "P"), ("PNG", "I;16"), ("JPEG", "RGB"),
-                      ("JPEG", "L"), ("GIF", "P"), ("BMP", "RGB"), ("TIFF", "RGB"), ("WEBP", "RGB")):
+    for fmt, mode in (
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "P"),
+        ("PNG", "I;16"),
+        ("JPEG", "RGB"),
+        ("JPEG", "L"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+        ("WEBP", "RGB"),
+    ):
         image = Image.frombytes("RGB", (17, 11), bytes(rnd.randrange(256) for _ in range(17 * 11 * 3)))
         if mode == "I;16":
             image = image.convert("L").convert("I;16")
@@ -440,7 +611,9 @@ def test_truncated_images_decode_or_refuse(seed, cut):
 
 
 @fuzz(600)
-@given(seed=st.sampled_from(SEEDS), edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8))
+@given(
+    seed=st.sampled_from(SEEDS), edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), min_size=1, max_size=8)
+)
 def test_mutated_images_decode_or_refuse(seed, edits):
     count("image mutated")
     data = bytearray(seed)

@@ -87,8 +87,9 @@ def test_the_lock_waits_then_raises_what_busy_makes(tmp_path):
     waited = []
     try:
         with pytest.raises(CatalogBusy, match="busy after"):
-            with exclusive_lock(lock, 0.2, lambda t: CatalogBusy(f"busy after {t:.1f} s"),
-                                on_wait=lambda: waited.append(1)):
+            with exclusive_lock(
+                lock, 0.2, lambda t: CatalogBusy(f"busy after {t:.1f} s"), on_wait=lambda: waited.append(1)
+            ):
                 pass
     finally:
         os.close(fd)

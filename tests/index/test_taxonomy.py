@@ -46,24 +46,34 @@ TREE = lineages(ROWS)
 def test_a_lineage_keeps_a_subfamily_and_an_empty_rank_drops_nothing():
     line = TREE["Chaetodon lunulatus"]
     assert line.rank == "species"
-    assert line.as_dict() == {"kingdom": "Animalia", "phylum": "Chordata", "class": "Actinopteri",
-                              "order": "Perciformes", "family": "Chaetodontidae", "subfamily": "Chaetodontinae",
-                              "genus": "Chaetodon", "species": "Chaetodon lunulatus"}
+    assert line.as_dict() == {
+        "kingdom": "Animalia",
+        "phylum": "Chordata",
+        "class": "Actinopteri",
+        "order": "Perciformes",
+        "family": "Chaetodontidae",
+        "subfamily": "Chaetodontinae",
+        "genus": "Chaetodon",
+        "species": "Chaetodon lunulatus",
+    }
     kurtus = TREE["Kurtus gulliveri"].as_dict()
     assert "class" not in kurtus and kurtus["order"] == "Kurtiformes" and kurtus["phylum"] == "Chordata"
 
 
-@pytest.mark.parametrize("a,b,expected", [
-    ("Chaetodon lunulatus", "Chaetodon lunulatus", 0),
-    ("Chaetodon lunulatus", "Chaetodon trifascialis", 2),  # siblings: up to the genus and down
-    ("Chaetodon lunulatus", "Chaetodon", 1),  # a label at genus level is one edge from its species
-    ("Chaetodon lunulatus", "Heniochus acuminatus", 4),  # the subfamily they share is not a rank
-    ("Chaetodon lunulatus", "Chromis chrysura", 6),  # common order: 3 + 3
-    ("Chaetodon", "Chromis chrysura", 5),  # genus (depth 5) vs species (depth 6) under one order
-    ("Chaetodon lunulatus", "Kurtus gulliveri", 10),  # common phylum (depth 1): 5 + 5, class empty
-    ("Chaetodon lunulatus", "Aurelia aurita", 12),  # common kingdom only (depth 0): 6 + 6
-    ("Chaetodon lunulatus", "Ulva", MAX_DISTANCE),  # another kingdom
-])
+@pytest.mark.parametrize(
+    "a,b,expected",
+    [
+        ("Chaetodon lunulatus", "Chaetodon lunulatus", 0),
+        ("Chaetodon lunulatus", "Chaetodon trifascialis", 2),  # siblings: up to the genus and down
+        ("Chaetodon lunulatus", "Chaetodon", 1),  # a label at genus level is one edge from its species
+        ("Chaetodon lunulatus", "Heniochus acuminatus", 4),  # the subfamily they share is not a rank
+        ("Chaetodon lunulatus", "Chromis chrysura", 6),  # common order: 3 + 3
+        ("Chaetodon", "Chromis chrysura", 5),  # genus (depth 5) vs species (depth 6) under one order
+        ("Chaetodon lunulatus", "Kurtus gulliveri", 10),  # common phylum (depth 1): 5 + 5, class empty
+        ("Chaetodon lunulatus", "Aurelia aurita", 12),  # common kingdom only (depth 0): 6 + 6
+        ("Chaetodon lunulatus", "Ulva", MAX_DISTANCE),  # another kingdom
+    ],
+)
 def test_distance_on_a_hand_made_tree(a, b, expected):
     assert distance(TREE[a], TREE[b]) == expected
     assert distance(TREE[b], TREE[a]) == expected  # symmetric
@@ -81,7 +91,7 @@ CLASSES = ("Chaetodon lunulatus", "Chaetodon trifascialis", "Chromis chrysura", 
 def test_probabilities_sum_up_the_tree_including_labels_at_genus_level():
     table = rank_table(CLASSES, TREE)
     p = np.array([[0.3, 0.25, 0.3, 0.15]])
-    taxon = dict(zip(table.taxa, table.probabilities(p)[0]))
+    taxon = dict(zip(table.taxa, table.probabilities(p)[0], strict=False))
     assert taxon["Chaetodon"] == pytest.approx(0.3 + 0.25 + 0.15)  # its species and the genus-level label
     assert taxon["Chaetodontidae"] == pytest.approx(0.7)
     assert taxon["Perciformes"] == pytest.approx(1.0) and taxon["Animalia"] == pytest.approx(1.0)
@@ -109,7 +119,7 @@ def test_distance_decoding_minimises_the_expected_distance():
     p = np.array([[0.3, 0.25, 0.3, 0.15]])
     (answer,) = decode(table, p, 0.5, method="distance")
     cls = [TREE[c] for c in CLASSES]
-    by_hand = {t: sum(pc * distance(c, TREE[t]) for pc, c in zip(p[0], cls)) for t in table.taxa}
+    by_hand = {t: sum(pc * distance(c, TREE[t]) for pc, c in zip(p[0], cls, strict=False)) for t in table.taxa}
     assert answer.expected_distance == pytest.approx(min(by_hand.values()))
     assert by_hand[answer.name] == pytest.approx(min(by_hand.values()))
 

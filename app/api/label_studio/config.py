@@ -58,8 +58,11 @@ def parse_label_config(xml: str | None) -> LabelConfig:
         root = ET.fromstring(xml)
     except ET.ParseError as exc:
         raise InvalidInput(f"the label config is not valid XML ({exc})") from None
-    images = tuple((el.get("name", ""), el.get("value", "").lstrip("$")) for el in root.iter()
-                   if el.tag.lower() == "image" and el.get("name") and el.get("value"))
+    images = tuple(
+        (el.get("name", ""), el.get("value", "").lstrip("$"))
+        for el in root.iter()
+        if el.tag.lower() == "image" and el.get("name") and el.get("value")
+    )
     if not images:
         raise InvalidInput("the label config has no <Image name=... value=$...> tag: oceanid predicts for images")
     names = {n for n, _ in images}
@@ -78,6 +81,7 @@ def parse_label_config(xml: str | None) -> LabelConfig:
             species += [(name, value) for name in (mapped or [value])]
         controls.append(Control(el.get("name"), kind, el.get("toName"), tuple(labels), tuple(species)))
     if not controls:
-        raise InvalidInput("the label config has no <Choices> or <RectangleLabels> on its <Image>: "
-                           "oceanid fills those two")
+        raise InvalidInput(
+            "the label config has no <Choices> or <RectangleLabels> on its <Image>: oceanid fills those two"
+        )
     return LabelConfig(images, tuple(controls))

@@ -49,8 +49,10 @@ class ImageFetcher:
         if parts.scheme in ("http", "https"):
             return ref
         if parts.scheme:
-            raise BadImage(f"{_short(ref)}: {parts.scheme}:// images must be served by Label Studio "
-                           "(connect the storage with presigned URLs)")
+            raise BadImage(
+                f"{_short(ref)}: {parts.scheme}:// images must be served by Label Studio "
+                "(connect the storage with presigned URLs)"
+            )
         if not self.url:
             raise BadImage(f"{_short(ref)} is on Label Studio: set LABEL_STUDIO_URL (or serve --label-studio-url)")
         return urljoin(self.url.rstrip("/") + "/", ref.lstrip("/"))
@@ -66,11 +68,15 @@ class ImageFetcher:
         url = self.resolve(ref)
         headers = self.headers_for(url)
         try:
-            with requests.get(url, headers=headers, stream=True, timeout=self.timeout,
-                              allow_redirects=True) as response:
+            with requests.get(
+                url, headers=headers, stream=True, timeout=self.timeout, allow_redirects=True
+            ) as response:
                 if response.status_code in (401, 403):
-                    why = ("no token: set LABEL_STUDIO_API_KEY (or serve --label-studio-key)" if not headers
-                           else "the token was refused: check LABEL_STUDIO_API_KEY")
+                    why = (
+                        "no token: set LABEL_STUDIO_API_KEY (or serve --label-studio-key)"
+                        if not headers
+                        else "the token was refused: check LABEL_STUDIO_API_KEY"
+                    )
                     raise BadImage(f"{_short(ref)}: HTTP {response.status_code} ({why})")
                 if response.status_code != 200:
                     raise BadImage(f"{_short(ref)}: HTTP {response.status_code}")
@@ -99,4 +105,4 @@ class ImageFetcher:
 
 
 def _short(ref: str, width: int = 80) -> str:
-    return ref if len(ref) <= width else ref[:width - 3] + "..."
+    return ref if len(ref) <= width else ref[: width - 3] + "..."

@@ -32,8 +32,9 @@ def _species(config: LabelConfig, control_name: str, label: str) -> str:
     return next((name for name, value in control.species if value == label), label)
 
 
-def annotation_boxes(config: LabelConfig, result: list[dict[str, Any]],
-                     fallback: str) -> tuple[list[LabelledRegion], str | None]:
+def annotation_boxes(
+    config: LabelConfig, result: list[dict[str, Any]], fallback: str
+) -> tuple[list[LabelledRegion], str | None]:
     """The regions of ``result`` oceanid learns from, and the task data key of their image."""
     controls = {c.name: c for c in config.controls}
     regions, key = [], None
@@ -58,8 +59,9 @@ def annotation_boxes(config: LabelConfig, result: list[dict[str, Any]],
     return regions, key
 
 
-def learn_label(project: int, task: int, annotation: int, data: bytes, regions: list[LabelledRegion],
-                url: str | None = None) -> ToolAnnotation:
+def learn_label(
+    project: int, task: int, annotation: int, data: bytes, regions: list[LabelledRegion], url: str | None = None
+) -> ToolAnnotation:
     """The annotation with pixel boxes on the decoded image. Raises BadImage."""
     image = decode_bytes(data, f"task {task}")
     boxes = []

@@ -49,10 +49,12 @@ class Tally:
     def line(self, project: int | None, fallback: str) -> str:
         missing = ", ".join(f"{name} x{n}" for name, n in self.missing.most_common(5))
         more = f" (+{len(self.missing) - 5} more)" if len(self.missing) > 5 else ""
-        return (f"label-studio predict project {project}: {self.tasks} tasks, {self.predicted} predicted, "
-                f"{self.failed} images not read, {self.unknown} unknown, {self.recalled} from annotations, "
-                f"{sum(self.missing.values())} species not in the config -> {fallback!r}"
-                + (f" ({missing}{more})" if missing else ""))
+        return (
+            f"label-studio predict project {project}: {self.tasks} tasks, {self.predicted} predicted, "
+            f"{self.failed} images not read, {self.unknown} unknown, {self.recalled} from annotations, "
+            f"{sum(self.missing.values())} species not in the config -> {fallback!r}"
+            + (f" ({missing}{more})" if missing else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,9 @@ class Mapper:
         return label
 
 
-def fetch_images(tasks: Sequence[Task], key: str, fetcher: ImageFetcher, threads: int,
-                 tally: Tally) -> list[Image.Image | None]:
+def fetch_images(
+    tasks: Sequence[Task], key: str, fetcher: ImageFetcher, threads: int, tally: Tally
+) -> list[Image.Image | None]:
     """Each task's decoded image (None, with one log line, when it cannot be read)."""
 
     def one(task: Task) -> Image.Image | None:
@@ -96,12 +99,14 @@ def _pct(value: float, whole: int) -> float:
     return round(100.0 * value / whole, 4) if whole else 0.0
 
 
-def choices_regions(ws: Workspace, control: Control, images: list[Image.Image], mapper: Mapper, tally: Tally,
-                    model: str | None) -> list[list[Region]]:
+def choices_regions(
+    ws: Workspace, control: Control, images: list[Image.Image], mapper: Mapper, tally: Tally, model: str | None
+) -> list[list[Region]]:
     """One ``choices`` region (or none) per image."""
     vectors = ws.embed_images(images, model)
-    answers = ws.identify(images, k=3, model=model, names=[f"task image {n}" for n in range(len(images))],
-                          vectors=vectors)
+    answers = ws.identify(
+        images, k=3, model=model, names=[f"task image {n}" for n in range(len(images))], vectors=vectors
+    )
     recalled = ws.annotation_recall(vectors, model)
     out = []
     for answer, memory in zip(answers, recalled, strict=True):
@@ -111,14 +116,25 @@ def choices_regions(ws: Workspace, control: Control, images: list[Image.Image], 
         else:
             species, score = answer.species, answer.probability
         label = mapper.label(species, tally)
-        out.append([] if label is None else [Region(from_name=control.name, to_name=control.to_name, type="choices",
-                                                    value={"choices": [label]},
-                                                    score=None if score is None else round(float(score), 4))])
+        out.append(
+            []
+            if label is None
+            else [
+                Region(
+                    from_name=control.name,
+                    to_name=control.to_name,
+                    type="choices",
+                    value={"choices": [label]},
+                    score=None if score is None else round(float(score), 4),
+                )
+            ]
+        )
     return out
 
 
-def rectangle_regions(ws: Workspace, control: Control, images: list[Image.Image], mapper: Mapper, tally: Tally,
-                      model: str | None) -> list[list[Region]]:
+def rectangle_regions(
+    ws: Workspace, control: Control, images: list[Image.Image], mapper: Mapper, tally: Tally, model: str | None
+) -> list[list[Region]]:
     """One ``rectanglelabels`` region per organism the cascade finds in each frame (percent boxes)."""
     result = ws.identify_frames(images, k=3, model=model, names=[f"task frame {n}" for n in range(len(images))])
     organisms = [(f, o) for f, frame in enumerate(result.frames) for o in frame.organisms]
@@ -136,18 +152,39 @@ def rectangle_regions(ws: Workspace, control: Control, images: list[Image.Image]
         if label is None:
             continue
         x, y, w, h = organism.box
-        out[f].append(Region(id=f"oceanid-{f}-{len(out[f])}", from_name=control.name, to_name=control.to_name,
-                             type="rectanglelabels", original_width=frame.width, original_height=frame.height,
-                             image_rotation=0,
-                             value={"x": _pct(x, frame.width), "y": _pct(y, frame.height),
-                                    "width": _pct(w, frame.width), "height": _pct(h, frame.height), "rotation": 0,
-                                    "rectanglelabels": [label]},
-                             score=None if score is None else round(float(score), 4)))
+        out[f].append(
+            Region(
+                id=f"oceanid-{f}-{len(out[f])}",
+                from_name=control.name,
+                to_name=control.to_name,
+                type="rectanglelabels",
+                original_width=frame.width,
+                original_height=frame.height,
+                image_rotation=0,
+                value={
+                    "x": _pct(x, frame.width),
+                    "y": _pct(y, frame.height),
+                    "width": _pct(w, frame.width),
+                    "height": _pct(h, frame.height),
+                    "rotation": 0,
+                    "rectanglelabels": [label],
+                },
+                score=None if score is None else round(float(score), 4),
+            )
+        )
     return out
 
 
-def predict_tasks(ws: Workspace, config: LabelConfig, tasks: Sequence[Task], fetcher: ImageFetcher, fallback: str,
-                  version: str, threads: int = 8, model: str | None = None) -> tuple[list[Prediction], Tally]:
+def predict_tasks(
+    ws: Workspace,
+    config: LabelConfig,
+    tasks: Sequence[Task],
+    fetcher: ImageFetcher,
+    fallback: str,
+    version: str,
+    threads: int = 8,
+    model: str | None = None,
+) -> tuple[list[Prediction], Tally]:
     """One prediction per task, in task order (empty for a task whose image was not read)."""
     tally = Tally(tasks=len(tasks))
     regions: list[list[Region]] = [[] for _ in tasks]
@@ -171,7 +208,12 @@ def predict_tasks(ws: Workspace, config: LabelConfig, tasks: Sequence[Task], fet
     predictions = []
     for task_regions in regions:
         scores = [r.score for r in task_regions if r.score is not None]
-        predictions.append(Prediction(result=task_regions, score=round(sum(scores) / len(scores), 4) if scores else None,
-                                      model_version=version))
+        predictions.append(
+            Prediction(
+                result=task_regions,
+                score=round(sum(scores) / len(scores), 4) if scores else None,
+                model_version=version,
+            )
+        )
     tally.predicted = sum(1 for r in regions if r)
     return predictions, tally

@@ -19,8 +19,17 @@ from app.api.label_studio.config import LabelConfig, parse_label_config
 from app.api.label_studio.fetch import ImageFetcher
 from app.api.label_studio.learn import annotation_boxes, deleted_ids, learn_label
 from app.api.label_studio.predict import predict_tasks
-from app.api.label_studio.protocol import (Health, Prediction, PredictRequest, PredictResponse, SetupRequest,
-                                           SetupResponse, WebhookRequest, WebhookResponse, project_id)
+from app.api.label_studio.protocol import (
+    Health,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+    SetupRequest,
+    SetupResponse,
+    WebhookRequest,
+    WebhookResponse,
+    project_id,
+)
 from app.api.label_studio.settings import LabelStudioSettings
 from app.api.settings import ApiSettings
 from app.workspace import Workspace
@@ -28,8 +37,10 @@ from index.errors import BadImage, InvalidInput, OceanidError, describe
 
 log = logging.getLogger(__name__)
 
-TRAINING = ("training is a CLI step: run `oceanid split` then `oceanid train` (and `oceanid embed`, "
-            "`oceanid index build`); annotations already reach predictions without it")
+TRAINING = (
+    "training is a CLI step: run `oceanid split` then `oceanid train` (and `oceanid embed`, "
+    "`oceanid index build`); annotations already reach predictions without it"
+)
 
 
 class Projects:
@@ -61,8 +72,12 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
         model_id, generation, _ = ws.engine_key(model)
         return f"{model_id}@{generation or 'none'}"
 
-    @r.get("/health", response_model=Health, response_model_exclude_none=True,
-           summary="Label Studio's backend check (answers at once: Label Studio waits 1 s)")
+    @r.get(
+        "/health",
+        response_model=Health,
+        response_model_exclude_none=True,
+        summary="Label Studio's backend check (answers at once: Label Studio waits 1 s)",
+    )
     async def health() -> Health:
         return Health(status="UP", model_class="oceanid")
 
@@ -81,8 +96,12 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             current = "none"
         return SetupResponse(model_version=current)
 
-    @r.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
-            summary="Pre-annotations for a batch of tasks")
+    @r.post(
+        "/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        summary="Pre-annotations for a batch of tasks",
+    )
     async def predict(body: PredictRequest) -> PredictResponse:
         project = project_id(body.project)
         current = await run_in_threadpool(version)  # no model: a one-line 409, as every query
@@ -91,10 +110,12 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             config: LabelConfig = parse_label_config(xml)
         except InvalidInput as exc:
             log.warning("label-studio predict project %s: %s; %d empty predictions", project, exc, len(body.tasks))
-            return PredictResponse(results=[Prediction(model_version=current) for _ in body.tasks],
-                                   model_version=current)
-        predictions, tally = await run_in_threadpool(predict_tasks, ws, config, body.tasks, fetcher, ls.fallback,
-                                                     current, ls.fetch_threads, model)
+            return PredictResponse(
+                results=[Prediction(model_version=current) for _ in body.tasks], model_version=current
+            )
+        predictions, tally = await run_in_threadpool(
+            predict_tasks, ws, config, body.tasks, fetcher, ls.fallback, current, ls.fetch_threads, model
+        )
         # a line at warning level (shown without --verbose) when a task went unpredicted or a species was mapped
         log.log(logging.WARNING if tally.failed or tally.missing else logging.INFO, tally.line(project, ls.fallback))
         return PredictResponse(results=predictions, model_version=current)
@@ -112,13 +133,13 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             ids = deleted_ids(body)
             if project is None or not ids:
                 return _ignored(action, f"names no project ({project}) or no annotation id")
-            changes = [await run_in_threadpool(ws.annotation_forget, project, a, ls.min_examples, model)
-                       for a in ids]
+            changes = [await run_in_threadpool(ws.annotation_forget, project, a, ls.min_examples, model) for a in ids]
             status = "removed" if any(c.action == "removed" for c in changes) else "absent"
             message = f"{len(ids)} annotation(s) of project {project}: {status}"
             log.info("label-studio webhook %s: %s", action, message)
-            return WebhookResponse(action=action, status=status, message=message,
-                                   changes=[c.to_dict() for c in changes])
+            return WebhookResponse(
+                action=action, status=status, message=message, changes=[c.to_dict() for c in changes]
+            )
         if action not in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
             return _ignored(action, "not an annotation event oceanid learns from")
         note, task = body.annotation, body.task
@@ -128,23 +149,30 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             return _ignored(action, f"annotation {note.id} was skipped (cancelled) in Label Studio")
         xml = projects.config(project, body.project.get("label_config") if isinstance(body.project, dict) else None)
         if project is None or xml is None:
-            return _ignored(action, f"is for project {project}, which oceanid has not seen "
-                                    "(no label config in the event, no /setup)")
+            return _ignored(
+                action,
+                f"is for project {project}, which oceanid has not seen (no label config in the event, no /setup)",
+            )
         try:
             config = parse_label_config(xml)
             boxes, key = annotation_boxes(config, note.result, ls.fallback)
             if not boxes:
-                return _ignored(action, f"annotation {note.id} labels nothing oceanid learns from "
-                                        f"(no label, or only {ls.fallback!r})")
+                return _ignored(
+                    action,
+                    f"annotation {note.id} labels nothing oceanid learns from (no label, or only {ls.fallback!r})",
+                )
             ref = task.image_ref(key)
             data = await run_in_threadpool(fetcher.fetch, ref if isinstance(ref, str) else "")
-            change = await run_in_threadpool(ws.annotation_store, learn_label(project, task.id, note.id, data, boxes,
-                                                                             ref), ls.min_examples, model)
+            change = await run_in_threadpool(
+                ws.annotation_store, learn_label(project, task.id, note.id, data, boxes, ref), ls.min_examples, model
+            )
         except (InvalidInput, BadImage) as exc:
             return _ignored(action, f"annotation {note.id} of task {task.id} not learned: {exc}")
-        message = (f"annotation {note.id} of task {task.id} (project {project}): {change.action}, "
-                   f"{change.crops} truth crop(s)"
-                   + (f"; species added: {', '.join(change.species_added)}" if change.species_added else ""))
+        message = (
+            f"annotation {note.id} of task {task.id} (project {project}): {change.action}, "
+            f"{change.crops} truth crop(s)"
+            + (f"; species added: {', '.join(change.species_added)}" if change.species_added else "")
+        )
         log.info("label-studio webhook %s: %s", action, message)
         return WebhookResponse(action=action, status=change.action, message=message, changes=[change.to_dict()])
 

@@ -28,6 +28,9 @@ class LabelStudioSettings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LabelStudioSettings:
         env = dict(os.environ if env is None else env)
-        return cls(url=env.get("LABEL_STUDIO_URL") or None, token=env.get("LABEL_STUDIO_API_KEY") or None,
-                   fallback=env.get("OCEANID_LABEL_STUDIO_FALLBACK") or DEFAULT_FALLBACK,
-                   min_examples=int(env.get("OCEANID_LABEL_STUDIO_MIN_EXAMPLES") or MIN_EXAMPLES_DEFAULT))
+        return cls(
+            url=env.get("LABEL_STUDIO_URL") or None,
+            token=env.get("LABEL_STUDIO_API_KEY") or None,
+            fallback=env.get("OCEANID_LABEL_STUDIO_FALLBACK") or DEFAULT_FALLBACK,
+            min_examples=int(env.get("OCEANID_LABEL_STUDIO_MIN_EXAMPLES") or MIN_EXAMPLES_DEFAULT),
+        )

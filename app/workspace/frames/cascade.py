@@ -29,9 +29,9 @@ from PIL import Image
 from app.workspace.engine import Engine
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
 from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
+from index.errors import BadImage, Interrupted, InvalidInput, NotFound
 from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
-from index.errors import BadImage, Interrupted, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
@@ -42,9 +42,20 @@ log = logging.getLogger(__name__)
 
 FRAME_BATCH = 8  # frames decoded, searched for boxes and identified together
 
-CONVERTED = {"L": "grayscale", "LA": "grayscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
-             "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit integer", "F": "floating-point",
-             "RGBA": "RGBA", "YCbCr": "YCbCr"}
+CONVERTED = {
+    "L": "grayscale",
+    "LA": "grayscale",
+    "1": "black-and-white",
+    "P": "palette",
+    "CMYK": "CMYK",
+    "I;16": "16-bit",
+    "I;16B": "16-bit",
+    "I;16L": "16-bit",
+    "I": "32-bit integer",
+    "F": "floating-point",
+    "RGBA": "RGBA",
+    "YCbCr": "YCbCr",
+}
 
 #: frames (upright RGB) -> the boxes found in each, in frame order
 BoxFinder = Callable[[Sequence[Image.Image], Sequence[Path | None]], list[list[DetectedBox]]]
@@ -70,9 +81,16 @@ class FrameIdentification:
     boxes_from: str | None = None  # the detector folder or detections file the boxes came from
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame": self.name, "source": self.source, "width": self.width, "height": self.height,
-                "boxes_from": self.boxes_from, "error": self.error, "notes": list(self.notes),
-                "organisms": [o.to_dict() for o in self.organisms]}
+        return {
+            "frame": self.name,
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "boxes_from": self.boxes_from,
+            "error": self.error,
+            "notes": list(self.notes),
+            "organisms": [o.to_dict() for o in self.organisms],
+        }
 
 
 @dataclass(frozen=True)
@@ -88,8 +106,11 @@ class CascadeResult:
         return [o for f in self.frames for o in f.organisms]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"boxes_from": self.boxes_from, "frames": [f.to_dict() for f in self.frames],
-                "skipped": [{"item": i, "reason": r} for i, r in self.skipped]}
+        return {
+            "boxes_from": self.boxes_from,
+            "frames": [f.to_dict() for f in self.frames],
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+        }
 
 
 @dataclass(frozen=True)
@@ -121,8 +142,10 @@ def detector_finder(loaded: LoadedDetector, min_score: float) -> BoxFinder:
 
     def find(images: Sequence[Image.Image], _: Sequence[Path | None]) -> list[list[DetectedBox]]:
         found = detect_images(loaded.model, loaded.config, list(images), min_score=min_score, device=loaded.device)
-        return [[DetectedBox(tuple(float(v) for v in b), float(s)) for b, s in zip(f.boxes, f.scores)]
-                for f in found]
+        return [
+            [DetectedBox(tuple(float(v) for v in b), float(s)) for b, s in zip(f.boxes, f.scores, strict=False)]
+            for f in found
+        ]
 
     return find
 
@@ -134,15 +157,20 @@ def file_finder(boxes: dict[Path, list[DetectedBox]], min_score: float) -> BoxFi
         out = []
         for frame in frames:
             given = boxes.get(Path(frame).absolute(), []) if frame is not None else []
-            out.append(sorted((b for b in given if b.score is None or b.score >= min_score),
-                              key=lambda b: -(b.score if b.score is not None else float("inf"))))
+            out.append(
+                sorted(
+                    (b for b in given if b.score is None or b.score >= min_score),
+                    key=lambda b: -(b.score if b.score is not None else float("inf")),
+                )
+            )
         return out
 
     return find
 
 
-def detections_frames(path: Path, frames: Sequence[Path] | None) -> tuple[list[Path], dict[Path, list[DetectedBox]],
-                                                                             list[tuple[str, str]]]:
+def detections_frames(
+    path: Path, frames: Sequence[Path] | None
+) -> tuple[list[Path], dict[Path, list[DetectedBox]], list[tuple[str, str]]]:
     """(frames to process, boxes per frame, skipped lines) of a detections file (:mod:`index.sources.detections`)."""
     matched = match_detections(path, frames)
     return [f for f, _ in matched.frames], dict(matched.frames), matched.skipped
@@ -168,10 +196,21 @@ def _mode_note(item: ImageInput) -> str | None:
     return f"{what} frame ({mode}): {how}"
 
 
-def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinder, crop: CropConfig,
-                    names: Sequence[str] | None = None, k: int = 5, tree: dict | None = None,
-                    decode_method: str = "probable", boxes_from: str | None = None, batch: int | None = None,
-                    progress: bool = False, neighbours: int = 0, labels=None) -> list[FrameIdentification]:
+def identify_frames(
+    engine: Engine,
+    frames: Sequence[ImageInput],
+    find: BoxFinder,
+    crop: CropConfig,
+    names: Sequence[str] | None = None,
+    k: int = 5,
+    tree: dict | None = None,
+    decode_method: str = "probable",
+    boxes_from: str | None = None,
+    batch: int | None = None,
+    progress: bool = False,
+    neighbours: int = 0,
+    labels=None,
+) -> list[FrameIdentification]:
     """Every organism ``find`` reports in each frame, cut with ``crop`` and identified.
 
     A frame that cannot be read, or is under ``MIN_FRAME_SIDE`` px, gets ``error`` (the rest
@@ -200,9 +239,14 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
                     continue
                 if min(image.size) < MIN_FRAME_SIDE:
                     out[n] = FrameIdentification(
-                        names[n], source, image.width, image.height, boxes_from=boxes_from,
+                        names[n],
+                        source,
+                        image.width,
+                        image.height,
+                        boxes_from=boxes_from,
                         error=f"{names[n]}: frame is only {image.width}x{image.height} px (under {MIN_FRAME_SIDE}): "
-                              "too small to find organisms in")
+                        "too small to find organisms in",
+                    )
                     continue
                 note = _mode_note(frames[n])
                 notes[n] = [note] if note else []
@@ -223,17 +267,42 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
                         continue
                     owners.append(n)
                     boxes.append((clipped, b.score))
-            answers = identify(engine, crops, names=[f"{names[n]} #{owners[:i + 1].count(n)}" for i, n in
-                                                     enumerate(owners)], k=k, tree=tree,
-                               decode_method=decode_method, neighbours=neighbours, labels=labels) if crops else []
+            answers = (
+                identify(
+                    engine,
+                    crops,
+                    names=[f"{names[n]} #{owners[: i + 1].count(n)}" for i, n in enumerate(owners)],
+                    k=k,
+                    tree=tree,
+                    decode_method=decode_method,
+                    neighbours=neighbours,
+                    labels=labels,
+                )
+                if crops
+                else []
+            )
             per_frame: dict[int, list] = {n: [] for n in where}
             for answer, n, (box, score) in zip(answers, owners, boxes, strict=True):
-                per_frame[n].append(replace(answer, source=input_source(frames[n]),
-                                            box=tuple(round(float(v), 1) for v in box), detection_score=score,
-                                            warning=None if answer.warning is None else f"small box: {answer.warning}"))
+                per_frame[n].append(
+                    replace(
+                        answer,
+                        source=input_source(frames[n]),
+                        box=tuple(round(float(v), 1) for v in box),
+                        detection_score=score,
+                        warning=None if answer.warning is None else f"small box: {answer.warning}",
+                    )
+                )
             for image, n in zip(images, where, strict=True):
-                out[n] = FrameIdentification(names[n], input_source(frames[n]), image.width, image.height,
-                                             tuple(per_frame[n]), None, tuple(notes[n]), boxes_from)
+                out[n] = FrameIdentification(
+                    names[n],
+                    input_source(frames[n]),
+                    image.width,
+                    image.height,
+                    tuple(per_frame[n]),
+                    None,
+                    tuple(notes[n]),
+                    boxes_from,
+                )
     except KeyboardInterrupt:  # the frames of the chunks finished before it are kept
         finished = min(n for n in range(len(frames) + 1) if n == len(frames) or n not in out)
         raise Interrupted([out[n] for n in range(finished)], finished, len(frames)) from None
@@ -241,10 +310,20 @@ def identify_frames(engine: Engine, frames: Sequence[ImageInput], find: BoxFinde
     return [out[n] for n in range(len(frames))]
 
 
-def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: str | Path | None = None,
-            boxes: Path | None = None, min_score: float | None = None, k: int = 5, model: str | None = None,
-            names: Sequence[str] | None = None, progress: bool = False, decode: str = "probable",
-            neighbours: int = 0) -> CascadeResult:
+def run_cascade(
+    ws: Workspace,
+    frames: Sequence[ImageInput] = (),
+    *,
+    detector: str | Path | None = None,
+    boxes: Path | None = None,
+    min_score: float | None = None,
+    k: int = 5,
+    model: str | None = None,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+    decode: str = "probable",
+    neighbours: int = 0,
+) -> CascadeResult:
     """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,
     the frames are the files it names) or else from the detector ``detector`` names (id or folder;
     default: the catalog's current one), each box cut and identified. ``min_score`` drops weaker
@@ -264,8 +343,10 @@ def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: s
         files, matched, skipped = detections_frames(source.path, given)
         if given is None:
             base = source.path.absolute().parent
-            frames, names = files, [str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name
-                                    for f in files]
+            frames, names = (
+                files,
+                [str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name for f in files],
+            )
         find = file_finder(matched, threshold)
     else:
         loaded = ws.load_detector(detector)
@@ -273,12 +354,24 @@ def run_cascade(ws: Workspace, frames: Sequence[ImageInput] = (), *, detector: s
         find = detector_finder(loaded, threshold)
     boxes_from = f"{source.kind} {source.path}"
     try:
-        results = identify_frames(engine, list(frames), find, ws.crop, names=names, k=k, tree=tree(ws.catalog),
-                                  decode_method=decode, boxes_from=boxes_from, progress=progress,
-                                  neighbours=neighbours, labels=lambda ids: crop_species(ws.catalog, ids))
+        results = identify_frames(
+            engine,
+            list(frames),
+            find,
+            ws.crop,
+            names=names,
+            k=k,
+            tree=tree(ws.catalog),
+            decode_method=decode,
+            boxes_from=boxes_from,
+            progress=progress,
+            neighbours=neighbours,
+            labels=lambda ids: crop_species(ws.catalog, ids),
+        )
     except Interrupted as stop:  # the frames answered so far, as a result to write and save
-        raise Interrupted(CascadeResult(tuple(stop.done), boxes_from, tuple(skipped)), stop.finished,
-                          stop.total) from None
+        raise Interrupted(
+            CascadeResult(tuple(stop.done), boxes_from, tuple(skipped)), stop.finished, stop.total
+        ) from None
     return CascadeResult(tuple(results), boxes_from, tuple(skipped))
 
 
@@ -291,9 +384,21 @@ def write_coco(engine: Engine, result: CascadeResult, path: Path) -> Path:
 
     categories = [*engine.prototypes.names, "unknown"]
     extra = sorted({o.species for o in result.organisms} - set(categories) - {None})
-    write([(coco_file_name(f.source, f.name, path), f.width, f.height, [(o.box, o.detection_score if o.detection_score is not None else 1.0,
-                                         o.species) for o in f.organisms]) for f in result.frames if not f.error],
-          [*categories, *extra], f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}", path)
+    write(
+        [
+            (
+                coco_file_name(f.source, f.name, path),
+                f.width,
+                f.height,
+                [(o.box, o.detection_score if o.detection_score is not None else 1.0, o.species) for o in f.organisms],
+            )
+            for f in result.frames
+            if not f.error
+        ],
+        [*categories, *extra],
+        f"oceanid identify: boxes from {result.boxes_from}, model {engine.model_id}",
+        path,
+    )
     return Path(path)
 
 
@@ -310,17 +415,35 @@ def predicted_records(result: CascadeResult, metadata: SaveMetadata | None = Non
     for frame in result.frames:
         if frame.error or not frame.source or not frame.organisms:
             continue
-        boxes = tuple(BoxRecord(o.species or "unknown", *o.box, group_key=f"predicted:{frame.source}",
-                                origin=PREDICTED, detection_score=o.detection_score) for o in frame.organisms)
+        boxes = tuple(
+            BoxRecord(
+                o.species or "unknown",
+                *o.box,
+                group_key=f"predicted:{frame.source}",
+                origin=PREDICTED,
+                detection_score=o.detection_score,
+            )
+            for o in frame.organisms
+        )
         meta = metadata.of(frame.name, frame.source)
-        records.append(ImageRecord(meta.source or DEFAULT_SOURCE, frame.source, Path(frame.source), boxes,
-                                   depth_m=meta.depth_m, latitude=meta.latitude, longitude=meta.longitude,
-                                   timestamp=meta.timestamp))
+        records.append(
+            ImageRecord(
+                meta.source or DEFAULT_SOURCE,
+                frame.source,
+                Path(frame.source),
+                boxes,
+                depth_m=meta.depth_m,
+                latitude=meta.latitude,
+                longitude=meta.longitude,
+                timestamp=meta.timestamp,
+            )
+        )
     return records
 
 
-def save_predicted(ws: Workspace, result: CascadeResult, model: str | None = None,
-                   metadata: SaveMetadata | None = None) -> IngestReport:
+def save_predicted(
+    ws: Workspace, result: CascadeResult, model: str | None = None, metadata: SaveMetadata | None = None
+) -> IngestReport:
     """Add every organism found in a frame file to the catalog as a *predicted* crop
     (``origin = predicted``, concept = the species named or ``unknown``, never given a split),
     then embed it and rebuild the index so it can be searched (``--where origin=predicted``) and
@@ -335,8 +458,9 @@ def save_predicted(ws: Workspace, result: CascadeResult, model: str | None = Non
         try:
             report = IngestReport("predicted")
             for source in dict.fromkeys(r.source for r in records):  # one ingest per source named
-                ingest_records(ws.catalog, ws.home, source, [r for r in records if r.source == source],
-                               crop=ws.crop, report=report)
+                ingest_records(
+                    ws.catalog, ws.home, source, [r for r in records if r.source == source], crop=ws.crop, report=report
+                )
             if report.crops_added:
                 ws.embed(model, progress=False)
                 ws.index_build(model, rebuild=False)

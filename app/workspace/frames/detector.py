@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.metrics.boxes import BoxMetrics, box_metrics
 from index.catalog.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
 from index.errors import BadImage, EmptyIndex, InvalidInput, ModelError, NotFound
 from index.files import write_json_atomic
 from index.home import Home
 from index.imaging import open_image
+from index.metrics.boxes import BoxMetrics, box_metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,15 @@ class FrameDetection:
     warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "width": self.width, "height": self.height,
-                "boxes": [list(b) for b in self.boxes], "scores": list(self.scores),
-                "error": self.error, "warning": self.warning}
+        return {
+            "name": self.name,
+            "width": self.width,
+            "height": self.height,
+            "boxes": [list(b) for b in self.boxes],
+            "scores": list(self.scores),
+            "error": self.error,
+            "warning": self.warning,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,12 @@ class DetectionRun:
     seconds_per_frame: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detector_id": self.detector_id, "min_score": self.min_score,
-                "seconds_per_frame": self.seconds_per_frame, "frames": [f.to_dict() for f in self.frames]}
+        return {
+            "detector_id": self.detector_id,
+            "min_score": self.min_score,
+            "seconds_per_frame": self.seconds_per_frame,
+            "frames": [f.to_dict() for f in self.frames],
+        }
 
 
 @dataclass(frozen=True)
@@ -116,8 +126,13 @@ class DetectorEvaluation:
     skipped: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detector_id": self.detector_id, "split": self.split, **self.metrics.to_dict(),
-                "seconds_per_frame": self.seconds_per_frame, "skipped": [list(s) for s in self.skipped]}
+        return {
+            "detector_id": self.detector_id,
+            "split": self.split,
+            **self.metrics.to_dict(),
+            "seconds_per_frame": self.seconds_per_frame,
+            "skipped": [list(s) for s in self.skipped],
+        }
 
 
 @dataclass(frozen=True)
@@ -150,10 +165,15 @@ def _load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, li
             continue
         if size is not None and max(image.size) != size:
             scale = size / max(image.size)
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.Resampling.BILINEAR)
-            frame = dataclasses.replace(frame, boxes=(frame.boxes * np.float32(scale)).astype(np.float32),
-                                        width=image.width, height=image.height)
+            image = image.resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+            )
+            frame = dataclasses.replace(
+                frame,
+                boxes=(frame.boxes * np.float32(scale)).astype(np.float32),
+                width=image.width,
+                height=image.height,
+            )
         images.append(image)
         kept.append(frame)
     return images, kept, skipped
@@ -165,10 +185,23 @@ def _predict_all(model, config, images, device: str, min_score: float):
     return detect_images(model, config, images, min_score=min_score, device=device)
 
 
-def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_size: int = 384, epochs: int = 8,
-                   device: str = "cpu", detector_id: str | None = None, resume: bool = False,
-                   max_epochs_now: int | None = None, batch_size: int = 4, lr: float | None = None,
-                   fpn_channels: int = 96, pretrained: bool = True, progress: bool = False) -> DetectorTraining:
+def train_detector(
+    catalog: Catalog,
+    paths: Home,
+    *,
+    arch: str = "fcos",
+    image_size: int = 384,
+    epochs: int = 8,
+    device: str = "cpu",
+    detector_id: str | None = None,
+    resume: bool = False,
+    max_epochs_now: int | None = None,
+    batch_size: int = 4,
+    lr: float | None = None,
+    fpn_channels: int = 96,
+    pretrained: bool = True,
+    progress: bool = False,
+) -> DetectorTraining:
     """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
 
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
@@ -188,30 +221,48 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
     folder = paths.models / detector_id
     checkpoint = folder / CHECKPOINT
     if resume and not checkpoint.is_file():
-        raise NotFound(f"nothing to resume: {checkpoint} does not exist",
-                       hint="the training finished, or never started; train without --resume")
+        raise NotFound(
+            f"nothing to resume: {checkpoint} does not exist",
+            hint="the training finished, or never started; train without --resume",
+        )
     frames = detection_frames(catalog)
     train_frames = [f for f in frames if f.split == "train"]
     val_frames = [f for f in frames if f.split == "val"]
     if not any(len(f.boxes) for f in train_frames):
-        raise EmptyIndex("no train frame has a box to learn from",
-                         hint="ingest frames with boxes (`oceanid ingest yolo|coco`) and run `oceanid split`")
+        raise EmptyIndex(
+            "no train frame has a box to learn from",
+            hint="ingest frames with boxes (`oceanid ingest yolo|coco`) and run `oceanid split`",
+        )
     train_images, train_frames, skipped = _load_frames(paths, train_frames, image_size)
     val_images, val_frames, bad = _load_frames(paths, val_frames, image_size)
     skipped += bad
     for item, reason in skipped:
         log.warning("detector training skips %s: %s", item, reason)
     config = detector_config(arch, image_size, fpn_channels)
-    train_config = DetectorTrainConfig(epochs=epochs, batch_size=batch_size,
-                                       lr=default_lr(arch) if lr is None else lr, **recipe(arch))
+    train_config = DetectorTrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=default_lr(arch) if lr is None else lr, **recipe(arch)
+    )
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None
     best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
 
     def record(epochs_done: int, seconds: float) -> None:
-        register_detector(catalog, DetectorRecord(detector_id, config.hash(), arch, image_size, len(train_frames),
-                                                  len(val_frames), epochs_done, best["epoch"], best["map50"],
-                                                  round(seconds, 1), None))
+        register_detector(
+            catalog,
+            DetectorRecord(
+                detector_id,
+                config.hash(),
+                arch,
+                image_size,
+                len(train_frames),
+                len(val_frames),
+                epochs_done,
+                best["epoch"],
+                best["map50"],
+                round(seconds, 1),
+                None,
+            ),
+        )
 
     def on_epoch(epoch: int, row: dict, model) -> dict:
         if not val_frames:
@@ -220,8 +271,12 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
             record(epoch, row["seconds"])
             return {}
         found = _predict_all(model, config, val_images, torch_device, config.score_thresh)
-        metrics = box_metrics([f.boxes for f in val_frames], [(f.width, f.height) for f in val_frames],
-                              [p.boxes for p in found], [p.scores for p in found])
+        metrics = box_metrics(
+            [f.boxes for f in val_frames],
+            [(f.width, f.height) for f in val_frames],
+            [p.boxes for p in found],
+            [p.scores for p in found],
+        )
         if best["map50"] is None or metrics.map50 > best["map50"]:
             save_detector(model, config, folder)
             best.update(map50=metrics.map50, epoch=epoch)
@@ -229,21 +284,52 @@ def train_detector(catalog: Catalog, paths: Home, *, arch: str = "fcos", image_s
         return {"val_map50": metrics.map50, "val_map": metrics.map, "val_recall50": metrics.recall50}
 
     folder.mkdir(parents=True, exist_ok=True)
-    _, result = fit(list(zip(train_images, [f.boxes for f in train_frames], strict=True)), config, train_config,
-                    device=torch_device, pretrained=pretrained, progress=progress, on_epoch=on_epoch,
-                    checkpoint=checkpoint, resume=resume, max_epochs_now=max_epochs_now)
+    _, result = fit(
+        list(zip(train_images, [f.boxes for f in train_frames], strict=True)),
+        config,
+        train_config,
+        device=torch_device,
+        pretrained=pretrained,
+        progress=progress,
+        on_epoch=on_epoch,
+        checkpoint=checkpoint,
+        resume=resume,
+        max_epochs_now=max_epochs_now,
+    )
     finished = result.epochs_done >= epochs
     record(result.epochs_done, result.seconds)
-    write_json_atomic(folder / TRAINING_FILE, {"train": train_config.to_dict(), "history": result.history,
-                                               "best_epoch": best["epoch"], "val_map50": best["map50"],
-                                               "seconds": result.seconds, "epochs_done": result.epochs_done})
+    write_json_atomic(
+        folder / TRAINING_FILE,
+        {
+            "train": train_config.to_dict(),
+            "history": result.history,
+            "best_epoch": best["epoch"],
+            "val_map50": best["map50"],
+            "seconds": result.seconds,
+            "epochs_done": result.epochs_done,
+        },
+    )
     if finished:
         checkpoint.unlink(missing_ok=True)
     catalog.set_current_detector(detector_id)
-    return DetectorTraining(detector_id, str(folder), arch, image_size, epochs, result.epochs_done, finished,
-                            best["epoch"], best["map50"], len(train_frames), len(val_frames), result.boxes,
-                            sum(f.straddled for f in frames), tuple(skipped), result.seconds,
-                            tuple(result.history))
+    return DetectorTraining(
+        detector_id,
+        str(folder),
+        arch,
+        image_size,
+        epochs,
+        result.epochs_done,
+        finished,
+        best["epoch"],
+        best["map50"],
+        len(train_frames),
+        len(val_frames),
+        result.boxes,
+        sum(f.straddled for f in frames),
+        tuple(skipped),
+        result.seconds,
+        tuple(result.history),
+    )
 
 
 def _previous_best(catalog: Catalog, detector_id: str) -> DetectorRecord | None:
@@ -295,8 +381,9 @@ class DetectorCache:
         self._key: tuple | None = None
         self._value: LoadedDetector | None = None
 
-    def get(self, catalog: Catalog, paths: Home, detector: str | Path | None = None,
-            device: str = "cpu") -> LoadedDetector:
+    def get(
+        self, catalog: Catalog, paths: Home, detector: str | Path | None = None, device: str = "cpu"
+    ) -> LoadedDetector:
         """The detector :func:`resolve_detector` names, loaded on ``device`` (auto | cpu | cuda).
 
         Raises what :func:`resolve_detector` raises, ModelError for unusable weights."""
@@ -319,8 +406,10 @@ def _frame_input(path: Path) -> tuple[Any, str | None]:
 
     image = open_image(path)
     if min(image.size) < MIN_FRAME_SIDE:
-        raise BadImage(f"{path.name}: {image.width}x{image.height} is too small to hold organisms "
-                       f"(frames need >= {MIN_FRAME_SIDE} px a side)")
+        raise BadImage(
+            f"{path.name}: {image.width}x{image.height} is too small to hold organisms "
+            f"(frames need >= {MIN_FRAME_SIDE} px a side)"
+        )
     try:
         with Image.open(path) as raw:
             mode = raw.mode
@@ -334,8 +423,9 @@ def _frame_input(path: Path) -> tuple[Any, str | None]:
     return image, warning
 
 
-def detect_frames(loaded: LoadedDetector, files: Sequence[Path], names: Sequence[str] | None = None,
-                  min_score: float | None = None) -> DetectionRun:
+def detect_frames(
+    loaded: LoadedDetector, files: Sequence[Path], names: Sequence[str] | None = None, min_score: float | None = None
+) -> DetectionRun:
     """Boxes with score >= ``min_score`` (default DEFAULT_MIN_SCORE) in each frame file; a frame
     that cannot be used gets ``error`` (one line) and the rest are still processed."""
     min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
@@ -354,9 +444,16 @@ def detect_frames(loaded: LoadedDetector, files: Sequence[Path], names: Sequence
         found = _predict_all(loaded.model, loaded.config, [image], loaded.device, min_score)[0]
         spent += time.perf_counter() - start
         used += 1
-        out.append(FrameDetection(name, image.width, image.height,
-                                  tuple(tuple(round(float(v), 1) for v in b) for b in found.boxes),
-                                  tuple(round(float(s), 4) for s in found.scores), warning=warning))
+        out.append(
+            FrameDetection(
+                name,
+                image.width,
+                image.height,
+                tuple(tuple(round(float(v), 1) for v in b) for b in found.boxes),
+                tuple(round(float(s), 4) for s in found.scores),
+                warning=warning,
+            )
+        )
     return DetectionRun(loaded.detector_id, min_score, tuple(out), round(spent / used, 4) if used else None)
 
 
@@ -368,10 +465,20 @@ def detections_coco(run: DetectionRun, path: Path | None = None) -> dict:
     from index.sources.detections import write_coco
 
     used = [f for f in run.frames if f.error is None]
-    return write_coco([(f.name, f.width, f.height,
-                        [(tuple(box), float(score), "organism") for box, score in zip(f.boxes, f.scores)])
-                       for f in used], ["organism"],
-                      f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}", path)
+    return write_coco(
+        [
+            (
+                f.name,
+                f.width,
+                f.height,
+                [(tuple(box), float(score), "organism") for box, score in zip(f.boxes, f.scores, strict=False)],
+            )
+            for f in used
+        ],
+        ["organism"],
+        f"oceanid detect, detector {run.detector_id}, min score {run.min_score:g}",
+        path,
+    )
 
 
 def held_out_split(splits: Iterable[str]) -> str:
@@ -379,8 +486,9 @@ def held_out_split(splits: Iterable[str]) -> str:
     return "test" if "test" in set(splits) else "val"
 
 
-def evaluate_detector(catalog: Catalog, paths: Home, loaded: LoadedDetector,
-                      split: str | None = None) -> DetectorEvaluation:
+def evaluate_detector(
+    catalog: Catalog, paths: Home, loaded: LoadedDetector, split: str | None = None
+) -> DetectorEvaluation:
     """pycocotools mAP@0.5, mAP@0.5:0.95 and recall@0.5 of the detector on ``split``'s frames
     (default: :func:`held_out_split`). Raises EmptyIndex when there is none."""
     frames = detection_frames(catalog)
@@ -395,6 +503,10 @@ def evaluate_detector(catalog: Catalog, paths: Home, loaded: LoadedDetector,
     start = time.perf_counter()
     found = _predict_all(loaded.model, loaded.config, images, loaded.device, loaded.config.score_thresh)
     seconds = (time.perf_counter() - start) / max(1, len(images))
-    metrics = box_metrics([f.boxes for f in chosen], [(f.width, f.height) for f in chosen],
-                          [p.boxes for p in found], [p.scores for p in found])
+    metrics = box_metrics(
+        [f.boxes for f in chosen],
+        [(f.width, f.height) for f in chosen],
+        [p.boxes for p in found],
+        [p.scores for p in found],
+    )
     return DetectorEvaluation(loaded.detector_id, split, metrics, round(seconds, 4), tuple(skipped))

@@ -24,8 +24,9 @@ def label(organism: Identification) -> str:
     closest known species (which reads as certainty about a species it is not)."""
     if organism.unknown:
         score, threshold = organism.unknown_score, organism.unknown_threshold
-        return "unknown" + (f" (score {score:.2f} < {threshold:.2f})" if score is not None and threshold is not None
-                            else "")
+        return "unknown" + (
+            f" (score {score:.2f} < {threshold:.2f})" if score is not None and threshold is not None else ""
+        )
     return f"{organism.species} {organism.probability:.2f}"
 
 

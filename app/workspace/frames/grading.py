@@ -30,11 +30,11 @@ from app.workspace.engine import Engine
 from app.workspace.frames.cascade import BoxFinder, detector_finder, identify_frames
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, held_out_split
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures
-from index.ingest.crops import CropConfig
-from index.metrics.boxes import box_metrics, match_truth
 from index.catalog.detectors import frame_split
 from index.catalog.frames import TruthFrame, truth_frames
 from index.errors import NotFound
+from index.ingest.crops import CropConfig
+from index.metrics.boxes import box_metrics, match_truth
 
 if TYPE_CHECKING:
     from app.workspace import Workspace
@@ -64,9 +64,16 @@ def _ms(seconds: list[float], how) -> float | None:
     return round(1000 * float(how(seconds)), 1) if seconds else None
 
 
-def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinder, crop: CropConfig,
-                    min_score: float, tree: dict | None = None, names: Sequence[str] | None = None,
-                    progress: bool = False) -> CascadeFigures:
+def cascade_figures(
+    engine: Engine,
+    frames: Sequence[TruthFrame],
+    find: BoxFinder,
+    crop: CropConfig,
+    min_score: float,
+    tree: dict | None = None,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+) -> CascadeFigures:
     """Grade the cascade of ``find`` (a BoxFinder returning every box the detector keeps, best
     first) on ``frames``; boxes under ``min_score`` are graded by mAP but not identified.
 
@@ -90,8 +97,7 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
 
     used, answers, skipped, detect_s, cascade_s = [], [], [], [], []
     warm = False
-    for frame, name in tqdm(list(zip(frames, names, strict=True)), desc="cascade", unit="frame",
-                            disable=not progress):
+    for frame, name in tqdm(list(zip(frames, names, strict=True)), desc="cascade", unit="frame", disable=not progress):
         if not warm:  # the first use loads the encoder; untimed, answers thrown away
             warm = run(frame, name).error is None
         last.clear()
@@ -111,10 +117,12 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
     all_scores = [np.asarray([1.0 if b.score is None else b.score for b in f], np.float32) for f in kept]
     sizes = [(f.width, f.height) for f in used]
     metrics = box_metrics([f.boxes for f in used], sizes, all_boxes, all_scores)
-    matched = match_truth([f.boxes for f in used], sizes,
-                          [np.asarray([o.box for o in a], np.float32).reshape(-1, 4) for a in answers],
-                          [np.asarray([1.0 if o.detection_score is None else o.detection_score for o in a],
-                                      np.float32) for a in answers])
+    matched = match_truth(
+        [f.boxes for f in used],
+        sizes,
+        [np.asarray([o.box for o in a], np.float32).reshape(-1, 4) for a in answers],
+        [np.asarray([1.0 if o.detection_score is None else o.detection_score for o in a], np.float32) for a in answers],
+    )
     known = set(engine.prototypes.names)
     counts = dict.fromkeys(("known", "found_known", "named", "held", "found_held", "flagged"), 0)
     for frame, organisms, hits in zip(used, answers, matched, strict=True):
@@ -130,16 +138,35 @@ def cascade_figures(engine: Engine, frames: Sequence[TruthFrame], find: BoxFinde
                 counts["flagged"] += answer is not None and answer.unknown
     c = counts
     figures = CascadeFigures(
-        frames=len(used), detections=sum(len(a) for a in answers), min_score=float(min_score),
-        map50=metrics.map50, map=metrics.map, recall50=metrics.recall50, organisms=c["known"] + c["held"],
-        found=c["found_known"] + c["found_held"], known_organisms=c["known"], found_known=c["found_known"],
-        named=c["named"], held_out_organisms=c["held"], found_held_out=c["found_held"], flagged_unknown=c["flagged"],
-        found_and_named=_share(c["named"], c["known"]), named_when_found=_share(c["named"], c["found_known"]),
+        frames=len(used),
+        detections=sum(len(a) for a in answers),
+        min_score=float(min_score),
+        map50=metrics.map50,
+        map=metrics.map,
+        recall50=metrics.recall50,
+        organisms=c["known"] + c["held"],
+        found=c["found_known"] + c["found_held"],
+        known_organisms=c["known"],
+        found_known=c["found_known"],
+        named=c["named"],
+        held_out_organisms=c["held"],
+        found_held_out=c["found_held"],
+        flagged_unknown=c["flagged"],
+        found_and_named=_share(c["named"], c["known"]),
+        named_when_found=_share(c["named"], c["found_known"]),
         found_and_flagged_unknown=_share(c["flagged"], c["held"]),
-        detect_ms_per_frame=_ms(detect_s, np.median), cascade_ms_per_frame=_ms(cascade_s, np.median),
-        cascade_ms_per_frame_mean=_ms(cascade_s, np.mean), skipped=tuple(skipped))
-    log.info("cascade evaluation: %d frames (%d skipped), %d organisms, %d found", figures.frames, len(skipped),
-             figures.organisms, figures.found)
+        detect_ms_per_frame=_ms(detect_s, np.median),
+        cascade_ms_per_frame=_ms(cascade_s, np.median),
+        cascade_ms_per_frame_mean=_ms(cascade_s, np.mean),
+        skipped=tuple(skipped),
+    )
+    log.info(
+        "cascade evaluation: %d frames (%d skipped), %d organisms, %d found",
+        figures.frames,
+        len(skipped),
+        figures.organisms,
+        figures.found,
+    )
     return figures
 
 
@@ -162,6 +189,7 @@ def evaluate_frames(ws: Workspace, engine: Engine, progress: bool = False) -> De
         return None
     find = detector_finder(loaded, 0.0)  # every box it keeps: mAP needs them
     names = [str(f.path.relative_to(ws.home)) if f.path.is_relative_to(ws.home) else str(f.path) for f in frames]
-    figures = cascade_figures(engine, frames, find, ws.crop, DEFAULT_MIN_SCORE, tree(ws.catalog), names,
-                              progress=progress)
+    figures = cascade_figures(
+        engine, frames, find, ws.crop, DEFAULT_MIN_SCORE, tree(ws.catalog), names, progress=progress
+    )
     return DetectionFigures(loaded.detector_id, split, figures)

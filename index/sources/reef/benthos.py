@@ -37,9 +37,14 @@ def star(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
     k = np.round((theta - a0) * n / (2 * math.pi)).astype(int) % n
     prof = ((1 + np.cos(n * (theta - a0))) / 2) ** s.get("sharp", 2.0)
     rad = small + (big * arm_len[k] - small) * prof
-    body = spr.polygon(list(zip(c + rad * np.cos(theta), c + rad * np.sin(theta))), body_c)
-    tips = [(c + big * arm_len[i] * 0.85 * math.cos(a0 + 2 * math.pi * i / n),
-             c + big * arm_len[i] * 0.85 * math.sin(a0 + 2 * math.pi * i / n)) for i in range(n)]
+    body = spr.polygon(list(zip(c + rad * np.cos(theta), c + rad * np.sin(theta), strict=False)), body_c)
+    tips = [
+        (
+            c + big * arm_len[i] * 0.85 * math.cos(a0 + 2 * math.pi * i / n),
+            c + big * arm_len[i] * 0.85 * math.sin(a0 + 2 * math.pi * i / n),
+        )
+        for i in range(n)
+    ]
     if sp.pattern == "radial":
         rays, d = spr.mask()
         for tip in tips:
@@ -63,8 +68,10 @@ def urchin(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
     lengths = rt + sl * rng.uniform(0.7, 1.0, n)
 
     def spines(sel, start):
-        return [[(c + math.cos(a) * start, c + math.sin(a) * start),
-                 (c + math.cos(a) * ln, c + math.sin(a) * ln)] for a, ln in zip(angles[sel], lengths[sel])]
+        return [
+            [(c + math.cos(a) * start, c + math.sin(a) * start), (c + math.cos(a) * ln, c + math.sin(a) * ln)]
+            for a, ln in zip(angles[sel], lengths[sel], strict=False)
+        ]
 
     half = np.arange(n) % 2 == 0
     spr.lines(spines(half, rt * 0.5), acc_c, w)
@@ -91,8 +98,14 @@ def coral(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
             tips.append((x2, y2, width))
             return
         for side in (-1, 1):
-            branch(x2, y2, angle + side * spread * rng.uniform(0.6, 1.2) + rng.normal(0, 0.1),
-                   length * rng.uniform(0.68, 0.82), width * 0.78, depth - 1)
+            branch(
+                x2,
+                y2,
+                angle + side * spread * rng.uniform(0.6, 1.2) + rng.normal(0, 0.1),
+                length * rng.uniform(0.68, 0.82),
+                width * 0.78,
+                depth - 1,
+            )
 
     branch(100, 182, -math.pi / 2 + rng.normal(0, 0.08), 48, thick, s.get("depth", 4))
     spr.fill(m, body_c)
@@ -121,7 +134,7 @@ def sponge(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         t = np.linspace(0, 1, 20)
         half = (wb + (wt - wb) * t) / 2 + wb * 0.12 * np.sin(math.pi * t)
         ys, xs = 186 - hh * t, cx + tilt * t
-        outline = list(zip(xs - half, ys)) + list(zip(xs + half, ys))[::-1]
+        outline = list(zip(xs - half, ys, strict=False)) + list(zip(xs + half, ys, strict=False))[::-1]
         body = _union(body, spr.polygon(outline, shade(body_c, 1.0 - 0.06 * i)))
         openings.append((xs[-1], ys[-1], half[-1]))
     pattern(spr, body, "spots" if sp.pattern == "spots" else "plain", pat_c, rng, 40, 0.06)
@@ -143,9 +156,10 @@ def nudibranch(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Ima
     spr = Sprite(200, bh + 50)
     cy = 34 + bh / 2
     spr.ellipse((22, cy + bh * 0.05, 178, cy + bh * 0.6), shade(mix(body_c, acc_c, 0.3), 0.8), 230)  # foot
-    rows = [[(40 + 6 * math.cos(a), cy - bh * 0.3),
-             (40 + 26 * math.cos(a), cy - bh * 0.3 - 26 * math.sin(a))]
-            for a in np.linspace(0.4, math.pi - 0.4, s.get("gills", 7))]
+    rows = [
+        [(40 + 6 * math.cos(a), cy - bh * 0.3), (40 + 26 * math.cos(a), cy - bh * 0.3 - 26 * math.sin(a))]
+        for a in np.linspace(0.4, math.pi - 0.4, s.get("gills", 7))
+    ]
     spr.lines(rows, acc_c, 4)
     for x in (150, 166):
         spr.lines([[(x, cy - bh * 0.3), (x + 8, cy - bh * 0.3 - 26)]], acc_c, 7)
@@ -179,8 +193,14 @@ def crab(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         ex, ey = cx + side * rx * 0.95, cy - ry * 1.6
         spr.lines([[(sx, sy), (ex, ey)]], leg_c, 9)
         claw_c = mix(body_c, acc_c, 0.3)
-        spr.lines([[(ex - side * 4, ey - 14 * cl), (ex - side * 10 * cl, ey - 36 * cl)],
-                   [(ex + side * 6, ey - 12 * cl), (ex + side * 5, ey - 32 * cl)]], shade(claw_c, 0.55), 6)
+        spr.lines(
+            [
+                [(ex - side * 4, ey - 14 * cl), (ex - side * 10 * cl, ey - 36 * cl)],
+                [(ex + side * 6, ey - 12 * cl), (ex + side * 5, ey - 32 * cl)],
+            ],
+            shade(claw_c, 0.55),
+            6,
+        )
         spr.ellipse((ex - 13 * cl, ey - 20 * cl, ex + 13 * cl, ey + 8), claw_c)
     for side in (-1, 1):
         spr.lines([[(cx + side * 10, cy - ry * 0.8), (cx + side * 15, cy - ry * 1.2)]], leg_c, 4)
@@ -204,8 +224,13 @@ def anemone(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         u = np.linspace(0, 1, 10)
         x0 = cx + 34 * math.cos(a) * 0.9
         ang = a + bend * u
-        pts = list(zip(x0 + np.cumsum(np.cos(ang)) * tl * rng.uniform(0.75, 1.0) / 10,
-                       disc_y + np.cumsum(np.sin(ang)) * tl * rng.uniform(0.75, 1.0) / 10))
+        pts = list(
+            zip(
+                x0 + np.cumsum(np.cos(ang)) * tl * rng.uniform(0.75, 1.0) / 10,
+                disc_y + np.cumsum(np.sin(ang)) * tl * rng.uniform(0.75, 1.0) / 10,
+                strict=False,
+            )
+        )
         draw_tube(spr, pts, list(np.linspace(10, 6, 10)), mix(body_c, acc_c, 0.3))
         tips.append(pts[-1])
     tm, td = spr.mask()
@@ -227,7 +252,7 @@ def cucumber(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image
     cy = 22 + girth / 2
     t = np.linspace(0, 1, 30)
     bow = rng.uniform(-8, 8)
-    pts = list(zip(16 + 168 * t, cy + bow * np.sin(math.pi * t)))
+    pts = list(zip(16 + 168 * t, cy + bow * np.sin(math.pi * t), strict=False))
     widths = girth * (0.55 + 0.45 * np.sin(math.pi * (0.1 + 0.8 * t)))
     pm, pd = spr.mask()
     for i in np.linspace(2, 27, s.get("papillae", 9)).astype(int):
@@ -243,5 +268,13 @@ def cucumber(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image
     return spr.img
 
 
-BENTHOS = {"star": star, "urchin": urchin, "coral": coral, "sponge": sponge,
-           "nudibranch": nudibranch, "crab": crab, "anemone": anemone, "cucumber": cucumber}
+BENTHOS = {
+    "star": star,
+    "urchin": urchin,
+    "coral": coral,
+    "sponge": sponge,
+    "nudibranch": nudibranch,
+    "crab": crab,
+    "anemone": anemone,
+    "cucumber": cucumber,
+}

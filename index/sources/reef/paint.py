@@ -19,8 +19,7 @@ from index.errors import InvalidInput
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
 
-PATTERNS = ("plain", "hstripes", "vbands", "spots", "eyespot", "radial", "rings", "rim",
-            "twotone", "reticulate")
+PATTERNS = ("plain", "hstripes", "vbands", "spots", "eyespot", "radial", "rings", "rim", "twotone", "reticulate")
 
 
 def jitter(rgb: RGB, rng: np.random.Generator, amount: float = 0.07) -> RGB:
@@ -31,7 +30,7 @@ def jitter(rgb: RGB, rng: np.random.Generator, amount: float = 0.07) -> RGB:
 
 def mix(a: RGB, b: RGB, t: float) -> RGB:
     """Linear blend: ``t=0`` gives ``a``, ``t=1`` gives ``b``."""
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))
+    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b, strict=False))
 
 
 def shade(rgb: RGB, factor: float) -> RGB:
@@ -98,8 +97,7 @@ def tube(points: list[Point], widths: list[float]) -> list[Point]:
     return [tuple(p) for p in np.concatenate([left, right[::-1]])]
 
 
-def draw_tube(sprite: Sprite, points: list[Point], widths: list[float], rgb: RGB,
-              alpha: int = 255) -> Image.Image:
+def draw_tube(sprite: Sprite, points: list[Point], widths: list[float], rgb: RGB, alpha: int = 255) -> Image.Image:
     """Fill a tapered tube with rounded ends; returns its mask."""
     m, d = sprite.mask()
     d.polygon(tube(points, widths), fill=255)
@@ -109,8 +107,16 @@ def draw_tube(sprite: Sprite, points: list[Point], widths: list[float], rgb: RGB
     return m
 
 
-def pattern(sprite: Sprite, body: Image.Image, kind: str, rgb: RGB, rng: np.random.Generator,
-            count: int = 3, width: float = 0.1, alpha: int = 255) -> None:
+def pattern(
+    sprite: Sprite,
+    body: Image.Image,
+    kind: str,
+    rgb: RGB,
+    rng: np.random.Generator,
+    count: int = 3,
+    width: float = 0.1,
+    alpha: int = 255,
+) -> None:
     """Paint ``kind`` in ``rgb`` inside the ``body`` mask (within its bounding box).
 
     ``count`` is the number of stripes/bands/spots/rays, ``width`` a stripe's
@@ -133,8 +139,15 @@ def pattern(sprite: Sprite, body: Image.Image, kind: str, rgb: RGB, rng: np.rand
     elif kind == "vbands":
         for i in range(count):
             x = x0 + w * (0.12 + 0.76 * (i + 0.5) / count)
-            d.polygon([(x - w * width / 2, y0), (x + w * width / 2 + w * 0.02, y0),
-                       (x + w * width / 2, y1), (x - w * width / 2 - w * 0.02, y1)], fill=255)
+            d.polygon(
+                [
+                    (x - w * width / 2, y0),
+                    (x + w * width / 2 + w * 0.02, y0),
+                    (x + w * width / 2, y1),
+                    (x - w * width / 2 - w * 0.02, y1),
+                ],
+                fill=255,
+            )
     elif kind == "spots":
         r = max(2.0, min(w, h) * width * 0.5)
         for _ in range(count):
@@ -149,13 +162,13 @@ def pattern(sprite: Sprite, body: Image.Image, kind: str, rgb: RGB, rng: np.rand
     elif kind == "radial":
         for i in range(count):
             a = 2 * math.pi * i / count + rng.normal(0, 0.03)
-            d.line([(cx, cy), (cx + math.cos(a) * w, cy + math.sin(a) * h)], fill=255,
-                   width=max(1, int(min(w, h) * width)))
+            d.line(
+                [(cx, cy), (cx + math.cos(a) * w, cy + math.sin(a) * h)], fill=255, width=max(1, int(min(w, h) * width))
+            )
     elif kind == "rings":
         for i in range(1, count + 1):
             rx, ry = w * i / (2 * count + 1), h * i / (2 * count + 1)
-            d.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255,
-                      width=max(1, int(min(w, h) * width * 0.5)))
+            d.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=max(1, int(min(w, h) * width * 0.5)))
     elif kind == "rim":
         inner = body.filter(ImageFilter.MinFilter(max(3, int(min(w, h) * width) | 1)))
         pat = ImageChops.subtract(body, inner)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from index.sources.reef.sprite import BENTHIC, WATER_TINT, Water, opaque_box, organism_sprite
 from index.sources.reef.species import ReefSpecies
+from index.sources.reef.sprite import BENTHIC, WATER_TINT, Water, opaque_box, organism_sprite
 
 WATER_SHALLOW = {"blue": (0.28, 0.64, 0.80), "green": (0.36, 0.62, 0.50)}
 WATER_DEEP = {"blue": (0.01, 0.07, 0.18), "green": (0.02, 0.11, 0.10)}
@@ -44,9 +44,8 @@ class Placed:
 def make_water(kind: str, depth_m: float, turbidity: float, lights: bool) -> Water:
     """The water at ``depth_m``: its colour darkens with depth, murk lifts it to grey-green."""
     b = math.exp(-depth_m / 70.0)
-    rgb = tuple(d + (s - d) * b for s, d in zip(WATER_SHALLOW[kind], WATER_DEEP[kind]))
-    rgb = tuple(c * (1 - 0.25 * turbidity) + 0.3 * turbidity * g
-                for c, g in zip(rgb, (0.35, 0.45, 0.35)))
+    rgb = tuple(d + (s - d) * b for s, d in zip(WATER_SHALLOW[kind], WATER_DEEP[kind], strict=False))
+    rgb = tuple(c * (1 - 0.25 * turbidity) + 0.3 * turbidity * g for c, g in zip(rgb, (0.35, 0.45, 0.35), strict=False))
     return Water(kind, float(depth_m), float(turbidity), bool(lights), rgb)
 
 
@@ -78,13 +77,17 @@ def add_floor(arr: np.ndarray, water: Water, rng: np.random.Generator) -> int:
     arr, horizon = arr[top:], horizon - top
     h = arr.shape[0]
     xs = np.arange(w)
-    edge = horizon + 4 * np.sin(xs / w * rng.uniform(4, 9) + rng.uniform(0, 6)) \
-        + 3 * _smooth_noise((1, w), (1, 6), rng)[0]
+    edge = (
+        horizon + 4 * np.sin(xs / w * rng.uniform(4, 9) + rng.uniform(0, 6)) + 3 * _smooth_noise((1, w), (1, 6), rng)[0]
+    )
     rows = np.arange(h)[:, None]
     ground = np.clip((rows - edge[None, :]) / 3.0, 0, 1)[..., None]
     base = np.asarray(FLOORS[int(rng.integers(len(FLOORS)))], dtype=np.float32)
-    texture = 1.0 + 0.12 * _smooth_noise((h, w), (10, 14), rng)[..., None] \
+    texture = (
+        1.0
+        + 0.12 * _smooth_noise((h, w), (10, 14), rng)[..., None]
         + 0.06 * _smooth_noise((h, w), (h // 4, w // 4), rng)[..., None]
+    )
     cast = 1.0 - water.cast * (1.0 - np.asarray(WATER_TINT[water.kind], dtype=np.float32))
     t = np.clip((rows - horizon) / max(1, h - horizon), 0, 1)[..., None]  # 0 horizon .. 1 bottom
     haze = 0.75 - 0.5 * t + 0.2 * water.turbidity
@@ -97,8 +100,14 @@ def _inter(a: tuple[float, float, float, float], b: tuple[float, float, float, f
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
-def place_sprite(frame: Image.Image, sprite: Image.Image, benthic: bool, horizon: int | None,
-           placed: list[tuple[float, float, float, float]], rng: np.random.Generator):
+def place_sprite(
+    frame: Image.Image,
+    sprite: Image.Image,
+    benthic: bool,
+    horizon: int | None,
+    placed: list[tuple[float, float, float, float]],
+    rng: np.random.Generator,
+):
     """Paste ``sprite`` (RGBA) onto ``frame`` (RGB, in place) at a random allowed spot.
 
     Allowed: at least MIN_INSIDE of its box inside the frame, covering at most
@@ -139,8 +148,9 @@ def marine_snow(frame: Image.Image, water: Water, rng: np.random.Generator) -> I
     n = int(n * w * h / (320 * 240))
     alpha = Image.new("L", frame.size, 0)
     d = ImageDraw.Draw(alpha)
-    for x, y, r, a in zip(rng.uniform(0, w, n), rng.uniform(0, h, n),
-                          rng.gamma(2.0, 0.45, n), rng.integers(70, 210, n)):
+    for x, y, r, a in zip(
+        rng.uniform(0, w, n), rng.uniform(0, h, n), rng.gamma(2.0, 0.45, n), rng.integers(70, 210, n), strict=False
+    ):
         d.ellipse((x - r, y - r * 0.8, x + r, y + r * 0.8), fill=int(a))
     frame = frame.copy()
     frame.paste((232, 236, 240), mask=alpha.filter(ImageFilter.GaussianBlur(0.6)))
@@ -164,8 +174,13 @@ def finish(frame: Image.Image, water: Water, rng: np.random.Generator) -> Image.
     return frame
 
 
-def render_frame(size: tuple[int, int], water: Water, organisms: list[tuple[ReefSpecies, int]],
-                 rng: np.random.Generator, floor: bool = True) -> tuple[Image.Image, list[Placed]]:
+def render_frame(
+    size: tuple[int, int],
+    water: Water,
+    organisms: list[tuple[ReefSpecies, int]],
+    rng: np.random.Generator,
+    floor: bool = True,
+) -> tuple[Image.Image, list[Placed]]:
     """Draw one frame of ``size`` (w, h) with the given (species, morph) organisms.
 
     Returns the RGB frame and the organisms that were placed (some may be left
@@ -175,8 +190,10 @@ def render_frame(size: tuple[int, int], water: Water, organisms: list[tuple[Reef
     horizon = add_floor(arr, water, rng) if floor else None
     frame = Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
     scale = size[1] / 240.0
-    sizes = [math.exp(rng.uniform(math.log(sp.species.size_px[0]), math.log(sp.species.size_px[1]))) * scale
-             for sp, _ in organisms]
+    sizes = [
+        math.exp(rng.uniform(math.log(sp.species.size_px[0]), math.log(sp.species.size_px[1]))) * scale
+        for sp, _ in organisms
+    ]
     lo, hi = NEAR_FAR_PX[0] * scale, NEAR_FAR_PX[1] * scale
     placed: list[Placed] = []
     boxes: list[tuple[float, float, float, float]] = []
@@ -191,7 +208,16 @@ def render_frame(size: tuple[int, int], water: Water, organisms: list[tuple[Reef
             continue
         box, truncated = spot
         boxes.append(box)
-        placed.append(Placed(sp.category_id, morph, float(box[0]), float(box[1]),
-                             float(box[2] - box[0]), float(box[3] - box[1]), truncated))
+        placed.append(
+            Placed(
+                sp.category_id,
+                morph,
+                float(box[0]),
+                float(box[1]),
+                float(box[2] - box[0]),
+                float(box[3] - box[1]),
+                truncated,
+            )
+        )
     frame = marine_snow(frame, water, rng)
     return finish(frame, water, rng), placed

@@ -21,9 +21,21 @@ from index.sources.reef.swimmers import SWIMMERS
 BODY_PLANS = {**SWIMMERS, **BENTHOS}
 
 #: Largest rotation (degrees, either way) each body plan is drawn at.
-TILT_DEG = {"fish": 20, "eel": 25, "shrimp": 30, "jelly": 25, "octopus": 25, "star": 180,
-            "urchin": 180, "crab": 180, "coral": 8, "sponge": 6, "anemone": 8,
-            "nudibranch": 15, "cucumber": 15}
+TILT_DEG = {
+    "fish": 20,
+    "eel": 25,
+    "shrimp": 30,
+    "jelly": 25,
+    "octopus": 25,
+    "star": 180,
+    "urchin": 180,
+    "crab": 180,
+    "coral": 8,
+    "sponge": 6,
+    "anemone": 8,
+    "nudibranch": 15,
+    "cucumber": 15,
+}
 #: Body plans that live on the bottom (placed on the sea floor when there is one).
 BENTHIC = frozenset({"star", "urchin", "coral", "sponge", "anemone", "nudibranch", "crab", "cucumber"})
 
@@ -75,8 +87,11 @@ def pose(sprite: Image.Image, body_plan: str, long_side: float, rng: np.random.G
     img = sprite.convert("RGBa")  # premultiplied: no dark fringes when resampling
     pre = min(1.0, 1.6 * long_side / max(img.size))  # rotate at ~1.6x the final size: cheaper
     if pre < 1.0:
-        img = img.resize((max(1, round(img.size[0] * pre)), max(1, round(img.size[1] * pre))),
-                         Image.Resampling.BILINEAR, reducing_gap=2.0)
+        img = img.resize(
+            (max(1, round(img.size[0] * pre)), max(1, round(img.size[1] * pre))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=2.0,
+        )
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     tilt = TILT_DEG.get(body_plan, 15)
@@ -103,8 +118,15 @@ def tint(sprite: Image.Image, water: Water, haze: float, shading: float = 0.18) 
     return Image.fromarray(arr.astype(np.uint8), "RGBA")
 
 
-def organism_sprite(species: Species, morph: int, long_side: float, water: Water,
-                    rng: np.random.Generator, haze: float = 0.1, defocus: float = 0.0) -> Image.Image:
+def organism_sprite(
+    species: Species,
+    morph: int,
+    long_side: float,
+    water: Water,
+    rng: np.random.Generator,
+    haze: float = 0.1,
+    defocus: float = 0.0,
+) -> Image.Image:
     """Draw, pose, tint and (``defocus`` > 0: Gaussian radius in px) blur one organism."""
     img = pose(draw_species(species, morph, rng), species.body_plan, long_side, rng)
     img = tint(img, water, haze)

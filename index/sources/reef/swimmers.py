@@ -43,25 +43,65 @@ def fish(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
     fin_c = shade(body_c, 0.82)
     tail = s.get("tail", "fork")
     if tail == "fork":
-        spr.polygon([(px, cy - bh * 0.14), (tx, cy - ts), (tx + tl * 0.45, cy), (tx, cy + ts),
-                     (px, cy + bh * 0.14)], acc_c, 240)
+        spr.polygon(
+            [(px, cy - bh * 0.14), (tx, cy - ts), (tx + tl * 0.45, cy), (tx, cy + ts), (px, cy + bh * 0.14)], acc_c, 240
+        )
     elif tail == "lunate":
-        spr.polygon([(px, cy - bh * 0.1), (tx, cy - ts * 1.15), (tx + tl * 0.35, cy - ts * 0.45),
-                     (tx + tl * 0.55, cy), (tx + tl * 0.35, cy + ts * 0.45), (tx, cy + ts * 1.15),
-                     (px, cy + bh * 0.1)], acc_c, 240)
+        spr.polygon(
+            [
+                (px, cy - bh * 0.1),
+                (tx, cy - ts * 1.15),
+                (tx + tl * 0.35, cy - ts * 0.45),
+                (tx + tl * 0.55, cy),
+                (tx + tl * 0.35, cy + ts * 0.45),
+                (tx, cy + ts * 1.15),
+                (px, cy + bh * 0.1),
+            ],
+            acc_c,
+            240,
+        )
     elif tail == "truncate":
-        spr.polygon([(px, cy - bh * 0.16), (tx, cy - ts * 0.8), (tx, cy + ts * 0.8),
-                     (px, cy + bh * 0.16)], acc_c, 240)
+        spr.polygon([(px, cy - bh * 0.16), (tx, cy - ts * 0.8), (tx, cy + ts * 0.8), (px, cy + bh * 0.16)], acc_c, 240)
     else:  # round
-        spr.polygon([(px, cy - bh * 0.18), (tx + tl * 0.5, cy - ts * 0.4), (tx + tl * 0.5, cy + ts * 0.4),
-                     (px, cy + bh * 0.18)], acc_c, 240)
+        spr.polygon(
+            [
+                (px, cy - bh * 0.18),
+                (tx + tl * 0.5, cy - ts * 0.4),
+                (tx + tl * 0.5, cy + ts * 0.4),
+                (px, cy + bh * 0.18),
+            ],
+            acc_c,
+            240,
+        )
         spr.ellipse((tx + tl * 0.1, cy - ts * 0.6, tx + tl * 1.1, cy + ts * 0.6), acc_c, 240)
-    spr.polygon([(bx0 + 0.2 * bl, cy - bh * 0.38), (bx0 + 0.36 * bl, cy - bh * 0.5 - fin),
-                 (bx0 + 0.55 * bl, cy - bh * 0.5 - fin * 0.75), (bx0 + 0.8 * bl, cy - bh * 0.36)], fin_c, 235)
-    spr.polygon([(bx0 + 0.22 * bl, cy + bh * 0.34), (bx0 + 0.32 * bl, cy + bh * 0.5 + fin * 0.45),
-                 (bx0 + 0.52 * bl, cy + bh * 0.4)], fin_c, 235)
-    spr.polygon([(bx0 + 0.58 * bl, cy + bh * 0.4), (bx0 + 0.56 * bl, cy + bh * 0.5 + fin * 0.4),
-                 (bx0 + 0.7 * bl, cy + bh * 0.42)], fin_c, 235)
+    spr.polygon(
+        [
+            (bx0 + 0.2 * bl, cy - bh * 0.38),
+            (bx0 + 0.36 * bl, cy - bh * 0.5 - fin),
+            (bx0 + 0.55 * bl, cy - bh * 0.5 - fin * 0.75),
+            (bx0 + 0.8 * bl, cy - bh * 0.36),
+        ],
+        fin_c,
+        235,
+    )
+    spr.polygon(
+        [
+            (bx0 + 0.22 * bl, cy + bh * 0.34),
+            (bx0 + 0.32 * bl, cy + bh * 0.5 + fin * 0.45),
+            (bx0 + 0.52 * bl, cy + bh * 0.4),
+        ],
+        fin_c,
+        235,
+    )
+    spr.polygon(
+        [
+            (bx0 + 0.58 * bl, cy + bh * 0.4),
+            (bx0 + 0.56 * bl, cy + bh * 0.5 + fin * 0.4),
+            (bx0 + 0.7 * bl, cy + bh * 0.42),
+        ],
+        fin_c,
+        235,
+    )
     body = spr.ellipse((bx0, cy - bh / 2, bx1, cy + bh / 2), body_c)
     if sp.pattern == "vbands":
         pattern(spr, body, "vbands", pat_c, rng, s.get("bands", 3), s.get("band_w", 0.1))
@@ -71,8 +111,11 @@ def fish(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         pattern(spr, body, sp.pattern, pat_c, rng, 12, 0.1)
     gx = bx1 - 0.3 * bl
     spr.lines([[(gx, cy - bh * 0.3), (gx - bh * 0.08, cy), (gx, cy + bh * 0.3)]], shade(body_c, 0.7), 2.5, 160)
-    spr.polygon([(gx - 4, cy + bh * 0.05), (gx - bl * 0.16, cy + bh * 0.02), (gx - bl * 0.12, cy + bh * 0.2)],
-                shade(fin_c, 0.8), 170)
+    spr.polygon(
+        [(gx - 4, cy + bh * 0.05), (gx - bl * 0.16, cy + bh * 0.02), (gx - bl * 0.12, cy + bh * 0.2)],
+        shade(fin_c, 0.8),
+        170,
+    )
     _eye(spr, bx1 - 0.13 * bl, cy - 0.1 * bh, bh * 0.1 * s.get("eye", 1.0))
     spr.lines([[(bx1 - 2, cy + bh * 0.08), (bx1 - bl * 0.06, cy + bh * 0.1)]], shade(body_c, 0.5), 2)
     return spr.img
@@ -88,7 +131,7 @@ def eel(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
     t = np.linspace(0, 1, 60)
     xs = 12 + 190 * t
     ys = cy + amp * np.sin(2 * math.pi * 1.3 * t + phase) * (1 - 0.6 * t)
-    pts = list(zip(xs, ys))
+    pts = list(zip(xs, ys, strict=False))
     widths = girth * (0.25 + 0.75 * np.sqrt(t))
     k = len(t) * 3 // 4
     draw_tube(spr, pts[:k], list(widths[:k] + 7), acc_c, 220)
@@ -107,17 +150,20 @@ def shrimp(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
     spr = Sprite(220, 150)
     t = np.linspace(0, 1, 40)
     xs = 180 - 140 * t
-    ys = 70 - 30 * t + curl * 120 * t ** 2
-    pts = list(zip(xs, ys))
-    widths = 42 * (1 - 0.6 * t) * (1 - 0.25 * np.exp(-((t - 0.36) / 0.04) ** 2))
+    ys = 70 - 30 * t + curl * 120 * t**2
+    pts = list(zip(xs, ys, strict=False))
+    widths = 42 * (1 - 0.6 * t) * (1 - 0.25 * np.exp(-(((t - 0.36) / 0.04) ** 2)))
     # antennae and legs behind the body
     ant = 140 * s.get("antennae", 1.2)
     for sign in (-1, 1):
         u = np.linspace(0, 1, 16)
-        spr.lines([list(zip(190 + 20 * u - ant * 0.5 * u ** 2, 56 - ant * 0.35 * u * (1 + 0.2 * sign)))],
-                  acc_c, 2, 220)
-    legs = [[(xs[i], ys[i] + widths[i] * 0.3), (xs[i] + 6, ys[i] + widths[i] * 0.5 + 22)]
-            for i in (3, 6, 9, 12, 15)]
+        spr.lines(
+            [list(zip(190 + 20 * u - ant * 0.5 * u**2, 56 - ant * 0.35 * u * (1 + 0.2 * sign), strict=False))],
+            acc_c,
+            2,
+            220,
+        )
+    legs = [[(xs[i], ys[i] + widths[i] * 0.3), (xs[i] + 6, ys[i] + widths[i] * 0.5 + 22)] for i in (3, 6, 9, 12, 15)]
     spr.lines(legs, shade(body_c, 0.85), 3, 230)
     spr.polygon([(xs[0], ys[0] - 8), (xs[0] + 28, ys[0] - 14), (xs[0], ys[0] + 2)], body_c, 240)
     end = np.array(pts[-1])
@@ -135,7 +181,7 @@ def shrimp(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         for i in range(0, segs, 2):
             sel = (t >= marks[i]) & (t <= marks[i + 1])
             band, bd = spr.mask()
-            bd.polygon(tube([p for p, k in zip(pts, sel) if k], list(widths[sel] + 4)), fill=255)
+            bd.polygon(tube([p for p, k in zip(pts, sel, strict=False) if k], list(widths[sel] + 4)), fill=255)
             spr.fill(ImageChops.darker(band, body), pat_c)
         band, bd = spr.mask()
         bd.rectangle((xs[12], 0, 220, 150), fill=255)  # carapace band
@@ -166,12 +212,12 @@ def jelly(sp: Species, morph: Morph, rng: np.random.Generator) -> Image.Image:
         x = cx - bw * 0.45 + bw * 0.9 * i / max(1, n - 1)
         ph, amp, ln = rng.uniform(0, 2 * math.pi), rng.uniform(3, 8), tent * rng.uniform(0.7, 1.0)
         u = np.linspace(0, ln, 16)
-        segs.append(list(zip(x + amp * np.sin(ph + u * 0.07), rim - 4 + u)))
+        segs.append(list(zip(x + amp * np.sin(ph + u * 0.07), rim - 4 + u, strict=False)))
     spr.lines(segs, acc_c, 4.5, 215)
     for j in range(s.get("oral", 0)):
         x0 = cx + (j - (s["oral"] - 1) / 2) * 10
         u = np.linspace(0, tent * 0.55, 14)
-        pts = list(zip(x0 + 6 * np.sin(u * 0.09 + j), rim - 8 + u))
+        pts = list(zip(x0 + 6 * np.sin(u * 0.09 + j), rim - 8 + u, strict=False))
         draw_tube(spr, pts, list(np.linspace(14, 4, len(u))), pat_c, 200)
     m, d = spr.mask()
     d.chord((cx - bw / 2, top, cx + bw / 2, top + 2 * bell), 180, 360, fill=255)

@@ -45,12 +45,19 @@ def crop_png(read_home):
 def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` (a decompression bomb's shape), no pixels."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(  # noqa: E731
-        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    chunk = lambda kind, data: (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(  # noqa: E731
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF
+        )
+    )
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 # -- every endpoint ---------------------------------------------------------------------
+
 
 def test_health_and_status(client):
     assert client.get("/health").json() == {"status": "ok"}
@@ -63,8 +70,7 @@ def test_identify_multipart_json_and_crop_ids_agree(client, crop_png, read_home)
     """The same crop sent as a file, as base64 and by its id gets the same answer as the Workspace gives."""
     expected = Workspace(read_home).identify([crop_png], k=2)[0]
     as_file = client.post("/identify", files=[("file", ("a.png", crop_png, "image/png"))], data={"k": "2"})
-    as_b64 = client.post("/identify", json={"images": [base64.b64encode(crop_png).decode()], "names": ["mine"],
-                                            "k": 2})
+    as_b64 = client.post("/identify", json={"images": [base64.b64encode(crop_png).decode()], "names": ["mine"], "k": 2})
     assert as_file.status_code == as_b64.status_code == 200, (as_file.text, as_b64.text)
     a, b = as_file.json()[0], as_b64.json()[0]
     assert (a["name"], b["name"]) == ("a.png", "mine")
@@ -99,8 +105,11 @@ def test_species_list(client):
 def test_species_add_and_remove(tiny_ws):
     name, files = held_out_examples(tiny_ws)
     with TestClient(create_app(tiny_ws)) as c:
-        added = c.post("/species", data={"name": name, "genus": "Testus"},
-                       files=[("file", (f.name, f.read_bytes(), "image/png")) for f in files])
+        added = c.post(
+            "/species",
+            data={"name": name, "genus": "Testus"},
+            files=[("file", (f.name, f.read_bytes(), "image/png")) for f in files],
+        )
         assert added.status_code == 200, added.text
         assert (added.json()["action"], added.json()["examples"]) == ("added", 5)
         assert any(s["name"] == name and s["status"] == "added" for s in c.get("/species").json())
@@ -123,38 +132,46 @@ def test_openapi_docs_describe_the_result_dataclasses(client):
 
 # -- bad and hostile input: one JSON line and a status code, never a traceback ------------
 
+
 def _bytes_of(image: Image.Image, fmt="PNG") -> bytes:
     out = io.BytesIO()
     image.save(out, format=fmt)
     return out.getvalue()
 
 
-@pytest.mark.parametrize("data, status, words", [
-    (b"this is not an image", 422, "not an image"),
-    (_bytes_of(Image.new("RGB", (64, 64), "red"))[:60], 422, "truncated"),
-    (png_header(20_000, 20_000), 422, "decompression bomb"),
-    (b"", 422, "empty"),
-])
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        (b"this is not an image", 422, "not an image"),
+        (_bytes_of(Image.new("RGB", (64, 64), "red"))[:60], 422, "truncated"),
+        (png_header(20_000, 20_000), 422, "decompression bomb"),
+        (b"", 422, "empty"),
+    ],
+)
 def test_hostile_uploads(client, data, status, words):
     r = client.post("/identify", files=[("file", ("bad.png", data, "image/png"))])
     assert r.status_code == status, r.text
     assert words in r.json()["error"] and "Traceback" not in r.text and "\n" not in r.json()["error"]
 
 
-@pytest.mark.parametrize("body, words", [
-    ({"images": ["%%%not base64%%%"]}, "base64"),
-    ({"k": 0, "crops": [1]}, "k"),
-    ({"crops": []}, "at least one image"),
-    ({"unexpected": 1, "crops": [1]}, "unexpected"),
-])
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"images": ["%%%not base64%%%"]}, "base64"),
+        ({"k": 0, "crops": [1]}, "k"),
+        ({"crops": []}, "at least one image"),
+        ({"unexpected": 1, "crops": [1]}, "unexpected"),
+    ],
+)
 def test_bad_json_fields(client, body, words):
     r = client.post("/identify", json=body)
     assert r.status_code == 422 and words in r.json()["error"], r.text
 
 
 def test_not_json_and_wrong_content_type(client):
-    assert client.post("/identify", content=b"{not json", headers={"content-type": "application/json"}
-                       ).status_code == 422
+    assert (
+        client.post("/identify", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    )
     r = client.post("/identify", content=b"x", headers={"content-type": "text/plain"})
     assert r.status_code == 422 and "content type" in r.json()["error"]
 
@@ -190,6 +207,7 @@ def test_unexpected_errors_are_one_json_line(read_home, monkeypatch):
 
 # -- security ---------------------------------------------------------------------------
 
+
 def test_token_is_checked_on_every_request(read_home):
     with TestClient(create_app(Workspace(read_home), ApiSettings(token="s3cret"))) as c:
         for path in ("/health", "/docs", "/openapi.json", "/nowhere"):
@@ -209,6 +227,7 @@ def test_read_only_refuses_writes(read_home):
 
 
 # -- the engine follows the catalog -------------------------------------------------------
+
 
 def test_rebuild_is_swapped_in_under_live_requests(tiny_ws):
     """Threads identify while another Workspace on the same home (as a CLI process would)

@@ -91,6 +91,7 @@ def test_sixteen_concurrent_clients_get_the_one_at_a_time_answers(served):
     ws = Workspace(home)
     alone = [ws.identify([c], k=3, names=["c.png"])[0].to_dict() for c in crops]  # the API default k
     with TestClient(create_app(ws, ApiSettings(batch_window_ms=20))) as client:
+
         def post(i):
             return client.post("/identify", files={"file": ("c.png", crops[i], "image/png")})
 
@@ -99,8 +100,11 @@ def test_sixteen_concurrent_clients_get_the_one_at_a_time_answers(served):
     assert [r.status_code for r in responses] == [200] * 16
     for i, response in enumerate(responses):
         got, want = response.json()[0], alone[i]
-        assert (got["species"], got["closest"], [t[0] for t in got["top"]]) == \
-            (want["species"], want["closest"], [t[0] for t in want["top"]])
+        assert (got["species"], got["closest"], [t[0] for t in got["top"]]) == (
+            want["species"],
+            want["closest"],
+            [t[0] for t in want["top"]],
+        )
         np.testing.assert_allclose([t[1] for t in got["top"]], [t[1] for t in want["top"]], atol=1e-5)
 
 

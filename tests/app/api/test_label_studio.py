@@ -22,6 +22,7 @@ from app.api.label_studio.protocol import project_id
 from app.api.label_studio.settings import LabelStudioSettings
 from app.workspace import Workspace
 from index.errors import BadImage, InvalidInput
+
 LS_LOG = "app.api.label_studio"
 
 
@@ -40,46 +41,73 @@ def data_uri(path: Path) -> str:
 
 def choices_config(labels, name="species", extra="") -> str:
     options = "".join(f'<Choice value="{label}"{extra}/>' for label in labels)
-    return (f'<View><Image name="image" value="$image"/><Choices name="{name}" toName="image" choice="single">'
-            f"{options}</Choices></View>")
+    return (
+        f'<View><Image name="image" value="$image"/><Choices name="{name}" toName="image" choice="single">'
+        f"{options}</Choices></View>"
+    )
 
 
 def rect_config(labels) -> str:
     options = "".join(f'<Label value="{label}"/>' for label in labels)
-    return (f'<View><Image name="image" value="$image"/>'
-            f'<RectangleLabels name="label" toName="image">{options}</RectangleLabels></View>')
+    return (
+        f'<View><Image name="image" value="$image"/>'
+        f'<RectangleLabels name="label" toName="image">{options}</RectangleLabels></View>'
+    )
 
 
 # -- the label config --------------------------------------------------------------------------
 def test_config_reads_choices_rectangles_and_predicted_values():
-    xml = ('<View><Image name="img" value="$photo"/><Choices name="sp" toName="img">'
-           '<Choice value="Damsel" predicted_values="Chromis viridis, Chromis chrysura"/><Choice value="Unknown"/>'
-           '</Choices><RectangleLabels name="box" toName="img"><Label value="Chromis viridis"/></RectangleLabels>'
-           '<Choices name="other" toName="nothing"><Choice value="x"/></Choices></View>')
+    xml = (
+        '<View><Image name="img" value="$photo"/><Choices name="sp" toName="img">'
+        '<Choice value="Damsel" predicted_values="Chromis viridis, Chromis chrysura"/><Choice value="Unknown"/>'
+        '</Choices><RectangleLabels name="box" toName="img"><Label value="Chromis viridis"/></RectangleLabels>'
+        '<Choices name="other" toName="nothing"><Choice value="x"/></Choices></View>'
+    )
     config = parse_label_config(xml)
     assert config.images == (("img", "photo"),)
     assert [(c.name, c.kind, c.labels) for c in config.controls] == [
-        ("sp", "choices", ("Damsel", "Unknown")), ("box", "rectanglelabels", ("Chromis viridis",))]
+        ("sp", "choices", ("Damsel", "Unknown")),
+        ("box", "rectanglelabels", ("Chromis viridis",)),
+    ]
     choices = config.controls[0]
     assert choices.label_for("chromis CHRYSURA") == "Damsel"
     assert choices.label_for("Damsel") is None  # a label is a species only when it names itself
     assert choices.fallback("unknown") == "Unknown" and config.controls[1].fallback() is None
 
 
-@pytest.mark.parametrize("xml, says", [
-    (None, "no label config"),
-    ("<View><Image name='i' value='$i'>", "not valid XML"),
-    ("<View><Text name='t' value='$text'/><Choices name='c' toName='t'><Choice value='a'/></Choices></View>",
-     "no <Image"),
-    ("<View><Image name='i' value='$i'/><TextArea name='c' toName='i'/></View>", "no <Choices> or <RectangleLabels>"),
-])
+@pytest.mark.parametrize(
+    "xml, says",
+    [
+        (None, "no label config"),
+        ("<View><Image name='i' value='$i'>", "not valid XML"),
+        (
+            "<View><Text name='t' value='$text'/><Choices name='c' toName='t'><Choice value='a'/></Choices></View>",
+            "no <Image",
+        ),
+        (
+            "<View><Image name='i' value='$i'/><TextArea name='c' toName='i'/></View>",
+            "no <Choices> or <RectangleLabels>",
+        ),
+    ],
+)
 def test_config_errors_are_one_line(xml, says):
     with pytest.raises(InvalidInput, match=says):
         parse_label_config(xml)
 
 
-@pytest.mark.parametrize("value, expected", [(3, 3), ("3", 3), ("12.1733402325", 12), ({"id": 4, "title": "x"}, 4),
-                                             (None, None), ("abc", None), (True, None), ("²", None)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (3, 3),
+        ("3", 3),
+        ("12.1733402325", 12),
+        ({"id": 4, "title": "x"}, 4),
+        (None, None),
+        ("abc", None),
+        (True, None),
+        ("²", None),
+    ],
+)
 def test_project_id(value, expected):
     assert project_id(value) == expected
 
@@ -95,8 +123,13 @@ def test_any_label_config_parses_or_is_refused_in_one_line(xml):
         assert config.images and config.controls
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
-                    lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=5))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False),
+        lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=5,
+    )
+)
 def test_project_id_never_raises(value):
     assert project_id(value) is None or isinstance(project_id(value), int)
 
@@ -144,21 +177,27 @@ def test_fetch_uploaded_file_with_the_token_only_to_label_studio(files_server):
     assert ImageFetcher(files_server, "a.b.c").headers_for(files_server + "/x") == {"Authorization": "Bearer a.b.c"}
 
 
-@pytest.mark.parametrize("fetcher, ref, says", [
-    (ImageFetcher(None, None), "/data/upload/ok.png", "set LABEL_STUDIO_URL"),
-    ("no token", "/data/upload/ok.png", r"HTTP 401 \(no token: set LABEL_STUDIO_API_KEY"),
-    ("wrong token", "/data/upload/ok.png", "token was refused"),
-    ("small", "/big", "over the 1,000-byte limit"),
-    ("token", "/missing.png", "HTTP 401"),
-    (ImageFetcher(None, None), "s3://bucket/a.png", "must be served by Label Studio"),
-    (ImageFetcher(None, None), "data:image/png;base64,@@@", "not valid base64"),
-    (ImageFetcher(None, None), "", "no image URL"),
-    (ImageFetcher(None, None), "http://127.0.0.1:9/x.png", "cannot fetch"),
-])
+@pytest.mark.parametrize(
+    "fetcher, ref, says",
+    [
+        (ImageFetcher(None, None), "/data/upload/ok.png", "set LABEL_STUDIO_URL"),
+        ("no token", "/data/upload/ok.png", r"HTTP 401 \(no token: set LABEL_STUDIO_API_KEY"),
+        ("wrong token", "/data/upload/ok.png", "token was refused"),
+        ("small", "/big", "over the 1,000-byte limit"),
+        ("token", "/missing.png", "HTTP 401"),
+        (ImageFetcher(None, None), "s3://bucket/a.png", "must be served by Label Studio"),
+        (ImageFetcher(None, None), "data:image/png;base64,@@@", "not valid base64"),
+        (ImageFetcher(None, None), "", "no image URL"),
+        (ImageFetcher(None, None), "http://127.0.0.1:9/x.png", "cannot fetch"),
+    ],
+)
 def test_fetch_failures_are_one_line(files_server, fetcher, ref, says):
-    fetcher = {"no token": ImageFetcher(files_server, None), "wrong token": ImageFetcher(files_server, "nope"),
-               "small": ImageFetcher(files_server, "secret", max_bytes=1000),
-               "token": ImageFetcher(files_server, "bad")}.get(fetcher, fetcher)
+    fetcher = {
+        "no token": ImageFetcher(files_server, None),
+        "wrong token": ImageFetcher(files_server, "nope"),
+        "small": ImageFetcher(files_server, "secret", max_bytes=1000),
+        "token": ImageFetcher(files_server, "bad"),
+    }.get(fetcher, fetcher)
     with pytest.raises(BadImage, match=says) as caught:
         fetcher.fetch(ref)
     assert "\n" not in str(caught.value)
@@ -198,15 +237,25 @@ def tasks_of(rows, home, start=1):
 
 def test_health_and_setup_answer_the_model_version(client, species):
     assert client.get("/label-studio/health").json() == {"status": "UP", "model_class": "oceanid"}
-    setup = client.post("/label-studio/setup", json={"project": "1.1733402325", "schema": choices_config(species),
-                                                     "hostname": "http://localhost:8080", "access_token": "x"})
+    setup = client.post(
+        "/label-studio/setup",
+        json={
+            "project": "1.1733402325",
+            "schema": choices_config(species),
+            "hostname": "http://localhost:8080",
+            "access_token": "x",
+        },
+    )
     assert setup.status_code == 200 and setup.json()["model_version"].startswith("tiny@gen-")
 
 
 def test_choices_predictions_are_oceanids_answers(client, home, species, caplog):
     rows = crops(Workspace(home), split="test", limit=12)
-    body = {"tasks": tasks_of(rows, home), "project": "1.1733402325",
-            "label_config": choices_config([*species, "Unknown", "Not a fish"])}
+    body = {
+        "tasks": tasks_of(rows, home),
+        "project": "1.1733402325",
+        "label_config": choices_config([*species, "Unknown", "Not a fish"]),
+    }
     answer = client.post("/label-studio/predict", json=body)
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
@@ -246,11 +295,16 @@ def test_without_a_fallback_label_nothing_is_predicted_for_those(client, home, s
 
 def test_an_unreadable_image_gets_an_empty_prediction_and_one_line(client, home, species, caplog):
     rows = crops(Workspace(home), split="test", limit=2)
-    tasks = [*tasks_of(rows, home), {"id": 90, "data": {"image": "http://127.0.0.1:9/gone.png"}},
-             {"id": 91, "data": {"image": "data:image/png;base64,aGVsbG8="}}, {"id": 92, "data": {}}]
+    tasks = [
+        *tasks_of(rows, home),
+        {"id": 90, "data": {"image": "http://127.0.0.1:9/gone.png"}},
+        {"id": 91, "data": {"image": "data:image/png;base64,aGVsbG8="}},
+        {"id": 92, "data": {}},
+    ]
     with caplog.at_level(logging.WARNING, logger=LS_LOG):
-        answer = client.post("/label-studio/predict", json={"tasks": tasks, "label_config": choices_config(species),
-                                                           "project": 4})
+        answer = client.post(
+            "/label-studio/predict", json={"tasks": tasks, "label_config": choices_config(species), "project": 4}
+        )
     results = answer.json()["results"]
     assert answer.status_code == 200 and [bool(r["result"]) for r in results] == [True, True, False, False, False]
     for task in (90, 91, 92):
@@ -261,8 +315,9 @@ def test_an_unreadable_image_gets_an_empty_prediction_and_one_line(client, home,
 def test_a_config_oceanid_cannot_fill_gives_empty_predictions_and_one_line(client, home, config, caplog):
     rows = crops(Workspace(home), split="test", limit=3)
     with caplog.at_level(logging.WARNING, logger=LS_LOG):
-        answer = client.post("/label-studio/predict", json={"tasks": tasks_of(rows, home), "label_config": config,
-                                                           "project": 77})
+        answer = client.post(
+            "/label-studio/predict", json={"tasks": tasks_of(rows, home), "label_config": config, "project": 77}
+        )
     assert answer.status_code == 200
     assert [r["result"] for r in answer.json()["results"]] == [[], [], []]
     assert sum("predict project 77" in r.getMessage() for r in caplog.records) == 1
@@ -272,8 +327,9 @@ def test_rectangles_from_the_detector_in_percent(client, drawn_frames):
     from PIL import Image
 
     tasks = [{"id": n, "data": {"image": data_uri(p)}} for n, p in enumerate(drawn_frames)]
-    answer = client.post("/label-studio/predict", json={"tasks": tasks, "project": 5,
-                                                        "label_config": rect_config(["Unknown"])})
+    answer = client.post(
+        "/label-studio/predict", json={"tasks": tasks, "project": 5, "label_config": rect_config(["Unknown"])}
+    )
     results = answer.json()["results"]
     assert len(results) == len(drawn_frames)
     regions = [r for result in results for r in result["result"]]
@@ -295,7 +351,8 @@ def test_token_basic_auth_and_a_missing_token(home, caplog):
             refused = c.post("/label-studio/predict", json={"tasks": []})
         assert refused.status_code == 401 and refused.json()["type"] == "Unauthorized"
         assert [r.getMessage() for r in caplog.records if r.name == "app.api.guards"] == [
-            "refused POST /label-studio/predict: no token"]
+            "refused POST /label-studio/predict: no token"
+        ]
         wrong = base64.b64encode(b"label-studio:nope").decode()
         assert c.get("/label-studio/health", headers={"Authorization": f"Basic {wrong}"}).status_code == 401
 
@@ -307,10 +364,10 @@ def learner(tiny_home, tmp_path):
     shutil.copytree(tiny_home, home)
     ws = Workspace(home)
     settings = LabelStudioSettings(min_examples=2)
-    from app.api.label_studio import router
     from fastapi import FastAPI
 
     from app.api import errors
+    from app.api.label_studio import router
 
     app = FastAPI()
     errors.install(app)
@@ -320,9 +377,12 @@ def learner(tiny_home, tmp_path):
 
 
 def event(action, project, task, annotation, image, result, config):
-    return {"action": action, "project": {"id": project, "label_config": config},
-            "task": {"id": task, "data": {"image": image}, "project": project},
-            "annotation": {"id": annotation, "task": task, "project": project, "result": result}}
+    return {
+        "action": action,
+        "project": {"id": project, "label_config": config},
+        "task": {"id": task, "data": {"image": image}, "project": project},
+        "annotation": {"id": annotation, "task": task, "project": project, "result": result},
+    }
 
 
 def choice(label):
@@ -331,39 +391,51 @@ def choice(label):
 
 def catalog_rows(ws):
     with ws.catalog.read() as con:
-        return con.execute("SELECT i.source_id, a.concept, a.group_key FROM annotations a JOIN images i "
-                           "USING (image_id) WHERE i.source = 'label-studio' ORDER BY 1").fetchall()
+        return con.execute(
+            "SELECT i.source_id, a.concept, a.group_key FROM annotations a JOIN images i "
+            "USING (image_id) WHERE i.source = 'label-studio' ORDER BY 1"
+        ).fetchall()
 
 
 def test_an_annotation_becomes_a_truth_crop_and_changes_the_next_prediction(learner):
     client, ws = learner
     species = list(ws.engine().prototypes.names)
-    (_, path, concept), = crops(ws, split="test", limit=1)
+    ((_, path, concept),) = crops(ws, split="test", limit=1)
     config = choices_config(species)
     task = {"id": 7, "data": {"image": data_uri(ws.home / path)}}
-    before = client.post("/label-studio/predict", json={"tasks": [task], "label_config": config,
-                                                        "project": 1}).json()["results"][0]
+    before = client.post("/label-studio/predict", json={"tasks": [task], "label_config": config, "project": 1}).json()[
+        "results"
+    ][0]
     said = before["result"][0]["value"]["choices"][0] if before["result"] else None
     other = next(s for s in species if s != said)
-    created = client.post("/label-studio/webhook",
-                          json=event("ANNOTATION_CREATED", 1, 7, 70, task["data"]["image"], choice(other), config))
+    created = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_CREATED", 1, 7, 70, task["data"]["image"], choice(other), config),
+    )
     assert created.json()["status"] == "stored", created.text
     assert catalog_rows(ws) == [("project-1/annotation-70/task-7", other, "label-studio:project-1/task-7")]
-    again = client.post("/label-studio/webhook",
-                        json=event("ANNOTATION_CREATED", 1, 7, 70, task["data"]["image"], choice(other), config))
+    again = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_CREATED", 1, 7, 70, task["data"]["image"], choice(other), config),
+    )
     assert again.json()["status"] == "unchanged" and len(catalog_rows(ws)) == 1  # idempotent on the ids
-    after = client.post("/label-studio/predict", json={"tasks": [task], "label_config": config,
-                                                       "project": 1}).json()["results"][0]
+    after = client.post("/label-studio/predict", json={"tasks": [task], "label_config": config, "project": 1}).json()[
+        "results"
+    ][0]
     assert after["result"][0]["value"]["choices"] == [other] and after["result"][0]["score"] >= 0.97
-    updated = client.post("/label-studio/webhook",
-                          json=event("ANNOTATION_UPDATED", 1, 7, 70, task["data"]["image"], choice(said or species[0]),
-                                     config))
+    updated = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_UPDATED", 1, 7, 70, task["data"]["image"], choice(said or species[0]), config),
+    )
     assert updated.json()["status"] == "replaced" and [r[1] for r in catalog_rows(ws)] == [said or species[0]]
-    deleted = client.post("/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 1},
-                                                         "annotations": [{"id": 70}]})
+    deleted = client.post(
+        "/label-studio/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": 1}, "annotations": [{"id": 70}]},
+    )
     assert deleted.json()["status"] == "removed" and catalog_rows(ws) == []
-    restored = client.post("/label-studio/predict", json={"tasks": [task], "label_config": config,
-                                                          "project": 1}).json()["results"][0]
+    restored = client.post(
+        "/label-studio/predict", json={"tasks": [task], "label_config": config, "project": 1}
+    ).json()["results"][0]
     assert restored["result"] == before["result"]
 
 
@@ -374,50 +446,107 @@ def test_a_new_species_is_added_after_n_examples_and_removed_when_they_go(learne
     rows = [r for r in held if r[2] == name][:2]
     assert name not in ws.engine().prototypes.names
     config = choices_config([*ws.engine().prototypes.names, name])
-    first = client.post("/label-studio/webhook", json=event("ANNOTATION_CREATED", 2, 1, 11, data_uri(ws.home / rows[0][1]),
-                                                            choice(name), config)).json()
+    first = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_CREATED", 2, 1, 11, data_uri(ws.home / rows[0][1]), choice(name), config),
+    ).json()
     assert first["changes"][0]["species_added"] == [] and name not in ws.engine().prototypes.names
-    second = client.post("/label-studio/webhook", json=event("ANNOTATION_CREATED", 2, 2, 12,
-                                                             data_uri(ws.home / rows[1][1]), choice(name),
-                                                             config)).json()
+    second = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_CREATED", 2, 2, 12, data_uri(ws.home / rows[1][1]), choice(name), config),
+    ).json()
     assert second["changes"][0]["species_added"] == [name] and ws.engine().origins[name] == "added"
-    gone = client.post("/label-studio/webhook", json={"action": "ANNOTATION_DELETED", "project": 2,
-                                                      "annotation": {"id": 12}}).json()
+    gone = client.post(
+        "/label-studio/webhook", json={"action": "ANNOTATION_DELETED", "project": 2, "annotation": {"id": 12}}
+    ).json()
     assert gone["changes"][0]["species_removed"] == [name] and name not in ws.engine().prototypes.names
 
 
 def test_rectangle_annotations_become_box_crops(learner, drawn_frames):
     client, ws = learner
     config = rect_config(["Chromis", "Unknown"])
-    result = [{"id": "r1", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
-               "original_width": 128, "original_height": 128,
-               "value": {"x": 10, "y": 20, "width": 25, "height": 25, "rotation": 0, "rectanglelabels": ["Chromis"]}},
-              {"id": "r2", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
-               "value": {"x": 50, "y": 50, "width": 10, "height": 10, "rectanglelabels": ["Unknown"]}}]
-    answer = client.post("/label-studio/webhook", json=event("ANNOTATION_CREATED", 3, 4, 40,
-                                                             data_uri(drawn_frames[0]), result, config)).json()
+    result = [
+        {
+            "id": "r1",
+            "from_name": "label",
+            "to_name": "image",
+            "type": "rectanglelabels",
+            "original_width": 128,
+            "original_height": 128,
+            "value": {"x": 10, "y": 20, "width": 25, "height": 25, "rotation": 0, "rectanglelabels": ["Chromis"]},
+        },
+        {
+            "id": "r2",
+            "from_name": "label",
+            "to_name": "image",
+            "type": "rectanglelabels",
+            "value": {"x": 50, "y": 50, "width": 10, "height": 10, "rectanglelabels": ["Unknown"]},
+        },
+    ]
+    answer = client.post(
+        "/label-studio/webhook", json=event("ANNOTATION_CREATED", 3, 4, 40, data_uri(drawn_frames[0]), result, config)
+    ).json()
     assert answer["status"] == "stored" and answer["changes"][0]["crops"] == 1  # "Unknown" teaches nothing
     with ws.catalog.read() as con:
-        box = con.execute("SELECT a.x, a.y, a.w, a.h, a.source_id FROM annotations a JOIN images i USING (image_id) "
-                          "WHERE i.source = 'label-studio'").fetchall()
+        box = con.execute(
+            "SELECT a.x, a.y, a.w, a.h, a.source_id FROM annotations a JOIN images i USING (image_id) "
+            "WHERE i.source = 'label-studio'"
+        ).fetchall()
     assert len(box) == 1 and box[0][4] == "project-3/annotation-40/task-4#r1"
     assert box[0][:4] == pytest.approx((12.8, 25.6, 32.0, 32.0))  # 10, 20, 25, 25 % of 128 px
 
 
-@pytest.mark.parametrize("body, says", [
-    ({"action": "ANNOTATION_CREATED", "project": 99, "task": {"id": 1, "data": {"image": "x"}},
-      "annotation": {"id": 5, "result": choice("A")}}, "project 99, which oceanid has not seen"),
-    ({"action": "ANNOTATION_CREATED", "project": {"id": 98, "label_config": choices_config(["A"])},
-      "task": {"id": 1, "data": {"image": "http://127.0.0.1:9/x.png"}}, "annotation": {"id": 5, "result": choice("A")}},
-     "not learned: http://127.0.0.1:9/x.png: cannot fetch"),
-    ({"action": "ANNOTATION_CREATED", "project": {"id": 98, "label_config": "<View/>"},
-      "task": {"id": 1, "data": {}}, "annotation": {"id": 5, "result": choice("A")}}, "no <Image"),
-    ({"action": "ANNOTATION_CREATED", "project": {"id": 98, "label_config": choices_config(["A", "Unknown"])},
-      "task": {"id": 1, "data": {}}, "annotation": {"id": 5, "result": choice("Unknown")}}, "labels nothing"),
-    ({"action": "ANNOTATION_CREATED", "project": 98, "task": {"id": 1, "data": {}},
-      "annotation": {"id": 5, "was_cancelled": True}}, "skipped"),
-    ({"action": "PROJECT_UPDATED", "project": {"id": 98}}, "not an annotation event"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": 99,
+                "task": {"id": 1, "data": {"image": "x"}},
+                "annotation": {"id": 5, "result": choice("A")},
+            },
+            "project 99, which oceanid has not seen",
+        ),
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 98, "label_config": choices_config(["A"])},
+                "task": {"id": 1, "data": {"image": "http://127.0.0.1:9/x.png"}},
+                "annotation": {"id": 5, "result": choice("A")},
+            },
+            "not learned: http://127.0.0.1:9/x.png: cannot fetch",
+        ),
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 98, "label_config": "<View/>"},
+                "task": {"id": 1, "data": {}},
+                "annotation": {"id": 5, "result": choice("A")},
+            },
+            "no <Image",
+        ),
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 98, "label_config": choices_config(["A", "Unknown"])},
+                "task": {"id": 1, "data": {}},
+                "annotation": {"id": 5, "result": choice("Unknown")},
+            },
+            "labels nothing",
+        ),
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": 98,
+                "task": {"id": 1, "data": {}},
+                "annotation": {"id": 5, "was_cancelled": True},
+            },
+            "skipped",
+        ),
+        ({"action": "PROJECT_UPDATED", "project": {"id": 98}}, "not an annotation event"),
+    ],
+)
 def test_bad_webhooks_are_ignored_with_one_line(learner, body, says, caplog):
     client, ws = learner
     with caplog.at_level(logging.WARNING, logger=LS_LOG):
@@ -436,8 +565,10 @@ def test_start_training_is_answered_not_run(learner):
 
 def test_deleting_an_annotation_never_stored_is_absent(learner):
     client, _ = learner
-    answer = client.post("/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 1},
-                                                        "annotations": [{"id": 12345}]}).json()
+    answer = client.post(
+        "/label-studio/webhook",
+        json={"action": "ANNOTATIONS_DELETED", "project": {"id": 1}, "annotations": [{"id": 12345}]},
+    ).json()
     assert answer["status"] == "absent"
 
 
@@ -460,9 +591,16 @@ def test_a_species_removed_from_oceanid_is_never_predicted_again(learner):
 
 def test_a_store_that_fails_half_way_leaves_nothing_and_can_be_sent_again(learner, monkeypatch):
     client, ws = learner
-    (_, path, concept), = crops(ws, split="test", limit=1)
-    body = event("ANNOTATION_CREATED", 8, 1, 81, data_uri(ws.home / path), choice(concept),
-                 choices_config(ws.engine().prototypes.names))
+    ((_, path, concept),) = crops(ws, split="test", limit=1)
+    body = event(
+        "ANNOTATION_CREATED",
+        8,
+        1,
+        81,
+        data_uri(ws.home / path),
+        choice(concept),
+        choices_config(ws.engine().prototypes.names),
+    )
     real = ws.index_build
 
     def broken(*args, **kwargs):

@@ -16,16 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.errors import CatalogBusy
 from bench.label_studio_harness import DEFAULT_VENV, LabelStudio, OceanidServer, ensure_venv, free_port
+from index.errors import CatalogBusy
 
 pytestmark = pytest.mark.label_studio
 
 TOKEN = "e2e-oceanid-token"
-CHOICES = ('<View><Image name="image" value="$image"/><Choices name="species" toName="image" choice="single">'
-           "{}</Choices></View>")
-RECTANGLES = ('<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
-              '<Label value="Unknown"/>{}</RectangleLabels></View>')
+CHOICES = (
+    '<View><Image name="image" value="$image"/><Choices name="species" toName="image" choice="single">'
+    "{}</Choices></View>"
+)
+RECTANGLES = (
+    '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">'
+    '<Label value="Unknown"/>{}</RectangleLabels></View>'
+)
 
 
 def image_of(task: dict) -> str:
@@ -85,8 +89,9 @@ def test_choices_predictions_stored_by_label_studio(servers, tmp_path):
     ws = Workspace(home)
     species = list(ws.engine().prototypes.names)
     with ws.catalog.read() as con:
-        rows = con.execute("SELECT crop_path, concept FROM annotations WHERE split = 'test' ORDER BY annotation_id "
-                           "LIMIT 12").fetchall()
+        rows = con.execute(
+            "SELECT crop_path, concept FROM annotations WHERE split = 'test' ORDER BY annotation_id LIMIT 12"
+        ).fetchall()
     files = []
     for n, (path, _) in enumerate(rows):
         files.append(tmp_path / f"crop{n:02d}.png")
@@ -147,21 +152,23 @@ def test_an_annotation_made_in_label_studio_reaches_the_catalog_and_the_next_pre
     ws = Workspace(home)
     species = list(ws.engine().prototypes.names)
     with ws.catalog.read() as con:
-        path, = con.execute("SELECT crop_path FROM annotations WHERE split = 'test' ORDER BY annotation_id "
-                            "DESC LIMIT 1").fetchone()
+        (path,) = con.execute(
+            "SELECT crop_path FROM annotations WHERE split = 'test' ORDER BY annotation_id DESC LIMIT 1"
+        ).fetchone()
     shutil.copy(home / path, tmp_path / "to-correct.png")
     labels = "".join(f'<Choice value="{s}"/>' for s in species) + '<Choice value="Unknown"/>'
     project = ls.create_project("corrections", CHOICES.format(labels))
     ls.import_files(project, [tmp_path / "to-correct.png"])
-    task, = ls.tasks(project)
+    (task,) = ls.tasks(project)
     ls.connect_backend(project, f"{oceanid.url}/label-studio", TOKEN)
     ls.retrieve_predictions(project)
-    first, = ls.predictions(project)
+    (first,) = ls.predictions(project)
     said = first["result"][0]["value"]["choices"][0] if first["result"] else None
     corrected = next(s for s in species if s != said)
     ls.add_webhook(project, f"{oceanid.url}/label-studio/webhook", TOKEN)
-    annotation = ls.annotate(task["id"], [{"from_name": "species", "to_name": "image", "type": "choices",
-                                           "value": {"choices": [corrected]}}])
+    annotation = ls.annotate(
+        task["id"], [{"from_name": "species", "to_name": "image", "type": "choices", "value": {"choices": [corrected]}}]
+    )
     key = f"project-{project}/annotation-{annotation}/task-{task['id']}"
     deadline, row, live = time.time() + 120, None, first["model_version"].split("@")[1]
     # Label Studio waits 1 s for a webhook, oceanid finishes it anyway: poll until the new generation is live
@@ -169,8 +176,11 @@ def test_an_annotation_made_in_label_studio_reaches_the_catalog_and_the_next_pre
         time.sleep(0.5)
         try:
             with ws.catalog.read() as con:
-                row = con.execute("SELECT a.concept FROM annotations a JOIN images i USING (image_id) "
-                                  "WHERE i.source = 'label-studio' AND i.source_id = ?", [key]).fetchone()
+                row = con.execute(
+                    "SELECT a.concept FROM annotations a JOIN images i USING (image_id) "
+                    "WHERE i.source = 'label-studio' AND i.source_id = ?",
+                    [key],
+                ).fetchone()
             live = Workspace(home).engine_key()[1]
         except CatalogBusy:  # the server is writing it
             continue

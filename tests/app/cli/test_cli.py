@@ -55,12 +55,15 @@ def test_home_from_environment(tmp_path, class_folders, monkeypatch):
     assert (tmp_path / "envhome" / "catalog.duckdb").is_file()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["stats"], "no catalog"),
-    (["ingest", "folders", "/nonexistent/oceanid"], "no such folder"),
-    (["ingest", "coco", "/nonexistent/a.json"], "no such file"),
-    (["split", "--train", "0.9"], "sum to 1"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["stats"], "no catalog"),
+        (["ingest", "folders", "/nonexistent/oceanid"], "no such folder"),
+        (["ingest", "coco", "/nonexistent/a.json"], "no such file"),
+        (["split", "--train", "0.9"], "sum to 1"),
+    ],
+)
 def test_errors_are_one_line_exit_1(tmp_path, args, message, monkeypatch):
     monkeypatch.delenv("OCEANID_DEBUG", raising=False)
     result = runner.invoke(app, ["--home", str(tmp_path / "h"), *args])
@@ -93,8 +96,24 @@ def test_every_group_is_registered_from_its_own_module():
     assert names == {"ingest", "models", "index", "detect", "species", "taxa"}
     assert all(isinstance(module.app, typer.Typer) for module, _ in cli.GROUPS)
     verbs = {p[0] for p in all_commands()}
-    assert verbs == {"ingest", "stats", "split", "train", "embed", "index", "identify", "search", "species",
-                     "evaluate", "demo", "app", "serve", "taxa", "detect", "models"}
+    assert verbs == {
+        "ingest",
+        "stats",
+        "split",
+        "train",
+        "embed",
+        "index",
+        "identify",
+        "search",
+        "species",
+        "evaluate",
+        "demo",
+        "app",
+        "serve",
+        "taxa",
+        "detect",
+        "models",
+    }
 
 
 def test_split_cli(tmp_path, class_folders):
@@ -127,7 +146,9 @@ def test_the_cli_starts_without_the_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, app.cli; heavy = [m for m in ('torch', 'faiss', 'sklearn', 'matplotlib', 'scipy') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, app.cli; heavy = [m for m in ('torch', 'faiss', 'sklearn', 'matplotlib', 'scipy') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -108,8 +108,9 @@ def path_params():
     return [(path, cmd, p) for path, cmd in commands() for p in cmd.params if is_path(p) and p.name != "home"]
 
 
-@pytest.mark.parametrize("path,cmd,param", path_params(),
-                         ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "name", ""))
+@pytest.mark.parametrize(
+    "path,cmd,param", path_params(), ids=lambda v: " ".join(v) if isinstance(v, list) else getattr(v, "name", "")
+)
 def test_every_path_under_a_file_is_a_one_line_error(path, cmd, param, tiny_home, tmp_path, a_file, monkeypatch):
     """Bad paths, input or output, for every command that takes one: one line, non-zero.
     `stats --plots` and `evaluate --report` under a file were NotADirectoryError tracebacks
@@ -133,8 +134,17 @@ def test_every_path_under_a_file_is_a_one_line_error(path, cmd, param, tiny_home
 def test_the_walk_reaches_every_path_taking_command():
     """The walk above is not vacuous: it covers the commands known to take paths."""
     walked = {" ".join(path) for path, _, _ in path_params()}
-    assert walked >= {"stats", "evaluate", "identify", "search", "species add", "taxa import", "ingest coco",
-                      "ingest folders", "ingest yolo"}
+    assert walked >= {
+        "stats",
+        "evaluate",
+        "identify",
+        "search",
+        "species add",
+        "taxa import",
+        "ingest coco",
+        "ingest folders",
+        "ingest yolo",
+    }
 
 
 @pytest.mark.parametrize("args, flag", [(["stats", "--plots"], "--plots"), (["evaluate", "--report"], "--report")])
@@ -167,8 +177,12 @@ def test_identify_checks_the_csv_path_before_the_work(tiny_home, monkeypatch, tm
 
     monkeypatch.setattr(Workspace, "identify", lambda *a, **k: pytest.fail("the work started"))
     crop = next((tiny_home / "crops").rglob("*.png"))
-    line = one_line_error(runner.invoke(app, ["--home", str(tiny_home), "identify", str(crop), "--csv",
-                                              str(tmp_path / "nonexistent_dir" / "out.csv")]))
+    line = one_line_error(
+        runner.invoke(
+            app,
+            ["--home", str(tiny_home), "identify", str(crop), "--csv", str(tmp_path / "nonexistent_dir" / "out.csv")],
+        )
+    )
     assert "does not exist" in line
 
 
@@ -203,8 +217,10 @@ def test_identify_table_fits_80_columns_one_line_per_crop(tiny_home, tmp_path):
     dive = tmp_path / "a_rather_long_folder_name" / "dive200"
     crops = sorted((tiny_home / "crops").rglob("*.png"))
     for n, crop in enumerate(crops):
-        shutil.copy(crop, dive / f"c{n:03d}.png") if dive.is_dir() else (dive.mkdir(parents=True),
-                                                                          shutil.copy(crop, dive / f"c{n:03d}.png"))
+        shutil.copy(crop, dive / f"c{n:03d}.png") if dive.is_dir() else (
+            dive.mkdir(parents=True),
+            shutil.copy(crop, dive / f"c{n:03d}.png"),
+        )
     write_image(dive / "tiny.png", size=(1, 1))
     (dive / "bad.png").write_text("not an image")
     result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(dive)], env={"COLUMNS": "80"})
@@ -241,7 +257,9 @@ def test_identify_csv_and_json_name_every_figure_and_trace_the_crop(tiny_home, t
     probs = [float(p.rsplit(" ", 1)[1]) for p in row["candidates_probability"].split("; ")]
     cosines = [float(p.rsplit(" ", 1)[1]) for p in row["candidates_cosine"].split("; ")]
     assert abs(sum(probs) - sum(p for _, p in answer["probabilities"])) < 1e-3
-    assert cosines[0] == pytest.approx(answer["score"], abs=1e-4) and probs[0] == pytest.approx(answer["probability"], abs=1e-4)
+    assert cosines[0] == pytest.approx(answer["score"], abs=1e-4) and probs[0] == pytest.approx(
+        answer["probability"], abs=1e-4
+    )
     assert "-0.0000" not in out.read_text()
     assert answer["ood"][answer["scorer"]]["threshold"] == pytest.approx(float(row["ood_threshold"]), abs=1e-4)
 
@@ -255,19 +273,23 @@ def test_fixed_never_prints_negative_zero():
 def test_search_csv(tiny_home, tmp_path):
     """Exports: search --csv, one row per hit, the same hits as --json."""
     out = tmp_path / "hits.csv"
-    result = runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--k", "4", "--csv", str(out),
-                                 "--json"])
+    result = runner.invoke(
+        app, ["--home", str(tiny_home), "search", "--crop", "1", "--k", "4", "--csv", str(out), "--json"]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert [int(r["crop_id"]) for r in rows] == [h["annotation_id"] for h in json.loads(result.stdout)]
     assert len(rows) == 4
 
 
-@pytest.mark.parametrize("where,value,suggestion", [
-    ('species="Umbrelia lucida"', "'Umbrelia lucida'", "Umbrellia lucida"),
-    ("split=trian", "'trian'", "'train'"),
-    ("source in (synthetic, synthetc)", "'synthetc'", "'synthetic'"),
-])
+@pytest.mark.parametrize(
+    "where,value,suggestion",
+    [
+        ('species="Umbrelia lucida"', "'Umbrelia lucida'", "Umbrellia lucida"),
+        ("split=trian", "'trian'", "'train'"),
+        ("source in (synthetic, synthetc)", "'synthetc'", "'synthetic'"),
+    ],
+)
 def test_a_filter_value_no_crop_has_names_it_and_suggests(tiny_home, where, value, suggestion):
     """Item 14: was "no crops match" with exit 0."""
     line = one_line_error(runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--where", where]))
@@ -283,8 +305,9 @@ def test_ingest_shows_notes_names_the_source_and_reads_underscores(tmp_path):
         write_image(root / "Other_one" / f"{n}.png", seed=10 + n)
     write_image(root / "Other_one" / "tiny.png", size=(4, 4))
     home = str(tmp_path / "h")
-    result = runner.invoke(app, ["--home", home, "ingest", "folders", str(root), "--source-name", "survey-2024",
-                                 "--show-notes"])
+    result = runner.invoke(
+        app, ["--home", home, "ingest", "folders", str(root), "--source-name", "survey-2024", "--show-notes"]
+    )
     assert result.exit_code == 0, result.output
     assert "note Testus_badus: folder 'Testus_badus' read as species 'Testus badus'" in result.stdout
     assert "only 4x4 px" in result.stdout
@@ -320,9 +343,18 @@ def examples():
 
 
 #: examples that train, download, serve or draw a full reef: minutes, a network or a server
-NOT_RUN = {"train": "trains", "demo": "whole pipeline", "fathomnet": "network", "app": "starts a server", "serve": "starts a server", "yolo": "575 frames", "taxa": "names a fish4knowledge species or a CSV (tests/app/cli/test_taxa_cli.py)",
-           "synthetic": "draws 400 frames", "folders": "3,416 crops",
-           "detect": "needs a trained detector (tests/app/workspace/frames/test_detect.py runs these commands)"}
+NOT_RUN = {
+    "train": "trains",
+    "demo": "whole pipeline",
+    "fathomnet": "network",
+    "app": "starts a server",
+    "serve": "starts a server",
+    "yolo": "575 frames",
+    "taxa": "names a fish4knowledge species or a CSV (tests/app/cli/test_taxa_cli.py)",
+    "synthetic": "draws 400 frames",
+    "folders": "3,416 crops",
+    "detect": "needs a trained detector (tests/app/workspace/frames/test_detect.py runs these commands)",
+}
 
 
 @pytest.mark.parametrize("path,args", examples(), ids=lambda v: " ".join(v) if isinstance(v, list) else "")
@@ -374,5 +406,6 @@ def _coco_from_crops(path: Path, crops: list[Path]) -> None:
         shutil.copy(crop, frames / f"{n}.png")
         images.append({"id": n, "file_name": f"{n}.png", "width": 30, "height": 30})
         annotations.append({"id": n, "image_id": n, "category_id": 1, "bbox": [0, 0, 20, 20]})
-    path.write_text(json.dumps({"images": images, "annotations": annotations,
-                                "categories": [{"id": 1, "name": "Aurelia aurita"}]}))
+    path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "Aurelia aurita"}]})
+    )

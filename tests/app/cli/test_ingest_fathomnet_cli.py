@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from fathomnet_standin import SAMPLE_IMAGES, Fault, StandIn
 from typer.testing import CliRunner
 
 from app.cli import app
-from fathomnet_standin import SAMPLE_IMAGES, Fault, StandIn
 
 runner = CliRunner()
 
@@ -19,8 +19,19 @@ def test_fathomnet_ingest_resumes_and_reports_failures(tmp_path, monkeypatch):
         s.faults[s.image_path(crab)] = Fault("404")
         for key, value in s.env().items():
             monkeypatch.setenv(key, value)
-        args = ["--home", home, "ingest", "fathomnet", "--concept", "Chionoecetes tanneri",
-                "--concept", "Aurelia aurita", "--workers", "4", "--json"]
+        args = [
+            "--home",
+            home,
+            "ingest",
+            "fathomnet",
+            "--concept",
+            "Chionoecetes tanneri",
+            "--concept",
+            "Aurelia aurita",
+            "--workers",
+            "4",
+            "--json",
+        ]
         first = runner.invoke(app, args)
         assert first.exit_code == 0, first.output
         report = json.loads(first.stdout)
@@ -40,5 +51,6 @@ def test_fathomnet_ingest_resumes_and_reports_failures(tmp_path, monkeypatch):
 
     with Workspace(home).catalog.read() as con:
         genus, family = con.execute(
-            "SELECT genus, family FROM crop_meta WHERE species = 'Chionoecetes tanneri' LIMIT 1").fetchone()
+            "SELECT genus, family FROM crop_meta WHERE species = 'Chionoecetes tanneri' LIMIT 1"
+        ).fetchone()
     assert (genus, family) == ("Chionoecetes", "Oregoniidae")  # from WoRMS ancestors

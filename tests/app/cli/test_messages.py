@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import write_image
 from typer.testing import CliRunner
 
 from app.cli import app
-from conftest import write_image
 
 runner = CliRunner()
 
@@ -56,8 +56,10 @@ def test_verbose_logging_keeps_the_faiss_loader_quiet():
     import subprocess
     import sys
 
-    code = ("from app.cli.common import setup_logging; setup_logging(True); import logging; "
-            "logging.getLogger('app.check').info('stage line'); import faiss")
+    code = (
+        "from app.cli.common import setup_logging; setup_logging(True); import logging; "
+        "logging.getLogger('app.check').info('stage line'); import faiss"
+    )
     env = {k: v for k, v in os.environ.items() if k != "OCEANID_DEBUG"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -103,8 +105,23 @@ def test_hoisting_home_leaves_every_other_command_line_alone():
 
     from app.cli.common import hoist_home
 
-    token = st.sampled_from(["identify", "x.png", "--k", "3", "-v", "--threads", "2", "--json", "--", "species",
-                             "add", "--homeward", "home"])
+    token = st.sampled_from(
+        [
+            "identify",
+            "x.png",
+            "--k",
+            "3",
+            "-v",
+            "--threads",
+            "2",
+            "--json",
+            "--",
+            "species",
+            "add",
+            "--homeward",
+            "home",
+        ]
+    )
 
     @given(st.lists(token, max_size=8))
     def unchanged(args):

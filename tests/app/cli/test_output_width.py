@@ -52,8 +52,14 @@ def render(columns, rows, width: int) -> list[str]:
 
 
 def test_a_long_model_id_is_never_wrapped_and_lower_priority_columns_give_way():
-    row = ("efficientnet_lite0-softmax-d128 *", "efficientnet_lite0", "128", "1769", "gen-0017",
-           "stale: trained on a split that `oceanid split --force` replaced")
+    row = (
+        "efficientnet_lite0-softmax-d128 *",
+        "efficientnet_lite0",
+        "128",
+        "1769",
+        "gen-0017",
+        "stale: trained on a split that `oceanid split --force` replaced",
+    )
     for width in (80, 60, 45):
         lines = render(MODELS_TABLE, [row], width)
         assert all(len(line) <= width for line in lines)

@@ -10,10 +10,10 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import write_image
 from typer.testing import CliRunner
 
 from app.cli import app
-from conftest import write_image
 
 runner = CliRunner()
 
@@ -38,14 +38,17 @@ def boxes_file(folder: Path, frames: int = 1) -> Path:
     entries = []
     for n in range(frames):
         write_image(folder / "frames" / f"f{n}.png", size=(160, 120), seed=300 + n)
-        entries += [{"image_id": f"frames/f{n}.png", "bbox": [10, 10, 60, 50], "score": 0.9},
-                    {"image_id": f"frames/f{n}.png", "bbox": [80, 50, 60, 50], "score": 0.8}]
+        entries += [
+            {"image_id": f"frames/f{n}.png", "bbox": [10, 10, 60, 50], "score": 0.9},
+            {"image_id": f"frames/f{n}.png", "bbox": [80, 50, 60, 50], "score": 0.8},
+        ]
     path = folder / "boxes.json"
     path.write_text(json.dumps(entries))
     return path
 
 
 # -- item 2: what the output path is ---------------------------------------------------------
+
 
 def test_csv_through_a_symlink_writes_its_target_and_keeps_the_link(tiny_ws, tmp_path):
     (tmp_path / "real").mkdir()
@@ -99,22 +102,39 @@ def test_coco_to_a_fifo_is_refused_and_a_fifo_among_the_drawings_too(tiny_ws, tm
 
 # -- item 3: modes ---------------------------------------------------------------------------
 
+
 def test_written_files_follow_the_umask(tiny_ws, tmp_path, umask022):
     before = set((tiny_ws.home / "crops").rglob("*.png"))
     result = identify(tiny_ws.home, crops_of(tiny_ws.home, 1)[0], "--csv", tmp_path / "one.csv")
     assert result.exit_code == 0, result.output
     boxes = boxes_file(tmp_path / "in")
-    result = identify(tiny_ws.home, "--boxes", boxes, "--csv", tmp_path / "frames.csv", "--coco",
-                      tmp_path / "found.json", "--draw", tmp_path / "drawn", "--save")
+    result = identify(
+        tiny_ws.home,
+        "--boxes",
+        boxes,
+        "--csv",
+        tmp_path / "frames.csv",
+        "--coco",
+        tmp_path / "found.json",
+        "--draw",
+        tmp_path / "drawn",
+        "--save",
+    )
     assert result.exit_code == 0, result.output
     saved = set((tiny_ws.home / "crops").rglob("*.png")) - before
-    written = [tmp_path / "one.csv", tmp_path / "frames.csv", tmp_path / "found.json",
-               *(tmp_path / "drawn").iterdir(), *saved]
+    written = [
+        tmp_path / "one.csv",
+        tmp_path / "frames.csv",
+        tmp_path / "found.json",
+        *(tmp_path / "drawn").iterdir(),
+        *saved,
+    ]
     assert len(saved) == 2 and len(written) == 6
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {p.name: "0o644" for p in written}
 
 
 # -- item 10: COCO read back ---------------------------------------------------------------------
+
 
 def test_own_coco_output_is_read_back_from_any_working_folder(tiny_ws, tmp_path, monkeypatch):
     boxes = boxes_file(tmp_path / "in", frames=2)
@@ -132,6 +152,7 @@ def test_own_coco_output_is_read_back_from_any_working_folder(tiny_ws, tmp_path,
 
 
 # -- item 4: Ctrl-C --------------------------------------------------------------------------------
+
 
 def _interrupt_on_call(monkeypatch, owner, name, call: int) -> None:
     """``owner.name`` raises KeyboardInterrupt (as SIGINT does) on its ``call``-th call."""
@@ -186,6 +207,7 @@ def test_ctrl_c_during_frames_save_keeps_the_frames_done(tiny_ws, tmp_path, monk
 
 
 # -- item 9: one bad path on the command line -------------------------------------------------------
+
 
 def test_a_fifo_on_the_command_line_is_one_row_and_never_opened(tiny_ws, tmp_path):
     """A FIFO given as an image is a row saying what it is (opening one waits for a writer)."""

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import REPO, write_image
 
 COMMANDS = {  # what each writing command is given (the lineage CSV and the example are made below)
@@ -29,8 +28,11 @@ def _read_only_mounts_work(tmp_path: Path) -> bool:
         return False
     (tmp_path / "probe").mkdir()
     (tmp_path / "probe-ro").mkdir()
-    script = f"mount --bind {tmp_path / 'probe'} {tmp_path / 'probe-ro'} && mount -o remount,ro,bind {tmp_path / 'probe-ro'} " \
-             f"&& ! touch {tmp_path / 'probe-ro' / 'x'} 2>/dev/null"
+    script = (
+        f"mount --bind {tmp_path / 'probe'} {tmp_path / 'probe-ro'} "
+        f"&& mount -o remount,ro,bind {tmp_path / 'probe-ro'} "
+        f"&& ! touch {tmp_path / 'probe-ro' / 'x'} 2>/dev/null"
+    )
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True).returncode == 0
 
 
@@ -48,8 +50,13 @@ def test_each_writing_command_on_a_read_only_home_is_one_line(tiny_ws, tmp_path,
     args = [a.format(example=example, lineages=lineages) for a in COMMANDS[command]]
     cli = [sys.executable, "-c", "from app.cli import main; main()", "--home", str(ro), *args]
     script = f'mount --bind {tiny_ws.home} {ro} && mount -o remount,ro,bind {ro} && exec "$@"'
-    out = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *cli], capture_output=True, text=True,
-                         timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *cli],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 1, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: the home {ro} cannot be written"), lines

@@ -59,8 +59,9 @@ def test_taxa_import_corrects_a_lineage(home, tmp_path):
 def test_identify_names_a_taxon_with_its_lineage_in_json_and_csv(home, tmp_path, decode):
     crops = sorted((home / "crops").rglob("*.png"))[:4]
     out = tmp_path / "out.csv"
-    result = runner.invoke(app, ["--home", str(home), "identify", *map(str, crops), "--decode", decode,
-                                 "--json", "--csv", str(out)])
+    result = runner.invoke(
+        app, ["--home", str(home), "identify", *map(str, crops), "--decode", decode, "--json", "--csv", str(out)]
+    )
     assert result.exit_code == 0, result.output
     answers = json.loads(result.stdout)
     for a in answers:
@@ -86,7 +87,7 @@ def test_nearest_relatives_are_ordered_by_taxonomic_distance(tiny_ws):
 
     name = concepts(tiny_ws.catalog)[0]
     lineages = tree(tiny_ws.catalog)
-    expected = sorted(((distance(lineages[name], lineages[c]), c) for c in concepts(tiny_ws.catalog) if c != name))
+    expected = sorted((distance(lineages[name], lineages[c]), c) for c in concepts(tiny_ws.catalog) if c != name)
     place = tiny_ws.taxa_place(name, top=3)
     assert [(r.distance, r.name) for r in place.relatives] == expected[:3]
     nearest = place.relatives[0]

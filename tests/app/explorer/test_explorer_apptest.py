@@ -40,8 +40,9 @@ def home_copy(tiny_ws) -> Path:
 def crops_of(home: Path, split: str) -> list[tuple[int, str, Path]]:
     """(annotation id, species, crop file) of one split, straight from the catalog (the oracle)."""
     with Workspace(home).catalog.read() as con:
-        rows = con.execute("SELECT annotation_id, concept, crop_path FROM annotations WHERE split = ? "
-                           "ORDER BY annotation_id", [split]).fetchall()
+        rows = con.execute(
+            "SELECT annotation_id, concept, crop_path FROM annotations WHERE split = ? ORDER BY annotation_id", [split]
+        ).fetchall()
     return [(i, c, home / p) for i, c, p in rows]
 
 
@@ -66,13 +67,20 @@ def texts(elements) -> str:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height pixels (the pixel limit refuses it before decoding)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 # -- every page -------------------------------------------------------------------------
+
 
 def test_empty_workspace_says_run_demo(tmp_path, monkeypatch):
     at = start(tmp_path / "nothing-here", monkeypatch)
@@ -107,8 +115,7 @@ def test_data_page_matches_the_survey(explorer_home, monkeypatch):
     at = start(explorer_home, monkeypatch, "Data")
     ok(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics == {"images": f"{survey.images:,}", "crops": f"{survey.crops:,}",
-                       "species": f"{survey.species:,}"}
+    assert metrics == {"images": f"{survey.images:,}", "crops": f"{survey.crops:,}", "species": f"{survey.species:,}"}
 
 
 def test_species_page_lists_every_species(explorer_home, monkeypatch):
@@ -140,6 +147,7 @@ def test_map_page_plots_every_embedded_crop_with_a_hover_image(explorer_home, mo
 
 
 # -- identify --------------------------------------------------------------------------
+
 
 def test_identify_a_catalog_crop_shows_what_the_workspace_says(explorer_home, monkeypatch):
     annotation_id, _, crop = crops_of(explorer_home, "test")[0]
@@ -191,18 +199,23 @@ def test_gallery_date_range_filter(explorer_home, monkeypatch):
     ok(at)
     assert "date=2021-01-01..2021-12-31" in texts(at.sidebar.caption)
     with Workspace(explorer_home).catalog.read() as con:
-        in_2021 = con.execute("SELECT count(*) FROM annotations JOIN images USING (image_id) "
-                              "WHERE year(\"timestamp\") = 2021").fetchone()[0]
+        in_2021 = con.execute(
+            'SELECT count(*) FROM annotations JOIN images USING (image_id) WHERE year("timestamp") = 2021'
+        ).fetchone()[0]
     dates = re.findall(r"· (\d{4})-\d\d-\d\d", texts(at.markdown))
     assert 0 < len(dates) == min(8, in_2021) and set(dates) == {"2021"}
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"this is not an image", "not an image"),
-    (b"", "empty"),
-    ("truncated", "truncated"),
-    (png_header_only(20_000, 10_000), "pixel"),
-], ids=["not-an-image", "empty", "truncated", "over-the-pixel-limit"])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"this is not an image", "not an image"),
+        (b"", "empty"),
+        ("truncated", "truncated"),
+        (png_header_only(20_000, 10_000), "pixel"),
+    ],
+    ids=["not-an-image", "empty", "truncated", "over-the-pixel-limit"],
+)
 def test_bad_upload_is_a_message_not_a_traceback(data, words, explorer_home, monkeypatch):
     if data == "truncated":
         crop = crops_of(explorer_home, "train")[0][2].read_bytes()
@@ -247,6 +260,7 @@ def test_a_change_from_the_cli_is_picked_up_without_restart(home_copy, monkeypat
 
 # -- add species -----------------------------------------------------------------------
 
+
 def test_add_a_species_then_identify_it(home_copy, monkeypatch):
     examples = held_out_examples(home_copy)
     name = "Novaspecies explorata"
@@ -276,6 +290,7 @@ def test_adding_an_existing_species_is_a_message(home_copy, monkeypatch):
 
 # -- `oceanid app` ----------------------------------------------------------------------
 
+
 def _cli() -> typer.Typer:
     from app.cli.explorer import app_command
 
@@ -298,7 +313,7 @@ def test_app_runs_streamlit_on_localhost(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     cmd = seen["cmd"]
     assert cmd[1:4] == ["-m", "streamlit", "run"] and Path(cmd[4]) == MAIN
-    pairs = dict(zip(cmd[5::2], cmd[6::2]))
+    pairs = dict(zip(cmd[5::2], cmd[6::2], strict=False))
     assert pairs["--server.address"] == "127.0.0.1" and pairs["--server.port"] == "8765"
     assert pairs["--server.headless"] == "true"
     assert seen["env"]["OCEANID_HOME"] == str(tmp_path)
@@ -328,6 +343,7 @@ def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch)
         def wrapper(*args, **kwargs):
             calls[key] += 1
             return fn(*args, **kwargs)
+
         return wrapper
 
     decode = counting("decode", imaging.decode_bytes)
@@ -345,6 +361,7 @@ def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch)
 
 
 # -- taxonomy (issue 17) ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["probable", "distance"])
 def test_identify_shows_the_answers_rank_and_lineage(method, explorer_home, monkeypatch):
@@ -385,11 +402,13 @@ def test_evaluation_page_compares_both_decodings(explorer_home, monkeypatch):
     assert list(table["answer"]) == ["top-1 species", "decode probable", "decode distance"]
     t = summary.taxonomy
     assert list(table["mean distance"]) == pytest.approx(
-        [t.species_mean_distance, t.decodings["probable"].mean_distance, t.decodings["distance"].mean_distance])
+        [t.species_mean_distance, t.decodings["probable"].mean_distance, t.decodings["distance"].mean_distance]
+    )
 
 
-def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(home_copy, monkeypatch, drawn_detector,
-                                                                         drawn_frames):
+def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(
+    home_copy, monkeypatch, drawn_detector, drawn_frames
+):
     """An uploaded frame: the detector's boxes drawn with labels, a picker over the organisms,
     and the chosen one's answer and similar crops, as the workspace gives them."""
     from app.workspace.demo import register_frame_detector
@@ -407,7 +426,8 @@ def test_identify_a_whole_frame_shows_its_boxes_and_each_organisms_answer(home_c
     ok(at)
     picker = at.selectbox(key="identify_organism")
     assert [o.split(" (box score")[0] for o in picker.options] == [
-        f"{n + 1}: {label(o)}" for n, o in enumerate(expected.organisms)]
+        f"{n + 1}: {label(o)}" for n, o in enumerate(expected.organisms)
+    ]
     for n in (0, len(expected.organisms) - 1):
         picker.set_value(n).run()
         ok(at)

@@ -29,8 +29,9 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 45  # seconds for streamlit to answer its health check
 PAGE_TIMEOUT = 45  # seconds for the prediction to appear (the first query loads the model)
-RUN_APP = ("import typer; from app.cli.explorer import app_command; "
-           "cli = typer.Typer(); cli.command()(app_command); cli()")
+RUN_APP = (
+    "import typer; from app.cli.explorer import app_command; cli = typer.Typer(); cli.command()(app_command); cli()"
+)
 
 
 def free_port() -> int:
@@ -60,8 +61,14 @@ def explorer_url(tiny_home, tmp_path):
     port = free_port()
     env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "PYTHONUNBUFFERED": "1"}
     log = (tmp_path / "explorer.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-c", RUN_APP, "--port", str(port), "--home", str(home)],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RUN_APP, "--port", str(port), "--home", str(home)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", proc, START_TIMEOUT)
         yield f"http://127.0.0.1:{port}", home
@@ -97,9 +104,19 @@ def browser(tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
@@ -126,13 +143,11 @@ def test_upload_an_image_and_see_the_prediction(explorer_url, browser, tmp_path)
     wait = WebDriverWait(browser, PAGE_TIMEOUT)
     field = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
     field.send_keys(str(upload))
-    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid=stMain]"),
-                                                "Most similar crops"))
+    wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid=stMain]"), "Most similar crops"))
     heading = wait.until(lambda d: [h.text for h in d.find_elements(By.CSS_SELECTOR, "h3") if h.text])
     assert answer in heading
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid=stMain] img")) >= 5)
-    height = browser.execute_script(
-        "return document.querySelector('[data-testid=stMain]').scrollHeight")
+    height = browser.execute_script("return document.querySelector('[data-testid=stMain]').scrollHeight")
     browser.set_window_size(1400, min(int(height) + 40, 2400))  # the whole page, gallery included
     time.sleep(1.5)  # let the resized page and its images settle before the picture
     shot = Path(os.environ.get("OCEANID_SCREENSHOT") or tmp_path / "explorer.png")

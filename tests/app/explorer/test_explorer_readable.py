@@ -30,8 +30,12 @@ def column_formats(dataframe) -> dict[str, str]:
 
 def float_columns(dataframe) -> list[str]:
     frame = dataframe.value
-    return [str(c) for c in frame.columns if frame[c].dtype.kind == "f"
-            or (frame[c].dtype == object and any(isinstance(v, float) for v in frame[c].dropna()))]
+    return [
+        str(c)
+        for c in frame.columns
+        if frame[c].dtype.kind == "f"
+        or (frame[c].dtype == object and any(isinstance(v, float) for v in frame[c].dropna()))
+    ]
 
 
 def assert_every_number_fixed(at) -> None:
@@ -44,6 +48,7 @@ def assert_every_number_fixed(at) -> None:
 
 
 # -- item 10 ---------------------------------------------------------------------------
+
 
 def test_a_tiny_probability_is_shown_at_fixed_precision(tiny_home, monkeypatch):
     """A probability of 1e-300 (a far species after calibration) rendered with hundreds of digits.
@@ -95,6 +100,7 @@ def test_whole_numbers_stay_whole_and_fractions_get_four_digits():
 
 # -- item 11 ---------------------------------------------------------------------------
 
+
 def test_an_uploaded_catalog_crop_is_marked_as_itself(tiny_home, monkeypatch):
     """Was listed first among "most similar" at 1.000 like any neighbour. Marked, not hidden."""
     annotation_id, species, crop = crops_of(tiny_home, "train")[0]
@@ -123,6 +129,7 @@ def test_an_upload_not_in_the_catalog_marks_nothing(tiny_home, monkeypatch, tmp_
 
 
 # -- item 12 ---------------------------------------------------------------------------
+
 
 def test_evaluation_names_its_model_and_generation(tiny_home, monkeypatch):
     summary = Workspace(tiny_home).last_evaluation()
@@ -162,6 +169,7 @@ def test_evaluation_says_when_its_model_was_stale(tiny_ws, monkeypatch):
 
 # -- item 13 ---------------------------------------------------------------------------
 
+
 def test_a_bad_upload_in_add_species_is_reported_by_its_file_name(tiny_ws, monkeypatch):
     """Was "skipped example 4: ...". The page writes each upload under its own name before the add."""
     examples = held_out_examples(tiny_ws.home)
@@ -179,12 +187,13 @@ def test_a_bad_upload_in_add_species_is_reported_by_its_file_name(tiny_ws, monke
 
 # -- item 8, the explorer's half --------------------------------------------------------
 
+
 def test_an_unknown_upload_names_the_closest_known_species_not_a_probability_of_the_answer(tiny_home, monkeypatch):
-    """"unknown" was shown with "100%" for the closest species, as if it were the answer's."""
+    """ "unknown" was shown with "100%" for the closest species, as if it were the answer's."""
     ws = Workspace(tiny_home)
     held = crops_of(tiny_home, "holdout")
     answers = ws.identify([c for _, _, c in held])
-    unknown = [(c, a) for (_, _, c), a in zip(held, answers) if a.unknown]
+    unknown = [(c, a) for (_, _, c), a in zip(held, answers, strict=False) if a.unknown]
     assert unknown, "the tiny fixture calls some held-out crop unknown"
     crop, expected = unknown[0]
     at = start(tiny_home, monkeypatch, "Identify")

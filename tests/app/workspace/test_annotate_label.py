@@ -9,9 +9,13 @@ from app.workspace.results import Identification, OodVerdict
 
 
 def organism(score: float, threshold: float) -> Identification:
-    return Identification.answered("frame.png#1", [("Cancrella rufa", 0.61), ("Auropinna fasciata", 0.2)],
-                                   [("Cancrella rufa", 1.0), ("Auropinna fasciata", 0.0)],
-                                   {"knn": OodVerdict(score, threshold, score < threshold)}, "knn")
+    return Identification.answered(
+        "frame.png#1",
+        [("Cancrella rufa", 0.61), ("Auropinna fasciata", 0.2)],
+        [("Cancrella rufa", 1.0), ("Auropinna fasciata", 0.0)],
+        {"knn": OodVerdict(score, threshold, score < threshold)},
+        "knn",
+    )
 
 
 def test_an_unknown_is_labelled_with_its_unknown_score_not_the_closest_species():

@@ -45,9 +45,11 @@ def test_species_summary_matches_its_oracles(tiny_home):
 def test_map_and_species_page_agree_on_every_status(tiny_ws):
     """The map and the species list use one status rule, also for an added species."""
     with tiny_ws.catalog.read() as con:
-        name, = con.execute("SELECT concept FROM annotations WHERE split = 'holdout' LIMIT 1").fetchone()
-        paths = [tiny_ws.home / p for p, in con.execute(
-            "SELECT crop_path FROM annotations WHERE concept = ? LIMIT 3", [name]).fetchall()]
+        (name,) = con.execute("SELECT concept FROM annotations WHERE split = 'holdout' LIMIT 1").fetchone()
+        paths = [
+            tiny_ws.home / p
+            for (p,) in con.execute("SELECT crop_path FROM annotations WHERE concept = ? LIMIT 3", [name]).fetchall()
+        ]
     tiny_ws.species_add(name, paths)
     species = {i.name: i.status for i in tiny_ws.species_summary()}
     assert species[name] == "added"
@@ -57,12 +59,15 @@ def test_map_and_species_page_agree_on_every_status(tiny_ws):
     assert all(statuses == {species[n]} for n, statuses in on_map.items())
 
 
-@pytest.mark.parametrize("origins, held, expected", [
-    ({"a": "train"}, False, "known"),
-    ({"a": "train"}, True, "known"),
-    ({"a": "added"}, True, "added"),
-    ({}, True, "holdout"),
-    ({}, False, "excluded"),
-])
+@pytest.mark.parametrize(
+    "origins, held, expected",
+    [
+        ({"a": "train"}, False, "known"),
+        ({"a": "train"}, True, "known"),
+        ({"a": "added"}, True, "added"),
+        ({}, True, "holdout"),
+        ({}, False, "excluded"),
+    ],
+)
 def test_status_of(origins, held, expected):
     assert status_of("a", origins, held) == expected

@@ -12,6 +12,7 @@ def counting():
     def read():
         calls.append(1)
         return len(calls)
+
     return read, calls
 
 

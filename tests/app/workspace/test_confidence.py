@@ -7,15 +7,16 @@ from scipy.special import softmax
 
 from app.workspace import Workspace
 from app.workspace.decisions import choice_rows
-from index.scoring.calibration import calibrated_probabilities, nll
 from index.catalog.embeddings import load_embeddings
 from index.records import HOLDOUT, TEST, VAL
+from index.scoring.calibration import calibrated_probabilities, nll
 
 
 def _rows(ws, split, limit=6):
     with ws.catalog.read() as con:
-        return con.execute("SELECT crop_path FROM annotations WHERE split = ? ORDER BY annotation_id LIMIT ?",
-                           [split, limit]).fetchall()
+        return con.execute(
+            "SELECT crop_path FROM annotations WHERE split = ? ORDER BY annotation_id LIMIT ?", [split, limit]
+        ).fetchall()
 
 
 def test_identify_reports_the_calibrated_probability_of_the_top_species(tiny_home):
@@ -26,7 +27,7 @@ def test_identify_reports_the_calibrated_probability_of_the_top_species(tiny_hom
     results = ws.identify(paths, k=3)
     vectors = engine.embed([__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB") for p in paths])
     expected = softmax(engine.prototypes.similarities(vectors) / engine.calibration.temperature, axis=1)
-    for r, p in zip(results, expected):
+    for r, p in zip(results, expected, strict=False):
         names = list(engine.prototypes.names)
         assert r.probabilities[0][0] == names[int(p.argmax())]
         assert abs(r.probability - float(p.max())) < 1e-4

@@ -33,8 +33,7 @@ print("PROBE" + json.dumps({"code": code, "modules": sorted({m.split(".")[0] for
 
 def run_cli(args: list[str]) -> tuple[int, set[str], str]:
     """``oceanid ARGS`` in a fresh interpreter: (exit code, top-level modules loaded, stdout)."""
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, timeout=120)
     line = [ln for ln in done.stdout.splitlines() if ln.startswith("PROBE")]
     assert line, done.stderr[-2000:]
     probe = json.loads(line[-1][5:])
@@ -59,8 +58,7 @@ def test_query_commands_never_import_the_training_stack(tiny_home, crop, command
 
 def test_species_add_never_imports_the_training_stack(tiny_ws, tmp_path):
     crops = sorted((tiny_ws.home / "crops").rglob("*.png"))[:3]
-    code, modules, out = run_cli(["--home", str(tiny_ws.home), "species", "add", "Novus probus",
-                                  *map(str, crops)])
+    code, modules, out = run_cli(["--home", str(tiny_ws.home), "species", "add", "Novus probus", *map(str, crops)])
     assert code == 0, out[-2000:]
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
 
@@ -91,6 +89,6 @@ def test_models_export_cli_restores_the_onnx_path(tiny_ws):
         (folder / name).unlink()
     code, _, out = run_cli(["--home", str(tiny_ws.home), "models", "export", "--json"])
     assert code == 0, out
-    result = json.loads(out[:out.index("PROBE")])
+    result = json.loads(out[: out.index("PROBE")])
     assert result["passed"] and result["check_crops"] > 0 and result["max_cosine_gap"] < 1e-4
     assert Workspace(tiny_ws.home).engine().model.runtime == "onnxruntime"

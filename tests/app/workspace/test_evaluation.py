@@ -31,7 +31,9 @@ def test_evaluate_json_shape(tiny_ws):
         assert (report / name).stat().st_size > 100
     last = tiny_ws.last_evaluation()
     assert last.model == "tiny" and last.report_dir == str(report)
-    assert json.loads(json.dumps(EvaluationSummary.from_dict(s).to_dict())) == s  # the JSON reads back into the same summary
+    assert (
+        json.loads(json.dumps(EvaluationSummary.from_dict(s).to_dict())) == s
+    )  # the JSON reads back into the same summary
 
 
 def test_evaluation_figures_match_independent_oracles(tiny_ws):
@@ -56,7 +58,9 @@ def test_evaluation_figures_match_independent_oracles(tiny_ws):
     assert s.retrieval.recall_at_1 == pytest.approx(float((nearest == sl)[has_mate].mean()), abs=1e-9)
     assert s.counts.test == len(sv) and s.counts.species == len(names)
     with ws.catalog.read() as con:
-        held = sorted(r[0] for r in con.execute("SELECT DISTINCT concept FROM annotations WHERE split = 'holdout'").fetchall())
+        held = sorted(
+            r[0] for r in con.execute("SELECT DISTINCT concept FROM annotations WHERE split = 'holdout'").fetchall()
+        )
     assert s.counts.held_out_species == held
 
 
@@ -87,11 +91,15 @@ def test_evaluate_reports_taxonomy_for_both_decodings(tiny_ws):
     for d in t.decodings.values():
         assert 0 <= d.mean_distance <= 12 and sum(d.answered_ranks.values()) == s.counts.test
         assert set(d.held_out_species) == set(s.counts.held_out_species)
-        accuracies = [d.rank_accuracy[r] for r in ("kingdom", "phylum", "class", "order", "family", "genus")
-                      if d.rank_accuracy[r] is not None]
+        accuracies = [
+            d.rank_accuracy[r]
+            for r in ("kingdom", "phylum", "class", "order", "family", "genus")
+            if d.rank_accuracy[r] is not None
+        ]
         assert accuracies == sorted(accuracies, reverse=True)  # a right genus is a right family, and up
     rows = list(csv.DictReader((tiny_ws.home / "reports" / "latest" / "taxonomy.csv").open()))
     probable = {(r["crops"], r["figure"], r["rank"]): r["value"] for r in rows if r["decode"] == "probable"}
-    assert float(probable[("known test", "mean_distance", "")]) == pytest.approx(t.decodings["probable"].mean_distance,
-                                                                                abs=1e-4)
+    assert float(probable[("known test", "mean_distance", "")]) == pytest.approx(
+        t.decodings["probable"].mean_distance, abs=1e-4
+    )
     assert "## Answers at rank (taxonomy)" in (tiny_ws.home / "reports" / "latest" / "summary.md").read_text()

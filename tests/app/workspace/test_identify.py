@@ -50,8 +50,8 @@ def test_identify_known_crop_names_a_trained_species(tiny_home):
     rows = [r for r in crops(ws, split="test", limit=1000) if r[2] in trained]
     assert len(rows) >= 20
     results = ws.identify([tiny_home / p for _, p, _ in rows])
-    named = sum(r.species == truth for r, (_, _, truth) in zip(results, rows))
-    top1 = sum(r.top[0][0] == truth for r, (_, _, truth) in zip(results, rows))
+    named = sum(r.species == truth for r, (_, _, truth) in zip(results, rows, strict=False))
+    top1 = sum(r.top[0][0] == truth for r, (_, _, truth) in zip(results, rows, strict=False))
     # a 2-epoch tiny model on 8 synthetic species: top-1 well over twice chance (1/6); named =
     # top-1 right AND not flagged unknown by the 95%-TPR threshold, still near twice chance
     assert top1 >= 0.4 * len(rows), f"{top1}/{len(rows)} top-1 correct"
@@ -121,9 +121,14 @@ def test_cli_identify_csv_search_json(tiny_home, tmp_path):
     result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(folder / "0000"), "--csv", str(out)])
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("image,source,box_x,box_y,box_w,box_h,detection_score,model,generation,species,unknown") and len(lines) > 10
-    result = runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--k", "3", "--json",
-                                 "--where", "split in (train, val)"])
+    assert (
+        lines[0].startswith("image,source,box_x,box_y,box_w,box_h,detection_score,model,generation,species,unknown")
+        and len(lines) > 10
+    )
+    result = runner.invoke(
+        app,
+        ["--home", str(tiny_home), "search", "--crop", "1", "--k", "3", "--json", "--where", "split in (train, val)"],
+    )
     hits = json.loads(result.stdout)
     assert len(hits) == 3 and all(h["split"] in ("train", "val") for h in hits)
     result = runner.invoke(app, ["--home", str(tiny_home), "search", "--crop", "1", "--where", "colour=red"])

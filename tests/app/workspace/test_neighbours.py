@@ -23,7 +23,7 @@ def test_neighbours_are_the_nearest_catalog_crops_with_their_labels(tiny_home):
     rows = crops(ws, split="test", limit=4)
     results = ws.identify([tiny_home / p for _, p, _ in rows], neighbours=3)
     ids, stored, labels = load_embeddings(ws.catalog, "tiny", with_labels=True)
-    label_of = dict(zip(ids.tolist(), labels.tolist()))
+    label_of = dict(zip(ids.tolist(), labels.tolist(), strict=False))
     for (_, path, _), r in zip(rows, results, strict=True):
         query = ws.embed_query(tiny_home / path)[0]
         sims = stored @ query
@@ -44,8 +44,9 @@ def test_no_neighbours_reads_no_index(tiny_home):
 def test_cli_lists_neighbours_in_csv_and_json(tiny_home, tmp_path):
     crop = tiny_home / crops(Workspace(tiny_home), split="test", limit=1)[0][1]
     out = tmp_path / "ids.csv"
-    result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(crop), "--neighbours", "2", "--json",
-                                 "--csv", str(out)])
+    result = runner.invoke(
+        app, ["--home", str(tiny_home), "identify", str(crop), "--neighbours", "2", "--json", "--csv", str(out)]
+    )
     assert result.exit_code == 0, result.output
     near = json.loads(result.stdout)[0]["neighbours"]
     assert len(near) == 2 and set(near[0]) == {"crop_id", "similarity", "species"}

@@ -18,8 +18,13 @@ def state(ws) -> tuple:
     catalog = ws.catalog.path
     wal = catalog.with_name(catalog.name + ".wal")
     indexes = ws.home / "indexes" / "tiny"
-    return (catalog.stat().st_mtime_ns, catalog.stat().st_size, wal.exists(),
-            sorted(p.name for p in indexes.iterdir()), (indexes / "CURRENT").read_text())
+    return (
+        catalog.stat().st_mtime_ns,
+        catalog.stat().st_size,
+        wal.exists(),
+        sorted(p.name for p in indexes.iterdir()),
+        (indexes / "CURRENT").read_text(),
+    )
 
 
 def test_index_build_does_nothing_when_nothing_changed(tiny_ws):

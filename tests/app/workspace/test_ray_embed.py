@@ -20,8 +20,13 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ocea
 @pytest.fixture(scope="module")
 def ray_cluster():
     try:
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
-                 logging_level="ERROR", log_to_driver=False)
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 * 1024 * 1024,
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
     except Exception as exc:  # noqa: BLE001 - any failure to start means: skip here
         pytest.skip(f"Ray cannot start here: {str(exc).splitlines()[0][:120]}")
     yield
@@ -46,8 +51,11 @@ def test_ray_equals_single_process_with_a_bad_crop(tiny_ws, ray_cluster):
     np.testing.assert_array_equal(ids_r, ids_s)
     np.testing.assert_allclose(vec_r, vec_s, atol=1e-5)
     assert onray.embedded == solo.embedded == len(ids_s) > 80
-    assert [item for item, _ in onray.failed] == [item for item, _ in solo.failed] == [
-        str(tiny_ws.paths.resolve(bad.crop_path))]
+    assert (
+        [item for item, _ in onray.failed]
+        == [item for item, _ in solo.failed]
+        == [str(tiny_ws.paths.resolve(bad.crop_path))]
+    )
     assert not (tiny_ws.paths.root / "staging" / "embed" / "onray").exists()  # ingested, then cleared
 
 
@@ -59,8 +67,12 @@ def test_an_interrupted_run_resumes_from_its_shards(tiny_ws, ray_cluster, tmp_pa
     from index.catalog.arrow_io import crops_to_embed
 
     todo = crops_to_embed(tiny_ws.catalog, "missing-model")  # every crop (no vectors for this id)
-    crops = pa.table({"annotation_id": todo.column("annotation_id"),
-                      "path": [str(tiny_ws.paths.resolve(p)) for p in todo.column("crop_path").to_pylist()]})
+    crops = pa.table(
+        {
+            "annotation_id": todo.column("annotation_id"),
+            "path": [str(tiny_ws.paths.resolve(p)) for p in todo.column("crop_path").to_pylist()],
+        }
+    )
     folder, out = tiny_ws.paths.model("tiny"), tmp_path / "shards"
     config, digest = RayConfig(workers=1, batch_size=16, shard_rows=32), config_hash(folder)
     written = []
@@ -89,8 +101,21 @@ def test_cli_starts_and_stops_a_local_cluster(tiny_home, tmp_path):
     home = tmp_path / "ws"
     shutil.copytree(tiny_home, home)
     shutil.copytree(home / "models" / "tiny", home / "models" / "onray")
-    cmd = [sys.executable, "-c", "from app.cli import main; main()", "--home", str(home), "embed", "--model", "onray", "--engine", "ray",
-           "--workers", "1", "--json"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from app.cli import main; main()",
+        "--home",
+        str(home),
+        "embed",
+        "--model",
+        "onray",
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+        "--json",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert '"embedded"' in out.stdout

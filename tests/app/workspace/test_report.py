@@ -8,28 +8,58 @@ import numpy as np
 
 from app.report.report import write_report
 from app.workspace.evaluation import RawFigures
-from app.workspace.results import (Classification, ClassFigures, ConfusablePair, EvaluationSummary, Retrieval,
-                                   SplitCounts)
+from app.workspace.results import (
+    ClassFigures,
+    Classification,
+    ConfusablePair,
+    EvaluationSummary,
+    Retrieval,
+    SplitCounts,
+)
 from index.metrics.classification import OodReport
 
 
 def summary(top5):
     return EvaluationSummary(
-        model="m", generation="gen-0007",
+        model="m",
+        generation="gen-0007",
         counts=SplitCounts(10, 4, 6, 3, 2, ["Heldus"]),
-        classification=Classification(0.5, top5, 0.4, 0.45, 0.6, 0.5,
-                                      {"a": ClassFigures(1.0, 0.5, 2 / 3, 4), "b": ClassFigures(0.25, 0.5, 1 / 3, 2)}),
+        classification=Classification(
+            0.5,
+            top5,
+            0.4,
+            0.45,
+            0.6,
+            0.5,
+            {"a": ClassFigures(1.0, 0.5, 2 / 3, 4), "b": ClassFigures(0.25, 0.5, 1 / 3, 2)},
+        ),
         retrieval=Retrieval(0.75, 0.875, 1.0, 0.625, 6),
-        ood={"knn": OodReport(auroc=0.9, fpr_at_95_tpr=0.2, aupr_in=0.85, aupr_out=0.8, known_accuracy=0.95,
-                            unknown_accuracy=0.6, threshold=0.3)},
-        confusable=[ConfusablePair("a", "b", 0.123)], ood_decision_scorer="knn")
+        ood={
+            "knn": OodReport(
+                auroc=0.9,
+                fpr_at_95_tpr=0.2,
+                aupr_in=0.85,
+                aupr_out=0.8,
+                known_accuracy=0.95,
+                unknown_accuracy=0.6,
+                threshold=0.3,
+            )
+        },
+        confusable=[ConfusablePair("a", "b", 0.123)],
+        ood_decision_scorer="knn",
+    )
 
 
 def raw():
     rng = np.random.default_rng(0)
     test = rng.normal(size=(6, 4)).astype(np.float32)
-    return RawFigures(np.array([[3, 1], [1, 1]]), ("a", "b"), (test, np.array(["a"] * 4 + ["b"] * 2)),
-                      (test[:3] + 1, np.array(["Heldus"] * 3)), {"knn": (rng.random(6), rng.random(3))})
+    return RawFigures(
+        np.array([[3, 1], [1, 1]]),
+        ("a", "b"),
+        (test, np.array(["a"] * 4 + ["b"] * 2)),
+        (test[:3] + 1, np.array(["Heldus"] * 3)),
+        {"knn": (rng.random(6), rng.random(3))},
+    )
 
 
 def test_report_files_and_figures(tmp_path):

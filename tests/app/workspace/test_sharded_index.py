@@ -26,8 +26,12 @@ def test_index_build_shards_from_the_cli_then_everything_works_the_same(tiny_hom
     shutil.copytree(tiny_home, home)
     ws = Workspace(home)
     with ws.catalog.read() as con:
-        queries = [r[0] for r in con.execute(
-            "SELECT annotation_id FROM embeddings WHERE model_id = 'tiny' ORDER BY annotation_id LIMIT 6").fetchall()]
+        queries = [
+            r[0]
+            for r in con.execute(
+                "SELECT annotation_id FROM embeddings WHERE model_id = 'tiny' ORDER BY annotation_id LIMIT 6"
+            ).fetchall()
+        ]
     one = answers(ws, queries)
     one_filtered = answers(ws, queries, where="split='train'")
 

@@ -34,7 +34,9 @@ def test_add_species_then_identify_and_remove(tiny_ws):
     with pytest.raises(InvalidInput, match="already exists"):
         tiny_ws.species_add(name, examples)
     with pytest.raises(InvalidInput, match="learned in training"):
-        tiny_ws.species_remove(engine.prototypes.names[0] if engine.prototypes.names[0] != name else engine.prototypes.names[1])
+        tiny_ws.species_remove(
+            engine.prototypes.names[0] if engine.prototypes.names[0] != name else engine.prototypes.names[1]
+        )
     removed = tiny_ws.species_remove(name)
     assert (removed.action, removed.removed_vectors) == ("removed", 5)
     assert name not in tiny_ws.engine().prototypes.names and tiny_ws.engine().index.ntotal == before
@@ -51,11 +53,16 @@ def test_add_species_needs_one_readable_example(tiny_ws, tmp_path):
 def snapshot(ws) -> dict:
     """Everything an add may touch: catalog rows, meta, the live generation, files on disk."""
     with ws.catalog.read() as con:
-        tables = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-                  for t in ("images", "annotations", "taxa", "embeddings", "prototypes")}
+        tables = {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("images", "annotations", "taxa", "embeddings", "prototypes")
+        }
         tables["meta"] = con.execute("SELECT * FROM meta ORDER BY key").fetchall()
-    files = {str(p.relative_to(ws.home)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted(ws.home.rglob("*")) if p.is_file() and p.suffix != ".duckdb" and ".wal" not in p.name}
+    files = {
+        str(p.relative_to(ws.home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(ws.home.rglob("*"))
+        if p.is_file() and p.suffix != ".duckdb" and ".wal" not in p.name
+    }
     return {"tables": tables, "files": files}
 
 
@@ -77,8 +84,9 @@ def test_a_failure_at_any_step_leaves_the_previous_state(tiny_ws, failing, new_n
             raise Boom(current)
 
     with pytest.raises(Boom):
-        add_species(engine, tiny_ws.catalog, tiny_ws.paths, name, examples, genus="Novus", family="Novidae",
-                    on_step=step)
+        add_species(
+            engine, tiny_ws.catalog, tiny_ws.paths, name, examples, genus="Novus", family="Novidae", on_step=step
+        )
     after = snapshot(tiny_ws)
     assert after["tables"] == before["tables"]
     assert after["files"] == before["files"]
@@ -117,8 +125,13 @@ def test_an_added_species_survives_a_new_model(tiny_ws):
     siblings = [tiny_ws.home / p for _, p, _ in crops(tiny_ws, split="holdout", species=name, limit=40)[5:15]]
     assert len(siblings) >= 5
     import numpy as np
-    tiny_ws.train(TrainConfig(backbone="tiny", weights="none", epochs=2, image_size=32, dim=32, batch_p=4,
-                              batch_k=4, workers=0, seed=1), model="second")
+
+    tiny_ws.train(
+        TrainConfig(
+            backbone="tiny", weights="none", epochs=2, image_size=32, dim=32, batch_p=4, batch_k=4, workers=0, seed=1
+        ),
+        model="second",
+    )
     tiny_ws.embed("second", progress=False)
     tiny_ws.index_build("second")
     engine = tiny_ws.engine("second")

@@ -40,8 +40,7 @@ def test_adding_a_trained_species_in_lower_case_is_refused_and_changes_nothing(t
     engine = tiny_ws.engine()
     trained = engine.prototypes.names[0]
     examples = [tiny_ws.home / p for _, p, _ in crops(tiny_ws, split="holdout", limit=3)]
-    result = runner.invoke(app, ["--home", str(tiny_ws.home), "species", "add", trained.lower(),
-                                 *map(str, examples)])
+    result = runner.invoke(app, ["--home", str(tiny_ws.home), "species", "add", trained.lower(), *map(str, examples)])
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0 and repr(trained) in result.stderr
     assert tiny_ws.engine().prototypes.names == engine.prototypes.names

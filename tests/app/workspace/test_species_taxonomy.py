@@ -73,10 +73,11 @@ def test_correct_replaces_what_the_catalog_knows_and_remove_undoes_it(tiny_ws):
     assert taxa_table(tiny_ws.catalog) == before_taxa
 
 
-@pytest.mark.parametrize("label, rank, given", [("Scaridae", "family", ["--family", "Scaridae"]),
-                                                ("Chromis", None, [])])
+@pytest.mark.parametrize(
+    "label, rank, given", [("Scaridae", "family", ["--family", "Scaridae"]), ("Chromis", None, [])]
+)
 def test_a_label_above_species_rank_is_never_its_own_parent(tiny_ws, label, rank, given):
-    """"Scaridae" (a family folder: its family is named Scaridae) became a species whose parent
+    """ "Scaridae" (a family folder: its family is named Scaridae) became a species whose parent
     was itself; its family was lost. A name with no rank given stays at an unknown rank, never
     a species."""
     _, files = examples(tiny_ws)

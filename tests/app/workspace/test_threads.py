@@ -17,7 +17,9 @@ def restore(monkeypatch):
     """Put the process's threads and pool variables back after the test."""
     before = torch.get_num_threads()
     for var in (*POOL_VARS, THREADS_ENV):
-        monkeypatch.setenv(var, os.environ.get(var, "")) if var in os.environ else monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, os.environ.get(var, "")) if var in os.environ else monkeypatch.delenv(
+            var, raising=False
+        )
     yield
     limit_threads(before)
 
@@ -80,23 +82,41 @@ def test_the_demo_takes_every_core_unless_told(restore, monkeypatch, tmp_path):
     assert torch.get_num_threads() == 1
 
 
-@pytest.mark.parametrize("command, every_core", [
-    (("train",), True), (("embed",), True), (("evaluate",), True), (("demo",), True),
-    (("index", "build"), True), (("index", "rebuild"), True), (("detect", "train"), True),
-    (("detect", "evaluate"), True),
-    (("serve",), False), (("app",), False), (("identify",), False), (("search",), False),
-    (("index", "verify"), False), (("detect", "frame.png"), False), (("species", "add"), False),
-])
+@pytest.mark.parametrize(
+    "command, every_core",
+    [
+        (("train",), True),
+        (("embed",), True),
+        (("evaluate",), True),
+        (("demo",), True),
+        (("index", "build"), True),
+        (("index", "rebuild"), True),
+        (("detect", "train"), True),
+        (("detect", "evaluate"), True),
+        (("serve",), False),
+        (("app",), False),
+        (("identify",), False),
+        (("search",), False),
+        (("index", "verify"), False),
+        (("detect", "frame.png"), False),
+        (("species", "add"), False),
+    ],
+)
 def test_batch_jobs_take_every_core_and_the_rest_half(command, every_core):
     from app.workspace import threads_for, usable_cores
 
     assert threads_for(command) == (usable_cores() if every_core else default_threads())
 
 
-@pytest.mark.parametrize("args, every_core", [
-    (["index", "build"], True), (["--verbose", "train", "--epochs", "1"], True), (["stats"], False),
-    (["index", "verify"], False),
-])
+@pytest.mark.parametrize(
+    "args, every_core",
+    [
+        (["index", "build"], True),
+        (["--verbose", "train", "--epochs", "1"], True),
+        (["stats"], False),
+        (["index", "verify"], False),
+    ],
+)
 def test_the_cli_reads_the_verb_of_a_group(restore, monkeypatch, tmp_path, args, every_core):
     # would fail: a policy keyed on the group alone (`index` -> every core for `index verify` too)
     from typer.testing import CliRunner

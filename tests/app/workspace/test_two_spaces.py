@@ -87,7 +87,7 @@ def test_species_add_and_remove_keep_both_spaces_and_known_answers(two_ws):
     assert name in spaces.tuned.prototypes.names and name in spaces.general.prototypes.names
     assert (spaces.tuned.index.ntotal, spaces.general.index.ntotal) == (n_tuned + 5, n_general + 5)
     after = answers(two_ws, paths)
-    changed = [(b, a) for b, a in zip(before, after) if b != a]
+    changed = [(b, a) for b, a in zip(before, after, strict=False) if b != a]
     assert all(a[0] == name for _, a in changed), changed  # a known crop's answer changes only to the added one
     # an example itself is named the added species by the fused space
     assert name in [s for s, _ in two_ws.identify(examples[:1], model="tiny", k=3)[0].top]
@@ -114,8 +114,9 @@ def test_search_in_each_space_matches_brute_force(two_ws):
         hits = two_ws.search(query, k=5, model="tiny", space=space)
         assert [h.annotation_id for h in hits] == expected, space
         np.testing.assert_allclose([h.score for h in hits], np.sort(scores)[::-1][:5], atol=1e-4)
-    assert [h.annotation_id for h in two_ws.search(query, k=5, model="tiny")] == \
-        [h.annotation_id for h in two_ws.search(query, k=5, model="tiny", space="fused")]  # the default
+    assert [h.annotation_id for h in two_ws.search(query, k=5, model="tiny")] == [
+        h.annotation_id for h in two_ws.search(query, k=5, model="tiny", space="fused")
+    ]  # the default
 
 
 def test_search_in_a_space_the_model_lacks_is_one_clear_error(tiny_ws):

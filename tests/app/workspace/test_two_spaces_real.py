@@ -22,15 +22,20 @@ import pytest
 
 FISH4K = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "fish4knowledge"
 TRACK = re.compile(r"fish_(\d+)_")
-KNOWN = ("01_Dascyllus_reticulatus", "02_Plectroglyphidodon_dickii", "04_Amphiprion_clarkii",
-         "06_Chaetodon_trifascialis", "07_Myripristis_kuntee", "08_Acanthurus_nigrofuscus")
+KNOWN = (
+    "01_Dascyllus_reticulatus",
+    "02_Plectroglyphidodon_dickii",
+    "04_Amphiprion_clarkii",
+    "06_Chaetodon_trifascialis",
+    "07_Myripristis_kuntee",
+    "08_Acanthurus_nigrofuscus",
+)
 ADDED = {"05_Chaetodon_lunulatus": "Chaetodon lunulatus", "10_Neoniphon_sammara": "Neoniphon sammara"}
 TRACKS = {"train": 10, "val": 4, "test": 4}
 SHOTS, QUERY_TRACKS = 5, 20
 NAMED_AT_LEAST = 0.5  # of the added species' crops from other tracks, named it by the shipped rule
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not FISH4K.is_dir(), reason=f"fish4knowledge not found at {FISH4K}")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not FISH4K.is_dir(), reason=f"fish4knowledge not found at {FISH4K}")]
 
 
 def _tracks(species: str) -> list[list[Path]]:
@@ -50,8 +55,9 @@ def _folded_model(paths: list[Path], labels: list[str], folder: Path) -> None:
     from index.imaging import open_image
 
     torch.manual_seed(0)
-    model = build_model("efficientnet_lite0", weights="imagenet", image_size=96, output="head",
-                        class_names=tuple(sorted(set(labels)))).eval()
+    model = build_model(
+        "efficientnet_lite0", weights="imagenet", image_size=96, output="head", class_names=tuple(sorted(set(labels)))
+    ).eval()
     classes = {c: i for i, c in enumerate(sorted(set(labels)))}
     transform = eval_transform(model.config)
     with torch.no_grad():
@@ -70,8 +76,8 @@ def _folded_model(paths: list[Path], labels: list[str], folder: Path) -> None:
 def fish_home(tmp_path_factory):
     """(workspace, {added species: (support crops, query crops)}) after species add in both spaces."""
     from app.workspace import Workspace
-    from index.catalog.embeddings import register_model
     from embedder.model import config_hash, read_config
+    from index.catalog.embeddings import register_model
 
     root = tmp_path_factory.mktemp("fish")
     train_paths, train_labels = [], []
@@ -98,7 +104,7 @@ def fish_home(tmp_path_factory):
     for folder_name, name in ADDED.items():
         tracks = _tracks(folder_name)
         support = [t[0] for t in tracks[:SHOTS]]
-        queries = [t[0] for t in tracks[SHOTS:SHOTS + QUERY_TRACKS]]
+        queries = [t[0] for t in tracks[SHOTS : SHOTS + QUERY_TRACKS]]
         ws.species_add(name, support, model="fish")
         cases[name] = (support, queries)
     return ws, cases
@@ -118,7 +124,7 @@ def test_the_shipped_rule_names_added_species_the_tuned_space_alone_misses(fish_
         shipped = ws.identify(queries, model="fish")
         tuned_only = identify(ws.engine("fish"), queries)  # the same home, the tuned space alone
         named[name], control[name] = _named(shipped, name), _named(tuned_only, name)
-        gained += sum(a.species == name != b.species for a, b in zip(shipped, tuned_only))
+        gained += sum(a.species == name != b.species for a, b in zip(shipped, tuned_only, strict=False))
         total += len(queries)
         assert {a.named_by for a in shipped if a.species == name} == {ws.spaces("fish").decision.naming}
     report = f"shipped {named}, tuned space alone {control}, {gained} of {total} crops named only by the shipped rule"

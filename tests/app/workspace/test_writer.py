@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import REPO, write_image
 from typer.testing import CliRunner
 
 from app.cli import app
-from conftest import REPO, write_image
 from index.errors import CatalogBusy, IndexMismatch
 
 runner = CliRunner()
@@ -40,11 +40,21 @@ def test_two_species_add_processes_at_once_keep_both(tiny_ws, tmp_path):
     from index.catalog.embeddings import support_crops
 
     names = ["Heliastra caerulea", "Poralia rufescens"]
-    examples = {name: [write_image(tmp_path / f"ex{n}" / f"{i}.png", seed=50 + 10 * n + i) for i in range(3)]
-                for n, name in enumerate(names)}
+    examples = {
+        name: [write_image(tmp_path / f"ex{n}" / f"{i}.png", seed=50 + 10 * n + i) for i in range(3)]
+        for n, name in enumerate(names)
+    }
     env = {**os.environ, "PYTHONPATH": str(REPO), "OCEANID_THREADS": "1"}
-    procs = [subprocess.Popen(oceanid(tiny_ws.home, "species", "add", name, *examples[name]), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in names]
+    procs = [
+        subprocess.Popen(
+            oceanid(tiny_ws.home, "species", "add", name, *examples[name]),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     ws = Workspace(tiny_ws.home)
@@ -100,7 +110,7 @@ def test_verify_names_missing_ids_even_when_the_count_agrees(tiny_ws):
     ids, vectors = load_embeddings(tiny_ws.catalog, model_id)
     swapped = index.copy()
     swapped.remove(ids[:1])
-    swapped.add(np.asarray([10 ** 9], dtype=np.int64), vectors[:1])  # same count, another id
+    swapped.add(np.asarray([10**9], dtype=np.int64), vectors[:1])  # same count, another id
     publish(tiny_ws.home, model_id, swapped, record.config_hash, content=manifest.content)
     with pytest.raises(IndexMismatch, match="lacks 1 of the catalog's vectors"):
         tiny_ws.index_verify()
@@ -111,10 +121,19 @@ def test_a_second_writer_waits_for_the_first_then_fails_in_one_line(tiny_ws, tmp
     from app.workspace import Workspace
     from app.workspace.writer import HomeWriter
 
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"),
-        str(tiny_ws.paths.writer_lock)], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+                "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)"
+            ),
+            str(tiny_ws.paths.writer_lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         ws = Workspace(tiny_ws.home)

@@ -39,10 +39,16 @@ def test_failed_write_rolls_back(tmp_path):
 def hold_lock(path, seconds: float) -> subprocess.Popen:
     """Another process that opens the catalog for writing and keeps it for ``seconds``."""
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-         "time.sleep(float(sys.argv[2]))", str(path), str(seconds)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+            "time.sleep(float(sys.argv[2]))",
+            str(path),
+            str(seconds),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     return holder
@@ -87,7 +93,9 @@ def test_a_v3_catalog_gains_the_origin_column_on_open(tmp_path):
     con.execute("DROP VIEW crop_meta")
     con.execute("ALTER TABLE annotations DROP COLUMN origin")
     con.execute("ALTER TABLE annotations DROP COLUMN detection_score")
-    con.execute("INSERT INTO images (source, source_id, sha256, path, width, height) VALUES ('coco', '1', 'x', 'p', 9, 9)")
+    con.execute(
+        "INSERT INTO images (source, source_id, sha256, path, width, height) VALUES ('coco', '1', 'x', 'p', 9, 9)"
+    )
     con.execute("INSERT INTO annotations (image_id, concept, x, y, w, h, group_key) VALUES (1, 'a', 0, 0, 5, 5, 'g')")
     con.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     con.close()

@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 
 from index.catalog.catalog import Catalog
-from index.catalog.embeddings import (add_support_class, content_digest, crop_rows, load_embeddings, load_prototypes,
-                              register_model, remove_support_class, replace_trained_prototypes, store_embeddings,
-                              trained_prototypes_match)
+from index.catalog.embeddings import (
+    add_support_class,
+    content_digest,
+    crop_rows,
+    load_embeddings,
+    load_prototypes,
+    register_model,
+    remove_support_class,
+    replace_trained_prototypes,
+    store_embeddings,
+    trained_prototypes_match,
+)
 from index.scoring.prototypes import Prototypes
 
 
@@ -23,13 +32,17 @@ def catalog(tmp_path):
     cat = Catalog(tmp_path / "c.duckdb")
     cat.ensure_schema()
     with cat.write() as con:
-        con.execute("INSERT INTO images (image_id, source, source_id, sha256, path, width, height) VALUES "
-                    "(1, 'folders', 'x', 's1', 'images/1.png', 8, 8), (2, 'added', 'y', 's2', 'images/2.png', 8, 8)")
-        con.execute("INSERT INTO annotations (annotation_id, image_id, concept, x, y, w, h, group_key, crop_path, split) "
-                    "VALUES (1, 1, 'a', 0, 0, 8, 8, 'g1', 'crops/1.png', 'train'), "
-                    "(2, 1, 'a', 0, 0, 8, 8, 'g1', 'crops/2.png', 'train'), "
-                    "(3, 2, 'new', 0, 0, 8, 8, 'g2', 'crops/3.png', 'support'), "
-                    "(4, 2, 'new', 0, 0, 8, 8, 'g2', 'crops/4.png', 'support')")
+        con.execute(
+            "INSERT INTO images (image_id, source, source_id, sha256, path, width, height) VALUES "
+            "(1, 'folders', 'x', 's1', 'images/1.png', 8, 8), (2, 'added', 'y', 's2', 'images/2.png', 8, 8)"
+        )
+        con.execute(
+            "INSERT INTO annotations (annotation_id, image_id, concept, x, y, w, h, group_key, crop_path, split) "
+            "VALUES (1, 1, 'a', 0, 0, 8, 8, 'g1', 'crops/1.png', 'train'), "
+            "(2, 1, 'a', 0, 0, 8, 8, 'g1', 'crops/2.png', 'train'), "
+            "(3, 2, 'new', 0, 0, 8, 8, 'g2', 'crops/3.png', 'support'), "
+            "(4, 2, 'new', 0, 0, 8, 8, 'g2', 'crops/4.png', 'support')"
+        )
     register_model(cat, "m", "h" * 64, 2, "tiny")
     store_embeddings(cat, "m", np.array([1, 2]), unit([[1, 0], [1, 0.1]]))
     replace_trained_prototypes(cat, "m", Prototypes.fit(unit([[1, 0], [1, 0.1]]), ["a", "a"]))

@@ -8,18 +8,73 @@ from pathlib import Path
 
 import pytest
 
-from index.errors import FilterError
 from index.catalog.filters import DEFAULT_COLUMNS, Column, SqlFilter, parse_filter, quote
+from index.errors import FilterError
 
 ALLOWED = "species, genus, family, kingdom, phylum, class, order, subfamily, rank, depth, date, lat, lon, split, source"
 
 ROWS = [
     # annotation_id, species, genus, family, depth_m, timestamp, latitude, longitude, split, source
-    (1, "Chromis chrysura", "Chromis", "Pomacentridae", 5.0, datetime(2019, 12, 31, 23, 59), -10.5, 120.0, "train", "folders"),
-    (2, "Chromis chrysura", "Chromis", "Pomacentridae", 120.0, datetime(2020, 1, 1, 0, 0), -11.0, 121.0, "val", "folders"),
-    (3, "Dascyllus reticulatus", "Dascyllus", "Pomacentridae", 300.0, datetime(2020, 6, 15, 12, 0), 20.0, -150.0, "test", "fathomnet"),
-    (4, "Chaetodon lunulatus", "Chaetodon", "Chaetodontidae", 500.0, datetime(2021, 6, 30, 23, 0), 35.5, -122.5, "train", "fathomnet"),
-    (5, "Chaetodon trifascialis", "Chaetodon", "Chaetodontidae", 800.0, datetime(2021, 7, 1, 0, 0), 36.0, -122.0, "train", "coco"),
+    (
+        1,
+        "Chromis chrysura",
+        "Chromis",
+        "Pomacentridae",
+        5.0,
+        datetime(2019, 12, 31, 23, 59),
+        -10.5,
+        120.0,
+        "train",
+        "folders",
+    ),
+    (
+        2,
+        "Chromis chrysura",
+        "Chromis",
+        "Pomacentridae",
+        120.0,
+        datetime(2020, 1, 1, 0, 0),
+        -11.0,
+        121.0,
+        "val",
+        "folders",
+    ),
+    (
+        3,
+        "Dascyllus reticulatus",
+        "Dascyllus",
+        "Pomacentridae",
+        300.0,
+        datetime(2020, 6, 15, 12, 0),
+        20.0,
+        -150.0,
+        "test",
+        "fathomnet",
+    ),
+    (
+        4,
+        "Chaetodon lunulatus",
+        "Chaetodon",
+        "Chaetodontidae",
+        500.0,
+        datetime(2021, 6, 30, 23, 0),
+        35.5,
+        -122.5,
+        "train",
+        "fathomnet",
+    ),
+    (
+        5,
+        "Chaetodon trifascialis",
+        "Chaetodon",
+        "Chaetodontidae",
+        800.0,
+        datetime(2021, 7, 1, 0, 0),
+        36.0,
+        -122.0,
+        "train",
+        "coco",
+    ),
     (6, "Unknown fish", None, None, None, None, None, None, "train", "coco"),
 ]
 
@@ -30,7 +85,9 @@ def con(crop_meta):
 
 
 def select(con, f: SqlFilter) -> list[int]:
-    return [r[0] for r in con.execute(f"SELECT annotation_id FROM crop_meta WHERE {f.sql} ORDER BY 1", f.params).fetchall()]
+    return [
+        r[0] for r in con.execute(f"SELECT annotation_id FROM crop_meta WHERE {f.sql} ORDER BY 1", f.params).fetchall()
+    ]
 
 
 VALID = [
@@ -48,32 +105,70 @@ VALID = [
     ("depth!=100..500", 'NOT ("depth_m" >= ? AND "depth_m" <= ?)', [100, 500], [1, 5]),
     ("depth in (5, 800)", '"depth_m" IN (?, ?)', [5, 800], [1, 5]),
     ("lat<-10.5", '"latitude" < ?', [-10.5], [2]),
-    ("lat=-11..-10.5 and lon>=120", '(("latitude" >= ? AND "latitude" <= ?) AND "longitude" >= ?)', [-11, -10.5, 120], [1, 2]),
+    (
+        "lat=-11..-10.5 and lon>=120",
+        '(("latitude" >= ? AND "latitude" <= ?) AND "longitude" >= ?)',
+        [-11, -10.5, 120],
+        [1, 2],
+    ),
     ("date=2020", '("timestamp" >= ? AND "timestamp" < ?)', [datetime(2020, 1, 1), datetime(2021, 1, 1)], [2, 3]),
-    ("date=2020-01..2021-06", '("timestamp" >= ? AND "timestamp" < ?)', [datetime(2020, 1, 1), datetime(2021, 7, 1)], [2, 3, 4]),
+    (
+        "date=2020-01..2021-06",
+        '("timestamp" >= ? AND "timestamp" < ?)',
+        [datetime(2020, 1, 1), datetime(2021, 7, 1)],
+        [2, 3, 4],
+    ),
     ("date=2021-06-30", '("timestamp" >= ? AND "timestamp" < ?)', [datetime(2021, 6, 30), datetime(2021, 7, 1)], [4]),
     ("date<2020", '"timestamp" < ?', [datetime(2020, 1, 1)], [1]),
     ("date<=2020-06", '"timestamp" < ?', [datetime(2020, 7, 1)], [1, 2, 3]),
     ("date>2021-06", '"timestamp" >= ?', [datetime(2021, 7, 1)], [5]),
-    ("date=2020-06-15T12:00:00", '("timestamp" >= ? AND "timestamp" < ?)',
-     [datetime(2020, 6, 15, 12), datetime(2020, 6, 15, 12, 0, 0, 1)], [3]),
-    ("date=2020-06-15T14:00:00+02:00", '("timestamp" >= ? AND "timestamp" < ?)',
-     [datetime(2020, 6, 15, 12), datetime(2020, 6, 15, 12, 0, 0, 1)], [3]),
-    ("date in (2019, 2021-07)", '(("timestamp" >= ? AND "timestamp" < ?) OR ("timestamp" >= ? AND "timestamp" < ?))',
-     [datetime(2019, 1, 1), datetime(2020, 1, 1), datetime(2021, 7, 1), datetime(2021, 8, 1)], [1, 5]),
+    (
+        "date=2020-06-15T12:00:00",
+        '("timestamp" >= ? AND "timestamp" < ?)',
+        [datetime(2020, 6, 15, 12), datetime(2020, 6, 15, 12, 0, 0, 1)],
+        [3],
+    ),
+    (
+        "date=2020-06-15T14:00:00+02:00",
+        '("timestamp" >= ? AND "timestamp" < ?)',
+        [datetime(2020, 6, 15, 12), datetime(2020, 6, 15, 12, 0, 0, 1)],
+        [3],
+    ),
+    (
+        "date in (2019, 2021-07)",
+        '(("timestamp" >= ? AND "timestamp" < ?) OR ("timestamp" >= ? AND "timestamp" < ?))',
+        [datetime(2019, 1, 1), datetime(2020, 1, 1), datetime(2021, 7, 1), datetime(2021, 8, 1)],
+        [1, 5],
+    ),
     ("split=train, source=coco", '(lower("split") = ? AND lower("source") = ?)', ["train", "coco"], [5, 6]),
     ("split=val OR split=test", '(lower("split") = ? OR lower("split") = ?)', ["val", "test"], [2, 3]),
-    ("(split=val or source=coco) AND depth>100", '((lower("split") = ? OR lower("source") = ?) AND "depth_m" > ?)',
-     ["val", "coco", 100], [2, 5]),
-    ("species=\"it's\"", 'lower("species") = ?', ["it's"], []),
+    (
+        "(split=val or source=coco) AND depth>100",
+        '((lower("split") = ? OR lower("source") = ?) AND "depth_m" > ?)',
+        ["val", "coco", 100],
+        [2, 5],
+    ),
+    ('species="it\'s"', 'lower("species") = ?', ["it's"], []),
     # bare multi-word names, up to the next operator, comma, parenthesis, and/or
     ("species=Chromis chrysura", 'lower("species") = ?', ["chromis chrysura"], [1, 2]),
-    ("species in (Chromis chrysura, \"Chaetodon lunulatus\")", 'lower("species") IN (?, ?)',
-     ["chromis chrysura", "chaetodon lunulatus"], [1, 2, 4]),
-    ("species = Chaetodon   trifascialis or depth<10", '(lower("species") = ? OR "depth_m" < ?)',
-     ["chaetodon trifascialis", 10], [1, 5]),
-    ("species!=Chromis chrysura and species!=Unknown fish,split=train", '(lower("species") <> ? AND '
-     'lower("species") <> ? AND lower("split") = ?)', ["chromis chrysura", "unknown fish", "train"], [4, 5]),
+    (
+        'species in (Chromis chrysura, "Chaetodon lunulatus")',
+        'lower("species") IN (?, ?)',
+        ["chromis chrysura", "chaetodon lunulatus"],
+        [1, 2, 4],
+    ),
+    (
+        "species = Chaetodon   trifascialis or depth<10",
+        '(lower("species") = ? OR "depth_m" < ?)',
+        ["chaetodon trifascialis", 10],
+        [1, 5],
+    ),
+    (
+        "species!=Chromis chrysura and species!=Unknown fish,split=train",
+        '(lower("species") <> ? AND lower("species") <> ? AND lower("split") = ?)',
+        ["chromis chrysura", "unknown fish", "train"],
+        [4, 5],
+    ),
     ('species="say ""hi"""', 'lower("species") = ?', ['say "hi"'], []),
     ("species='it''s'", 'lower("species") = ?', ["it's"], []),
 ]
@@ -134,7 +229,7 @@ INJECTIONS = [
     "password=1",
     '"species"=x',
     "'species'='x'",
-    "species\"=x",
+    'species"=x',
     'species"; DROP TABLE crop_meta; --=1',
     "depth=1 union select 1",
     "split=train) OR (1=1",
@@ -184,8 +279,23 @@ def test_every_readme_filter_example_parses_and_runs(con, text):
     select(con, f)  # DuckDB accepts the SQL with its parameters
 
 
-@pytest.mark.parametrize("value", ["Chromis chrysura", 'say "hi"', "it's", "a and b", "x) or (1=1", "", "  pad  ",
-                                   "Ünïcode fish", '"', "''", "depth=1..2", "a, b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Chromis chrysura",
+        'say "hi"',
+        "it's",
+        "a and b",
+        "x) or (1=1",
+        "",
+        "  pad  ",
+        "Ünïcode fish",
+        '"',
+        "''",
+        "depth=1..2",
+        "a, b",
+    ],
+)
 def test_quote_reads_back_as_the_same_value(con, value):
     f = parse_filter(f"species={quote(value)}")
     assert f.params == [value.lower()]

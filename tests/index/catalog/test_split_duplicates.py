@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 from index.catalog.catalog import Catalog
-from index.ingest.ingest import ingest_records
+from index.catalog.splits import SplitConfig, make_splits, merge_groups
+from index.catalog.stats import survey
 from index.catalog.taxa import upsert as upsert_taxa
+from index.ingest.ingest import ingest_records
 from index.records import IngestReport
 from index.sources.coco import read_coco
 from index.sources.folders import read_folders
-from index.catalog.splits import SplitConfig, make_splits, merge_groups
-from index.catalog.stats import survey
 
 SPECIES = ("alpha", "beta")
 FRAMES = 30  # per species in the folder source
@@ -66,10 +66,15 @@ def catalog(tmp_path: Path) -> tuple[Catalog, Path]:
         for f in range(3):
             _png(coco / f"video{v}_{f}.png", 50_000 + 10 * v + f)
             add(f"video{v}_{f}.png", v % 2 + 1, video_id=f"dive-{v}")
-    (coco / "annotations.json").write_text(json.dumps({
-        "images": images, "annotations": annotations,
-        "categories": [{"id": s + 1, "name": n} for s, n in enumerate(SPECIES)],
-    }))
+    (coco / "annotations.json").write_text(
+        json.dumps(
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": s + 1, "name": n} for s, n in enumerate(SPECIES)],
+            }
+        )
+    )
     cat = Catalog(home / "catalog.duckdb")
     _ingest(cat, home, "folders", read_folders(folders))
     _ingest(cat, home, "coco", read_coco(coco / "annotations.json"))
@@ -106,9 +111,11 @@ def test_no_frame_group_or_video_crosses_splits(catalog, seed):
 
 def test_pinned_duplicate_pulls_its_copies_along(catalog):
     with catalog.write() as con:  # pin one COCO copy to test, as `ingest coco --split test` would
-        con.execute("UPDATE annotations SET split = 'test', split_pinned = true WHERE annotation_id = ("
-                    "SELECT min(annotation_id) FROM annotations a JOIN images i USING (image_id) "
-                    "WHERE i.source = 'coco')")
+        con.execute(
+            "UPDATE annotations SET split = 'test', split_pinned = true WHERE annotation_id = ("
+            "SELECT min(annotation_id) FROM annotations a JOIN images i USING (image_id) "
+            "WHERE i.source = 'coco')"
+        )
     make_splits(catalog, SplitConfig(seed=0, train=0.98, val=0.01, test=0.01))
     by_sha = defaultdict(set)
     for _, sha, _, split in _rows(catalog):

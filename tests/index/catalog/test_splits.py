@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import pytest
-
 from conftest import write_image
-from index.errors import EmptyIndex, InvalidInput
-from index.catalog.taxa import upsert as upsert_taxa
-from index.records import Taxon
+
 from index.catalog.splits import SplitConfig
+from index.catalog.taxa import upsert as upsert_taxa
+from index.errors import EmptyIndex, InvalidInput
+from index.records import Taxon
 
 
 @pytest.fixture
@@ -95,7 +95,9 @@ def test_pinned_crops_left_alone(workspace, tmp_path, many):
     assert pinned == [("test",)]
 
 
-@pytest.mark.parametrize("config", [SplitConfig(train=0.9, val=0.2, test=0.1), SplitConfig(train=-0.1, val=0.6, test=0.5)])
+@pytest.mark.parametrize(
+    "config", [SplitConfig(train=0.9, val=0.2, test=0.1), SplitConfig(train=-0.1, val=0.6, test=0.5)]
+)
 def test_bad_fractions(many, config):
     with pytest.raises(InvalidInput, match="sum to 1"):
         many.split(config)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FISH4K, write_image
 from PIL import Image
 
-from conftest import FISH4K, write_image
-from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.errors import BadImage, InvalidInput, SourceError
 from index.imaging import decode_bytes, open_image
+from index.ingest.crops import CropConfig, clip_box, cut_crop
 
 
 def crop_rows(ws):
@@ -27,6 +27,7 @@ def crop_rows(ws):
 
 
 # -- image decoding --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["CMYK", "I;16", "L", "P", "RGBA", "LA", "1"])
 def test_every_mode_becomes_rgb(tmp_path, mode):
@@ -70,10 +71,15 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("kind,reason", [
-    ("zero", "empty file"), ("truncated", "corrupt or truncated"),
-    ("corrupt", "corrupt or truncated"), ("text", "not an image"),
-])
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("zero", "empty file"),
+        ("truncated", "corrupt or truncated"),
+        ("corrupt", "corrupt or truncated"),
+        ("text", "not an image"),
+    ],
+)
 def test_bad_files_raise_one_line(tmp_path, kind, reason):
     path = _bad_files(tmp_path)[kind]
     with pytest.raises(BadImage, match=reason) as info:
@@ -92,20 +98,30 @@ def test_decompression_bomb_refused(tmp_path):
 
 # -- boxes ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("box,expected", [
-    ((10, 10, 20, 20), (10, 10, 20, 20)),
-    ((-10, -5, 30, 20), (0, 0, 20, 15)),
-    ((90, 40, 50, 50), (90, 40, 10, 10)),
-])
+
+@pytest.mark.parametrize(
+    "box,expected",
+    [
+        ((10, 10, 20, 20), (10, 10, 20, 20)),
+        ((-10, -5, 30, 20), (0, 0, 20, 15)),
+        ((90, 40, 50, 50), (90, 40, 10, 10)),
+    ],
+)
 def test_boxes_are_clipped(box, expected):
     assert clip_box(box, 100, 50) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("box,reason", [
-    ((10, 10, 0, 5), "zero or negative"), ((10, 10, -4, 5), "zero or negative"),
-    ((200, 10, 5, 5), "outside"), ((-50, 0, 20, 20), "outside"),
-    ((99.5, 10, 10, 10), "under"), ((float("nan"), 1, 2, 2), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "box,reason",
+    [
+        ((10, 10, 0, 5), "zero or negative"),
+        ((10, 10, -4, 5), "zero or negative"),
+        ((200, 10, 5, 5), "outside"),
+        ((-50, 0, 20, 20), "outside"),
+        ((99.5, 10, 10, 10), "under"),
+        ((float("nan"), 1, 2, 2), "non-finite"),
+    ],
+)
 def test_bad_boxes_refused(box, reason):
     with pytest.raises(InvalidInput, match=reason):
         clip_box(box, 100, 50)
@@ -118,6 +134,7 @@ def test_crop_has_context_padding_and_is_capped():
 
 
 # -- class folders ---------------------------------------------------------------------
+
 
 def test_folders_ingest_groups_and_reingest_adds_nothing(workspace, class_folders):
     report = workspace.ingest_folders(class_folders, group_pattern=r"fish_(\d+)_")
@@ -132,7 +149,7 @@ def test_folders_ingest_groups_and_reingest_adds_nothing(workspace, class_folder
 
 
 def test_folder_bad_files_are_skipped_rest_lands(workspace, class_folders):
-    for name, path in _bad_files(class_folders / "alpha").items():
+    for path in _bad_files(class_folders / "alpha").values():
         path.rename(class_folders / "alpha" / path.name)
     (class_folders / "alpha" / "notes.txt").write_text("field notes")
     report = workspace.ingest_folders(class_folders)
@@ -155,7 +172,8 @@ def test_folder_duplicates_are_kept_and_noted(workspace, class_folders):
 
 def test_species_csv_names_and_taxa(workspace, class_folders):
     (class_folders / "species.csv").write_text(
-        "folder,species,genus,family\nalpha,Chromis alpha,Chromis,Pomacentridae\n")
+        "folder,species,genus,family\nalpha,Chromis alpha,Chromis,Pomacentridae\n"
+    )
     workspace.ingest_folders(class_folders)
     with workspace.catalog.read() as con:
         names = {r[0] for r in con.execute("SELECT DISTINCT species FROM crop_meta").fetchall()}
@@ -169,10 +187,13 @@ def test_pinned_split(workspace, class_folders):
     assert {(r[3], r[4]) for r in crop_rows(workspace)} == {("test", True)}
 
 
-@pytest.mark.parametrize("make,error", [
-    (lambda p: p, "no images found"),
-    (lambda p: p / "missing", "no such folder"),
-])
+@pytest.mark.parametrize(
+    "make,error",
+    [
+        (lambda p: p, "no images found"),
+        (lambda p: p / "missing", "no such folder"),
+    ],
+)
 def test_folder_without_images(workspace, tmp_path, make, error):
     (tmp_path / "empty" / "alpha").mkdir(parents=True)
     with pytest.raises(SourceError, match=error):
@@ -190,18 +211,22 @@ def test_fish4knowledge_ingests_every_crop(workspace):
     assert report.crops_added == 3416 and report.skipped == []
     with workspace.catalog.read() as con:
         species, groups = con.execute(
-            "SELECT count(DISTINCT concept), count(DISTINCT group_key) FROM annotations").fetchone()
+            "SELECT count(DISTINCT concept), count(DISTINCT group_key) FROM annotations"
+        ).fetchone()
     assert species == 23 and 100 < groups < 3416
 
 
 # -- COCO ---------------------------------------------------------------------------------
 
+
 def test_coco_ingest_with_metadata(workspace, coco_file):
     report = workspace.ingest_coco(coco_file)
     assert (report.images_added, report.crops_added, report.skipped) == (6, 12, [])
     with workspace.catalog.read() as con:
-        row = con.execute("SELECT depth_m, timestamp, genus, family FROM crop_meta "
-                          "WHERE species = 'Aurelia aurita' ORDER BY depth_m DESC LIMIT 1").fetchone()
+        row = con.execute(
+            "SELECT depth_m, timestamp, genus, family FROM crop_meta "
+            "WHERE species = 'Aurelia aurita' ORDER BY depth_m DESC LIMIT 1"
+        ).fetchone()
     assert row[0] == 500.0 and row[1].year == 2025 and row[2:] == ("Aurelia", "Ulmaridae")
     assert workspace.ingest_coco(coco_file).crops_added == 0
 
@@ -226,11 +251,14 @@ def test_coco_bad_entries_skipped(workspace, coco_file):
         assert word in text
 
 
-@pytest.mark.parametrize("content,error", [
-    ("{not json", "malformed JSON"),
-    ("[1, 2]", "JSON object"),
-    ('{"images": [], "annotations": []}', "missing list"),
-])
+@pytest.mark.parametrize(
+    "content,error",
+    [
+        ("{not json", "malformed JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"images": [], "annotations": []}', "missing list"),
+    ],
+)
 def test_coco_unusable_file(workspace, tmp_path, content, error):
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -268,8 +296,12 @@ def test_ingest_killed_half_way_then_rerun(tmp_path, class_folders):
     for i in range(200):  # enough frames for two chunks
         write_image(class_folders / "delta" / f"fish_9{i}_0.png", size=(24, 24), seed=1000 + i)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "h"), str(class_folders)],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "h"), str(class_folders)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout.readline().strip() == "flushed"
     finally:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.metrics.boxes import match_truth
 from index.errors import InvalidInput
+from index.metrics.boxes import match_truth
 
 SIZE = [(100, 100)]
 
@@ -26,12 +26,15 @@ def test_exact_boxes_match_their_own_index_and_a_missed_box_is_minus_one():
     assert hits.tolist() == [2, 1, -1] and hits.dtype == np.int64
 
 
-@pytest.mark.parametrize(("detection", "matched"), [
-    ((0, 0, 10, 20), True),  # IoU 100/200 = 0.5 exactly: a match (>= 0.5)
-    ((0, 0, 10, 21), False),  # IoU 100/210: just under
-    ((5, 0, 10, 10), False),  # shifted half a width: IoU 50/150
-    ((1, 0, 10, 10), True),  # shifted one pixel: IoU 90/110
-])
+@pytest.mark.parametrize(
+    ("detection", "matched"),
+    [
+        ((0, 0, 10, 20), True),  # IoU 100/200 = 0.5 exactly: a match (>= 0.5)
+        ((0, 0, 10, 21), False),  # IoU 100/210: just under
+        ((5, 0, 10, 10), False),  # shifted half a width: IoU 50/150
+        ((1, 0, 10, 10), True),  # shifted one pixel: IoU 90/110
+    ],
+)
 def test_the_iou_threshold_is_inclusive_and_shifted_boxes_do_not_match(detection, matched):
     (hits,) = match_truth([boxes((0, 0, 10, 10))], SIZE, [boxes(detection)], [scores(0.9)])
     assert hits.tolist() == ([0] if matched else [-1])
@@ -56,8 +59,10 @@ def test_a_detection_matches_only_in_its_own_frame():
 
 
 def test_nothing_found_or_nothing_to_find():
-    assert [h.tolist() for h in match_truth([boxes((1, 1, 5, 5)), boxes()], SIZE * 2, [boxes(), boxes()],
-                                            [scores(), scores()])] == [[-1], []]
+    assert [
+        h.tolist()
+        for h in match_truth([boxes((1, 1, 5, 5)), boxes()], SIZE * 2, [boxes(), boxes()], [scores(), scores()])
+    ] == [[-1], []]
     assert [h.tolist() for h in match_truth([boxes()], SIZE, [boxes((1, 1, 5, 5))], [scores(0.9)])] == [[]]
 
 

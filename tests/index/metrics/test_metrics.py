@@ -40,7 +40,7 @@ def test_classification_hand_case():
     # c: predicted once (right) -> P 1, R 1/2
     np.testing.assert_allclose(report.precision, [1 / 2, 2 / 3, 1.0])
     np.testing.assert_allclose(report.recall, [1 / 2, 1.0, 1 / 2])
-    f1 = [2 * p * r / (p + r) for p, r in zip(report.precision, report.recall)]
+    f1 = [2 * p * r / (p + r) for p, r in zip(report.precision, report.recall, strict=False)]
     np.testing.assert_allclose(report.f1, f1)
     assert report.macro["precision"] == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
     assert report.weighted["recall"] == pytest.approx(4 / 6)  # equal supports of 2

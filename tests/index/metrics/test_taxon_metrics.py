@@ -6,24 +6,40 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.metrics.ranks import (answer_distances, answer_lineage, choose_rank_threshold, placed, rank_accuracy,
-                                 tree_digest)
+from index.metrics.ranks import (
+    answer_distances,
+    answer_lineage,
+    choose_rank_threshold,
+    placed,
+    rank_accuracy,
+    tree_digest,
+)
 from index.taxonomy import RANK_THRESHOLD, TaxonAnswer, lineages, rank_table
 
 #: A subfamily between genus and family, a fish whose tree has no class (Kurtus), and a label at
 #: genus level with no family (Ulva).
 ROWS = [
-    ("Animalia", "kingdom", None), ("Chordata", "phylum", "Animalia"),
-    ("Actinopteri", "class", "Chordata"), ("Perciformes", "order", "Actinopteri"),
-    ("Chaetodontidae", "family", "Perciformes"), ("Chaetodontinae", "subfamily", "Chaetodontidae"),
-    ("Chaetodon", "genus", "Chaetodontinae"), ("Heniochus", "genus", "Chaetodontinae"),
-    ("Chaetodon lunulatus", "species", "Chaetodon"), ("Chaetodon trifascialis", "species", "Chaetodon"),
+    ("Animalia", "kingdom", None),
+    ("Chordata", "phylum", "Animalia"),
+    ("Actinopteri", "class", "Chordata"),
+    ("Perciformes", "order", "Actinopteri"),
+    ("Chaetodontidae", "family", "Perciformes"),
+    ("Chaetodontinae", "subfamily", "Chaetodontidae"),
+    ("Chaetodon", "genus", "Chaetodontinae"),
+    ("Heniochus", "genus", "Chaetodontinae"),
+    ("Chaetodon lunulatus", "species", "Chaetodon"),
+    ("Chaetodon trifascialis", "species", "Chaetodon"),
     ("Heniochus acuminatus", "species", "Heniochus"),
-    ("Pomacentridae", "family", "Perciformes"), ("Chromis", "genus", "Pomacentridae"),
+    ("Pomacentridae", "family", "Perciformes"),
+    ("Chromis", "genus", "Pomacentridae"),
     ("Chromis chrysura", "species", "Chromis"),
-    ("Kurtiformes", "order", "Chordata"), ("Kurtidae", "family", "Kurtiformes"), ("Kurtus", "genus", "Kurtidae"),
+    ("Kurtiformes", "order", "Chordata"),
+    ("Kurtidae", "family", "Kurtiformes"),
+    ("Kurtus", "genus", "Kurtidae"),
     ("Kurtus gulliveri", "species", "Kurtus"),
-    ("Plantae", "kingdom", None), ("Chlorophyta", "phylum", "Plantae"), ("Ulva", "genus", "Chlorophyta"),
+    ("Plantae", "kingdom", None),
+    ("Chlorophyta", "phylum", "Plantae"),
+    ("Ulva", "genus", "Chlorophyta"),
 ]
 TREE = lineages(ROWS)
 CL, CT, CC, KG = "Chaetodon lunulatus", "Chaetodon trifascialis", "Chromis chrysura", "Kurtus gulliveri"
@@ -86,18 +102,21 @@ def test_the_rank_threshold_is_the_grid_value_of_least_mean_distance_on_validati
     assert choice.source == "validation" and choice.n_known == 2 and choice.n_unknown == 0
 
 
-@pytest.mark.parametrize("probs, labels, grid, winner", [
-    # CL named at every threshold (its probability is 1): distance 0 everywhere, a tie across the whole
-    # grid: the highest threshold wins, not the first one tried
-    ([[1.0, 0.0, 0.0]], [CL], (0.30, 0.50, 0.70, 0.90), 0.90),
-    # the two crops of the test above on a coarse grid: 0.30 -> (0 + 2) / 2 = 1.0 (B named CL), 0.50 -> (0 + 1)
-    # / 2 = 0.5 (B at genus), 0.70 -> (1 + 1) / 2 = 1.0 (A at genus too): the strict least, 0.50, wins over
-    # the higher 0.70 that only ties the lower 0.30
-    ([[0.62, 0.28, 0.10], [0.40, 0.35, 0.25]], [CL, CT], (0.30, 0.50, 0.70), 0.50),
-    # one B crop alone: 2 (named CL) at 0.30, 1 (genus) at 0.50 and 0.70, 3 (the order) at 0.80: of the two
-    # tied at 1, the higher, 0.70
-    ([[0.40, 0.35, 0.25]], [CT], (0.30, 0.50, 0.70, 0.80), 0.70),
-])
+@pytest.mark.parametrize(
+    "probs, labels, grid, winner",
+    [
+        # CL named at every threshold (its probability is 1): distance 0 everywhere, a tie across the whole
+        # grid: the highest threshold wins, not the first one tried
+        ([[1.0, 0.0, 0.0]], [CL], (0.30, 0.50, 0.70, 0.90), 0.90),
+        # the two crops of the test above on a coarse grid: 0.30 -> (0 + 2) / 2 = 1.0 (B named CL), 0.50 -> (0 + 1)
+        # / 2 = 0.5 (B at genus), 0.70 -> (1 + 1) / 2 = 1.0 (A at genus too): the strict least, 0.50, wins over
+        # the higher 0.70 that only ties the lower 0.30
+        ([[0.62, 0.28, 0.10], [0.40, 0.35, 0.25]], [CL, CT], (0.30, 0.50, 0.70), 0.50),
+        # one B crop alone: 2 (named CL) at 0.30, 1 (genus) at 0.50 and 0.70, 3 (the order) at 0.80: of the two
+        # tied at 1, the higher, 0.70
+        ([[0.40, 0.35, 0.25]], [CT], (0.30, 0.50, 0.70, 0.80), 0.70),
+    ],
+)
 def test_the_rank_threshold_tie_break_on_hand_made_cases(probs, labels, grid, winner):
     known = (np.array(probs), np.array(labels), np.zeros(len(labels), dtype=bool))
     assert choose_rank_threshold(_table(), TREE, known, grid=grid).threshold == pytest.approx(winner)

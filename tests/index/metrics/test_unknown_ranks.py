@@ -17,11 +17,23 @@ import pytest
 from index.metrics.unknown_ranks import UnknownRanks, answer_taxa, fit_unknown_ranks, place_unknown
 from index.taxonomy import TaxonAnswer, decode, lineages, rank_table
 
-ROWS = [("Animalia", "kingdom", None), ("P1", "phylum", "Animalia"), ("P2", "phylum", "Animalia"),
-        ("Fa", "family", "P1"), ("Fb", "family", "P2"), ("Fy", "family", "P1"),
-        ("Ga", "genus", "Fa"), ("Gb", "genus", "Fb"), ("Gx", "genus", "Fa"), ("Gy", "genus", "Fy"),
-        ("A1", "species", "Ga"), ("A2", "species", "Ga"), ("B1", "species", "Gb"),
-        ("X", "species", "Gx"), ("Y", "species", "Gy")]
+ROWS = [
+    ("Animalia", "kingdom", None),
+    ("P1", "phylum", "Animalia"),
+    ("P2", "phylum", "Animalia"),
+    ("Fa", "family", "P1"),
+    ("Fb", "family", "P2"),
+    ("Fy", "family", "P1"),
+    ("Ga", "genus", "Fa"),
+    ("Gb", "genus", "Fb"),
+    ("Gx", "genus", "Fa"),
+    ("Gy", "genus", "Fy"),
+    ("A1", "species", "Ga"),
+    ("A2", "species", "Ga"),
+    ("B1", "species", "Gb"),
+    ("X", "species", "Gx"),
+    ("Y", "species", "Gy"),
+]
 TREE = lineages(ROWS)
 CLASSES = ("A1", "A2", "B1")
 LIKE_A1 = [0.9, 0.1, 0.0]  # summed: genus Ga 1.0, family Fa 1.0, phylum P1 1.0
@@ -72,8 +84,9 @@ def test_an_unknown_crop_is_placed_only_where_the_claim_held_up(table):
 
 def test_a_rank_that_held_up_on_enough_species_is_named(table):
     probs, sims, labels = rows((3, LIKE_A1, NEAR_A1, "X"), (3, LIKE_A1, NEAR_A1, "X2"), (3, LIKE_A1, NEAR_A1, "X3"))
-    tree = lineages(ROWS + [("Gx2", "genus", "Fa"), ("X2", "species", "Gx2"), ("Gx3", "genus", "Fa"),
-                            ("X3", "species", "Gx3")])  # three held-out species of family Fa, new genera
+    tree = lineages(
+        ROWS + [("Gx2", "genus", "Fa"), ("X2", "species", "Gx2"), ("Gx3", "genus", "Fa"), ("X3", "species", "Gx3")]
+    )  # three held-out species of family Fa, new genera
     m = fit_unknown_ranks(table, probs, sims, labels, {n: tree[n] for n in set(labels)})
     answer = place_unknown(table, np.asarray([LIKE_A1]), np.asarray([NEAR_A1]), m)[0]
     assert (answer.name, answer.rank) == ("Fa", "family")  # family right for all three: 3 / 4

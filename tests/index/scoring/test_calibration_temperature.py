@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
+from index.errors import InvalidInput
 from index.scoring.calibration import (
     calibrated_probabilities,
     expected_calibration_error,
     fit_temperature,
     nll,
 )
-from index.errors import InvalidInput
 
 
 def test_ece_hand_computed():
@@ -42,13 +42,16 @@ def test_fit_recovers_known_temperature():
     assert set(cal.to_dict()) >= {"temperature", "ece_val", "ece_test", "nll_after"}
 
 
-@pytest.mark.parametrize("logits,labels", [
-    (np.zeros((0, 3)), np.zeros(0, int)),
-    (np.zeros((2, 1)), np.zeros(2, int)),
-    (np.array([[0.1, np.nan]]), np.array([0])),
-    (np.zeros((2, 3)), np.array([0, 3])),
-    (np.zeros((2, 3)), np.array([0.0, 1.0])),
-])
+@pytest.mark.parametrize(
+    "logits,labels",
+    [
+        (np.zeros((0, 3)), np.zeros(0, int)),
+        (np.zeros((2, 1)), np.zeros(2, int)),
+        (np.array([[0.1, np.nan]]), np.array([0])),
+        (np.zeros((2, 3)), np.array([0, 3])),
+        (np.zeros((2, 3)), np.array([0.0, 1.0])),
+    ],
+)
 def test_bad_inputs_raise(logits, labels):
     with pytest.raises(InvalidInput):
         fit_temperature(logits, labels)

@@ -16,13 +16,16 @@ def at(deg: float) -> np.ndarray:
     return np.array([[np.cos(r), np.sin(r)]], np.float32)
 
 
-@pytest.mark.parametrize("w, tuned_deg, general_deg, expected", [
-    (0.3, 60, 90, 0.3 * 0.5 + 0.7 * 0.0),
-    (0.5, 0, 180, 0.5 * 1.0 + 0.5 * -1.0),
-    (0.9, 90, 0, 0.9 * 0.0 + 0.1 * 1.0),
-    (1.0, 60, 180, 0.5),
-    (0.0, 60, 180, -1.0),
-])
+@pytest.mark.parametrize(
+    "w, tuned_deg, general_deg, expected",
+    [
+        (0.3, 60, 90, 0.3 * 0.5 + 0.7 * 0.0),
+        (0.5, 0, 180, 0.5 * 1.0 + 0.5 * -1.0),
+        (0.9, 90, 0, 0.9 * 0.0 + 0.1 * 1.0),
+        (1.0, 60, 180, 0.5),
+        (0.0, 60, 180, -1.0),
+    ],
+)
 def test_fused_cosine_is_the_weighted_sum_of_the_two(w, tuned_deg, general_deg, expected):
     fusion = Fusion(w, np.zeros(2, np.float32), np.zeros(2, np.float32))  # no centring: unit rows stay
     a = fusion.fuse(at(0), at(0))
@@ -33,7 +36,7 @@ def test_fused_cosine_is_the_weighted_sum_of_the_two(w, tuned_deg, general_deg, 
 
 def test_centring_subtracts_the_mean_and_renormalises():
     out = centred(np.array([[2.0, 1.0], [1.0, 0.0]]), np.array([1.0, 0.0]))
-    np.testing.assert_allclose(out[0], [2 ** -0.5, 2 ** -0.5], atol=1e-6)
+    np.testing.assert_allclose(out[0], [2**-0.5, 2**-0.5], atol=1e-6)
     np.testing.assert_array_equal(out[1], [0.0, 0.0])  # the mean itself: zero, not NaN
 
 
@@ -58,12 +61,15 @@ def test_round_trip_through_json_gives_the_same_vectors():
     assert again.weight == 0.3
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda f: f.fuse(np.ones((2, 2)), np.ones((3, 3))), "one per crop"),
-    (lambda f: f.fuse(np.ones((2, 3)), np.ones((2, 3))), "fitted on 2 / 3"),
-    (lambda f: Fusion(1.5, f.tuned_mean, f.general_mean), "in \\[0, 1\\]"),
-    (lambda f: Fusion.fit(np.ones((2, 2)), np.ones((1, 3)), 0.5), "same training crops"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda f: f.fuse(np.ones((2, 2)), np.ones((3, 3))), "one per crop"),
+        (lambda f: f.fuse(np.ones((2, 3)), np.ones((2, 3))), "fitted on 2 / 3"),
+        (lambda f: Fusion(1.5, f.tuned_mean, f.general_mean), "in \\[0, 1\\]"),
+        (lambda f: Fusion.fit(np.ones((2, 2)), np.ones((1, 3)), 0.5), "same training crops"),
+    ],
+)
 def test_mismatches_raise_invalid_input(call, message):
     fusion = Fusion(0.5, np.zeros(2, np.float32), np.zeros(3, np.float32))
     with pytest.raises(InvalidInput, match=message):

@@ -18,8 +18,10 @@ def _bimodal(rng):
     unknowns are: prototype similarity rates the unknowns as very known, knn does not."""
     e = np.eye(8)
     modes = [e[0], e[1], e[2]]  # a: e0 and e1; b: e2
+
     def draw(centre, n):
         return _unit(centre + rng.normal(size=(n, 8)) * 0.05)
+
     train = np.vstack([draw(modes[0], 40), draw(modes[1], 40), draw(modes[2], 80)])
     labels = np.array(["a"] * 80 + ["b"] * 80)
     known_val = np.vstack([draw(modes[0], 20), draw(modes[1], 20), draw(modes[2], 40)])

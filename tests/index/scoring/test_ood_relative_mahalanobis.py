@@ -46,7 +46,7 @@ def test_relative_differs_from_plain_mahalanobis_ranking(data):
     train, labels, queries = data
     rel = make_scorer("relative_mahalanobis").fit(train, labels).score(queries)
     plain = make_scorer("mahalanobis").fit(train, labels).score(queries)
-    assert not np.allclose(rel, -(plain ** 2))  # the background term is really subtracted
+    assert not np.allclose(rel, -(plain**2))  # the background term is really subtracted
 
 
 def test_registered_and_unfitted_raises(data):

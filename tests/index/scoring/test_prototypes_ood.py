@@ -37,7 +37,9 @@ def test_sub_centres_take_max_over_a_class():
     labels = ["a"] * 6 + ["b"]
     protos = Prototypes.fit(vectors, labels, n_centres=2, seed=0)
     assert protos.owners.tolist() == [0, 0, 1]
-    np.testing.assert_allclose(sorted(np.rad2deg(np.arctan2(protos.vectors[:2, 1], protos.vectors[:2, 0]))), [0, 90], atol=1e-4)
+    np.testing.assert_allclose(
+        sorted(np.rad2deg(np.arctan2(protos.vectors[:2, 1], protos.vectors[:2, 0]))), [0, 90], atol=1e-4
+    )
     np.testing.assert_allclose(protos.similarities(at(90, 0)), [[1.0, 0.0], [1.0, -1.0]], atol=1e-5)
 
 
@@ -91,8 +93,10 @@ def test_class_similarities_and_confusable_with_known_angles():
     sims = protos.class_similarities()
     np.testing.assert_allclose(sims[0, 1:], np.cos(np.radians([10, 5])), rtol=1e-6)
     assert np.isneginf(np.diag(sims)).all() and np.allclose(sims, sims.T)
-    assert protos.confusable_with("a", 2) == [("c", pytest.approx(np.cos(np.radians(5)))),
-                                               ("b", pytest.approx(np.cos(np.radians(10))))]
+    assert protos.confusable_with("a", 2) == [
+        ("c", pytest.approx(np.cos(np.radians(5)))),
+        ("b", pytest.approx(np.cos(np.radians(10)))),
+    ]
     assert [(a, b) for a, b, _ in protos.confusable_pairs()] == [("a", "c"), ("a", "b"), ("b", "c")]
 
 

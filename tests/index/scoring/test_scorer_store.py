@@ -45,8 +45,9 @@ def test_the_knn_few_shot_shift_survives_the_round_trip(tmp_path, data):
     digest = prototypes_digest(prototypes)
     folder = save_scorers(scorer_folder(tmp_path, "m", "added-knn", digest), {"knn": fitted}, digest, 1)
     near_new = vectors[labels == "new"] + 0.0
-    np.testing.assert_array_equal(load_scorers(folder, prototypes, digest)["knn"].score(near_new),
-                                  fitted.score(near_new))
+    np.testing.assert_array_equal(
+        load_scorers(folder, prototypes, digest)["knn"].score(near_new), fitted.score(near_new)
+    )
 
 
 def test_scorers_of_other_prototypes_or_none_stored_read_as_none(tmp_path, data):

@@ -28,9 +28,13 @@ def uid(name: str) -> str:
 
 def images_with(concept: str, lo: float | None = None, hi: float | None = None) -> list[str]:
     """Oracle: sample uuids holding ``concept`` within the depth limits, in catalog order."""
-    return [u for u, im in SAMPLE_IMAGES.items()
-            if any(b["concept"] == concept for b in im["boundingBoxes"])
-            and (lo is None or im["depthMeters"] >= lo) and (hi is None or im["depthMeters"] <= hi)]
+    return [
+        u
+        for u, im in SAMPLE_IMAGES.items()
+        if any(b["concept"] == concept for b in im["boundingBoxes"])
+        and (lo is None or im["depthMeters"] >= lo)
+        and (hi is None or im["depthMeters"] <= hi)
+    ]
 
 
 def leftovers(dest: Path) -> list[str]:
@@ -76,7 +80,8 @@ def test_happy_path_records_files_and_taxa(serve, tmp_path):
     crab1 = by_id[uid("crab-1")]
     assert crab1.boxes == tuple(
         BoxRecord(b["concept"], b["x"], b["y"], b["width"], b["height"], group_key=uid("crab-1"), source_id=b["uuid"])
-        for b in SAMPLE_IMAGES[uid("crab-1")]["boundingBoxes"])
+        for b in SAMPLE_IMAGES[uid("crab-1")]["boundingBoxes"]
+    )
     assert {b.concept for b in crab1.boxes} == {SEB, CRAB}
     taxa = {t.concept: t for t in res.taxa}
     assert taxa[SEB] == Taxon(SEB, "species", "Sebastolobus")
@@ -134,10 +139,17 @@ def test_queries_are_paged(serve, tmp_path, monkeypatch, limit, pages):
     assert s.requests["/api/images/query"] == pages
 
 
-@pytest.mark.parametrize("concept, lo, hi", [
-    (SEB, None, 700.0), (SEB, 800.0, None), (SEB, 600.0, 950.0), (CRAB, 700.0, 700.0),
-    (JELLY, 0.0, 20.0), (JELLY, 100.0, None),
-])
+@pytest.mark.parametrize(
+    "concept, lo, hi",
+    [
+        (SEB, None, 700.0),
+        (SEB, 800.0, None),
+        (SEB, 600.0, 950.0),
+        (CRAB, 700.0, 700.0),
+        (JELLY, 0.0, 20.0),
+        (JELLY, 100.0, None),
+    ],
+)
 def test_depth_filters(serve, tmp_path, concept, lo, hi):
     serve()
     res = fetch_fathomnet([concept], tmp_path, min_depth=lo, max_depth=hi, **FAST)
@@ -217,8 +229,9 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize("fault, retries, lands, hits, reason", FAULTS,
-                         ids=[f"{f.kind}-x{f.times or 'all'}" for f, *_ in FAULTS])
+@pytest.mark.parametrize(
+    "fault, retries, lands, hits, reason", FAULTS, ids=[f"{f.kind}-x{f.times or 'all'}" for f, *_ in FAULTS]
+)
 def test_download_faults(serve, tmp_path, fault, retries, lands, hits, reason):
     victim = images_with(SEB)[1]
     path = SAMPLE_IMAGES[victim]["url"]  # relative: the path the stand-in serves it under
@@ -257,8 +270,9 @@ def test_server_down_raises_source_error(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("fault, ok", [(Fault("500", times=1), True), (Fault("500"), False),
-                                       (Fault("slow", delay=1.0), False)])
+@pytest.mark.parametrize(
+    "fault, ok", [(Fault("500", times=1), True), (Fault("500"), False), (Fault("slow", delay=1.0), False)]
+)
 def test_query_faults(serve, tmp_path, fault, ok):
     s = serve(faults={"/api/images/query": fault})
     if ok:
@@ -275,9 +289,14 @@ def test_malformed_json_is_a_clear_error(serve, tmp_path):
         fetch_fathomnet([SEB], tmp_path, **FAST)
 
 
-@pytest.mark.parametrize("payload, words", [({"content": []}, "where a list of images was expected"),
-                                            ([{"uuid": 5, "depthMeters": "deep"}], "do not match AImageDTO"),
-                                            (["not-an-image"], "do not match AImageDTO")])
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ({"content": []}, "where a list of images was expected"),
+        ([{"uuid": 5, "depthMeters": "deep"}], "do not match AImageDTO"),
+        (["not-an-image"], "do not match AImageDTO"),
+    ],
+)
 def test_wrong_json_shape_is_a_clear_error(tmp_path, payload, words):
     class Odd(StandIn):
         def _query(self, c):
@@ -291,8 +310,9 @@ def test_wrong_json_shape_is_a_clear_error(tmp_path, payload, words):
         s.stop()
 
 
-@pytest.mark.parametrize("fault, words", [(Fault("500"), "HTTP 500"), (Fault("malformed"), "malformed JSON"),
-                                          (Fault("404"), "HTTP 404")])
+@pytest.mark.parametrize(
+    "fault, words", [(Fault("500"), "HTTP 500"), (Fault("malformed"), "malformed JSON"), (Fault("404"), "HTTP 404")]
+)
 def test_worms_failure_keeps_the_images(serve, tmp_path, fault, words):
     serve(faults={f"/worms/taxa/ancestors/{JELLY}": fault})
     res = fetch_fathomnet([JELLY], tmp_path, **FAST)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from index.errors import InvalidInput
-from index.sources.reef.sprite import BODY_PLANS, BOX_ALPHA, draw_species, opaque_box, organism_sprite
 from index.sources.reef.scene import make_water, place_sprite
 from index.sources.reef.species import CATALOGUE, MAX_SPECIES, select_species
+from index.sources.reef.sprite import BODY_PLANS, BOX_ALPHA, draw_species, opaque_box, organism_sprite
 from index.sources.synthetic import SITES, generate_reef
 
 FRAMES = 40
@@ -34,6 +34,7 @@ def _boxes_by_category(data: dict) -> Counter:
 
 # -- determinism -------------------------------------------------------------------------
 
+
 def test_same_seed_gives_identical_json_and_frame_bytes(tmp_path):
     a = generate_reef(tmp_path / "a", frames=12, seed=7)
     b = generate_reef(tmp_path / "b", frames=12, seed=7)
@@ -50,6 +51,7 @@ def test_different_seed_gives_different_reef(tmp_path):
 
 
 # -- taxonomy and held-out species -----------------------------------------------------------
+
 
 def test_default_categories_and_holdout_flags(reef):
     _, data = reef
@@ -101,12 +103,18 @@ def test_catalogue_allows_at_least_24_species_with_fine_grained_pairs_and_morphs
     assert len({s.name for s in CATALOGUE}) == len(CATALOGUE)
     assert sum(len(s.morphs) > 1 for s in CATALOGUE[:16]) >= 2
     # a fine-grained pair: same genus and body plan, all proportions equal
-    assert any(a.genus == b.genus and a.body_plan == b.body_plan and a.shape == b.shape and a != b
-               for i, a in enumerate(CATALOGUE[:16]) for b in CATALOGUE[i + 1:16])
+    assert any(
+        a.genus == b.genus and a.body_plan == b.body_plan and a.shape == b.shape and a != b
+        for i, a in enumerate(CATALOGUE[:16])
+        for b in CATALOGUE[i + 1 : 16]
+    )
 
 
-@pytest.mark.parametrize("species, morph", [(s, m) for s in CATALOGUE for m in range(len(s.morphs))],
-                         ids=lambda v: v.name.replace(" ", "_") if hasattr(v, "name") else str(v))
+@pytest.mark.parametrize(
+    "species, morph",
+    [(s, m) for s in CATALOGUE for m in range(len(s.morphs))],
+    ids=lambda v: v.name.replace(" ", "_") if hasattr(v, "name") else str(v),
+)
 def test_every_species_and_morph_draws_something(species, morph):
     sprite = draw_species(species, morph, np.random.default_rng(0))
     alpha = np.asarray(sprite.getchannel("A"))
@@ -116,6 +124,7 @@ def test_every_species_and_morph_draws_something(species, morph):
 
 
 # -- boxes -----------------------------------------------------------------------------------
+
 
 def test_boxes_inside_frame_and_non_degenerate(reef):
     _, data = reef
@@ -187,6 +196,7 @@ def test_species_get_similar_box_counts(reef):
 
 
 # -- frames and metadata ---------------------------------------------------------------------
+
 
 def test_every_frame_exists_and_opens_at_declared_size(reef):
     path, data = reef
@@ -263,11 +273,25 @@ def test_lead_coco_reader_ingests_the_reef(reef):
 
 # -- bad arguments -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs", [
-    {"holdout": 16}, {"holdout": 20}, {"holdout": -1}, {"species": MAX_SPECIES + 1}, {"species": 0},
-    {"frames": 0}, {"frames": -3}, {"frames": 2.5}, {"seed": -1}, {"frame_size": (10, 10)},
-    {"frame_size": (320,)}, {"frame_size": "big"}, {"species": "16"},
-])
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"holdout": 16},
+        {"holdout": 20},
+        {"holdout": -1},
+        {"species": MAX_SPECIES + 1},
+        {"species": 0},
+        {"frames": 0},
+        {"frames": -3},
+        {"frames": 2.5},
+        {"seed": -1},
+        {"frame_size": (10, 10)},
+        {"frame_size": (320,)},
+        {"frame_size": "big"},
+        {"species": "16"},
+    ],
+)
 def test_bad_arguments_raise_invalid_input(tmp_path, kwargs):
     with pytest.raises(InvalidInput):
         generate_reef(tmp_path / "reef", **kwargs)

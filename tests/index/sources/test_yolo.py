@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import REPO, write_image
 from typer.testing import CliRunner
 
-from conftest import REPO, write_image
 from index.errors import InvalidInput, SourceError
 from index.sources.yolo import label_path, parse_label_line, read_yolo, resolve_entry
 
@@ -81,13 +81,16 @@ def test_bad_lines_and_missing_images_reported_one_line_each(tmp_path):
     assert all("\n" not in r for r in reasons.values())
 
 
-@pytest.mark.parametrize("text, error", [
-    ("names: [a\ntrain: x", "malformed YAML"),
-    ("- just\n- a list\n", "is a mapping"),
-    ("train: images\n", "no 'names'"),
-    ("train: images\nnc: 3\nnames: [a, b]\n", "nc is 3"),
-    ("names: [a]\n", "no train / val / test"),
-])
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("names: [a\ntrain: x", "malformed YAML"),
+        ("- just\n- a list\n", "is a mapping"),
+        ("train: images\n", "no 'names'"),
+        ("train: images\nnc: 3\nnames: [a, b]\n", "nc is 3"),
+        ("names: [a]\n", "no train / val / test"),
+    ],
+)
 def test_unusable_yaml_is_one_line(tmp_path, text, error):
     (tmp_path / "data.yaml").write_text(text)
     with pytest.raises(InvalidInput, match=error) as info:
@@ -139,8 +142,9 @@ def test_cli_ingest_yolo_names_its_source_and_shows_notes_once(tmp_path):
 
     root = roboflow_copy(tmp_path, 1, 1)
     home = ["--home", str(tmp_path / "home")]
-    result = CliRunner().invoke(app, [*home, "ingest", "yolo", str(root / "data.yaml"), "--source-name",
-                                      "aquarium-2024", "--show-notes"])
+    result = CliRunner().invoke(
+        app, [*home, "ingest", "yolo", str(root / "data.yaml"), "--source-name", "aquarium-2024", "--show-notes"]
+    )
     assert result.exit_code == 0, result.output
     assert "aquarium-2024: 2 images added" in result.output
     assert result.output.count("train: ../train/images") == 1  # the folder note, not twice

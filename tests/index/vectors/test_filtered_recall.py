@@ -57,7 +57,7 @@ def test_filtered_recall_at_shipped_defaults(built, data, sel):
     want = min(K, allowed.size)
     assert all(len(row) == want for row in hits), "fewer hits than min(k, allowed)"
     assert all(h.id in set(allowed.tolist()) for row in hits for h in row)
-    recall = np.mean([len({h.id for h in row} & set(t)) / want for row, t in zip(hits, truth)])
+    recall = np.mean([len({h.id for h in row} & set(t)) / want for row, t in zip(hits, truth, strict=False)])
     plan = built.plan(allowed.size, want)
     if plan.mode == "exact":
         assert recall == 1.0, f"{built.kind} exact plan at {sel}: recall {recall}"
@@ -99,7 +99,7 @@ def test_correlated_filters_at_shipped_defaults(built, data, fraction):
     truth = brute(ids, x, q, allowed, K)
     hits = built.search(q, K, allowed_ids=allowed)
     assert all(len(row) == K for row in hits)
-    recall = np.mean([len({h.id for h in row} & set(t)) / K for row, t in zip(hits, truth)])
+    recall = np.mean([len({h.id for h in row} & set(t)) / K for row, t in zip(hits, truth, strict=False)])
     plan = built.plan(allowed, K)
     assert recall == 1.0 if plan.mode in ("exact", "lists") else recall >= 0.99, (plan, recall)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.vectors import generations as gens
 from index.errors import EmptyIndex, IndexMismatch, InvalidInput, NotFound
+from index.vectors import generations as gens
 from index.vectors.vector_index import VectorIndex
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,7 +46,11 @@ def test_publish_then_load_round_trip(tmp_path):
     name, manifest = gens.publish(tmp_path, MODEL, index, HASH)
     assert name == "gen-0001" and gens.current_generation(tmp_path, MODEL) == name
     assert (manifest.model_id, manifest.dim, manifest.count, manifest.kind, manifest.metric) == (
-        MODEL, 8, 50, "flat", "inner_product"
+        MODEL,
+        8,
+        50,
+        "flat",
+        "inner_product",
     )
     assert manifest.sha256 == gens.file_sha256(gen_dir(tmp_path) / "index.faiss")
     assert json.loads((gen_dir(tmp_path) / "manifest.json").read_text()) == manifest.to_dict()

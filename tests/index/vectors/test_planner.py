@@ -11,8 +11,17 @@ N, NLIST, NPROBE = 1_000_000, 1000, 32
 
 
 def ivf(allowed: int, lists: int | None = None, entries: int | None = None, **cfg):
-    return plan_filtered("ivf", N, allowed, 10, nprobe=NPROBE, nlist=NLIST, config=PlannerConfig(**cfg),
-                         holding_lists=lists, holding_entries=entries)
+    return plan_filtered(
+        "ivf",
+        N,
+        allowed,
+        10,
+        nprobe=NPROBE,
+        nlist=NLIST,
+        config=PlannerConfig(**cfg),
+        holding_lists=lists,
+        holding_entries=entries,
+    )
 
 
 def test_small_sets_are_gathered_exactly():

@@ -64,10 +64,12 @@ def test_importing_the_index_leaves_faiss_settings_alone():
     import subprocess
     import sys
 
-    code = "import faiss; import index.vectors.vector_index, index.vectors.generations; print(faiss.cvar.distance_compute_blas_database_bs)"
+    code = (
+        "import faiss; import index.vectors.vector_index, index.vectors.generations; "
+        "print(faiss.cvar.distance_compute_blas_database_bs)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(1_024)
-
 
 
 def test_hits_are_plain_python_numbers(data):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.vectors import generations as gens
 from index.errors import IndexMismatch, InvalidInput
+from index.vectors import generations as gens
 from index.vectors.shards import ShardedIndex, merge_hits, shard_of
 from index.vectors.vector_index import IndexConfig, VectorIndex
 
@@ -46,7 +46,8 @@ def same_hits(a, b) -> bool:
     """Same ids in the same order, scores equal to float rounding (gathered vs faiss-scored)."""
     return len(a) == len(b) and all(
         [h.id for h in x] == [h.id for h in y] and np.allclose([h.score for h in x], [h.score for h in y], atol=1e-5)
-        for x, y in zip(a, b))
+        for x, y in zip(a, b, strict=False)
+    )
 
 
 def brute(ids, x, q, k, allowed=None):
@@ -79,7 +80,7 @@ def test_sharded_flat_equals_one_flat_index_filtered_and_unfiltered(shards):
         assert [[h.id for h in row] for row in got] == brute(ids, x, q, k)
     wide = ids[rng.random(ids.size) < 0.6]  # searched inside faiss with a selector
     narrow = ids[rng.random(ids.size) < 0.02]  # gathered and scored exactly
-    tiny = np.concatenate([ids[:3], [10 ** 9]])  # fewer than k, plus an id no shard holds
+    tiny = np.concatenate([ids[:3], [10**9]])  # fewer than k, plus an id no shard holds
     for allowed in (wide, narrow, tiny):
         got = sharded.search(q, 10, allowed_ids=allowed)
         assert same_hits(got, one.search(q, 10, allowed_ids=allowed))
@@ -96,8 +97,9 @@ def test_sharded_ivf_filtered_is_as_exact_as_one_ivf_index():
     assert sharded.kind == "ivf"
     allowed = ids[rng.random(ids.size) < 0.1]
     for index in (one, sharded):
-        assert [[h.id for h in row] for row in index.search(q, 10, allowed_ids=allowed)] == \
-            brute(ids, x, q, 10, allowed)
+        assert [[h.id for h in row] for row in index.search(q, 10, allowed_ids=allowed)] == brute(
+            ids, x, q, 10, allowed
+        )
 
 
 def test_a_prepared_filter_is_matched_once_per_shard():
@@ -123,7 +125,7 @@ def test_add_and_remove_go_to_the_hash_shard_and_keep_results_equal():
     with pytest.raises(InvalidInput, match="already in the index"):
         copy.add(ids[:2], x[:2])
     assert copy.ntotal == 3000  # nothing added to any shard
-    assert copy.remove(np.concatenate([ids[:100], [10 ** 9]])) == 100
+    assert copy.remove(np.concatenate([ids[:100], [10**9]])) == 100
     assert same_hits(copy.search(q, 10), VectorIndex.build(ids[100:], x[100:], kind="flat").search(q, 10))
 
 
@@ -142,6 +144,7 @@ def test_bad_shard_counts_are_refused():
 
 
 # ---- sharded generations ----------------------------------------------------------
+
 
 def test_sharded_generation_round_trip_verify_and_rollback(tmp_path):
     ids, x, q, _ = data()
@@ -211,14 +214,28 @@ CHILD = textwrap.dedent(
     print("DONE", flush=True)
     """
 )
-STAGES = ["tmp_created", "shard_written_0", "shard_written_1", "index_written", "manifest_written", "renamed",
-          "verified", "current_tmp_written", "current_swapped"]
+STAGES = [
+    "tmp_created",
+    "shard_written_0",
+    "shard_written_1",
+    "index_written",
+    "manifest_written",
+    "renamed",
+    "verified",
+    "current_tmp_written",
+    "current_swapped",
+]
 
 
 def run_child(root: Path, stop_at: str, n: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(root), stop_at, str(n), HASH],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), stop_at, str(n), HASH],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
 
 
 @pytest.fixture
@@ -251,6 +268,7 @@ def test_sigkill_during_a_sharded_rebuild_leaves_the_previous_generation_serving
 
 # ---- IVF-PQ --------------------------------------------------------------------
 
+
 def test_ivfpq_stores_fewer_bytes_per_vector_and_keeps_recall(tmp_path):
     ids, x, q, _ = data(n=3000, d=16, clusters=30)
     flat = VectorIndex.build(ids, x, kind="flat")
@@ -265,7 +283,7 @@ def test_ivfpq_stores_fewer_bytes_per_vector_and_keeps_recall(tmp_path):
     assert per_flat >= 4 * 16 + 8 and per_pq < 40 and per_pq < per_flat / 1.8
     exact = [{h.id for h in row} for row in flat.search(q, 10)]
     got = [{h.id for h in row} for row in pq.search(q, 10)]
-    recall = np.mean([len(a & b) / 10 for a, b in zip(exact, got)])
+    recall = np.mean([len(a & b) / 10 for a, b in zip(exact, got, strict=False)])
     assert recall >= 0.6, recall  # 0.75 measured; random codes give ~0
     allowed = ids[:500]
     assert all(h.id in set(allowed.tolist()) for row in pq.search(q, 10, allowed_ids=allowed) for h in row)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import faiss
 import numpy as np
 import pytest
 
 from index.errors import EmptyIndex, InvalidInput, NotFound
-import faiss
-
 from index.vectors.vector_index import AllowedIds, IndexConfig, VectorIndex, gpu_available, load, resolve_device
 
 D = 16

@@ -30,10 +30,14 @@ def truth(ws: Workspace, n: int = 3):
     """The first ``n`` frames with 2+ ground-truth boxes, each box with its cached crop file (the oracle)."""
     frames = [f for f in truth_frames(ws.catalog, ws.home) if len(f.boxes) >= 2][:n]
     with ws.catalog.read() as con:
-        crops = {(i, round(x, 2), round(y, 2)): p for i, x, y, p in con.execute(
-            "SELECT image_id, x, y, crop_path FROM annotations").fetchall()}
-    return [(f, [ws.home / crops[(f.image_id, round(float(b[0]), 2), round(float(b[1]), 2))] for b in f.boxes])
-            for f in frames]
+        crops = {
+            (i, round(x, 2), round(y, 2)): p
+            for i, x, y, p in con.execute("SELECT image_id, x, y, crop_path FROM annotations").fetchall()
+        }
+    return [
+        (f, [ws.home / crops[(f.image_id, round(float(b[0]), 2), round(float(b[1]), 2))] for b in f.boxes])
+        for f in frames
+    ]
 
 
 def detections(path: Path, entries: list, images: list | None = None) -> Path:
@@ -43,8 +47,11 @@ def detections(path: Path, entries: list, images: list | None = None) -> Path:
 
 def results_list(frames, score: float = 0.9) -> list[dict]:
     """A COCO results list naming each frame by its file name (image_id = file name)."""
-    return [{"image_id": f.path.name, "bbox": [float(v) for v in b], "score": score, "category_id": 1}
-            for f in frames for b in f.boxes]
+    return [
+        {"image_id": f.path.name, "bbox": [float(v) for v in b], "score": score, "category_id": 1}
+        for f in frames
+        for b in f.boxes
+    ]
 
 
 def test_boxes_file_identifies_each_box_like_its_catalog_crop(tiny_home, tmp_path):
@@ -68,8 +75,8 @@ def test_detector_boxes_reach_the_answers_unchanged(tiny_home, drawn_detector, d
     """The detector's boxes (and scores) are the organisms' boxes, each cut and identified like a crop."""
     from embedder.detection.model import load_detector
     from embedder.detection.predict import detect_images
-    from index.ingest.crops import CropConfig, cut_crop
     from index.imaging import open_image
+    from index.ingest.crops import CropConfig, cut_crop
 
     ws = Workspace(tiny_home)
     result = ws.identify_frames(drawn_frames, detector=drawn_detector, min_score=0.2)
@@ -109,8 +116,9 @@ def test_the_current_detector_is_the_default(tiny_ws, drawn_detector, drawn_fram
     assert len(expected.organisms) >= 1
     by_id = tiny_ws.identify_frames(drawn_frames[:1], detector="detector-a").frames[0]
     assert [o.box for o in by_id.organisms] == [o.box for o in expected.organisms]
-    detect = runner.invoke(app, ["--home", str(tiny_ws.home), "detect", str(drawn_frames[0]), "--json",
-                                 "--min-score", "0.3"])
+    detect = runner.invoke(
+        app, ["--home", str(tiny_ws.home), "detect", str(drawn_frames[0]), "--json", "--min-score", "0.3"]
+    )
     assert detect.exit_code == 0, detect.output
     run = json.loads(detect.stdout)
     assert run["detector_id"] == "detector-a"
@@ -163,24 +171,37 @@ def write_frame(path: Path, kind: str) -> Path:
     elif kind == "16bit":
         Image.fromarray(rng.integers(0, 65535, (120, 160)).astype(np.uint16)).save(path)
     elif kind == "huge":  # a PNG whose header claims 200 Mpx (refused before decoding)
+
         def chunk(tag: bytes, data: bytes) -> bytes:
             return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 10_000, 8, 2, 0, 0, 0))
-                         + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 10_000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+            + chunk(b"IEND", b"")
+        )
     return path
 
 
-@pytest.mark.parametrize("kind, words", [("huge", "exceeds limit of 180000000 pixels"), ("tiny", "too small to find organisms"),
-                                         ("gray", "grayscale frame (L): converted to RGB"),
-                                         ("16bit", "16-bit frame (I;16): rescaled to 8 bits")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("huge", "exceeds limit of 180000000 pixels"),
+        ("tiny", "too small to find organisms"),
+        ("gray", "grayscale frame (L): converted to RGB"),
+        ("16bit", "16-bit frame (I;16): rescaled to 8 bits"),
+    ],
+)
 def test_bad_frames_get_one_line_and_the_rest_is_processed(tiny_home, tmp_path, kind, words):
     ws = Workspace(tiny_home)
     good = truth(ws, 1)[0][0]
     bad = write_frame(tmp_path / f"{kind}.png", kind)
     entries = results_list([good]) + [{"image_id": bad.name, "bbox": [20, 20, 40, 30], "score": 0.8}]
     path = detections(tmp_path / "det.json", entries)
-    result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(good.path), str(bad), "--boxes",
-                                 str(path), "--json"])
+    result = runner.invoke(
+        app, ["--home", str(tiny_home), "identify", str(good.path), str(bad), "--boxes", str(path), "--json"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert len(doc["frames"][0]["organisms"]) == len(good.boxes)  # the good frame, untouched
@@ -208,8 +229,7 @@ def test_detections_outside_the_frame_or_for_unknown_images_are_reported(tiny_ho
         {"image_id": good.path.name, "bbox": [1, 2], "score": 0.9},  # malformed
     ]
     path = detections(tmp_path / "det.json", entries)
-    result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(good.path), "--boxes", str(path),
-                                 "--json"])
+    result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(good.path), "--boxes", str(path), "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert len(doc["frames"]) == 1 and len(doc["frames"][0]["organisms"]) == len(good.boxes)
@@ -230,8 +250,11 @@ def test_boxes_file_alone_finds_its_frames_by_images_list(tiny_home, tmp_path):
     for n, f in enumerate(frames):
         shutil.copy(f.path, tmp_path / "frames" / f"{n}.png")
     images = [{"id": 10 + n, "file_name": f"frames/{n}.png"} for n in range(2)]
-    entries = [{"image_id": 10 + n, "bbox": [float(v) for v in b], "category_id": 1}
-               for n, f in enumerate(frames) for b in f.boxes]  # no score: kept
+    entries = [
+        {"image_id": 10 + n, "bbox": [float(v) for v in b], "category_id": 1}
+        for n, f in enumerate(frames)
+        for b in f.boxes
+    ]  # no score: kept
     path = detections(tmp_path / "det.json", entries, images)
     result = ws.identify_frames(boxes=path)
     assert [f.name for f in result.frames] == ["frames/0.png", "frames/1.png"]
@@ -246,10 +269,23 @@ def test_draw_writes_each_frame_with_its_boxes(tiny_home, tmp_path):
     frames = [f for f, _ in truth(ws, 2)]
     path = detections(tmp_path / "det.json", results_list(frames))
     out = tmp_path / "drawn"
-    result = runner.invoke(app, ["--home", str(tiny_home), "identify", *[str(f.path) for f in frames], "--boxes",
-                                 str(path), "--draw", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tiny_home),
+            "identify",
+            *[str(f.path) for f in frames],
+            "--boxes",
+            str(path),
+            "--draw",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
+
     def drawing(frame: dict) -> str:  # "70/704e.png" -> "70__704e.png": folders joined, one flat folder
         return str(Path(frame["frame"]).with_suffix("")).replace("/", "__") + ".png"
 
@@ -260,7 +296,7 @@ def test_draw_writes_each_frame_with_its_boxes(tiny_home, tmp_path):
         for o in frame["organisms"]:
             x, y, w, h = (int(round(v)) for v in o["box"])
             colour = UNKNOWN if o["unknown"] else KNOWN
-            bottom = image[min(y + h, image.shape[0] - 1), x + 2: x + w - 2]  # the box's lower edge
+            bottom = image[min(y + h, image.shape[0] - 1), x + 2 : x + w - 2]  # the box's lower edge
             assert (bottom == colour).all(axis=1).mean() > 0.5, o["box"]
 
 
@@ -271,8 +307,20 @@ def test_coco_output_reads_back_with_pycocotools(tiny_home, tmp_path):
     frames = [f for f, _ in truth(ws, 2)]
     path = detections(tmp_path / "det.json", results_list(frames))
     out = tmp_path / "found.json"
-    result = runner.invoke(app, ["--home", str(tiny_home), "identify", *[str(f.path) for f in frames], "--boxes",
-                                 str(path), "--coco", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tiny_home),
+            "identify",
+            *[str(f.path) for f in frames],
+            "--boxes",
+            str(path),
+            "--coco",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     coco = COCO(str(out))
@@ -280,7 +328,7 @@ def test_coco_output_reads_back_with_pycocotools(tiny_home, tmp_path):
     assert "unknown" in names.values() and set(ws.engine().prototypes.names) <= set(names.values())
     loaded = coco.loadRes(json.loads(out.read_text())["annotations"])
     assert len(loaded.getAnnIds()) == sum(len(f["organisms"]) for f in doc["frames"])
-    for image_id, frame in zip(coco.getImgIds(), doc["frames"]):
+    for image_id, frame in zip(coco.getImgIds(), doc["frames"], strict=False):
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id]))
         assert [names[a["category_id"]] for a in anns] == [o["species"] for o in frame["organisms"]]
         assert np.allclose([a["bbox"] for a in anns], [o["box"] for o in frame["organisms"]], atol=0.01)
@@ -294,13 +342,25 @@ def test_save_adds_predicted_crops_that_search_can_filter(tiny_ws, tmp_path):
     frames = [f for f, _ in truth(tiny_ws, 2)]
     path = detections(tmp_path / "det.json", results_list(frames))
     before = tiny_ws.engine().index.ntotal
-    result = runner.invoke(app, ["--home", str(tiny_ws.home), "identify", *[str(f.path) for f in frames],
-                                 "--boxes", str(path), "--save", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tiny_ws.home),
+            "identify",
+            *[str(f.path) for f in frames],
+            "--boxes",
+            str(path),
+            "--save",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     found = sum(len(f.boxes) for f in frames)
     with tiny_ws.catalog.read() as con:
-        rows = con.execute("SELECT concept, split, detection_score, crop_path FROM annotations "
-                           "WHERE origin = 'predicted'").fetchall()
+        rows = con.execute(
+            "SELECT concept, split, detection_score, crop_path FROM annotations WHERE origin = 'predicted'"
+        ).fetchall()
     doc = json.loads(result.stdout)
     assert sorted(r[0] for r in rows) == sorted(o["species"] for f in doc["frames"] for o in f["organisms"])
     assert len(rows) == found and {r[1] for r in rows} == {None} and all(r[3] for r in rows)
@@ -311,18 +371,26 @@ def test_save_adds_predicted_crops_that_search_can_filter(tiny_ws, tmp_path):
     assert len(tiny_ws.search(1, k=1000, where="origin=truth")) == before - 1
     tiny_ws.split(SplitConfig(seed=0))  # a re-split never gives a predicted crop a split (or trains on it)
     with tiny_ws.catalog.read() as con:
-        assert con.execute("SELECT count(*) FROM annotations WHERE origin = 'predicted' AND split IS NOT NULL"
-                           ).fetchone()[0] == 0
-    again = runner.invoke(app, ["--home", str(tiny_ws.home), "identify", *[str(f.path) for f in frames],
-                                "--boxes", str(path), "--save"])
+        assert (
+            con.execute("SELECT count(*) FROM annotations WHERE origin = 'predicted' AND split IS NOT NULL").fetchone()[
+                0
+            ]
+            == 0
+        )
+    again = runner.invoke(
+        app, ["--home", str(tiny_ws.home), "identify", *[str(f.path) for f in frames], "--boxes", str(path), "--save"]
+    )
     assert again.exit_code == 0 and f"saved 0 predicted crops ({found} already there)" in again.stdout
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--draw", "x"], "add --frames"),
-    (["--boxes", "a.json", "--detector", "d"], "not both"),
-    (["--frames", "--min-score", "2"], "--min-score"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--draw", "x"], "add --frames"),
+        (["--boxes", "a.json", "--detector", "d"], "not both"),
+        (["--frames", "--min-score", "2"], "--min-score"),
+    ],
+)
 def test_option_mistakes_are_one_line(tiny_home, tmp_path, args, words):
     frame = truth(Workspace(tiny_home), 1)[0][0].path
     result = runner.invoke(app, ["--home", str(tiny_home), "identify", str(frame), *args])
@@ -375,7 +443,8 @@ def test_the_demo_detector_is_seen_by_every_command(tiny_ws, drawn_detector, dra
     assert found.exit_code == 0, found.output
     run = json.loads(found.stdout)
     assert run["detector_id"] == DETECTOR and run["frames"][0]["boxes"]
-    by_folder = runner.invoke(app, [*home, "detect", str(drawn_frames[0]), "--json", "--detector",
-                                    str(tiny_ws.paths.models / DETECTOR)])
+    by_folder = runner.invoke(
+        app, [*home, "detect", str(drawn_frames[0]), "--json", "--detector", str(tiny_ws.paths.models / DETECTOR)]
+    )
     assert by_folder.exit_code == 0 and json.loads(by_folder.stdout)["frames"] == run["frames"]
     assert tiny_ws.detect_evaluate().detector_id == DETECTOR

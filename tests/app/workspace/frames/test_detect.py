@@ -9,7 +9,6 @@ reading of --coco, evaluate's figures against a hand-checked case, and each bad 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +36,10 @@ def write_yolo(root: Path, n_train: int = 24, n_val: int = 6, seed: int = 1) -> 
         for i in range(n):
             arr, boxes = drawn(rng)
             Image.fromarray(arr).save(root / split / "images" / f"f{i}.png")
-            lines = [f"{i % 2} {(x + w / 2) / 128:.5f} {(y + h / 2) / 128:.5f} {w / 128:.5f} {h / 128:.5f}"
-                     for x, y, w, h in boxes]
+            lines = [
+                f"{i % 2} {(x + w / 2) / 128:.5f} {(y + h / 2) / 128:.5f} {w / 128:.5f} {h / 128:.5f}"
+                for x, y, w, h in boxes
+            ]
             (root / split / "labels" / f"f{i}.txt").write_text("\n".join(lines) + "\n")
     (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnames: ['disc', 'ball']\n")
     return root / "data.yaml"
@@ -61,8 +62,8 @@ def cli(home: Path, *args: str):
 
 
 def iou_hits(truth, found) -> int:
-    from torchvision.ops import box_iou
     import torch
+    from torchvision.ops import box_iou
 
     if not len(found):
         return 0
@@ -83,7 +84,7 @@ def test_detect_prints_boxes_that_match_the_drawn_discs(det_home, tmp_path):
     assert result.exit_code == 0, result.output
     frames = json.loads(result.stdout)["frames"]
     assert [Path(f["name"]).name for f in frames] == [f.name for f in files]
-    hits = sum(iou_hits(t, f["boxes"]) for t, f in zip(truth, frames))
+    hits = sum(iou_hits(t, f["boxes"]) for t, f in zip(truth, frames, strict=False))
     assert hits / sum(len(t) for t in truth) >= 0.8, frames
     assert all(f["scores"] == sorted(f["scores"], reverse=True) for f in frames)
     table = cli(det_home, "detect", str(files[0]))
@@ -144,8 +145,12 @@ def test_box_metrics_match_a_hand_checked_case():
     m = box_metrics(truth, [(100, 100), (100, 100)], boxes, scores)
     assert m.recall50 == pytest.approx(0.5)
     assert m.map50 == pytest.approx(0.5, abs=0.01)  # precision 1 up to recall 0.5, nothing after
-    shifted = box_metrics(truth, [(100, 100)] * 2, [np.array([[25, 25, 20, 20]], np.float32), boxes[1]],
-                          [np.array([0.9], np.float32), scores[1]])
+    shifted = box_metrics(
+        truth,
+        [(100, 100)] * 2,
+        [np.array([[25, 25, 20, 20]], np.float32), boxes[1]],
+        [np.array([0.9], np.float32), scores[1]],
+    )
     assert shifted.recall50 == 0.0 and shifted.map50 == 0.0  # IoU 25/775: not a match
 
 
@@ -160,7 +165,7 @@ def test_bad_frames_are_one_line_each_and_the_rest_go_on(det_home, tmp_path):
     gray = tmp_path / "gray.png"
     Image.fromarray(drawn(rng)[0]).convert("L").save(gray)
     deep = tmp_path / "deep.png"
-    Image.fromarray((drawn(rng)[0][..., 0].astype(np.uint16) * 257)).save(deep)
+    Image.fromarray(drawn(rng)[0][..., 0].astype(np.uint16) * 257).save(deep)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     files = [good, empty, tiny, gray, deep, broken]

@@ -33,8 +33,9 @@ def write_yolo(root: Path, n_train: int = 24, n_val: int = 6, seed: int = 1) -> 
         for i in range(n):
             frame, boxes = drawn_frame(rng, 128, discs=(1, 3), radii=(10, 18))
             frame.save(root / split / "images" / f"f{i}.png")
-            lines = [f"0 {(x + w / 2) / 128:.5f} {(y + h / 2) / 128:.5f} {w / 128:.5f} {h / 128:.5f}"
-                     for x, y, w, h in boxes]
+            lines = [
+                f"0 {(x + w / 2) / 128:.5f} {(y + h / 2) / 128:.5f} {w / 128:.5f} {h / 128:.5f}" for x, y, w, h in boxes
+            ]
             (root / split / "labels" / f"f{i}.txt").write_text("\n".join(lines) + "\n")
     (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnames: ['disc']\n")
     return root / "data.yaml"
@@ -64,8 +65,26 @@ def yolox_home(tmp_path_factory) -> Path:
     data = write_yolo(base / "yolo")
     home = base / "home"
     assert runner.invoke(app, ["--home", str(home), "ingest", "yolo", str(data)]).exit_code == 0
-    result = runner.invoke(app, ["--home", str(home), "--threads", "1", "detect", "train", "--arch", "yolox-nano",
-                                 "--image-size", "128", "--epochs", "5", "--lr", "2e-3", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(home),
+            "--threads",
+            "1",
+            "detect",
+            "train",
+            "--arch",
+            "yolox-nano",
+            "--image-size",
+            "128",
+            "--epochs",
+            "5",
+            "--lr",
+            "2e-3",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return home
 

@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 from app.cli import app
 from app.workspace import EvaluationSummary, Workspace
 from app.workspace.frames.grading import cascade_figures, held_out_frames
-from index.sources.detections import DetectedBox
 from index.catalog.frames import truth_frames
 from index.catalog.taxa import tree
+from index.sources.detections import DetectedBox
 
 runner = CliRunner()
 
@@ -41,8 +41,10 @@ def truth_finder(frames, shift: float = 0.0, extra: bool = False):
         time.sleep(FINDER_S * len(keys))
         out = []
         for key in keys:
-            boxes = [DetectedBox((float(x + shift * w), float(y), float(w), float(h)), 0.9)
-                     for x, y, w, h in by_path[key].boxes.tolist()]
+            boxes = [
+                DetectedBox((float(x + shift * w), float(y), float(w), float(h)), 0.9)
+                for x, y, w, h in by_path[key].boxes.tolist()
+            ]
             out.append(boxes + ([DetectedBox((1.0, 1.0, 12.0, 12.0), 0.1)] if extra else []))
         return out
 
@@ -52,10 +54,13 @@ def truth_finder(frames, shift: float = 0.0, extra: bool = False):
 def crop_answers(ws: Workspace, frames):
     """(concept, answer) of each frame's truth boxes, identified from the crop files ingest cut (the oracle)."""
     with ws.catalog.read() as con:
-        crops = {(i, round(x, 2), round(y, 2)): p for i, x, y, p in con.execute(
-            "SELECT image_id, x, y, crop_path FROM annotations").fetchall()}
-    files = [ws.home / crops[(f.image_id, round(float(b[0]), 2), round(float(b[1]), 2))]
-             for f in frames for b in f.boxes]
+        crops = {
+            (i, round(x, 2), round(y, 2)): p
+            for i, x, y, p in con.execute("SELECT image_id, x, y, crop_path FROM annotations").fetchall()
+        }
+    files = [
+        ws.home / crops[(f.image_id, round(float(b[0]), 2), round(float(b[1]), 2))] for f in frames for b in f.boxes
+    ]
     return list(zip([c for f in frames for c in f.concepts], ws.identify(files), strict=True))
 
 
@@ -109,8 +114,7 @@ def test_an_unreadable_frame_is_skipped_with_its_reason(graded, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     chosen = [dataclasses.replace(frames[0], path=broken), *frames[1:3]]
-    c = cascade_figures(ws.engine(), chosen, truth_finder(chosen), ws.crop, 0.3,
-                        names=["broken.png", "a.png", "b.png"])
+    c = cascade_figures(ws.engine(), chosen, truth_finder(chosen), ws.crop, 0.3, names=["broken.png", "a.png", "b.png"])
     assert c.frames == 2 and c.organisms == c.found == sum(len(f.boxes) for f in frames[1:3])
     assert [name for name, _ in c.skipped] == ["broken.png"] and c.skipped[0][1]
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from app.cli import app
-from app.workspace import Workspace
 from app.workspace.frame_metadata import FrameMetadata, SaveMetadata, frame_metadata, read_sidecar
 from index.errors import InvalidInput
 from tests.app.workspace.frames.test_cascade import detections, results_list, truth
@@ -29,15 +28,41 @@ def saved(ws, where: str) -> list:
 def test_options_describe_every_saved_frame_and_where_finds_them(tiny_ws, tmp_path):
     frames = [f for f, _ in truth(tiny_ws, 2)]
     path = detections(tmp_path / "det.json", results_list(frames))
-    result = runner.invoke(app, ["--home", str(tiny_ws.home), "identify", *[str(f.path) for f in frames], "--boxes",
-                                 str(path), "--save", "--depth", "320", "--date", "2024-05-01", "--lat", "36.7",
-                                 "--lon", "-122.1", "--source-name", "dive-7", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tiny_ws.home),
+            "identify",
+            *[str(f.path) for f in frames],
+            "--boxes",
+            str(path),
+            "--save",
+            "--depth",
+            "320",
+            "--date",
+            "2024-05-01",
+            "--lat",
+            "36.7",
+            "--lon",
+            "-122.1",
+            "--source-name",
+            "dive-7",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     boxes = sum(len(f.boxes) for f in frames)
     hits = saved(tiny_ws, "source=dive-7 and depth=300..400 and date>=2024-05 and lat=36..37 and lon=-123..-122")
     assert len(hits) == boxes
-    assert all(h.depth_m == 320 and h.source == "dive-7" and h.timestamp.date().isoformat() == "2024-05-01"
-               and math.isclose(h.latitude, 36.7) and math.isclose(h.longitude, -122.1) for h in hits)
+    assert all(
+        h.depth_m == 320
+        and h.source == "dive-7"
+        and h.timestamp.date().isoformat() == "2024-05-01"
+        and math.isclose(h.latitude, 36.7)
+        and math.isclose(h.longitude, -122.1)
+        for h in hits
+    )
     assert saved(tiny_ws, "depth=0..100") == []
 
 
@@ -45,10 +70,25 @@ def test_a_sidecar_gives_each_frame_its_own_and_wins_over_the_options(tiny_ws, t
     frames = [f for f, _ in truth(tiny_ws, 2)]
     path = detections(tmp_path / "det.json", results_list(frames))
     sidecar = tmp_path / "frames.csv"
-    sidecar.write_text(f"file,depth,date,lat,lon\n{frames[0].path.name},50,2023-01-02,10,20\n"
-                       f"{frames[1].path.name},900,,,\n")
-    result = runner.invoke(app, ["--home", str(tiny_ws.home), "identify", *[str(f.path) for f in frames], "--boxes",
-                                 str(path), "--save", "--metadata", str(sidecar), "--date", "2024-05-01"])
+    sidecar.write_text(
+        f"file,depth,date,lat,lon\n{frames[0].path.name},50,2023-01-02,10,20\n{frames[1].path.name},900,,,\n"
+    )
+    result = runner.invoke(
+        app,
+        [
+            "--home",
+            str(tiny_ws.home),
+            "identify",
+            *[str(f.path) for f in frames],
+            "--boxes",
+            str(path),
+            "--save",
+            "--metadata",
+            str(sidecar),
+            "--date",
+            "2024-05-01",
+        ],
+    )
     assert result.exit_code == 0, result.output
     shallow, deep = saved(tiny_ws, "depth=0..100"), saved(tiny_ws, "depth=800..1000")
     assert len(shallow) == len(frames[0].boxes) and len(deep) == len(frames[1].boxes)
@@ -57,17 +97,21 @@ def test_a_sidecar_gives_each_frame_its_own_and_wins_over_the_options(tiny_ws, t
     assert {h.source for h in shallow + deep} == {"predicted"}
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--lat", "36.7"], "both latitude and longitude"),
-    (["--lat", "95", "--lon", "0"], "latitude must be within -90..90"),
-    (["--date", "yesterday"], "ISO date"),
-    (["--source-name", "bad name!"], "source name"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lat", "36.7"], "both latitude and longitude"),
+        (["--lat", "95", "--lon", "0"], "latitude must be within -90..90"),
+        (["--date", "yesterday"], "ISO date"),
+        (["--source-name", "bad name!"], "source name"),
+    ],
+)
 def test_bad_metadata_is_one_line_before_any_work(tiny_ws, tmp_path, args, message):
     frames = [f for f, _ in truth(tiny_ws, 1)]
     path = detections(tmp_path / "det.json", results_list(frames))
-    result = runner.invoke(app, ["--home", str(tiny_ws.home), "identify", str(frames[0].path), "--boxes", str(path),
-                                 "--save", *args])
+    result = runner.invoke(
+        app, ["--home", str(tiny_ws.home), "identify", str(frames[0].path), "--boxes", str(path), "--save", *args]
+    )
     assert result.exit_code == 1 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stdout == ""  # refused before identifying anything
 
