@@ -41,9 +41,11 @@ from embedder.config import (
     GEOMETRIES,
     OUTPUTS,
     WEIGHTS_FILE,
-    ModelConfig,  # noqa: F401
+    ModelConfig,
     read_config,
 )
+from embedder.config import canonical_json as canonical_json  # re-exported: the model folder's hash lives here too
+from embedder.config import config_hash as config_hash
 from index.errors import ModelError
 
 log = logging.getLogger(__name__)

@@ -66,10 +66,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
-    from app.workspace.detection import DetectionRun, DetectorEvaluation, DetectorTraining
     from app.workspace.engine import Engine
     from app.workspace.frames.cascade import CascadeResult, FrameIdentification
-    from app.workspace.frames.detector import LoadedDetector
+    from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, DetectorTraining, LoadedDetector
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
     from embedder.export import ExportResult

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.workspace.engine import Engine, choice_rows, fit_calibration, fit_scorers
+from app.workspace.decisions import choice_rows, fit_calibration, fit_scorers
+from app.workspace.engine import Engine
 from app.workspace.results import (
     ClassFigures,
     Classification,

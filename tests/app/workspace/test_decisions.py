@@ -114,7 +114,6 @@ def test_the_decision_is_stored_at_build_and_read_at_load(tiny_ws, monkeypatch):
         raise AssertionError("load_engine re-decided")
 
     monkeypatch.setattr(decisions_module, "fit_decision", refuse)
-    monkeypatch.setattr("app.workspace.engine.fit_decision", refuse)
     tiny_ws.reload()
     engine = tiny_ws.engine()
     assert engine.thresholds == stored.thresholds and engine.decision == stored
