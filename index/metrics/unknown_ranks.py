@@ -23,7 +23,7 @@ oceanid", nothing more).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -193,5 +193,5 @@ def answer_taxa(
     if rows.size:
         placed = place_unknown(table, np.asarray(probs)[rows], np.asarray(sims)[rows], measured or UnknownRanks.empty())
         for row, answer in zip(rows, placed, strict=True):
-            out[row] = answer
+            out[row] = replace(answer, decode=out[row].decode)  # placed by held-out evidence, asked as decoded
     return out

@@ -301,7 +301,8 @@ def test_registry_imports_no_family():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
         a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
     }
-    assert not {m for m in imported if m and m.startswith("embedder")}, imported
+    # embedder.config is the torch-free model-folder kernel (the ImageNet constants live there), not a family
+    assert not {m for m in imported if m and m.startswith("embedder") and m != "embedder.config"}, imported
 
 
 def test_openclip_unknown_tag_lists_valid_ones():

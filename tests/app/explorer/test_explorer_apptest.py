@@ -334,8 +334,8 @@ def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch)
     """The page identifies an upload and searches with it: one decode, one forward pass."""
     import app.explorer.pages_identify as page
     import app.workspace.identify as identify
-    import embedder.encoding as encoding
     import index.imaging as imaging
+    from app.workspace.engine import Engine
 
     calls = {"decode": 0, "embed": 0}
 
@@ -349,7 +349,7 @@ def test_an_upload_is_decoded_once_and_embedded_once(explorer_home, monkeypatch)
     decode = counting("decode", imaging.decode_bytes)
     for module in (page, identify, imaging):
         monkeypatch.setattr(module, "decode_bytes", decode)
-    monkeypatch.setattr(encoding, "encode_images", counting("embed", encoding.encode_images))
+    monkeypatch.setattr(Engine, "embed", counting("embed", Engine.embed))  # the query encoder, ORT or torch
     crop = crops_of(explorer_home, "train")[0][2]
     at = start(explorer_home, monkeypatch, "Identify")
     calls.update(decode=0, embed=0)
