@@ -83,13 +83,22 @@ def shards_sha256(shard_sha256s: list[str]) -> str:
 
 
 def _write_index(
-    folder: Path, index: vectors.VectorIndex, model_id: str, config_hash: str, created: str, content: str = ""
+    folder: Path,
+    index: vectors.VectorIndex,
+    model_id: str,
+    config_hash: str,
+    created: str,
+    content: str = "",
+    on_written: Callable[[], None] | None = None,
 ) -> Manifest:
-    """Write ``index.faiss`` and its manifest into ``folder`` (fsynced); returns the manifest."""
+    """Write ``index.faiss`` and its manifest into ``folder`` (fsynced); returns the manifest.
+    ``on_written`` runs between the two (the crash tests' stage hook)."""
     folder.mkdir(exist_ok=True)
     index_path = folder / INDEX_FILE
     index.save(index_path)
     fsync_path(index_path)
+    if on_written is not None:
+        on_written()
     manifest = Manifest(
         model_id=model_id,
         config_hash=config_hash,
@@ -210,22 +219,9 @@ def publish(
         write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
         fsync_path(tmp)
     else:
-        index_path = tmp / INDEX_FILE
-        index.save(index_path)
-        fsync_path(index_path)
-        _stage(on_stage, "index_written")
-        manifest = Manifest(
-            model_id=model_id,
-            config_hash=model_config_hash,
-            dim=index.dim,
-            kind=index.kind,
-            count=index.ntotal,
-            sha256=file_sha256(index_path),
-            created=created,
-            content=content,
+        manifest = _write_index(
+            tmp, index, model_id, model_config_hash, created, content, lambda: _stage(on_stage, "index_written")
         )
-        write_durable(tmp / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2).encode("utf-8"))
-        fsync_path(tmp)
     _stage(on_stage, "manifest_written")
     while True:  # another publisher may have taken this number meanwhile
         name = f"gen-{number:04d}"
