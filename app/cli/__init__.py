@@ -21,6 +21,9 @@ Every module holds one ``typer.Typer`` named ``app`` and is registered the same
 way below (a group under its name, verbs merged into the root). Shared options
 live in ``options.py``; ``common.py`` turns library errors into one line and
 exit code 1. Commands parse input, make one Workspace call and print its result.
+A command module imports ``app.workspace`` inside its commands, never at its top:
+building the app (``oceanid --help``) loads no numpy, DuckDB or pyarrow
+(tests/app/cli/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from app.cli import (
     train,
 )
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
-from app.workspace import THREADS_ENV, limit_threads, threads_for
 
 app = typer.Typer(
     name="oceanid",
@@ -81,6 +83,8 @@ def root(
 
     Example: oceanid --home ~/reef demo
     """
+    from app.workspace import THREADS_ENV, limit_threads, threads_for
+
     setup_logging(verbose)
     if threads is None and not os.environ.get(THREADS_ENV):  # batch jobs: every core; serve, app, queries: half
         threads = threads_for(ctx.meta.get("oceanid.command") or (ctx.invoked_subcommand or "",))
