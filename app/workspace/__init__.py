@@ -461,13 +461,14 @@ class Workspace:
         from app.workspace.frames.cascade import run_cascade
 
         return run_cascade(
-            self,
+            self.catalog,
+            self.crop,
+            lambda: self.engine(model),
+            lambda: self.load_detector(detector),
             frames,
-            detector=detector,
             boxes=boxes,
             min_score=min_score,
             k=k,
-            model=model,
             names=names,
             progress=progress,
             decode=decode,
@@ -523,7 +524,16 @@ class Workspace:
         ``metadata`` (:meth:`save_metadata`): each frame's depth, date, position and source."""
         from app.workspace.frames.cascade import save_predicted
 
-        return save_predicted(self, result, model, metadata)
+        return save_predicted(
+            self.catalog,
+            self.home,
+            self.crop,
+            result,
+            metadata,
+            writer=self._writer,
+            make_searchable=lambda: (self.embed(model, progress=False), self.index_build(model, rebuild=False)),
+            refresh=self.reload,
+        )
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
@@ -663,19 +673,35 @@ class Workspace:
         """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
-        return tool.forget_annotation(self, project, annotation, min_examples or tool.MIN_EXAMPLES, model)
+        steps = self._tool_steps(model)
+        return tool.forget_annotation(
+            self.catalog, self.paths, project, annotation, steps, min_examples or tool.MIN_EXAMPLES
+        )
+
+    def _tool_steps(self, model: str | None) -> Any:
+        """This workspace's steps for one model, as the annotation steps call them (``ToolSteps``)."""
+        from app.workspace.annotation_tool import ToolSteps
+
+        return ToolSteps(
+            engine=lambda: self.engine(model),
+            writer=self._writer,
+            build=lambda: self.index_build(model, rebuild=False),
+            add_species=lambda name, files: self.species_add(name, files, model=model),
+            remove_species=lambda name: self.species_remove(name, model),
+            refresh=self._engines.clear,
+        )
 
     def embed_images(self, images: Sequence[Any], model: str | None = None) -> Any:
         """Decoded images -> their (n, d) embeddings, batched (for identify ``vectors=`` and recall)."""
         from app.workspace.annotation_tool import embed_images
 
-        return embed_images(self, images, model)
+        return embed_images(self.engine(model), images)
 
     def annotation_recall(self, items: Any, model: str | None = None) -> list[tuple[str, float] | None]:
         """Per image (or vector), the label a person gave a near-duplicate of it, else None."""
         from app.workspace.annotation_tool import recall
 
-        return recall(self, items, model)
+        return recall(self.catalog, self.home, lambda: self.engine(model), items)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(
@@ -706,7 +732,7 @@ class Workspace:
         (:func:`app.workspace.frames.grading.evaluate_frames`); None when there is none to grade."""
         from app.workspace.frames.grading import evaluate_frames
 
-        return evaluate_frames(self, engine, progress)
+        return evaluate_frames(self.catalog, self.home, self.crop, engine, self.load_detector, progress)
 
     def last_evaluation(self) -> EvaluationSummary | None:
         """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""

@@ -12,7 +12,8 @@
 
 Boxes come from a ``.json`` detections file (:mod:`index.sources.detections`) or from a detector,
 chosen by the one rule of :func:`app.workspace.frames.detector.resolve_detector` (named by id or
-folder, else the catalog's current detector) and loaded through the Workspace's one cache.
+folder, else the catalog's current detector) and loaded through the Workspace's one cache. The steps
+take the pieces they use (catalog, home, crop config, loaders, the writer lock), never the Workspace.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +36,8 @@ from index.ingest.crops import CropConfig, clip_box, cut_crop
 from index.sources.detections import DetectedBox, match_detections
 
 if TYPE_CHECKING:
-    from app.workspace import Workspace
     from app.workspace.frame_metadata import SaveMetadata
+    from index.catalog.catalog import Catalog
     from index.records import IngestReport
 
 log = logging.getLogger(__name__)
@@ -311,31 +313,33 @@ def identify_frames(
 
 
 def run_cascade(
-    ws: Workspace,
+    catalog: Catalog,
+    crop: CropConfig,
+    load_engine: Callable[[], Engine],
+    load_detector: Callable[[], LoadedDetector],
     frames: Sequence[ImageInput] = (),
     *,
-    detector: str | Path | None = None,
     boxes: Path | None = None,
     min_score: float | None = None,
     k: int = 5,
-    model: str | None = None,
     names: Sequence[str] | None = None,
     progress: bool = False,
     decode: str = "probable",
     neighbours: int = 0,
 ) -> CascadeResult:
     """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,
-    the frames are the files it names) or else from the detector ``detector`` names (id or folder;
-    default: the catalog's current one), each box cut and identified. ``min_score`` drops weaker
-    boxes (default DEFAULT_MIN_SCORE for the detector, none of a file's; boxes without a score are kept).
-    ``neighbours``: how many nearest catalog crops each answer lists (0: none)."""
+    the frames are the files it names) or else from the detector ``load_detector`` loads, each box
+    cut with ``crop`` and identified by the engine ``load_engine`` loads (after the options are
+    checked, before the detector). ``min_score`` drops weaker boxes (default DEFAULT_MIN_SCORE for
+    the detector, none of a file's; boxes without a score are kept). ``neighbours``: how many
+    nearest catalog crops each answer lists (0: none)."""
     from index.catalog.lookup import crop_species
     from index.catalog.taxa import tree
 
     threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
-    engine = ws.engine(model)  # first: no index is a one-line error before a detector loads
+    engine = load_engine()  # first: no index is a one-line error before a detector loads
     skipped: list[tuple[str, str]] = []
     if boxes is not None:
         source = box_source(Path(boxes))
@@ -349,7 +353,7 @@ def run_cascade(
             )
         find = file_finder(matched, threshold)
     else:
-        loaded = ws.load_detector(detector)
+        loaded = load_detector()
         source = BoxSource("detector", loaded.folder)
         find = detector_finder(loaded, threshold)
     boxes_from = f"{source.kind} {source.path}"
@@ -358,15 +362,15 @@ def run_cascade(
             engine,
             list(frames),
             find,
-            ws.crop,
+            crop,
             names=names,
             k=k,
-            tree=tree(ws.catalog),
+            tree=tree(catalog),
             decode_method=decode,
             boxes_from=boxes_from,
             progress=progress,
             neighbours=neighbours,
-            labels=lambda ids: crop_species(ws.catalog, ids),
+            labels=lambda ids: crop_species(catalog, ids),
         )
     except Interrupted as stop:  # the frames answered so far, as a result to write and save
         raise Interrupted(
@@ -442,28 +446,37 @@ def predicted_records(result: CascadeResult, metadata: SaveMetadata | None = Non
 
 
 def save_predicted(
-    ws: Workspace, result: CascadeResult, model: str | None = None, metadata: SaveMetadata | None = None
+    catalog: Catalog,
+    home: Path,
+    crop: CropConfig,
+    result: CascadeResult,
+    metadata: SaveMetadata | None,
+    *,
+    writer: AbstractContextManager,
+    make_searchable: Callable[[], object],
+    refresh: Callable[[], None],
 ) -> IngestReport:
     """Add every organism found in a frame file to the catalog as a *predicted* crop
     (``origin = predicted``, concept = the species named or ``unknown``, never given a split),
-    then embed it and rebuild the index so it can be searched (``--where origin=predicted``) and
-    reviewed. Frames given as bytes have no file and are left out. ``metadata``
-    (:meth:`Workspace.save_metadata`): each frame's depth, date, position and source."""
+    then, when crops were added, ``make_searchable`` (embed them and build the index) so they can
+    be searched (``--where origin=predicted``) and reviewed. Frames given as bytes have no file
+    and are left out. ``metadata`` (:meth:`Workspace.save_metadata`): each frame's depth, date,
+    position and source. All of it holds ``writer`` (the home's writer lock); ``refresh`` (forget
+    the loaded engines) runs at the end, also on failure."""
     from index.ingest.ingest import ingest_records
     from index.records import IngestReport
 
     records = predicted_records(result, metadata)
-    ws.catalog.ensure_schema()
-    with ws._writer:
+    catalog.ensure_schema()
+    with writer:
         try:
             report = IngestReport("predicted")
             for source in dict.fromkeys(r.source for r in records):  # one ingest per source named
                 ingest_records(
-                    ws.catalog, ws.home, source, [r for r in records if r.source == source], crop=ws.crop, report=report
+                    catalog, home, source, [r for r in records if r.source == source], crop=crop, report=report
                 )
             if report.crops_added:
-                ws.embed(model, progress=False)
-                ws.index_build(model, rebuild=False)
+                make_searchable()
         finally:
-            ws.reload()
+            refresh()
     return report
