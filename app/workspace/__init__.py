@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from app.workspace import ingesting
 from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
-from app.workspace.engine_cache import EngineCache
+from app.workspace.engine_cache import EngineCache, SpacesCache
 from app.workspace.frames.detector import DetectorCache
 from app.workspace.results import (
     BuildResult,
@@ -128,6 +128,7 @@ class Workspace:
         and ``gpu_search`` a GPU copy of the index for unfiltered search (filtered search stays
         on the CPU index; the explorer passes ``gpu_search=False``)."""
         from app.workspace.engine import load_engine
+        from app.workspace.spaces import load_spaces
 
         self.device, self.gpu_search = device, gpu_search
         self.paths = Home.at(home)
@@ -139,7 +140,7 @@ class Workspace:
                 self.catalog, self.paths, model_id, device=self.device, gpu_search=self.gpu_search
             )
         )
-        self._spaces: dict[tuple, Any] = {}  # (tuned, general engine keys) -> spaces.TwoSpaces | None (one at a time)
+        self._spaces = SpacesCache(lambda tuned: load_spaces(self.catalog, self.paths, tuned, self.device))
         self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
@@ -150,7 +151,7 @@ class Workspace:
     def reload(self) -> None:
         """Forget the loaded engines: the next query loads what the home holds now."""
         self._engines.clear()
-        self._spaces = {}
+        self._spaces.clear()
 
     def _tree(self) -> dict:
         """The catalog's lineages, read again only when the catalog changed."""
@@ -337,8 +338,7 @@ class Workspace:
             result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
             general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
             if result.built or (general is not None and (general.built or general.prototypes_refit)):
-                self._engines.clear()
-                self._spaces = {}
+                self.reload()
         return replace(result, prototypes_refit=refit)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
@@ -414,13 +414,10 @@ class Workspace:
     def spaces(self, model: str | None = None) -> Any:
         """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
         a model with the tuned space only; cached until either space's generation or prototypes change."""
-        from app.workspace.spaces import general_id, load_spaces
+        from app.workspace.spaces import general_id
 
         tuned = self.engine(model)
-        key = (self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id)))
-        if key not in self._spaces:
-            self._spaces = {key: load_spaces(self.catalog, self.paths, tuned, self.device)}
-        return self._spaces[key]
+        return self._spaces.get((self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id))), tuned)
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
@@ -605,67 +602,44 @@ class Workspace:
         model: str | None = None,
         correct: bool = False,
     ) -> SpeciesChange:
-        """Add a species from a few examples, without retraining; all or nothing. ``genus`` /
-        ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
-        from app.workspace.spaces import add_general
-        from app.workspace.species import add_species, remove_species
+        """Add a species from a few examples, without retraining, in both vector spaces; all or
+        nothing. ``genus`` / ``family`` fill what the catalog lacks and change what it knows only
+        with ``correct``."""
+        from app.workspace.species import add_species_all_spaces
 
         with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
-            spaces = self.spaces(model)
-            try:
-                change = add_species(
-                    self._engines.get(self.engine_key(model), fresh=True),
-                    self.catalog,
-                    self.paths,
-                    name,
-                    list(images),
-                    genus,
-                    family,
-                    self.crop,
-                    correct=correct,
-                )
-            finally:
-                self._engines.clear()
-                self._spaces = {}
-            if spaces is not None:  # the general space too; all or nothing
-                try:
-                    add_general(self.catalog, self.paths, spaces.general, name)
-                except BaseException:
-                    remove_species(self.engine(model), self.catalog, self.paths, name)
-                    raise
-                finally:
-                    self._engines.clear()
-                    self._spaces = {}
-        return change
+            return add_species_all_spaces(
+                self.spaces(model),
+                lambda: self._engines.get(self.engine_key(model), fresh=True),
+                lambda: self.engine(model),
+                self.catalog,
+                self.paths,
+                name,
+                images,
+                genus,
+                family,
+                self.crop,
+                correct,
+                self.reload,
+            )
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
-        """Remove a species added with :meth:`species_add`."""
-        from app.workspace.spaces import remove_general
-        from app.workspace.species import remove_species
-        from index.catalog.embeddings import support_crops
+        """Remove a species added with :meth:`species_add` (from both vector spaces)."""
+        from app.workspace.species import remove_species_all_spaces
 
         with self._writer:
-            spaces = self.spaces(model)
-            doomed = [i for i, _ in support_crops(self.catalog, name)]
-            try:
-                change = remove_species(
-                    self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name
-                )
-            finally:
-                self._engines.clear()
-                self._spaces = {}
-            if spaces is not None and name in spaces.general.prototypes.names:
-                remove_general(self.catalog, self.paths, spaces.general, name, doomed)
-                self._engines.clear()
-                self._spaces = {}
-        return change
+            fresh = lambda: self._engines.get(self.engine_key(model), fresh=True)  # noqa: E731
+            return remove_species_all_spaces(self.spaces(model), fresh, self.catalog, self.paths, name, self.reload)
 
     # -- annotation tools (app.workspace.annotation_tool: Label Studio's accepted annotations) --
     def annotation_store(self, note: Any, min_examples: int | None = None, model: str | None = None) -> Any:
         """Keep a ToolAnnotation as truth crops, searchable at once -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
-        return tool.store_annotation(self, note, min_examples or tool.MIN_EXAMPLES, model)
+        steps = self._tool_steps(model)
+        return tool.store_annotation(
+            self.catalog, self.paths, self.crop, note, steps, min_examples or tool.MIN_EXAMPLES
+        )
 
     def annotation_forget(
         self, project: int, annotation: int, min_examples: int | None = None, model: str | None = None

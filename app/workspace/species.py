@@ -12,7 +12,9 @@ Adding is four named steps, each a call into a library:
 A failure at any step undoes the earlier ones (the crops, their files, the
 catalog rows), so the workspace is left as it was. Removing publishes the index
 without the species first and then deletes it from the catalog in one
-transaction; if that fails, the previous generation is made live again.
+transaction; if that fails, the previous generation is made live again. A model that keeps
+the general space too (:mod:`app.workspace.spaces`) is changed in both, all or nothing
+(:func:`add_species_all_spaces`, :func:`remove_species_all_spaces`).
 The engine's stored decision (scorer, thresholds, temperature) is never touched: an added
 species is judged against it (:mod:`app.workspace.engine`).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,6 +53,9 @@ from index.ingest.crops import CropConfig
 from index.ingest.ingest import add_support_examples
 from index.records import Taxon
 from index.taxonomy import chain
+
+if TYPE_CHECKING:
+    from app.workspace.spaces import TwoSpaces
 
 log = logging.getLogger(__name__)
 
@@ -228,3 +234,65 @@ def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
         store_added_scorer(catalog, home, model_id)
     except OceanidError as exc:
         log.warning("the scorer of the added species is not stored now (%s): run `oceanid index build`", exc)
+
+
+# -- both vector spaces at once (the Workspace's species add / remove) -----------------------------------
+
+
+def add_species_all_spaces(
+    spaces: TwoSpaces | None,
+    fresh_engine: Callable[[], Engine],
+    engine: Callable[[], Engine],
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    items: Sequence[ImageInput],
+    genus: str | None,
+    family: str | None,
+    crop: CropConfig,
+    correct: bool,
+    refresh: Callable[[], None],
+) -> SpeciesChange:
+    """:func:`add_species` in the tuned space (the engine ``fresh_engine`` loads, never an old one),
+    then in the general space when the model keeps one (``spaces``, loaded before); all or nothing:
+    a failure in the general space removes the species from the tuned one again (with the engine
+    ``engine`` loads then). ``refresh`` (forget the loaded engines) runs after each space's change,
+    also on failure. The caller holds the home's writer lock."""
+    from app.workspace.spaces import add_general
+
+    try:
+        change = add_species(fresh_engine(), catalog, home, name, list(items), genus, family, crop, correct=correct)
+    finally:
+        refresh()
+    if spaces is not None:
+        try:
+            add_general(catalog, home, spaces.general, name)
+        except BaseException:
+            remove_species(engine(), catalog, home, name)
+            raise
+        finally:
+            refresh()
+    return change
+
+
+def remove_species_all_spaces(
+    spaces: TwoSpaces | None,
+    fresh_engine: Callable[[], Engine],
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    refresh: Callable[[], None],
+) -> SpeciesChange:
+    """:func:`remove_species` in the tuned space, then in the general space when it holds the species.
+    ``refresh`` runs after each space's change. The caller holds the home's writer lock."""
+    from app.workspace.spaces import remove_general
+
+    doomed = [i for i, _ in support_crops(catalog, name)]
+    try:
+        change = remove_species(fresh_engine(), catalog, home, name)
+    finally:
+        refresh()
+    if spaces is not None and name in spaces.general.prototypes.names:
+        remove_general(catalog, home, spaces.general, name, doomed)
+        refresh()
+    return change
