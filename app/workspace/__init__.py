@@ -1,31 +1,17 @@
 """The composer: a home folder and every step over it, the one thing the faces import.
 
-::
-
-    Workspace               a home (catalog, images, crops, models, indexes, reports)
-      ingest_*              ingesting.py (index.sources.* -> index.ingest)         -> IngestReport
-      stats / split         index.catalog.stats, pipeline.split_home              -> Survey / SplitSummary
-      models / index_*      indexes.py, pipeline.build_index (index.vectors)      -> ModelInfo / BuildResult / ...
-      train / embed         pipeline.py (embedder.training / .encoding)          -> TrainResult / EmbedReport
-      engine                engine.py: EngineCache of loaded Engines (encoder, prototypes, stored decisions)
-      identify / search     identify.py (+ index.catalog.lookup)                  -> Identification / CropHit
-      species_add/remove    species.py (+ index.ingest, index.catalog.embeddings) -> SpeciesChange
-      taxa_*                taxa.py (+ index.catalog.taxa, index.taxonomy)        -> Lineage / TreePlace / TaxaImport
-      annotation_*          annotation_tool.py: Label Studio annotations -> truth crops -> AnnotationChange
-      evaluate              evaluation.py (+ the whole-frame grading) + app.report -> EvaluationSummary
-      identify_frames, detect_*  frames/ (detector, cascade, grading, drawing)     -> CascadeResult / DetectionRun
-      status / crops / species_summary / embedding_map   browse.py (the explorer's views)
-    run_demo                demo.py: the whole pipeline on the synthetic reef     -> DemoResult
-
-Each method delegates to one step function. Results are frozen dataclasses
-(``to_dict()`` is what ``--json`` prints). Heavy libraries (torch, faiss, sklearn,
-matplotlib) are imported inside the steps that need them, so ``oceanid stats`` starts fast.
+``Workspace`` holds the home (catalog, images, crops, models, indexes, reports), its caches (engines,
+spaces, detector, catalog reads) and the writer lock; each method delegates to one step function of a
+module beside it (the table in docs/ARCHITECTURE.md says which). Results are frozen dataclasses that
+live with the step that makes them (``to_dict()`` is what ``--json`` prints); this module re-exports
+them, the light ones at once and the rest on first use (:data:`LAZY`), so ``import app.workspace``
+loads no faiss, torch, scikit-learn or matplotlib.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,20 +20,9 @@ from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.engine_cache import EngineCache, SpacesCache
 from app.workspace.frames.detector import DetectorCache
-from app.workspace.results import (
-    BuildResult,
-    DemoResult,
-    DetectionFigures,
-    EvaluationSummary,
-    GenerationChange,
-    Identification,
-    IdentificationRecord,
-    ModelInfo,
-    SpeciesChange,
-    TaxaImport,
-    TreePlace,
-    VerifyResult,
-)
+from app.workspace.identification import Identification, IdentificationRecord
+from app.workspace.index_results import BuildResult, GenerationChange, ModelInfo, VerifyResult
+from app.workspace.results import DetectionFigures, EvaluationSummary
 from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
 from app.workspace.writer import HomeWriter
 from embedder.ray_runner import RayConfig
@@ -55,7 +30,7 @@ from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
 from index.catalog.splits import SplitConfig, SplitSummary
 from index.catalog.stats import Survey, survey
-from index.errors import EmptyIndex, InvalidInput
+from index.errors import EmptyIndex
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.crops import CropConfig
 from index.records import IngestReport
@@ -66,11 +41,14 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
+    from app.workspace.demo import DemoResult
     from app.workspace.engine import Engine
     from app.workspace.frames.cascade import CascadeResult, FrameIdentification
     from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, DetectorTraining, LoadedDetector
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
+    from app.workspace.species import SpeciesChange
+    from app.workspace.taxa import TaxaImport, TreePlace
     from embedder.export import ExportResult
     from embedder.training import TrainResult
     from index.catalog.detectors import DetectorRecord
@@ -273,36 +251,13 @@ class Workspace:
         ray: RayConfig | None = None,
         general: bool = False,
     ) -> EmbedReport:
-        """Embed every crop that has no vector for the model yet.
+        """Embed every crop that has no vector for the model yet, in each of its spaces
+        (:func:`app.workspace.building.embed_spaces`: ``engine`` local | ray, ``general``: keep the
+        general space from now on)."""
+        from app.workspace.building import embed_spaces
 
-        ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its
-        ``batch_size`` is taken from ``batch_size``); ``local`` in this process. ``general``: keep
-        the frozen general space beside the tuned one from now on (:mod:`app.workspace.spaces`;
-        opt-in until its rule is chosen by measurement); a model that keeps one embeds it too.
-        """
-        from app.workspace.spaces import ensure_general_model
-
-        if general:
-            ensure_general_model(self.paths, self.current_model(model))
-        if engine == "ray":
-            from app.workspace.ray_embed import embed_crops_ray
-            from app.workspace.spaces import ensure_general_model, wants_general
-
-            config = replace(ray or RayConfig(), batch_size=batch_size)
-            model_id = self.current_model(model)
-            report = embed_crops_ray(self.catalog, self.paths, model_id, config)[0]
-            if wants_general(self.paths, model_id):  # the general space beside it (app/workspace/spaces.py)
-                embed_crops_ray(self.catalog, self.paths, ensure_general_model(self.paths, model_id), config)
-            return report
-        if engine != "local":
-            raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
-        from app.workspace.pipeline import embed_crops
-        from app.workspace.spaces import embed_general
-
-        model_id = self.current_model(model)
-        report = embed_crops(self.catalog, self.paths, model_id, batch_size, device, progress)
-        embed_general(self.catalog, self.paths, model_id, batch_size, device, progress)  # app/workspace/spaces.py
-        return report
+        model_of = lambda: self.current_model(model)  # noqa: E731 - asked only when needed
+        return embed_spaces(self.catalog, self.paths, model_of, batch_size, device, progress, engine, ray, general)
 
     def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
         """Fit the trained species' prototypes from the train split; write them (and the decision
@@ -323,33 +278,23 @@ class Workspace:
         n_centres: int = 1,
         shards: int = 1,
     ) -> BuildResult:
-        """Fit the prototypes, then build a new index generation from the stored vectors
-        (``shards`` >= 2: that many indexes by id hash, searched in parallel).
-
-        ``rebuild=False`` (``oceanid index build``): nothing is written when the live
-        generation already holds exactly the stored vectors and the prototypes are current.
-        """
-        from app.workspace.pipeline import build_index
-        from app.workspace.spaces import build_general
+        """Fit the prototypes, then build a new index generation of each space from the stored vectors
+        (:func:`app.workspace.building.build_spaces`; ``rebuild=False``, ``oceanid index build``:
+        nothing is written when the live generation is current)."""
+        from app.workspace.building import build_spaces
 
         with self._writer:  # built on the catalog as it is once no other writer runs
             model_id = self.current_model(model)
-            refit = self.fit_prototypes(model_id, n_centres)
-            result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-            general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
-            if result.built or (general is not None and (general.built or general.prototypes_refit)):
-                self.reload()
-        return replace(result, prototypes_refit=refit)
+            refit = lambda: self.fit_prototypes(model_id, n_centres)  # noqa: E731
+            return build_spaces(
+                self.catalog, self.paths, model_id, refit, self.reload, kind, device, rebuild, shards, n_centres
+            )
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
-        """Check a generation (default: the live one) against its manifest and the model."""
-        from app.workspace import indexes
-        from app.workspace.spaces import verify_general
+        """Check a generation (default: the live one, of each space) against its manifest and the model."""
+        from app.workspace.building import verify_spaces
 
-        result = indexes.verify_generation(self.catalog, self.paths, self.current_model(model), generation)
-        if generation is None:  # the general space's live generation too (app/workspace/spaces.py)
-            verify_general(self.catalog, self.paths, self.current_model(model))
-        return result
+        return verify_spaces(self.catalog, self.paths, self.current_model(model), generation)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
@@ -508,12 +453,9 @@ class Workspace:
     ) -> Any:
         """The depth, date, position and source :meth:`save_predicted` gives the frames it saves
         (``app.workspace.frame_metadata``), checked now, before any work. Raises InvalidInput / SourceError."""
-        from app.workspace.frame_metadata import SaveMetadata, frame_metadata, read_sidecar
+        from app.workspace.frame_metadata import save_metadata
 
-        return SaveMetadata(
-            frame_metadata(depth, date, latitude, longitude, source),
-            read_sidecar(Path(sidecar)) if sidecar is not None else {},
-        )
+        return save_metadata(depth, date, latitude, longitude, source, sidecar)
 
     def save_predicted(self, result: CascadeResult, model: str | None = None, metadata: Any = None) -> IngestReport:
         """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded
@@ -811,27 +753,33 @@ class Workspace:
         return evaluate_detector(self.catalog, self.paths, self.load_detector(detector), split)
 
 
+#: names that load with their step module on first use (``import app.workspace`` stays light: no faiss,
+#: no pipeline): name -> (module, attribute)
+LAZY = {
+    "run_demo": ("app.workspace.demo", "run_demo"),
+    "demo_train_config": ("app.workspace.demo", "demo_train_config"),
+    "DemoResult": ("app.workspace.demo", "DemoResult"),
+    "SpeciesChange": ("app.workspace.species", "SpeciesChange"),
+    "TaxaImport": ("app.workspace.taxa", "TaxaImport"),
+    "TreePlace": ("app.workspace.taxa", "TreePlace"),
+    # what an annotation tool sends, and what it changes
+    "ToolAnnotation": ("app.workspace.annotation_tool", "ToolAnnotation"),
+    "ToolBox": ("app.workspace.annotation_tool", "ToolBox"),
+    "AnnotationChange": ("app.workspace.annotation_tool", "AnnotationChange"),
+    # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
+    "organism_label": ("app.workspace.frames.drawing", "label"),
+    "CascadeResult": ("app.workspace.frames.cascade", "CascadeResult"),
+    "FrameIdentification": ("app.workspace.frames.cascade", "FrameIdentification"),
+    # result types, for the API's schemas
+    "CropHit": ("index.catalog.lookup", "CropHit"),
+    "SpeciesInfo": ("app.workspace.browse", "SpeciesInfo"),
+    "WorkspaceStatus": ("app.workspace.browse", "WorkspaceStatus"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    """``run_demo`` and ``demo_train_config`` load on first use (the demo pulls in the pipeline)."""
-    if name in ("run_demo", "demo_train_config"):
-        from app.workspace import demo
-
-        return getattr(demo, name)
-    if name in ("ToolAnnotation", "ToolBox", "AnnotationChange"):  # what an annotation tool sends, and changes
-        from app.workspace import annotation_tool as tool
-
-        return getattr(tool, name)
-    if name == "organism_label":  # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
-        from app.workspace.frames.drawing import label
-
-        return label
-    if name in ("CascadeResult", "FrameIdentification"):  # the cascade's result types
-        from app.workspace.frames import cascade
-
-        return getattr(cascade, name)
-    if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
-        from app.workspace import browse
-        from index.catalog import lookup
-
-        return getattr(lookup if name == "CropHit" else browse, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """The :data:`LAZY` names, loaded on first use."""
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = LAZY[name]
+    return getattr(importlib.import_module(module), attribute)

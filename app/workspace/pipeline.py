@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.workspace.results import BuildResult
+from app.workspace.index_results import BuildResult
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
     content_digest,

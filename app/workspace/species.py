@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +32,6 @@ from app.workspace.decisions import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
-from app.workspace.results import SpeciesChange
 from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
@@ -61,6 +61,33 @@ log = logging.getLogger(__name__)
 
 STEPS = ("ingest", "embed", "store", "publish")
 StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SpeciesChange:
+    """A species added from a few examples, or removed again."""
+
+    species: str
+    action: str  # "added" | "removed"
+    generation: str  # the live index generation afterwards
+    examples: int = 0  # examples embedded (added)
+    removed_vectors: int = 0  # vectors taken out of the index (removed)
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason) for unreadable examples
+    # (concept, rank, name the catalog keeps, name given) where the given taxonomy differed
+    taxonomy_kept: tuple[tuple[str, str, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()  # one line each: examples that are crops of another species
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "species": self.species,
+            "action": self.action,
+            "generation": self.generation,
+            "examples": self.examples,
+            "removed_vectors": self.removed_vectors,
+            "warnings": list(self.warnings),
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+            "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g} for c, r, k, g in self.taxonomy_kept],
+        }
 
 
 def _taxa(name: str, genus: str | None, family: str | None) -> list[Taxon]:
