@@ -1,20 +1,22 @@
 """Are the answers of two code trees byte-identical on one home? (the house steps move code, never answers)
 
-    python -m bench.house_identity --home /tmp/onnxdemo --tree /work/main --tree /work/wt2-house2 [--crops 200]
+    python -m bench.house_identity --home /tmp/onnxdemo --tree /tmp/base --tree /work/wt2-house2 [--crops 200]
 
 For each tree, the home is copied to one fixed path (answers name their files; each tree gets the same
-path, so the JSON can be compared byte for byte) and these run as the console would:
-``identify --json`` of the first ``--crops`` test crops, ``search --json`` of 20 crops with no filter and
-with two ``--where`` filters, ``models --json``, ``index verify --json``, ``stats --json``, ``evaluate
---json`` (its ``report_dir`` and timings left as they are: same path), then ``species add`` / ``remove
---json`` of one folder of crops. Each output's sha256 and exit code are printed per tree; the script
-exits 1 when any differs. Writes nothing outside its temporary folder.
+path, so the JSON can be compared byte for byte) and, with ``PYTHONPATH`` set to the tree, these run:
+``identify --json`` of ``--crops`` crops (the console, one process), 120 searches in one process
+(``Workspace.search`` of 20 crops as images and 20 as crop ids, without a filter and with
+``split in (train, val)`` and ``depth=0..10``: their ``to_dict()``), ``models``, ``index verify``,
+``stats`` and ``evaluate --json``, then ``species add`` / ``remove --json`` of 5 crops with ``identify``
+after each. Each output's sha256 and exit code are printed per tree; exits 1 when any differs.
+Writes nothing outside its temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -23,13 +25,28 @@ import tempfile
 from pathlib import Path
 
 PROBE = "import sys; from app.cli import main; sys.argv = ['oceanid', *sys.argv[1:]]; main()"
+SEARCHES = """
+import json, sys
+from app.workspace import Workspace
+ws = Workspace(sys.argv[1])
+queries = json.loads(sys.argv[2])
+ids = [h.annotation_id for h in ws.search(queries[0], k=20)]
+out = []
+for where in (None, "split in ('train', 'val')", "depth=0..10"):
+    for q in queries + ids:
+        out.append([h.to_dict() for h in ws.search(q, k=10, where=where)])
+print(json.dumps(out, default=str))
+"""
 
 
 def run(tree: Path, home: Path, args: list[str]) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(tree), "OCEANID_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "--home", str(home), *args], env=env, capture_output=True, text=True, cwd=tree
+    cmd = (
+        [sys.executable, "-c", SEARCHES, str(home), args[1]]
+        if args[0] == "@searches"
+        else ([sys.executable, "-c", PROBE, "--home", str(home), *args])
     )
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tree)
     return done.returncode, done.stdout + ("\nSTDERR " + done.stderr if done.returncode else "")
 
 
@@ -37,11 +54,7 @@ def commands(home: Path, n_crops: int) -> list[tuple[str, list[str]]]:
     crops = sorted(str(p) for p in (home / "crops").rglob("*.png"))
     picked = crops[:: max(1, len(crops) // n_crops)][:n_crops]
     queries = crops[:: max(1, len(crops) // 20)][:20]
-    out = [("identify", ["identify", *picked, "--json"])]
-    for n, q in enumerate(queries):
-        out.append((f"search {n}", ["search", q, "--json", "--k", "10"]))
-        out.append((f"search {n} split", ["search", q, "--json", "--where", "split in ('train', 'val')"]))
-        out.append((f"search {n} depth", ["search", q, "--json", "--where", "depth=0..10"]))
+    out = [("identify", ["identify", *picked, "--json"]), ("120 searches", ["@searches", json.dumps(queries)])]
     out += [
         ("models", ["models", "--json"]),
         ("index verify", ["index", "verify", "--json"]),

@@ -8,7 +8,8 @@
       train, embed                               train.py
       models [export]                            models.py
       index build|rebuild|verify|prune|rollback  index.py
-      identify, search                           query.py
+      identify                                   query.py
+      search                                     search.py
       detect FRAME...|train|list|evaluate        detect.py
       species add|remove                         species.py
       taxa show|import                           taxa.py
@@ -44,6 +45,7 @@ from app.cli import (
     models,
     options,
     query,
+    search,
     serve,
     species,
     taxa,
@@ -100,6 +102,7 @@ GROUPS = (
     (models, "models"),
     (index, "index"),
     (query, None),
+    (search, None),
     (detect, "detect"),
     (species, "species"),
     (taxa, "taxa"),

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from app.workspace.demo import DemoResult
     from app.workspace.engine import Engine
     from app.workspace.frames.cascade import CascadeResult, FrameIdentification
-    from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, DetectorTraining, LoadedDetector
+    from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, LoadedDetector
+    from app.workspace.frames.detector_training import DetectorTraining
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
     from app.workspace.species import SpeciesChange
@@ -461,7 +462,7 @@ class Workspace:
         """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded
         and indexed (``--where origin=predicted``); frames given as bytes are left out.
         ``metadata`` (:meth:`save_metadata`): each frame's depth, date, position and source."""
-        from app.workspace.frames.cascade import save_predicted
+        from app.workspace.frames.predicted import save_predicted
 
         return save_predicted(
             self.catalog,
@@ -513,10 +514,10 @@ class Workspace:
     ) -> list[CropHit]:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id
         (its stored vector), inside an optional filter. ``space``: tuned | general | fused (default:
-        ``spaces.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
+        ``space_search.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
         ``query`` is the tuned space's)."""
         from app.workspace.identify import search
-        from app.workspace.spaces import search_space
+        from app.workspace.space_search import search_space
         from index.catalog.lookup import allowed_ids
 
         allowed = None
@@ -696,7 +697,7 @@ class Workspace:
     ) -> DetectorTraining:
         """Train a detector on the catalog's frames with boxes (``models/<detector-id>/``, listed in
         the catalog and made current). ``options``: batch_size, lr, fpn_channels, pretrained."""
-        from app.workspace.frames.detector import train_detector
+        from app.workspace.frames.detector_training import train_detector
 
         return train_detector(
             self.catalog,

@@ -8,12 +8,10 @@
           -> FrameIdentification: one Identification per organism, its box and detection score
     run_cascade      the Workspace's ``identify_frames``: options checked, boxes chosen -> CascadeResult
     write_coco       a CascadeResult as a COCO file (index.sources.detections.write_coco, as ``detect --coco``)
-    save_predicted   its organisms added to the catalog as predicted crops, embedded and indexed
 
-Boxes come from a ``.json`` detections file (:mod:`index.sources.detections`) or from a detector,
-chosen by the one rule of :func:`app.workspace.frames.detector.resolve_detector` (named by id or
-folder, else the catalog's current detector) and loaded through the Workspace's one cache. The steps
-take the pieces they use (catalog, home, crop config, loaders, the writer lock), never the Workspace.
+Boxes come from a ``.json`` detections file or from a detector (:mod:`app.workspace.frames.boxes`);
+what was found is saved as predicted crops by :mod:`app.workspace.frames.predicted`. The steps take
+the pieces they use (catalog, crop config, loaders), never the Workspace.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,16 +26,21 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from app.workspace.engine import Engine
+from app.workspace.frames.boxes import (
+    BoxFinder,
+    BoxSource,
+    box_source,
+    detections_frames,
+    detector_finder,
+    file_finder,
+)
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
 from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
-from index.errors import BadImage, Interrupted, InvalidInput, NotFound
+from index.errors import BadImage, Interrupted, InvalidInput
 from index.ingest.crops import CropConfig, clip_box, cut_crop
-from index.sources.detections import DetectedBox, match_detections
 
 if TYPE_CHECKING:
-    from app.workspace.frame_metadata import SaveMetadata
     from index.catalog.catalog import Catalog
-    from index.records import IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,6 @@ CONVERTED = {
     "RGBA": "RGBA",
     "YCbCr": "YCbCr",
 }
-
-#: frames (upright RGB) -> the boxes found in each, in frame order
-BoxFinder = Callable[[Sequence[Image.Image], Sequence[Path | None]], list[list[DetectedBox]]]
 
 
 @dataclass(frozen=True)
@@ -113,69 +112,6 @@ class CascadeResult:
             "frames": [f.to_dict() for f in self.frames],
             "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
         }
-
-
-@dataclass(frozen=True)
-class BoxSource:
-    """Where a frame's boxes come from: ``kind`` is ``detector`` (a model folder) or ``detections``
-    (a COCO results file)."""
-
-    kind: str
-    path: Path
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path)}
-
-
-def box_source(path: Path) -> BoxSource:
-    """The box source ``--boxes`` names: a ``.json`` detections file. Raises NotFound /
-    InvalidInput with one line."""
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidInput(f"--boxes {path} is a folder; give a COCO results .json file")
-    if path.is_file():
-        return BoxSource("detections", path)
-    raise NotFound(f"{path}: no such detections file")
-
-
-def detector_finder(loaded: LoadedDetector, min_score: float) -> BoxFinder:
-    """A BoxFinder running a loaded detector (``Workspace.load_detector``: the one cache)."""
-    from embedder.detection.predict import detect_images
-
-    def find(images: Sequence[Image.Image], _: Sequence[Path | None]) -> list[list[DetectedBox]]:
-        found = detect_images(loaded.model, loaded.config, list(images), min_score=min_score, device=loaded.device)
-        return [
-            [DetectedBox(tuple(float(v) for v in b), float(s)) for b, s in zip(f.boxes, f.scores, strict=False)]
-            for f in found
-        ]
-
-    return find
-
-
-def file_finder(boxes: dict[Path, list[DetectedBox]], min_score: float) -> BoxFinder:
-    """A BoxFinder reading boxes from a matched detections file (boxes without a score are kept)."""
-
-    def find(_: Sequence[Image.Image], frames: Sequence[Path | None]) -> list[list[DetectedBox]]:
-        out = []
-        for frame in frames:
-            given = boxes.get(Path(frame).absolute(), []) if frame is not None else []
-            out.append(
-                sorted(
-                    (b for b in given if b.score is None or b.score >= min_score),
-                    key=lambda b: -(b.score if b.score is not None else float("inf")),
-                )
-            )
-        return out
-
-    return find
-
-
-def detections_frames(
-    path: Path, frames: Sequence[Path] | None
-) -> tuple[list[Path], dict[Path, list[DetectedBox]], list[tuple[str, str]]]:
-    """(frames to process, boxes per frame, skipped lines) of a detections file (:mod:`index.sources.detections`)."""
-    matched = match_detections(path, frames)
-    return [f for f, _ in matched.frames], dict(matched.frames), matched.skipped
 
 
 def _mode_note(item: ImageInput) -> str | None:
@@ -404,79 +340,3 @@ def write_coco(engine: Engine, result: CascadeResult, path: Path) -> Path:
         path,
     )
     return Path(path)
-
-
-def predicted_records(result: CascadeResult, metadata: SaveMetadata | None = None) -> list:
-    """The frames of a :class:`CascadeResult` with organisms, as ``predicted`` ImageRecords (one
-    BoxRecord per organism, origin ``predicted``), each with its depth, date, position and source
-    from ``metadata`` (:class:`app.workspace.frame_metadata.SaveMetadata`; source ``predicted``
-    when none is given)."""
-    from app.workspace.frame_metadata import DEFAULT_SOURCE, SaveMetadata
-    from index.records import PREDICTED, BoxRecord, ImageRecord
-
-    metadata = metadata or SaveMetadata()
-    records = []
-    for frame in result.frames:
-        if frame.error or not frame.source or not frame.organisms:
-            continue
-        boxes = tuple(
-            BoxRecord(
-                o.species or "unknown",
-                *o.box,
-                group_key=f"predicted:{frame.source}",
-                origin=PREDICTED,
-                detection_score=o.detection_score,
-            )
-            for o in frame.organisms
-        )
-        meta = metadata.of(frame.name, frame.source)
-        records.append(
-            ImageRecord(
-                meta.source or DEFAULT_SOURCE,
-                frame.source,
-                Path(frame.source),
-                boxes,
-                depth_m=meta.depth_m,
-                latitude=meta.latitude,
-                longitude=meta.longitude,
-                timestamp=meta.timestamp,
-            )
-        )
-    return records
-
-
-def save_predicted(
-    catalog: Catalog,
-    home: Path,
-    crop: CropConfig,
-    result: CascadeResult,
-    metadata: SaveMetadata | None,
-    *,
-    writer: AbstractContextManager,
-    make_searchable: Callable[[], object],
-    refresh: Callable[[], None],
-) -> IngestReport:
-    """Add every organism found in a frame file to the catalog as a *predicted* crop
-    (``origin = predicted``, concept = the species named or ``unknown``, never given a split),
-    then, when crops were added, ``make_searchable`` (embed them and build the index) so they can
-    be searched (``--where origin=predicted``) and reviewed. Frames given as bytes have no file
-    and are left out. ``metadata`` (:meth:`Workspace.save_metadata`): each frame's depth, date,
-    position and source. All of it holds ``writer`` (the home's writer lock); ``refresh`` (forget
-    the loaded engines) runs at the end, also on failure."""
-    from index.ingest.ingest import ingest_records
-    from index.records import IngestReport
-
-    records = predicted_records(result, metadata)
-    catalog.ensure_schema()
-    with writer:
-        try:
-            report = IngestReport("predicted")
-            for source in dict.fromkeys(r.source for r in records):  # one ingest per source named
-                ingest_records(
-                    catalog, home, source, [r for r in records if r.source == source], crop=crop, report=report
-                )
-            if report.crops_added:
-                make_searchable()
-        finally:
-            refresh()
-    return report

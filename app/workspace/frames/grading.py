@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from app.workspace.engine import Engine
-from app.workspace.frames.cascade import BoxFinder, detector_finder, identify_frames
+from app.workspace.frames.boxes import BoxFinder, detector_finder
+from app.workspace.frames.cascade import identify_frames
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, LoadedDetector, held_out_split
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures
 from index.catalog.catalog import Catalog
