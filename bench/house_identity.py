@@ -27,7 +27,8 @@ from pathlib import Path
 PROBE = "import sys; from app.cli import main; sys.argv = ['oceanid', *sys.argv[1:]]; main()"
 SEARCHES = """
 import json, sys
-from app.workspace import Workspace
+from app.workspace import Workspace, limit_threads
+limit_threads(1)  # as the console does with $OCEANID_THREADS: one thread, the same sums every run
 ws = Workspace(sys.argv[1])
 queries = json.loads(sys.argv[2])
 ids = [h.annotation_id for h in ws.search(queries[0], k=20)]
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--tree", type=Path, action="append", required=True)
     ap.add_argument("--crops", type=int, default=200)
+    ap.add_argument("--keep", type=Path, default=None, help="write each output to KEEP/<tree n>/<name>.txt")
     args = ap.parse_args()
     digests: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="house-identity-") as tmp:
@@ -83,6 +85,10 @@ def main() -> None:
             shutil.copytree(args.home, home, symlinks=True)
             for name, cmd in commands(home, args.crops):
                 code, out = run(tree, home, cmd)
+                if args.keep is not None:
+                    folder = args.keep / str(args.tree.index(tree))
+                    folder.mkdir(parents=True, exist_ok=True)
+                    (folder / f"{name.replace(' ', '_')}.txt").write_text(out)
                 digests.setdefault(name, []).append(f"{code}:{hashlib.sha256(out.encode()).hexdigest()[:16]}")
                 if code:
                     print(f"{tree} {name}: exit {code}: {out[-300:]}", file=sys.stderr)
