@@ -79,14 +79,14 @@ def main() -> None:
     digests: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory(prefix="house-identity-") as tmp:
         home = Path(tmp) / "home"
-        for tree in args.tree:
+        for n_tree, tree in enumerate(args.tree):
             if home.exists():
                 shutil.rmtree(home)
             shutil.copytree(args.home, home, symlinks=True)
             for name, cmd in commands(home, args.crops):
                 code, out = run(tree, home, cmd)
                 if args.keep is not None:
-                    folder = args.keep / str(args.tree.index(tree))
+                    folder = args.keep / str(n_tree)
                     folder.mkdir(parents=True, exist_ok=True)
                     (folder / f"{name.replace(' ', '_')}.txt").write_text(out)
                 digests.setdefault(name, []).append(f"{code}:{hashlib.sha256(out.encode()).hexdigest()[:16]}")
