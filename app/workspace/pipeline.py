@@ -71,7 +71,14 @@ def train_model(
     if folder.exists() and (folder / "config.json").exists() and not resume:
         raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
     seen = split_ids(catalog, (TRAIN, VAL))  # read before training: the crops this model learns and selects on
-    result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
+    subtrees = None
+    if config.label_rank == "subtree":  # the classes a label's subtree holds, from the catalog's lineages
+        from index.catalog.taxa import tree
+        from index.metrics.label_rank import subtrees as label_subtrees
+
+        subtrees = label_subtrees(sorted({c for _, c in train_items}), tree(catalog))
+        log.info("label ranks: %s", "; ".join(f"{k} > {', '.join(v)}" for k, v in subtrees.items()) or "all flat")
+    result = train(config, train_items, val_items, folder, resume=resume, progress=progress, subtrees=subtrees)
     if resume and (folder / SEEN_CROPS).is_file():  # a resumed model still knows what it saw before
         before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
         seen = np.union1d(seen, np.asarray(before, dtype=np.int64))
