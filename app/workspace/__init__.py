@@ -303,12 +303,18 @@ class Workspace:
         embed_general(self.catalog, self.paths, model_id, batch_size, device, progress)  # app/workspace/spaces.py
         return report
 
-    def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
+    def fit_prototypes(
+        self, model: str | None = None, n_centres: int = 1, priors: str | None = None, prior_tau: float | None = None
+    ) -> bool:
         """Fit the trained species' prototypes from the train split; write them (and the decision
-        and scorers the engine reads) only when they changed. Returns whether they were written."""
+        and scorers the engine reads) only when they changed. ``priors`` (train | balanced | a
+        class,weight CSV) and ``prior_tau`` decide the class priors again (None: keep the stored).
+        Returns whether anything was written."""
+        from app.workspace.decisions import priors_request
         from app.workspace.pipeline import fit_prototypes
 
-        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths)
+        request = priors_request(priors, prior_tau)
+        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths, priors=request)
         if written:
             self._engines.clear()
         return written
@@ -321,25 +327,30 @@ class Workspace:
         rebuild: bool = True,
         n_centres: int = 1,
         shards: int = 1,
+        priors: str | None = None,
+        prior_tau: float | None = None,
     ) -> BuildResult:
         """Fit the prototypes, then build a new index generation from the stored vectors
-        (``shards`` >= 2: that many indexes by id hash, searched in parallel).
+        (``shards`` >= 2: that many indexes by id hash, searched in parallel). ``priors`` /
+        ``prior_tau``: the class priors to decide (:meth:`fit_prototypes`).
 
         ``rebuild=False`` (``oceanid index build``): nothing is written when the live
         generation already holds exactly the stored vectors and the prototypes are current.
         """
         from app.workspace.pipeline import build_index
         from app.workspace.spaces import build_general
+        from index.catalog.decisions import load_decision
 
         with self._writer:  # built on the catalog as it is once no other writer runs
             model_id = self.current_model(model)
-            refit = self.fit_prototypes(model_id, n_centres)
+            refit = self.fit_prototypes(model_id, n_centres, priors, prior_tau)
             result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
+            decision = load_decision(self.catalog, model_id)
             general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
             if result.built or (general is not None and (general.built or general.prototypes_refit)):
                 self._engines.clear()
                 self._spaces = {}
-        return replace(result, prototypes_refit=refit)
+        return replace(result, prototypes_refit=refit, priors=decision.priors if decision is not None else None)
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
         """Check a generation (default: the live one) against its manifest and the model."""

@@ -8,6 +8,7 @@ back in short transactions. Every new index generation is published through
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
 from index.files import write_json_atomic
 from index.home import Home
 from index.records import SUPPORT, TEST, TRAIN, VAL
+from index.scoring.priors import PriorsRequest
 from index.scoring.prototypes import Prototypes
 
 if TYPE_CHECKING:
@@ -228,7 +230,12 @@ def embed_crops(
 
 
 def fit_prototypes(
-    catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0, home: Home | None = None
+    catalog: Catalog,
+    model_id: str,
+    n_centres: int = 1,
+    seed: int = 0,
+    home: Home | None = None,
+    priors: PriorsRequest | None = None,
 ) -> tuple[Prototypes, bool]:
     """Fit the trained species' prototypes from the train split (added species keep theirs).
 
@@ -245,13 +252,21 @@ def fit_prototypes(
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
     added = fit_added_prototypes(catalog, model_id)
-    decided = decide(catalog, model_id, home=home)
+    decided = decide(catalog, model_id, home=home, priors=priors)
     return prototypes, added or written or decided
 
 
-def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | None = None) -> bool:
-    """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
-    trained prototypes, unless one is stored for exactly them (``force``: decide again).
+def decide(
+    catalog: Catalog,
+    model_id: str,
+    force: bool = False,
+    home: Home | None = None,
+    priors: PriorsRequest | None = None,
+) -> bool:
+    """Store the engine's decision (scorer, thresholds, temperature, class priors) for the model's
+    stored trained prototypes, unless one is stored for exactly them (``force``: decide again).
+    ``priors`` asks for other class priors (only they are decided again when the rest stands;
+    a stored decision without priors gets the default ones).
     With ``home``, the scorers the engine reads are stored too when missing (the known species'
     OOD scorers, and the added species' scorer): loading only reads them.
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
@@ -268,9 +283,17 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
         or decision.prototypes_digest != prototypes_digest(trained)
         or rank_choice_stale(catalog, decision, trained)
     ):
-        decision = fit_decision(catalog, model_id, trained, home=home)
+        previous = decision.priors if decision is not None else None
+        decision = fit_decision(catalog, model_id, trained, home=home, priors=priors, previous=previous)
         store_decision(catalog, decision)
         written = True
+    elif priors is not None or decision.priors is None:
+        _, _, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+        chosen = (priors or PriorsRequest()).resolve(train_l, trained.names, decision.priors)
+        if chosen != decision.priors:
+            decision = dataclasses.replace(decision, priors=chosen)
+            store_decision(catalog, decision)
+            written = True
     if home is not None:
         store_known_scorers(catalog, home, model_id, trained, decision)
         store_added_scorer(catalog, home, model_id)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from index.metrics.classification import OodReport
     from index.scoring.calibration import Calibration
     from index.scoring.ood_choice import ScorerChoice
+    from index.scoring.priors import ClassPriors
     from index.taxonomy import TaxonAnswer
     from index.vectors.generations import Manifest
 
@@ -33,6 +34,7 @@ class BuildResult:
     prototypes_refit: bool = False  # the trained prototypes changed and were rewritten
     pruned: tuple[str, ...] = ()  # old generations deleted after the build (the newest few are kept)
     disagreed: str | None = None  # how the live generation disagreed with the catalog (then rebuilt)
+    priors: ClassPriors | None = None  # the class priors the stored decision holds afterwards
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class BuildResult:
             "prototypes_refit": self.prototypes_refit,
             "pruned": list(self.pruned),
             "disagreed": self.disagreed,
+            "priors": self.priors.to_dict() if self.priors is not None else None,
             **self.manifest.to_dict(),
         }
 
@@ -379,15 +382,22 @@ class ClassFigures:
 
 @dataclass(frozen=True)
 class Classification:
-    """Nearest-prototype classification of the test split."""
+    """Nearest-prototype classification of the test split (answers with the stored class priors)."""
 
-    top1: float
+    top1: float  # strict: the answer is the label
     top5: float | None  # None (not applicable) with 5 trained species or fewer
     f1_macro: float
     f1_weighted: float
     precision_macro: float
     recall_macro: float
     per_class: dict[str, ClassFigures]
+    # the answer is the label or inside its subtree in the catalog's lineages (index.metrics.label_rank);
+    # None in an eval.json from before it was measured
+    top1_at_label_rank: float | None = None
+    # where the answers went: exact / subtree (more specific than the label) / ancestor / error, in all and
+    # per labelled class, and the subtree answers given per label (LabelRankReport.to_dict())
+    label_rank: dict[str, Any] | None = None
+    priors: dict[str, Any] | None = None  # the class priors answered with (source, tau); None: equal priors
 
 
 @dataclass(frozen=True)
