@@ -179,28 +179,23 @@ def analyse(work: Path) -> None:
 
 
 def report() -> None:
-    from bench.common import table
-
+    """Markdown tables (bench/RESULTS.md) from the stored figures: one row per run, split and tau."""
     stored = load_figures(OUT)
-    rows = []
+    print(
+        "| run | split | tau | strict top-1 | top-1 at label rank | F1-macro | P macro | R macro "
+        "| count error (classes) | unknown AUROC |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for key, got in stored.items():
         for split in ("val", "test"):
             for tau, g in got[split].items():
-                rows.append(
-                    {
-                        "run": key,
-                        "split": split,
-                        "tau": tau,
-                        "top1": g["top1"],
-                        "at_rank": g["top1_at_label_rank"],
-                        "f1": g["f1_macro"],
-                        "P_macro": g["precision_macro"],
-                        "R_macro": g["recall_macro"],
-                        "count_err": g["count_mare"],
-                        "auroc": got.get("unknown_auroc"),
-                    }
+                auroc = got.get("unknown_auroc")
+                count = "n/a" if g["count_mare"] is None else f"{g['count_mare']:.3f} ({g['count_classes']})"
+                print(
+                    f"| {key} | {split} | {tau} | {g['top1']:.3f} | {g['top1_at_label_rank']:.3f} | "
+                    f"{g['f1_macro']:.3f} | {g['precision_macro']:.3f} | {g['recall_macro']:.3f} | {count} | "
+                    f"{'n/a' if auroc is None else f'{auroc:.3f}'} |"
                 )
-    print(table(rows))
 
 
 def main() -> None:
