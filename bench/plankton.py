@@ -18,8 +18,9 @@ tau log pi, T the stored temperature), grades the known validation and test crop
 at the label's rank (``index.metrics.label_rank``, the catalog's lineages), F1-macro, per-class
 precision / recall, and the count error per class: the mean absolute relative error of raw
 classify-and-count (predicted crops per class against true crops per class, over the known test crops,
-classes with >= 20 test crops). Unknown AUROC is the product's (``evaluate``: the decision scorer, known
-test crops against the held-out species' graded half); priors do not change it (the scorer reads vectors).
+classes with >= 20 test crops). Unknown AUROC is graded as ``evaluate`` grades it (the stored decision
+scorer, known test crops against the held-out crops the scorer was not chosen on); priors do not change it
+(the scorer reads vectors). ``--home KEY=HOME=MODEL`` adds a home built elsewhere with the same commands.
 """
 
 from __future__ import annotations
@@ -113,6 +114,27 @@ def grade(sims: np.ndarray, labels: np.ndarray, names: list[str], temperature, p
     }
 
 
+def unknown_auroc(ws, engine, model: str, known_test: np.ndarray) -> tuple[float | None, str]:
+    """AUROC of the engine's decision scorer: known test crops against the held-out crops the scorer
+    was not chosen on (as ``evaluate`` grades it)."""
+    from app.workspace.decisions import choice_rows
+    from index.catalog.embeddings import group_keys, load_embeddings
+    from index.metrics.classification import ood_metrics
+    from index.records import HOLDOUT
+
+    held_ids, held_v, _ = load_embeddings(ws.catalog, model, (HOLDOUT,), with_labels=True)
+    if not len(held_v):
+        return None, engine.scorer
+    graded = (
+        ~choice_rows(group_keys(ws.catalog, held_ids))
+        if engine.choice is not None and engine.choice.n_unknown_val
+        else np.ones(len(held_v), dtype=bool)
+    )
+    scorer = engine.scorers[engine.scorer]
+    got = ood_metrics(scorer.score(known_test), scorer.score(held_v[graded]), engine.thresholds[engine.scorer])
+    return got.auroc, engine.scorer
+
+
 def analyse_home(home: Path, model: str, eval_json: Path | None) -> dict:
     """The priors sweep over one finished home (module doc)."""
     from app.workspace import Workspace
@@ -145,17 +167,17 @@ def analyse_home(home: Path, model: str, eval_json: Path | None) -> dict:
     for split, key in ((VAL, "val"), (TEST, "test")):
         _, v, lab = load_embeddings(catalog, model, (split,), with_labels=True)
         keep = np.isin(lab, names)
-        sets[key] = (base.similarities(v[keep]), lab[keep].astype(str))
+        sets[key] = (base.similarities(v[keep]), lab[keep].astype(str), v[keep])
     for tau in TAUS:
         priors = fit_priors(train_l, names, "train", tau)
-        for key, (sims, lab) in sets.items():
+        for key, (sims, lab, _) in sets.items():
             out[key][str(tau)] = grade(sims, lab, names, temperature, priors, members)
+    out["unknown_auroc"], out["unknown_scorer"] = unknown_auroc(ws, engine, model, sets["test"][2])
     if eval_json is not None and eval_json.is_file():
         ev = json.loads(eval_json.read_text())
         scorer = ev.get("ood_decision_scorer")
-        out["unknown_auroc"] = ev["ood"][scorer]["auroc"] if scorer in (ev.get("ood") or {}) else None
-        out["unknown_scorer"] = scorer
         out["evaluate"] = {
+            "unknown_auroc": ev["ood"][scorer]["auroc"] if scorer in (ev.get("ood") or {}) else None,
             "top1": ev["classification"]["top1"],
             "top1_at_label_rank": ev["classification"].get("top1_at_label_rank"),
             "f1_macro": ev["classification"]["f1_macro"],
@@ -168,11 +190,19 @@ def analyse_home(home: Path, model: str, eval_json: Path | None) -> dict:
     return out
 
 
-def analyse(work: Path) -> None:
-    for home in sorted(p for p in work.iterdir() if (p / ".done").is_file()):
-        dataset, seed, label_rank = home.name.split("-")
-        key = f"{dataset}|{seed}|{label_rank}"
-        got = analyse_home(home, label_rank, work / f"{home.name}.eval.json")
+def analyse(work: Path, extra: list[str]) -> None:
+    """Every finished home under ``work`` (named ``<dataset>-s<seed>-<label rank>``, model = label rank),
+    and each ``extra`` ``KEY=HOME=MODEL`` (a home built elsewhere with the same commands)."""
+    runs = [
+        (h.name.replace("-", "|"), h, h.name.split("-")[2], work / f"{h.name}.eval.json")
+        for h in sorted(p for p in work.iterdir() if (p / ".done").is_file())
+    ]
+    for spec in extra:
+        key, home, model = spec.split("=")
+        runs.append((key, Path(home), model, None))
+    for key, home, model, eval_json in runs:
+        got = analyse_home(home, model, eval_json)
+        got["home"] = str(home)
         store_figures(OUT, key, got)
         print(key, "stored")
     report()
@@ -205,11 +235,18 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label-rank", choices=["flat", "subtree"], default="flat")
     p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument(
+        "--home",
+        action="append",
+        default=[],
+        metavar="KEY=HOME=MODEL",
+        help="analyse: also this home (e.g. plankton|s0|flat=/tmp/counts-job/home-plankton=MODEL)",
+    )
     args = p.parse_args()
     if args.step == "run":
         print(run(args.dataset, args.seed, args.label_rank, args.work))
     elif args.step == "analyse":
-        analyse(args.work)
+        analyse(args.work, args.home)
     else:
         report()
 
