@@ -130,9 +130,14 @@ def fit_decision(
         scorer = choice.scorer
         held = (held_v[unknown], held_l[unknown])
     calibration = fit_calibration(trained, (val_v, val_l))
+    class_priors = (priors or PriorsRequest()).resolve(train_l, trained.names, previous)
     known_val = (val_v[known], val_l[known]) if known.any() else None
-    ranks = rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held)
-    placing = unknown_rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held)
+    ranks = rank_choice(
+        catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held, class_priors
+    )
+    placing = unknown_rank_choice(
+        catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held, class_priors
+    )
     decision = Decision(
         model_id,
         prototypes_digest(trained),
@@ -145,7 +150,7 @@ def fit_decision(
         rank_threshold=ranks.threshold,
         rank_choice=ranks,
         unknown_ranks=placing,
-        priors=(priors or PriorsRequest()).resolve(train_l, trained.names, previous),
+        priors=class_priors,
     )
     if home is not None:
         save_scorers(
@@ -270,6 +275,7 @@ def rank_choice(
     threshold: float | None,
     known: tuple[np.ndarray, np.ndarray] | None,
     held: tuple[np.ndarray, np.ndarray] | None,
+    priors: ClassPriors | None = None,
 ) -> RankThresholdChoice:
     """The rank threshold, chosen on the known validation crops and the held-out crops of the
     scorer choice (``index.metrics.ranks.choose_rank_threshold``): each crop's calibrated species
@@ -281,6 +287,7 @@ def rank_choice(
     def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sims = trained.similarities(vectors)
         probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        probs = priors.adjust(probs, trained.names) if priors is not None else probs
         flags = scorer.score(vectors) < threshold if threshold is not None else np.zeros(len(vectors), dtype=bool)
         return probs, labels.astype(str), flags
 
@@ -296,6 +303,7 @@ def unknown_rank_choice(
     scorer: Scorer,
     threshold: float | None,
     held: tuple[np.ndarray, np.ndarray] | None,
+    priors: ClassPriors | None = None,
 ) -> UnknownRanks:
     """How often each rank named for a crop judged unknown was right, measured on the held-out
     crops of the scorer choice that the decision ``scorer`` flags under ``threshold``
@@ -310,6 +318,7 @@ def unknown_rank_choice(
     table = rank_table(trained.names, lineages)
     sims = trained.similarities(vectors[flagged])
     probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+    probs = priors.adjust(probs, trained.names) if priors is not None else probs
     names = {str(x) for x in labels[flagged]}
     return fit_unknown_ranks(table, probs, sims, labels[flagged], {n: lineage_of(n, lineages) for n in names})
 

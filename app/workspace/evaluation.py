@@ -141,6 +141,7 @@ def _taxonomy(
     def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sims = base.similarities(vectors)
         probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        probs = engine.priors.adjust(probs, base.names) if engine.priors is not None else probs
         return probs, labels, scorer.score(vectors) < threshold
 
     choice = engine.decision.rank_choice if engine.decision is not None else None

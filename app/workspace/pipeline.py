@@ -8,7 +8,6 @@ back in short transactions. Every new index generation is published through
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -265,8 +264,9 @@ def decide(
 ) -> bool:
     """Store the engine's decision (scorer, thresholds, temperature, class priors) for the model's
     stored trained prototypes, unless one is stored for exactly them (``force``: decide again).
-    ``priors`` asks for other class priors (only they are decided again when the rest stands;
-    a stored decision without priors gets the default ones).
+    ``priors`` asks for other class priors: when they differ from the stored ones the decision is
+    made again (the rank threshold is chosen on the prior-adjusted probabilities); a stored decision
+    without priors gets the default ones.
     With ``home``, the scorers the engine reads are stored too when missing (the known species'
     OOD scorers, and the added species' scorer): loading only reads them.
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
@@ -277,23 +277,20 @@ def decide(
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
     written = False
-    if (
+    stale = (
         force
         or decision is None
         or decision.prototypes_digest != prototypes_digest(trained)
         or rank_choice_stale(catalog, decision, trained)
-    ):
+    )
+    if not stale and (priors is not None or decision.priors is None):  # other priors: decide again (ranks too)
+        _, _, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+        stale = (priors or PriorsRequest()).resolve(train_l, trained.names, decision.priors) != decision.priors
+    if stale:
         previous = decision.priors if decision is not None else None
         decision = fit_decision(catalog, model_id, trained, home=home, priors=priors, previous=previous)
         store_decision(catalog, decision)
         written = True
-    elif priors is not None or decision.priors is None:
-        _, _, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
-        chosen = (priors or PriorsRequest()).resolve(train_l, trained.names, decision.priors)
-        if chosen != decision.priors:
-            decision = dataclasses.replace(decision, priors=chosen)
-            store_decision(catalog, decision)
-            written = True
     if home is not None:
         store_known_scorers(catalog, home, model_id, trained, decision)
         store_added_scorer(catalog, home, model_id)
