@@ -201,7 +201,11 @@ def analyse(work: Path, extra: list[str]) -> None:
         key, home, model = spec.split("=")
         runs.append((key, Path(home), model, None))
     for key, home, model, eval_json in runs:
-        got = analyse_home(home, model, eval_json)
+        try:
+            got = analyse_home(home, model, eval_json)
+        except Exception as exc:  # a home still being built elsewhere, or one that failed: say so, go on
+            print(f"{key}: not analysed ({type(exc).__name__}: {exc})")
+            continue
         got["home"] = str(home)
         store_figures(OUT, key, got)
         print(key, "stored")
