@@ -62,7 +62,8 @@ def build(
         "--priors",
         help="Class priors added to the calibrated scores: train (the training crops' frequencies), "
         "balanced (equal: the nearest prototype as is) or a CSV of class,weight rows. Default: keep the "
-        "stored choice (train on a first build). Counting organisms: train; finding rare taxa: balanced.",
+        "stored choice (train at tau 0, i.e. off, on a first build). Counting organisms: train with tau "
+        "0.5-0.75; finding rare taxa: balanced (see the README).",
     ),
     prior_tau: float = typer.Option(
         None, "--prior-tau", help="Strength of the priors: score + tau x log(prior); 0 = off. Default: kept."

@@ -32,7 +32,8 @@ import numpy as np
 from index.errors import InvalidInput, SourceError
 
 SOURCES = ("train", "balanced", "file")
-#: Default strength: chosen on validation (bench/plankton.py, bench/RESULTS.md "Plankton: labels at their rank").
+#: Default strength: 0 (off: the nearest prototype, as before priors existed) until bench/plankton.py has measured
+#: tau in {0, 0.5, 0.75, 1} on validation of plankton and fish4knowledge (bench/RESULTS.md, issue 31 section).
 DEFAULT_TAU = 0.0
 
 
