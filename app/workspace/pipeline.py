@@ -78,7 +78,10 @@ def train_model(
         from index.metrics.label_rank import subtrees as label_subtrees
 
         subtrees = label_subtrees(sorted({c for _, c in train_items}), tree(catalog))
-        log.info("label ranks: %s", "; ".join(f"{k} > {', '.join(v)}" for k, v in subtrees.items()) or "all flat")
+        if subtrees:
+            log.info("label ranks: %s", "; ".join(f"{k} > {', '.join(v)}" for k, v in subtrees.items()))
+        else:
+            log.warning("--label-rank subtree: no class holds another in the catalog's lineages; the loss is flat")
     result = train(config, train_items, val_items, folder, resume=resume, progress=progress, subtrees=subtrees)
     if resume and (folder / SEEN_CROPS).is_file():  # a resumed model still knows what it saw before
         before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
