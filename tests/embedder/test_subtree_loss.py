@@ -79,3 +79,44 @@ def test_config_refuses_subtree_with_another_loss():
         TrainConfig(label_rank="subtree", loss="arcface").validate()
     with pytest.raises(InvalidInput, match="label_rank"):
         TrainConfig(label_rank="genus").validate()
+
+
+def _toy(tmp_path):
+    from tests.embedder.test_embedder_training import write_toy_crops
+
+    items = write_toy_crops(tmp_path / "crops")
+    return [x for j, x in enumerate(items) if j % 3], [x for j, x in enumerate(items) if j % 3 == 0]
+
+
+CFG = {"loss": "softmax", "schedule": "plateau", "epochs": 1}
+NESTED = {"species 0": ["species 1"]}
+
+
+def test_training_is_flat_without_subtrees_and_changes_with_them(tmp_path):
+    """A tiny training: ``subtree`` with no subtrees retraces the flat run; with one it differs and is
+    stored in config.json."""
+    import json
+
+    from embedder.training import train
+    from tests.embedder.test_embedder_training import _assert_same_run, tiny_config
+
+    toy = _toy(tmp_path)
+    train(tiny_config(**CFG), *toy, tmp_path / "flat", progress=False)
+    train(tiny_config(**CFG, label_rank="subtree"), *toy, tmp_path / "none", progress=False, subtrees={})
+    _assert_same_run(tmp_path / "flat", tmp_path / "none")
+    train(tiny_config(**CFG, label_rank="subtree"), *toy, tmp_path / "nested", progress=False, subtrees=NESTED)
+    assert json.loads((tmp_path / "nested" / "config.json").read_text())["training"]["label_rank"] == "subtree"
+    with pytest.raises(AssertionError):  # the subtree loss did change the training
+        _assert_same_run(tmp_path / "flat", tmp_path / "nested")
+
+
+def test_a_resumed_subtree_run_retraces_the_uninterrupted_one(tmp_path):
+    from embedder.training import train
+    from tests.embedder.test_embedder_training import _assert_same_run, tiny_config
+
+    toy = _toy(tmp_path)
+    straight = tiny_config(**{**CFG, "epochs": 2}, label_rank="subtree")
+    train(straight, *toy, tmp_path / "straight", progress=False, subtrees=NESTED)
+    train(tiny_config(**CFG, label_rank="subtree"), *toy, tmp_path / "split", progress=False, subtrees=NESTED)
+    train(straight, *toy, tmp_path / "split", resume=True, progress=False, subtrees=NESTED)
+    _assert_same_run(tmp_path / "straight", tmp_path / "split")
