@@ -11,6 +11,7 @@
       identify, search                           query.py
       detect FRAME...|train|list|evaluate        detect.py
       species add|remove                         species.py
+      discover [list|show|name|export]           discover.py
       taxa show|import                           taxa.py
       evaluate                                   evaluate.py
       demo                                       demo.py
@@ -34,6 +35,7 @@ from app.cli import (
     data,
     demo,
     detect,
+    discover,
     evaluate,
     explorer,
     index,
@@ -98,6 +100,7 @@ GROUPS = (
     (query, None),
     (detect, "detect"),
     (species, "species"),
+    (discover, "discover"),
     (taxa, "taxa"),
     (evaluate, None),
     (demo, None),

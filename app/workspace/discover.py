@@ -137,6 +137,7 @@ class Discoverer:
         self.catalog, self.home = catalog, home
         self._engine, self._spaces, self._add = engine, spaces, add_species
         self._tree = tree
+        self.csv_header = list(CSV_HEADER)
 
     # -- discover -------------------------------------------------------------------------------
     def run(
@@ -145,11 +146,14 @@ class Discoverer:
         images: Sequence[Path] | None = None,
         params: ClusterParams | None = None,
         space: str | None = None,
+        min_cluster_size: int | None = None,
+        exemplars: int | None = None,
     ) -> Discovery:
         """Cluster the crops answered unknown (catalog crops in ``where``, or the files ``images``) in
         ``space`` (default :data:`SPACE`); store the run, or read back the stored one made from the same
-        inputs. Raises InvalidInput (a bad space, no usable image, no scikit-learn), FilterError."""
-        params = params or ClusterParams()
+        inputs. ``min_cluster_size`` / ``exemplars`` override those of ``params`` (default: ClusterParams()).
+        Raises InvalidInput (a bad space or parameter, no usable image, no scikit-learn), FilterError."""
+        params = _params(params, min_cluster_size, exemplars)
         engine, spaces = self._engine(), self._spaces()
         chosen = _pick(space, spaces, engine.model_id)
         selected = self._files(engine, spaces, images) if images is not None else self._catalog(engine, spaces, where)
@@ -335,6 +339,17 @@ class Discoverer:
             got, tuned = got[both], tuned[both]
             general = gv[np.searchsorted(gi, got)]
         return _Selected(got, (), tuned, general)
+
+
+def _params(params: ClusterParams | None, min_cluster_size: int | None, exemplars: int | None) -> ClusterParams:
+    from dataclasses import replace
+
+    params = params or ClusterParams()
+    if min_cluster_size is not None:
+        params = replace(params, min_cluster_size=min_cluster_size)
+    if exemplars is not None:
+        params = replace(params, exemplars=exemplars)
+    return params
 
 
 def _reused(run: Discovery) -> Discovery:
