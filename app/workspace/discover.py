@@ -248,7 +248,8 @@ class Discoverer:
                 )
                 for r in rows
             ]
-            facts = _facts(engine, tuned[rows], [placed[r] for r in rows] if placed else [], places, ids[rows], files)
+            member_ids = ids[rows] if not files else ids
+            facts = _facts(engine, tuned[rows], [placed[r] for r in rows] if placed else [], places, member_ids, files)
             out.append(NewCluster(len(rows), float(clustering.cohesion[c]), facts, members))
         return out
 
