@@ -20,10 +20,7 @@ from app.cli.common import (
     write_csv,
 )
 
-app = typer.Typer(
-    help="Cluster the crops the model answers unknown into candidate new species, and name one.",
-    invoke_without_command=True,
-)
+app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring (it runs `oceanid discover`)
 
 
 def _print_run(run, members: bool = False) -> None:
@@ -63,7 +60,7 @@ def discover(
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
-    """Cluster the crops the model answers unknown (HDBSCAN); the run is stored in the catalog.
+    """Cluster the crops the model answers unknown into candidate new species (HDBSCAN), stored in the catalog.
 
     Members are listed nearest their cluster's centre first; `*` marks the exemplars.
     Re-running with the same inputs reads the stored run back.
@@ -74,7 +71,7 @@ def discover(
         return
     files = None
     if images is not None:
-        files = expand([images])
+        files = [f for f in expand([images]) if f.is_file()]
         if not files:
             raise fail(f"no image files found in {images}")
     run = (
@@ -168,7 +165,9 @@ def discover_name(
 def discover_export(
     ctx: typer.Context,
     run_id: int = typer.Argument(..., help="A discovery run's id."),
-    csv_path: Path = options.csv_option("The CSV to write: crop path, cluster, distance, suggested taxon."),
+    csv_path: Path = typer.Option(
+        ..., "--csv", help="The CSV to write: crop path, cluster, distance, suggested taxon."
+    ),
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
@@ -176,10 +175,8 @@ def discover_export(
 
     Example: oceanid discover export 1 --csv clusters.csv
     """
-    if csv_path is None:
-        raise fail("give the file to write with --csv")
-    check_output_file(csv_path, "--csv")
     discovery = workspace(ctx).discovery(model)
+    check_output_file(csv_path, "--csv")
     rows = discovery.export_rows(run_id)
     write_csv(csv_path, discovery.csv_header, rows)
     if as_json:

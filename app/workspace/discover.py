@@ -138,6 +138,7 @@ class Discoverer:
         self._engine, self._spaces, self._add = engine, spaces, add_species
         self._tree = tree
         self.csv_header = list(CSV_HEADER)
+        self.default_min_cluster_size = ClusterParams().min_cluster_size
 
     # -- discover -------------------------------------------------------------------------------
     def run(
