@@ -30,7 +30,10 @@ MIN_CLUSTER_SIZE = 5
 EXEMPLARS = 5
 SELECTIONS = ("eom", "leaf")  # HDBSCAN's cluster selection: excess of mass | the leaves of the tree
 SELECTION = "eom"
-DIMS = 0  # principal components kept before clustering; 0 keeps every dimension
+#: principal components kept before clustering (0 keeps every dimension): HDBSCAN's tree search slows
+#: sharply with the dimension (10,000 128-d vectors: minutes in full, seconds in 32; bench/RESULTS.md)
+DIMS = 32
+BRUTE_MAX = 5000  # up to this many rows in more than DIMS dimensions: exact pairwise distances (n^2 memory)
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,15 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
     if n < max(params.min_cluster_size, 2):
         raw = np.full(n, NOISE, dtype=np.int64)
     else:
+        z = project(x, params.dims)
         model = hdbscan(
             min_cluster_size=int(params.min_cluster_size),
             min_samples=None if params.min_samples is None else min(int(params.min_samples), n - 1),
             cluster_selection_method=params.selection,
+            algorithm="brute" if z.shape[1] > DIMS and n <= BRUTE_MAX else "auto",
             copy=True,
         )
-        raw = np.asarray(model.fit_predict(project(x, params.dims)), dtype=np.int64)
+        raw = np.asarray(model.fit_predict(z), dtype=np.int64)
     return _summarise(x, _renumber(raw), params.exemplars)
 
 
