@@ -18,9 +18,11 @@ space, or their fusion (``index.scoring.fusion.Fusion`` at the product's weight 
 - ARI (scikit-learn) against the true species over the clustered crops; clusters vs held-out species present;
 - known crops in clusters (share of clustered crops from trained species);
 - one click names: each cluster named by the majority species of its exemplars alone, added from those
-  exemplars (as ``discover name`` does); then the share of each added species' crops (not used as support)
-  named right under the knn decision with the added species as few-shot classes, mean over species; against
-  the same figure with 5 support crops from 5 random tracks (``species add`` with 5 hand-picked crops, 5 draws).
+  exemplars (as ``discover name`` does); then the share of each added species' crops (all of them, the
+  support included, for every variant) named right under the knn decision with the added species as
+  few-shot classes, mean over species; against the same figure with 5 support crops from 5 random tracks
+  (``species add`` with 5 hand-picked crops, 5 draws);
+  also with every member of the cluster as support (``discover name --crops`` with the whole cluster).
 
 **Scale**: synthetic unit vectors (128-d, 1 cluster per 100 vectors plus 10% scattered), each size in its own
 process: seconds and peak memory of ``cluster_vectors``, with every dimension and with 32 principal components.
@@ -72,7 +74,7 @@ def purity(labels: np.ndarray, truth: np.ndarray) -> float:
 
 
 def named_share(v, y, idx, support: dict[str, np.ndarray], threshold: float, added) -> float:
-    """Mean over ``added`` species of the share of their crops (support left out) named right: nearest prototype
+    """Mean over ``added`` species of the share of all their crops (support included) named right: nearest prototype
     (trained + support classes), accepted by the knn scorer with the support classes as few-shot classes."""
     from index.scoring.ood import KnnScorer
     from index.scoring.prototypes import Prototypes
@@ -89,11 +91,10 @@ def named_share(v, y, idx, support: dict[str, np.ndarray], threshold: float, add
     scorer = KnnScorer(few_shot=[n for n, ix in support.items() if len(ix)]).fit(
         v[fitted], np.concatenate(labels).astype(y.dtype if y.dtype != object else object)
     )
-    used = np.concatenate([ix for ix in support.values()]) if support else np.zeros(0, np.int64)
     names = np.asarray(protos.names, dtype=object)
     shares = []
     for species in added:
-        mine = idx["added"][(y[idx["added"]] == species) & ~np.isin(idx["added"], used)]
+        mine = idx["added"][y[idx["added"]] == species]
         if mine.size == 0:
             continue
         pred = names[protos.owners[(v[mine] @ protos.vectors.T).argmax(1)]]
@@ -131,11 +132,14 @@ def evaluate_clusters(space_vectors, tuned, y, idx, pool, added, threshold, para
     inside = got.labels >= 0
     present = sorted({s for s in truth[held].tolist() if (truth[held] == s).sum() >= params.min_cluster_size})
     support: dict[str, list] = {}
+    whole: dict[str, list] = {}  # the same names, added from every member of the cluster (`--crops` all)
     for c in range(got.count):
         ex = pool[got.exemplars[c]]
         majority = Counter(y[ex].tolist()).most_common(1)[0][0]
         support.setdefault(majority, []).extend(ex.tolist())
+        whole.setdefault(majority, []).extend(pool[got.labels == c].tolist())
     support_ix = {k: np.asarray(sorted(set(v)), dtype=np.int64) for k, v in support.items()}
+    whole_ix = {k: np.asarray(sorted(set(v)), dtype=np.int64) for k, v in whole.items()}
     return {
         "clusters": int(got.count),
         "held_out_species_present": len(present),
@@ -146,6 +150,7 @@ def evaluate_clusters(space_vectors, tuned, y, idx, pool, added, threshold, para
         "known_in_clusters": int((inside & ~held).sum()),
         "known_share_of_clustered": float((inside & ~held).sum() / max(inside.sum(), 1)),
         "one_click_named": named_share(tuned, y, idx, support_ix, threshold, added),
+        "one_click_named_all_members": named_share(tuned, y, idx, whole_ix, threshold, added),
         "added_species_named_by_a_cluster": int(sum(1 for s in added if s in support_ix)),
         "seconds": round(seconds, 3),
     }
