@@ -142,3 +142,32 @@ def test_every_discover_help_example_runs_in_order(strict, tmp_path, monkeypatch
         result = oc(home, *shlex.split(line)[1:])
         assert result.exit_code == 0, (line, result.output)
     assert (tmp_path / "clusters.csv").stat().st_size > 0
+
+
+def readme_commands() -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = text.split("## Discover new species", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip().startswith("oceanid")]
+
+
+def test_the_readme_workflow_runs(strict, tmp_path, monkeypatch):
+    """README "Discover new species": every command, in order, on the tiny home (the first under the
+    all-unknown decision, so cluster 1 exists; `name` under the real one)."""
+    import shutil
+
+    home, restore = strict
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "new_dive").mkdir()
+    for n, crop in enumerate(sorted((Workspace(home).home / "crops").rglob("*.png"))[:12]):
+        shutil.copy(crop, tmp_path / "new_dive" / f"{n}.png")
+    lines = readme_commands()
+    assert len(lines) == 7
+    for line in lines:
+        args = shlex.split(line.split(">")[0])[1:]
+        if args[:2] == ["discover", "name"]:
+            restore()
+        result = oc(home, *args)
+        assert result.exit_code == 0, (line, result.output)
+    assert (tmp_path / "clusters.csv").stat().st_size > 0
