@@ -10,7 +10,8 @@ The steps, each a call into a library:
    at (the engine's held-out evidence, :func:`index.metrics.unknown_ranks.place_unknown`), and the
    frames, sources, sites, dates and depths its crops come from;
 4. **store**: :mod:`index.catalog.discoveries` (one transaction). The same inputs (model, generation,
-   space, parameters, and the digest of the clustered crops and vectors) read back the stored run.
+   space, parameters, the engine's stored decision and species, and the digest of the clustered crops
+   and vectors) read back the stored run.
 
 Naming a cluster (:meth:`Discoverer.name`) adds the species from its exemplars (or the crops the user
 confirms) through ``species add`` itself (the ``add_species`` it is given: the Workspace's, which keeps
@@ -106,6 +107,16 @@ def _digest(keys: Sequence[str], vectors: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _state(engine: Engine) -> str:
+    """A digest of what judges and describes the crops besides their vectors: the stored decision and the
+    species with prototypes (a re-decided threshold or an added species is a new input)."""
+    import json
+
+    decision = engine.decision.to_dict() if engine.decision is not None else None
+    text = json.dumps([decision, list(engine.prototypes.names), engine.scorer], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _pick(space: str | None, spaces: TwoSpaces | None, model_id: str) -> str:
     chosen = space or SPACE
     if chosen not in SPACES:
@@ -163,7 +174,7 @@ class Discoverer:
         vectors = self._in_space(chosen, spaces, selected, unknown)
         keys = [str(i) for i in selected.ids[unknown]] if images is None else [selected.paths[i] for i in unknown]
         digest = _digest(keys, vectors)
-        stored = {**params.to_dict(), "where": where or None, "images": images is not None}
+        stored = {**params.to_dict(), "where": where or None, "images": images is not None, "engine": _state(engine)}
         found = find_discovery(self.catalog, engine.model_id, engine.generation, chosen, stored, digest)
         if found is not None:
             log.info("discover: the same inputs were discovered as run %d; reading it back", found)

@@ -181,3 +181,23 @@ def test_discover_in_new_images(tiny_ws, tmp_path):
     assert "crop_id" not in member.to_dict()
     named = Workspace(ws.home).discovery().name(run.clusters[0].id, "Imaginis nova", exemplars=2)
     assert named.change.examples == 2 and all(isinstance(a, str) for a in named.answered)
+
+
+def test_a_cluster_is_placed_at_the_rank_the_held_out_evidence_supports(tiny_ws):
+    """With stored evidence that family claims hold (and genus claims do not), members are placed at a
+    family and the cluster names the family most of them are placed at; without evidence, no taxon."""
+    from index.metrics.unknown_ranks import PLACEABLE, UnknownRanks
+
+    _, plain = discover_held_out(tiny_ws.home)
+    assert all(c.facts.taxon is None and c.facts.genus is None for c in plain.clusters)  # no evidence stored
+    real = load_decision(tiny_ws.catalog, "tiny")
+    right = {r: ((0.1,) if r == "genus" else (0.9,)) for r in PLACEABLE}
+    counts = {r: (10,) for r in PLACEABLE}
+    evidence = UnknownRanks((-1.0, 1.0), right, counts, {r: (2,) for r in PLACEABLE}, 10, 2)
+    store_decision(tiny_ws.catalog, replace(real, unknown_ranks=evidence))
+    _, run = discover_held_out(tiny_ws.home)
+    families = {ws_line.at("family") for ws_line in Workspace(tiny_ws.home)._tree().values()} - {None}
+    for cluster in run.clusters:
+        f = cluster.facts
+        assert f.taxon_rank == "family" and f.taxon == f.family and f.taxon in families
+        assert f.genus is None and 0 < f.taxon_share <= 1
