@@ -171,3 +171,11 @@ def test_the_readme_workflow_runs(strict, tmp_path, monkeypatch):
         result = oc(home, *args)
         assert result.exit_code == 0, (line, result.output)
     assert (tmp_path / "clusters.csv").stat().st_size > 0
+
+
+def test_without_scikit_learn_discover_says_which_extra_to_install(tiny_ws, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.cluster", None)  # as in the serving install (no oceanid[train])
+    line = one_line_error(oc(str(tiny_ws.home), "discover"))
+    assert "scikit-learn" in line and "pip install 'oceanid[train]'" in line
