@@ -62,7 +62,9 @@ def discover(
 ) -> None:
     """Cluster the crops the model answers unknown into candidate new species (HDBSCAN), stored in the catalog.
 
-    Members are listed nearest their cluster's centre first; `*` marks the exemplars.
+    The crops of the train and val splits (what the model learned and calibrated on) and the examples of
+    added species are never clustered. Members are listed nearest their cluster's centre first; `*` marks
+    the exemplars.
     Re-running with the same inputs reads the stored run back.
 
     Example: oceanid discover --where "split=holdout" --min-cluster-size 3

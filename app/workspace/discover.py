@@ -2,7 +2,8 @@
 
 The steps, each a call into a library:
 
-1. **select**: the catalog crops a ``--where`` filter allows (all by default) with a stored vector, or
+1. **select**: the catalog crops a ``--where`` filter allows (all by default) with a stored vector, never
+   those the model trained or calibrated on (train, val) nor species-add examples (support), or
    the files of ``--images`` embedded now; the engine judges them (the stored decision, both spaces'
    rule where the model has two, :mod:`app.workspace.spaces`) and keeps those answered unknown;
 2. **cluster**: :func:`index.scoring.clustering.cluster_vectors` (HDBSCAN) in the chosen space;
@@ -45,9 +46,10 @@ from index.catalog.discoveries import (
     record_naming,
     store_discovery,
 )
-from index.catalog.embeddings import load_embeddings
+from index.catalog.embeddings import load_embeddings, split_ids
 from index.catalog.lookup import allowed_ids, crop_vectors
 from index.errors import InvalidInput
+from index.records import SUPPORT, TRAIN, VAL
 from index.scoring.clustering import Clustering, ClusterParams, cluster_vectors
 from index.scoring.fusion import SPACES
 
@@ -62,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: where crops are clustered by default (bench/discover.py, bench/RESULTS.md "Discover")
 SPACE = "tuned"
+#: crops never clustered: what the model trained and calibrated on, and the examples of added species
+NEVER = (TRAIN, VAL, SUPPORT)
 UNKNOWN = "unknown"
 CSV_HEADER = ["crop_path", "crop_id", "discovery", "cluster", "number", "distance", "exemplar", "suggested_taxon"]
 
@@ -199,10 +203,11 @@ class Discoverer:
 
     def _catalog(self, engine: Engine, spaces: TwoSpaces | None, where: str | None) -> _Selected:
         ids, tuned = load_embeddings(self.catalog, engine.model_id)
+        keep = ~np.isin(ids, split_ids(self.catalog, NEVER))
         allowed = allowed_ids(self.catalog, where)
         if allowed is not None:
-            keep = np.isin(ids, allowed)
-            ids, tuned = ids[keep], tuned[keep]
+            keep &= np.isin(ids, allowed)
+        ids, tuned = ids[keep], tuned[keep]
         general = None
         if spaces is not None and ids.size:
             gi, gv = crop_vectors(self.catalog, spaces.general.model_id, ids.tolist())
