@@ -23,6 +23,7 @@ from index.catalog.lookup import crop_species
 from index.errors import FilterError, InvalidInput, NotFound
 from index.records import HOLDOUT
 from index.scoring.clustering import ClusterParams
+from index.scoring.fusion import SPACES
 
 pytest.importorskip("sklearn")
 
@@ -201,3 +202,29 @@ def test_a_cluster_is_placed_at_the_rank_the_held_out_evidence_supports(tiny_ws)
         f = cluster.facts
         assert f.taxon_rank == "family" and f.taxon == f.family and f.taxon in families
         assert f.genus is None and 0 < f.taxon_share <= 1
+
+
+@pytest.fixture
+def two_ws(tiny_ws):
+    """The tiny workspace with a general space (a tiny frozen encoder), as tests/app/workspace/test_two_spaces.py."""
+    from embedder.general import GeneralConfig, write_general_model
+
+    write_general_model(tiny_ws.paths.model("tiny.general"), GeneralConfig("tiny", "none", 32))
+    tiny_ws.embed("tiny", device="cpu")
+    tiny_ws.index_build("tiny")
+    return tiny_ws
+
+
+def test_a_home_with_two_spaces_discovers_in_the_space_asked_and_names_in_both(two_ws):
+    ws = Workspace(two_ws.home)
+    real = answering_all_unknown(ws)
+    runs = {s: Workspace(ws.home).discovery().run(where=f"split={HOLDOUT}", params=PARAMS, space=s) for s in SPACES}
+    store_decision(ws.catalog, real)
+    assert {r.space for r in runs.values()} == set(SPACES) and len({r.id for r in runs.values()}) == 3
+    assert len({r.input_digest for r in runs.values()}) == 3  # each space clusters its own vectors
+    assert all(r.unknown == 49 and r.clusters for r in runs.values())
+    cluster = runs["fused"].clusters[0]
+    named = Workspace(ws.home).discovery().name(cluster.id, "Fusus novus", exemplars=3)
+    spaces = Workspace(ws.home).spaces()
+    assert "Fusus novus" in spaces.tuned.prototypes.names and "Fusus novus" in spaces.general.prototypes.names
+    assert set(named.answered) <= {m.crop_id for m in cluster.members}
