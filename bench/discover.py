@@ -118,14 +118,14 @@ def five_shot(v, y, g, idx, added, threshold, draws=5, shots=5) -> float:
     return float(np.mean(out))
 
 
-def evaluate_clusters(space_vectors, tuned, y, idx, pool, added, threshold, params) -> dict:
+def evaluate_clusters(space_vectors, tuned, y, idx, pool, added, threshold, params, groups=None) -> dict:
     """Cluster ``pool`` in ``space_vectors`` and grade it (see the module docstring)."""
     from sklearn.metrics import adjusted_rand_score
 
     from index.scoring.clustering import cluster_vectors
 
     t0 = time.perf_counter()
-    got = cluster_vectors(space_vectors[pool], params)
+    got = cluster_vectors(space_vectors[pool], params, None if groups is None else groups[pool])
     seconds = time.perf_counter() - t0
     truth = y[pool]
     held = np.isin(pool, np.concatenate([idx["added"], idx["unknown"]]))
@@ -186,7 +186,7 @@ def fold_figures(dataset: str, fold: int, work: Path, general: list[str], sizes,
                         "min_cluster_size": size,
                         "selection": selection,
                         "dims": kept,
-                        **evaluate_clusters(vectors, tuned, y, idx, pool, added, threshold, params),
+                        **evaluate_clusters(vectors, tuned, y, idx, pool, added, threshold, params, np.asarray(g)),
                     }
                 log.info("fold %d %s mcs=%d %s done", fold, space, size, selection)
     held = np.concatenate([idx["added"], idx["unknown"]])

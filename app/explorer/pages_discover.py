@@ -64,11 +64,12 @@ def _cluster(discovery, cluster) -> None:
     named = f" · named **{', '.join(n.species for n in cluster.names)}**" if cluster.names else ""
     st.subheader(f"Cluster {cluster.id} (#{cluster.number})")
     st.markdown(_facts(cluster) + named)
-    shown = cluster.members[:SHOWN]
+    ordered = [*cluster.exemplars, *(m for m in cluster.members if not m.exemplar)]  # exemplars first
+    shown = ordered[:SHOWN]
     image_row([m.path for m in shown], [_label(m) for m in shown])
     if len(cluster.members) > SHOWN:
         st.caption(f"… and {len(cluster.members) - SHOWN} more (`oceanid discover show {cluster.discovery_id}`)")
-    labels = {_label(m): m for m in cluster.members}
+    labels = {_label(m): m for m in ordered}
     with st.form(f"name_{cluster.id}"):
         odd = st.multiselect("Split off crops that do not belong", list(labels), key=f"split_{cluster.id}")
         species = st.text_input("Species name", key=f"species_{cluster.id}", placeholder="Glaucichthys melanurus")

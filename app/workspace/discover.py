@@ -7,6 +7,7 @@ The steps, each a call into a library:
    the files of ``--images`` embedded now; the engine judges them (the stored decision, both spaces'
    rule where the model has two, :mod:`app.workspace.spaces`) and keeps those answered unknown;
 2. **cluster**: :func:`index.scoring.clustering.cluster_vectors` (HDBSCAN) in the chosen space;
+   (exemplars: the members nearest the centre, from distinct near-duplicate groups / tracks first);
 3. **describe**: per cluster the known species nearest its centre, the taxon its members are placed
    at (the engine's held-out evidence, :func:`index.metrics.unknown_ranks.place_unknown`), and the
    frames, sources, sites, dates and depths its crops come from;
@@ -46,7 +47,7 @@ from index.catalog.discoveries import (
     record_naming,
     store_discovery,
 )
-from index.catalog.embeddings import load_embeddings, split_ids
+from index.catalog.embeddings import group_keys, load_embeddings, split_ids
 from index.catalog.lookup import allowed_ids, crop_vectors
 from index.errors import InvalidInput
 from index.records import SUPPORT, TRAIN, VAL
@@ -183,7 +184,8 @@ class Discoverer:
         if found is not None:
             log.info("discover: the same inputs were discovered as run %d; reading it back", found)
             return _reused(load_discovery(self.catalog, found, self.home.root))
-        clustering = cluster_vectors(vectors, params)
+        groups = group_keys(self.catalog, selected.ids[unknown]) if images is None else None
+        clustering = cluster_vectors(vectors, params, groups)
         clusters = self._describe(engine, selected, unknown, clustering, images is not None)
         run = store_discovery(
             self.catalog,
@@ -312,10 +314,10 @@ class Discoverer:
         genus: str | None = None,
         family: str | None = None,
     ) -> ClusterNamed:
-        """Add ``species`` from the cluster's ``exemplars`` nearest members (default: its stored
-        exemplars) or from the members ``crops`` (crop ids, or files of an ``--images`` run) the user
-        confirmed, through ``species add``; then judge every member again and record which are now
-        answered as the species.
+        """Add ``species`` from ``exemplars`` members (its stored exemplars first, then the members nearest
+        the centre; default: the stored exemplars) or from the members ``crops`` (crop ids, or files of an
+        ``--images`` run) the user confirmed, through ``species add``; then judge every member again and
+        record which are now answered as the species.
 
         Raises:
             NotFound: no such cluster. InvalidInput: an empty selection, a crop that is not a member,
@@ -395,7 +397,7 @@ def _examples(cluster: Cluster, exemplars: int | None, crops: Sequence[int | str
     if exemplars is not None:
         if exemplars < 1:
             raise InvalidInput(f"--exemplars must be at least 1, got {exemplars}")
-        return list(cluster.members[:exemplars])
+        return [*cluster.exemplars, *(m for m in cluster.members if not m.exemplar)][:exemplars]
     return list(cluster.exemplars or cluster.members)
 
 

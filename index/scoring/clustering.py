@@ -74,7 +74,9 @@ class Clustering:
     centres: np.ndarray = field(repr=False)  # (k, d) float32 unit: each cluster's normalised mean
     distances: np.ndarray = field(repr=False)  # (n,) float32: 1 - cosine to its centre (nan for noise)
     cohesion: np.ndarray = field(repr=False)  # (k,) float32: mean cosine of a cluster's members to its centre
-    exemplars: tuple[np.ndarray, ...] = field(repr=False)  # per cluster: rows nearest its centre, nearest first
+    exemplars: tuple[np.ndarray, ...] = field(
+        repr=False
+    )  # per cluster: rows nearest its centre (distinct groups first)
 
     @property
     def count(self) -> int:
@@ -107,10 +109,14 @@ def project(vectors: np.ndarray, dims: int) -> np.ndarray:
     return x @ vt[:dims].T
 
 
-def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()) -> Clustering:
+def cluster_vectors(
+    vectors: np.ndarray, params: ClusterParams = ClusterParams(), groups: np.ndarray | None = None
+) -> Clustering:
     """Cluster ``vectors`` (n, d) float32, L2-normalised, with HDBSCAN (see the module docstring).
 
-    Fewer rows than ``params.min_cluster_size`` give no cluster (every row noise).
+    Fewer rows than ``params.min_cluster_size`` give no cluster (every row noise). ``groups`` (n,): each
+    row's near-duplicate group (a track, a frame burst); exemplars then come from distinct groups first
+    (nearest the centre within that rule), so five exemplars are not five frames of one track.
 
     Raises:
         InvalidInput: scikit-learn is not installed, or ``vectors`` is not 2-D.
@@ -132,7 +138,7 @@ def cluster_vectors(vectors: np.ndarray, params: ClusterParams = ClusterParams()
             copy=True,
         )
         raw = np.asarray(model.fit_predict(z), dtype=np.int64)
-    return _summarise(x, _renumber(raw), params.exemplars)
+    return _summarise(x, _renumber(raw), params.exemplars, groups)
 
 
 def _renumber(raw: np.ndarray) -> np.ndarray:
@@ -145,7 +151,19 @@ def _renumber(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def _summarise(x: np.ndarray, labels: np.ndarray, exemplars: int) -> Clustering:
+def _exemplars(rows: np.ndarray, cos: np.ndarray, count: int, groups: np.ndarray | None) -> np.ndarray:
+    """``count`` of ``rows`` nearest the centre (``cos``: their cosines to it), distinct groups first."""
+    order = rows[np.argsort(-cos, kind="stable")]
+    if groups is None:
+        return order[:count]
+    seen, first, rest = set(), [], []
+    for r in order:
+        (rest if groups[r] in seen else first).append(r)
+        seen.add(groups[r])
+    return np.asarray((first + rest)[:count], dtype=np.int64)
+
+
+def _summarise(x: np.ndarray, labels: np.ndarray, exemplars: int, groups: np.ndarray | None = None) -> Clustering:
     k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     centres = np.zeros((k, x.shape[1]), np.float32)
     distances = np.full(len(x), np.nan, np.float32)
@@ -159,5 +177,5 @@ def _summarise(x: np.ndarray, labels: np.ndarray, exemplars: int) -> Clustering:
         centres[c] = centre
         distances[rows] = 1.0 - cos
         cohesion[c] = float(cos.mean())
-        chosen.append(rows[np.argsort(-cos, kind="stable")[:exemplars]])
+        chosen.append(_exemplars(rows, cos, exemplars, groups))
     return Clustering(labels, centres, distances, cohesion, tuple(chosen))

@@ -79,5 +79,5 @@ def test_split_off_a_crop_then_name_the_cluster(tiny_ws, monkeypatch):
     ws = Workspace(tiny_ws.home)
     assert "Discoverus primus" in ws.engine().prototypes.names
     (naming,) = ws.discovery().cluster(first.id).names
-    kept = [m.crop_id for m in first.members[1:] if m.exemplar]
-    assert naming.payload["examples"] == kept and first.members[0].crop_id not in naming.payload["examples"]
+    kept = [m.crop_id for m in first.exemplars[1:]]  # the first option: the first exemplar, split off
+    assert naming.payload["examples"] == kept and first.exemplars[0].crop_id not in naming.payload["examples"]

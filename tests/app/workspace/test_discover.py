@@ -18,7 +18,7 @@ import pytest
 
 from app.workspace import Workspace
 from index.catalog.decisions import load_decision, store_decision
-from index.catalog.embeddings import load_embeddings
+from index.catalog.embeddings import group_keys, load_embeddings
 from index.catalog.lookup import crop_species
 from index.errors import FilterError, InvalidInput, NotFound
 from index.records import HOLDOUT
@@ -73,7 +73,10 @@ def test_members_come_nearest_first_with_exemplars_and_facts(tiny_ws):
     for cluster in run.clusters:
         distances = [m.distance for m in cluster.members]
         assert distances == sorted(distances) and len(cluster.members) == cluster.size
-        assert cluster.exemplars == cluster.members[: PARAMS.exemplars]
+        assert len(cluster.exemplars) == min(PARAMS.exemplars, cluster.size)
+        groups = group_keys(tiny_ws.catalog, np.asarray([m.crop_id for m in cluster.members]))
+        exemplar_groups = [g for g, m in zip(groups, cluster.members, strict=True) if m.exemplar]
+        assert len(set(exemplar_groups)) == min(len(set(groups)), len(exemplar_groups))  # distinct groups first
         assert all(m.path and m.path.endswith(".png") for m in cluster.members)
         assert cluster.facts.nearest_species in tiny_ws.engine().prototypes.names
         assert 1 <= cluster.facts.frames <= cluster.size and cluster.facts.sources == ("synthetic",)

@@ -99,3 +99,16 @@ def test_without_scikit_learn_one_line_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.cluster", None)  # import fails as in the lean install
     with pytest.raises(InvalidInput, match=r"oceanid\[train\]"):
         cluster_vectors(blobs()[0])
+
+
+def test_exemplars_come_from_distinct_groups_first():
+    x, _ = blobs(sizes=(30, 30), outliers=0)
+    plain = cluster_vectors(x, ClusterParams(min_cluster_size=5, exemplars=3))
+    nearest = plain.exemplars[0]
+    groups = np.arange(len(x)).astype(object)
+    groups[nearest] = "one track"  # the three nearest the centre are frames of one track
+    got = cluster_vectors(x, ClusterParams(min_cluster_size=5, exemplars=3), groups)
+    assert got.exemplars[0][0] == nearest[0] and len({groups[r] for r in got.exemplars[0]}) == 3
+    members = got.members(0)
+    rest = [r for r in members if groups[r] != "one track"]
+    assert got.exemplars[0][1:].tolist() == rest[:2]  # then the nearest of other groups
