@@ -23,7 +23,8 @@ from app.cli.common import (
 app = typer.Typer(invoke_without_command=True)  # help: the callback's docstring (it runs `oceanid discover`)
 
 
-def _print_run(run, members: bool = False) -> None:
+def _print_run(run, members: str = "none") -> None:
+    """The run, one line per cluster; ``members``: none | exemplars | all listed under each."""
     said = " (the same inputs as before: the stored run)" if run.reused else ""
     console.print(
         f"discovery {run.id}{said}: {run.unknown} of {run.inputs} crops answered unknown, "
@@ -39,8 +40,8 @@ def _print_run(run, members: bool = False) -> None:
         where = f"; {f.frames} frame(s)" + (f", {f.first_date}..{f.last_date}" if f.first_date else "")
         head = f"  cluster {c.id} (#{c.number}): {c.size} crops, cohesion {fixed(c.cohesion, 3)}; "
         console.print(f"{head}{near}{taxon}{where}{named}", markup=False)
-        if members:
-            for m in c.members:
+        if members != "none":
+            for m in c.members if members == "all" else c.exemplars:
                 mark = "*" if m.exemplar else " "
                 console.print(
                     f"    {mark} {m.crop_id if m.crop_id is not None else '-'}  {fixed(m.distance)}  {m.path}",
@@ -63,8 +64,8 @@ def discover(
     """Cluster the crops the model answers unknown into candidate new species (HDBSCAN), stored in the catalog.
 
     The crops of the train and val splits (what the model learned and calibrated on) and the examples of
-    added species are never clustered. Members are listed nearest their cluster's centre first; `*` marks
-    the exemplars.
+    added species are never clustered. Each cluster is listed with its exemplars (`discover show` lists
+    every member, nearest the centre first; `*` marks the exemplars).
     Re-running with the same inputs reads the stored run back.
 
     Example: oceanid discover --where "split=holdout" --min-cluster-size 3
@@ -84,7 +85,7 @@ def discover(
     if as_json:
         print_json(run)
         return
-    _print_run(run, members=True)
+    _print_run(run, members="exemplars")
 
 
 @app.command("list")
@@ -120,7 +121,7 @@ def discover_show(
     if as_json:
         print_json(run)
         return
-    _print_run(run, members=True)
+    _print_run(run, members="all")
 
 
 @app.command("name")

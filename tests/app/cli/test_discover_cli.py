@@ -77,6 +77,9 @@ def test_name_a_cluster_then_export_the_run(strict, tmp_path):
     assert {r["crop_path"] for r in mine} == {m["path"] for m in cluster["members"]}
     text = oc(home, "discover", "show", str(run["id"])).stdout
     assert f"cluster {cluster['id']}" in text and "named Novus primus" in text
+    member_lines = [line for line in text.splitlines() if line.startswith("    ")]
+    assert len(member_lines) == sum(c["size"] for c in run["clusters"])  # show: every member
+    assert sum(line.startswith("    *") for line in member_lines) == sum(len(c["exemplars"]) for c in run["clusters"])
 
 
 @pytest.mark.parametrize(
