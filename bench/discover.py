@@ -204,7 +204,8 @@ def fold_figures(dataset: str, fold: int, work: Path, general: list[str], sizes,
 def folds(args) -> None:
     from bench.two_spaces import WORK
 
-    stored = load_figures(OUT)
+    out = args.out
+    stored = load_figures(out)
     key = args.dataset
     entry = stored.get(key, {"folds": {}})
     for fold in args.folds:
@@ -216,9 +217,9 @@ def folds(args) -> None:
         entry["folds"][str(fold)] = result
         entry.update({"command": command("discover"), "when": utc_now(), "machine": machine()})
         stored[key] = entry
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(stored, indent=2))
-        log.info("fold %d written to %s", fold, OUT)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(stored, indent=2))
+        log.info("fold %d written to %s", fold, out)
 
 
 # -- scale -----------------------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def scale_one(n: int, dims: int, dim: int) -> dict:
 
 
 def scale(args) -> None:
-    stored = load_figures(OUT)
+    stored = load_figures(args.out)
     rows = []
     for n in args.sizes:
         for dims in args.dims:
@@ -276,7 +277,8 @@ def scale(args) -> None:
     ]
     rows = sorted(kept + rows, key=lambda r: (r["n"], r["dims"]))
     stored["scale"] = {"rows": rows, "command": command("discover"), "when": utc_now(), "machine": machine()}
-    OUT.write_text(json.dumps(stored, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(stored, indent=2))
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -286,8 +288,8 @@ def _f(v, d=3) -> str:
     return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{d}f}"
 
 
-def report(_args) -> None:
-    stored = load_figures(OUT)
+def report(args) -> None:
+    stored = load_figures(args.out)
     for dataset in ("fish4knowledge", "plankton"):
         entry = stored.get(dataset)
         if not entry:
@@ -340,7 +342,11 @@ def main() -> None:
     one.add_argument("--n", type=int, required=True)
     one.add_argument("--dims", type=int, default=0)
     one.add_argument("--dim", type=int, default=128)
-    sub.add_parser("report")
+    r = sub.add_parser("report")
+    for parser in (f, s, r):
+        parser.add_argument(
+            "--out", type=Path, default=OUT, help="the figures JSON (default bench/figures/discover.json)"
+        )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.step == "scale-one":
