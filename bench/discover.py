@@ -81,14 +81,14 @@ def named_share(v, y, idx, support: dict[str, np.ndarray], threshold: float, add
 
     train = idx["train"]
     protos = Prototypes.fit(v[train], y[train])
+    new = [n for n, ix in support.items() if len(ix) and n not in protos.names]  # a known species: not added
     rows, labels = [train], [y[train]]
-    for name, ix in support.items():
-        if len(ix):
-            protos = protos.with_class(name, v[ix])
-            rows.append(ix)
-            labels.append(np.full(len(ix), name, dtype=object))
+    for name in new:
+        protos = protos.with_class(name, v[support[name]])
+        rows.append(support[name])
+        labels.append(np.full(len(support[name]), name, dtype=object))
     fitted = np.concatenate(rows)
-    scorer = KnnScorer(few_shot=[n for n, ix in support.items() if len(ix)]).fit(
+    scorer = KnnScorer(few_shot=new).fit(
         v[fitted], np.concatenate(labels).astype(y.dtype if y.dtype != object else object)
     )
     names = np.asarray(protos.names, dtype=object)
