@@ -57,7 +57,11 @@ def discover(
     images: Path = typer.Option(None, "--images", help="Discover in these image files (a folder) instead."),
     min_cluster_size: int = typer.Option(None, "--min-cluster-size", min=2, help="Smallest group called a cluster."),
     exemplars: int = typer.Option(None, "--exemplars", min=1, help="Members nearest each centre kept as exemplars."),
-    space: str = typer.Option(None, "--space", help="tuned | general | fused (default tuned)."),
+    space: str = typer.Option(
+        None,
+        "--space",
+        help="tuned | general | fused (default: fused where the model has the general space, else tuned).",
+    ),
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
