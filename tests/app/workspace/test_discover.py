@@ -222,7 +222,9 @@ def test_a_home_with_two_spaces_discovers_in_the_space_asked_and_names_in_both(t
     ws = Workspace(two_ws.home)
     real = answering_all_unknown(ws)
     runs = {s: Workspace(ws.home).discovery().run(where=f"split={HOLDOUT}", params=PARAMS, space=s) for s in SPACES}
+    default = Workspace(ws.home).discovery().run(where=f"split={HOLDOUT}", params=PARAMS)
     store_decision(ws.catalog, real)
+    assert default.space == "fused" and default.id == runs["fused"].id  # the default where a model has two spaces
     assert {r.space for r in runs.values()} == set(SPACES) and len({r.id for r in runs.values()}) == 3
     assert len({r.input_digest for r in runs.values()}) == 3  # each space clusters its own vectors
     assert all(r.unknown == 49 and r.clusters for r in runs.values())
