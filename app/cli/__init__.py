@@ -12,6 +12,7 @@
       search                                     search.py
       detect FRAME...|train|list|evaluate        detect.py
       species add|remove                         species.py
+      discover [list|show|name|export]           discover.py
       taxa show|import                           taxa.py
       evaluate                                   evaluate.py
       demo                                       demo.py
@@ -38,6 +39,7 @@ from app.cli import (
     data,
     demo,
     detect,
+    discover,
     evaluate,
     explorer,
     index,
@@ -105,6 +107,7 @@ GROUPS = (
     (search, None),
     (detect, "detect"),
     (species, "species"),
+    (discover, "discover"),
     (taxa, "taxa"),
     (evaluate, None),
     (demo, None),

@@ -18,6 +18,7 @@ import streamlit as st
 from app.explorer import (
     pages_add,
     pages_data,
+    pages_discover,
     pages_evaluation,
     pages_identify,
     pages_map,
@@ -31,9 +32,10 @@ PAGES = {
     "Embedding map": pages_map.render,
     "Evaluation": pages_evaluation.render,
     "Add species": pages_add.render,
+    "Discover": pages_discover.render,
     "Data": pages_data.render,
 }
-NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species"}
+NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species", "Discover"}
 
 
 def main() -> None:

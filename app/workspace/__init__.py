@@ -575,6 +575,16 @@ class Workspace:
                 self.reload,
             )
 
+    def discovery(self, model: str | None = None) -> Any:
+        """The discover steps (``app.workspace.discover.Discoverer``): cluster, list, show, name, export."""
+        from app.workspace.discover import Discoverer
+
+        return Discoverer(
+            self.catalog, self.paths, lambda: self.engine(model), lambda: self.spaces(model),
+            lambda name, files, genus=None, family=None: self.species_add(name, files, genus, family, model),
+            self._tree,
+        )  # fmt: skip
+
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
         """Remove a species added with :meth:`species_add` (from both vector spaces)."""
         from app.workspace.species import remove_species_all_spaces

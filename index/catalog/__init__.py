@@ -7,6 +7,7 @@
 ``frames``      whole frames with their truth boxes
 ``decisions``   the engine's stored decisions (scorer, thresholds, calibration) per model
 ``spaces``      the two-space decision (which space names, which decides unknown, the fusion)
+``discoveries`` `oceanid discover` runs: clusters of crops answered unknown, their members, namings
 ``stats``       the survey (counts per species, split, source, depth)
 ``splits``      train / val / test / holdout assignment (groups never cut)
 ``lookup``      the catalog side of search: a filter's ids, a crop's vector, the hits' metadata

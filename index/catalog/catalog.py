@@ -21,8 +21,8 @@ from index.errors import CatalogBusy, HomeNotWritable, NotFound
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions.
-# 5: detectors. 6: annotations.origin (truth | predicted) and detection_score
+SCHEMA_VERSION = 7  # 2: lineage views, taxa_undo; self-parented taxa (a v1 bug) reset. 3: decisions.
+# 5: detectors. 6: annotations.origin (truth | predicted) and detection_score. 7: discoveries
 
 # meta keys (read and written only through the typed methods of Catalog)
 CURRENT_MODEL = "current_model"
@@ -121,6 +121,44 @@ CREATE TABLE IF NOT EXISTS taxa_undo (        -- what `species add` changed, so 
     existed BOOLEAN NOT NULL,         -- false: the add inserted it (remove deletes it)
     rank VARCHAR, parent VARCHAR, holdout_hint VARCHAR,  -- the row before the add
     PRIMARY KEY (added, concept)
+);
+-- `oceanid discover` (index/catalog/discoveries.py): a run, its clusters, their members; a run is never
+-- edited once written; naming a cluster adds a row to discovery_names
+CREATE SEQUENCE IF NOT EXISTS discovery_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS discovery_cluster_ids START 1;
+CREATE TABLE IF NOT EXISTS discoveries (
+    discovery_id BIGINT PRIMARY KEY,
+    model_id VARCHAR NOT NULL,
+    generation VARCHAR,               -- the live index generation of the model when it ran
+    space VARCHAR NOT NULL,           -- tuned | general | fused: where the crops were clustered
+    params VARCHAR NOT NULL,          -- ClusterParams and the selection, as JSON
+    input_digest VARCHAR NOT NULL,    -- sha256 of the clustered crops (ids or files) and their vectors
+    inputs INTEGER NOT NULL,          -- crops considered; ``unknown`` of them were clustered
+    unknown INTEGER NOT NULL,
+    created_at TIMESTAMP DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS discovery_clusters (
+    cluster_id BIGINT PRIMARY KEY,
+    discovery_id BIGINT NOT NULL,
+    number INTEGER NOT NULL,          -- 1 = the largest cluster of its run
+    size INTEGER NOT NULL,
+    cohesion DOUBLE NOT NULL,         -- mean cosine of its members to its centre
+    facts VARCHAR NOT NULL            -- nearest known species, likeliest taxon, frames / sites / dates (JSON)
+);
+CREATE TABLE IF NOT EXISTS discovery_members (
+    cluster_id BIGINT NOT NULL,
+    position INTEGER NOT NULL,        -- 0 = nearest the centre
+    annotation_id BIGINT,             -- a catalog crop, or NULL for a file of `discover --images`
+    path VARCHAR,                     -- that file (absolute)
+    distance DOUBLE NOT NULL,         -- 1 - cosine to the centre
+    exemplar BOOLEAN NOT NULL,
+    PRIMARY KEY (cluster_id, position)
+);
+CREATE TABLE IF NOT EXISTS discovery_names (
+    cluster_id BIGINT NOT NULL,
+    species VARCHAR NOT NULL,         -- the species `discover name` added from the cluster
+    payload VARCHAR NOT NULL,         -- what the naming did (JSON: examples used, members answered as it)
+    named_at TIMESTAMP DEFAULT current_timestamp
 );
 -- every concept with each ancestor (itself included) at a known rank; cycles stop at depth 40
 CREATE OR REPLACE VIEW taxon_ranks AS

@@ -93,7 +93,7 @@ def test_every_group_is_registered_from_its_own_module():
     import app.cli as cli
 
     names = {name for _, name in cli.GROUPS if name}
-    assert names == {"ingest", "models", "index", "detect", "species", "taxa"}
+    assert names == {"ingest", "models", "index", "detect", "species", "taxa", "discover"}
     assert all(isinstance(module.app, typer.Typer) for module, _ in cli.GROUPS)
     verbs = {p[0] for p in all_commands()}
     assert verbs == {
@@ -113,6 +113,7 @@ def test_every_group_is_registered_from_its_own_module():
         "taxa",
         "detect",
         "models",
+        "discover",
     }
 
 

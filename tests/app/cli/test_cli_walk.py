@@ -48,7 +48,7 @@ def required_args(cmd, bad_path: str) -> list[str]:
     for p in cmd.params:
         if not p.required:
             continue
-        value = bad_path if is_path(p) else "x"
+        value = bad_path if is_path(p) else "1" if is_int(p) else "x"
         args += ([p.opts[0]] if p.opts[0].startswith("-") else []) + [value]
     return args
 
@@ -354,6 +354,7 @@ NOT_RUN = {
     "synthetic": "draws 400 frames",
     "folders": "3,416 crops",
     "detect": "needs a trained detector (tests/app/workspace/frames/test_detect.py runs these commands)",
+    "discover": "needs a run with clusters first (tests/app/cli/test_discover_cli.py runs them in order)",
 }
 
 
