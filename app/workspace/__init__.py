@@ -192,11 +192,15 @@ class Workspace:
         split: str | None = None,
         progress: bool = False,
         source_name: str | None = None,
+        lineages: Path | None = None,
     ) -> IngestReport:
         """Ingest class folders (one per species, every file a crop); ``source_name`` names
-        the source (default ``folders``)."""
+        the source (default ``folders``); ``lineages`` (else ``root/lineages.csv`` if there) is
+        checked first and attached as ``taxa import`` would."""
         plan = ingesting.folders_plan(root, group_pattern, split, source_name)
-        return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "folders", plan, progress, source_name)
+        found = ingesting.folder_lineages(root, lineages, plan)
+        report = ingesting.ingest_plan(self.catalog, self.paths, self.crop, "folders", plan, progress, source_name)
+        return ingesting.attach_lineages(self.catalog, report, found) if found else report
 
     def ingest_fathomnet(
         self,
