@@ -11,7 +11,9 @@ from app.cli import app
 
 runner = CliRunner()
 
-LINEAGES = "concept,kingdom,phylum,family,genus\nalpha,Animalia,Chordata,Alphidae,Alphus\nbeta,Animalia,Chordata,Betidae,\n"
+LINEAGES = (
+    "concept,kingdom,phylum,family,genus\nalpha,Animalia,Chordata,Alphidae,Alphus\nbeta,Animalia,Chordata,Betidae,\n"
+)
 
 
 def ingest(home, root, *extra):
