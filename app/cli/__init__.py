@@ -13,6 +13,7 @@
       species add|remove                         species.py
       taxa show|import                           taxa.py
       evaluate                                   evaluate.py
+      count                                      count.py
       demo                                       demo.py
       app                                        explorer.py (serves the Streamlit explorer)
       serve                                      serve.py (the HTTP API, app.api)
@@ -31,6 +32,7 @@ from pathlib import Path
 import typer
 
 from app.cli import (
+    count,
     data,
     demo,
     detect,
@@ -100,6 +102,7 @@ GROUPS = (
     (species, "species"),
     (taxa, "taxa"),
     (evaluate, None),
+    (count, None),
     (demo, None),
     (explorer, None),
     (serve, None),

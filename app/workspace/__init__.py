@@ -558,6 +558,14 @@ class Workspace:
 
         return crop_files(self.catalog, self.home, crop_ids)
 
+    def count(self, images: Sequence[Any] = (), where: str | None = None, model: str | None = None) -> Any:
+        """Organisms per taxon in ``images`` or the catalog crops ``where`` selects, raw and adjusted (``counting``)."""
+        from app.workspace import counting
+
+        return counting.count(
+            self.engine(model), self.catalog, lambda f: self.identify(f, k=1, model=model), images, where
+        )
+
     def search(
         self,
         query: ImageInput | int | Any,

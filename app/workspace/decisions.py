@@ -23,6 +23,7 @@ from index.catalog.embeddings import ADDED, TRAINED, group_keys, load_embeddings
 from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
+from index.metrics.counts import UNKNOWN, CountConfusion, confusion_of
 from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
 from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
 from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
@@ -141,6 +142,7 @@ def fit_decision(
         rank_threshold=ranks.threshold,
         rank_choice=ranks,
         unknown_ranks=placing,
+        counts=count_confusion(trained, scorers[scorer], thresholds.get(scorer), known_val, held),
     )
     if home is not None:
         save_scorers(
@@ -305,3 +307,35 @@ def unknown_rank_choice(
     probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
     names = {str(x) for x in labels[flagged]}
     return fit_unknown_ranks(table, probs, sims, labels[flagged], {n: lineage_of(n, lineages) for n in names})
+
+
+def count_answers(trained: Prototypes, scorer: Scorer, threshold: float | None, vectors: np.ndarray) -> np.ndarray:
+    """(n,) str: what the engine answers for (n, d) ``vectors`` over the trained prototypes, the nearest
+    species or ``unknown`` (the decision scorer below its threshold): the outcomes counts are made of."""
+    names = np.asarray(trained.names, dtype=object)[trained.similarities(vectors).argmax(axis=1)]
+    if threshold is None:
+        return names.astype(str)
+    return np.where(scorer.score(vectors) < threshold, UNKNOWN, names).astype(str)
+
+
+def count_confusion(
+    trained: Prototypes,
+    scorer: Scorer,
+    threshold: float | None,
+    known_val: tuple[np.ndarray, np.ndarray] | None,
+    held: tuple[np.ndarray, np.ndarray] | None,
+) -> CountConfusion | None:
+    """The confusion ``oceanid count`` adjusts with: the engine's answers on the known species'
+    validation crops, and (true class ``unknown``) on the held-out crops the decision scorer was
+    chosen on, when there are any. None without validation crops (counts stay raw, and say so)."""
+    if known_val is None or len(known_val[0]) == 0:
+        return None
+    vectors, labels = known_val
+    true = [str(x) for x in labels]
+    answers = list(count_answers(trained, scorer, threshold, vectors))
+    classes = [str(n) for n in trained.names]
+    if held is not None and len(held[0]):
+        true += [UNKNOWN] * len(held[0])
+        answers += list(count_answers(trained, scorer, threshold, held[0]))
+        classes.append(UNKNOWN)
+    return confusion_of(true, answers, classes, [*map(str, trained.names), UNKNOWN])

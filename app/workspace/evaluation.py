@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.workspace.decisions import choice_rows, fit_calibration, fit_scorers
+from app.workspace.counting import CountError, count_error
+from app.workspace.decisions import choice_rows, count_answers, fit_calibration, fit_scorers
 from app.workspace.engine import Engine
 from app.workspace.results import (
     ClassFigures,
@@ -227,12 +228,24 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
             s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
             summary.ood[name] = ood_metrics(s_known, s_unknown, thresholds[name])
             raw.roc[name] = (s_known, s_unknown)
+    summary.count_error = test_count_error(
+        engine, base, scorers[engine.scorer], thresholds[engine.scorer], test_v, test_l
+    )
     if len(held_v):
         summary.ood_decision_scorer = engine.scorer
         group_of = {r.annotation_id: r.group_key for r in crop_rows(catalog, split=HOLDOUT)}
         held_g = np.asarray([group_of.get(int(i), f"id:{int(i)}") for i in held_ids], dtype=object)
         summary.few_shot = _few_shot(base, (held_v, held_l, held_g), (test_v, test_l), np.random.default_rng(seed))
     return summary, raw
+
+
+def test_count_error(
+    engine: Engine, base: Prototypes, scorer: Scorer, threshold: float, test_v: np.ndarray, test_l: np.ndarray
+) -> CountError:
+    """Raw and adjusted counts of the known test crops against their labels (``app.workspace.counting``):
+    answered as the engine answers them, adjusted with the stored validation confusion."""
+    answers = count_answers(base, scorer, threshold, test_v)
+    return count_error(test_l, answers, engine.decision.counts if engine.decision is not None else None)
 
 
 def evaluate_and_report(

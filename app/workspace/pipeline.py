@@ -260,6 +260,7 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
         or decision is None
         or decision.prototypes_digest != prototypes_digest(trained)
         or rank_choice_stale(catalog, decision, trained)
+        or (decision.counts is None and counts_missing(catalog, model_id))  # a decision from before counts
     ):
         decision = fit_decision(catalog, model_id, trained, home=home)
         store_decision(catalog, decision)
@@ -268,6 +269,12 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
         store_known_scorers(catalog, home, model_id, trained, decision)
         store_added_scorer(catalog, home, model_id)
     return written
+
+
+def counts_missing(catalog: Catalog, model_id: str) -> bool:
+    """Whether the model has validation crops to fit the count confusion on (a stored decision without one
+    is decided again)."""
+    return bool(len(load_embeddings(catalog, model_id, (VAL,), with_labels=True)[1]))
 
 
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from index.catalog.catalog import Catalog
+from index.metrics.counts import CountConfusion
 from index.metrics.ranks import RankThresholdChoice
 from index.metrics.unknown_ranks import UnknownRanks
 from index.scoring.calibration import Calibration
@@ -51,6 +52,9 @@ class Decision:
     # (``index.metrics.unknown_ranks``); None (a decision from before it existed): no rank is named
     # for unknown crops until ``index build`` measures it.
     unknown_ranks: UnknownRanks | None = None
+    # Validation crops by true class and answer (``index.metrics.counts``): what ``oceanid count``
+    # adjusts raw counts with; None (a decision from before counts): ``index build`` adds it.
+    counts: CountConfusion | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +76,7 @@ class Decision:
             float(d.get("rank_threshold", RANK_THRESHOLD)),
             RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
             UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None,
+            counts=CountConfusion.from_dict(d["counts"]) if d.get("counts") else None,
         )
 
 
