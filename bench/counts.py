@@ -1,0 +1,152 @@
+"""Counts per class: raw (classify-and-count) vs adjusted (ACC with the stored validation confusion).
+
+    python -m bench.counts --home /tmp/counts-job/home-plankton --dataset plankton
+    python -m bench.counts --home /tmp/counts-job/home-fish4knowledge --dataset fish4knowledge
+
+The home is built with the CLI a user types (the job script in bench/RESULTS.md's section): ``ingest
+folders`` (plankton with ``--lineages bench/lineages/pwssc_plankton.csv``), ``split --classes 21 --holdout
+rest`` (plankton; fish4knowledge the default split), ``train``, ``embed``, ``index build`` (which stores the
+validation confusion), ``evaluate``. This script only reads the home (stored vectors; no encoder runs):
+
+1. **test split** (what ``evaluate`` reports as ``count_error``): the known test crops as one sample,
+   answered as the engine answers (nearest trained prototype, ``unknown`` below the decision scorer's
+   threshold); per class with >= 20 test crops, the absolute relative error of the raw and the adjusted
+   count; their mean.
+2. **shifted samples**: the point of adjusting is a sample whose composition differs from the training
+   set's. ``--samples`` samples of ``--size`` test crops each, class shares drawn from a flat Dirichlet over
+   the graded classes, crops drawn with replacement within each class; per sample the same per-class
+   error (classes with >= 20 crops in the sample), and whether the 90% interval held the truth.
+
+Target (issue 31): mean absolute relative count error per class <= 0.15 with the adjusted counts.
+Figures: bench/figures/counts.json, one key per dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import FIGURES, bench_parser, command, machine, store_figures, utc_now
+
+OUT = FIGURES / "counts.json"
+TARGET = 0.15
+
+
+def main() -> None:
+    parser = bench_parser(__file__, __doc__)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--dataset", required=True, help="the key the figures are stored under")
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--size", type=int, default=600, help="crops per shifted sample")
+    parser.add_argument("--draws", type=int, default=100, help="bootstrap draws behind each interval")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-crops", type=int, default=20, help="classes graded need this many crops")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    figures = measure(args.home, args.samples, args.size, args.draws, args.seed, args.min_crops)
+    figures |= {"dataset": args.dataset, "command": command("counts"), "when": utc_now(), "machine": machine()}
+    store_figures(args.out, args.dataset, figures)
+    t, s = figures["test_split"], figures["shifted"]
+    print(
+        f"{args.dataset}: test split ({t['classes']} classes >= {args.min_crops} crops): raw {f(t['raw'])}, adjusted "
+        f"{f(t['adjusted'])}; shifted samples ({s['samples']} x {s['size']}): raw {f(s['raw'])}, adjusted "
+        f"{f(s['adjusted'])}, 90% interval coverage {f(s['coverage'])}; target <= {TARGET}: "
+        f"{'held' if figures['target_held'] else 'missed'}"
+    )
+
+
+def f(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crops: int = 20) -> dict:
+    from app.workspace import Workspace
+    from app.workspace.counting import count_error
+    from app.workspace.decisions import count_answers, trained_only
+    from index.catalog.embeddings import load_embeddings
+    from index.metrics.counts import adjusted_counts
+    from index.records import TEST
+
+    started = time.time()
+    ws = Workspace(home)
+    engine = ws.engine()
+    confusion = engine.decision.counts if engine.decision is not None else None
+    if confusion is None:
+        raise SystemExit(f"{home}: the model's decision has no count confusion (run `oceanid index build`)")
+    base = trained_only(engine.prototypes, engine.origins)
+    _, test_v, test_l = load_embeddings(ws.catalog, engine.model_id, (TEST,), with_labels=True)
+    known = np.isin(test_l, list(base.names))
+    test_v, test_l = test_v[known], test_l[known].astype(str)
+    scorer = engine.scorers[engine.scorer]
+    answers = count_answers(base, scorer, engine.thresholds[engine.scorer], test_v)
+    whole = count_error(test_l, answers, confusion, min_crops)
+
+    rng = np.random.default_rng(seed)
+    graded = sorted(c for c, n in Counter(test_l.tolist()).items() if n >= min_crops)
+    rows = {c: np.flatnonzero(test_l == c) for c in graded}
+    outcome = {o: j for j, o in enumerate(confusion.outcomes)}
+    answer_index = np.asarray([outcome[a] for a in answers])
+    raw_errors, adjusted_errors, covered = [], [], []
+    for _ in range(samples if graded else 0):
+        shares = rng.dirichlet(np.ones(len(graded)))
+        per_class = rng.multinomial(size, shares)
+        drawn = [rng.choice(rows[c], size=n, replace=True) for c, n in zip(graded, per_class, strict=True)]
+        picked = np.concatenate(drawn)
+        sample = np.bincount(answer_index[picked], minlength=len(confusion.outcomes))
+        result = adjusted_counts(sample, confusion, rng=rng, draws=draws)
+        at = {c: i for i, c in enumerate(result.classes)}
+        for c, n in zip(graded, per_class, strict=True):
+            if n < min_crops:
+                continue
+            raw_errors.append(abs(sample[outcome[c]] - n) / n)
+            adjusted_errors.append(abs(result.adjusted[at[c]] - n) / n)
+            covered.append(bool(result.low[at[c]] <= n <= result.high[at[c]]))
+    adjusted_test = whole.adjusted if whole.adjusted is not None else float("nan")
+    return {
+        "home": str(home),
+        "model": engine.model_id,
+        "generation": engine.generation,
+        "confusion": {
+            "classes": len(confusion.classes),
+            "validation_crops": int(confusion.matrix().sum()),
+            "unknown_row": "unknown" in confusion.classes,
+            "assumed": list(confusion.assumed),
+        },
+        "test_split": {
+            "crops": int(len(test_l)),
+            "classes": whole.classes,
+            "raw": whole.raw,
+            "adjusted": whole.adjusted,
+            "per_class": {
+                c: {
+                    "truth": p.truth,
+                    "raw": p.raw,
+                    "adjusted": round(p.adjusted, 1) if p.adjusted is not None else None,
+                    "raw_error": round(p.raw_error, 3),
+                    "adjusted_error": round(p.adjusted_error, 3) if p.adjusted_error is not None else None,
+                }
+                for c, p in whole.per_class.items()
+            },
+        },
+        "shifted": {
+            "samples": samples,
+            "size": size,
+            "graded": len(raw_errors),
+            "raw": float(np.mean(raw_errors)) if raw_errors else None,
+            "adjusted": float(np.mean(adjusted_errors)) if adjusted_errors else None,
+            "coverage": float(np.mean(covered)) if covered else None,
+            "draws": draws,
+            "seed": seed,
+        },
+        "min_crops": min_crops,
+        "target": TARGET,
+        "target_held": bool(adjusted_test <= TARGET),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+if __name__ == "__main__":
+    main()
