@@ -56,12 +56,13 @@ def count(
     Example: oceanid count --where "split=test" --json
     """
     check_output_file(csv_path, "--csv")
+    ws = workspace(ctx, device)  # a bad --home is its one-line error before anything else
     if images and where is not None:
         raise fail("give image paths or --where, not both")
     files = expand(images or [])
     if where is None and not files:
         raise fail("no image files found in the given paths", "give crops (files or folders) or --where FILTER")
-    result = workspace(ctx, device).count(files, where=where, model=model)
+    result = ws.count(files, where=where, model=model)
     if result.crops == 0 and where is None:
         raise fail(f"none of the {result.unreadable} images could be read")
     if csv_path is not None:
