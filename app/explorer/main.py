@@ -17,6 +17,7 @@ import streamlit as st
 
 from app.explorer import (
     pages_add,
+    pages_counts,
     pages_data,
     pages_evaluation,
     pages_identify,
@@ -30,10 +31,11 @@ PAGES = {
     "Species": pages_species.render,
     "Embedding map": pages_map.render,
     "Evaluation": pages_evaluation.render,
+    "Counts": pages_counts.render,
     "Add species": pages_add.render,
     "Data": pages_data.render,
 }
-NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species"}
+NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species", "Counts"}
 
 
 def main() -> None:
