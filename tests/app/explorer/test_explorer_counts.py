@@ -70,7 +70,8 @@ def test_data_page_adds_class_folders_with_an_uploaded_lineage_file(tiny_ws, cla
     at = start(home, monkeypatch, "Data")
     ok(at)
     at.text_input(key="data_folder").set_value(str(class_folders))
-    at.get("file_uploader")[0].set_value(("plankton.csv", b"concept,phylum,family\nalpha,Chordata,Alphidae\n", "text/csv"))
+    lineages = b"concept,phylum,family\nalpha,Chordata,Alphidae\n"
+    at.get("file_uploader")[0].set_value(("plankton.csv", lineages, "text/csv"))
     at.button[0].click().run()
     ok(at)
     said = " ".join(s.value for s in at.success)
