@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -309,10 +309,19 @@ def unknown_rank_choice(
     return fit_unknown_ranks(table, probs, sims, labels[flagged], {n: lineage_of(n, lineages) for n in names})
 
 
-def count_answers(trained: Prototypes, scorer: Scorer, threshold: float | None, vectors: np.ndarray) -> np.ndarray:
-    """(n,) str: what the engine answers for (n, d) ``vectors`` over the trained prototypes, the nearest
-    species or ``unknown`` (the decision scorer below its threshold): the outcomes counts are made of."""
-    names = np.asarray(trained.names, dtype=object)[trained.similarities(vectors).argmax(axis=1)]
+def count_answers(
+    trained: Prototypes,
+    scorer: Scorer,
+    threshold: float | None,
+    vectors: np.ndarray,
+    scores: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n,) str: what the engine answers for (n, d) ``vectors`` over the trained prototypes, the top
+    species or ``unknown`` (the decision scorer below its threshold): the outcomes counts are made of.
+    ``scores``: (n, C) scores in ``trained.names`` order whose row argmax is the engine's species answer
+    (default: the prototype cosines; pass the engine's adjusted logits when it answers with class priors)."""
+    scores = trained.similarities(vectors) if scores is None else scores
+    names = np.asarray(trained.names, dtype=object)[np.asarray(scores).argmax(axis=1)]
     if threshold is None:
         return names.astype(str)
     return np.where(scorer.score(vectors) < threshold, UNKNOWN, names).astype(str)
@@ -324,18 +333,24 @@ def count_confusion(
     threshold: float | None,
     known_val: tuple[np.ndarray, np.ndarray] | None,
     held: tuple[np.ndarray, np.ndarray] | None,
+    scores: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> CountConfusion | None:
     """The confusion ``oceanid count`` adjusts with: the engine's answers on the known species'
     validation crops, and (true class ``unknown``) on the held-out crops the decision scorer was
-    chosen on, when there are any. None without validation crops (counts stay raw, and say so)."""
+    chosen on, when there are any. None without validation crops (counts stay raw, and say so).
+    ``scores``: (n, d) vectors -> the (n, C) scores the engine answers by (:func:`count_answers`)."""
     if known_val is None or len(known_val[0]) == 0:
         return None
     vectors, labels = known_val
     true = [str(x) for x in labels]
-    answers = list(count_answers(trained, scorer, threshold, vectors))
+
+    def answered(v: np.ndarray) -> list[str]:
+        return list(count_answers(trained, scorer, threshold, v, scores(v) if scores is not None else None))
+
+    answers = answered(vectors)
     classes = [str(n) for n in trained.names]
     if held is not None and len(held[0]):
         true += [UNKNOWN] * len(held[0])
-        answers += list(count_answers(trained, scorer, threshold, held[0]))
+        answers += answered(held[0])
         classes.append(UNKNOWN)
     return confusion_of(true, answers, classes, [*map(str, trained.names), UNKNOWN])
