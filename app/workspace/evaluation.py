@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.workspace.counting import CountError, count_error
+from app.workspace import counting
+from app.workspace.counting import CountError
 from app.workspace.decisions import choice_rows, count_answers, fit_calibration, fit_scorers
 from app.workspace.engine import Engine
 from app.workspace.results import (
@@ -245,7 +246,8 @@ def test_count_error(
     """Raw and adjusted counts of the known test crops against their labels (``app.workspace.counting``):
     answered as the engine answers them, adjusted with the stored validation confusion."""
     answers = count_answers(base, scorer, threshold, test_v)
-    return count_error(test_l, answers, engine.decision.counts if engine.decision is not None else None)
+    confusion = engine.decision.counts if engine.decision is not None else None
+    return counting.count_error(test_l, answers, confusion, min_crops=counting.MIN_GRADED)
 
 
 def evaluate_and_report(

@@ -109,12 +109,24 @@ def test_a_decision_from_before_counts_gets_them_at_the_next_index_build(home):
     assert load_decision(Workspace(home).catalog, model).counts is not None
 
 
-def test_evaluate_reports_raw_and_adjusted_count_error(tiny_home):
-    summary = Workspace(tiny_home).last_evaluation()
-    e = summary.count_error
-    assert e is not None and e.min_crops == 20
-    for c in e.per_class.values():
-        assert c.truth >= 20 and c.raw_error == pytest.approx(abs(c.raw - c.truth) / c.truth)
+def test_evaluate_reports_raw_and_adjusted_count_error(home, monkeypatch):
+    assert Workspace(home).last_evaluation().count_error.min_crops == 20  # the fixture's own evaluate
+    monkeypatch.setattr("app.workspace.counting.MIN_GRADED", 2)  # the tiny split has no class of 20 test crops
+    result = run(home, "evaluate", "--json")
+    assert result.exit_code == 0, result.output
+    e = json.loads(result.stdout)["count_error"]
+    counted = Workspace(home).count(where="split=test")  # the same answers, the same stored confusion
+    raw = {t.taxon: t.raw for t in counted.taxa}
+    adjusted = {t.taxon: t.adjusted for t in counted.taxa}
+    assert e["classes"] == len(e["per_class"]) > 0
+    for name, c in e["per_class"].items():
+        assert c["truth"] >= 2 and c["raw"] == raw.get(name, 0)
+        assert c["raw_error"] == pytest.approx(abs(c["raw"] - c["truth"]) / c["truth"])
+        assert c["adjusted"] == pytest.approx(adjusted.get(name, 0.0), abs=1e-6)
+    assert e["raw"] == pytest.approx(sum(c["raw_error"] for c in e["per_class"].values()) / e["classes"])
+    text = run(home, "evaluate")
+    assert "count error per class" in text.output and f"raw {e['raw']:.3f}" in text.output
+    assert "Counts per class" in (home / "reports" / "latest" / "summary.md").read_text()
 
 
 def test_count_error_on_a_hand_made_case():
