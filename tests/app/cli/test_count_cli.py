@@ -138,3 +138,32 @@ def test_count_error_on_a_hand_made_case():
     assert e.per_class["a"].raw_error == pytest.approx(0.2) and e.per_class["b"].raw_error == pytest.approx(0.5)
     assert e.per_class["a"].adjusted == pytest.approx(50 + 3 * 50 / 70, abs=2)  # the 3 unknowns spread
     assert e.adjusted < e.raw
+
+
+PROBE = """
+import json, sys
+from app.cli import main
+sys.argv = ["oceanid", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("PROBE" + json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+@pytest.mark.parametrize("where", [False, True])
+def test_count_runs_on_the_serving_install(tiny_home, where):
+    """`count` sits beside `identify` on the query path: no scipy (the serving install has none), no torch."""
+    import subprocess
+    import sys
+
+    crop = next(iter(sorted((tiny_home / "crops").rglob("*.png"))))
+    args = ["--home", str(tiny_home), "count", *(["--where", "split=test"] if where else [str(crop)]), "--json"]
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True, timeout=120)
+    probe = json.loads([ln for ln in done.stdout.splitlines() if ln.startswith("PROBE")][-1][5:])
+    assert probe["code"] == 0, done.stderr[-2000:]
+    loaded = set(probe["modules"])
+    assert not loaded & {"scipy", "sklearn", "torch", "matplotlib", "streamlit"}, sorted(loaded)
