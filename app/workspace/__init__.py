@@ -562,9 +562,8 @@ class Workspace:
         """Organisms per taxon in ``images`` or the catalog crops ``where`` selects, raw and adjusted (``counting``)."""
         from app.workspace import counting
 
-        return counting.count(
-            self.engine(model), self.catalog, lambda f: self.identify(f, k=1, model=model), images, where
-        )
+        identify = lambda files: self.identify(files, k=1, model=model)  # noqa: E731
+        return counting.count(self.engine(model), self.catalog, identify, images, where, home=self.paths)
 
     def search(
         self,

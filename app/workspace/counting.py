@@ -11,25 +11,34 @@ Raw counts are classify-and-count: each crop counted as the species it is answer
 invert the confusion measured on validation crops when the trained prototypes were decided
 (:func:`app.workspace.decisions.count_confusion`), so a species that draws answers from its neighbours
 is not over-counted; crops answered ``unknown`` are counted apart (and, when held-out crops measured how
-unknown organisms are answered, adjusted too). Species added after the decision have no measured
-confusion: their crops are counted raw and left out of the adjustment (said in the notes).
+unknown organisms are answered, adjusted too). ``species add`` / ``remove`` store the confusion with the added
+species (:func:`store_added_confusion`, beside their scorer, keyed by the prototypes' digest); where none is
+stored, their crops are counted raw and left out of the adjustment (said in the notes).
 :func:`count_error` is ``evaluate``'s figure: per class, how far raw and adjusted counts of the known
 test crops are from the truth.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.catalog.embeddings import load_embeddings
+from index.catalog.decisions import prototypes_digest
+from index.catalog.embeddings import ADDED, group_keys, load_embeddings
 from index.catalog.lookup import allowed_ids
-from index.metrics.counts import BOOTSTRAP, LEVEL, UNKNOWN, CountConfusion, adjusted_counts
+from index.files import write_json_atomic
+from index.home import Home
+from index.metrics.counts import BOOTSTRAP, LEVEL, UNKNOWN, CountConfusion, adjusted_counts, confusion_of
+from index.records import HOLDOUT, VAL
+from index.scoring.prototypes import Prototypes
+from index.scoring.scorer_store import scorer_folder
 
 #: classes graded by ``evaluate``'s count error need this many test crops (fewer: a relative error is noise)
 MIN_GRADED = 20
@@ -143,6 +152,68 @@ def where_vectors(catalog: Catalog, model_id: str, where: str) -> tuple[np.ndarr
     return vectors[keep], int(len(allowed) - keep.sum())
 
 
+ADDED_COUNTS = "added-counts"  # the scorer-store kind of the confusion with the added species
+
+
+def added_confusion_file(home: Home, model_id: str, prototypes: Prototypes) -> Path:
+    """Where the count confusion with the added species is stored, keyed by the prototypes' digest."""
+    return scorer_folder(home.root, model_id, ADDED_COUNTS, prototypes_digest(prototypes)) / "counts.json"
+
+
+def fit_added_confusion(engine: Any, catalog: Catalog) -> CountConfusion | None:
+    """The count confusion once species were added (``species add`` / ``remove`` store it): the engine's
+    verdicts, added species included, on the trained species' validation crops and (true class ``unknown``)
+    on the held-out crops of the decision's scorer choice that are not of an added species. An added
+    species has no validation crop: its row is taken as answered right (``assumed``, said in every count).
+    None without added species or without the decision's own confusion."""
+    from app.workspace.decisions import choice_rows
+
+    base = engine.decision.counts if engine.decision is not None else None
+    names = [str(n) for n in engine.prototypes.names]
+    added = sorted(n for n in names if engine.origins.get(n) == ADDED)
+    if base is None or not added:
+        return None
+    trained = [n for n in names if n not in added]
+    _, val_v, val_l = load_embeddings(catalog, engine.model_id, (VAL,), with_labels=True)
+    keep = np.isin(val_l, trained)
+    true = [str(x) for x in val_l[keep]]
+    answers = [str(a) for a in engine.verdicts(val_v[keep]).species] if keep.any() else []
+    classes = [*trained, *added]
+    if UNKNOWN in base.classes:
+        held_ids, held_v, held_l = load_embeddings(catalog, engine.model_id, (HOLDOUT,), with_labels=True)
+        rows = choice_rows(group_keys(catalog, held_ids)) & ~np.isin(held_l, names)
+        if rows.any():
+            true += [UNKNOWN] * int(rows.sum())
+            answers += [str(a) for a in engine.verdicts(held_v[rows]).species]
+            classes.append(UNKNOWN)
+    return confusion_of(true, answers, classes, [*names, UNKNOWN])
+
+
+def store_added_confusion(engine: Any, catalog: Catalog, home: Home) -> bool:
+    """Fit and store :func:`fit_added_confusion` for the engine's prototypes unless stored. Returns whether written."""
+    path = added_confusion_file(home, engine.model_id, engine.prototypes)
+    if path.is_file():
+        return False
+    confusion = fit_added_confusion(engine, catalog)
+    if confusion is None:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, confusion.to_dict())
+    return True
+
+
+def confusion_for(engine: Any, home: Home | None) -> tuple[CountConfusion | None, list[str]]:
+    """The confusion counts are adjusted with (read, never fitted): with added species, the one ``species add``
+    stored for these prototypes; else the decision's. With a note when added species have none stored."""
+    confusion = engine.decision.counts if engine.decision is not None else None
+    if home is None or not any(o == ADDED for o in engine.origins.values()):
+        return confusion, []
+    path = added_confusion_file(home, engine.model_id, engine.prototypes)
+    if path.is_file():
+        return CountConfusion.from_dict(json.loads(path.read_text(encoding="utf-8"))), []
+    return confusion, ["no confusion with the added species is stored (it is measured at `species add`)"]
+
+
 def count(
     engine: Any,
     catalog: Catalog,
@@ -150,13 +221,13 @@ def count(
     images: Sequence[Any] = (),
     where: str | None = None,
     draws: int = BOOTSTRAP,
+    home: Home | None = None,
 ) -> CountResult:
     """Count the organisms of ``images`` (each identified with ``identify``: Identifications) or of the
-    catalog crops ``where`` selects (their stored vectors), judged by ``engine`` (its verdicts; its
-    decision's count confusion). ``where`` wins when both are given (the CLI refuses that).
+    catalog crops ``where`` selects (their stored vectors), judged by ``engine`` (its verdicts; the stored
+    count confusion, :func:`confusion_for`). ``where`` wins when both are given (the CLI refuses that).
     Raises FilterError, InvalidInput (a degenerate stored confusion)."""
-    confusion = engine.decision.counts if engine.decision is not None else None
-    notes: list[str] = []
+    confusion, notes = confusion_for(engine, home)
     if where is not None:
         vectors, missing = where_vectors(catalog, engine.model_id, where)
         answers = [str(s) for s in engine.verdicts(vectors).species] if len(vectors) else []

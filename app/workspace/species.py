@@ -172,6 +172,7 @@ def add_species(
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
     _store_added_scorer(catalog, home, model_id)
+    _store_added_confusion(catalog, home, model_id)
     return SpeciesChange(
         name,
         "added",
@@ -218,6 +219,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     _delete_files(home, gone)
     undo_taxa(catalog, name)
     _store_added_scorer(catalog, home, model_id)
+    _store_added_confusion(catalog, home, model_id)
     return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))
 
 
@@ -228,3 +230,15 @@ def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
         store_added_scorer(catalog, home, model_id)
     except OceanidError as exc:
         log.warning("the scorer of the added species is not stored now (%s): run `oceanid index build`", exc)
+
+
+def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Store the count confusion with the added species (``app.workspace.counting``), judged by the engine as
+    it now loads; a failure leaves the change made, and ``count`` says the confusion is missing."""
+    from app.workspace.counting import store_added_confusion
+    from app.workspace.engine import load_engine
+
+    try:
+        store_added_confusion(load_engine(catalog, home, model_id, gpu_search=False), catalog, home)
+    except OceanidError as exc:
+        log.warning("the count confusion with the added species is not stored now (%s)", exc)

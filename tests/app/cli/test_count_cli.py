@@ -167,3 +167,27 @@ def test_count_runs_on_the_serving_install(tiny_home, where):
     assert probe["code"] == 0, done.stderr[-2000:]
     loaded = set(probe["modules"])
     assert not loaded & {"scipy", "sklearn", "torch", "matplotlib", "streamlit"}, sorted(loaded)
+
+
+def test_species_add_stores_the_confusion_with_the_added_species(home):
+    from app.workspace.counting import added_confusion_file
+
+    ws = Workspace(home)
+    with ws.catalog.read() as con:
+        sql = "SELECT concept, crop_path FROM annotations WHERE split = 'holdout' ORDER BY 1, 2"
+        held = con.execute(sql).fetchall()
+    species = held[0][0]
+    examples = [home / p for c, p in held if c == species][:4]
+    added = run(home, "species", "add", "Addita nova", *map(str, examples))
+    assert added.exit_code == 0, added.output
+    engine = Workspace(home).engine()
+    stored = added_confusion_file(Workspace(home).paths, engine.model_id, engine.prototypes)
+    assert stored.is_file()
+    counted = json.loads(run(home, "count", "--where", f'species="{species}"', "--json").stdout)
+    named = {t["taxon"]: t for t in counted["taxa"]}
+    assert "Addita nova" in named and named["Addita nova"]["adjusted"] is not None  # adjusted, not apart
+    assert not any("added after the decision" in n for n in counted["notes"])
+    assert any("no validation crop of Addita nova" in n for n in counted["notes"])  # its row is assumed
+    assert run(home, "species", "remove", "Addita nova").exit_code == 0
+    after = json.loads(run(home, "count", "--where", "split=test", "--json").stdout)
+    assert "Addita nova" not in {t["taxon"] for t in after["taxa"]} and after["adjusted_with"]
