@@ -37,7 +37,9 @@ TARGET = 0.15
 
 def main() -> None:
     parser = bench_parser(__file__, __doc__)
-    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--home", type=Path, help="a built home (the product path)")
+    parser.add_argument("--cache-fold", type=int, default=None, help="instead: bench.two_spaces' cached fold")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/oceanid-two-spaces"), help="two_spaces' work folder")
     parser.add_argument("--dataset", required=True, help="the key the figures are stored under")
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--size", type=int, default=600, help="crops per shifted sample")
@@ -46,9 +48,18 @@ def main() -> None:
     parser.add_argument("--min-crops", type=int, default=20, help="classes graded need this many crops")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    figures = measure(args.home, args.samples, args.size, args.draws, args.seed, args.min_crops)
+    if args.cache_fold is not None:
+        figures = measure_cache(
+            args.dataset, args.cache_fold, args.work, args.samples, args.size, args.draws, args.seed, args.min_crops
+        )
+        figures["pacc"] = {"test_split": None, "shifted": None}
+    elif args.home is not None:
+        figures = measure(args.home, args.samples, args.size, args.draws, args.seed, args.min_crops)
+    else:
+        parser.error("give --home or --cache-fold")
     figures |= {"dataset": args.dataset, "command": command("counts"), "when": utc_now(), "machine": machine()}
-    store_figures(args.out, args.dataset, figures)
+    key = args.dataset if args.cache_fold is None else f"{args.dataset}-fold{args.cache_fold}-cached"
+    store_figures(args.out, key, figures)
     t, s = figures["test_split"], figures["shifted"]
     print(
         f"{args.dataset}: test split ({t['classes']} classes >= {args.min_crops} crops): raw {f(t['raw'])}, adjusted "
@@ -65,10 +76,8 @@ def f(value: float | None) -> str:
 
 def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crops: int = 20) -> dict:
     from app.workspace import Workspace
-    from app.workspace.counting import count_error
     from app.workspace.decisions import count_answers, trained_only
     from index.catalog.embeddings import load_embeddings
-    from index.metrics.counts import adjusted_counts
     from index.records import TEST
 
     started = time.time()
@@ -83,6 +92,34 @@ def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crop
     test_v, test_l = test_v[known], test_l[known].astype(str)
     scorer = engine.scorers[engine.scorer]
     answers = count_answers(base, scorer, engine.thresholds[engine.scorer], test_v)
+    whole, shifted, graded, rows = sample_figures(answers, test_l, confusion, samples, size, draws, seed, min_crops)
+    pacc = soft_adjusted(ws, engine, base, confusion, test_v, test_l, graded, rows, samples, size, seed, min_crops)
+    adjusted_test = whole.adjusted if whole.adjusted is not None else float("nan")
+    return {
+        "home": str(home),
+        "model": engine.model_id,
+        "generation": engine.generation,
+        "confusion": {
+            "classes": len(confusion.classes),
+            "validation_crops": int(confusion.matrix().sum()),
+            "unknown_row": "unknown" in confusion.classes,
+            "assumed": list(confusion.assumed),
+        },
+        "test_split": test_split(whole, len(test_l)),
+        "shifted": shifted,
+        "pacc": pacc,
+        "min_crops": min_crops,
+        "target": TARGET,
+        "target_held": bool(adjusted_test <= TARGET),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def sample_figures(answers, test_l, confusion, samples, size, draws, seed, min_crops):
+    """(the test split's CountError, the shifted samples' figures, the graded classes, their test rows)."""
+    from app.workspace.counting import count_error
+    from index.metrics.counts import adjusted_counts
+
     whole = count_error(test_l, answers, confusion, min_crops)
 
     rng = np.random.default_rng(seed)
@@ -105,48 +142,80 @@ def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crop
             raw_errors.append(abs(sample[outcome[c]] - n) / n)
             adjusted_errors.append(abs(result.adjusted[at[c]] - n) / n)
             covered.append(bool(result.low[at[c]] <= n <= result.high[at[c]]))
-    pacc = soft_adjusted(ws, engine, base, confusion, test_v, test_l, graded, rows, samples, size, seed, min_crops)
-    adjusted_test = whole.adjusted if whole.adjusted is not None else float("nan")
+    shifted = {
+        "samples": samples,
+        "size": size,
+        "graded": len(raw_errors),
+        "raw": float(np.mean(raw_errors)) if raw_errors else None,
+        "adjusted": float(np.mean(adjusted_errors)) if adjusted_errors else None,
+        "coverage": float(np.mean(covered)) if covered else None,
+        "draws": draws,
+        "seed": seed,
+    }
+    return whole, shifted, graded, rows
+
+
+def test_split(whole, crops: int) -> dict:
     return {
-        "home": str(home),
-        "model": engine.model_id,
-        "generation": engine.generation,
+        "crops": crops,
+        "classes": whole.classes,
+        "raw": whole.raw,
+        "adjusted": whole.adjusted,
+        "per_class": {
+            c: {
+                "truth": p.truth,
+                "raw": p.raw,
+                "adjusted": round(p.adjusted, 1) if p.adjusted is not None else None,
+                "raw_error": round(p.raw_error, 3),
+                "adjusted_error": round(p.adjusted_error, 3) if p.adjusted_error is not None else None,
+            }
+            for c, p in whole.per_class.items()
+        },
+    }
+
+
+def measure_cache(dataset: str, fold: int, work: Path, samples: int, size: int, draws: int, seed: int, min_crops: int):
+    """The same figures from bench.two_spaces' cached tuned features of a leave-species-out fold (outside the CLI:
+    prototypes of the fold's train crops, the default unknown scorer at 95% TPR on its val crops, the held-out
+    species' crops of the choice half as the unknown row; the product's functions for answers and counts)."""
+    from app.workspace.decisions import MIN_CHOICE_CROPS, choice_rows, count_answers, count_confusion, fit_scorers
+    from bench.leave_species_out import fold_split
+    from bench.two_spaces import fold_dir
+    from index.scoring.ood import DEFAULT_SCORER
+    from index.scoring.prototypes import Prototypes
+
+    started = time.time()
+    folder, _ = fold_dir(work, dataset, fold)
+    pooled = np.load(folder / "feat-ft-centre.npz")["pooled"].astype(np.float32)
+    vectors = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    _, y, g, added, known, idx = fold_split(dataset, fold)
+    y = y.astype(str)
+    train, val, test, unknown = idx["train"], idx["val"], idx["test"], idx["unknown"]
+    prototypes = Prototypes.fit(vectors[train], y[train])
+    scorers, thresholds = fit_scorers(prototypes, (vectors[train], y[train]), (vectors[val], y[val]), (DEFAULT_SCORER,))
+    scorer, threshold = scorers[DEFAULT_SCORER], thresholds[DEFAULT_SCORER]
+    chosen = unknown[choice_rows(g[unknown])]
+    held = (vectors[chosen], y[chosen]) if len(chosen) >= MIN_CHOICE_CROPS else None
+    confusion = count_confusion(prototypes, scorer, threshold, (vectors[val], y[val]), held)
+    answers = count_answers(prototypes, scorer, threshold, vectors[test])
+    test_l = y[test]
+    whole, shifted, _, _ = sample_figures(answers, test_l, confusion, samples, size, draws, seed, min_crops)
+    return {
+        "source": f"bench.two_spaces cache {folder}",
+        "fold": fold,
+        "known": list(known),
+        "added_held_out": list(added),
         "confusion": {
             "classes": len(confusion.classes),
             "validation_crops": int(confusion.matrix().sum()),
             "unknown_row": "unknown" in confusion.classes,
             "assumed": list(confusion.assumed),
         },
-        "test_split": {
-            "crops": int(len(test_l)),
-            "classes": whole.classes,
-            "raw": whole.raw,
-            "adjusted": whole.adjusted,
-            "per_class": {
-                c: {
-                    "truth": p.truth,
-                    "raw": p.raw,
-                    "adjusted": round(p.adjusted, 1) if p.adjusted is not None else None,
-                    "raw_error": round(p.raw_error, 3),
-                    "adjusted_error": round(p.adjusted_error, 3) if p.adjusted_error is not None else None,
-                }
-                for c, p in whole.per_class.items()
-            },
-        },
-        "shifted": {
-            "samples": samples,
-            "size": size,
-            "graded": len(raw_errors),
-            "raw": float(np.mean(raw_errors)) if raw_errors else None,
-            "adjusted": float(np.mean(adjusted_errors)) if adjusted_errors else None,
-            "coverage": float(np.mean(covered)) if covered else None,
-            "draws": draws,
-            "seed": seed,
-        },
-        "pacc": pacc,
+        "test_split": test_split(whole, len(test_l)),
+        "shifted": shifted,
         "min_crops": min_crops,
         "target": TARGET,
-        "target_held": bool(adjusted_test <= TARGET),
+        "target_held": bool(whole.adjusted is not None and whole.adjusted <= TARGET),
         "seconds": round(time.time() - started, 1),
     }
 
