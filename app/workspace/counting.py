@@ -21,6 +21,7 @@ test crops are from the truth.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,12 +34,15 @@ from index.catalog.catalog import Catalog
 from index.catalog.decisions import prototypes_digest
 from index.catalog.embeddings import ADDED, group_keys, load_embeddings
 from index.catalog.lookup import allowed_ids
+from index.errors import OceanidError
 from index.files import write_json_atomic
 from index.home import Home
 from index.metrics.counts import BOOTSTRAP, LEVEL, UNKNOWN, CountConfusion, adjusted_counts, confusion_of
 from index.records import HOLDOUT, VAL
 from index.scoring.prototypes import Prototypes
 from index.scoring.scorer_store import scorer_folder
+
+log = logging.getLogger(__name__)
 
 #: classes graded by ``evaluate``'s count error need this many test crops (fewer: a relative error is noise)
 MIN_GRADED = 20
@@ -200,6 +204,23 @@ def store_added_confusion(engine: Any, catalog: Catalog, home: Home) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, confusion.to_dict())
     return True
+
+
+def refresh_added_confusion(catalog: Catalog, home: Home, model_id: str) -> bool:
+    """Store the confusion with the added species for the model's prototypes as the engine now loads (``species
+    add`` / ``remove``, ``index build``), when it has added species and none is stored. Never raises a library
+    error: a failure is logged, and ``count`` says the confusion is missing. Returns whether one was written."""
+    from app.workspace.engine import load_engine
+    from index.catalog.embeddings import load_prototypes
+
+    try:
+        prototypes, origins = load_prototypes(catalog, model_id)
+        if not any(o == ADDED for o in origins.values()) or added_confusion_file(home, model_id, prototypes).is_file():
+            return False
+        return store_added_confusion(load_engine(catalog, home, model_id, gpu_search=False), catalog, home)
+    except OceanidError as exc:
+        log.warning("the count confusion with the added species is not stored now (%s)", exc)
+        return False
 
 
 def confusion_for(engine: Any, home: Home | None) -> tuple[CountConfusion | None, list[str]]:

@@ -350,6 +350,7 @@ def build_index(
     vectors), and the kind and shard count asked for; ``disagreed`` says how it differed from
     the catalog when it did (:func:`app.workspace.agreement.disagreement`).
     """
+    from app.workspace.counting import refresh_added_confusion
     from index.vectors.shards import ShardedIndex, check_shards
     from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
@@ -376,10 +377,12 @@ def build_index(
             and same_kind
             and same_shards
         ):
+            refresh_added_confusion(catalog, home, model_id)
             return BuildResult(name, False, manifest)
     if shards > 1:
         index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)
     else:
         index = VectorIndex.build(ids, vectors, kind=kind, device=device)
     generation, manifest, pruned = publish_generation(home, model_id, index, record.config_hash, content)
+    refresh_added_confusion(catalog, home, model_id)  # the added species' count confusion, once live
     return BuildResult(generation, True, manifest, pruned=tuple(pruned), disagreed=repaired)

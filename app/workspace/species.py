@@ -233,12 +233,8 @@ def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
 
 
 def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
-    """Store the count confusion with the added species (``app.workspace.counting``), judged by the engine as
-    it now loads; a failure leaves the change made, and ``count`` says the confusion is missing."""
-    from app.workspace.counting import store_added_confusion
-    from app.workspace.engine import load_engine
+    """Store the count confusion with the added species (``app.workspace.counting``); a failure leaves the
+    change made, and ``count`` says the confusion is missing."""
+    from app.workspace.counting import refresh_added_confusion
 
-    try:
-        store_added_confusion(load_engine(catalog, home, model_id, gpu_search=False), catalog, home)
-    except OceanidError as exc:
-        log.warning("the count confusion with the added species is not stored now (%s)", exc)
+    refresh_added_confusion(catalog, home, model_id)
