@@ -216,7 +216,8 @@ def _notes(confusion: CountConfusion, rates: np.ndarray) -> list[str]:
     notes = []
     if confusion.assumed:
         notes.append(
-            f"no validation crop of {', '.join(confusion.assumed)}: counted as answered (not adjusted for confusion)"
+            f"no validation crop of {', '.join(confusion.assumed)}: its crops are taken as always answered right "
+            "(how it is confused is not measured)"
         )
     if np.linalg.matrix_rank(rates) < len(confusion.classes):
         notes.append(
