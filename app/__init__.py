@@ -2,7 +2,7 @@
 
 - ``app.workspace``  THE composer: ``Workspace`` (a home folder) and the steps beside it
                      (engine, pipeline, identify, species, evaluation, browse, demo);
-                     results are dataclasses with ``to_dict()`` (``app.workspace.results``)
+                     results are dataclasses with ``to_dict()``, each beside the step that makes it
 - ``app.report``     files written for people: the evaluation report and survey charts
                      (the only matplotlib), used by the workspace
 - ``app.cli``        face 1, the ``oceanid`` command line (Typer), one module per group

@@ -52,7 +52,7 @@ def train(ws: Workspace, name: str, epochs: int, image_size: int, threads: int |
 def evaluate(ws: Workspace, frames, detector: Path, min_score: float) -> dict:
     """The library's grading (app.workspace.frames.grading, as `oceanid evaluate` does it),
     under this benchmark's JSON keys."""
-    from app.workspace.frames.cascade import detector_finder
+    from app.workspace.frames.boxes import detector_finder
     from app.workspace.frames.grading import cascade_figures
     from index.catalog.taxa import tree
 

@@ -8,7 +8,8 @@
       train, embed                               train.py
       models [export]                            models.py
       index build|rebuild|verify|prune|rollback  index.py
-      identify, search                           query.py
+      identify                                   query.py
+      search                                     search.py
       detect FRAME...|train|list|evaluate        detect.py
       species add|remove                         species.py
       taxa show|import                           taxa.py
@@ -22,6 +23,9 @@ Every module holds one ``typer.Typer`` named ``app`` and is registered the same
 way below (a group under its name, verbs merged into the root). Shared options
 live in ``options.py``; ``common.py`` turns library errors into one line and
 exit code 1. Commands parse input, make one Workspace call and print its result.
+A command module imports ``app.workspace`` inside its commands, never at its top:
+building the app (``oceanid --help``) loads no numpy, DuckDB or pyarrow
+(tests/app/cli/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -43,13 +47,13 @@ from app.cli import (
     models,
     options,
     query,
+    search,
     serve,
     species,
     taxa,
     train,
 )
 from app.cli.common import OneLineErrors, cli_errors, setup_logging
-from app.workspace import THREADS_ENV, limit_threads, threads_for
 
 app = typer.Typer(
     name="oceanid",
@@ -83,6 +87,8 @@ def root(
 
     Example: oceanid --home ~/reef demo
     """
+    from app.workspace import THREADS_ENV, limit_threads, threads_for
+
     setup_logging(verbose)
     if threads is None and not os.environ.get(THREADS_ENV):  # batch jobs: every core; serve, app, queries: half
         threads = threads_for(ctx.meta.get("oceanid.command") or (ctx.invoked_subcommand or "",))
@@ -98,6 +104,7 @@ GROUPS = (
     (models, "models"),
     (index, "index"),
     (query, None),
+    (search, None),
     (detect, "detect"),
     (species, "species"),
     (taxa, "taxa"),

@@ -9,16 +9,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from typer._click import exceptions as click_errors  # typer >= 0.2x vendors click here
 from typer.core import TyperGroup
 
-from app.workspace import Workspace
 from index.errors import OceanidError, describe
-from index.imaging import is_image_name
+
+if TYPE_CHECKING:
+    from app.workspace import Workspace
 
 #: what `pip install oceanid` leaves out and `oceanid[train]` brings (pyproject.toml)
 TRAIN_STACK = frozenset(
@@ -235,6 +236,8 @@ class OneLineErrors(TyperGroup):
 def workspace(ctx: typer.Context, device: str = "cpu") -> Workspace:
     """The Workspace chosen by the root ``--home`` option (or OCEANID_HOME, or ./data);
     ``device`` is where its queries run (auto | cpu | cuda)."""
+    from app.workspace import Workspace  # here, not at the top: `oceanid --help` loads no numpy or DuckDB
+
     return Workspace(ctx.obj.get("home") if ctx.obj else None, device=device)
 
 
@@ -266,6 +269,8 @@ def setup_logging(verbose: bool) -> None:
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; folders become the image files below them (sorted). A path that cannot
     be looked at or listed stays as given: reading it is then one row's error, not the batch's."""
+    from index.imaging import is_image_name  # numpy and Pillow: when a command runs, not at --help
+
     out = []
     for path in paths:
         try:

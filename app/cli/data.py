@@ -9,7 +9,6 @@ from rich.table import Table
 
 from app.cli import options
 from app.cli.common import check_output_folder, cli_errors, console, print_json, workspace
-from app.workspace import SplitConfig
 
 app = typer.Typer()
 
@@ -100,6 +99,8 @@ def split(
 
     Example: oceanid split --classes 15 --holdout rest --seed 0
     """
+    from app.workspace import SplitConfig
+
     config = SplitConfig(
         train=train,
         val=val,

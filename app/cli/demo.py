@@ -6,7 +6,6 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
-from app.workspace import demo_train_config, run_demo
 
 app = typer.Typer()
 
@@ -25,6 +24,8 @@ def demo(
     Example: oceanid --home /tmp/reef demo
     """
     say = (lambda line: None) if as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
+    from app.workspace import demo_train_config, run_demo
+
     result = run_demo(workspace(ctx), demo_train_config(epochs), say, frames=frames, progress=not as_json)
     if as_json:
         print_json(result)

@@ -13,7 +13,6 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, fail
-from app.workspace import check_home, resolve_home
 
 SCRIPT = Path(__file__).resolve().parents[1] / "explorer" / "main.py"
 
@@ -71,6 +70,8 @@ def app_command(
 
     Example: oceanid app --port 8501 --home ~/reef
     """
+    from app.workspace import check_home, resolve_home
+
     resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
     if not port_free(port):
         raise fail(f"port {port} on 127.0.0.1 is in use", "pick another with --port")

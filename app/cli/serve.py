@@ -10,7 +10,6 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, fail
-from app.workspace import check_home, resolve_home
 
 app = typer.Typer()
 
@@ -131,6 +130,8 @@ def serve_command(
         raise fail(f"binding {host} (not loopback) needs a token", "pass --token or set OCEANID_TOKEN")
     if not port_free(host, port):
         raise fail(f"port {port} on {host} is in use", "pick another with --port")
+    from app.workspace import check_home, resolve_home
+
     resolved = check_home(resolve_home(home or (ctx.obj or {}).get("home")))  # a file: one line, not a server
     console.print(
         f"oceanid API: http://{host}:{port}/docs  (home {resolved}; Ctrl-C stops it)", markup=False, highlight=False

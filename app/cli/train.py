@@ -6,7 +6,6 @@ import typer
 
 from app.cli import options
 from app.cli.common import cli_errors, console, print_json, workspace
-from app.workspace import RayConfig, TrainConfig
 
 app = typer.Typer()
 
@@ -106,6 +105,8 @@ def train(
     )
     if weights is None and backbone in SCRATCH_BACKBONES:
         given["weights"] = "none"  # they have no pretrained weights; the default (imagenet) is for the rest
+    from app.workspace import TrainConfig
+
     config = TrainConfig(**{k: v for k, v in given.items() if v is not None})
     result = workspace(ctx).train(config, model=model, resume=resume, progress=not as_json)
     if as_json:
@@ -154,6 +155,8 @@ def embed(
 
     Example: oceanid embed --batch-size 128   (the last trained model; name another with --model)
     """
+    from app.workspace import RayConfig
+
     ray = RayConfig(address=address, workers=workers, gpus_per_worker=gpus_per_worker, batch_size=batch_size)
     report = workspace(ctx).embed(
         model, batch_size, device, progress=not as_json, engine=engine, ray=ray, general=general_space

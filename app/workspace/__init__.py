@@ -1,53 +1,28 @@
 """The composer: a home folder and every step over it, the one thing the faces import.
 
-::
-
-    Workspace               a home (catalog, images, crops, models, indexes, reports)
-      ingest_*              ingesting.py (index.sources.* -> index.ingest)         -> IngestReport
-      stats / split         index.catalog.stats, pipeline.split_home              -> Survey / SplitSummary
-      models / index_*      indexes.py, pipeline.build_index (index.vectors)      -> ModelInfo / BuildResult / ...
-      train / embed         pipeline.py (embedder.training / .encoding)          -> TrainResult / EmbedReport
-      engine                engine.py: EngineCache of loaded Engines (encoder, prototypes, stored decisions)
-      identify / search     identify.py (+ index.catalog.lookup)                  -> Identification / CropHit
-      species_add/remove    species.py (+ index.ingest, index.catalog.embeddings) -> SpeciesChange
-      taxa_*                taxa.py (+ index.catalog.taxa, index.taxonomy)        -> Lineage / TreePlace / TaxaImport
-      annotation_*          annotation_tool.py: Label Studio annotations -> truth crops -> AnnotationChange
-      evaluate              evaluation.py (+ the whole-frame grading) + app.report -> EvaluationSummary
-      identify_frames, detect_*  frames/ (detector, cascade, grading, drawing)     -> CascadeResult / DetectionRun
-      status / crops / species_summary / embedding_map   browse.py (the explorer's views)
-    run_demo                demo.py: the whole pipeline on the synthetic reef     -> DemoResult
-
-Each method delegates to one step function. Results are frozen dataclasses
-(``to_dict()`` is what ``--json`` prints). Heavy libraries (torch, faiss, sklearn,
-matplotlib) are imported inside the steps that need them, so ``oceanid stats`` starts fast.
+``Workspace`` holds the home (catalog, images, crops, models, indexes, reports), its caches (engines,
+spaces, detector, catalog reads) and the writer lock; each method delegates to one step function of a
+module beside it (the table in docs/ARCHITECTURE.md says which). Results are frozen dataclasses that
+live with the step that makes them (``to_dict()`` is what ``--json`` prints); this module re-exports
+them, the light ones at once and the rest on first use (:data:`LAZY`), so ``import app.workspace``
+loads no faiss, torch, scikit-learn or matplotlib.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.workspace import ingesting
 from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
-from app.workspace.engine_cache import EngineCache
+from app.workspace.engine_cache import EngineCache, SpacesCache
 from app.workspace.frames.detector import DetectorCache
-from app.workspace.results import (
-    BuildResult,
-    DemoResult,
-    DetectionFigures,
-    EvaluationSummary,
-    GenerationChange,
-    Identification,
-    IdentificationRecord,
-    ModelInfo,
-    SpeciesChange,
-    TaxaImport,
-    TreePlace,
-    VerifyResult,
-)
+from app.workspace.identification import Identification, IdentificationRecord
+from app.workspace.index_results import BuildResult, GenerationChange, ModelInfo, VerifyResult
+from app.workspace.results import DetectionFigures, EvaluationSummary
 from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usable_cores
 from app.workspace.writer import HomeWriter
 from embedder.ray_runner import RayConfig
@@ -55,7 +30,7 @@ from embedder.train_config import TrainConfig
 from index.catalog.catalog import Catalog
 from index.catalog.splits import SplitConfig, SplitSummary
 from index.catalog.stats import Survey, survey
-from index.errors import EmptyIndex, InvalidInput
+from index.errors import EmptyIndex
 from index.home import Home, check_home, default_model_id, resolve_home
 from index.ingest.crops import CropConfig
 from index.records import IngestReport
@@ -66,11 +41,15 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from app.workspace.browse import CropRef, MapPoint, SpeciesInfo, WorkspaceStatus
+    from app.workspace.demo import DemoResult
     from app.workspace.engine import Engine
     from app.workspace.frames.cascade import CascadeResult, FrameIdentification
-    from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, DetectorTraining, LoadedDetector
+    from app.workspace.frames.detector import DetectionRun, DetectorEvaluation, LoadedDetector
+    from app.workspace.frames.detector_training import DetectorTraining
     from app.workspace.identify import ImageInput
     from app.workspace.pipeline import EmbedReport
+    from app.workspace.species import SpeciesChange
+    from app.workspace.taxa import TaxaImport, TreePlace
     from embedder.export import ExportResult
     from embedder.training import TrainResult
     from index.catalog.detectors import DetectorRecord
@@ -128,6 +107,7 @@ class Workspace:
         and ``gpu_search`` a GPU copy of the index for unfiltered search (filtered search stays
         on the CPU index; the explorer passes ``gpu_search=False``)."""
         from app.workspace.engine import load_engine
+        from app.workspace.spaces import load_spaces
 
         self.device, self.gpu_search = device, gpu_search
         self.paths = Home.at(home)
@@ -139,7 +119,7 @@ class Workspace:
                 self.catalog, self.paths, model_id, device=self.device, gpu_search=self.gpu_search
             )
         )
-        self._spaces: dict[tuple, Any] = {}  # (tuned, general engine keys) -> spaces.TwoSpaces | None (one at a time)
+        self._spaces = SpacesCache(lambda tuned: load_spaces(self.catalog, self.paths, tuned, self.device))
         self._reads = CatalogReads(self.paths.catalog)  # prototypes version, taxa tree: until the catalog changes
         # Sessions of the explorer share one Workspace: writers (species add/remove) run one at
         # a time and publish a new generation built on a COPY of the live index; readers keep the
@@ -150,7 +130,7 @@ class Workspace:
     def reload(self) -> None:
         """Forget the loaded engines: the next query loads what the home holds now."""
         self._engines.clear()
-        self._spaces = {}
+        self._spaces.clear()
 
     def _tree(self) -> dict:
         """The catalog's lineages, read again only when the catalog changed."""
@@ -276,36 +256,13 @@ class Workspace:
         ray: RayConfig | None = None,
         general: bool = False,
     ) -> EmbedReport:
-        """Embed every crop that has no vector for the model yet.
+        """Embed every crop that has no vector for the model yet, in each of its spaces
+        (:func:`app.workspace.building.embed_spaces`: ``engine`` local | ray, ``general``: keep the
+        general space from now on)."""
+        from app.workspace.building import embed_spaces
 
-        ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its
-        ``batch_size`` is taken from ``batch_size``); ``local`` in this process. ``general``: keep
-        the frozen general space beside the tuned one from now on (:mod:`app.workspace.spaces`;
-        opt-in until its rule is chosen by measurement); a model that keeps one embeds it too.
-        """
-        from app.workspace.spaces import ensure_general_model
-
-        if general:
-            ensure_general_model(self.paths, self.current_model(model))
-        if engine == "ray":
-            from app.workspace.ray_embed import embed_crops_ray
-            from app.workspace.spaces import ensure_general_model, wants_general
-
-            config = replace(ray or RayConfig(), batch_size=batch_size)
-            model_id = self.current_model(model)
-            report = embed_crops_ray(self.catalog, self.paths, model_id, config)[0]
-            if wants_general(self.paths, model_id):  # the general space beside it (app/workspace/spaces.py)
-                embed_crops_ray(self.catalog, self.paths, ensure_general_model(self.paths, model_id), config)
-            return report
-        if engine != "local":
-            raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
-        from app.workspace.pipeline import embed_crops
-        from app.workspace.spaces import embed_general
-
-        model_id = self.current_model(model)
-        report = embed_crops(self.catalog, self.paths, model_id, batch_size, device, progress)
-        embed_general(self.catalog, self.paths, model_id, batch_size, device, progress)  # app/workspace/spaces.py
-        return report
+        model_of = lambda: self.current_model(model)  # noqa: E731 - asked only when needed
+        return embed_spaces(self.catalog, self.paths, model_of, batch_size, device, progress, engine, ray, general)
 
     def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
         """Fit the trained species' prototypes from the train split; write them (and the decision
@@ -326,34 +283,23 @@ class Workspace:
         n_centres: int = 1,
         shards: int = 1,
     ) -> BuildResult:
-        """Fit the prototypes, then build a new index generation from the stored vectors
-        (``shards`` >= 2: that many indexes by id hash, searched in parallel).
-
-        ``rebuild=False`` (``oceanid index build``): nothing is written when the live
-        generation already holds exactly the stored vectors and the prototypes are current.
-        """
-        from app.workspace.pipeline import build_index
-        from app.workspace.spaces import build_general
+        """Fit the prototypes, then build a new index generation of each space from the stored vectors
+        (:func:`app.workspace.building.build_spaces`; ``rebuild=False``, ``oceanid index build``:
+        nothing is written when the live generation is current)."""
+        from app.workspace.building import build_spaces
 
         with self._writer:  # built on the catalog as it is once no other writer runs
             model_id = self.current_model(model)
-            refit = self.fit_prototypes(model_id, n_centres)
-            result = build_index(self.catalog, self.paths, model_id, kind, device, rebuild=rebuild, shards=shards)
-            general = build_general(self.catalog, self.paths, model_id, kind, device, rebuild, n_centres, shards)
-            if result.built or (general is not None and (general.built or general.prototypes_refit)):
-                self._engines.clear()
-                self._spaces = {}
-        return replace(result, prototypes_refit=refit)
+            refit = lambda: self.fit_prototypes(model_id, n_centres)  # noqa: E731
+            return build_spaces(
+                self.catalog, self.paths, model_id, refit, self.reload, kind, device, rebuild, shards, n_centres
+            )
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
-        """Check a generation (default: the live one) against its manifest and the model."""
-        from app.workspace import indexes
-        from app.workspace.spaces import verify_general
+        """Check a generation (default: the live one, of each space) against its manifest and the model."""
+        from app.workspace.building import verify_spaces
 
-        result = indexes.verify_generation(self.catalog, self.paths, self.current_model(model), generation)
-        if generation is None:  # the general space's live generation too (app/workspace/spaces.py)
-            verify_general(self.catalog, self.paths, self.current_model(model))
-        return result
+        return verify_spaces(self.catalog, self.paths, self.current_model(model), generation)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
@@ -418,13 +364,10 @@ class Workspace:
     def spaces(self, model: str | None = None) -> Any:
         """Both vector spaces of the model with their stored decision (``spaces.TwoSpaces``), or None for
         a model with the tuned space only; cached until either space's generation or prototypes change."""
-        from app.workspace.spaces import general_id, load_spaces
+        from app.workspace.spaces import general_id
 
         tuned = self.engine(model)
-        key = (self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id)))
-        if key not in self._spaces:
-            self._spaces = {key: load_spaces(self.catalog, self.paths, tuned, self.device)}
-        return self._spaces[key]
+        return self._spaces.get((self.engine_key(tuned.model_id), self.engine_key(general_id(tuned.model_id))), tuned)
 
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search`
@@ -465,13 +408,14 @@ class Workspace:
         from app.workspace.frames.cascade import run_cascade
 
         return run_cascade(
-            self,
+            self.catalog,
+            self.crop,
+            lambda: self.engine(model),
+            lambda: self.load_detector(detector),
             frames,
-            detector=detector,
             boxes=boxes,
             min_score=min_score,
             k=k,
-            model=model,
             names=names,
             progress=progress,
             decode=decode,
@@ -514,20 +458,26 @@ class Workspace:
     ) -> Any:
         """The depth, date, position and source :meth:`save_predicted` gives the frames it saves
         (``app.workspace.frame_metadata``), checked now, before any work. Raises InvalidInput / SourceError."""
-        from app.workspace.frame_metadata import SaveMetadata, frame_metadata, read_sidecar
+        from app.workspace.frame_metadata import save_metadata
 
-        return SaveMetadata(
-            frame_metadata(depth, date, latitude, longitude, source),
-            read_sidecar(Path(sidecar)) if sidecar is not None else {},
-        )
+        return save_metadata(depth, date, latitude, longitude, source, sidecar)
 
     def save_predicted(self, result: CascadeResult, model: str | None = None, metadata: Any = None) -> IngestReport:
         """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded
         and indexed (``--where origin=predicted``); frames given as bytes are left out.
         ``metadata`` (:meth:`save_metadata`): each frame's depth, date, position and source."""
-        from app.workspace.frames.cascade import save_predicted
+        from app.workspace.frames.predicted import save_predicted
 
-        return save_predicted(self, result, model, metadata)
+        return save_predicted(
+            self.catalog,
+            self.home,
+            self.crop,
+            result,
+            metadata,
+            writer=self._writer,
+            make_searchable=lambda: (self.embed(model, progress=False), self.index_build(model, rebuild=False)),
+            refresh=self.reload,
+        )
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
@@ -575,10 +525,10 @@ class Workspace:
     ) -> list[CropHit]:
         """The k crops nearest an image, its :meth:`embed_query` embedding or a catalog crop id
         (its stored vector), inside an optional filter. ``space``: tuned | general | fused (default:
-        ``spaces.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
+        ``space_search.SEARCH_SPACE`` where the model has both spaces, else tuned; an embedding given as
         ``query`` is the tuned space's)."""
         from app.workspace.identify import search
-        from app.workspace.spaces import search_space
+        from app.workspace.space_search import search_space
         from index.catalog.lookup import allowed_ids
 
         allowed = None
@@ -606,67 +556,44 @@ class Workspace:
         model: str | None = None,
         correct: bool = False,
     ) -> SpeciesChange:
-        """Add a species from a few examples, without retraining; all or nothing. ``genus`` /
-        ``family`` fill what the catalog lacks and change what it knows only with ``correct``."""
-        from app.workspace.spaces import add_general
-        from app.workspace.species import add_species, remove_species
+        """Add a species from a few examples, without retraining, in both vector spaces; all or
+        nothing. ``genus`` / ``family`` fill what the catalog lacks and change what it knows only
+        with ``correct``."""
+        from app.workspace.species import add_species_all_spaces
 
         with self._writer:  # the engine (live generation, prototypes) is read once the lock is held
-            spaces = self.spaces(model)
-            try:
-                change = add_species(
-                    self._engines.get(self.engine_key(model), fresh=True),
-                    self.catalog,
-                    self.paths,
-                    name,
-                    list(images),
-                    genus,
-                    family,
-                    self.crop,
-                    correct=correct,
-                )
-            finally:
-                self._engines.clear()
-                self._spaces = {}
-            if spaces is not None:  # the general space too; all or nothing
-                try:
-                    add_general(self.catalog, self.paths, spaces.general, name)
-                except BaseException:
-                    remove_species(self.engine(model), self.catalog, self.paths, name)
-                    raise
-                finally:
-                    self._engines.clear()
-                    self._spaces = {}
-        return change
+            return add_species_all_spaces(
+                self.spaces(model),
+                lambda: self._engines.get(self.engine_key(model), fresh=True),
+                lambda: self.engine(model),
+                self.catalog,
+                self.paths,
+                name,
+                images,
+                genus,
+                family,
+                self.crop,
+                correct,
+                self.reload,
+            )
 
     def species_remove(self, name: str, model: str | None = None) -> SpeciesChange:
-        """Remove a species added with :meth:`species_add`."""
-        from app.workspace.spaces import remove_general
-        from app.workspace.species import remove_species
-        from index.catalog.embeddings import support_crops
+        """Remove a species added with :meth:`species_add` (from both vector spaces)."""
+        from app.workspace.species import remove_species_all_spaces
 
         with self._writer:
-            spaces = self.spaces(model)
-            doomed = [i for i, _ in support_crops(self.catalog, name)]
-            try:
-                change = remove_species(
-                    self._engines.get(self.engine_key(model), fresh=True), self.catalog, self.paths, name
-                )
-            finally:
-                self._engines.clear()
-                self._spaces = {}
-            if spaces is not None and name in spaces.general.prototypes.names:
-                remove_general(self.catalog, self.paths, spaces.general, name, doomed)
-                self._engines.clear()
-                self._spaces = {}
-        return change
+            fresh = lambda: self._engines.get(self.engine_key(model), fresh=True)  # noqa: E731
+            return remove_species_all_spaces(self.spaces(model), fresh, self.catalog, self.paths, name, self.reload)
 
     # -- annotation tools (app.workspace.annotation_tool: Label Studio's accepted annotations) --
     def annotation_store(self, note: Any, min_examples: int | None = None, model: str | None = None) -> Any:
         """Keep a ToolAnnotation as truth crops, searchable at once -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
-        return tool.store_annotation(self, note, min_examples or tool.MIN_EXAMPLES, model)
+        steps = self._tool_steps(model)
+        return tool.store_annotation(
+            self.catalog, self.paths, self.crop, note, steps, min_examples or tool.MIN_EXAMPLES
+        )
 
     def annotation_forget(
         self, project: int, annotation: int, min_examples: int | None = None, model: str | None = None
@@ -674,19 +601,35 @@ class Workspace:
         """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
-        return tool.forget_annotation(self, project, annotation, min_examples or tool.MIN_EXAMPLES, model)
+        steps = self._tool_steps(model)
+        return tool.forget_annotation(
+            self.catalog, self.paths, project, annotation, steps, min_examples or tool.MIN_EXAMPLES
+        )
+
+    def _tool_steps(self, model: str | None) -> Any:
+        """This workspace's steps for one model, as the annotation steps call them (``ToolSteps``)."""
+        from app.workspace.annotation_tool import ToolSteps
+
+        return ToolSteps(
+            engine=lambda: self.engine(model),
+            writer=self._writer,
+            build=lambda: self.index_build(model, rebuild=False),
+            add_species=lambda name, files: self.species_add(name, files, model=model),
+            remove_species=lambda name: self.species_remove(name, model),
+            refresh=self._engines.clear,
+        )
 
     def embed_images(self, images: Sequence[Any], model: str | None = None) -> Any:
         """Decoded images -> their (n, d) embeddings, batched (for identify ``vectors=`` and recall)."""
         from app.workspace.annotation_tool import embed_images
 
-        return embed_images(self, images, model)
+        return embed_images(self.engine(model), images)
 
     def annotation_recall(self, items: Any, model: str | None = None) -> list[tuple[str, float] | None]:
         """Per image (or vector), the label a person gave a near-duplicate of it, else None."""
         from app.workspace.annotation_tool import recall
 
-        return recall(self, items, model)
+        return recall(self.catalog, self.home, lambda: self.engine(model), items)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(
@@ -717,7 +660,7 @@ class Workspace:
         (:func:`app.workspace.frames.grading.evaluate_frames`); None when there is none to grade."""
         from app.workspace.frames.grading import evaluate_frames
 
-        return evaluate_frames(self, engine, progress)
+        return evaluate_frames(self.catalog, self.home, self.crop, engine, self.load_detector, progress)
 
     def last_evaluation(self) -> EvaluationSummary | None:
         """The summary of the last `oceanid evaluate`, with ``report_dir``; None if never run."""
@@ -765,7 +708,7 @@ class Workspace:
     ) -> DetectorTraining:
         """Train a detector on the catalog's frames with boxes (``models/<detector-id>/``, listed in
         the catalog and made current). ``options``: batch_size, lr, fpn_channels, pretrained."""
-        from app.workspace.frames.detector import train_detector
+        from app.workspace.frames.detector_training import train_detector
 
         return train_detector(
             self.catalog,
@@ -822,27 +765,33 @@ class Workspace:
         return evaluate_detector(self.catalog, self.paths, self.load_detector(detector), split)
 
 
+#: names that load with their step module on first use (``import app.workspace`` stays light: no faiss,
+#: no pipeline): name -> (module, attribute)
+LAZY = {
+    "run_demo": ("app.workspace.demo", "run_demo"),
+    "demo_train_config": ("app.workspace.demo", "demo_train_config"),
+    "DemoResult": ("app.workspace.demo", "DemoResult"),
+    "SpeciesChange": ("app.workspace.species", "SpeciesChange"),
+    "TaxaImport": ("app.workspace.taxa", "TaxaImport"),
+    "TreePlace": ("app.workspace.taxa", "TreePlace"),
+    # what an annotation tool sends, and what it changes
+    "ToolAnnotation": ("app.workspace.annotation_tool", "ToolAnnotation"),
+    "ToolBox": ("app.workspace.annotation_tool", "ToolBox"),
+    "AnnotationChange": ("app.workspace.annotation_tool", "AnnotationChange"),
+    # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
+    "organism_label": ("app.workspace.frames.drawing", "label"),
+    "CascadeResult": ("app.workspace.frames.cascade", "CascadeResult"),
+    "FrameIdentification": ("app.workspace.frames.cascade", "FrameIdentification"),
+    # result types, for the API's schemas
+    "CropHit": ("index.catalog.lookup", "CropHit"),
+    "SpeciesInfo": ("app.workspace.browse", "SpeciesInfo"),
+    "WorkspaceStatus": ("app.workspace.browse", "WorkspaceStatus"),
+}
+
+
 def __getattr__(name: str) -> Any:
-    """``run_demo`` and ``demo_train_config`` load on first use (the demo pulls in the pipeline)."""
-    if name in ("run_demo", "demo_train_config"):
-        from app.workspace import demo
-
-        return getattr(demo, name)
-    if name in ("ToolAnnotation", "ToolBox", "AnnotationChange"):  # what an annotation tool sends, and changes
-        from app.workspace import annotation_tool as tool
-
-        return getattr(tool, name)
-    if name == "organism_label":  # "species 0.93" / "unknown (score 0.41 < 0.62)": how a box is labelled
-        from app.workspace.frames.drawing import label
-
-        return label
-    if name in ("CascadeResult", "FrameIdentification"):  # the cascade's result types
-        from app.workspace.frames import cascade
-
-        return getattr(cascade, name)
-    if name in ("CropHit", "SpeciesInfo", "WorkspaceStatus"):  # result types, for the API's schemas
-        from app.workspace import browse
-        from index.catalog import lookup
-
-        return getattr(lookup if name == "CropHit" else browse, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """The :data:`LAZY` names, loaded on first use."""
+    if name not in LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attribute = LAZY[name]
+    return getattr(importlib.import_module(module), attribute)

@@ -4,32 +4,37 @@
 
     ToolAnnotation (image bytes + boxes, keyed by project/task/annotation ids)
       store   -> index.ingest.ingest (source ``label-studio``: one image row, one truth crop per box)
-              -> embedder.encoding (the live encoder) -> index.catalog.embeddings (their vectors)
-              -> Workspace.index_build (a new generation holding them: the next query sees them)
-              -> Workspace.species_add, once a species the model does not know has ``min_examples`` crops
+              -> the live query encoder -> index.catalog.embeddings (their vectors)
+              -> ToolSteps.build (a new generation holding them: the next query sees them)
+              -> ToolSteps.add_species, once a species the model does not know has ``min_examples`` crops
       forget  -> index.ingest.retract (the rows, files and vectors) -> a new generation
-              -> Workspace.species_remove, when a species added that way falls under ``min_examples``
+              -> ToolSteps.remove_species, when a species added that way falls under ``min_examples``
       recall  the nearest stored crop of the tool: a near-duplicate (cosine >= ``RECALL_SIMILARITY``)
               names what the person said it is, so a corrected label changes the next answer
 
 Storing is idempotent on the ids: the same annotation sent twice changes nothing; an edited one
 replaces its crops. The crops get no split: ``oceanid split`` + ``oceanid train`` learn from them
-later (training is a CLI step).
+later (training is a CLI step). The steps take the pieces they use: the catalog, the home, the
+crop config and :class:`ToolSteps` (the workspace's own steps for one model), never the Workspace.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.catalog.catalog import Catalog
 from index.errors import InvalidInput
+from index.home import Home
 from index.imaging import decode_bytes
+from index.ingest.crops import CropConfig
 from index.ingest.ingest import FULL_FRAME, ingest_records
 from index.ingest.retract import concept_crops, image_boxes, retract_image, source_ids, source_ids_like
 from index.records import BoxRecord, ImageRecord
@@ -37,7 +42,7 @@ from index.records import BoxRecord, ImageRecord
 if TYPE_CHECKING:
     from PIL import Image
 
-    from app.workspace import Workspace
+    from app.workspace.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,18 @@ class ToolAnnotation:
     @property
     def source_id(self) -> str:
         return source_id(self.project, self.task, self.annotation)
+
+
+@dataclass(frozen=True)
+class ToolSteps:
+    """The workspace's own steps the annotation steps call, bound to one model."""
+
+    engine: Callable[[], Engine]  # the live engine (loaded when the home changed)
+    writer: AbstractContextManager  # the home's writer lock (app.workspace.writer)
+    build: Callable[[], Any]  # a new index generation when the stored vectors changed -> BuildResult
+    add_species: Callable[[str, list[Path]], Any]  # species add from crop files -> SpeciesChange
+    remove_species: Callable[[str], Any]  # species remove -> SpeciesChange
+    refresh: Callable[[], None]  # forget the loaded engines
 
 
 def source_id(project: int, task: int, annotation: int) -> str:
@@ -123,17 +140,29 @@ def _clipped(boxes: Sequence[ToolBox], width: int, height: int) -> list[tuple[st
     return out
 
 
-def _embed_new(ws: Workspace, model: str | None, ids: np.ndarray) -> None:
+def _embed_new(catalog: Catalog, home: Home, engine: Engine, ids: np.ndarray) -> None:
     """Embed the crops ``ids`` with the live encoder and store their vectors."""
     from index.catalog.embeddings import store_embeddings
+    from index.catalog.lookup import crop_files
 
-    engine = ws.engine(model)
-    ok, vectors = engine.embed_files(ws.crop_files([int(i) for i in ids]))
-    store_embeddings(ws.catalog, engine.model_id, ids[np.asarray(ok, dtype=np.int64)], vectors)
+    ok, vectors = engine.embed_files(crop_files(catalog, home.root, [int(i) for i in ids]))
+    store_embeddings(catalog, engine.model_id, ids[np.asarray(ok, dtype=np.int64)], vectors)
+
+
+def _live(home: Home, model_id: str) -> str | None:
+    """The model's live generation (read from the home now)."""
+    from index.vectors.generations import current_generation
+
+    return current_generation(home.root, model_id)
 
 
 def store_annotation(
-    ws: Workspace, note: ToolAnnotation, min_examples: int = MIN_EXAMPLES, model: str | None = None
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    note: ToolAnnotation,
+    steps: ToolSteps,
+    min_examples: int = MIN_EXAMPLES,
 ) -> AnnotationChange:
     """Keep ``note`` as truth crops (source ``label-studio``), searchable at once; add a species
     the model does not know once it has ``min_examples`` crops. Raises BadImage (the image does
@@ -143,13 +172,13 @@ def store_annotation(
     image = decode_bytes(note.image, f"task {note.task}")
     wanted = _clipped(note.boxes, image.width, image.height)
     sid = note.source_id
-    ws.engine(model)  # no model: one line before anything is written
-    with ws._writer:
-        stored = image_boxes(ws.catalog, SOURCE, sid)
+    model_id = steps.engine().model_id  # no model: one line before anything is written
+    with steps.writer:
+        stored = image_boxes(catalog, SOURCE, sid)
         if stored is not None and _same(stored, wanted):
-            return AnnotationChange(sid, "unchanged", len(stored), ws.engine_key(model)[1])
+            return AnnotationChange(sid, "unchanged", len(stored), _live(home, model_id))
         if stored is not None:
-            _delete(ws, retract_image(ws.catalog, SOURCE, sid))
+            _delete(home, retract_image(catalog, SOURCE, sid))
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"task-{note.task}.{_suffix(note.image)}"
             path.write_bytes(note.image)
@@ -169,18 +198,18 @@ def store_annotation(
                     for n, (b, (c, box)) in enumerate(zip(note.boxes, wanted, strict=True))
                 ),
             )
-            report = ingest_records(ws.catalog, ws.home, SOURCE, [record], crop=ws.crop)
-        now = image_boxes(ws.catalog, SOURCE, sid) or []
+            report = ingest_records(catalog, home.root, SOURCE, [record], crop=crop)
+        now = image_boxes(catalog, SOURCE, sid) or []
         try:
             if now:
-                _embed_new(ws, model, np.asarray([b.annotation_id for b in now], dtype=np.int64))
-            generation = ws.index_build(model, rebuild=False).generation
+                _embed_new(catalog, home, steps.engine(), np.asarray([b.annotation_id for b in now], dtype=np.int64))
+            generation = steps.build().generation
         except BaseException:  # crops without vectors would read as "unchanged" next time: take them back
-            _delete(ws, retract_image(ws.catalog, SOURCE, sid))
+            _delete(home, retract_image(catalog, SOURCE, sid))
             raise
         finally:
-            ws._engines.clear()
-    added = _promote(ws, {c for c, _ in wanted}, min_examples, model)
+            steps.refresh()
+    added = _promote(catalog, home, steps, {c for c, _ in wanted}, min_examples)
     log.info(
         "label-studio: %s %s: %d truth crops, generation %s%s",
         "replaced" if stored else "stored",
@@ -193,7 +222,7 @@ def store_annotation(
         sid,
         "replaced" if stored is not None else "stored",
         len(now),
-        ws.engine_key(model)[1],
+        _live(home, model_id),
         species_added=added,
         skipped=tuple(report.skipped),
         notes=tuple(f"{i}: {t}" for i, t in report.notes),
@@ -201,29 +230,34 @@ def store_annotation(
 
 
 def forget_annotation(
-    ws: Workspace, project: int, annotation: int, min_examples: int = MIN_EXAMPLES, model: str | None = None
+    catalog: Catalog,
+    home: Home,
+    project: int,
+    annotation: int,
+    steps: ToolSteps,
+    min_examples: int = MIN_EXAMPLES,
 ) -> AnnotationChange:
     """Undo :func:`store_annotation`: its crops, vectors and files go, and a species it helped
     add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``."""
     prefix = annotation_prefix(project, annotation)
-    with ws._writer:
-        keys = source_ids_like(ws.catalog, SOURCE, prefix)
+    with steps.writer:
+        keys = source_ids_like(catalog, SOURCE, prefix)
         if not keys:
             return AnnotationChange(prefix.rstrip("/"), "absent")
         concepts: list[str] = []
         for key in keys:
-            gone = retract_image(ws.catalog, SOURCE, key)
+            gone = retract_image(catalog, SOURCE, key)
             concepts += gone.concepts
-            _delete(ws, gone)
+            _delete(home, gone)
         try:
-            generation = ws.index_build(model, rebuild=False).generation
+            generation = steps.build().generation
         finally:
-            ws._engines.clear()
+            steps.refresh()
     removed = []
-    engine = ws.engine(model)
+    engine = steps.engine()
     for concept in sorted(set(concepts)):
-        if engine.origins.get(concept) == "added" and len(concept_crops(ws.catalog, SOURCE, concept)) < min_examples:
-            ws.species_remove(concept, model)
+        if engine.origins.get(concept) == "added" and len(concept_crops(catalog, SOURCE, concept)) < min_examples:
+            steps.remove_species(concept)
             removed.append(concept)
     log.info(
         "label-studio: removed %s: %d truth crops, generation %s%s",
@@ -232,22 +266,22 @@ def forget_annotation(
         generation,
         f", species removed: {', '.join(removed)}" if removed else "",
     )
-    return AnnotationChange(keys[0], "removed", 0, ws.engine_key(model)[1], species_removed=tuple(removed))
+    return AnnotationChange(keys[0], "removed", 0, _live(home, engine.model_id), species_removed=tuple(removed))
 
 
-def _delete(ws: Workspace, gone) -> None:
+def _delete(home: Home, gone) -> None:
     for rel in [*gone.crop_paths, *gone.image_paths]:
-        ws.paths.resolve(rel).unlink(missing_ok=True)
+        home.resolve(rel).unlink(missing_ok=True)
 
 
-def _promote(ws: Workspace, concepts: set[str], min_examples: int, model: str | None) -> tuple[str, ...]:
+def _promote(catalog: Catalog, home: Home, steps: ToolSteps, concepts: set[str], min_examples: int) -> tuple[str, ...]:
     """Add each of ``concepts`` the model does not know that has ``min_examples`` tool crops."""
-    known = set(ws.engine(model).prototypes.names)
+    known = set(steps.engine().prototypes.names)
     added = []
     for concept in sorted(concepts - known):
-        rows = concept_crops(ws.catalog, SOURCE, concept)
+        rows = concept_crops(catalog, SOURCE, concept)
         if len(rows) >= min_examples:
-            ws.species_add(concept, [ws.paths.resolve(p) for _, p in rows], model=model)
+            steps.add_species(concept, [home.resolve(p) for _, p in rows])
             added.append(concept)
     return tuple(added)
 
@@ -265,11 +299,8 @@ def _suffix(data: bytes) -> str:
         return "img"
 
 
-def embed_images(
-    ws: Workspace, images: Sequence[Image.Image], model: str | None = None, batch_size: int = 64
-) -> np.ndarray:
+def embed_images(engine: Engine, images: Sequence[Image.Image], batch_size: int = 64) -> np.ndarray:
     """Upright RGB images -> ``(n, d) float32`` L2-normalised vectors, ``batch_size`` per forward pass."""
-    engine = ws.engine(model)
     images = list(images)
     if not images:
         return np.zeros((0, engine.prototypes.dim), np.float32)
@@ -277,9 +308,10 @@ def embed_images(
 
 
 def recall(
-    ws: Workspace,
+    catalog: Catalog,
+    home: Path,
+    load_engine: Callable[[], Engine],
     items: Sequence[Image.Image] | np.ndarray,
-    model: str | None = None,
     min_similarity: float = RECALL_SIMILARITY,
 ) -> list[tuple[str, float] | None]:
     """For each image (or each row of ``(n, d)`` vectors), the concept of the nearest crop stored
@@ -290,15 +322,15 @@ def recall(
     out: list[tuple[str, float] | None] = [None] * len(items)
     if len(items) == 0:
         return out
-    allowed = source_ids(ws.catalog, SOURCE)
+    allowed = source_ids(catalog, SOURCE)
     if allowed.size == 0:
         return out
-    engine = ws.engine(model)
-    vectors = items if isinstance(items, np.ndarray) else embed_images(ws, items, model)
+    engine = load_engine()
+    vectors = items if isinstance(items, np.ndarray) else embed_images(engine, items)
     hits = engine.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1, allowed_ids=allowed)
     close = [(n, h[0]) for n, h in enumerate(hits) if h and h[0].score >= min_similarity]
     if close:
-        named = {m.annotation_id: m.species for m in hits_metadata(ws.catalog, ws.home, [h for _, h in close])}
+        named = {m.annotation_id: m.species for m in hits_metadata(catalog, home, [h for _, h in close])}
         for n, hit in close:
             if hit.id in named:  # a crop deleted since the index was built is not recalled
                 out[n] = (named[hit.id], float(hit.score))

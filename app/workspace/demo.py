@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from app.workspace.results import DemoAdded, DemoFrames, DemoResult
+from app.workspace.results import EvaluationSummary
 from index.catalog.splits import SplitConfig
 from index.home import default_model_id
 from index.records import HOLDOUT, TEST, TRAIN
@@ -27,6 +28,49 @@ DETECTOR = "detector-reef"  # the demo's organism detector, under models/
 DETECTOR_EPOCHS = 3  # bench/cascade.py: the reef detector's recall@0.5 is ~0.97 from 1 epoch (RESULTS.md)
 DETECTOR_SIZE = 320  # the reef frames' own width: no resizing
 FRAMES = 3  # held-out (test split) frames whose every organism the demo identifies
+
+
+@dataclass(frozen=True)
+class DemoAdded:
+    """The demo's last step: a held-out species added from a few examples."""
+
+    species: str
+    examples: int
+    identified_before: int  # of ``queries`` other crops of it named as it before adding
+    identified_after: int
+    queries: int
+    top_species_after: int = 0  # of ``queries``, how many have it as the top species after adding
+
+
+@dataclass(frozen=True)
+class DemoFrames:
+    """The demo's whole-frame step: a few held-out frames through the cascade."""
+
+    detector: str
+    detector_seconds: float  # training time (0 when reused)
+    frames: int
+    organisms: int  # boxes found and identified
+    truth_organisms: int  # ground-truth organisms in those frames
+    found: int  # of them, matched by a box at IoU >= 0.5
+    named: int  # of the found, named right (held-out species: flagged unknown)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What ``oceanid demo`` did."""
+
+    evaluation: EvaluationSummary
+    added: DemoAdded | None
+    seconds: float
+    frames: DemoFrames | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evaluation": self.evaluation.to_dict(),
+            "added": asdict(self.added) if self.added else {},
+            "seconds": self.seconds,
+            "frames": asdict(self.frames) if self.frames else {},
+        }
 
 
 def demo_train_config(epochs: int | None = None) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""Loaded engines kept between queries (light: imports nothing heavy, so the facade can hold one)."""
+"""Loaded engines and vector spaces kept between queries (light: imports nothing heavy, so the facade
+can hold them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.workspace.engine import Engine
+    from app.workspace.spaces import TwoSpaces
 
 
 class EngineCache:
@@ -45,3 +47,27 @@ class EngineCache:
     def clear(self) -> None:
         """Forget every loaded engine (the next query loads the current state)."""
         self._engines = {}
+
+
+class SpacesCache:
+    """Both vector spaces of the model (``spaces.TwoSpaces``, or None for a model with the tuned
+    space only), kept until either space's live generation or prototypes change; one at a time.
+
+    Like :class:`EngineCache`, the dict is swapped whole: a reader never sees it half-built.
+    """
+
+    def __init__(self, load: Callable[[Engine], TwoSpaces | None]) -> None:
+        self._load = load  # the tuned space's engine -> both spaces, freshly loaded (or None)
+        self._spaces: dict[tuple, TwoSpaces | None] = {}  # key -> spaces (one at a time)
+
+    def get(self, key: tuple, tuned: Engine) -> TwoSpaces | None:
+        """The spaces for ``key`` = (the tuned space's engine key, the general space's)."""
+        spaces = self._spaces
+        if key not in spaces:
+            spaces = {key: self._load(tuned)}
+            self._spaces = spaces
+        return spaces[key]
+
+    def clear(self) -> None:
+        """Forget the loaded spaces (the next query loads the current state)."""
+        self._spaces = {}

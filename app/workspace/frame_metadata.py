@@ -149,3 +149,19 @@ def read_sidecar(path: Path) -> dict[str, FrameMetadata]:
             cell["depth_m"], cell["date"], cell["latitude"], cell["longitude"], cell["source"], where=f"{path} line {n}"
         )
     return out
+
+
+def save_metadata(
+    depth: Any = None,
+    date: Any = None,
+    latitude: Any = None,
+    longitude: Any = None,
+    source: str | None = None,
+    sidecar: Path | None = None,
+) -> SaveMetadata:
+    """The depth, date, position and source the saved frames get: the options (one value for every
+    frame) and the ``sidecar`` CSV's rows, checked now, before any work. Raises InvalidInput / SourceError."""
+    return SaveMetadata(
+        frame_metadata(depth, date, latitude, longitude, source),
+        read_sidecar(Path(sidecar)) if sidecar is not None else {},
+    )

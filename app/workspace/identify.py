@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from app.workspace.engine import Engine, judge
-from app.workspace.results import Identification, Neighbour, OodVerdict
+from app.workspace.identification import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
 from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
 from index.errors import BadImage, Interrupted, InvalidInput

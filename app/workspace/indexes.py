@@ -2,12 +2,12 @@
 
 The build itself (prototypes, then a generation from the stored vectors) is
 :func:`app.workspace.pipeline.build_index`; this module holds the checks around the
-generations a user asks for by name, each returning a result of :mod:`app.workspace.results`.
+generations a user asks for by name. Their results are in :mod:`app.workspace.index_results`.
 """
 
 from __future__ import annotations
 
-from app.workspace.results import GenerationChange, ModelInfo, VerifyResult
+from app.workspace.index_results import GenerationChange, ModelInfo, VerifyResult
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import content_digest, list_models, load_embeddings, model_record
 from index.errors import EmptyIndex, IndexMismatch

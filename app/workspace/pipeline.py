@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.workspace.results import BuildResult
+from app.workspace.index_results import BuildResult
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
     content_digest,
@@ -350,7 +350,6 @@ def build_index(
     vectors), and the kind and shard count asked for; ``disagreed`` says how it differed from
     the catalog when it did (:func:`app.workspace.agreement.disagreement`).
     """
-    from app.workspace.counting import refresh_added_confusion
     from index.vectors.shards import ShardedIndex, check_shards
     from index.vectors.vector_index import VectorIndex, tune_faiss_blas
 
@@ -377,12 +376,10 @@ def build_index(
             and same_kind
             and same_shards
         ):
-            refresh_added_confusion(catalog, home, model_id)
             return BuildResult(name, False, manifest)
     if shards > 1:
         index = ShardedIndex.build(ids, vectors, shards, kind=kind, device=device)
     else:
         index = VectorIndex.build(ids, vectors, kind=kind, device=device)
     generation, manifest, pruned = publish_generation(home, model_id, index, record.config_hash, content)
-    refresh_added_confusion(catalog, home, model_id)  # the added species' count confusion, once live
     return BuildResult(generation, True, manifest, pruned=tuple(pruned), disagreed=repaired)

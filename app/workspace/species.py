@@ -12,7 +12,9 @@ Adding is four named steps, each a call into a library:
 A failure at any step undoes the earlier ones (the crops, their files, the
 catalog rows), so the workspace is left as it was. Removing publishes the index
 without the species first and then deletes it from the catalog in one
-transaction; if that fails, the previous generation is made live again.
+transaction; if that fails, the previous generation is made live again. A model that keeps
+the general space too (:mod:`app.workspace.spaces`) is changed in both, all or nothing
+(:func:`add_species_all_spaces`, :func:`remove_species_all_spaces`).
 The engine's stored decision (scorer, thresholds, temperature) is never touched: an added
 species is judged against it (:mod:`app.workspace.engine`).
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,7 +32,6 @@ from app.workspace.decisions import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
-from app.workspace.results import SpeciesChange
 from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
@@ -51,10 +54,40 @@ from index.ingest.ingest import add_support_examples
 from index.records import Taxon
 from index.taxonomy import chain
 
+if TYPE_CHECKING:
+    from app.workspace.spaces import TwoSpaces
+
 log = logging.getLogger(__name__)
 
 STEPS = ("ingest", "embed", "store", "publish")
 StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SpeciesChange:
+    """A species added from a few examples, or removed again."""
+
+    species: str
+    action: str  # "added" | "removed"
+    generation: str  # the live index generation afterwards
+    examples: int = 0  # examples embedded (added)
+    removed_vectors: int = 0  # vectors taken out of the index (removed)
+    skipped: tuple[tuple[str, str], ...] = ()  # (item, one-line reason) for unreadable examples
+    # (concept, rank, name the catalog keeps, name given) where the given taxonomy differed
+    taxonomy_kept: tuple[tuple[str, str, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()  # one line each: examples that are crops of another species
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "species": self.species,
+            "action": self.action,
+            "generation": self.generation,
+            "examples": self.examples,
+            "removed_vectors": self.removed_vectors,
+            "warnings": list(self.warnings),
+            "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
+            "taxonomy_kept": [{"concept": c, "rank": r, "kept": k, "given": g} for c, r, k, g in self.taxonomy_kept],
+        }
 
 
 def _taxa(name: str, genus: str | None, family: str | None) -> list[Taxon]:
@@ -238,3 +271,65 @@ def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
     from app.workspace.counting import refresh_added_confusion
 
     refresh_added_confusion(catalog, home, model_id)
+
+
+# -- both vector spaces at once (the Workspace's species add / remove) -----------------------------------
+
+
+def add_species_all_spaces(
+    spaces: TwoSpaces | None,
+    fresh_engine: Callable[[], Engine],
+    engine: Callable[[], Engine],
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    items: Sequence[ImageInput],
+    genus: str | None,
+    family: str | None,
+    crop: CropConfig,
+    correct: bool,
+    refresh: Callable[[], None],
+) -> SpeciesChange:
+    """:func:`add_species` in the tuned space (the engine ``fresh_engine`` loads, never an old one),
+    then in the general space when the model keeps one (``spaces``, loaded before); all or nothing:
+    a failure in the general space removes the species from the tuned one again (with the engine
+    ``engine`` loads then). ``refresh`` (forget the loaded engines) runs after each space's change,
+    also on failure. The caller holds the home's writer lock."""
+    from app.workspace.spaces import add_general
+
+    try:
+        change = add_species(fresh_engine(), catalog, home, name, list(items), genus, family, crop, correct=correct)
+    finally:
+        refresh()
+    if spaces is not None:
+        try:
+            add_general(catalog, home, spaces.general, name)
+        except BaseException:
+            remove_species(engine(), catalog, home, name)
+            raise
+        finally:
+            refresh()
+    return change
+
+
+def remove_species_all_spaces(
+    spaces: TwoSpaces | None,
+    fresh_engine: Callable[[], Engine],
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    refresh: Callable[[], None],
+) -> SpeciesChange:
+    """:func:`remove_species` in the tuned space, then in the general space when it holds the species.
+    ``refresh`` runs after each space's change. The caller holds the home's writer lock."""
+    from app.workspace.spaces import remove_general
+
+    doomed = [i for i, _ in support_crops(catalog, name)]
+    try:
+        change = remove_species(fresh_engine(), catalog, home, name)
+    finally:
+        refresh()
+    if spaces is not None and name in spaces.general.prototypes.names:
+        remove_general(catalog, home, spaces.general, name, doomed)
+        refresh()
+    return change

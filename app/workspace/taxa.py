@@ -3,15 +3,60 @@ a taxon's place in the tree and its nearest relatives (the explorer's Species pa
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from app.workspace.results import Relative, TaxaImport, TreePlace
 from index.catalog.catalog import Catalog
 from index.catalog.stats import concepts
 from index.catalog.taxa import lineage, read_lineage_csv, tree, upsert
 from index.errors import InvalidInput
 from index.records import Taxon
 from index.taxonomy import RANKS, Lineage, distance
+
+
+@dataclass(frozen=True)
+class TaxaImport:
+    """What ``oceanid taxa import`` did."""
+
+    rows: int  # lineage rows read
+    written: int  # taxa rows inserted or changed
+    unknown: tuple[str, ...] = ()  # concepts named in the file that the catalog has no crop of (skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "written": self.written, "unknown": list(self.unknown)}
+
+
+@dataclass(frozen=True)
+class Relative:
+    """A concept of the catalog near another in the tree."""
+
+    name: str
+    rank: str | None
+    distance: int  # taxonomic distance (FathomNet 2025, 0..12)
+    shared: str | None  # the deepest standard-rank taxon both lie under (None: none named)
+    shared_rank: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TreePlace:
+    """A taxon's place in the tree: its lineage and its nearest relatives among the concepts with crops."""
+
+    name: str
+    rank: str | None
+    lineage: dict[str, str]  # rank -> name, top down (ranks outside the 7 included)
+    relatives: tuple[Relative, ...] = ()  # nearest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "rank": self.rank,
+            "lineage": dict(self.lineage),
+            "relatives": [r.to_dict() for r in self.relatives],
+        }
 
 
 def import_lineages(catalog: Catalog, path: Path) -> TaxaImport:

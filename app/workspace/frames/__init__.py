@@ -3,10 +3,12 @@
 ::
 
     detector.py   which detector (one rule: the catalog's current one, or one named by id or folder),
-                  the one DetectorCache, detect, train, evaluate -> LoadedDetector / DetectionRun /
-                  DetectorTraining / DetectorEvaluation; DEFAULT_MIN_SCORE, MIN_FRAME_SIDE
-    cascade.py    frame -> boxes (detector or a COCO results file) -> cut -> identify -> FrameIdentification /
-                  CascadeResult; the COCO file of a cascade; its organisms saved as predicted crops
+                  the one DetectorCache, detect, evaluate -> LoadedDetector / DetectionRun /
+                  DetectorEvaluation; DEFAULT_MIN_SCORE, MIN_FRAME_SIDE
+    detector_training.py   detect train: catalog frames -> models/<detector-id>/ -> DetectorTraining
+    boxes.py      where a frame's boxes come from: the detector, or a COCO results file (BoxFinder)
+    cascade.py    frame -> boxes -> cut -> identify -> FrameIdentification / CascadeResult; its COCO file
+    predicted.py  a cascade's organisms saved as predicted crops (embedded, indexed)
     grading.py    the cascade on held-out frames with ground truth -> CascadeFigures / DetectionFigures
                   (``oceanid evaluate``'s whole-frame section)
     figures.py    CascadeFigures, DetectionFigures (plain dataclasses: EvaluationSummary holds them)

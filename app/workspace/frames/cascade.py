@@ -8,11 +8,10 @@
           -> FrameIdentification: one Identification per organism, its box and detection score
     run_cascade      the Workspace's ``identify_frames``: options checked, boxes chosen -> CascadeResult
     write_coco       a CascadeResult as a COCO file (index.sources.detections.write_coco, as ``detect --coco``)
-    save_predicted   its organisms added to the catalog as predicted crops, embedded and indexed
 
-Boxes come from a ``.json`` detections file (:mod:`index.sources.detections`) or from a detector,
-chosen by the one rule of :func:`app.workspace.frames.detector.resolve_detector` (named by id or
-folder, else the catalog's current detector) and loaded through the Workspace's one cache.
+Boxes come from a ``.json`` detections file or from a detector (:mod:`app.workspace.frames.boxes`);
+what was found is saved as predicted crops by :mod:`app.workspace.frames.predicted`. The steps take
+the pieces they use (catalog, crop config, loaders), never the Workspace.
 """
 
 from __future__ import annotations
@@ -27,16 +26,21 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from app.workspace.engine import Engine
+from app.workspace.frames.boxes import (
+    BoxFinder,
+    BoxSource,
+    box_source,
+    detections_frames,
+    detector_finder,
+    file_finder,
+)
 from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
 from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
-from index.errors import BadImage, Interrupted, InvalidInput, NotFound
+from index.errors import BadImage, Interrupted, InvalidInput
 from index.ingest.crops import CropConfig, clip_box, cut_crop
-from index.sources.detections import DetectedBox, match_detections
 
 if TYPE_CHECKING:
-    from app.workspace import Workspace
-    from app.workspace.frame_metadata import SaveMetadata
-    from index.records import IngestReport
+    from index.catalog.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +60,6 @@ CONVERTED = {
     "RGBA": "RGBA",
     "YCbCr": "YCbCr",
 }
-
-#: frames (upright RGB) -> the boxes found in each, in frame order
-BoxFinder = Callable[[Sequence[Image.Image], Sequence[Path | None]], list[list[DetectedBox]]]
 
 
 @dataclass(frozen=True)
@@ -111,69 +112,6 @@ class CascadeResult:
             "frames": [f.to_dict() for f in self.frames],
             "skipped": [{"item": i, "reason": r} for i, r in self.skipped],
         }
-
-
-@dataclass(frozen=True)
-class BoxSource:
-    """Where a frame's boxes come from: ``kind`` is ``detector`` (a model folder) or ``detections``
-    (a COCO results file)."""
-
-    kind: str
-    path: Path
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "path": str(self.path)}
-
-
-def box_source(path: Path) -> BoxSource:
-    """The box source ``--boxes`` names: a ``.json`` detections file. Raises NotFound /
-    InvalidInput with one line."""
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidInput(f"--boxes {path} is a folder; give a COCO results .json file")
-    if path.is_file():
-        return BoxSource("detections", path)
-    raise NotFound(f"{path}: no such detections file")
-
-
-def detector_finder(loaded: LoadedDetector, min_score: float) -> BoxFinder:
-    """A BoxFinder running a loaded detector (``Workspace.load_detector``: the one cache)."""
-    from embedder.detection.predict import detect_images
-
-    def find(images: Sequence[Image.Image], _: Sequence[Path | None]) -> list[list[DetectedBox]]:
-        found = detect_images(loaded.model, loaded.config, list(images), min_score=min_score, device=loaded.device)
-        return [
-            [DetectedBox(tuple(float(v) for v in b), float(s)) for b, s in zip(f.boxes, f.scores, strict=False)]
-            for f in found
-        ]
-
-    return find
-
-
-def file_finder(boxes: dict[Path, list[DetectedBox]], min_score: float) -> BoxFinder:
-    """A BoxFinder reading boxes from a matched detections file (boxes without a score are kept)."""
-
-    def find(_: Sequence[Image.Image], frames: Sequence[Path | None]) -> list[list[DetectedBox]]:
-        out = []
-        for frame in frames:
-            given = boxes.get(Path(frame).absolute(), []) if frame is not None else []
-            out.append(
-                sorted(
-                    (b for b in given if b.score is None or b.score >= min_score),
-                    key=lambda b: -(b.score if b.score is not None else float("inf")),
-                )
-            )
-        return out
-
-    return find
-
-
-def detections_frames(
-    path: Path, frames: Sequence[Path] | None
-) -> tuple[list[Path], dict[Path, list[DetectedBox]], list[tuple[str, str]]]:
-    """(frames to process, boxes per frame, skipped lines) of a detections file (:mod:`index.sources.detections`)."""
-    matched = match_detections(path, frames)
-    return [f for f, _ in matched.frames], dict(matched.frames), matched.skipped
 
 
 def _mode_note(item: ImageInput) -> str | None:
@@ -311,31 +249,33 @@ def identify_frames(
 
 
 def run_cascade(
-    ws: Workspace,
+    catalog: Catalog,
+    crop: CropConfig,
+    load_engine: Callable[[], Engine],
+    load_detector: Callable[[], LoadedDetector],
     frames: Sequence[ImageInput] = (),
     *,
-    detector: str | Path | None = None,
     boxes: Path | None = None,
     min_score: float | None = None,
     k: int = 5,
-    model: str | None = None,
     names: Sequence[str] | None = None,
     progress: bool = False,
     decode: str = "probable",
     neighbours: int = 0,
 ) -> CascadeResult:
     """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,
-    the frames are the files it names) or else from the detector ``detector`` names (id or folder;
-    default: the catalog's current one), each box cut and identified. ``min_score`` drops weaker
-    boxes (default DEFAULT_MIN_SCORE for the detector, none of a file's; boxes without a score are kept).
-    ``neighbours``: how many nearest catalog crops each answer lists (0: none)."""
+    the frames are the files it names) or else from the detector ``load_detector`` loads, each box
+    cut with ``crop`` and identified by the engine ``load_engine`` loads (after the options are
+    checked, before the detector). ``min_score`` drops weaker boxes (default DEFAULT_MIN_SCORE for
+    the detector, none of a file's; boxes without a score are kept). ``neighbours``: how many
+    nearest catalog crops each answer lists (0: none)."""
     from index.catalog.lookup import crop_species
     from index.catalog.taxa import tree
 
     threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
-    engine = ws.engine(model)  # first: no index is a one-line error before a detector loads
+    engine = load_engine()  # first: no index is a one-line error before a detector loads
     skipped: list[tuple[str, str]] = []
     if boxes is not None:
         source = box_source(Path(boxes))
@@ -349,7 +289,7 @@ def run_cascade(
             )
         find = file_finder(matched, threshold)
     else:
-        loaded = ws.load_detector(detector)
+        loaded = load_detector()
         source = BoxSource("detector", loaded.folder)
         find = detector_finder(loaded, threshold)
     boxes_from = f"{source.kind} {source.path}"
@@ -358,15 +298,15 @@ def run_cascade(
             engine,
             list(frames),
             find,
-            ws.crop,
+            crop,
             names=names,
             k=k,
-            tree=tree(ws.catalog),
+            tree=tree(catalog),
             decode_method=decode,
             boxes_from=boxes_from,
             progress=progress,
             neighbours=neighbours,
-            labels=lambda ids: crop_species(ws.catalog, ids),
+            labels=lambda ids: crop_species(catalog, ids),
         )
     except Interrupted as stop:  # the frames answered so far, as a result to write and save
         raise Interrupted(
@@ -400,70 +340,3 @@ def write_coco(engine: Engine, result: CascadeResult, path: Path) -> Path:
         path,
     )
     return Path(path)
-
-
-def predicted_records(result: CascadeResult, metadata: SaveMetadata | None = None) -> list:
-    """The frames of a :class:`CascadeResult` with organisms, as ``predicted`` ImageRecords (one
-    BoxRecord per organism, origin ``predicted``), each with its depth, date, position and source
-    from ``metadata`` (:class:`app.workspace.frame_metadata.SaveMetadata`; source ``predicted``
-    when none is given)."""
-    from app.workspace.frame_metadata import DEFAULT_SOURCE, SaveMetadata
-    from index.records import PREDICTED, BoxRecord, ImageRecord
-
-    metadata = metadata or SaveMetadata()
-    records = []
-    for frame in result.frames:
-        if frame.error or not frame.source or not frame.organisms:
-            continue
-        boxes = tuple(
-            BoxRecord(
-                o.species or "unknown",
-                *o.box,
-                group_key=f"predicted:{frame.source}",
-                origin=PREDICTED,
-                detection_score=o.detection_score,
-            )
-            for o in frame.organisms
-        )
-        meta = metadata.of(frame.name, frame.source)
-        records.append(
-            ImageRecord(
-                meta.source or DEFAULT_SOURCE,
-                frame.source,
-                Path(frame.source),
-                boxes,
-                depth_m=meta.depth_m,
-                latitude=meta.latitude,
-                longitude=meta.longitude,
-                timestamp=meta.timestamp,
-            )
-        )
-    return records
-
-
-def save_predicted(
-    ws: Workspace, result: CascadeResult, model: str | None = None, metadata: SaveMetadata | None = None
-) -> IngestReport:
-    """Add every organism found in a frame file to the catalog as a *predicted* crop
-    (``origin = predicted``, concept = the species named or ``unknown``, never given a split),
-    then embed it and rebuild the index so it can be searched (``--where origin=predicted``) and
-    reviewed. Frames given as bytes have no file and are left out. ``metadata``
-    (:meth:`Workspace.save_metadata`): each frame's depth, date, position and source."""
-    from index.ingest.ingest import ingest_records
-    from index.records import IngestReport
-
-    records = predicted_records(result, metadata)
-    ws.catalog.ensure_schema()
-    with ws._writer:
-        try:
-            report = IngestReport("predicted")
-            for source in dict.fromkeys(r.source for r in records):  # one ingest per source named
-                ingest_records(
-                    ws.catalog, ws.home, source, [r for r in records if r.source == source], crop=ws.crop, report=report
-                )
-            if report.crops_added:
-                ws.embed(model, progress=False)
-                ws.index_build(model, rebuild=False)
-        finally:
-            ws.reload()
-    return report

@@ -1,10 +1,10 @@
-"""The detector steps over a home: which detector, load it (cached), detect, train, evaluate, list.
+"""The detector steps over a home: which detector, load it (cached), detect, evaluate, list (training:
+:mod:`app.workspace.frames.detector_training`).
 
 ::
 
     resolve_detector   the one rule: a detector named by id or folder, else the catalog's current one
     DetectorCache      the Workspace's one cache: the loaded detector (LoadedDetector), reloaded on new weights
-    train_detector     catalog frames (index.catalog.detectors) -> embedder.detection.training -> models/<detector-id>/
     detect_frames      frames -> FrameDetection per frame (bad frames: an ``error`` line, the rest go on)
     evaluate_detector  held-out frames (held_out_split) -> pycocotools (index.metrics.boxes) -> DetectorEvaluation
     detections_coco    detections -> a COCO document (index.sources.detections.write_coco), written when asked
@@ -13,7 +13,7 @@ A detector is a model folder ``models/<detector-id>/`` (config.json + weights.sa
 :mod:`embedder.detection.model`) recorded in the catalog's ``detectors`` table; the folder
 holds the epoch with the best val mAP@0.5 (or the last epoch when there are no val frames),
 ``training.json`` (per-epoch losses and val metrics) and, while a training is unfinished,
-``checkpoint.pt`` (``--resume`` continues it).
+``checkpoint.pt`` (``--resume`` continues it; :mod:`app.workspace.frames.detector_training`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.catalog.detectors import DetectorRecord, detection_frames, detector_record, list_detectors, register_detector
+from index.catalog.detectors import DetectorRecord, detection_frames, detector_record, list_detectors
 from index.errors import BadImage, EmptyIndex, InvalidInput, ModelError, NotFound
-from index.files import write_json_atomic
 from index.home import Home
 from index.imaging import open_image
 from index.metrics.boxes import BoxMetrics, box_metrics
@@ -40,36 +39,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MIN_SCORE = 0.3  # detector boxes below this are dropped (bench/detect.py's sweep, bench/cascade.py)
 MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms: refused (one line), the batch goes on
-TRAINING_FILE = "training.json"
-CHECKPOINT = "checkpoint.pt"
-
-
-@dataclass(frozen=True)
-class DetectorTraining:
-    """What ``detect train`` did (``finished`` False: stopped early, ``--resume`` continues)."""
-
-    detector_id: str
-    folder: str
-    arch: str
-    image_size: int
-    epochs: int
-    epochs_done: int
-    finished: bool
-    best_epoch: int | None
-    val_map50: float | None
-    train_frames: int
-    val_frames: int
-    boxes: int
-    straddled: int  # frames whose boxes' crop splits disagree (each put in one split, see index.catalog.detectors)
-    skipped: tuple[tuple[str, str], ...]
-    seconds: float
-    history: tuple[dict, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["skipped"] = [list(s) for s in self.skipped]
-        d["history"] = list(self.history)
-        return d
 
 
 @dataclass(frozen=True)
@@ -147,11 +116,7 @@ class LoadedDetector:
     device: Any  # torch.device the model is on
 
 
-def default_detector_id(arch: str, image_size: int) -> str:
-    return f"detector-{arch}-{image_size}"
-
-
-def _load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:
+def load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:
     """Decode frames; with ``size``, each resized so its longer side is ``size`` (what the detector
     sees) with its boxes scaled alike, so hundreds of large frames fit in memory."""
     from PIL import Image
@@ -179,164 +144,10 @@ def _load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, li
     return images, kept, skipped
 
 
-def _predict_all(model, config, images, device: str, min_score: float):
+def predict_all(model, config, images, device: str, min_score: float):
     from embedder.detection.predict import detect_images
 
     return detect_images(model, config, images, min_score=min_score, device=device)
-
-
-def train_detector(
-    catalog: Catalog,
-    paths: Home,
-    *,
-    arch: str = "fcos",
-    image_size: int = 384,
-    epochs: int = 8,
-    device: str = "cpu",
-    detector_id: str | None = None,
-    resume: bool = False,
-    max_epochs_now: int | None = None,
-    batch_size: int = 4,
-    lr: float | None = None,
-    fpn_channels: int = 96,
-    pretrained: bool = True,
-    progress: bool = False,
-) -> DetectorTraining:
-    """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
-
-    Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
-    """
-    from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
-    from embedder.detection.training import DetectorTrainConfig, default_lr, recipe
-    from embedder.detection.training import train_detector as fit
-    from embedder.device import resolve_device
-
-    if arch not in ARCHITECTURES:
-        raise InvalidInput(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if not 64 <= image_size <= 2048 or image_size % 32:
-        raise InvalidInput(f"--image-size must be a multiple of 32 within 64..2048, got {image_size}")
-    if epochs < 1:
-        raise InvalidInput(f"--epochs must be >= 1, got {epochs}")
-    detector_id = detector_id or default_detector_id(arch, image_size)
-    folder = paths.models / detector_id
-    checkpoint = folder / CHECKPOINT
-    if resume and not checkpoint.is_file():
-        raise NotFound(
-            f"nothing to resume: {checkpoint} does not exist",
-            hint="the training finished, or never started; train without --resume",
-        )
-    frames = detection_frames(catalog)
-    train_frames = [f for f in frames if f.split == "train"]
-    val_frames = [f for f in frames if f.split == "val"]
-    if not any(len(f.boxes) for f in train_frames):
-        raise EmptyIndex(
-            "no train frame has a box to learn from",
-            hint="ingest frames with boxes (`oceanid ingest yolo|coco`) and run `oceanid split`",
-        )
-    train_images, train_frames, skipped = _load_frames(paths, train_frames, image_size)
-    val_images, val_frames, bad = _load_frames(paths, val_frames, image_size)
-    skipped += bad
-    for item, reason in skipped:
-        log.warning("detector training skips %s: %s", item, reason)
-    config = detector_config(arch, image_size, fpn_channels)
-    train_config = DetectorTrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=default_lr(arch) if lr is None else lr, **recipe(arch)
-    )
-    torch_device = resolve_device(device)
-    previous = _previous_best(catalog, detector_id) if resume else None
-    best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
-
-    def record(epochs_done: int, seconds: float) -> None:
-        register_detector(
-            catalog,
-            DetectorRecord(
-                detector_id,
-                config.hash(),
-                arch,
-                image_size,
-                len(train_frames),
-                len(val_frames),
-                epochs_done,
-                best["epoch"],
-                best["map50"],
-                round(seconds, 1),
-                None,
-            ),
-        )
-
-    def on_epoch(epoch: int, row: dict, model) -> dict:
-        if not val_frames:
-            save_detector(model, config, folder)
-            best["epoch"] = epoch
-            record(epoch, row["seconds"])
-            return {}
-        found = _predict_all(model, config, val_images, torch_device, config.score_thresh)
-        metrics = box_metrics(
-            [f.boxes for f in val_frames],
-            [(f.width, f.height) for f in val_frames],
-            [p.boxes for p in found],
-            [p.scores for p in found],
-        )
-        if best["map50"] is None or metrics.map50 > best["map50"]:
-            save_detector(model, config, folder)
-            best.update(map50=metrics.map50, epoch=epoch)
-            record(epoch, row["seconds"])
-        return {"val_map50": metrics.map50, "val_map": metrics.map, "val_recall50": metrics.recall50}
-
-    folder.mkdir(parents=True, exist_ok=True)
-    _, result = fit(
-        list(zip(train_images, [f.boxes for f in train_frames], strict=True)),
-        config,
-        train_config,
-        device=torch_device,
-        pretrained=pretrained,
-        progress=progress,
-        on_epoch=on_epoch,
-        checkpoint=checkpoint,
-        resume=resume,
-        max_epochs_now=max_epochs_now,
-    )
-    finished = result.epochs_done >= epochs
-    record(result.epochs_done, result.seconds)
-    write_json_atomic(
-        folder / TRAINING_FILE,
-        {
-            "train": train_config.to_dict(),
-            "history": result.history,
-            "best_epoch": best["epoch"],
-            "val_map50": best["map50"],
-            "seconds": result.seconds,
-            "epochs_done": result.epochs_done,
-        },
-    )
-    if finished:
-        checkpoint.unlink(missing_ok=True)
-    catalog.set_current_detector(detector_id)
-    return DetectorTraining(
-        detector_id,
-        str(folder),
-        arch,
-        image_size,
-        epochs,
-        result.epochs_done,
-        finished,
-        best["epoch"],
-        best["map50"],
-        len(train_frames),
-        len(val_frames),
-        result.boxes,
-        sum(f.straddled for f in frames),
-        tuple(skipped),
-        result.seconds,
-        tuple(result.history),
-    )
-
-
-def _previous_best(catalog: Catalog, detector_id: str) -> DetectorRecord | None:
-    try:
-        return detector_record(catalog, detector_id)
-    except NotFound:
-        return None
 
 
 def detectors(catalog: Catalog) -> list[DetectorRecord]:
@@ -441,7 +252,7 @@ def detect_frames(
             out.append(FrameDetection(name, None, None, error=str(exc)))
             continue
         start = time.perf_counter()
-        found = _predict_all(loaded.model, loaded.config, [image], loaded.device, min_score)[0]
+        found = predict_all(loaded.model, loaded.config, [image], loaded.device, min_score)[0]
         spent += time.perf_counter() - start
         used += 1
         out.append(
@@ -499,9 +310,9 @@ def evaluate_detector(
     chosen = [f for f in frames if f.split == split]
     if not chosen:
         raise EmptyIndex(f"no {split} frames to evaluate on", hint="ingest frames with boxes and run `oceanid split`")
-    images, chosen, skipped = _load_frames(paths, chosen, loaded.config.image_size)
+    images, chosen, skipped = load_frames(paths, chosen, loaded.config.image_size)
     start = time.perf_counter()
-    found = _predict_all(loaded.model, loaded.config, images, loaded.device, loaded.config.score_thresh)
+    found = predict_all(loaded.model, loaded.config, images, loaded.device, loaded.config.score_thresh)
     seconds = (time.perf_counter() - start) / max(1, len(images))
     metrics = box_metrics(
         [f.boxes for f in chosen],

@@ -21,23 +21,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from app.workspace.engine import Engine
-from app.workspace.frames.cascade import BoxFinder, detector_finder, identify_frames
-from app.workspace.frames.detector import DEFAULT_MIN_SCORE, held_out_split
+from app.workspace.frames.boxes import BoxFinder, detector_finder
+from app.workspace.frames.cascade import identify_frames
+from app.workspace.frames.detector import DEFAULT_MIN_SCORE, LoadedDetector, held_out_split
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures
-from index.catalog.detectors import frame_split
+from index.catalog.catalog import Catalog
+from index.catalog.detectors import frame_split, list_detectors
 from index.catalog.frames import TruthFrame, truth_frames
 from index.errors import NotFound
 from index.ingest.crops import CropConfig
 from index.metrics.boxes import box_metrics, match_truth
-
-if TYPE_CHECKING:
-    from app.workspace import Workspace
 
 __all__ = ["CascadeFigures", "DetectionFigures", "cascade_figures", "evaluate_frames", "held_out_frames"]
 
@@ -170,26 +169,32 @@ def cascade_figures(
     return figures
 
 
-def evaluate_frames(ws: Workspace, engine: Engine, progress: bool = False) -> DetectionFigures | None:
-    """``oceanid evaluate``'s whole-frame section: the cascade, with the catalog's current detector,
-    on the held-out frames; None when the catalog lists no detector, it cannot be loaded (its folder
+def evaluate_frames(
+    catalog: Catalog,
+    home: Path,
+    crop: CropConfig,
+    engine: Engine,
+    load_detector: Callable[[], LoadedDetector],
+    progress: bool = False,
+) -> DetectionFigures | None:
+    """``oceanid evaluate``'s whole-frame section: the cascade, with the detector ``load_detector``
+    loads (the catalog's current one), on the held-out frames of the home folder ``home``, boxes
+    cut with ``crop``; None when the catalog lists no detector, it cannot be loaded (its folder
     is gone, none is current) or no frame is held out (a warning says which)."""
     from index.catalog.taxa import tree
 
-    if not ws.detectors():
+    if not list_detectors(catalog):
         return None
     try:
-        loaded = ws.load_detector()
+        loaded = load_detector()
     except NotFound as exc:
         log.warning("evaluate: no whole-frame figures: %s", exc)
         return None
-    split, frames = held_out_frames(truth_frames(ws.catalog, ws.home))
+    split, frames = held_out_frames(truth_frames(catalog, home))
     if not frames:
         log.warning("evaluate: no whole-frame figures: no test or val frame has a box")
         return None
     find = detector_finder(loaded, 0.0)  # every box it keeps: mAP needs them
-    names = [str(f.path.relative_to(ws.home)) if f.path.is_relative_to(ws.home) else str(f.path) for f in frames]
-    figures = cascade_figures(
-        engine, frames, find, ws.crop, DEFAULT_MIN_SCORE, tree(ws.catalog), names, progress=progress
-    )
+    names = [str(f.path.relative_to(home)) if f.path.is_relative_to(home) else str(f.path) for f in frames]
+    figures = cascade_figures(engine, frames, find, crop, DEFAULT_MIN_SCORE, tree(catalog), names, progress=progress)
     return DetectionFigures(loaded.detector_id, split, figures)

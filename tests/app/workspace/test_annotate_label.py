@@ -5,7 +5,7 @@ read as certainty about a species it is not (f856aba drew "unknown (closest Canc
 from __future__ import annotations
 
 from app.workspace.frames.drawing import label
-from app.workspace.results import Identification, OodVerdict
+from app.workspace.identification import Identification, OodVerdict
 
 
 def organism(score: float, threshold: float) -> Identification:

@@ -63,7 +63,7 @@ def test_the_demo_takes_every_core_unless_told(restore, monkeypatch, tmp_path):
     """`oceanid demo` runs alone: every usable core, unless --threads or $OCEANID_THREADS say otherwise."""
     from typer.testing import CliRunner
 
-    import app.cli.demo as demo_cli
+    import app.workspace.demo as demo_step  # the command imports run_demo from app.workspace when it runs
     from app.cli import app
 
     cores = len(os.sched_getaffinity(0))
@@ -71,7 +71,7 @@ def test_the_demo_takes_every_core_unless_told(restore, monkeypatch, tmp_path):
     def stop(*args, **kwargs):
         raise KeyboardInterrupt  # the demo itself is not run: only the threads it starts with matter
 
-    monkeypatch.setattr(demo_cli, "run_demo", stop)
+    monkeypatch.setattr(demo_step, "run_demo", stop)
     monkeypatch.delenv(THREADS_ENV, raising=False)
     limit_threads(1)
     monkeypatch.delenv(THREADS_ENV, raising=False)

@@ -1,0 +1,113 @@
+"""A model's spaces embedded, fitted and indexed together: the tuned space, and the general space
+beside it when the model keeps one (:mod:`app.workspace.spaces`).
+
+::
+
+    embed_spaces    every crop without a vector, locally (pipeline.embed_crops) or on Ray (ray_embed)
+    build_spaces    prototypes, decisions and a new index generation of each space (pipeline, spaces)
+    verify_spaces   the live generations checked against their manifests (indexes.verify_generation)
+
+The Workspace's ``embed``, ``index_build`` and ``index_verify`` delegate here; the single-space steps
+stay in :mod:`app.workspace.pipeline` and :mod:`app.workspace.indexes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from index.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from app.workspace.index_results import BuildResult, VerifyResult
+    from app.workspace.pipeline import EmbedReport
+    from embedder.ray_runner import RayConfig
+    from index.catalog.catalog import Catalog
+    from index.home import Home
+
+
+def embed_spaces(
+    catalog: Catalog,
+    home: Home,
+    model: Callable[[], str],
+    batch_size: int = 64,
+    device: str = "auto",
+    progress: bool = False,
+    engine: str = "local",
+    ray: RayConfig | None = None,
+    general: bool = False,
+) -> EmbedReport:
+    """Embed every crop that has no vector for the model ``model()`` names yet, and in its general
+    space when it keeps one; returns the tuned space's report. (``model`` is asked only when needed:
+    an unknown ``engine`` is reported before a missing model.)
+
+    ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its ``batch_size`` is
+    taken from ``batch_size``); ``local`` in this process. ``general``: keep the frozen general
+    space beside the tuned one from now on (opt-in until its rule is chosen by measurement).
+    """
+    from app.workspace.spaces import embed_general, ensure_general_model, wants_general
+
+    if general:
+        ensure_general_model(home, model())
+    if engine == "ray":
+        from app.workspace.ray_embed import embed_crops_ray
+        from embedder.ray_runner import RayConfig
+
+        config = replace(ray or RayConfig(), batch_size=batch_size)
+        model_id = model()
+        report = embed_crops_ray(catalog, home, model_id, config)[0]
+        if wants_general(home, model_id):  # the general space beside it
+            embed_crops_ray(catalog, home, ensure_general_model(home, model_id), config)
+        return report
+    if engine != "local":
+        raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
+    from app.workspace.pipeline import embed_crops
+
+    model_id = model()
+    report = embed_crops(catalog, home, model_id, batch_size, device, progress)
+    embed_general(catalog, home, model_id, batch_size, device, progress)
+    return report
+
+
+def build_spaces(
+    catalog: Catalog,
+    home: Home,
+    model_id: str,
+    refit: Callable[[], bool],
+    refresh: Callable[[], None],
+    kind: str = "auto",
+    device: str = "cpu",
+    rebuild: bool = True,
+    shards: int = 1,
+    n_centres: int = 1,
+) -> BuildResult:
+    """``refit`` the tuned space's prototypes (and the decision and scorers the engine reads; True
+    when they were written), then build a new index generation of each space from the stored
+    vectors (``shards`` >= 2: that many indexes by id hash). ``rebuild=False``: nothing is written
+    when a live generation already holds exactly the stored vectors and its prototypes are current.
+    ``refresh`` (forget the loaded engines) runs when either space changed. The caller holds the
+    home's writer lock."""
+    from app.workspace.counting import refresh_added_confusion
+    from app.workspace.pipeline import build_index
+    from app.workspace.spaces import build_general
+
+    refitted = refit()
+    result = build_index(catalog, home, model_id, kind, device, rebuild=rebuild, shards=shards)
+    refresh_added_confusion(catalog, home, model_id)  # the added species' count confusion, once live
+    general = build_general(catalog, home, model_id, kind, device, rebuild, n_centres, shards)
+    if result.built or (general is not None and (general.built or general.prototypes_refit)):
+        refresh()
+    return replace(result, prototypes_refit=refitted)
+
+
+def verify_spaces(catalog: Catalog, home: Home, model_id: str, generation: str | None = None) -> VerifyResult:
+    """Check a generation (default: the live one) against its manifest and the model; with no
+    ``generation``, the general space's live one too. Raises IndexMismatch / NotFound."""
+    from app.workspace import indexes
+    from app.workspace.spaces import verify_general
+
+    result = indexes.verify_generation(catalog, home, model_id, generation)
+    if generation is None:
+        verify_general(catalog, home, model_id)
+    return result
