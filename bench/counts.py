@@ -79,6 +79,7 @@ def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crop
     from app.workspace.decisions import count_answers, trained_only
     from index.catalog.embeddings import load_embeddings
     from index.records import TEST
+    from index.scoring.priors import adjusted_logits
 
     started = time.time()
     ws = Workspace(home)
@@ -91,7 +92,9 @@ def measure(home: Path, samples: int, size: int, draws: int, seed: int, min_crop
     known = np.isin(test_l, list(base.names))
     test_v, test_l = test_v[known], test_l[known].astype(str)
     scorer = engine.scorers[engine.scorer]
-    answers = count_answers(base, scorer, engine.thresholds[engine.scorer], test_v)
+    temperature = engine.calibration.temperature if engine.calibration is not None else None
+    scores = adjusted_logits(base.similarities(test_v), base.names, temperature, engine.priors)
+    answers = count_answers(base, scorer, engine.thresholds[engine.scorer], test_v, scores)
     whole, shifted, graded, rows = sample_figures(answers, test_l, confusion, samples, size, draws, seed, min_crops)
     pacc = soft_adjusted(ws, engine, base, confusion, test_v, test_l, graded, rows, samples, size, seed, min_crops)
     adjusted_test = whole.adjusted if whole.adjusted is not None else float("nan")
@@ -229,6 +232,7 @@ def soft_adjusted(ws, engine, base, confusion, test_v, test_l, graded, rows, sam
     from index.metrics.counts import solve_shares
     from index.records import HOLDOUT, VAL
     from index.scoring.calibration import calibrated_probabilities
+    from index.scoring.priors import adjusted_logits
 
     scorer, threshold = engine.scorers[engine.scorer], engine.thresholds[engine.scorer]
     names = [str(n) for n in base.names]
@@ -236,7 +240,7 @@ def soft_adjusted(ws, engine, base, confusion, test_v, test_l, graded, rows, sam
     def soft(vectors: np.ndarray) -> np.ndarray:
         sims = base.similarities(vectors)
         t = engine.calibration.temperature if engine.calibration is not None else 1.0
-        probs = calibrated_probabilities(sims, t)
+        probs = calibrated_probabilities(adjusted_logits(sims, base.names, t, engine.priors), 1.0)
         unknown = scorer.score(vectors) < threshold
         out = np.zeros((len(vectors), len(names) + 1))
         out[:, :-1] = probs * ~unknown[:, None]

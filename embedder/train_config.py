@@ -21,6 +21,7 @@ from index.errors import InvalidInput
 
 SCHEDULES = ("cosine", "plateau")
 DEVICES = ("auto", "cpu", "cuda")
+LABEL_RANKS = ("flat", "subtree")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class TrainConfig:
     geometry: str = "centre"  # centre | letterbox, at train and query time (embedder/transforms.py)
     wise_alpha: float | None = 1.0  # WiSE-FT share of fine-tuned weights; None = chosen on validation; 1.0 = off
     loss: str = "softmax"  # smoothing 0.1; val F1 ties subcenter-arcface, higher val AUROC (bench/RESULTS.md)
+    # flat | subtree: a crop labelled with an ancestor class is credited for its subtree's summed probability
+    # (embedder/subtree_loss.py; softmax only; the subtrees come from the caller, e.g. the catalog's lineages)
+    label_rank: str = "flat"
     epochs: int = 8  # val F1 0.943 at 5 -> 0.950 at 8; test top-1 0.958, F1-macro 0.951 (bench/RESULTS.md)
     batch_p: int = 8  # classes per batch; P x K sampling is class-balanced (every run in bench/RESULTS.md)
     batch_k: int = 4  # crops per class per batch (every run in bench/RESULTS.md)
@@ -82,6 +86,11 @@ class TrainConfig:
             (
                 self.augment in AUGMENT_PRESETS,
                 f"unknown augment preset {self.augment!r}; valid: {', '.join(AUGMENT_PRESETS)}",
+            ),
+            (self.label_rank in LABEL_RANKS, f"label_rank must be one of {', '.join(LABEL_RANKS)}"),
+            (
+                self.label_rank == "flat" or self.loss == "softmax",
+                "label_rank subtree needs loss softmax (the subtree marginal is a softmax's)",
             ),
             (self.output in ("head", "pooled", "both"), "output must be one of head, pooled, both"),
             (self.geometry in ("centre", "letterbox"), "geometry must be one of centre, letterbox"),

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from embedder.losses import build_loss
 from embedder.model import build_model, save_model
 from embedder.param_groups import backbone_groups, set_backbone_trainable
 from embedder.sampling import PKSampler, epoch_seed
+from embedder.subtree_loss import SubtreeSoftmaxLoss, membership
 from embedder.train_config import TrainConfig, TrainResult
 from embedder.trainset import CropDataset, TrainData, prepare, validate
 from embedder.transforms import train_transform
@@ -89,7 +90,14 @@ def _train_step(model, loss_fn, optimizer, scaler, images, labels, dtype, grad_c
 class _Run:
     """The objects of one training run and its loop state (JSON-ready ``state``)."""
 
-    def __init__(self, config: TrainConfig, data: TrainData, out_dir: Path, progress: bool) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: TrainData,
+        out_dir: Path,
+        progress: bool,
+        subtrees: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.config, self.data, self.out_dir, self.progress = config, data, out_dir, progress
         self.device = resolve_device(config.device)
         self.workers = default_workers() if config.workers is None else config.workers
@@ -117,7 +125,12 @@ class _Run:
             class_names=tuple(data.classes),
             training=config.to_dict(),
         ).to(self.device)
-        self.loss = build_loss(config.loss, classes, config.dim).to(self.device)
+        if config.label_rank == "subtree":
+            members = membership(list(data.classes), {k: list(v) for k, v in (subtrees or {}).items()})
+            log.info("subtree loss: %d classes hold other classes", int((members.sum(1) > 1).sum()))
+            self.loss = SubtreeSoftmaxLoss(classes, config.dim, members).to(self.device)
+        else:
+            self.loss = build_loss(config.loss, classes, config.dim).to(self.device)
         self.trainable = {q for q in self.model.backbone.parameters() if q.requires_grad}
         self.optimizer = torch.optim.AdamW(
             [
@@ -298,6 +311,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
+    subtrees: Mapping[str, Sequence[str]] | None = None,
 ) -> TrainResult:
     """Train and keep the best model (by validation F1-macro) in ``out_dir``.
 
@@ -306,6 +320,8 @@ def train(
             crops of classes absent from training are ignored.
         resume: continue from ``out_dir/last`` (same config; ``epochs``,
             ``patience``, ``workers`` and ``device`` may differ).
+        subtrees: class -> the classes strictly below it (``config.label_rank == "subtree"``
+            only; the caller reads them from its taxonomy). None or empty: the flat loss.
     With ``config.wise_alpha`` below 1 (or None: chosen on validation) the best model is
     averaged with its pretrained weights (WiSE-FT, :mod:`embedder.wise`) before it is kept.
     Writes ``out_dir/{config.json, weights.safetensors, history.json, curves.png}``
@@ -321,7 +337,7 @@ def train(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(config, prepare(train_items, val_items), out_dir, progress)
+    run = _Run(config, prepare(train_items, val_items), out_dir, progress, subtrees)
     if resume:
         run.resume()
     try:

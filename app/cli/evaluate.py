@@ -55,6 +55,18 @@ def evaluate(
     console.print(
         f"classification: top-1 {c.top1:.3f}, top-5 {figure(c.top5)}, F1-macro {c.f1_macro:.3f}", markup=False
     )
+    if c.label_rank is not None and c.label_rank.get("holders"):
+        k = c.label_rank["kinds"]
+        console.print(
+            f"at the label's rank: top-1 {figure(c.top1_at_label_rank)} (answers: {k['exact']} the label, "
+            f"{k['subtree']} inside its subtree, {k['ancestor']} an ancestor of it, {k['error']} wrong)",
+            markup=False,
+        )
+        for label, answers in c.label_rank["subtree_answers"].items():
+            given = ", ".join(f"{name} {n}" for name, n in sorted(answers.items(), key=lambda kv: -kv[1]))
+            console.print(f"  {label} answered more specifically: {given}", markup=False)
+    if c.priors is not None and c.priors.get("active"):
+        console.print(f"class priors: {c.priors['source']} x tau {c.priors['tau']:g}", markup=False)
     console.print(
         f"retrieval: R@1 {r.recall_at_1:.3f}, R@5 {r.recall_at_5:.3f}, R@10 {r.recall_at_10:.3f}, "
         f"MAP@R {r.map_at_r:.3f}",

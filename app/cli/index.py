@@ -34,6 +34,13 @@ def _show(result, as_json: bool) -> None:
         f"sha256 {m.sha256[:12]}",
         markup=False,
     )
+    if result.priors is not None:
+        p = result.priors
+        console.print(
+            f"class priors: {p.source}{' (' + p.file + ')' if p.file else ''} x tau {p.tau:g}"
+            + ("" if p.active else " (off: answers as the nearest prototype)"),
+            markup=False,
+        )
     if result.pruned:
         console.print(
             f"pruned old generation(s) {', '.join(result.pruned)} (the newest are kept; "
@@ -50,15 +57,29 @@ def build(
     kind: str = KIND,
     device: str = DEVICE,
     shards: int = SHARDS,
+    priors: str = typer.Option(
+        None,
+        "--priors",
+        help="Class priors added to the calibrated scores: train (the training crops' frequencies), "
+        "balanced (equal: the nearest prototype as is) or a CSV of class,weight rows. Default: keep the "
+        "stored choice (train at tau 0, i.e. off, on a first build). Counting organisms: train with tau "
+        "0.5-0.75; finding rare taxa: balanced (see the README).",
+    ),
+    prior_tau: float = typer.Option(
+        None, "--prior-tau", help="Strength of the priors: score + tau x log(prior); 0 = off. Default: kept."
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Build an index generation from stored vectors if the live one is missing, stale
     (other vectors than the stored ones) or of another --kind or --shards than asked;
-    otherwise write nothing.
+    otherwise write nothing. --priors / --prior-tau decide the class priors again.
 
     Example: oceanid index build --kind flat --shards 4
     """
-    _show(workspace(ctx).index_build(model, kind, device, rebuild=False, shards=shards), as_json)
+    built = workspace(ctx).index_build(
+        model, kind, device, rebuild=False, shards=shards, priors=priors, prior_tau=prior_tau
+    )
+    _show(built, as_json)
 
 
 @app.command("rebuild")

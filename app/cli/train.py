@@ -36,6 +36,13 @@ def train(
     freeze: str = typer.Option(None, help="none | partial (last stage + head) | all (head only)."),
     augment: str = typer.Option(None, help="underwater (default) | light | none (grey crops stay grey in all three)."),
     loss: str = typer.Option(None, help="softmax | arcface | subcenter-arcface | triplet | quadruplet"),
+    label_rank: str = typer.Option(
+        None,
+        "--label-rank",
+        help="flat | subtree: a crop labelled with a class that holds other classes in the "
+        "catalog's lineages (Copepod > Calanus) is credited for its whole subtree (softmax only; "
+        "import lineages first: oceanid taxa import).",
+    ),
     epochs: int = typer.Option(None, help="Maximum epochs (early stopping may end sooner)."),
     dim: int = typer.Option(None, help="Size of the trained projection head."),
     output: str = typer.Option(
@@ -87,6 +94,7 @@ def train(
         freeze=freeze,
         augment=augment,
         loss=loss,
+        label_rank=label_rank,
         epochs=epochs,
         dim=dim,
         output=output,

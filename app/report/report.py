@@ -142,6 +142,28 @@ def _detection_markdown(summary: EvaluationSummary) -> list[str]:
     return lines
 
 
+def _label_rank_lines(c) -> list[str]:
+    """Top-1 at the label's rank and where the answers of labels that hold other classes went."""
+    lr = c.label_rank
+    if not lr or not lr.get("holders"):
+        return []
+    k = lr["kinds"]
+    lines = [
+        f"At the label's rank (an answer inside the label's subtree in the lineages is right): top-1 "
+        f"**{c.top1_at_label_rank:.3f}**; answers: {k['exact']} the label, {k['subtree']} inside its subtree "
+        f"(more specific), {k['ancestor']} an ancestor of it (less specific), {k['error']} wrong.",
+        "",
+        "| label | the label | inside its subtree | an ancestor | wrong |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {label} | {v['exact']} | {v['subtree']} | {v['ancestor']} | {v['error']} |"
+        for label, v in lr["per_class"].items()
+        if v["subtree"] or v["ancestor"] or label in lr["holders"]
+    ]
+    return [*lines, ""]
+
+
 def _markdown(summary: EvaluationSummary) -> str:
     c, r, n = summary.classification, summary.retrieval, summary.counts
     lines = [
@@ -155,6 +177,7 @@ def _markdown(summary: EvaluationSummary) -> str:
         f"top-1 **{c.top1:.3f}**, top-5 {_figure(c.top5)}, F1-macro **{c.f1_macro:.3f}**, "
         f"F1-weighted {c.f1_weighted:.3f}",
         "",
+        *_label_rank_lines(c),
         "![confusion](confusion.png)",
         "",
         "| species | precision | recall | F1 | support |",

@@ -264,12 +264,18 @@ class Workspace:
         model_of = lambda: self.current_model(model)  # noqa: E731 - asked only when needed
         return embed_spaces(self.catalog, self.paths, model_of, batch_size, device, progress, engine, ray, general)
 
-    def fit_prototypes(self, model: str | None = None, n_centres: int = 1) -> bool:
+    def fit_prototypes(
+        self, model: str | None = None, n_centres: int = 1, priors: str | None = None, prior_tau: float | None = None
+    ) -> bool:
         """Fit the trained species' prototypes from the train split; write them (and the decision
-        and scorers the engine reads) only when they changed. Returns whether they were written."""
+        and scorers the engine reads) only when they changed. ``priors`` (train | balanced | a
+        class,weight CSV) and ``prior_tau`` decide the class priors again (None: keep the stored).
+        Returns whether anything was written."""
+        from app.workspace.decisions import priors_request
         from app.workspace.pipeline import fit_prototypes
 
-        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths)
+        request = priors_request(priors, prior_tau)
+        _, written = fit_prototypes(self.catalog, self.current_model(model), n_centres, home=self.paths, priors=request)
         if written:
             self._engines.clear()
         return written
@@ -282,15 +288,18 @@ class Workspace:
         rebuild: bool = True,
         n_centres: int = 1,
         shards: int = 1,
+        priors: str | None = None,
+        prior_tau: float | None = None,
     ) -> BuildResult:
         """Fit the prototypes, then build a new index generation of each space from the stored vectors
         (:func:`app.workspace.building.build_spaces`; ``rebuild=False``, ``oceanid index build``:
-        nothing is written when the live generation is current)."""
+        nothing is written when the live generation is current). ``priors`` / ``prior_tau``: the class
+        priors to decide (:meth:`fit_prototypes`)."""
         from app.workspace.building import build_spaces
 
         with self._writer:  # built on the catalog as it is once no other writer runs
             model_id = self.current_model(model)
-            refit = lambda: self.fit_prototypes(model_id, n_centres)  # noqa: E731
+            refit = lambda: self.fit_prototypes(model_id, n_centres, priors, prior_tau)  # noqa: E731
             return build_spaces(
                 self.catalog, self.paths, model_id, refit, self.reload, kind, device, rebuild, shards, n_centres
             )

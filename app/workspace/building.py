@@ -91,6 +91,7 @@ def build_spaces(
     from app.workspace.counting import refresh_added_confusion
     from app.workspace.pipeline import build_index
     from app.workspace.spaces import build_general
+    from index.catalog.decisions import load_decision
 
     refitted = refit()
     result = build_index(catalog, home, model_id, kind, device, rebuild=rebuild, shards=shards)
@@ -98,7 +99,8 @@ def build_spaces(
     general = build_general(catalog, home, model_id, kind, device, rebuild, n_centres, shards)
     if result.built or (general is not None and (general.built or general.prototypes_refit)):
         refresh()
-    return replace(result, prototypes_refit=refitted)
+    decision = load_decision(catalog, model_id)  # the class priors it holds afterwards
+    return replace(result, prototypes_refit=refitted, priors=decision.priors if decision is not None else None)
 
 
 def verify_spaces(catalog: Catalog, home: Home, model_id: str, generation: str | None = None) -> VerifyResult:

@@ -30,6 +30,7 @@ from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
 from index.scoring.ood_choice import choose_scorer
+from index.scoring.priors import ClassPriors, PriorsRequest, adjusted_logits
 from index.scoring.prototypes import Prototypes
 from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
 from index.taxonomy import lineage_of, rank_table
@@ -104,11 +105,14 @@ def fit_decision(
     trained: Prototypes | None = None,
     version: int | None = None,
     home: Home | None = None,
+    priors: PriorsRequest | None = None,
+    previous: ClassPriors | None = None,
 ) -> Decision:
     """Choose the decision scorer and fit thresholds and temperature for the model's trained
     prototypes (default: the stored ones). With ``home``, the scorers fitted on the way are
-    stored there too (:func:`known_scorers` reads them). Raises EmptyIndex (no prototypes /
-    training vectors)."""
+    stored there too (:func:`known_scorers` reads them). The class priors are ``priors`` resolved
+    against the ``previous`` decision's (``index.scoring.priors.PriorsRequest``). Raises EmptyIndex
+    (no prototypes / training vectors), InvalidInput (unusable priors)."""
     if trained is None:
         prototypes, origins = load_prototypes(catalog, model_id)
         trained = trained_only(prototypes, origins)
@@ -127,9 +131,14 @@ def fit_decision(
         scorer = choice.scorer
         held = (held_v[unknown], held_l[unknown])
     calibration = fit_calibration(trained, (val_v, val_l))
+    class_priors = (priors or PriorsRequest()).resolve(train_l, trained.names, previous)
     known_val = (val_v[known], val_l[known]) if known.any() else None
-    ranks = rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held)
-    placing = unknown_rank_choice(catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held)
+    ranks = rank_choice(
+        catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), known_val, held, class_priors
+    )
+    placing = unknown_rank_choice(
+        catalog, trained, calibration, scorers[scorer], thresholds.get(scorer), held, class_priors
+    )
     decision = Decision(
         model_id,
         prototypes_digest(trained),
@@ -142,7 +151,17 @@ def fit_decision(
         rank_threshold=ranks.threshold,
         rank_choice=ranks,
         unknown_ranks=placing,
-        counts=count_confusion(trained, scorers[scorer], thresholds.get(scorer), known_val, held),
+        priors=class_priors,
+        counts=count_confusion(
+            trained,
+            scorers[scorer],
+            thresholds.get(scorer),
+            known_val,
+            held,
+            lambda v: adjusted_logits(
+                trained.similarities(v), trained.names, calibration.temperature if calibration else None, class_priors
+            ),
+        ),
     )
     if home is not None:
         save_scorers(
@@ -152,13 +171,15 @@ def fit_decision(
             decision.prototypes_version,
         )
     log.info(
-        "decided for %s: scorer %s (%s), threshold %.4f, rank threshold %.2f (%s)",
+        "decided for %s: scorer %s (%s), threshold %.4f, rank threshold %.2f (%s), priors %s x %.2f",
         model_id,
         scorer,
         choice.source if choice else "default, no validation crops",
         thresholds[scorer],
         ranks.threshold,
         ranks.source,
+        decision.priors.source,
+        decision.priors.tau,
     )
     return decision
 
@@ -265,6 +286,7 @@ def rank_choice(
     threshold: float | None,
     known: tuple[np.ndarray, np.ndarray] | None,
     held: tuple[np.ndarray, np.ndarray] | None,
+    priors: ClassPriors | None = None,
 ) -> RankThresholdChoice:
     """The rank threshold, chosen on the known validation crops and the held-out crops of the
     scorer choice (``index.metrics.ranks.choose_rank_threshold``): each crop's calibrated species
@@ -276,6 +298,7 @@ def rank_choice(
     def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sims = trained.similarities(vectors)
         probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        probs = priors.adjust(probs, trained.names) if priors is not None else probs
         flags = scorer.score(vectors) < threshold if threshold is not None else np.zeros(len(vectors), dtype=bool)
         return probs, labels.astype(str), flags
 
@@ -291,6 +314,7 @@ def unknown_rank_choice(
     scorer: Scorer,
     threshold: float | None,
     held: tuple[np.ndarray, np.ndarray] | None,
+    priors: ClassPriors | None = None,
 ) -> UnknownRanks:
     """How often each rank named for a crop judged unknown was right, measured on the held-out
     crops of the scorer choice that the decision ``scorer`` flags under ``threshold``
@@ -305,8 +329,30 @@ def unknown_rank_choice(
     table = rank_table(trained.names, lineages)
     sims = trained.similarities(vectors[flagged])
     probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+    probs = priors.adjust(probs, trained.names) if priors is not None else probs
     names = {str(x) for x in labels[flagged]}
     return fit_unknown_ranks(table, probs, sims, labels[flagged], {n: lineage_of(n, lineages) for n in names})
+
+
+def priors_request(priors: str | None, tau: float | None) -> PriorsRequest | None:
+    """``index build --priors train|balanced|FILE --prior-tau T`` -> the request (None: keep the stored).
+    Raises SourceError (an unreadable CSV), InvalidInput (a name that is neither a source nor a file)."""
+    from pathlib import Path
+
+    from index.errors import InvalidInput
+    from index.scoring.priors import SOURCES, read_priors_csv
+
+    if priors is None and tau is None:
+        return None
+    if priors is None or priors in SOURCES and priors != "file":
+        return PriorsRequest(priors, tau)
+    path = Path(priors)
+    if not path.is_file():
+        raise InvalidInput(
+            f"--priors {priors!r} is neither train, balanced nor a file",
+            hint="a CSV of class,weight rows, or train (training frequencies) or balanced (equal)",
+        )
+    return PriorsRequest("file", tau, read_priors_csv(path), str(path))
 
 
 def count_answers(

@@ -155,15 +155,30 @@ class Engine:
         decision's, ``index.metrics.unknown_ranks``; None: nothing measured, no rank is named)."""
         return self.decision.unknown_ranks if self.decision is not None else None
 
+    @property
+    def priors(self):
+        """The stored decision's class priors (``index.scoring.priors.ClassPriors``; None: equal)."""
+        return self.decision.priors if self.decision is not None else None
+
+    def logits(self, similarities: np.ndarray) -> np.ndarray:
+        """(n, C) prototype cosines -> the calibrated, prior-adjusted logits ``cosine / T + tau log pi``
+        (``index.scoring.priors.adjusted_logits``): their row argmax is the engine's species answer."""
+        from index.scoring.priors import adjusted_logits
+
+        temperature = self.calibration.temperature if self.calibration is not None else None
+        return adjusted_logits(similarities, self.prototypes.names, temperature, self.priors)
+
     def probabilities(self, similarities: np.ndarray) -> np.ndarray:
         """(n, C) prototype cosines (``prototypes.similarities``) -> calibrated species
         probabilities (softmax of cosine / temperature; temperature 1 when no validation
-        crops were there to fit it)."""
+        crops were there to fit it), adjusted by the stored class priors."""
         from index.scoring.calibration import calibrated_probabilities
 
         if self.calibration is not None:
-            return self.calibration.probabilities(similarities)
-        return calibrated_probabilities(similarities, 1.0)
+            probs = self.calibration.probabilities(similarities)
+        else:
+            probs = calibrated_probabilities(similarities, 1.0)
+        return self.priors.adjust(probs, self.prototypes.names) if self.priors is not None else probs
 
     def embed_files(self, paths: Sequence[Path | str], batch_size: int = 64) -> tuple[list[int], np.ndarray]:
         """Crop files -> (positions of the files that decoded, their (n_ok, d) float32 unit vectors);
@@ -209,8 +224,9 @@ class Engine:
         sims = self.prototypes.similarities(vectors) if similarities is None else similarities
         names = np.asarray(self.prototypes.names, dtype=object)
         trained = np.asarray([self.origins.get(n) != ADDED for n in self.prototypes.names])
+        logits = self.logits(sims)  # the cosines' order unless class priors are stored
         nearest_trained = (
-            names[trained][sims[:, trained].argmax(axis=1)]
+            names[trained][logits[:, trained].argmax(axis=1)]
             if trained.any()
             else np.full(len(sims), "unknown", dtype=object)
         )
@@ -218,7 +234,7 @@ class Engine:
         unknown = self.unknown(scores)
         decide = self.scorer
         species = np.where(unknown[decide], "unknown", nearest_trained).astype(object)
-        top = sims.argmax(axis=1)
+        top = logits.argmax(axis=1)
         to_added = np.flatnonzero(~trained[top])
         if to_added.size and self.added_scorer is not None:
             score = self.added_scorer.score(np.ascontiguousarray(vectors[to_added]))

@@ -43,9 +43,11 @@ from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
 from index.metrics.classification import classification_metrics, ood_metrics, retrieval_metrics
+from index.metrics.label_rank import label_rank_report, subtree_matrix
 from index.records import HOLDOUT, TEST, TRAIN, VAL
 from index.scoring.calibration import Calibration, calibrated_probabilities
 from index.scoring.ood import Scorer
+from index.scoring.priors import adjusted_logits
 from index.scoring.prototypes import Prototypes
 from index.taxonomy import rank_table
 
@@ -141,6 +143,7 @@ def _taxonomy(
     def prepared(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sims = base.similarities(vectors)
         probs = calibration.probabilities(sims) if calibration is not None else calibrated_probabilities(sims, 1.0)
+        probs = engine.priors.adjust(probs, base.names) if engine.priors is not None else probs
         return probs, labels, scorer.score(vectors) < threshold
 
     choice = engine.decision.rank_choice if engine.decision is not None else None
@@ -171,7 +174,17 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
     held_l = held_l.astype(str)
     if len(test_v) == 0:
         raise EmptyIndex("no embedded test crops of trained species", hint="run `oceanid split` and `oceanid embed`")
-    cls = classification_metrics(test_l, base.similarities(test_v), base.names)
+    # answers as the engine gives them: calibrated cosines plus the stored class priors
+    temperature = engine.calibration.temperature if engine.calibration is not None else None
+    test_logits = adjusted_logits(base.similarities(test_v), base.names, temperature, engine.priors)
+    cls = classification_metrics(test_l, test_logits, base.names)
+    column = {n: i for i, n in enumerate(base.names)}
+    at_rank = label_rank_report(
+        np.asarray([column[n] for n in test_l]),
+        test_logits.argmax(axis=1),
+        base.names,
+        subtree_matrix(base.names, tree(catalog)),
+    )
     r = retrieval_metrics(test_v, test_l)
     summary = EvaluationSummary(
         model=model_id,
@@ -195,6 +208,13 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
                 c: ClassFigures(p, rc, f, s)
                 for c, p, rc, f, s in zip(cls.classes, cls.precision, cls.recall, cls.f1, cls.support, strict=False)
             },
+            top1_at_label_rank=at_rank.top1_at_label_rank,
+            label_rank=at_rank.to_dict(),
+            priors=(
+                {"source": engine.priors.source, "tau": engine.priors.tau, "active": engine.priors.active}
+                if engine.priors is not None
+                else None
+            ),
         ),
         retrieval=Retrieval(r.recall[1], r.recall[5], r.recall[10], r.map_at_r, r.queries),
         confusable=confusable_pairs(base),
@@ -244,8 +264,10 @@ def test_count_error(
     engine: Engine, base: Prototypes, scorer: Scorer, threshold: float, test_v: np.ndarray, test_l: np.ndarray
 ) -> CountError:
     """Raw and adjusted counts of the known test crops against their labels (``app.workspace.counting``):
-    answered as the engine answers them, adjusted with the stored validation confusion."""
-    answers = count_answers(base, scorer, threshold, test_v)
+    answered as the engine answers them (calibrated, prior-adjusted scores), adjusted with the stored confusion."""
+    temperature = engine.calibration.temperature if engine.calibration is not None else None
+    scores = adjusted_logits(base.similarities(test_v), base.names, temperature, engine.priors)
+    answers = count_answers(base, scorer, threshold, test_v, scores)
     confusion = engine.decision.counts if engine.decision is not None else None
     return counting.count_error(test_l, answers, confusion, min_crops=counting.MIN_GRADED)
 

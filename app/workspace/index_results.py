@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from index.scoring.priors import ClassPriors
     from index.vectors.generations import Manifest
 
 
@@ -24,6 +25,7 @@ class BuildResult:
     prototypes_refit: bool = False  # the trained prototypes changed and were rewritten
     pruned: tuple[str, ...] = ()  # old generations deleted after the build (the newest few are kept)
     disagreed: str | None = None  # how the live generation disagreed with the catalog (then rebuilt)
+    priors: ClassPriors | None = None  # the class priors the stored decision holds afterwards
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -32,6 +34,7 @@ class BuildResult:
             "prototypes_refit": self.prototypes_refit,
             "pruned": list(self.pruned),
             "disagreed": self.disagreed,
+            "priors": self.priors.to_dict() if self.priors is not None else None,
             **self.manifest.to_dict(),
         }
 

@@ -38,6 +38,7 @@ from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
 from index.files import write_json_atomic
 from index.home import Home
 from index.records import SUPPORT, TEST, TRAIN, VAL
+from index.scoring.priors import PriorsRequest
 from index.scoring.prototypes import Prototypes
 
 if TYPE_CHECKING:
@@ -71,7 +72,17 @@ def train_model(
     if folder.exists() and (folder / "config.json").exists() and not resume:
         raise InvalidInput(f"model {model_id!r} exists; use --resume to continue it or --model to name a new one")
     seen = split_ids(catalog, (TRAIN, VAL))  # read before training: the crops this model learns and selects on
-    result = train(config, train_items, val_items, folder, resume=resume, progress=progress)
+    subtrees = None
+    if config.label_rank == "subtree":  # the classes a label's subtree holds, from the catalog's lineages
+        from index.catalog.taxa import tree
+        from index.metrics.label_rank import subtrees as label_subtrees
+
+        subtrees = label_subtrees(sorted({c for _, c in train_items}), tree(catalog))
+        if subtrees:
+            log.info("label ranks: %s", "; ".join(f"{k} > {', '.join(v)}" for k, v in subtrees.items()))
+        else:
+            log.warning("--label-rank subtree: no class holds another in the catalog's lineages; the loss is flat")
+    result = train(config, train_items, val_items, folder, resume=resume, progress=progress, subtrees=subtrees)
     if resume and (folder / SEEN_CROPS).is_file():  # a resumed model still knows what it saw before
         before = json.loads((folder / SEEN_CROPS).read_text(encoding="utf-8"))["crops"]
         seen = np.union1d(seen, np.asarray(before, dtype=np.int64))
@@ -221,7 +232,12 @@ def embed_crops(
 
 
 def fit_prototypes(
-    catalog: Catalog, model_id: str, n_centres: int = 1, seed: int = 0, home: Home | None = None
+    catalog: Catalog,
+    model_id: str,
+    n_centres: int = 1,
+    seed: int = 0,
+    home: Home | None = None,
+    priors: PriorsRequest | None = None,
 ) -> tuple[Prototypes, bool]:
     """Fit the trained species' prototypes from the train split (added species keep theirs).
 
@@ -238,13 +254,22 @@ def fit_prototypes(
     if written:
         replace_trained_prototypes(catalog, model_id, prototypes)
     added = fit_added_prototypes(catalog, model_id)
-    decided = decide(catalog, model_id, home=home)
+    decided = decide(catalog, model_id, home=home, priors=priors)
     return prototypes, added or written or decided
 
 
-def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | None = None) -> bool:
-    """Store the engine's decision (scorer, thresholds, temperature) for the model's stored
-    trained prototypes, unless one is stored for exactly them (``force``: decide again).
+def decide(
+    catalog: Catalog,
+    model_id: str,
+    force: bool = False,
+    home: Home | None = None,
+    priors: PriorsRequest | None = None,
+) -> bool:
+    """Store the engine's decision (scorer, thresholds, temperature, class priors) for the model's
+    stored trained prototypes, unless one is stored for exactly them (``force``: decide again).
+    ``priors`` asks for other class priors: when they differ from the stored ones the decision is
+    made again (the rank threshold is chosen on the prior-adjusted probabilities); a stored decision
+    without priors gets the default ones.
     With ``home``, the scorers the engine reads are stored too when missing (the known species'
     OOD scorers, and the added species' scorer): loading only reads them.
     Returns whether a decision was written (``app.workspace.decisions.fit_decision``)."""
@@ -255,14 +280,19 @@ def decide(catalog: Catalog, model_id: str, force: bool = False, home: Home | No
     trained = trained_only(stored, origins)
     decision = load_decision(catalog, model_id)
     written = False
-    if (
+    stale = (
         force
         or decision is None
         or decision.prototypes_digest != prototypes_digest(trained)
         or rank_choice_stale(catalog, decision, trained)
         or (decision.counts is None and counts_missing(catalog, model_id))  # a decision from before counts
-    ):
-        decision = fit_decision(catalog, model_id, trained, home=home)
+    )
+    if not stale and (priors is not None or decision.priors is None):  # other priors: decide again (ranks too)
+        _, _, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
+        stale = (priors or PriorsRequest()).resolve(train_l, trained.names, decision.priors) != decision.priors
+    if stale:
+        previous = decision.priors if decision is not None else None
+        decision = fit_decision(catalog, model_id, trained, home=home, priors=priors, previous=previous)
         store_decision(catalog, decision)
         written = True
     if home is not None:

@@ -43,15 +43,22 @@ class ClassFigures:
 
 @dataclass(frozen=True)
 class Classification:
-    """Nearest-prototype classification of the test split."""
+    """Nearest-prototype classification of the test split (answers with the stored class priors)."""
 
-    top1: float
+    top1: float  # strict: the answer is the label
     top5: float | None  # None (not applicable) with 5 trained species or fewer
     f1_macro: float
     f1_weighted: float
     precision_macro: float
     recall_macro: float
     per_class: dict[str, ClassFigures]
+    # the answer is the label or inside its subtree in the catalog's lineages (index.metrics.label_rank);
+    # None in an eval.json from before it was measured
+    top1_at_label_rank: float | None = None
+    # where the answers went: exact / subtree (more specific than the label) / ancestor / error, in all and
+    # per labelled class, and the subtree answers given per label (LabelRankReport.to_dict())
+    label_rank: dict[str, Any] | None = None
+    priors: dict[str, Any] | None = None  # the class priors answered with (source, tau); None: equal priors
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from index.metrics.ranks import RankThresholdChoice
 from index.metrics.unknown_ranks import UnknownRanks
 from index.scoring.calibration import Calibration
 from index.scoring.ood_choice import ScorerChoice
+from index.scoring.priors import ClassPriors
 from index.scoring.prototypes import Prototypes
 from index.taxonomy import RANK_THRESHOLD
 
@@ -52,6 +53,9 @@ class Decision:
     # (``index.metrics.unknown_ranks``); None (a decision from before it existed): no rank is named
     # for unknown crops until ``index build`` measures it.
     unknown_ranks: UnknownRanks | None = None
+    # The class priors added to the calibrated scores (``index.scoring.priors``: source, tau, weights);
+    # None (a decision from before priors): equal priors, until ``index build`` decides them.
+    priors: ClassPriors | None = None
     # Validation crops by true class and answer (``index.metrics.counts``): what ``oceanid count``
     # adjusts raw counts with; None (a decision from before counts): ``index build`` adds it.
     counts: CountConfusion | None = None
@@ -76,6 +80,7 @@ class Decision:
             float(d.get("rank_threshold", RANK_THRESHOLD)),
             RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
             UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None,
+            ClassPriors.from_dict(d["priors"]) if d.get("priors") else None,
             counts=CountConfusion.from_dict(d["counts"]) if d.get("counts") else None,
         )
 
