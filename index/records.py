@@ -96,6 +96,28 @@ class SourcePlan:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (item, one line) worth telling the user
 
 
+@dataclass(frozen=True)
+class LineagesAttached:
+    """The lineage file a folder ingest attached (``--lineages CSV``, or ``lineages.csv`` at the folder's root)."""
+
+    path: str
+    found: bool  # True: lineages.csv found at the folder's root; False: named with --lineages
+    classes: int  # classes (concepts) in the folders
+    matched: int  # of them, named by the file
+    written: int  # taxa rows inserted or changed
+    missing: tuple[str, ...] = ()  # classes the file does not name (they keep the lineage they had, if any)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "found": self.found,
+            "classes": self.classes,
+            "matched": self.matched,
+            "written": self.written,
+            "missing": list(self.missing),
+        }
+
+
 @dataclass
 class IngestReport:
     """What an ingest did: counts, and one line per skipped item with its reason."""
@@ -111,6 +133,7 @@ class IngestReport:
     # file in the home that keeps them (``app.workspace.ingest_notes``)
     earlier_notes: list[tuple[str, str]] = field(default_factory=list)
     notes_file: str | None = None
+    lineages: LineagesAttached | None = None  # folder ingest only: the lineage file attached
 
     def skip(self, item: str, reason: str) -> None:
         self.skipped.append((item, reason))
@@ -129,4 +152,5 @@ class IngestReport:
             "notes": [{"item": i, "note": n} for i, n in self.notes],
             "earlier_notes": [{"item": i, "note": n} for i, n in self.earlier_notes],
             "notes_file": self.notes_file,
+            "lineages": self.lineages.to_dict() if self.lineages else None,
         }

@@ -15,6 +15,7 @@
       discover [list|show|name|export]           discover.py
       taxa show|import                           taxa.py
       evaluate                                   evaluate.py
+      count                                      count.py
       demo                                       demo.py
       app                                        explorer.py (serves the Streamlit explorer)
       serve                                      serve.py (the HTTP API, app.api)
@@ -36,6 +37,7 @@ from pathlib import Path
 import typer
 
 from app.cli import (
+    count,
     data,
     demo,
     detect,
@@ -110,6 +112,7 @@ GROUPS = (
     (discover, "discover"),
     (taxa, "taxa"),
     (evaluate, None),
+    (count, None),
     (demo, None),
     (explorer, None),
     (serve, None),

@@ -105,9 +105,19 @@ def evaluate(
                     f"{figure(d.held_out.genus)}, right family {figure(d.held_out.family)}"
                 )
             console.print(line, markup=False)
+    if s.count_error is not None and s.count_error.classes:
+        console.print(count_line(s.count_error), markup=False, soft_wrap=True)
     if frames is not None:
         console.print(detection_line(frames), markup=False, soft_wrap=True)
     console.print(f"report: {s.report_dir}/summary.md", markup=False)
+
+
+def count_line(e) -> str:
+    """Mean absolute relative count error per class on the test crops, raw vs adjusted."""
+    return (
+        f"count error per class ({e.classes} classes with >= {e.min_crops} test crops): raw {figure(e.raw)}, "
+        f"adjusted {figure(e.adjusted)}" + (f" ({e.note})" if e.note else "")
+    )
 
 
 def milliseconds(value: float | None) -> str:

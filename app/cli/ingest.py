@@ -140,16 +140,46 @@ def folders(
     ),
     split: str = options.PIN_SPLIT,
     source_name: str = SOURCE_NAME,
+    lineages: Path = typer.Option(
+        None,
+        "--lineages",
+        help="A lineage CSV (the `taxa import` format: concept,kingdom,phylum,class,order,family,genus) attached "
+        "at ingest. Default: DIR/lineages.csv when the folder has one. Checked before anything is ingested.",
+    ),
     show_notes: bool = SHOW_NOTES,
     as_json: bool = options.JSON,
 ) -> None:
     """Ingest class folders: one folder per species, every file a crop. Without a species.csv,
     '_' in a folder name becomes a space (Testus_badus -> "Testus badus"; a note says so).
+    A lineage file (--lineages, or lineages.csv at the folder's root) gives the classes their ranks.
 
     Example: oceanid ingest folders ../shared/data/fish4knowledge --group-pattern 'fish_(\\d+)_' --source-name f4k
+
+    Example: oceanid ingest folders ../shared/data/pwssc_plankton --lineages bench/lineages/pwssc_plankton.csv
     """
-    report = workspace(ctx).ingest_folders(root, group_pattern, split, progress=not as_json, source_name=source_name)
+    report = workspace(ctx).ingest_folders(
+        root, group_pattern, split, progress=not as_json, source_name=source_name, lineages=lineages
+    )
     show_report(report, as_json, show_notes)
+    if report.lineages and not as_json:
+        show_lineages(report.lineages)
+
+
+def show_lineages(attached) -> None:
+    """One line on the lineage file a folder ingest attached, one more on the classes it does not name."""
+    how = "found at the folder's root" if attached.found else "named with --lineages"
+    console.print(
+        f"lineages: {attached.path} ({how}): {attached.matched} of {attached.classes} classes named, "
+        f"{attached.written} taxa written",
+        markup=False,
+        soft_wrap=True,
+    )
+    if attached.missing:
+        console.print(
+            f"  not in the lineage file ({len(attached.missing)}; no rank known): {', '.join(attached.missing)}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("fathomnet")

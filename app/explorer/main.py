@@ -17,6 +17,7 @@ import streamlit as st
 
 from app.explorer import (
     pages_add,
+    pages_counts,
     pages_data,
     pages_discover,
     pages_evaluation,
@@ -31,11 +32,12 @@ PAGES = {
     "Species": pages_species.render,
     "Embedding map": pages_map.render,
     "Evaluation": pages_evaluation.render,
+    "Counts": pages_counts.render,
     "Add species": pages_add.render,
     "Discover": pages_discover.render,
     "Data": pages_data.render,
 }
-NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species", "Discover"}
+NEEDS_ENGINE = {"Identify", "Species", "Embedding map", "Add species", "Discover", "Counts"}
 
 
 def main() -> None:

@@ -237,11 +237,33 @@ def _markdown(summary: EvaluationSummary) -> str:
         lines += [f"| {k} | {v.recall:.3f} | {v.known_accuracy_change:+.3f} |" for k, v in summary.few_shot.items()]
         lines.append("")
     lines += _taxonomy_markdown(summary)
+    lines += _count_markdown(summary)
     lines += _detection_markdown(summary)
     lines += ["## Most confusable species (prototype cosine)", "", "| a | b | cosine |", "|---|---|---|"]
     lines += [f"| {p.a} | {p.b} | {p.similarity:.3f} |" for p in summary.confusable]
     lines += ["", "![map](embedding_map.png)", ""]
     return "\n".join(lines)
+
+
+def _count_markdown(summary: EvaluationSummary) -> list[str]:
+    """The count error per class on the known test crops: raw (classify-and-count) vs adjusted."""
+    e = summary.count_error
+    if e is None or not e.classes:
+        return []
+    lines = [
+        f"## Counts per class (test crops; classes with >= {e.min_crops})",
+        "",
+        f"Mean absolute relative count error: raw {_figure(e.raw)}, adjusted {_figure(e.adjusted)}"
+        + (f" ({e.note})" if e.note else "")
+        + ".",
+        "",
+        "| class | crops | raw count | adjusted count | raw error | adjusted error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, c in e.per_class.items():
+        adjusted = f"{c.adjusted:.1f}" if c.adjusted is not None else "—"
+        lines.append(f"| {name} | {c.truth} | {c.raw} | {adjusted} | {c.raw_error:.3f} | {_figure(c.adjusted_error)} |")
+    return [*lines, ""]
 
 
 def _taxonomy_csv(summary: EvaluationSummary, path: Path) -> None:

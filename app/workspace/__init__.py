@@ -172,11 +172,15 @@ class Workspace:
         split: str | None = None,
         progress: bool = False,
         source_name: str | None = None,
+        lineages: Path | None = None,
     ) -> IngestReport:
         """Ingest class folders (one per species, every file a crop); ``source_name`` names
-        the source (default ``folders``)."""
+        the source (default ``folders``); ``lineages`` (else ``root/lineages.csv`` if there) is
+        checked first and attached as ``taxa import`` would."""
         plan = ingesting.folders_plan(root, group_pattern, split, source_name)
-        return ingesting.ingest_plan(self.catalog, self.paths, self.crop, "folders", plan, progress, source_name)
+        found = ingesting.folder_lineages(root, lineages, plan)
+        report = ingesting.ingest_plan(self.catalog, self.paths, self.crop, "folders", plan, progress, source_name)
+        return ingesting.attach_lineages(self.catalog, report, found) if found else report
 
     def ingest_fathomnet(
         self,
@@ -512,6 +516,13 @@ class Workspace:
         from index.catalog.lookup import crop_files
 
         return crop_files(self.catalog, self.home, crop_ids)
+
+    def count(self, images: Sequence[Any] = (), where: str | None = None, model: str | None = None) -> Any:
+        """Organisms per taxon in ``images`` or the catalog crops ``where`` selects, raw and adjusted (``counting``)."""
+        from app.workspace import counting
+
+        identify = lambda files: self.identify(files, k=1, model=model)  # noqa: E731
+        return counting.count(self.engine(model), self.catalog, identify, images, where, home=self.paths)
 
     def search(
         self,

@@ -88,12 +88,14 @@ def build_spaces(
     when a live generation already holds exactly the stored vectors and its prototypes are current.
     ``refresh`` (forget the loaded engines) runs when either space changed. The caller holds the
     home's writer lock."""
+    from app.workspace.counting import refresh_added_confusion
     from app.workspace.pipeline import build_index
     from app.workspace.spaces import build_general
     from index.catalog.decisions import load_decision
 
     refitted = refit()
     result = build_index(catalog, home, model_id, kind, device, rebuild=rebuild, shards=shards)
+    refresh_added_confusion(catalog, home, model_id)  # the added species' count confusion, once live
     general = build_general(catalog, home, model_id, kind, device, rebuild, n_centres, shards)
     if result.built or (general is not None and (general.built or general.prototypes_refit)):
         refresh()

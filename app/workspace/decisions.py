@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -23,13 +23,14 @@ from index.catalog.embeddings import ADDED, TRAINED, group_keys, load_embeddings
 from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
+from index.metrics.counts import UNKNOWN, CountConfusion, confusion_of
 from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
 from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
 from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
 from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
 from index.scoring.ood_choice import choose_scorer
-from index.scoring.priors import ClassPriors, PriorsRequest
+from index.scoring.priors import ClassPriors, PriorsRequest, adjusted_logits
 from index.scoring.prototypes import Prototypes
 from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
 from index.taxonomy import lineage_of, rank_table
@@ -151,6 +152,16 @@ def fit_decision(
         rank_choice=ranks,
         unknown_ranks=placing,
         priors=class_priors,
+        counts=count_confusion(
+            trained,
+            scorers[scorer],
+            thresholds.get(scorer),
+            known_val,
+            held,
+            lambda v: adjusted_logits(
+                trained.similarities(v), trained.names, calibration.temperature if calibration else None, class_priors
+            ),
+        ),
     )
     if home is not None:
         save_scorers(
@@ -342,3 +353,50 @@ def priors_request(priors: str | None, tau: float | None) -> PriorsRequest | Non
             hint="a CSV of class,weight rows, or train (training frequencies) or balanced (equal)",
         )
     return PriorsRequest("file", tau, read_priors_csv(path), str(path))
+
+
+def count_answers(
+    trained: Prototypes,
+    scorer: Scorer,
+    threshold: float | None,
+    vectors: np.ndarray,
+    scores: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n,) str: what the engine answers for (n, d) ``vectors`` over the trained prototypes, the top
+    species or ``unknown`` (the decision scorer below its threshold): the outcomes counts are made of.
+    ``scores``: (n, C) scores in ``trained.names`` order whose row argmax is the engine's species answer
+    (default: the prototype cosines; pass the engine's adjusted logits when it answers with class priors)."""
+    scores = trained.similarities(vectors) if scores is None else scores
+    names = np.asarray(trained.names, dtype=object)[np.asarray(scores).argmax(axis=1)]
+    if threshold is None:
+        return names.astype(str)
+    return np.where(scorer.score(vectors) < threshold, UNKNOWN, names).astype(str)
+
+
+def count_confusion(
+    trained: Prototypes,
+    scorer: Scorer,
+    threshold: float | None,
+    known_val: tuple[np.ndarray, np.ndarray] | None,
+    held: tuple[np.ndarray, np.ndarray] | None,
+    scores: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> CountConfusion | None:
+    """The confusion ``oceanid count`` adjusts with: the engine's answers on the known species'
+    validation crops, and (true class ``unknown``) on the held-out crops the decision scorer was
+    chosen on, when there are any. None without validation crops (counts stay raw, and say so).
+    ``scores``: (n, d) vectors -> the (n, C) scores the engine answers by (:func:`count_answers`)."""
+    if known_val is None or len(known_val[0]) == 0:
+        return None
+    vectors, labels = known_val
+    true = [str(x) for x in labels]
+
+    def answered(v: np.ndarray) -> list[str]:
+        return list(count_answers(trained, scorer, threshold, v, scores(v) if scores is not None else None))
+
+    answers = answered(vectors)
+    classes = [str(n) for n in trained.names]
+    if held is not None and len(held[0]):
+        true += [UNKNOWN] * len(held[0])
+        answers += answered(held[0])
+        classes.append(UNKNOWN)
+    return confusion_of(true, answers, classes, [*map(str, trained.names), UNKNOWN])

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.workspace.decisions import choice_rows, fit_calibration, fit_scorers
+from app.workspace import counting
+from app.workspace.counting import CountError
+from app.workspace.decisions import choice_rows, count_answers, fit_calibration, fit_scorers
 from app.workspace.engine import Engine
 from app.workspace.results import (
     ClassFigures,
@@ -247,12 +249,27 @@ def evaluate(engine: Engine, catalog: Catalog, seed: int = 0) -> tuple[Evaluatio
             s_known, s_unknown = scorer.score(test_v), scorer.score(held_v[graded])
             summary.ood[name] = ood_metrics(s_known, s_unknown, thresholds[name])
             raw.roc[name] = (s_known, s_unknown)
+    summary.count_error = test_count_error(
+        engine, base, scorers[engine.scorer], thresholds[engine.scorer], test_v, test_l
+    )
     if len(held_v):
         summary.ood_decision_scorer = engine.scorer
         group_of = {r.annotation_id: r.group_key for r in crop_rows(catalog, split=HOLDOUT)}
         held_g = np.asarray([group_of.get(int(i), f"id:{int(i)}") for i in held_ids], dtype=object)
         summary.few_shot = _few_shot(base, (held_v, held_l, held_g), (test_v, test_l), np.random.default_rng(seed))
     return summary, raw
+
+
+def test_count_error(
+    engine: Engine, base: Prototypes, scorer: Scorer, threshold: float, test_v: np.ndarray, test_l: np.ndarray
+) -> CountError:
+    """Raw and adjusted counts of the known test crops against their labels (``app.workspace.counting``):
+    answered as the engine answers them (calibrated, prior-adjusted scores), adjusted with the stored confusion."""
+    temperature = engine.calibration.temperature if engine.calibration is not None else None
+    scores = adjusted_logits(base.similarities(test_v), base.names, temperature, engine.priors)
+    answers = count_answers(base, scorer, threshold, test_v, scores)
+    confusion = engine.decision.counts if engine.decision is not None else None
+    return counting.count_error(test_l, answers, confusion, min_crops=counting.MIN_GRADED)
 
 
 def evaluate_and_report(

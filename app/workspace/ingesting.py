@@ -9,17 +9,20 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.workspace.ingest_notes import keep_notes
+from app.workspace.taxa import merge_lineages
 from index.catalog.catalog import Catalog
 from index.catalog.stats import source_ids
+from index.catalog.taxa import read_lineage_csv
 from index.catalog.taxa import upsert as upsert_taxa
+from index.errors import InvalidInput
 from index.home import Home
 from index.ingest.crops import CropConfig
 from index.ingest.ingest import check_source_name, ingest_records
-from index.records import IngestReport, SourcePlan
+from index.records import IngestReport, LineagesAttached, SourcePlan, Taxon
 
 
 def ingest_plan(
@@ -115,6 +118,54 @@ def yolo_plan(data_yaml: Path, source_name: str | None) -> SourcePlan:
     if source_name is not None:
         check_source_name(source_name)
     return read_yolo(data_yaml)
+
+
+LINEAGE_FILE = "lineages.csv"  # a folder ingest attaches DIR/lineages.csv when --lineages names no file
+
+
+@dataclass(frozen=True)
+class FolderLineages:
+    """A lineage file read and checked before a folder ingest writes anything."""
+
+    path: Path
+    found: bool  # found at the folder's root (not named)
+    taxa: list[Taxon]
+    classes: frozenset[str]  # the folders' classes
+
+
+def folder_lineages(root: Path, lineages: Path | None, plan: SourcePlan) -> FolderLineages | None:
+    """The lineage file a folder ingest attaches: ``lineages`` when given, else ``root/lineages.csv``
+    when it exists, else None. Read with ``taxa import``'s parser before anything is ingested, so a
+    bad file stops the ingest whole. Raises SourceError (unreadable, no concept column), InvalidInput
+    (the file names none of the folders' classes)."""
+    found = lineages is None
+    path = Path(root) / LINEAGE_FILE if found else Path(lineages)
+    if found and not path.is_file():
+        return None
+    taxa = read_lineage_csv(path)
+    classes = frozenset(box.concept for record in plan.records for box in record.boxes)
+    if not classes & {t.concept for t in taxa}:
+        raise InvalidInput(
+            f"{path}: none of its {len(taxa)} concepts is a class of {root} "
+            f"(classes: {', '.join(sorted(classes)[:3])}{', ...' if len(classes) > 3 else ''})"
+        )
+    return FolderLineages(path, found, taxa, classes)
+
+
+def attach_lineages(catalog: Catalog, report: IngestReport, lineages: FolderLineages) -> IngestReport:
+    """Merge the checked lineage file into the catalog (what ``taxa import`` does; the file's names win)
+    and say so in the report, with the classes the file does not name."""
+    merged = merge_lineages(catalog, lineages.taxa, lineages.path)
+    named = {t.concept for t in lineages.taxa}
+    report.lineages = LineagesAttached(
+        path=str(lineages.path),
+        found=lineages.found,
+        classes=len(lineages.classes),
+        matched=len(lineages.classes & named),
+        written=merged.written,
+        missing=tuple(sorted(lineages.classes - named)),
+    )
+    return report
 
 
 def folders_plan(root: Path, group_pattern: str | None, split: str | None, source_name: str | None) -> SourcePlan:

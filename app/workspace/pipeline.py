@@ -285,6 +285,7 @@ def decide(
         or decision is None
         or decision.prototypes_digest != prototypes_digest(trained)
         or rank_choice_stale(catalog, decision, trained)
+        or (decision.counts is None and counts_missing(catalog, model_id))  # a decision from before counts
     )
     if not stale and (priors is not None or decision.priors is None):  # other priors: decide again (ranks too)
         _, _, train_l = load_embeddings(catalog, model_id, (TRAIN,), with_labels=True)
@@ -298,6 +299,12 @@ def decide(
         store_known_scorers(catalog, home, model_id, trained, decision)
         store_added_scorer(catalog, home, model_id)
     return written
+
+
+def counts_missing(catalog: Catalog, model_id: str) -> bool:
+    """Whether the model has validation crops to fit the count confusion on (a stored decision without one
+    is decided again)."""
+    return bool(len(load_embeddings(catalog, model_id, (VAL,), with_labels=True)[1]))
 
 
 def rank_choice_stale(catalog: Catalog, decision: Decision, trained: Prototypes) -> bool:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures  # noqa: F401 - EvaluationSummary holds them
 
 if TYPE_CHECKING:
+    from app.workspace.counting import CountError
     from index.metrics.classification import OodReport
     from index.scoring.calibration import Calibration
     from index.scoring.ood_choice import ScorerChoice
@@ -182,6 +183,7 @@ class EvaluationSummary:
     model_stale: str | None = None  # why the model was stale when graded (re-split with --force); None: it was not
     taxonomy: TaxonomyFigures | None = None  # rank accuracy, taxonomic distance, held-out placement
     detection: DetectionFigures | None = None  # whole frames through the cascade; None: the catalog lists no detector
+    count_error: CountError | None = None  # raw vs adjusted counts of the known test crops (app.workspace.counting)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -216,4 +218,11 @@ class EvaluationSummary:
             model_stale=data.get("model_stale"),
             taxonomy=TaxonomyFigures.from_dict(data["taxonomy"]) if data.get("taxonomy") else None,
             detection=DetectionFigures.from_dict(data["detection"]) if data.get("detection") else None,
+            count_error=_count_error(data.get("count_error")),
         )
+
+
+def _count_error(data: dict[str, Any] | None) -> CountError | None:
+    from app.workspace.counting import CountError
+
+    return CountError.from_dict(data) if data else None

@@ -205,6 +205,7 @@ def add_species(
         raise
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
     _store_added_scorer(catalog, home, model_id)
+    _store_added_confusion(catalog, home, model_id)
     return SpeciesChange(
         name,
         "added",
@@ -251,6 +252,7 @@ def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> S
     _delete_files(home, gone)
     undo_taxa(catalog, name)
     _store_added_scorer(catalog, home, model_id)
+    _store_added_confusion(catalog, home, model_id)
     return SpeciesChange(name, "removed", generation, removed_vectors=int(removed))
 
 
@@ -261,6 +263,14 @@ def _store_added_scorer(catalog: Catalog, home: Home, model_id: str) -> None:
         store_added_scorer(catalog, home, model_id)
     except OceanidError as exc:
         log.warning("the scorer of the added species is not stored now (%s): run `oceanid index build`", exc)
+
+
+def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
+    """Store the count confusion with the added species (``app.workspace.counting``); a failure leaves the
+    change made, and ``count`` says the confusion is missing."""
+    from app.workspace.counting import refresh_added_confusion
+
+    refresh_added_confusion(catalog, home, model_id)
 
 
 # -- both vector spaces at once (the Workspace's species add / remove) -----------------------------------

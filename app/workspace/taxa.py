@@ -11,6 +11,7 @@ from index.catalog.catalog import Catalog
 from index.catalog.stats import concepts
 from index.catalog.taxa import lineage, read_lineage_csv, tree, upsert
 from index.errors import InvalidInput
+from index.records import Taxon
 from index.taxonomy import RANKS, Lineage, distance
 
 
@@ -63,7 +64,12 @@ def import_lineages(catalog: Catalog, path: Path) -> TaxaImport:
     catalog has crops of, correcting what it knew (the file is an explicit correction). Concepts
     without crops are skipped and listed. Raises SourceError (unreadable file), InvalidInput (no
     row names an ingested concept)."""
-    taxa = read_lineage_csv(path)
+    return merge_lineages(catalog, read_lineage_csv(path), path)
+
+
+def merge_lineages(catalog: Catalog, taxa: list[Taxon], path: Path) -> TaxaImport:
+    """Merge lineage rows already read from ``path`` (:func:`read_lineage_csv`) for the concepts the
+    catalog has crops of; what ``taxa import`` and ``ingest folders --lineages`` both do."""
     have = set(concepts(catalog))
     leaves = {t.concept for t in taxa} - {t.parent for t in taxa if t.parent}
     unknown = tuple(sorted(leaves - have))

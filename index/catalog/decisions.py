@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from index.catalog.catalog import Catalog
+from index.metrics.counts import CountConfusion
 from index.metrics.ranks import RankThresholdChoice
 from index.metrics.unknown_ranks import UnknownRanks
 from index.scoring.calibration import Calibration
@@ -55,6 +56,9 @@ class Decision:
     # The class priors added to the calibrated scores (``index.scoring.priors``: source, tau, weights);
     # None (a decision from before priors): equal priors, until ``index build`` decides them.
     priors: ClassPriors | None = None
+    # Validation crops by true class and answer (``index.metrics.counts``): what ``oceanid count``
+    # adjusts raw counts with; None (a decision from before counts): ``index build`` adds it.
+    counts: CountConfusion | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +81,7 @@ class Decision:
             RankThresholdChoice(**d["rank_choice"]) if d.get("rank_choice") else None,
             UnknownRanks.from_dict(d["unknown_ranks"]) if d.get("unknown_ranks") else None,
             ClassPriors.from_dict(d["priors"]) if d.get("priors") else None,
+            counts=CountConfusion.from_dict(d["counts"]) if d.get("counts") else None,
         )
 
 
