@@ -114,6 +114,7 @@ def test_every_group_is_registered_from_its_own_module():
         "detect",
         "models",
         "discover",
+        "count",
     }
 
 
