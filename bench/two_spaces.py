@@ -2,9 +2,11 @@
 
     /work/shared/tools/cpujob -- .venv/bin/python -m bench.two_spaces cache --dataset fish4knowledge --fold 0
         (one training per fold; caches the tuned pooled features of every crop, once per dataset the frozen
-        general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder;
-)
+        general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder)
     .venv/bin/python -m bench.two_spaces evaluate --dataset fish4knowledge     (assemble the cached folds)
+    cpujob -- .venv/bin/python -m bench.two_spaces evaluate --folds 0 1 [--recompute]
+        (folds asked by number: the rule rows their stored rules.json lacks are computed into it, all with
+        --recompute; same support draws, so new rows stay paired with the stored ones)
     .venv/bin/python -m bench.two_spaces report                                  (tables from the stored JSON)
 
 Folds and training are bench/leave_species_out.py's (its fold split, TrainConfig and run key), at
@@ -86,21 +88,50 @@ def cache(dataset: str, fold: int, work: Path, general: list[str], shots=(1, 3, 
     rules(dataset, fold, work, general, shots, draws)
 
 
-def rules(dataset: str, fold: int, work: Path, general: list[str], shots=(1, 3, 5), draws: int = 5) -> dict | None:
-    """The fold's rule figures (bench.two_space_rules.evaluate_fold), stored in its folder; None if not cached."""
-    from bench.two_space_rules import evaluate_fold
+def rules(
+    dataset: str,
+    fold: int,
+    work: Path,
+    general: list[str],
+    shots=(1, 3, 5),
+    draws: int = 5,
+    recompute: bool = True,
+) -> dict | None:
+    """The fold's rule figures (bench.two_space_rules.evaluate_fold), stored in its folder; None if not cached.
+
+    ``recompute=False`` keeps the rows a stored rules.json has (same shots, draws and general spaces) and
+    computes only the rows it lacks, with the same support draws (seeded per shot count), into it."""
+    from bench.two_space_rules import evaluate_fold, fold_rules
 
     got = load_fold(dataset, fold, work, general)
     if got is None:
         return None
     split, spaces, meta = got
-    t0 = time.perf_counter()
-    result = evaluate_fold(split, spaces, general, list(shots), draws)
-    result["training"] = meta
-    result["rules_seconds"] = round(time.perf_counter() - t0, 1)
     folder, _ = fold_dir(work, dataset, fold)
-    (folder / "rules.json").write_text(json.dumps(result))
-    log.info("fold %d rules in %.0f s", fold, result["rules_seconds"])
+    path = folder / "rules.json"
+    have = [n for n in general if n in spaces]
+    stored = json.loads(path.read_text()) if path.is_file() and not recompute else None
+    if stored is not None and (stored["shots"], stored["draws"], stored["general"]) != (list(shots), draws, have):
+        log.info("fold %d: stored rules.json was made with other shots / draws / spaces: recomputing", fold)
+        stored = None
+    only = None if stored is None else set(fold_rules(have)) - set(stored["table"])
+    if only is not None and not only:
+        return stored
+    t0 = time.perf_counter()
+    result = evaluate_fold(
+        split, spaces, general, list(shots), draws, only=only, grid=None if stored is None else stored["weight_grid"]
+    )
+    seconds = round(time.perf_counter() - t0, 1)
+    if stored is not None:
+        result["table"] = {**stored["table"], **result["table"]}
+        result["rules_seconds"] = stored.get("rules_seconds")
+        result["added_rows_seconds"] = seconds
+        log.info("fold %d: %d rows added to the stored rules in %.0f s", fold, len(only), seconds)
+    else:
+        result["rules_seconds"] = seconds
+        log.info("fold %d rules in %.0f s", fold, seconds)
+    result["training"] = meta
+    path.write_text(json.dumps(result))
     return result
 
 
@@ -136,6 +167,12 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="evaluate --folds N: recompute every rule of those folds (without it: only the rows their stored "
+        "rules.json lacks, e.g. rules added since, with the same support draws)",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.step == "cache":
@@ -151,12 +188,12 @@ def main() -> None:
     for fold in args.folds if args.folds is not None else range(8):
         folder, _ = fold_dir(args.work, args.dataset, fold)
         stored = folder / "rules.json"
-        if stored.is_file():
-            per_fold[fold] = json.loads(stored.read_text())
-        elif args.folds is not None:  # asked for by number: evaluate it now from its cached features
-            got = rules(args.dataset, fold, args.work, args.general, args.shots, args.draws)
+        if args.folds is not None:  # asked for by number: its missing rows (all with --recompute) computed now
+            got = rules(args.dataset, fold, args.work, args.general, args.shots, args.draws, args.recompute)
             if got is not None:
                 per_fold[fold] = got
+        elif stored.is_file():
+            per_fold[fold] = json.loads(stored.read_text())
     if not per_fold:
         raise SystemExit("no fold is cached yet: run the cache step first")
     result = assemble(args.dataset, per_fold)
