@@ -124,7 +124,20 @@ class Draw:
         key = ("gaussian", space)
         if key not in self.fold:
             v = self.reps[space]
-            self.fold[key] = GaussianSpace(v, self.y, self.idx["train"], tukey_lam=0.5 if v.min() >= 0 else None)
+            lam = 0.5 if v.min() >= 0 else None
+            scored = np.concatenate([self.idx[p] for p in ("added", "test", "unknown", "val")])
+            self.fold[key] = GaussianSpace(
+                v, self.y, self.idx["train"], tukey_lam=lam, basis=self.basis(space, lam), scored=scored
+            )
+        return self.fold[key]
+
+    def basis(self, space, lam=None):
+        """``pca_basis`` of the space's training crops (Tukey-transformed with ``lam``), every component;
+        shared by the Gaussian rules and ViM."""
+        key = ("pca", space, lam)
+        if key not in self.fold:
+            x = self.reps[space][self.idx["train"]].astype(np.float64)
+            self.fold[key] = pca_basis(x if lam is None else tukey(x, lam), x.shape[1])
         return self.fold[key]
 
     def score(self, rule: tuple):
@@ -141,7 +154,7 @@ class Draw:
                 v = self.reps[arg]
                 key = ("vim", arg)
                 if key not in self.fold:
-                    origin, basis = vim_fit(v[self.idx["train"]])
+                    origin, basis = vim_fit(v[self.idx["train"]], basis=self.basis(arg))
                     self.fold[key] = (origin, basis, vim_residual(v, origin, basis))
                 _, _, residual = self.fold[key]
                 if kind == "vim-residual":
@@ -283,14 +296,27 @@ class GaussianSpace:
     """A naming space's trained species as Gaussians in its PCA basis (fitted once per fold and space).
 
     ``x``: every crop's vectors in the space, ``train``: the training rows, ``y``: labels. Tukey's
-    transform first when ``tukey_lam`` is given (DC's step; only for non-negative features)."""
+    transform first when ``tukey_lam`` is given (DC's step; only for non-negative features). ``basis``:
+    ``pca_basis`` of the (transformed) training rows when the caller has it; ``scored``: the rows whose
+    distances are asked for (default all; the others' are ``inf``)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, train: np.ndarray, dim: int = GAUSS_DIM, tukey_lam=None):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        train: np.ndarray,
+        dim: int = GAUSS_DIM,
+        tukey_lam=None,
+        basis=None,
+        scored: np.ndarray | None = None,
+    ):
         x = np.asarray(x, np.float64)
         if tukey_lam is not None:
             x = tukey(x, tukey_lam)
-        mean, comps, _ = pca_basis(x[train], dim)
+        mean, comps, _ = basis if basis is not None else pca_basis(x[train], dim)
+        comps = comps[:dim]
         self.z = (x - mean) @ comps.T  # (n, k) every crop, projected once
+        self.scored = np.arange(len(x)) if scored is None else np.asarray(scored)
         yt = self.yt = y[train]
         self.train = train
         self.names = np.unique(yt)
@@ -316,13 +342,10 @@ class GaussianSpace:
         key = "maha-shrunk" if method == "dc-maha" else method  # dc-maha: the trained species as maha-shrunk
         if key not in self._trained:
             zt = self.z[self.train]
-            self._trained[key] = np.stack(
-                [
-                    mahalanobis_sq(self.z, m, self.class_cov(key, zt[self.yt == c]))
-                    for m, c in zip(self.means, self.names, strict=True)
-                ],
-                1,
-            )
+            d2 = np.full((len(self.z), len(self.names)), np.inf)
+            for i, (m, c) in enumerate(zip(self.means, self.names, strict=True)):
+                d2[self.scored, i] = mahalanobis_sq(self.z[self.scored], m, self.class_cov(key, zt[self.yt == c]))
+            self._trained[key] = d2
         return self._trained[key]
 
     def added_gaussian(self, method: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -344,17 +367,19 @@ class GaussianSpace:
         cols = [self.trained_distances(method)]
         for rows in support.values():
             mean, cov = self.added_gaussian(method, rows)
-            cols.append(mahalanobis_sq(self.z, mean, cov)[:, None])
+            col = np.full((len(self.z), 1), np.inf)
+            col[self.scored, 0] = mahalanobis_sq(self.z[self.scored], mean, cov)
+            cols.append(col)
         return np.r_[self.names, list(support)], np.concatenate(cols, 1)
 
 
-def vim_fit(x_train: np.ndarray, variance: float = VIM_VARIANCE) -> tuple[np.ndarray, np.ndarray]:
+def vim_fit(x_train: np.ndarray, variance: float = VIM_VARIANCE, basis=None) -> tuple[np.ndarray, np.ndarray]:
     """ViM's principal subspace without the classifier head: ``(origin, basis (k, d))``.
 
     ViM (Wang et al. 2022) centres on ``-pinv(W) b`` of the head ``W, b``; the tuned model's classifier
     is not kept (the softmax loss's linear layer is discarded after training), so the origin is the training
     mean, and k the fewest components holding ``variance`` of the training variance."""
-    mean, comps, var = pca_basis(x_train, x_train.shape[1])
+    mean, comps, var = basis if basis is not None else pca_basis(x_train, x_train.shape[1])
     k = int(np.searchsorted(np.cumsum(var) / var.sum(), variance) + 1)
     return mean, comps[:k]
 
