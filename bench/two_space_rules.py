@@ -213,9 +213,19 @@ def pca_basis(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """``(mean (d,), components (k, d), variances (k,))`` of ``x: (n, d)``, k = min(dim, n - 1, d), largest first."""
     x = np.asarray(x, np.float64)
     mean = x.mean(0)
-    _, s, vt = np.linalg.svd(x - mean, full_matrices=False)
+    c = x - mean
     k = min(dim, len(x) - 1, x.shape[1])
-    return mean, vt[:k], (s[:k] ** 2) / max(len(x) - 1, 1)
+    # eigen-decomposition of the smaller of the Gram and scatter matrices (an SVD of 1,700 x 2,560 is ~10x slower)
+    if len(c) < c.shape[1]:
+        s2, u = np.linalg.eigh(c @ c.T)
+        s2, u = s2[::-1][:k], u[:, ::-1][:, :k]
+        keep = s2 > s2[0] * 1e-12
+        s2, u = s2[keep], u[:, keep]
+        vt = (u.T @ c) / np.sqrt(s2)[:, None]
+    else:
+        s2, v = np.linalg.eigh(c.T @ c)
+        s2, vt = s2[::-1][:k], v[:, ::-1][:, :k].T
+    return mean, vt, np.maximum(s2, 0.0) / max(len(x) - 1, 1)
 
 
 def shared_covariance(z: np.ndarray, labels: np.ndarray) -> np.ndarray:

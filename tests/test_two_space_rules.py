@@ -281,3 +281,15 @@ def test_new_rows_are_paired_with_the_stored_ones(small_fold):
     assert set(part["table"]) == some
     for row in some:
         assert part["table"][row] == full["table"][row]
+
+
+@pytest.mark.parametrize("shape", [(40, 12), (12, 40)])
+def test_pca_basis_is_the_svd_of_the_centred_rows(shape):
+    from bench.two_space_rules import pca_basis
+
+    x = np.random.default_rng(8).normal(size=shape) * np.linspace(3, 0.1, shape[1])
+    mean, comps, var = pca_basis(x, 5)
+    _, s, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    np.testing.assert_allclose(np.abs((comps * vt[:5]).sum(1)), 1.0, atol=1e-9)  # the same directions
+    np.testing.assert_allclose(var, s[:5] ** 2 / (shape[0] - 1), rtol=1e-9)
+    np.testing.assert_allclose(mean, x.mean(0))
