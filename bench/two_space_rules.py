@@ -714,7 +714,7 @@ def markdown(r: dict) -> str:
             cells.append(_cell([f["table"][row][top][c] for f in folds.values()]))
         cells.append(_cell([f["table"][row]["recall_at_1"] for f in folds.values()]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append("")
+    lines += ["", *paired_lines(r, rows, top), ""]
     for fold, f in folds.items():
         lines.append(
             f"fold {fold} (added {', '.join(f['added'])}; weights {f['weights']}): 5-shot named by rule: "
@@ -726,3 +726,33 @@ def markdown(r: dict) -> str:
         )
         lines.append(f"  weight grid (5-shot ceiling / known val top-1): {grid}")
     return "\n".join(lines)
+
+
+#: the shipped rule's row (app/workspace/spaces.py: NAMING "fused", UNKNOWN_RULE "tuned", Lite0 160 px)
+SHIPPED = "fused lite0-160 · two-stage tuned -> tuned (product rule 'tuned')"
+PAIRED = ("named", "ceiling", "named_wrongly", "known_named_added", "known_top1", "unknown_auroc")
+
+
+def paired_lines(r: dict, rows: list[str], top: str, base: str = SHIPPED) -> list[str]:
+    """Each rule minus ``base`` on the same folds and draws: the mean difference and on how many folds it
+    is above zero (a difference counts only when it holds on most folds)."""
+    folds = list(r["folds"].values())
+    if base not in rows:
+        return []
+    head = " | ".join(f"Δ {c}" for c in PAIRED)
+    out = [
+        f"Paired against the shipped rule ({base}), {top[:-4]} shots: mean difference over the folds "
+        "(folds where it is > 0 / of all).",
+        "",
+        f"| rule | {head} |",
+        "|---|" + "---|" * len(PAIRED),
+    ]
+    for row in rows:
+        if row == base:
+            continue
+        cells = []
+        for c in PAIRED:
+            d = np.array([f["table"][row][top][c] - f["table"][base][top][c] for f in folds])
+            cells.append(f"{d.mean():+.3f} ({int(np.sum(d > 0))}/{len(d)})")
+        out.append(f"| {row} | " + " | ".join(cells) + " |")
+    return out

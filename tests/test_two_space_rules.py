@@ -293,3 +293,34 @@ def test_pca_basis_is_the_svd_of_the_centred_rows(shape):
     np.testing.assert_allclose(np.abs((comps * vt[:5]).sum(1)), 1.0, atol=1e-9)  # the same directions
     np.testing.assert_allclose(var, s[:5] ** 2 / (shape[0] - 1), rtol=1e-9)
     np.testing.assert_allclose(mean, x.mean(0))
+
+
+def test_folds_assemble_into_tables_with_paired_differences(small_fold):
+    from bench.two_space_rules import assemble, markdown, paired_lines
+
+    split, spaces, first = small_fold
+    other = evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=1, weights=(0.5,))
+    # the table weights are (0.3, 0.5, 0.7) in assemble: give it the one weight these folds have
+    import bench.two_space_rules as rules
+
+    saved = rules.TABLE_WEIGHTS
+    rules.TABLE_WEIGHTS = (0.5,)
+    try:
+        r = assemble("synthetic", {0: first, 1: other})
+    finally:
+        rules.TABLE_WEIGHTS = saved
+    text = markdown(r)
+    assert "fused gen · maha-shrunk · product rule 'tuned'" in text and "tuned CL2N · dc-maha" in text
+    base = "fused gen · two-stage tuned -> tuned (product rule 'tuned')"
+    rows = list(r["folds"]["0"]["table"])
+    lines = paired_lines(r, rows, "3shot", base)
+    assert len(lines) == 4 + len(rows) - 1
+    same = next(line for line in lines if line.startswith("| fused gen · maha-shrunk · product rule"))
+    f0, f1 = (r["folds"][k]["table"] for k in ("0", "1"))
+    want = np.mean(
+        [
+            f["fused gen · maha-shrunk · product rule 'tuned'"]["3shot"]["ceiling"] - f[base]["3shot"]["ceiling"]
+            for f in (f0, f1)
+        ]
+    )
+    assert f"{want:+.3f}" in same
