@@ -150,6 +150,14 @@ class Draw:
             if kind == "maha":
                 self.names(arg)
                 s = self._scores[arg]
+            elif kind == "vim-head":  # the tuned model's own classifier over its head features
+                x = self.reps[arg].astype(np.float64)
+                weight, bias = self.reps[("classifier", arg)]
+                key = ("vim-head", arg)
+                if key not in self.fold:
+                    self.fold[key] = vim_head_fit(x[self.idx["train"]], weight, bias)
+                origin, basis, alpha = self.fold[key]
+                s = vim_score(vim_residual(x, origin, basis), x @ weight.T + bias, alpha)
             else:
                 v = self.reps[arg]
                 key = ("vim", arg)
@@ -383,15 +391,35 @@ class GaussianSpace:
         return np.r_[self.names, list(support)], np.concatenate(cols, 1)
 
 
-def vim_fit(x_train: np.ndarray, variance: float = VIM_VARIANCE, basis=None) -> tuple[np.ndarray, np.ndarray]:
-    """ViM's principal subspace without the classifier head: ``(origin, basis (k, d))``.
+def vim_fit(
+    x_train: np.ndarray, variance: float = VIM_VARIANCE, basis=None, origin: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """ViM's principal subspace: ``(origin, basis (k, d))``, k the fewest directions holding ``variance`` of
+    the training crops' spread about the origin.
 
-    ViM (Wang et al. 2022) centres on ``-pinv(W) b`` of the head ``W, b``; the tuned model's classifier
-    is not kept (the softmax loss's linear layer is discarded after training), so the origin is the training
-    mean, and k the fewest components holding ``variance`` of the training variance."""
-    mean, comps, var = basis if basis is not None else pca_basis(x_train, x_train.shape[1])
+    ViM (Wang et al. 2022) takes the origin ``-pinv(W) b`` of the classifier ``W, b`` and the eigenvectors of
+    the uncentred scatter about it (``origin`` given: :func:`vim_head_fit`). Without a classifier (the general
+    and the fused space have none) the origin is the training mean and the basis its principal components
+    (``basis``: a ``pca_basis`` the caller has)."""
+    if origin is not None:
+        c = np.asarray(x_train, np.float64) - origin
+        var, v = np.linalg.eigh(c.T @ c)
+        var, comps = var[::-1], v[:, ::-1].T
+        mean = origin
+    else:
+        mean, comps, var = basis if basis is not None else pca_basis(x_train, x_train.shape[1])
     k = int(np.searchsorted(np.cumsum(var) / var.sum(), variance) + 1)
     return mean, comps[:k]
+
+
+def vim_head_fit(x_train: np.ndarray, weight: np.ndarray, bias: np.ndarray, variance: float = VIM_VARIANCE):
+    """ViM with the classifier ``logits = x W' + b`` over features ``x``: ``(origin, basis, alpha)``,
+    origin ``-pinv(W) b``, alpha = the training crops' mean max logit over their mean residual."""
+    origin = -np.linalg.pinv(weight) @ bias
+    origin, basis = vim_fit(x_train, variance, origin=origin)
+    logits = x_train @ weight.T + bias
+    alpha = logits.max(1).mean() / vim_residual(x_train, origin, basis).mean()
+    return origin, basis, float(alpha)
 
 
 def vim_residual(x: np.ndarray, origin: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -425,14 +453,15 @@ def decide(draw: Draw, naming: str, rule: tuple):
         s = {k: sum((p[k] - m) / sd for p, (m, sd) in zip(parts, stats, strict=True)) for k in parts[0]}
         thr = calibrate(s["val"])
         return names, {k: s[k] >= thr for k in s}, s
-    if kind == "two-stage":
-        first, second = draw.trained(rule[1]), draw.knn(rule[2])
+    if kind in ("two-stage", "two-stage-vim"):
+        first = draw.trained(rule[1]) if kind == "two-stage" else draw.score(("vim-head", rule[1]))
+        second = draw.knn(rule[2])
         t1, t2 = calibrate(first["val"]), calibrate(second["val"])
         ok = {k: (first[k] >= t1) | ((second[k] >= t2) & np.isin(names[k], draw.added)) for k in first}
         # a score for the AUROC: stage one's, lifted above every stage-one rejection when stage two accepts
         s = {k: np.where(first[k] >= t1, first[k], np.where(ok[k], t1, first[k] - 1.0)) for k in first}
         return names, ok, s
-    if kind in ("vim-residual", "vim-proto", "maha"):
+    if kind in ("vim-residual", "vim-proto", "maha", "vim-head"):
         s = draw.score(rule)
         thr = calibrate(s["val"])
         return names, {k: s[k] >= thr for k in s}, s
@@ -544,8 +573,15 @@ def new_rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, st
             (f"fused {name} · unknown by ViM, prototype logits, fused", f, ("vim-proto", f)),
             (f"fused {name} · unknown by Mahalanobis shared tuned CL2N", f, ("maha", "tuned CL2N#maha-shared")),
             (f"fused {name} · unknown by Mahalanobis shared fused", f, ("maha", f"{f}#maha-shared")),
+            (f"fused {name} · unknown by ViM (tuned head + classifier)", f, ("vim-head", HEAD)),
+            (f"fused {name} · two-stage ViM (head) -> tuned", f, ("two-stage-vim", HEAD, "tuned")),
         ]
     return rows
+
+
+#: the tuned model's head features (its classifier's input): a space the ViM rows need, with its classifier
+#: at ``reps[("classifier", HEAD)]``; folds without them skip those rows
+HEAD = "tuned head"
 
 
 def space_of(naming: str) -> str:
@@ -597,19 +633,24 @@ def fold_rules(general: list[str], weights=TABLE_WEIGHTS) -> dict[str, tuple[str
 
 
 def evaluate_fold(
-    split, spaces: dict, general: list[str], shots, draws, weights=TABLE_WEIGHTS, only=None, grid=None
+    split, spaces: dict, general: list[str], shots, draws, weights=TABLE_WEIGHTS, only=None, grid=None, head=None
 ) -> dict:
     """One fold, from its cached features: the weight grid, and every rule's figures at each weight.
 
     Fused rows are keyed ``"<row> @w=<w>"``; the others once. JSON-ready. ``only``: compute just these row
     keys (the support draws are the same whatever rows are computed: seeded per shot count); ``grid``: a
-    weight grid computed before (not recomputed)."""
+    weight grid computed before (not recomputed); ``head``: ``(head features (n, h), (W (C, h), b (C,)))`` of
+    the tuned model's classifier, for the ViM rows that use it."""
     paths, y, g, added, known, idx = split
     general = [n for n in general if n in spaces]
     reps = fold_reps(spaces, idx)
+    if head is not None:
+        reps[HEAD], reps[("classifier", HEAD)] = head[0].astype(np.float32), head[1]
     if grid is None:
         grid = weight_grid(reps, y, g, idx, added, known, general, draws=draws)
     rules = fold_rules(general, weights)
+    if ("classifier", HEAD) not in reps:  # no classifier cached: no ViM-with-head rows
+        rules = {row: v for row, v in rules.items() if HEAD not in v[1]}
     if only is not None:
         rules = {row: v for row, v in rules.items() if row in only}
     recall = {n: recall_at_1(reps[n], y, g, idx, added) for n in {space_of(n) for n, _ in rules.values()}}

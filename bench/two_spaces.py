@@ -108,6 +108,7 @@ def rules(
         return None
     split, spaces, meta = got
     folder, _ = fold_dir(work, dataset, fold)
+    head = classifier_head(folder)
     path = folder / "rules.json"
     have = [n for n in general if n in spaces]
     stored = json.loads(path.read_text()) if path.is_file() and not recompute else None
@@ -119,7 +120,19 @@ def rules(
         return stored
     t0 = time.perf_counter()
     result = evaluate_fold(
-        split, spaces, general, list(shots), draws, only=only, grid=None if stored is None else stored["weight_grid"]
+        split,
+        spaces,
+        general,
+        list(shots),
+        draws,
+        only=only,
+        grid=None if stored is None else stored["weight_grid"],
+        head=head,
+    )
+    result["vim_head"] = (
+        "no classifier cached"
+        if head is None
+        else f"classifier of the last epoch ({meta.get('epochs')}), features of the best ({meta.get('best_epoch')})"
     )
     seconds = round(time.perf_counter() - t0, 1)
     if stored is not None:
@@ -133,6 +146,22 @@ def rules(
     result["training"] = meta
     path.write_text(json.dumps(result))
     return result
+
+
+def classifier_head(folder: Path):
+    """``(head features (n, 128), (W, b))``: the fold model's head vectors of every crop and its softmax
+    classifier (kept in the training's resume state, ``model/last/state.safetensors``), or None."""
+    state = folder / "model" / "last" / "state.safetensors"
+    cached = folder / "feat-ft-centre.npz"
+    if not state.is_file() or not cached.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(state), "np") as f:
+        if "loss.classifier.weight" not in f.keys():  # noqa: SIM118 - safe_open has no __contains__
+            return None
+        weight, bias = f.get_tensor("loss.classifier.weight"), f.get_tensor("loss.classifier.bias")
+    return np.load(cached)["head"], (weight.astype(np.float64), bias.astype(np.float64))
 
 
 def load_fold(dataset: str, fold: int, work: Path, general: list[str]):

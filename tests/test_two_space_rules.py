@@ -248,10 +248,50 @@ def synthetic_split(seed: int = 7):
     return (None, y, g, added, known, idx), spaces
 
 
+def head_of(split, spaces):
+    """Head features (8-d unit) and a classifier over them: each trained species' mean head vector, bias 0."""
+    _, y, _, _, known, idx = split
+    x = spaces["tuned"] @ np.random.default_rng(9).normal(size=(spaces["tuned"].shape[1], 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    tr = idx["train"]
+    weight = 5 * np.stack([x[tr][y[tr] == c].mean(0) for c in known])
+    return x, (weight, np.zeros(len(known)))
+
+
 @pytest.fixture(scope="module")
 def small_fold():
     split, spaces = synthetic_split()
-    return split, spaces, evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=2, weights=(0.5,))
+    head = head_of(split, spaces)
+    return split, spaces, evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=2, weights=(0.5,), head=head)
+
+
+def test_vim_rows_with_the_head_only_where_a_classifier_is_cached():
+    split, spaces = synthetic_split()
+    without = evaluate_fold(split, spaces, ["gen"], shots=[3], draws=1, weights=(0.5,), only=set(), grid={})
+    assert without["table"] == {}
+    rows = {r for r, (_, rule) in fold_rules(["gen"], (0.5,)).items() if "tuned head" in rule}
+    assert len(rows) == 2
+    skipped = evaluate_fold(split, spaces, ["gen"], shots=[3], draws=1, weights=(0.5,), only=rows, grid={})
+    assert skipped["table"] == {}
+    kept = evaluate_fold(
+        split, spaces, ["gen"], shots=[3], draws=1, weights=(0.5,), only=rows, grid={}, head=head_of(split, spaces)
+    )
+    assert set(kept["table"]) == rows
+
+
+def test_vim_with_the_head_takes_its_origin_from_the_classifier():
+    from bench.two_space_rules import vim_head_fit
+
+    rng = np.random.default_rng(10)
+    weight, bias = rng.normal(size=(3, 6)), rng.normal(size=3)
+    x = rng.normal(size=(300, 6)) @ np.diag([3, 2, 1, 0.05, 0.05, 0.05])
+    origin, basis, alpha = vim_head_fit(x, weight, bias, variance=0.99)
+    np.testing.assert_allclose(weight @ origin + bias, 0.0, atol=1e-9)  # the logits vanish at the origin
+    assert basis.shape[0] <= 4 and alpha > 0  # the 3 spread directions and the offset of the data from the origin
+    # the residual grows along the directions the training crops do not spread in, about that origin
+    off = origin + np.eye(6)[5]
+    on = origin + np.eye(6)[0]
+    assert vim_residual(off[None], origin, basis)[0] > 10 * vim_residual(on[None], origin, basis)[0]
 
 
 def test_every_new_rule_has_every_column_on_a_fold(small_fold):
@@ -259,7 +299,7 @@ def test_every_new_rule_has_every_column_on_a_fold(small_fold):
     rows = fold_rules(["gen"], (0.5,))
     assert set(result["table"]) == set(rows)
     new = {row for row, _, _ in new_rules_for(["gen"], {"gen": 0.5})}
-    assert len(new) == 5 + 2 + 5 + 2 + 5 + 7
+    assert len(new) == 5 + 2 + 5 + 2 + 5 + 9
     for row, value in result["table"].items():
         for shot in ("1shot", "3shot"):
             figures = value[shot]
@@ -276,8 +316,11 @@ def test_new_rows_are_paired_with_the_stored_ones(small_fold):
         "tuned CL2N · dc-maha",
         "fused gen · maha-cnaps · product rule 'tuned' @w=0.5",
         "fused gen · unknown by ViM, prototype logits, fused @w=0.5",
+        "fused gen · two-stage ViM (head) -> tuned @w=0.5",
     }
-    part = evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=2, weights=(0.5,), only=some, grid={})
+    part = evaluate_fold(
+        split, spaces, ["gen"], shots=[1, 3], draws=2, weights=(0.5,), only=some, grid={}, head=head_of(split, spaces)
+    )
     assert set(part["table"]) == some
     for row in some:
         assert part["table"][row] == full["table"][row]
@@ -299,7 +342,7 @@ def test_folds_assemble_into_tables_with_paired_differences(small_fold):
     from bench.two_space_rules import assemble, markdown, paired_lines
 
     split, spaces, first = small_fold
-    other = evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=1, weights=(0.5,))
+    other = evaluate_fold(split, spaces, ["gen"], shots=[1, 3], draws=1, weights=(0.5,), head=head_of(split, spaces))
     # the table weights are (0.3, 0.5, 0.7) in assemble: give it the one weight these folds have
     import bench.two_space_rules as rules
 
