@@ -453,8 +453,11 @@ def decide(draw: Draw, naming: str, rule: tuple):
         s = {k: sum((p[k] - m) / sd for p, (m, sd) in zip(parts, stats, strict=True)) for k in parts[0]}
         thr = calibrate(s["val"])
         return names, {k: s[k] >= thr for k in s}, s
-    if kind in ("two-stage", "two-stage-vim"):
-        first = draw.trained(rule[1]) if kind == "two-stage" else draw.score(("vim-head", rule[1]))
+    if kind in ("two-stage", "two-stage-vim", "two-stage-by"):
+        if kind == "two-stage":
+            first = draw.trained(rule[1])
+        else:  # stage one by another scorer of the trained species: ViM with the head, or ("two-stage-by", rule)
+            first = draw.score(("vim-head", rule[1]) if kind == "two-stage-vim" else tuple(rule[1]))
         second = draw.knn(rule[2])
         t1, t2 = calibrate(first["val"]), calibrate(second["val"])
         ok = {k: (first[k] >= t1) | ((second[k] >= t2) & np.isin(names[k], draw.added)) for k in first}
@@ -575,6 +578,12 @@ def new_rules_for(general: list[str], w: dict[str, float]) -> list[tuple[str, st
             (f"fused {name} · unknown by Mahalanobis shared fused", f, ("maha", f"{f}#maha-shared")),
             (f"fused {name} · unknown by ViM (tuned head + classifier)", f, ("vim-head", HEAD)),
             (f"fused {name} · two-stage ViM (head) -> tuned", f, ("two-stage-vim", HEAD, "tuned")),
+            (f"fused {name} · two-stage ViM (head) -> general", f, ("two-stage-vim", HEAD, name)),
+            (
+                f"fused {name} · two-stage ViM residual (no head) tuned -> general",
+                f,
+                ("two-stage-by", ("vim-residual", "tuned"), name),
+            ),
         ]
     return rows
 

@@ -270,7 +270,7 @@ def test_vim_rows_with_the_head_only_where_a_classifier_is_cached():
     without = evaluate_fold(split, spaces, ["gen"], shots=[3], draws=1, weights=(0.5,), only=set(), grid={})
     assert without["table"] == {}
     rows = {r for r, (_, rule) in fold_rules(["gen"], (0.5,)).items() if "tuned head" in rule}
-    assert len(rows) == 2
+    assert len(rows) == 3
     skipped = evaluate_fold(split, spaces, ["gen"], shots=[3], draws=1, weights=(0.5,), only=rows, grid={})
     assert skipped["table"] == {}
     kept = evaluate_fold(
@@ -299,7 +299,7 @@ def test_every_new_rule_has_every_column_on_a_fold(small_fold):
     rows = fold_rules(["gen"], (0.5,))
     assert set(result["table"]) == set(rows)
     new = {row for row, _, _ in new_rules_for(["gen"], {"gen": 0.5})}
-    assert len(new) == 5 + 2 + 5 + 2 + 5 + 9
+    assert len(new) == 5 + 2 + 5 + 2 + 5 + 11
     for row, value in result["table"].items():
         for shot in ("1shot", "3shot"):
             figures = value[shot]
