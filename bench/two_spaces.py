@@ -108,7 +108,7 @@ def rules(
         return None
     split, spaces, meta = got
     folder, _ = fold_dir(work, dataset, fold)
-    head = classifier_head(folder)
+    head = classifier_head(folder, meta)
     path = folder / "rules.json"
     have = [n for n in general if n in spaces]
     stored = json.loads(path.read_text()) if path.is_file() and not recompute else None
@@ -130,7 +130,7 @@ def rules(
         head=head,
     )
     result["vim_head"] = (
-        "no classifier cached"
+        "no classifier for the features (none cached, or the best epoch is not the last)"
         if head is None
         else f"classifier of the last epoch ({meta.get('epochs')}), features of the best ({meta.get('best_epoch')})"
     )
@@ -148,12 +148,23 @@ def rules(
     return result
 
 
-def classifier_head(folder: Path):
+def classifier_head(folder: Path, meta: dict | None = None):
     """``(head features (n, 128), (W, b))``: the fold model's head vectors of every crop and its softmax
-    classifier (kept in the training's resume state, ``model/last/state.safetensors``), or None."""
+    classifier (kept in the training's resume state, ``model/last/state.safetensors``), or None.
+
+    The resume state is the last epoch's, the saved model the best epoch's: when they differ (``meta``'s
+    ``best_epoch`` < ``epochs``) the classifier does not belong to the features, and there is none."""
     state = folder / "model" / "last" / "state.safetensors"
     cached = folder / "feat-ft-centre.npz"
     if not state.is_file() or not cached.is_file():
+        return None
+    if meta is not None and meta.get("best_epoch") != meta.get("epochs"):
+        log.info(
+            "%s: best epoch %s of %s: the last epoch's classifier is not the features'",
+            folder.name,
+            meta.get("best_epoch"),
+            meta.get("epochs"),
+        )
         return None
     from safetensors import safe_open
 
