@@ -2,9 +2,11 @@
 
     /work/shared/tools/cpujob -- .venv/bin/python -m bench.two_spaces cache --dataset fish4knowledge --fold 0
         (one training per fold; caches the tuned pooled features of every crop, once per dataset the frozen
-        general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder;
-)
+        general features, then evaluates every rule of bench/two_space_rules.py on the fold into its folder)
     .venv/bin/python -m bench.two_spaces evaluate --dataset fish4knowledge     (assemble the cached folds)
+    cpujob -- .venv/bin/python -m bench.two_spaces evaluate --folds 0 1 [--recompute]
+        (folds asked by number: the rule rows their stored rules.json lacks are computed into it, all with
+        --recompute; same support draws, so new rows stay paired with the stored ones)
     .venv/bin/python -m bench.two_spaces report                                  (tables from the stored JSON)
 
 Folds and training are bench/leave_species_out.py's (its fold split, TrainConfig and run key), at
@@ -86,22 +88,91 @@ def cache(dataset: str, fold: int, work: Path, general: list[str], shots=(1, 3, 
     rules(dataset, fold, work, general, shots, draws)
 
 
-def rules(dataset: str, fold: int, work: Path, general: list[str], shots=(1, 3, 5), draws: int = 5) -> dict | None:
-    """The fold's rule figures (bench.two_space_rules.evaluate_fold), stored in its folder; None if not cached."""
-    from bench.two_space_rules import evaluate_fold
+def rules(
+    dataset: str,
+    fold: int,
+    work: Path,
+    general: list[str],
+    shots=(1, 3, 5),
+    draws: int = 5,
+    recompute: bool = True,
+) -> dict | None:
+    """The fold's rule figures (bench.two_space_rules.evaluate_fold), stored in its folder; None if not cached.
+
+    ``recompute=False`` keeps the rows a stored rules.json has (same shots, draws and general spaces) and
+    computes only the rows it lacks, with the same support draws (seeded per shot count), into it."""
+    from bench.two_space_rules import evaluate_fold, fold_rules
 
     got = load_fold(dataset, fold, work, general)
     if got is None:
         return None
     split, spaces, meta = got
-    t0 = time.perf_counter()
-    result = evaluate_fold(split, spaces, general, list(shots), draws)
-    result["training"] = meta
-    result["rules_seconds"] = round(time.perf_counter() - t0, 1)
     folder, _ = fold_dir(work, dataset, fold)
-    (folder / "rules.json").write_text(json.dumps(result))
-    log.info("fold %d rules in %.0f s", fold, result["rules_seconds"])
+    head = classifier_head(folder, meta)
+    path = folder / "rules.json"
+    have = [n for n in general if n in spaces]
+    stored = json.loads(path.read_text()) if path.is_file() and not recompute else None
+    if stored is not None and (stored["shots"], stored["draws"], stored["general"]) != (list(shots), draws, have):
+        log.info("fold %d: stored rules.json was made with other shots / draws / spaces: recomputing", fold)
+        stored = None
+    only = None if stored is None else set(fold_rules(have)) - set(stored["table"])
+    if only is not None and not only:
+        return stored
+    t0 = time.perf_counter()
+    result = evaluate_fold(
+        split,
+        spaces,
+        general,
+        list(shots),
+        draws,
+        only=only,
+        grid=None if stored is None else stored["weight_grid"],
+        head=head,
+    )
+    result["vim_head"] = (
+        "no classifier for the features (none cached, or the best epoch is not the last)"
+        if head is None
+        else f"classifier of the last epoch ({meta.get('epochs')}), features of the best ({meta.get('best_epoch')})"
+    )
+    seconds = round(time.perf_counter() - t0, 1)
+    if stored is not None:
+        result["table"] = {**stored["table"], **result["table"]}
+        result["rules_seconds"] = stored.get("rules_seconds")
+        result["added_rows_seconds"] = seconds
+        log.info("fold %d: %d rows added to the stored rules in %.0f s", fold, len(only), seconds)
+    else:
+        result["rules_seconds"] = seconds
+        log.info("fold %d rules in %.0f s", fold, seconds)
+    result["training"] = meta
+    path.write_text(json.dumps(result))
     return result
+
+
+def classifier_head(folder: Path, meta: dict | None = None):
+    """``(head features (n, 128), (W, b))``: the fold model's head vectors of every crop and its softmax
+    classifier (kept in the training's resume state, ``model/last/state.safetensors``), or None.
+
+    The resume state is the last epoch's, the saved model the best epoch's: when they differ (``meta``'s
+    ``best_epoch`` < ``epochs``) the classifier does not belong to the features, and there is none."""
+    state = folder / "model" / "last" / "state.safetensors"
+    cached = folder / "feat-ft-centre.npz"
+    if not state.is_file() or not cached.is_file():
+        return None
+    if meta is not None and meta.get("best_epoch") != meta.get("epochs"):
+        log.info(
+            "%s: best epoch %s of %s: the last epoch's classifier is not the features'",
+            folder.name,
+            meta.get("best_epoch"),
+            meta.get("epochs"),
+        )
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(state), "np") as f:
+        if "loss.classifier.weight" not in f.keys():  # noqa: SIM118 - safe_open has no __contains__
+            return None
+        weight, bias = f.get_tensor("loss.classifier.weight"), f.get_tensor("loss.classifier.bias")
+    return np.load(cached)["head"], (weight.astype(np.float64), bias.astype(np.float64))
 
 
 def load_fold(dataset: str, fold: int, work: Path, general: list[str]):
@@ -136,6 +207,12 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=WORK)
     p.add_argument("--shots", type=int, nargs="+", default=[1, 3, 5])
     p.add_argument("--draws", type=int, default=5)
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="evaluate --folds N: recompute every rule of those folds (without it: only the rows their stored "
+        "rules.json lacks, e.g. rules added since, with the same support draws)",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.step == "cache":
@@ -151,12 +228,12 @@ def main() -> None:
     for fold in args.folds if args.folds is not None else range(8):
         folder, _ = fold_dir(args.work, args.dataset, fold)
         stored = folder / "rules.json"
-        if stored.is_file():
-            per_fold[fold] = json.loads(stored.read_text())
-        elif args.folds is not None:  # asked for by number: evaluate it now from its cached features
-            got = rules(args.dataset, fold, args.work, args.general, args.shots, args.draws)
+        if args.folds is not None:  # asked for by number: its missing rows (all with --recompute) computed now
+            got = rules(args.dataset, fold, args.work, args.general, args.shots, args.draws, args.recompute)
             if got is not None:
                 per_fold[fold] = got
+        elif stored.is_file():
+            per_fold[fold] = json.loads(stored.read_text())
     if not per_fold:
         raise SystemExit("no fold is cached yet: run the cache step first")
     result = assemble(args.dataset, per_fold)

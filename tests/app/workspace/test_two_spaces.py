@@ -49,6 +49,8 @@ def test_the_general_space_has_its_own_id_vectors_generation_and_decision(two_ws
     np.testing.assert_array_equal(ti, gi)  # every crop in both spaces
     decision = load_spaces_decision(two_ws.catalog, "tiny")
     assert (decision.naming, decision.general_id) == ("fused", "tiny.general")
+    # the measured rule (bench/RESULTS.md "Two vector spaces: every rule measured")
+    assert (decision.unknown, decision.fusion.weight) == ("two-stage", 0.3)
     spaces = two_ws.spaces("tiny")
     assert spaces is not None and spaces.general.model_id == "tiny.general"
     # a second build with nothing changed decides nothing again
