@@ -316,8 +316,11 @@ def recall(
 ) -> list[tuple[str, float] | None]:
     """For each image (or each row of ``(n, d)`` vectors), the concept of the nearest crop stored
     from the tool and its cosine when it is at least ``min_similarity`` (a near-duplicate of
-    something a person labelled), else None. Images are embedded only when the tool stored crops."""
-    from index.catalog.lookup import hits_metadata
+    something a person labelled), else None. Images are embedded only when the tool stored crops.
+    The tool's crops are compared exactly, from their stored vectors (a handful), not through the
+    index: a crop stored by a webhook is recalled as soon as its vector is written, before the new
+    index generation that holds it is live (Label Studio asks again while that build runs)."""
+    from index.catalog.embeddings import embeddings_of
 
     out: list[tuple[str, float] | None] = [None] * len(items)
     if len(items) == 0:
@@ -326,12 +329,13 @@ def recall(
     if allowed.size == 0:
         return out
     engine = load_engine()
+    _, stored, names = embeddings_of(catalog, engine.model_id, allowed)
+    if len(stored) == 0:
+        return out
     vectors = items if isinstance(items, np.ndarray) else embed_images(engine, items)
-    hits = engine.index.search(np.ascontiguousarray(vectors, dtype=np.float32), 1, allowed_ids=allowed)
-    close = [(n, h[0]) for n, h in enumerate(hits) if h and h[0].score >= min_similarity]
-    if close:
-        named = {m.annotation_id: m.species for m in hits_metadata(catalog, home, [h for _, h in close])}
-        for n, hit in close:
-            if hit.id in named:  # a crop deleted since the index was built is not recalled
-                out[n] = (named[hit.id], float(hit.score))
+    sims = np.asarray(vectors, dtype=np.float32) @ stored.T  # (n, m) cosines: both sides unit vectors
+    best = sims.argmax(axis=1)
+    for n, j in enumerate(best):
+        if sims[n, j] >= min_similarity:
+            out[n] = (str(names[j]), float(sims[n, j]))
     return out

@@ -221,6 +221,20 @@ def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | Non
     return ids, vectors
 
 
+def embeddings_of(catalog: Catalog, model_id: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids (m,) int64, vectors (m, d) float32, species (m,))`` of the given crops that have a vector
+    for ``model_id``, ordered by id (crops without one, or deleted, are left out)."""
+    dim = model_record(catalog, model_id).dim
+    sql = (
+        "SELECT e.annotation_id, a.concept, e.vector FROM embeddings e JOIN annotations a USING (annotation_id) "
+        "WHERE e.model_id = ? AND e.annotation_id IN (SELECT unnest(?)) ORDER BY e.annotation_id"
+    )
+    with catalog.read() as con:
+        table = _arrow(con, sql, [model_id, [int(i) for i in ids]])
+    found, vectors = _to_numpy(table, dim)
+    return found, vectors, np.asarray(table.column("concept").to_pylist(), dtype=object)
+
+
 def missing_embeddings(catalog: Catalog, model_id: str) -> list[tuple[int, str]]:
     """(annotation_id, crop_path) of crops that have no vector for this model yet."""
     with catalog.read() as con:

@@ -614,3 +614,34 @@ def test_a_store_that_fails_half_way_leaves_nothing_and_can_be_sent_again(learne
     assert catalog_rows(ws) == []  # not left as crops without vectors, which would read as "unchanged"
     monkeypatch.setattr(ws, "index_build", real)
     assert client.post("/label-studio/webhook", json=body).json()["status"] == "stored"
+
+
+def test_a_correction_is_recalled_while_its_new_generation_is_still_being_built(learner, monkeypatch):
+    """Label Studio waits 1 s for a webhook and asks for predictions again at once: the stored crop must
+    be recalled from its vector before the index generation that holds it is live (on the old index-based
+    recall the crop was not found until the build ended)."""
+    client, ws = learner
+    species = list(ws.engine().prototypes.names)
+    ((_, path, _),) = crops(ws, split="test", limit=1)
+    config = choices_config(species)
+    image = data_uri(ws.home / path)
+    said = client.post(
+        "/label-studio/predict", json={"tasks": [{"id": 9, "data": {"image": image}}], "label_config": config}
+    ).json()["results"][0]["result"][0]["value"]["choices"][0]
+    other = next(s for s in species if s != said)
+    seen = []
+    real = ws.index_build
+
+    def build_after_a_look(*args, **kwargs):  # what a prediction asked during the build would recall
+        from index.imaging import open_image
+
+        seen.append(ws.annotation_recall([open_image(ws.home / path)]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ws, "index_build", build_after_a_look)
+    stored = client.post(
+        "/label-studio/webhook", json=event("ANNOTATION_CREATED", 1, 9, 90, image, choice(other), config)
+    )
+    assert stored.json()["status"] == "stored", stored.text
+    assert len(seen) == 1 and seen[0][0] is not None
+    assert seen[0][0][0] == other and seen[0][0][1] >= 0.97
