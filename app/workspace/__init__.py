@@ -648,7 +648,7 @@ class Workspace:
         """Per image (or vector), the label a person gave a near-duplicate of it, else None."""
         from app.workspace.annotation_tool import recall
 
-        return recall(self.catalog, self.home, lambda: self.engine(model), items)
+        return recall(self.catalog, lambda: self.engine(model), items)
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(

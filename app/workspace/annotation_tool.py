@@ -309,7 +309,6 @@ def embed_images(engine: Engine, images: Sequence[Image.Image], batch_size: int 
 
 def recall(
     catalog: Catalog,
-    home: Path,
     load_engine: Callable[[], Engine],
     items: Sequence[Image.Image] | np.ndarray,
     min_similarity: float = RECALL_SIMILARITY,
@@ -320,7 +319,7 @@ def recall(
     The tool's crops are compared exactly, from their stored vectors (a handful), not through the
     index: a crop stored by a webhook is recalled as soon as its vector is written, before the new
     index generation that holds it is live (Label Studio asks again while that build runs)."""
-    from index.catalog.embeddings import embeddings_of
+    from index.catalog.embeddings import load_embeddings
 
     out: list[tuple[str, float] | None] = [None] * len(items)
     if len(items) == 0:
@@ -329,7 +328,7 @@ def recall(
     if allowed.size == 0:
         return out
     engine = load_engine()
-    _, stored, names = embeddings_of(catalog, engine.model_id, allowed)
+    _, stored, names = load_embeddings(catalog, engine.model_id, with_labels=True, ids=allowed)
     if len(stored) == 0:
         return out
     vectors = items if isinstance(items, np.ndarray) else embed_images(engine, items)

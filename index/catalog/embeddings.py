@@ -201,9 +201,16 @@ def _to_numpy(table: pa.Table, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.ascontiguousarray(values.astype(np.float32).reshape(len(ids), -1))
 
 
-def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | None = None, with_labels: bool = False):
-    """``(ids (n,) int64, vectors (n, d) float32)`` of a model, optionally only some splits,
-    ordered by id; with ``with_labels`` also the species names ``(n,)``."""
+def load_embeddings(
+    catalog: Catalog,
+    model_id: str,
+    splits: Sequence[str] | None = None,
+    with_labels: bool = False,
+    ids: np.ndarray | None = None,
+):
+    """``(ids (n,) int64, vectors (n, d) float32)`` of a model, optionally only some splits or only
+    the crops ``ids`` (those without a vector, or deleted, are left out), ordered by id; with
+    ``with_labels`` also the species names ``(n,)``."""
     dim = model_record(catalog, model_id).dim
     sql = (
         "SELECT e.annotation_id, a.concept, e.vector FROM embeddings e "
@@ -213,26 +220,15 @@ def load_embeddings(catalog: Catalog, model_id: str, splits: Sequence[str] | Non
     if splits is not None:
         sql += " AND a.split IN (SELECT unnest(?))"
         params.append(list(splits))
+    if ids is not None:
+        sql += " AND e.annotation_id IN (SELECT unnest(?))"
+        params.append([int(i) for i in ids])
     with catalog.read() as con:
         table = _arrow(con, sql + " ORDER BY e.annotation_id", params)
-    ids, vectors = _to_numpy(table, dim)
-    if with_labels:
-        return ids, vectors, np.asarray(table.column("concept").to_pylist(), dtype=object)
-    return ids, vectors
-
-
-def embeddings_of(catalog: Catalog, model_id: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ids (m,) int64, vectors (m, d) float32, species (m,))`` of the given crops that have a vector
-    for ``model_id``, ordered by id (crops without one, or deleted, are left out)."""
-    dim = model_record(catalog, model_id).dim
-    sql = (
-        "SELECT e.annotation_id, a.concept, e.vector FROM embeddings e JOIN annotations a USING (annotation_id) "
-        "WHERE e.model_id = ? AND e.annotation_id IN (SELECT unnest(?)) ORDER BY e.annotation_id"
-    )
-    with catalog.read() as con:
-        table = _arrow(con, sql, [model_id, [int(i) for i in ids]])
     found, vectors = _to_numpy(table, dim)
-    return found, vectors, np.asarray(table.column("concept").to_pylist(), dtype=object)
+    if with_labels:
+        return found, vectors, np.asarray(table.column("concept").to_pylist(), dtype=object)
+    return found, vectors
 
 
 def missing_embeddings(catalog: Catalog, model_id: str) -> list[tuple[int, str]]:
