@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.workspace.batching import MAX_BATCH, WINDOW_S
+from app.workspace import MAX_BATCH, WINDOW_S
 
 ENV_PREFIX = "OCEANID_API_"
 

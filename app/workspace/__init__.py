@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.workspace import ingesting
-from app.workspace.batching import Batcher, Overloaded, embed_items
+from app.workspace.batching import MAX_BATCH, WINDOW_S, Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.engine_cache import EngineCache, SpacesCache
 from app.workspace.frames.detector import DetectorCache
@@ -74,6 +74,8 @@ __all__ = [
     "Workspace",
     "demo_train_config",
     "Batcher",
+    "MAX_BATCH",
+    "WINDOW_S",
     "Overloaded",
     "embed_items",
     "check_home",
