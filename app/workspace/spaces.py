@@ -277,6 +277,22 @@ def embed_general(
     return embed_crops(catalog, home, ensure_general_model(catalog, home, model_id), batch_size, device, progress)
 
 
+def embed_general_crops(catalog: Catalog, home: Home, model_id: str, ids: Sequence[int]) -> int:
+    """Store the general-space vectors of the crops ``ids`` (new truth crops whose tuned vectors a step
+    just stored: a Label Studio annotation), with the general encoder's query runtime, when the model
+    keeps a general space; returns how many were stored (0 for a model with one space)."""
+    from app.workspace.encoders import embed_paths, query_encoder
+    from index.catalog.embeddings import store_embeddings
+    from index.catalog.lookup import crop_files
+
+    if is_general_id(model_id) or not has_general(catalog, model_id) or not len(ids):
+        return 0
+    gid = general_id(model_id)
+    ids = np.asarray(ids, dtype=np.int64)
+    vectors, ok, _ = embed_paths(query_encoder(home.model(gid), "cpu"), crop_files(catalog, home.root, ids))
+    return store_embeddings(catalog, gid, ids[np.asarray(ok, dtype=np.int64)], vectors)
+
+
 def build_general(
     catalog: Catalog,
     home: Home,

@@ -182,3 +182,34 @@ def test_a_user_home_gets_the_real_lite0_general_space(tiny_ws, monkeypatch):
     path = tiny_ws.home / crops(tiny_ws, split="test", limit=1)[0][1]
     record = json.loads(oceanid(tiny_ws.home, "identify", path, "--json").stdout)[0]
     assert record["named_by"] in ("fused", "") and record["unknown_by"] in ("", "tuned", "tuned+general")
+
+
+def test_a_label_studio_annotation_is_embedded_in_both_spaces(tiny_ws):
+    """The API's one embedding step (an annotation becomes truth crops) keeps the general space too."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from app.api import ApiSettings, errors
+    from app.api.label_studio import router
+    from app.api.label_studio.settings import LabelStudioSettings
+    from embedder.general import write_general_model
+    from tests.app.api.test_label_studio import choice, choices_config, data_uri, event
+
+    write_general_model(tiny_ws.paths.model("tiny.general"), TINY)
+    tiny_ws.embed("tiny", device="cpu")
+    tiny_ws.index_build("tiny")
+    before = set(vector_ids(tiny_ws, "tiny.general").tolist())
+    app = FastAPI()
+    errors.install(app)
+    app.include_router(router(tiny_ws, ApiSettings(), LabelStudioSettings(min_examples=2)), prefix="/label-studio")
+    species = list(tiny_ws.engine("tiny").prototypes.names)
+    image = data_uri(tiny_ws.home / crops(tiny_ws, split="test", limit=1)[0][1])
+    config = choices_config(species)
+    with TestClient(app) as client:
+        stored = client.post(
+            "/label-studio/webhook", json=event("ANNOTATION_CREATED", 1, 7, 70, image, choice(species[0]), config)
+        )
+    assert stored.json()["status"] == "stored", stored.text
+    new = set(vector_ids(tiny_ws, "tiny").tolist()) - before
+    assert new and new <= set(vector_ids(tiny_ws, "tiny.general").tolist())
+    tiny_ws.index_verify("tiny")  # the general space's live generation holds them too
