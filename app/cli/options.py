@@ -30,7 +30,7 @@ GENERAL_SPACE: bool = typer.Option(
     None,
     "--general-space/--no-general-space",
     help="Keep a frozen ImageNet space beside the tuned one, which names added species far better "
-    "(default: on; $OCEANID_GENERAL_SPACE=0 sets it off; see the README's \"What an answer means\"). "
+    '(default: on; $OCEANID_GENERAL_SPACE=0 sets it off; see the README\'s "What an answer means"). '
     "--no-general-space starts none for a model that has none; one it keeps stays kept.",
     show_default=False,
 )
