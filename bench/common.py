@@ -323,6 +323,9 @@ def cli_env(*drop: str) -> dict[str, str]:
     """The environment for an ``oceanid`` subprocess (:data:`CLI`): this checkout first on the path,
     the variables named in ``drop`` removed."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # a user's install has its bytecode cached (pip compiles at install; an editable install on the first
+    # run): a shell with PYTHONDONTWRITEBYTECODE=1 would time compiling this checkout on every start
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for name in drop:
         env.pop(name, None)
     return env

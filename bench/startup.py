@@ -44,7 +44,8 @@ from app.workspace import Workspace
 ws = Workspace(sys.argv[1])
 engine = ws.engine()
 from embedder.encoding import encode_paths
-model = engine.model
+from embedder.model import load_model
+model = load_model(ws.paths.model(engine.model_id))  # what `oceanid embed` runs: the torch model
 paths = sorted(Path(sys.argv[2]).iterdir())
 t0 = time.perf_counter()
 result = encode_paths(model, paths, batch_size=64, device="cpu", progress=False)

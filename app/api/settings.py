@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.workspace.batching import MAX_BATCH, WINDOW_S
+
 ENV_PREFIX = "OCEANID_API_"
 
 
@@ -23,8 +25,8 @@ class ApiSettings:
     read_only: bool = False  # refuse POST / DELETE /species
     max_request_bytes: int = 32 * 1024 * 1024  # whole request body, JSON or multipart
     max_images: int = 256  # images + crop ids in one /identify request
-    batch_window_ms: float = 3.0  # /identify: how long a request waits for others to share its forward pass
-    max_batch: int = 32  # images in one forward pass
+    batch_window_ms: float = WINDOW_S * 1000  # /identify: how long a request waits for others (measured: 0)
+    max_batch: int = MAX_BATCH  # images in one forward pass
     max_queue: int = 256  # images waiting for the encoder; more: 503 + Retry-After
 
     @classmethod

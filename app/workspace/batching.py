@@ -29,7 +29,11 @@ from index.errors import OceanidError
 
 log = logging.getLogger(__name__)
 
-WINDOW_S = 0.003  # how long the first request of a batch waits for others (bench/serve_batching.py)
+# How long the first request of a batch waits for others. 0: no wait, a batch is what queued while the
+# previous forward pass ran. Measured (bench/serve_batching.py, demo home, 2 idle cores, onnxruntime, 8
+# clients): windows 1 / 3 / 10 ms gave 75-76 requests/s against 82-84 at 0 ms, and a slower single client;
+# raise it (OCEANID_API_BATCH_WINDOW_MS) where a forward pass of many images is cheaper per image (a GPU).
+WINDOW_S = 0.0
 MAX_BATCH = 32  # images in one forward pass
 MAX_QUEUE = 256  # images waiting at most; more is 503 + Retry-After
 TIMEOUT_S = 30.0  # how long one request may wait for its vectors

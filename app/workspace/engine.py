@@ -288,11 +288,19 @@ def load_engine(
     The decision scorer is the stored decision's (:func:`decision_for`); ``scorer`` overrides it
     for this engine only (its stored threshold applies).
     """
-    from embedder.config import config_hash
-    from index.vectors.generations import current_manifest
     from index.vectors.vector_index import tune_faiss_blas
 
     tune_faiss_blas()  # process-wide faiss setting: the query process owns it
+    with catalog.read():  # one open of the catalog file for every read below (Catalog.read nests)
+        return _load_engine(catalog, home, model_id, device, scorer, gpu_search)
+
+
+def _load_engine(
+    catalog: Catalog, home: Home, model_id: str, device: str, scorer: str | None, gpu_search: bool
+) -> Engine:
+    from embedder.config import config_hash
+    from index.vectors.generations import current_manifest
+
     record = model_record(catalog, model_id)
     folder = home.model(model_id)
     if not (folder / "config.json").is_file():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -247,7 +248,15 @@ class Catalog:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self._ready = False
+        self._held = threading.local()  # the thread's open read connection, shared by nested reads
         self._meta: tuple[tuple, dict[str, str]] | None = None  # (file stamp, meta table)
+
+    def __getstate__(self) -> dict:  # a Catalog travels to other processes (Ray) without its open reads
+        return {k: v for k, v in self.__dict__.items() if k != "_held"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._held = threading.local()
 
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.busy_timeout
@@ -306,7 +315,13 @@ class Catalog:
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection (many readers may hold one at once)."""
+        """A read-only connection (many readers may hold one at once). A read inside another read of the
+        same thread shares the outer connection: a step of several reads (loading an engine) opens the
+        file once, not once per read (each open is tens of ms of a cold ``identify``)."""
+        held = getattr(self._held, "con", None)
+        if held is not None:
+            yield held
+            return
         if not self.path.exists():
             raise NotFound(
                 f"no catalog at {self.path}",
@@ -315,9 +330,11 @@ class Catalog:
         if not self._ready and self._outdated():
             self.ensure_schema()
         con = self._connect(read_only=True)
+        self._held.con = con
         try:
             yield con
         finally:
+            self._held.con = None
             con.close()
 
     def _outdated(self) -> bool:

@@ -185,12 +185,21 @@ def _arrow(con, sql: str, params: list) -> pa.Table:
 
 
 def _float_values(column: pa.ChunkedArray) -> np.ndarray:
-    """The flattened values of a ``FLOAT[]`` column as one float32 array. Read from the Arrow
-    buffer directly: pyarrow's ``to_numpy`` imports pandas (~0.3 s of a cold ``identify``)."""
-    values = column.combine_chunks().flatten()
-    if values.type == pa.float32() and values.null_count == 0:
-        return np.frombuffer(values.buffers()[1], dtype=np.float32, count=len(values), offset=values.offset * 4)
-    return values.to_numpy(zero_copy_only=False)
+    """The flattened values of a ``FLOAT[]`` column as one float32 array, read chunk by chunk from the
+    Arrow buffers: pyarrow's ``to_numpy`` imports pandas and ``combine_chunks`` / ``flatten`` import
+    ``pyarrow.compute`` (together ~0.3 s of a cold ``identify``)."""
+    parts = []
+    for chunk in column.chunks:
+        values = chunk.values
+        if chunk.null_count or values.null_count or values.type != pa.float32():
+            return column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        width = np.int64 if pa.types.is_large_list(chunk.type) else np.int32
+        offsets = np.frombuffer(
+            chunk.buffers()[1], dtype=width, count=len(chunk) + 1, offset=chunk.offset * width(0).itemsize
+        )
+        data = np.frombuffer(values.buffers()[1], dtype=np.float32)
+        parts.append(data[values.offset + offsets[0] : values.offset + offsets[-1]])
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def _to_numpy(table: pa.Table, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -101,3 +101,27 @@ def test_a_v3_catalog_gains_the_origin_column_on_open(tmp_path):
     con.close()
     with Catalog(path).read() as con:
         assert con.execute("SELECT origin, detection_score FROM crop_meta").fetchall() == [("truth", None)]
+
+
+def test_nested_reads_share_one_connection_per_thread_and_release_it(tmp_path):
+    # would fail: a nested read opening its own connection (the file opened once per read), a held
+    # connection leaking to another thread, or one kept open after the outer read (a write must follow)
+    import threading
+
+    catalog = Catalog(tmp_path / "catalog.duckdb")
+    catalog.ensure_schema()
+    others = []
+    with catalog.read() as outer:
+        with catalog.read() as inner:
+            assert inner is outer
+        worker = threading.Thread(target=lambda: others.append(catalog.read().__enter__()))
+        worker.start()
+        worker.join()
+        assert others and others[0] is not outer
+        assert outer.execute("SELECT 1").fetchone() == (1,)  # the inner exit did not close it
+    others[0].close()
+    with catalog.write() as con:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('probe', 'x')")
+    with catalog.read() as again:
+        assert again is not outer
+        assert again.execute("SELECT value FROM meta WHERE key = 'probe'").fetchone() == ("x",)

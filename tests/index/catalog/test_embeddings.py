@@ -106,3 +106,20 @@ def test_crop_rows_filters(catalog):
     assert [r.annotation_id for r in crop_rows(catalog, concept="new")] == [3, 4]
     assert [r.annotation_id for r in crop_rows(catalog, split="train", limit=1)] == [1]
     assert [r.annotation_id for r in crop_rows(catalog, embedded_by="m")] == [1, 2]
+
+
+def test_float_values_reads_list_chunks_from_their_buffers_with_offsets():
+    # would fail: reading the child buffer from 0 (ignores a sliced chunk's offsets), assuming int32 offsets
+    # for a large list, or failing on an empty column
+    import pyarrow as pa
+
+    from index.catalog.embeddings import _float_values
+
+    rows = pa.array([[1.0, 2.0], [3.0, 4.0], [9.0, 8.0]], type=pa.list_(pa.float32()))
+    column = pa.chunked_array([rows.slice(1), pa.array([[5.0, 6.0]], type=pa.list_(pa.float32()))])
+    np.testing.assert_array_equal(_float_values(column), np.float32([3, 4, 9, 8, 5, 6]))
+    large = pa.chunked_array([pa.array([[1.0], [2.0, 7.0]], type=pa.large_list(pa.float32())).slice(1)])
+    np.testing.assert_array_equal(_float_values(large), np.float32([2, 7]))
+    assert _float_values(pa.chunked_array([], type=pa.list_(pa.float32()))).shape == (0,)
+    with_null = pa.chunked_array([pa.array([[1.0, None]], type=pa.list_(pa.float32()))])
+    assert np.isnan(_float_values(with_null)[1])
