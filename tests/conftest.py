@@ -11,6 +11,12 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]  # conftest.py sits in tests/
+
+#: The test-only setting of the general space (app/workspace/spaces.py, GENERAL_SPACE): every home the tests
+#: build, and every CLI run they start, embeds the tuned space only unless a test asks for the general space
+#: (``general=True``, ``--general-space``, or the variable unset as tests/app/workspace/test_general_default.py
+#: does to check the default users get, on): a real Lite0 at 160 px per crop would cost the suite minutes.
+os.environ["OCEANID_GENERAL_SPACE"] = "0"
 FISH4K = REPO.parent / "shared" / "data" / "fish4knowledge"
 
 
@@ -107,7 +113,7 @@ def build_tiny_workspace(home: Path, frames: int = 48, epochs: int = 2):
         ),
         model="tiny",
     )
-    ws.embed("tiny", device="cpu", progress=False)
+    ws.embed("tiny", device="cpu", progress=False, general=False)  # the tuned space only (see above)
     ws.index_build("tiny")
     ws.evaluate()
     return ws

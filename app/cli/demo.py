@@ -16,6 +16,7 @@ def demo(
     ctx: typer.Context,
     frames: int = options.count(400, "--frames", "Frames of synthetic reef to draw."),
     epochs: int = options.count(None, "--epochs", "Training epochs (default: the demo budget)."),
+    general_space: bool = options.GENERAL_SPACE,
     as_json: bool = options.JSON,
 ) -> None:
     """Run everything offline on the synthetic reef: ingest, split, train, embed, index, evaluate,
@@ -26,6 +27,8 @@ def demo(
     say = (lambda line: None) if as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
     from app.workspace import demo_train_config, run_demo
 
-    result = run_demo(workspace(ctx), demo_train_config(epochs), say, frames=frames, progress=not as_json)
+    result = run_demo(
+        workspace(ctx), demo_train_config(epochs), say, frames=frames, progress=not as_json, general=general_space
+    )
     if as_json:
         print_json(result)

@@ -26,6 +26,14 @@ QUERY_DEVICE: str = typer.Option(
     "filtered search always uses the CPU index.",
 )
 PIN_SPLIT: str = typer.Option(None, "--split", help="Pin every crop of this source to train|val|test.")
+GENERAL_SPACE: bool = typer.Option(
+    None,
+    "--general-space/--no-general-space",
+    help="Keep a frozen ImageNet space beside the tuned one, which names added species far better "
+    '(default: on; $OCEANID_GENERAL_SPACE=0 sets it off; see the README\'s "What an answer means"). '
+    "--no-general-space starts none for a model that has none; one it keeps stays kept.",
+    show_default=False,
+)
 
 
 def count(default: int | None, flag: str, help: str, minimum: int = 1) -> int:

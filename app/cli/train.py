@@ -147,12 +147,7 @@ def embed(
     ),
     workers: int = typer.Option(2, help="Ray only: embedding actors (each loads the model once)."),
     gpus_per_worker: float = typer.Option(0.0, "--gpus-per-worker", help="Ray only: GPUs per actor (0 = CPU)."),
-    general_space: bool = typer.Option(
-        False,
-        "--general-space",
-        help="Also keep a frozen ImageNet space beside the tuned one (experimental: "
-        "its naming rule is not yet chosen by measurement; see the README).",
-    ),
+    general_space: bool = options.GENERAL_SPACE,
     as_json: bool = options.JSON,
 ) -> None:
     """Embed every crop that has no vector for the model yet and store the vectors in the catalog.
@@ -160,6 +155,9 @@ def embed(
     With --engine ray the crops are decoded and embedded on a Ray cluster, written as Parquet
     shards and stored in one transaction; an interrupted run resumes from its shards
     (on a cluster: oceanid embed --engine ray --workers 4 --gpus-per-worker 1 --address auto).
+
+    Each crop is embedded in the model's tuned space and in the general space beside it
+    (--no-general-space: the tuned space only, for a model that has no general space yet).
 
     Example: oceanid embed --batch-size 128   (the last trained model; name another with --model)
     """

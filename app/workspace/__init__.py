@@ -256,11 +256,11 @@ class Workspace:
         progress: bool = False,
         engine: str = "local",
         ray: RayConfig | None = None,
-        general: bool = False,
+        general: bool | None = None,
     ) -> EmbedReport:
         """Embed every crop that has no vector for the model yet, in each of its spaces
-        (:func:`app.workspace.building.embed_spaces`: ``engine`` local | ray, ``general``: keep the
-        general space from now on)."""
+        (:func:`app.workspace.building.embed_spaces`: ``engine`` local | ray, ``general``: start the
+        general space, None: the default, on)."""
         from app.workspace.building import embed_spaces
 
         model_of = lambda: self.current_model(model)  # noqa: E731 - asked only when needed

@@ -142,11 +142,13 @@ def _clipped(boxes: Sequence[ToolBox], width: int, height: int) -> list[tuple[st
 
 def _embed_new(catalog: Catalog, home: Home, engine: Engine, ids: np.ndarray) -> None:
     """Embed the crops ``ids`` with the live encoder and store their vectors."""
+    from app.workspace.spaces import embed_general_crops
     from index.catalog.embeddings import store_embeddings
     from index.catalog.lookup import crop_files
 
     ok, vectors = engine.embed_files(crop_files(catalog, home.root, [int(i) for i in ids]))
     store_embeddings(catalog, engine.model_id, ids[np.asarray(ok, dtype=np.int64)], vectors)
+    embed_general_crops(catalog, home, engine.model_id, ids)  # and in the general space, where the model keeps one
 
 
 def _live(home: Home, model_id: str) -> str | None:

@@ -36,20 +36,24 @@ def embed_spaces(
     progress: bool = False,
     engine: str = "local",
     ray: RayConfig | None = None,
-    general: bool = False,
+    general: bool | None = None,
 ) -> EmbedReport:
     """Embed every crop that has no vector for the model ``model()`` names yet, and in its general
     space when it keeps one; returns the tuned space's report. (``model`` is asked only when needed:
     an unknown ``engine`` is reported before a missing model.)
 
     ``engine="ray"`` embeds on a Ray cluster (``ray``: where and how wide; its ``batch_size`` is
-    taken from ``batch_size``); ``local`` in this process. ``general``: keep the frozen general
-    space beside the tuned one from now on (opt-in until its rule is chosen by measurement).
+    taken from ``batch_size``); ``local`` in this process. ``general``: start the frozen general
+    space beside the tuned one for a model that has none (None: the default,
+    :func:`app.workspace.spaces.general_space`, on); a model that keeps one keeps it either way, so
+    its vectors stay complete.
     """
-    from app.workspace.spaces import embed_general, ensure_general_model, wants_general
+    from app.workspace.spaces import embed_general, ensure_general_model, general_space, wants_general
 
-    if general:
-        ensure_general_model(home, model())
+    if engine not in ("local", "ray"):
+        raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
+    if general_space(general):
+        ensure_general_model(catalog, home, model())
     if engine == "ray":
         from app.workspace.ray_embed import embed_crops_ray
         from embedder.ray_runner import RayConfig
@@ -58,10 +62,8 @@ def embed_spaces(
         model_id = model()
         report = embed_crops_ray(catalog, home, model_id, config)[0]
         if wants_general(home, model_id):  # the general space beside it
-            embed_crops_ray(catalog, home, ensure_general_model(home, model_id), config)
+            embed_crops_ray(catalog, home, ensure_general_model(catalog, home, model_id), config)
         return report
-    if engine != "local":
-        raise InvalidInput(f"unknown engine {engine!r}; valid: local, ray")
     from app.workspace.pipeline import embed_crops
 
     model_id = model()

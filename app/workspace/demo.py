@@ -86,8 +86,10 @@ def run_demo(
     say: Callable[[str], None] = print,
     frames: int = 400,
     progress: bool = True,
+    general: bool | None = None,
 ) -> DemoResult:
-    """Ingest -> split -> train -> embed -> index -> evaluate -> add a held-out species from 5 examples."""
+    """Ingest -> split -> train -> embed -> index -> evaluate -> add a held-out species from 5 examples.
+    ``general``: embed the general space too (None: the default, on; :meth:`Workspace.embed`)."""
     started = time.perf_counter()
     report = ws.ingest_synthetic(frames=frames, progress=progress)
     say(f"1/8 ingest: synthetic reef, {report.crops_added} new crops ({report.crops_existing} already there)")
@@ -106,7 +108,7 @@ def run_demo(
         result = ws.train(train_config, model=model_id, progress=progress)
         m = result.best_metrics
         say(f"3/8 train: {model_id}, val top-1 {m['top1']:.3f}, F1-macro {m['f1_macro']:.3f} ({result.seconds:.0f} s)")
-    embedded = ws.embed(model_id, progress=progress)
+    embedded = ws.embed(model_id, progress=progress, general=general)
     say(f"4/8 embed: {embedded.embedded} crops embedded ({embedded.already} already)")
     built = ws.index_build(model_id, rebuild=False)
     say(f"5/8 index: {built.generation} {'built' if built.built else 'up to date'}, {built.manifest.count} vectors")

@@ -132,7 +132,7 @@ def _pick(space: str | None, spaces: TwoSpaces | None, model_id: str) -> str:
     if chosen != "tuned" and spaces is None:
         raise InvalidInput(
             f"model {model_id} has one vector space (tuned), not {chosen}",
-            hint="`oceanid embed --general-space` and `oceanid index build` add the general space",
+            hint="`oceanid embed` (without --no-general-space) and `oceanid index build` add the general space",
         )
     return chosen
 

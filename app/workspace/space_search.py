@@ -93,8 +93,7 @@ def search_space(
     if spaces is None:
         raise InvalidInput(
             f"model {tuned.model_id} has one vector space (tuned), not {chosen}",
-            hint="`oceanid embed` and `oceanid index build` add the general space to a model "
-            "fine-tuned from pretrained weights",
+            hint="`oceanid embed` (without --no-general-space) and `oceanid index build` add the general space",
         )
     if given_vector:
         raise InvalidInput(f"an embedding is a tuned-space vector; search the {chosen} space with an image or crop id")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,8 +25,8 @@ import numpy as np
 from index.catalog.decisions import prototypes_digest
 from index.catalog.embeddings import ADDED, load_embeddings, load_prototypes, model_record
 from index.catalog.spaces import load_spaces_decision, store_spaces_decision
-from index.errors import IndexMismatch, NotFound
-from index.records import TRAIN
+from index.errors import IndexMismatch, InvalidInput, NotFound
+from index.records import TRAIN, VAL
 from index.scoring.fusion import Fusion, SpacesDecision, centred
 from index.scoring.prototypes import Prototypes
 
@@ -51,6 +52,13 @@ GENERAL_SUFFIX = ".general"
 NAMING = "fused"
 UNKNOWN_RULE = "two-stage"
 FUSION_WEIGHT = 0.3
+#: whether every step that embeds for a user (``oceanid embed``, also ``--engine ray``, ``oceanid demo``,
+#: ``identify --save``) starts the general space for a model that has none: on (issue 26; the rule above
+#: named 0.82 of an added species' crops against 0.38 with the tuned space alone). ``embed
+#: --no-general-space`` / ``Workspace.embed(general=False)`` start none; the environment variable
+#: GENERAL_SPACE_ENV = 0 sets the default off (the test suite's tiny homes: tests/conftest.py)
+GENERAL_SPACE = True
+GENERAL_SPACE_ENV = "OCEANID_GENERAL_SPACE"
 
 
 def general_id(model_id: str) -> str:
@@ -71,22 +79,46 @@ def has_general(catalog: Catalog, model_id: str) -> bool:
     return True
 
 
-def ensure_general_model(home: Home, model_id: str, config: GeneralConfig | None = None) -> str:
-    """Write the general encoder's model folder beside the tuned model's, once; returns its id."""
+def general_space(asked: bool | None = None) -> bool:
+    """Whether ``embed`` starts the general space for a model that has none: ``asked`` when given, else
+    :data:`GENERAL_SPACE`, unless ``$OCEANID_GENERAL_SPACE`` says 1 / 0 (on / off, true / false, yes / no).
+
+    Raises:
+        InvalidInput: another value in the environment variable.
+    """
+    if asked is not None:
+        return asked
+    value = os.environ.get(GENERAL_SPACE_ENV, "").strip().lower()
+    if not value:
+        return GENERAL_SPACE
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise InvalidInput(f"{GENERAL_SPACE_ENV}={value!r} is neither 1 nor 0", hint="unset it for the default (on)")
+
+
+def ensure_general_model(catalog: Catalog, home: Home, model_id: str, config: GeneralConfig | None = None) -> str:
+    """Write the general encoder's model folder beside the tuned model's, once, with its ONNX export
+    (checked on the first validation crops, as ``train`` exports the tuned one, so queries need no
+    torch); returns its id."""
+    from app.workspace.pipeline import export_encoder
     from embedder.general import GeneralConfig, write_general_model
+    from index.catalog.embeddings import labelled_crops
 
     gid = general_id(model_id)
     folder = home.model(gid)
     if not (folder / "config.json").is_file():
         write_general_model(folder, config or GeneralConfig())
+        export_encoder(folder, [home.resolve(p) for p, _ in labelled_crops(catalog, VAL)])
         log.info("general space %s written (%s)", gid, (config or GeneralConfig()).to_dict())
     return gid
 
 
 def wants_general(home: Home, model_id: str) -> bool:
     """Whether ``embed`` keeps a general space for the model: only when its general encoder's folder
-    exists (``oceanid embed --general-space`` writes it, or a user put one there). It is opt-in: the
-    two-space rule's defaults are not yet chosen by the leave-species-out bench (bench/RESULTS.md)."""
+    exists (``oceanid embed`` writes it unless told not to, :func:`general_space`; or a user put one
+    there)."""
     if is_general_id(model_id):
         return False
     return (home.model(general_id(model_id)) / "config.json").is_file()
@@ -242,7 +274,23 @@ def embed_general(
 
     if not wants_general(home, model_id):
         return None
-    return embed_crops(catalog, home, ensure_general_model(home, model_id), batch_size, device, progress)
+    return embed_crops(catalog, home, ensure_general_model(catalog, home, model_id), batch_size, device, progress)
+
+
+def embed_general_crops(catalog: Catalog, home: Home, model_id: str, ids: Sequence[int]) -> int:
+    """Store the general-space vectors of the crops ``ids`` (new truth crops whose tuned vectors a step
+    just stored: a Label Studio annotation), with the general encoder's query runtime, when the model
+    keeps a general space; returns how many were stored (0 for a model with one space)."""
+    from app.workspace.encoders import embed_paths, query_encoder
+    from index.catalog.embeddings import store_embeddings
+    from index.catalog.lookup import crop_files
+
+    if is_general_id(model_id) or not has_general(catalog, model_id) or not len(ids):
+        return 0
+    gid = general_id(model_id)
+    ids = np.asarray(ids, dtype=np.int64)
+    vectors, ok, _ = embed_paths(query_encoder(home.model(gid), "cpu"), crop_files(catalog, home.root, ids))
+    return store_embeddings(catalog, gid, ids[np.asarray(ok, dtype=np.int64)], vectors)
 
 
 def build_general(

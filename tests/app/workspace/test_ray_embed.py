@@ -59,6 +59,25 @@ def test_ray_equals_single_process_with_a_bad_crop(tiny_ws, ray_cluster):
     assert not (tiny_ws.paths.root / "staging" / "embed" / "onray").exists()  # ingested, then cleared
 
 
+def test_ray_starts_and_fills_the_general_space_by_default(tiny_ws, ray_cluster, monkeypatch):
+    """A user's default (the suite sets it off: tests/conftest.py), with a tiny general encoder for speed."""
+    import embedder.general as general
+
+    monkeypatch.delenv("OCEANID_GENERAL_SPACE", raising=False)
+    real = general.write_general_model
+    monkeypatch.setattr(
+        general,
+        "write_general_model",
+        lambda folder, config=None: real(folder, general.GeneralConfig("tiny", "none", 32)),
+    )
+    report = tiny_ws.embed("tiny", batch_size=16, engine="ray", ray=RayConfig(workers=2, shard_rows=200))
+    assert report.embedded == 0  # the tuned space was embedded already: only the general space runs on Ray
+    ids_t, _ = load_embeddings(tiny_ws.catalog, "tiny")
+    ids_g, vec_g = load_embeddings(tiny_ws.catalog, "tiny.general")
+    np.testing.assert_array_equal(ids_g, ids_t)
+    assert len(ids_g) > 80 and np.allclose(np.linalg.norm(vec_g, axis=1), 1.0, atol=1e-5)
+
+
 def test_an_interrupted_run_resumes_from_its_shards(tiny_ws, ray_cluster, tmp_path):
     import pyarrow as pa
 

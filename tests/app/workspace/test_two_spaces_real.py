@@ -98,7 +98,7 @@ def fish_home(tmp_path_factory):
     folder = ws.paths.model("fish")
     register_model(ws.catalog, "fish", config_hash(folder), read_config(folder).vector_dim, "efficientnet_lite0")
     ws.catalog.set_current_model("fish")
-    ws.embed("fish", device="cpu", general=True)  # the general space is opt-in
+    ws.embed("fish", device="cpu", general=True)  # on by default for users; the suite sets it off (conftest)
     ws.index_build("fish")
     cases = {}
     for folder_name, name in ADDED.items():
