@@ -125,7 +125,9 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
 
     def settled() -> str:
         if not storing.settled():
-            log.warning("label-studio: a webhook is still storing after %.0f s; answering the version before it", SETTLE_S)
+            log.warning(
+                "label-studio: a webhook is still storing after %.0f s; answering the version before it", SETTLE_S
+            )
         return version()
 
     @r.get(
@@ -193,7 +195,9 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             def forget() -> list:
                 with storing.one() as gone:  # in the worker thread: registered until the store ends
                     return [
-                        ws.annotation_forget(project, a, ls.min_examples, model, on_recallable=gone if a == ids[-1] else None)
+                        ws.annotation_forget(
+                            project, a, ls.min_examples, model, on_recallable=gone if a == ids[-1] else None
+                        )
                         for a in ids
                     ]
 

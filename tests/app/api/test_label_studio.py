@@ -695,10 +695,13 @@ def test_the_model_version_changes_as_soon_as_a_correction_is_recallable(learner
     )
     assert unchanged.json()["status"] == "unchanged" and setup_version(client, config) == again["model_version"]
     relabelled = client.post(
-        "/label-studio/webhook", json=event("ANNOTATION_UPDATED", 1, 4, 40, image, choice(next(s for s in species if s != other)), config)
+        "/label-studio/webhook",
+        json=event("ANNOTATION_UPDATED", 1, 4, 40, image, choice(next(s for s in species if s != other)), config),
     )
     assert relabelled.json()["status"] == "replaced" and setup_version(client, config) != again["model_version"]
-    client.post("/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": 1, "annotations": [{"id": 40}]})
+    client.post(
+        "/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": 1, "annotations": [{"id": 40}]}
+    )
     assert "+tool." not in setup_version(client, config)  # nothing of the tool's left to recall
 
 

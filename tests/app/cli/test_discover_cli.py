@@ -110,9 +110,10 @@ def check_label_studio_tasks(home, run, cluster, rows, tmp_path):
         assert set(task) <= {"data", "predictions"}
         data = task["data"]
         ref = Task.model_validate(task).image_ref(key)
-        assert ref.startswith("/data/local-files/?d=") and "/" + unquote(ref.split("?d=", 1)[1]) == paths[
-            str(data["crop_id"])
-        ]
+        assert (
+            ref.startswith("/data/local-files/?d=")
+            and "/" + unquote(ref.split("?d=", 1)[1]) == paths[str(data["crop_id"])]
+        )
         assert data["discovery"] == run["id"] and isinstance(data["exemplar"], bool)
         name = suggested[str(data["crop_id"])]
         if not name:
@@ -129,7 +130,9 @@ def check_label_studio_tasks(home, run, cluster, rows, tmp_path):
     assert {t["data"]["cluster"] for t in tasks} == {c["id"] for c in run["clusters"]}
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    refused = oc(home, "discover", "export", str(run["id"]), "--label-studio", str(out), "--label-studio-root", str(outside))
+    refused = oc(
+        home, "discover", "export", str(run["id"]), "--label-studio", str(out), "--label-studio-root", str(outside)
+    )
     assert "is not under" in one_line_error(refused)
 
 
