@@ -10,7 +10,8 @@ gets N crop tasks (the home's test crops, repeated to N if fewer) uploaded as fi
 connected through the API and the data manager's "Retrieve predictions" action is timed on all of
 them. Reported: seconds, tasks with a stored prediction, failed (a task without one, or with an empty
 result), and the correction check: one task is annotated with another species through Label Studio
-(webhook to oceanid), and the next "Retrieve predictions" on that task must carry the correction.
+(webhook to oceanid), and the next "Retrieve predictions" on that task must carry the correction
+(``asked_again``: Label Studio called /predict again, which it does only for a new model version).
 Targets (issue 28): 500 tasks under 60 s, 0 failed; the correction shows within one request.
 Writes bench/results/label_studio.json.
 """
@@ -102,6 +103,7 @@ def main() -> None:
             ls.api("POST", single, json={"selectedItems": {"all": False, "included": [task["id"]]}})
             latest = max((p for p in ls.predictions(project) if p["task"] == task["id"]), key=lambda p: p["id"])
             after = latest["result"][0]["value"]["choices"][0] if latest["result"] else None
+            asked_again = latest["id"] != stored[task["id"]]["id"]  # a new prediction: /predict was called again
         except BaseException:
             print(ls.tail(), oceanid.tail(), sep="\n")
             raise
@@ -121,6 +123,9 @@ def main() -> None:
             "annotated": corrected,
             "after": after,
             "annotate_s": round(annotate_s, 2),
+            "asked_again": asked_again,
+            "version_before": stored[task["id"]]["model_version"],
+            "version_after": latest["model_version"],
             "changed": after == corrected,
         },
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -92,7 +92,8 @@ class Process:
 
 
 class LabelStudio(Process):
-    """Label Studio started offline on ``127.0.0.1:port`` with a user and a legacy API token."""
+    """Label Studio started offline on ``127.0.0.1:port`` with a user and a legacy API token (``env``: more
+    settings, e.g. ``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED``)."""
 
     def __init__(
         self,
@@ -102,9 +103,10 @@ class LabelStudio(Process):
         token: str = "oceanid-e2e-token",
         user: str = "lab@example.org",
         password: str = "reef-pass-1234",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.url, self.token = f"http://127.0.0.1:{port}", token
-        env = {**os.environ, **OFFLINE, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir)}
+        env = {**os.environ, **OFFLINE, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), **(env or {})}
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(
             [
@@ -148,6 +150,16 @@ class LabelStudio(Process):
             chunk = files[start : start + 100]
             parts = {f"file{n}": (p.name, p.read_bytes(), "image/png") for n, p in enumerate(chunk)}
             self.api("POST", f"/api/projects/{project}/import", files=parts)
+
+    def import_tasks(self, project: int, tasks: list[dict]) -> dict:
+        """Tasks as JSON (``data`` and ``predictions``), as a lab imports a file of them."""
+        return self.api("POST", f"/api/projects/{project}/import", json=tasks)
+
+    def add_local_storage(self, project: int, path: Path) -> int:
+        """A local-files storage on ``path`` (under the document root): Label Studio serves the files under it
+        as ``/data/local-files/?d=...`` to the project's users."""
+        body = {"project": project, "path": str(path), "use_blob_urls": True, "title": "local files"}
+        return self.api("POST", "/api/storages/localfiles/", json=body)["id"]
 
     def tasks(self, project: int) -> list[dict]:
         out, page = [], 1

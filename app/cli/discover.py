@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typer._click import exceptions as click_errors  # typer >= 0.2x vendors click here
 
 from app.cli import options
 from app.cli.common import (
@@ -172,21 +173,58 @@ def discover_name(
 def discover_export(
     ctx: typer.Context,
     run_id: int = typer.Argument(..., help="A discovery run's id."),
-    csv_path: Path = typer.Option(
-        ..., "--csv", help="The CSV to write: crop path, cluster, distance, suggested taxon."
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="The CSV to write: crop path, cluster, distance, suggested taxon."
+    ),
+    label_studio: Path | None = typer.Option(
+        None,
+        "--label-studio",
+        help="The Label Studio tasks to write (JSON to import), one per crop, each cluster's suggested name as a "
+        "prediction; its label config goes beside it (NAME.label-config.xml).",
+    ),
+    root: Path = typer.Option(
+        Path("/"),
+        "--label-studio-root",
+        help="The folder Label Studio serves local files from (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT): "
+        "image URLs are /data/local-files/?d=<crop path under it>.",
     ),
     model: str = options.MODEL,
     as_json: bool = options.JSON,
 ) -> None:
-    """Export a discovery run for review: one row per clustered crop.
+    """Export a discovery run for review: one row (--csv) or Label Studio task (--label-studio) per crop.
 
-    Example: oceanid discover export 1 --csv clusters.csv
+    Example: oceanid discover export 1 --csv clusters.csv --label-studio clusters.json
     """
+    import json
+
+    from index.files import write_output
+
+    if csv_path is None and label_studio is None:
+        raise click_errors.UsageError("give --csv FILE, --label-studio FILE or both")
     discovery = workspace(ctx).discovery(model)
+    config = None if label_studio is None else label_studio.with_name(f"{label_studio.stem}.label-config.xml")
     check_output_file(csv_path, "--csv")
-    rows = discovery.export_rows(run_id)
-    write_csv(csv_path, discovery.csv_header, rows)
+    check_output_file(label_studio, "--label-studio")
+    check_output_file(config, "--label-studio")
+    rows = discovery.export_rows(run_id) if csv_path is not None else None  # both built before either is written
+    tasks = discovery.label_studio_tasks(run_id, root) if label_studio is not None else None
+    out: dict = {"discovery": run_id}
+    lines = []
+    if rows is not None:
+        write_csv(csv_path, discovery.csv_header, rows)
+        out.update(csv=str(csv_path), rows=len(rows))
+        lines.append(f"wrote {len(rows)} row(s) to {csv_path}")
+    if tasks is not None:
+        write_output(label_studio, json.dumps(list(tasks.tasks), indent=1).encode(), "--label-studio")
+        write_output(config, tasks.label_config.encode(), "--label-studio")
+        facts = {k: v for k, v in tasks.to_dict().items() if k in ("tasks", "predicted", "model_version", "root")}
+        out.update(label_studio=str(label_studio), label_config=str(config), **facts)
+        lines.append(
+            f"wrote {len(tasks.tasks)} Label Studio task(s) to {label_studio} ({tasks.predicted} pre-annotated, "
+            f"model version {tasks.model_version!r}) and their label config to {config}"
+        )
     if as_json:
-        print_json({"discovery": run_id, "csv": str(csv_path), "rows": len(rows)})
+        print_json(out)
         return
-    console.print(f"wrote {len(rows)} row(s) to {csv_path}", markup=False)
+    for line in lines:
+        console.print(line, markup=False)

@@ -607,24 +607,31 @@ class Workspace:
             return remove_species_all_spaces(self.spaces(model), fresh, self.catalog, self.paths, name, self.reload)
 
     # -- annotation tools (app.workspace.annotation_tool: Label Studio's accepted annotations) --
-    def annotation_store(self, note: Any, min_examples: int | None = None, model: str | None = None) -> Any:
+    def annotation_store(
+        self, note: Any, min_examples: int | None = None, model: str | None = None, on_recallable: Any = None
+    ) -> Any:
         """Keep a ToolAnnotation as truth crops, searchable at once -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
         steps = self._tool_steps(model)
         return tool.store_annotation(
-            self.catalog, self.paths, self.crop, note, steps, min_examples or tool.MIN_EXAMPLES
+            self.catalog, self.paths, self.crop, note, steps, min_examples or tool.MIN_EXAMPLES, on_recallable
         )
 
     def annotation_forget(
-        self, project: int, annotation: int, min_examples: int | None = None, model: str | None = None
+        self,
+        project: int,
+        annotation: int,
+        min_examples: int | None = None,
+        model: str | None = None,
+        on_recallable: Any = None,
     ) -> Any:
         """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
         from app.workspace import annotation_tool as tool
 
         steps = self._tool_steps(model)
         return tool.forget_annotation(
-            self.catalog, self.paths, project, annotation, steps, min_examples or tool.MIN_EXAMPLES
+            self.catalog, self.paths, project, annotation, steps, min_examples or tool.MIN_EXAMPLES, on_recallable
         )
 
     def _tool_steps(self, model: str | None) -> Any:
@@ -651,6 +658,12 @@ class Workspace:
         from app.workspace.annotation_tool import recall
 
         return recall(self.catalog, lambda: self.engine(model), items)
+
+    def annotation_tag(self, model: str | None = None) -> str | None:
+        """A digest of the tool crops recall finds now (None: none); changes when one is stored or removed."""
+        from app.workspace.annotation_tool import recall_tag
+
+        return recall_tag(self.catalog, self.engine_key(model)[0])
 
     # -- evaluation ---------------------------------------------------------------------
     def evaluate(

@@ -11,6 +11,9 @@
               -> ToolSteps.remove_species, when a species added that way falls under ``min_examples``
       recall  the nearest stored crop of the tool: a near-duplicate (cosine >= ``RECALL_SIMILARITY``)
               names what the person said it is, so a corrected label changes the next answer
+      tag     a short digest of the tool's recallable crops (ids + labels of those with a vector): part
+              of the model version the ML backend reports, so Label Studio, which predicts a task
+              again only for a model version it holds no prediction of, asks again after a correction
 
 Storing is idempotent on the ids: the same annotation sent twice changes nothing; an edited one
 replaces its crops. The crops get no split: ``oceanid split`` + ``oceanid train`` learn from them
@@ -20,6 +23,7 @@ crop config and :class:`ToolSteps` (the workspace's own steps for one model), ne
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
@@ -165,10 +169,12 @@ def store_annotation(
     note: ToolAnnotation,
     steps: ToolSteps,
     min_examples: int = MIN_EXAMPLES,
+    on_recallable: Callable[[], None] | None = None,
 ) -> AnnotationChange:
     """Keep ``note`` as truth crops (source ``label-studio``), searchable at once; add a species
-    the model does not know once it has ``min_examples`` crops. Raises BadImage (the image does
-    not decode), InvalidInput (no box), EmptyIndex (no model)."""
+    the model does not know once it has ``min_examples`` crops. ``on_recallable`` is called as soon
+    as :func:`recall` finds the crops (their vectors are stored), before the new index generation is
+    built. Raises BadImage (the image does not decode), InvalidInput (no box), EmptyIndex (no model)."""
     if not note.boxes:
         raise InvalidInput(f"annotation {note.annotation} of task {note.task} labels nothing")
     image = decode_bytes(note.image, f"task {note.task}")
@@ -205,6 +211,8 @@ def store_annotation(
         try:
             if now:
                 _embed_new(catalog, home, steps.engine(), np.asarray([b.annotation_id for b in now], dtype=np.int64))
+            if on_recallable is not None:
+                on_recallable()
             generation = steps.build().generation
         except BaseException:  # crops without vectors would read as "unchanged" next time: take them back
             _delete(home, retract_image(catalog, SOURCE, sid))
@@ -238,9 +246,11 @@ def forget_annotation(
     annotation: int,
     steps: ToolSteps,
     min_examples: int = MIN_EXAMPLES,
+    on_recallable: Callable[[], None] | None = None,
 ) -> AnnotationChange:
     """Undo :func:`store_annotation`: its crops, vectors and files go, and a species it helped
-    add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``."""
+    add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``.
+    ``on_recallable`` is called once :func:`recall` no longer finds them (before the new build)."""
     prefix = annotation_prefix(project, annotation)
     with steps.writer:
         keys = source_ids_like(catalog, SOURCE, prefix)
@@ -251,6 +261,8 @@ def forget_annotation(
             gone = retract_image(catalog, SOURCE, key)
             concepts += gone.concepts
             _delete(home, gone)
+        if on_recallable is not None:
+            on_recallable()
         try:
             generation = steps.build().generation
         finally:
@@ -340,3 +352,21 @@ def recall(
         if sims[n, j] >= min_similarity:
             out[n] = (str(names[j]), float(sims[n, j]))
     return out
+
+
+def recall_tag(catalog: Catalog, model_id: str) -> str | None:
+    """A short digest of the tool's crops that :func:`recall` can find now (those with a vector of
+    ``model_id``: their ids and labels), ``"<count>.<8 hex>"``; None when there are none. It changes
+    the moment a webhook's crop gets its vector (before the new index generation is live) and when
+    one is removed or relabelled (an edit stores new crop ids)."""
+    from index.catalog.embeddings import load_embeddings
+
+    allowed = source_ids(catalog, SOURCE)
+    if allowed.size == 0:
+        return None
+    ids, _, names = load_embeddings(catalog, model_id, with_labels=True, ids=allowed)
+    if len(ids) == 0:
+        return None
+    digest = hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=4)
+    digest.update("\0".join(str(n) for n in names).encode())
+    return f"{len(ids)}.{digest.hexdigest()}"

@@ -300,13 +300,22 @@ class Discoverer:
 
     def export_rows(self, discovery_id: int) -> list[list[Any]]:
         """One CSV row per member of every cluster of a run (:data:`CSV_HEADER`). Raises NotFound."""
+        from app.workspace.label_studio_tasks import suggested_name
+
         run = self.show(discovery_id)
         rows = []
         for cluster in run.clusters:
-            suggested = cluster.names[-1].species if cluster.names else (cluster.facts.taxon or "")
+            suggested = suggested_name(cluster) or ""
             for m in cluster.members:
                 rows.append([m.path, m.crop_id, run.id, cluster.id, cluster.number, m.distance, m.exemplar, suggested])
         return rows
+
+    def label_studio_tasks(self, discovery_id: int, root: str | Path = "/") -> Any:
+        """The run as Label Studio tasks pre-annotated with each cluster's suggested name, images under
+        ``root`` (``app.workspace.label_studio_tasks``) -> LabelStudioTasks. Raises NotFound, InvalidInput."""
+        from app.workspace.label_studio_tasks import discovery_tasks
+
+        return discovery_tasks(self.show(discovery_id), root)
 
     # -- name -------------------------------------------------------------------------------------
     def name(

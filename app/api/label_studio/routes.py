@@ -5,12 +5,23 @@
 Label Studio connects with its backend URL ``http://HOST:PORT/label-studio``; the server's token
 rule holds (Label Studio sends it as the basic-auth password, webhooks as a Bearer header).
 Every bad input is one log line and a well-formed answer.
+
+The model version is ``model@generation``, plus ``+tool.<tag>`` once annotations were stored (a digest
+of the crops recall finds: ``Workspace.annotation_tag``). Label Studio's "Retrieve predictions" asks
+``/setup`` for the version and sends ``/predict`` only the tasks that hold no prediction of it, so the
+version must change the moment a correction becomes recallable, not once the new index generation is
+live (the build can outlast Label Studio's 1 s webhook wait by far). And since Label Studio gives up on
+a webhook after 1 s while oceanid keeps storing, ``/setup`` and ``/predict`` wait (up to ``SETTLE_S``)
+until every webhook of this process has made its crops recallable (``Storing``; with several uvicorn
+workers, a webhook another worker stores is not waited for).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +54,43 @@ TRAINING = (
 )
 
 
+SETTLE_S = 2.0  # the longest /setup waits for a storing webhook: Label Studio gives /setup 3 s (ML_TIMEOUT_SETUP)
+
+
+class Storing:
+    """The webhooks of this process whose crops are not yet recallable (or, for a deletion, not yet gone):
+    until they are, a prediction would still read the old answer under the old model version."""
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def one(self) -> Iterator[Callable[[], None]]:
+        """Register a webhook; yields the callback that marks its crops recallable (called at the end anyway)."""
+        done = False
+
+        def recallable() -> None:
+            nonlocal done
+            with self._changed:
+                if not done:
+                    done = True
+                    self._pending -= 1
+                    self._changed.notify_all()
+
+        with self._changed:
+            self._pending += 1
+        try:
+            yield recallable
+        finally:
+            recallable()
+
+    def settled(self, seconds: float = SETTLE_S) -> bool:
+        """Wait until no registered webhook is pending, at most ``seconds``; False when it gave up."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending == 0, timeout=seconds)
+
+
 class Projects:
     """The label config of each project seen in /setup, /predict or a webhook (per process)."""
 
@@ -68,9 +116,19 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
     model = settings.model
     r = APIRouter(tags=["label-studio"])
 
+    storing = Storing()
+
     def version() -> str:
         model_id, generation, _ = ws.engine_key(model)
-        return f"{model_id}@{generation or 'none'}"
+        tag = ws.annotation_tag(model)
+        return f"{model_id}@{generation or 'none'}" + (f"+tool.{tag}" if tag else "")
+
+    def settled() -> str:
+        if not storing.settled():
+            log.warning(
+                "label-studio: a webhook is still storing after %.0f s; answering the version before it", SETTLE_S
+            )
+        return version()
 
     @r.get(
         "/health",
@@ -90,7 +148,7 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
         except InvalidInput as exc:
             log.warning("label-studio setup project %s: %s; its tasks get empty predictions", project, exc)
         try:
-            current = await run_in_threadpool(version)
+            current = await run_in_threadpool(settled)
         except OceanidError as exc:
             log.warning("label-studio setup project %s: %s", project, describe(exc))
             current = "none"
@@ -104,7 +162,7 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
     )
     async def predict(body: PredictRequest) -> PredictResponse:
         project = project_id(body.project)
-        current = await run_in_threadpool(version)  # no model: a one-line 409, as every query
+        current = await run_in_threadpool(settled)  # no model: a one-line 409, as every query
         xml = projects.config(project, body.label_config)
         try:
             config: LabelConfig = parse_label_config(xml)
@@ -133,7 +191,17 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
             ids = deleted_ids(body)
             if project is None or not ids:
                 return _ignored(action, f"names no project ({project}) or no annotation id")
-            changes = [await run_in_threadpool(ws.annotation_forget, project, a, ls.min_examples, model) for a in ids]
+
+            def forget() -> list:
+                with storing.one() as gone:  # in the worker thread: registered until the store ends
+                    return [
+                        ws.annotation_forget(
+                            project, a, ls.min_examples, model, on_recallable=gone if a == ids[-1] else None
+                        )
+                        for a in ids
+                    ]
+
+            changes = await run_in_threadpool(forget)
             status = "removed" if any(c.action == "removed" for c in changes) else "absent"
             message = f"{len(ids)} annotation(s) of project {project}: {status}"
             log.info("label-studio webhook %s: %s", action, message)
@@ -162,10 +230,14 @@ def router(ws: Workspace, settings: ApiSettings, ls: LabelStudioSettings | None 
                     f"annotation {note.id} labels nothing oceanid learns from (no label, or only {ls.fallback!r})",
                 )
             ref = task.image_ref(key)
-            data = await run_in_threadpool(fetcher.fetch, ref if isinstance(ref, str) else "")
-            change = await run_in_threadpool(
-                ws.annotation_store, learn_label(project, task.id, note.id, data, boxes, ref), ls.min_examples, model
-            )
+
+            def store():
+                with storing.one() as recallable:  # in the worker thread: registered until the store ends
+                    data = fetcher.fetch(ref if isinstance(ref, str) else "")
+                    note_ = learn_label(project, task.id, note.id, data, boxes, ref)
+                    return ws.annotation_store(note_, ls.min_examples, model, on_recallable=recallable)
+
+            change = await run_in_threadpool(store)
         except (InvalidInput, BadImage) as exc:
             return _ignored(action, f"annotation {note.id} of task {task.id} not learned: {exc}")
         message = (

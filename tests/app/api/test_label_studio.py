@@ -8,6 +8,7 @@ import http.server
 import logging
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -645,3 +646,116 @@ def test_a_correction_is_recalled_while_its_new_generation_is_still_being_built(
     assert stored.json()["status"] == "stored", stored.text
     assert len(seen) == 1 and seen[0][0] is not None
     assert seen[0][0][0] == other and seen[0][0][1] >= 0.97
+
+
+def setup_version(client, config) -> str:
+    answer = client.post("/label-studio/setup", json={"project": "1.1733402325", "schema": config})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["model_version"]
+
+
+def test_the_model_version_changes_as_soon_as_a_correction_is_recallable(learner, monkeypatch):
+    """Label Studio's "Retrieve predictions" asks /setup for the model version and sends /predict only
+    the tasks holding no prediction of that version. The version must change the moment the webhook's
+    crop is recallable, while its new index generation is still being built: with ``model@generation``
+    alone it stayed the same until the build ended, Label Studio never asked again, and the task kept
+    its old answer (bench/RESULTS.md, the Label Studio sections)."""
+    client, ws = learner
+    species = list(ws.engine().prototypes.names)
+    ((_, path, _),) = crops(ws, split="test", limit=1)
+    config = choices_config(species)
+    image = data_uri(ws.home / path)
+    before = setup_version(client, config)
+    assert "+tool." not in before  # nothing stored from the tool yet: the version is model@generation
+    said = client.post(
+        "/label-studio/predict", json={"tasks": [{"id": 4, "data": {"image": image}}], "label_config": config}
+    ).json()["results"][0]
+    assert said["model_version"] == before
+    other = next(s for s in species if s != said["result"][0]["value"]["choices"][0])
+    during = []
+    real = ws.index_build
+
+    def build_after_a_look(*args, **kwargs):  # Label Studio asking while the new generation is built
+        during.append(setup_version(client, config))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ws, "index_build", build_after_a_look)
+    stored = client.post(
+        "/label-studio/webhook", json=event("ANNOTATION_CREATED", 1, 4, 40, image, choice(other), config)
+    )
+    assert stored.json()["status"] == "stored", stored.text
+    assert len(during) == 1 and during[0] != before and "+tool." in during[0]
+    assert during[0].split("+")[0] == before  # the generation is still the old one: only the tool's crops changed
+    again = client.post(
+        "/label-studio/predict", json={"tasks": [{"id": 4, "data": {"image": image}}], "label_config": config}
+    ).json()["results"][0]
+    assert again["result"][0]["value"]["choices"] == [other] and again["model_version"] == setup_version(client, config)
+    unchanged = client.post(
+        "/label-studio/webhook", json=event("ANNOTATION_CREATED", 1, 4, 40, image, choice(other), config)
+    )
+    assert unchanged.json()["status"] == "unchanged" and setup_version(client, config) == again["model_version"]
+    relabelled = client.post(
+        "/label-studio/webhook",
+        json=event("ANNOTATION_UPDATED", 1, 4, 40, image, choice(next(s for s in species if s != other)), config),
+    )
+    assert relabelled.json()["status"] == "replaced" and setup_version(client, config) != again["model_version"]
+    client.post(
+        "/label-studio/webhook", json={"action": "ANNOTATIONS_DELETED", "project": 1, "annotations": [{"id": 40}]}
+    )
+    assert "+tool." not in setup_version(client, config)  # nothing of the tool's left to recall
+
+
+def test_setup_waits_for_a_webhook_still_storing(learner, monkeypatch):
+    """Label Studio stops waiting for a webhook after 1 s and asks for predictions at once, while oceanid is
+    still storing the crop: /setup answers the version once the crop is recallable, not the old one."""
+    client, ws = learner
+    species = list(ws.engine().prototypes.names)
+    ((_, path, _),) = crops(ws, split="test", limit=1)
+    config = choices_config(species)
+    image = data_uri(ws.home / path)
+    before = setup_version(client, config)
+    began = threading.Event()
+    real = ws.annotation_store
+
+    def slow_store(*args, **kwargs):  # a busy machine: the store starts late
+        began.set()
+        time.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ws, "annotation_store", slow_store)
+    answers = []
+    webhook = threading.Thread(
+        target=lambda: answers.append(
+            client.post(
+                "/label-studio/webhook", json=event("ANNOTATION_CREATED", 1, 5, 50, image, choice(species[-1]), config)
+            )
+        )
+    )
+    webhook.start()
+    try:
+        assert began.wait(30)
+        asked = setup_version(client, config)
+    finally:
+        webhook.join(60)
+    assert answers and answers[0].json()["status"] == "stored", answers
+    assert asked != before and "+tool." in asked
+
+
+def test_settling_waits_for_pending_webhooks_only_and_is_bounded():
+    from app.api.label_studio.routes import Storing
+
+    storing = Storing()
+    t0 = time.perf_counter()
+    assert storing.settled(seconds=5)  # nothing storing: no wait
+    assert time.perf_counter() - t0 < 0.5
+    with storing.one() as recallable:
+        t0 = time.perf_counter()
+        assert not storing.settled(seconds=0.2)  # a stuck store: given up after 0.2 s
+        assert 0.2 <= time.perf_counter() - t0 < 2
+        threading.Timer(0.2, recallable).start()
+        assert storing.settled(seconds=10)  # released by the callback, before the store (its build) ends
+        recallable()  # twice: counted once
+        assert storing.settled(seconds=0)
+    with pytest.raises(OSError), storing.one():  # a store that fails is no longer waited for
+        raise OSError("disk full")
+    assert storing.settled(seconds=0)

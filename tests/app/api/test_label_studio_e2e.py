@@ -2,6 +2,9 @@
 both started offline on free loopback ports: predictions stored by Label Studio, and an annotation made
 in Label Studio reaching oceanid's catalog and the next prediction.
 
+Label Studio runs with its prediction validation on (a feature flag, off by default in 1.23.2): every
+prediction it stores, from the backend or imported, is checked against the project's label config.
+
 Opt-in (``-m label_studio``; ``.ci/run`` runs it after ``make test``). The first run installs Label
 Studio into ``build/label-studio-venv`` (``$OCEANID_LABEL_STUDIO_VENV``), later runs reuse it.
 """
@@ -66,7 +69,12 @@ def servers(request, tiny_home, drawn_detector, tmp_path_factory):
     register_frame_detector(Workspace(home), home / "models" / drawn_detector.name)  # the current detector
     exe = ensure_venv(Path(os.environ.get("OCEANID_LABEL_STUDIO_VENV") or DEFAULT_VENV))
     failed_before = request.session.testsfailed
-    ls = LabelStudio(exe, base / "ls-data", free_port())
+    settings = {  # local files under base (discover export's tasks); predictions checked against the config
+        "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(base),
+        "fflag_feat_utc_210_prediction_validation_15082025": "true",
+    }
+    ls = LabelStudio(exe, base / "ls-data", free_port(), env=settings)
     oceanid = OceanidServer(home, free_port(), base / "oceanid.log", TOKEN, ls)
     try:
         ls.up()
@@ -169,11 +177,17 @@ def test_an_annotation_made_in_label_studio_reaches_the_catalog_and_the_next_pre
     annotation = ls.annotate(
         task["id"], [{"from_name": "species", "to_name": "image", "type": "choices", "value": {"choices": [corrected]}}]
     )
+    # at once, as a lab does: Label Studio waited at most 1 s for the webhook and oceanid may still be building
+    # the new index generation; "Retrieve predictions" must ask the backend again and get the correction
+    ls.retrieve_predictions(project)
+    latest = max(ls.predictions(project), key=lambda p: p["id"])
+    assert latest["id"] != first["id"], "Label Studio asked the backend again (the model version changed)"
+    assert latest["result"][0]["value"]["choices"] == [corrected]
+    assert latest["model_version"] != first["model_version"] and "+tool." in latest["model_version"]
+    assert np.isclose(latest["result"][0]["score"], 1.0, atol=0.03)
     key = f"project-{project}/annotation-{annotation}/task-{task['id']}"
-    deadline, row, live = time.time() + 120, None, first["model_version"].split("@")[1]
-    # Label Studio waits 1 s for a webhook, oceanid finishes it anyway: poll until the new generation is live
-    while time.time() < deadline and (row is None or live == first["model_version"].split("@")[1]):
-        time.sleep(0.5)
+    deadline, row = time.time() + 120, None
+    while time.time() < deadline and row is None:
         try:
             with ws.catalog.read() as con:
                 row = con.execute(
@@ -181,12 +195,69 @@ def test_an_annotation_made_in_label_studio_reaches_the_catalog_and_the_next_pre
                     "WHERE i.source = 'label-studio' AND i.source_id = ?",
                     [key],
                 ).fetchone()
-            live = Workspace(home).engine_key()[1]
-        except CatalogBusy:  # the server is writing it
-            continue
+        except CatalogBusy:  # the server is writing (its new generation)
+            time.sleep(0.5)
     assert row == (corrected,), "the annotation became a truth crop of the corrected species"
+
+
+def test_discover_export_tasks_import_with_their_predictions(servers, tiny_home):
+    """`discover export --label-studio`: the tasks import into Label Studio (which validates each prediction
+    against the exported label config), each crop's suggested name is the stored prediction under the run's
+    model version, the images are served by Label Studio's local-files storage, and the same URLs reach
+    oceanid's backend (every task gets a prediction of its own)."""
+    import json
+    from dataclasses import replace
+    from urllib.parse import unquote
+
+    from typer.testing import CliRunner
+
+    from app.cli import app
+    from app.workspace import Workspace
+    from index.catalog.decisions import load_decision, store_decision
+
+    ls, oceanid, served = servers
+    base = served.parent  # Label Studio's local-files document root
+    home = base / "discover-home"
+    shutil.copytree(tiny_home, home)
+    ws = Workspace(home)
+    real = load_decision(ws.catalog, "tiny")
+    store_decision(ws.catalog, replace(real, thresholds={**real.thresholds, real.scorer: 2.0}))  # all unknown
+    run = ws.discovery().run(where="split=holdout", min_cluster_size=3)
+    store_decision(ws.catalog, real)
+    named = run.clusters[0]
+    Workspace(home).discovery().name(named.id, "Novus primus", exemplars=2)
+    out = base / "review.json"
+    cli = CliRunner().invoke(
+        app,
+        ["--home", str(home), "discover", "export", str(run.id), "--label-studio", str(out)]
+        + ["--label-studio-root", str(base), "--json"],
+    )
+    assert cli.exit_code == 0, cli.output
+    said = json.loads(cli.stdout)
+    tasks = json.loads(out.read_text())
+    config = (base / "review.label-config.xml").read_text()
+    assert len(tasks) == said["tasks"] == run.clustered and said["predicted"] >= named.size
+    project = ls.create_project("discovery review", config)
+    ls.add_local_storage(project, home)
+    ls.import_tasks(project, tasks)
+    stored_tasks = ls.tasks(project)
+    assert len(stored_tasks) == len(tasks)
+    by_crop = {t["data"]["crop_id"]: t for t in stored_tasks}
+    predictions = {p["task"]: p for p in ls.predictions(project)}
+    assert len(predictions) == said["predicted"]
+    for cluster in run.clusters:
+        for m in cluster.members:
+            task = by_crop[m.crop_id]
+            assert task["data"]["cluster"] == cluster.id
+            assert Path(base, unquote(task["data"]["image"].split("?d=", 1)[1])) == Path(m.path)
+            if cluster.id == named.id:
+                p = predictions[task["id"]]
+                assert p["result"][0]["value"]["choices"] == ["Novus primus"]
+                assert p["model_version"].startswith(f"discovery-{run.id} ")
+    one = by_crop[named.members[0].crop_id]["data"]["image"]
+    assert ls.session.get(ls.url + one, timeout=30).content == Path(named.members[0].path).read_bytes()
+    ls.connect_backend(project, f"{oceanid.url}/label-studio", TOKEN)
     ls.retrieve_predictions(project)
-    latest = max(ls.predictions(project), key=lambda p: p["id"])
-    assert latest["result"][0]["value"]["choices"] == [corrected]
-    assert latest["model_version"] != first["model_version"]
-    assert np.isclose(latest["result"][0]["score"], 1.0, atol=0.03)
+    mine = [p for p in ls.predictions(project) if p["model_version"].startswith("tiny@")]
+    assert {p["task"] for p in mine} == {t["id"] for t in stored_tasks}
+    assert all(p["result"] for p in mine), "oceanid fetched every exported image from Label Studio"

@@ -75,11 +75,65 @@ def test_name_a_cluster_then_export_the_run(strict, tmp_path):
     mine = [r for r in rows if r["cluster"] == str(cluster["id"])]
     assert {r["suggested_taxon"] for r in mine} == {"Novus primus"}
     assert {r["crop_path"] for r in mine} == {m["path"] for m in cluster["members"]}
+    check_label_studio_tasks(home, run, cluster, rows, tmp_path)
     text = oc(home, "discover", "show", str(run["id"])).stdout
     assert f"cluster {cluster['id']}" in text and "named Novus primus" in text
     member_lines = [line for line in text.splitlines() if line.startswith("    ")]
     assert len(member_lines) == sum(c["size"] for c in run["clusters"])  # show: every member
     assert sum(line.startswith("    *") for line in member_lines) == sum(len(c["exemplars"]) for c in run["clusters"])
+
+
+def check_label_studio_tasks(home, run, cluster, rows, tmp_path):
+    """`export --label-studio`: Label Studio's import format, checked the way Label Studio and oceanid's own
+    backend read it (the e2e test imports the file into the real Label Studio): a task per clustered crop,
+    its image a local-files URL naming the crop under the root, and the suggested name a ``choices``
+    prediction of the exported label config's control on its ``<Image>``, under the run's model version."""
+    from urllib.parse import unquote
+
+    from app.api.label_studio.config import parse_label_config
+    from app.api.label_studio.protocol import Task
+
+    out = tmp_path / "review.json"
+    result = oc(home, "discover", "export", str(run["id"]), "--label-studio", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    said = json.loads(result.stdout)
+    tasks = json.loads(out.read_text())
+    config = parse_label_config((tmp_path / "review.label-config.xml").read_text())
+    assert isinstance(tasks, list) and len(tasks) == said["tasks"] == len(rows)
+    (control,) = config.controls
+    assert control.kind == "choices" and control.fallback() == "Unknown"
+    key = config.image_key(control.to_name)
+    suggested = {r["crop_id"]: r["suggested_taxon"] for r in rows}  # the CSV's suggestion, per crop
+    paths = {r["crop_id"]: r["crop_path"] for r in rows}
+    predicted = 0
+    for task in tasks:
+        assert set(task) <= {"data", "predictions"}
+        data = task["data"]
+        ref = Task.model_validate(task).image_ref(key)
+        assert (
+            ref.startswith("/data/local-files/?d=")
+            and "/" + unquote(ref.split("?d=", 1)[1]) == paths[str(data["crop_id"])]
+        )
+        assert data["discovery"] == run["id"] and isinstance(data["exemplar"], bool)
+        name = suggested[str(data["crop_id"])]
+        if not name:
+            assert "predictions" not in task
+            continue
+        predicted += 1
+        (prediction,) = task["predictions"]
+        assert prediction["model_version"].startswith(f"discovery-{run['id']} (tiny@")
+        (region,) = prediction["result"]
+        assert region == {"from_name": control.name, "to_name": control.to_name, "type": "choices",
+                          "value": {"choices": [name]}}  # fmt: skip
+        assert name in control.labels
+    assert said["predicted"] == predicted >= cluster["size"]  # the named cluster's crops at least
+    assert {t["data"]["cluster"] for t in tasks} == {c["id"] for c in run["clusters"]}
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    refused = oc(
+        home, "discover", "export", str(run["id"]), "--label-studio", str(out), "--label-studio-root", str(outside)
+    )
+    assert "is not under" in one_line_error(refused)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +162,7 @@ def test_an_empty_or_foreign_selection_is_one_line_and_exit_1(strict):
     assert "no crops selected" in one_line_error(oc(home, "discover", "name", cid, "Nullus nihil", "--crops", ""))
     assert "not a member" in one_line_error(oc(home, "discover", "name", cid, "Nullus nihil", "--crops", "99999"))
     assert oc(home, "discover", "name", cid, "Nullus nihil", "--exemplars", "0").exit_code == 2  # a usage error
-    assert oc(home, "discover", "export", str(run["id"])).exit_code == 2  # --csv is required
+    assert oc(home, "discover", "export", str(run["id"])).exit_code == 2  # --csv or --label-studio is required
 
 
 def test_discover_in_a_folder_of_images(strict, tmp_path):
@@ -166,7 +220,7 @@ def test_the_readme_workflow_runs(strict, tmp_path, monkeypatch):
     for n, crop in enumerate(sorted((Workspace(home).home / "crops").rglob("*.png"))[:12]):
         shutil.copy(crop, tmp_path / "new_dive" / f"{n}.png")
     lines = readme_commands()
-    assert len(lines) == 7
+    assert len(lines) == 8
     for line in lines:
         args = shlex.split(line.split(">")[0])[1:]
         if args[:2] == ["discover", "name"]:
@@ -174,6 +228,7 @@ def test_the_readme_workflow_runs(strict, tmp_path, monkeypatch):
         result = oc(home, *args)
         assert result.exit_code == 0, (line, result.output)
     assert (tmp_path / "clusters.csv").stat().st_size > 0
+    assert json.loads((tmp_path / "review.json").read_text()) and (tmp_path / "review.label-config.xml").exists()
 
 
 def test_without_scikit_learn_discover_says_which_extra_to_install(tiny_ws, monkeypatch):
