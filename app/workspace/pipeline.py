@@ -357,7 +357,8 @@ def publish_generation(
 ) -> tuple[str, Manifest, list[str]]:
     """Publish ``index`` as the live generation, then prune old ones (keep the newest
     ``index.vectors.generations.DEFAULT_KEEP``); returns (generation, manifest, generations pruned)."""
-    from index.vectors.generations import prune, publish
+    from index.vectors.generation_history import prune
+    from index.vectors.generations import publish
 
     generation, manifest = publish(home.root, model_id, index, model_config_hash, content=content)
     return generation, manifest, prune(home.root, model_id)

@@ -52,10 +52,11 @@ from index.home import Home
 from index.ingest.crops import CropConfig
 from index.ingest.ingest import add_support_examples
 from index.records import Taxon
-from index.taxonomy import chain
+from index.taxon_rows import chain
 
 if TYPE_CHECKING:
-    from app.workspace.spaces import TwoSpaces
+    from app.workspace.engine_cache import Engines
+    from app.workspace.writer import HomeWriter
 
 log = logging.getLogger(__name__)
 
@@ -277,59 +278,59 @@ def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
 
 
 def add_species_all_spaces(
-    spaces: TwoSpaces | None,
-    fresh_engine: Callable[[], Engine],
-    engine: Callable[[], Engine],
+    writer: HomeWriter,
+    engines: Engines,
     catalog: Catalog,
     home: Home,
+    crop: CropConfig,
     name: str,
     items: Sequence[ImageInput],
     genus: str | None,
     family: str | None,
-    crop: CropConfig,
+    model: str | None,
     correct: bool,
-    refresh: Callable[[], None],
 ) -> SpeciesChange:
-    """:func:`add_species` in the tuned space (the engine ``fresh_engine`` loads, never an old one),
-    then in the general space when the model keeps one (``spaces``, loaded before); all or nothing:
-    a failure in the general space removes the species from the tuned one again (with the engine
-    ``engine`` loads then). ``refresh`` (forget the loaded engines) runs after each space's change,
-    also on failure. The caller holds the home's writer lock."""
+    """Under the home's writer lock (the engine is read once it is held): :func:`add_species` in the
+    tuned space (a freshly loaded engine, never an old one), then in the general space when the model
+    keeps one (its spaces loaded before); all or nothing: a failure in the general space removes the
+    species from the tuned one again (with the engine loaded then). The loaded engines are forgotten
+    after each space's change, also on failure."""
     from app.workspace.spaces import add_general
 
-    try:
-        change = add_species(fresh_engine(), catalog, home, name, list(items), genus, family, crop, correct=correct)
-    finally:
-        refresh()
-    if spaces is not None:
+    with writer:
+        spaces = engines.spaces(model)
         try:
-            add_general(catalog, home, spaces.general, name)
-        except BaseException:
-            remove_species(engine(), catalog, home, name)
-            raise
+            change = add_species(
+                engines.engine(model, fresh=True), catalog, home, name, list(items), genus, family, crop, correct=correct
+            )
         finally:
-            refresh()
-    return change
+            engines.clear()
+        if spaces is not None:
+            try:
+                add_general(catalog, home, spaces.general, name)
+            except BaseException:
+                remove_species(engines.engine(model), catalog, home, name)
+                raise
+            finally:
+                engines.clear()
+        return change
 
 
 def remove_species_all_spaces(
-    spaces: TwoSpaces | None,
-    fresh_engine: Callable[[], Engine],
-    catalog: Catalog,
-    home: Home,
-    name: str,
-    refresh: Callable[[], None],
+    writer: HomeWriter, engines: Engines, catalog: Catalog, home: Home, name: str, model: str | None
 ) -> SpeciesChange:
-    """:func:`remove_species` in the tuned space, then in the general space when it holds the species.
-    ``refresh`` runs after each space's change. The caller holds the home's writer lock."""
+    """Under the home's writer lock: :func:`remove_species` in the tuned space, then in the general
+    space when it holds the species. The loaded engines are forgotten after each space's change."""
     from app.workspace.spaces import remove_general
 
-    doomed = [i for i, _ in support_crops(catalog, name)]
-    try:
-        change = remove_species(fresh_engine(), catalog, home, name)
-    finally:
-        refresh()
-    if spaces is not None and name in spaces.general.prototypes.names:
-        remove_general(catalog, home, spaces.general, name, doomed)
-        refresh()
-    return change
+    with writer:
+        spaces = engines.spaces(model)
+        doomed = [i for i, _ in support_crops(catalog, name)]
+        try:
+            change = remove_species(engines.engine(model, fresh=True), catalog, home, name)
+        finally:
+            engines.clear()
+        if spaces is not None and name in spaces.general.prototypes.names:
+            remove_general(catalog, home, spaces.general, name, doomed)
+            engines.clear()
+        return change
