@@ -20,7 +20,7 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.identification import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
-from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.catalog.lookup import CropHit, allowed_ids, crop_species, crop_vector, hits_metadata
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
@@ -261,3 +261,35 @@ def search(
     hits = index.search(vector, k + (exclude is not None), allowed_ids=allowed)[0]
     hits = [h for h in hits if h.id != exclude][:k]
     return hits_metadata(catalog, home, hits)
+
+
+def identify_home(
+    engine: Engine,
+    tree: dict,
+    spaces: TwoSpaces | None,
+    catalog: Catalog,
+    items: Sequence[ImageInput],
+    k: int = 5,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+    decode: str = "probable",
+    vectors: np.ndarray | None = None,
+    neighbours: int = 0,
+) -> list[Identification]:
+    """:func:`identify` with the catalog's lineages ``tree`` and its crops' labels for the neighbours
+    (``decode``: probable | distance, the taxon rule; ``vectors``: the images' embeddings from
+    :func:`embed_query`, when they are searched with too)."""
+    labels = lambda ids: crop_species(catalog, ids)  # noqa: E731 - read only when neighbours are listed
+    return identify(
+        engine,
+        list(items),
+        names=names,
+        k=k,
+        progress=progress,
+        tree=tree,
+        decode_method=decode,
+        vectors=vectors,
+        spaces=spaces,
+        neighbours=neighbours,
+        labels=labels,
+    )
