@@ -164,7 +164,7 @@ class Workspace:
 
     def split(self, config: SplitConfig = SplitConfig(), force: bool = False) -> SplitSummary:
         """Assign train/val/test and hold species out (refused under trained models unless ``force``)."""
-        from app.workspace.pipeline import split_home
+        from app.workspace.splitting import split_home
 
         return split_home(self.catalog, self.paths, config, force)
 

@@ -290,7 +290,7 @@ def evaluate_and_report(
     ``frames`` (None when the home has no detector), write the report folder (default
     reports/latest) and remember it as the last report."""
     from app.report.report import write_report
-    from app.workspace.pipeline import check_no_leak
+    from app.workspace.splitting import check_no_leak
 
     check_no_leak(catalog, home, engine.model_id)  # a re-split home must not grade on seen crops
     summary, raw = evaluate(engine, catalog, seed=seed)

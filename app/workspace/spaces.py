@@ -324,7 +324,7 @@ def remove_general(catalog: Catalog, home: Home, general: Engine, name: str, doo
 
 def _store_added_scorer(catalog: Catalog, home: Home, gid: str) -> None:
     """The general space's added-species scorer, stored as species add / remove store the tuned one's."""
-    from app.workspace.decisions import store_added_scorer
+    from app.workspace.stored_scorers import store_added_scorer
     from index.errors import OceanidError
 
     try:
