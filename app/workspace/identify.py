@@ -20,7 +20,7 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.identification import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
-from index.catalog.lookup import CropHit, allowed_ids, crop_species, crop_vector, hits_metadata
+from index.catalog.lookup import CropHit, allowed_ids, crop_files, crop_species, crop_vector, crop_vectors, hits_metadata
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
@@ -29,6 +29,7 @@ from index.taxonomy import decode as decode_taxa
 
 if TYPE_CHECKING:
     from app.workspace.spaces import TwoSpaces
+    from index.taxonomy import RankTable
 
 log = logging.getLogger(__name__)
 
@@ -149,54 +150,87 @@ def identify(
                 batch = (
                     engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
                 )
-            judged = judge(engine, batch, k)
-            verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
-            by = None if spaces is None else spaces.verdicts(batch, general)
-            if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
-                tops = engine.prototypes.ranked(by.similarities, k)
-                verdicts = by.verdicts
-            scores, unknown = verdicts.scores, verdicts.unknown
-            answers = (
-                None
-                if table is None
-                else answer_taxa(
-                    table,
-                    judged.probabilities,
-                    judged.similarities,
-                    decode_taxa(
-                        table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]
-                    ),
-                    unknown[engine.scorer],
-                    engine.unknown_ranks,
-                )
+                general = None
+            rows = [(names[n], input_source(items[n]), images[row].width, images[row].height) for row, n in enumerate(where)]
+            answered = answer_vectors(
+                engine, batch, rows, k, spaces, general, table, rank_threshold, decode_method, neighbours, labels
             )
-            near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
-            for row, n in enumerate(where):
-                verdict = {
-                    s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                    for s, v in scores.items()
-                }
-                image = images[row]
-                named = str(verdicts.species[row])
-                out[n] = Identification.answered(
-                    names[n],
-                    tops[row],
-                    probs[row],
-                    verdict,
-                    engine.scorer,
-                    named=None if named == "unknown" else named,
-                    warning=tiny_image_warning(image.width, image.height),
-                    source=input_source(items[n]),
-                    box=(0, 0, image.width, image.height),
-                    taxon=answers[row] if answers is not None else None,
-                    named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
-                    unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
-                    neighbours=near[row] if near is not None else (),
-                    **trace,
-                )
+            for n, answer in zip(where, answered, strict=True):
+                out[n] = answer
             finished = min(start + batch_size, len(items))
     except KeyboardInterrupt:
         raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None
+    return out
+
+
+#: What an answer says of the image it came from: (name, source file or None, width, height).
+AnsweredImage = tuple[str, str | None, int, int]
+
+
+def answer_vectors(
+    engine: Engine,
+    batch: np.ndarray,
+    rows: Sequence[AnsweredImage],
+    k: int,
+    spaces: TwoSpaces | None = None,
+    general: np.ndarray | None = None,
+    table: RankTable | None = None,
+    rank_threshold: float | None = None,
+    decode_method: str = "probable",
+    neighbours: int = 0,
+    labels: Labeller | None = None,
+) -> list[Identification]:
+    """The answers of :func:`identify` for ``batch`` (n, d) float32 tuned-space vectors (and ``general``,
+    the general space's, where the model has ``spaces``), one per ``rows`` entry: the image's name,
+    source, width and height. ``table``: the rank table of the catalog's tree (None: no taxon)."""
+    rank_threshold = engine.rank_threshold if rank_threshold is None else rank_threshold
+    trace = {"model": engine.model_id, "generation": engine.generation}
+    judged = judge(engine, batch, k)
+    verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+    by = None if spaces is None else spaces.verdicts(batch, general)
+    if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
+        tops = engine.prototypes.ranked(by.similarities, k)
+        verdicts = by.verdicts
+    scores, unknown = verdicts.scores, verdicts.unknown
+    answers = (
+        None
+        if table is None
+        else answer_taxa(
+            table,
+            judged.probabilities,
+            judged.similarities,
+            decode_taxa(
+                table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]
+            ),
+            unknown[engine.scorer],
+            engine.unknown_ranks,
+        )
+    )
+    near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
+    out = []
+    for row, (name, source, width, height) in enumerate(rows):
+        verdict = {
+            s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row])) for s, v in scores.items()
+        }
+        named = str(verdicts.species[row])
+        out.append(
+            Identification.answered(
+                name,
+                tops[row],
+                probs[row],
+                verdict,
+                engine.scorer,
+                named=None if named == "unknown" else named,
+                warning=tiny_image_warning(width, height),
+                source=source,
+                box=(0, 0, width, height),
+                taxon=answers[row] if answers is not None else None,
+                named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
+                unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
+                neighbours=near[row] if near is not None else (),
+                **trace,
+            )
+        )
     return out
 
 
@@ -279,7 +313,7 @@ def identify_home(
     """:func:`identify` with the catalog's lineages ``tree`` and its crops' labels for the neighbours
     (``decode``: probable | distance, the taxon rule; ``vectors``: the images' embeddings from
     :func:`embed_query`, when they are searched with too)."""
-    labels = lambda ids: crop_species(catalog, ids)  # noqa: E731 - read only when neighbours are listed
+    labels = labels_of(catalog)
     return identify(
         engine,
         list(items),
@@ -293,3 +327,73 @@ def identify_home(
         neighbours=neighbours,
         labels=labels,
     )
+
+
+def identify_crops(
+    engine: Engine,
+    tree: dict,
+    spaces: TwoSpaces | None,
+    catalog: Catalog,
+    home: Path,
+    crop_ids: Sequence[int],
+    k: int = 5,
+    names: Sequence[str] | None = None,
+    decode: str = "probable",
+    neighbours: int = 0,
+) -> list[Identification]:
+    """:func:`identify` of catalog crops from their stored vectors (both spaces' where the model has
+    two): nothing is decoded or embedded again; the crop file's header gives its size (the box and the
+    tiny-image warning). A crop without a stored vector (cut, not yet embedded) is identified from its
+    file. Raises NotFound for an id the catalog does not hold (or whose crop was never cut)."""
+    if isinstance(k, bool) or k < 1:
+        raise InvalidInput(f"--k must be at least 1, got {k}")
+    if isinstance(neighbours, bool) or neighbours < 0:
+        raise InvalidInput(f"--neighbours must be 0 or more, got {neighbours}")
+    ids = [int(c) for c in crop_ids]
+    files = crop_files(catalog, home, ids)
+    names = list(names) if names else [f"crop {c}" for c in ids]
+    stored = _stored_vectors(catalog, engine.model_id, ids)
+    general = _stored_vectors(catalog, spaces.general.model_id, ids) if spaces is not None else {}
+    out: list[Identification | None] = [None] * len(ids)
+    rows, where = [], []
+    for n, (crop, file) in enumerate(zip(ids, files, strict=True)):
+        size = _header_size(file) if crop in stored and (spaces is None or crop in general) else None
+        if size is not None:
+            rows.append((names[n], str(Path(file).absolute()), *size))
+            where.append(n)
+    if where:
+        batch = np.stack([stored[ids[n]] for n in where])
+        both = np.stack([general[ids[n]] for n in where]) if spaces is not None else None
+        table = engine.rank_table(tree) if tree is not None else None
+        answered = answer_vectors(engine, batch, rows, k, spaces, both, table, None, decode, neighbours, labels_of(catalog))
+        for n, answer in zip(where, answered, strict=True):
+            out[n] = answer
+    rest = [n for n in range(len(ids)) if out[n] is None]  # no stored vector (or no readable file): as files
+    if rest:
+        from_files = identify(
+            engine, [files[n] for n in rest], [names[n] for n in rest], k, tree=tree, decode_method=decode,
+            neighbours=neighbours, labels=labels_of(catalog), spaces=spaces,
+        )
+        for n, answer in zip(rest, from_files, strict=True):
+            out[n] = answer
+    return out
+
+
+def labels_of(catalog: Catalog) -> Labeller:
+    """The labels of catalog crops, read when neighbours are listed."""
+    return lambda ids: crop_species(catalog, ids)
+
+
+def _stored_vectors(catalog: Catalog, model_id: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """crop id -> its stored (d,) float32 vector in ``model_id``'s space, for those that have one."""
+    got, vectors = crop_vectors(catalog, model_id, ids)
+    return {int(i): np.ascontiguousarray(v, dtype=np.float32) for i, v in zip(got, vectors, strict=True)}
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (no pixels decoded), or None when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
