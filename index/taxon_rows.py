@@ -124,7 +124,6 @@ def _put(rows: dict[str, Taxon], nodes: dict, taxon: Taxon, correct: bool, own: 
     nodes[taxon.concept] = (taxon.rank, taxon.parent)
 
 
-
 def lineage_rows(rows: Iterable[Mapping[str, str | None]]) -> list[Taxon]:
     """Taxon rows from lineage-CSV rows (a ``concept``/``name`` column plus rank columns)."""
     out: list[Taxon] = []

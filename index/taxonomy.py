@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: The standard ranks, top down (WoRMS; FathomNet 2025 scores over exactly these).
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 SPECIES = "species"

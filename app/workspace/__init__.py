@@ -17,7 +17,6 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace import building, space_search
 from app.workspace.batching import Batcher, Overloaded, embed_items
 from app.workspace.catalog_reads import CatalogReads
 from app.workspace.engine_cache import Engines
@@ -35,8 +34,6 @@ from app.workspace.threads import THREADS_ENV, limit_threads, threads_for, usabl
 from app.workspace.writer import HomeWriter
 from embedder.ray_runner import RayConfig
 from embedder.train_config import TrainConfig
-from index.catalog import lookup
-from index.catalog import taxa as catalog_taxa
 from index.catalog.catalog import Catalog
 from index.catalog.splits import SplitConfig
 from index.home import Home, check_home, resolve_home
@@ -98,7 +95,9 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
 
     def _tree(self) -> dict:
         """The catalog's lineages, read again only when the catalog changed."""
-        return self._reads.get("tree", lambda: catalog_taxa.tree(self.catalog))
+        from index.catalog.taxa import tree
+
+        return self._reads.get("tree", lambda: tree(self.catalog))
 
     # -- models, vectors, index (app.workspace.building, indexes) -------------------------
     def models(self) -> list[ModelInfo]:
@@ -121,7 +120,9 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         self, config: TrainConfig, model: str | None = None, resume: bool = False, progress: bool = False
     ) -> TrainResult:
         """Train an encoder on the train split (model id default: ``<backbone>-<loss>-d<dim>``)."""
-        return building.train(self.catalog, self.paths, config, model, resume, progress)
+        from app.workspace.building import train
+
+        return train(self.catalog, self.paths, config, model, resume, progress)
 
     def embed(
         self,
@@ -134,16 +135,18 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         general: bool = False,
     ) -> EmbedReport:
         """Embed every crop without a vector for the model yet, in each of its spaces (``engine``: local | ray)."""
+        from app.workspace.building import embed_spaces
+
         model_of = lambda: self.current_model(model)  # noqa: E731 - asked only when needed
-        return building.embed_spaces(
-            self.catalog, self.paths, model_of, batch_size, device, progress, engine, ray, general
-        )
+        return embed_spaces(self.catalog, self.paths, model_of, batch_size, device, progress, engine, ray, general)
 
     def fit_prototypes(
         self, model: str | None = None, n_centres: int = 1, priors: str | None = None, prior_tau: float | None = None
     ) -> bool:
         """Fit the trained species' prototypes; write them (and the decision, scorers) only when changed."""
-        return building.refit_prototypes(self.catalog, self.paths, self._engines, model, n_centres, priors, prior_tau)
+        from app.workspace.building import refit_prototypes
+
+        return refit_prototypes(self.catalog, self.paths, self._engines, model, n_centres, priors, prior_tau)
 
     def index_build(
         self,
@@ -157,14 +160,28 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         prior_tau: float | None = None,
     ) -> BuildResult:
         """Fit the prototypes, then build a new index generation of each space (``rebuild=False``: if stale)."""
-        return building.build_home(
-            self._writer, self._engines, self.catalog, self.paths, model, kind, device, rebuild, n_centres,
-            shards, priors, prior_tau,
+        from app.workspace.building import build_home
+
+        return build_home(
+            self._writer,
+            self._engines,
+            self.catalog,
+            self.paths,
+            model,
+            kind,
+            device,
+            rebuild,
+            n_centres,
+            shards,
+            priors,
+            prior_tau,
         )
 
     def index_verify(self, model: str | None = None, generation: str | None = None) -> VerifyResult:
         """Check a generation (default: the live one, of each space) against its manifest and the model."""
-        return building.verify_spaces(self.catalog, self.paths, self.current_model(model), generation)
+        from app.workspace.building import verify_spaces
+
+        return verify_spaces(self.catalog, self.paths, self.current_model(model), generation)
 
     def index_prune(self, model: str | None = None, keep: int | None = None) -> GenerationChange:
         """Delete all but the newest ``keep`` generations (default 3; never the live one)."""
@@ -206,13 +223,20 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         from app.workspace.identify import identify_home
 
         engine, tree, spaces = self.engine(model), self._tree(), self.spaces(model)
-        return identify_home(engine, tree, spaces, self.catalog, images, k, names, progress, decode, vectors, neighbours)
+        return identify_home(
+            engine, tree, spaces, self.catalog, images, k, names, progress, decode, vectors, neighbours
+        )
 
     def identify_crops(
-        self, crop_ids: Sequence[int], k: int = 5, model: str | None = None, decode: str = "probable", neighbours: int = 0
+        self,
+        crop_ids: Sequence[int],
+        k: int = 5,
+        model: str | None = None,
+        decode: str = "probable",
+        neighbours: int = 0,
     ) -> list[Identification]:
         """:meth:`identify` of catalog crops from their stored vectors (nothing decoded or embedded again)."""
-        from app.workspace.identify import identify_crops
+        from app.workspace.identify_crops import identify_crops
 
         engine, tree, spaces = self.engine(model), self._tree(), self.spaces(model)
         return identify_crops(engine, tree, spaces, self.catalog, self.home, crop_ids, k, None, decode, neighbours)
@@ -232,7 +256,9 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         space: str | None = None,
     ) -> list[CropHit]:
         """The k crops nearest an image, an embedding or a catalog crop id, inside an optional filter."""
-        return space_search.search_home(self._engines, self.catalog, self.paths, query, k, where, model, space)
+        from app.workspace.space_search import search_home
+
+        return search_home(self._engines, self.catalog, self.paths, query, k, where, model, space)
 
     def count(self, images: Sequence[Any] = (), where: str | None = None, model: str | None = None) -> Any:
         """Organisms per taxon in ``images`` or the catalog crops ``where`` selects, raw and adjusted."""
@@ -243,8 +269,9 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
 
     def crop_files(self, crop_ids: Sequence[int]) -> list[Path]:
         """The cached crop file of each catalog crop id. Raises NotFound."""
-        return lookup.crop_files(self.catalog, self.home, crop_ids)
+        from index.catalog.lookup import crop_files
 
+        return crop_files(self.catalog, self.home, crop_ids)
 
 
 def __getattr__(name: str) -> Any:

@@ -18,21 +18,21 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from index.catalog.catalog import Catalog
-from index.catalog.decisions import Decision, load_decision, prototypes_digest
-from index.catalog.embeddings import ADDED, TRAINED, group_keys, load_embeddings, load_prototypes
+from index.catalog.decisions import Decision, prototypes_digest
+from index.catalog.embeddings import TRAINED, group_keys, load_embeddings, load_prototypes
 from index.catalog.taxa import tree
 from index.errors import EmptyIndex
 from index.home import Home
 from index.metrics.counts import UNKNOWN, CountConfusion, confusion_of
 from index.metrics.ranks import RankThresholdChoice, choose_rank_threshold
 from index.metrics.unknown_ranks import UnknownRanks, fit_unknown_ranks
-from index.records import HOLDOUT, SUPPORT, TRAIN, VAL
+from index.records import HOLDOUT, TRAIN, VAL
 from index.scoring.calibration import Calibration, calibrated_probabilities, fit_temperature
 from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Scorer, calibrate, make_scorer
 from index.scoring.ood_choice import choose_scorer
 from index.scoring.priors import ClassPriors, PriorsRequest, adjusted_logits
 from index.scoring.prototypes import Prototypes
-from index.scoring.scorer_store import load_scorers, save_scorers, scorer_folder
+from index.scoring.scorer_store import save_scorers, scorer_folder
 from index.taxonomy import lineage_of, rank_table
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,9 @@ def fit_decision(
 ) -> Decision:
     """Choose the decision scorer and fit thresholds and temperature for the model's trained
     prototypes (default: the stored ones). With ``home``, the scorers fitted on the way are
-    stored there too (:func:`app.workspace.stored_scorers.known_scorers` reads them). The class priors are ``priors`` resolved
-    against the ``previous`` decision's (``index.scoring.priors.PriorsRequest``). Raises EmptyIndex
-    (no prototypes / training vectors), InvalidInput (unusable priors)."""
+    stored there too (:func:`app.workspace.stored_scorers.known_scorers` reads them). The class
+    priors are ``priors`` resolved against the ``previous`` decision's (``index.scoring.priors.PriorsRequest``).
+    Raises EmptyIndex (no prototypes / training vectors), InvalidInput (unusable priors)."""
     if trained is None:
         prototypes, origins = load_prototypes(catalog, model_id)
         trained = trained_only(prototypes, origins)

@@ -36,7 +36,6 @@ import numpy as np
 from app.workspace.discover_clusters import cluster_facts, naming_examples
 from index.catalog.discoveries import (
     Cluster,
-    ClusterFacts,
     Discovery,
     NewCluster,
     crop_places,
@@ -272,7 +271,9 @@ class Discoverer:
                 for r in rows
             ]
             member_ids = ids[rows] if not files else ids
-            facts = cluster_facts(engine, tuned[rows], [placed[r] for r in rows] if placed else [], places, member_ids, files)
+            facts = cluster_facts(
+                engine, tuned[rows], [placed[r] for r in rows] if placed else [], places, member_ids, files
+            )
             out.append(NewCluster(len(rows), float(clustering.cohesion[c]), facts, members))
         return out
 

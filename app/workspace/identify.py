@@ -20,7 +20,13 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.identification import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
-from index.catalog.lookup import CropHit, allowed_ids, crop_files, crop_species, crop_vector, crop_vectors, hits_metadata
+from index.catalog.lookup import (
+    CropHit,
+    allowed_ids,
+    crop_species,
+    crop_vector,
+    hits_metadata,
+)
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
@@ -151,7 +157,9 @@ def identify(
                     engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
                 )
                 general = None
-            rows = [(names[n], input_source(items[n]), images[row].width, images[row].height) for row, n in enumerate(where)]
+            rows = [
+                (names[n], input_source(items[n]), images[row].width, images[row].height) for row, n in enumerate(where)
+            ]
             answered = answer_vectors(
                 engine, batch, rows, k, spaces, general, table, rank_threshold, decode_method, neighbours, labels
             )
@@ -199,9 +207,7 @@ def answer_vectors(
             table,
             judged.probabilities,
             judged.similarities,
-            decode_taxa(
-                table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]
-            ),
+            decode_taxa(table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]),
             unknown[engine.scorer],
             engine.unknown_ranks,
         )
@@ -329,71 +335,6 @@ def identify_home(
     )
 
 
-def identify_crops(
-    engine: Engine,
-    tree: dict,
-    spaces: TwoSpaces | None,
-    catalog: Catalog,
-    home: Path,
-    crop_ids: Sequence[int],
-    k: int = 5,
-    names: Sequence[str] | None = None,
-    decode: str = "probable",
-    neighbours: int = 0,
-) -> list[Identification]:
-    """:func:`identify` of catalog crops from their stored vectors (both spaces' where the model has
-    two): nothing is decoded or embedded again; the crop file's header gives its size (the box and the
-    tiny-image warning). A crop without a stored vector (cut, not yet embedded) is identified from its
-    file. Raises NotFound for an id the catalog does not hold (or whose crop was never cut)."""
-    if isinstance(k, bool) or k < 1:
-        raise InvalidInput(f"--k must be at least 1, got {k}")
-    if isinstance(neighbours, bool) or neighbours < 0:
-        raise InvalidInput(f"--neighbours must be 0 or more, got {neighbours}")
-    ids = [int(c) for c in crop_ids]
-    files = crop_files(catalog, home, ids)
-    names = list(names) if names else [f"crop {c}" for c in ids]
-    stored = _stored_vectors(catalog, engine.model_id, ids)
-    general = _stored_vectors(catalog, spaces.general.model_id, ids) if spaces is not None else {}
-    out: list[Identification | None] = [None] * len(ids)
-    rows, where = [], []
-    for n, (crop, file) in enumerate(zip(ids, files, strict=True)):
-        size = _header_size(file) if crop in stored and (spaces is None or crop in general) else None
-        if size is not None:
-            rows.append((names[n], str(Path(file).absolute()), *size))
-            where.append(n)
-    if where:
-        batch = np.stack([stored[ids[n]] for n in where])
-        both = np.stack([general[ids[n]] for n in where]) if spaces is not None else None
-        table = engine.rank_table(tree) if tree is not None else None
-        answered = answer_vectors(engine, batch, rows, k, spaces, both, table, None, decode, neighbours, labels_of(catalog))
-        for n, answer in zip(where, answered, strict=True):
-            out[n] = answer
-    rest = [n for n in range(len(ids)) if out[n] is None]  # no stored vector (or no readable file): as files
-    if rest:
-        from_files = identify(
-            engine, [files[n] for n in rest], [names[n] for n in rest], k, tree=tree, decode_method=decode,
-            neighbours=neighbours, labels=labels_of(catalog), spaces=spaces,
-        )
-        for n, answer in zip(rest, from_files, strict=True):
-            out[n] = answer
-    return out
-
-
 def labels_of(catalog: Catalog) -> Labeller:
     """The labels of catalog crops, read when neighbours are listed."""
     return lambda ids: crop_species(catalog, ids)
-
-
-def _stored_vectors(catalog: Catalog, model_id: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """crop id -> its stored (d,) float32 vector in ``model_id``'s space, for those that have one."""
-    got, vectors = crop_vectors(catalog, model_id, ids)
-    return {int(i): np.ascontiguousarray(v, dtype=np.float32) for i, v in zip(got, vectors, strict=True)}
-
-
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from an image file's header (no pixels decoded), or None when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, ValueError):
-        return None

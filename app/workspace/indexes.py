@@ -90,7 +90,9 @@ def rollback_generation(catalog: Catalog, home: Home, model_id: str) -> Generati
     return GenerationChange(model_id, current, warning=warning)
 
 
-def rollback_home(writer: HomeWriter, engines: Engines, catalog: Catalog, home: Home, model: str | None) -> GenerationChange:
+def rollback_home(
+    writer: HomeWriter, engines: Engines, catalog: Catalog, home: Home, model: str | None
+) -> GenerationChange:
     """:func:`rollback_generation` of ``model`` (else the current one) under the home's writer lock;
     the loaded engines are forgotten afterwards, also on failure."""
     with writer:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from app.workspace.index_results import BuildResult
+from app.workspace.splitting import SEEN_CROPS
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
     content_digest,
     crop_count,
     labelled_crops,
-    list_models,
     load_embeddings,
     load_prototypes,
     missing_embeddings,
@@ -33,14 +33,12 @@ from index.catalog.embeddings import (
     store_embeddings,
     trained_prototypes_match,
 )
-from index.catalog.splits import SplitConfig, SplitSummary
 from index.errors import EmptyIndex, InvalidInput, ModelError, NotFound
 from index.files import write_json_atomic
 from index.home import Home
-from index.records import SUPPORT, TEST, TRAIN, VAL
+from index.records import SUPPORT, TRAIN, VAL
 from index.scoring.priors import PriorsRequest
 from index.scoring.prototypes import Prototypes
-from app.workspace.splitting import SEEN_CROPS
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -119,6 +117,7 @@ def export_existing(catalog: Catalog, home: Home, model_id: str, int8: bool = Fa
     return export_model(folder, [home.resolve(p) for p, _ in labelled_crops(catalog, VAL)], int8=int8)
 
 
+@dataclass
 class EmbedReport:
     """What ``oceanid embed`` did."""
 

@@ -105,7 +105,14 @@ def search_space(
 
 
 def search_home(
-    engines: Engines, catalog: Catalog, home: Home, query, k: int, where: str | None, model: str | None, space: str | None
+    engines: Engines,
+    catalog: Catalog,
+    home: Home,
+    query,
+    k: int,
+    where: str | None,
+    model: str | None,
+    space: str | None,
 ) -> list:
     """:func:`search_space` with the model's loaded engines; a filter's ids are read again only when
     the catalog changed (``engines.reads``)."""

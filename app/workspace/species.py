@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.workspace.stored_scorers import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
 from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
+from app.workspace.stored_scorers import store_added_scorer
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
     ADDED,
@@ -341,7 +341,15 @@ def add_species_all_spaces(
         spaces = engines.spaces(model)
         try:
             change, crops = add_species_with_crops(
-                engines.engine(model, fresh=True), catalog, home, name, list(items), genus, family, crop, correct=correct
+                engines.engine(model, fresh=True),
+                catalog,
+                home,
+                name,
+                list(items),
+                genus,
+                family,
+                crop,
+                correct=correct,
             )
         finally:
             engines.clear()

@@ -88,5 +88,3 @@ def split_guard(catalog: Catalog, home: Home, force: bool):
         marked.extend(trained)
 
     return check, marked
-
-

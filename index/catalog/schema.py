@@ -188,4 +188,3 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     ingest or ``oceanid taxa import`` puts them at their real rank.
     """
     con.execute("UPDATE taxa SET rank = NULL, parent = NULL WHERE parent = concept")
-

@@ -125,5 +125,3 @@ class RelativeMahalanobisScorer:
     def score(self, queries: np.ndarray) -> np.ndarray:
         """queries (m, d) float32 -> (m,) float64 (higher = more in-distribution)."""
         return -self.relative_distances(queries).min(axis=1)
-
-

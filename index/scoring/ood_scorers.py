@@ -224,5 +224,3 @@ class KnnScorer:
                     near = -np.sort(-(queries[mine] @ own.T), axis=1)[:, k_c - 1]
                     score[mine] = np.maximum(score[mine], near + shift)
         return score
-
-

@@ -48,4 +48,3 @@ def check_ids(ids: np.ndarray, n: int) -> np.ndarray:
     if np.unique(ids).shape[0] != n:
         raise InvalidInput("ids contain duplicates")
     return np.ascontiguousarray(ids)
-

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from index.errors import EmptyIndex, InvalidInput, NotFound
 from index.vectors.generations import (
-    GEN_RE,
     DEFAULT_KEEP,
+    GEN_RE,
     current_generation,
     list_generations,
     model_dir,

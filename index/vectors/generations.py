@@ -47,7 +47,7 @@ SHARD_DIR = "shard-{:03d}"
 CURRENT_FILE = "CURRENT"
 METRIC = "inner_product"
 DEFAULT_KEEP = 3  # generations kept by prune (the live one is always kept)
-GEN_RE = re.compile(r"^gen-(\d{4,})$") # a generation folder: gen-NNNN
+GEN_RE = re.compile(r"^gen-(\d{4,})$")  # a generation folder: gen-NNNN
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 StageHook = Callable[[str], None]
 

@@ -117,4 +117,3 @@ def kind_of(index: faiss.Index) -> str:
         if isinstance(inner, faiss.IndexFlat):
             return "flat"
     raise InvalidInput(f"unsupported faiss index type {type(index).__name__}")
-

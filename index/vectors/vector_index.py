@@ -62,8 +62,6 @@ _VERSIONS = itertools.count()
 _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (FilterCache.flat_numpy)
 
 
-
-
 class VectorIndex:
     """A FAISS index over L2-normalised float32 vectors, addressed by int64 ids."""
 

@@ -155,10 +155,10 @@ def detectors(catalog: Catalog) -> list[DetectorRecord]:
     return list_detectors(catalog)
 
 
-
 def current_detector(catalog: Catalog) -> str | None:
     """The detector id every command uses when none is named (the last trained); None in a home without a catalog."""
     return catalog.current_detector() if catalog.exists() else None
+
 
 def resolve_detector(catalog: Catalog, paths: Home, detector: str | Path | None = None) -> tuple[str, Path]:
     """(detector id, folder): the one rule every command follows. ``detector`` names a detector

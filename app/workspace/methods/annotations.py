@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from app.workspace import annotation_tool
 from app.workspace.methods import Parts
 
 if TYPE_CHECKING:
@@ -17,19 +16,25 @@ class AnnotationMethods(Parts):
 
     def annotation_store(self, note: Any, min_examples: int | None = None, model: str | None = None) -> Any:
         """Keep a ToolAnnotation as truth crops, searchable at once -> AnnotationChange."""
+        from app.workspace.annotation_tool import store_annotation
+
         steps = self._tool_steps(model)
-        return annotation_tool.store_annotation(self.catalog, self.paths, self.crop, note, steps, min_examples)
+        return store_annotation(self.catalog, self.paths, self.crop, note, steps, min_examples)
 
     def annotation_forget(
         self, project: int, annotation: int, min_examples: int | None = None, model: str | None = None
     ) -> Any:
         """Undo :meth:`annotation_store` for one annotation -> AnnotationChange."""
+        from app.workspace.annotation_tool import forget_annotation
+
         steps = self._tool_steps(model)
-        return annotation_tool.forget_annotation(self.catalog, self.paths, project, annotation, steps, min_examples)
+        return forget_annotation(self.catalog, self.paths, project, annotation, steps, min_examples)
 
     def _tool_steps(self, model: str | None) -> Any:
         """This workspace's steps for one model, as the annotation steps call them (``ToolSteps``)."""
-        return annotation_tool.ToolSteps(
+        from app.workspace.annotation_tool import ToolSteps
+
+        return ToolSteps(
             engine=lambda: self.engine(model),
             writer=self._writer,
             build=lambda: self.index_build(model, rebuild=False),
@@ -40,9 +45,12 @@ class AnnotationMethods(Parts):
 
     def embed_images(self, images: Sequence[Any], model: str | None = None) -> Any:
         """Decoded images -> their (n, d) embeddings, batched (for identify ``vectors=`` and recall)."""
-        return annotation_tool.embed_images(self.engine(model), images)
+        from app.workspace.annotation_tool import embed_images
+
+        return embed_images(self.engine(model), images)
 
     def annotation_recall(self, items: Any, model: str | None = None) -> list[tuple[str, float] | None]:
         """Per image (or vector), the label a person gave a near-duplicate of it, else None."""
-        return annotation_tool.recall(self.catalog, lambda: self.engine(model), items)
+        from app.workspace.annotation_tool import recall
 
+        return recall(self.catalog, lambda: self.engine(model), items)

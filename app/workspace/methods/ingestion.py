@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.workspace import ingesting, splitting
+from app.workspace import ingesting
 from app.workspace.methods import Parts
 from index.catalog.splits import SplitConfig, SplitSummary
 from index.catalog.stats import Survey, survey
@@ -78,5 +78,6 @@ class IngestionMethods(Parts):
 
     def split(self, config: SplitConfig = SplitConfig(), force: bool = False) -> SplitSummary:
         """Assign train/val/test and hold species out (refused under trained models unless ``force``)."""
-        return splitting.split_home(self.catalog, self.paths, config, force)
+        from app.workspace.splitting import split_home
 
+        return split_home(self.catalog, self.paths, config, force)

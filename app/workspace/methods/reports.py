@@ -60,4 +60,3 @@ class ReportMethods(Parts):
         from app.workspace.browse import embedding_map
 
         return embedding_map(self.catalog, self.engine(model), self.paths, method, max_points)
-

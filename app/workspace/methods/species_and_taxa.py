@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace import taxa
 from app.workspace.methods import Parts
-from index.catalog import taxa as catalog_taxa
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +32,16 @@ class SpeciesAndTaxaMethods(Parts):
         from app.workspace.species import add_species_all_spaces
 
         return add_species_all_spaces(
-            self._writer, self._engines, self.catalog, self.paths, self.crop, name, images, genus, family, model,
+            self._writer,
+            self._engines,
+            self.catalog,
+            self.paths,
+            self.crop,
+            name,
+            images,
+            genus,
+            family,
+            model,
             correct,
         )
 
@@ -49,20 +56,28 @@ class SpeciesAndTaxaMethods(Parts):
         from app.workspace.discover import Discoverer
 
         return Discoverer(
-            self.catalog, self.paths, lambda: self.engine(model), lambda: self.spaces(model),
+            self.catalog,
+            self.paths,
+            lambda: self.engine(model),
+            lambda: self.spaces(model),
             lambda name, files, genus=None, family=None: self.species_add(name, files, genus, family, model),
             self._tree,
         )
 
     def taxa_show(self, name: str) -> Lineage:
         """The lineage of one taxon of the catalog. Raises NotFound."""
-        return catalog_taxa.lineage(self.catalog, name)
+        from index.catalog.taxa import lineage
+
+        return lineage(self.catalog, name)
 
     def taxa_place(self, name: str, top: int = 5) -> TreePlace:
         """A taxon's lineage and its ``top`` nearest relatives among the concepts with crops."""
-        return taxa.place_in_tree(self.catalog, name, top)
+        from app.workspace.taxa import place_in_tree
+
+        return place_in_tree(self.catalog, name, top)
 
     def taxa_import(self, path: Path) -> TaxaImport:
         """Fill or correct the lineages of ingested concepts from a lineage CSV (its names win)."""
-        return taxa.import_lineages_as_writer(self._writer, self._engines, self.catalog, path)
+        from app.workspace.taxa import import_lineages_as_writer
 
+        return import_lineages_as_writer(self._writer, self._engines, self.catalog, path)

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.workspace.frame_metadata import save_metadata
-from app.workspace.frames import detector_training, drawing, predicted
 from app.workspace.frames import detector as detection
 from app.workspace.methods import Parts
 from index.ingest.crops import cut_crop
@@ -41,9 +39,20 @@ class WholeFrameMethods(Parts):
         **options: Any,
     ) -> DetectorTraining:
         """Train a detector on the catalog's frames with boxes (made current); ``options``: batch_size, lr, ..."""
-        return detector_training.train_detector(
-            self.catalog, self.paths, arch=arch, image_size=image_size, epochs=epochs, device=device,
-            detector_id=detector, resume=resume, max_epochs_now=max_epochs_now, progress=progress, **options,
+        from app.workspace.frames.detector_training import train_detector
+
+        return train_detector(
+            self.catalog,
+            self.paths,
+            arch=arch,
+            image_size=image_size,
+            epochs=epochs,
+            device=device,
+            detector_id=detector,
+            resume=resume,
+            max_epochs_now=max_epochs_now,
+            progress=progress,
+            **options,
         )
 
     def detectors(self) -> list[DetectorRecord]:
@@ -98,17 +107,31 @@ class WholeFrameMethods(Parts):
         from app.workspace.frames.cascade import run_cascade
 
         return run_cascade(
-            self.catalog, self.crop, lambda: self.engine(model), lambda: self.load_detector(detector), frames,
-            boxes=boxes, min_score=min_score, k=k, names=names, progress=progress, decode=decode, neighbours=neighbours,
+            self.catalog,
+            self.crop,
+            lambda: self.engine(model),
+            lambda: self.load_detector(detector),
+            frames,
+            boxes=boxes,
+            min_score=min_score,
+            k=k,
+            names=names,
+            progress=progress,
+            decode=decode,
+            neighbours=neighbours,
         )
 
     def draw_frames(self, result: CascadeResult, folder: Path) -> list[Path]:
         """Write each frame with its organisms' boxes and labels drawn as ``folder/<frame>.png``."""
-        return drawing.draw_frames(result.frames, folder)
+        from app.workspace.frames.drawing import draw_frames
+
+        return draw_frames(result.frames, folder)
 
     def annotate_frame(self, image: Image.Image, frame: FrameIdentification) -> Image.Image:
         """``image`` with ``frame``'s boxes and labels drawn on it (the explorer shows this)."""
-        return drawing.annotate(image, frame)
+        from app.workspace.frames.drawing import annotate
+
+        return annotate(image, frame)
 
     def cut_box(self, image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
         """The crop of ``box`` in ``image``, cut as every training crop is (``index.ingest.crops``)."""
@@ -130,14 +153,22 @@ class WholeFrameMethods(Parts):
         sidecar: Path | None = None,
     ) -> Any:
         """The depth, date, position and source :meth:`save_predicted` gives the frames it saves, checked now."""
+        from app.workspace.frame_metadata import save_metadata
+
         return save_metadata(depth, date, latitude, longitude, source, sidecar)
 
     def save_predicted(self, result: CascadeResult, model: str | None = None, metadata: Any = None) -> IngestReport:
         """Add every organism found in a frame file to the catalog as a *predicted* crop, embedded and indexed."""
+        from app.workspace.frames.predicted import save_predicted
+
         searchable = lambda: (self.embed(model, progress=False), self.index_build(model, rebuild=False))  # noqa: E731
-        return predicted.save_predicted(
-            self.catalog, self.home, self.crop, result, metadata, writer=self._writer, make_searchable=searchable,
+        return save_predicted(
+            self.catalog,
+            self.home,
+            self.crop,
+            result,
+            metadata,
+            writer=self._writer,
+            make_searchable=searchable,
             refresh=self.reload,
         )
-
-

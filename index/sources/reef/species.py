@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from index.errors import InvalidInput
 from index.sources.reef.catalogue import CATALOGUE, MAX_SPECIES, Species
 
-
 #: The made-up ranks above family, by body plan: (order, class, phylum); kingdom Animalia. Body
 #: plans that share a class or phylum are related (crab and shrimp, star and urchin), so every
 #: rank of the taxonomic distance means something on the reef.
