@@ -7,6 +7,7 @@ Floors, lowest first; a module imports only from its own floor and the floors be
 
     ground     errors imaging files   the kernel: every package may import these three
                home records taxonomy  home-folder layout, source records + split vocabulary, lineages
+               taxon_rows             the taxa rows a source names, merged into the catalog's
     sources/   coco yolo folders fathomnet downloads detections synthetic reef/
                (each returns a SourcePlan; uses the ground floor only)
     vectors/   vector_index (the FAISS index: ids = catalog keys, exact filtered search),

@@ -125,13 +125,12 @@ def create_app(workspace: Workspace | None = None, settings: ApiSettings = ApiSe
             raise InvalidInput(f"{len(uploads) + len(req.crops)} items in one request; at most {settings.max_images}")
 
         def work() -> list[Identification]:
-            files = ws.crop_files(req.crops)
-            items, names = (
-                [u.data for u in uploads] + files,
-                [u.name for u in uploads] + [f"crop {c}" for c in req.crops],
-            )
+            crops = ws.identify_crops(req.crops, k=req.k, model=model) if req.crops else []  # their stored vectors
+            if not uploads:
+                return crops
+            items, names = [u.data for u in uploads], [u.name for u in uploads]
             vectors = embed_items(batcher(ws.engine(model).model_id), items, names)  # with concurrent requests'
-            return ws.identify(items, k=req.k, model=model, names=names, vectors=vectors)
+            return ws.identify(items, k=req.k, model=model, names=names, vectors=vectors) + crops
 
         results = await run_in_threadpool(work)
         if all(r.error for r in results):

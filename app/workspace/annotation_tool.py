@@ -168,7 +168,7 @@ def store_annotation(
     crop: CropConfig,
     note: ToolAnnotation,
     steps: ToolSteps,
-    min_examples: int = MIN_EXAMPLES,
+    min_examples: int | None = None,
     on_recallable: Callable[[], None] | None = None,
 ) -> AnnotationChange:
     """Keep ``note`` as truth crops (source ``label-studio``), searchable at once; add a species
@@ -219,7 +219,7 @@ def store_annotation(
             raise
         finally:
             steps.refresh()
-    added = _promote(catalog, home, steps, {c for c, _ in wanted}, min_examples)
+    added = _promote(catalog, home, steps, {c for c, _ in wanted}, min_examples or MIN_EXAMPLES)
     log.info(
         "label-studio: %s %s: %d truth crops, generation %s%s",
         "replaced" if stored else "stored",
@@ -245,12 +245,13 @@ def forget_annotation(
     project: int,
     annotation: int,
     steps: ToolSteps,
-    min_examples: int = MIN_EXAMPLES,
+    min_examples: int | None = None,
     on_recallable: Callable[[], None] | None = None,
 ) -> AnnotationChange:
     """Undo :func:`store_annotation`: its crops, vectors and files go, and a species it helped
     add is removed when it falls under ``min_examples`` crops. Never stored: ``absent``.
     ``on_recallable`` is called once :func:`recall` no longer finds them (before the new build)."""
+    min_examples = min_examples or MIN_EXAMPLES
     prefix = annotation_prefix(project, annotation)
     with steps.writer:
         keys = source_ids_like(catalog, SOURCE, prefix)

@@ -20,9 +20,13 @@ from typing import TYPE_CHECKING
 from index.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from app.workspace.engine_cache import Engines
     from app.workspace.index_results import BuildResult, VerifyResult
     from app.workspace.pipeline import EmbedReport
+    from app.workspace.writer import HomeWriter
     from embedder.ray_runner import RayConfig
+    from embedder.train_config import TrainConfig
+    from embedder.training import TrainResult
     from index.catalog.catalog import Catalog
     from index.home import Home
 
@@ -115,3 +119,65 @@ def verify_spaces(catalog: Catalog, home: Home, model_id: str, generation: str |
     if generation is None:
         verify_general(catalog, home, model_id)
     return result
+
+
+# -- moved from the Workspace facade: the model id a training gets, prototypes refit, build under the lock --
+
+
+def train(
+    catalog: Catalog, home: Home, config: TrainConfig, model: str | None, resume: bool, progress: bool
+) -> TrainResult:
+    """Train an encoder on the train split (model id default: ``<backbone>-<loss>-d<dim>``; with
+    ``resume`` and no ``model``, the current model)."""
+    from app.workspace.pipeline import train_model
+    from index.home import default_model_id
+
+    model_id = model or default_model_id(config.backbone, config.loss, config.dim)
+    if resume and not model:
+        model_id = catalog.current_model() or model_id
+    return train_model(catalog, home, model_id, config, resume=resume, progress=progress)
+
+
+def refit_prototypes(
+    catalog: Catalog,
+    home: Home,
+    engines: Engines,
+    model: str | None,
+    n_centres: int = 1,
+    priors: str | None = None,
+    prior_tau: float | None = None,
+) -> bool:
+    """Fit the trained species' prototypes from the train split; write them (and the decision and
+    scorers the engine reads) only when they changed, then forget the loaded engines. ``priors``
+    (train | balanced | a class,weight CSV) and ``prior_tau`` decide the class priors again (None:
+    keep the stored). Returns whether anything was written."""
+    from app.workspace.decisions import priors_request
+    from app.workspace.pipeline import fit_prototypes
+
+    request = priors_request(priors, prior_tau)
+    _, written = fit_prototypes(catalog, engines.model(model), n_centres, home=home, priors=request)
+    if written:
+        engines.engines.clear()
+    return written
+
+
+def build_home(
+    writer: HomeWriter,
+    engines: Engines,
+    catalog: Catalog,
+    home: Home,
+    model: str | None,
+    kind: str = "auto",
+    device: str = "cpu",
+    rebuild: bool = True,
+    n_centres: int = 1,
+    shards: int = 1,
+    priors: str | None = None,
+    prior_tau: float | None = None,
+) -> BuildResult:
+    """:func:`build_spaces` under the home's writer lock (built on the catalog as it is once no other
+    writer runs), refitting with :func:`refit_prototypes`; the engines are forgotten on a change."""
+    with writer:
+        model_id = engines.model(model)
+        refit = lambda: refit_prototypes(catalog, home, engines, model_id, n_centres, priors, prior_tau)  # noqa: E731
+        return build_spaces(catalog, home, model_id, refit, engines.clear, kind, device, rebuild, shards, n_centres)

@@ -287,11 +287,6 @@ class CountError:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CountError:
-        per_class = {k: ClassCount(**v) for k, v in (d.get("per_class") or {}).items()}
-        return cls(d["min_crops"], d["classes"], d.get("raw"), d.get("adjusted"), per_class, d.get("note"))
-
 
 def count_error(
     truth: Sequence[str], answers: Sequence[str], confusion: CountConfusion | None, min_crops: int = MIN_GRADED

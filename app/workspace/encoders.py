@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -143,3 +143,14 @@ def embed_paths(
             ok.extend(where)
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
     return np.ascontiguousarray(vectors, dtype=np.float32), ok, failed
+
+
+def embed_in_batches(
+    embed: Callable[[list[Image.Image]], np.ndarray], images: Sequence[Image.Image], batch_size: int = 64
+) -> np.ndarray:
+    """Images already in memory -> ``embed``'s ``(n, d) float32`` vectors, ``batch_size`` per call (the
+    batches :func:`embed_paths` would make of their files, so the vectors are the same)."""
+    if not images:
+        return np.zeros((0, 0), np.float32)
+    chunks = [embed(list(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
+    return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)

@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.workspace.decisions import (
-    added_scorer,
     fit_calibration,  # noqa: F401
-    known_scorers,
     trained_only,
 )
+from app.workspace.stored_scorers import added_scorer, known_scorers
 from index.catalog.catalog import Catalog
 from index.catalog.decisions import Decision, load_decision, prototypes_digest
 from index.catalog.embeddings import ADDED, load_prototypes, model_record

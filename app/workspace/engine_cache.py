@@ -8,8 +8,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from app.workspace.catalog_reads import CatalogReads
     from app.workspace.engine import Engine
     from app.workspace.spaces import TwoSpaces
+    from index.catalog.catalog import Catalog
+    from index.home import Home
 
 
 class EngineCache:
@@ -71,3 +74,60 @@ class SpacesCache:
     def clear(self) -> None:
         """Forget the loaded spaces (the next query loads the current state)."""
         self._spaces = {}
+
+
+class Engines:
+    """The engines a Workspace's queries read: which model and state a query reads (its key: model,
+    live generation, prototypes version, read through ``reads`` so a served query opens the catalog
+    only when it changed), and the loaded engine and spaces of that key, kept until it changes."""
+
+    def __init__(self, catalog: Catalog, home: Home, reads: CatalogReads, device: str, gpu_search: bool) -> None:
+        self.catalog, self.home, self.reads = catalog, home, reads
+        self.engines = EngineCache(lambda model_id: _load_engine(catalog, home, model_id, device, gpu_search))
+        self.spaces_cache = SpacesCache(lambda tuned: _load_spaces(catalog, home, tuned, device))
+
+    def model(self, model: str | None = None) -> str:
+        """``model`` if given, else the last trained one. Raises EmptyIndex when none."""
+        from index.errors import EmptyIndex
+
+        chosen = model or self.catalog.current_model()
+        if not chosen:
+            raise EmptyIndex("no model trained yet")
+        return chosen
+
+    def key(self, model: str | None = None) -> tuple[str, str | None, int]:
+        """(model, live generation, prototypes version): changes whenever answers may change."""
+        from index.vectors.generations import current_generation
+
+        model_id = self.model(model or self.reads.get("current_model", self.catalog.current_model))
+        version = self.reads.get(("prototypes_version", model_id), lambda: self.catalog.prototypes_version(model_id))
+        return (model_id, current_generation(self.home.root, model_id), version)
+
+    def engine(self, model: str | None = None, fresh: bool = False) -> Engine:
+        """The loaded engine of the model's current state (``fresh``: never an old one, for writers)."""
+        return self.engines.get(self.key(model), fresh=fresh)
+
+    def spaces(self, model: str | None = None) -> TwoSpaces | None:
+        """Both vector spaces of the model with their stored decision, or None for a model with the
+        tuned space only; cached until either space's generation or prototypes change."""
+        from app.workspace.spaces import general_id
+
+        tuned = self.engine(model)
+        return self.spaces_cache.get((self.key(tuned.model_id), self.key(general_id(tuned.model_id))), tuned)
+
+    def clear(self) -> None:
+        """Forget the loaded engines and spaces: the next query loads what the home holds now."""
+        self.engines.clear()
+        self.spaces_cache.clear()
+
+
+def _load_engine(catalog: Catalog, home: Home, model_id: str, device: str, gpu_search: bool) -> Engine:
+    from app.workspace.engine import load_engine
+
+    return load_engine(catalog, home, model_id, device=device, gpu_search=gpu_search)
+
+
+def _load_spaces(catalog: Catalog, home: Home, tuned: Engine, device: str) -> TwoSpaces | None:
+    from app.workspace.spaces import load_spaces
+
+    return load_spaces(catalog, home, tuned, device)

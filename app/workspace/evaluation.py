@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -50,6 +51,10 @@ from index.scoring.ood import Scorer
 from index.scoring.priors import adjusted_logits
 from index.scoring.prototypes import Prototypes
 from index.taxonomy import rank_table
+
+if TYPE_CHECKING:
+    from app.workspace.frames.detector import LoadedDetector
+    from index.ingest.crops import CropConfig
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +290,7 @@ def evaluate_and_report(
     ``frames`` (None when the home has no detector), write the report folder (default
     reports/latest) and remember it as the last report."""
     from app.report.report import write_report
-    from app.workspace.pipeline import check_no_leak
+    from app.workspace.splitting import check_no_leak
 
     check_no_leak(catalog, home, engine.model_id)  # a re-split home must not grade on seen crops
     summary, raw = evaluate(engine, catalog, seed=seed)
@@ -306,3 +311,24 @@ def last_evaluation(catalog: Catalog) -> EvaluationSummary | None:
     summary = EvaluationSummary.from_dict(json.loads((Path(folder) / "eval.json").read_text()))
     summary.report_dir = folder
     return summary
+
+
+def evaluate_home(
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    engine: Callable[[], Engine],
+    load_detector: Callable[[], LoadedDetector],
+    report: Path | None,
+    map_method: str,
+    seed: int,
+    progress: bool,
+) -> EvaluationSummary:
+    """:func:`evaluate_and_report` of the engine ``engine()`` loads, once the home is known writable
+    (one line before the work); whole frames are graded through the cascade with the catalog's
+    current detector (:func:`app.workspace.frames.grading.evaluate_frames`; None when none to grade)."""
+    from app.workspace.frames.grading import evaluate_frames
+
+    catalog.ensure_schema()
+    frames = lambda loaded: evaluate_frames(catalog, home.root, crop, loaded, load_detector, progress)  # noqa: E731
+    return evaluate_and_report(engine(), catalog, home, report, map_method, seed, frames)

@@ -20,7 +20,13 @@ from tqdm import tqdm
 from app.workspace.engine import Engine, judge
 from app.workspace.identification import Identification, Neighbour, OodVerdict
 from index.catalog.catalog import Catalog
-from index.catalog.lookup import CropHit, allowed_ids, crop_vector, hits_metadata
+from index.catalog.lookup import (
+    CropHit,
+    allowed_ids,
+    crop_species,
+    crop_vector,
+    hits_metadata,
+)
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.imaging import decode_bytes, open_image
 from index.ingest.ingest import tiny_image_warning
@@ -29,6 +35,7 @@ from index.taxonomy import decode as decode_taxa
 
 if TYPE_CHECKING:
     from app.workspace.spaces import TwoSpaces
+    from index.taxonomy import RankTable
 
 log = logging.getLogger(__name__)
 
@@ -149,54 +156,87 @@ def identify(
                 batch = (
                     engine.embed(images) if vectors is None else np.ascontiguousarray(vectors[where], dtype=np.float32)
                 )
-            judged = judge(engine, batch, k)
-            verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
-            by = None if spaces is None else spaces.verdicts(batch, general)
-            if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
-                tops = engine.prototypes.ranked(by.similarities, k)
-                verdicts = by.verdicts
-            scores, unknown = verdicts.scores, verdicts.unknown
-            answers = (
-                None
-                if table is None
-                else answer_taxa(
-                    table,
-                    judged.probabilities,
-                    judged.similarities,
-                    decode_taxa(
-                        table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]
-                    ),
-                    unknown[engine.scorer],
-                    engine.unknown_ranks,
-                )
+                general = None
+            rows = [
+                (names[n], input_source(items[n]), images[row].width, images[row].height) for row, n in enumerate(where)
+            ]
+            answered = answer_vectors(
+                engine, batch, rows, k, spaces, general, table, rank_threshold, decode_method, neighbours, labels
             )
-            near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
-            for row, n in enumerate(where):
-                verdict = {
-                    s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row]))
-                    for s, v in scores.items()
-                }
-                image = images[row]
-                named = str(verdicts.species[row])
-                out[n] = Identification.answered(
-                    names[n],
-                    tops[row],
-                    probs[row],
-                    verdict,
-                    engine.scorer,
-                    named=None if named == "unknown" else named,
-                    warning=tiny_image_warning(image.width, image.height),
-                    source=input_source(items[n]),
-                    box=(0, 0, image.width, image.height),
-                    taxon=answers[row] if answers is not None else None,
-                    named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
-                    unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
-                    neighbours=near[row] if near is not None else (),
-                    **trace,
-                )
+            for n, answer in zip(where, answered, strict=True):
+                out[n] = answer
             finished = min(start + batch_size, len(items))
     except KeyboardInterrupt:
         raise Interrupted([o for o in out[:finished] if o is not None], finished, len(items)) from None
+    return out
+
+
+#: What an answer says of the image it came from: (name, source file or None, width, height).
+AnsweredImage = tuple[str, str | None, int, int]
+
+
+def answer_vectors(
+    engine: Engine,
+    batch: np.ndarray,
+    rows: Sequence[AnsweredImage],
+    k: int,
+    spaces: TwoSpaces | None = None,
+    general: np.ndarray | None = None,
+    table: RankTable | None = None,
+    rank_threshold: float | None = None,
+    decode_method: str = "probable",
+    neighbours: int = 0,
+    labels: Labeller | None = None,
+) -> list[Identification]:
+    """The answers of :func:`identify` for ``batch`` (n, d) float32 tuned-space vectors (and ``general``,
+    the general space's, where the model has ``spaces``), one per ``rows`` entry: the image's name,
+    source, width and height. ``table``: the rank table of the catalog's tree (None: no taxon)."""
+    rank_threshold = engine.rank_threshold if rank_threshold is None else rank_threshold
+    trace = {"model": engine.model_id, "generation": engine.generation}
+    judged = judge(engine, batch, k)
+    verdicts, tops, probs = judged.verdicts, judged.tops, judged.top_probabilities
+    by = None if spaces is None else spaces.verdicts(batch, general)
+    if by is not None:  # named in the naming space, "unknown" as the two spaces' stored rule says
+        tops = engine.prototypes.ranked(by.similarities, k)
+        verdicts = by.verdicts
+    scores, unknown = verdicts.scores, verdicts.unknown
+    answers = (
+        None
+        if table is None
+        else answer_taxa(
+            table,
+            judged.probabilities,
+            judged.similarities,
+            decode_taxa(table, judged.probabilities, rank_threshold, decode_method, unknown=unknown[engine.scorer]),
+            unknown[engine.scorer],
+            engine.unknown_ranks,
+        )
+    )
+    near = nearest_crops(engine, batch, neighbours, labels) if neighbours else None
+    out = []
+    for row, (name, source, width, height) in enumerate(rows):
+        verdict = {
+            s: OodVerdict(float(v[row]), float(engine.thresholds[s]), bool(unknown[s][row])) for s, v in scores.items()
+        }
+        named = str(verdicts.species[row])
+        out.append(
+            Identification.answered(
+                name,
+                tops[row],
+                probs[row],
+                verdict,
+                engine.scorer,
+                named=None if named == "unknown" else named,
+                warning=tiny_image_warning(width, height),
+                source=source,
+                box=(0, 0, width, height),
+                taxon=answers[row] if answers is not None else None,
+                named_by=str(by.named_by[row]) if by is not None else ("" if named == "unknown" else "tuned"),
+                unknown_by=str(by.unknown_by[row]) if by is not None else ("tuned" if named == "unknown" else ""),
+                neighbours=near[row] if near is not None else (),
+                **trace,
+            )
+        )
     return out
 
 
@@ -261,3 +301,40 @@ def search(
     hits = index.search(vector, k + (exclude is not None), allowed_ids=allowed)[0]
     hits = [h for h in hits if h.id != exclude][:k]
     return hits_metadata(catalog, home, hits)
+
+
+def identify_home(
+    engine: Engine,
+    tree: dict,
+    spaces: TwoSpaces | None,
+    catalog: Catalog,
+    items: Sequence[ImageInput],
+    k: int = 5,
+    names: Sequence[str] | None = None,
+    progress: bool = False,
+    decode: str = "probable",
+    vectors: np.ndarray | None = None,
+    neighbours: int = 0,
+) -> list[Identification]:
+    """:func:`identify` with the catalog's lineages ``tree`` and its crops' labels for the neighbours
+    (``decode``: probable | distance, the taxon rule; ``vectors``: the images' embeddings from
+    :func:`embed_query`, when they are searched with too)."""
+    labels = labels_of(catalog)
+    return identify(
+        engine,
+        list(items),
+        names=names,
+        k=k,
+        progress=progress,
+        tree=tree,
+        decode_method=decode,
+        vectors=vectors,
+        spaces=spaces,
+        neighbours=neighbours,
+        labels=labels,
+    )
+
+
+def labels_of(catalog: Catalog) -> Labeller:
+    """The labels of catalog crops, read when neighbours are listed."""
+    return lambda ids: crop_species(catalog, ids)

@@ -7,20 +7,19 @@ generations a user asks for by name. Their results are in :mod:`app.workspace.in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.workspace.index_results import GenerationChange, ModelInfo, VerifyResult
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import content_digest, list_models, load_embeddings, model_record
 from index.errors import EmptyIndex, IndexMismatch
 from index.home import Home
-from index.vectors.generations import (
-    DEFAULT_KEEP,
-    current_generation,
-    current_manifest,
-    model_dir,
-    prune,
-    rollback,
-    verify,
-)
+from index.vectors.generation_history import prune, rollback
+from index.vectors.generations import DEFAULT_KEEP, current_generation, current_manifest, model_dir, verify
+
+if TYPE_CHECKING:
+    from app.workspace.engine_cache import Engines
+    from app.workspace.writer import HomeWriter
 
 
 def models(catalog: Catalog, home: Home) -> list[ModelInfo]:
@@ -89,3 +88,15 @@ def rollback_generation(catalog: Catalog, home: Home, model_id: str) -> Generati
             "searches answer from it until `oceanid index build`"
         )
     return GenerationChange(model_id, current, warning=warning)
+
+
+def rollback_home(
+    writer: HomeWriter, engines: Engines, catalog: Catalog, home: Home, model: str | None
+) -> GenerationChange:
+    """:func:`rollback_generation` of ``model`` (else the current one) under the home's writer lock;
+    the loaded engines are forgotten afterwards, also on failure."""
+    with writer:
+        try:
+            return rollback_generation(catalog, home, engines.model(model))
+        finally:
+            engines.engines.clear()

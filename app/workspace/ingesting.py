@@ -175,3 +175,71 @@ def folders_plan(root: Path, group_pattern: str | None, split: str | None, sourc
     if source_name is not None:
         check_source_name(source_name)
     return read_folders(root, group_pattern=group_pattern, split=split)
+
+
+# -- one step per source (the Workspace's ingest_* methods) ----------------------------------------------
+
+
+def ingest_synthetic(
+    catalog: Catalog, home: Home, crop: CropConfig, species: int, holdout: int, frames: int, seed: int, progress: bool
+) -> IngestReport:
+    """Draw the synthetic reef (cached under sources/) and ingest it."""
+    plan = synthetic_plan(home, species, holdout, frames, seed)
+    return ingest_plan(catalog, home, crop, "synthetic", plan, progress)
+
+
+def ingest_coco(
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    annotations: Path,
+    images: Path | None,
+    split: str | None,
+    progress: bool,
+    source_name: str | None,
+) -> IngestReport:
+    """Ingest a COCO detection file (boxes become crops); ``split`` pins every crop."""
+    plan = coco_plan(annotations, images, split, source_name)
+    return ingest_plan(catalog, home, crop, "coco", plan, progress, source_name)
+
+
+def ingest_yolo(
+    catalog: Catalog, home: Home, crop: CropConfig, data_yaml: Path, progress: bool, source_name: str | None
+) -> IngestReport:
+    """Ingest a YOLO (Ultralytics / Roboflow) data set; splits pinned as its folders say."""
+    return ingest_plan(catalog, home, crop, "yolo", yolo_plan(data_yaml, source_name), progress, source_name)
+
+
+def ingest_folders(
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    root: Path,
+    group_pattern: str | None,
+    split: str | None,
+    progress: bool,
+    source_name: str | None,
+    lineages: Path | None,
+) -> IngestReport:
+    """Ingest class folders (one per species, every file a crop); ``lineages`` (else
+    ``root/lineages.csv`` if there) is checked first and attached as ``taxa import`` would."""
+    plan = folders_plan(root, group_pattern, split, source_name)
+    found = folder_lineages(root, lineages, plan)
+    report = ingest_plan(catalog, home, crop, "folders", plan, progress, source_name)
+    return attach_lineages(catalog, report, found) if found else report
+
+
+def ingest_fathomnet(
+    catalog: Catalog,
+    home: Home,
+    crop: CropConfig,
+    concepts: list[str],
+    max_per_concept: int | None,
+    workers: int,
+    min_depth: float | None,
+    max_depth: float | None,
+    progress: bool,
+) -> IngestReport:
+    """Find, download (resuming) and ingest FathomNet frames with their boxes."""
+    plan = fathomnet_plan(catalog, home, concepts, max_per_concept, workers, min_depth, max_depth, progress)
+    return ingest_plan(catalog, home, crop, "fathomnet", plan, progress)

@@ -1,19 +1,22 @@
 """The evaluation summary: every figure of ``oceanid evaluate`` (``eval.json`` is its ``to_dict()``).
 
-Made by :mod:`app.workspace.evaluation`; ``EvaluationSummary.from_dict`` reads back the ``eval.json``
-a report folder holds. The other results live with the step that makes them (``indexes``,
+Made by :mod:`app.workspace.evaluation`; ``EvaluationSummary.from_dict`` (a pydantic ``TypeAdapter``) reads
+back the ``eval.json`` a report folder holds. The other results live with the step that makes them (``indexes``,
 ``identification``, ``species``, ``taxa``, ``demo``, ``frames``, ``browse``), each re-exported by
 ``app.workspace``. Nothing heavy is imported here, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures  # noqa: F401 - EvaluationSummary holds them
 
 if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
     from app.workspace.counting import CountError
     from index.metrics.classification import OodReport
     from index.scoring.calibration import Calibration
@@ -132,30 +135,6 @@ class TaxonomyFigures:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TaxonomyFigures:
-        def placement(p):
-            return HeldOutPlacement(**p) if p else None
-
-        decodings = {
-            k: TaxonomyDecoding(
-                v["decode"],
-                v["mean_distance"],
-                v["rank_accuracy"],
-                v["answered_ranks"],
-                placement(v.get("held_out")),
-                {s: placement(p) for s, p in (v.get("held_out_species") or {}).items()},
-            )
-            for k, v in d["decodings"].items()
-        }
-        return cls(
-            d["rank_threshold"],
-            d["threshold_source"],
-            d["species_rank_accuracy"],
-            d["species_mean_distance"],
-            decodings,
-        )
-
 
 @dataclass(frozen=True)
 class ConfusablePair:
@@ -190,39 +169,25 @@ class EvaluationSummary:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvaluationSummary:
-        """Read back what :meth:`to_dict` wrote (``eval.json``)."""
-        c = dict(data["classification"])
-        c["per_class"] = {k: ClassFigures(**v) for k, v in c["per_class"].items()}
-        few = {}
-        for key, f in (data.get("few_shot") or {}).items():
-            f = dict(f)
-            f["species"] = {k: FewShotSpecies(**v) for k, v in f["species"].items()}
-            few[int(str(key).removeprefix("shots_"))] = FewShot(**f)  # JSON keys are strings ("shots_N" before)
-        from index.metrics.classification import OodReport
-        from index.scoring.calibration import Calibration
-        from index.scoring.ood_choice import ScorerChoice
-
-        return cls(
-            model=data["model"],
-            generation=data["generation"],
-            counts=SplitCounts(**data["counts"]),
-            classification=Classification(**c),
-            retrieval=Retrieval(**data["retrieval"]),
-            ood={k: OodReport(**v) for k, v in (data.get("ood") or {}).items()},
-            few_shot=few,
-            confusable=[ConfusablePair(**p) for p in data.get("confusable") or []],
-            ood_decision_scorer=data.get("ood_decision_scorer"),
-            report_dir=data.get("report_dir"),
-            calibration=Calibration(**data["calibration"]) if data.get("calibration") else None,
-            scorer_choice=ScorerChoice(**data["scorer_choice"]) if data.get("scorer_choice") else None,
-            model_stale=data.get("model_stale"),
-            taxonomy=TaxonomyFigures.from_dict(data["taxonomy"]) if data.get("taxonomy") else None,
-            detection=DetectionFigures.from_dict(data["detection"]) if data.get("detection") else None,
-            count_error=_count_error(data.get("count_error")),
-        )
+        """Read back what :meth:`to_dict` wrote (``eval.json``): the dataclasses (this one and every one it
+        holds) rebuilt by a pydantic ``TypeAdapter`` over them; few-shot keys are JSON strings ('shots_N' in
+        reports written before)."""
+        few = {int(str(k).removeprefix("shots_")): v for k, v in (data.get("few_shot") or {}).items()}
+        return summary_adapter().validate_python({**data, "few_shot": few})
 
 
-def _count_error(data: dict[str, Any] | None) -> CountError | None:
+@functools.cache
+def summary_adapter() -> TypeAdapter:
+    """The pydantic ``TypeAdapter`` of :class:`EvaluationSummary`, its annotations resolved against the
+    result types it holds (imported on first use: they are not light)."""
+    from pydantic import TypeAdapter
+
     from app.workspace.counting import CountError
+    from index.metrics.classification import OodReport
+    from index.scoring.calibration import Calibration
+    from index.scoring.ood_choice import ScorerChoice
 
-    return CountError.from_dict(data) if data else None
+    adapter = TypeAdapter(EvaluationSummary)
+    held = {"CountError": CountError, "OodReport": OodReport, "Calibration": Calibration, "ScorerChoice": ScorerChoice}
+    adapter.rebuild(_types_namespace={**globals(), **held})
+    return adapter

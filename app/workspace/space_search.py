@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from app.workspace.engine import Engine
+    from app.workspace.engine_cache import Engines
     from app.workspace.spaces import TwoSpaces
     from index.catalog.catalog import Catalog
     from index.home import Home
@@ -100,3 +101,25 @@ def search_space(
     if chosen == "general":
         return search_tuned(spaces.general, catalog, home.root, query, k=k, where=where, allowed=allowed)
     return search_fused(spaces, catalog, home.root, query, k, allowed)
+
+
+def search_home(
+    engines: Engines,
+    catalog: Catalog,
+    home: Home,
+    query,
+    k: int,
+    where: str | None,
+    model: str | None,
+    space: str | None,
+) -> list:
+    """:func:`search_space` with the model's loaded engines; a filter's ids are read again only when
+    the catalog changed (``engines.reads``)."""
+    from app.workspace.identify import search
+    from index.catalog.lookup import allowed_ids
+
+    allowed = None
+    if where and where.strip():
+        allowed = engines.reads.get(("allowed", where), lambda: allowed_ids(catalog, where))
+    spaces_of = lambda: engines.spaces(model)  # noqa: E731 - loaded only when the space needs both
+    return search_space(engines.engine(model), spaces_of, catalog, home, query, k, where, allowed, space, search)

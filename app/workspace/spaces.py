@@ -334,9 +334,12 @@ def load_spaces(catalog: Catalog, home: Home, tuned: Engine, device: str = "cpu"
     return TwoSpaces(tuned, general, decision)
 
 
-def add_general(catalog: Catalog, home: Home, general: Engine, name: str) -> str:
+def add_general(
+    catalog: Catalog, home: Home, general: Engine, name: str, crops: Sequence[Image.Image] | None = None
+) -> str:
     """Add species ``name`` (its support crops already stored by the tuned space's add) to the general
-    space: its vectors, prototype and a new generation. Returns the generation."""
+    space: its vectors, prototype and a new generation. ``crops``: those support crops in memory, in the
+    order they are stored (embedded as they are; None: read from their files). Returns the generation."""
     from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
     from index.catalog.embeddings import add_support_class, support_crops
 
@@ -344,7 +347,12 @@ def add_general(catalog: Catalog, home: Home, general: Engine, name: str) -> str
     rows = support_crops(catalog, name)
     _, live = live_manifest(home, gid)
     in_sync = live is not None and live.content == catalog_content(catalog, gid)
-    ok, vectors = general.embed_files([home.resolve(p) for _, p in rows])
+    if crops is not None and len(crops) == len(rows):
+        from app.workspace.encoders import embed_in_batches
+
+        ok, vectors = list(range(len(crops))), embed_in_batches(general.embed, crops)
+    else:
+        ok, vectors = general.embed_files([home.resolve(p) for _, p in rows])
     ids = np.asarray([rows[i][0] for i in ok], dtype=np.int64)
     add_support_class(catalog, gid, name, ids, vectors, general.prototypes.with_class(name, vectors))
     index = general.index.copy()
@@ -372,7 +380,7 @@ def remove_general(catalog: Catalog, home: Home, general: Engine, name: str, doo
 
 def _store_added_scorer(catalog: Catalog, home: Home, gid: str) -> None:
     """The general space's added-species scorer, stored as species add / remove store the tuned one's."""
-    from app.workspace.decisions import store_added_scorer
+    from app.workspace.stored_scorers import store_added_scorer
     from index.errors import OceanidError
 
     try:

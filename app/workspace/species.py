@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.workspace.decisions import store_added_scorer
 from app.workspace.engine import Engine
 from app.workspace.identify import ImageInput, decode, input_name
 from app.workspace.pipeline import catalog_content, live_manifest, publish_generation
 from app.workspace.species_names import check_new_name, labelled_elsewhere, resolve_name
+from app.workspace.stored_scorers import store_added_scorer
 from index.catalog.catalog import Catalog
 from index.catalog.embeddings import (
     ADDED,
@@ -50,12 +50,15 @@ from index.catalog.taxa import upsert as upsert_taxa
 from index.errors import BadImage, CatalogBusy, InvalidInput, OceanidError
 from index.home import Home
 from index.ingest.crops import CropConfig
-from index.ingest.ingest import add_support_examples
+from index.ingest.ingest import add_support_examples, whole_frame_crop
 from index.records import Taxon
-from index.taxonomy import chain
+from index.taxon_rows import chain
 
 if TYPE_CHECKING:
-    from app.workspace.spaces import TwoSpaces
+    from PIL import Image
+
+    from app.workspace.engine_cache import Engines
+    from app.workspace.writer import HomeWriter
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +140,37 @@ def add_species(
     on_step: StepHook | None = None,
     correct: bool = False,
 ) -> SpeciesChange:
+    """:func:`add_species_with_crops` without the crops (see there)."""
+    return add_species_with_crops(engine, catalog, home, name, items, genus, family, crop, on_step, correct)[0]
+
+
+def add_species_with_crops(
+    engine: Engine,
+    catalog: Catalog,
+    home: Home,
+    name: str,
+    items: Sequence[ImageInput],
+    genus: str | None = None,
+    family: str | None = None,
+    crop: CropConfig = CropConfig(),
+    on_step: StepHook | None = None,
+    correct: bool = False,
+) -> tuple[SpeciesChange, list[Image.Image] | None]:
     """Add species ``name`` from example images; unreadable examples are reported in ``skipped``.
 
     ``genus`` / ``family`` fill what the catalog's taxonomy lacks; a name that differs from a
     known one is kept as it was and reported in ``taxonomy_kept``, unless ``correct``.
     ``species remove`` puts the taxa back as they were before the add.
 
-    ``on_step`` is called with each step name before the step runs (tests fail there).
+    ``on_step`` is called with each step name before the step runs (tests fail there). The examples are
+    decoded once: their support crops are stored and embedded from memory
+    (:func:`index.ingest.ingest.whole_frame_crop`), never read back; they are returned with the change
+    (in the order of the stored crops; None when they were read from the files) for the general space.
 
     Raises:
         InvalidInput: the name is empty or already has prototypes, or no example is usable.
     """
-    from app.workspace.encoders import embed_paths
+    from app.workspace.encoders import embed_in_batches, embed_paths
 
     name = (name or "").strip()
     if not name:
@@ -187,7 +209,11 @@ def add_species(
         skipped += report.skipped
         rows = support_crops(catalog, name)
         step("embed")
-        vectors, ok, _ = embed_paths(engine.model, [home.resolve(p) for _, p in rows])
+        crops = support_images(examples, crop, len(rows))
+        if crops is not None:
+            vectors, ok = embed_in_batches(engine.model.embed, crops), list(range(len(crops)))
+        else:  # the stored crops are not the examples cut as ingest cuts them: read them back
+            vectors, ok, _ = embed_paths(engine.model, [home.resolve(p) for _, p in rows])
         ids = np.asarray([rows[i][0] for i in ok], dtype=np.int64)
         if ids.size == 0:
             raise InvalidInput(f"no example of {name!r} could be embedded")
@@ -206,7 +232,7 @@ def add_species(
     log.info("added species %s from %d examples (generation %s)", name, ids.size, generation)
     _store_added_scorer(catalog, home, model_id)
     _store_added_confusion(catalog, home, model_id)
-    return SpeciesChange(
+    change = SpeciesChange(
         name,
         "added",
         generation,
@@ -215,6 +241,21 @@ def add_species(
         taxonomy_kept=tuple(kept),
         warnings=warnings,
     )
+    return change, crops
+
+
+def support_images(
+    examples: Sequence[tuple[str, Image.Image]], crop: CropConfig, stored: int
+) -> list[Image.Image] | None:
+    """The support crops ingest stored for ``examples``, cut again in memory (the examples it skips are
+    skipped here by the same rule); None when they are not the ``stored`` crops one for one."""
+    crops = []
+    for _, image in examples:
+        try:
+            crops.append(whole_frame_crop(image, crop))
+        except InvalidInput:
+            continue
+    return crops if len(crops) == stored else None
 
 
 def remove_species(engine: Engine, catalog: Catalog, home: Home, name: str) -> SpeciesChange:
@@ -277,59 +318,67 @@ def _store_added_confusion(catalog: Catalog, home: Home, model_id: str) -> None:
 
 
 def add_species_all_spaces(
-    spaces: TwoSpaces | None,
-    fresh_engine: Callable[[], Engine],
-    engine: Callable[[], Engine],
+    writer: HomeWriter,
+    engines: Engines,
     catalog: Catalog,
     home: Home,
+    crop: CropConfig,
     name: str,
     items: Sequence[ImageInput],
     genus: str | None,
     family: str | None,
-    crop: CropConfig,
+    model: str | None,
     correct: bool,
-    refresh: Callable[[], None],
 ) -> SpeciesChange:
-    """:func:`add_species` in the tuned space (the engine ``fresh_engine`` loads, never an old one),
-    then in the general space when the model keeps one (``spaces``, loaded before); all or nothing:
-    a failure in the general space removes the species from the tuned one again (with the engine
-    ``engine`` loads then). ``refresh`` (forget the loaded engines) runs after each space's change,
-    also on failure. The caller holds the home's writer lock."""
+    """Under the home's writer lock (the engine is read once it is held): :func:`add_species` in the
+    tuned space (a freshly loaded engine, never an old one), then in the general space when the model
+    keeps one (its spaces loaded before); all or nothing: a failure in the general space removes the
+    species from the tuned one again (with the engine loaded then). The loaded engines are forgotten
+    after each space's change, also on failure."""
     from app.workspace.spaces import add_general
 
-    try:
-        change = add_species(fresh_engine(), catalog, home, name, list(items), genus, family, crop, correct=correct)
-    finally:
-        refresh()
-    if spaces is not None:
+    with writer:
+        spaces = engines.spaces(model)
         try:
-            add_general(catalog, home, spaces.general, name)
-        except BaseException:
-            remove_species(engine(), catalog, home, name)
-            raise
+            change, crops = add_species_with_crops(
+                engines.engine(model, fresh=True),
+                catalog,
+                home,
+                name,
+                list(items),
+                genus,
+                family,
+                crop,
+                correct=correct,
+            )
         finally:
-            refresh()
-    return change
+            engines.clear()
+        if spaces is not None:
+            try:
+                add_general(catalog, home, spaces.general, name, crops)
+            except BaseException:
+                remove_species(engines.engine(model), catalog, home, name)
+                raise
+            finally:
+                engines.clear()
+        return change
 
 
 def remove_species_all_spaces(
-    spaces: TwoSpaces | None,
-    fresh_engine: Callable[[], Engine],
-    catalog: Catalog,
-    home: Home,
-    name: str,
-    refresh: Callable[[], None],
+    writer: HomeWriter, engines: Engines, catalog: Catalog, home: Home, name: str, model: str | None
 ) -> SpeciesChange:
-    """:func:`remove_species` in the tuned space, then in the general space when it holds the species.
-    ``refresh`` runs after each space's change. The caller holds the home's writer lock."""
+    """Under the home's writer lock: :func:`remove_species` in the tuned space, then in the general
+    space when it holds the species. The loaded engines are forgotten after each space's change."""
     from app.workspace.spaces import remove_general
 
-    doomed = [i for i, _ in support_crops(catalog, name)]
-    try:
-        change = remove_species(fresh_engine(), catalog, home, name)
-    finally:
-        refresh()
-    if spaces is not None and name in spaces.general.prototypes.names:
-        remove_general(catalog, home, spaces.general, name, doomed)
-        refresh()
-    return change
+    with writer:
+        spaces = engines.spaces(model)
+        doomed = [i for i, _ in support_crops(catalog, name)]
+        try:
+            change = remove_species(engines.engine(model, fresh=True), catalog, home, name)
+        finally:
+            engines.clear()
+        if spaces is not None and name in spaces.general.prototypes.names:
+            remove_general(catalog, home, spaces.general, name, doomed)
+            engines.clear()
+        return change

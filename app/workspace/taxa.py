@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index.catalog.catalog import Catalog
 from index.catalog.stats import concepts
@@ -13,6 +13,10 @@ from index.catalog.taxa import lineage, read_lineage_csv, tree, upsert
 from index.errors import InvalidInput
 from index.records import Taxon
 from index.taxonomy import RANKS, Lineage, distance
+
+if TYPE_CHECKING:
+    from app.workspace.engine_cache import Engines
+    from app.workspace.writer import HomeWriter
 
 
 @dataclass(frozen=True)
@@ -114,3 +118,13 @@ def place_in_tree(catalog: Catalog, name: str, top: int = 5) -> TreePlace:
         own.as_dict(),
         tuple(Relative(o.concept, o.rank, distance(own, o), *shared(own, o)) for o in ranked),
     )
+
+
+def import_lineages_as_writer(writer: HomeWriter, engines: Engines, catalog: Catalog, path: Path) -> TaxaImport:
+    """:func:`import_lineages` under the home's writer lock; the loaded engines are forgotten
+    afterwards (their taxa tree changed), also on failure."""
+    with writer:
+        try:
+            return import_lineages(catalog, Path(path))
+        finally:
+            engines.engines.clear()

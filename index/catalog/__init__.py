@@ -1,6 +1,8 @@
 """The catalog (DuckDB): the source of truth, and every SQL statement that reads or writes it.
 
 ``catalog``     Catalog: short-lived connections, the schema, typed meta (current model, ...)
+``schema``      the tables and views (DDL) and the migration of an older catalog
+``models``      the models train registered (ModelRecord)
 ``embeddings``  vectors and prototypes; support classes added / removed in one transaction
 ``taxa``        concepts and their lineages
 ``detectors``   detector models listed in the catalog, frames for detector training

@@ -14,7 +14,8 @@ from pathlib import Path
 from index.catalog.catalog import Catalog
 from index.errors import NotFound, SourceError
 from index.records import Taxon
-from index.taxonomy import Lineage, Merge, lineage_rows, lineages, merge
+from index.taxon_rows import Merge, lineage_rows, merge
+from index.taxonomy import Lineage, lineages
 
 
 def taxa_table(catalog: Catalog) -> list[tuple]:

@@ -25,7 +25,7 @@ from index.catalog.catalog import Catalog
 from index.errors import BadImage, InvalidInput
 from index.files import copy_atomic, file_sha256
 from index.home import Home
-from index.imaging import open_image
+from index.imaging import open_image, to_rgb
 from index.ingest.crops import CropConfig, clip_box, crop_relpath, cut_crop, save_atomic
 from index.records import SUPPORT, BoxRecord, ImageRecord, IngestReport
 
@@ -354,3 +354,13 @@ def add_support_examples(
             )
         )
     return ingest_records(catalog, home, ADDED, records, crop=crop)
+
+
+def whole_frame_crop(image: Image.Image, crop: CropConfig = CropConfig()) -> Image.Image:
+    """The crop :func:`add_support_examples` stores for one example ``image`` (a whole-frame box), cut in
+    memory: the clip and cut of :func:`ingest_records` on the image as ingest reads its PNG back (RGB), so
+    the example is embedded without reading the stored file again. Raises InvalidInput where ingest
+    skips the box (an image under ``crop.min_side``)."""
+    rgb = to_rgb(image)
+    box = _whole_image(BoxRecord("", *FULL_FRAME), rgb.width, rgb.height)
+    return cut_crop(rgb, clip_box(box, rgb.width, rgb.height, crop.min_side), crop)

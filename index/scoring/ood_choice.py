@@ -21,7 +21,7 @@ import numpy as np
 from index.errors import InvalidInput
 from index.scoring.ood import DEFAULT_SCORER, SCORERS, TPR_TARGET, Labels, Scorer, calibrate, make_scorer
 from index.scoring.prototypes import Prototypes
-from index.vectors.vector_index import check_vectors
+from index.vectors.checks import check_vectors
 
 #: AUROC by which a scorer must beat the default to replace it (validation sets of held-out
 #: species are small: a few hundredths is within their noise).

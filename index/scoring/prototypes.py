@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.errors import InvalidInput, NotFound
-from index.vectors.vector_index import check_vectors
+from index.vectors.checks import check_vectors
 
 log = logging.getLogger(__name__)
 

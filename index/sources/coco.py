@@ -21,7 +21,8 @@ from pathlib import Path
 
 from index.errors import InvalidInput, SourceError
 from index.records import SEQUENCE_KEYS, SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon, sequence_group
-from index.taxonomy import ALL_RANKS, chain, normalise_rank
+from index.taxon_rows import chain
+from index.taxonomy import ALL_RANKS, normalise_rank
 
 
 def _number(value) -> float | None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from index.errors import InvalidInput, SourceError
 from index.imaging import is_image_name
 from index.records import SPLITS, BoxRecord, ImageRecord, SourcePlan, Taxon
-from index.taxonomy import ALL_RANKS, chain, normalise_rank
+from index.taxon_rows import chain
+from index.taxonomy import ALL_RANKS, normalise_rank
 
 
 def _read_species_csv(path: Path) -> dict[str, dict[str, str]]:

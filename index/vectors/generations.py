@@ -16,8 +16,8 @@ A sharded generation (index/vectors/shards.py) holds one sub-folder per shard in
 files and the folder, renames it into place, verifies it (reload, count,
 sha256) and only then swaps ``CURRENT`` (temp file, fsync, ``os.replace``).
 A crash at any point leaves the previous generation live; leftovers are
-``.tmp-*`` entries that :func:`prune` removes. The workspace prunes after each
-publish, keeping the newest :data:`DEFAULT_KEEP`; :func:`rollback` makes the
+``.tmp-*`` entries that :func:`~index.vectors.generation_history.prune` removes. The workspace prunes after each
+publish, keeping the newest :data:`DEFAULT_KEEP`; ``generation_history.rollback`` makes the
 generation before the live one live again, verified like any load.
 """
 
@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -48,7 +47,7 @@ SHARD_DIR = "shard-{:03d}"
 CURRENT_FILE = "CURRENT"
 METRIC = "inner_product"
 DEFAULT_KEEP = 3  # generations kept by prune (the live one is always kept)
-_GEN_RE = re.compile(r"^gen-(\d{4,})$")
+GEN_RE = re.compile(r"^gen-(\d{4,})$")  # a generation folder: gen-NNNN
 _MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 StageHook = Callable[[str], None]
 
@@ -126,8 +125,8 @@ def list_generations(root: str | Path, model_id: str) -> list[str]:
     folder = model_dir(root, model_id)
     if not folder.is_dir():
         return []
-    names = [p.name for p in folder.iterdir() if p.is_dir() and _GEN_RE.match(p.name)]
-    return sorted(names, key=lambda n: int(_GEN_RE.match(n).group(1)))
+    names = [p.name for p in folder.iterdir() if p.is_dir() and GEN_RE.match(p.name)]
+    return sorted(names, key=lambda n: int(GEN_RE.match(n).group(1)))
 
 
 def current_generation(root: str | Path, model_id: str) -> str | None:
@@ -140,7 +139,7 @@ def current_generation(root: str | Path, model_id: str) -> str | None:
     if not pointer.exists():
         return None
     name = pointer.read_text(encoding="utf-8").strip()
-    if not _GEN_RE.match(name):
+    if not GEN_RE.match(name):
         raise IndexMismatch(f"{pointer} does not name a generation (holds {name[:40]!r})")
     return name
 
@@ -154,7 +153,7 @@ def _stage(hook: StageHook | None, name: str) -> None:
 def set_current(root: str | Path, model_id: str, name: str, on_stage: StageHook | None = None) -> None:
     """Atomically point ``CURRENT`` at generation ``name`` (which must exist)."""
     folder = model_dir(root, model_id)
-    if not _GEN_RE.match(name) or not (folder / name).is_dir():
+    if not GEN_RE.match(name) or not (folder / name).is_dir():
         raise NotFound(f"generation {name!r} does not exist under {folder}")
     tmp = folder / f".tmp-CURRENT-{os.getpid()}"
     write_durable(tmp, f"{name}\n".encode())
@@ -193,7 +192,7 @@ def publish(
     if not folder.is_dir():
         folder.mkdir(parents=True, exist_ok=True)
         fsync_path(folder.parent)
-    existing = [int(_GEN_RE.match(n).group(1)) for n in list_generations(root, model_id)]
+    existing = [int(GEN_RE.match(n).group(1)) for n in list_generations(root, model_id)]
     number = max(existing, default=0) + 1
     tmp = folder / f".tmp-gen-{number:04d}-{os.getpid()}"
     tmp.mkdir()
@@ -375,68 +374,3 @@ def load_generation(
 ) -> vectors.VectorIndex | ShardedIndex:
     """Load one named generation after the full check (manifest, sha256, counts). Raises IndexMismatch."""
     return _open(model_dir(root, model_id) / name, model_id, model_config_hash, dim, device)[0]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def prune(root: str | Path, model_id: str, keep: int = DEFAULT_KEEP) -> list[str]:
-    """Delete all but the newest ``keep`` generations (never the live one) and dead temp entries.
-
-    Returns:
-        Names removed.
-    """
-    if keep < 1:
-        raise InvalidInput("keep must be >= 1")
-    folder = model_dir(root, model_id)
-    live = current_generation(root, model_id)
-    gens = list_generations(root, model_id)
-    doomed = [n for n in gens[: max(0, len(gens) - keep)] if n != live]
-    for name in doomed:
-        shutil.rmtree(folder / name)
-    if folder.is_dir():
-        for entry in folder.glob(".tmp-*"):
-            pid = entry.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                doomed.append(entry.name)
-    if doomed:
-        log.info("pruned %s/%s", model_id, ", ".join(doomed))
-    return doomed
-
-
-def rollback(root: str | Path, model_id: str, model_config_hash: str | None = None, dim: int | None = None) -> str:
-    """Make the generation before the live one live again, after verifying it.
-
-    Returns:
-        The name now in ``CURRENT``.
-
-    Raises:
-        EmptyIndex: no generation is live.
-        NotFound: the live generation is the oldest one kept.
-        IndexMismatch: the previous generation fails verification (CURRENT untouched).
-    """
-    live = current_generation(root, model_id)
-    if live is None:
-        raise EmptyIndex(f"no index generation for model {model_id}", hint="run `oceanid index build`")
-    number = int(_GEN_RE.match(live).group(1))
-    older = [n for n in list_generations(root, model_id) if int(_GEN_RE.match(n).group(1)) < number]
-    if not older:
-        raise NotFound(
-            f"no generation before {live} for model {model_id}",
-            hint="older generations are pruned; `oceanid index rebuild` writes a new one",
-        )
-    previous = older[-1]
-    verify(model_dir(root, model_id) / previous, model_id, model_config_hash, dim)
-    set_current(root, model_id, previous)
-    return previous

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +22,23 @@ import faiss
 import numpy as np
 
 from index.errors import EmptyIndex, InvalidInput, NotFound
+from index.vectors.checks import check_ids, check_vectors
 from index.vectors.faiss_calls import Hit, faiss_search, tune_faiss_blas
 from index.vectors.faiss_calls import add as _add
 from index.vectors.faiss_calls import hits as _hits
 from index.vectors.faiss_calls import reconstruct_all as _reconstruct_all
 from index.vectors.faiss_calls import train as _train
 from index.vectors.filter_cache import IVF_KINDS, AllowedIds, FilterCache
+from index.vectors.index_kinds import (
+    DEVICES,
+    KINDS,
+    PQ_BITS,
+    IndexConfig,
+    gpu_available,
+    kind_of,
+    new_index,
+    resolve_device,
+)
 from index.vectors.planner import FilterPlan, PlannerConfig
 
 __all__ = [
@@ -49,145 +58,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KINDS = ("flat", "ivf", "ivfpq", "hnsw")
-DEVICES = ("auto", "cpu", "cuda")
-_NORM_TOL = 1e-3  # allowed | ||x|| - 1 | for "L2-normalised"
 _VERSIONS = itertools.count()
-PQ_BITS = 8  # bits per IVF-PQ sub-quantizer code (256 centroids each)
 _FLAT_NUMPY_BELOW = 20  # flat batches smaller than this are scored with numpy BLAS (FilterCache.flat_numpy)
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How to build an index. Defaults follow bench/search_speed.py."""
-
-    kind: str = "auto"  # 'auto' | 'flat' | 'ivf' | 'ivfpq' | 'hnsw'
-    auto_threshold: int = 200_000  # 'auto' builds flat below this many vectors
-    large_kind: str = "ivf"  # what 'auto' builds at or above the threshold
-    nlist: int | None = None  # IVF lists; None -> sqrt(n) (1M: 1000; bench/rebuild_1m.py)
-    nprobe: int = 32  # IVF lists visited per query
-    train_size: int = 50_000  # IVF k-means trains on at most this many vectors (~50 per list at 1M)
-    pq_bytes: int | None = None  # IVF-PQ code bytes per vector (8-bit sub-quantizers); None -> dim / 4
-    hnsw_m: int = 32  # HNSW neighbours per node
-    ef_construction: int = 64  # HNSW build beam width
-    ef_search: int = 64  # HNSW search beam width
-    seed: int = 0  # IVF training subsample and k-means seed
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
-        return cls(**data)
-
-
-def gpu_available() -> bool:
-    """True when the installed faiss has GPU support and sees at least one GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-
-
-def resolve_device(device: str) -> str:
-    """Turn 'auto' | 'cpu' | 'cuda' into 'cpu' or 'cuda'.
-
-    Raises:
-        InvalidInput: unknown name, or 'cuda' without GPU faiss or a visible GPU.
-    """
-    if device not in DEVICES:
-        raise InvalidInput(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
-    if device == "cpu":
-        chosen = "cpu"
-    elif device == "cuda":
-        if not gpu_available():
-            raise InvalidInput(
-                "device 'cuda' requested but faiss has no GPU support or sees no GPU "
-                "(install faiss-gpu-cu12, or use --device cpu)"
-            )
-        chosen = "cuda"
-    else:
-        chosen = "cuda" if gpu_available() else "cpu"
-    log.info("faiss device: %s (asked for %s)", chosen, device)
-    return chosen
-
-
-def check_vectors(vectors: np.ndarray, dim: int | None = None, name: str = "vectors") -> None:
-    """Check ``vectors`` is float32 ``(n, dim)``, finite and L2-normalised.
-
-    Raises:
-        InvalidInput: wrong type, dtype, shape, dim, non-finite or non-unit rows.
-    """
-    if not isinstance(vectors, np.ndarray) or vectors.ndim != 2:
-        raise InvalidInput(f"{name} must be a 2-D numpy array (n, d)")
-    if vectors.dtype != np.float32:
-        raise InvalidInput(f"{name} must be float32, got {vectors.dtype}")
-    if dim is not None and vectors.shape[1] != dim:
-        raise InvalidInput(f"{name} have dim {vectors.shape[1]}, the index has dim {dim}")
-    if vectors.shape[0] == 0:
-        return
-    if not np.isfinite(vectors).all():
-        raise InvalidInput(f"{name} contain NaN or infinity")
-    norms = np.linalg.norm(vectors, axis=1)
-    if np.abs(norms - 1.0).max() > _NORM_TOL:
-        raise InvalidInput(f"{name} must be L2-normalised (found a row with norm {norms.max():.4g})")
-
-
-def _check_ids(ids: np.ndarray, n: int) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or ids.shape[0] != n:
-        raise InvalidInput(f"ids must be 1-D with one id per vector ({n}), got shape {ids.shape}")
-    if n and not np.issubdtype(ids.dtype, np.integer):
-        raise InvalidInput(f"ids must be integers, got {ids.dtype}")
-    ids = ids.astype(np.int64, copy=False)
-    if n and ids.min() < 0:
-        raise InvalidInput("ids must be >= 0 (catalog keys)")
-    if np.unique(ids).shape[0] != n:
-        raise InvalidInput("ids contain duplicates")
-    return np.ascontiguousarray(ids)
-
-
-def _new_index(kind: str, dim: int, n: int, cfg: IndexConfig) -> faiss.Index:
-    if kind == "flat":
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if kind == "hnsw":
-        hnsw = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = cfg.ef_construction
-        hnsw.hnsw.efSearch = cfg.ef_search
-        return faiss.IndexIDMap(hnsw)
-    nlist = cfg.nlist or max(1, int(round(math.sqrt(max(n, 1)))))
-    nlist = min(nlist, max(1, n))
-    if kind == "ivfpq":
-        ivf = faiss.IndexIVFPQ(
-            faiss.IndexFlatIP(dim), dim, nlist, pq_subquantizers(dim, cfg.pq_bytes), PQ_BITS, faiss.METRIC_INNER_PRODUCT
-        )
-    else:
-        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.nprobe = min(cfg.nprobe, nlist)
-    ivf.cp.seed = cfg.seed
-    ivf.cp.min_points_per_centroid = 5  # train_size caps the sample; no faiss warning below 39/list
-    if kind == "ivfpq":
-        ivf.pq.cp.min_points_per_centroid = 5  # 256 codes per sub-quantizer train on >= 256 vectors
-        ivf.do_polysemous_training = False  # its code reordering is for Hamming filtering, unused here (slow)
-    return ivf
-
-
-def pq_subquantizers(dim: int, pq_bytes: int | None) -> int:
-    """IVF-PQ sub-quantizers (= code bytes per vector at 8 bits): the largest divisor of ``dim``
-    not above ``pq_bytes`` (default dim / 4, i.e. 16x smaller codes than float32)."""
-    want = max(1, min(dim, pq_bytes if pq_bytes is not None else max(1, dim // 4)))
-    return max(m for m in range(1, want + 1) if dim % m == 0)
-
-
-def _kind_of(index: faiss.Index) -> str:
-    if isinstance(index, faiss.IndexIVFFlat):
-        return "ivf"
-    if isinstance(index, faiss.IndexIVFPQ):
-        return "ivfpq"
-    if isinstance(index, (faiss.IndexIDMap, faiss.IndexIDMap2)):
-        inner = faiss.downcast_index(index.index)
-        if isinstance(inner, faiss.IndexHNSW):
-            return "hnsw"
-        if isinstance(inner, faiss.IndexFlat):
-            return "flat"
-    raise InvalidInput(f"unsupported faiss index type {type(index).__name__}")
 
 
 class VectorIndex:
@@ -199,7 +71,7 @@ class VectorIndex:
         ``planner`` decides how filtered queries run (see index/vectors/planner.py).
         """
         self._cpu = index
-        self.kind = _kind_of(index)
+        self.kind = kind_of(index)
         self.planner = planner or PlannerConfig()
         self._filters = FilterCache(index, self.kind)  # replaced whenever the index changes
         self.version = next(_VERSIONS)  # changes with every add/remove (AllowedIds caches by it)
@@ -247,12 +119,12 @@ class VectorIndex:
         n, dim = vectors.shape
         if dim == 0:
             raise InvalidInput("vectors must have at least one dimension")
-        ids = _check_ids(ids, n)
+        ids = check_ids(ids, n)
         if kind == "auto":
             kind = "flat" if n < cfg.auto_threshold else cfg.large_kind
         if kind not in KINDS:
             raise InvalidInput(f"unknown index kind {kind!r}; valid: auto, {', '.join(KINDS)}")
-        index = _new_index(kind, dim, n, cfg)
+        index = new_index(kind, dim, n, cfg)
         if kind in IVF_KINDS:
             if n < index.nlist:
                 raise InvalidInput(f"IVF with {index.nlist} lists needs at least that many vectors, got {n}")
@@ -299,7 +171,7 @@ class VectorIndex:
             InvalidInput: bad vectors, dim mismatch, or an id already present.
         """
         check_vectors(vectors, self.dim)
-        ids = _check_ids(ids, vectors.shape[0])
+        ids = check_ids(ids, vectors.shape[0])
         clash = np.intersect1d(ids, self.ids())
         if clash.size:
             raise InvalidInput(f"{clash.size} ids already in the index (first: {int(clash[0])})")

@@ -155,6 +155,11 @@ def detectors(catalog: Catalog) -> list[DetectorRecord]:
     return list_detectors(catalog)
 
 
+def current_detector(catalog: Catalog) -> str | None:
+    """The detector id every command uses when none is named (the last trained); None in a home without a catalog."""
+    return catalog.current_detector() if catalog.exists() else None
+
+
 def resolve_detector(catalog: Catalog, paths: Home, detector: str | Path | None = None) -> tuple[str, Path]:
     """(detector id, folder): the one rule every command follows. ``detector`` names a detector
     folder (its name is its id) or a catalog detector id; None: the catalog's current detector

@@ -41,10 +41,6 @@ class CascadeFigures:
         d["skipped"] = [list(s) for s in self.skipped]
         return d
 
-    @classmethod
-    def from_dict(cls, data: dict) -> CascadeFigures:
-        return cls(**{**data, "skipped": tuple(tuple(s) for s in data.get("skipped") or ())})
-
 
 @dataclass(frozen=True)
 class DetectionFigures:
@@ -57,7 +53,3 @@ class DetectionFigures:
 
     def to_dict(self) -> dict[str, Any]:
         return {"detector_id": self.detector_id, "split": self.split, "cascade": self.cascade.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DetectionFigures:
-        return cls(data["detector_id"], data["split"], CascadeFigures.from_dict(data["cascade"]))

@@ -6,9 +6,10 @@ plans frames and writes COCO JSON; this package only draws.
 =================  ==========================================================
 module             what it holds
 =================  ==========================================================
-``species``        the catalogue of made-up species (body plan, pattern,
-                   morphs, depth range) and the held-out choice
-                   (``CATALOGUE``, ``select_species``, ``ReefSpecies``)
+``catalogue``      the catalogue of made-up species (body plan, pattern,
+                   morphs, depth range): ``CATALOGUE``, ``Species``
+``species``        the held-out choice and the made-up lineages
+                   (``select_species``, ``ReefSpecies``, ``lineage``)
 ``paint``          painting primitives on RGBA sprites (tubes, circles,
                    patterns, shading, colour mixing)
 ``swimmers``       drawers for swimming body plans (fish, eel, shrimp, jelly,
@@ -21,6 +22,6 @@ module             what it holds
                    (``make_water``, ``render_frame``, ``place_sprite``)
 =================  ==========================================================
 
-Imports run one way: swimmers and benthos use paint and species; sprite uses
+Imports run one way: swimmers and benthos use paint and catalogue; sprite uses
 them; scene uses sprite; nothing here imports the source modules.
 """

@@ -15,7 +15,7 @@ from PIL import Image, ImageFilter
 
 from index.errors import InvalidInput
 from index.sources.reef.benthos import BENTHOS
-from index.sources.reef.species import Species
+from index.sources.reef.catalogue import Species
 from index.sources.reef.swimmers import SWIMMERS
 
 BODY_PLANS = {**SWIMMERS, **BENTHOS}

@@ -13,8 +13,8 @@ import math
 import numpy as np
 from PIL import Image, ImageChops
 
+from index.sources.reef.catalogue import Morph, Species
 from index.sources.reef.paint import Sprite, draw_tube, jitter, mix, pattern, shade, tube
-from index.sources.reef.species import Morph, Species
 
 
 def _colours(morph: Morph, rng: np.random.Generator):

@@ -101,6 +101,7 @@ def test_query_device_cuda_runs_the_encoder_and_unfiltered_search_on_the_gpu(tin
 def _no_fitting(monkeypatch):
     """Make every OOD scorer fit (and the generation's load) an error: loading must only read."""
     import app.workspace.decisions as decisions
+    import app.workspace.stored_scorers as stored_scorers
     import index.vectors.generations as generations
     from index.scoring.ood import SCORERS
 
@@ -108,6 +109,7 @@ def _no_fitting(monkeypatch):
         raise AssertionError("fitted or read at load")
 
     monkeypatch.setattr(decisions, "fit_scorers", refuse)
+    monkeypatch.setattr(stored_scorers, "fit_scorers", refuse)
     monkeypatch.setattr(generations, "load_generation", refuse)
     for cls in SCORERS.values():
         monkeypatch.setattr(cls, "fit", refuse)
@@ -143,6 +145,7 @@ def test_loading_writes_nothing_to_the_catalog_or_the_scorer_store(tiny_ws, monk
     """A fresh Workspace loads the engine (with an added species) while every write path to the
     catalog and the scorer store raises: loading is a read."""
     import app.workspace.decisions as decisions
+    import app.workspace.stored_scorers as stored_scorers
     import index.catalog.decisions as stored
     from index.catalog.catalog import Catalog
 
@@ -157,6 +160,7 @@ def test_loading_writes_nothing_to_the_catalog_or_the_scorer_store(tiny_ws, monk
     monkeypatch.setattr(Catalog, "ensure_schema", refuse)
     monkeypatch.setattr(stored, "store_decision", refuse)
     monkeypatch.setattr(decisions, "save_scorers", refuse)
+    monkeypatch.setattr(stored_scorers, "save_scorers", refuse)
     fresh = Workspace(tiny_ws.home)
     assert fresh.identify(examples)[0].to_dict() == answer
 

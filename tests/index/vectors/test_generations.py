@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from index.errors import EmptyIndex, IndexMismatch, InvalidInput, NotFound
+from index.vectors import generation_history as history
 from index.vectors import generations as gens
 from index.vectors.vector_index import VectorIndex
 
@@ -150,23 +151,23 @@ def test_unsafe_model_id_rejected(tmp_path, model_id):
 def test_rollback_makes_the_previous_generation_live(tmp_path):
     for seed in range(3):
         gens.publish(tmp_path, MODEL, make_index(seed=seed), HASH)
-    assert gens.rollback(tmp_path, MODEL, HASH, 8) == "gen-0002"
+    assert history.rollback(tmp_path, MODEL, HASH, 8) == "gen-0002"
     assert gens.current_generation(tmp_path, MODEL) == "gen-0002"
-    assert gens.rollback(tmp_path, MODEL, HASH, 8) == "gen-0001"
+    assert history.rollback(tmp_path, MODEL, HASH, 8) == "gen-0001"
     with pytest.raises(NotFound, match="no generation before gen-0001"):
-        gens.rollback(tmp_path, MODEL, HASH, 8)
+        history.rollback(tmp_path, MODEL, HASH, 8)
     with pytest.raises(IndexMismatch):  # the previous one is verified against the expected model
         gens.set_current(tmp_path, MODEL, "gen-0003")
-        gens.rollback(tmp_path, MODEL, hashlib.sha256(b"another config").hexdigest(), 8)
+        history.rollback(tmp_path, MODEL, hashlib.sha256(b"another config").hexdigest(), 8)
     assert gens.current_generation(tmp_path, MODEL) == "gen-0003"
     with pytest.raises(EmptyIndex):
-        gens.rollback(tmp_path, "never-published")
+        history.rollback(tmp_path, "never-published")
 
 
 def test_prune_keeps_three_by_default(tmp_path):
     for seed in range(5):
         gens.publish(tmp_path, MODEL, make_index(seed=seed), HASH)
-    assert gens.prune(tmp_path, MODEL) == ["gen-0001", "gen-0002"]
+    assert history.prune(tmp_path, MODEL) == ["gen-0001", "gen-0002"]
     assert gens.list_generations(tmp_path, MODEL) == ["gen-0003", "gen-0004", "gen-0005"]
 
 
@@ -179,7 +180,7 @@ def test_prune_keeps_last_n_and_never_the_live_one(published):
     for seed in range(1, 4):
         gens.publish(published, MODEL, make_index(seed=seed), HASH)
     gens.set_current(published, MODEL, "gen-0001")  # roll back to the oldest
-    removed = gens.prune(published, MODEL, keep=2)
+    removed = history.prune(published, MODEL, keep=2)
     assert removed == ["gen-0002"]
     assert gens.list_generations(published, MODEL) == ["gen-0001", "gen-0003", "gen-0004"]
     assert gens.load_current(published, MODEL, HASH)[1].count == 50
@@ -239,7 +240,7 @@ def assert_live_generation_valid(root: Path, allowed_counts: set[int]) -> None:
     new_name, _ = gens.publish(root, MODEL, make_index(33, seed=4), HASH)
     assert gens.load_current(root, MODEL, HASH)[1].count == 33
     assert gens.current_generation(root, MODEL) == new_name
-    gens.prune(root, MODEL, keep=1)
+    history.prune(root, MODEL, keep=1)
     assert not list(gens.model_dir(root, MODEL).glob(".tmp-*"))  # crash leftovers cleaned
 
 

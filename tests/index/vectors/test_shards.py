@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from index.errors import IndexMismatch, InvalidInput
+from index.vectors import generation_history as history
 from index.vectors import generations as gens
 from index.vectors.shards import ShardedIndex, merge_hits, shard_of
 from index.vectors.vector_index import IndexConfig, VectorIndex
@@ -161,7 +162,7 @@ def test_sharded_generation_round_trip_verify_and_rollback(tmp_path):
     assert again == manifest and isinstance(loaded, ShardedIndex)
     assert same_hits(loaded.search(q, 10), sharded.search(q, 10))
     assert gens.verify(folder, MODEL, HASH, 16) == manifest
-    assert gens.rollback(tmp_path, MODEL, HASH) == "gen-0001"
+    assert history.rollback(tmp_path, MODEL, HASH) == "gen-0001"
     assert gens.load_current(tmp_path, MODEL, HASH)[1].shards == 0
 
 
@@ -262,7 +263,7 @@ def test_sigkill_during_a_sharded_rebuild_leaves_the_previous_generation_serving
     ids, x, _, _ = data(n=33, d=8, seed=4)  # and a later rebuild publishes and goes live
     gens.publish(published, MODEL, ShardedIndex.build(ids, x, 2, kind="flat"), HASH)
     assert gens.load_current(published, MODEL, HASH)[1].count == 33
-    gens.prune(published, MODEL, keep=1)
+    history.prune(published, MODEL, keep=1)
     assert not list(gens.model_dir(published, MODEL).glob(".tmp-*"))
 
 

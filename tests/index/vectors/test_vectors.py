@@ -191,7 +191,7 @@ def test_unknown_kind_lists_valid(data):
 
 
 def test_device_choice_is_logged_and_never_silently_falls_back(caplog):
-    caplog.set_level(logging.INFO, logger="index.vectors.vector_index")
+    caplog.set_level(logging.INFO, logger="index.vectors.index_kinds")
     assert resolve_device("cpu") == "cpu"
     assert resolve_device("auto") == ("cuda" if gpu_available() else "cpu")
     assert "faiss device" in caplog.text
