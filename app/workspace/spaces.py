@@ -81,11 +81,8 @@ def has_general(catalog: Catalog, model_id: str) -> bool:
 
 def general_space(asked: bool | None = None) -> bool:
     """Whether ``embed`` starts the general space for a model that has none: ``asked`` when given, else
-    :data:`GENERAL_SPACE`, unless ``$OCEANID_GENERAL_SPACE`` says 1 / 0 (on / off, true / false, yes / no).
-
-    Raises:
-        InvalidInput: another value in the environment variable.
-    """
+    :data:`GENERAL_SPACE`, unless ``$OCEANID_GENERAL_SPACE`` says 1 / 0 (on / off, true / false, yes / no);
+    another value there raises InvalidInput."""
     if asked is not None:
         return asked
     value = os.environ.get(GENERAL_SPACE_ENV, "").strip().lower()
