@@ -357,3 +357,16 @@ def test_the_rules_catch_a_violating_tree(tmp_path):
 )
 def test_rule_table(module, imported, broken):
     assert (rule_breaks(module, imported, set()) is not None) == broken
+
+
+def test_no_module_is_over_400_lines_and_the_facade_is_thin():
+    # issue 25: a room a newcomer reads in one sitting; would fail on a module grown past 400 lines or
+    # logic creeping back into the Workspace facade (its file under 300 lines)
+    long = {
+        str(path.relative_to(REPO)): n
+        for package in ("app", "embedder", "index")
+        for path in (REPO / package).rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert long == {}
+    assert len((REPO / "app" / "workspace" / "__init__.py").read_text().splitlines()) < 300
