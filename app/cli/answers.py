@@ -146,7 +146,10 @@ def answer_cells(r) -> tuple[str, str, str]:
     species as what it is, never as the answer's probability."""
     if r.error:
         return "[red]unreadable[/red]", "", r.error
-    score = f"{r.scorer} {fixed(r.unknown_score, 2)} {'<' if r.unknown else '≥'} {fixed(r.unknown_threshold, 2)}"
+    below = r.unknown_score is not None and r.unknown_score < r.unknown_threshold
+    score = f"{r.scorer} {fixed(r.unknown_score, 2)} {'<' if below else '≥'} {fixed(r.unknown_threshold, 2)}"
+    if r.accepted_as_added:
+        score += f", accepted by {r.species}'s few-shot scorer"
     warn = f"[yellow]{r.warning}[/yellow]; " if r.warning else ""
     two = r.named_by not in (None, "", "tuned") or r.unknown_by not in (None, "", "tuned")  # two vector spaces
     if r.unknown:

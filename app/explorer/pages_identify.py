@@ -94,8 +94,11 @@ def _verdict(result) -> None:
     else:
         left.metric(f"probability it is {result.closest} (calibrated)", f"{result.probability:.0%}")
     right.metric(
-        f"unknown score ({result.scorer}) vs threshold", f"{v.score:.3f} {'<' if v.unknown else '≥'} {v.threshold:.3f}"
+        f"unknown score ({result.scorer}) vs threshold",
+        f"{v.score:.3f} {'<' if v.score < v.threshold else '≥'} {v.threshold:.3f}",
     )
+    if result.accepted_as_added:
+        right.caption(f"under the threshold, but accepted by {result.species}'s few-shot scorer (an added species)")
     _taxon(result)
     st.markdown(
         "**Top species** (probability among the known species, calibrated on validation; "

@@ -286,6 +286,9 @@ def _add_held_out(ws: Workspace, model_id: str, held_out: list[str], say: Callab
     for r in after[:3]:
         say(
             f"      {r.name}: {r.species} (top {r.top[0][0]}, probability {r.probability:.2f}; unknown score "
-            f"{r.unknown_score:.3f} {'<' if r.unknown else '>='} threshold {r.unknown_threshold:.3f}, {r.scorer})"
+            f"{r.unknown_score:.3f} {'<' if r.unknown_score < r.unknown_threshold else '>='} threshold "
+            f"{r.unknown_threshold:.3f}, {r.scorer}"
+            + (f"; accepted by {r.species}'s few-shot scorer" if r.accepted_as_added else "")
+            + ")"
         )
     return DemoAdded(name, len(examples), hit_before, hit_after, len(after), top_after)

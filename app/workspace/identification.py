@@ -181,6 +181,14 @@ class Identification:
     def unknown_threshold(self) -> float | None:
         return self.verdict.threshold if self.verdict else None
 
+    @property
+    def accepted_as_added(self) -> bool:
+        """Named although the deciding score is under its threshold: the trained-species decision said
+        "not a trained species" and an added species' few-shot scorer accepted the crop (the two-space
+        rule's second stage, app/workspace/spaces.py)."""
+        v = self.verdict
+        return bool(v is not None and not self.error and not self.unknown and v.score < v.threshold)
+
     def to_dict(self) -> IdentificationRecord:
         return {
             "name": self.name,
