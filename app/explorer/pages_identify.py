@@ -3,14 +3,11 @@ scores against their thresholds, and the k most similar crops."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from app.explorer import state
 from app.explorer.widgets import filter_sidebar, gallery, table
-from index.errors import BadImage
 from index.imaging import decode_bytes
 
 UPLOAD = "Upload an image"
@@ -125,17 +122,15 @@ def _verdict(result) -> None:
     table(pd.DataFrame(rows), hide_index=True)
 
 
-def _similar(ws, query, k: int, where) -> None:
+def _similar(hits) -> None:
     st.divider()
-    st.subheader(f"Most similar crops ({k})")
-    with state.guard():
-        hits = ws.search(query, k=k, where=where)
-        if not hits:
-            st.info("No crop matches the filter.")
-        same = {h.annotation_id for h in hits if h.score >= SAME_IMAGE}
-        if same:  # an upload that is in the catalog finds itself: marked, not hidden
-            st.caption("marked ⟲: the uploaded image itself, already in the catalog")
-        gallery(hits, marked=same)
+    st.subheader(f"Most similar crops ({len(hits)})")
+    if not hits:
+        st.info("No crop matches the filter.")
+    same = {h.annotation_id for h in hits if h.score >= SAME_IMAGE}
+    if same:  # an upload that is in the catalog finds itself: marked, not hidden
+        st.caption("marked ⟲: the uploaded image itself, already in the catalog")
+    gallery(hits, marked=same)
 
 
 def _frame(ws, k: int, where) -> None:
@@ -186,7 +181,8 @@ def _frame(ws, k: int, where) -> None:
         with right:
             _verdict(organism)
     if crop is not None:
-        _similar(ws, crop, k, where)
+        with state.guard():
+            _similar(tuple(ws.search(crop, k=k, where=where)))
 
 
 def render(ws, status) -> None:
@@ -207,22 +203,18 @@ def render(ws, status) -> None:
     if picked is None:
         return
     image, query, label = picked
-    if isinstance(image, bytes):  # an upload: decoded once (any mode -> RGB), embedded once for both questions
-        try:
-            image = decode_bytes(image, label)
-        except BadImage as exc:
-            st.error(f"Cannot read this image: {exc}")
-            return
-        query = ws.embed_query(image)
-        result = ws.identify([image], k=5, names=[label], vectors=query, decode=method)[0]
-    else:  # a catalog crop: identified from its file, searched by its stored vector
-        result = ws.identify([image], k=5, names=[label], decode=method)[0]
+    found = None
+    with state.guard():  # one embedding (or the crop's stored vectors) answers and searches both
+        found = ws.look_up(query, name=label, k=k, where=where, decode=method)
+    if found is None:
+        return
+    result = found.identification
     if result.error:
         st.error(f"Cannot read this image: {result.error}")
         return
     left, right = st.columns([1, 2])
     with left:
-        st.image(image if not isinstance(image, (str, Path)) else str(image), caption=label, width="stretch")
+        st.image(found.image if found.image is not None else str(image), caption=label, width="stretch")
     with right:
         _verdict(result)
-    _similar(ws, query, k, where)
+    _similar(found.similar)

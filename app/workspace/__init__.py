@@ -241,6 +241,15 @@ class Workspace(IngestionMethods, SpeciesAndTaxaMethods, AnnotationMethods, Repo
         engine, tree, spaces = self.engine(model), self._tree(), self.spaces(model)
         return identify_crops(engine, tree, spaces, self.catalog, self.home, crop_ids, k, None, decode, neighbours)
 
+    def look_up(
+        self, query: Any, name: str = "query", k: int = 10, where: str | None = None, decode: str = "probable",
+        model: str | None = None,
+    ) -> Any:  # fmt: skip
+        """An image (bytes, decoded, a file) or a catalog crop id -> LookUp: its answer and its k most similar crops."""
+        from app.workspace.look_up import look_up
+
+        return look_up(self, query, name, k, where, decode, model)
+
     def embed_query(self, image: ImageInput, model: str | None = None) -> Any:
         """One image's (1, d) embedding, for :meth:`identify` (``vectors=``) and :meth:`search` both."""
         from app.workspace.identify import embed_query
