@@ -199,9 +199,9 @@ def discover_export(
 
     from index.files import write_output
 
+    discovery = workspace(ctx).discovery(model)  # a home that cannot be one is said first, as by every command
     if csv_path is None and label_studio is None:
         raise click_errors.UsageError("give --csv FILE, --label-studio FILE or both")
-    discovery = workspace(ctx).discovery(model)
     config = None if label_studio is None else label_studio.with_name(f"{label_studio.stem}.label-config.xml")
     check_output_file(csv_path, "--csv")
     check_output_file(label_studio, "--label-studio")
