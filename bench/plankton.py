@@ -45,9 +45,11 @@ def _oc(home: Path, *args: str, out: Path | None = None) -> None:
         subprocess.run(cmd, check=True, cwd=REPO, env=cli_env(), stdout=fh)
 
 
-def run(dataset: str, seed: int, label_rank: str, work: Path) -> Path:
-    """One fresh home through the CLI (module doc); returns it."""
-    home = work / f"{dataset}-s{seed}-{label_rank}"
+def run(dataset: str, seed: int, label_rank: str, work: Path, epochs: int | None = None) -> Path:
+    """One fresh home through the CLI (module doc); returns it. ``epochs``: a reduced training budget
+    (``train --epochs N``; the home's name ends ``-eN``); None: the CLI's default."""
+    name = f"{dataset}-s{seed}-{label_rank}" + (f"-e{epochs}" if epochs else "")
+    home = work / name
     if (home / ".done").is_file():
         return home
     if dataset == "plankton":
@@ -57,8 +59,18 @@ def run(dataset: str, seed: int, label_rank: str, work: Path) -> Path:
     else:
         _oc(home, "ingest", "folders", str(FISH4K), "--group-pattern", r"fish_(\d+)_")
         _oc(home, "split", "--classes", "15", "--holdout", "rest", "--seed", str(seed))
-    name = f"{dataset}-s{seed}-{label_rank}"
-    _oc(home, "train", "--model", label_rank, "--label-rank", label_rank, "--json", out=work / f"{name}.train.json")
+    budget = ("--epochs", str(epochs)) if epochs else ()
+    _oc(
+        home,
+        "train",
+        "--model",
+        label_rank,
+        "--label-rank",
+        label_rank,
+        *budget,
+        "--json",
+        out=work / f"{name}.train.json",
+    )
     _oc(home, "embed", "--model", label_rank, "--json", out=work / f"{name}.embed.json")
     _oc(home, "index", "build", "--model", label_rank, "--json", out=work / f"{name}.build.json")
     _oc(home, "evaluate", "--model", label_rank, "--json", out=work / f"{name}.eval.json")
@@ -239,6 +251,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label-rank", choices=["flat", "subtree"], default="flat")
     p.add_argument("--work", type=Path, default=WORK)
+    p.add_argument("--epochs", type=int, default=None, help="run: train --epochs N (default: the CLI's)")
     p.add_argument(
         "--home",
         action="append",
@@ -248,7 +261,7 @@ def main() -> None:
     )
     args = p.parse_args()
     if args.step == "run":
-        print(run(args.dataset, args.seed, args.label_rank, args.work))
+        print(run(args.dataset, args.seed, args.label_rank, args.work, args.epochs))
     elif args.step == "analyse":
         analyse(args.work, args.home)
     else:
