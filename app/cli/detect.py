@@ -113,16 +113,20 @@ def detect(
 @cli_errors
 def train(
     ctx: typer.Context,
-    epochs: int = options.count(8, "--epochs", "Epochs (the one with the best val mAP@0.5 is kept)."),
+    epochs: int = options.count(
+        None, "--epochs", "Epochs (the one with the best val mAP@0.5 is kept). Default: yolox-nano 25, fcos 8."
+    ),
     image_size: int = typer.Option(
-        384, "--image-size", help="Frames are resized so their longer side is this (a multiple of 32)."
+        None,
+        "--image-size",
+        help="Frames are resized so their longer side is this (a multiple of 32). Default: yolox-nano 416, fcos 384.",
     ),
     arch: str = typer.Option(
-        "fcos",
+        None,
         "--arch",
-        help="fcos | retinanet (torchvision heads on an "
-        "EfficientNet-Lite0 + FPN backbone) | yolox-nano "
-        "(COCO-pretrained YOLOX-Nano, weights fetched at first use).",
+        help="yolox-nano (the default: COCO-pretrained YOLOX-Nano, weights fetched at first use) | fcos | "
+        "retinanet (torchvision heads on an EfficientNet-Lite0 + FPN body, nothing to fetch). "
+        "--resume keeps the detector's own.",
     ),
     device: str = options.DEVICE_TORCH,
     detector: str = typer.Option(
@@ -132,8 +136,10 @@ def train(
     stop_after: int = typer.Option(
         None, "--stop-after", min=1, help="Stop after this many epochs of this run (continue later with --resume)."
     ),
-    batch_size: int = options.count(4, "--batch-size", "Frames per step."),
-    lr: float = typer.Option(None, "--lr", min=0.0, help="AdamW peak learning rate (default: 1e-3, yolox-nano 3e-4)."),
+    batch_size: int = options.count(None, "--batch-size", "Frames per step (default: yolox-nano 8, fcos 4)."),
+    lr: float = typer.Option(
+        None, "--lr", min=0.0, help="AdamW peak learning rate (default: yolox-nano 3e-4, fcos 1e-3)."
+    ),
     as_json: bool = options.JSON,
 ) -> None:
     """Train a class-agnostic organism detector on the catalog's frames with boxes.
@@ -142,7 +148,7 @@ def train(
     val frames choose the epoch. A checkpoint is written after every epoch: --stop-after N
     ends the run early and --resume continues it.
 
-    Example: oceanid detect train --epochs 8 --image-size 384
+    Example: oceanid detect train                  (YOLOX-Nano from COCO, 416 px, 25 epochs)
     """
     result = workspace(ctx).detect_train(
         arch=arch,

@@ -25,12 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from embedder.detection.defaults import ARCHITECTURES
 from index.errors import ModelError
 from index.files import file_sha256, write_json_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
-ARCHITECTURES = ("fcos", "retinanet", "yolox-nano")
 YOLOX = "yolox-nano"  # COCO-pretrained YOLOX-Nano (embedder.detection.yolox_model), weights fetched at first use
 
 

@@ -52,10 +52,10 @@ def recipe(arch: str) -> dict:
 
 
 def default_lr(arch: str) -> float:
-    """AdamW peak learning rate by architecture: YOLOX's batch norm is folded into its convolutions, and
-    1e-3 wrecked the COCO start within 19 steps (aquarium val mAP@0.5 0.025; 1e-4: 0.196; 3e-4: 0.208;
-    bench/RESULTS.md, "YOLOX-Nano from COCO")."""
-    return 3e-4 if arch == "yolox-nano" else 1e-3
+    """AdamW peak learning rate by architecture (:mod:`embedder.detection.defaults`)."""
+    from embedder.detection.defaults import arch_defaults
+
+    return arch_defaults(arch).lr
 
 
 @dataclass

@@ -66,14 +66,14 @@ def train_detector(
     catalog: Catalog,
     paths: Home,
     *,
-    arch: str = "fcos",
-    image_size: int = 384,
-    epochs: int = 8,
+    arch: str | None = None,
+    image_size: int | None = None,
+    epochs: int | None = None,
     device: str = "cpu",
     detector_id: str | None = None,
     resume: bool = False,
     max_epochs_now: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     lr: float | None = None,
     fpn_channels: int = 96,
     pretrained: bool = True,
@@ -81,15 +81,25 @@ def train_detector(
 ) -> DetectorTraining:
     """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
 
+    A setting left out (None) is the architecture's default (:mod:`embedder.detection.defaults`); resuming
+    a detector named by ``detector_id`` keeps its recorded architecture and input size unless given.
+
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
-    from embedder.detection.model import ARCHITECTURES, detector_config, save_detector
-    from embedder.detection.training import DetectorTrainConfig, default_lr, recipe
+    from embedder.detection.defaults import ARCHITECTURES, DEFAULT_ARCH, arch_defaults
+    from embedder.detection.model import detector_config, save_detector
+    from embedder.detection.training import DetectorTrainConfig, recipe
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
 
+    recorded = _previous_best(catalog, detector_id) if resume and detector_id else None
+    arch = arch or (recorded.arch if recorded else DEFAULT_ARCH)
     if arch not in ARCHITECTURES:
         raise InvalidInput(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    defaults = arch_defaults(arch)
+    image_size = image_size or (recorded.image_size if recorded and recorded.arch == arch else defaults.image_size)
+    epochs = defaults.epochs if epochs is None else epochs
+    batch_size = batch_size or defaults.batch_size
     if not 64 <= image_size <= 2048 or image_size % 32:
         raise InvalidInput(f"--image-size must be a multiple of 32 within 64..2048, got {image_size}")
     if epochs < 1:
@@ -117,7 +127,7 @@ def train_detector(
         log.warning("detector training skips %s: %s", item, reason)
     config = detector_config(arch, image_size, fpn_channels)
     train_config = DetectorTrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=default_lr(arch) if lr is None else lr, **recipe(arch)
+        epochs=epochs, batch_size=batch_size, lr=defaults.lr if lr is None else lr, **recipe(arch)
     )
     torch_device = resolve_device(device)
     previous = _previous_best(catalog, detector_id) if resume else None

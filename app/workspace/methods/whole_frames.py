@@ -28,9 +28,9 @@ class WholeFrameMethods(Parts):
 
     def detect_train(
         self,
-        arch: str = "fcos",
-        image_size: int = 384,
-        epochs: int = 8,
+        arch: str | None = None,
+        image_size: int | None = None,
+        epochs: int | None = None,
         device: str = "cpu",
         detector: str | None = None,
         resume: bool = False,
@@ -38,7 +38,8 @@ class WholeFrameMethods(Parts):
         progress: bool = False,
         **options: Any,
     ) -> DetectorTraining:
-        """Train a detector on the catalog's frames with boxes (made current); ``options``: batch_size, lr, ..."""
+        """Train a detector on the catalog's frames with boxes (made current); ``options``: batch_size, lr, ...
+        Settings left out are the architecture's defaults (``embedder.detection.defaults``; arch: YOLOX-Nano)."""
         from app.workspace.frames.detector_training import train_detector
 
         return train_detector(

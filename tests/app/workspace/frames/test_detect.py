@@ -53,7 +53,7 @@ def det_home(tmp_path_factory) -> Path:
     data = write_yolo(base / "yolo")
     ws = Workspace(base / "home")
     ws.ingest_yolo(data)
-    ws.detect_train(image_size=128, epochs=6, batch_size=4, lr=2e-3, fpn_channels=64)
+    ws.detect_train(arch="fcos", image_size=128, epochs=6, batch_size=4, lr=2e-3, fpn_channels=64)
     return base / "home"
 
 
@@ -201,9 +201,10 @@ def test_train_stops_and_resumes_to_the_same_epochs(tmp_path):
     data = write_yolo(tmp_path / "yolo", n_train=8, n_val=2)
     ws = Workspace(tmp_path / "home")
     ws.ingest_yolo(data)
-    first = ws.detect_train(image_size=128, epochs=2, max_epochs_now=1, fpn_channels=64, detector="d")
+    first = ws.detect_train(arch="fcos", image_size=128, epochs=2, max_epochs_now=1, fpn_channels=64, detector="d")
     assert not first.finished and first.epochs_done == 1
     assert (tmp_path / "home" / "models" / "d" / "checkpoint.pt").is_file()
+    # no --arch: a resumed detector keeps its recorded architecture (the default, YOLOX-Nano, would not load it)
     done = ws.detect_train(image_size=128, epochs=2, resume=True, fpn_channels=64, detector="d")
     assert done.finished and done.epochs_done == 2 and [h["epoch"] for h in done.history] == [1, 2]
     assert done.history[0] == first.history[0]

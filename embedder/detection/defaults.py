@@ -1,0 +1,39 @@
+"""``oceanid detect train``'s defaults: the architecture, and per architecture its input size, epochs, batch
+and learning rate (torch-free, so the CLI and the workspace read them without loading a model).
+
+Chosen on the aquarium frames under the 30-minute CPU training budget (bench/RESULTS.md, "YOLOX-Nano
+fine-tuned: the candidates", issue 27): YOLOX-Nano from COCO, fine-tuned at 416 px for 25 epochs (about 25
+minutes on one core), beat FCOS on the ImageNet EfficientNet-Lite0 body at 384 px for 10 epochs. FCOS keeps
+its own measured setting for users who pick it (no detector weights to fetch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ARCHITECTURES = ("fcos", "retinanet", "yolox-nano")
+DEFAULT_ARCH = "yolox-nano"
+
+
+@dataclass(frozen=True)
+class ArchDefaults:
+    """What ``detect train --arch A`` uses for each setting left out."""
+
+    image_size: int  # the frame's longer side, px (a multiple of 32)
+    epochs: int
+    batch_size: int
+    lr: float  # AdamW peak
+
+
+_DEFAULTS = {
+    "fcos": ArchDefaults(image_size=384, epochs=8, batch_size=4, lr=1e-3),
+    "retinanet": ArchDefaults(image_size=384, epochs=8, batch_size=4, lr=1e-3),
+    # batch norm is folded into YOLOX's convolutions: 1e-3 wrecked the COCO start within 19 steps (val
+    # mAP@0.5 0.025; 1e-4: 0.196; 3e-4: 0.208, bench/RESULTS.md "YOLOX-Nano from COCO")
+    "yolox-nano": ArchDefaults(image_size=416, epochs=25, batch_size=8, lr=3e-4),
+}
+
+
+def arch_defaults(arch: str) -> ArchDefaults:
+    """The defaults of ``arch`` (one of :data:`ARCHITECTURES`)."""
+    return _DEFAULTS[arch]
