@@ -266,14 +266,14 @@ def run_cascade(
     """``Workspace.identify_frames``: boxes from ``boxes`` (a COCO results file; with no ``frames``,
     the frames are the files it names) or else from the detector ``load_detector`` loads, each box
     cut with ``crop`` and identified by the engine ``load_engine`` loads (after the options are
-    checked, before the detector). ``min_score`` drops weaker boxes (default DEFAULT_MIN_SCORE for
-    the detector, none of a file's; boxes without a score are kept). ``neighbours``: how many
+    checked, before the detector). ``min_score`` drops weaker boxes (default: the detector's own,
+    :attr:`LoadedDetector.min_score`; none of a file's; boxes without a score are kept). ``neighbours``: how many
     nearest catalog crops each answer lists (0: none)."""
     from index.catalog.lookup import crop_species
     from index.catalog.taxa import tree
 
     threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
-    if not 0.0 <= threshold <= 1.0:
+    if not 0.0 <= threshold <= 1.0:  # (the detector's own default replaces DEFAULT_MIN_SCORE once it is loaded)
         raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
     engine = load_engine()  # first: no index is a one-line error before a detector loads
     skipped: list[tuple[str, str]] = []
@@ -291,7 +291,7 @@ def run_cascade(
     else:
         loaded = load_detector()
         source = BoxSource("detector", loaded.folder)
-        find = detector_finder(loaded, threshold)
+        find = detector_finder(loaded, loaded.min_score if min_score is None else threshold)
     boxes_from = f"{source.kind} {source.path}"
     try:
         results = identify_frames(

@@ -37,7 +37,8 @@ from index.metrics.boxes import BoxMetrics, box_metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_SCORE = 0.3  # detector boxes below this are dropped (bench/detect.py's sweep, bench/cascade.py)
+DEFAULT_MIN_SCORE = 0.3  # FCOS's boxes below this are dropped (bench/detect.py's sweep, bench/cascade.py); each
+# architecture's own default is LoadedDetector.min_score (embedder.detection.defaults)
 MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms: refused (one line), the batch goes on
 
 
@@ -114,6 +115,15 @@ class LoadedDetector:
     model: Any  # torch nn.Module
     config: Any  # DetectorConfig
     device: Any  # torch.device the model is on
+
+    @property
+    def min_score(self) -> float:
+        """The box score below which this detector's boxes are dropped when none is asked for: its
+        architecture's (``embedder.detection.defaults``; FCOS 0.3, YOLOX-Nano 0.1)."""
+        from embedder.detection.defaults import ARCHITECTURES, arch_defaults
+
+        arch = getattr(self.config, "arch", None)
+        return arch_defaults(arch).min_score if arch in ARCHITECTURES else DEFAULT_MIN_SCORE
 
 
 def load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:
@@ -242,9 +252,9 @@ def _frame_input(path: Path) -> tuple[Any, str | None]:
 def detect_frames(
     loaded: LoadedDetector, files: Sequence[Path], names: Sequence[str] | None = None, min_score: float | None = None
 ) -> DetectionRun:
-    """Boxes with score >= ``min_score`` (default DEFAULT_MIN_SCORE) in each frame file; a frame
-    that cannot be used gets ``error`` (one line) and the rest are still processed."""
-    min_score = DEFAULT_MIN_SCORE if min_score is None else min_score
+    """Boxes with score >= ``min_score`` (default: the detector's, :attr:`LoadedDetector.min_score`) in each
+    frame file; a frame that cannot be used gets ``error`` (one line) and the rest are still processed."""
+    min_score = loaded.min_score if min_score is None else min_score
     if not 0.0 <= min_score <= 1.0:
         raise InvalidInput(f"--min-score must be within 0..1, got {min_score:g}")
     names = list(names) if names is not None else [Path(f).name for f in files]

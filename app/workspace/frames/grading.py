@@ -29,7 +29,7 @@ import numpy as np
 from app.workspace.engine import Engine
 from app.workspace.frames.boxes import BoxFinder, detector_finder
 from app.workspace.frames.cascade import identify_frames
-from app.workspace.frames.detector import DEFAULT_MIN_SCORE, LoadedDetector, held_out_split
+from app.workspace.frames.detector import LoadedDetector, held_out_split
 from app.workspace.frames.figures import CascadeFigures, DetectionFigures
 from index.catalog.catalog import Catalog
 from index.catalog.detectors import frame_split, list_detectors
@@ -196,5 +196,5 @@ def evaluate_frames(
         return None
     find = detector_finder(loaded, 0.0)  # every box it keeps: mAP needs them
     names = [str(f.path.relative_to(home)) if f.path.is_relative_to(home) else str(f.path) for f in frames]
-    figures = cascade_figures(engine, frames, find, crop, DEFAULT_MIN_SCORE, tree(catalog), names, progress=progress)
+    figures = cascade_figures(engine, frames, find, crop, loaded.min_score, tree(catalog), names, progress=progress)
     return DetectionFigures(loaded.detector_id, split, figures)
