@@ -26,9 +26,13 @@ def test_identify_reports_the_calibrated_probability_of_the_top_species(tiny_hom
     paths = [tiny_home / p for (p,) in _rows(ws, TEST)]
     results = ws.identify(paths, k=3)
     vectors = engine.embed([__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB") for p in paths])
-    expected = softmax(engine.prototypes.similarities(vectors) / engine.calibration.temperature, axis=1)
+    names = list(engine.prototypes.names)
+    # the stored class priors (training frequencies at the default tau 0.5), added by hand: tau log(pi)
+    priors = engine.priors
+    assert priors is not None and priors.source == "train" and priors.tau == 0.5
+    bias = priors.tau * np.log([priors.weights[n] for n in names]) if priors.active else np.zeros(len(names))
+    expected = softmax(engine.prototypes.similarities(vectors) / engine.calibration.temperature + bias, axis=1)
     for r, p in zip(results, expected, strict=False):
-        names = list(engine.prototypes.names)
         assert r.probabilities[0][0] == names[int(p.argmax())]
         assert abs(r.probability - float(p.max())) < 1e-4
         # the probability is not the cosine that used to be shown as "score"
