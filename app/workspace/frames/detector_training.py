@@ -82,7 +82,8 @@ def train_detector(
     """Train a class-agnostic detector on the catalog's train frames, choosing the epoch by val mAP@0.5.
 
     A setting left out (None) is the architecture's default (:mod:`embedder.detection.defaults`); resuming
-    a detector named by ``detector_id`` keeps its recorded architecture and input size unless given.
+    keeps the detector's recorded architecture and input size unless given (``detector_id``, else with no
+    ``arch`` either, the current detector: the one a stopped run left).
 
     Raises EmptyIndex when no train frame has a box; InvalidInput for bad settings.
     """
@@ -92,6 +93,8 @@ def train_detector(
     from embedder.detection.training import train_detector as fit
     from embedder.device import resolve_device
 
+    if resume and detector_id is None and arch is None and catalog.exists():
+        detector_id = catalog.current_detector()  # --resume alone: the current detector (a stopped run stays current)
     recorded = _previous_best(catalog, detector_id) if resume and detector_id else None
     arch = arch or (recorded.arch if recorded else DEFAULT_ARCH)
     if arch not in ARCHITECTURES:

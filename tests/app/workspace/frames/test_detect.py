@@ -204,8 +204,10 @@ def test_train_stops_and_resumes_to_the_same_epochs(tmp_path):
     first = ws.detect_train(arch="fcos", image_size=128, epochs=2, max_epochs_now=1, fpn_channels=64, detector="d")
     assert not first.finished and first.epochs_done == 1
     assert (tmp_path / "home" / "models" / "d" / "checkpoint.pt").is_file()
-    # no --arch: a resumed detector keeps its recorded architecture (the default, YOLOX-Nano, would not load it)
-    done = ws.detect_train(image_size=128, epochs=2, resume=True, fpn_channels=64, detector="d")
+    # no --arch, no --detector: the current detector (the stopped one) resumes with its recorded architecture
+    # (the default, YOLOX-Nano, would look for detector-yolox-nano-416 and could not load an FCOS checkpoint)
+    done = ws.detect_train(image_size=128, epochs=2, resume=True, fpn_channels=64)
+    assert done.detector_id == "d" and done.arch == "fcos"
     assert done.finished and done.epochs_done == 2 and [h["epoch"] for h in done.history] == [1, 2]
     assert done.history[0] == first.history[0]
     again = cli(tmp_path / "home", "detect", "train", "--detector", "d", "--resume", "--image-size", "128")
