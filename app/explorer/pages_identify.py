@@ -133,15 +133,6 @@ def _similar(hits) -> None:
     gallery(hits, marked=same)
 
 
-def _default_min_score(ws) -> float:
-    """The current detector's own box score cut (its architecture's, read from the catalog: nothing loads)."""
-    from embedder.detection.defaults import ARCHITECTURES, arch_defaults
-
-    current = ws.current_detector()
-    arch = next((d.arch for d in ws.detectors() if d.detector_id == current), None)
-    return arch_defaults(arch).min_score if arch in ARCHITECTURES else 0.3
-
-
 def _frame(ws, k: int, where) -> None:
     """A whole frame: every organism the detector finds, drawn with its label; one chosen shows its answer."""
     from app.workspace import organism_label as label
@@ -150,7 +141,7 @@ def _frame(ws, k: int, where) -> None:
         "Drop a whole frame (many organisms): each one is found, then identified", key="identify_frame"
     )
     min_score = st.sidebar.slider(
-        "Detector: lowest box score", 0.0, 1.0, _default_min_score(ws), 0.05, key="identify_min_score"
+        "Detector: lowest box score", 0.0, 1.0, ws.detector_min_score(), 0.05, key="identify_min_score"
     )
     if upload is None:
         st.info("Upload a frame from a camera, ROV or imager: the detector finds every organism in it.")

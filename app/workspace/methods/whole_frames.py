@@ -64,6 +64,15 @@ class WholeFrameMethods(Parts):
         """The detector id every command uses when none is named (the last trained)."""
         return detection.current_detector(self.catalog)
 
+    def detector_min_score(self) -> float:
+        """The current detector's own box score cut (its architecture's; read from the catalog, nothing loads);
+        FCOS's 0.3 when the home has no detector."""
+        from embedder.detection.defaults import ARCHITECTURES, arch_defaults
+
+        current = self.current_detector()
+        arch = next((d.arch for d in self.detectors() if d.detector_id == current), None)
+        return arch_defaults(arch).min_score if arch in ARCHITECTURES else arch_defaults("fcos").min_score
+
     def detector_path(self, detector: str | Path | None = None) -> Path:
         """The folder of ``detector`` (an id or a folder), else of the current one. Raises NotFound."""
         return detection.resolve_detector(self.catalog, self.paths, detector)[1]

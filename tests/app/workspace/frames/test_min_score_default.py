@@ -45,3 +45,17 @@ def test_no_min_score_keeps_the_boxes_above_the_architectures_own_cut(frame, arc
 def test_a_min_score_given_wins_over_the_architectures(frame):
     assert len(detect_frames(loaded("yolox-nano"), [frame], min_score=0.5).frames[0].boxes) == 1
     assert len(detect_frames(loaded("fcos"), [frame], min_score=0.0).frames[0].boxes) == 4
+
+
+def test_the_explorers_slider_starts_at_the_current_detectors_own_cut(tmp_path, class_folders):
+    from app.workspace import Workspace
+    from index.catalog.detectors import DetectorRecord, register_detector
+
+    ws = Workspace(tmp_path / "home")
+    ws.ingest_folders(class_folders)
+    assert ws.detector_min_score() == 0.3  # no detector: FCOS's
+    for detector_id, arch, cut in (("y", "yolox-nano", 0.1), ("f", "fcos", 0.3)):
+        record = DetectorRecord(detector_id, "h", arch, 416, 1, 1, 1, 1, 0.5, 1.0, None)
+        register_detector(ws.catalog, record)
+        ws.catalog.set_current_detector(detector_id)
+        assert ws.detector_min_score() == cut
