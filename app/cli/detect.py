@@ -48,7 +48,11 @@ def detect(
     ctx: typer.Context,
     frames: list[Path] = typer.Argument(..., help="Frame files or folders of them."),
     min_score: float = typer.Option(
-        None, "--min-score", min=0.0, max=1.0, help="Keep boxes scoring at least this (default 0.3)."
+        None,
+        "--min-score",
+        min=0.0,
+        max=1.0,
+        help="Keep boxes scoring at least this (default: the detector's own, YOLOX-Nano 0.1, FCOS 0.3).",
     ),
     coco: Path = typer.Option(
         None,

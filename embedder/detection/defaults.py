@@ -41,3 +41,9 @@ _DEFAULTS = {
 def arch_defaults(arch: str) -> ArchDefaults:
     """The defaults of ``arch`` (one of :data:`ARCHITECTURES`)."""
     return _DEFAULTS[arch]
+
+
+def box_score(arch: str | None) -> float:
+    """The box score below which ``arch``'s boxes are dropped when none is asked for; FCOS's for a detector
+    of no known architecture (or none)."""
+    return _DEFAULTS.get(arch or "", _DEFAULTS["fcos"]).min_score

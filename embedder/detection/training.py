@@ -51,13 +51,6 @@ def recipe(arch: str) -> dict:
     return {"ema": 0.99, "zoom": 0.3} if arch == "yolox-nano" else {}
 
 
-def default_lr(arch: str) -> float:
-    """AdamW peak learning rate by architecture (:mod:`embedder.detection.defaults`)."""
-    from embedder.detection.defaults import arch_defaults
-
-    return arch_defaults(arch).lr
-
-
 @dataclass
 class DetectorTrainResult:
     """What a training run did: steps, final loss, seconds, per-epoch mean losses."""

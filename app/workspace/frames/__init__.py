@@ -4,7 +4,7 @@
 
     detector.py   which detector (one rule: the catalog's current one, or one named by id or folder),
                   the one DetectorCache, detect, evaluate -> LoadedDetector / DetectionRun /
-                  DetectorEvaluation; DEFAULT_MIN_SCORE, MIN_FRAME_SIDE
+                  DetectorEvaluation; MIN_FRAME_SIDE
     detector_training.py   detect train: catalog frames -> models/<detector-id>/ -> DetectorTraining
     boxes.py      where a frame's boxes come from: the detector, or a COCO results file (BoxFinder)
     cascade.py    frame -> boxes -> cut -> identify -> FrameIdentification / CascadeResult; its COCO file

@@ -34,7 +34,7 @@ from app.workspace.frames.boxes import (
     detector_finder,
     file_finder,
 )
-from app.workspace.frames.detector import DEFAULT_MIN_SCORE, MIN_FRAME_SIDE, LoadedDetector
+from app.workspace.frames.detector import MIN_FRAME_SIDE, LoadedDetector
 from app.workspace.identify import Identification, ImageInput, decode, identify, input_name, input_source
 from index.errors import BadImage, Interrupted, InvalidInput
 from index.ingest.crops import CropConfig, clip_box, cut_crop
@@ -272,9 +272,8 @@ def run_cascade(
     from index.catalog.lookup import crop_species
     from index.catalog.taxa import tree
 
-    threshold = (DEFAULT_MIN_SCORE if boxes is None else 0.0) if min_score is None else float(min_score)
-    if not 0.0 <= threshold <= 1.0:  # (the detector's own default replaces DEFAULT_MIN_SCORE once it is loaded)
-        raise InvalidInput(f"--min-score must be within 0..1, got {threshold:g}")
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise InvalidInput(f"--min-score must be within 0..1, got {min_score:g}")
     engine = load_engine()  # first: no index is a one-line error before a detector loads
     skipped: list[tuple[str, str]] = []
     if boxes is not None:
@@ -287,11 +286,11 @@ def run_cascade(
                 files,
                 [str(Path(f).relative_to(base)) if Path(f).is_relative_to(base) else Path(f).name for f in files],
             )
-        find = file_finder(matched, threshold)
+        find = file_finder(matched, 0.0 if min_score is None else float(min_score))
     else:
         loaded = load_detector()
         source = BoxSource("detector", loaded.folder)
-        find = detector_finder(loaded, loaded.min_score if min_score is None else threshold)
+        find = detector_finder(loaded, loaded.min_score if min_score is None else float(min_score))
     boxes_from = f"{source.kind} {source.path}"
     try:
         results = identify_frames(

@@ -37,8 +37,6 @@ from index.metrics.boxes import BoxMetrics, box_metrics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_SCORE = 0.3  # FCOS's boxes below this are dropped (bench/detect.py's sweep, bench/cascade.py); each
-# architecture's own default is LoadedDetector.min_score (embedder.detection.defaults)
 MIN_FRAME_SIDE = 32  # px: a smaller frame cannot hold organisms: refused (one line), the batch goes on
 
 
@@ -120,10 +118,9 @@ class LoadedDetector:
     def min_score(self) -> float:
         """The box score below which this detector's boxes are dropped when none is asked for: its
         architecture's (``embedder.detection.defaults``; FCOS 0.3, YOLOX-Nano 0.1)."""
-        from embedder.detection.defaults import ARCHITECTURES, arch_defaults
+        from embedder.detection.defaults import box_score
 
-        arch = getattr(self.config, "arch", None)
-        return arch_defaults(arch).min_score if arch in ARCHITECTURES else DEFAULT_MIN_SCORE
+        return box_score(getattr(self.config, "arch", None))
 
 
 def load_frames(paths: Home, frames, size: int | None = None) -> tuple[list, list, list[tuple[str, str]]]:

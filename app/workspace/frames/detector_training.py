@@ -100,9 +100,10 @@ def train_detector(
     if arch not in ARCHITECTURES:
         raise InvalidInput(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     defaults = arch_defaults(arch)
-    image_size = image_size or (recorded.image_size if recorded and recorded.arch == arch else defaults.image_size)
+    if image_size is None:
+        image_size = recorded.image_size if recorded and recorded.arch == arch else defaults.image_size
     epochs = defaults.epochs if epochs is None else epochs
-    batch_size = batch_size or defaults.batch_size
+    batch_size = defaults.batch_size if batch_size is None else batch_size
     if not 64 <= image_size <= 2048 or image_size % 32:
         raise InvalidInput(f"--image-size must be a multiple of 32 within 64..2048, got {image_size}")
     if epochs < 1:
@@ -133,7 +134,7 @@ def train_detector(
         epochs=epochs, batch_size=batch_size, lr=defaults.lr if lr is None else lr, **recipe(arch)
     )
     torch_device = resolve_device(device)
-    previous = _previous_best(catalog, detector_id) if resume else None
+    previous = recorded if recorded is not None else (_previous_best(catalog, detector_id) if resume else None)
     best = {"map50": previous.val_map50 if previous else None, "epoch": previous.best_epoch if previous else None}
 
     def record(epochs_done: int, seconds: float) -> None:

@@ -67,11 +67,15 @@ class WholeFrameMethods(Parts):
     def detector_min_score(self) -> float:
         """The current detector's own box score cut (its architecture's; read from the catalog, nothing loads);
         FCOS's 0.3 when the home has no detector."""
-        from embedder.detection.defaults import ARCHITECTURES, arch_defaults
+        from embedder.detection.defaults import box_score
+        from index.catalog.detectors import detector_record
+        from index.errors import NotFound
 
         current = self.current_detector()
-        arch = next((d.arch for d in self.detectors() if d.detector_id == current), None)
-        return arch_defaults(arch).min_score if arch in ARCHITECTURES else arch_defaults("fcos").min_score
+        try:
+            return box_score(detector_record(self.catalog, current).arch if current else None)
+        except NotFound:  # a current id without its record: the fallback, not an error on a page
+            return box_score(None)
 
     def detector_path(self, detector: str | Path | None = None) -> Path:
         """The folder of ``detector`` (an id or a folder), else of the current one. Raises NotFound."""
